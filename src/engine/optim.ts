@@ -1,0 +1,69 @@
+/**
+ * Optimizers as graph code: the update is part of the step's ONNX graph, and the learning rate and
+ * step count are scalar inputs, so the host runs any schedule without rebuilding graphs.
+ */
+import { div, equal, exp, less, log, minimum, neg, sqrt, sub, sum, where } from './ops';
+import { Tensor } from './tensor';
+
+export interface Optimizer {
+  /** Names of the per-parameter state tensors (each shaped like its parameter, zero at start). */
+  slots: string[];
+  /** One update: the new parameter and new slot values, given the (clipped) gradient. */
+  update(param: Tensor, grad: Tensor, slots: Tensor[], lr: Tensor, step: Tensor): { param: Tensor; slots: Tensor[] };
+}
+
+export interface AdamWOptions {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Which parameters decay; by default matrices and embeddings (rank ≥ 2), not biases or norms. */
+  decays?: (param: Tensor) => boolean;
+}
+
+/**
+ * AdamW (Loshchilov & Hutter) as PyTorch computes it: decoupled weight decay, bias correction with
+ * the step count t (1 on the first step).
+ *   m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²
+ *   p = p (1 - lr λ) - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
+ */
+export function adamw(options: AdamWOptions = {}): Optimizer {
+  const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01 } = options;
+  const decays = options.decays ?? ((p: Tensor) => p.rank >= 2);
+  // Every parameter of a step shares the step count, so the corrections are built once per graph.
+  let corrections: { t: Tensor; c1: Tensor; c2: Tensor } | undefined;
+  return {
+    slots: ['exp_avg', 'exp_avg_sq'],
+    update(p, g, [m, v], lr, t) {
+      if (corrections?.t !== t) corrections = { t, c1: biasCorrection(beta1, t), c2: biasCorrection(beta2, t) };
+      const m1 = m.mul(beta1).add(g.mul(1 - beta1));
+      const v1 = v.mul(beta2).add(g.mul(g).mul(1 - beta2));
+      const mHat = m1.div(corrections.c1);
+      const vHat = v1.div(corrections.c2);
+      const decayed = decays(p) && weightDecay ? p.mul(lr.mul(-weightDecay).add(1)) : p;
+      return { param: decayed.sub(lr.mul(mHat.div(sqrt(vHat).add(eps)))), slots: [m1, v1] };
+    },
+  };
+}
+
+/**
+ * 1 - β^t. Computed as written in float32 it loses digits to cancellation for β near 1 (1e-5 off
+ * for β = 0.999 over the first thousands of steps), so near 1 it uses -(u - 1)·z / log(u) with
+ * z = t·log β, u = exp(z), which cancels the rounding error of u (Kahan's expm1).
+ */
+function biasCorrection(beta: number, t: Tensor): Tensor {
+  const z = t.mul(Math.log(beta)), u = exp(z);
+  const nearOne = neg(u.sub(1).mul(z).div(log(u)));
+  return where(less(u, 0.5), sub(1, u), where(equal(u, 1), neg(z), nearOne));
+}
+
+/** The global L2 norm of all gradients together. */
+export function globalNorm(grads: Tensor[]): Tensor {
+  return sqrt(grads.map((g) => sum(g.mul(g))).reduce((a, b) => a.add(b)));
+}
+
+/** Scales gradients so their global norm is at most maxNorm (as torch.nn.utils.clip_grad_norm_). */
+export function clipByGlobalNorm(grads: Tensor[], norm: Tensor, maxNorm: number): Tensor[] {
+  const scale = minimum(div(maxNorm, norm.add(1e-6)), 1);
+  return grads.map((g) => g.mul(scale));
+}

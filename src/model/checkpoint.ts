@@ -1,0 +1,285 @@
+/**
+ * Checkpoints: directories a PyTorch user can open with Hugging Face transformers.
+ *
+ *   config.json            GPT2Config keys
+ *   model.safetensors      parameters under Hugging Face's names
+ *   trainer_state.json     optional: whatever the trainer saves (step, rng, metrics...), plus optimizer_step
+ *   optimizer.safetensors  optional: AdamW moments, "exp_avg.<param>" and "exp_avg_sq.<param>"
+ *
+ * A save replaces the whole directory at once: it is written beside the target as
+ * "<dir>.partial", then swapped in by renames, with the old one parked as "<dir>.previous" until
+ * the new one is in place. A crash at any moment leaves a complete checkpoint to load.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { configFromHF, configToHF, GPTConfig, gptParamShapes, Head, validateConfig } from './config';
+import { isPlainObject, NamedTensor, readSafetensors, syncDir, writeFileAtomic, writeSafetensors } from './safetensors';
+
+/** Free-form trainer bookkeeping, stored as JSON. */
+export type TrainerState = Record<string, unknown>;
+
+export interface OptimizerState {
+  /** AdamW's update count, used for bias correction. */
+  step: number;
+  expAvg: Map<string, NamedTensor>;
+  expAvgSq: Map<string, NamedTensor>;
+}
+
+export interface CheckpointContents {
+  config: GPTConfig;
+  /** float32, named as in gptParamShapes; a score head is saved when "score.weight" is present. */
+  params: Map<string, NamedTensor>;
+  trainerState?: TrainerState;
+  optimizerState?: OptimizerState;
+}
+
+export interface LoadedCheckpoint extends CheckpointContents {
+  head: Head;
+}
+
+const FILES = {
+  config: 'config.json',
+  model: 'model.safetensors',
+  trainerState: 'trainer_state.json',
+  optimizer: 'optimizer.safetensors',
+};
+
+/** The key in trainer_state.json that holds OptimizerState.step. */
+const OPTIMIZER_STEP = 'optimizer_step';
+const MOMENTS = { expAvg: 'exp_avg.', expAvgSq: 'exp_avg_sq.' } as const;
+/** Causal-mask buffers some GPT-2 files carry; they are not parameters. */
+const MASK_BUFFER = /^h\.\d+\.attn\.(bias|masked_bias)$/;
+const TRUNK_PREFIX = 'transformer.';
+
+export function saveCheckpoint(dir: string, ckpt: CheckpointContents): void {
+  dir = path.resolve(dir);
+  const where = `saveCheckpoint(${dir})`;
+  validateConfig(ckpt.config, where);
+  const head = headOf(ckpt.params);
+  checkParams(ckpt.params, expectedShapes(ckpt.config, head, ckpt.params), where);
+  if (ckpt.optimizerState) checkOptimizerState(ckpt.optimizerState, ckpt.params, where);
+  if (ckpt.trainerState && OPTIMIZER_STEP in ckpt.trainerState) {
+    throw new Error(`${where}: trainerState may not use the reserved key "${OPTIMIZER_STEP}"`);
+  }
+
+  recoverInterruptedSave(dir);
+  refuseToReplaceNonCheckpoint(dir);
+  const { partial } = sidePaths(dir);
+  fs.mkdirSync(partial, { recursive: true });
+  writeJson(path.join(partial, FILES.config), configToHF(ckpt.config, head));
+  writeSafetensors(path.join(partial, FILES.model), hfNames(ckpt.params), { format: 'pt' });
+  const opt = ckpt.optimizerState;
+  if (ckpt.trainerState || opt) {
+    const state = { ...ckpt.trainerState, ...(opt ? { [OPTIMIZER_STEP]: opt.step } : {}) };
+    writeJson(path.join(partial, FILES.trainerState), state);
+  }
+  if (opt) writeSafetensors(path.join(partial, FILES.optimizer), momentTensors(opt));
+  swapIn(partial, dir);
+}
+
+/**
+ * Loads one of our checkpoints or a Hugging Face GPT-2 directory: strips a "transformer." prefix,
+ * drops causal-mask buffers, ties an absent or identical lm_head, and converts to float32.
+ */
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  const from = readableDir(path.resolve(dir));
+  const configFile = path.join(from, FILES.config);
+  const declared = configFromHF(readJson(configFile), configFile);
+  const modelFile = path.join(from, FILES.model);
+  const tensors = importTensors(readSafetensors(modelFile).tensors, modelFile);
+  const head = declared.head ?? headOf(tensors);
+  const config = head === 'lm' ? resolveLmHead(declared.config, tensors, modelFile) : declared.config;
+  const expected = expectedShapes(config, head, tensors);
+  checkParams(tensors, expected, modelFile);
+  const params = new Map([...expected.keys()].map((name) => [name, tensors.get(name)!]));
+
+  const loaded: LoadedCheckpoint = { config, head, params };
+  const stateFile = path.join(from, FILES.trainerState);
+  const optimizerFile = path.join(from, FILES.optimizer);
+  let optimizerStep: unknown;
+  if (fs.existsSync(stateFile)) {
+    const { [OPTIMIZER_STEP]: step, ...trainerState } = readJsonObject(stateFile);
+    loaded.trainerState = trainerState;
+    optimizerStep = step;
+  }
+  if (fs.existsSync(optimizerFile)) loaded.optimizerState = readOptimizerState(optimizerFile, optimizerStep, params);
+  return loaded;
+}
+
+function headOf(params: Map<string, unknown>): Head {
+  return params.has('score.weight') ? 'score' : 'lm';
+}
+
+function expectedShapes(config: GPTConfig, head: Head, params: Map<string, unknown>): Map<string, number[]> {
+  return gptParamShapes(config, { head, scoreBias: params.has('score.bias') });
+}
+
+/** Every expected tensor present, float32, with its shape; nothing else. Errors name `where`. */
+function checkParams(params: Map<string, NamedTensor>, expected: Map<string, number[]>, where: string): void {
+  for (const [name, shape] of expected) {
+    const t = params.get(name);
+    if (!t) throw new Error(`${where}: missing tensor "${name}" (expected shape [${shape}])`);
+    checkTensor(name, t, shape, where);
+  }
+  const extra = [...params.keys()].filter((name) => !expected.has(name));
+  if (extra.length > 0) {
+    const listed = extra.slice(0, 5).map((n) => `"${n}"`).join(', ') + (extra.length > 5 ? `, ... (${extra.length} in all)` : '');
+    throw new Error(`${where}: unexpected tensors ${listed}`);
+  }
+}
+
+function checkTensor(name: string, t: NamedTensor, shape: readonly number[], where: string): void {
+  if (t.dtype !== 'float32') throw new Error(`${where}: tensor "${name}" is ${t.dtype}, expected float32`);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(`${where}: tensor "${name}" has shape [${t.shape}], expected [${shape}]`);
+  }
+}
+
+/** Each moment names a parameter and matches its shape; both moments cover the same parameters. */
+function checkOptimizerState(opt: OptimizerState, params: Map<string, NamedTensor>, where: string): void {
+  if (!Number.isSafeInteger(opt.step) || opt.step < 0) {
+    throw new Error(`${where}: optimizer step must be a non-negative integer, got ${opt.step}`);
+  }
+  for (const [kind, prefix] of Object.entries(MOMENTS) as [keyof typeof MOMENTS, string][]) {
+    for (const [name, t] of opt[kind]) {
+      const param = params.get(name);
+      if (!param) throw new Error(`${where}: optimizer tensor "${prefix}${name}" has no parameter "${name}"`);
+      checkTensor(prefix + name, t, param.shape, where);
+    }
+  }
+  for (const name of new Set([...opt.expAvg.keys(), ...opt.expAvgSq.keys()])) {
+    if (!opt.expAvg.has(name) || !opt.expAvgSq.has(name)) {
+      throw new Error(`${where}: optimizer state for "${name}" needs both exp_avg and exp_avg_sq`);
+    }
+  }
+}
+
+// Hugging Face saves the transformer trunk under "transformer." beside the head; without the
+// prefix, transformers refuses a file that also holds lm_head.weight or score.weight.
+function hfNames(params: Map<string, NamedTensor>): Map<string, NamedTensor> {
+  const isHead = (name: string) => name.startsWith('lm_head.') || name.startsWith('score.');
+  return new Map([...params].map(([name, t]) => [isHead(name) ? name : TRUNK_PREFIX + name, t]));
+}
+
+/** Our names for a file's tensors, as float32, without causal-mask buffers. */
+function importTensors(tensors: Map<string, NamedTensor>, file: string): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const [fileName, t] of tensors) {
+    const name = fileName.startsWith(TRUNK_PREFIX) ? fileName.slice(TRUNK_PREFIX.length) : fileName;
+    if (MASK_BUFFER.test(name)) continue;
+    if (out.has(name)) throw new Error(`${file}: tensor "${name}" appears both with and without the "${TRUNK_PREFIX}" prefix`);
+    out.set(name, toFloat32(fileName, t, file));
+  }
+  return out;
+}
+
+function toFloat32(name: string, t: NamedTensor, file: string): NamedTensor {
+  if (t.dtype === 'float32') return t;
+  if (t.dtype === 'float64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
+  throw new Error(`${file}: tensor "${name}" is ${t.dtype}; weights must be floating point`);
+}
+
+/** A separate lm_head equal to wte is really a tied one: drop it. One that differs unties the head. */
+function resolveLmHead(config: GPTConfig, tensors: Map<string, NamedTensor>, file: string): GPTConfig {
+  const lmHead = tensors.get('lm_head.weight');
+  if (!lmHead) {
+    if (!config.tiedHead) throw new Error(`${file}: config.json sets tie_word_embeddings false, but there is no "lm_head.weight"`);
+    return config;
+  }
+  const wte = tensors.get('wte.weight');
+  if (wte && sameBytes(lmHead, wte)) {
+    tensors.delete('lm_head.weight');
+    return { ...config, tiedHead: true };
+  }
+  return { ...config, tiedHead: false };
+}
+
+function sameBytes(a: NamedTensor, b: NamedTensor): boolean {
+  const bytes = (t: NamedTensor) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  return a.shape.join() === b.shape.join() && bytes(a).equals(bytes(b));
+}
+
+function momentTensors(opt: OptimizerState): Map<string, NamedTensor> {
+  const tensors = new Map<string, NamedTensor>();
+  for (const [kind, prefix] of Object.entries(MOMENTS) as [keyof typeof MOMENTS, string][]) {
+    for (const [name, t] of opt[kind]) tensors.set(prefix + name, t);
+  }
+  return tensors;
+}
+
+function readOptimizerState(file: string, step: unknown, params: Map<string, NamedTensor>): OptimizerState {
+  if (step === undefined) throw new Error(`${file}: trainer_state.json beside it has no "${OPTIMIZER_STEP}"`);
+  const opt: OptimizerState = { step: step as number, expAvg: new Map(), expAvgSq: new Map() };
+  for (const [name, t] of readSafetensors(file).tensors) {
+    // "exp_avg." is not a prefix of "exp_avg_sq.", so at most one kind matches.
+    const kind = (Object.keys(MOMENTS) as (keyof typeof MOMENTS)[]).find((k) => name.startsWith(MOMENTS[k]));
+    if (!kind) throw new Error(`${file}: tensor "${name}" is neither exp_avg.<param> nor exp_avg_sq.<param>`);
+    opt[kind].set(name.slice(MOMENTS[kind].length), toFloat32(name, t, file));
+  }
+  checkOptimizerState(opt, params, file);
+  return opt;
+}
+
+function writeJson(file: string, value: unknown): void {
+  writeFileAtomic(file, [Buffer.from(JSON.stringify(value, null, 2) + '\n', 'utf8')]);
+}
+
+function readJson(file: string): unknown {
+  const text = fs.readFileSync(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function readJsonObject(file: string): Record<string, unknown> {
+  const value = readJson(file);
+  if (!isPlainObject(value)) throw new Error(`${file}: must be a JSON object`);
+  return value;
+}
+
+function sidePaths(dir: string): { partial: string; previous: string } {
+  return { partial: `${dir}.partial`, previous: `${dir}.previous` };
+}
+
+/** The swap: park the old checkpoint, rename the new one in, then delete the old. */
+function swapIn(partial: string, dir: string): void {
+  const { previous } = sidePaths(dir);
+  const hadOld = fs.existsSync(dir);
+  if (hadOld) fs.renameSync(dir, previous);
+  fs.renameSync(partial, dir);
+  syncDir(path.dirname(dir));
+  if (hadOld) fs.rmSync(previous, { recursive: true, force: true });
+}
+
+/**
+ * Cleans up after a save that crashed. If `dir` is gone but "<dir>.previous" exists, the crash
+ * came between swapIn's renames, when "<dir>.partial" was already complete: finish the swap.
+ * Any other leftover partial is incomplete and any leftover previous is superseded.
+ */
+function recoverInterruptedSave(dir: string): void {
+  const { partial, previous } = sidePaths(dir);
+  if (!fs.existsSync(dir) && fs.existsSync(previous)) {
+    fs.renameSync(fs.existsSync(partial) ? partial : previous, dir);
+  }
+  fs.rmSync(partial, { recursive: true, force: true });
+  fs.rmSync(previous, { recursive: true, force: true });
+}
+
+/** Where to read `dir` from, following recoverInterruptedSave's rules without changing the disk. */
+function readableDir(dir: string): string {
+  if (fs.existsSync(dir)) return dir;
+  const { partial, previous } = sidePaths(dir);
+  if (fs.existsSync(previous)) return fs.existsSync(partial) ? partial : previous;
+  throw new Error(`no checkpoint at ${dir}`);
+}
+
+/** A save deletes what was at `dir`; make sure that is an old checkpoint and not someone's files. */
+function refuseToReplaceNonCheckpoint(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  if (!fs.statSync(dir).isDirectory()) throw new Error(`saveCheckpoint: ${dir} exists and is not a directory`);
+  if (fs.readdirSync(dir).length > 0 && !fs.existsSync(path.join(dir, FILES.config))) {
+    throw new Error(`saveCheckpoint: ${dir} is not a checkpoint (no ${FILES.config}); refusing to replace it`);
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The experiment config file: one JSON file per experiment, one section per stage. Keys use TRL's
+ * names where TRL has one (learning_rate, warmup_steps, max_grad_norm...), so TRL users feel at
+ * home. Paths are relative to the config file.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { z } from 'zod';
+import { PROVIDERS } from '../engine/runtime';
+
+const positiveInt = z.number().int().positive();
+const fraction = z.number().min(0).max(1);
+
+const runtimeSchema = z
+  .object({
+    provider: z.enum(PROVIDERS as [string, ...string[]]).default('auto').describe('Execution provider: auto picks a GPU provider that works, else CPU.'),
+    threads: positiveInt.optional().describe('CPU threads per op (default: all cores).'),
+  })
+  .strict();
+
+const modelSizeSchema = z
+  .object({ n_layer: positiveInt, n_head: positiveInt, n_embd: positiveInt, n_positions: positiveInt })
+  .partial()
+  .strict();
+
+export const sftSchema = z
+  .object({
+    data: z.string().min(1).describe('SFT data: JSONL with {prompt, completion}, {messages} or {text} per line.'),
+    eval_fraction: fraction.default(0.1),
+    max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
+    per_device_train_batch_size: positiveInt.default(8),
+    gradient_accumulation_steps: positiveInt.default(1),
+    learning_rate: z.number().positive().default(5e-4),
+    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+    warmup_steps: z.number().int().min(0).default(20),
+    min_lr_ratio: fraction.default(0.1),
+    max_steps: positiveInt.default(300),
+    weight_decay: z.number().min(0).default(0.1),
+    max_grad_norm: z.number().positive().default(1),
+    logging_steps: positiveInt.default(10),
+    eval_steps: positiveInt.default(50),
+    save_steps: positiveInt.default(100),
+    sample_prompts: z.array(z.string().min(1)).default([]).describe('Prompts to sample before and after training.'),
+  })
+  .strict();
+
+export const experimentSchema = z
+  .object({
+    $schema: z.string().optional(),
+    name: z.string().min(1).default('experiment'),
+    seed: z.number().int().min(0).default(42),
+    model: z.string().min(1).default('tiny').describe('A preset (tiny, gpt2, gpt2-medium) or a checkpoint directory.'),
+    model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
+    runtime: runtimeSchema.default({ provider: 'auto' }),
+    sft: sftSchema.optional(),
+    rm: z.record(z.string(), z.unknown()).optional(),
+    ppo: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export type Experiment = z.infer<typeof experimentSchema>;
+export type SftSettings = z.infer<typeof sftSchema>;
+
+export class ConfigError extends Error {}
+
+/** Validates a parsed config; errors name the file and each offending field. */
+export function parseExperiment(json: unknown, file: string): Experiment {
+  const result = experimentSchema.safeParse(json);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${file}: ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+    throw new ConfigError(lines.join('\n'));
+  }
+  return result.data;
+}
+
+/** Reads and validates a config file; relative paths in it become absolute. */
+export function loadExperiment(file: string): Experiment {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read the config file (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const exp = parseExperiment(json, file);
+  const dir = path.dirname(path.resolve(file));
+  const resolve = (p: string) => path.resolve(dir, p);
+  if (exp.sft) exp.sft.data = resolve(exp.sft.data);
+  if (!/^(tiny|gpt2|gpt2-medium)$/.test(exp.model)) exp.model = resolve(exp.model);
+  return exp;
+}
+
+/** The JSON schema of the config file (for editor completion and validation). */
+export function experimentJsonSchema(): object {
+  return z.toJSONSchema(experimentSchema, { io: 'input' });
+}

@@ -1,0 +1,86 @@
+/**
+ * Getting a model's weights into engine State and back out: from a preset (fresh init) or a
+ * checkpoint directory, to a checkpoint directory. Shared by every stage.
+ */
+import { State } from '../engine/step';
+import { loadCheckpoint, LoadedCheckpoint, OptimizerState, saveCheckpoint, TrainerState } from '../model/checkpoint';
+import { GPTConfig, Head, PRESETS, gptParamShapes, presetConfig, validateConfig } from '../model/config';
+import { initParams } from '../model/gpt2';
+import { NamedTensor } from '../model/safetensors';
+import { Rng } from '../util/rng';
+
+export interface ModelSize {
+  n_layer?: number;
+  n_head?: number;
+  n_embd?: number;
+  n_positions?: number;
+}
+
+export interface LoadedModel {
+  config: GPTConfig;
+  head: Head;
+  params: Map<string, NamedTensor>;
+  /** Present when the model came from a checkpoint directory. */
+  checkpoint?: LoadedCheckpoint;
+}
+
+export function isPreset(spec: string): boolean {
+  return Object.hasOwn(PRESETS, spec);
+}
+
+/** A preset (freshly initialised from `seed`, with optional size overrides) or a checkpoint directory. */
+export function loadModel(spec: string, seed: number, size: ModelSize = {}): LoadedModel {
+  if (!isPreset(spec)) {
+    const checkpoint = loadCheckpoint(spec);
+    return { config: checkpoint.config, head: checkpoint.head, params: checkpoint.params, checkpoint };
+  }
+  const base = presetConfig(spec);
+  const config: GPTConfig = {
+    ...base,
+    nLayer: size.n_layer ?? base.nLayer,
+    nHead: size.n_head ?? base.nHead,
+    nEmbd: size.n_embd ?? base.nEmbd,
+    nPositions: size.n_positions ?? base.nPositions,
+  };
+  validateConfig(config, `model "${spec}"`);
+  const shapes = gptParamShapes(config);
+  const params = new Map<string, NamedTensor>();
+  for (const [name, data] of initParams(config, new Rng(seed))) params.set(name, { dtype: 'float32', shape: shapes.get(name)!, data });
+  return { config, head: 'lm', params };
+}
+
+/** Puts named float32 tensors into the state. */
+export function putTensors(state: State, tensors: Map<string, NamedTensor>, prefix = ''): void {
+  for (const [name, t] of tensors) state.setHost(prefix + name, t.data as Float32Array, t.shape);
+}
+
+/** Reads named tensors back from the state, shaped as `shapes` says. */
+export async function readTensors(state: State, shapes: Map<string, number[]>, prefix = ''): Promise<Map<string, NamedTensor>> {
+  const names = [...shapes.keys()];
+  const data = await state.read(names.map((n) => prefix + n));
+  return new Map(names.map((n) => [n, { dtype: 'float32', shape: shapes.get(n)!, data: data.get(prefix + n) as Float32Array }]));
+}
+
+/** Saves the model in `state` (and AdamW's slots when `optimizerStep` is given) as a checkpoint. */
+export async function saveModel(
+  dir: string,
+  state: State,
+  config: GPTConfig,
+  head: Head,
+  trainerState: TrainerState,
+  optimizerStep?: number,
+): Promise<void> {
+  const shapes = gptParamShapes(config, { head });
+  const params = await readTensors(state, shapes);
+  let optimizerState: OptimizerState | undefined;
+  if (optimizerStep !== undefined) {
+    optimizerState = { step: optimizerStep, expAvg: await readTensors(state, shapes, 'exp_avg.'), expAvgSq: await readTensors(state, shapes, 'exp_avg_sq.') };
+  }
+  saveCheckpoint(dir, { config, params, trainerState, optimizerState });
+}
+
+/** Restores AdamW's slots from a checkpoint into the state. */
+export function putOptimizerState(state: State, opt: OptimizerState): void {
+  putTensors(state, opt.expAvg, 'exp_avg.');
+  putTensors(state, opt.expAvgSq, 'exp_avg_sq.');
+}

@@ -1,0 +1,138 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { toOnnx } from '../../src/engine/onnx';
+import { Runtime, hostTensor } from '../../src/engine/runtime';
+import { State } from '../../src/engine/step';
+import { saveCheckpoint } from '../../src/model/checkpoint';
+import { GPTConfig, gptParamShapes } from '../../src/model/config';
+import { lmHead, paramInputs, sequenceInputs, transformer } from '../../src/model/gpt2';
+import { attentionBias, positionIds } from '../../src/model/masks';
+import { GREEDY, Generator, sample } from '../../src/train/generate';
+import { Rng } from '../../src/util/rng';
+
+const cfg: GPTConfig = { vocabSize: 97, nPositions: 32, nEmbd: 32, nLayer: 2, nHead: 4, layerNormEpsilon: 1e-5, tiedHead: true };
+
+/** Random weights large enough that logits differ clearly between tokens. */
+function randomParams(seed: number): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of gptParamShapes(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const isNormWeight = /ln_\d|ln_f/.test(name) && name.endsWith('.weight');
+    out.set(name, Float32Array.from({ length: n }, () => (isNormWeight ? 1 : 0) + rng.normal() * 0.2));
+  }
+  return out;
+}
+
+async function setup() {
+  const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
+  const state = new State(runtime);
+  const params = randomParams(7);
+  const shapes = gptParamShapes(cfg);
+  for (const [name, data] of params) state.setHost(name, data, shapes.get(name)!);
+  const p = paramInputs(cfg);
+  const inp = sequenceInputs();
+  const logits = lmHead(p, transformer(p, cfg, inp.tokens, inp.positions, inp.attnBias).hidden);
+  const forward = await runtime.load(toOnnx({ logits }));
+  /** Logits [B, T, V] for left-padded rows of token ids. */
+  const run = async (rows: number[][]) => {
+    const b = rows.length, t = Math.max(...rows.map((r) => r.length));
+    const ids = rows.flatMap((r) => [...Array(t - r.length).fill(0), ...r]);
+    const mask = Float32Array.from(rows.flatMap((r) => [...Array(t - r.length).fill(0), ...Array(r.length).fill(1)]));
+    const feeds: Record<string, ReturnType<typeof hostTensor>> = {
+      tokens: hostTensor('int32', Int32Array.from(ids), [b, t]),
+      positions: hostTensor('int32', positionIds(mask, b, t, t), [b, t]),
+      attn_bias: hostTensor('float32', attentionBias(mask, b, t, t), [b, 1, t, t]),
+    };
+    for (const name of gptParamShapes(cfg).keys()) feeds[name] = state.get(name);
+    return { logits: (await forward.run(feeds)).logits.data as Float32Array, mask, t };
+  };
+  return { runtime, state, params, run };
+}
+
+const rows = [[5, 17, 3, 88, 42, 9], [61, 2], [30, 31, 32, 33]];
+
+test('left-padded batches give the same logits as each prompt alone', async () => {
+  const { run } = await setup();
+  const batched = await run(rows);
+  for (const [b, row] of rows.entries()) {
+    const alone = await run([row]);
+    const pad = batched.t - row.length;
+    for (let i = 0; i < row.length; i++) {
+      for (let v = 0; v < cfg.vocabSize; v++) {
+        const x = batched.logits[(b * batched.t + pad + i) * cfg.vocabSize + v];
+        const y = alone.logits[i * cfg.vocabSize + v];
+        assert.ok(Math.abs(x - y) < 1e-4, `row ${b} position ${i} token ${v}: ${x} vs ${y}`);
+      }
+    }
+  }
+});
+
+test('greedy decoding with the KV cache equals decoding without it, batched and alone', async () => {
+  const { runtime, state } = await setup();
+  const gen = await Generator.create(runtime, cfg, state, 0);
+  const opts = { ...GREEDY, maxNewTokens: 10 };
+  const cached = await gen.generate(rows, opts, 96, new Rng(1), true);
+  const uncached = await gen.generate(rows, opts, 96, new Rng(1), false);
+  assert.deepEqual(cached, uncached);
+  for (const [b, row] of rows.entries()) assert.deepEqual((await gen.generate([row], opts, 96, new Rng(1)))[0], cached[b]);
+  assert.ok(cached.every((g) => g.tokens.length > 0));
+});
+
+test('sampling is reproducible from the seed', async () => {
+  const { runtime, state } = await setup();
+  const gen = await Generator.create(runtime, cfg, state, 0);
+  const opts = { temperature: 1, topK: 3, topP: 0.9, maxNewTokens: 8 };
+  const a = await gen.generate(rows, opts, 96, new Rng(5));
+  const b = await gen.generate(rows, opts, 96, new Rng(5));
+  assert.deepEqual(a, b);
+});
+
+test('sample: greedy is argmax, top-k and top-p keep only the most likely tokens', () => {
+  const logits = Float32Array.from([0.1, 3, -1, 2.5, 2, 0]); // order by likelihood: 1, 3, 4, 0, 5, 2
+  const rng = new Rng(3);
+  assert.equal(sample(logits, GREEDY, rng), 1);
+  const drawn = (opts: { temperature: number; topK: number; topP: number }) => new Set(Array.from({ length: 400 }, () => sample(logits, opts, rng)));
+  assert.deepEqual([...drawn({ temperature: 1, topK: 2, topP: 1 })].sort(), [1, 3]);
+  // p(1) ≈ 0.48, p(3) ≈ 0.29: together ≥ 0.7, so top-p 0.7 keeps exactly those two.
+  assert.deepEqual([...drawn({ temperature: 1, topK: 0, topP: 0.7 })].sort(), [1, 3]);
+  assert.equal(drawn({ temperature: 1, topK: 0, topP: 1 }).size, 6);
+});
+
+const torchAvailable = (() => {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+test('logits match an independent PyTorch GPT-2 on the same safetensors file', { skip: torchAvailable ? false : 'PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread)' }, async () => {
+  const { params, run } = await setup();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parity-'));
+  const shapes = gptParamShapes(cfg);
+  saveCheckpoint(path.join(dir, 'ckpt'), { config: cfg, params: new Map([...params].map(([n, d]) => [n, { dtype: 'float32', shape: shapes.get(n)!, data: d }])) });
+  const ours = await run(rows);
+  const t = ours.t;
+  const ids = rows.map((r) => [...Array(t - r.length).fill(0), ...r]);
+  const mask = rows.map((r) => [...Array(t - r.length).fill(0), ...Array(r.length).fill(1)]);
+  const positions = Array.from(positionIds(ours.mask, rows.length, t, t));
+  fs.writeFileSync(path.join(dir, 'in.json'), JSON.stringify({ input_ids: ids, attention_mask: mask, position_ids: rows.map((_, b) => positions.slice(b * t, (b + 1) * t)) }));
+  execFileSync('/usr/bin/python3', ['bench/reference/parity.py', '--checkpoint', path.join(dir, 'ckpt'), '--input', path.join(dir, 'in.json'), '--output', path.join(dir, 'out.json')]);
+  const theirs = (JSON.parse(fs.readFileSync(path.join(dir, 'out.json'), 'utf8')).logits as number[][][]).flat(2);
+  let worst = 0;
+  rows.forEach((row, b) => {
+    for (let i = t - row.length; i < t; i++) {
+      for (let v = 0; v < cfg.vocabSize; v++) {
+        const k = (b * t + i) * cfg.vocabSize + v;
+        worst = Math.max(worst, Math.abs(ours.logits[k] - theirs[k]));
+      }
+    }
+  });
+  assert.ok(worst <= 1e-4, `max |logit difference| ${worst}`);
+});
