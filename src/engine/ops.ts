@@ -74,14 +74,34 @@ export function unbroadcast(g: Tensor, x: Tensor): Tensor {
   return axes.length ? reshapeLike(sum(g, axes, true), x) : g;
 }
 
+/**
+ * A Reshape target from `from` to `to`, as a constant where the symbolic dims allow: 0 keeps the
+ * input's dim at that position, one -1 takes the rest. Otherwise read at run time from `x`.
+ */
+function reshapeTarget(from: Shape, to: Shape, runtime: () => Tensor): Tensor {
+  if (to.some((d) => d === 0)) return runtime();
+  const dims = to.map((d, i) => (typeof d === 'number' ? d : from[i] === d ? 0 : undefined));
+  const unknown = dims.filter((d) => d === undefined).length;
+  if (unknown > 1) return runtime();
+  return constant(typedArray('int64', dims.map((d) => d ?? -1)), 'int64');
+}
+
+/** An Expand target from `from` to `to`, constant where possible (1 keeps the input's dim). */
+function expandTarget(from: Shape, to: Shape, runtime: () => Tensor): Tensor {
+  const lead = to.length - from.length;
+  const dims = to.map((d, i) => (i >= lead && from[i - lead] === d ? 1 : typeof d === 'number' ? d : undefined));
+  if (dims.some((d) => d === undefined)) return runtime();
+  return constant(typedArray('int64', dims as number[]), 'int64');
+}
+
 /** Reshapes t to the (run-time) shape of x. */
 export function reshapeLike(t: Tensor, x: Tensor): Tensor {
-  return node('Reshape', [t, shapeOf(x)], t.dtype, x.shape);
+  return node('Reshape', [t, reshapeTarget(t.shape, x.shape, () => shapeOf(x))], t.dtype, x.shape);
 }
 
 /** Broadcasts t to the (run-time) shape of x. */
 export function expandLike(t: Tensor, x: Tensor): Tensor {
-  return node('Expand', [t, shapeOf(x)], t.dtype, broadcastShapes('expand', t.shape, x.shape));
+  return node('Expand', [t, expandTarget(t.shape, x.shape, () => shapeOf(x))], t.dtype, broadcastShapes('expand', t.shape, x.shape));
 }
 
 export function zerosLike(x: Tensor): Tensor {
@@ -104,7 +124,7 @@ export const reciprocal = unary('Reciprocal', (g, y) => [neg(g.mul(y).mul(y))]);
 export const tanh = unary('Tanh', (g, y) => [g.mul(sub(1, y.mul(y)))]);
 export const sigmoid = unary('Sigmoid', (g, y) => [g.mul(y).mul(sub(1, y))]);
 export const erf = unary('Erf', (g, y) => [g.mul(exp(neg(x0(y).mul(x0(y))))).mul(2 / Math.sqrt(Math.PI))]);
-export const abs = unary('Abs', (g, y) => [g.mul(sign(x0(y)))]);
+export const abs = unary('Abs', (g, y) => [g.mul(cast(greater(x0(y), 0), g.dtype).sub(cast(less(x0(y), 0), g.dtype)))]);
 export const relu = unary('Relu', (g, y) => [where(greater(x0(y), 0), g, 0)]);
 export const sign = unary('Sign');
 export const not = unary('Not');
@@ -236,8 +256,14 @@ export function mean(x: Tensor, axes?: number | number[], keepdims = false): Ten
   const count = ax.map((a) => x.shape[a]);
   const n = count.every((d) => typeof d === 'number')
     ? scalar((count as number[]).reduce((p, d) => p * d, 1), x.dtype)
-    : cast(symbolSize(String(productDim(count)), x), x.dtype).reshape([]);
+    : symbolicCount(String(productDim(count)), x);
   return sum(x, ax, keepdims).div(n);
+}
+
+/** A symbolic size as a float scalar, without int64 arithmetic (Expand ones to the size, sum). */
+function symbolicCount(sym: string, x: Tensor): Tensor {
+  return sym.split('*').map((p) => (/^\d+$/.test(p) ? scalar(Number(p), x.dtype) : sum(node('Expand', [scalar(1, x.dtype), symbolSize(p, x)], x.dtype, [p]))))
+    .reduce((a, b) => a.mul(b));
 }
 
 /** Max over axes; the gradient is shared equally among tied maxima. */
@@ -276,7 +302,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   const out = reshapeShape(`reshape ${x}`, x.shape, shape);
   if (out.every((d, i) => d === x.shape[i]) && out.length === x.rank) return x;
   const target = shape.map((d, i) => (d === -1 && typeof out[i] !== 'number' ? -1 : out[i]));
-  return node('Reshape', [x, shapeTensor(target, x)], x.dtype, out);
+  return node('Reshape', [x, reshapeTarget(x.shape, out, () => shapeTensor(target, x))], x.dtype, out);
 }
 vjps.set('Reshape', (g, y) => [reshapeLike(g, x0(y)), undefined]);
 
@@ -295,7 +321,7 @@ vjps.set('Transpose', (g, y) => {
 /** Broadcasts x to a shape (numpy rules). */
 export function expand(x: Tensor, shape: Shape): Tensor {
   const out = broadcastShapes('expand', x.shape, shape);
-  return node('Expand', [x, shapeTensor(shape, x)], x.dtype, out);
+  return node('Expand', [x, expandTarget(x.shape, shape, () => shapeTensor(shape, x))], x.dtype, out);
 }
 vjps.set('Expand', (g, y) => [unbroadcast(g, x0(y)), undefined]);
 
@@ -368,7 +394,7 @@ export function gather(x: Tensor, indices: Tensor): Tensor {
 }
 vjps.set('Gather', (g, y) => {
   const [x, indices] = ab(y);
-  const at = unsqueeze(cast(indices, 'int64'), -1);
+  const at = cast(unsqueeze(indices, -1), 'int64');
   return [node('ScatterND', [zerosLike(x), at, g], x.dtype, x.shape, { reduction: 'add' }), undefined];
 });
 

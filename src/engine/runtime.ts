@@ -30,8 +30,17 @@ function gpuCandidates(): Provider[] {
   switch (process.platform) {
     case 'win32': return [...cudaIfInstalled(), 'dml', 'webgpu'];
     case 'darwin': return ['coreml', 'webgpu'];
-    default: return [...cudaIfInstalled(), 'webgpu'];
+    default: return [...cudaIfInstalled(), ...(linuxGpuDevice() ? ['webgpu' as const] : [])];
   }
+}
+
+/**
+ * Whether Linux shows a GPU device node. Without one, only a CPU-emulated Vulkan driver (Mesa's
+ * lavapipe) can serve WebGPU, and that is far slower than the CPU provider, so `auto` skips it.
+ */
+function linuxGpuDevice(): boolean {
+  const renderNodes = fs.existsSync('/dev/dri') && fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
+  return renderNodes || ['/dev/nvidia0', '/dev/dxg'].some((dev) => fs.existsSync(dev));
 }
 
 /** CUDA's provider library is not in the npm package; it is there only if the user installed it. */
@@ -81,6 +90,8 @@ export class Runtime {
   /**
    * Creates a session for a model. Outputs named in `deviceOutputs` stay on the device (when the
    * provider keeps state there) and can be fed back as inputs; everything else comes back to the CPU.
+   * Dispose device outputs when done with them (State does): see Program.
+   * In strict mode, a graph that would need the CPU provider is refused, naming the nodes.
    */
   async load(model: OnnxModel, deviceOutputs: string[] = []): Promise<Program> {
     const options: ort.InferenceSession.SessionOptions = {
@@ -136,7 +147,6 @@ export class Runtime {
     }
   }
 
-
   /** Runs a tiny graph on this provider and checks it against the same graph on CPU. */
   private async probe(): Promise<void> {
     const x = input('x', 'float32', [2, 3]);
@@ -183,6 +193,7 @@ export class Program {
   }
 
   async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    if (this.releaseRequested) throw new Error('this program was released');
     const missing = this.model.inputs.filter((i) => !(i.name in feeds)).map((i) => i.name);
     if (missing.length) throw new Error(`missing inputs: ${missing.join(', ')}`);
     const only: Record<string, ort.Tensor> = {};
@@ -193,7 +204,6 @@ export class Program {
       if (t.location === 'none') throw new Error(`input "${i.name}" was disposed (a replaced or released state tensor?)`);
       only[i.name] = t;
     }
-    if (this.releaseRequested) throw new Error('this program was released');
     const out = await this.session.run(only);
     for (const t of Object.values(out)) if (t.location === 'gpu-buffer') this.track(t);
     return out;

@@ -123,10 +123,7 @@ export class State {
     return p;
   }
 
-  /**
-   * Disposes the device tensors, then the readers. Device tensors must go while a session of their
-   * provider is still open (the Runtime keeps one until its own release), so release State first.
-   */
+  /** Disposes the device tensors (letting released programs that made them close), then the readers. */
   async release(): Promise<void> {
     for (const t of this.tensors.values()) if (t.location === 'gpu-buffer') t.dispose();
     this.tensors.clear();

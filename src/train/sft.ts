@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { crossEntropy, maskedMean } from '../engine/nn';
-import { argmax, cast, equal } from '../engine/ops';
+import { cast, gatherElements, greaterOrEqual, max, reshape, unsqueeze } from '../engine/ops';
 import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, hostTensor } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
@@ -34,7 +34,9 @@ export function sftLossGraph(cfg: GPTConfig) {
   const targets = input('targets', 'int32', ['B', 'T']);
   const lossMask = input('loss_mask', 'float32', ['B', 'T']);
   const logits = lmHead(p, transformer(p, cfg, tokens, positions, attnBias).hidden); // [B, T, V]
-  const correct = cast(equal(cast(argmax(logits, -1), 'int32'), targets), 'float32');
+  // Right when the target's logit is the largest (ArgMax would give int64, which not every provider casts).
+  const targetLogit = reshape(gatherElements(logits, unsqueeze(targets, -1), -1), targets.shape);
+  const correct = cast(greaterOrEqual(targetLogit, max(logits, -1)), 'float32');
   return { loss: crossEntropy(logits, targets, lossMask), accuracy: maskedMean(correct, lossMask), params: Object.values(p) };
 }
 
