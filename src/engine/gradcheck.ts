@@ -14,6 +14,8 @@ export interface CheckInput {
   data: Float64Array | Int32Array | BigInt64Array | Uint8Array;
   /** Inputs that are not float64 (indices, masks) are fed as they are and not differentiated. */
   dtype?: DType;
+  /** A float64 input held fixed: fed, not differentiated. */
+  fixed?: boolean;
 }
 
 export interface GradCheckResult {
@@ -35,7 +37,7 @@ export async function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: CheckInp
   const rng = new Rng(1234);
   const r = Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
   const loss = y.cast('float64').mul(constant(r, 'float64', shape)).sum();
-  const wrt = xs.filter((x) => x.dtype === 'float64');
+  const wrt = xs.filter((x, i) => x.dtype === 'float64' && !inputs[i].fixed);
   const grads = grad(loss, wrt);
 
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });

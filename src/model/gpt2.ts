@@ -7,7 +7,7 @@
  * Masking is one additive bias [B, 1, T, S] fed by the host (0 = may attend, -1e9 = may not),
  * which covers causality, left padding and a KV cache with the same graph code.
  */
-import { concat, gather, matmul, slice, softmax, transpose } from '../engine/ops';
+import { concat, gather, matmul, reshape, slice, softmax, transpose } from '../engine/ops';
 import { gelu, layerNorm, linear } from '../engine/nn';
 import { Tensor, input } from '../engine/tensor';
 import { Rng } from '../util/rng';
@@ -21,10 +21,13 @@ export interface KV {
   value: Tensor;
 }
 
-/** One graph input per parameter. */
-export function paramInputs(config: GPTConfig, head: Head = 'lm'): Params {
+/**
+ * One graph input per parameter, keyed by HF name. `prefix` names the inputs apart when several
+ * models share a graph (PPO's policy, reference and value model).
+ */
+export function paramInputs(config: GPTConfig, head: Head = 'lm', prefix = ''): Params {
   const shapes = gptParamShapes(config, { head });
-  return Object.fromEntries([...shapes].map(([name, shape]) => [name, input(name, 'float32', shape)]));
+  return Object.fromEntries([...shapes].map(([name, shape]) => [name, input(prefix + name, 'float32', shape)]));
 }
 
 /** GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer), LayerNorm 1/0. */
@@ -93,6 +96,13 @@ export function transformer(p: Params, cfg: GPTConfig, tokens: Tensor, positions
 export function lmHead(p: Params, hidden: Tensor): Tensor {
   const w = p['lm_head.weight'] ?? p['wte.weight']; // [V, D]
   return matmul(hidden, transpose(w, [1, 0]));
+}
+
+/** A scalar per position [..., D] → [...] from the score head (reward and value models). */
+export function scoreHead(p: Params, hidden: Tensor): Tensor {
+  const out = matmul(hidden, transpose(p['score.weight'], [1, 0])); // [..., 1]
+  const scores = reshape(out, hidden.shape.slice(0, -1));
+  return p['score.bias'] ? scores.add(reshape(p['score.bias'], [])) : scores;
 }
 
 /** The standard inputs of a forward pass over a [B, T] window that attends to S keys. */

@@ -44,6 +44,39 @@ export const sftSchema = z
   })
   .strict();
 
+export const ppoSchema = z
+  .object({
+    prompts: z.string().min(1).describe('Prompts: JSONL with {"prompt": "..."} per line.'),
+    sft_model: z.string().min(1).optional().describe('Policy and reference: an SFT checkpoint (default: the experiment model).'),
+    reward_model: z.string().min(1).optional().describe('A reward-model checkpoint: scores responses and initialises the value model.'),
+    total_episodes: positiveInt.default(512).describe('Responses to train on; iterations = total_episodes / per_device_train_batch_size.'),
+    per_device_train_batch_size: positiveInt.default(16).describe('Prompts per rollout.'),
+    num_mini_batches: positiveInt.default(1),
+    num_ppo_epochs: positiveInt.default(4),
+    learning_rate: z.number().positive().default(3e-6),
+    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('linear'),
+    warmup_steps: z.number().int().min(0).default(0),
+    min_lr_ratio: fraction.default(0),
+    weight_decay: z.number().min(0).default(0),
+    max_grad_norm: z.number().positive().default(1),
+    response_length: positiveInt.default(53),
+    temperature: z.number().positive().default(0.7),
+    missing_eos_penalty: z.number().min(0).optional().describe('Subtracted from the score of responses that do not end with EOS.'),
+    kl_coef: z.number().min(0).default(0.05),
+    kl_estimator: z.enum(['k1', 'k3']).default('k1'),
+    adaptive_kl: z.object({ target: z.number().positive(), horizon: positiveInt }).strict().optional().describe('Adapt kl_coef towards a target KL (Ziegler et al.).'),
+    whiten_rewards: z.boolean().default(false),
+    cliprange: z.number().positive().default(0.2),
+    cliprange_value: z.number().positive().default(0.2),
+    vf_coef: z.number().min(0).default(0.1),
+    gamma: z.number().min(0).max(1).default(1),
+    lam: z.number().min(0).max(1).default(0.95),
+    logging_steps: positiveInt.default(1),
+    save_steps: positiveInt.default(20).describe('Iterations between checkpoints.'),
+    sample_steps: positiveInt.default(5).describe('Iterations between sample tables.'),
+  })
+  .strict();
+
 export const experimentSchema = z
   .object({
     $schema: z.string().optional(),
@@ -54,12 +87,13 @@ export const experimentSchema = z
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
     rm: z.record(z.string(), z.unknown()).optional(),
-    ppo: z.record(z.string(), z.unknown()).optional(),
+    ppo: ppoSchema.optional(),
   })
   .strict();
 
 export type Experiment = z.infer<typeof experimentSchema>;
 export type SftSettings = z.infer<typeof sftSchema>;
+export type PpoSettings = z.infer<typeof ppoSchema>;
 
 export class ConfigError extends Error {}
 
@@ -91,6 +125,11 @@ export function loadExperiment(file: string): Experiment {
   const dir = path.dirname(path.resolve(file));
   const resolve = (p: string) => path.resolve(dir, p);
   if (exp.sft) exp.sft.data = resolve(exp.sft.data);
+  if (exp.ppo) {
+    exp.ppo.prompts = resolve(exp.ppo.prompts);
+    if (exp.ppo.sft_model) exp.ppo.sft_model = resolve(exp.ppo.sft_model);
+    if (exp.ppo.reward_model) exp.ppo.reward_model = resolve(exp.ppo.reward_model);
+  }
   if (!/^(tiny|gpt2|gpt2-medium)$/.test(exp.model)) exp.model = resolve(exp.model);
   return exp;
 }

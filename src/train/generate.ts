@@ -33,8 +33,8 @@ export interface Generation {
 }
 
 /** Outputs: logits of the last position [B, V] and every layer's keys/values. */
-function lastLogitsGraph(cfg: GPTConfig, keys: string, past?: KV[]) {
-  const p = paramInputs(cfg);
+function lastLogitsGraph(cfg: GPTConfig, prefix: string, keys: string, past?: KV[]) {
+  const p = paramInputs(cfg, 'lm', prefix);
   const inp = sequenceInputs(keys);
   const { hidden, present } = transformer(p, cfg, inp.tokens, inp.positions, inp.attnBias, past);
   const last = reshape(slice(hidden, 1, -1), [hidden.shape[0], cfg.nEmbd]);
@@ -55,11 +55,11 @@ export class Generator {
     private readonly padId: number,
   ) {}
 
-  /** `state` holds the model's parameters under their HF names. */
-  static async create(runtime: Runtime, cfg: GPTConfig, state: State, padId: number): Promise<Generator> {
+  /** `state` holds the model's parameters under their HF names, each preceded by `prefix`. */
+  static async create(runtime: Runtime, cfg: GPTConfig, state: State, padId: number, prefix = ''): Promise<Generator> {
     const cache = Array.from({ length: cfg.nLayer }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
-    const prefill = await runtime.load(lastLogitsGraph(cfg, 'T'), cache);
-    const decode = await runtime.load(lastLogitsGraph(cfg, 'P+T', pastInputs(cfg)), cache);
+    const prefill = await runtime.load(lastLogitsGraph(cfg, prefix, 'T'), cache);
+    const decode = await runtime.load(lastLogitsGraph(cfg, prefix, 'P+T', pastInputs(cfg)), cache);
     return new Generator(cfg, state, prefill, decode, padId);
   }
 

@@ -61,7 +61,10 @@ export async function readTensors(state: State, shapes: Map<string, number[]>, p
   return new Map(names.map((n) => [n, { dtype: 'float32', shape: shapes.get(n)!, data: data.get(prefix + n) as Float32Array }]));
 }
 
-/** Saves the model in `state` (and AdamW's slots when `optimizerStep` is given) as a checkpoint. */
+/**
+ * Saves the model in `state` (and AdamW's slots when `optimizerStep` is given) as a checkpoint.
+ * `prefix` is the model's name prefix in the state (PPO keeps several models in one).
+ */
 export async function saveModel(
   dir: string,
   state: State,
@@ -69,18 +72,19 @@ export async function saveModel(
   head: Head,
   trainerState: TrainerState,
   optimizerStep?: number,
+  prefix = '',
 ): Promise<void> {
   const shapes = gptParamShapes(config, { head });
-  const params = await readTensors(state, shapes);
+  const params = await readTensors(state, shapes, prefix);
   let optimizerState: OptimizerState | undefined;
   if (optimizerStep !== undefined) {
-    optimizerState = { step: optimizerStep, expAvg: await readTensors(state, shapes, 'exp_avg.'), expAvgSq: await readTensors(state, shapes, 'exp_avg_sq.') };
+    optimizerState = { step: optimizerStep, expAvg: await readTensors(state, shapes, `exp_avg.${prefix}`), expAvgSq: await readTensors(state, shapes, `exp_avg_sq.${prefix}`) };
   }
   saveCheckpoint(dir, { config, params, trainerState, optimizerState });
 }
 
 /** Restores AdamW's slots from a checkpoint into the state. */
-export function putOptimizerState(state: State, opt: OptimizerState): void {
-  putTensors(state, opt.expAvg, 'exp_avg.');
-  putTensors(state, opt.expAvgSq, 'exp_avg_sq.');
+export function putOptimizerState(state: State, opt: OptimizerState, prefix = ''): void {
+  putTensors(state, opt.expAvg, `exp_avg.${prefix}`);
+  putTensors(state, opt.expAvgSq, `exp_avg_sq.${prefix}`);
 }

@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { gradCheck } from '../../src/engine/gradcheck';
+import { gpt2Tokenizer } from '../../src/model/tokenizer';
+import { RunEvent } from '../../src/protocol/runner';
+import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from '../../src/train/advantages';
+import { parseExperiment } from '../../src/train/config';
+import { runPpo } from '../../src/train/ppo';
+import { entropy, policyLoss, valueLoss } from '../../src/train/ppo-losses';
+import { runSft } from '../../src/train/sft';
+import { Rng } from '../../src/util/rng';
+
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * Math.max(1, Math.abs(b[i])), `[${i}] ${a[i]} vs ${b[i]}`);
+};
+
+test('GAE matches the definition summed term by term', () => {
+  const rewards = Float32Array.from([0.1, -0.2, 0.05, 1.5]), values = Float32Array.from([0.3, 0.2, -0.1, 0.4]);
+  const gamma = 0.9, lam = 0.8;
+  // A_t = Σ_k (γλ)^k δ_{t+k}, δ_t = r_t + γ V_{t+1} - V_t, V after the end = 0.
+  const delta = (t: number) => rewards[t] + gamma * (t + 1 < 4 ? values[t + 1] : 0) - values[t];
+  const want = [0, 1, 2, 3].map((t) => [0, 1, 2, 3].filter((k) => t + k < 4).reduce((a, k) => a + (gamma * lam) ** k * delta(t + k), 0));
+  const { advantages, returns } = gae(rewards, values, gamma, lam);
+  close(advantages, want);
+  close(returns, want.map((a, t) => a + values[t]));
+  // γ = λ = 1: the advantage is the sum of future rewards minus the value.
+  close(gae(rewards, values, 1, 1).advantages, [0, 1, 2, 3].map((t) => rewards.slice(t).reduce((a, b) => a + b, 0) - values[t]));
+});
+
+test('whitening gives zero mean and unit variance across rows; shiftMean false keeps the mean', () => {
+  const rows = [Float32Array.from([1, 2, 3]), Float32Array.from([10, -4])];
+  const flat = (rs: Float32Array[]) => rs.flatMap((r) => Array.from(r));
+  const w = flat(whiten(rows));
+  const m = w.reduce((a, b) => a + b, 0) / w.length;
+  const v = w.reduce((a, b) => a + (b - m) ** 2, 0) / (w.length - 1);
+  assert.ok(Math.abs(m) < 1e-6 && Math.abs(v - 1) < 1e-5, `mean ${m} var ${v}`);
+  const kept = flat(whiten(rows, false));
+  assert.ok(Math.abs(kept.reduce((a, b) => a + b, 0) / kept.length - 12 / 5) < 1e-5);
+});
+
+test('KL estimators: k1 is the log-ratio, k3 is never negative, both 0 when the policies agree', () => {
+  const lp = Float32Array.from([-1, -2, -0.5]), ref = Float32Array.from([-1.5, -2, -0.2]);
+  close(klEstimate(lp, ref, 'k1'), [0.5, 0, -0.3]);
+  const k3 = klEstimate(lp, ref, 'k3');
+  close(k3, [Math.exp(-0.5) - 1 + 0.5, 0, Math.exp(0.3) - 1 - 0.3]);
+  assert.ok(k3.every((k) => k >= 0));
+  const { rewards, nonScore } = tokenRewards(Float32Array.from([0.5, 0, -0.3]), 0.1, 2);
+  close(nonScore, [-0.05, 0, 0.03]);
+  close(rewards, [-0.05, 0, 2.03]);
+  assert.ok(adaptKlCoef(0.1, 12, 6, 100, 10) > 0.1 && adaptKlCoef(0.1, 3, 6, 100, 10) < 0.1);
+});
+
+test('gradients of the clipped policy loss, clipped value loss and entropy pass the finite-difference check', async () => {
+  const rng = new Rng(4);
+  const rnd = (n: number, s = 1) => Float64Array.from({ length: n }, () => rng.normal() * s);
+  const mask = { name: 'mask', shape: [2, 3], data: Float64Array.from([1, 1, 0, 1, 1, 1]), fixed: true };
+  // Old log-probs 0.1 away from the new ones: some ratios fall outside the clip range, some inside.
+  const logp = rnd(6);
+  const old = { name: 'old', shape: [2, 3], data: logp.map((x, i) => x + (i % 2 ? 0.1 : 0.5)), fixed: true };
+  const adv = { name: 'adv', shape: [2, 3], data: rnd(6), fixed: true };
+  const pg = await gradCheck((lp, o, a, m) => policyLoss(lp, o, a, m, 0.2).loss, [{ name: 'lp', shape: [2, 3], data: logp }, old, adv, mask]);
+  assert.ok(pg.maxRelError <= 1e-5, JSON.stringify(pg));
+  const v = rnd(6);
+  const vf = await gradCheck((vals, o, r, m) => valueLoss(vals, o, r, m, 0.2).loss, [
+    { name: 'v', shape: [2, 3], data: v }, { name: 'old', shape: [2, 3], data: v.map((x, i) => x + (i % 2 ? 0.05 : 0.6)), fixed: true }, { name: 'ret', shape: [2, 3], data: rnd(6), fixed: true }, mask,
+  ]);
+  assert.ok(vf.maxRelError <= 1e-5, JSON.stringify(vf));
+  const ent = await gradCheck((z) => entropy(z), [{ name: 'z', shape: [2, 5], data: rnd(10, 2) }]);
+  assert.ok(ent.maxRelError <= 1e-5, JSON.stringify(ent));
+});
+
+test('PPO end to end: a learnable reward rises above the SFT policy and KL stays bounded', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-'));
+  const animals = ['cat', 'dog', 'cow', 'bird', 'fox', 'bear'];
+  const foods = [' fish', ' grass', ' seeds', ' meat'];
+  // The SFT data gives every animal every food, so the SFT policy picks foods about evenly.
+  fs.writeFileSync(path.join(dir, 'sft.jsonl'), animals.flatMap((a) => foods.map((f) => JSON.stringify({ prompt: `What does a ${a} eat?`, completion: ` A ${a} eats${f}.` }))).join('\n'));
+  fs.writeFileSync(path.join(dir, 'prompts.jsonl'), animals.map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'));
+  const base = { seed: 1, model: 'tiny', model_size: { n_layer: 1, n_embd: 48, n_head: 2, n_positions: 32 }, runtime: { provider: 'cpu', threads: 1 } };
+  const sft = await runSft({
+    experiment: parseExperiment({ ...base, sft: { data: path.join(dir, 'sft.jsonl'), max_steps: 120, per_device_train_batch_size: 8, learning_rate: 1e-2, warmup_steps: 10, eval_fraction: 0, logging_steps: 40, save_steps: 1000 } }, 'test'),
+    outputDir: path.join(dir, 'sft'), emit: () => {},
+  });
+
+  const tokenizer = gpt2Tokenizer();
+  const fish = tokenizer.encode(' fish')[0];
+  const reward = async (_: number[][], responses: number[][]) => responses.map((r) => (r.includes(fish) ? 1 : 0));
+  const events: RunEvent[] = [];
+  await runPpo({
+    experiment: parseExperiment({ ...base, model: sft.modelDir, ppo: {
+      prompts: path.join(dir, 'prompts.jsonl'), total_episodes: 16 * 16, per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 4,
+      learning_rate: 6e-4, warmup_steps: 0, response_length: 8, temperature: 1, kl_coef: 0.05, save_steps: 1000, sample_steps: 1000,
+    } }, 'test'),
+    outputDir: path.join(dir, 'ppo'), reward, emit: (e) => events.push(e),
+  });
+  const metrics = events.flatMap((e) => (e.type === 'metrics' ? [e.values] : []));
+  assert.equal(metrics.length, 16);
+  const avg = (rows: Record<string, number>[], key: string) => rows.reduce((a, r) => a + r[key], 0) / rows.length;
+  const before = avg(metrics.slice(0, 3), 'objective/scores'), after = avg(metrics.slice(-3), 'objective/scores');
+  assert.ok(before < 0.5, `the SFT policy already prefers fish (${before})`);
+  assert.ok(after > before + 0.3, `mean score ${before} → ${after}`);
+  for (const m of metrics) {
+    assert.ok(m['objective/kl'] > -0.05, `objective/kl ${m['objective/kl']} is meaningfully negative`);
+    assert.ok(m['objective/kl'] < 10, `objective/kl ${m['objective/kl']} blew up`);
+    for (const key of ['loss/policy_avg', 'loss/value_avg', 'policy/entropy_avg', 'val/ratio']) assert.ok(Number.isFinite(m[key]), key);
+  }
+  assert.ok(fs.existsSync(path.join(dir, 'ppo', 'final', 'policy', 'model.safetensors')));
+  assert.ok(fs.existsSync(path.join(dir, 'ppo', 'final', 'value', 'model.safetensors')));
+});
