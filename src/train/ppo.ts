@@ -220,6 +220,8 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     const lay = layout(shape, tokenizer.padId);
     const out = await rollout.run(withState(rollout, state, lay.feeds));
     const scores = await run.reward(shape.map((e) => e.prompt), shape.map((e) => e.response));
+    const bad = scores.find((x) => !Number.isFinite(x));
+    if (bad !== undefined) throw new Error(`PPO stopped at iteration ${iteration}: the reward gave a non-finite score (${bad}); the last checkpoint in ${outputDir} is intact`);
     const episodes: Episode[] = shape.map((e, i) => {
       const logprobs = lay.read(out.logprobs.data as Float32Array, i);
       const refLogprobs = lay.read(out.ref_logprobs.data as Float32Array, i);

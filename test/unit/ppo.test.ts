@@ -1,9 +1,10 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { gradCheck } from '../../src/engine/gradcheck';
+import { loadCheckpoint } from '../../src/model/checkpoint';
 import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { RunEvent } from '../../src/protocol/runner';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from '../../src/train/advantages';
@@ -73,31 +74,39 @@ test('gradients of the clipped policy loss, clipped value loss and entropy pass 
   assert.ok(ent.maxRelError <= 1e-5, JSON.stringify(ent));
 });
 
-test('PPO end to end: a learnable reward rises above the SFT policy and KL stays bounded', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-'));
+/** A tiny SFT policy that names every food for every animal about evenly, trained once for the tests below. */
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-'));
+const base = { seed: 1, model: 'tiny', model_size: { n_layer: 1, n_embd: 48, n_head: 2, n_positions: 32 }, runtime: { provider: 'cpu', threads: 1 } };
+let sftModel = '';
+before(async () => {
   const animals = ['cat', 'dog', 'cow', 'bird', 'fox', 'bear'];
   const foods = [' fish', ' grass', ' seeds', ' meat'];
-  // The SFT data gives every animal every food, so the SFT policy picks foods about evenly.
   fs.writeFileSync(path.join(dir, 'sft.jsonl'), animals.flatMap((a) => foods.map((f) => JSON.stringify({ prompt: `What does a ${a} eat?`, completion: ` A ${a} eats${f}.` }))).join('\n'));
   fs.writeFileSync(path.join(dir, 'prompts.jsonl'), animals.map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'));
-  const base = { seed: 1, model: 'tiny', model_size: { n_layer: 1, n_embd: 48, n_head: 2, n_positions: 32 }, runtime: { provider: 'cpu', threads: 1 } };
   const sft = await runSft({
     experiment: parseExperiment({ ...base, sft: { data: path.join(dir, 'sft.jsonl'), max_steps: 120, per_device_train_batch_size: 8, learning_rate: 1e-2, warmup_steps: 10, eval_fraction: 0, logging_steps: 40, save_steps: 1000 } }, 'test'),
     outputDir: path.join(dir, 'sft'), emit: () => {},
   });
+  sftModel = sft.modelDir;
+});
 
-  const tokenizer = gpt2Tokenizer();
-  const fish = tokenizer.encode(' fish')[0];
-  const reward = async (_: number[][], responses: number[][]) => responses.map((r) => (r.includes(fish) ? 1 : 0));
+const fish = gpt2Tokenizer().encode(' fish')[0];
+/** The learnable property: the response names fish. */
+const reward = async (_: number[][], responses: number[][]) => responses.map((r) => (r.includes(fish) ? 1 : 0));
+
+function ppoExperiment(iterations: number, overrides: Record<string, unknown> = {}) {
+  return parseExperiment({ ...base, model: sftModel, ppo: {
+    prompts: path.join(dir, 'prompts.jsonl'), total_episodes: 16 * iterations, per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 4,
+    learning_rate: 6e-4, response_length: 8, temperature: 1, kl_coef: 0.05, save_steps: 1000, sample_steps: 1000, ...overrides,
+  } }, 'test');
+}
+
+const metricsOf = (events: RunEvent[]) => events.flatMap((e) => (e.type === 'metrics' ? [e.values] : []));
+
+test('PPO end to end: a learnable reward rises above the SFT policy and KL stays bounded', async () => {
   const events: RunEvent[] = [];
-  await runPpo({
-    experiment: parseExperiment({ ...base, model: sft.modelDir, ppo: {
-      prompts: path.join(dir, 'prompts.jsonl'), total_episodes: 16 * 16, per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 4,
-      learning_rate: 6e-4, warmup_steps: 0, response_length: 8, temperature: 1, kl_coef: 0.05, save_steps: 1000, sample_steps: 1000,
-    } }, 'test'),
-    outputDir: path.join(dir, 'ppo'), reward, emit: (e) => events.push(e),
-  });
-  const metrics = events.flatMap((e) => (e.type === 'metrics' ? [e.values] : []));
+  await runPpo({ experiment: ppoExperiment(16), outputDir: path.join(dir, 'ppo'), reward, emit: (e) => events.push(e) });
+  const metrics = metricsOf(events);
   assert.equal(metrics.length, 16);
   const avg = (rows: Record<string, number>[], key: string) => rows.reduce((a, r) => a + r[key], 0) / rows.length;
   const before = avg(metrics.slice(0, 3), 'objective/scores'), after = avg(metrics.slice(-3), 'objective/scores');
@@ -110,4 +119,39 @@ test('PPO end to end: a learnable reward rises above the SFT policy and KL stays
   }
   assert.ok(fs.existsSync(path.join(dir, 'ppo', 'final', 'policy', 'model.safetensors')));
   assert.ok(fs.existsSync(path.join(dir, 'ppo', 'final', 'value', 'model.safetensors')));
+});
+
+test('PPO: a stopped run resumes to the same metrics as an uninterrupted one', async () => {
+  const straight: RunEvent[] = [];
+  await runPpo({ experiment: ppoExperiment(4), outputDir: path.join(dir, 'straight'), reward, emit: (e) => straight.push(e) });
+  const stop = new AbortController();
+  const first = await runPpo({ experiment: ppoExperiment(4), outputDir: path.join(dir, 'resumed'), reward, signal: stop.signal, emit: (e) => {
+    if (e.type === 'progress' && e.step === 2) stop.abort();
+  } });
+  assert.equal(first.stopped, true);
+  const resumed: RunEvent[] = [];
+  await runPpo({ experiment: ppoExperiment(4), outputDir: path.join(dir, 'resumed'), resumeFrom: path.dirname(first.modelDir), reward, emit: (e) => resumed.push(e) });
+  const want = metricsOf(straight).slice(2), got = metricsOf(resumed);
+  assert.equal(got.length, 2);
+  for (const [i, m] of got.entries()) {
+    for (const key of ['objective/scores', 'objective/kl', 'loss/policy_avg', 'loss/value_avg']) {
+      assert.ok(Math.abs(m[key] - want[i][key]) <= 1e-4 * Math.max(1, Math.abs(want[i][key])), `iteration ${i + 3} ${key}: ${m[key]} vs ${want[i][key]}`);
+    }
+  }
+  const logged = fs.readFileSync(path.join(dir, 'resumed', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+  assert.deepEqual(logged, [1, 2, 3, 4]);
+});
+
+test('PPO: a broken reward stops the run with a clear message and leaves the last checkpoint intact', async () => {
+  const out = path.join(dir, 'diverged');
+  // A reward model that breaks at the third rollout (returns NaN), as a corrupted one would.
+  let calls = 0;
+  const breaking = async (p: number[][], r: number[][]) => (++calls >= 3 ? r.map(() => NaN) : reward(p, r));
+  const error = await runPpo({ experiment: ppoExperiment(6, { save_steps: 1 }), outputDir: out, reward: breaking, emit: () => {} }).catch((e: Error) => e);
+  assert.ok(error instanceof Error && /PPO stopped at iteration 3: the reward gave a non-finite score.*last checkpoint/.test(error.message), String(error));
+  const last = path.join(out, 'checkpoint-2');
+  assert.equal(fs.existsSync(path.join(out, 'checkpoint-3')), false);
+  const policy = loadCheckpoint(path.join(last, 'policy'));
+  assert.equal(policy.trainerState?.step, 2);
+  for (const t of policy.params.values()) assert.ok((t.data as Float32Array).every(Number.isFinite), 'the saved weights are finite');
 });
