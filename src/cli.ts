@@ -7,7 +7,10 @@
 import * as path from 'path';
 import { packageRoot } from './util/package-root';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { PROVIDERS, Runtime } from './engine/runtime';
+import { generateCandidates, labelQueueByRule } from './data/comparisons';
+import { DataError, DataFileError } from './data/jsonl';
+import { exportPreferences, ImportFormat, importPreferences } from './data/preferences';
+import { PROVIDERS, ProviderChoice, Runtime } from './engine/runtime';
 import { State } from './engine/step';
 import { gpt2Tokenizer } from './model/tokenizer';
 import { RunEvent } from './protocol/runner';
@@ -95,6 +98,41 @@ async function generate(prompts: string[], opts: { model: string; maxNewTokens: 
   for (const r of rows) console.log(`${r.prompt}${r.response}`);
 }
 
+async function candidates(opts: { model: string; prompts: string; out: string; n: number; maxNewTokens: number; temperature: number; seed: number; provider: string }) {
+  const summary = await generateCandidates({
+    model: opts.model, prompts: opts.prompts, queue: opts.out, n: opts.n, maxNewTokens: opts.maxNewTokens, temperature: opts.temperature,
+    seed: opts.seed, provider: opts.provider as ProviderChoice, signal: stopOnInterrupt(),
+    onProgress: (p) => console.log(`[${p.done}/${p.total}] ${p.pairs} pairs`),
+  });
+  warnOfBadLines(summary.errors);
+  const queued = summary.alreadyQueued > 0 ? ` (${summary.alreadyQueued} prompts were already queued)` : '';
+  console.log(`${summary.stopped ? 'stopped; run again to resume. ' : ''}${summary.pairs} pairs from ${summary.sampled} prompts added to ${opts.out}${queued}`);
+}
+
+async function importPrefs(src: string, dest: string, opts: { format: ImportFormat }) {
+  const { imported, errors } = await importPreferences(src, dest, opts.format);
+  warnOfBadLines(errors);
+  console.log(`imported ${imported} comparisons into ${dest}`);
+}
+
+function exportPrefs(src: string, dest: string) {
+  const { exported, skipped, errors } = exportPreferences(src, dest);
+  warnOfBadLines(errors);
+  console.log(`exported ${exported} comparisons to ${dest}${skipped > 0 ? ` (${skipped} labeled tie, both_bad or skip left out)` : ''}`);
+}
+
+async function labelDemo(queue: string, prefs: string, opts: { rule: string }) {
+  const { counts, errors } = await labelQueueByRule(queue, prefs, opts.rule);
+  warnOfBadLines(errors);
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  const byLabel = Object.entries(counts).filter(([, n]) => n > 0).map(([label, n]) => `${label} ${n}`);
+  console.log(`labeled ${total} pairs into ${prefs}${total > 0 ? `: ${byLabel.join(', ')}` : ''}`);
+}
+
+function warnOfBadLines(errors: DataError[]): void {
+  if (errors.length > 0) console.warn(`warning: skipped ${new DataFileError(errors, 10).message}`);
+}
+
 function providerOption(): Option {
   return new Option('--provider <name>', 'execution provider (overrides the config)').choices(PROVIDERS);
 }
@@ -129,6 +167,39 @@ export function program(): Command {
     .option('--seed <n>', 'sampling seed', number, 0)
     .addOption(providerOption().default('auto'))
     .action(generate);
+  cli
+    .command('candidates')
+    .description('sample responses to prompts and queue pairs of them for labeling (run again to resume)')
+    .requiredOption('--model <dir>', 'checkpoint directory')
+    .requiredOption('--prompts <file>', 'JSONL of {"prompt": text or chat messages}')
+    .requiredOption('--out <queue>', 'queue file (JSONL) to add pairs to')
+    .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2)
+    .option('--max-new-tokens <n>', 'tokens per response', positiveInt, 48)
+    .option('--temperature <t>', 'sampling temperature', number, 0.9)
+    .option('--seed <n>', 'sampling seed', number, 0)
+    .addOption(providerOption().default('auto'))
+    .action(candidates);
+  const prefs = cli.command('prefs').description('preference files in TRL format: import and export');
+  prefs
+    .command('import')
+    .description('append the comparisons of a file to a preference store')
+    .argument('<src>', 'file to import')
+    .argument('<dest>', 'preference store (created if missing)')
+    .addOption(new Option('--format <format>', 'trl: TRL preference JSONL; hh: Anthropic HH-RLHF transcripts').choices(['trl', 'hh']).makeOptionMandatory())
+    .action(importPrefs);
+  prefs
+    .command('export')
+    .description('write the comparisons that have a winner as plain TRL {prompt, chosen, rejected} lines')
+    .argument('<src>', 'preference store')
+    .argument('<dest>', 'file to write (replaced)')
+    .action(exportPrefs);
+  cli
+    .command('label-demo')
+    .description('label a queue by a fixed rule, standing in for a person in the headless demo')
+    .argument('<queue>', 'queue file from "candidates"')
+    .argument('<prefs>', 'preference store to append labels to')
+    .requiredOption('--rule <word>', 'prefer the response containing WORD (ignoring case); if both or neither do, the shorter one; if as long, a tie')
+    .action(labelDemo);
   cli
     .command('schema')
     .description('print the JSON schema of experiment config files')

@@ -1,0 +1,313 @@
+/**
+ * The labeling queue: pairs of a model's responses to one prompt, waiting for a person (or the
+ * demo's rule) to pick the better. A queue file is JSONL, one pair a line:
+ *
+ *   {"pair_id": "5d0c…", "prompt": "What does a cat eat?",
+ *    "response_a": " A cat eats fish.", "response_b": " A cat eats grass.",
+ *    "candidate_ids": {"a": "9c1e0d7a4b2f-1", "b": "9c1e0d7a4b2f-0"},
+ *    "generation": {"model": "…", "seed": 0, "n": 2, "temperature": 0.9, "top_k": 0, "top_p": 1, "max_new_tokens": 48}}
+ *
+ * The prompt is text or chat messages, as in the prompts file. A response is what follows the
+ * prompt: for text, the raw continuation (prompt + response is what the model wrote); for a
+ * conversation, the assistant message's content. A candidate id is "<prompt hash>-<sample
+ * index>"; pair_id hashes the prompt and both candidates (ids and texts), so the same prompts
+ * sampled by another model give new pairs. A label is a preference record whose id is the
+ * pair_id (see preferences.ts).
+ */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import { ProviderChoice, Runtime } from '../engine/runtime';
+import { State } from '../engine/step';
+import { gpt2Tokenizer, Tokenizer } from '../model/tokenizer';
+import { Generator, SamplingOptions } from '../train/generate';
+import { loadModel, putTensors } from '../train/model-state';
+import { Rng } from '../util/rng';
+import { appendJsonLines } from './jsonl-append';
+import { assertNoDataErrors, DataError, expectNonEmptyString, readJsonl } from './jsonl';
+import {
+  appendPreference, expectString, GenerationSettings, Label, parseCandidateIds, parseGeneration, parsePrompt, PreferenceRecord,
+  readPreferences, TextOrMessages,
+} from './preferences';
+import { chatPromptIds } from './sft';
+
+export interface ComparisonPair {
+  pair_id: string;
+  prompt: TextOrMessages;
+  response_a: string;
+  response_b: string;
+  candidate_ids: { a: string; b: string };
+  generation: GenerationSettings;
+}
+
+export interface CandidateOptions {
+  /** Checkpoint directory (or a preset name, for a randomly initialised model). */
+  model: string;
+  /** JSONL of {"prompt": text or messages}. */
+  prompts: string;
+  /** Queue file; created if missing, appended to otherwise. */
+  queue: string;
+  /** Samples per prompt, at least 2. Default 2. */
+  n?: number;
+  maxNewTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  provider?: ProviderChoice;
+  threads?: number;
+  onProgress?: (progress: CandidateProgress) => void;
+  /** Stops after the current prompt; a later run picks up where this one stopped. */
+  signal?: AbortSignal;
+}
+
+export interface CandidateProgress {
+  /** Prompts sampled so far in this run, of `total` to sample. */
+  done: number;
+  total: number;
+  /** Pairs written so far in this run. */
+  pairs: number;
+}
+
+export interface CandidateSummary {
+  /** Prompts sampled in this run. */
+  sampled: number;
+  /** Prompts left out because the queue already has them (or they repeat in the prompts file). */
+  alreadyQueued: number;
+  pairs: number;
+  stopped: boolean;
+  /** Bad lines of the queue, and prompts too long for the model's context. */
+  errors: DataError[];
+}
+
+interface PromptLine {
+  line: number;
+  prompt: TextOrMessages;
+}
+
+/**
+ * Samples `n` responses to each prompt not yet in the queue and appends the pairs of distinct
+ * ones, all of a prompt's pairs in one durable write. A prompt whose samples all come out the
+ * same (trimmed) leaves no pair, and is sampled again on a re-run.
+ */
+export async function generateCandidates(options: CandidateOptions): Promise<CandidateSummary> {
+  const settings = candidateSettings(options);
+  const prompts = readPrompts(options.prompts);
+  const queue = fs.existsSync(options.queue) ? readQueue(options.queue) : { pairs: [], errors: [] };
+  const queued = new Set(queue.pairs.map((p) => promptKey(p.prompt)));
+  const todo = firstOfEach(prompts, (p) => promptKey(p.prompt), queued);
+  const summary: CandidateSummary = { sampled: 0, alreadyQueued: prompts.length - todo.length, pairs: 0, stopped: false, errors: queue.errors };
+  if (todo.length === 0) return summary;
+
+  const sampler = await openSampler(options.model, settings.seed, options.provider ?? 'auto', options.threads);
+  try {
+    for (const { line, prompt } of todo) {
+      if (options.signal?.aborted) {
+        summary.stopped = true;
+        break;
+      }
+      const ids = promptIds(prompt, sampler.tokenizer);
+      if (ids.length >= sampler.contextLength) {
+        summary.errors.push({ file: options.prompts, line, message: `prompt is ${ids.length} tokens; the model's context is ${sampler.contextLength}` });
+      } else {
+        summary.pairs += await queuePrompt(sampler, prompt, ids, settings, options.queue);
+      }
+      summary.sampled++;
+      options.onProgress?.({ done: summary.sampled, total: todo.length, pairs: summary.pairs });
+    }
+  } finally {
+    await sampler.generator.release();
+  }
+  return summary;
+}
+
+interface CandidateSettings {
+  n: number;
+  seed: number;
+  sampling: SamplingOptions;
+  /** Recorded with every pair. */
+  generation: GenerationSettings;
+}
+
+function candidateSettings(options: CandidateOptions): CandidateSettings {
+  const n = options.n ?? 2;
+  if (!Number.isInteger(n) || n < 2) throw new Error(`samples per prompt must be an integer of at least 2, got ${n}`);
+  const seed = options.seed ?? 0;
+  const sampling: SamplingOptions = {
+    maxNewTokens: options.maxNewTokens ?? 48, temperature: options.temperature ?? 0.9, topK: options.topK ?? 0, topP: options.topP ?? 1,
+  };
+  const generation: GenerationSettings = {
+    model: options.model, seed, n, temperature: sampling.temperature, top_k: sampling.topK, top_p: sampling.topP, max_new_tokens: sampling.maxNewTokens,
+  };
+  return { n, seed, sampling, generation };
+}
+
+/** Samples one prompt and appends its pairs in one durable write; returns how many. */
+async function queuePrompt(sampler: Sampler, prompt: TextOrMessages, ids: number[], settings: CandidateSettings, queueFile: string): Promise<number> {
+  const texts = await sampleResponses(sampler, prompt, ids, settings.n, settings.sampling, promptSeed(settings.seed, prompt));
+  const pairs = pairUp(prompt, texts, settings.generation);
+  if (pairs.length > 0) await appendJsonLines(queueFile, pairs);
+  return pairs.length;
+}
+
+function readPrompts(file: string): PromptLine[] {
+  const { records, errors } = readJsonl(file, (json) => parsePrompt(json.prompt));
+  assertNoDataErrors(errors);
+  return records.map(({ line, value }) => ({ line, prompt: value }));
+}
+
+/** Same prompt, same key: messages keep only role and content, in that order. */
+function promptKey(prompt: TextOrMessages): string {
+  return JSON.stringify(typeof prompt === 'string' ? prompt : prompt.map(({ role, content }) => ({ role, content })));
+}
+
+function hash(text: string, hexDigits: number): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, hexDigits);
+}
+
+/** Each prompt draws from its own stream, so its samples do not depend on which prompts ran before. */
+function promptSeed(seed: number, prompt: TextOrMessages): number {
+  return parseInt(hash(`${seed}\n${promptKey(prompt)}`, 8), 16);
+}
+
+interface Sampler {
+  generator: Generator;
+  tokenizer: Tokenizer;
+  contextLength: number;
+}
+
+async function openSampler(model: string, seed: number, provider: ProviderChoice, threads?: number): Promise<Sampler> {
+  const loaded = loadModel(model, seed);
+  if (loaded.head !== 'lm') throw new Error(`${model}: a ${loaded.head} model cannot write responses; give a language model`);
+  const runtime = await Runtime.create({ provider, threads });
+  const state = new State(runtime);
+  putTensors(state, loaded.params);
+  const tokenizer = gpt2Tokenizer();
+  const generator = await Generator.create(runtime, loaded.config, state, tokenizer.padId);
+  return { generator, tokenizer, contextLength: loaded.config.nPositions };
+}
+
+/** Encoded as SFT encodes it: plain text as is, a conversation through the chat template. */
+function promptIds(prompt: TextOrMessages, tokenizer: Tokenizer): number[] {
+  return typeof prompt === 'string' ? tokenizer.encode(prompt) : chatPromptIds(prompt, tokenizer);
+}
+
+async function sampleResponses(sampler: Sampler, prompt: TextOrMessages, ids: number[], n: number, sampling: SamplingOptions, seed: number): Promise<string[]> {
+  const { generator, tokenizer } = sampler;
+  const out = await generator.generate(Array.from({ length: n }, () => ids), sampling, tokenizer.eosId, new Rng(seed));
+  return out.map((g) => {
+    const text = tokenizer.decode(g.finished ? g.tokens.slice(0, -1) : g.tokens);
+    // The chat template puts a space between "Assistant:" and the content.
+    return typeof prompt === 'string' || !text.startsWith(' ') ? text : text.slice(1);
+  });
+}
+
+/** Every pair of distinct responses; responses that match once trimmed cannot be judged apart. */
+function pairUp(prompt: TextOrMessages, texts: string[], generation: GenerationSettings): ComparisonPair[] {
+  const promptHash = hash(promptKey(prompt), 12);
+  const candidates = texts.map((text, i) => ({ id: `${promptHash}-${i}`, text }));
+  const distinct = candidates.filter((c, i) => candidates.findIndex((d) => d.text.trim() === c.text.trim()) === i);
+  const pairs: ComparisonPair[] = [];
+  for (let i = 0; i < distinct.length; i++) {
+    for (let j = i + 1; j < distinct.length; j++) pairs.push(makePair(prompt, distinct[i], distinct[j], generation));
+  }
+  return pairs;
+}
+
+type Candidate = { id: string; text: string };
+
+function makePair(prompt: TextOrMessages, first: Candidate, second: Candidate, generation: GenerationSettings): ComparisonPair {
+  const pairId = hash(JSON.stringify([promptKey(prompt), first.id, first.text, second.id, second.text]), 16);
+  // The pair id picks which sample is shown as A, so the earlier one is not always on the same side.
+  const [a, b] = parseInt(pairId[0], 16) % 2 === 0 ? [first, second] : [second, first];
+  return { pair_id: pairId, prompt, response_a: a.text, response_b: b.text, candidate_ids: { a: a.id, b: b.id }, generation };
+}
+
+/** A queue's pairs in file order, each pair_id once; bad lines are reported and skipped. */
+export function readQueue(file: string): { pairs: ComparisonPair[]; errors: DataError[] } {
+  const { records, errors } = readJsonl(file, parsePair);
+  return { pairs: firstOfEach(records.map((r) => r.value), (p) => p.pair_id), errors };
+}
+
+/** The items whose key is not in `seen` and has not come up before them. */
+function firstOfEach<T>(items: T[], key: (item: T) => string, seen = new Set<string>()): T[] {
+  return items.filter((item) => {
+    const k = key(item);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+function parsePair(json: Record<string, unknown>): ComparisonPair {
+  return {
+    pair_id: expectNonEmptyString(json.pair_id, 'pair_id'),
+    prompt: parsePrompt(json.prompt),
+    response_a: expectString(json.response_a, 'response_a'),
+    response_b: expectString(json.response_b, 'response_b'),
+    candidate_ids: parseCandidateIds(json.candidate_ids),
+    generation: parseGeneration(json.generation ?? {}),
+  };
+}
+
+export interface QueueStatus {
+  total: number;
+  /** Pairs with a label that is not undone. */
+  done: number;
+  /** The first unlabeled pair in queue order. */
+  next?: ComparisonPair;
+  /** Bad lines of both files. */
+  errors: DataError[];
+}
+
+/** How far labeling has got; the preferences file may not exist yet. */
+export function queueStatus(queueFile: string, preferencesFile: string): QueueStatus {
+  const { pairs, unlabeled, errors } = unlabeledPairs(queueFile, preferencesFile);
+  return { total: pairs.length, done: pairs.length - unlabeled.length, next: unlabeled[0], errors };
+}
+
+function unlabeledPairs(queueFile: string, preferencesFile: string) {
+  const queue = readQueue(queueFile);
+  const preferences = fs.existsSync(preferencesFile) ? readPreferences(preferencesFile) : { records: [], errors: [] };
+  const labeled = new Set(preferences.records.map((r) => r.id));
+  const unlabeled = queue.pairs.filter((p) => !labeled.has(p.pair_id));
+  return { pairs: queue.pairs, unlabeled, errors: [...queue.errors, ...preferences.errors] };
+}
+
+/** The preference record for labeling `pair` with `label`. */
+export function labelPair(pair: ComparisonPair, label: Label, extra: { rationale?: string; annotator?: string } = {}): PreferenceRecord {
+  const response = (text: string): TextOrMessages => typeof pair.prompt === 'string' ? text : [{ role: 'assistant', content: text }];
+  const [a, b] = [response(pair.response_a), response(pair.response_b)];
+  const about = { ...extra, created_at: new Date().toISOString(), candidate_ids: pair.candidate_ids, generation: pair.generation };
+  const head = { id: pair.pair_id, prompt: pair.prompt };
+  if (label === 'a' || label === 'b') {
+    return { ...head, label, chosen: label === 'a' ? a : b, rejected: label === 'a' ? b : a, ...about };
+  }
+  return { ...head, label, response_a: a, response_b: b, ...about };
+}
+
+/**
+ * The headless demo's stand-in for a person: prefers the response containing `word` (as a
+ * substring, ignoring case). When both or neither contain it, prefers the shorter response
+ * (fewer characters once trimmed), and calls it a tie when they are as long as each other.
+ */
+export function ruleLabel(pair: ComparisonPair, word: string): { label: Label; rationale: string } {
+  const has = (text: string) => text.toLowerCase().includes(word.toLowerCase());
+  const [aHas, bHas] = [has(pair.response_a), has(pair.response_b)];
+  if (aHas !== bHas) return { label: aHas ? 'a' : 'b', rationale: `only one response contains "${word}"` };
+  const [aLength, bLength] = [pair.response_a.trim().length, pair.response_b.trim().length];
+  const why = aHas ? `both contain "${word}"` : `neither contains "${word}"`;
+  if (aLength === bLength) return { label: 'tie', rationale: `${why}, and they are as long as each other` };
+  return { label: aLength < bLength ? 'a' : 'b', rationale: `${why}; the shorter one wins` };
+}
+
+/** Labels every unlabeled pair of the queue with ruleLabel, appending each label durably. */
+export async function labelQueueByRule(queueFile: string, preferencesFile: string, word: string): Promise<{ counts: Record<Label, number>; errors: DataError[] }> {
+  const { unlabeled, errors } = unlabeledPairs(queueFile, preferencesFile);
+  const counts: Record<Label, number> = { a: 0, b: 0, tie: 0, both_bad: 0, skip: 0 };
+  for (const pair of unlabeled) {
+    const { label, rationale } = ruleLabel(pair, word);
+    await appendPreference(preferencesFile, labelPair(pair, label, { rationale, annotator: `rule:${word}` }));
+    counts[label]++;
+  }
+  return { counts, errors };
+}

@@ -1,0 +1,390 @@
+/**
+ * The preference store: JSONL, one comparison a line, in TRL's preference format, so a file
+ * trains with TRL's RewardTrainer or OpenRLHF as it is. Standard form (prompt + chosen is the
+ * whole text):
+ *
+ *   {"prompt": "What does a cat eat?", "chosen": " A cat eats fish.", "rejected": " Rocks."}
+ *
+ * Conversational form (the prompt is the conversation so far; chosen and rejected hold the
+ * assistant's turn(s)):
+ *
+ *   {"prompt": [{"role": "user", "content": "What does a cat eat?"}],
+ *    "chosen": [{"role": "assistant", "content": "A cat eats fish."}],
+ *    "rejected": [{"role": "assistant", "content": "Rocks."}]}
+ *
+ * TRL's implicit prompt is read too: with no "prompt", conversational chosen and rejected are
+ * whole conversations and the prompt is the turns they open with in common.
+ *
+ * Labeling adds optional fields, kept on every round trip:
+ *
+ *   id             the comparison's id (a labeling queue's pair_id); undo refers to it
+ *   label          "a" | "b" | "tie" | "both_bad" | "skip"; absent on imported pairs
+ *   rationale      why, in the annotator's words
+ *   annotator      who labeled
+ *   created_at     when, as an ISO 8601 time
+ *   candidate_ids  {"a": ..., "b": ...}: the candidates shown as A and B
+ *   generation     how the candidates were sampled: an object of strings, numbers, booleans, nulls
+ *
+ * With label "a" or "b", chosen/rejected hold the winner and the loser. "tie", "both_bad" and
+ * "skip" name no winner, so those records hold the two responses as shown, each in the form
+ * chosen/rejected would have:
+ *
+ *   {"id": "…", "label": "tie", "prompt": "…", "response_a": "…", "response_b": "…", …}
+ *
+ * They are kept for the record but are not Bradley–Terry pairs (see readPreferencePairs).
+ *
+ * The file is only ever appended to (see jsonl-append.ts). Undo appends a tombstone,
+ * {"undo": "<id>"}, which takes back the latest earlier record with that id that is not already
+ * undone, so repeated undos walk back through the labels.
+ */
+import * as fs from 'fs';
+import { writeFileAtomic } from '../model/safetensors';
+import { gpt2Tokenizer, Tokenizer } from '../model/tokenizer';
+import { appendJsonLines } from './jsonl-append';
+import {
+  DataError, expectNonEmptyString, expectObject, fieldError, JsonlRecord, readJsonl, RecordError,
+} from './jsonl';
+import { ChatMessage, ChatRole, chatPromptIds, renderChat } from './sft';
+
+export type Label = 'a' | 'b' | 'tie' | 'both_bad' | 'skip';
+export const LABELS: readonly Label[] = ['a', 'b', 'tie', 'both_bad', 'skip'];
+
+/** A prompt or a response: plain text, or chat messages. */
+export type TextOrMessages = string | ChatMessage[];
+
+export type GenerationSettings = Record<string, string | number | boolean | null>;
+
+export interface PreferenceFields {
+  id?: string;
+  rationale?: string;
+  annotator?: string;
+  created_at?: string;
+  candidate_ids?: { a: string; b: string };
+  generation?: GenerationSettings;
+}
+
+/** A comparison with a winner: labeled "a" or "b", or imported. */
+export interface DecidedPreference extends PreferenceFields {
+  label?: 'a' | 'b';
+  prompt: TextOrMessages;
+  chosen: TextOrMessages;
+  rejected: TextOrMessages;
+}
+
+/** A comparison labeled "tie", "both_bad" or "skip". */
+export interface UndecidedPreference extends PreferenceFields {
+  label: 'tie' | 'both_bad' | 'skip';
+  prompt: TextOrMessages;
+  response_a: TextOrMessages;
+  response_b: TextOrMessages;
+}
+
+export type PreferenceRecord = DecidedPreference | UndecidedPreference;
+
+export interface Preferences {
+  /** In file order, undone records removed. */
+  records: PreferenceRecord[];
+  errors: DataError[];
+}
+
+/** Reads a preference file. Bad lines are reported with their line numbers and skipped. */
+export function readPreferences(file: string): Preferences {
+  const { records, errors } = readJsonl(file, parseStoreLine);
+  const live = applyUndos(records, file, errors);
+  errors.sort((x, y) => x.line - y.line);
+  return { records: live, errors };
+}
+
+/** Appends one record; resolves once it is on disk. Throws if the record is not valid. */
+export async function appendPreference(file: string, record: PreferenceRecord): Promise<void> {
+  let checked: PreferenceRecord;
+  try {
+    checked = parsePreferenceRecord(JSON.parse(JSON.stringify(record)) as Record<string, unknown>);
+  } catch (err) {
+    if (!(err instanceof RecordError)) throw err;
+    throw new Error(`not a valid preference record: ${err.message}`);
+  }
+  await appendJsonLines(file, [checked]);
+}
+
+/** Takes back the latest record with this id. */
+export async function undoPreference(file: string, id: string): Promise<void> {
+  await appendJsonLines(file, [{ undo: expectNonEmptyString(id, 'undo') }]);
+}
+
+/** The latest record with an id that is not undone: what an undo would take back. */
+export function lastLabel(file: string): PreferenceRecord | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  return readPreferences(file).records.filter((r) => r.id !== undefined).pop();
+}
+
+export interface PreferencePair {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  /** Present on "tie" and "both_bad" records read with includeTies: chosen is response A, rejected B. */
+  tie?: true;
+}
+
+export interface PairOptions {
+  /** Also return "tie" and "both_bad" records, marked `tie` ("skip" never). */
+  includeTies?: boolean;
+  /** Renders conversations; GPT-2's by default. */
+  tokenizer?: Tokenizer;
+}
+
+/**
+ * The training pairs in a preference file, as text. A conversational record is rendered with the
+ * chat template: its prompt is the conversation and the "Assistant:" header, exactly the text
+ * generation continues (chatPromptIds), and chosen/rejected are what follows, without the final
+ * EOS, so prompt + chosen is the rendered conversation. Earlier assistant turns inside a text
+ * end with the EOS token's text, "<|endoftext|>".
+ * `skipped` counts the records left out for their label.
+ */
+export function readPreferencePairs(
+  file: string,
+  options: PairOptions = {},
+): { pairs: PreferencePair[]; errors: DataError[]; skipped: number } {
+  const { records, errors } = readPreferences(file);
+  const tokenizer = () => options.tokenizer ?? gpt2Tokenizer();
+  const pairs: PreferencePair[] = [];
+  let skipped = 0;
+  for (const r of records) {
+    if ('chosen' in r) pairs.push(renderPair(r.prompt, r.chosen, r.rejected, tokenizer));
+    else if (options.includeTies && r.label !== 'skip') pairs.push({ ...renderPair(r.prompt, r.response_a, r.response_b, tokenizer), tie: true });
+    else skipped++;
+  }
+  return { pairs, errors, skipped };
+}
+
+function renderPair(prompt: TextOrMessages, chosen: TextOrMessages, rejected: TextOrMessages, tokenizer: () => Tokenizer): PreferencePair {
+  if (typeof prompt === 'string') return { prompt, chosen: chosen as string, rejected: rejected as string };
+  // The parser keeps a record in one form: a conversational prompt has conversational responses.
+  const tok = tokenizer();
+  const promptIds = chatPromptIds(prompt, tok);
+  const reply = (turns: ChatMessage[]) => tok.decode(renderChat([...prompt, ...turns], tok).ids.slice(promptIds.length, -1));
+  return { prompt: tok.decode(promptIds), chosen: reply(chosen as ChatMessage[]), rejected: reply(rejected as ChatMessage[]) };
+}
+
+export type ImportFormat = 'trl' | 'hh';
+
+/**
+ * Appends the comparisons of `src` to the store `dest` (created if missing) in one durable write.
+ * "trl": TRL preference JSONL, either form (read as readPreferences reads a store, so our
+ * optional fields are kept and undos applied); "hh": Anthropic HH-RLHF, whole transcripts in
+ * chosen and rejected. Bad lines are reported and skipped.
+ */
+export async function importPreferences(src: string, dest: string, format: ImportFormat): Promise<{ imported: number; errors: DataError[] }> {
+  const { records, errors } = format === 'hh' ? readHH(src) : readPreferences(src);
+  if (records.length > 0) await appendJsonLines(dest, records);
+  return { imported: records.length, errors };
+}
+
+/**
+ * Writes the decided comparisons of `src` to `dest` as plain TRL records ({prompt, chosen,
+ * rejected}, in each record's own form), replacing `dest` at once.
+ */
+export function exportPreferences(src: string, dest: string): { exported: number; skipped: number; errors: DataError[] } {
+  const { records, errors } = readPreferences(src);
+  const decided = records.filter((r): r is DecidedPreference => 'chosen' in r);
+  const lines = decided.map(({ prompt, chosen, rejected }) => `${JSON.stringify({ prompt, chosen, rejected })}\n`);
+  writeFileAtomic(dest, [Buffer.from(lines.join(''))]);
+  return { exported: decided.length, skipped: records.length - decided.length, errors };
+}
+
+// ---- Reading lines
+
+type StoreLine = PreferenceRecord | { undo: string };
+
+function parseStoreLine(json: Record<string, unknown>): StoreLine {
+  if ('undo' in json) return { undo: expectNonEmptyString(json.undo, 'undo') };
+  return parsePreferenceRecord(json);
+}
+
+/** Drops undone records; an undo that matches nothing is reported. */
+function applyUndos(lines: JsonlRecord<StoreLine>[], file: string, errors: DataError[]): PreferenceRecord[] {
+  const live: (PreferenceRecord | undefined)[] = [];
+  const positionsById = new Map<string, number[]>();
+  for (const { line, value } of lines) {
+    if ('undo' in value) {
+      const position = positionsById.get(value.undo)?.pop();
+      if (position === undefined) errors.push({ file, line, message: `undo of "${value.undo}" matches no earlier record` });
+      else live[position] = undefined;
+      continue;
+    }
+    if (value.id !== undefined) {
+      const positions = positionsById.get(value.id) ?? [];
+      positions.push(live.length);
+      positionsById.set(value.id, positions);
+    }
+    live.push(value);
+  }
+  return live.filter((r): r is PreferenceRecord => r !== undefined);
+}
+
+/** Validates one record (throws a RecordError naming the field at fault); unknown keys are ignored. */
+function parsePreferenceRecord(json: Record<string, unknown>): PreferenceRecord {
+  const label = parseLabel(json.label);
+  const decided = label === undefined || label === 'a' || label === 'b';
+  const [first, second] = decided ? ['chosen', 'rejected'] as const : ['response_a', 'response_b'] as const;
+  for (const key of decided ? ['response_a', 'response_b'] : ['chosen', 'rejected']) {
+    if (key in json) {
+      throw new RecordError(`field "${key}" does not belong in a record ${label ? `labeled "${label}"` : 'without a label'}: ` +
+        '"chosen"/"rejected" hold a winner and loser, "response_a"/"response_b" the responses of a "tie", "both_bad" or "skip"');
+    }
+  }
+  const { prompt, responses } = parseExchange(json, first, second);
+  const { id, ...rest } = parseOptionalFields(json);
+  const head = { ...(id !== undefined && { id }), ...(label !== undefined && { label }), prompt };
+  if (decided) return { ...head, chosen: responses[0], rejected: responses[1], ...rest } as DecidedPreference;
+  return { ...head, response_a: responses[0], response_b: responses[1], ...rest } as UndecidedPreference;
+}
+
+function parseLabel(value: unknown): Label | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || !(LABELS as readonly string[]).includes(value)) {
+    throw fieldError('label', `must be one of ${LABELS.map((l) => `"${l}"`).join(', ')}`, value);
+  }
+  return value as Label;
+}
+
+/** The prompt and the two responses, all text or all messages. */
+function parseExchange(json: Record<string, unknown>, first: string, second: string): { prompt: TextOrMessages; responses: [TextOrMessages, TextOrMessages] } {
+  if (json.prompt === undefined && Array.isArray(json[first]) && Array.isArray(json[second])) {
+    return splitImplicitPrompt(parseMessages(json[first], first), parseMessages(json[second], second), first, second);
+  }
+  if (json.prompt === undefined && typeof json[first] === 'string') {
+    throw new RecordError('field "prompt" is missing; Anthropic HH-RLHF transcripts import with format "hh"');
+  }
+  const prompt = parsePrompt(json.prompt);
+  const response = (key: string) => typeof prompt === 'string' ? parseText(json[key], key) : parseAssistantTurns(json[key], key);
+  return { prompt, responses: [response(first), response(second)] };
+}
+
+export function parsePrompt(value: unknown, field = 'prompt'): TextOrMessages {
+  if (Array.isArray(value)) return parseMessages(value, field);
+  if (typeof value === 'string' && value.length > 0) return value;
+  throw fieldError(field, 'must be a non-empty string or a list of messages', value);
+}
+
+function parseText(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw fieldError(field, 'must be a string, as "prompt" is', value);
+  return value;
+}
+
+const ROLES: readonly string[] = ['system', 'user', 'assistant'] satisfies ChatRole[];
+
+function parseMessages(value: unknown, field: string): ChatMessage[] {
+  if (!Array.isArray(value) || value.length === 0) throw fieldError(field, 'must be a non-empty list of messages', value);
+  return value.map((item, i): ChatMessage => {
+    const message = expectObject(item, `${field}[${i}]`);
+    if (typeof message.role !== 'string' || !ROLES.includes(message.role)) {
+      throw fieldError(`${field}[${i}].role`, 'must be "system", "user" or "assistant"', message.role);
+    }
+    if (typeof message.content !== 'string') throw fieldError(`${field}[${i}].content`, 'must be a string', message.content);
+    return { role: message.role as ChatRole, content: message.content };
+  });
+}
+
+function parseAssistantTurns(value: unknown, field: string): ChatMessage[] {
+  if (!Array.isArray(value)) throw fieldError(field, 'must be a list of assistant messages, as "prompt" is a list of messages', value);
+  const messages = parseMessages(value, field);
+  checkAssistantTurns(messages, field, 0);
+  return messages;
+}
+
+function checkAssistantTurns(messages: ChatMessage[], field: string, offset: number): void {
+  const i = messages.findIndex((m) => m.role !== 'assistant');
+  if (i !== -1) throw fieldError(`${field}[${offset + i}].role`, 'must be "assistant": the prompt holds the other turns', messages[i].role);
+}
+
+/** TRL's implicit prompt: the turns both conversations open with, up to the last non-assistant one. */
+function splitImplicitPrompt(first: ChatMessage[], second: ChatMessage[], firstField: string, secondField: string) {
+  let shared = 0;
+  while (shared < first.length && shared < second.length && sameMessage(first[shared], second[shared])) shared++;
+  while (shared > 0 && first[shared - 1].role === 'assistant') shared--;
+  if (shared === 0) throw new RecordError(`field "prompt" is missing, and "${firstField}" and "${secondField}" open with no common user turn to take it from`);
+  const responses: [ChatMessage[], ChatMessage[]] = [first.slice(shared), second.slice(shared)];
+  [firstField, secondField].forEach((field, k) => {
+    if (responses[k].length === 0) throw new RecordError(`field "${field}" has no reply after the turns it shares with the other response`);
+    checkAssistantTurns(responses[k], field, shared);
+  });
+  return { prompt: first.slice(0, shared), responses };
+}
+
+function sameMessage(x: ChatMessage, y: ChatMessage): boolean {
+  return x.role === y.role && x.content === y.content;
+}
+
+function parseOptionalFields(json: Record<string, unknown>): PreferenceFields {
+  const fields: PreferenceFields = {
+    id: optional(json.id, 'id', expectNonEmptyString),
+    rationale: optional(json.rationale, 'rationale', expectString),
+    annotator: optional(json.annotator, 'annotator', expectString),
+    created_at: optional(json.created_at, 'created_at', expectTime),
+    candidate_ids: optional(json.candidate_ids, 'candidate_ids', parseCandidateIds),
+    generation: optional(json.generation, 'generation', parseGeneration),
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+}
+
+/** Absent and null both mean "not given" (dataset exports write null for a missing column). */
+function optional<T>(value: unknown, field: string, parse: (value: unknown, field: string) => T): T | undefined {
+  return value === undefined || value === null ? undefined : parse(value, field);
+}
+
+export function expectString(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw fieldError(field, 'must be a string', value);
+  return value;
+}
+
+function expectTime(value: unknown, field: string): string {
+  if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw fieldError(field, 'must be an ISO 8601 time', value);
+  return value;
+}
+
+export function parseCandidateIds(value: unknown, field = 'candidate_ids'): { a: string; b: string } {
+  const ids = expectObject(value, field);
+  return { a: expectNonEmptyString(ids.a, `${field}.a`), b: expectNonEmptyString(ids.b, `${field}.b`) };
+}
+
+/** Flat, so any record can be written back (deeply nested JSON would overflow JSON.stringify). */
+export function parseGeneration(value: unknown, field = 'generation'): GenerationSettings {
+  const settings = expectObject(value, field);
+  for (const [key, setting] of Object.entries(settings)) {
+    if (setting !== null && !['string', 'number', 'boolean'].includes(typeof setting)) {
+      throw fieldError(`${field}.${key}`, 'must be a string, number, boolean or null', setting);
+    }
+  }
+  return settings as GenerationSettings;
+}
+
+// ---- Anthropic HH-RLHF
+
+const HH_ASSISTANT = '\n\nAssistant:';
+
+function readHH(file: string): Preferences {
+  const { records, errors } = readJsonl(file, parseHHRecord);
+  return { records: records.map((r) => r.value), errors };
+}
+
+/**
+ * One HH-RLHF line: two whole transcripts ("\n\nHuman: …\n\nAssistant: …") that differ in the
+ * final reply. The prompt is their shared opening up to and including its last "\n\nAssistant:";
+ * chosen and rejected are the rest of each (TRL splits them the same way).
+ */
+function parseHHRecord(json: Record<string, unknown>): DecidedPreference {
+  const chosen = expectNonEmptyString(json.chosen, 'chosen');
+  const rejected = expectNonEmptyString(json.rejected, 'rejected');
+  if (chosen === rejected) throw new RecordError('"chosen" and "rejected" are the same transcript');
+  const end = chosen.slice(0, commonPrefixLength(chosen, rejected)).lastIndexOf(HH_ASSISTANT);
+  if (end === -1) throw new RecordError('"chosen" and "rejected" share no opening that ends in "\\n\\nAssistant:"');
+  const promptLength = end + HH_ASSISTANT.length;
+  return { prompt: chosen.slice(0, promptLength), chosen: chosen.slice(promptLength), rejected: rejected.slice(promptLength) };
+}
+
+function commonPrefixLength(x: string, y: string): number {
+  let n = 0;
+  while (n < x.length && n < y.length && x[n] === y[n]) n++;
+  return n;
+}
