@@ -1,23 +1,124 @@
 /**
- * Events a training run emits (CLI: printed; extension: streamed from the training process).
- * Metric names follow TRL where one exists.
+ * The boundary between the extension host and a training process: commands in, events out. Both
+ * sides import this file and validate every message on arrival, since the other side may be an
+ * older build, buggy, or not ours. The CLI prints the same events. Metric names follow TRL.
+ *
+ * This file must stay free of engine imports: the extension host loads it and never loads
+ * onnxruntime.
  */
+import { z } from 'zod';
 
-export type Stage = 'sft' | 'rm' | 'ppo' | 'generate';
+/** Every stage an event can come from. */
+export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'generate'] as const;
+export type Stage = (typeof STAGES)[number];
 
-export type RunEvent =
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
-  | { type: 'progress'; stage: Stage; step: number; total: number; message?: string }
-  | { type: 'metrics'; stage: Stage; step: number; values: Record<string, number> }
-  | { type: 'samples'; stage: Stage; step: number; rows: SampleRow[] }
-  | { type: 'checkpoint'; stage: Stage; step: number; path: string }
-  | { type: 'done'; stage: Stage; step: number; outputDir: string; stopped: boolean };
+/** Stages that run from an experiment config into a run directory (the runs in the Runs view). */
+export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo'] as const;
+export type ExperimentStage = (typeof EXPERIMENT_STAGES)[number];
 
-export interface SampleRow {
-  prompt: string;
-  response: string;
-  score?: number;
-  kl?: number;
+/**
+ * The experiment stages this version of the training process can run. src/runner/stages.ts maps
+ * each one to its code, and the compiler keeps the two lists equal; the extension offers a stage
+ * as soon as it is listed here.
+ */
+export const AVAILABLE_STAGES = ['sft'] as const satisfies readonly ExperimentStage[];
+export type AvailableStage = (typeof AVAILABLE_STAGES)[number];
+
+export function isAvailable(stage: ExperimentStage): stage is AvailableStage {
+  return (AVAILABLE_STAGES as readonly string[]).includes(stage);
 }
 
+/** The engine's provider choices (src/runner/stages.ts checks that they match the engine's). */
+export const EXECUTION_PROVIDERS = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
+
+// ── Events: training process → host ────────────────────────────────────────────────────────────
+
+const stage = z.enum(STAGES);
+const step = z.number().int().min(0);
+/** Any JS number: a diverging metric (NaN, Infinity) is worth showing, not a reason to drop the event. */
+const metricValue = z.custom<number>((v) => typeof v === 'number', 'expected a number');
+
+export const sampleRowSchema = z.object({
+  prompt: z.string(),
+  response: z.string(),
+  score: z.number().optional(),
+  kl: z.number().optional(),
+});
+
+export const runEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('log'), level: z.enum(['info', 'warn', 'error']), message: z.string() }),
+  z.object({ type: z.literal('progress'), stage, step, total: step, message: z.string().optional() }),
+  z.object({ type: z.literal('metrics'), stage, step, values: z.record(z.string(), metricValue) }),
+  z.object({ type: z.literal('samples'), stage, step, rows: z.array(sampleRowSchema) }),
+  z.object({ type: z.literal('checkpoint'), stage, step, path: z.string() }),
+  z.object({ type: z.literal('done'), stage, step, outputDir: z.string(), stopped: z.boolean() }),
+]);
+
+/** The last event of a process that failed; `logTail` holds its last log lines for the report. */
+export const errorEventSchema = z.object({ type: z.literal('error'), message: z.string(), logTail: z.array(z.string()) });
+
+export const processEventSchema = z.union([runEventSchema, errorEventSchema]);
+
+export type SampleRow = z.infer<typeof sampleRowSchema>;
+export type RunEvent = z.infer<typeof runEventSchema>;
+export type ErrorEvent = z.infer<typeof errorEventSchema>;
+export type ProcessEvent = z.infer<typeof processEventSchema>;
 export type EmitEvent = (event: RunEvent) => void;
+
+// ── Commands: host → training process ──────────────────────────────────────────────────────────
+
+/** Settings from VS Code that take precedence over the experiment file's `runtime` section. */
+export const runtimeOverridesSchema = z.object({
+  provider: z.enum(EXECUTION_PROVIDERS).optional(),
+  threads: z.number().int().positive().optional(),
+});
+
+/** Runs one experiment stage; `outputDir` is the run directory. */
+export const startCommandSchema = z.object({
+  type: z.literal('start'),
+  stage: z.enum(EXPERIMENT_STAGES),
+  configFile: z.string().min(1),
+  outputDir: z.string().min(1),
+  /** A checkpoint directory to continue from. */
+  resumeFrom: z.string().min(1).optional(),
+  runtime: runtimeOverridesSchema.optional(),
+});
+
+/** Continues prompts with a model; answers with one `samples` event, then `done`. */
+export const generateCommandSchema = z.object({
+  type: z.literal('generate'),
+  model: z.string().min(1),
+  prompts: z.array(z.string().min(1)).min(1),
+  sampling: z.object({
+    maxNewTokens: z.number().int().positive(),
+    temperature: z.number().min(0),
+    topK: z.number().int().min(0),
+    topP: z.number().gt(0).max(1),
+  }),
+  seed: z.number().int().min(0),
+  runtime: runtimeOverridesSchema.optional(),
+});
+
+/** Ends the run after the current step, saving a checkpoint. */
+export const stopCommandSchema = z.object({ type: z.literal('stop') });
+
+export const runnerCommandSchema = z.discriminatedUnion('type', [startCommandSchema, generateCommandSchema, stopCommandSchema]);
+
+export type RuntimeOverrides = z.infer<typeof runtimeOverridesSchema>;
+export type StartCommand = z.infer<typeof startCommandSchema>;
+export type GenerateCommand = z.infer<typeof generateCommandSchema>;
+export type RunnerCommand = z.infer<typeof runnerCommandSchema>;
+
+// ── Validation on arrival ──────────────────────────────────────────────────────────────────────
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function parseWith<T>(schema: z.ZodType<T>, message: unknown): Parsed<T> {
+  const result = schema.safeParse(message);
+  if (result.success) return { ok: true, value: result.data };
+  const error = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(message)'}: ${i.message}`).join('; ');
+  return { ok: false, error };
+}
+
+export const parseCommand = (message: unknown): Parsed<RunnerCommand> => parseWith(runnerCommandSchema, message);
+export const parseEvent = (message: unknown): Parsed<ProcessEvent> => parseWith(processEventSchema, message);

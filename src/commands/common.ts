@@ -1,0 +1,78 @@
+/** What the command handlers share: the services they act on, and the small dialogs they repeat. */
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { ProcessOptions } from '../runner/runner';
+import { RunSupervisor } from '../runner/supervisor';
+import { RunRef, WorkspaceRuns } from '../runs/workspaceRuns';
+import { STAGE_LABELS } from '../views/format';
+
+export interface Services {
+  supervisor: RunSupervisor;
+  runs: WorkspaceRuns;
+  log: vscode.LogOutputChannel;
+  /** How to start a training process (also used for one-off generation). */
+  processOptions: ProcessOptions;
+  /** The installed extension's folder (bundled demo data). */
+  extensionPath: string;
+}
+
+/** Experiment files end in `.rlhf.json` (the manifest's jsonValidation gives them the schema). */
+export const EXPERIMENT_GLOB = '**/*.rlhf.json';
+
+/**
+ * Training and generation run code and read files the workspace chooses, so an untrusted
+ * workspace gets an explanation and a way to trust it instead.
+ */
+export async function requireTrust(action: string): Promise<boolean> {
+  if (vscode.workspace.isTrusted) return true;
+  const manage = 'Manage Workspace Trust';
+  const choice = await vscode.window.showWarningMessage(
+    `${action} is disabled in Restricted Mode: it runs training code on the files of this workspace. Trust the workspace to enable it.`,
+    manage,
+  );
+  if (choice === manage) await vscode.commands.executeCommand('workbench.trust.manage');
+  return false;
+}
+
+/** For features whose engine side is not in this version: say so, rather than pretend. */
+export async function notInThisVersion(feature: string): Promise<void> {
+  await vscode.window.showInformationMessage(`${feature} arrives in a later version of RLHF Studio.`);
+}
+
+/** The experiment file to use: the active editor's if it is one, else one picked from the workspace. */
+export async function pickExperiment(uri?: vscode.Uri): Promise<vscode.Uri | undefined> {
+  if (uri) return uri;
+  const active = vscode.window.activeTextEditor?.document.uri;
+  if (active?.scheme === 'file' && active.path.endsWith('.rlhf.json')) return active;
+  const files = await vscode.workspace.findFiles(EXPERIMENT_GLOB, '**/node_modules/**', 100);
+  if (files.length === 1) return files[0];
+  if (files.length === 0) {
+    const create = 'New Experiment';
+    const choice = await vscode.window.showInformationMessage('There is no experiment file (*.rlhf.json) in this workspace yet.', create);
+    if (choice === create) await vscode.commands.executeCommand('rlhf.newExperiment');
+    return undefined;
+  }
+  const picked = await vscode.window.showQuickPick(
+    files.map((uri) => ({ label: path.basename(uri.fsPath), description: vscode.workspace.asRelativePath(path.dirname(uri.fsPath)), uri })),
+    { placeHolder: 'Experiment to run' },
+  );
+  return picked?.uri;
+}
+
+/** The run a command acts on: the Runs view item it was invoked on, else one picked from `candidates`. */
+export async function pickRun(arg: unknown, candidates: RunRef[], placeHolder: string, none: string): Promise<RunRef | undefined> {
+  if (isRunRef(arg)) return arg;
+  if (candidates.length === 0) {
+    await vscode.window.showInformationMessage(none);
+    return undefined;
+  }
+  const picked = await vscode.window.showQuickPick(
+    candidates.map((ref) => ({ label: ref.record.name, description: `${STAGE_LABELS[ref.record.stage]} · ${ref.record.status}`, detail: ref.record.id, ref })),
+    { placeHolder },
+  );
+  return picked?.ref;
+}
+
+export function isRunRef(arg: unknown): arg is RunRef {
+  return typeof arg === 'object' && arg !== null && 'registry' in arg && 'record' in arg;
+}

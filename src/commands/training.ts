@@ -1,0 +1,111 @@
+/** Train SFT, Generate Comparisons, Train Reward Model, Run PPO, Stop Run, Resume Run. */
+import * as vscode from 'vscode';
+import { ExperimentStage, isAvailable } from '../protocol/runner';
+import { ProcessOutcome } from '../runner/runner';
+import { LiveRun } from '../runner/supervisor';
+import { runtimeOverrides } from '../settings';
+import { STAGE_LABELS, formatMetric } from '../views/format';
+import { Services, notInThisVersion, pickExperiment, pickRun, requireTrust } from './common';
+
+/** What each stage is called in messages about it. */
+const STAGE_WORK: Record<ExperimentStage, string> = {
+  sft: 'Supervised fine-tuning',
+  comparisons: 'Generating comparisons',
+  rm: 'Reward model training',
+  ppo: 'PPO',
+};
+
+export function registerTrainingCommands(services: Services): vscode.Disposable[] {
+  const stage = (id: string, s: ExperimentStage) => vscode.commands.registerCommand(id, (uri?: vscode.Uri) => startStage(services, s, uri));
+  return [
+    stage('rlhf.trainSft', 'sft'),
+    stage('rlhf.generateComparisons', 'comparisons'),
+    stage('rlhf.trainRewardModel', 'rm'),
+    stage('rlhf.runPpo', 'ppo'),
+    vscode.commands.registerCommand('rlhf.stopRun', (arg?: unknown) => stopRun(services, arg)),
+    vscode.commands.registerCommand('rlhf.resumeRun', (arg?: unknown) => resumeRun(services, arg)),
+  ];
+}
+
+/** Starts a stage on an experiment file (the one given, the active editor's, or one picked). */
+export async function startStage(services: Services, stage: ExperimentStage, uri?: vscode.Uri): Promise<LiveRun | undefined> {
+  if (!isAvailable(stage)) {
+    await notInThisVersion(STAGE_WORK[stage]);
+    return undefined;
+  }
+  if (!(await requireTrust(STAGE_WORK[stage]))) return undefined;
+  const config = await pickExperiment(uri);
+  if (!config) return undefined;
+  const registry = services.runs.registryFor(config);
+  if (!registry) {
+    await vscode.window.showErrorMessage('Open a folder first: runs are kept in the workspace (.rlhf/runs).');
+    return undefined;
+  }
+  const run = services.supervisor.start({ stage, configFile: config.fsPath, registry, runtime: runtimeOverrides(config) });
+  void followRun(services, run);
+  return run;
+}
+
+async function stopRun(services: Services, arg: unknown): Promise<void> {
+  const live = services.supervisor.runs().map((run) => ({ registry: run.registry, record: run.record }));
+  const ref = await pickRun(arg, live, 'Run to stop', 'No run is training in this window.');
+  if (!ref) return;
+  const run = services.supervisor.find(ref.registry, ref.record.id);
+  if (!run) {
+    await vscode.window.showWarningMessage(`"${ref.record.name}" was started by another VS Code window; stop it there.`);
+    return;
+  }
+  await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `Stopping ${ref.record.name} after this step…` }, () => services.supervisor.stop(run));
+}
+
+async function resumeRun(services: Services, arg: unknown): Promise<void> {
+  const resumable = services.runs.list().filter((r) => (r.record.status === 'stopped' || r.record.status === 'failed') && r.registry.latestCheckpoint(r.record.id));
+  const ref = await pickRun(arg, resumable, 'Run to resume from its last checkpoint', 'No stopped or failed run has a checkpoint to resume from.');
+  if (!ref || !(await requireTrust(STAGE_WORK[ref.record.stage]))) return;
+  try {
+    void followRun(services, services.supervisor.resume(ref.registry, ref.record.id, runtimeOverrides(vscode.Uri.file(ref.record.configFile))));
+  } catch (e) {
+    await vscode.window.showErrorMessage((e as Error).message);
+  }
+}
+
+/** A cancellable notification for the life of the run (cancel = stop with a checkpoint), then the outcome. */
+async function followRun(services: Services, run: LiveRun): Promise<void> {
+  const { record } = run;
+  const title = `${STAGE_LABELS[record.stage]} · ${record.name}`;
+  const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
+    token.onCancellationRequested(() => {
+      progress.report({ message: 'stopping after this step…' });
+      void services.supervisor.stop(run);
+    });
+    let done = 0;
+    run.process.on('event', (e) => {
+      if (e.type !== 'progress' || !e.total || token.isCancellationRequested) return;
+      const percent = (100 * e.step) / e.total;
+      const loss = record.metrics.loss;
+      progress.report({ increment: percent - done, message: `step ${e.step}/${e.total}${loss !== undefined ? ` · loss ${formatMetric(loss)}` : ''}` });
+      done = percent;
+    });
+    return run.process.outcome;
+  });
+  await reportOutcome(services, run, outcome);
+}
+
+async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessOutcome): Promise<void> {
+  const ref = { registry: run.registry, record: run.record };
+  const name = `${STAGE_LABELS[run.record.stage]} run "${run.record.name}"`;
+  if (outcome.status === 'finished') {
+    const actions = run.record.stage === 'sft' || run.record.stage === 'ppo' ? ['Generate with Model', 'Open Folder'] : ['Open Folder'];
+    const choice = await vscode.window.showInformationMessage(`${name} finished.`, ...actions);
+    if (choice === 'Generate with Model') await vscode.commands.executeCommand('rlhf.generateWithModel', ref);
+    if (choice === 'Open Folder') await vscode.commands.executeCommand('rlhf.openRunFolder', ref);
+  } else if (outcome.status === 'stopped') {
+    const choice = await vscode.window.showInformationMessage(`${name} stopped at step ${outcome.step}; a checkpoint was saved.`, 'Resume Run');
+    if (choice) await vscode.commands.executeCommand('rlhf.resumeRun', ref);
+  } else {
+    const actions = run.registry.latestCheckpoint(run.record.id) ? ['Show Log', 'Resume Run'] : ['Show Log'];
+    const choice = await vscode.window.showErrorMessage(`${name} failed: ${outcome.error}`, ...actions);
+    if (choice === 'Show Log') services.log.show();
+    if (choice === 'Resume Run') await vscode.commands.executeCommand('rlhf.resumeRun', ref);
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Starts, resumes and stops runs: one training process per run, its events mirrored into the run's
+ * record in the registry, so the Runs view, the status bar and a later window all agree on what is
+ * live. No vscode import.
+ */
+import * as fs from 'fs';
+import { EventEmitter } from 'events';
+import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
+import { RunRecord, RunRegistry } from '../runs/registry';
+import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
+
+export interface RunRequest {
+  stage: ExperimentStage;
+  configFile: string;
+  registry: RunRegistry;
+  runtime?: RuntimeOverrides;
+}
+
+/** A run whose training process this host started and is watching. */
+export class LiveRun {
+  private firstStep?: { step: number; time: number };
+
+  constructor(
+    readonly registry: RunRegistry,
+    readonly record: RunRecord,
+    readonly process: TrainingProcess,
+  ) {}
+
+  get dir(): string {
+    return this.registry.dir(this.record.id);
+  }
+
+  /** Seconds left at the pace since the first step of this process, once there is a pace. */
+  etaSeconds(now = Date.now()): number | undefined {
+    const { step, total } = this.record;
+    if (!this.firstStep || !total || step <= this.firstStep.step) return undefined;
+    const perStep = (now - this.firstStep.time) / 1000 / (step - this.firstStep.step);
+    return Math.max(0, (total - step) * perStep);
+  }
+
+  /** Records progress; the first step after startup anchors the pace (startup is not training). */
+  noteProgress(step: number, total: number): void {
+    this.record.step = step;
+    this.record.total = total;
+    if (!this.firstStep) this.firstStep = { step, time: Date.now() };
+  }
+}
+
+export class RunSupervisor extends EventEmitter<{
+  started: [LiveRun];
+  /** A run's record changed on disk (started, logged metrics, saved a checkpoint, ended). */
+  changed: [RunRecord];
+  event: [LiveRun, RunEvent];
+  log: [LiveRun, LogLine];
+  ended: [LiveRun, ProcessOutcome];
+}> {
+  private readonly live = new Map<string, LiveRun>();
+  /** Each run's final record write, so `stop()` can wait for it. */
+  private readonly finished = new WeakMap<LiveRun, Promise<void>>();
+
+  constructor(private readonly processOptions: ProcessOptions) {
+    super();
+  }
+
+  start(request: RunRequest): LiveRun {
+    const record = request.registry.create({ name: experimentName(request.configFile), stage: request.stage, configFile: request.configFile });
+    return this.launch(request.registry, record, undefined, request.runtime);
+  }
+
+  /** Continues a stopped or failed run from its newest checkpoint, in the same run folder. */
+  resume(registry: RunRegistry, id: string, runtime?: RuntimeOverrides): LiveRun {
+    const record = registry.get(id);
+    if (!record) throw new Error(`no run "${id}" in ${registry.root}`);
+    if (record.status === 'running') throw new Error(`run "${id}" is already running`);
+    if (record.status === 'finished') throw new Error(`run "${id}" has finished; there is nothing to resume`);
+    const checkpoint = registry.latestCheckpoint(id);
+    if (!checkpoint) throw new Error(`run "${id}" saved no checkpoint to resume from; start a new run instead`);
+    return this.launch(registry, { ...record, step: checkpoint.step, resumedFrom: checkpoint.path }, checkpoint.path, runtime);
+  }
+
+  /** Stops the run after its current step; resolves once the process is gone and the record final. */
+  async stop(run: LiveRun): Promise<ProcessOutcome> {
+    const outcome = await run.process.stop();
+    await this.finished.get(run);
+    return outcome;
+  }
+
+  /** Every run this host is watching. */
+  runs(): LiveRun[] {
+    return [...this.live.values()];
+  }
+
+  find(registry: RunRegistry, id: string): LiveRun | undefined {
+    return this.live.get(registry.dir(id));
+  }
+
+  /** For shutdown: asks every run to stop and save; the processes finish on their own. */
+  stopAll(): void {
+    for (const run of this.live.values()) void run.process.stop();
+  }
+
+  private launch(registry: RunRegistry, record: RunRecord, resumeFrom: string | undefined, runtime: RuntimeOverrides | undefined): LiveRun {
+    const dir = registry.dir(record.id);
+    const proc = TrainingProcess.start(
+      { type: 'start', stage: record.stage, configFile: record.configFile, outputDir: dir, resumeFrom, runtime },
+      this.processOptions,
+    );
+    Object.assign(record, { status: 'running', pid: proc.pid, error: undefined, logTail: undefined });
+    registry.save(record);
+    const run = new LiveRun(registry, record, proc);
+    this.live.set(dir, run);
+    proc.on('event', (event) => this.onEvent(run, event));
+    proc.on('log', (line) => this.emit('log', run, line));
+    this.finished.set(run, this.finish(run));
+    this.emit('started', run);
+    this.emit('changed', record);
+    return run;
+  }
+
+  private onEvent(run: LiveRun, event: RunEvent): void {
+    const { record } = run;
+    switch (event.type) {
+      case 'progress':
+        run.noteProgress(event.step, event.total);
+        break;
+      case 'metrics':
+        record.step = event.step;
+        Object.assign(record.metrics, event.values);
+        run.registry.save(record);
+        break;
+      case 'checkpoint':
+        record.step = event.step;
+        run.registry.save(record);
+        break;
+      case 'log':
+      case 'samples':
+      case 'done':
+        break;
+    }
+    this.emit('event', run, event);
+    // Not on every step: views re-read the registry on a change.
+    if (event.type === 'metrics' || event.type === 'checkpoint') this.emit('changed', record);
+  }
+
+  /** Writes the final record, however the process ended. */
+  private finish(run: LiveRun): Promise<void> {
+    return run.process.outcome.then((outcome) => {
+      const { record } = run;
+      Object.assign(record, { status: outcome.status, step: outcome.step, pid: undefined });
+      if (outcome.status === 'failed') Object.assign(record, { error: outcome.error, logTail: outcome.logTail });
+      run.registry.save(record);
+      this.live.delete(run.dir);
+      this.emit('changed', record);
+      this.emit('ended', run, outcome);
+    });
+  }
+}
+
+/** The experiment's `name`, read without the engine (the training process validates the whole file). */
+export function experimentName(configFile: string): string {
+  try {
+    const json = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { name?: unknown };
+    if (typeof json.name === 'string' && json.name.trim()) return json.name.trim();
+  } catch {
+    // An unreadable config fails in the training process, with the reason.
+  }
+  return 'experiment';
+}

@@ -1,0 +1,185 @@
+/**
+ * The runs registry on disk: one folder per run under the workspace's runs folder (by default
+ * `.rlhf/runs/<id>/`), holding `run.json` (what the Runs view shows), the trainer's
+ * `metrics.jsonl`, `checkpoint-<step>/` folders and the final `model/`. The extension host writes
+ * run.json; the training process writes everything else.
+ *
+ * run.json survives reloads, so a run recorded as running is checked against its process on every
+ * read: the UI must never show a dead run as live.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { z } from 'zod';
+import { EXPERIMENT_STAGES, ExperimentStage } from '../protocol/runner';
+
+export const RUN_STATUSES = ['running', 'finished', 'stopped', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+const runRecordSchema = z.object({
+  id: z.string().min(1),
+  name: z.string(),
+  stage: z.enum(EXPERIMENT_STAGES),
+  status: z.enum(RUN_STATUSES),
+  /** ISO times. */
+  created: z.string(),
+  updated: z.string(),
+  configFile: z.string(),
+  /** The training process, while the run is live. */
+  pid: z.number().int().positive().optional(),
+  step: z.number().int().min(0),
+  total: z.number().int().min(0).optional(),
+  /** The last logged value of each metric. */
+  metrics: z.record(z.string(), z.number().nullable()),
+  /** Why the run failed, and the process's last log lines. */
+  error: z.string().optional(),
+  logTail: z.array(z.string()).optional(),
+  /** The checkpoint the latest resume started from. */
+  resumedFrom: z.string().optional(),
+});
+
+export type RunRecord = z.infer<typeof runRecordSchema>;
+
+export interface Checkpoint {
+  path: string;
+  step: number;
+}
+
+export const PROCESS_GONE =
+  'The training process ended without reporting back (it crashed or was killed). Resume Run continues from the last checkpoint.';
+
+export class RunRegistry {
+  constructor(readonly root: string) {}
+
+  dir(id: string): string {
+    return path.join(this.root, id);
+  }
+
+  /** A new run folder and its record, named `<time>-<name>-<stage>` like the CLI's runs. */
+  create(run: { name: string; stage: ExperimentStage; configFile: string }): RunRecord {
+    const now = new Date();
+    const base = `${now.toISOString().replace(/[:.]/g, '-')}-${safeName(run.name)}-${run.stage}`;
+    fs.mkdirSync(this.root, { recursive: true });
+    let id = base;
+    // mkdir without `recursive` fails if the folder exists, so two runs started at once never share one.
+    for (let n = 2; !tryMkdir(this.dir(id)); n++) id = `${base}-${n}`;
+    const record: RunRecord = {
+      id,
+      name: run.name,
+      stage: run.stage,
+      status: 'running',
+      created: now.toISOString(),
+      updated: now.toISOString(),
+      configFile: run.configFile,
+      step: 0,
+      metrics: {},
+    };
+    this.save(record);
+    return record;
+  }
+
+  /** Writes run.json whole or not at all (a reader never sees half a file). */
+  save(record: RunRecord): void {
+    record.updated = new Date().toISOString();
+    const file = path.join(this.dir(record.id), 'run.json');
+    const partial = `${file}.${process.pid}.partial`;
+    fs.writeFileSync(partial, `${JSON.stringify(record, null, 2)}\n`);
+    fs.renameSync(partial, file);
+  }
+
+  /**
+   * The run's record. A run recorded as running whose process is gone ended unseen: stopped if a
+   * checkpoint covers its last recorded step (a process whose host closed saves one on the way
+   * out), failed otherwise.
+   */
+  get(id: string): RunRecord | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(path.join(this.dir(id), 'run.json'), 'utf8'));
+    } catch {
+      return undefined;
+    }
+    const parsed = runRecordSchema.safeParse(json);
+    if (!parsed.success || parsed.data.id !== id) return undefined;
+    const record = parsed.data;
+    if (record.status === 'running' && !(record.pid && isProcessAlive(record.pid))) {
+      const checkpoint = this.latestCheckpoint(id);
+      if (checkpoint && checkpoint.step >= record.step) {
+        Object.assign(record, { status: 'stopped', step: checkpoint.step });
+      } else {
+        Object.assign(record, { status: 'failed', error: PROCESS_GONE });
+      }
+      delete record.pid;
+      this.save(record);
+    }
+    return record;
+  }
+
+  /** Every run with a readable run.json, newest first. */
+  list(): RunRecord[] {
+    let ids: string[];
+    try {
+      ids = fs.readdirSync(this.root);
+    } catch {
+      return [];
+    }
+    return ids
+      .map((id) => this.get(id))
+      .filter((r): r is RunRecord => r !== undefined)
+      .sort((a, b) => b.created.localeCompare(a.created));
+  }
+
+  /** The newest complete `checkpoint-<step>` folder (in-progress saves have other names). */
+  latestCheckpoint(id: string): Checkpoint | undefined {
+    let latest: Checkpoint | undefined;
+    for (const name of safeReaddir(this.dir(id))) {
+      const m = /^checkpoint-(\d+)$/.exec(name);
+      if (m && (!latest || Number(m[1]) > latest.step)) latest = { path: path.join(this.dir(id), name), step: Number(m[1]) };
+    }
+    return latest;
+  }
+
+  /** The final model of a finished run. */
+  modelDir(id: string): string | undefined {
+    const dir = path.join(this.dir(id), 'model');
+    return fs.existsSync(path.join(dir, 'config.json')) ? dir : undefined;
+  }
+
+  delete(id: string): void {
+    const record = this.get(id);
+    if (!record) throw new Error(`no run "${id}" in ${this.root}`);
+    if (record.status === 'running') throw new Error(`run "${id}" is still running; stop it first`);
+    fs.rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}
+
+/** Signal 0 checks that a process exists without touching it (EPERM: it exists, as another user's). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function safeName(name: string): string {
+  return name.replace(/[^\w.-]+/g, '_').slice(0, 60) || 'run';
+}
+
+function tryMkdir(dir: string): boolean {
+  try {
+    fs.mkdirSync(dir);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,70 @@
+/** The Runs view: every run of the workspace with its stage, status and key metric. */
+import * as vscode from 'vscode';
+import { ExperimentStage } from '../protocol/runner';
+import { RunStatus } from '../runs/registry';
+import { RunRef, WorkspaceRuns } from '../runs/workspaceRuns';
+import { STAGE_LABELS, formatMetric, formatMetrics } from './format';
+
+/** The metric a run is judged by at a glance, first one present wins (TRL's names). */
+const KEY_METRICS: Record<ExperimentStage, string[]> = {
+  sft: ['eval_loss', 'loss'],
+  comparisons: [],
+  rm: ['eval_accuracy', 'accuracy'],
+  ppo: ['objective/rlhf_reward', 'objective/scores'],
+};
+
+const STATUS_ICONS: Record<RunStatus, vscode.ThemeIcon> = {
+  running: new vscode.ThemeIcon('loading~spin'),
+  finished: new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed')),
+  stopped: new vscode.ThemeIcon('debug-pause'),
+  failed: new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed')),
+};
+
+export class RunsTreeProvider implements vscode.TreeDataProvider<RunRef>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private readonly subscription: vscode.Disposable;
+  private pending?: NodeJS.Timeout;
+
+  constructor(private readonly runs: WorkspaceRuns) {
+    // Changes come in bursts (a metrics row and its run.json write): redraw once per burst.
+    this.subscription = runs.onDidChange(() => {
+      clearTimeout(this.pending);
+      this.pending = setTimeout(() => this.changed.fire(), 150);
+    });
+  }
+
+  getChildren(element?: RunRef): RunRef[] {
+    return element ? [] : this.runs.list();
+  }
+
+  getTreeItem({ registry, record }: RunRef): vscode.TreeItem {
+    const item = new vscode.TreeItem(record.name, vscode.TreeItemCollapsibleState.None);
+    item.id = registry.dir(record.id);
+    const progress = record.total ? `step ${record.step}/${record.total}` : `step ${record.step}`;
+    const key = KEY_METRICS[record.stage].find((k) => record.metrics[k] !== undefined);
+    item.description = [STAGE_LABELS[record.stage], record.status, progress, key && `${key} ${formatMetric(record.metrics[key])}`].filter(Boolean).join(' · ');
+    item.iconPath = STATUS_ICONS[record.status];
+
+    const tooltip = new vscode.MarkdownString(undefined, true);
+    tooltip.appendMarkdown(`**${record.name}** · ${STAGE_LABELS[record.stage]} · ${record.status}\n\n`);
+    tooltip.appendMarkdown(`started ${new Date(record.created).toLocaleString()} · ${progress}\n\n`);
+    tooltip.appendText(`${record.configFile}\n\n`);
+    if (Object.keys(record.metrics).length) tooltip.appendCodeblock(formatMetrics(record.metrics), 'text');
+    if (record.error) tooltip.appendCodeblock([record.error, ...(record.logTail ?? []).slice(-8)].join('\n'), 'text');
+    item.tooltip = tooltip;
+
+    // Flags the context menus test with `viewItem =~ /.../`.
+    const flags = [`rlhfRun.${record.status}`];
+    if (record.status !== 'running' && record.status !== 'finished' && registry.latestCheckpoint(record.id)) flags.push('resumable');
+    if (registry.modelDir(record.id) || registry.latestCheckpoint(record.id)) flags.push('hasModel');
+    item.contextValue = flags.join('.');
+    return item;
+  }
+
+  dispose(): void {
+    clearTimeout(this.pending);
+    this.subscription.dispose();
+    this.changed.dispose();
+  }
+}

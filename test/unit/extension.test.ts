@@ -1,0 +1,128 @@
+/**
+ * The extension host in plain Node, with a stub `vscode`: activation stays light (no onnxruntime,
+ * no engine), every command in the manifest is registered, and the handlers do what they say,
+ * starting a real training process where they start one.
+ */
+import { ui, vscode, workbench } from './vscode-stub';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { performance } from 'perf_hooks';
+
+const root = path.resolve(__dirname, '..', '..');
+const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'workspace-'));
+workbench.setFolders([workspace]);
+
+test('activation registers every manifest command, fast, without loading onnxruntime or the engine', async (t) => {
+  const started = performance.now();
+  // Required here, not imported above, so the time includes loading the host's modules.
+  const extension = require('../../src/extension') as typeof import('../../src/extension');
+  const context = workbench.context(root);
+  extension.activate(context as never);
+  t.diagnostic(`activate() from sources under tsx: ${(performance.now() - started).toFixed(0)} ms (bundled: npm run activation-time)`);
+
+  const loaded = Object.keys(require.cache);
+  assert.deepEqual(loaded.filter((m) => /onnxruntime/.test(m)), []);
+  assert.deepEqual(loaded.filter((m) => m.includes(`${path.sep}src${path.sep}engine${path.sep}`) || m.includes(`${path.sep}src${path.sep}train${path.sep}`)), []);
+
+  const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const declared = manifest.contributes.commands.map((c: { command: string }) => c.command).sort();
+  assert.deepEqual([...workbench.commands.keys()].sort(), declared);
+  for (const c of manifest.contributes.commands) assert.equal(c.category, 'RLHF', c.command);
+  assert.equal(manifest.activationEvents?.includes('*') ?? false, false);
+});
+
+test('commands: stages not in this version say so instead of pretending', async () => {
+  for (const [command, feature] of [['rlhf.trainRewardModel', 'Reward model training'], ['rlhf.runPpo', 'PPO'], ['rlhf.generateComparisons', 'Generating comparisons'], ['rlhf.openLabeling', 'labeling view'], ['rlhf.exportPreferences', 'Exporting preferences']]) {
+    ui.reset();
+    await vscode.commands.executeCommand(command);
+    assert.equal(ui.shown.length, 1, command);
+    assert.match(ui.shown[0].message, new RegExp(`${feature}.*arrives in a later version`), command);
+  }
+});
+
+test('commands: training and generation explain Restricted Mode in an untrusted workspace', async () => {
+  workbench.setTrusted(false);
+  try {
+    for (const command of ['rlhf.trainSft', 'rlhf.generateWithModel']) {
+      ui.reset();
+      ui.answers.push('Manage Workspace Trust');
+      await vscode.commands.executeCommand(command);
+      assert.match(ui.shown[0].message, /disabled in Restricted Mode/);
+      assert.equal(ui.executed.at(-1)?.command, 'workbench.trust.manage');
+    }
+  } finally {
+    workbench.setTrusted(true);
+  }
+});
+
+test('New Experiment copies the demo into the workspace as <name>/<name>.rlhf.json', async () => {
+  ui.reset();
+  ui.answers.push('From the demo', 'animals', undefined);
+  await vscode.commands.executeCommand('rlhf.newExperiment');
+  const file = path.join(workspace, 'animals', 'animals.rlhf.json');
+  const config = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.equal(config.name, 'animals');
+  assert.equal(config.$schema, undefined);
+  assert.equal(config.sft.data, 'sft.jsonl');
+  assert.ok(fs.statSync(path.join(workspace, 'animals', 'sft.jsonl')).size > 1000);
+  assert.deepEqual(ui.opened, [file]);
+
+  const { experimentNameProblem } = await import('../../src/commands/experiments');
+  assert.match(experimentNameProblem(workspace, 'animals')!, /already exists/);
+  assert.match(experimentNameProblem(workspace, '../up')!, /letters/);
+  assert.equal(experimentNameProblem(workspace, 'fresh-1'), undefined);
+});
+
+test('Train SFT starts a training process from the experiment file, and the Runs view lists the run', async () => {
+  const { startStage } = await import('../../src/commands/training');
+  const { RunSupervisor } = await import('../../src/runner/supervisor');
+  const { WorkspaceRuns } = await import('../../src/runs/workspaceRuns');
+  const { RunsTreeProvider } = await import('../../src/views/runsTree');
+  const { logRuns } = await import('../../src/views/runLog');
+  const processOptions = { entry: path.join(root, 'src', 'runner', 'train-process.ts'), execArgv: ['--import', 'tsx'], cwd: root };
+  const supervisor = new RunSupervisor(processOptions);
+  const runs = new WorkspaceRuns(supervisor);
+  const log = vscode.window.createOutputChannel('test');
+  const services = { supervisor, runs, log, processOptions, extensionPath: root } as never;
+  const logging = logRuns(supervisor, log as never);
+
+  const dir = path.join(workspace, 'tiny');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'sft.jsonl'), JSON.stringify({ prompt: 'Hi?', completion: ' Hello.' }));
+  const file = path.join(dir, 'tiny.rlhf.json');
+  fs.writeFileSync(file, JSON.stringify({ name: 'tiny', model: 'tiny', model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 16 }, runtime: { provider: 'cpu', threads: 1 }, sft: { data: 'sft.jsonl', max_steps: 2, per_device_train_batch_size: 1, logging_steps: 1, eval_fraction: 0 } }));
+  workbench.settings['rlhf.threads'] = 1;
+
+  ui.reset();
+  const run = (await startStage(services, 'sft', vscode.Uri.file(file) as never))!;
+  assert.ok(run, 'a run started');
+  assert.equal(path.dirname(run.dir), path.join(workspace, '.rlhf', 'runs'));
+  assert.equal((await run.process.outcome).status, 'finished');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.match(ui.shown.at(-1)?.message ?? '', /SFT run "tiny" finished/);
+  assert.ok(log.lines.some((l) => /step 2: loss/.test(l)), 'metrics reach the log channel');
+
+  const tree = new RunsTreeProvider(runs);
+  const [ref] = tree.getChildren();
+  const item = tree.getTreeItem(ref) as unknown as { label: string; description: string; contextValue: string };
+  assert.equal(item.label, 'tiny');
+  assert.match(item.description, /^SFT · finished · step 2\/2 · loss \d/);
+  assert.match(item.contextValue, /^rlhfRun\.finished.*\.hasModel/);
+  tree.dispose();
+  runs.dispose();
+  logging.dispose();
+});
+
+test('settings override the experiment runtime only when the user set them', async () => {
+  const { runtimeOverrides } = await import('../../src/settings');
+  delete workbench.settings['rlhf.threads'];
+  assert.deepEqual(runtimeOverrides(), {});
+  workbench.settings['rlhf.executionProvider'] = 'cpu';
+  workbench.settings['rlhf.threads'] = 2;
+  assert.deepEqual(runtimeOverrides(), { provider: 'cpu', threads: 2 });
+  workbench.settings['rlhf.executionProvider'] = 'tpu';
+  assert.deepEqual(runtimeOverrides(), { threads: 2 });
+});

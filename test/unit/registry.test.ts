@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { PROCESS_GONE, RunRegistry } from '../../src/runs/registry';
+
+const fresh = () => new RunRegistry(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-')), 'runs'));
+/** The id of a process that has exited (and been reaped). */
+const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;
+
+test('registry: runs get their own folders and run.json, written whole', () => {
+  const registry = fresh();
+  const a = registry.create({ name: 'my run/1', stage: 'sft', configFile: '/x/a.rlhf.json' });
+  const b = registry.create({ name: 'my run/1', stage: 'sft', configFile: '/x/a.rlhf.json' });
+  assert.notEqual(a.id, b.id);
+  assert.match(a.id, /^\d{4}-\d\d-\d\dT[\d-]+Z-my_run_1-sft(-2)?$/);
+  assert.deepEqual(fs.readdirSync(registry.dir(a.id)), ['run.json']);
+  a.pid = process.pid;
+  a.metrics = { loss: 1.5 };
+  registry.save(a);
+  assert.deepEqual(registry.get(a.id)?.metrics, { loss: 1.5 });
+  fs.mkdirSync(path.join(registry.root, 'not-a-run'));
+  fs.mkdirSync(path.join(registry.root, 'torn'));
+  fs.writeFileSync(path.join(registry.root, 'torn', 'run.json'), '{"id": "torn", "sta');
+  assert.deepEqual(registry.list().map((r) => r.id).sort(), [a.id, b.id].sort());
+});
+
+test('registry: a run recorded as running whose process is gone never reads as running', () => {
+  const registry = fresh();
+  const live = registry.create({ name: 'live', stage: 'sft', configFile: 'c' });
+  registry.save(Object.assign(live, { pid: process.pid }));
+  const crashed = registry.create({ name: 'crashed', stage: 'sft', configFile: 'c' });
+  registry.save(Object.assign(crashed, { pid: deadPid(), step: 7 }));
+  fs.mkdirSync(path.join(registry.dir(crashed.id), 'checkpoint-5'));
+  const closed = registry.create({ name: 'closed', stage: 'sft', configFile: 'c' });
+  registry.save(Object.assign(closed, { pid: deadPid(), step: 7 }));
+  fs.mkdirSync(path.join(registry.dir(closed.id), 'checkpoint-8')); // saved on the way out
+  fs.mkdirSync(path.join(registry.dir(closed.id), 'checkpoint-9.partial')); // a save cut short
+
+  const reread = new RunRegistry(registry.root);
+  assert.equal(reread.get(live.id)?.status, 'running');
+  const c = reread.get(crashed.id)!;
+  assert.equal(c.status, 'failed');
+  assert.equal(c.error, PROCESS_GONE);
+  assert.equal(c.pid, undefined);
+  assert.deepEqual({ status: reread.get(closed.id)?.status, step: reread.get(closed.id)?.step }, { status: 'stopped', step: 8 });
+  assert.equal(reread.latestCheckpoint(closed.id)?.step, 8);
+  // The correction is written back, so every reader agrees.
+  assert.equal(JSON.parse(fs.readFileSync(path.join(registry.dir(crashed.id), 'run.json'), 'utf8')).status, 'failed');
+});
+
+test('registry: delete removes a run, but not a running one', () => {
+  const registry = fresh();
+  const running = registry.create({ name: 'r', stage: 'sft', configFile: 'c' });
+  registry.save(Object.assign(running, { pid: process.pid }));
+  assert.throws(() => registry.delete(running.id), /still running/);
+  registry.save(Object.assign(running, { status: 'stopped', pid: undefined }));
+  registry.delete(running.id);
+  assert.equal(fs.existsSync(registry.dir(running.id)), false);
+  assert.throws(() => registry.delete('nope'), /no run "nope"/);
+});

@@ -1,0 +1,133 @@
+/**
+ * The host ⇄ training-process boundary, for real: the supervisor starts the actual training entry
+ * (under tsx) on a tiny SFT config, and the registry is read back from disk as a new window would.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { loadCheckpoint } from '../../src/model/checkpoint';
+import { RunEvent, parseCommand, parseEvent } from '../../src/protocol/runner';
+import { LiveRun, RunSupervisor } from '../../src/runner/supervisor';
+import { RunRegistry } from '../../src/runs/registry';
+
+const root = path.resolve(__dirname, '..', '..');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runner-'));
+const data = path.join(dir, 'sft.jsonl');
+fs.writeFileSync(data, ['cat', 'dog', 'cow', 'bird', 'fox', 'owl'].map((a) => JSON.stringify({ prompt: `What does a ${a} say?`, completion: ` A ${a} says hi.` })).join('\n'));
+
+function writeConfig(name: string, maxSteps: number): string {
+  const file = path.join(dir, `${name}.rlhf.json`);
+  fs.writeFileSync(file, JSON.stringify({
+    name,
+    seed: 1,
+    model: 'tiny',
+    model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 },
+    runtime: { provider: 'cpu', threads: 1 },
+    sft: { data: 'sft.jsonl', max_steps: maxSteps, per_device_train_batch_size: 2, warmup_steps: 1, logging_steps: 1, eval_steps: 1000, save_steps: 3, eval_fraction: 0 },
+  }));
+  return file;
+}
+
+const supervisor = new RunSupervisor({ entry: path.join(root, 'src', 'runner', 'train-process.ts'), execArgv: ['--import', 'tsx'], cwd: root, stopTimeoutMs: 20_000 });
+const registry = new RunRegistry(path.join(dir, 'runs'));
+
+function eventsOf(run: LiveRun): RunEvent[] {
+  const events: RunEvent[] = [];
+  run.process.on('event', (e) => events.push(e));
+  return events;
+}
+
+/** Resolves at the first progress event at or past `step`. */
+function reach(run: LiveRun, step: number): Promise<void> {
+  return new Promise((resolve) => run.process.on('event', (e) => e.type === 'progress' && e.step >= step && resolve()));
+}
+
+const metricSteps = (id: string) =>
+  fs.readFileSync(path.join(registry.dir(id), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => 'loss' in r).map((r) => r.step);
+
+test('protocol: malformed commands and events are rejected on arrival', () => {
+  const start = { type: 'start', stage: 'sft', configFile: 'a.rlhf.json', outputDir: '/tmp/run' };
+  assert.equal(parseCommand(start).ok, true);
+  assert.equal(parseCommand({ type: 'stop' }).ok, true);
+  for (const bad of [null, 'stop', {}, { type: 'launch' }, { ...start, stage: 'dpo' }, { ...start, configFile: '' }, { ...start, outputDir: 3 }, { ...start, runtime: { provider: 'tpu' } }, { type: 'generate', model: 'm', prompts: [], sampling: { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1 }, seed: 0 }]) {
+    const parsed = parseCommand(bad);
+    assert.equal(parsed.ok, false, JSON.stringify(bad));
+  }
+  const bad = parseCommand({ ...start, stage: 'dpo' });
+  assert.ok(!bad.ok && /stage/.test(bad.error), 'the error names the field');
+
+  assert.equal(parseEvent({ type: 'metrics', stage: 'sft', step: 3, values: { loss: NaN } }).ok, true);
+  assert.equal(parseEvent({ type: 'error', message: 'boom', logTail: ['a'] }).ok, true);
+  for (const e of [{ type: 'progress', stage: 'sft', step: -1, total: 3 }, { type: 'done', stage: 'sft', step: 1 }, { type: 'log', level: 'debug', message: 'x' }, { type: 'metrics', stage: 'sft', step: 1, values: { loss: '1' } }, { type: 'error', message: 'no tail' }]) {
+    assert.equal(parseEvent(e).ok, false, JSON.stringify(e));
+  }
+});
+
+test('runner: a run streams events to done and the registry shows it finished', async () => {
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('straight', 4), registry });
+  const events = eventsOf(run);
+  assert.equal(registry.get(run.record.id)?.status, 'running');
+  const outcome = await run.process.outcome;
+  assert.equal(outcome.status, 'finished', outcome.error);
+  assert.deepEqual(events.filter((e) => e.type === 'progress').map((e) => e.step), [1, 2, 3, 4]);
+  assert.ok(events.some((e) => e.type === 'metrics' && e.values.loss > 0));
+  assert.ok(events.some((e) => e.type === 'done' && !e.stopped));
+  await new Promise((r) => setImmediate(r));
+  const record = registry.list().find((r) => r.id === run.record.id)!;
+  assert.equal(record.status, 'finished');
+  assert.equal(record.step, 4);
+  assert.equal(record.pid, undefined);
+  assert.ok(record.metrics.loss! > 0);
+  assert.ok(registry.modelDir(record.id));
+  assert.equal(supervisor.runs().length, 0);
+});
+
+test('runner: a training process killed mid-run is reported with its last log lines, and the run resumes', async () => {
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('crash', 12), registry });
+  await reach(run, 8); // checkpoint-6 is on disk by now
+  process.kill(run.process.pid!, 'SIGKILL');
+  const outcome = await run.process.outcome;
+  assert.equal(outcome.status, 'failed');
+  assert.match(outcome.error!, /killed \(SIGKILL\)/);
+  assert.ok(outcome.logTail.some((l) => /SFT on \d+ examples/.test(l)), outcome.logTail.join('\n'));
+  await new Promise((r) => setImmediate(r));
+
+  const record = new RunRegistry(registry.root).get(run.record.id)!;
+  assert.equal(record.status, 'failed');
+  assert.match(record.error!, /SIGKILL/);
+  assert.ok(record.logTail?.length);
+  assert.equal(registry.latestCheckpoint(record.id)?.step, 6);
+
+  const resumed = supervisor.resume(registry, record.id);
+  assert.equal(resumed.record.resumedFrom, registry.latestCheckpoint(record.id)!.path);
+  const events = eventsOf(resumed);
+  assert.equal((await resumed.process.outcome).status, 'finished');
+  assert.equal(events.find((e) => e.type === 'progress')?.step, 7);
+  assert.equal(registry.get(record.id)?.status, 'finished');
+  assert.deepEqual(metricSteps(record.id), [...Array(12).keys()].map((i) => i + 1), 'metrics.jsonl reads as one run');
+});
+
+test('runner: stop ends the run after a step with a checkpoint, recorded as stopped', async () => {
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('stop', 500), registry });
+  await reach(run, 2);
+  const outcome = await supervisor.stop(run);
+  assert.equal(outcome.status, 'stopped', outcome.error);
+  const record = registry.get(run.record.id)!;
+  assert.equal(record.status, 'stopped');
+  const checkpoint = registry.latestCheckpoint(record.id)!;
+  assert.equal(checkpoint.step, outcome.step);
+  assert.equal(loadCheckpoint(checkpoint.path).trainerState?.step, outcome.step);
+});
+
+test('runner: a bad config fails with the reason, not a crash', async () => {
+  const file = path.join(dir, 'bad.rlhf.json');
+  fs.writeFileSync(file, JSON.stringify({ name: 'bad', sft: { data: 'sft.jsonl', max_steps: -1 } }));
+  const run = supervisor.start({ stage: 'sft', configFile: file, registry });
+  const outcome = await run.process.outcome;
+  assert.equal(outcome.status, 'failed');
+  assert.match(outcome.error!, /sft\.max_steps/);
+  assert.equal(outcome.exitCode, 1);
+  assert.equal(registry.get(run.record.id)?.status, 'failed');
+});
