@@ -8,8 +8,8 @@ import * as path from 'path';
 import { packageRoot } from './util/package-root';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { generateCandidates, labelQueueByRule } from './data/comparisons';
-import { DataError, DataFileError } from './data/jsonl';
-import { exportPreferences, ImportFormat, importPreferences } from './data/preferences';
+import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/jsonl';
+import { expectString, exportPreferences, ImportFormat, importPreferences } from './data/preferences';
 import { PROVIDERS, ProviderChoice, Runtime } from './engine/runtime';
 import { State } from './engine/step';
 import { gpt2Tokenizer } from './model/tokenizer';
@@ -18,7 +18,9 @@ import { Rng } from './util/rng';
 import { experimentJsonSchema, loadExperiment } from './train/config';
 import { Generator } from './train/generate';
 import { loadModel, putTensors } from './train/model-state';
+import { runRm } from './train/reward';
 import { sampleResponses } from './train/samples';
+import { Scorer } from './train/scorer';
 import { runSft } from './train/sft';
 
 const DEMO_CONFIG = path.join(packageRoot(), 'media', 'demo', 'experiment.json');
@@ -77,13 +79,37 @@ const number = (v: string) => {
   return n;
 };
 
-async function sft(configFile: string, opts: { out?: string; resume?: string; steps?: number; provider?: string }) {
+type StageOptions = { out?: string; resume?: string; steps?: number; provider?: string };
+
+/** A stage's run from a config file, with the command line's overrides. */
+function stageRun(configFile: string, stage: 'sft' | 'rm', opts: StageOptions) {
   const exp = loadExperiment(configFile);
-  if (opts.steps && exp.sft) exp.sft.max_steps = opts.steps;
+  const settings = exp[stage];
+  if (opts.steps && settings) settings.max_steps = opts.steps;
   if (opts.provider) exp.runtime.provider = opts.provider;
-  const outputDir = path.resolve(opts.out ?? runsDir(exp.name, 'sft'));
+  const outputDir = path.resolve(opts.out ?? runsDir(exp.name, stage));
   console.log(`run directory: ${outputDir}`);
-  await runSft({ experiment: exp, outputDir, resumeFrom: opts.resume && path.resolve(opts.resume), emit: printEvent, signal: stopOnInterrupt() });
+  return { experiment: exp, outputDir, resumeFrom: opts.resume && path.resolve(opts.resume), emit: printEvent, signal: stopOnInterrupt() };
+}
+
+async function sft(configFile: string, opts: StageOptions) {
+  await runSft(stageRun(configFile, 'sft', opts));
+}
+
+async function rm(configFile: string, opts: StageOptions) {
+  await runRm(stageRun(configFile, 'rm', opts));
+}
+
+/** Scores {"prompt", "response"} lines, printing each with its "score". */
+async function score(opts: { model: string; input?: string; provider: string }) {
+  const file = opts.input ?? '/dev/stdin';
+  const { records, errors } = readJsonl(file, (r) => ({ prompt: expectString(r.prompt, 'prompt'), response: expectString(r.response, 'response') }));
+  assertNoDataErrors(errors);
+  const scorer = await Scorer.load(path.resolve(opts.model), { provider: opts.provider as ProviderChoice });
+  const rows = records.map((r) => r.value);
+  const scores = await scorer.scoreTexts(rows);
+  rows.forEach((r, i) => console.log(JSON.stringify({ ...r, score: scores[i] })));
+  await scorer.release();
 }
 
 async function generate(prompts: string[], opts: { model: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; provider: string }) {
@@ -155,6 +181,22 @@ export function program(): Command {
     .option('--steps <n>', 'override max_steps', positiveInt)
     .addOption(providerOption())
     .action(sft);
+  cli
+    .command('rm')
+    .description('train a reward model on preference pairs, as set in the "rm" section of an experiment config')
+    .argument('<config>', 'experiment config file (JSON)')
+    .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-<name>-rm)')
+    .option('--resume <checkpoint>', 'continue from a checkpoint directory of an earlier run')
+    .option('--steps <n>', 'override max_steps', positiveInt)
+    .addOption(providerOption())
+    .action(rm);
+  cli
+    .command('score')
+    .description('score {"prompt", "response"} JSONL lines with a reward model, printing them with their "score"')
+    .requiredOption('--model <dir>', 'reward-model checkpoint directory')
+    .option('--input <file>', 'JSONL file (default: standard input)')
+    .addOption(providerOption().default('auto'))
+    .action(score);
   cli
     .command('generate')
     .description('continue prompts with a model checkpoint')

@@ -44,6 +44,28 @@ export const sftSchema = z
   })
   .strict();
 
+export const rmSchema = z
+  .object({
+    data: z.string().min(1).describe('Preference pairs: JSONL in TRL\'s preference format ({prompt, chosen, rejected}), e.g. the labeling store.'),
+    model: z.string().min(1).optional().describe('The backbone: an SFT checkpoint (default: the experiment model). Its LM head is replaced by a fresh scalar head.'),
+    include_ties: z.boolean().default(false).describe('Also train on pairs labeled "tie" or "both_bad", towards equal rewards (target 0.5).'),
+    eval_fraction: fraction.default(0.1),
+    max_length: positiveInt.optional().describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
+    per_device_train_batch_size: positiveInt.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
+    learning_rate: z.number().positive().default(1e-4),
+    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+    warmup_steps: z.number().int().min(0).default(10),
+    min_lr_ratio: fraction.default(0.1),
+    max_steps: positiveInt.default(200).describe('Training steps; an epoch is (training pairs) / per_device_train_batch_size steps.'),
+    weight_decay: z.number().min(0).default(0),
+    max_grad_norm: z.number().positive().default(1),
+    logging_steps: positiveInt.default(10),
+    eval_steps: positiveInt.default(50),
+    save_steps: positiveInt.default(100),
+    center_rewards_coefficient: z.number().positive().optional().describe('Adds this times mean((r_chosen + r_rejected)²) to the loss, keeping rewards centred on 0.'),
+  })
+  .strict();
+
 export const ppoSchema = z
   .object({
     prompts: z.string().min(1).describe('Prompts: JSONL with {"prompt": "..."} per line.'),
@@ -86,13 +108,14 @@ export const experimentSchema = z
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
-    rm: z.record(z.string(), z.unknown()).optional(),
+    rm: rmSchema.optional(),
     ppo: ppoSchema.optional(),
   })
   .strict();
 
 export type Experiment = z.infer<typeof experimentSchema>;
 export type SftSettings = z.infer<typeof sftSchema>;
+export type RmSettings = z.infer<typeof rmSchema>;
 export type PpoSettings = z.infer<typeof ppoSchema>;
 
 export class ConfigError extends Error {}
@@ -124,13 +147,18 @@ export function loadExperiment(file: string): Experiment {
   const exp = parseExperiment(json, file);
   const dir = path.dirname(path.resolve(file));
   const resolve = (p: string) => path.resolve(dir, p);
+  const resolveModel = (m: string) => (/^(tiny|gpt2|gpt2-medium)$/.test(m) ? m : resolve(m));
   if (exp.sft) exp.sft.data = resolve(exp.sft.data);
+  if (exp.rm) {
+    exp.rm.data = resolve(exp.rm.data);
+    if (exp.rm.model) exp.rm.model = resolveModel(exp.rm.model);
+  }
   if (exp.ppo) {
     exp.ppo.prompts = resolve(exp.ppo.prompts);
     if (exp.ppo.sft_model) exp.ppo.sft_model = resolve(exp.ppo.sft_model);
     if (exp.ppo.reward_model) exp.ppo.reward_model = resolve(exp.ppo.reward_model);
   }
-  if (!/^(tiny|gpt2|gpt2-medium)$/.test(exp.model)) exp.model = resolve(exp.model);
+  exp.model = resolveModel(exp.model);
   return exp;
 }
 

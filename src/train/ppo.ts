@@ -24,7 +24,7 @@ import { readJsonl, expectNonEmptyString, assertNoDataErrors } from '../data/jso
 import { GPTConfig } from '../model/config';
 import { lmHead, paramInputs, scoreHead, sequenceInputs, transformer } from '../model/gpt2';
 import { attentionBias, positionIds } from '../model/masks';
-import { NamedTensor } from '../model/safetensors';
+import { withScoreHead } from '../model/reward';
 import { Tokenizer, gpt2Tokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { Rng } from '../util/rng';
@@ -153,12 +153,6 @@ export function readPrompts(file: string, tokenizer: Tokenizer): { text: string;
   return records.map((r) => ({ text: r.value, ids: tokenizer.encode(r.value) }));
 }
 
-/** A fresh scalar head, N(0, 1/sqrt(d + 1)) as for a reward model, for a value model made from the policy. */
-function freshScoreHead(cfg: GPTConfig, rng: Rng): NamedTensor {
-  const std = 1 / Math.sqrt(cfg.nEmbd + 1);
-  return { dtype: 'float32', shape: [1, cfg.nEmbd], data: Float32Array.from({ length: cfg.nEmbd }, () => rng.normal() * std) };
-}
-
 export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: boolean }> {
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.ppo;
@@ -177,9 +171,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const state = new State(runtime);
   putTensors(state, sft.params, 'ref.');
   putTensors(state, resumed?.policy.params ?? sft.params, 'policy.');
-  const valueParams = new Map(valueInit?.params ?? [...sft.params].filter(([n]) => !n.startsWith('lm_head')));
-  if (!valueParams.has('score.weight')) valueParams.set('score.weight', freshScoreHead(cfg, new Rng(exp.seed)));
-  putTensors(state, valueParams, 'value.');
+  putTensors(state, withScoreHead(valueInit?.params ?? sft.params, cfg, new Rng(exp.seed)), 'value.');
   if (resumed?.policy.checkpoint?.optimizerState) putOptimizerState(state, resumed.policy.checkpoint.optimizerState, 'policy.');
   if (resumed?.value.checkpoint?.optimizerState) putOptimizerState(state, resumed.value.checkpoint.optimizerState, 'value.');
   const trainer = resumed?.policy.checkpoint?.trainerState ?? {};

@@ -19,6 +19,8 @@ import { Tensor, constant, input } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
 import { presetConfig } from '../../src/model/config';
 import { sftLossGraph } from '../../src/train/sft';
+import { rewardInputs, rewardParamInputs, rewards } from '../../src/model/reward';
+import { rewardLossGraph } from '../../src/train/reward';
 import { Generator } from '../../src/train/generate';
 
 // Mesa complains on stderr when this is unset; the driver reads it when onnxruntime loads it.
@@ -314,6 +316,18 @@ test('the real SFT step and generation graphs load on WebGPU with CPU fallback d
   const generator = await Generator.create(gpu, cfg, state, 0);
   await generator.release();
   await state.release();
+});
+
+test('the reward-model step, eval and scoring graphs load on WebGPU with CPU fallback disabled', async (t) => {
+  if (!gpu) return t.skip(unavailable);
+  const cfg = { ...presetConfig('tiny'), nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 };
+  const rm = rewardLossGraph(cfg, 0.01);
+  const models = [
+    buildTrainGraph({ ...rm, optimizer: adamw(), maxGradNorm: 1 }).model,
+    toOnnx({ loss: rm.loss, ...rm.metrics }),
+    toOnnx({ rewards: rewards(rewardParamInputs(cfg), cfg, rewardInputs()) }),
+  ];
+  for (const model of models) await (await gpu.load(model)).release();
 });
 
 test('strict mode names the nodes the provider cannot run', async (t) => {

@@ -1,0 +1,175 @@
+/**
+ * Stage 2: the reward model. The SFT model's transformer with a scalar head learns from preference
+ * pairs with the Bradley–Terry loss -log σ(r_chosen - r_rejected - margin), as TRL's
+ * RewardTrainer, trained by the shared loop (./trainer.ts). A pair's chosen and rejected
+ * sequences (prompt + response + EOS) go through the model in one batch of 2P rows.
+ * After training, the rewards of a reference set of texts give the mean and std that scoring
+ * normalises by (./scorer.ts).
+ */
+import { logSigmoid, maskedMean } from '../engine/nn';
+import { cast, greater, max, mean, neg, reshape, slice, sub } from '../engine/ops';
+import { hostTensor } from '../engine/runtime';
+import { Tensor, input } from '../engine/tensor';
+import { BatchSampler } from '../data/batch';
+import { assertNoDataErrors } from '../data/jsonl';
+import { readPreferencePairs } from '../data/preferences';
+import { loadSft, splitTrainEval } from '../data/sft';
+import { GPTConfig } from '../model/config';
+import { rewardInputs, rewardParamInputs, rewards, withScoreHead } from '../model/reward';
+import { Tokenizer, gpt2Tokenizer } from '../model/tokenizer';
+import { EmitEvent } from '../protocol/runner';
+import { Rng } from '../util/rng';
+import { Experiment } from './config';
+import { LoadedModel, loadModel } from './model-state';
+import { NORMALIZATION_KEY, Scorer, measureNormalization, rewardFeeds, rewardSequence, withNormalization } from './scorer';
+import { Batch, CheckpointExtras, StageGraph, Trainer, describeModel, inBatches } from './trainer';
+
+export interface RewardPair {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  /** How much more chosen must score than rejected (TRL's "margin" column); 0 when absent. */
+  margin?: number;
+  /** Neither response is better: trained towards equal rewards. */
+  tie?: boolean;
+}
+
+/** A pair as token ids, with its margin and target P(chosen wins): 1, or 0.5 for a tie. */
+interface TokenPair {
+  chosen: number[];
+  rejected: number[];
+  margin: number;
+  target: number;
+}
+
+/** At most this many reference texts are scored for the normalisation. */
+const NORMALIZATION_TEXTS = 1000;
+
+/**
+ * The Bradley–Terry loss of rewards [2, P] (row 0 chosen, row 1 rejected) with margin and target
+ * [P]: mean of -[y log σ(Δ) + (1 - y) log σ(-Δ)], Δ = r_c - r_r - margin, plus
+ * centerCoef · mean((r_c + r_r)²) (TRL's center_rewards_coefficient). With TRL's metrics:
+ * accuracy (r_c > r_r, over pairs that are not ties), margin (mean r_c - r_r), and the rewards'
+ * mean, min and max.
+ */
+export function bradleyTerry(r: Tensor, margin: Tensor, target: Tensor, centerCoef = 0): { loss: Tensor; metrics: Record<string, Tensor> } {
+  const pairs = [r.shape[1]];
+  const chosen = reshape(slice(r, 0, 0, 1), pairs), rejected = reshape(slice(r, 0, 1, 2), pairs); // [P]
+  const delta = chosen.sub(rejected).sub(margin);
+  let loss = mean(neg(target.mul(logSigmoid(delta)).add(sub(1, target).mul(logSigmoid(neg(delta))))));
+  const total = chosen.add(rejected);
+  if (centerCoef) loss = loss.add(mean(total.mul(total)).mul(centerCoef));
+  const accuracy = maskedMean(cast(greater(chosen, rejected), r.dtype), greater(target, 0.5));
+  return { loss, metrics: { accuracy, margin: mean(chosen.sub(rejected)), mean_reward: mean(r), min_reward: neg(max(neg(r))), max_reward: max(r) } };
+}
+
+/** The reward model's training graph on batches of P pairs: 2P rows, chosen ones first. */
+export function rewardLossGraph(cfg: GPTConfig, centerCoef?: number): StageGraph {
+  const p = rewardParamInputs(cfg);
+  const r = rewards(p, cfg, rewardInputs([2, 'P'])); // [2, P]
+  const bt = bradleyTerry(r, input('pair_margin', 'float32', ['P']), input('pair_target', 'float32', ['P']), centerCoef);
+  return { loss: bt.loss, params: Object.values(p), metrics: bt.metrics };
+}
+
+/** The graph inputs of a batch of pairs, weighted by its pairs. */
+function pairBatch(pairs: TokenPair[], padId: number): Batch {
+  const p = pairs.length;
+  const sequences = [...pairs.map((x) => x.chosen), ...pairs.map((x) => x.rejected)];
+  return {
+    feeds: {
+      ...rewardFeeds(sequences, padId, [2, p]),
+      pair_margin: hostTensor('float32', Float32Array.from(pairs, (x) => x.margin), [p]),
+      pair_target: hostTensor('float32', Float32Array.from(pairs, (x) => x.target), [p]),
+    },
+    weight: p,
+    tokens: sequences.reduce((a, s) => a + s.length, 0),
+  };
+}
+
+/** Pairs as token ids; pairs with a sequence longer than maxLength are left out (as TRL does). */
+function tokenizePairs(pairs: RewardPair[], tokenizer: Tokenizer, maxLength: number): { pairs: TokenPair[]; tooLong: number } {
+  const out: TokenPair[] = [];
+  for (const x of pairs) {
+    const chosen = rewardSequence(tokenizer, x.prompt, x.chosen), rejected = rewardSequence(tokenizer, x.prompt, x.rejected);
+    if (chosen.length <= maxLength && rejected.length <= maxLength) out.push({ chosen, rejected, margin: x.margin ?? 0, target: x.tie ? 0.5 : 1 });
+  }
+  return { pairs: out, tooLong: pairs.length - out.length };
+}
+
+/** The model to train: a checkpoint to resume or a reward model as it is, else a backbone (SFT checkpoint or preset) with a fresh score head. */
+function rewardModel(spec: string, exp: Experiment): LoadedModel {
+  const m = loadModel(spec, exp.seed, exp.model_size);
+  // A normalisation belongs to the finished model it was measured on, not to what trains from it.
+  return { ...m, head: 'score', config: withNormalization(m.config), params: withScoreHead(m.params, m.config, new Rng(exp.seed)) };
+}
+
+export interface RmRun {
+  experiment: Experiment;
+  outputDir: string;
+  /** A checkpoint directory of an earlier run of this experiment to continue from. */
+  resumeFrom?: string;
+  /** The preference pairs; read from the config's rm.data when absent. */
+  pairs?: RewardPair[];
+  emit: EmitEvent;
+  signal?: AbortSignal;
+}
+
+/** Reads the config's preference file; bad lines stop the run, naming file and line. */
+function readRewardPairs(file: string, includeTies: boolean, emit: EmitEvent): RewardPair[] {
+  const { pairs, errors, skipped } = readPreferencePairs(file, { includeTies });
+  assertNoDataErrors(errors);
+  if (skipped) emit({ type: 'log', level: 'info', message: `${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${includeTies ? 'skip' : 'tie, both_bad or skip'})` });
+  return pairs;
+}
+
+export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: boolean }> {
+  const { experiment: exp, emit, outputDir } = run;
+  const s = exp.rm;
+  if (!s) throw new Error('the experiment config has no "rm" section');
+  const tokenizer = gpt2Tokenizer();
+  const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp);
+  const cfg = model.config;
+  const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
+
+  const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, maxLength);
+  if (data.tooLong) emit({ type: 'log', level: 'warn', message: `${data.tooLong} pairs were longer than ${maxLength} tokens and were left out` });
+  if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
+  const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
+  const sampler = new BatchSampler(train, s.per_device_train_batch_size, exp.seed);
+  const reference = normalizationTexts(exp, train, tokenizer, maxLength);
+  emit({ type: 'log', level: 'info', message: `reward model on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}` });
+
+  const trainer = await Trainer.create({
+    stage: 'rm', title: 'reward model', experiment: exp, settings: s, model, resumed: run.resumeFrom !== undefined,
+    graph: rewardLossGraph(cfg, s.center_rewards_coefficient), outputDir, emit,
+  });
+  const toBatch = (pairs: TokenPair[]) => pairBatch(pairs, tokenizer.padId);
+  const { step, stopped } = await trainer.train({
+    batch: (at) => toBatch(sampler.batch(at - 1)),
+    evalBatches: evaluation.length ? () => inBatches(evaluation, s.per_device_train_batch_size, toBatch) : undefined,
+    size: train.length,
+  }, run.signal);
+
+  let final: CheckpointExtras = {};
+  if (!stopped) {
+    const scorer = await Scorer.create(trainer.runtime, cfg, trainer.state, { tokenizer });
+    const normalization = measureNormalization(await scorer.scoreIds(reference.sequences));
+    await scorer.release();
+    emit({ type: 'log', level: 'info', message: `rewards of ${reference.sequences.length} ${reference.source}: mean ${normalization.mean.toFixed(4)}, std ${normalization.std.toFixed(4)}; scores are normalised by them` });
+    final = { trainerState: { [NORMALIZATION_KEY]: normalization }, config: withNormalization(cfg, normalization) };
+  }
+  const modelDir = await trainer.saveFinal(step, stopped, final);
+  await trainer.close(step, stopped);
+  return { modelDir, stopped };
+}
+
+/**
+ * The texts whose rewards set the normalisation: the experiment's SFT data (prompt + completion)
+ * when it has an "sft" section, else the training pairs' responses; at most NORMALIZATION_TEXTS,
+ * picked by the seed.
+ */
+function normalizationTexts(exp: Experiment, train: TokenPair[], tokenizer: Tokenizer, maxLength: number): { sequences: number[][]; source: string } {
+  const sft = exp.sft && loadSft(exp.sft.data, tokenizer, maxLength - 1).examples.map((e) => e.ids);
+  const sequences = sft ?? train.flatMap((x) => [x.chosen, x.rejected]);
+  return { sequences: new Rng(exp.seed).shuffle(sequences).slice(0, NORMALIZATION_TEXTS), source: sft ? 'SFT examples' : 'training responses' };
+}

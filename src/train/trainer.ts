@@ -1,0 +1,207 @@
+/**
+ * The training loop SFT and the reward model share: the model's weights in engine State, one step
+ * graph (AdamW, gradient clipping, the learning rate fed from the schedule), metrics averaged over
+ * logging windows into metrics.jsonl and events, periodic eval on held-out data, checkpoints, stop
+ * after the current step, and resume to the same loss curve as an uninterrupted run (the stage
+ * makes batch k a function of the seed and k).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { toOnnx } from '../engine/onnx';
+import { adamw } from '../engine/optim';
+import { Program, Runtime } from '../engine/runtime';
+import { State, TrainStep, buildTrainGraph } from '../engine/step';
+import { Tensor } from '../engine/tensor';
+import { TrainerState } from '../model/checkpoint';
+import { GPTConfig } from '../model/config';
+import { EmitEvent } from '../protocol/runner';
+import { Experiment } from './config';
+import { MetricsLog } from './metrics-log';
+import { LoadedModel, putOptimizerState, putTensors, saveModel } from './model-state';
+import { SchedulerType, learningRate } from './schedule';
+
+/** The stage settings the loop reads (TRL names). */
+export interface LoopSettings {
+  per_device_train_batch_size: number;
+  learning_rate: number;
+  lr_scheduler_type: SchedulerType;
+  warmup_steps: number;
+  min_lr_ratio: number;
+  max_steps: number;
+  weight_decay: number;
+  max_grad_norm: number;
+  logging_steps: number;
+  eval_steps: number;
+  save_steps: number;
+}
+
+export interface Batch {
+  feeds: Record<string, ort.Tensor>;
+  /** Its weight in eval averages: the tokens (SFT) or pairs (reward model) it is scored on. */
+  weight: number;
+  /** Real (not padding) tokens, for tokens_per_second. */
+  tokens: number;
+}
+
+export interface StageGraph {
+  loss: Tensor;
+  params: Tensor[];
+  /** Scalars reported beside the loss, by TRL name; "min_…" and "max_…" ones keep a window's extreme, the rest its mean. */
+  metrics: Record<string, Tensor>;
+}
+
+export interface StageData {
+  /** Training batch `step` (1-based). */
+  batch(step: number): Batch;
+  /** The held-out batches, when there is a held-out set. */
+  evalBatches?: () => Iterable<Batch>;
+  /** Training examples, for the epoch count. */
+  size: number;
+}
+
+/** What a checkpoint adds to the model: keys of trainer_state.json, and a config in place of the model's. */
+export interface CheckpointExtras {
+  trainerState?: TrainerState;
+  config?: GPTConfig;
+}
+
+export interface TrainerSetup {
+  stage: 'sft' | 'rm';
+  /** How messages name the stage. */
+  title: string;
+  experiment: Experiment;
+  settings: LoopSettings;
+  /** The model to train, saved with its head; when `resumed`, its checkpoint also gives the step and AdamW's moments. */
+  model: LoadedModel;
+  resumed: boolean;
+  graph: StageGraph;
+  outputDir: string;
+  emit: EmitEvent;
+}
+
+export function describeModel(cfg: GPTConfig): string {
+  return `${cfg.nLayer} layers, d=${cfg.nEmbd}, ${cfg.nHead} heads, context ${cfg.nPositions}`;
+}
+
+/** `items` in consecutive batches of `size`, each made by `make`. */
+export function* inBatches<T>(items: readonly T[], size: number, make: (items: T[]) => Batch): Generator<Batch> {
+  for (let i = 0; i < items.length; i += size) yield make(items.slice(i, i + size));
+}
+
+export class Trainer {
+  private constructor(
+    private readonly setup: TrainerSetup,
+    readonly runtime: Runtime,
+    readonly state: State,
+    private readonly step: TrainStep,
+    private readonly evaluator: Program,
+    private readonly log: MetricsLog,
+    readonly startStep: number,
+  ) {}
+
+  static async create(setup: TrainerSetup): Promise<Trainer> {
+    const { experiment: exp, settings: s, model, graph, emit } = setup;
+    const runtime = await Runtime.create({ provider: exp.runtime.provider as never, threads: exp.runtime.threads, log: (message) => emit({ type: 'log', level: 'info', message }) });
+    const state = new State(runtime);
+    putTensors(state, model.params);
+    const resumed = setup.resumed ? model.checkpoint : undefined;
+    if (resumed?.optimizerState) putOptimizerState(state, resumed.optimizerState);
+    const startStep = Number(resumed?.trainerState?.step ?? 0);
+    const optimizer = adamw({ weightDecay: s.weight_decay });
+    const step = await TrainStep.create(buildTrainGraph({ ...graph, optimizer, maxGradNorm: s.max_grad_norm }), state);
+    const evaluator = await runtime.load(toOnnx({ loss: graph.loss, ...graph.metrics }, `${setup.stage}_eval`));
+    fs.mkdirSync(setup.outputDir, { recursive: true });
+    const log = new MetricsLog(path.join(setup.outputDir, 'metrics.jsonl'), startStep);
+    return new Trainer(setup, runtime, state, step, evaluator, log, startStep);
+  }
+
+  /** Trains from startStep until max_steps, or until `signal` aborts; returns the last step taken. */
+  async train(data: StageData, signal?: AbortSignal): Promise<{ step: number; stopped: boolean }> {
+    const { settings: s, stage, title, outputDir, emit } = this.setup;
+    const schedule = { type: s.lr_scheduler_type, peak: s.learning_rate, warmupSteps: s.warmup_steps, totalSteps: s.max_steps, minRatio: s.min_lr_ratio };
+    let window = { metrics: new Averages(), tokens: 0, start: Date.now() };
+    let at = this.startStep;
+    while (at < s.max_steps && !signal?.aborted) {
+      at++;
+      const batch = data.batch(at);
+      const lr = learningRate(schedule, at);
+      const m = await this.step.run(batch.feeds, lr, at);
+      if (!Number.isFinite(m.loss) || !Number.isFinite(m.grad_norm)) {
+        throw new Error(`${title} diverged at step ${at} (loss ${m.loss}, grad_norm ${m.grad_norm}); the last checkpoint in ${outputDir} is intact — lower learning_rate and resume from it`);
+      }
+      window.metrics.add(m);
+      window.tokens += batch.tokens;
+      emit({ type: 'progress', stage, step: at, total: s.max_steps });
+
+      if (at % s.logging_steps === 0 || at === s.max_steps) {
+        const seconds = (Date.now() - window.start) / 1000;
+        const epoch = (at * s.per_device_train_batch_size) / data.size;
+        this.report(at, { ...window.metrics.values(), learning_rate: lr, tokens_per_second: window.tokens / seconds, epoch });
+        window = { metrics: new Averages(), tokens: 0, start: Date.now() };
+      }
+      if (data.evalBatches && (at % s.eval_steps === 0 || at === s.max_steps)) this.report(at, await this.evaluate(data.evalBatches()));
+      if (at % s.save_steps === 0 && at < s.max_steps) await this.save(path.join(outputDir, `checkpoint-${at}`), at);
+    }
+    return { step: at, stopped: at < s.max_steps };
+  }
+
+  /** Saves the model and AdamW's moments as the checkpoint of step `at`. */
+  async save(dir: string, at: number, extra: CheckpointExtras = {}): Promise<void> {
+    const { stage, experiment, model, emit } = this.setup;
+    await saveModel(dir, this.state, extra.config ?? model.config, model.head, { stage, step: at, seed: experiment.seed, ...extra.trainerState }, at);
+    emit({ type: 'checkpoint', stage, step: at, path: dir });
+  }
+
+  /** Saves the run's last model: model/, or checkpoint-<step> to resume from when it stopped early. */
+  async saveFinal(at: number, stopped: boolean, extra: CheckpointExtras = {}): Promise<string> {
+    const dir = path.join(this.setup.outputDir, stopped ? `checkpoint-${at}` : 'model');
+    await this.save(dir, at, extra);
+    return dir;
+  }
+
+  /** Announces the end of the run and releases the sessions and the state. */
+  async close(at: number, stopped: boolean): Promise<void> {
+    this.setup.emit({ type: 'done', stage: this.setup.stage, step: at, outputDir: this.setup.outputDir, stopped });
+    await this.step.release();
+    await this.evaluator.release();
+    await this.state.release();
+  }
+
+  private report(at: number, values: Record<string, number>): void {
+    this.log.append(this.setup.stage, at, values);
+    this.setup.emit({ type: 'metrics', stage: this.setup.stage, step: at, values });
+  }
+
+  /** The loss and metrics over the held-out batches, each weighted by its weight, as eval_<name>. */
+  private async evaluate(batches: Iterable<Batch>): Promise<Record<string, number>> {
+    const totals = new Averages();
+    for (const batch of batches) {
+      const feeds = { ...batch.feeds };
+      for (const i of this.evaluator.model.inputs) if (this.state.has(i.name)) feeds[i.name] = this.state.get(i.name);
+      const out = await this.evaluator.run(feeds);
+      totals.add(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Number((t.data as Float32Array)[0])])), batch.weight);
+    }
+    return totals.values('eval_');
+  }
+}
+
+/** Weighted means of named values; names starting "min_" or "max_" keep the extreme instead. */
+class Averages {
+  private readonly totals = new Map<string, number>();
+  private weight = 0;
+
+  add(values: Record<string, number>, weight = 1): void {
+    for (const [k, v] of Object.entries(values)) {
+      const extreme = extremeOf(k), prev = this.totals.get(k);
+      this.totals.set(k, extreme ? (prev === undefined ? v : extreme(prev, v)) : (prev ?? 0) + v * weight);
+    }
+    this.weight += weight;
+  }
+
+  values(prefix = ''): Record<string, number> {
+    return Object.fromEntries([...this.totals].map(([k, v]) => [prefix + k, extremeOf(k) ? v : v / this.weight]));
+  }
+}
+
+const extremeOf = (name: string) => (name.startsWith('min_') ? Math.min : name.startsWith('max_') ? Math.max : undefined);
