@@ -7,19 +7,18 @@
 import * as path from 'path';
 import { packageRoot } from './util/package-root';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { generateCandidates, labelQueueByRule } from './data/comparisons';
+import { generateCandidates, labelQueue, referenceAnnotator, wordAnnotator } from './data/comparisons';
+import { readReferences } from './data/sft';
 import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/jsonl';
 import { expectString, exportPreferences, ImportFormat, importPreferences } from './data/preferences';
-import { PROVIDERS, ProviderChoice, Runtime } from './engine/runtime';
-import { State } from './engine/step';
-import { gpt2Tokenizer } from './model/tokenizer';
+import { PROVIDERS, ProviderChoice } from './engine/runtime';
 import { RunEvent } from './protocol/runner';
 import { Rng } from './util/rng';
 import { experimentJsonSchema, loadExperiment } from './train/config';
-import { Generator } from './train/generate';
-import { loadModel, putTensors } from './train/model-state';
 import { runRm } from './train/reward';
-import { sampleResponses } from './train/samples';
+import { runDemo } from './train/demo';
+import { runPpo } from './train/ppo';
+import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
 import { runSft } from './train/sft';
 
@@ -81,11 +80,11 @@ const number = (v: string) => {
 
 type StageOptions = { out?: string; resume?: string; steps?: number; provider?: string };
 
-/** A stage's run from a config file, with the command line's overrides. */
-function stageRun(configFile: string, stage: 'sft' | 'rm', opts: StageOptions) {
+/** A stage's run from a config file, with the command line's overrides (for PPO, --steps counts iterations). */
+function stageRun(configFile: string, stage: 'sft' | 'rm' | 'ppo', opts: StageOptions) {
   const exp = loadExperiment(configFile);
-  const settings = exp[stage];
-  if (opts.steps && settings) settings.max_steps = opts.steps;
+  if (opts.steps && stage === 'ppo' && exp.ppo) exp.ppo.total_episodes = opts.steps * exp.ppo.per_device_train_batch_size;
+  else if (opts.steps && stage !== 'ppo' && exp[stage]) exp[stage]!.max_steps = opts.steps;
   if (opts.provider) exp.runtime.provider = opts.provider;
   const outputDir = path.resolve(opts.out ?? runsDir(exp.name, stage));
   console.log(`run directory: ${outputDir}`);
@@ -98,6 +97,19 @@ async function sft(configFile: string, opts: StageOptions) {
 
 async function rm(configFile: string, opts: StageOptions) {
   await runRm(stageRun(configFile, 'rm', opts));
+}
+
+async function ppo(configFile: string, opts: StageOptions) {
+  await runPpo(stageRun(configFile, 'ppo', opts));
+}
+
+/** The whole pipeline on the demo data, in one run directory. */
+async function demo(opts: { out?: string; provider?: string }) {
+  const exp = loadExperiment(DEMO_CONFIG);
+  if (opts.provider) exp.runtime.provider = opts.provider;
+  const outputDir = path.resolve(opts.out ?? runsDir('demo', 'pipeline'));
+  console.log(`run directory: ${outputDir}`);
+  await runDemo({ experiment: exp, outputDir, emit: printEvent, signal: stopOnInterrupt() });
 }
 
 /** Scores {"prompt", "response"} lines, printing each with its "score". */
@@ -113,14 +125,8 @@ async function score(opts: { model: string; input?: string; provider: string }) 
 }
 
 async function generate(prompts: string[], opts: { model: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; provider: string }) {
-  const model = loadModel(path.resolve(opts.model), opts.seed);
-  const runtime = await Runtime.create({ provider: opts.provider as never });
-  const state = new State(runtime);
-  putTensors(state, model.params);
-  const tokenizer = gpt2Tokenizer();
-  const generator = await Generator.create(runtime, model.config, state, tokenizer.padId);
   const sampling = { maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topK: opts.topK, topP: opts.topP };
-  const rows = await sampleResponses(generator, tokenizer, prompts, new Rng(opts.seed), sampling);
+  const rows = await sampleFromCheckpoint(path.resolve(opts.model), prompts, new Rng(opts.seed), sampling, { provider: opts.provider as ProviderChoice });
   for (const r of rows) console.log(`${r.prompt}${r.response}`);
 }
 
@@ -147,8 +153,10 @@ function exportPrefs(src: string, dest: string) {
   console.log(`exported ${exported} comparisons to ${dest}${skipped > 0 ? ` (${skipped} labeled tie, both_bad or skip left out)` : ''}`);
 }
 
-async function labelDemo(queue: string, prefs: string, opts: { rule: string }) {
-  const { counts, errors } = await labelQueueByRule(queue, prefs, opts.rule);
+async function labelDemo(queue: string, prefs: string, opts: { rule?: string; reference?: string }) {
+  if (!opts.rule === !opts.reference) throw new Error('label-demo needs exactly one of --rule WORD and --reference FILE');
+  const annotator = opts.rule ? wordAnnotator(opts.rule) : referenceAnnotator(readReferences(path.resolve(opts.reference!)));
+  const { counts, errors } = await labelQueue(queue, prefs, annotator);
   warnOfBadLines(errors);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const byLabel = Object.entries(counts).filter(([, n]) => n > 0).map(([label, n]) => `${label} ${n}`);
@@ -159,6 +167,19 @@ function warnOfBadLines(errors: DataError[]): void {
   if (errors.length > 0) console.warn(`warning: skipped ${new DataFileError(errors, 10).message}`);
 }
 
+/** `rlhf <stage> <config>` with the options every training stage shares. */
+function stageCommand(cli: Command, stage: 'sft' | 'rm' | 'ppo', description: string, stepsHelp: string, action: (config: string, opts: StageOptions) => Promise<void>) {
+  cli
+    .command(stage)
+    .description(description)
+    .argument('<config>', 'experiment config file (JSON)')
+    .option('--out <dir>', `run directory (default: .rlhf/runs/<time>-<name>-${stage})`)
+    .option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run')
+    .option('--steps <n>', stepsHelp, positiveInt)
+    .addOption(providerOption())
+    .action(action);
+}
+
 function providerOption(): Option {
   return new Option('--provider <name>', 'execution provider (overrides the config)').choices(PROVIDERS);
 }
@@ -167,29 +188,13 @@ export function program(): Command {
   const cli = new Command('rlhf').description('RLHF Studio: SFT, reward model and PPO on your own machine').showHelpAfterError();
   cli
     .command('demo')
-    .description('run SFT of a tiny GPT-2 on the bundled demo data, printing samples before and after')
-    .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-demo-sft)')
-    .option('--steps <n>', 'training steps', positiveInt)
+    .description('the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, then before/after')
+    .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-demo-pipeline)')
     .addOption(providerOption())
-    .action((opts) => sft(DEMO_CONFIG, opts));
-  cli
-    .command('sft')
-    .description('supervised fine-tuning, as set in the "sft" section of an experiment config')
-    .argument('<config>', 'experiment config file (JSON)')
-    .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-<name>-sft)')
-    .option('--resume <checkpoint>', 'continue from a checkpoint directory of an earlier run')
-    .option('--steps <n>', 'override max_steps', positiveInt)
-    .addOption(providerOption())
-    .action(sft);
-  cli
-    .command('rm')
-    .description('train a reward model on preference pairs, as set in the "rm" section of an experiment config')
-    .argument('<config>', 'experiment config file (JSON)')
-    .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-<name>-rm)')
-    .option('--resume <checkpoint>', 'continue from a checkpoint directory of an earlier run')
-    .option('--steps <n>', 'override max_steps', positiveInt)
-    .addOption(providerOption())
-    .action(rm);
+    .action(demo);
+  stageCommand(cli, 'sft', 'supervised fine-tuning, as set in the "sft" section of an experiment config', 'override max_steps', sft);
+  stageCommand(cli, 'rm', 'train a reward model on preference pairs, as set in the "rm" section of an experiment config', 'override max_steps', rm);
+  stageCommand(cli, 'ppo', 'PPO against a reward model, as set in the "ppo" section of an experiment config', 'override the number of iterations', ppo);
   cli
     .command('score')
     .description('score {"prompt", "response"} JSONL lines with a reward model, printing them with their "score"')
@@ -240,7 +245,8 @@ export function program(): Command {
     .description('label a queue by a fixed rule, standing in for a person in the headless demo')
     .argument('<queue>', 'queue file from "candidates"')
     .argument('<prefs>', 'preference store to append labels to')
-    .requiredOption('--rule <word>', 'prefer the response containing WORD (ignoring case); if both or neither do, the shorter one; if as long, a tie')
+    .option('--rule <word>', 'prefer the response containing WORD (ignoring case); if both or neither do, the shorter one; if as long, a tie')
+    .option('--reference <file>', 'prefer the response closer (word overlap) to the completion an SFT file ({"prompt", "completion"} lines) gives its prompt')
     .action(labelDemo);
   cli
     .command('schema')

@@ -300,13 +300,72 @@ export function ruleLabel(pair: ComparisonPair, word: string): { label: Label; r
   return { label: aLength < bLength ? 'a' : 'b', rationale: `${why}; the shorter one wins` };
 }
 
-/** Labels every unlabeled pair of the queue with ruleLabel, appending each label durably. */
-export async function labelQueueByRule(queueFile: string, preferencesFile: string, word: string): Promise<{ counts: Record<Label, number>; errors: DataError[] }> {
+/** A stand-in for the person who labels, for headless demos and tests. */
+export interface Annotator {
+  /** Recorded as the label's annotator. */
+  name: string;
+  judge(pair: ComparisonPair): { label: Label; rationale: string };
+}
+
+/** The word rule of ruleLabel as an annotator. */
+export function wordAnnotator(word: string): Annotator {
+  return { name: `rule:${word}`, judge: (pair) => ruleLabel(pair, word) };
+}
+
+const normalized = (text: string) => text.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[.!?。！？]+$/u, '');
+
+/**
+ * Whether a response gives one of the prompt's reference answers, compared without case, spacing or
+ * final punctuation; undefined when there is no reference for the prompt.
+ */
+export function givesReference(references: Map<string, string[]>, prompt: TextOrMessages, response: string): boolean | undefined {
+  const answers = typeof prompt === 'string' ? references.get(prompt.trim()) : undefined;
+  return answers?.map(normalized).includes(normalized(response));
+}
+
+/** Words of a text for overlap: Latin words, and each Han character on its own. */
+function words(text: string): string[] {
+  return text.toLowerCase().match(/\p{Script=Han}|[\p{L}\p{N}']+/gu) ?? [];
+}
+
+/** Word-overlap F1 of a response against its closest reference answer; undefined without references. */
+export function referenceOverlap(references: Map<string, string[]>, prompt: TextOrMessages, response: string): number | undefined {
+  const answers = typeof prompt === 'string' ? references.get(prompt.trim()) : undefined;
+  if (!answers) return undefined;
+  const got = words(response);
+  return Math.max(...answers.map((answer) => {
+    const want = words(answer);
+    const left = [...want];
+    const common = got.filter((w) => { const i = left.indexOf(w); return i >= 0 && left.splice(i, 1).length > 0; }).length;
+    return common === 0 ? 0 : (2 * common) / (got.length + want.length);
+  }));
+}
+
+/**
+ * An annotator who knows the right answers (prompt → accepted answers, e.g. an SFT file's
+ * completions): it prefers the response closer to one (word-overlap F1), calls it a tie when both
+ * are as close, and skips prompts it has no answer for.
+ */
+export function referenceAnnotator(references: Map<string, string[]>, name = 'reference'): Annotator {
+  return {
+    name,
+    judge(pair) {
+      const a = referenceOverlap(references, pair.prompt, pair.response_a);
+      const b = referenceOverlap(references, pair.prompt, pair.response_b);
+      if (a === undefined || b === undefined) return { label: 'skip', rationale: 'no reference answer for this prompt' };
+      if (a === b) return { label: 'tie', rationale: `both as close to the reference answer (F1 ${a.toFixed(2)})` };
+      return { label: a > b ? 'a' : 'b', rationale: `closer to the reference answer (F1 ${Math.max(a, b).toFixed(2)} vs ${Math.min(a, b).toFixed(2)})` };
+    },
+  };
+}
+
+/** Labels every unlabeled pair of the queue with the annotator, appending each label durably. */
+export async function labelQueue(queueFile: string, preferencesFile: string, annotator: Annotator): Promise<{ counts: Record<Label, number>; errors: DataError[] }> {
   const { unlabeled, errors } = unlabeledPairs(queueFile, preferencesFile);
   const counts: Record<Label, number> = { a: 0, b: 0, tie: 0, both_bad: 0, skip: 0 };
   for (const pair of unlabeled) {
-    const { label, rationale } = ruleLabel(pair, word);
-    await appendPreference(preferencesFile, labelPair(pair, label, { rationale, annotator: `rule:${word}` }));
+    const { label, rationale } = annotator.judge(pair);
+    await appendPreference(preferencesFile, labelPair(pair, label, { rationale, annotator: annotator.name }));
     counts[label]++;
   }
   return { counts, errors };

@@ -57,6 +57,17 @@ export function loadSft(file: string, tokenizer: Tokenizer, contextLength: numbe
 const FORMATS = 'one of: "prompt" and "completion", "messages", or "text"';
 
 /** Validates one line of an SFT file; throws a RecordError naming the field at fault. */
+/** Prompt → completions of the {prompt, completion} lines of an SFT file (the answers it teaches). */
+export function readReferences(file: string): Map<string, string[]> {
+  const { records, errors } = readJsonl(file, parseSftRecord);
+  assertNoDataErrors(errors);
+  const references = new Map<string, string[]>();
+  for (const { value } of records) {
+    if ('prompt' in value) references.set(value.prompt.trim(), [...(references.get(value.prompt.trim()) ?? []), value.completion]);
+  }
+  return references;
+}
+
 export function parseSftRecord(record: Record<string, unknown>): SftRecord {
   const present = ['prompt', 'completion', 'messages', 'text'].filter((key) => key in record);
   const isPromptCompletion = present.every((key) => key === 'prompt' || key === 'completion');

@@ -21,7 +21,7 @@ export type ExperimentStage = (typeof EXPERIMENT_STAGES)[number];
  * each one to its code, and the compiler keeps the two lists equal; the extension offers a stage
  * as soon as it is listed here.
  */
-export const AVAILABLE_STAGES = ['sft'] as const satisfies readonly ExperimentStage[];
+export const AVAILABLE_STAGES = ['sft', 'rm', 'ppo'] as const satisfies readonly ExperimentStage[];
 export type AvailableStage = (typeof AVAILABLE_STAGES)[number];
 
 export function isAvailable(stage: ExperimentStage): stage is AvailableStage {

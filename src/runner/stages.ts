@@ -4,15 +4,13 @@
  * (src/protocol/runner.ts) is what makes the extension offer it, and the types keep both equal.
  */
 import * as path from 'path';
-import { ProviderChoice, Runtime } from '../engine/runtime';
-import { State } from '../engine/step';
-import { gpt2Tokenizer } from '../model/tokenizer';
+import { ProviderChoice } from '../engine/runtime';
 import { AvailableStage, EXECUTION_PROVIDERS, EmitEvent, GenerateCommand, RuntimeOverrides, StartCommand } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../train/config';
-import { Generator } from '../train/generate';
-import { loadModel, putTensors } from '../train/model-state';
-import { sampleResponses } from '../train/samples';
+import { sampleFromCheckpoint } from '../train/samples';
+import { runPpo } from '../train/ppo';
+import { runRm } from '../train/reward';
 import { runSft } from '../train/sft';
 
 export interface StageContext {
@@ -24,20 +22,19 @@ export interface StageContext {
 export type StageRunner = (command: StartCommand, context: StageContext) => Promise<void>;
 
 export const stageRunners: { [S in AvailableStage]: StageRunner } = {
-  sft: async (command, { emit, signal }) => {
-    const experiment = withRuntime(loadExperiment(command.configFile), command.runtime);
-    await runSft({ experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal });
-  },
+  sft: (command, context) => runSft(stageRun(command, context)).then(() => {}),
+  rm: (command, context) => runRm(stageRun(command, context)).then(() => {}),
+  ppo: (command, context) => runPpo(stageRun(command, context)).then(() => {}),
 };
 
+function stageRun(command: StartCommand, { emit, signal }: StageContext) {
+  const experiment = withRuntime(loadExperiment(command.configFile), command.runtime);
+  return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
+}
+
 export async function runGeneration(command: GenerateCommand, { emit }: StageContext): Promise<void> {
-  const model = loadModel(path.resolve(command.model), command.seed);
-  const runtime = await Runtime.create({ ...command.runtime, log: (message) => emit({ type: 'log', level: 'info', message }) });
-  const state = new State(runtime);
-  putTensors(state, model.params);
-  const tokenizer = gpt2Tokenizer();
-  const generator = await Generator.create(runtime, model.config, state, tokenizer.padId);
-  const rows = await sampleResponses(generator, tokenizer, command.prompts, new Rng(command.seed), command.sampling);
+  const runtime = { ...command.runtime, log: (message: string) => emit({ type: 'log', level: 'info', message }) };
+  const rows = await sampleFromCheckpoint(path.resolve(command.model), command.prompts, new Rng(command.seed), command.sampling, runtime);
   emit({ type: 'samples', stage: 'generate', step: 0, rows });
   emit({ type: 'done', stage: 'generate', step: 0, outputDir: command.model, stopped: false });
 }

@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { maskedMean, tokenLogprobs } from '../engine/nn';
 import { toOnnx } from '../engine/onnx';
 import { adamw } from '../engine/optim';
-import { Program, Runtime, hostTensor } from '../engine/runtime';
+import { Program, ProviderChoice, Runtime, hostTensor } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
 import { input } from '../engine/tensor';
 import { BatchSampler } from '../data/batch';
@@ -35,6 +35,7 @@ import { MetricsLog } from './metrics-log';
 import { loadModel, putOptimizerState, putTensors, saveModel } from './model-state';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
 import { learningRate } from './schedule';
+import { Scorer } from './scorer';
 
 /** Scores responses (token ids) to prompts (token ids): one number per pair. */
 export type RewardFn = (prompts: number[][], responses: number[][]) => Promise<number[]>;
@@ -138,10 +139,10 @@ function withState(program: Program, state: State, feeds: Record<string, ort.Ten
 export interface PpoRun {
   experiment: Experiment;
   outputDir: string;
-  /** A checkpoint-N directory of an earlier run of this experiment (with policy/ and value/). */
+  /** A checkpoint-N directory of an earlier run of this experiment (with policy/ and value/). The finished run's models are model/ (policy) and value/. */
   resumeFrom?: string;
-  /** The reward; by default the reward model named in the config. */
-  reward: RewardFn;
+  /** The reward; by default the reward model named in the config (`ppo.reward_model`). */
+  reward?: RewardFn;
   emit: EmitEvent;
   signal?: AbortSignal;
 }
@@ -178,6 +179,8 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   let iteration = Number(trainer.step ?? 0);
   let klCoef = Number(trainer.kl_coef ?? s.kl_coef);
 
+  const scorer = run.reward ? undefined : await loadRewardModel(s, exp);
+  const reward = run.reward ?? ((p: number[][], r: number[][]) => scorer!.scoreTokens(p, r));
   const generator = await Generator.create(runtime, cfg, state, tokenizer.padId, 'policy.');
   const rollout = await runtime.load(rolloutGraph(cfg, s.temperature));
   const step = await TrainStep.create(updateGraph(cfg, s), state);
@@ -189,12 +192,14 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const log = new MetricsLog(path.join(outputDir, 'metrics.jsonl'), iteration);
   emit({ type: 'log', level: 'info', message: `PPO on ${prompts.length} prompts: ${iterations} iterations of ${s.per_device_train_batch_size} episodes, model ${cfg.nLayer} layers, d=${cfg.nEmbd}` });
 
-  const save = async (dir: string) => {
+  /** Saves the policy (an LM checkpoint, what `generate` reads) and the value model, each with its AdamW slots. */
+  const save = async (policyDir: string, valueDir: string) => {
     const optimizerStep = iteration * updatesPerIteration;
-    await saveModel(path.join(dir, 'policy'), state, cfg, 'lm', { stage: 'ppo', step: iteration, episode: iteration * s.per_device_train_batch_size, kl_coef: klCoef, seed: exp.seed }, optimizerStep, 'policy.');
-    await saveModel(path.join(dir, 'value'), state, cfg, 'score', { stage: 'ppo', step: iteration }, optimizerStep, 'value.');
-    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: dir });
+    await saveModel(policyDir, state, cfg, 'lm', { stage: 'ppo', step: iteration, episode: iteration * s.per_device_train_batch_size, kl_coef: klCoef, seed: exp.seed }, optimizerStep, 'policy.');
+    await saveModel(valueDir, state, cfg, 'score', { stage: 'ppo', step: iteration }, optimizerStep, 'value.');
+    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: policyDir });
   };
+  const saveCheckpoint = (dir: string) => save(path.join(dir, 'policy'), path.join(dir, 'value'));
 
   while (iteration < iterations && !run.signal?.aborted) {
     iteration++;
@@ -211,7 +216,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     const shape = generations.map((g, i) => ({ prompt: batch[i].ids, response: g.tokens }));
     const lay = layout(shape, tokenizer.padId);
     const out = await rollout.run(withState(rollout, state, lay.feeds));
-    const scores = await run.reward(shape.map((e) => e.prompt), shape.map((e) => e.response));
+    const scores = await reward(shape.map((e) => e.prompt), shape.map((e) => e.response));
     const bad = scores.find((x) => !Number.isFinite(x));
     if (bad !== undefined) throw new Error(`PPO stopped at iteration ${iteration}: the reward gave a non-finite score (${bad}); the last checkpoint in ${outputDir} is intact`);
     const episodes: Episode[] = shape.map((e, i) => {
@@ -273,18 +278,26 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
       fs.appendFileSync(path.join(outputDir, 'samples.jsonl'), rows.map((r) => JSON.stringify({ step: iteration, ...r }) + '\n').join(''));
       emit({ type: 'samples', stage: 'ppo', step: iteration, rows });
     }
-    if (iteration % s.save_steps === 0 && iteration < iterations) await save(path.join(outputDir, `checkpoint-${iteration}`));
+    if (iteration % s.save_steps === 0 && iteration < iterations) await saveCheckpoint(path.join(outputDir, `checkpoint-${iteration}`));
   }
 
   const stopped = iteration < iterations;
-  const modelDir = path.join(outputDir, stopped ? `checkpoint-${iteration}` : 'final');
-  await save(modelDir);
+  const checkpointDir = path.join(outputDir, `checkpoint-${iteration}`);
+  const modelDir = stopped ? path.join(checkpointDir, 'policy') : path.join(outputDir, 'model');
+  if (stopped) await saveCheckpoint(checkpointDir);
+  else await save(modelDir, path.join(outputDir, 'value'));
   emit({ type: 'done', stage: 'ppo', step: iteration, outputDir, stopped });
   await generator.release();
+  await scorer?.release();
   await rollout.release();
   await step.release();
   await state.release();
-  return { modelDir: path.join(modelDir, 'policy'), stopped };
+  return { modelDir, stopped };
+}
+
+function loadRewardModel(s: PpoSettings, exp: Experiment): Promise<Scorer> {
+  if (!s.reward_model) throw new Error('the "ppo" section names no reward_model to score responses with; train one with "rlhf rm" and set ppo.reward_model to its model directory');
+  return Scorer.load(s.reward_model, { provider: exp.runtime.provider as ProviderChoice, threads: exp.runtime.threads });
 }
 
 const sumOf = (xs: Float32Array) => xs.reduce((a, b) => a + b, 0);

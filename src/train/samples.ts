@@ -1,8 +1,11 @@
-/** Sample generations for people to read: before/after SFT, and during PPO. */
+/** Sample generations for people to read: before/after SFT, during PPO, and from a saved model. */
+import { Runtime, RuntimeOptions } from '../engine/runtime';
+import { State } from '../engine/step';
 import { SampleRow } from '../protocol/runner';
-import { Tokenizer } from '../model/tokenizer';
+import { Tokenizer, gpt2Tokenizer } from '../model/tokenizer';
 import { Rng } from '../util/rng';
 import { GREEDY, Generator, SamplingOptions } from './generate';
+import { loadModel, putTensors } from './model-state';
 
 /** Greedy by default, so before/after comparisons are not down to sampling luck. */
 export async function sampleResponses(
@@ -14,4 +17,19 @@ export async function sampleResponses(
 ): Promise<SampleRow[]> {
   const out = await generator.generate(prompts.map((p) => tokenizer.encode(p)), options, tokenizer.eosId, rng);
   return out.map((g, i) => ({ prompt: prompts[i], response: tokenizer.decode(g.finished ? g.tokens.slice(0, -1) : g.tokens) }));
+}
+
+/** Answers to prompts from a checkpoint directory (its own runtime and weights, released after). */
+export async function sampleFromCheckpoint(dir: string, prompts: string[], rng: Rng, options: SamplingOptions, runtime: RuntimeOptions = {}): Promise<SampleRow[]> {
+  const model = loadModel(dir, 0);
+  const state = new State(await Runtime.create(runtime));
+  putTensors(state, model.params);
+  const tokenizer = gpt2Tokenizer();
+  const generator = await Generator.create(state.runtime, model.config, state, tokenizer.padId);
+  try {
+    return await sampleResponses(generator, tokenizer, prompts, rng, options);
+  } finally {
+    await generator.release();
+    await state.release();
+  }
 }

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  CandidateOptions, ComparisonPair, generateCandidates, labelPair, labelQueueByRule, queueStatus, readQueue, ruleLabel,
+  CandidateOptions, ComparisonPair, generateCandidates, labelPair, givesReference, labelQueue, queueStatus, referenceAnnotator, referenceOverlap, wordAnnotator, readQueue, ruleLabel,
 } from '../../src/data/comparisons';
 import { appendPreference, readPreferencePairs, readPreferences, undoPreference } from '../../src/data/preferences';
 import { saveCheckpoint } from '../../src/model/checkpoint';
@@ -87,7 +87,7 @@ test('comparisons: queueStatus finds the next unlabeled pair across labels and u
   assert.deepEqual([labeled.chosen, labeled.rejected, labeled.annotator], [pairs[0].response_b, pairs[0].response_a, 'me']);
   assert.deepEqual(labeled.candidate_ids, pairs[0].candidate_ids);
 
-  const { counts } = await labelQueueByRule(queue, prefs, 'the');
+  const { counts } = await labelQueue(queue, prefs, wordAnnotator('the'));
   assert.equal(counts.a + counts.b + counts.tie, pairs.length - 1);
   const status = queueStatus(queue, prefs);
   assert.deepEqual([status.done, status.next], [pairs.length, undefined]);
@@ -106,4 +106,20 @@ test('comparisons: the demo rule prefers the word, then the shorter response, el
   assert.equal(ruleLabel(pair(' fish, fish', ' fish'), 'fish').label, 'b');
   assert.equal(ruleLabel(pair(' Rock.', ' Sand. '), 'fish').label, 'tie');
   assert.equal(ruleLabel(pair(' Rock', ' Sand.'), 'fish').label, 'a');
+});
+
+test('comparisons: the reference annotator prefers the answer closer to the known one and skips unknown prompts', () => {
+  const pair = (prompt: string, a: string, b: string): ComparisonPair => ({
+    pair_id: 'p', prompt, response_a: a, response_b: b, candidate_ids: { a: 'h-0', b: 'h-1' }, generation: {},
+  });
+  const references = new Map([['What does a cat eat?', [' A cat eats fish.']], ['猫吃什么？', ['猫吃鱼。']]]);
+  const judge = referenceAnnotator(references).judge;
+  assert.equal(judge(pair('What does a cat eat?', ' A dog eats grass.', ' a cat  eats FISH')).label, 'b');
+  assert.equal(judge(pair('猫吃什么？', '猫吃鱼。', '狗吃草。')).label, 'a');
+  assert.equal(judge(pair('What does a cat eat?', ' A cat eats grass.', ' A cat eats seeds.')).label, 'tie');
+  assert.equal(judge(pair('Where does a cat live?', ' In a house.', ' On a farm.')).label, 'skip');
+  assert.equal(givesReference(references, 'What does a cat eat?', ' a cat eats fish!'), true);
+  assert.equal(givesReference(references, 'What does a cat eat?', ' A cat eats fish and meat.'), false);
+  assert.equal(referenceOverlap(references, '猫吃什么？', '猫吃鱼。'), 1);
+  assert.equal(referenceOverlap(references, 'What does a cat eat?', ' A cow eats grass.'), 0.5);
 });

@@ -35,7 +35,7 @@ test('activation registers every manifest command, fast, without loading onnxrun
 });
 
 test('commands: stages not in this version say so instead of pretending', async () => {
-  for (const [command, feature] of [['rlhf.trainRewardModel', 'Reward model training'], ['rlhf.runPpo', 'PPO'], ['rlhf.generateComparisons', 'Generating comparisons'], ['rlhf.openLabeling', 'labeling view'], ['rlhf.exportPreferences', 'Exporting preferences']]) {
+  for (const [command, feature] of [['rlhf.generateComparisons', 'Generating comparisons'], ['rlhf.openLabeling', 'labeling view'], ['rlhf.exportPreferences', 'Exporting preferences']]) {
     ui.reset();
     await vscode.commands.executeCommand(command);
     assert.equal(ui.shown.length, 1, command);
@@ -46,7 +46,7 @@ test('commands: stages not in this version say so instead of pretending', async 
 test('commands: training and generation explain Restricted Mode in an untrusted workspace', async () => {
   workbench.setTrusted(false);
   try {
-    for (const command of ['rlhf.trainSft', 'rlhf.generateWithModel']) {
+    for (const command of ['rlhf.trainSft', 'rlhf.trainRewardModel', 'rlhf.runPpo', 'rlhf.generateWithModel']) {
       ui.reset();
       ui.answers.push('Manage Workspace Trust');
       await vscode.commands.executeCommand(command);

@@ -117,8 +117,8 @@ test('PPO end to end: a learnable reward rises above the SFT policy and KL stays
     assert.ok(m['objective/kl'] < 10, `objective/kl ${m['objective/kl']} blew up`);
     for (const key of ['loss/policy_avg', 'loss/value_avg', 'policy/entropy_avg', 'val/ratio']) assert.ok(Number.isFinite(m[key]), key);
   }
-  assert.ok(fs.existsSync(path.join(dir, 'ppo', 'final', 'policy', 'model.safetensors')));
-  assert.ok(fs.existsSync(path.join(dir, 'ppo', 'final', 'value', 'model.safetensors')));
+  assert.ok(fs.existsSync(path.join(dir, 'ppo', 'model', 'model.safetensors')));
+  assert.ok(fs.existsSync(path.join(dir, 'ppo', 'value', 'model.safetensors')));
 });
 
 test('PPO: a stopped run resumes to the same metrics as an uninterrupted one', async () => {
