@@ -22,7 +22,13 @@ export interface TrainStepSpec {
 }
 
 export interface TrainGraph {
+  /** The whole step in one graph. */
   model: OnnxModel;
+  /**
+   * With gradient accumulation: `grads` runs per micro-batch and adds its gradients into the
+   * `grad.<param>` inputs; `apply` then updates from their mean (input `grad_scale` = 1/k).
+   */
+  accumulation?: { grads: OnnxModel; apply: OnnxModel };
   /** Inputs whose new values the step outputs: parameters, then optimizer slots. */
   state: { name: string; dtype: DType; shape: number[] }[];
   /** Scalar outputs reported per step. */
@@ -32,21 +38,45 @@ export interface TrainGraph {
 /** Name of the output carrying the new value of state input `name`. */
 export const nextName = (name: string) => `new:${name}`;
 
-/** Builds the step graph; inputs `lr` and `step` (1-based) are scalars of the loss's dtype. */
-export function buildTrainGraph(spec: TrainStepSpec): TrainGraph {
-  const { loss, params, optimizer } = spec;
+const accumulatorName = (param: Tensor) => `grad.${param.name}`;
+
+/**
+ * Builds the step graph; inputs `lr` and `step` (1-based) are scalars of the loss's dtype. With
+ * `accumulate`, also the pair of graphs for gradient accumulation over micro-batches.
+ */
+export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean }): TrainGraph {
+  const { loss, params } = spec;
   for (const p of params) {
     if (p.op !== 'Input') throw new ShapeError(`train step: parameter ${p} must be a graph input`);
     if (p.shape.some((d) => typeof d !== 'number')) throw new ShapeError(`train step: parameter "${p.name}" needs a fixed shape, got [${p.shape}]`);
   }
+  const grads = grad(loss, params);
+  const update = optimizerUpdate(spec, grads);
+  const graph: TrainGraph = {
+    model: toOnnx({ loss, ...spec.metrics, ...update.outputs }, 'train_step'),
+    state: update.state,
+    scalars: ['loss', 'grad_norm', ...Object.keys(spec.metrics ?? {})],
+  };
+  if (spec.accumulate) {
+    const sums = params.map((p) => input(accumulatorName(p), p.dtype, p.shape));
+    const added = Object.fromEntries(params.map((p, i) => [nextName(accumulatorName(p)), sums[i].add(grads[i])]));
+    const scale = input('grad_scale', loss.dtype, []);
+    graph.accumulation = {
+      grads: toOnnx({ loss, ...spec.metrics, ...added }, 'accumulate_gradients'),
+      apply: toOnnx(optimizerUpdate(spec, sums.map((g) => g.mul(scale))).outputs, 'apply_gradients'),
+    };
+  }
+  return graph;
+}
+
+/** Clipping and the optimizer's update of every parameter from `grads`, as named outputs. */
+function optimizerUpdate(spec: TrainStepSpec, grads: Tensor[]) {
+  const { loss, params, optimizer } = spec;
   const lr = input('lr', loss.dtype, []);
   const step = input('step', loss.dtype, []);
-  let grads = grad(loss, params);
   const gradNorm = globalNorm(grads);
   if (spec.maxGradNorm !== undefined) grads = clipByGlobalNorm(grads, gradNorm, spec.maxGradNorm);
-
-  const outputs: Record<string, Tensor> = { loss, grad_norm: gradNorm, ...spec.metrics };
-  const scalars = Object.keys(outputs);
+  const outputs: Record<string, Tensor> = { grad_norm: gradNorm };
   const state: TrainGraph['state'] = [];
   const slotState: TrainGraph['state'] = [];
   params.forEach((p, i) => {
@@ -59,7 +89,7 @@ export function buildTrainGraph(spec: TrainStepSpec): TrainGraph {
       slotState.push({ name: s.name!, dtype: s.dtype, shape: s.shape as number[] });
     });
   });
-  return { model: toOnnx(outputs, 'train_step'), state: [...state, ...slotState], scalars };
+  return { outputs, state: [...state, ...slotState] };
 }
 
 /**
@@ -135,7 +165,7 @@ export class State {
 /** A loaded training step bound to a State. Missing optimizer slots start at zero. */
 export class TrainStep {
   private constructor(
-    private readonly program: Program,
+    private readonly programs: { step?: Program; grads?: Program; apply?: Program },
     private readonly graph: TrainGraph,
     readonly state: State,
   ) {}
@@ -144,25 +174,71 @@ export class TrainStep {
     for (const s of graph.state) {
       if (!state.has(s.name)) {
         if (s.dtype !== 'float32' && s.dtype !== 'float64') throw new Error(`state "${s.name}" has no initial value`);
-        const zeros = s.dtype === 'float32' ? new Float32Array(numel(s.shape)) : new Float64Array(numel(s.shape));
-        state.set(s.name, hostTensor(s.dtype, zeros, s.shape));
+        state.set(s.name, hostTensor(s.dtype, zerosOf(s.dtype, numel(s.shape)), s.shape));
       }
     }
-    const program = await state.runtime.load(graph.model, graph.state.map((s) => nextName(s.name)));
-    return new TrainStep(program, graph, state);
+    const updated = graph.state.map((s) => nextName(s.name));
+    const runtime = state.runtime;
+    if (!graph.accumulation) return new TrainStep({ step: await runtime.load(graph.model, updated) }, graph, state);
+    const sums = graph.accumulation.grads.outputs.map((o) => o.name).filter((n) => n.startsWith(nextName('grad.')));
+    const programs = { grads: await runtime.load(graph.accumulation.grads, sums), apply: await runtime.load(graph.accumulation.apply, updated) };
+    return new TrainStep(programs, graph, state);
   }
 
-  /** Runs one step on a batch (named inputs) with learning rate `lr` at step `step` (1-based). */
-  async run(batch: Record<string, ort.Tensor>, lr: number, step: number): Promise<Record<string, number>> {
+  /**
+   * One optimizer step with learning rate `lr` at step `step` (1-based), on a batch (named inputs)
+   * or, when built with accumulation, on several micro-batches whose gradients are averaged.
+   * Returns the scalars, averaged over micro-batches.
+   */
+  async run(batches: Record<string, ort.Tensor> | Record<string, ort.Tensor>[], lr: number, step: number): Promise<Record<string, number>> {
+    const micro = Array.isArray(batches) ? batches : [batches];
+    const { step: fused, grads, apply } = this.programs;
+    const hyper = this.hyperparameters(lr, step);
+    if (fused) {
+      if (micro.length !== 1) throw new Error(`this training step takes one batch (it was built without gradient accumulation), got ${micro.length}`);
+      const out = await fused.run({ ...micro[0], ...hyper, ...this.stateFeeds() });
+      this.keepState(out);
+      return this.scalars(out, this.graph.scalars);
+    }
+    const sumsSpec = grads!.model.inputs.filter((i) => i.name.startsWith('grad.'));
+    let sums: Record<string, ort.Tensor> = Object.fromEntries(sumsSpec.map((i) => [i.name, hostTensor(i.dtype, zerosOf(i.dtype, numel(i.shape as number[])), i.shape as number[])]));
+    const totals: Record<string, number> = {};
+    for (const batch of micro) {
+      const out = await grads!.run({ ...batch, ...this.stateFeeds(), ...sums });
+      for (const t of Object.values(sums)) if (t.location === 'gpu-buffer') t.dispose();
+      sums = Object.fromEntries(sumsSpec.map((i) => [i.name, out[nextName(i.name)]]));
+      const values = this.scalars(out, this.graph.scalars.filter((k) => k !== 'grad_norm'));
+      for (const [k, v] of Object.entries(values)) totals[k] = (totals[k] ?? 0) + v / micro.length;
+    }
+    const scaleType = hyper.lr.type as 'float32' | 'float64';
+    const out = await apply!.run({ ...hyper, ...this.stateFeeds(), ...sums, grad_scale: hostScalar(1 / micro.length, scaleType) });
+    for (const t of Object.values(sums)) if (t.location === 'gpu-buffer') t.dispose();
+    this.keepState(out);
+    return { ...totals, ...this.scalars(out, ['grad_norm']) };
+  }
+
+  private hyperparameters(lr: number, step: number) {
     const dtype = this.graph.model.inputs.find((i) => i.name === 'lr')!.dtype as 'float32' | 'float64';
-    const feeds: Record<string, ort.Tensor> = { ...batch, lr: hostScalar(lr, dtype), step: hostScalar(step, dtype) };
-    for (const s of this.graph.state) feeds[s.name] = this.state.get(s.name);
-    const out = await this.program.run(feeds);
+    return { lr: hostScalar(lr, dtype), step: hostScalar(step, dtype) };
+  }
+
+  private stateFeeds(): Record<string, ort.Tensor> {
+    return Object.fromEntries(this.graph.state.map((s) => [s.name, this.state.get(s.name)]));
+  }
+
+  private keepState(out: Record<string, ort.Tensor>): void {
     for (const s of this.graph.state) this.state.set(s.name, out[nextName(s.name)]);
-    return Object.fromEntries(this.graph.scalars.map((k) => [k, Number((out[k].data as Float32Array)[0])]));
+  }
+
+  private scalars(out: Record<string, ort.Tensor>, names: string[]): Record<string, number> {
+    return Object.fromEntries(names.map((k) => [k, Number((out[k].data as Float32Array)[0])]));
   }
 
   async release(): Promise<void> {
-    await this.program.release();
+    for (const p of Object.values(this.programs)) await p?.release();
   }
+}
+
+function zerosOf(dtype: DType, n: number): Float32Array | Float64Array {
+  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
 }

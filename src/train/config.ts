@@ -52,6 +52,7 @@ export const rmSchema = z
     eval_fraction: fraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
     per_device_train_batch_size: positiveInt.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
+    gradient_accumulation_steps: positiveInt.default(1),
     learning_rate: z.number().positive().default(1e-4),
     lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
     warmup_steps: z.number().int().min(0).default(10),

@@ -24,6 +24,8 @@ import { SchedulerType, learningRate } from './schedule';
 /** The stage settings the loop reads (TRL names). */
 export interface LoopSettings {
   per_device_train_batch_size: number;
+  /** Micro-batches per optimizer step, their gradients averaged (memory for a larger batch). */
+  gradient_accumulation_steps: number;
   learning_rate: number;
   lr_scheduler_type: SchedulerType;
   warmup_steps: number;
@@ -52,8 +54,8 @@ export interface StageGraph {
 }
 
 export interface StageData {
-  /** Training batch `step` (1-based). */
-  batch(step: number): Batch;
+  /** Training micro-batch `index` (1-based; one per step without gradient accumulation). */
+  batch(index: number): Batch;
   /** The held-out batches, when there is a held-out set. */
   evalBatches?: () => Iterable<Batch>;
   /** Training examples, for the epoch count. */
@@ -109,7 +111,8 @@ export class Trainer {
     if (resumed?.optimizerState) putOptimizerState(state, resumed.optimizerState);
     const startStep = Number(resumed?.trainerState?.step ?? 0);
     const optimizer = adamw({ weightDecay: s.weight_decay });
-    const step = await TrainStep.create(buildTrainGraph({ ...graph, optimizer, maxGradNorm: s.max_grad_norm }), state);
+    const accumulate = s.gradient_accumulation_steps > 1;
+    const step = await TrainStep.create(buildTrainGraph({ ...graph, optimizer, maxGradNorm: s.max_grad_norm, accumulate }), state);
     const evaluator = await runtime.load(toOnnx({ loss: graph.loss, ...graph.metrics }, `${setup.stage}_eval`));
     fs.mkdirSync(setup.outputDir, { recursive: true });
     const log = new MetricsLog(path.join(setup.outputDir, 'metrics.jsonl'), startStep);
@@ -124,19 +127,20 @@ export class Trainer {
     let at = this.startStep;
     while (at < s.max_steps && !signal?.aborted) {
       at++;
-      const batch = data.batch(at);
+      const k = s.gradient_accumulation_steps;
+      const batches = Array.from({ length: k }, (_, j) => data.batch((at - 1) * k + j + 1));
       const lr = learningRate(schedule, at);
-      const m = await this.step.run(batch.feeds, lr, at);
+      const m = await this.step.run(batches.map((b) => b.feeds), lr, at);
       if (!Number.isFinite(m.loss) || !Number.isFinite(m.grad_norm)) {
         throw new Error(`${title} diverged at step ${at} (loss ${m.loss}, grad_norm ${m.grad_norm}); the last checkpoint in ${outputDir} is intact — lower learning_rate and resume from it`);
       }
       window.metrics.add(m);
-      window.tokens += batch.tokens;
+      window.tokens += batches.reduce((a, b) => a + b.tokens, 0);
       emit({ type: 'progress', stage, step: at, total: s.max_steps });
 
       if (at % s.logging_steps === 0 || at === s.max_steps) {
         const seconds = (Date.now() - window.start) / 1000;
-        const epoch = (at * s.per_device_train_batch_size) / data.size;
+        const epoch = (at * s.per_device_train_batch_size * s.gradient_accumulation_steps) / data.size;
         this.report(at, { ...window.metrics.values(), learning_rate: lr, tokens_per_second: window.tokens / seconds, epoch });
         window = { metrics: new Averages(), tokens: 0, start: Date.now() };
       }

@@ -61,3 +61,17 @@ test('SFT: bad data stops the run with file:line errors before training', async 
   await assert.rejects(runSft({ experiment: exp, outputDir: path.join(dir, 'bad'), emit: () => {} }), (e: Error) => /bad\.jsonl:2:/.test(e.message) && /bad\.jsonl:3:/.test(e.message));
   assert.equal(fs.existsSync(path.join(dir, 'bad', 'model')), false);
 });
+
+test('SFT: gradient_accumulation_steps takes that many micro-batches per optimizer step', async () => {
+  const run = (k: number) => {
+    const exp = experiment(4);
+    Object.assign(exp.sft!, { gradient_accumulation_steps: k, per_device_train_batch_size: 2, logging_steps: 4 });
+    return runSft({ experiment: exp, outputDir: path.join(dir, `accumulate-${k}`), emit: () => {} });
+  };
+  await run(1);
+  await run(3);
+  const last = (k: number) => JSON.parse(fs.readFileSync(path.join(dir, `accumulate-${k}`, 'metrics.jsonl'), 'utf8').trim().split('\n').filter((l) => l.includes('"loss"')).at(-1)!);
+  // The epoch counts examples seen: 4 steps × 2 × k of the 6 training examples.
+  assert.ok(Math.abs(last(1).epoch - 8 / 6) < 1e-9 && Math.abs(last(3).epoch - 24 / 6) < 1e-9, `${last(1).epoch} ${last(3).epoch}`);
+  assert.notEqual(last(3).loss, last(1).loss);
+});
