@@ -75,6 +75,7 @@ export const ppoSchema = z
     total_episodes: positiveInt.default(512).describe('Responses to train on; iterations = total_episodes / per_device_train_batch_size.'),
     per_device_train_batch_size: positiveInt.default(16).describe('Prompts per rollout.'),
     num_mini_batches: positiveInt.default(1),
+    gradient_accumulation_steps: positiveInt.default(1).describe('Micro-batches per mini-batch update, their gradients averaged.'),
     num_ppo_epochs: positiveInt.default(4),
     learning_rate: z.number().positive().default(3e-6),
     lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('linear'),

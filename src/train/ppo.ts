@@ -79,6 +79,7 @@ function updateGraph(cfg: GPTConfig, s: PpoSettings) {
   const pg = policyLoss(tokenLogprobs(logits, targets), dense('old_logprobs'), dense('advantages'), mask, s.cliprange);
   const vf = valueLoss(values, dense('old_values'), dense('returns'), mask, s.cliprange_value);
   return buildTrainGraph({
+    accumulate: s.gradient_accumulation_steps > 1,
     loss: pg.loss.add(vf.loss.mul(s.vf_coef)),
     params: [...Object.values(policy), ...Object.values(value)],
     optimizer: adamw({ weightDecay: s.weight_decay }),
@@ -126,6 +127,19 @@ function layout(episodes: Pick<Episode, 'prompt' | 'response'>[], padId: number)
     return hostTensor('float32', out, dims);
   };
   return { feeds, read, place };
+}
+
+/** The update graph's inputs for some episodes. */
+function updateFeeds(episodes: Episode[], padId: number): Record<string, ort.Tensor> {
+  const l = layout(episodes, padId);
+  const dense = (pick: (e: Episode) => Float32Array) => l.place(episodes.map(pick));
+  return { ...l.feeds, old_logprobs: dense((e) => e.logprobs), old_values: dense((e) => e.values), advantages: dense((e) => e.advantages), returns: dense((e) => e.returns) };
+}
+
+/** A mini-batch cut into (at most) k micro-batches for gradient accumulation. */
+function microBatches<T>(items: T[], k: number): T[][] {
+  const size = Math.ceil(items.length / k);
+  return Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 }
 
 function withState(program: Program, state: State, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
@@ -244,10 +258,8 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
       for (let k = 0; k < s.num_mini_batches; k++) {
         const mb = order.slice(k * size, (k + 1) * size).map((i) => episodes[i]);
         if (!mb.length) continue;
-        const l = layout(mb, tokenizer.padId);
-        const feeds = { ...l.feeds, old_logprobs: l.place(mb.map((e) => e.logprobs)), old_values: l.place(mb.map((e) => e.values)), advantages: l.place(mb.map((e) => e.advantages)), returns: l.place(mb.map((e) => e.returns)) };
         const updateStep = (iteration - 1) * updatesPerIteration + stats.length + 1;
-        const m = await step.run(feeds, learningRate(schedule, updateStep), updateStep);
+        const m = await step.run(microBatches(mb, s.gradient_accumulation_steps).map((micro) => updateFeeds(micro, tokenizer.padId)), learningRate(schedule, updateStep), updateStep);
         if (!Number.isFinite(m.loss) || !Number.isFinite(m.grad_norm)) {
           throw new Error(`PPO diverged at iteration ${iteration} (loss ${m.loss}, grad_norm ${m.grad_norm}); the last checkpoint in ${outputDir} is intact — lower learning_rate and resume from it`);
         }

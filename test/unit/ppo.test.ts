@@ -155,3 +155,16 @@ test('PPO: a broken reward stops the run with a clear message and leaves the las
   assert.equal(policy.trainerState?.step, 2);
   for (const t of policy.params.values()) assert.ok((t.data as Float32Array).every(Number.isFinite), 'the saved weights are finite');
 });
+
+test('PPO: gradient accumulation splits each mini-batch into micro-batches and still learns the same way', async () => {
+  const events: RunEvent[] = [];
+  await runPpo({ experiment: ppoExperiment(2, { gradient_accumulation_steps: 2 }), outputDir: path.join(dir, 'accumulate'), reward, emit: (e) => events.push(e) });
+  const metrics = metricsOf(events);
+  assert.equal(metrics.length, 2);
+  // The rollout of iteration 1 does not depend on the update, so it matches the run without accumulation.
+  const plain: RunEvent[] = [];
+  await runPpo({ experiment: ppoExperiment(2), outputDir: path.join(dir, 'plain'), reward, emit: (e) => plain.push(e) });
+  assert.equal(metrics[0]['objective/scores'], metricsOf(plain)[0]['objective/scores']);
+  for (const m of metrics) for (const key of ['loss/policy_avg', 'loss/value_avg', 'policy/approxkl_avg']) assert.ok(Number.isFinite(m[key]), key);
+  assert.notEqual(metrics[0]['loss/value_avg'], metricsOf(plain)[0]['loss/value_avg']);
+});
