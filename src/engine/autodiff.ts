@@ -2,7 +2,7 @@
  * Reverse-mode autodiff over the graph IR: walk the graph from the loss back to the inputs,
  * applying each op's VJP and summing the gradients of tensors used more than once.
  */
-import { vjpOf, zerosLike } from './ops';
+import { CustomVjp, Vjp, addGradients, vjpOf, zerosLike } from './ops';
 import { ShapeError, Tensor, scalar, topoSort } from './tensor';
 
 /**
@@ -16,23 +16,29 @@ export function grad(loss: Tensor, wrt: Tensor[]): Tensor[] {
 
   const order = topoSort([loss]);
   const targets = new Set(wrt.map((w) => w.id));
+  // A tensor with its own VJP (ops.withVjp) sends gradients to its `xs`; any other to its inputs.
+  const ruleOf = (t: Tensor): [Vjp | undefined, readonly Tensor[]] => {
+    const custom = t.meta.custom as CustomVjp | undefined;
+    return custom ? [custom.vjp, custom.xs] : [vjpOf(t.op), t.inputs];
+  };
   // Only tensors between some `wrt` and the loss need gradients.
   const needed = new Set<number>();
   for (const t of order) {
-    if (targets.has(t.id) || (t.isFloat && vjpOf(t.op) && t.inputs.some((i) => needed.has(i.id)))) needed.add(t.id);
+    const [rule, xs] = ruleOf(t);
+    if (targets.has(t.id) || (t.isFloat && rule && xs.some((i) => needed.has(i.id)))) needed.add(t.id);
   }
 
   const grads = new Map<number, Tensor>([[loss.id, scalar(1, loss.dtype)]]);
   for (let k = order.length - 1; k >= 0; k--) {
     const y = order[k];
     const g = grads.get(y.id);
-    const rule = vjpOf(y.op);
+    const [rule, xs] = ruleOf(y);
     if (!g || !rule || !needed.has(y.id)) continue;
     rule(g, y).forEach((gx, i) => {
-      const x = y.inputs[i];
+      const x = xs[i];
       if (!gx || !needed.has(x.id)) return;
       const prev = grads.get(x.id);
-      grads.set(x.id, prev ? prev.add(gx) : gx);
+      grads.set(x.id, prev ? addGradients(prev, gx) : gx);
     });
   }
   return wrt.map((w) => grads.get(w.id) ?? zerosLike(w));

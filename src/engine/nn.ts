@@ -1,16 +1,22 @@
 /**
- * Functions composed from the primitive ops: their gradients follow from the primitives'
- * VJPs. Everything here uses only portable ONNX ops, so every execution provider runs it
- * (e.g. log-softmax is built from ReduceMax/Exp/ReduceSum/Log rather than the LogSoftmax op).
+ * Functions composed from the primitive ops: their gradients follow from the primitives' VJPs,
+ * or are written out (ops.withVjp) where that is much cheaper. Everything here uses only portable
+ * ONNX ops, so every execution provider runs it (e.g. log-softmax is built from Softmax, ReduceMax
+ * and Log rather than the LogSoftmax op).
  */
-import { abs, cast, exp, gatherElements, log, matmul, max, maximum, mean, neg, reshape, sqrt, sum, tanh, unsqueeze } from './ops';
+import { abs, cast, exp, gatherElements, layerNormalization, log, matmul, max, maximum, mean, neg, reshape, sigmoid, softmax, sum, unsqueeze, withVjp } from './ops';
 import { Tensor, ShapeError } from './tensor';
 
-/** log(sum(exp(x))) along an axis, stable for large x. */
+/**
+ * log(sum(exp(x))) along an axis, stable for large x, as max(x) - log(max(softmax(x))): the largest
+ * probability is 1 / sum(exp(x - max(x))) ≥ 1/n, so its log never underflows. Its gradient is
+ * softmax(x), which the forward already has: one pass over x for the backward.
+ */
 export function logsumexp(x: Tensor, axis = -1, keepdims = false): Tensor {
-  const m = max(x, axis, true).detach(); // the result does not depend on m, so no gradient through it
-  const lse = log(sum(exp(x.sub(m)), axis, true)).add(m);
-  return keepdims ? lse : reshape(lse, x.shape.filter((_, i) => i !== (axis < 0 ? axis + x.rank : axis)));
+  const p = softmax(x, axis);
+  const lse = max(x, axis, true).sub(log(max(p, axis, true)));
+  const y = keepdims ? lse : reshape(lse, x.shape.filter((_, i) => i !== (axis < 0 ? axis + x.rank : axis)));
+  return withVjp(y, [x], (g) => [g.reshape(lse.shape).mul(p)]);
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
@@ -29,15 +35,17 @@ export function logSigmoid(x: Tensor): Tensor {
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias. */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
-  const xc = x.sub(mean(x, -1, true));
-  const variance = mean(xc.mul(xc), -1, true);
-  return xc.div(sqrt(variance.add(eps))).mul(weight).add(bias);
+  return layerNormalization(x, weight, bias, eps);
 }
 
-/** GELU, tanh approximation (GPT-2's "gelu_new"). */
+/**
+ * GELU, tanh approximation (GPT-2's "gelu_new"): 0.5 x (1 + tanh(u)), u = sqrt(2/π) (x + 0.044715 x³),
+ * computed as x σ(2u), which is the same function in fewer ops (and without 1 + tanh(u)
+ * cancelling for negative x).
+ */
 export function gelu(x: Tensor): Tensor {
-  const inner = x.add(x.mul(x).mul(x).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
-  return x.mul(0.5).mul(tanh(inner).add(1));
+  const c = 2 * Math.sqrt(2 / Math.PI);
+  return x.mul(sigmoid(x.mul(x).mul(c * 0.044715).add(c).mul(x)));
 }
 
 /** x @ weight + bias, with weight stored [in, out] (GPT-2's Conv1D layout). */

@@ -73,11 +73,14 @@ function nodeProto(op: string, inputs: string[], output: string, attrs: Record<s
 // AttributeProto.AttributeType
 const FLOAT = 1, INT = 2, STRING = 3, INTS = 7;
 
-/** Integer numbers become INT attributes (every numeric attribute we emit is an integer). */
+/** Attributes that ONNX types as float even when the value is a whole number. */
+const FLOAT_ATTRS = new Set(['epsilon']);
+
+/** Numbers become INT attributes, except non-integers and the float-typed names above. */
 function attribute(name: string, v: AttrValue): object {
   if (typeof v === 'string') return { name, type: STRING, s: Buffer.from(v) };
   if (Array.isArray(v)) return { name, type: INTS, ints: v };
-  return Number.isInteger(v) ? { name, type: INT, i: v } : { name, type: FLOAT, f: v };
+  return Number.isInteger(v) && !FLOAT_ATTRS.has(name) ? { name, type: INT, i: v } : { name, type: FLOAT, f: v };
 }
 
 function tensorProto(name: string, t: Tensor): object {

@@ -132,6 +132,22 @@ export const not = unary('Not');
 /** Passes x through but stops gradients (Identity with no VJP). */
 export const detach = unary('Identity');
 
+/** A VJP given for one tensor rather than derived: its gradients go to `xs`, not to its inputs. */
+export interface CustomVjp {
+  xs: Tensor[];
+  vjp: Vjp;
+}
+
+/**
+ * `y` (computed from `xs` by primitives), differentiated by `vjp` instead of through those
+ * primitives: for composites whose gradient is much cheaper written out (log-sum-exp's is the
+ * softmax). An Identity node carries it; onnxruntime removes those when it loads the graph.
+ */
+export function withVjp(y: Tensor, xs: Tensor[], vjp: Vjp): Tensor {
+  const custom: CustomVjp = { xs, vjp };
+  return node('Identity', [y], y.dtype, y.shape, {}, { custom });
+}
+
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
   return node('Cast', [x], dtype, x.shape, { to: ONNX_DTYPE[dtype] });
@@ -143,10 +159,22 @@ vjps.set('Cast', (g, y) => [x0(y).isFloat ? cast(g, x0(y).dtype) : undefined]);
 function binary(op: string, vjp?: Vjp, out?: DType) {
   if (vjp) vjps.set(op, vjp);
   return (a: Tensor | number, b: Tensor | number): Tensor => {
-    const x = lift(a, b), y = lift(b, a);
+    let x = lift(a, b), y = lift(b, a);
     sameDtype(op, [x, y]);
-    return node(op, [x, y], out ?? x.dtype, broadcastShapes(op, x.shape, y.shape));
+    const shape = broadcastShapes(op, x.shape, y.shape);
+    [x, y] = [unexpanded(x, y, shape), unexpanded(y, x, shape)];
+    return node(op, [x, y], out ?? x.dtype, shape);
   };
+}
+
+/**
+ * x without an Expand in front of it when broadcasting against `other` gives the same `shape`
+ * anyway: VJPs of reductions expand their gradient, and the op using it broadcasts for free.
+ */
+function unexpanded(x: Tensor, other: Tensor, shape: Shape): Tensor {
+  if (x.op !== 'Expand') return x;
+  const inner = x.inputs[0], s = broadcastShapes('expand', inner.shape, other.shape);
+  return s.length === shape.length && s.every((d, i) => d === shape[i]) ? inner : x;
 }
 const ab = (y: Tensor) => [y.inputs[0], y.inputs[1]];
 
@@ -295,6 +323,31 @@ vjps.set('Softmax', (g, y) => {
   return [gy.sub(y.mul(sum(gy, y.meta.axis as number, true)))];
 });
 
+/**
+ * LayerNorm over the last axis as one ONNX LayerNormalization node:
+ * (x - mean) / sqrt(var + eps) * weight + bias, weight and bias [D].
+ */
+export function layerNormalization(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+  requireFloat('layerNormalization', x);
+  sameDtype('layerNormalization', [x, weight, bias]);
+  const d = x.shape[x.rank - 1];
+  for (const t of [weight, bias]) {
+    if (t.rank !== 1 || t.shape[0] !== d) throw new ShapeError(`layerNormalization: ${t} must be [${d}] for ${x}`);
+  }
+  return node('LayerNormalization', [x, weight, bias], x.dtype, x.shape, { axis: -1, epsilon: eps }, { eps });
+}
+vjps.set('LayerNormalization', (g, y) => {
+  const [x, weight, bias] = y.inputs;
+  // x̂ = (x - mean) · r with r = 1 / sqrt(var + eps), recomputed (two-pass) rather than kept.
+  const xc = x.sub(mean(x, -1, true));
+  const r = reciprocal(sqrt(mean(xc.mul(xc), -1, true).add(y.meta.eps as number)));
+  const xHat = xc.mul(r);
+  // dx = r · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ · x̂)), with dx̂ = g · weight
+  const gHat = g.mul(weight);
+  const gx = r.mul(gHat.sub(mean(gHat, -1, true)).sub(xHat.mul(mean(gHat.mul(xHat), -1, true))));
+  return [gx, unbroadcast(g.mul(xHat), weight), unbroadcast(g, bias)];
+});
+
 // ---------------------------------------------------------------- shapes and indexing
 
 /** Reshape; one dim may be -1, symbolic dims are taken from the input at run time. */
@@ -395,7 +448,7 @@ export function gather(x: Tensor, indices: Tensor): Tensor {
 vjps.set('Gather', (g, y) => {
   const [x, indices] = ab(y);
   const at = cast(unsqueeze(indices, -1), 'int64');
-  return [node('ScatterND', [zerosLike(x), at, g], x.dtype, x.shape, { reduction: 'add' }), undefined];
+  return [node('ScatterND', [zerosLike(x), at, g], x.dtype, x.shape, { reduction: 'add' }, { intoZeros: true }), undefined];
 });
 
 /** out[i][j] = x[i][indices[i][j]] along axis (torch.gather). */
@@ -408,7 +461,18 @@ export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor
 vjps.set('GatherElements', (g, y) => {
   const [x, indices] = ab(y);
   const axis = y.attrs.axis as number;
-  return [node('ScatterElements', [zerosLike(x), indices, g], x.dtype, x.shape, { axis, reduction: 'add' }), undefined];
+  return [node('ScatterElements', [zerosLike(x), indices, g], x.dtype, x.shape, { axis, reduction: 'add' }, { intoZeros: true }), undefined];
 });
+
+/**
+ * The sum of two gradients of one tensor. A scatter-add into zeros (the VJP of Gather and
+ * GatherElements) adds its updates into the other gradient instead: no dense zeros, no extra pass.
+ */
+export function addGradients(a: Tensor, b: Tensor): Tensor {
+  const intoZeros = (t: Tensor) => t.meta.intoZeros === true;
+  if (intoZeros(a) && !intoZeros(b)) [a, b] = [b, a];
+  if (!intoZeros(b) || a.dtype !== b.dtype || a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i])) return a.add(b);
+  return node(b.op, [a, b.inputs[1], b.inputs[2]], b.dtype, b.shape, b.attrs);
+}
 
 export const ONNX_DTYPE: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 };

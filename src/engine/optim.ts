@@ -30,20 +30,42 @@ export interface AdamWOptions {
 export function adamw(options: AdamWOptions = {}): Optimizer {
   const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01 } = options;
   const decays = options.decays ?? ((p: Tensor) => p.rank >= 2);
-  // Every parameter of a step shares the step count, so the corrections are built once per graph.
-  let corrections: { t: Tensor; c1: Tensor; c2: Tensor } | undefined;
+  // Each pass over the parameters counts (the embedding alone has V·D of them), so the update is
+  // rearranged to make fewer: the bias corrections move onto scalars,
+  //   lr · (m / c1) / (sqrt(v / c2) + ε) = (lr · sqrt(c2) / c1) · m / (sqrt(v) + ε · sqrt(c2)),
+  // and a clipped gradient g·s (one scalar s for all) is not scaled: s joins the coefficients, and
+  // g² is the one the global norm already computed. The scalars depend only on (lr, t, s), the same
+  // for every parameter, so they are built once per graph.
+  let scalars: { lr: Tensor; t: Tensor; s?: Tensor; m: Tensor | number; v: Tensor | number; eps: Tensor; stepSize: Tensor; decay: Tensor } | undefined;
+  const coefficients = (lr: Tensor, t: Tensor, s?: Tensor) => {
+    if (scalars && scalars.lr === lr && scalars.t === t && scalars.s === s) return scalars;
+    const rootC2 = sqrt(biasCorrection(beta2, t));
+    return (scalars = {
+      lr, t, s,
+      m: s ? s.mul(1 - beta1) : 1 - beta1,
+      v: s ? s.mul(s).mul(1 - beta2) : 1 - beta2,
+      eps: rootC2.mul(eps),
+      stepSize: lr.mul(rootC2).div(biasCorrection(beta1, t)),
+      decay: lr.mul(-weightDecay).add(1),
+    });
+  };
   return {
     slots: ['exp_avg', 'exp_avg_sq'],
-    update(p, g, [m, v], lr, t) {
-      if (corrections?.t !== t) corrections = { t, c1: biasCorrection(beta1, t), c2: biasCorrection(beta2, t) };
-      const m1 = m.mul(beta1).add(g.mul(1 - beta1));
-      const v1 = v.mul(beta2).add(g.mul(g).mul(1 - beta2));
-      const mHat = m1.div(corrections.c1);
-      const vHat = v1.div(corrections.c2);
-      const decayed = decays(p) && weightDecay ? p.mul(lr.mul(-weightDecay).add(1)) : p;
-      return { param: decayed.sub(lr.mul(mHat.div(sqrt(vHat).add(eps)))), slots: [m1, v1] };
+    update(p, grad, [m, v], lr, t) {
+      const [g, s] = scalarFactor(grad);
+      const k = coefficients(lr, t, s);
+      const m1 = m.mul(beta1).add(g.mul(k.m));
+      const v1 = v.mul(beta2).add(g.mul(g).mul(k.v));
+      const decayed = decays(p) && weightDecay ? p.mul(k.decay) : p;
+      return { param: decayed.sub(m1.div(sqrt(v1).add(k.eps)).mul(k.stepSize)), slots: [m1, v1] };
     },
   };
+}
+
+/** A gradient as (g, s) when it is g times a scalar s (as clipping makes it), else (gradient, none). */
+function scalarFactor(grad: Tensor): [Tensor, Tensor | undefined] {
+  const [g, s] = grad.inputs;
+  return grad.op === 'Mul' && s.rank === 0 && g.rank > 0 ? [g, s] : [grad, undefined];
 }
 
 /**

@@ -69,7 +69,8 @@ function mlp(x: Tensor, p: Params, h: string): Tensor {
   return linear(hidden, p[`${h}.mlp.c_proj.weight`], p[`${h}.mlp.c_proj.bias`]);
 }
 
-function block(x: Tensor, p: Params, i: number, cfg: GPTConfig, bias: Tensor, past?: KV): { x: Tensor; kv: KV } {
+/** Transformer block `i` (pre-LayerNorm): x + attention(ln_1(x)), then + mlp(ln_2(x)). */
+export function block(x: Tensor, p: Params, i: number, cfg: GPTConfig, bias: Tensor, past?: KV): { x: Tensor; kv: KV } {
   const h = `h.${i}`, eps = cfg.layerNormEpsilon;
   const a = attention(layerNorm(x, p[`${h}.ln_1.weight`], p[`${h}.ln_1.bias`], eps), p, h, cfg, bias, past);
   x = x.add(a.y);
@@ -98,6 +99,15 @@ export function lmHead(p: Params, hidden: Tensor): Tensor {
   return matmul(hidden, transpose(w, [1, 0]));
 }
 
+/**
+ * lmHead for one position per sequence (generation): logits [B, V] from hidden [B, D], as (W hᵀ)ᵀ.
+ * With so few rows, onnxruntime would spend most of h Wᵀ repacking W; W hᵀ reads W as it is.
+ */
+export function lastTokenLogits(p: Params, hidden: Tensor): Tensor {
+  const w = p['lm_head.weight'] ?? p['wte.weight']; // [V, D]
+  return transpose(matmul(w, transpose(hidden, [1, 0])), [1, 0]);
+}
+
 /** A scalar per position [..., D] → [...] from the score head (reward and value models). */
 export function scoreHead(p: Params, hidden: Tensor): Tensor {
   const out = matmul(hidden, transpose(p['score.weight'], [1, 0])); // [..., 1]
@@ -114,11 +124,14 @@ export function sequenceInputs(keys: string = 'T') {
   };
 }
 
-/** Past keys/values inputs for decoding with a cache of P positions. */
-export function pastInputs(cfg: GPTConfig): KV[] {
+/**
+ * Past keys/values inputs for decoding with a cache of P positions, [B, H, P, hd]; or, `byPosition`,
+ * fed as [P, B, H, hd] (a host-side cache that grows by appending) and transposed for attention.
+ */
+export function pastInputs(cfg: GPTConfig, byPosition = false): KV[] {
   const hd = cfg.nEmbd / cfg.nHead;
-  return Array.from({ length: cfg.nLayer }, (_, i) => ({
-    key: input(`past.${i}.key`, 'float32', ['B', cfg.nHead, 'P', hd]),
-    value: input(`past.${i}.value`, 'float32', ['B', cfg.nHead, 'P', hd]),
-  }));
+  const past = (name: string) => byPosition
+    ? transpose(input(name, 'float32', ['P', 'B', cfg.nHead, hd]), [1, 2, 0, 3])
+    : input(name, 'float32', ['B', cfg.nHead, 'P', hd]);
+  return Array.from({ length: cfg.nLayer }, (_, i) => ({ key: past(`past.${i}.key`), value: past(`past.${i}.value`) }));
 }

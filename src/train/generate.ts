@@ -1,16 +1,18 @@
 /**
  * Batched sampling with a KV cache: one prefill run over the left-padded prompts, then one decode
- * run per new token that attends to the cached keys/values. Both graphs have symbolic batch and
- * length dims, so each is built and loaded once and serves every shape.
+ * run per new token that attends to the cached keys/values (kept in host memory between runs, or
+ * on the device where the provider keeps state there). The graphs have symbolic batch and length
+ * dims, so each is built and loaded once and serves every shape; greedy decoding has its own pair,
+ * which picks the token in the graph.
  */
 import * as ort from 'onnxruntime-node';
-import { reshape, slice } from '../engine/ops';
+import { argmax, reshape, slice } from '../engine/ops';
 import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, hostTensor } from '../engine/runtime';
 import { State } from '../engine/step';
 import { Tensor } from '../engine/tensor';
 import { GPTConfig } from '../model/config';
-import { KV, lmHead, paramInputs, pastInputs, sequenceInputs, transformer } from '../model/gpt2';
+import { KV, lastTokenLogits, paramInputs, pastInputs, sequenceInputs, transformer } from '../model/gpt2';
 import { attentionBias, positionIds } from '../model/masks';
 import { Rng } from '../util/rng';
 
@@ -32,35 +34,96 @@ export interface Generation {
   finished: boolean;
 }
 
-/** Outputs: logits of the last position [B, V] and every layer's keys/values. */
-function lastLogitsGraph(cfg: GPTConfig, prefix: string, keys: string, past?: KV[]) {
+/**
+ * Outputs the last position's logits [B, V] to sample from, or for greedy decoding only their
+ * argmax [B] (no vocabulary-sized output to copy out per token), and every layer's keys/values
+ * [B, H, S, hd]: all S positions, or with `newOnly` just the new one (for a host-side cache).
+ */
+function lastTokenGraph(cfg: GPTConfig, prefix: string, keys: string, greedy: boolean, past?: KV[], newOnly = false) {
   const p = paramInputs(cfg, 'lm', prefix);
   const inp = sequenceInputs(keys);
   const { hidden, present } = transformer(p, cfg, inp.tokens, inp.positions, inp.attnBias, past);
   const last = reshape(slice(hidden, 1, -1), [hidden.shape[0], cfg.nEmbd]);
-  const outputs: Record<string, Tensor> = { logits: lmHead(p, last) };
+  const logits = lastTokenLogits(p, last);
+  const outputs: Record<string, Tensor> = greedy ? { next: argmax(logits, -1) } : { logits };
   present.forEach((kv, i) => {
-    outputs[`present.${i}.key`] = kv.key;
-    outputs[`present.${i}.value`] = kv.value;
+    outputs[`present.${i}.key`] = newOnly ? slice(kv.key, 2, -1) : kv.key;
+    outputs[`present.${i}.value`] = newOnly ? slice(kv.value, 2, -1) : kv.value;
   });
-  return toOnnx(outputs, past ? 'decode' : 'prefill');
+  return toOnnx(outputs, `${past ? 'decode' : 'prefill'}${greedy ? '_greedy' : ''}`);
+}
+
+/**
+ * Every layer's keys and values on the host, position-major ([S, B, H, hd] in a buffer sized for
+ * the whole generation): the S positions so far are a contiguous prefix, fed to the decode graph
+ * without a copy, and each decode run's new position is appended in place. A cache that the
+ * session outputs whole every token costs a copy of all of it out of onnxruntime per token.
+ */
+class HostKvCache {
+  private length = 0;
+  /** Floats per position: B · H · hd. */
+  private readonly slotSize: number;
+
+  private constructor(private readonly buffers: Map<string, Float32Array>, private readonly slotDims: number[]) {
+    this.slotSize = slotDims.reduce((a, d) => a * d, 1);
+  }
+
+  /** The cache after the prefill run (`present.*` [B, H, T, hd]), with room for `capacity` positions. */
+  static fromPrefill(res: Record<string, ort.Tensor>, capacity: number): HostKvCache {
+    const names = Object.keys(res).filter((k) => k.startsWith('present.'));
+    const [b, h, t, hd] = res[names[0]].dims;
+    const cache = new HostKvCache(new Map(names.map((n) => [pastName(n), new Float32Array(capacity * b * h * hd)])), [b, h, hd]);
+    for (const n of names) {
+      const from = res[n].data as Float32Array, to = cache.buffers.get(pastName(n))!;
+      for (let row = 0; row < b * h; row++) {
+        for (let pos = 0; pos < t; pos++) to.set(from.subarray((row * t + pos) * hd, (row * t + pos + 1) * hd), (pos * b * h + row) * hd);
+      }
+    }
+    cache.length = t;
+    return cache;
+  }
+
+  /** The `past.*` feeds: the first S positions, [S, B, H, hd]. */
+  past(): Record<string, ort.Tensor> {
+    const feed = (buf: Float32Array) => hostTensor('float32', buf.subarray(0, this.length * this.slotSize), [this.length, ...this.slotDims]);
+    return Object.fromEntries([...this.buffers].map(([n, buf]) => [n, feed(buf)]));
+  }
+
+  /** Appends a decode run's new position (`present.*` [B, H, 1, hd]: the layout of one slot). */
+  append(res: Record<string, ort.Tensor>): void {
+    for (const [n, buf] of this.buffers) buf.set(res[n.replace('past.', 'present.')].data as Float32Array, this.length * this.slotSize);
+    this.length++;
+  }
+}
+
+const pastName = (present: string) => present.replace('present.', 'past.');
+
+/** A prefill program and a KV-cache decode program. */
+interface Programs {
+  prefill: Program;
+  decode: Program;
 }
 
 export class Generator {
   private constructor(
     private readonly cfg: GPTConfig,
     private readonly state: State,
-    private readonly prefill: Program,
-    private readonly decode: Program,
+    private readonly sampling: Programs,
+    private readonly greedy: Programs,
     private readonly padId: number,
+    /** Whether the KV cache lives on the host (HostKvCache), or stays on the device between runs. */
+    private readonly hostCache: boolean,
   ) {}
 
   /** `state` holds the model's parameters under their HF names, each preceded by `prefix`. */
   static async create(runtime: Runtime, cfg: GPTConfig, state: State, padId: number, prefix = ''): Promise<Generator> {
-    const cache = Array.from({ length: cfg.nLayer }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
-    const prefill = await runtime.load(lastLogitsGraph(cfg, prefix, 'T'), cache);
-    const decode = await runtime.load(lastLogitsGraph(cfg, prefix, 'P+T', pastInputs(cfg)), cache);
-    return new Generator(cfg, state, prefill, decode, padId);
+    const hostCache = !runtime.keepsStateOnDevice;
+    const cache = hostCache ? [] : Array.from({ length: cfg.nLayer }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
+    const load = async (greedy: boolean): Promise<Programs> => ({
+      prefill: await runtime.load(lastTokenGraph(cfg, prefix, 'T', greedy), cache),
+      decode: await runtime.load(lastTokenGraph(cfg, prefix, 'P+T', greedy, pastInputs(cfg, hostCache), hostCache), cache),
+    });
+    return new Generator(cfg, state, await load(false), await load(true), padId, hostCache);
   }
 
   private paramFeeds(program: Program): Record<string, ort.Tensor> {
@@ -95,12 +158,18 @@ export class Generator {
     let mask: Float32Array = Float32Array.from(prompts.flatMap((p) => [...Array(width - p.length).fill(0), ...Array(p.length).fill(1)]));
     const out: Generation[] = prompts.map(() => ({ tokens: [], finished: false }));
 
-    let res = await this.forward(this.prefill, ids, mask, width);
+    const greedy = opts.temperature === 0;
+    const { prefill, decode } = greedy ? this.greedy : this.sampling;
+    const vocab = this.cfg.vocabSize;
+    let res = await this.forward(prefill, ids, mask, width);
+    const cache = useCache && this.hostCache ? HostKvCache.fromPrefill(res, width + maxNew) : undefined;
     for (let step = 0; ; step++) {
-      const logits = res.logits.data as Float32Array;
-      const vocab = logits.length / prompts.length;
+      // Greedy programs output each row's argmax; the others, logits to sample from.
+      const chosen = greedy ? (res.next.data as BigInt64Array) : undefined;
+      const logits = greedy ? undefined : (res.logits.data as Float32Array);
       out.forEach((g, b) => {
-        const next = g.finished ? this.padId : sample(logits.subarray(b * vocab, (b + 1) * vocab), opts, rng);
+        const next = g.finished ? this.padId
+          : chosen ? Number(chosen[b]) : sample(logits!.subarray(b * vocab, (b + 1) * vocab), opts, rng);
         ids[b].push(next);
         if (g.finished) return;
         g.tokens.push(next);
@@ -108,22 +177,25 @@ export class Generator {
       });
       if (step + 1 >= maxNew || out.every((g) => g.finished)) break;
       mask = appendColumn(mask, prompts.length);
-      const past = useCache ? presentAsPast(res) : undefined;
-      res = past ? await this.forward(this.decode, ids, mask, 1, past) : await this.forward(this.prefill, ids, mask, ids[0].length);
-      if (past) for (const t of Object.values(past)) if (t.location === 'gpu-buffer') t.dispose();
+      const past = !useCache ? undefined : cache ? cache.past() : presentAsPast(res);
+      res = past ? await this.forward(decode, ids, mask, 1, past) : await this.forward(prefill, ids, mask, ids[0].length);
+      if (cache) cache.append(res);
+      else if (past) for (const t of Object.values(past)) if (t.location === 'gpu-buffer') t.dispose();
     }
     for (const t of Object.values(res)) if (t.location === 'gpu-buffer') t.dispose();
     return out;
   }
 
   async release(): Promise<void> {
-    await this.prefill.release();
-    await this.decode.release();
+    for (const p of [this.sampling, this.greedy]) {
+      await p.prefill.release();
+      await p.decode.release();
+    }
   }
 }
 
 function presentAsPast(res: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
-  return Object.fromEntries(Object.entries(res).filter(([k]) => k.startsWith('present.')).map(([k, v]) => [k.replace('present.', 'past.'), v]));
+  return Object.fromEntries(Object.entries(res).filter(([k]) => k.startsWith('present.')).map(([k, v]) => [pastName(k), v]));
 }
 
 /** Adds one real-token column to a [B, S] mask. */
@@ -139,8 +211,25 @@ function appendColumn(mask: Float32Array, batch: number): Float32Array {
 
 /** Draws a token from one row of logits with temperature, top-k and top-p. */
 export function sample(logits: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
-  if (opts.temperature === 0) return argmax(logits);
-  let ids = [...logits.keys()];
+  if (opts.temperature === 0) return argmaxOf(logits);
+  if ((opts.topK > 0 && opts.topK < logits.length) || opts.topP < 1) return sampleTruncated(logits, opts, rng);
+  // Every token is a candidate: one pass over typed arrays (the same draws as the general path).
+  let top = -Infinity;
+  for (let i = 0; i < logits.length; i++) top = Math.max(top, logits[i]);
+  const probs = new Float64Array(logits.length);
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) {
+    probs[i] = Math.exp((logits[i] - top) / opts.temperature);
+    total += probs[i];
+  }
+  let u = rng.next() * total;
+  for (let i = 0; i < probs.length; i++) if ((u -= probs[i]) < 0) return i;
+  return logits.length - 1;
+}
+
+/** sample() among the top-k tokens and/or the top-p probability mass. */
+function sampleTruncated(logits: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
+  let ids = Array.from(logits.keys());
   if (opts.topK > 0 && opts.topK < ids.length) ids = ids.sort((a, b) => logits[b] - logits[a]).slice(0, opts.topK);
   const top = ids.reduce((m, i) => Math.max(m, logits[i]), -Infinity);
   let probs = ids.map((i) => Math.exp((logits[i] - top) / opts.temperature));
@@ -157,8 +246,13 @@ export function sample(logits: Float32Array, opts: Omit<SamplingOptions, 'maxNew
   return ids[ids.length - 1];
 }
 
-function argmax(xs: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
+function argmaxOf(xs: Float32Array): number {
+  let best = 0, top = xs[0];
+  for (let i = 1; i < xs.length; i++) {
+    if (xs[i] > top) {
+      top = xs[i];
+      best = i;
+    }
+  }
   return best;
 }

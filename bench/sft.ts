@@ -1,0 +1,225 @@
+/**
+ * GPT-2 SFT and KV-cache decoding, our engine against PyTorch (bench/reference/bench_torch.py),
+ * on the same model: GPT-2 layout, 4 layers, d=256, 4 heads, context 128, vocab 50257.
+ *
+ *   npm run bench:sft -- [--layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --batch 8
+ *                         --decode-batch 16 --prompt 16 --new-tokens 64 --warmup 2 --steps 5
+ *                         --decode-steps 3 --rounds 3 --threads N --only train,decode,peak
+ *                         --no-torch --python PATH --max-load 0 --wait 600 --profile --ort JSON]
+ *
+ * - train: one SFT step as training runs it (loss, token accuracy, gradient clipping, AdamW; the
+ *   graph of sftLossGraph + buildTrainGraph) on full-length rows of random tokens; tokens/s, and
+ *   GFLOP/s with bench_torch.py's formula. PyTorch's step is loss, backward and AdamW only.
+ * - decode: greedy generation with the KV cache (whole generations timed: prefill, then one
+ *   decode run per further token); tokens/s counts new tokens.
+ * - peak: the best GFLOP/s of one n×n×n MatMul (ours: an ORT MatMul graph; PyTorch: torch.mm).
+ * - memory: the peak RSS of this process after the training steps (process.resourceUsage().maxRSS),
+ *   before anything else runs; PyTorch's from getrusage at the end of its gpt2-sft case.
+ * - session creation: building the training graph (forward, autodiff, AdamW, ONNX emission), and
+ *   onnxruntime's InferenceSession.create for it; Generator.create for the generation graphs.
+ *
+ * Rounds alternate our runs with PyTorch's (a child process per case), so both sides see similar
+ * load on a shared machine; --max-load waits for the 1-minute load average to fall below it first.
+ * --profile prints where the time of our training step and decode step goes, by op type;
+ * --ort adds session options (JSON, e.g. '{"extra":{"session":{"intra_op.allow_spinning":"0"}}}').
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { toOnnx } from '../src/engine/onnx';
+import { matmul, slice } from '../src/engine/ops';
+import { Runtime, hostTensor } from '../src/engine/runtime';
+import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
+import { adamw } from '../src/engine/optim';
+import { input } from '../src/engine/tensor';
+import { GPTConfig, PRESETS, gptParamShapes } from '../src/model/config';
+import { initParams } from '../src/model/gpt2';
+import { makeBatch } from '../src/data/batch';
+import { GREEDY, Generator } from '../src/train/generate';
+import { batchFeeds, sftLossGraph } from '../src/train/sft';
+import { Rng } from '../src/util/rng';
+import {
+  findPython, load1, median, ortVersion, overrideSessionOptions, parseFlags, printProfile, timeIt, torchCase, waitForLoad,
+} from './common';
+
+const DEFAULTS = {
+  layers: 4, d: 256, heads: 4, ctx: 128, vocab: 50257, batch: 8, 'decode-batch': 16, prompt: 16, 'new-tokens': 64,
+  warmup: 2, steps: 5, 'decode-steps': 3, rounds: 3, threads: os.availableParallelism(), seed: 0, 'max-load': 0, wait: 600,
+  only: 'train,decode,peak', 'no-torch': false, python: '', profile: false, ort: '',
+};
+const USAGE = `flags: ${Object.keys(DEFAULTS).map((k) => `--${k}`).join(' ')}`;
+type Flags = typeof DEFAULTS;
+type Json = Record<string, unknown>;
+
+/** A CPU runtime; with --ort or --profile, its sessions get those options. */
+async function runtimeFor(f: Flags, what: string) {
+  const runtime = await Runtime.create({ provider: 'cpu', threads: f.threads });
+  const profileDir = f.profile ? fs.mkdtempSync(path.join(os.tmpdir(), `bench-${what}-profile-`)) : undefined;
+  const extra: ort.InferenceSession.SessionOptions = f.ort ? JSON.parse(f.ort) : {};
+  if (profileDir) Object.assign(extra, { enableProfiling: true, profileFilePrefix: path.join(profileDir, what) });
+  const sessions = f.ort || profileDir ? overrideSessionOptions(runtime, extra) : [];
+  const endProfiling = (title: string) => {
+    if (!profileDir) return;
+    sessions.forEach((s) => s.endProfiling());
+    printProfile(profileDir, title);
+  };
+  return { runtime, endProfiling };
+}
+
+/** A State holding a freshly initialised model. */
+function modelState(runtime: Runtime, cfg: GPTConfig, seed: number): State {
+  const state = new State(runtime);
+  const shapes = gptParamShapes(cfg);
+  for (const [name, data] of initParams(cfg, new Rng(seed))) state.setHost(name, data, shapes.get(name)!);
+  return state;
+}
+
+/** Runs `ours` and `theirs` (PyTorch) alternately for --rounds rounds; our times in ms, PyTorch's JSON lines. */
+async function rounds(f: Flags, what: string, ours: (round: number) => Promise<number[]>, theirs?: () => Json) {
+  const mine: number[] = [], ref: Json[] = [], loads: number[] = [];
+  for (let r = 0; r < f.rounds; r++) {
+    loads.push(await waitForLoad(f['max-load'], f.wait, `${what} round ${r + 1}`));
+    const times = await ours(r);
+    mine.push(...times);
+    if (theirs) ref.push(theirs());
+    console.error(`[${what} round ${r + 1}] ours ${median(times).toFixed(1)} ms${theirs ? `, PyTorch ${ref[r].ms_per_step} ms` : ''} (load ${load1().toFixed(2)})`);
+  }
+  return { mine, ref, loads };
+}
+
+async function train(f: Flags, cfg: GPTConfig, torch?: (extra: (string | number)[]) => Json) {
+  const { runtime, endProfiling } = await runtimeFor(f, 'train');
+  const state = modelState(runtime, cfg, f.seed);
+  const t0 = performance.now();
+  const g = sftLossGraph(cfg);
+  const graph = buildTrainGraph({ loss: g.loss, params: g.params, optimizer: adamw({ weightDecay: 0.1 }), maxGradNorm: 1, metrics: { mean_token_accuracy: g.accuracy } });
+  const t1 = performance.now();
+  const step = await TrainStep.create(graph, state);
+  const t2 = performance.now();
+
+  // Full-length rows of random tokens, every position trained on (as PyTorch's case).
+  const rng = new Rng(f.seed + 1);
+  const examples = Array.from({ length: f.batch }, () => ({
+    ids: Array.from({ length: f.ctx + 1 }, () => rng.int(cfg.vocabSize)),
+    lossMask: new Array(f.ctx + 1).fill(1),
+  }));
+  const batch = makeBatch(examples, f.ctx, 0);
+  let at = 0;
+  const losses: number[] = [];
+  const run = async () => losses.push((await step.run(batchFeeds(batch), 1e-4, ++at)).loss);
+  const res = await rounds(f, 'train', (r) => timeIt(run, r === 0 ? f.warmup : 1, f.steps),
+    torch && (() => torch(['--batch', f.batch, '--warmup', f.warmup, '--steps', f.steps])));
+  const maxRssMb = process.resourceUsage().maxRSS / 1024;
+  endProfiling('SFT training step');
+  await step.release();
+  await state.release();
+  return { ...res, ms: median(res.mine), buildMs: t1 - t0, createMs: t2 - t1, maxRssMb, losses: losses.slice(0, 4) };
+}
+
+async function decode(f: Flags, cfg: GPTConfig, torch?: (extra: (string | number)[]) => Json) {
+  const { runtime, endProfiling } = await runtimeFor(f, 'decode');
+  const state = modelState(runtime, cfg, f.seed);
+  const t0 = performance.now();
+  const generator = await Generator.create(runtime, cfg, state, 0);
+  const createMs = performance.now() - t0;
+  const rng = new Rng(f.seed + 2);
+  const prompts = Array.from({ length: f['decode-batch'] }, () => Array.from({ length: f.prompt }, () => rng.int(cfg.vocabSize)));
+  const opts = { ...GREEDY, maxNewTokens: f['new-tokens'] };
+  let generated = 0;
+  const run = async () => {
+    const out = await generator.generate(prompts, opts, -1, rng); // no EOS: every row runs to the end
+    generated = out.reduce((a, g) => a + g.tokens.length, 0);
+  };
+  const res = await rounds(f, 'decode', (r) => timeIt(run, r === 0 ? 1 : 0, f['decode-steps']),
+    torch && (() => torch(['--batch', f['decode-batch'], '--prompt', f.prompt, '--new-tokens', f['new-tokens'], '--steps', f['decode-steps']])));
+  endProfiling('decode step');
+  await generator.release();
+  await state.release();
+  return { ...res, ms: median(res.mine), generated, createMs };
+}
+
+/** Best GFLOP/s of one n×n×n MatMul graph (best single run), over the sizes of PyTorch's matmul-peak case. */
+async function matmulPeak(f: Flags) {
+  const runtime = await Runtime.create({ provider: 'cpu', threads: f.threads });
+  const bySize: Record<number, number> = {};
+  for (const n of [1024, 2048, 4096]) {
+    // Only the first row comes out: the product is computed in full, but not copied out each run.
+    const product = matmul(input('a', 'float32', [n, n]), input('b', 'float32', [n, n]));
+    const program = await runtime.load(toOnnx({ row: slice(product, 0, 0, 1) }, 'matmul'));
+    const rng = new Rng(n);
+    const a = hostTensor('float32', Float32Array.from({ length: n * n }, () => rng.normal()), [n, n]);
+    const b = hostTensor('float32', Float32Array.from({ length: n * n }, () => rng.normal()), [n, n]);
+    const times = await timeIt(() => program.run({ a, b }), 2, 5);
+    bySize[n] = (2 * n ** 3) / (Math.min(...times) / 1000) / 1e9;
+    await program.release();
+  }
+  return { gflops: Math.max(...Object.values(bySize)), bySize };
+}
+
+interface Row { what: string; unit: string; ours?: number; torch?: number; lowerIsBetter?: boolean; goal?: number }
+
+function printTable(rows: Row[], haveTorch: boolean) {
+  const num = (x?: number) => (x === undefined ? '—' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  console.log(`\n${'measure'.padEnd(36)}${'ours'.padStart(9)}${(haveTorch ? 'PyTorch' : '').padStart(9)}${(haveTorch ? 'ratio' : '').padStart(8)}   goal`);
+  for (const r of rows) {
+    const ratio = r.ours !== undefined && r.torch !== undefined ? (r.lowerIsBetter ? r.torch / r.ours : r.ours / r.torch) : undefined;
+    const goal = r.goal !== undefined && ratio !== undefined ? `≥ ${r.goal}×: ${ratio >= r.goal ? 'met' : 'not met'}` : '';
+    console.log(`${`${r.what} (${r.unit})`.padEnd(36)}${num(r.ours).padStart(9)}${(haveTorch ? num(r.torch) : '').padStart(9)}${(ratio === undefined ? '' : `${ratio.toFixed(2)}×`).padStart(8)}   ${goal}`);
+  }
+  if (haveTorch) console.log('ratio: how many times faster (or smaller) ours is than PyTorch');
+}
+
+async function main() {
+  const f = parseFlags(process.argv.slice(2), DEFAULTS, USAGE);
+  const only = new Set(f.only.split(','));
+  const cfg: GPTConfig = { ...PRESETS.tiny, vocabSize: f.vocab, nLayer: f.layers, nEmbd: f.d, nHead: f.heads, nPositions: f.ctx };
+  const config = { layers: f.layers, d: f.d, heads: f.heads, ctx: f.ctx, vocab: f.vocab, batch: f.batch, decode_batch: f['decode-batch'], prompt: f.prompt, new_tokens: f['new-tokens'], threads: f.threads };
+  console.error(`SFT/decode bench, onnxruntime-node ${ortVersion}: ${JSON.stringify(config)}${f.ort ? `, session options ${f.ort}` : ''}`);
+  const py = f['no-torch'] ? '' : findPython(f.python);
+  if (!py) console.error(f['no-torch'] ? 'PyTorch reference skipped (--no-torch)' : 'PyTorch reference skipped: no python3 with torch found');
+  const model = ['--threads', f.threads, '--seed', f.seed, '--d', f.d, '--heads', f.heads, '--layers', f.layers, '--vocab', f.vocab, '--ctx', f.ctx];
+  const torch = (bench: string) => (py ? (extra: (string | number)[]) => torchCase(py, bench, [...model, ...extra]) : undefined);
+
+  const t = only.has('train') ? await train(f, cfg, torch('gpt2-sft')) : undefined;
+  const d = only.has('decode') ? await decode(f, cfg, torch('decode')) : undefined;
+  const pk = only.has('peak') ? await matmulPeak(f) : undefined;
+  const pkTorch = pk && py ? torchCase(py, 'matmul-peak', ['--threads', f.threads]) : undefined;
+  console.log(JSON.stringify({ bench: 'sft', engine: `onnxruntime-node ${ortVersion}`, config, train: t, decode: d, peak: pk, torch_peak: pkTorch }));
+
+  // PyTorch's figures: the median over rounds of each round's median.
+  const ref = (x: { ref: Json[] } | undefined, key: string) => (x?.ref.length ? median(x.ref.map((j) => Number(j[key]))) : undefined);
+  const tokens = f.batch * f.ctx;
+  const nMatmul = 12 * f.layers * f.d ** 2 + f.vocab * f.d;
+  const flops = tokens * (6 * nMatmul + 12 * f.layers * f.ctx * f.d);
+  const rows: Row[] = [];
+  if (t) {
+    rows.push({ what: 'SFT training', unit: 'tokens/s', ours: tokens / (t.ms / 1000), torch: ref(t, 'tokens_per_s'), goal: 1.25 });
+    rows.push({ what: 'SFT step', unit: 'ms', ours: t.ms, torch: ref(t, 'ms_per_step'), lowerIsBetter: true });
+    rows.push({ what: 'SFT matmul FLOPs', unit: 'GFLOP/s', ours: flops / t.ms / 1e6, torch: ref(t, 'gflops') });
+  }
+  if (pk) rows.push({ what: 'MatMul peak', unit: 'GFLOP/s', ours: pk.gflops, torch: pkTorch ? Number(pkTorch.gflops) : undefined });
+  if (t && pk) {
+    const tg = ref(t, 'gflops');
+    rows.push({ what: 'SFT share of own MatMul peak', unit: '%', ours: (100 * flops / t.ms / 1e6) / pk.gflops, torch: tg && pkTorch ? (100 * tg) / Number(pkTorch.gflops) : undefined });
+  }
+  if (d) {
+    rows.push({ what: 'KV-cache decode', unit: 'tokens/s', ours: d.generated / (d.ms / 1000), torch: ref(d, 'tokens_per_s'), goal: 2 });
+    rows.push({ what: 'decode, per token step', unit: 'ms', ours: d.ms / f['new-tokens'], torch: ref(d, 'ms_per_token_step'), lowerIsBetter: true });
+  }
+  if (t) {
+    rows.push({ what: 'peak RSS while training', unit: 'MB', ours: t.maxRssMb, torch: ref(t, 'max_rss_mb'), lowerIsBetter: true });
+    rows.push({ what: 'train graph: build + emit', unit: 'ms', ours: t.buildMs });
+    rows.push({ what: 'train graph: InferenceSession', unit: 'ms', ours: t.createMs });
+  }
+  if (d) rows.push({ what: 'Generator.create (4 sessions)', unit: 'ms', ours: d.createMs });
+  printTable(rows, Boolean(py));
+  if (t) console.log(`SFT: first losses ${t.losses.map((x) => x.toFixed(3)).join(' ')} (ln V = ${Math.log(f.vocab).toFixed(3)})`);
+  const loads = [t && `train ${t.loads.map((l) => l.toFixed(2)).join('/')}`, d && `decode ${d.loads.map((l) => l.toFixed(2)).join('/')}`].filter(Boolean);
+  console.log(`medians over ${f.rounds} rounds; 1-minute load at the start of each round: ${loads.join(', ')}; now ${load1().toFixed(2)}`);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  process.exit(1);
+});
