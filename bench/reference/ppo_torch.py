@@ -35,22 +35,7 @@ import sys
 import time
 
 
-def cores():
-    return len(os.sched_getaffinity(0))
-
-
-def thread_count(argv):
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--threads", type=int, default=cores())
-    return p.parse_known_args(argv)[0].threads
-
-
-# As in bench_torch.py: size OpenBLAS's and OpenMP's pools before torch loads, and
-# let idle OpenMP workers sleep (spinning ones starve OpenBLAS's threads on few cores).
-THREADS = thread_count(sys.argv[1:])
-os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
-os.environ["OMP_NUM_THREADS"] = str(THREADS)
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+from torch_threads import cores  # sets the thread pools, so it comes before torch
 
 
 def tune_malloc(argv):
