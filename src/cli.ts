@@ -180,6 +180,15 @@ function stageCommand(cli: Command, stage: 'sft' | 'rm' | 'ppo', description: st
     .action(action);
 }
 
+/** The sampling options that `generate` and `candidates` share. */
+function withSampling(command: Command, temperature: number): Command {
+  return command
+    .option('--max-new-tokens <n>', 'tokens per response', positiveInt, 48)
+    .option('--temperature <t>', 'sampling temperature (0 for greedy)', number, temperature)
+    .option('--seed <n>', 'sampling seed', number, 0)
+    .addOption(providerOption().default('auto'));
+}
+
 function providerOption(): Option {
   return new Option('--provider <name>', 'execution provider (overrides the config)').choices(PROVIDERS);
 }
@@ -202,30 +211,22 @@ export function program(): Command {
     .option('--input <file>', 'JSONL file (default: standard input)')
     .addOption(providerOption().default('auto'))
     .action(score);
-  cli
+  const generateCommand = cli
     .command('generate')
     .description('continue prompts with a model checkpoint')
     .argument('<prompts...>', 'prompt texts')
     .requiredOption('--model <dir>', 'checkpoint directory')
-    .option('--max-new-tokens <n>', 'tokens to generate', positiveInt, 48)
-    .option('--temperature <t>', '0 for greedy', number, 0.7)
     .option('--top-k <k>', '0 for no top-k', number, 0)
-    .option('--top-p <p>', '1 for no nucleus sampling', number, 1)
-    .option('--seed <n>', 'sampling seed', number, 0)
-    .addOption(providerOption().default('auto'))
-    .action(generate);
-  cli
+    .option('--top-p <p>', '1 for no nucleus sampling', number, 1);
+  withSampling(generateCommand, 0.7).action(generate);
+  const candidatesCommand = cli
     .command('candidates')
     .description('sample responses to prompts and queue pairs of them for labeling (run again to resume)')
     .requiredOption('--model <dir>', 'checkpoint directory')
     .requiredOption('--prompts <file>', 'JSONL of {"prompt": text or chat messages}')
     .requiredOption('--out <queue>', 'queue file (JSONL) to add pairs to')
-    .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2)
-    .option('--max-new-tokens <n>', 'tokens per response', positiveInt, 48)
-    .option('--temperature <t>', 'sampling temperature', number, 0.9)
-    .option('--seed <n>', 'sampling seed', number, 0)
-    .addOption(providerOption().default('auto'))
-    .action(candidates);
+    .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2);
+  withSampling(candidatesCommand, 0.9).action(candidates);
   const prefs = cli.command('prefs').description('preference files in TRL format: import and export');
   prefs
     .command('import')
