@@ -2,12 +2,14 @@
 /**
  * One bundle per process, each built on its own: the extension host (never loads onnxruntime),
  * the training process and the CLI. onnxruntime-node stays external and ships from node_modules
- * with its native binaries. Webview bundles join this list as separate web-targeted configs.
+ * with its native binaries. Each webview (webview-ui/<name>/) is a separate browser bundle,
+ * dist/webview/<name>.js, with its stylesheet and the fonts and styles of its libraries beside it.
  */
 'use strict';
 const path = require('path');
 const webpack = require('webpack');
 const ConstDependency = require('webpack/lib/dependencies/ConstDependency');
+const CopyPlugin = require('copy-webpack-plugin');
 
 const EXTERNALS = ['vscode', 'onnxruntime-node'];
 
@@ -58,6 +60,30 @@ function nodeBundle(name, entry, options = {}) {
   };
 }
 
+const WEBVIEWS = ['labeling', 'charts'];
+
+/** @returns {import('webpack').Configuration} */
+function webviewBundles() {
+  const assets = [
+    'node_modules/@vscode/codicons/dist/codicon.css',
+    'node_modules/@vscode/codicons/dist/codicon.ttf',
+    'node_modules/uplot/dist/uPlot.min.css',
+    ...WEBVIEWS.map((name) => ({ from: `webview-ui/${name}/style.css`, to: `${name}.css` })),
+  ];
+  return {
+    name: 'webviews',
+    target: 'web',
+    entry: Object.fromEntries(WEBVIEWS.map((name) => [name, `./webview-ui/${name}/main.ts`])),
+    output: { path: path.resolve(__dirname, 'dist', 'webview'), filename: '[name].js' },
+    resolve: { extensions: ['.ts', '.js'] },
+    module: { rules: [{ test: /\.ts$/, exclude: /node_modules/, loader: 'esbuild-loader', options: { target: 'es2022' } }] },
+    devtool: 'source-map',
+    infrastructureLogging: { level: 'warn' },
+    performance: { hints: false },
+    plugins: [new CopyPlugin({ patterns: assets.map((a) => (typeof a === 'string' ? { from: a } : a)) })],
+  };
+}
+
 module.exports = [
   nodeBundle('extension', './src/extension.ts'),
   nodeBundle('train-process', './src/runner/train-process.ts'),
@@ -67,4 +93,5 @@ module.exports = [
     format: 'cjs',
     plugins: [new webpack.BannerPlugin({ banner: '#!/usr/bin/env node', raw: true, entryOnly: true })],
   }),
+  webviewBundles(),
 ];

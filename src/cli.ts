@@ -78,7 +78,7 @@ const number = (v: string) => {
   return n;
 };
 
-type StageOptions = { out?: string; resume?: string; steps?: number; provider?: string };
+type StageOptions = { out?: string; resume?: string; steps?: number; provider?: ProviderChoice };
 
 /** A stage's run from a config file, with the command line's overrides (for PPO, --steps counts iterations). */
 function stageRun(configFile: string, stage: 'sft' | 'rm' | 'ppo', opts: StageOptions) {
@@ -104,7 +104,7 @@ async function ppo(configFile: string, opts: StageOptions) {
 }
 
 /** The whole pipeline on the demo data, in one run directory. */
-async function demo(opts: { out?: string; provider?: string }) {
+async function demo(opts: { out?: string; provider?: ProviderChoice }) {
   const exp = loadExperiment(DEMO_CONFIG);
   if (opts.provider) exp.runtime.provider = opts.provider;
   const outputDir = path.resolve(opts.out ?? runsDir('demo', 'pipeline'));

@@ -1,19 +1,20 @@
 /**
  * The experiment config file: one JSON file per experiment, one section per stage. Keys use TRL's
  * names where TRL has one (learning_rate, warmup_steps, max_grad_norm...), so TRL users feel at
- * home. Paths are relative to the config file.
+ * home. Paths are relative to the config file. No engine import: the extension host reads
+ * configs too.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { PROVIDERS } from '../engine/runtime';
+import { EXECUTION_PROVIDERS } from '../protocol/runner';
 
 const positiveInt = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
 
 const runtimeSchema = z
   .object({
-    provider: z.enum(PROVIDERS as [string, ...string[]]).default('auto').describe('Execution provider: auto picks a GPU provider that works, else CPU.'),
+    provider: z.enum(EXECUTION_PROVIDERS).default('auto').describe('Execution provider: auto picks a GPU provider that works, else CPU.'),
     threads: positiveInt.optional().describe('CPU threads per op (default: all cores).'),
   })
   .strict();
@@ -41,6 +42,20 @@ export const sftSchema = z
     eval_steps: positiveInt.default(50),
     save_steps: positiveInt.default(100),
     sample_prompts: z.array(z.string().min(1)).default([]).describe('Prompts to sample before and after training.'),
+  })
+  .strict();
+
+export const comparisonsSchema = z
+  .object({
+    prompts: z.string().min(1).describe('Prompts to sample candidates for: JSONL with {"prompt": text or chat messages} per line.'),
+    queue: z.string().min(1).default('comparisons.jsonl').describe('The labeling queue the pairs are added to (created if missing; a prompt already in it is not sampled again).'),
+    preferences: z.string().min(1).default('preferences.jsonl').describe('Where labels of this queue are stored (TRL\'s preference format); usually also rm.data.'),
+    model: z.string().min(1).optional().describe('The model to sample from (default: the newest finished SFT run of this experiment, else the experiment model).'),
+    num_candidates: z.number().int().min(2).default(2).describe('Responses sampled per prompt; each prompt gives all pairs of its distinct responses.'),
+    max_new_tokens: positiveInt.default(48),
+    temperature: z.number().positive().default(1),
+    top_k: z.number().int().min(0).default(0).describe('Sample from the k most likely tokens (0: all).'),
+    top_p: z.number().gt(0).max(1).default(1),
   })
   .strict();
 
@@ -110,6 +125,7 @@ export const experimentSchema = z
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
+    comparisons: comparisonsSchema.optional(),
     rm: rmSchema.optional(),
     ppo: ppoSchema.optional(),
   })
@@ -117,6 +133,7 @@ export const experimentSchema = z
 
 export type Experiment = z.infer<typeof experimentSchema>;
 export type SftSettings = z.infer<typeof sftSchema>;
+export type ComparisonsSettings = z.infer<typeof comparisonsSchema>;
 export type RmSettings = z.infer<typeof rmSchema>;
 export type PpoSettings = z.infer<typeof ppoSchema>;
 
@@ -151,6 +168,11 @@ export function loadExperiment(file: string): Experiment {
   const resolve = (p: string) => path.resolve(dir, p);
   const resolveModel = (m: string) => (/^(tiny|gpt2|gpt2-medium)$/.test(m) ? m : resolve(m));
   if (exp.sft) exp.sft.data = resolve(exp.sft.data);
+  if (exp.comparisons) {
+    const c = exp.comparisons;
+    [c.prompts, c.queue, c.preferences] = [resolve(c.prompts), resolve(c.queue), resolve(c.preferences)];
+    if (c.model) c.model = resolveModel(c.model);
+  }
   if (exp.rm) {
     exp.rm.data = resolve(exp.rm.data);
     if (exp.rm.model) exp.rm.model = resolveModel(exp.rm.model);

@@ -7,7 +7,6 @@
 import * as path from 'path';
 import { generateCandidates, givesReference, labelQueue, referenceAnnotator } from '../data/comparisons';
 import { readReferences } from '../data/sft';
-import { ProviderChoice } from '../engine/runtime';
 import { gpt2Tokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { Rng } from '../util/rng';
@@ -40,7 +39,7 @@ export async function runDemo(run: DemoRun): Promise<void> {
   const queue = stage('comparisons.jsonl');
   const candidates = await generateCandidates({
     model: sft.modelDir, prompts: exp.ppo.prompts, queue, n: 4, maxNewTokens: exp.ppo.response_length, temperature: 1,
-    seed: exp.seed, provider: exp.runtime.provider as ProviderChoice, threads: exp.runtime.threads, signal,
+    seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads, signal,
   });
   emit({ type: 'log', level: 'info', message: `${candidates.pairs} pairs from ${candidates.sampled} prompts in ${queue}` });
   if (candidates.stopped) return;
@@ -67,7 +66,7 @@ export async function runDemo(run: DemoRun): Promise<void> {
 export async function compareModels(exp: Experiment, sftDir: string, ppoDir: string, rmDir: string, references: Map<string, string[]>, emit: EmitEvent): Promise<void> {
   const tokenizer = gpt2Tokenizer();
   const prompts = readPrompts(exp.ppo!.prompts, tokenizer).map((p) => p.text);
-  const runtime = { provider: exp.runtime.provider as ProviderChoice, threads: exp.runtime.threads };
+  const runtime = { provider: exp.runtime.provider, threads: exp.runtime.threads };
   const scorer = await Scorer.load(rmDir, runtime);
   const answers = async (dir: string) => {
     const rows = await sampleFromCheckpoint(dir, prompts, new Rng(exp.seed), { ...GREEDY, maxNewTokens: exp.ppo!.response_length }, runtime);

@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { maskedMean, tokenLogprobs } from '../engine/nn';
 import { toOnnx } from '../engine/onnx';
 import { adamw } from '../engine/optim';
-import { Program, ProviderChoice, Runtime, hostTensor } from '../engine/runtime';
+import { Program, Runtime, hostTensor } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
 import { input } from '../engine/tensor';
 import { BatchSampler } from '../data/batch';
@@ -309,7 +309,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
 
 function loadRewardModel(s: PpoSettings, exp: Experiment): Promise<Scorer> {
   if (!s.reward_model) throw new Error('the "ppo" section names no reward_model to score responses with; train one with "rlhf rm" and set ppo.reward_model to its model directory');
-  return Scorer.load(s.reward_model, { provider: exp.runtime.provider as ProviderChoice, threads: exp.runtime.threads });
+  return Scorer.load(s.reward_model, { provider: exp.runtime.provider, threads: exp.runtime.threads });
 }
 
 const sumOf = (xs: Float32Array) => xs.reduce((a, b) => a + b, 0);
