@@ -1,0 +1,1 @@
+// The charts webview: being written.
