@@ -7,7 +7,7 @@ import { Services } from './common';
 export type ExperimentTemplate = 'demo' | 'empty';
 
 /** The demo's data files, copied beside the new experiment file. */
-const DEMO_FILES = ['sft.jsonl', 'prompts.jsonl'];
+const DEMO_FILES = ['sft.jsonl', 'prompts.jsonl', 'guidelines.md'];
 
 export function registerExperimentCommands(services: Services): vscode.Disposable[] {
   return [vscode.commands.registerCommand('rlhf.newExperiment', () => newExperiment(services))];

@@ -1,11 +1,11 @@
 /** Train SFT, Generate Comparisons, Train Reward Model, Run PPO, Stop Run, Resume Run. */
 import * as vscode from 'vscode';
-import { ExperimentStage, isAvailable } from '../protocol/runner';
+import { ExperimentStage } from '../protocol/runner';
 import { ProcessOutcome } from '../runner/runner';
 import { LiveRun } from '../runner/supervisor';
 import { runtimeOverrides } from '../settings';
 import { STAGE_LABELS, formatMetric } from '../views/format';
-import { Services, notInThisVersion, pickExperiment, pickRun, requireTrust } from './common';
+import { Services, pickExperiment, pickRun, requireTrust } from './common';
 
 /** What each stage is called in messages about it. */
 const STAGE_WORK: Record<ExperimentStage, string> = {
@@ -13,6 +13,14 @@ const STAGE_WORK: Record<ExperimentStage, string> = {
   comparisons: 'Generating comparisons',
   rm: 'Reward model training',
   ppo: 'PPO',
+};
+
+/** What a finished run's notification offers next. */
+const NEXT_STEPS: Record<ExperimentStage, string[]> = {
+  sft: ['Generate with Model', 'Open Folder'],
+  comparisons: ['Open Labeling'],
+  rm: ['Open Folder'],
+  ppo: ['Generate with Model', 'Open Folder'],
 };
 
 export function registerTrainingCommands(services: Services): vscode.Disposable[] {
@@ -29,10 +37,6 @@ export function registerTrainingCommands(services: Services): vscode.Disposable[
 
 /** Starts a stage on an experiment file (the one given, the active editor's, or one picked). */
 export async function startStage(services: Services, stage: ExperimentStage, uri?: vscode.Uri): Promise<LiveRun | undefined> {
-  if (!isAvailable(stage)) {
-    await notInThisVersion(STAGE_WORK[stage]);
-    return undefined;
-  }
   if (!(await requireTrust(STAGE_WORK[stage]))) return undefined;
   const config = await pickExperiment(uri);
   if (!config) return undefined;
@@ -95,10 +99,13 @@ async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessO
   const ref = { registry: run.registry, record: run.record };
   const name = `${STAGE_LABELS[run.record.stage]} run "${run.record.name}"`;
   if (outcome.status === 'finished') {
-    const actions = run.record.stage === 'sft' || run.record.stage === 'ppo' ? ['Generate with Model', 'Open Folder'] : ['Open Folder'];
+    const actions = NEXT_STEPS[run.record.stage];
     const choice = await vscode.window.showInformationMessage(`${name} finished.`, ...actions);
+    if (choice === 'Open Labeling') await vscode.commands.executeCommand('rlhf.openLabeling');
     if (choice === 'Generate with Model') await vscode.commands.executeCommand('rlhf.generateWithModel', ref);
     if (choice === 'Open Folder') await vscode.commands.executeCommand('rlhf.openRunFolder', ref);
+  } else if (outcome.status === 'stopped' && run.record.stage === 'comparisons') {
+    await vscode.window.showInformationMessage(`${name} stopped; the pairs queued so far are kept, and Generate Comparisons goes on from there.`);
   } else if (outcome.status === 'stopped') {
     const choice = await vscode.window.showInformationMessage(`${name} stopped at step ${outcome.step}; a checkpoint was saved.`, 'Resume Run');
     if (choice) await vscode.commands.executeCommand('rlhf.resumeRun', ref);

@@ -16,18 +16,6 @@ export type Stage = (typeof STAGES)[number];
 export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo'] as const;
 export type ExperimentStage = (typeof EXPERIMENT_STAGES)[number];
 
-/**
- * The experiment stages this version of the training process can run. src/runner/stages.ts maps
- * each one to its code, and the compiler keeps the two lists equal; the extension offers a stage
- * as soon as it is listed here.
- */
-export const AVAILABLE_STAGES = ['sft', 'rm', 'ppo'] as const satisfies readonly ExperimentStage[];
-export type AvailableStage = (typeof AVAILABLE_STAGES)[number];
-
-export function isAvailable(stage: ExperimentStage): stage is AvailableStage {
-  return (AVAILABLE_STAGES as readonly string[]).includes(stage);
-}
-
 /** The engine's provider choices (src/runner/stages.ts checks that they match the engine's). */
 export const EXECUTION_PROVIDERS = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
 
@@ -73,6 +61,13 @@ export const runtimeOverridesSchema = z.object({
   threads: z.number().int().positive().optional(),
 });
 
+/**
+ * The models of earlier stages of the same experiment (the newest finished SFT and reward-model
+ * runs), for the config fields that name no model: comparisons.model, rm.model, ppo.sft_model and
+ * ppo.reward_model. A field the config sets wins.
+ */
+export const stageModelsSchema = z.object({ sft: z.string().min(1).optional(), rm: z.string().min(1).optional() });
+
 /** Runs one experiment stage; `outputDir` is the run directory. */
 export const startCommandSchema = z.object({
   type: z.literal('start'),
@@ -82,6 +77,7 @@ export const startCommandSchema = z.object({
   /** A checkpoint directory to continue from. */
   resumeFrom: z.string().min(1).optional(),
   runtime: runtimeOverridesSchema.optional(),
+  models: stageModelsSchema.optional(),
 });
 
 /** Continues prompts with a model; answers with one `samples` event, then `done`. */
@@ -105,6 +101,7 @@ export const stopCommandSchema = z.object({ type: z.literal('stop') });
 export const runnerCommandSchema = z.discriminatedUnion('type', [startCommandSchema, generateCommandSchema, stopCommandSchema]);
 
 export type RuntimeOverrides = z.infer<typeof runtimeOverridesSchema>;
+export type StageModels = z.infer<typeof stageModelsSchema>;
 export type StartCommand = z.infer<typeof startCommandSchema>;
 export type GenerateCommand = z.infer<typeof generateCommandSchema>;
 export type RunnerCommand = z.infer<typeof runnerCommandSchema>;

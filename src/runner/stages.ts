@@ -1,11 +1,8 @@
-/**
- * What the training process runs for each command: one function per experiment stage, and
- * generation. A stage joins this map when its trainer exists; listing it in AVAILABLE_STAGES
- * (src/protocol/runner.ts) is what makes the extension offer it, and the types keep both equal.
- */
+/** What the training process runs for each command: one function per experiment stage, and generation. */
 import * as path from 'path';
 import { ProviderChoice } from '../engine/runtime';
-import { AvailableStage, EXECUTION_PROVIDERS, EmitEvent, GenerateCommand, RuntimeOverrides, StartCommand } from '../protocol/runner';
+import { generateCandidates } from '../data/comparisons';
+import { EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../train/config';
 import { sampleFromCheckpoint } from '../train/samples';
@@ -21,15 +18,32 @@ export interface StageContext {
 
 export type StageRunner = (command: StartCommand, context: StageContext) => Promise<void>;
 
-export const stageRunners: { [S in AvailableStage]: StageRunner } = {
+export const stageRunners: Record<ExperimentStage, StageRunner> = {
   sft: (command, context) => runSft(stageRun(command, context)).then(() => {}),
+  comparisons: (command, context) => runComparisons(stageRun(command, context)),
   rm: (command, context) => runRm(stageRun(command, context)).then(() => {}),
   ppo: (command, context) => runPpo(stageRun(command, context)).then(() => {}),
 };
 
 function stageRun(command: StartCommand, { emit, signal }: StageContext) {
-  const experiment = withRuntime(loadExperiment(command.configFile), command.runtime);
+  const experiment = withModels(withRuntime(loadExperiment(command.configFile), command.runtime), command.models, emit);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
+}
+
+/** Samples candidate pairs into the labeling queue; stopping keeps what is queued, and a new run goes on from there. */
+async function runComparisons({ experiment: exp, outputDir, emit, signal }: ReturnType<typeof stageRun>): Promise<void> {
+  const c = exp.comparisons;
+  if (!c) throw new Error('the experiment has no "comparisons" section: add one with the prompts to sample candidates for');
+  const summary = await generateCandidates({
+    model: c.model ?? exp.model, prompts: c.prompts, queue: c.queue, n: c.num_candidates,
+    maxNewTokens: c.max_new_tokens, temperature: c.temperature, topK: c.top_k, topP: c.top_p,
+    seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads, signal,
+    onProgress: (p) => emit({ type: 'progress', stage: 'comparisons', step: p.done, total: p.total, message: `${p.pairs} pairs` }),
+  });
+  for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: `${e.file}:${e.line}: ${e.message}` });
+  const already = summary.alreadyQueued > 0 ? `; ${summary.alreadyQueued} prompts were queued before` : '';
+  emit({ type: 'log', level: 'info', message: `${summary.pairs} pairs from ${summary.sampled} prompts added to ${c.queue}${already}` });
+  emit({ type: 'done', stage: 'comparisons', step: summary.sampled, outputDir, stopped: summary.stopped });
 }
 
 export async function runGeneration(command: GenerateCommand, { emit }: StageContext): Promise<void> {
@@ -43,6 +57,20 @@ export async function runGeneration(command: GenerateCommand, { emit }: StageCon
 function withRuntime(experiment: Experiment, overrides: RuntimeOverrides = {}): Experiment {
   if (overrides.provider) experiment.runtime.provider = overrides.provider;
   if (overrides.threads) experiment.runtime.threads = overrides.threads;
+  return experiment;
+}
+
+/** Fills the config's unset model fields with the earlier stages' models, and says so. */
+function withModels(experiment: Experiment, models: StageModels = {}, emit: EmitEvent): Experiment {
+  const use = (what: string, model: string | undefined) => {
+    if (model) emit({ type: 'log', level: 'info', message: `${what}: ${model}` });
+    return model;
+  };
+  const { comparisons: c, rm, ppo } = experiment;
+  if (c && !c.model) c.model = use('sampling from the SFT model', models.sft);
+  if (rm && !rm.model) rm.model = use('reward model backbone: the SFT model', models.sft);
+  if (ppo && !ppo.sft_model) ppo.sft_model = use('policy and reference: the SFT model', models.sft);
+  if (ppo && !ppo.reward_model) ppo.reward_model = use('reward model', models.rm);
   return experiment;
 }
 

@@ -64,6 +64,7 @@ export class RunSupervisor extends EventEmitter<{
 
   start(request: RunRequest): LiveRun {
     const record = request.registry.create({ name: experimentName(request.configFile), stage: request.stage, configFile: request.configFile });
+    record.models = request.registry.stageModels(request.configFile);
     return this.launch(request.registry, record, undefined, request.runtime);
   }
 
@@ -102,7 +103,7 @@ export class RunSupervisor extends EventEmitter<{
   private launch(registry: RunRegistry, record: RunRecord, resumeFrom: string | undefined, runtime: RuntimeOverrides | undefined): LiveRun {
     const dir = registry.dir(record.id);
     const proc = TrainingProcess.start(
-      { type: 'start', stage: record.stage, configFile: record.configFile, outputDir: dir, resumeFrom, runtime },
+      { type: 'start', stage: record.stage, configFile: record.configFile, outputDir: dir, resumeFrom, runtime, models: record.models },
       this.processOptions,
     );
     Object.assign(record, { status: 'running', pid: proc.pid, error: undefined, logTail: undefined });

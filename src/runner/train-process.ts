@@ -4,7 +4,7 @@
  * current step on `stop` or when the host goes away, and after a failure sends an `error` event
  * and exits non-zero. Every command is validated on arrival.
  */
-import { ProcessEvent, RunEvent, isAvailable, parseCommand } from '../protocol/runner';
+import { ProcessEvent, RunEvent, parseCommand } from '../protocol/runner';
 import { StageContext, runGeneration, stageRunners } from './stages';
 
 const LOG_TAIL = 30;
@@ -63,11 +63,9 @@ function onMessage(message: unknown): void {
   const context: StageContext = { emit, signal: stop.signal };
   if (command.type === 'generate') {
     void run(() => runGeneration(command, context));
-  } else if (isAvailable(command.stage)) {
+  } else {
     const runStage = stageRunners[command.stage];
     void run(() => runStage(command, context));
-  } else {
-    fail(`this version cannot run the "${command.stage}" stage yet`);
   }
 }
 

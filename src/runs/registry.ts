@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { EXPERIMENT_STAGES, ExperimentStage } from '../protocol/runner';
+import { EXPERIMENT_STAGES, ExperimentStage, StageModels, stageModelsSchema } from '../protocol/runner';
 
 export const RUN_STATUSES = ['running', 'finished', 'stopped', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -35,6 +35,8 @@ const runRecordSchema = z.object({
   logTail: z.array(z.string()).optional(),
   /** The checkpoint the latest resume started from. */
   resumedFrom: z.string().optional(),
+  /** The earlier stages' models the run started with; a resume uses the same ones. */
+  models: stageModelsSchema.optional(),
 });
 
 export type RunRecord = z.infer<typeof runRecordSchema>;
@@ -136,6 +138,15 @@ export class RunRegistry {
       if (m && (!latest || Number(m[1]) > latest.step)) latest = { path: path.join(this.dir(id), name), step: Number(m[1]) };
     }
     return latest;
+  }
+
+  /** The final models of the newest finished SFT and reward-model runs of an experiment file. */
+  stageModels(configFile: string): StageModels {
+    const newest = (stage: ExperimentStage) => {
+      const run = this.list().find((r) => r.stage === stage && r.status === 'finished' && r.configFile === configFile && this.modelDir(r.id));
+      return run && this.modelDir(run.id);
+    };
+    return { sft: newest('sft'), rm: newest('rm') };
   }
 
   /** The final model of a finished run. */

@@ -27,7 +27,7 @@ export interface DemoRun {
 
 export async function runDemo(run: DemoRun): Promise<void> {
   const { experiment: exp, outputDir, emit, signal } = run;
-  if (!exp.sft || !exp.rm || !exp.ppo) throw new Error('the demo experiment needs "sft", "rm" and "ppo" sections');
+  if (!exp.sft || !exp.comparisons || !exp.rm || !exp.ppo) throw new Error('the demo experiment needs "sft", "comparisons", "rm" and "ppo" sections');
   const step = (message: string) => emit({ type: 'log', level: 'info', message: `\n== ${message}` });
   const stage = (name: string) => path.join(outputDir, name);
 
@@ -37,9 +37,10 @@ export async function runDemo(run: DemoRun): Promise<void> {
 
   step('2/5 sampling pairs of responses to compare');
   const queue = stage('comparisons.jsonl');
+  const c = exp.comparisons;
   const candidates = await generateCandidates({
-    model: sft.modelDir, prompts: exp.ppo.prompts, queue, n: 4, maxNewTokens: exp.ppo.response_length, temperature: 1,
-    seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads, signal,
+    model: sft.modelDir, prompts: c.prompts, queue, n: c.num_candidates, maxNewTokens: c.max_new_tokens, temperature: c.temperature,
+    topK: c.top_k, topP: c.top_p, seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads, signal,
   });
   emit({ type: 'log', level: 'info', message: `${candidates.pairs} pairs from ${candidates.sampled} prompts in ${queue}` });
   if (candidates.stopped) return;

@@ -35,7 +35,7 @@ test('activation registers every manifest command, fast, without loading onnxrun
 });
 
 test('commands: stages not in this version say so instead of pretending', async () => {
-  for (const [command, feature] of [['rlhf.generateComparisons', 'Generating comparisons'], ['rlhf.openLabeling', 'labeling view'], ['rlhf.exportPreferences', 'Exporting preferences']]) {
+  for (const [command, feature] of [['rlhf.openLabeling', 'labeling view'], ['rlhf.exportPreferences', 'Exporting preferences']]) {
     ui.reset();
     await vscode.commands.executeCommand(command);
     assert.equal(ui.shown.length, 1, command);

@@ -131,3 +131,30 @@ test('runner: a bad config fails with the reason, not a crash', async () => {
   assert.equal(outcome.exitCode, 1);
   assert.equal(registry.get(run.record.id)?.status, 'failed');
 });
+
+test('runner: Generate Comparisons samples from the experiment\'s newest finished SFT run into its queue', async () => {
+  const file = writeConfig('pipeline', 2);
+  const config = JSON.parse(fs.readFileSync(file, 'utf8'));
+  fs.writeFileSync(path.join(dir, 'prompts.jsonl'), ['cat', 'dog', 'cow'].map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'));
+  config.comparisons = { prompts: 'prompts.jsonl', queue: 'queue.jsonl', num_candidates: 3, max_new_tokens: 6, temperature: 1.5 };
+  fs.writeFileSync(file, JSON.stringify(config));
+
+  const sft = supervisor.start({ stage: 'sft', configFile: file, registry });
+  assert.equal((await sft.process.outcome).status, 'finished');
+  await new Promise((r) => setImmediate(r));
+
+  const run = supervisor.start({ stage: 'comparisons', configFile: file, registry });
+  const events = eventsOf(run);
+  const outcome = await run.process.outcome;
+  assert.equal(outcome.status, 'finished', outcome.error);
+  assert.equal(run.record.models?.sft, registry.modelDir(sft.record.id));
+  assert.ok(events.some((e) => e.type === 'log' && e.message.includes(registry.modelDir(sft.record.id)!)), 'says which model it samples from');
+  assert.deepEqual(events.filter((e) => e.type === 'progress').map((e) => e.step), [1, 2, 3]);
+
+  const { readQueue } = await import('../../src/data/comparisons');
+  const { pairs, errors } = readQueue(path.join(dir, 'queue.jsonl'));
+  assert.deepEqual(errors, []);
+  assert.ok(pairs.length > 0 && pairs.length <= 9, `${pairs.length} pairs`);
+  assert.ok(pairs.every((p) => p.response_a !== p.response_b));
+  assert.equal(registry.get(run.record.id)?.status, 'finished');
+});
