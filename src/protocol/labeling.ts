@@ -1,0 +1,93 @@
+/**
+ * The messages between the labeling view and the extension host. Both sides validate what arrives
+ * against these schemas and drop anything else.
+ *
+ * The webview sends requests (with an `id`) and notifications. Every request gets exactly one
+ * `result` with the same id; the host sends `state` whenever what the view shows changes.
+ *
+ * The view never learns which stored response is on which side: the host shows each pair's
+ * responses as `left` and `right` in an order of its choosing, and maps the person's choice back
+ * to the stored label "a" or "b".
+ */
+import { z } from 'zod';
+
+/** What the person decided about the two responses as shown. */
+export const choiceSchema = z.enum(['left', 'right', 'tie', 'both_bad', 'skip']);
+export type Choice = z.infer<typeof choiceSchema>;
+
+/** Commands the view may start; nothing else runs from a webview message. */
+export const viewCommandSchema = z.enum(['rlhf.generateComparisons', 'rlhf.newExperiment']);
+export type ViewCommand = z.infer<typeof viewCommandSchema>;
+
+const requestId = z.number().int().nonnegative();
+
+// ---- Webview → host
+
+export const toHostSchema = z.discriminatedUnion('type', [
+  /** The page has loaded (again, after a reload or when the view is shown): send the state. */
+  z.object({ type: z.literal('ready') }).strict(),
+  z.object({
+    type: z.literal('label'),
+    id: requestId,
+    pairId: z.string().min(1),
+    choice: choiceSchema,
+    rationale: z.string().max(10_000).optional(),
+  }).strict(),
+  /** Takes back the latest label of the selected queue. */
+  z.object({ type: z.literal('undo'), id: requestId }).strict(),
+  /** Picks a queue by its key (QueueInfo.key). */
+  z.object({ type: z.literal('selectQueue'), queue: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('runCommand'), command: viewCommandSchema }).strict(),
+]);
+export type ToHost = z.infer<typeof toHostSchema>;
+export type LabelRequest = Extract<ToHost, { type: 'label' }>;
+
+// ---- Host → webview
+
+const chatMessageSchema = z.object({ role: z.string(), content: z.string() });
+
+export const shownPairSchema = z.object({
+  pairId: z.string().min(1),
+  /** Text, or a conversation whose last turn the responses continue. */
+  prompt: z.union([z.string(), z.array(chatMessageSchema)]),
+  left: z.string(),
+  right: z.string(),
+});
+export type ShownPair = z.infer<typeof shownPairSchema>;
+
+export const queueInfoSchema = z.object({
+  /** Stable name of the queue: the experiment file's path. */
+  key: z.string().min(1),
+  /** For the picker: the experiment's name and where its queue file is. */
+  label: z.string(),
+  detail: z.string(),
+});
+export type QueueInfo = z.infer<typeof queueInfoSchema>;
+
+export const viewStateSchema = z.discriminatedUnion('kind', [
+  /** No experiment file in the workspace has a `comparisons` section. */
+  z.object({ kind: z.literal('noQueue') }),
+  z.object({
+    kind: z.literal('queue'),
+    queues: z.array(queueInfoSchema),
+    selected: z.string().min(1),
+    done: z.number().int().nonnegative(),
+    total: z.number().int().nonnegative(),
+    /** The next unlabeled pair; absent when the queue is empty or all labeled. */
+    pair: shownPairSchema.optional(),
+    /** guidelines.md beside the queue file, as Markdown; absent when there is none. */
+    guidelines: z.string().optional(),
+    canUndo: z.boolean(),
+    /** Bad lines in the queue and preferences files, as "file:line: message". */
+    problems: z.array(z.string()),
+  }),
+]);
+export type ViewState = z.infer<typeof viewStateSchema>;
+export type QueueState = Extract<ViewState, { kind: 'queue' }>;
+
+export const toWebviewSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('state'), state: viewStateSchema }),
+  /** The answer to a request: ok once the change is on disk. */
+  z.object({ type: z.literal('result'), id: requestId, ok: z.boolean(), error: z.string().optional() }),
+]);
+export type ToWebview = z.infer<typeof toWebviewSchema>;

@@ -1,0 +1,73 @@
+/**
+ * The Labeling view in the RLHF sidebar: VS Code's side of LabelingSession. The session (and the
+ * data modules it reads with) loads when the view is first shown, not at activation.
+ */
+import * as vscode from 'vscode';
+import { EXPERIMENT_GLOB } from '../../commands/common';
+import { webviewHtml, webviewOptions } from '../webviewHtml';
+import type { LabelingSession } from './session';
+
+export const LABELING_VIEW = 'rlhf.labeling';
+const SELECTION_KEY = 'rlhf.labeling.queue';
+/** Files whose changes can change what the view shows: experiments, queues, preferences, guidelines. */
+const WATCHED = '**/*.{rlhf.json,jsonl,md}';
+
+export function registerLabelingView(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): vscode.Disposable[] {
+  const provider = new LabelingViewProvider(context, log);
+  return [provider, vscode.window.registerWebviewViewProvider(LABELING_VIEW, provider)];
+}
+
+class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
+  private view: vscode.WebviewView | undefined;
+  private session: LabelingSession | undefined;
+  private viewSubscriptions: vscode.Disposable | undefined;
+
+  constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {}
+
+  resolveWebviewView(view: vscode.WebviewView): void {
+    this.view = view;
+    const session = this.startSession();
+    const { extensionUri } = this.context;
+    view.webview.options = webviewOptions(extensionUri);
+    view.webview.html = webviewHtml(view.webview, extensionUri, { title: 'Labeling', bundle: 'labeling', styles: ['codicon.css'] });
+    const watcher = vscode.workspace.createFileSystemWatcher(WATCHED);
+    const changed = debounce(() => view.visible && void session.refresh({ rescan: true }), 200);
+    const subscriptions = vscode.Disposable.from(
+      view.webview.onDidReceiveMessage((message) => session.handle(message)),
+      watcher, watcher.onDidCreate(changed), watcher.onDidChange(changed), watcher.onDidDelete(changed),
+    );
+    this.viewSubscriptions = subscriptions;
+    view.onDidDispose(() => {
+      subscriptions.dispose();
+      if (this.view === view) this.view = undefined;
+    });
+  }
+
+  private startSession(): LabelingSession {
+    if (this.session) return this.session;
+    // Loaded here so activation does not load the data modules.
+    const { LabelingSession } = require('./session') as typeof import('./session');
+    const state = this.context.workspaceState;
+    this.session = new LabelingSession({
+      post: (message) => void this.view?.webview.postMessage(message),
+      warn: (message) => this.log.warn(message),
+      runCommand: (command) => void vscode.commands.executeCommand(command),
+      findExperiments: async () => (await vscode.workspace.findFiles(EXPERIMENT_GLOB, '**/node_modules/**', 100)).map((uri) => uri.fsPath).sort(),
+      selection: { get: () => state.get<string>(SELECTION_KEY), set: (key) => void state.update(SELECTION_KEY, key) },
+      describe: (file) => vscode.workspace.asRelativePath(file),
+    });
+    return this.session;
+  }
+
+  dispose(): void {
+    this.viewSubscriptions?.dispose();
+  }
+}
+
+function debounce(run: () => unknown, ms: number): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(run, ms);
+  };
+}

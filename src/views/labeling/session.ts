@@ -1,0 +1,189 @@
+/**
+ * The labeling view's host side, apart from VS Code so it can be tested with real files: it
+ * validates the webview's messages, writes labels to the preference store, and tells the view what
+ * to show.
+ *
+ * A label is acknowledged only once appendPreference has returned, that is once it is on disk.
+ * Nothing about progress is kept in memory that the files do not also hold: after a reload the
+ * next pair is the first one of the queue without a label.
+ */
+import * as fs from 'fs';
+import { Choice, LabelRequest, QueueState, ShownPair, toHostSchema, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
+import { labelPair, queueStatus, readQueue } from '../../data/queue';
+import { appendPreference, Label, lastLabel, readPreferences, undoPreference } from '../../data/preferences';
+import { Queue, queuesOf, readGuidelines } from './queues';
+
+/** What the session needs from its surroundings (VS Code, or a test). */
+export interface SessionHost {
+  post(message: ToWebview): void;
+  warn(message: string): void;
+  runCommand(command: ViewCommand): void;
+  /** The workspace's experiment files (*.rlhf.json). */
+  findExperiments(): Promise<string[]>;
+  /** Where the picked queue is remembered between reloads. */
+  selection: { get(): string | undefined; set(key: string): void };
+  /** How a queue file is named in the picker (e.g. relative to the workspace). */
+  describe?(file: string): string;
+  /** In [0, 1): decides which response is shown on the left. */
+  random?(): number;
+}
+
+/** The stored label for a choice about the responses as shown. */
+export function storedLabel(choice: Choice, swapped: boolean): Label {
+  if (choice === 'left') return swapped ? 'b' : 'a';
+  if (choice === 'right') return swapped ? 'a' : 'b';
+  return choice;
+}
+
+export class LabelingSession {
+  private queues: Queue[] | undefined;
+  /** Per pair, whether its response B is shown on the left; drawn once, kept while the session lives. */
+  private readonly swapped = new Map<string, boolean>();
+  /** Pair ids this session labeled, per preferences file, newest last: what undo takes back first. */
+  private readonly labeled = new Map<string, string[]>();
+  /** Messages are handled one at a time, in arrival order (an undo after a label undoes that label). */
+  private pending: Promise<void> = Promise.resolve();
+  private lastPosted = '';
+
+  constructor(private readonly host: SessionHost) {}
+
+  /** Handles one message from the webview; anything that is not in the protocol is logged and dropped. */
+  handle(raw: unknown): Promise<void> {
+    const parsed = toHostSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.host.warn(`Labeling view: rejected a message that is not in the protocol (${parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')})`);
+      return this.pending;
+    }
+    const message = parsed.data;
+    this.pending = this.pending.then(async () => {
+      if (!this.queues) await this.scan();
+      switch (message.type) {
+        case 'ready': return this.refresh({ rescan: true, force: true });
+        case 'label': return this.label(message);
+        case 'undo': return this.undo(message.id);
+        case 'selectQueue':
+          this.host.selection.set(message.queue);
+          return this.refresh();
+        case 'runCommand':
+          return this.host.runCommand(message.command);
+      }
+    }).catch((err) => this.host.warn(`Labeling view: ${(err as Error).message}`));
+    return this.pending;
+  }
+
+  /**
+   * Sends the state if it changed (files written by another window, a new experiment file). With
+   * `rescan` the experiment files are read again; with `force` the state is sent even if unchanged.
+   */
+  async refresh(options: { rescan?: boolean; force?: boolean } = {}): Promise<void> {
+    if (options.rescan || !this.queues) await this.scan();
+    const message: ToWebview = { type: 'state', state: this.state() };
+    const text = JSON.stringify(message);
+    if (!options.force && text === this.lastPosted) return;
+    this.lastPosted = text;
+    this.host.post(message);
+  }
+
+  private async scan(): Promise<void> {
+    this.queues = queuesOf(await this.host.findExperiments(), (problem) => this.host.warn(`Labeling view: ${problem}`));
+  }
+
+  private selectedQueue(): Queue | undefined {
+    const queues = this.queues ?? [];
+    return queues.find((q) => q.key === this.host.selection.get()) ?? queues[0];
+  }
+
+  private state(): ViewState {
+    const queue = this.selectedQueue();
+    if (!queue) return { kind: 'noQueue' };
+    const status = fs.existsSync(queue.queueFile) ? queueStatus(queue.queueFile, queue.preferencesFile) : { total: 0, done: 0, next: undefined, errors: [] };
+    const state: QueueState = {
+      kind: 'queue',
+      queues: (this.queues ?? []).map((q) => ({ key: q.key, label: q.name, detail: this.host.describe?.(q.queueFile) ?? q.queueFile })),
+      selected: queue.key,
+      done: status.done,
+      total: status.total,
+      canUndo: this.undoTarget(queue) !== undefined,
+      problems: status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`),
+    };
+    if (status.next) state.pair = this.shown(status.next);
+    const guidelines = readGuidelines(queue.queueFile);
+    if (guidelines !== undefined) state.guidelines = guidelines;
+    return state;
+  }
+
+  private shown(pair: { pair_id: string; prompt: ShownPair['prompt']; response_a: string; response_b: string }): ShownPair {
+    const swapped = this.isSwapped(pair.pair_id);
+    const [left, right] = swapped ? [pair.response_b, pair.response_a] : [pair.response_a, pair.response_b];
+    return { pairId: pair.pair_id, prompt: pair.prompt, left, right };
+  }
+
+  private isSwapped(pairId: string): boolean {
+    if (!this.swapped.has(pairId)) this.swapped.set(pairId, (this.host.random ?? Math.random)() < 0.5);
+    return this.swapped.get(pairId)!;
+  }
+
+  private async label(request: LabelRequest): Promise<void> {
+    const queue = this.selectedQueue();
+    const pair = queue && fs.existsSync(queue.queueFile) ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId) : undefined;
+    if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
+    if (this.liveIds(queue).has(pair.pair_id)) {
+      // Labeled meanwhile, e.g. in another window on the same workspace: keep that label.
+      return this.answer(request.id, 'This pair was already labeled (in another window?); showing the next one.');
+    }
+    const rationale = request.rationale?.trim();
+    const record = labelPair(pair, storedLabel(request.choice, this.isSwapped(pair.pair_id)), rationale ? { rationale } : {});
+    try {
+      await appendPreference(queue.preferencesFile, record);
+    } catch (err) {
+      return this.answer(request.id, `The label was not saved: ${(err as Error).message}`);
+    }
+    this.labeledIn(queue).push(pair.pair_id);
+    return this.answer(request.id);
+  }
+
+  private async undo(id: number): Promise<void> {
+    const queue = this.selectedQueue();
+    const target = queue && this.undoTarget(queue);
+    if (!queue || !target) return this.answer(id, 'There is no label to undo.');
+    try {
+      await undoPreference(queue.preferencesFile, target);
+    } catch (err) {
+      return this.answer(id, `The undo was not saved: ${(err as Error).message}`);
+    }
+    const mine = this.labeledIn(queue);
+    if (mine.at(-1) === target) mine.pop();
+    return this.answer(id);
+  }
+
+  /**
+   * The pair whose label an undo takes back: this session's latest label that still stands, else
+   * (after a reload) the file's latest label of a pair in this queue.
+   */
+  private undoTarget(queue: Queue): string | undefined {
+    const live = this.liveIds(queue);
+    const mine = this.labeledIn(queue);
+    while (mine.length > 0 && !live.has(mine.at(-1)!)) mine.pop();
+    if (mine.length > 0) return mine.at(-1);
+    const last = fs.existsSync(queue.preferencesFile) ? lastLabel(queue.preferencesFile) : undefined;
+    if (!last?.id || !fs.existsSync(queue.queueFile)) return undefined;
+    return readQueue(queue.queueFile).pairs.some((p) => p.pair_id === last.id) ? last.id : undefined;
+  }
+
+  private liveIds(queue: Queue): Set<string> {
+    if (!fs.existsSync(queue.preferencesFile)) return new Set();
+    return new Set(readPreferences(queue.preferencesFile).records.flatMap((r) => (r.id === undefined ? [] : [r.id])));
+  }
+
+  private labeledIn(queue: Queue): string[] {
+    if (!this.labeled.has(queue.preferencesFile)) this.labeled.set(queue.preferencesFile, []);
+    return this.labeled.get(queue.preferencesFile)!;
+  }
+
+  /** Answers a request, then sends what the view shows now. */
+  private async answer(id: number, error?: string): Promise<void> {
+    if (error !== undefined) this.host.warn(`Labeling view: ${error}`);
+    this.host.post(error === undefined ? { type: 'result', id, ok: true } : { type: 'result', id, ok: false, error });
+    await this.refresh({ force: true });
+  }
+}

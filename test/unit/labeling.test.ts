@@ -1,0 +1,205 @@
+/**
+ * The labeling view's host side with real files: what the webview may send, labels on disk
+ * before they are acknowledged, left/right mapped back to a/b, undo, reloads and two windows.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { QueueState, ToWebview } from '../../src/protocol/labeling';
+import { readPreferences } from '../../src/data/preferences';
+import { LabelingSession, SessionHost, storedLabel } from '../../src/views/labeling/session';
+
+interface Workspace {
+  dir: string;
+  experiment: string;
+  queue: string;
+  preferences: string;
+}
+
+function workspace(pairs: number): Workspace {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labeling-'));
+  const experiment = path.join(dir, 'pets.rlhf.json');
+  fs.writeFileSync(experiment, JSON.stringify({ name: 'pets', model: 'tiny', comparisons: { prompts: 'prompts.jsonl', queue: 'queue.jsonl', preferences: 'prefs.jsonl' } }));
+  const lines = Array.from({ length: pairs }, (_, i) => JSON.stringify({
+    pair_id: `p${i}`, prompt: `Question ${i}?`, response_a: ` first ${i}`, response_b: ` second ${i}`, candidate_ids: { a: `c${i}-0`, b: `c${i}-1` }, generation: {},
+  }));
+  fs.writeFileSync(path.join(dir, 'queue.jsonl'), lines.map((l) => `${l}\n`).join(''));
+  return { dir, experiment, queue: path.join(dir, 'queue.jsonl'), preferences: path.join(dir, 'prefs.jsonl') };
+}
+
+/** A session as the view provider makes one, recording what it posts and warns about. */
+function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWebview) => void; experiments?: string[] } = {}) {
+  const posted: ToWebview[] = [];
+  const warnings: string[] = [];
+  const commands: string[] = [];
+  let selected: string | undefined;
+  const host: SessionHost = {
+    post: (m) => {
+      posted.push(m);
+      options.onPost?.(m);
+    },
+    warn: (m) => warnings.push(m),
+    runCommand: (c) => commands.push(c),
+    findExperiments: async () => options.experiments ?? [ws.experiment],
+    selection: { get: () => selected, set: (key) => (selected = key) },
+    random: options.random,
+  };
+  const session = new LabelingSession(host);
+  const state = () => {
+    const last = posted.filter((m) => m.type === 'state').at(-1);
+    assert.ok(last && last.type === 'state' && last.state.kind === 'queue', 'a queue state was posted');
+    return last.state as QueueState;
+  };
+  const results = () => posted.filter((m) => m.type === 'result');
+  return { session, posted, warnings, commands, state, results };
+}
+
+test('labeling host: messages outside the protocol are rejected and logged, and change nothing', async () => {
+  const ws = workspace(2);
+  const { session, posted, warnings } = open(ws);
+  await session.handle({ type: 'ready' });
+  const before = posted.length;
+  for (const bad of [
+    { type: 'delete', path: '/etc/passwd' },
+    { type: 'label', id: 1, pairId: 'p0', choice: 'a' },
+    { type: 'label', id: 1, pairId: 'p0', choice: 'left', extra: true },
+    { type: 'label', id: -1, pairId: 'p0', choice: 'left' },
+    { type: 'runCommand', command: 'workbench.action.terminal.new' },
+    'label',
+    null,
+  ]) {
+    await session.handle(bad);
+  }
+  assert.equal(warnings.length, 7);
+  assert.ok(warnings.every((w) => /rejected a message/.test(w)));
+  assert.equal(posted.length, before);
+  assert.equal(fs.existsSync(ws.preferences), false);
+});
+
+test('labeling host: a label is on disk before its acknowledgement, and the next pair follows', async () => {
+  const ws = workspace(3);
+  const onDisk: number[] = [];
+  const { session, state, results } = open(ws, {
+    random: () => 0.9,
+    onPost: (m) => m.type === 'result' && onDisk.push(readPreferences(ws.preferences).records.length),
+  });
+  await session.handle({ type: 'ready' });
+  assert.deepEqual([state().done, state().total, state().pair?.pairId], [0, 3, 'p0']);
+  await session.handle({ type: 'label', id: 7, pairId: 'p0', choice: 'tie', rationale: '  same answer  ' });
+  assert.deepEqual(results(), [{ type: 'result', id: 7, ok: true }]);
+  assert.deepEqual(onDisk, [1]);
+  const [record] = readPreferences(ws.preferences).records;
+  assert.equal(record.label, 'tie');
+  assert.equal(record.rationale, 'same answer');
+  assert.deepEqual([state().done, state().pair?.pairId, state().canUndo], [1, 'p1', true]);
+});
+
+test('labeling host: left and right map back to the stored a and b, whichever way the pair is shown', async () => {
+  assert.deepEqual(['left', 'right', 'tie', 'both_bad', 'skip'].map((c) => storedLabel(c as never, true)), ['b', 'a', 'tie', 'both_bad', 'skip']);
+  assert.deepEqual(['left', 'right'].map((c) => storedLabel(c as never, false)), ['a', 'b']);
+  for (const [random, choice] of [[0.1, 'left'], [0.1, 'right'], [0.9, 'left'], [0.9, 'right']] as const) {
+    const ws = workspace(1);
+    const { session, state } = open(ws, { random: () => random });
+    await session.handle({ type: 'ready' });
+    const shown = state().pair!;
+    assert.deepEqual(random < 0.5 ? [shown.left, shown.right] : [shown.right, shown.left], [' second 0', ' first 0'], 'swapped when random < 0.5');
+    await session.handle({ type: 'label', id: 1, pairId: 'p0', choice });
+    const [record] = readPreferences(ws.preferences).records;
+    assert.ok('chosen' in record);
+    // The stored winner is the text the person saw on the side they chose.
+    assert.equal(record.chosen, choice === 'left' ? shown.left : shown.right);
+    assert.equal(record.label, record.chosen === ' first 0' ? 'a' : 'b');
+  }
+});
+
+test('labeling host: the side each pair is shown on stays the same while the view lives', async () => {
+  const ws = workspace(1);
+  let draws = 0;
+  const { session, state } = open(ws, { random: () => (draws++ % 2 === 0 ? 0.1 : 0.9) });
+  await session.handle({ type: 'ready' });
+  const first = state().pair!;
+  await session.handle({ type: 'ready' });
+  assert.deepEqual(state().pair, first);
+  assert.equal(draws, 1);
+});
+
+test('labeling host: undo takes back the latest label, also after a reload', async () => {
+  const ws = workspace(3);
+  const window1 = open(ws);
+  await window1.session.handle({ type: 'ready' });
+  await window1.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
+  await window1.session.handle({ type: 'label', id: 2, pairId: 'p1', choice: 'skip' });
+  await window1.session.handle({ type: 'undo', id: 3 });
+  assert.deepEqual(window1.results().at(-1), { type: 'result', id: 3, ok: true });
+  assert.deepEqual([window1.state().done, window1.state().pair?.pairId], [1, 'p1']);
+
+  const reloaded = open(ws);
+  await reloaded.session.handle({ type: 'ready' });
+  assert.deepEqual([reloaded.state().done, reloaded.state().pair?.pairId, reloaded.state().canUndo], [1, 'p1', true]);
+  await reloaded.session.handle({ type: 'undo', id: 1 });
+  assert.deepEqual([reloaded.state().done, reloaded.state().pair?.pairId, reloaded.state().canUndo], [0, 'p0', false]);
+  await reloaded.session.handle({ type: 'undo', id: 2 });
+  assert.deepEqual(reloaded.results().at(-1), { type: 'result', id: 2, ok: false, error: 'There is no label to undo.' });
+  assert.deepEqual(readPreferences(ws.preferences).records, []);
+});
+
+test('labeling host: a reload returns to the first unlabeled pair and loses no acknowledged label', async () => {
+  const ws = workspace(6);
+  const window1 = open(ws);
+  await window1.session.handle({ type: 'ready' });
+  for (const [id, pairId] of ['p0', 'p1', 'p3'].entries()) await window1.session.handle({ type: 'label', id, pairId, choice: 'right' });
+  const acknowledged = window1.results().filter((r) => r.type === 'result' && r.ok).length;
+
+  const reloaded = open(ws);
+  await reloaded.session.handle({ type: 'ready' });
+  assert.deepEqual([reloaded.state().done, reloaded.state().total, reloaded.state().pair?.pairId], [acknowledged, 6, 'p2']);
+  assert.deepEqual(readPreferences(ws.preferences).records.map((r) => r.id), ['p0', 'p1', 'p3']);
+});
+
+test('labeling host: two windows labeling at once write every label once, on whole lines', async () => {
+  const ws = workspace(40);
+  const [window1, window2] = [open(ws), open(ws)];
+  await Promise.all([window1.session.handle({ type: 'ready' }), window2.session.handle({ type: 'ready' })]);
+  const label = (window: ReturnType<typeof open>, from: number) =>
+    Promise.all(Array.from({ length: 20 }, (_, i) => window.session.handle({ type: 'label', id: i, pairId: `p${from + i}`, choice: 'left' })));
+  await Promise.all([label(window1, 0), label(window2, 20)]);
+  const { records, errors } = readPreferences(ws.preferences);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(records.map((r) => r.id).sort(), Array.from({ length: 40 }, (_, i) => `p${i}`).sort());
+  assert.ok([window1, window2].every((w) => w.results().every((r) => r.type === 'result' && r.ok)));
+  assert.equal(fs.existsSync(`${ws.preferences}.lock`), false);
+
+  // A pair the other window has labeled meanwhile keeps that label.
+  const late = workspace(1);
+  const [first, second] = [open(late, { random: () => 0.9 }), open(late, { random: () => 0.9 })];
+  await first.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
+  await second.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'right' });
+  assert.match((second.results()[0] as { error: string }).error, /already labeled/);
+  assert.deepEqual(readPreferences(late.preferences).records.map((r) => r.label), ['a']);
+});
+
+test('labeling host: queue states, guidelines beside the queue, the picked queue, and the commands the view may run', async () => {
+  const ws = workspace(0);
+  const other = path.join(ws.dir, 'other.rlhf.json');
+  fs.writeFileSync(other, JSON.stringify({ name: 'other', model: 'tiny', comparisons: { prompts: 'p.jsonl', queue: 'sub/q.jsonl' } }));
+  const { session, state, commands } = open(ws, { experiments: [ws.experiment, other] });
+  await session.handle({ type: 'ready' });
+  assert.deepEqual(state().queues.map((q) => q.label), ['pets', 'other']);
+  assert.deepEqual([state().selected, state().total, state().pair, state().guidelines], [ws.experiment, 0, undefined, undefined]);
+  fs.writeFileSync(path.join(ws.dir, 'guidelines.md'), '# Prefer kind answers');
+  await session.refresh();
+  assert.equal(state().guidelines, '# Prefer kind answers');
+  await session.handle({ type: 'selectQueue', queue: other });
+  assert.deepEqual([state().selected, state().guidelines], [other, undefined]);
+  await session.handle({ type: 'runCommand', command: 'rlhf.generateComparisons' });
+  assert.deepEqual(commands, ['rlhf.generateComparisons']);
+
+  const broken = path.join(ws.dir, 'broken.rlhf.json');
+  fs.writeFileSync(broken, '{');
+  const none = open(ws, { experiments: [broken] });
+  await none.session.handle({ type: 'ready' });
+  assert.deepEqual(none.posted.at(-1), { type: 'state', state: { kind: 'noQueue' } });
+  assert.match(none.warnings.join('\n'), /not valid JSON/, 'an experiment file that does not load is reported');
+});
