@@ -12,6 +12,7 @@ import { registerTrainingCommands } from './commands/training';
 import { Services } from './commands/common';
 import { RunSupervisor } from './runner/supervisor';
 import { WorkspaceRuns } from './runs/workspaceRuns';
+import { registerChartsSerializer } from './views/charts/chartsPanel';
 import { logRuns } from './views/runLog';
 import { RunsTreeProvider } from './views/runsTree';
 import { TrainingStatusBar } from './views/statusBar';
@@ -35,6 +36,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ...registerTrainingCommands(services),
     ...registerGenerationCommands(services),
     ...registerRunCommands(services),
+    registerChartsSerializer(services),
     ...registerLabelingCommands(),
     // Closing the window stops every run after its current step, with a checkpoint to resume from.
     { dispose: () => supervisor.stopAll() },

@@ -1,8 +1,8 @@
 /** Actions on runs: Show Training Charts, open folder, delete, refresh, and the log. */
-import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { Services, notInThisVersion, pickRun } from './common';
+import { ChartsPanel, pickChartRuns } from '../views/charts/chartsPanel';
+import { Services, isRunRef, pickRun } from './common';
 
 export function registerRunCommands(services: Services): vscode.Disposable[] {
   return [
@@ -14,15 +14,11 @@ export function registerRunCommands(services: Services): vscode.Disposable[] {
   ];
 }
 
-/** The charts panel is a later version; until then, the metrics file it will draw is one click away. */
+/** A run from the Runs view joins the panel's runs; from the palette, the runs to show are picked. */
 async function showCharts(services: Services, arg: unknown): Promise<void> {
-  const ref = await pickRun(arg, services.runs.list(), 'Run to chart', 'There are no runs yet.');
-  if (!ref) return;
-  const metrics = path.join(ref.registry.dir(ref.record.id), 'metrics.jsonl');
-  if (!fs.existsSync(metrics)) return notInThisVersion('The training charts panel');
-  const open = 'Open metrics.jsonl';
-  const choice = await vscode.window.showInformationMessage(`The training charts panel arrives in a later version of RLHF Studio. The metrics of "${ref.record.name}" are in its metrics.jsonl.`, open);
-  if (choice === open) await vscode.window.showTextDocument(vscode.Uri.file(metrics));
+  if (isRunRef(arg)) return ChartsPanel.show(services, [arg], 'add');
+  const refs = await pickChartRuns(services, ChartsPanel.shownKeys());
+  if (refs) ChartsPanel.show(services, refs, 'replace');
 }
 
 async function openRunFolder(services: Services, arg: unknown): Promise<void> {

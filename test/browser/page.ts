@@ -93,6 +93,8 @@ export async function openWebview(name: string, options: PageOptions = {}): Prom
     if (file in files) return route.fulfill({ path: path.join(ROOT, files[file]) });
     return route.fulfill({ status: 404, body: '' });
   });
+  // Functions sent to the page are serialized from source, which tsx (keepNames) wraps in __name().
+  await page.addInitScript('globalThis.__name ??= (fn) => fn;');
   await page.addInitScript((initial) => {
     const w = window as unknown as Record<string, unknown>;
     w.__posted = [];

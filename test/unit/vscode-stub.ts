@@ -130,6 +130,7 @@ export const vscode = {
     createOutputChannel: (name: string) => logChannel(name),
     createStatusBarItem: () => ({ text: '', tooltip: '', name: '', command: '', visible: false, show() { this.visible = true; }, hide() { this.visible = false; }, dispose() {} }),
     registerTreeDataProvider: () => new Disposable(),
+    registerWebviewPanelSerializer: () => new Disposable(),
     showInformationMessage: message('info'),
     showWarningMessage: message('warning'),
     showErrorMessage: message('error'),

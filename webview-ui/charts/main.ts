@@ -1,1 +1,114 @@
-// The charts webview: being written.
+/**
+ * The Training Charts webview: keeps the host's buffers in typed arrays, draws them with uPlot
+ * once per animation frame however many messages arrived, and remembers its runs and settings
+ * with setState so a reopened or reloaded panel looks the same.
+ */
+import './zod-jitless';
+import { ChartsState, DEFAULT_STATE, HostMessage, ViewMessage, parseChartsState, parseHostMessage } from '../../src/protocol/charts';
+import { vscodeApi } from '../shared/vscode';
+import { Chart, ChartActions } from './chart';
+import { chartsFor } from './dashboards';
+import { SamplesTable } from './samplesTable';
+import { RunStore } from './store';
+import { currentTheme } from './theme';
+import { Toolbar } from './toolbar';
+
+const api = vscodeApi<ChartsState>();
+let state: ChartsState = parseChartsState(api.getState()) ?? DEFAULT_STATE;
+const store = new RunStore();
+const charts = new Map<string, Chart>();
+
+const post = (message: ViewMessage) => api.postMessage(message);
+
+function update(change: Partial<ChartsState>): void {
+  state = { ...state, ...change };
+  api.setState(state);
+  schedule();
+}
+
+const chartActions: ChartActions = {
+  exportCsv: (chart) => post({ type: 'export', format: 'csv', fileName: `${chart.spec.title}.csv`, data: chart.csv(store.all(), state) }),
+  exportPng: (chart) => {
+    const data = chart.png();
+    if (data) post({ type: 'export', format: 'png', fileName: `${chart.spec.title}.png`, data });
+  },
+  remove: (chart) => {
+    const { title } = chart.spec;
+    if (state.added.includes(title)) update({ added: state.added.filter((m) => m !== title) });
+    else update({ removed: [...state.removed, title] });
+  },
+};
+
+const toolbar = new Toolbar(state, {
+  pickRuns: () => post({ type: 'pickRuns' }),
+  removeRun: (run) => post({ type: 'removeRun', run }),
+  addChart: (metric) => update({ added: [...state.added, metric], removed: state.removed.filter((m) => m !== metric) }),
+  change: (settings) => update(settings),
+});
+const grid = document.createElement('main');
+grid.className = 'charts';
+grid.dataset.testid = 'charts';
+const empty = document.createElement('p');
+empty.className = 'empty';
+const samples = new SamplesTable(state.search, (search) => update({ search }));
+const body = document.createElement('div');
+body.className = 'body';
+body.append(grid, samples.element);
+document.body.append(toolbar.element, empty, body);
+
+let frame = 0;
+let rebuild = false;
+
+/** Draws on the next animation frame: a burst of messages costs one redraw. */
+function schedule(rebuildCharts = false): void {
+  rebuild ||= rebuildCharts;
+  frame ||= requestAnimationFrame(render);
+}
+
+function render(): void {
+  frame = 0;
+  const runs = store.all();
+  const specs = chartsFor(runs.map((r) => r.run.stage), state.added, state.removed);
+  for (const [title, chart] of charts) if (!specs.some((s) => s.title === title)) (chart.destroy(), charts.delete(title));
+  for (const spec of specs) {
+    let chart = charts.get(spec.title);
+    if (!chart) charts.set(spec.title, (chart = new Chart(spec, chartActions)));
+    grid.append(chart.element); // in dashboard order
+    chart.update(runs, state, rebuild);
+  }
+  rebuild = false;
+  const charted = new Set(specs.flatMap((s) => s.metrics));
+  const theme = currentTheme();
+  toolbar.update(runs, theme.line, store.metricNames().filter((m) => !charted.has(m)));
+  samples.update(runs, state.search);
+  empty.textContent = runs.length ? (specs.length ? '' : 'Nothing to chart yet.') : 'No runs shown. Use Compare runs… to pick some.';
+  empty.hidden = !empty.textContent;
+}
+
+function receive(message: HostMessage): void {
+  switch (message.type) {
+    case 'runs':
+      store.setRuns(message.runs);
+      update({ runs: message.runs.map((r) => r.key) });
+      return;
+    case 'points':
+      store.get(message.run)?.apply(message);
+      return schedule();
+    case 'samples':
+      store.get(message.run)?.addSamples(message.groups);
+      return schedule();
+  }
+}
+
+window.addEventListener('message', (event: MessageEvent<unknown>) => {
+  const parsed = parseHostMessage(event.data);
+  if (parsed.ok) receive(parsed.value);
+  else console.warn(`charts: ignored a message from the host (${parsed.error})`);
+});
+new ResizeObserver(() => charts.forEach((c) => c.resize())).observe(grid);
+// VS Code changes the body's classes when the theme changes; the charts read colours when built.
+new MutationObserver(() => schedule(true)).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+
+api.setState(state);
+schedule();
+post({ type: 'ready' });

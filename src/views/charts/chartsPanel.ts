@@ -1,0 +1,108 @@
+/**
+ * The Training Charts panel: one webview panel connected to a ChartsStream, and the serializer
+ * that brings it back with the same runs after a window reload. The webview keeps its settings
+ * (smoothing, x axis, charts) with setState; the runs it shows are part of that state.
+ */
+import * as vscode from 'vscode';
+import { ChartRun, parseChartsState } from '../../protocol/charts';
+import { Services } from '../../commands/common';
+import { STAGE_LABELS } from '../format';
+import { RunRef } from '../../runs/workspaceRuns';
+import { webviewHtml, webviewOptions } from '../webviewHtml';
+import { ChartsStream, runKey } from './chartsStream';
+
+export const CHARTS_VIEW_TYPE = 'rlhf.charts';
+
+export class ChartsPanel {
+  private static current: ChartsPanel | undefined;
+  private readonly stream: ChartsStream;
+
+  /** Shows the runs in the panel (opening it if needed): added to those shown, or instead of them. */
+  static show(services: Services, refs: RunRef[], mode: 'add' | 'replace'): void {
+    if (!ChartsPanel.current) {
+      const panel = vscode.window.createWebviewPanel(CHARTS_VIEW_TYPE, 'Training Charts', vscode.ViewColumn.Active);
+      ChartsPanel.current = new ChartsPanel(panel, services, []);
+    }
+    const { stream, panel } = ChartsPanel.current;
+    if (mode === 'add') stream.add(refs);
+    else stream.set(refs);
+    panel.reveal();
+  }
+
+  /** The runs the open panel shows, for the command's quick pick. */
+  static shownKeys(): string[] {
+    return ChartsPanel.current?.stream.keys ?? [];
+  }
+
+  private constructor(private readonly panel: vscode.WebviewPanel, services: Services, refs: RunRef[]) {
+    const extensionUri = vscode.Uri.file(services.extensionPath);
+    this.stream = new ChartsStream(services.supervisor, {
+      post: (message) => void panel.webview.postMessage(message),
+      pickRuns: (shown) => pickChartRuns(services, shown),
+      save: saveExport,
+      runsChanged: (runs) => (panel.title = panelTitle(runs)),
+      warn: (message) => services.log.warn(message),
+    });
+    panel.webview.options = webviewOptions(extensionUri);
+    panel.webview.html = webviewHtml(panel.webview, extensionUri, { title: 'Training Charts', bundle: 'charts', styles: ['uPlot.min.css'] });
+    panel.webview.onDidReceiveMessage((message: unknown) => this.stream.receive(message));
+    // A hidden webview is discarded; it reloads when shown and asks for everything again.
+    panel.onDidChangeViewState(() => panel.visible || this.stream.detach());
+    panel.onDidDispose(() => {
+      this.stream.dispose();
+      if (ChartsPanel.current === this) ChartsPanel.current = undefined;
+    });
+    this.stream.add(refs);
+  }
+
+  /** Restores a panel after a reload, with the runs its saved state names that still exist. */
+  static revive(panel: vscode.WebviewPanel, services: Services, state: unknown): void {
+    const keys = parseChartsState(state)?.runs ?? [];
+    const byKey = new Map(services.runs.list().map((ref) => [runKey(ref), ref]));
+    const refs = keys.map((key) => byKey.get(key)).filter((ref): ref is RunRef => !!ref);
+    ChartsPanel.current?.panel.dispose();
+    ChartsPanel.current = new ChartsPanel(panel, services, refs);
+  }
+}
+
+export function registerChartsSerializer(services: Services): vscode.Disposable {
+  return vscode.window.registerWebviewPanelSerializer(CHARTS_VIEW_TYPE, {
+    deserializeWebviewPanel: async (panel, state) => ChartsPanel.revive(panel, services, state),
+  });
+}
+
+/** The workspace's runs to chart, several at once, those shown preselected. */
+export async function pickChartRuns(services: Services, shown: string[]): Promise<RunRef[] | undefined> {
+  const runs = services.runs.list();
+  if (!runs.length) {
+    await vscode.window.showInformationMessage('There are no runs yet.');
+    return undefined;
+  }
+  const picked = await vscode.window.showQuickPick(
+    runs.map((ref) => ({
+      label: ref.record.name,
+      description: `${STAGE_LABELS[ref.record.stage]} · ${ref.record.status}`,
+      detail: ref.record.id,
+      picked: shown.includes(runKey(ref)),
+      ref,
+    })),
+    { placeHolder: 'Runs to chart (several to compare them)', canPickMany: true },
+  );
+  return picked?.length ? picked.map((p) => p.ref) : undefined;
+}
+
+async function saveExport(fileName: string, contents: Buffer): Promise<void> {
+  const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+  const extension = fileName.slice(fileName.lastIndexOf('.') + 1);
+  const target = await vscode.window.showSaveDialog({
+    defaultUri: folder && vscode.Uri.joinPath(folder, fileName),
+    filters: extension === 'png' ? { 'PNG image': ['png'] } : { CSV: ['csv'] },
+    title: `Export ${fileName}`,
+  });
+  if (target) await vscode.workspace.fs.writeFile(target, contents);
+}
+
+function panelTitle(runs: ChartRun[]): string {
+  if (runs.length === 1) return `Charts: ${runs[0].name} (${STAGE_LABELS[runs[0].stage]})`;
+  return runs.length ? `Charts: ${runs.length} runs` : 'Training Charts';
+}

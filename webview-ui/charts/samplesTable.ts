@@ -1,0 +1,58 @@
+/** The latest generations of the runs shown, newest step first, filtered by a search over prompt and response. */
+import { formatMetric } from '../../src/views/format';
+import { RunData } from './store';
+
+/** Rows drawn at most; the search narrows the rest down. */
+const MAX_ROWS = 300;
+
+export class SamplesTable {
+  readonly element: HTMLElement;
+  private readonly body: HTMLTableSectionElement;
+  private readonly count: HTMLElement;
+  private drawn = '';
+
+  constructor(search: string, onSearch: (text: string) => void) {
+    this.element = document.createElement('aside');
+    this.element.className = 'samples';
+    const input = document.createElement('input');
+    input.type = 'search';
+    input.placeholder = 'Search prompts and responses';
+    input.value = search;
+    input.dataset.testid = 'samples-search';
+    input.addEventListener('input', () => onSearch(input.value));
+    this.count = document.createElement('span');
+    this.count.className = 'count';
+    const table = document.createElement('table');
+    const head = table.createTHead().insertRow();
+    for (const name of ['Run', 'Step', 'Prompt', 'Response', 'Score', 'KL']) head.appendChild(document.createElement('th')).textContent = name;
+    this.body = table.createTBody();
+    const scroller = document.createElement('div');
+    scroller.className = 'table';
+    scroller.append(table);
+    const header = document.createElement('header');
+    header.append(input, this.count);
+    this.element.append(header, scroller);
+  }
+
+  update(runs: RunData[], search: string): void {
+    const drawn = JSON.stringify([runs.map((r) => [r.run.key, r.version]), search]);
+    if (drawn === this.drawn) return;
+    this.drawn = drawn;
+    const needle = search.trim().toLowerCase();
+    const rows = runs
+      .flatMap((run) => [...run.samples.values()].flatMap((g) => g.rows.map((row) => ({ run: run.run.name, step: g.step, ...row }))))
+      .filter((r) => !needle || r.prompt.toLowerCase().includes(needle) || r.response.toLowerCase().includes(needle))
+      .sort((a, b) => b.step - a.step);
+    this.count.textContent = `${rows.length} sample${rows.length === 1 ? '' : 's'}`;
+    this.body.replaceChildren(
+      ...rows.slice(0, MAX_ROWS).map((r) => {
+        const tr = document.createElement('tr');
+        tr.dataset.testid = 'sample';
+        for (const text of [r.run, String(r.step), r.prompt, r.response, number(r.score), number(r.kl)]) tr.insertCell().textContent = text;
+        return tr;
+      }),
+    );
+  }
+}
+
+const number = (v: number | undefined) => (v === undefined ? '' : formatMetric(v));
