@@ -1,0 +1,208 @@
+/**
+ * The charts page in Chromium under the production CSP, fed a PPO metrics stream as the host sends
+ * it (history, then live appends): the dashboard's series, smoothing against a reference
+ * implementation, the CSV and PNG exports, compared runs, the samples table and restored state.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeBrowser, noBrowser, openWebview, WebviewPage } from './page';
+
+after(closeBrowser);
+
+const PPO_CHARTS = ['reward', 'objective/kl', 'objective/entropy', 'loss/policy_avg', 'loss/value_avg', 'policy/clipfrac_avg', 'policy/approxkl_avg', 'val/ratio', 'tokens_per_second'];
+
+/** A PPO run's logged iterations, shaped like src/train/ppo.ts's metrics (seeded, so repeatable). */
+function ppoStream(iterations: number, seed: number, every = 1) {
+  let s = seed;
+  const noise = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const steps = Array.from({ length: iterations }, (_, i) => (i + 1) * every);
+  const column = (f: (step: number) => number) => steps.map((step) => f(step));
+  return {
+    steps,
+    times: column((step) => 1_700_000_000 + step * 1.5),
+    values: {
+      'objective/scores': column((t) => Math.log(t) + noise()),
+      'objective/rlhf_reward': column((t) => Math.log(t) - 0.1 * t / iterations + noise()),
+      'objective/kl': column((t) => (0.02 * t) / every + Math.abs(noise())),
+      'objective/entropy': column(() => 30 + noise()),
+      'loss/policy_avg': column(() => noise() / 10),
+      'loss/value_avg': column(() => 0.5 + noise() / 10),
+      'policy/clipfrac_avg': column(() => Math.abs(noise()) / 5),
+      'policy/approxkl_avg': column(() => Math.abs(noise()) / 100),
+      'val/ratio': column(() => 1 + noise() / 50),
+      tokens_per_second: column(() => 400 + 50 * noise()),
+      episode: column((t) => t * 8),
+      lr: column(() => 1e-5),
+      // A metric only some iterations log, like eval metrics.
+      'val/num_eos_tokens': column((t) => (t % 3 === 0 ? 4 : NaN)).map((v) => (Number.isNaN(v) ? null : v)),
+    } as Record<string, (number | null)[]>,
+  };
+}
+type Stream = ReturnType<typeof ppoStream>;
+
+/** The stream's points from..to as one `points` message. */
+function points(run: string, stream: Stream, from: number, to = stream.steps.length) {
+  const values = Object.fromEntries(Object.entries(stream.values).map(([k, v]) => [k, v.slice(from, to)]));
+  return { type: 'points', run, from, steps: stream.steps.slice(from, to), times: stream.times.slice(from, to), values };
+}
+
+/** TensorBoard's debiased EMA, written as TensorBoard writes it (the page computes the debias weight another way). */
+function referenceSmoothing(values: (number | null)[], weight: number): (number | null)[] {
+  let last = 0;
+  let count = 0;
+  return values.map((v) => {
+    if (v === null) return null;
+    last = last * weight + (1 - weight) * v;
+    count++;
+    return weight === 0 ? v : last / (1 - Math.pow(weight, count));
+  });
+}
+
+/** The CSV the page must export for a metric of these runs, smoothed values apart (compared numerically). */
+function expectedCsv(runs: { name: string; stream: Stream }[], metric: string, weight: number) {
+  const rows: string[][] = [];
+  const smoothed: number[] = [];
+  for (const { name, stream } of runs) {
+    const raw = stream.values[metric];
+    const reference = referenceSmoothing(raw, weight);
+    raw.forEach((v, i) => {
+      if (v === null) return;
+      rows.push([name, metric, String(stream.steps[i]), String(stream.times[i]), String(v)]);
+      smoothed.push(reference[i]!);
+    });
+  }
+  return { rows, smoothed };
+}
+
+function assertCsv(csv: string, expected: ReturnType<typeof expectedCsv>) {
+  const [header, ...lines] = csv.trimEnd().split('\n');
+  assert.equal(header, 'run,metric,step,time,value,smoothed');
+  assert.deepEqual(lines.map((l) => l.split(',').slice(0, 5)), expected.rows);
+  lines.forEach((l, i) => {
+    const got = Number(l.split(',')[5]);
+    assert.ok(Math.abs(got - expected.smoothed[i]) <= 1e-12 * Math.max(1, Math.abs(expected.smoothed[i])), `row ${i + 1}: smoothed ${got}, reference ${expected.smoothed[i]}`);
+  });
+}
+
+const chart = (w: WebviewPage, title: string) => w.page.locator(`[data-testid="chart"][data-chart="${title}"]`);
+
+async function lastExport(w: WebviewPage) {
+  const posted = (await w.posted()) as { type: string; format: string; fileName: string; data: string }[];
+  const exported = posted.filter((m) => m.type === 'export');
+  return exported.at(-1)!;
+}
+
+function pngSize(dataUrl: string): { width: number; height: number } {
+  assert.match(dataUrl, /^data:image\/png;base64,/);
+  const bytes = Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64');
+  assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
+  assert.equal(bytes.subarray(12, 16).toString('ascii'), 'IHDR');
+  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
+}
+
+test('a live PPO run: the dashboard series, hover values, smoothing, exports, log scale and samples', { skip: noBrowser }, async () => {
+  const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 1400, height: 900 });
+  try {
+    assert.deepEqual(await w.posted(), [{ type: 'ready' }]);
+    const run = '/work/.rlhf/runs/ppo-a';
+    const stream = ppoStream(60, 7);
+    await w.send({ type: 'runs', runs: [{ key: run, name: 'ppo a', stage: 'ppo', status: 'running' }] });
+    await w.send(points(run, stream, 0, 40)); // history
+    for (let i = 40; i < 60; i++) await w.send(points(run, stream, i, i + 1)); // live, one iteration at a time
+    await w.send({ type: 'samples', run, groups: [10, 20].map((step) => ({ step, rows: [{ prompt: `What does a cat eat? (${step})`, response: 'Fish.', score: 1.5, kl: 0.2 }, { prompt: 'Where does a penguin live?', response: 'Ice.', score: 0.5, kl: 0.1 }] })) });
+    await chart(w, 'objective/kl').and(w.page.locator('[data-points="60"]')).waitFor();
+
+    const titles = await w.page.locator('[data-testid="chart"]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.chart));
+    assert.deepEqual(titles, PPO_CHARTS);
+    for (const title of PPO_CHARTS) {
+      const metrics = title === 'reward' ? ['objective/scores', 'objective/rlhf_reward'] : [title];
+      const expected = metrics.reduce((n, m) => n + stream.values[m].filter((v) => v !== null).length, 0);
+      assert.equal(await chart(w, title).getAttribute('data-points'), String(expected), title);
+    }
+    const legend = await chart(w, 'reward').locator('.u-legend .u-label').allTextContents();
+    assert.deepEqual(legend, ['step', 'objective/scores', 'objective/scores (raw)', 'objective/rlhf_reward', 'objective/rlhf_reward (raw)']);
+
+    const over = chart(w, 'objective/kl').locator('.u-over');
+    const box = (await over.boundingBox())!;
+    await w.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const hovered = await chart(w, 'objective/kl').locator('.u-legend .u-series').nth(1).locator('.u-value').textContent();
+    assert.match(hovered ?? '', /^-?\d/, 'hovering shows the value under the cursor');
+
+    await chart(w, 'objective/kl').getByRole('button', { name: 'CSV' }).click();
+    let exported = await lastExport(w);
+    assert.equal(exported.fileName, 'objective/kl.csv');
+    assertCsv(exported.data, expectedCsv([{ name: 'ppo a', stream }], 'objective/kl', 0.6));
+
+    await w.page.locator('[data-testid="smoothing"]').fill('0.9');
+    await w.page.locator('[data-testid="add-chart"]').selectOption('val/num_eos_tokens');
+    await chart(w, 'val/num_eos_tokens').and(w.page.locator('[data-points="20"]')).waitFor();
+    await chart(w, 'val/num_eos_tokens').getByRole('button', { name: 'CSV' }).click();
+    assertCsv((await lastExport(w)).data, expectedCsv([{ name: 'ppo a', stream }], 'val/num_eos_tokens', 0.9));
+
+    await chart(w, 'objective/kl').getByRole('button', { name: 'PNG' }).click();
+    exported = await lastExport(w);
+    assert.equal(exported.format, 'png');
+    const canvas = await chart(w, 'objective/kl').locator('canvas').evaluate((c) => ({ width: (c as HTMLCanvasElement).width, height: (c as HTMLCanvasElement).height }));
+    assert.ok(canvas.width > 300 && canvas.height > 100, JSON.stringify(canvas));
+    assert.deepEqual(pngSize(exported.data), canvas);
+
+    await w.page.locator('[data-testid="log-scale"]').check();
+    const positive = stream.values['loss/policy_avg'].filter((v) => v !== null && v > 0).length;
+    assert.ok(positive > 0 && positive < 60);
+    await chart(w, 'loss/policy_avg').and(w.page.locator(`[data-points="${positive}"]`)).waitFor();
+
+    const samples = w.page.locator('[data-testid="sample"]');
+    assert.equal(await samples.count(), 4);
+    assert.deepEqual(await samples.first().locator('td').allTextContents(), ['ppo a', '20', 'What does a cat eat? (20)', 'Fish.', '1.5000', '0.2000']);
+    await w.page.locator('[data-testid="samples-search"]').fill('CAT');
+    await w.page.waitForFunction(() => document.querySelectorAll('[data-testid="sample"]').length === 2);
+
+    await w.send({ type: 'points', run, from: -1, steps: [1], times: [1], values: {} });
+    await w.send({ type: 'points', run, from: 60, steps: [61], times: [], values: {} });
+    await w.page.waitForTimeout(50);
+    assert.equal(await chart(w, 'objective/kl').getAttribute('data-points'), '60', 'invalid messages from the host are dropped');
+
+    const state = (await w.state()) as Record<string, unknown>;
+    assert.deepEqual(state, { runs: [run], smoothing: 0.9, xAxis: 'step', logScale: true, added: ['val/num_eos_tokens'], removed: [], search: 'CAT' });
+    assert.deepEqual(await w.cspViolations(), []);
+  } finally {
+    await w.close();
+  }
+});
+
+test('a reloaded panel restores its settings and compares runs in one chart', { skip: noBrowser }, async () => {
+  const [a, b] = ['/runs/a', '/runs/b'];
+  const saved = { runs: [a, b], smoothing: 0.3, xAxis: 'time', logScale: false, added: ['lr'], removed: ['val/ratio'], search: '' };
+  const w = await openWebview('charts', { styles: ['uPlot.min.css'], state: saved, width: 1400 });
+  try {
+    assert.equal(await w.page.locator('[data-testid="smoothing"]').inputValue(), '0.3');
+    assert.equal(await w.page.locator('[data-testid="x-axis"]').inputValue(), 'time');
+    const first = ppoStream(20, 1), second = ppoStream(15, 2, 2);
+    await w.send({ type: 'runs', runs: [{ key: a, name: 'baseline', stage: 'ppo', status: 'finished' }, { key: b, name: 'kl, 0.1', stage: 'ppo', status: 'running' }] });
+    await w.send(points(a, first, 0));
+    await w.send(points(b, second, 0));
+    await chart(w, 'objective/kl').and(w.page.locator('[data-points="35"]')).waitFor();
+
+    const titles = await w.page.locator('[data-testid="chart"]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.chart));
+    assert.deepEqual(titles, [...PPO_CHARTS.filter((t) => t !== 'val/ratio'), 'lr']);
+    const legend = await chart(w, 'objective/kl').locator('.u-legend .u-label').allTextContents();
+    assert.deepEqual(legend, ['seconds', 'baseline · objective/kl', 'baseline · objective/kl (raw)', 'kl, 0.1 · objective/kl', 'kl, 0.1 · objective/kl (raw)']);
+
+    await chart(w, 'objective/kl').getByRole('button', { name: 'CSV' }).click();
+    const csv = (await lastExport(w)).data;
+    assert.ok(csv.includes('\n"kl, 0.1",objective/kl,2,'), 'a name with a comma is quoted');
+    assertCsv(csv.replace(/"kl, 0\.1"/g, 'KL'), expectedCsv([{ name: 'baseline', stream: first }, { name: 'KL', stream: second }], 'objective/kl', 0.3));
+
+    await w.page.locator('[data-testid="runs"] li').nth(1).getByRole('button').click();
+    assert.deepEqual((await w.posted()).at(-1), { type: 'removeRun', run: b });
+    await w.page.locator('[data-testid="pick-runs"]').click();
+    assert.deepEqual((await w.posted()).at(-1), { type: 'pickRuns' });
+
+    await w.send({ type: 'runs', runs: [{ key: a, name: 'baseline', stage: 'ppo', status: 'finished' }] });
+    await chart(w, 'objective/kl').and(w.page.locator('[data-points="20"]')).waitFor();
+    assert.deepEqual(((await w.state()) as { runs: string[] }).runs, [a]);
+    assert.deepEqual(await w.cspViolations(), []);
+  } finally {
+    await w.close();
+  }
+});

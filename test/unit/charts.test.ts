@@ -1,0 +1,211 @@
+/**
+ * The charts panel's host side in plain Node: a run's history from its folder merged with the
+ * training process's live events, what reaches the webview and when, and the webview's messages
+ * validated before anything acts on them.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'events';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { HostMessage, PointsMessage, parseHostMessage } from '../../src/protocol/charts';
+import { RunEvent } from '../../src/protocol/runner';
+import { RunRecord, RunRegistry } from '../../src/runs/registry';
+import { RunRef } from '../../src/runs/workspaceRuns';
+import { ChartsHost, ChartsStream } from '../../src/views/charts/chartsStream';
+import { RunBuffer } from '../../src/views/charts/runBuffer';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'charts-'));
+const registry = new RunRegistry(root);
+
+/** A run folder with a trainer that writes metrics.jsonl as MetricsLog does, then sends the event. */
+function trainingRun(id: string, stage: RunRecord['stage'] = 'sft') {
+  const dir = registry.dir(id);
+  fs.mkdirSync(dir, { recursive: true });
+  const record = { id, name: id, stage, status: 'running', step: 0, metrics: {} } as unknown as RunRecord;
+  const ref: RunRef = { registry, record };
+  const live = { dir, record };
+  const pending: RunEvent[] = [];
+  return {
+    dir, ref, live, pending,
+    /** Logs a step: the row is in the file at once, its event is delivered later (flush). */
+    log(step: number, values: Record<string, number>) {
+      fs.appendFileSync(path.join(dir, 'metrics.jsonl'), `${JSON.stringify({ stage, step, time: 1000 + step, ...values })}\n`);
+      pending.push({ type: 'metrics', stage, step, values });
+    },
+    sample(step: number, rows: { prompt: string; response: string; score?: number; kl?: number }[]) {
+      fs.appendFileSync(path.join(dir, 'samples.jsonl'), rows.map((r) => `${JSON.stringify({ step, ...r })}\n`).join(''));
+      pending.push({ type: 'samples', stage, step, rows });
+    },
+    /** Keeps what the file holds up to `step`, as MetricsLog does when a run resumes from there. */
+    resumeFrom(step: number) {
+      const file = path.join(dir, 'metrics.jsonl');
+      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= step).map((l) => `${l}\n`).join(''));
+    },
+  };
+}
+
+/** A fake workbench: records what the stream posts, and applies points as the webview's store does. */
+function fakeHost(answers: { pick?: RunRef[] } = {}) {
+  const posted: HostMessage[] = [];
+  const warnings: string[] = [];
+  const saved: { fileName: string; contents: Buffer }[] = [];
+  const host: ChartsHost = {
+    post: (m) => {
+      assert.ok(parseHostMessage(JSON.parse(JSON.stringify(m))).ok, 'every message passes the protocol');
+      posted.push(m);
+    },
+    pickRuns: async () => answers.pick,
+    save: async (fileName, contents) => void saved.push({ fileName, contents }),
+    runsChanged: () => {},
+    warn: (m) => void warnings.push(m),
+  };
+  return { host, posted, warnings, saved };
+}
+
+/** The columns a webview ends up with after applying these messages in order. */
+function replay(messages: HostMessage[], run: string): { steps: number[]; values: Record<string, (number | null)[]> } {
+  const state = { steps: [] as number[], values: {} as Record<string, (number | null)[]> };
+  for (const m of messages.filter((m): m is PointsMessage => m.type === 'points' && m.run === run)) {
+    state.steps = [...state.steps.slice(0, m.from), ...m.steps];
+    for (const name of new Set([...Object.keys(state.values), ...Object.keys(m.values)])) {
+      const old = (state.values[name] ?? []).slice(0, m.from);
+      while (old.length < m.from) old.push(null);
+      state.values[name] = [...old, ...(m.values[name] ?? m.steps.map(() => null))];
+    }
+  }
+  return state;
+}
+
+/** The file's rows merged by step: what the webview must show for a finished run. */
+function fromFile(dir: string) {
+  const rows = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const steps = [...new Set(rows.map((r) => r.step as number))];
+  const names = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => !['stage', 'step', 'time'].includes(k))))];
+  const values: Record<string, (number | null)[]> = {};
+  for (const name of names) values[name] = steps.map((s) => rows.filter((r) => r.step === s && name in r).map((r) => r[name]).at(-1) ?? null);
+  return { steps, values };
+}
+
+test('history from metrics.jsonl: train and eval rows of a step make one point; a torn last line is skipped', () => {
+  const run = trainingRun('history');
+  run.log(1, { loss: 3, learning_rate: 1e-4 });
+  run.log(2, { loss: 2.5, learning_rate: 2e-4 });
+  run.log(2, { eval_loss: 2.7 });
+  fs.appendFileSync(path.join(run.dir, 'metrics.jsonl'), '{"stage":"sft","step":3,"lo');
+  const points = RunBuffer.fromFolder(run.dir).points();
+  assert.deepEqual(points.steps, [1, 2]);
+  assert.deepEqual(points.times, [1001, 1002]);
+  assert.deepEqual(points.values, { loss: [3, 2.5], learning_rate: [1e-4, 2e-4], eval_loss: [null, 2.7] });
+});
+
+test('a panel opened mid-run gets the history, then only what is new: no gap, no duplicate', async () => {
+  const supervisor = new EventEmitter();
+  const run = trainingRun('mid-run');
+  for (let s = 1; s <= 5; s++) run.log(s, { loss: 10 - s, grad_norm: s / 10 });
+  run.log(5, { eval_loss: 4.5 });
+  run.sample(5, [{ prompt: 'Hi', response: 'Hello' }]);
+  // Steps 1-3 were delivered before the panel opened; 4, 5 and the samples are still on their way.
+  run.pending.splice(0, 3).forEach((e) => supervisor.emit('event', run.live, e));
+
+  const { host, posted } = fakeHost();
+  const stream = new ChartsStream(supervisor as never, host);
+  stream.add([run.ref]);
+  assert.deepEqual(posted, [], 'nothing is posted before the page says it is ready');
+  await stream.receive({ type: 'ready' });
+  assert.deepEqual(posted.map((m) => m.type), ['runs', 'points', 'samples']);
+
+  const before = posted.length;
+  run.pending.splice(0).forEach((e) => supervisor.emit('event', run.live, e));
+  assert.equal(posted.length, before, 'events for steps the history holds send nothing');
+
+  for (let s = 6; s <= 8; s++) run.log(s, { loss: 10 - s, grad_norm: s / 10 });
+  run.log(8, { eval_loss: 2.1 });
+  run.sample(8, [{ prompt: 'Hi', response: 'Hello there' }]);
+  run.pending.splice(0).forEach((e) => supervisor.emit('event', run.live, e));
+
+  assert.deepEqual(replay(posted, run.dir), fromFile(run.dir));
+  const appended = posted.slice(before).filter((m): m is PointsMessage => m.type === 'points');
+  assert.deepEqual(appended.map((m) => [m.from, m.steps]), [[5, [6]], [6, [7]], [7, [8]], [7, [8]]], 'appends, then the eval values of step 8 join its point');
+  const samples = posted.filter((m) => m.type === 'samples');
+  assert.deepEqual(samples.at(-1), { type: 'samples', run: run.dir, groups: [{ step: 8, rows: [{ prompt: 'Hi', response: 'Hello there' }] }] });
+  stream.dispose();
+});
+
+test('a run that resumes from a checkpoint replaces the points after it, as metrics.jsonl does', async () => {
+  const supervisor = new EventEmitter();
+  const run = trainingRun('resumed');
+  const { host, posted } = fakeHost();
+  const stream = new ChartsStream(supervisor as never, host);
+  stream.add([run.ref]);
+  await stream.receive({ type: 'ready' });
+  for (let s = 1; s <= 6; s++) run.log(s, { loss: s });
+  run.pending.splice(0).forEach((e) => supervisor.emit('event', run.live, e));
+
+  run.resumeFrom(4);
+  for (let s = 5; s <= 7; s++) run.log(s, { loss: 100 + s });
+  run.pending.splice(0).forEach((e) => supervisor.emit('event', run.live, e));
+  assert.deepEqual(replay(posted, run.dir), fromFile(run.dir));
+  assert.deepEqual(replay(posted, run.dir).values.loss, [1, 2, 3, 4, 105, 106, 107]);
+  stream.dispose();
+});
+
+test('a page that went away gets nothing until it is ready again, then every buffer in full', async () => {
+  const supervisor = new EventEmitter();
+  const a = trainingRun('reopen-a', 'ppo'), b = trainingRun('reopen-b', 'ppo');
+  const { host, posted } = fakeHost();
+  const stream = new ChartsStream(supervisor as never, host);
+  stream.add([a.ref, b.ref]);
+  await stream.receive({ type: 'ready' });
+  stream.detach();
+  for (let s = 1; s <= 3; s++) a.log(s, { 'objective/kl': s / 100 });
+  a.pending.splice(0).forEach((e) => supervisor.emit('event', a.live, e));
+  assert.equal(posted.filter((m) => m.type === 'points' && m.steps.length).length, 0);
+
+  posted.length = 0;
+  await stream.receive({ type: 'ready' });
+  assert.deepEqual(posted[0], { type: 'runs', runs: [a.dir, b.dir].map((key, i) => ({ key, name: `reopen-${'ab'[i]}`, stage: 'ppo', status: 'running' })) });
+  assert.deepEqual(replay(posted, a.dir), fromFile(a.dir));
+
+  a.live.record.status = 'finished';
+  supervisor.emit('ended', a.live, { status: 'finished' });
+  assert.deepEqual(posted.at(-1), { type: 'runs', runs: [{ key: a.dir, name: 'reopen-a', stage: 'ppo', status: 'finished' }, { key: b.dir, name: 'reopen-b', stage: 'ppo', status: 'running' }] });
+  stream.dispose();
+  supervisor.emit('event', a.live, { type: 'metrics', stage: 'ppo', step: 9, values: { 'objective/kl': 1 } });
+  assert.equal(posted.at(-1)?.type, 'runs', 'a disposed stream no longer listens');
+});
+
+test('messages from the webview are validated: bad ones are logged and dropped', async () => {
+  const supervisor = new EventEmitter();
+  const run = trainingRun('validated');
+  const other = trainingRun('other');
+  const { host, posted, warnings, saved } = fakeHost({ pick: [other.ref] });
+  const stream = new ChartsStream(supervisor as never, host);
+  stream.add([run.ref]);
+
+  for (const bad of [null, 'ready', { type: 'delete', path: '/' }, { type: 'removeRun' }, { type: 'export', format: 'exe', fileName: 'x', data: '' }, { type: 'export', format: 'csv', fileName: '', data: 'a' }]) {
+    await stream.receive(bad);
+  }
+  assert.equal(warnings.length, 6);
+  assert.ok(warnings.every((w) => /^charts: ignored a message from the webview \(.+\)$/.test(w)), warnings.join('\n'));
+  assert.deepEqual(posted, []);
+  assert.deepEqual(stream.keys, [run.dir]);
+
+  await stream.receive({ type: 'export', format: 'png', fileName: 'kl.png', data: 'data:text/html;base64,PHNjcmlwdD4=' });
+  assert.match(warnings.at(-1)!, /not a PNG data URL/);
+  assert.deepEqual(saved, []);
+
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
+  await stream.receive({ type: 'export', format: 'png', fileName: '../../objective/kl.png', data: `data:image/png;base64,${png.toString('base64')}` });
+  await stream.receive({ type: 'export', format: 'csv', fileName: 'loss.csv', data: 'run,step\na,1\n' });
+  assert.deepEqual(saved.map((s) => s.fileName), ['objective-kl.png', 'loss.csv']);
+  assert.deepEqual(saved[0].contents, png);
+  assert.equal(saved[1].contents.toString('utf8'), 'run,step\na,1\n');
+
+  await stream.receive({ type: 'pickRuns' });
+  assert.deepEqual(stream.keys, [other.dir], 'the picked runs replace those shown');
+  await stream.receive({ type: 'removeRun', run: other.dir });
+  assert.deepEqual(stream.keys, []);
+  stream.dispose();
+});
