@@ -1,1 +1,115 @@
-// The labeling webview: being written.
+/**
+ * The labeling webview: shows the pair the host sends, turns buttons and keys into requests, and
+ * reports a label as saved only when the host acknowledges it (after the write is on disk).
+ */
+import './zod-jitless';
+import { Choice, ToHost, toWebviewSchema, ViewState } from '../../src/protocol/labeling';
+import { vscodeApi } from '../shared/vscode';
+import { CHOICES, LabelingView } from './view';
+
+/** Kept by VS Code across reloads of the page: the rationale being written. */
+interface PageState {
+  draft?: { pairId: string; rationale: string };
+}
+
+type Pending = { kind: 'label'; choice: Choice } | { kind: 'undo' };
+
+const api = vscodeApi<PageState>();
+let pageState: PageState = api.getState() ?? {};
+let state: ViewState | undefined;
+let nextId = 0;
+const pending = new Map<number, Pending>();
+
+const view = new LabelingView(document.body, {
+  choose,
+  undo,
+  selectQueue: (queue) => post({ type: 'selectQueue', queue }),
+  run: (command) => post({ type: 'runCommand', command }),
+  rationaleChanged: (rationale) => {
+    const pairId = currentPair()?.pairId;
+    if (pairId) savePageState({ draft: { pairId, rationale } });
+  },
+});
+
+function post(message: ToHost): void {
+  api.postMessage(message);
+}
+
+function savePageState(next: PageState): void {
+  pageState = next;
+  api.setState(pageState);
+}
+
+function currentPair() {
+  return state?.kind === 'queue' ? state.pair : undefined;
+}
+
+function busy(): boolean {
+  return pending.size > 0;
+}
+
+function choose(choice: Choice): void {
+  const pair = currentPair();
+  if (!pair || busy()) return;
+  const id = nextId++;
+  pending.set(id, { kind: 'label', choice });
+  view.setSaveStatus({ kind: 'saving' });
+  const rationale = view.rationaleText.trim();
+  post({ type: 'label', id, pairId: pair.pairId, choice, ...(rationale ? { rationale } : {}) });
+}
+
+function undo(): void {
+  if (state?.kind !== 'queue' || !state.canUndo || busy()) return;
+  const id = nextId++;
+  pending.set(id, { kind: 'undo' });
+  view.setSaveStatus({ kind: 'saving' });
+  post({ type: 'undo', id });
+}
+
+window.addEventListener('message', (event: MessageEvent) => {
+  const parsed = toWebviewSchema.safeParse(event.data);
+  if (!parsed.success) {
+    console.warn('Labeling view: ignored a message that is not in the protocol', parsed.error.issues);
+    return;
+  }
+  const message = parsed.data;
+  if (message.type === 'state') {
+    state = message.state;
+    view.render(state, pageState.draft);
+    return;
+  }
+  const request = pending.get(message.id);
+  if (!request) return;
+  pending.delete(message.id);
+  if (!message.ok) {
+    view.setSaveStatus({ kind: 'failed', error: message.error ?? 'Not saved.' });
+    return;
+  }
+  if (request.kind === 'label') savePageState({});
+  const choice = request.kind === 'label' ? CHOICES.find((c) => c.choice === request.choice)!.text : undefined;
+  view.setSaveStatus({ kind: 'saved', text: choice ? `Saved: ${choice}` : 'Undone' });
+});
+
+/** Keys act on the pair unless the person is typing (rationale) or choosing (queue picker). */
+function isTyping(event: KeyboardEvent): boolean {
+  return event.composedPath().some((target) =>
+    target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT|VSCODE-TEXTAREA|VSCODE-TEXTFIELD|VSCODE-SINGLE-SELECT)$/.test(target.tagName)));
+}
+
+document.addEventListener('keydown', (event) => {
+  if (event.defaultPrevented || event.isComposing || event.altKey || event.repeat || isTyping(event)) return;
+  const key = event.key.toLowerCase();
+  const command = event.ctrlKey || event.metaKey;
+  if ((command && key === 'z' && !event.shiftKey) || (!command && key === 'u')) {
+    event.preventDefault();
+    undo();
+    return;
+  }
+  const choice = command ? undefined : CHOICES.find((c) => c.key === key);
+  if (choice) {
+    event.preventDefault();
+    choose(choice.choice);
+  }
+});
+
+post({ type: 'ready' });

@@ -1,0 +1,198 @@
+/**
+ * The labeling view's DOM, built once and updated in place, so focus stays where the person left
+ * it while pairs come and go. Every control has an accessible name and a data-testid.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
+import '@vscode-elements/elements/dist/vscode-textarea/index.js';
+import type { Choice, QueueState, ShownPair, ViewCommand, ViewState } from '../../src/protocol/labeling';
+import { renderMarkdown } from './markdown';
+
+/** The choices in button order, with their keys. */
+export const CHOICES: readonly { choice: Choice; text: string; key: string }[] = [
+  { choice: 'left', text: 'A better', key: '1' },
+  { choice: 'right', text: 'B better', key: '2' },
+  { choice: 'tie', text: 'Tie', key: '3' },
+  { choice: 'both_bad', text: 'Both bad', key: '4' },
+  { choice: 'skip', text: 'Skip', key: 's' },
+];
+
+export interface ViewEvents {
+  choose(choice: Choice): void;
+  undo(): void;
+  selectQueue(key: string): void;
+  run(command: ViewCommand): void;
+  rationaleChanged(text: string): void;
+}
+
+export type SaveStatus = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
+
+type Attributes = Record<string, string | boolean>;
+
+/** An element with attributes (true: present, false: absent) and children. */
+function h<K extends string>(tag: K, attributes: Attributes = {}, ...children: (Node | string)[]): HTMLElement {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value !== false) element.setAttribute(name, value === true ? '' : value);
+  }
+  element.append(...children);
+  return element;
+}
+
+function keyHint(key: string): HTMLElement {
+  return h('kbd', { 'aria-hidden': 'true' }, key.toUpperCase());
+}
+
+function icon(name: string): HTMLElement {
+  return h('span', { class: `codicon codicon-${name}`, 'aria-hidden': 'true' });
+}
+
+export class LabelingView {
+  private readonly picker = h('vscode-single-select', { 'aria-label': 'Queue', 'data-testid': 'queue-picker' }) as HTMLElement & { value: string };
+  private readonly progressText = h('span', { 'data-testid': 'progress' });
+  private readonly progressBar = h('progress', { 'aria-label': 'Labeling progress' }) as HTMLProgressElement;
+  private readonly header = h('header', { class: 'toolbar' }, this.picker, h('div', { class: 'progress' }, this.progressText, this.progressBar));
+  private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
+  private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
+  private readonly guidelines = h('vscode-collapsible', { heading: 'Guidelines', class: 'guidelines' }, this.guidelinesBody);
+  private readonly prompt = h('div', { class: 'text markdown', tabindex: '0', role: 'region', 'aria-label': 'Prompt', 'data-testid': 'prompt' });
+  private readonly left = h('div', { class: 'text markdown', tabindex: '0', role: 'region', 'aria-label': 'Response A', 'data-testid': 'response-left' });
+  private readonly right = h('div', { class: 'text markdown', tabindex: '0', role: 'region', 'aria-label': 'Response B', 'data-testid': 'response-right' });
+  private readonly rationale = h('vscode-textarea', {
+    label: 'Rationale (optional)', placeholder: 'Why? (optional; Escape returns to the keys)', rows: '2', resize: 'vertical', 'data-testid': 'rationale',
+  }) as HTMLElement & { value: string };
+  private readonly choiceButtons = CHOICES.map(({ choice, text, key }) =>
+    h('vscode-button', { 'aria-label': text, 'aria-keyshortcuts': key.toUpperCase(), 'data-testid': `choice-${choice}`, 'data-choice': choice, secondary: choice !== 'left' && choice !== 'right' }, text, keyHint(key)));
+  private readonly undoButton = h('vscode-button', { secondary: true, 'aria-label': 'Undo the last label', 'aria-keyshortcuts': 'Control+Z Meta+Z U', 'data-testid': 'undo' }, icon('discard'), ' Undo', keyHint('u'));
+  private readonly saveStatus = h('span', { class: 'save-status', role: 'status', 'data-testid': 'save-status' });
+  private readonly problems = h('ul', { class: 'problems', 'aria-label': 'Problems in the queue files', 'data-testid': 'problems' });
+  private readonly pair = h('section', { class: 'pair', 'aria-label': 'Comparison' },
+    h('h2', { class: 'label' }, 'Prompt'), this.prompt,
+    h('div', { class: 'responses', 'data-testid': 'responses' },
+      h('section', { class: 'response' }, h('h2', { class: 'label' }, 'A'), this.left),
+      h('section', { class: 'response' }, h('h2', { class: 'label' }, 'B'), this.right)),
+    this.rationale,
+    h('div', { class: 'choices', role: 'group', 'aria-label': 'Which response is better?' }, ...this.choiceButtons),
+  );
+  private readonly footer = h('footer', { class: 'footer' }, this.undoButton, this.saveStatus);
+  private shownPairId: string | undefined;
+
+  constructor(root: HTMLElement, private readonly events: ViewEvents) {
+    root.append(h('main', {}, this.header, this.notice, this.guidelines, this.pair, this.footer, this.problems));
+    for (const button of this.choiceButtons) button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
+    this.undoButton.addEventListener('click', () => events.undo());
+    this.picker.addEventListener('change', () => events.selectQueue(this.picker.value));
+    this.rationale.addEventListener('input', () => events.rationaleChanged(this.rationale.value));
+    this.rationale.addEventListener('keydown', (e) => {
+      if ((e as KeyboardEvent).key === 'Escape') this.choiceButtons[0].focus();
+    });
+    for (const part of [this.header, this.guidelines, this.pair, this.footer, this.problems]) this.show(part, false);
+    this.notice.textContent = 'Loading…';
+  }
+
+  /** Shows `state`; a rationale draft kept for its pair is put back. */
+  render(state: ViewState, draft: { pairId: string; rationale: string } | undefined): void {
+    this.show(this.header, state.kind === 'queue');
+    this.show(this.footer, state.kind === 'queue');
+    if (state.kind === 'noQueue') {
+      this.setNotice([
+        h('p', {}, 'No labeling queue is set up in this workspace.'),
+        h('p', {}, 'Add a ', h('code', {}, 'comparisons'), ' section to an experiment file (', h('code', {}, '*.rlhf.json'), '): ',
+          h('code', {}, 'prompts'), ' is a JSONL file of prompts to sample responses for; ', h('code', {}, 'queue'), ' and ',
+          h('code', {}, 'preferences'), ' name the pairs to label and where the labels go.'),
+      ], { command: 'rlhf.newExperiment', text: 'New Experiment' });
+      this.show(this.guidelines, false);
+      this.showPair(undefined, undefined);
+      this.setProblems([]);
+      return;
+    }
+    this.setQueues(state);
+    this.progressText.textContent = `${state.done} / ${state.total} labeled`;
+    this.progressBar.max = Math.max(state.total, 1);
+    this.progressBar.value = state.done;
+    this.setGuidelines(state.guidelines);
+    if (state.pair) this.setNotice([]);
+    else if (state.total === 0) {
+      this.setNotice([h('p', {}, 'This queue is empty. Generate Comparisons samples pairs of responses to label.')], { command: 'rlhf.generateComparisons', text: 'Generate Comparisons' });
+    } else {
+      this.setNotice([h('p', {}, `All ${state.total} pairs are labeled.`)], { command: 'rlhf.generateComparisons', text: 'Generate More Comparisons' });
+    }
+    this.showPair(state.pair, draft?.pairId === state.pair?.pairId ? draft?.rationale : undefined);
+    (this.undoButton as HTMLElement & { disabled: boolean }).disabled = !state.canUndo;
+    this.setProblems(state.problems);
+  }
+
+  setSaveStatus(status: SaveStatus): void {
+    const saving = status.kind === 'saving';
+    for (const button of this.choiceButtons) (button as HTMLElement & { disabled: boolean }).disabled = saving;
+    this.saveStatus.dataset.state = status.kind;
+    const content: Record<SaveStatus['kind'], (Node | string)[]> = {
+      idle: [],
+      saving: [icon('loading codicon-modifier-spin'), ' Saving…'],
+      saved: [icon('check'), ` ${status.kind === 'saved' ? status.text : ''}`],
+      failed: [icon('error'), ` ${status.kind === 'failed' ? status.error : ''}`],
+    };
+    this.saveStatus.replaceChildren(...content[status.kind]);
+  }
+
+  get rationaleText(): string {
+    return this.rationale.value;
+  }
+
+  private showPair(pair: ShownPair | undefined, draft: string | undefined): void {
+    this.show(this.pair, pair !== undefined);
+    if (pair?.pairId === this.shownPairId) return;
+    this.shownPairId = pair?.pairId;
+    this.rationale.value = draft ?? '';
+    if (!pair) return;
+    if (typeof pair.prompt === 'string') renderMarkdown(this.prompt, pair.prompt);
+    else {
+      this.prompt.replaceChildren(...pair.prompt.map((turn) => {
+        const body = h('div', { class: 'turn-body' });
+        renderMarkdown(body, turn.content);
+        return h('div', { class: 'turn' }, h('div', { class: 'turn-role' }, turn.role), body);
+      }));
+    }
+    renderMarkdown(this.left, pair.left);
+    renderMarkdown(this.right, pair.right);
+    for (const text of [this.prompt, this.left, this.right]) text.scrollTop = 0;
+  }
+
+  private setQueues(state: QueueState): void {
+    const options = state.queues.map((q) => h('vscode-option', { value: q.key, description: q.detail }, `${q.label} (${q.detail})`));
+    const current = [...this.picker.children].map((o) => `${o.getAttribute('value')}\n${o.textContent}`).join('\n');
+    if (current !== options.map((o) => `${o.getAttribute('value')}\n${o.textContent}`).join('\n')) this.picker.replaceChildren(...options);
+    if (this.picker.value !== state.selected) this.picker.value = state.selected;
+  }
+
+  private setGuidelines(markdown: string | undefined): void {
+    this.show(this.guidelines, true);
+    if (markdown === undefined) {
+      this.guidelinesBody.replaceChildren(h('p', { class: 'hint' }, 'Put labeling guidelines in guidelines.md beside the queue file to see them here.'));
+    } else {
+      renderMarkdown(this.guidelinesBody, markdown);
+    }
+  }
+
+  private setNotice(paragraphs: HTMLElement[], action?: { command: ViewCommand; text: string }): void {
+    const children: HTMLElement[] = [...paragraphs];
+    if (action) {
+      const button = h('vscode-button', { 'data-testid': 'notice-action' }, action.text);
+      button.addEventListener('click', () => this.events.run(action.command));
+      children.push(button);
+    }
+    this.notice.replaceChildren(...children);
+    this.show(this.notice, children.length > 0);
+  }
+
+  private setProblems(problems: string[]): void {
+    this.problems.replaceChildren(...problems.map((p) => h('li', {}, icon('warning'), ` ${p}`)));
+    this.show(this.problems, problems.length > 0);
+  }
+
+  private show(element: HTMLElement, visible: boolean): void {
+    element.hidden = !visible;
+  }
+}
