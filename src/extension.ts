@@ -13,6 +13,7 @@ import { Services } from './commands/common';
 import { RunSupervisor } from './runner/supervisor';
 import { WorkspaceRuns } from './runs/workspaceRuns';
 import { registerChartsSerializer } from './views/charts/chartsPanel';
+import { registerLabelingView } from './views/labeling/provider';
 import { logRuns } from './views/runLog';
 import { RunsTreeProvider } from './views/runsTree';
 import { TrainingStatusBar } from './views/statusBar';
@@ -37,7 +38,8 @@ export function activate(context: vscode.ExtensionContext): void {
     ...registerGenerationCommands(services),
     ...registerRunCommands(services),
     registerChartsSerializer(services),
-    ...registerLabelingCommands(),
+    ...registerLabelingView(context, log),
+    ...registerLabelingCommands(services),
     // Closing the window stops every run after its current step, with a checkpoint to resume from.
     { dispose: () => supervisor.stopAll() },
   );

@@ -1,13 +1,50 @@
 /**
- * Open Labeling and Export Preferences. The labeling view and the preferences file format are not
- * in this version: the commands exist so the palette shows the whole pipeline, and say so.
+ * Open Labeling shows the Labeling view; Export Preferences writes a queue's decided labels as
+ * plain TRL preference pairs to a file the user picks.
  */
+import * as path from 'path';
 import * as vscode from 'vscode';
-import { notInThisVersion } from './common';
+import { LABELING_VIEW } from '../views/labeling/provider';
+import { pickExperiment, Services } from './common';
 
-export function registerLabelingCommands(): vscode.Disposable[] {
+export function registerLabelingCommands(services: Services): vscode.Disposable[] {
   return [
-    vscode.commands.registerCommand('rlhf.openLabeling', () => notInThisVersion('The labeling view')),
-    vscode.commands.registerCommand('rlhf.exportPreferences', () => notInThisVersion('Exporting preferences')),
+    vscode.commands.registerCommand('rlhf.openLabeling', () => vscode.commands.executeCommand(`${LABELING_VIEW}.focus`)),
+    vscode.commands.registerCommand('rlhf.exportPreferences', (uri?: vscode.Uri) => exportPreferences(services, uri)),
   ];
+}
+
+async function exportPreferences(services: Services, uri?: vscode.Uri): Promise<void> {
+  const experiment = await pickExperiment(uri);
+  if (!experiment) return;
+  // Loaded on use: the config and data modules are not needed at activation.
+  const { queuesOf } = require('../views/labeling/queues') as typeof import('../views/labeling/queues');
+  const { exportPreferences: writeExport } = require('../data/preferences') as typeof import('../data/preferences');
+  const problems: string[] = [];
+  const [queue] = queuesOf([experiment.fsPath], (problem) => problems.push(problem));
+  if (!queue) {
+    const why = problems[0] ?? `${path.basename(experiment.fsPath)} has no "comparisons" section, so it has no labels to export.`;
+    await vscode.window.showErrorMessage(why);
+    return;
+  }
+  const source = queue.preferencesFile;
+  const dest = await vscode.window.showSaveDialog({
+    defaultUri: vscode.Uri.file(source.replace(/(\.jsonl)?$/, '.trl.jsonl')),
+    filters: { 'JSON Lines': ['jsonl'] },
+    saveLabel: 'Export',
+    title: 'Export preference pairs (TRL format)',
+  });
+  if (!dest) return;
+  try {
+    const { exported, skipped, errors } = writeExport(source, dest.fsPath);
+    for (const e of errors) services.log.warn(`${e.file}:${e.line}: ${e.message}`);
+    const notes = [
+      skipped > 0 ? `${skipped} tie, both-bad or skipped label${skipped === 1 ? '' : 's'} left out` : '',
+      errors.length > 0 ? `${errors.length} bad line${errors.length === 1 ? '' : 's'} skipped (see the log)` : '',
+    ].filter(Boolean);
+    const summary = `Exported ${exported} preference pair${exported === 1 ? '' : 's'} to ${path.basename(dest.fsPath)}${notes.length ? `; ${notes.join('; ')}` : ''}.`;
+    await (errors.length > 0 ? vscode.window.showWarningMessage(summary) : vscode.window.showInformationMessage(summary));
+  } catch (err) {
+    await vscode.window.showErrorMessage(`Could not export ${source}: ${(err as Error).message}`);
+  }
 }

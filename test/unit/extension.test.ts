@@ -34,13 +34,36 @@ test('activation registers every manifest command, fast, without loading onnxrun
   assert.equal(manifest.activationEvents?.includes('*') ?? false, false);
 });
 
-test('commands: stages not in this version say so instead of pretending', async () => {
-  for (const [command, feature] of [['rlhf.openLabeling', 'labeling view'], ['rlhf.exportPreferences', 'Exporting preferences']]) {
-    ui.reset();
-    await vscode.commands.executeCommand(command);
-    assert.equal(ui.shown.length, 1, command);
-    assert.match(ui.shown[0].message, new RegExp(`${feature}.*arrives in a later version`), command);
-  }
+test('Open Labeling reveals the Labeling view', async () => {
+  ui.reset();
+  await vscode.commands.executeCommand('rlhf.openLabeling');
+  assert.deepEqual(ui.executed.map((e) => e.command), ['rlhf.openLabeling', 'rlhf.labeling.focus']);
+  assert.deepEqual(ui.shown, []);
+});
+
+test('Export Preferences writes the decided labels of a queue as TRL pairs, and reports what it left out', async () => {
+  const dir = path.join(workspace, 'export');
+  fs.mkdirSync(dir);
+  const experiment = path.join(dir, 'export.rlhf.json');
+  fs.writeFileSync(experiment, JSON.stringify({ name: 'export', model: 'tiny', comparisons: { prompts: 'prompts.jsonl', preferences: 'labels.jsonl' } }));
+  fs.writeFileSync(path.join(dir, 'labels.jsonl'), [
+    { id: 'p0', label: 'b', prompt: 'Hi?', chosen: ' Hello.', rejected: ' Go.' },
+    { id: 'p1', label: 'tie', prompt: 'Yo?', response_a: ' Yes.', response_b: ' Yep.' },
+  ].map((r) => JSON.stringify(r)).join('\n') + '\nnot json\n');
+  const dest = path.join(dir, 'out.jsonl');
+  ui.reset();
+  ui.answers.push(dest);
+  await vscode.commands.executeCommand('rlhf.exportPreferences', vscode.Uri.file(experiment));
+  assert.deepEqual(fs.readFileSync(dest, 'utf8'), `${JSON.stringify({ prompt: 'Hi?', chosen: ' Hello.', rejected: ' Go.' })}\n`);
+  assert.equal(ui.shown.length, 1);
+  assert.equal(ui.shown[0].kind, 'warning');
+  assert.match(ui.shown[0].message, /Exported 1 preference pair to out\.jsonl; 1 tie, both-bad or skipped label left out; 1 bad line skipped/);
+
+  const bare = path.join(dir, 'bare.rlhf.json');
+  fs.writeFileSync(bare, JSON.stringify({ name: 'bare', model: 'tiny' }));
+  ui.reset();
+  await vscode.commands.executeCommand('rlhf.exportPreferences', vscode.Uri.file(bare));
+  assert.match(ui.shown[0].message, /no "comparisons" section/);
 });
 
 test('commands: training and generation explain Restricted Mode in an untrusted workspace', async () => {

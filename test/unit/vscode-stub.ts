@@ -131,6 +131,7 @@ export const vscode = {
     createStatusBarItem: () => ({ text: '', tooltip: '', name: '', command: '', visible: false, show() { this.visible = true; }, hide() { this.visible = false; }, dispose() {} }),
     registerTreeDataProvider: () => new Disposable(),
     registerWebviewPanelSerializer: () => new Disposable(),
+    registerWebviewViewProvider: () => new Disposable(),
     showInformationMessage: message('info'),
     showWarningMessage: message('warning'),
     showErrorMessage: message('error'),
@@ -147,6 +148,11 @@ export const vscode = {
     },
     async showOpenDialog() {
       return undefined;
+    },
+    /** Answers with the next answer as a file path. */
+    async showSaveDialog() {
+      const answer = ui.answers.shift();
+      return answer === undefined ? undefined : Uri.file(answer);
     },
     async showTextDocument(doc: Uri | { uri: Uri }) {
       ui.opened.push('fsPath' in doc ? doc.fsPath : doc.uri.fsPath);
@@ -200,7 +206,9 @@ export const workbench = {
   },
   /** A context like the one VS Code passes to activate(). */
   context(extensionPath: string) {
-    return { subscriptions: [] as { dispose(): void }[], extensionPath, asAbsolutePath: (p: string) => path.join(extensionPath, p) };
+    const state = new Map<string, unknown>();
+    const workspaceState = { get: (key: string) => state.get(key), update: async (key: string, value: unknown) => void state.set(key, value), keys: () => [...state.keys()] };
+    return { subscriptions: [] as { dispose(): void }[], extensionPath, extensionUri: Uri.file(extensionPath), workspaceState, asAbsolutePath: (p: string) => path.join(extensionPath, p) };
   },
 };
 
