@@ -1,0 +1,279 @@
+/**
+ * A real VS Code workbench for end-to-end tests: code-server on 127.0.0.1 with a fresh user-data
+ * folder, the packaged VSIX installed into it, and Chromium driving it through playwright-core as
+ * a person would (command palette, quick picks, notifications, views).
+ *
+ * `npm run test:e2e` (test/e2e/run.ts) installs code-server and packages the VSIX first.
+ */
+import { ChildProcess, spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import type { TestContext } from 'node:test';
+import { Browser, chromium, FrameLocator, Locator, Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from '../browser/page';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const VSIX = path.join(ROOT, 'rlhf-studio-linux-x64.vsix');
+export const CODE_SERVER_VERSION = '4.100.3';
+/** code-server's entry point, as scripts/install-code-server.sh installs it. */
+export const CODE_SERVER = path.join(ROOT, '.cache', 'code-server', CODE_SERVER_VERSION, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+/** Screenshots and logs of failed scenarios (git-ignored). */
+export const RESULTS = path.join(ROOT, 'test-results', 'e2e');
+
+/** Waits in the UI are generous: CI has two cores shared with the training processes. */
+const UI_TIMEOUT = 30_000;
+
+/**
+ * Settings of the fresh profile: no welcome pages or update checks in the way, and training on the
+ * CPU (CI has no GPU; `auto` would first try WebGPU on a software Vulkan driver).
+ */
+const USER_SETTINGS = {
+  'workbench.startupEditor': 'none',
+  'workbench.welcomePage.walkthroughs.openOnInstall': false,
+  'workbench.tips.enabled': false,
+  'extensions.autoCheckUpdates': false,
+  'extensions.autoUpdate': false,
+  'extensions.ignoreRecommendations': true,
+  'telemetry.telemetryLevel': 'off',
+  'update.mode': 'none',
+  'security.workspace.trust.enabled': false,
+  'rlhf.executionProvider': 'cpu',
+};
+
+export class Workbench {
+  private constructor(
+    readonly page: Page,
+    /** The folder open in the workbench. */
+    readonly workspace: string,
+    private readonly home: string,
+    private readonly server: ChildProcess,
+    private readonly browser: Browser,
+    private readonly serverLog: string,
+  ) {}
+
+  /** Starts code-server with the VSIX installed and `workspace` open, and a browser on it. */
+  static async open(workspace: string): Promise<Workbench> {
+    if (!fs.existsSync(CODE_SERVER)) throw new Error(`code-server is not installed at ${CODE_SERVER}: run bash scripts/install-code-server.sh`);
+    if (!fs.existsSync(VSIX)) throw new Error(`${VSIX} is missing: run npm run package`);
+    if (!CHROMIUM) throw new Error('no Chromium found: apt-get install chromium, or set CHROMIUM_PATH');
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-e2e-'));
+    const dirs = { userData: path.join(home, 'user-data'), extensions: path.join(home, 'extensions') };
+    fs.mkdirSync(path.join(dirs.userData, 'User'), { recursive: true });
+    fs.writeFileSync(path.join(dirs.userData, 'User', 'settings.json'), JSON.stringify(USER_SETTINGS, null, 2));
+    const env = serverEnv(home);
+    const common = ['--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions];
+
+    const install = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', VSIX], { env, encoding: 'utf8', timeout: 120_000 });
+    if (install.status !== 0 || !/successfully installed/.test(install.stdout)) {
+      throw new Error(`installing ${VSIX} into code-server failed:\n${install.stdout}\n${install.stderr}`);
+    }
+
+    const port = await freePort();
+    const serverLog = path.join(home, 'code-server.log');
+    const logFd = fs.openSync(serverLog, 'w');
+    const server = spawn(
+      process.execPath,
+      [CODE_SERVER, ...common, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override'],
+      // Its own process group, so closing kills the extension host and the training processes with it.
+      { env, detached: true, stdio: ['ignore', logFd, logFd] },
+    );
+    fs.closeSync(logFd);
+    const origin = `http://127.0.0.1:${port}`;
+    let browser: Browser | undefined;
+    try {
+      await waitForHealth(origin, server, serverLog);
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+      const workbench = new Workbench(page, workspace, home, server, browser, serverLog);
+      await page.goto(`${origin}/?folder=${encodeURIComponent(workspace)}`);
+      await workbench.waitUntilReady();
+      return workbench;
+    } catch (e) {
+      await browser?.close();
+      killGroup(server);
+      throw new Error(`${(e as Error).message}\ncode-server log:\n${fs.readFileSync(serverLog, 'utf8')}`);
+    }
+  }
+
+  /** The workbench is up and this extension's view container is in the activity bar. */
+  private async waitUntilReady(): Promise<void> {
+    await this.page.locator('.monaco-workbench .part.statusbar').waitFor({ timeout: 60_000 });
+    await this.activityTab('RLHF').waitFor({ timeout: 60_000 });
+  }
+
+  activityTab(name: string): Locator {
+    return this.page.locator('.part.activitybar').getByRole('tab', { name: new RegExp(`^${name}\\b`) });
+  }
+
+  /** Runs a command from the palette by its full title ("RLHF: New Experiment"). */
+  async command(title: string): Promise<void> {
+    await this.page.keyboard.press('F1');
+    const input = this.quickInput();
+    await input.waitFor({ timeout: UI_TIMEOUT });
+    await input.fill(`>${title}`);
+    await this.page.locator('.quick-input-list .monaco-list-row.focused', { hasText: title }).waitFor({ timeout: UI_TIMEOUT });
+    await input.press('Enter');
+  }
+
+  quickInput(): Locator {
+    return this.page.locator('.quick-input-widget input.input');
+  }
+
+  /** Picks the item containing `text` from the open quick pick. */
+  async pick(text: string): Promise<void> {
+    await this.page.locator('.quick-input-widget .monaco-list-row', { hasText: text }).click({ timeout: UI_TIMEOUT });
+  }
+
+  /** Answers the open input box with `value` (or accepts its default). */
+  async answer(value?: string): Promise<void> {
+    const input = this.quickInput();
+    await input.waitFor({ timeout: UI_TIMEOUT });
+    if (value !== undefined) await input.fill(value);
+    await input.press('Enter');
+  }
+
+  /** A notification toast containing `text`. */
+  notification(text: string | RegExp): Locator {
+    return this.page.locator('.notification-toast', { hasText: text });
+  }
+
+  /** Clicks `button` on the notification containing `text`. */
+  async clickNotification(text: string | RegExp, button: string): Promise<void> {
+    await this.notification(text).getByRole('button', { name: button }).click({ timeout: UI_TIMEOUT });
+  }
+
+  /** Shows the RLHF view container in the side bar. */
+  async openRlhfViews(): Promise<void> {
+    const tab = this.activityTab('RLHF');
+    if ((await tab.getAttribute('aria-selected')) !== 'true') await tab.click();
+    await this.page.locator('.pane-header', { hasText: 'Runs' }).waitFor({ timeout: UI_TIMEOUT });
+  }
+
+  /** Rows of the Runs view. */
+  runRows(text?: string | RegExp): Locator {
+    const pane = this.page.locator('.part.sidebar .pane').filter({ has: this.page.locator('.pane-header', { hasText: /^Runs/ }) });
+    return pane.locator('.monaco-list-row[role="treeitem"]', text === undefined ? {} : { hasText: text });
+  }
+
+  /** The content of the webview whose frame title is `title` (webviews are two iframes deep). */
+  webview(title: string): FrameLocator {
+    return this.page.frameLocator(`iframe.webview.ready[title="${title}"]`).frameLocator('iframe#active-frame');
+  }
+
+  async reload(): Promise<void> {
+    await this.command('Developer: Reload Window');
+    await this.page.waitForEvent('load', { timeout: 60_000 });
+    await this.waitUntilReady();
+  }
+
+  /** Saves a screenshot, the code-server log and the workbench's logs under test-results/e2e/<name>/. */
+  async saveEvidence(name: string): Promise<string> {
+    const dir = path.join(RESULTS, name.replace(/[^\w.-]+/g, '-'));
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    await this.page.screenshot({ path: path.join(dir, 'screenshot.png') }).catch(() => {});
+    fs.copyFileSync(this.serverLog, path.join(dir, 'code-server.log'));
+    const logs = path.join(this.home, 'user-data', 'logs');
+    if (fs.existsSync(logs)) fs.cpSync(logs, path.join(dir, 'logs'), { recursive: true });
+    return dir;
+  }
+
+  async close(): Promise<void> {
+    await this.browser.close().catch(() => {});
+    await killGroup(this.server);
+    fs.rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs a scenario in a fresh workbench on a fresh workspace folder (`prepare` fills it first). On
+ * failure it saves a screenshot and the logs, and names where in the error.
+ */
+export async function inWorkbench(t: TestContext, prepare: (workspace: string) => void, scenario: (wb: Workbench) => Promise<void>): Promise<void> {
+  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-e2e-workspace-'));
+  try {
+    prepare(workspace);
+    const wb = await Workbench.open(workspace);
+    try {
+      await scenario(wb);
+    } catch (e) {
+      const dir = await wb.saveEvidence(t.name);
+      (e as Error).message += `\n(screenshot and logs: ${dir})`;
+      throw e;
+    } finally {
+      await wb.close();
+    }
+  } finally {
+    fs.rmSync(workspace, { recursive: true, force: true });
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined/false; fails naming `what`. */
+export async function eventually<T>(what: string, check: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** code-server's environment: its config and data folders inside `home`, not the user's. */
+function serverEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith('VSCODE_') || key === 'ELECTRON_RUN_AS_NODE') delete env[key];
+  return {
+    ...env,
+    XDG_CONFIG_HOME: path.join(home, 'config'),
+    XDG_DATA_HOME: path.join(home, 'data'),
+    XDG_CACHE_HOME: path.join(home, 'cache'),
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHealth(origin: string, server: ChildProcess, log: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`code-server exited with code ${server.exitCode} before it was ready`);
+    try {
+      if ((await fetch(`${origin}/healthz`)).status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`code-server did not answer ${origin}/healthz within 60 s (log: ${log})`);
+}
+
+/** Ends code-server's process group: SIGTERM, then SIGKILL for whatever is left after 5 s. */
+async function killGroup(server: ChildProcess): Promise<void> {
+  if (server.pid === undefined) return;
+  const signal = (name: NodeJS.Signals | 0) => {
+    try {
+      process.kill(-server.pid!, name);
+      return true;
+    } catch {
+      return false; // The group is gone.
+    }
+  };
+  if (!signal('SIGTERM')) return;
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    if (!signal(0)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  signal('SIGKILL');
+}
