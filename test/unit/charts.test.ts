@@ -112,7 +112,7 @@ test('a panel opened mid-run gets the history, then only what is new: no gap, no
   const { host, posted } = fakeHost();
   const stream = new ChartsStream(supervisor as never, host);
   stream.add([run.ref]);
-  assert.deepEqual(posted, [], 'nothing is posted before the page says it is ready');
+  assert.equal(posted.length, 0, 'nothing is posted before the page says it is ready');
   await stream.receive({ type: 'ready' });
   assert.deepEqual(posted.map((m) => m.type), ['runs', 'points', 'samples']);
 
@@ -189,12 +189,12 @@ test('messages from the webview are validated: bad ones are logged and dropped',
   }
   assert.equal(warnings.length, 6);
   assert.ok(warnings.every((w) => /^charts: ignored a message from the webview \(.+\)$/.test(w)), warnings.join('\n'));
-  assert.deepEqual(posted, []);
+  assert.equal(posted.length, 0);
   assert.deepEqual(stream.keys, [run.dir]);
 
   await stream.receive({ type: 'export', format: 'png', fileName: 'kl.png', data: 'data:text/html;base64,PHNjcmlwdD4=' });
   assert.match(warnings.at(-1)!, /not a PNG data URL/);
-  assert.deepEqual(saved, []);
+  assert.equal(saved.length, 0);
 
   const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
   await stream.receive({ type: 'export', format: 'png', fileName: '../../objective/kl.png', data: `data:image/png;base64,${png.toString('base64')}` });
