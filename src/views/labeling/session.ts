@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs';
 import { Choice, LabelRequest, QueueState, ShownPair, toHostSchema, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
-import { labelPair, queueStatus, readQueue } from '../../data/queue';
+import { ComparisonPair, labelPair, queueStatus, readQueue } from '../../data/queue';
 import { appendPreference, Label, lastLabel, readPreferences, undoPreference } from '../../data/preferences';
 import { Queue, queuesOf, readGuidelines } from './queues';
 
@@ -112,7 +112,7 @@ export class LabelingSession {
     return state;
   }
 
-  private shown(pair: { pair_id: string; prompt: ShownPair['prompt']; response_a: string; response_b: string }): ShownPair {
+  private shown(pair: ComparisonPair): ShownPair {
     const swapped = this.isSwapped(pair.pair_id);
     const [left, right] = swapped ? [pair.response_b, pair.response_a] : [pair.response_a, pair.response_b];
     return { pairId: pair.pair_id, prompt: pair.prompt, left, right };
