@@ -31,7 +31,7 @@ import { Rng } from '../util/rng';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
 import { Experiment, PpoSettings } from './config';
 import { Generator } from './generate';
-import { MetricsLog } from './metrics-log';
+import { MetricsLog, appendSamples } from './metrics-log';
 import { loadModel, putOptimizerState, putTensors, saveModel } from './model-state';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
 import { learningRate } from './schedule';
@@ -287,7 +287,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     }
     if (iteration % s.sample_steps === 0 || iteration === 1 || iteration === iterations) {
       const rows: SampleRow[] = episodes.slice(0, 8).map((e, i) => ({ prompt: batch[i].text, response: tokenizer.decode(e.finished ? e.response.slice(0, -1) : e.response), score: e.score, kl: sumOf(e.kl) }));
-      fs.appendFileSync(path.join(outputDir, 'samples.jsonl'), rows.map((r) => JSON.stringify({ step: iteration, ...r }) + '\n').join(''));
+      appendSamples(outputDir, iteration, rows);
       emit({ type: 'samples', stage: 'ppo', step: iteration, rows });
     }
     if (iteration % s.save_steps === 0 && iteration < iterations) await saveCheckpoint(path.join(outputDir, `checkpoint-${iteration}`));

@@ -18,6 +18,7 @@ import { Rng } from '../util/rng';
 import { Experiment } from './config';
 import { loadModel } from './model-state';
 import { sampleResponses } from './samples';
+import { appendSamples } from './metrics-log';
 import { Generator } from './generate';
 import { Batch, Trainer, describeModel, inBatches } from './trainer';
 
@@ -82,6 +83,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
     const generator = await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId);
     const rows = await sampleResponses(generator, tokenizer, s.sample_prompts, new Rng(exp.seed));
     await generator.release();
+    appendSamples(outputDir, at, rows);
     emit({ type: 'samples', stage: 'sft', step: at, rows });
   };
 

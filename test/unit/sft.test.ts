@@ -16,13 +16,13 @@ fs.writeFileSync(data, animals.flatMap(([en, food, zh, zhFood]) => [
   JSON.stringify({ prompt: `${zh}吃什么？`, completion: `${zh}吃${zhFood}。` }),
 ]).join('\n'));
 
-function experiment(maxSteps: number): Experiment {
+function experiment(maxSteps: number, samplePrompts: string[] = []): Experiment {
   return parseExperiment({
     seed: 3,
     model: 'tiny',
     model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 },
     runtime: { provider: 'cpu', threads: 1 },
-    sft: { data, max_steps: maxSteps, per_device_train_batch_size: 4, learning_rate: 2e-2, warmup_steps: 2, logging_steps: 1, eval_steps: 4, save_steps: 4, eval_fraction: 0.25 },
+    sft: { data, max_steps: maxSteps, per_device_train_batch_size: 4, learning_rate: 2e-2, warmup_steps: 2, logging_steps: 1, eval_steps: 4, save_steps: 4, eval_fraction: 0.25, sample_prompts: samplePrompts },
   }, 'test');
 }
 
@@ -30,8 +30,12 @@ const losses = (run: string) => fs.readFileSync(path.join(run, 'metrics.jsonl'),
 
 test('SFT: the loss falls, and a stopped run resumes to the same loss curve', async () => {
   const straight = path.join(dir, 'straight');
-  await runSft({ experiment: experiment(16), outputDir: straight, emit: () => {} });
+  const shown: RunEvent[] = [];
+  await runSft({ experiment: experiment(16, ['What does a cat eat?']), outputDir: straight, emit: (e) => e.type === 'samples' && shown.push(e) });
   const curve = losses(straight);
+  const kept = fs.readFileSync(path.join(straight, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(kept, shown.flatMap((e) => (e.type === 'samples' ? e.rows.map((r) => ({ step: e.step, ...r })) : [])), 'samples.jsonl keeps the tables shown');
+  assert.deepEqual(kept.map((r) => r.step), [0, 16]);
   assert.equal(curve.length, 16);
   assert.ok(curve[15][1] < curve[0][1] * 0.5, `loss ${curve[0][1]} → ${curve[15][1]}`);
   assert.ok(fs.existsSync(path.join(straight, 'checkpoint-4')) && fs.existsSync(path.join(straight, 'model')));
