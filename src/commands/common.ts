@@ -34,11 +34,6 @@ export async function requireTrust(action: string): Promise<boolean> {
   return false;
 }
 
-/** For features whose engine side is not in this version: say so, rather than pretend. */
-export async function notInThisVersion(feature: string): Promise<void> {
-  await vscode.window.showInformationMessage(`${feature} arrives in a later version of RLHF Studio.`);
-}
-
 /** The experiment file to use: the active editor's if it is one, else one picked from the workspace. */
 export async function pickExperiment(uri?: vscode.Uri): Promise<vscode.Uri | undefined> {
   if (uri) return uri;
