@@ -25,11 +25,15 @@ const STALE_LOCK_MS = 30_000;
 const EMPTY_LOCK_MS = 500;
 const LOCK_WAIT_MS = 2 * STALE_LOCK_MS;
 
-/** Appends one JSON line per value; resolves once they are on disk. */
-export async function appendJsonLines(file: string, values: readonly unknown[]): Promise<void> {
+/**
+ * Appends one JSON line per value; resolves once they are on disk. `check` runs while the lock is
+ * held, before the write: it may read the file and throw to append nothing.
+ */
+export async function appendJsonLines(file: string, values: readonly unknown[], check?: () => void): Promise<void> {
   const text = values.map((value) => `${JSON.stringify(value)}\n`).join('');
   const release = await acquireLock(file);
   try {
+    check?.();
     appendDurably(file, text);
   } finally {
     release();

@@ -95,8 +95,15 @@ export function readPreferences(file: string): Preferences {
   return { records: live, errors };
 }
 
-/** Appends one record; resolves once it is on disk. Throws if the record is not valid. */
-export async function appendPreference(file: string, record: PreferenceRecord): Promise<void> {
+/** A label for a pair that already has one that is not undone (another window got there first). */
+export class AlreadyLabeledError extends Error {}
+
+/**
+ * Appends one record; resolves once it is on disk. Throws if the record is not valid, and, with
+ * `once`, AlreadyLabeledError if a record with its id stands: checked under the file's lock, so of
+ * two windows labeling the same pair at once exactly one succeeds.
+ */
+export async function appendPreference(file: string, record: PreferenceRecord, options: { once?: boolean } = {}): Promise<void> {
   let checked: PreferenceRecord;
   try {
     checked = parsePreferenceRecord(JSON.parse(JSON.stringify(record)) as Record<string, unknown>);
@@ -104,7 +111,12 @@ export async function appendPreference(file: string, record: PreferenceRecord): 
     if (!(err instanceof RecordError)) throw err;
     throw new Error(`not a valid preference record: ${err.message}`);
   }
-  await appendJsonLines(file, [checked]);
+  const once = () => {
+    if (fs.existsSync(file) && readPreferences(file).records.some((r) => r.id === checked.id)) {
+      throw new AlreadyLabeledError(`${file}: pair ${checked.id} is already labeled`);
+    }
+  };
+  await appendJsonLines(file, [checked], options.once && checked.id !== undefined ? once : undefined);
 }
 
 /** Takes back the latest record with this id. */

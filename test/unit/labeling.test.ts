@@ -178,6 +178,15 @@ test('labeling host: two windows labeling at once write every label once, on who
   await second.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'right' });
   assert.match((second.results()[0] as { error: string }).error, /already labeled/);
   assert.deepEqual(readPreferences(late.preferences).records.map((r) => r.label), ['a']);
+
+  // Both windows label the same pair at the same instant: the check runs under the file's lock, so one wins.
+  const race = workspace(1);
+  const rivals = [open(race), open(race)];
+  await Promise.all(rivals.map((w, i) => w.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: i === 0 ? 'tie' : 'both_bad' })));
+  const answers = rivals.map((w) => w.results()[0] as { ok: boolean; error?: string });
+  assert.deepEqual(answers.map((r) => r.ok).sort(), [false, true]);
+  assert.match(answers.find((r) => !r.ok)!.error!, /already labeled/);
+  assert.equal(readPreferences(race.preferences).records.length, 1);
 });
 
 test('labeling host: queue states, guidelines beside the queue, the picked queue, and the commands the view may run', async () => {

@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import { Choice, LabelRequest, QueueState, ShownPair, toHostSchema, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
 import { ComparisonPair, labelPair, queueStatus, readQueue } from '../../data/queue';
-import { appendPreference, Label, lastLabel, readPreferences, undoPreference } from '../../data/preferences';
+import { AlreadyLabeledError, appendPreference, Label, lastLabel, readPreferences, undoPreference } from '../../data/preferences';
 import { Queue, queuesOf, readGuidelines } from './queues';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
@@ -127,15 +127,13 @@ export class LabelingSession {
     const queue = this.selectedQueue();
     const pair = queue && fs.existsSync(queue.queueFile) ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId) : undefined;
     if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
-    if (this.liveIds(queue).has(pair.pair_id)) {
-      // Labeled meanwhile, e.g. in another window on the same workspace: keep that label.
-      return this.answer(request.id, 'This pair was already labeled (in another window?); showing the next one.');
-    }
     const rationale = request.rationale?.trim();
     const record = labelPair(pair, storedLabel(request.choice, this.isSwapped(pair.pair_id)), rationale ? { rationale } : {});
     try {
-      await appendPreference(queue.preferencesFile, record);
+      await appendPreference(queue.preferencesFile, record, { once: true });
     } catch (err) {
+      // Labeled meanwhile, e.g. in another window on the same workspace: keep that label.
+      if (err instanceof AlreadyLabeledError) return this.answer(request.id, 'This pair was already labeled (in another window?); showing the next one.');
       return this.answer(request.id, `The label was not saved: ${(err as Error).message}`);
     }
     this.labeledIn(queue).push(pair.pair_id);
