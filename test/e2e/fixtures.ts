@@ -2,7 +2,9 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ROOT } from './workbench';
+
+/** The repository's root. */
+export const ROOT = path.resolve(__dirname, '..', '..');
 
 /** A GPT-2 small enough that each stage takes seconds on a CI core. */
 export const TINY_MODEL_SIZE = { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 64 };
@@ -21,6 +23,24 @@ export function writeExperiment(workspace: string, name: string, sections: Recor
   const file = path.join(dir, `${name}.rlhf.json`);
   fs.writeFileSync(file, `${JSON.stringify({ name, seed: 1, model: 'tiny', model_size: TINY_MODEL_SIZE, ...sections }, null, 2)}\n`);
   return file;
+}
+
+/** A preference file whose second line breaks off in the middle of a string. */
+export const MALFORMED_PREFERENCES = [
+  JSON.stringify({ prompt: 'What does a cat eat?', chosen: ' Cats eat meat.', rejected: ' Cats eat rocks.' }),
+  '{"prompt": "Where does a penguin live?", "chosen": " In Antarc',
+  '',
+].join('\n');
+
+/** Polls `check` until it returns a value other than undefined/false; fails naming `what`. */
+export async function eventually<T>(what: string, check: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 export interface RunOnDisk {

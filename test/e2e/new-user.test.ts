@@ -3,8 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { test } from 'node:test';
-import { runsOnDisk, tinySft, TINY_MODEL_SIZE } from './fixtures';
-import { eventually, inWorkbench } from './workbench';
+import { eventually, runsOnDisk, tinySft, TINY_MODEL_SIZE } from './fixtures';
+import { inWorkbench } from './workbench';
 
 const SFT_STEPS = 60;
 

@@ -7,7 +7,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { describe, test } from 'node:test';
-import { ROOT, VSIX } from './workbench';
+import { ROOT } from './fixtures';
+import { VSIX } from './workbench';
 import { openVsix } from './vsix';
 
 /** A second platform's onnxruntime binaries would add well over 10 MiB. */

@@ -6,7 +6,8 @@
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { RESULTS, ROOT } from './workbench';
+import { ROOT } from './fixtures';
+import { RESULTS } from './workbench';
 
 const started = Date.now();
 const step = (what: string, run: () => void) => {

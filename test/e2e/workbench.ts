@@ -13,8 +13,8 @@ import * as path from 'path';
 import type { TestContext } from 'node:test';
 import { Browser, chromium, FrameLocator, Locator, Page } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/page';
+import { ROOT } from './fixtures';
 
-export const ROOT = path.resolve(__dirname, '..', '..');
 export const VSIX = path.join(ROOT, 'rlhf-studio-linux-x64.vsix');
 export const CODE_SERVER_VERSION = '4.100.3';
 /** code-server's entry point, as scripts/install-code-server.sh installs it. */
@@ -42,7 +42,18 @@ const USER_SETTINGS = {
   'rlhf.executionProvider': 'cpu',
 };
 
+export interface WorkbenchOptions {
+  /**
+   * A bundled extension test module (`export async function run()`) for the extension host to run
+   * once the workbench is up, with the installed VSIX as the extension under development.
+   */
+  extensionTests?: string;
+}
+
 export class Workbench {
+  /** The page's console, the extension host's included (it is forwarded there). */
+  readonly console: string[] = [];
+
   private constructor(
     readonly page: Page,
     /** The folder open in the workbench. */
@@ -54,7 +65,7 @@ export class Workbench {
   ) {}
 
   /** Starts code-server with the VSIX installed and `workspace` open, and a browser on it. */
-  static async open(workspace: string): Promise<Workbench> {
+  static async open(workspace: string, options: WorkbenchOptions = {}): Promise<Workbench> {
     if (!fs.existsSync(CODE_SERVER)) throw new Error(`code-server is not installed at ${CODE_SERVER}: run bash scripts/install-code-server.sh`);
     if (!fs.existsSync(VSIX)) throw new Error(`${VSIX} is missing: run npm run package`);
     if (!CHROMIUM) throw new Error('no Chromium found: apt-get install chromium, or set CHROMIUM_PATH');
@@ -87,7 +98,16 @@ export class Workbench {
       browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
       const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
       const workbench = new Workbench(page, workspace, home, server, browser, serverLog);
-      await page.goto(`${origin}/?folder=${encodeURIComponent(workspace)}`);
+      page.on('console', (message) => workbench.console.push(message.text()));
+      const query = new URLSearchParams({ folder: workspace });
+      if (options.extensionTests) {
+        // How VS Code in a browser is told to run extension tests: URIs on the server, in `payload`.
+        const remote = (file: string) => `vscode-remote://127.0.0.1:${port}${file}`;
+        const installed = fs.readdirSync(dirs.extensions).find((d) => d.startsWith('rlhf-studio.rlhf-studio-'));
+        if (!installed) throw new Error(`the VSIX is not in ${dirs.extensions}`);
+        query.set('payload', JSON.stringify([['extensionDevelopmentPath', remote(path.join(dirs.extensions, installed))], ['extensionTestsPath', remote(options.extensionTests)]]));
+      }
+      await page.goto(`${origin}/?${query}`);
       await workbench.waitUntilReady();
       return workbench;
     } catch (e) {
@@ -168,13 +188,14 @@ export class Workbench {
     await this.waitUntilReady();
   }
 
-  /** Saves a screenshot, the code-server log and the workbench's logs under test-results/e2e/<name>/. */
+  /** Saves a screenshot, the page's console, the code-server log and the workbench's logs under test-results/e2e/<name>/. */
   async saveEvidence(name: string): Promise<string> {
     const dir = path.join(RESULTS, name.replace(/[^\w.-]+/g, '-'));
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
     await this.page.screenshot({ path: path.join(dir, 'screenshot.png') }).catch(() => {});
     fs.copyFileSync(this.serverLog, path.join(dir, 'code-server.log'));
+    fs.writeFileSync(path.join(dir, 'console.log'), this.console.join('\n'));
     const logs = path.join(this.home, 'user-data', 'logs');
     if (fs.existsSync(logs)) fs.cpSync(logs, path.join(dir, 'logs'), { recursive: true });
     return dir;
@@ -191,33 +212,21 @@ export class Workbench {
  * Runs a scenario in a fresh workbench on a fresh workspace folder (`prepare` fills it first). On
  * failure it saves a screenshot and the logs, and names where in the error.
  */
-export async function inWorkbench(t: TestContext, prepare: (workspace: string) => void, scenario: (wb: Workbench) => Promise<void>): Promise<void> {
+export async function inWorkbench(t: TestContext, prepare: (workspace: string) => void, scenario: (wb: Workbench) => Promise<void>, options?: WorkbenchOptions): Promise<void> {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-e2e-workspace-'));
   try {
     prepare(workspace);
-    const wb = await Workbench.open(workspace);
+    const wb = await Workbench.open(workspace, options);
     try {
       await scenario(wb);
     } catch (e) {
-      const dir = await wb.saveEvidence(t.name);
-      (e as Error).message += `\n(screenshot and logs: ${dir})`;
+      t.diagnostic(`screenshot and logs: ${await wb.saveEvidence(t.name)}`);
       throw e;
     } finally {
       await wb.close();
     }
   } finally {
     fs.rmSync(workspace, { recursive: true, force: true });
-  }
-}
-
-/** Polls `check` until it returns a value other than undefined/false; fails naming `what`. */
-export async function eventually<T>(what: string, check: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 

@@ -1,0 +1,78 @@
+/**
+ * Scenario 4: bad input. A malformed preference file and a malformed experiment file each give an
+ * error in the UI that names the problem, and leave the files and the earlier run as they were.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { test } from 'node:test';
+import { eventually, MALFORMED_PREFERENCES, runsOnDisk, snapshot, tinySft, writeExperiment } from './fixtures';
+import { inWorkbench, Workbench } from './workbench';
+
+test('malformed preferences and config files give clear errors and overwrite nothing', { timeout: 300_000 }, (t) => {
+  let configFile = '';
+  return inWorkbench(
+    t,
+    (workspace) => {
+      configFile = writeExperiment(workspace, 'exp', {
+        sft: tinySft(10),
+        rm: { data: 'preferences.jsonl', max_steps: 5, logging_steps: 1, eval_steps: 5, save_steps: 5 },
+      });
+      fs.writeFileSync(path.join(workspace, 'exp', 'preferences.jsonl'), MALFORMED_PREFERENCES);
+    },
+    async (wb) => {
+      // A good run first: the bad input later must not touch it.
+      await wb.command('RLHF: Train SFT');
+      await wb.notification('SFT run "exp" finished.').waitFor({ timeout: 120_000 });
+      const sft = await eventually('the SFT run recorded as finished', () => runsOnDisk(wb.workspace).find((run) => run.record.status === 'finished'));
+      const sftFiles = snapshot(sft.dir);
+      const workspaceFiles = snapshot(path.join(wb.workspace, 'exp'));
+      await wb.command('Notifications: Clear All Notifications');
+
+      await wb.command('RLHF: Train Reward Model');
+      const rmError = wb.notification(/Reward Model run "exp" failed/);
+      await rmError.waitFor({ timeout: 120_000 });
+      assert.match(await rmError.innerText(), /preferences\.jsonl:2: invalid JSON/);
+      await expectFailedRun(wb, 'rm', /preferences\.jsonl:2: invalid JSON/);
+      await wb.command('Notifications: Clear All Notifications');
+
+      // A config that is not JSON, then one that is JSON with a value the schema refuses.
+      const broken = [
+        { text: fs.readFileSync(configFile, 'utf8').replace(/\}\s*$/, ''), problem: /exp\.rlhf\.json: not valid JSON/ },
+        { text: fs.readFileSync(configFile, 'utf8').replace('"max_steps": 10', '"max_steps": -10'), problem: /exp\.rlhf\.json: sft\.max_steps: .*>0/ },
+      ];
+      for (const { text, problem } of broken) {
+        fs.writeFileSync(configFile, text);
+        await wb.command('RLHF: Train SFT');
+        // An unreadable config has no name to show, so the run is called "experiment".
+        const sftError = wb.notification(/SFT run "(exp|experiment)" failed/);
+        await sftError.waitFor({ timeout: 120_000 });
+        assert.match(await sftError.innerText(), problem);
+        await expectFailedRun(wb, 'sft', problem);
+        assert.equal(fs.readFileSync(configFile, 'utf8'), text, 'the extension left the broken config as the user wrote it');
+        await wb.command('Notifications: Clear All Notifications');
+      }
+
+      assert.deepEqual(snapshot(sft.dir), sftFiles, 'the earlier SFT run is untouched');
+      const { 'exp.rlhf.json': _config, ...dataBefore } = workspaceFiles;
+      const { 'exp.rlhf.json': _broken, ...dataAfter } = snapshot(path.join(wb.workspace, 'exp'));
+      assert.deepEqual(dataAfter, dataBefore, 'the data files are untouched');
+      assert.equal(fs.readFileSync(path.join(wb.workspace, 'exp', 'preferences.jsonl'), 'utf8'), MALFORMED_PREFERENCES);
+
+      await wb.openRlhfViews();
+      await wb.runRows().filter({ hasText: 'failed' }).nth(2).waitFor();
+      await wb.runRows().filter({ hasText: 'finished' }).first().waitFor();
+      assert.equal(await wb.runRows().count(), 4);
+    },
+  );
+});
+
+/** The newest run is of `stage`, recorded as failed with `problem` in its error, and saved no model. */
+async function expectFailedRun(wb: Workbench, stage: string, problem: RegExp): Promise<void> {
+  const run = await eventually(`a failed ${stage} run on disk`, () => {
+    const newest = runsOnDisk(wb.workspace).at(-1);
+    return newest?.record.stage === stage && newest.record.status === 'failed' && newest;
+  });
+  assert.match(run.record.error ?? '', problem);
+  assert.ok(!fs.existsSync(path.join(run.dir, 'model')), 'a failed run saved no model');
+}
