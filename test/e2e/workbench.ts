@@ -11,7 +11,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import type { TestContext } from 'node:test';
-import { Browser, chromium, FrameLocator, Locator, Page } from 'playwright-core';
+import { Browser, chromium, Frame, Locator, Page } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/page';
 import { ROOT } from './fixtures';
 
@@ -177,9 +177,20 @@ export class Workbench {
     return pane.locator('.monaco-list-row[role="treeitem"]', text === undefined ? {} : { hasText: text });
   }
 
-  /** The content of the webview whose frame title is `title` (webviews are two iframes deep). */
-  webview(title: string): FrameLocator {
-    return this.page.frameLocator(`iframe.webview.ready[title="${title}"]`).frameLocator('iframe#active-frame');
+  /**
+   * The page of this extension's webview whose <title> is `title`, once it has loaded. Webviews are
+   * two iframes deep and their iframes carry no name, so the page is found by its document title.
+   * A reload or a hidden view replaces the frame: look it up again after either.
+   */
+  async webview(title: string, timeoutMs = UI_TIMEOUT): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const frame of this.page.frames()) {
+        if (frame.parentFrame() && (await frame.title().catch(() => '')) === title) return frame;
+      }
+      if (Date.now() > deadline) throw new Error(`no webview titled "${title}" within ${timeoutMs / 1000}s`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 
   async reload(): Promise<void> {
