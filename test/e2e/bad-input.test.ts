@@ -29,11 +29,9 @@ test('malformed preferences and config files give clear errors and overwrite not
       const workspaceFiles = snapshot(path.join(wb.workspace, 'exp'));
       await wb.command('Notifications: Clear All Notifications');
 
-      await wb.command('RLHF: Train Reward Model');
-      const rmError = wb.notification(/Reward Model run "exp" failed/);
-      await rmError.waitFor({ timeout: 120_000 });
+      await expectFailure(wb, 'RLHF: Train Reward Model', 'rm', /preferences\.jsonl:2: invalid JSON/);
+      const rmError = await wb.notificationInCenter(/Reward Model run "exp" failed/);
       assert.match(await rmError.innerText(), /preferences\.jsonl:2: invalid JSON/);
-      await expectFailedRun(wb, 'rm', /preferences\.jsonl:2: invalid JSON/);
       await wb.command('Notifications: Clear All Notifications');
 
       // A config that is not JSON, then one that is JSON with a value the schema refuses.
@@ -43,12 +41,10 @@ test('malformed preferences and config files give clear errors and overwrite not
       ];
       for (const { text, problem } of broken) {
         fs.writeFileSync(configFile, text);
-        await wb.command('RLHF: Train SFT');
+        await expectFailure(wb, 'RLHF: Train SFT', 'sft', problem);
         // An unreadable config has no name to show, so the run is called "experiment".
-        const sftError = wb.notification(/SFT run "(exp|experiment)" failed/);
-        await sftError.waitFor({ timeout: 120_000 });
+        const sftError = await wb.notificationInCenter(/SFT run "(exp|experiment)" failed/);
         assert.match(await sftError.innerText(), problem);
-        await expectFailedRun(wb, 'sft', problem);
         assert.equal(fs.readFileSync(configFile, 'utf8'), text, 'the extension left the broken config as the user wrote it');
         await wb.command('Notifications: Clear All Notifications');
       }
@@ -67,12 +63,13 @@ test('malformed preferences and config files give clear errors and overwrite not
   );
 });
 
-/** The newest run is of `stage`, recorded as failed with `problem` in its error, and saved no model. */
-async function expectFailedRun(wb: Workbench, stage: string, problem: RegExp): Promise<void> {
-  const run = await eventually(`a failed ${stage} run on disk`, () => {
-    const newest = runsOnDisk(wb.workspace).at(-1);
-    return newest?.record.stage === stage && newest.record.status === 'failed' && newest;
-  });
+/** Runs `command`: the run of `stage` it starts ends failed, with `problem` in its error, and saves no model. */
+async function expectFailure(wb: Workbench, command: string, stage: string, problem: RegExp): Promise<void> {
+  const known = new Set(runsOnDisk(wb.workspace).map((r) => r.record.id));
+  await wb.command(command);
+  const run = await eventually(`a new failed ${stage} run on disk`, () =>
+    runsOnDisk(wb.workspace).find((r) => !known.has(r.record.id) && r.record.stage === stage && r.record.status !== 'running'));
+  assert.equal(run.record.status, 'failed');
   assert.match(run.record.error ?? '', problem);
   assert.ok(!fs.existsSync(path.join(run.dir, 'model')), 'a failed run saved no model');
 }

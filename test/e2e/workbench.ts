@@ -159,6 +159,17 @@ export class Workbench {
     return this.page.locator('.notification-toast', { hasText: text });
   }
 
+  /**
+   * The notification containing `text`, from the notification center: a toast that comes while the
+   * command palette is closing may never show, but the center lists every notification.
+   */
+  async notificationInCenter(text: string | RegExp): Promise<Locator> {
+    await this.command('Notifications: Show Notifications');
+    const item = this.page.locator('.notifications-center .notification-list-item', { hasText: text });
+    await item.waitFor({ timeout: UI_TIMEOUT });
+    return item;
+  }
+
   /** Clicks `button` on the notification containing `text`. */
   async clickNotification(text: string | RegExp, button: string): Promise<void> {
     await this.notification(text).getByRole('button', { name: button }).click({ timeout: UI_TIMEOUT });
