@@ -3,7 +3,7 @@
  * once per animation frame however many messages arrived, and remembers its runs and settings
  * with setState so a reopened or reloaded panel looks the same.
  */
-import './zod-jitless';
+import '../shared/zod-jitless';
 import { ChartsState, DEFAULT_STATE, HostMessage, ViewMessage, parseChartsState, parseHostMessage } from '../../src/protocol/charts';
 import { vscodeApi } from '../shared/vscode';
 import { Chart, ChartActions } from './chart';

@@ -2,7 +2,7 @@
  * The labeling webview: shows the pair the host sends, turns buttons and keys into requests, and
  * reports a label as saved only when the host acknowledges it (after the write is on disk).
  */
-import './zod-jitless';
+import '../shared/zod-jitless';
 import { Choice, ToHost, toWebviewSchema, ViewState } from '../../src/protocol/labeling';
 import { vscodeApi } from '../shared/vscode';
 import { CHOICES, LabelingView } from './view';
