@@ -160,8 +160,8 @@ export class Workbench {
   }
 
   /**
-   * The notification containing `text`, from the notification center: a toast that comes while the
-   * command palette is closing may never show, but the center lists every notification.
+   * The notification containing `text`, from the notification center: VS Code drops toasts that
+   * come in quick succession (a run that fails at once), but the center lists every notification.
    */
   async notificationInCenter(text: string | RegExp): Promise<Locator> {
     await this.command('Notifications: Show Notifications');
