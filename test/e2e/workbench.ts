@@ -78,6 +78,7 @@ export class Workbench {
 
     const install = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', VSIX], { env, encoding: 'utf8', timeout: 120_000 });
     if (install.status !== 0 || !/successfully installed/.test(install.stdout)) {
+      fs.rmSync(home, { recursive: true, force: true });
       throw new Error(`installing ${VSIX} into code-server failed:\n${install.stdout}\n${install.stderr}`);
     }
 
@@ -112,8 +113,10 @@ export class Workbench {
       return workbench;
     } catch (e) {
       await browser?.close();
-      killGroup(server);
-      throw new Error(`${(e as Error).message}\ncode-server log:\n${fs.readFileSync(serverLog, 'utf8')}`);
+      await killGroup(server);
+      const log = fs.readFileSync(serverLog, 'utf8');
+      fs.rmSync(home, { recursive: true, force: true });
+      throw new Error(`${(e as Error).message}\ncode-server log:\n${log}`);
     }
   }
 
@@ -232,7 +235,7 @@ export class Workbench {
 
 /**
  * Runs a scenario in a fresh workbench on a fresh workspace folder (`prepare` fills it first). On
- * failure it saves a screenshot and the logs, and names where in the error.
+ * failure it saves a screenshot and the logs, and says where in a test diagnostic.
  */
 export async function inWorkbench(t: TestContext, prepare: (workspace: string) => void, scenario: (wb: Workbench) => Promise<void>, options?: WorkbenchOptions): Promise<void> {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-e2e-workspace-'));
