@@ -4,6 +4,7 @@
  * live. No vscode import.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { EventEmitter } from 'events';
 import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
 import { RunRecord, RunRegistry } from '../runs/registry';
@@ -157,7 +158,10 @@ export class RunSupervisor extends EventEmitter<{
   }
 }
 
-/** The experiment's `name`, read without the engine (the training process validates the whole file). */
+/**
+ * The experiment's `name`, read without the engine (the training process validates the whole
+ * file); for a config without one, or one that cannot be read, its file name.
+ */
 export function experimentName(configFile: string): string {
   try {
     const json = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { name?: unknown };
@@ -165,5 +169,5 @@ export function experimentName(configFile: string): string {
   } catch {
     // An unreadable config fails in the training process, with the reason.
   }
-  return 'experiment';
+  return path.basename(configFile).replace(/(\.rlhf)?\.json$/, '');
 }

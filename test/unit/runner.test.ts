@@ -130,6 +130,13 @@ test('runner: a bad config fails with the reason, not a crash', async () => {
   assert.match(outcome.error!, /sft\.max_steps/);
   assert.equal(outcome.exitCode, 1);
   assert.equal(registry.get(run.record.id)?.status, 'failed');
+
+  const broken = path.join(dir, 'broken.rlhf.json');
+  fs.writeFileSync(broken, '{"name": ');
+  const unreadable = supervisor.start({ stage: 'sft', configFile: broken, registry });
+  assert.equal(unreadable.record.name, 'broken', 'a config that is not JSON names its run after the file');
+  assert.match((await unreadable.process.outcome).error!, /broken\.rlhf\.json: not valid JSON/);
+  assert.equal(fs.readFileSync(broken, 'utf8'), '{"name": ');
 });
 
 test('runner: Generate Comparisons samples from the experiment\'s newest finished SFT run into its queue', async () => {
