@@ -40,10 +40,13 @@ function ppoStream(iterations: number, seed: number, every = 1) {
 }
 type Stream = ReturnType<typeof ppoStream>;
 
+/** A column as the host sends it: NaN where a step has no value. */
+const column = (values: (number | null)[]) => Float64Array.from(values, (v) => v ?? NaN);
+
 /** The stream's points from..to as one `points` message. */
 function points(run: string, stream: Stream, from: number, to = stream.steps.length) {
-  const values = Object.fromEntries(Object.entries(stream.values).map(([k, v]) => [k, v.slice(from, to)]));
-  return { type: 'points', run, from, steps: stream.steps.slice(from, to), times: stream.times.slice(from, to), values };
+  const values = Object.fromEntries(Object.entries(stream.values).map(([k, v]) => [k, column(v.slice(from, to))]));
+  return { type: 'points', run, from, steps: column(stream.steps.slice(from, to)), times: column(stream.times.slice(from, to)), values };
 }
 
 /** TensorBoard's debiased EMA, written as TensorBoard writes it (the page computes the debias weight another way). */
@@ -157,8 +160,9 @@ test('a live PPO run: the dashboard series, hover values, smoothing, exports, lo
     await w.page.locator('[data-testid="samples-search"]').fill('CAT');
     await w.page.waitForFunction(() => document.querySelectorAll('[data-testid="sample"]').length === 2);
 
-    await w.send({ type: 'points', run, from: -1, steps: [1], times: [1], values: {} });
-    await w.send({ type: 'points', run, from: 60, steps: [61], times: [], values: {} });
+    await w.send({ type: 'points', run, from: -1, steps: column([1]), times: column([1]), values: {} });
+    await w.send({ type: 'points', run, from: 60, steps: column([61]), times: column([]), values: {} });
+    await w.send({ type: 'points', run, from: 60, steps: [61], times: [1], values: {} });
     await w.page.waitForTimeout(50);
     assert.equal(await chart(w, 'objective/kl').getAttribute('data-points'), '60', 'invalid messages from the host are dropped');
 

@@ -53,7 +53,7 @@ function fakeHost(answers: { pick?: RunRef[] } = {}) {
   const saved: { fileName: string; contents: Buffer }[] = [];
   const host: ChartsHost = {
     post: (m) => {
-      assert.ok(parseHostMessage(JSON.parse(JSON.stringify(m))).ok, 'every message passes the protocol');
+      assert.ok(parseHostMessage(structuredClone(m)).ok, 'every message passes the protocol, as postMessage copies it');
       posted.push(m);
     },
     pickRuns: async () => answers.pick,
@@ -64,15 +64,18 @@ function fakeHost(answers: { pick?: RunRef[] } = {}) {
   return { host, posted, warnings, saved };
 }
 
+/** A column as plain numbers, null where a step has no value. */
+const plain = (column: Float64Array) => Array.from(column, (v) => (Number.isNaN(v) ? null : v));
+
 /** The columns a webview ends up with after applying these messages in order. */
 function replay(messages: HostMessage[], run: string): { steps: number[]; values: Record<string, (number | null)[]> } {
   const state = { steps: [] as number[], values: {} as Record<string, (number | null)[]> };
   for (const m of messages.filter((m): m is PointsMessage => m.type === 'points' && m.run === run)) {
-    state.steps = [...state.steps.slice(0, m.from), ...m.steps];
+    state.steps = [...state.steps.slice(0, m.from), ...(plain(m.steps) as number[])];
     for (const name of new Set([...Object.keys(state.values), ...Object.keys(m.values)])) {
       const old = (state.values[name] ?? []).slice(0, m.from);
       while (old.length < m.from) old.push(null);
-      state.values[name] = [...old, ...(m.values[name] ?? m.steps.map(() => null))];
+      state.values[name] = [...old, ...(m.values[name] ? plain(m.values[name]) : Array.from(m.steps, () => null))];
     }
   }
   return state;
@@ -95,9 +98,9 @@ test('history from metrics.jsonl: train and eval rows of a step make one point; 
   run.log(2, { eval_loss: 2.7 });
   fs.appendFileSync(path.join(run.dir, 'metrics.jsonl'), '{"stage":"sft","step":3,"lo');
   const points = RunBuffer.fromFolder(run.dir).points();
-  assert.deepEqual(points.steps, [1, 2]);
-  assert.deepEqual(points.times, [1001, 1002]);
-  assert.deepEqual(points.values, { loss: [3, 2.5], learning_rate: [1e-4, 2e-4], eval_loss: [null, 2.7] });
+  assert.deepEqual(plain(points.steps), [1, 2]);
+  assert.deepEqual(plain(points.times), [1001, 1002]);
+  assert.deepEqual(Object.fromEntries(Object.entries(points.values).map(([k, v]) => [k, plain(v)])), { loss: [3, 2.5], learning_rate: [1e-4, 2e-4], eval_loss: [null, 2.7] });
 });
 
 test('a panel opened mid-run gets the history, then only what is new: no gap, no duplicate', async () => {
@@ -127,7 +130,7 @@ test('a panel opened mid-run gets the history, then only what is new: no gap, no
 
   assert.deepEqual(replay(posted, run.dir), fromFile(run.dir));
   const appended = posted.slice(before).filter((m): m is PointsMessage => m.type === 'points');
-  assert.deepEqual(appended.map((m) => [m.from, m.steps]), [[5, [6]], [6, [7]], [7, [8]], [7, [8]]], 'appends, then the eval values of step 8 join its point');
+  assert.deepEqual(appended.map((m) => [m.from, plain(m.steps)]), [[5, [6]], [6, [7]], [7, [8]], [7, [8]]], 'appends, then the eval values of step 8 join its point');
   const samples = posted.filter((m) => m.type === 'samples');
   assert.deepEqual(samples.at(-1), { type: 'samples', run: run.dir, groups: [{ step: 8, rows: [{ prompt: 'Hi', response: 'Hello there' }] }] });
   stream.dispose();

@@ -1,13 +1,15 @@
 /**
  * One chart card: a uPlot of some metrics for every run shown, raw values faded behind the
- * smoothed line, and the chart's CSV and PNG exports. Runs are aligned on the union of their x
- * values (uPlot draws one x array per chart); a single run's points are used as they are.
+ * smoothed line, and the chart's CSV and PNG exports. What is drawn is decimated to the pixel
+ * columns (decimate.ts); several runs are aligned on the union of their drawn x values (uPlot
+ * draws one x array per chart). The legend on hover and the CSV read the full columns.
  */
 import uPlot from 'uplot';
 import { XAxis } from '../../src/protocol/charts';
 import { formatMetric } from '../../src/views/format';
 import { ChartSpec } from './dashboards';
-import { smooth } from './smoothing';
+import { XRange, nearestPoint, pickPoints } from './decimate';
+import { SmoothedLine } from './smoothing';
 import { RunData } from './store';
 import { Theme, currentTheme, faded } from './theme';
 
@@ -21,32 +23,46 @@ export interface ChartActions {
   exportCsv(chart: Chart): void;
   exportPng(chart: Chart): void;
   remove(chart: Chart): void;
+  /** The chart needs drawing again (it was zoomed). */
+  changed(chart: Chart): void;
 }
 
 const HEIGHT = 220;
 
-/** A run's points with a usable x, for one chart. */
+/** One metric of one run in this chart. */
 interface Line {
-  run: RunData;
-  metric: string;
+  smoothed: SmoothedLine;
+  /** The x of each of the run's points. */
+  x: ArrayLike<number>;
   /** Which of the theme's line colours: by run, then by the metric's place in the chart. */
   colour: number;
-  /** Indices into the run's columns. */
-  index: number[];
-  x: number[];
-  raw: (number | null)[];
-  smoothed: (number | null)[];
+}
+
+/** Where the legend reads a series' value under the cursor: the run's full columns and the points drawn of them. */
+interface LegendSource {
+  x: ArrayLike<number>;
+  values: ArrayLike<number>;
+  picked: number[];
 }
 
 export class Chart {
   readonly element: HTMLElement;
+  /** Set from an IntersectionObserver: a chart scrolled out of view keeps its data current but is not drawn. */
+  visible = true;
   private readonly plotHost: HTMLElement;
   private plot: uPlot | undefined;
   /** What the plot's options were built from; data changes alone only call setData. */
   private shape = '';
+  private computed = '';
   private drawn = '';
+  private rebuild = false;
+  private lines: Line[] = [];
+  private smoothed = new Map<string, SmoothedLine>();
+  private legend: LegendSource[] = [];
+  /** The x range dragged to, drawn at full detail; undefined when the whole run is shown. */
+  private zoom: XRange | undefined;
 
-  constructor(readonly spec: ChartSpec, actions: ChartActions) {
+  constructor(readonly spec: ChartSpec, private readonly actions: ChartActions) {
     this.element = document.createElement('section');
     this.element.className = 'chart';
     this.element.dataset.testid = 'chart';
@@ -60,36 +76,44 @@ export class Chart {
     this.element.append(header, this.plotHost);
   }
 
-  /** Redraws if the runs' data or the settings changed since the last draw, or when told to (a theme change). */
+  /**
+   * Brings the lines up to the runs' data (only what changed is recomputed) and, if the chart is
+   * in view, redraws it when they, the settings, its width or its zoom changed, or when told to
+   * (a theme change).
+   */
   update(runs: RunData[], settings: ChartSettings, rebuild = false): void {
-    const drawn = JSON.stringify([runs.map((r) => [r.run.key, r.version]), settings]);
-    if (drawn === this.drawn && !rebuild) return;
-    this.drawn = drawn;
-    const lines = this.lines(runs, settings);
-    const data = align(lines, settings);
-    this.element.dataset.points = String(lines.reduce((n, l) => n + l.raw.filter((v) => v !== null).length, 0));
-    const shape = JSON.stringify([lines.map((l) => [l.run.run.name, l.metric]), settings.smoothing > 0, settings.xAxis, settings.logScale]);
-    if (!this.plot || shape !== this.shape || rebuild) {
-      this.shape = shape;
-      this.plot?.destroy();
-      this.plot = new uPlot(this.options(lines, settings, currentTheme()), data, this.plotHost);
-    } else {
-      this.plot.setData(data);
+    this.rebuild ||= rebuild;
+    const computed = JSON.stringify([runs.map((r) => [r.run.key, r.version]), settings]);
+    if (computed !== this.computed) {
+      this.computed = computed;
+      this.lines = this.updateLines(runs, settings);
+      this.element.dataset.points = String(this.lines.reduce((n, l) => n + l.smoothed.points(settings.logScale), 0));
     }
+    if (!this.visible) return;
+    const drawn = JSON.stringify([computed, this.width(), this.zoom]);
+    if (drawn === this.drawn && !this.rebuild) return;
+    this.drawn = drawn;
+    this.draw(settings);
   }
 
-  resize(): void {
+  private resize(): void {
     this.plot?.setSize({ width: this.width(), height: HEIGHT });
   }
 
-  /** Every value charted, one row per run, metric and step: run,metric,step,time,value,smoothed. */
+  /** Every value, one row per run, metric and step: run,metric,step,time,value,smoothed. */
   csv(runs: RunData[], settings: ChartSettings): string {
     const rows = ['run,metric,step,time,value,smoothed'];
-    for (const line of this.lines(runs, { ...settings, logScale: false, xAxis: 'step' })) {
-      line.index.forEach((i, n) => {
-        if (line.raw[n] === null) return;
-        rows.push([csvField(line.run.run.name), csvField(line.metric), line.run.steps.values[i], line.run.times.values[i], line.raw[n], line.smoothed[n]].join(','));
-      });
+    for (const run of runs) {
+      for (const metric of this.spec.metrics) {
+        const raw = run.metrics.get(metric)?.values;
+        if (!raw) continue;
+        const line = new SmoothedLine(run, metric);
+        line.update(settings.smoothing, 'step', run.steps.values);
+        for (let i = 0; i < run.length; i++) {
+          if (Number.isNaN(raw[i]) || !Number.isFinite(run.steps.values[i])) continue;
+          rows.push([csvField(run.run.name), csvField(metric), run.steps.values[i], run.times.values[i], raw[i], line.values[i]].join(','));
+        }
+      }
     }
     return rows.join('\n') + '\n';
   }
@@ -113,33 +137,92 @@ export class Chart {
     this.element.remove();
   }
 
-  private lines(runs: RunData[], settings: ChartSettings): Line[] {
+  /** The chart's lines, each smoothed line kept from the last update so only new points are computed. */
+  private updateLines(runs: RunData[], settings: ChartSettings): Line[] {
     const lines: Line[] = [];
+    const smoothed = new Map<string, SmoothedLine>();
     runs.forEach((run, r) => {
-      const xs = xColumn(run, settings.xAxis);
-      const index: number[] = [];
-      for (let i = 0; i < run.length; i++) if (Number.isFinite(xs[i])) index.push(i);
-      const x = index.map((i) => xs[i]);
+      const x = xColumn(run, settings.xAxis);
       this.spec.metrics.forEach((metric, m) => {
-        const series = run.metrics.get(metric);
-        if (!series) return;
-        const values = Float64Array.from(index, (i) => series.values[i]);
-        const raw = Array.from(values, (v) => (Number.isNaN(v) || (settings.logScale && v <= 0) ? null : v));
-        const smoothed = smooth(values, values.length, settings.smoothing).map((v) => (settings.logScale && v !== null && v <= 0 ? null : v));
-        lines.push({ run, metric, colour: r * this.spec.metrics.length + m, index, x, raw, smoothed });
+        if (!run.metrics.has(metric)) return;
+        const id = JSON.stringify([run.run.key, metric]);
+        const kept = this.smoothed.get(id);
+        const line = kept?.run === run ? kept : new SmoothedLine(run, metric);
+        line.update(settings.smoothing, settings.xAxis, x);
+        smoothed.set(id, line);
+        lines.push({ smoothed: line, x, colour: r * this.spec.metrics.length + m });
       });
     });
+    this.smoothed = smoothed;
     return lines;
   }
 
-  private options(lines: Line[], settings: ChartSettings, theme: Theme): uPlot.Options {
+  private draw(settings: ChartSettings): void {
+    const shape = JSON.stringify([this.lines.map((l) => [l.smoothed.run.run.name, l.smoothed.metric]), settings.smoothing > 0, settings.xAxis, settings.logScale]);
+    if (this.plot && shape === this.shape && !this.rebuild) {
+      if (this.plot.width !== this.width()) this.resize();
+      this.plot.setData(this.plotData(settings), !this.zoom);
+      return;
+    }
+    this.shape = shape;
+    this.rebuild = false;
+    this.zoom = undefined;
+    this.plot?.destroy();
+    this.plot = new uPlot(this.options(settings, currentTheme()), this.plotData(settings), this.plotHost);
+  }
+
+  /** uPlot's data: the points drawn of each run, aligned on one x array; the legend's sources along. */
+  private plotData(settings: ChartSettings): uPlot.AlignedData {
+    const keep = (v: number) => (settings.logScale ? v > 0 : !Number.isNaN(v));
+    const range = this.zoom ?? fullRange(this.lines);
+    const columns = Math.max(1, this.width() - 60);
+    const drawn: { x: number[]; columns: (number | null)[][] }[] = [];
+    this.legend = [];
+    for (const lines of byRun(this.lines)) {
+      const { run } = lines[0].smoothed;
+      const series = lines.flatMap((l) => {
+        const raw = run.metrics.get(l.smoothed.metric)!.values;
+        return settings.smoothing > 0 ? [l.smoothed.values, raw] : [raw];
+      });
+      const x = lines[0].x;
+      const picked = pickPoints(x, run.length, series, settings.logScale ? 0 : -Infinity, columns, range);
+      if (!this.legend.length) this.legend.push({ x, values: x, picked });
+      this.legend.push(...series.map((values) => ({ x, values, picked })));
+      drawn.push({ x: picked.map((i) => x[i]), columns: series.map((values) => picked.map((i) => (keep(values[i]) ? values[i] : null))) });
+    }
+    return align(drawn);
+  }
+
+  /** The value under the cursor from the full columns (the nearest point of the series' run). */
+  private legendValue(u: uPlot, value: number | null, s: number, logScale: boolean): string {
+    const source = this.legend[s];
+    const left = u.cursor.left;
+    if (source && left !== undefined && left >= 0) {
+      const i = nearestPoint(source.x, source.picked, u.posToVal(left, 'x'));
+      value = i < 0 || Number.isNaN(source.values[i]) || (s > 0 && logScale && source.values[i] <= 0) ? null : source.values[i];
+    }
+    return value === null ? (s === 0 ? '' : '–') : formatMetric(value);
+  }
+
+  /** A drag zooms in (drawn at full detail for the range); a double click shows everything again. */
+  private scaled(u: uPlot): void {
+    const { min, max } = u.scales.x;
+    const xs = u.data[0];
+    if (min === undefined || max === undefined || !xs.length) return;
+    const zoom = min <= xs[0] && max >= xs[xs.length - 1] ? undefined : { min, max };
+    if (zoom?.min === this.zoom?.min && zoom?.max === this.zoom?.max) return;
+    this.zoom = zoom;
+    this.actions.changed(this);
+  }
+
+  private options(settings: ChartSettings, theme: Theme): uPlot.Options {
     const axis = { stroke: theme.foreground, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid, width: 1 } };
-    const runs = new Set(lines.map((l) => l.run.run.key)).size;
-    const series: uPlot.Series[] = [{ label: settings.xAxis === 'time' ? 'seconds' : settings.xAxis, value: (_u, v) => (v == null ? '' : formatMetric(v)) }];
-    for (const line of lines) {
-      const label = runs > 1 ? `${line.run.run.name} · ${line.metric}` : line.metric;
+    const runs = new Set(this.lines.map((l) => l.smoothed.run)).size;
+    const value = (u: uPlot, v: number | null, s: number) => this.legendValue(u, v, s, settings.logScale);
+    const series: uPlot.Series[] = [{ label: settings.xAxis === 'time' ? 'seconds' : settings.xAxis, value }];
+    for (const line of this.lines) {
+      const label = runs > 1 ? `${line.smoothed.run.run.name} · ${line.smoothed.metric}` : line.smoothed.metric;
       const colour = theme.line(line.colour);
-      const value = (_u: uPlot, v: number | null) => (v == null ? '–' : formatMetric(v));
       if (settings.smoothing > 0) {
         series.push({ label, stroke: colour, width: 2, spanGaps: true, value });
         series.push({ label: `${label} (raw)`, stroke: faded(colour), width: 1, spanGaps: true, value });
@@ -155,6 +238,7 @@ export class Chart {
       series,
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
+      hooks: { setScale: [(u, key) => key === 'x' && this.scaled(u)] },
     };
   }
 
@@ -171,24 +255,42 @@ function xColumn(run: RunData, axis: XAxis): ArrayLike<number> {
   return Float64Array.from({ length: run.length }, (_, i) => times[i] - times[0]);
 }
 
-/** uPlot's data: one x array for all lines, each line's values at those x (null where it has none). */
-function align(lines: Line[], settings: ChartSettings): uPlot.AlignedData {
-  const columns = (line: Line) => (settings.smoothing > 0 ? [line.smoothed, line.raw] : [line.raw]);
-  const distinctX = new Set(lines.map((l) => l.x));
-  if (distinctX.size <= 1) return [lines[0]?.x ?? [], ...lines.flatMap(columns)];
-  const all = Float64Array.from(lines.flatMap((l) => l.x)).sort();
-  const xs: number[] = [];
-  for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1]) xs.push(all[i]);
-  const at = (line: Line, column: (number | null)[]) => {
-    const out = new Array<number | null>(xs.length).fill(null);
-    let j = 0;
-    line.x.forEach((x, n) => {
-      while (xs[j] < x) j++;
-      out[j] = column[n];
-    });
-    return out;
-  };
-  return [xs, ...lines.flatMap((line) => columns(line).map((column) => at(line, column)))];
+/** The lines grouped by run, in order. */
+function byRun(lines: Line[]): Line[][] {
+  const groups = new Map<RunData, Line[]>();
+  for (const line of lines) groups.set(line.smoothed.run, [...(groups.get(line.smoothed.run) ?? []), line]);
+  return [...groups.values()];
+}
+
+/** From the lowest x of any line to the highest (x ascends along a run; some points may have none). */
+function fullRange(lines: Line[]): XRange {
+  let min = Infinity, max = -Infinity;
+  for (const { x, smoothed } of lines) {
+    let first = 0, last = smoothed.run.length - 1;
+    while (first <= last && Number.isNaN(x[first])) first++;
+    while (last >= first && Number.isNaN(x[last])) last--;
+    if (first > last) continue;
+    min = Math.min(min, x[first]);
+    max = Math.max(max, x[last]);
+  }
+  return { min, max };
+}
+
+/** One x array for all runs, each column's values at those x (null where its run has no point). */
+function align(runs: { x: number[]; columns: (number | null)[][] }[]): uPlot.AlignedData {
+  if (runs.length <= 1) return [runs[0]?.x ?? [], ...(runs[0]?.columns ?? [])];
+  const xs = [...new Set(runs.flatMap((r) => r.x))].sort((a, b) => a - b);
+  const position = new Map(xs.map((x, i) => [x, i]));
+  return [
+    xs,
+    ...runs.flatMap((run) =>
+      run.columns.map((column) => {
+        const out = new Array<number | null>(xs.length).fill(null);
+        run.x.forEach((x, n) => (out[position.get(x)!] = column[n]));
+        return out;
+      }),
+    ),
+  ];
 }
 
 function button(text: string, title: string, onClick: () => void): HTMLButtonElement {

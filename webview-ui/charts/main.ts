@@ -37,6 +37,7 @@ const chartActions: ChartActions = {
     if (state.added.includes(title)) update({ added: state.added.filter((m) => m !== title) });
     else update({ removed: [...state.removed, title] });
   },
+  changed: () => schedule(),
 };
 
 const toolbar = new Toolbar(state, {
@@ -69,10 +70,18 @@ function render(): void {
   frame = 0;
   const runs = store.all();
   const specs = chartsFor(runs.map((r) => r.run.stage), state.added, state.removed);
-  for (const [title, chart] of charts) if (!specs.some((s) => s.title === title)) (chart.destroy(), charts.delete(title));
+  for (const [title, chart] of charts) {
+    if (specs.some((s) => s.title === title)) continue;
+    inView.unobserve(chart.element);
+    chart.destroy();
+    charts.delete(title);
+  }
   for (const spec of specs) {
     let chart = charts.get(spec.title);
-    if (!chart) charts.set(spec.title, (chart = new Chart(spec, chartActions)));
+    if (!chart) {
+      charts.set(spec.title, (chart = new Chart(spec, chartActions)));
+      inView.observe(chart.element);
+    }
     grid.append(chart.element); // in dashboard order
     chart.update(runs, state, rebuild);
   }
@@ -105,7 +114,16 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
   if (parsed.ok) receive(parsed.value);
   else console.warn(`charts: ignored a message from the host (${parsed.error})`);
 });
-new ResizeObserver(() => charts.forEach((c) => c.resize())).observe(grid);
+// A chart's width sets how many points it draws, so a resize redraws the charts.
+new ResizeObserver(() => schedule()).observe(grid);
+// Charts scrolled out of view are drawn when they come back (a little ahead of time).
+const inView = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    const chart = charts.get((entry.target as HTMLElement).dataset.chart ?? '');
+    if (chart) chart.visible = entry.isIntersecting;
+  }
+  schedule();
+}, { rootMargin: '200px' });
 // VS Code changes the body's classes when the theme changes; the charts read colours when built.
 new MutationObserver(() => schedule(true)).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 

@@ -1,7 +1,7 @@
 /**
  * The page's copy of each run's metrics: growable Float64Array columns (NaN where a step has no
  * value), written in place as `points` messages arrive. A version number per run tells the charts
- * what to redraw on the next animation frame.
+ * what to redraw on the next animation frame, and the recent edits from which index to recompute.
  */
 import { ChartRun, PointsMessage, SampleGroup } from '../../src/protocol/charts';
 
@@ -27,12 +27,18 @@ export class Series {
   }
 }
 
+/** Edits remembered per run; a chart that missed more (hidden a long while) recomputes in full. */
+const EDITS_KEPT = 256;
+
 export class RunData {
   readonly steps = new Series();
   readonly times = new Series();
   readonly metrics = new Map<string, Series>();
   readonly samples = new Map<number, SampleGroup>();
   version = 0;
+  /** How many `points` messages were applied; `from` of the latest EDITS_KEPT of them. */
+  edits = 0;
+  private readonly editsFrom: number[] = [];
 
   constructor(public run: ChartRun) {}
 
@@ -52,8 +58,18 @@ export class RunData {
       write(series, from, length, column);
     }
     // A metric the message does not mention has no value at those steps.
-    for (const [name, series] of this.metrics) if (!(name in message.values)) write(series, from, length, []);
+    for (const [name, series] of this.metrics) if (!(name in message.values)) write(series, from, length);
+    this.editsFrom.push(from);
+    if (this.editsFrom.length > EDITS_KEPT) this.editsFrom.shift();
+    this.edits++;
     this.version++;
+  }
+
+  /** The first index that changed since the run had `edits` edits (its length when none did). */
+  changedSince(edits: number): number {
+    const missed = this.edits - edits;
+    if (missed > this.editsFrom.length || missed < 0) return 0;
+    return Math.min(this.length, ...this.editsFrom.slice(this.editsFrom.length - missed));
   }
 
   addSamples(groups: SampleGroup[]): void {
@@ -62,11 +78,11 @@ export class RunData {
   }
 }
 
-function write(series: Series, from: number, length: number, column: readonly (number | null)[]): void {
+/** Replaces a series' entries from `from` on with `column` (missing values without one). */
+function write(series: Series, from: number, length: number, column?: Float64Array): void {
   series.resize(from);
   series.resize(length);
-  const values = series.values;
-  for (let i = 0; i < column.length; i++) values[from + i] = column[i] ?? NaN;
+  if (column) series.values.set(column, from);
 }
 
 /** Every run the page shows, by key, in legend order. */

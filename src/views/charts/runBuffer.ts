@@ -40,12 +40,12 @@ class Column {
     this.length = Math.min(this.length, length);
   }
 
-  /** Entries from..to as JSON-safe numbers (null where missing). */
-  slice(from: number, to: number): (number | null)[] {
-    return Array.from({ length: to - from }, (_, i) => {
-      const v = this.get(from + i);
-      return Number.isNaN(v) ? null : v;
-    });
+  /** A copy of entries from..to (a copy, so that posting it does not copy the whole column). */
+  slice(from: number, to: number): Float64Array {
+    const out = new Float64Array(to - from);
+    out.set(this.data.subarray(from, Math.max(from, Math.min(to, this.length))));
+    out.fill(NaN, Math.max(0, this.length - from));
+    return out;
   }
 }
 
@@ -64,9 +64,9 @@ export class RunBuffer {
   static fromFolder(dir: string): RunBuffer {
     const buffer = new RunBuffer(dir);
     for (const row of readJsonl(path.join(dir, 'metrics.jsonl'))) {
-      const { stage: _stage, step, time, ...values } = row;
+      const { step, time } = row;
       if (typeof step !== 'number' || typeof time !== 'number') continue;
-      buffer.addMetrics(step, time, numbersOf(values));
+      buffer.merge(step, time, metricsOf(row));
     }
     const groups = new Map<number, SampleRow[]>();
     for (const { step, ...row } of readJsonl(path.join(dir, 'samples.jsonl'))) {
@@ -88,8 +88,14 @@ export class RunBuffer {
    * points after it are gone, as they are from metrics.jsonl.
    */
   addMetrics(step: number, time: number, values: Record<string, number>): PointsMessage | undefined {
-    const at = this.indexOf(step);
+    const index = this.merge(step, time, values);
+    return index === undefined ? undefined : this.points(index);
+  }
+
+  /** Adds a logged step as addMetrics does, and says from which index the points changed. */
+  private merge(step: number, time: number, values: Record<string, number>): number | undefined {
     const last = this.length - 1;
+    const at = last >= 0 && step > this.steps.get(last) ? -1 : this.indexOf(step); // most steps come after the last
     if (at >= 0 && at < last && this.holds(at, values)) return undefined;
     let index: number;
     if (at === last && at >= 0) {
@@ -101,12 +107,12 @@ export class RunBuffer {
       this.steps.set(index, step);
       this.times.set(index, time);
     }
-    for (const [name, value] of Object.entries(values)) {
+    for (const name in values) {
       let column = this.metrics.get(name);
       if (!column) this.metrics.set(name, (column = new Column()));
-      column.set(index, value);
+      column.set(index, values[name]);
     }
-    return this.points(index);
+    return index;
   }
 
   /** Replaces the generations of a step; undefined when they are the ones already held. */
@@ -125,9 +131,9 @@ export class RunBuffer {
   /** Every point from `from` on, as the message that replaces them in a webview. */
   points(from = 0): PointsMessage {
     const to = this.length;
-    const values: Record<string, (number | null)[]> = {};
+    const values: Record<string, Float64Array> = {};
     for (const [name, column] of this.metrics) values[name] = column.slice(from, to);
-    return { type: 'points', run: this.key, from, steps: this.steps.slice(from, to) as number[], times: this.times.slice(from, to) as number[], values };
+    return { type: 'points', run: this.key, from, steps: this.steps.slice(from, to), times: this.times.slice(from, to), values };
   }
 
   sampleGroups(): SampleGroup[] {
@@ -184,10 +190,14 @@ function readJsonl(file: string): Record<string, unknown>[] {
   return rows;
 }
 
-/** metrics.jsonl writes NaN and Infinity as null; they come back as NaN (a gap in the chart). */
-function numbersOf(values: Record<string, unknown>): Record<string, number> {
+const NOT_METRICS = new Set(['stage', 'step', 'time']);
+
+/** A metrics.jsonl row's values; the file writes NaN and Infinity as null, read back as NaN (a gap in the chart). */
+function metricsOf(row: Record<string, unknown>): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [name, value] of Object.entries(values)) {
+  for (const name in row) {
+    const value = row[name];
+    if (NOT_METRICS.has(name)) continue;
     if (typeof value === 'number') out[name] = value;
     else if (value === null) out[name] = NaN;
   }
