@@ -31,7 +31,9 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
     view.webview.options = webviewOptions(extensionUri);
     view.webview.html = webviewHtml(view.webview, extensionUri, { title: 'Labeling', bundle: 'labeling', styles: ['codicon.css'] });
     const watcher = vscode.workspace.createFileSystemWatcher(WATCHED);
-    const changed = debounce(() => view.visible && void session.refresh({ rescan: true }), 200);
+    const refresh = debounce(() => view.visible && void session.refresh({ rescan: true }), 200);
+    // Training writes metrics.jsonl in its run folder at every logged step: not a labeling file.
+    const changed = (uri: vscode.Uri) => uri.path.includes('/.rlhf/') || refresh();
     const subscriptions = vscode.Disposable.from(
       view.webview.onDidReceiveMessage((message) => session.handle(message)),
       watcher, watcher.onDidCreate(changed), watcher.onDidChange(changed), watcher.onDidDelete(changed),
