@@ -8,7 +8,7 @@ import uPlot from 'uplot';
 import { XAxis } from '../../src/protocol/charts';
 import { formatMetric } from '../../src/views/format';
 import { ChartSpec } from './dashboards';
-import { XRange, nearestPoint, pickPoints } from './decimate';
+import { Decimator, POINTS_PER_COLUMN, XRange, nearestPoint, pickPoints } from './decimate';
 import { SmoothedLine } from './smoothing';
 import { RunData } from './store';
 import { Theme, currentTheme, faded } from './theme';
@@ -58,6 +58,10 @@ export class Chart {
   private rebuild = false;
   private lines: Line[] = [];
   private smoothed = new Map<string, SmoothedLine>();
+  private decimators = new Map<RunData, { key: string; decimator: Decimator }>();
+  /** The plot's width as last laid out (reading it from the DOM on each frame would force a layout). */
+  private hostWidth = 0;
+  private readonly resized: ResizeObserver;
   private legend: LegendSource[] = [];
   /** The x range dragged to, drawn at full detail; undefined when the whole run is shown. */
   private zoom: XRange | undefined;
@@ -74,6 +78,11 @@ export class Chart {
     this.plotHost = document.createElement('div');
     this.plotHost.className = 'plot';
     this.element.append(header, this.plotHost);
+    this.resized = new ResizeObserver(([entry]) => {
+      this.hostWidth = entry.contentRect.width;
+      actions.changed(this);
+    });
+    this.resized.observe(this.plotHost);
   }
 
   /**
@@ -133,6 +142,7 @@ export class Chart {
   }
 
   destroy(): void {
+    this.resized.disconnect();
     this.plot?.destroy();
     this.element.remove();
   }
@@ -173,10 +183,10 @@ export class Chart {
 
   /** uPlot's data: the points drawn of each run, aligned on one x array; the legend's sources along. */
   private plotData(settings: ChartSettings): uPlot.AlignedData {
-    const keep = (v: number) => (settings.logScale ? v > 0 : !Number.isNaN(v));
-    const range = this.zoom ?? fullRange(this.lines);
     const columns = Math.max(1, this.width() - 60);
+    const floor = settings.logScale ? 0 : -Infinity;
     const drawn: { x: number[]; columns: (number | null)[][] }[] = [];
+    const decimators = new Map<RunData, { key: string; decimator: Decimator }>();
     this.legend = [];
     for (const lines of byRun(this.lines)) {
       const { run } = lines[0].smoothed;
@@ -185,11 +195,16 @@ export class Chart {
         return settings.smoothing > 0 ? [l.smoothed.values, raw] : [raw];
       });
       const x = lines[0].x;
-      const picked = pickPoints(x, run.length, series, settings.logScale ? 0 : -Infinity, columns, range);
+      const key = JSON.stringify([settings, columns, lines.map((l) => l.smoothed.metric)]);
+      const kept = this.decimators.get(run);
+      const decimator = kept?.key === key ? kept.decimator : new Decimator(columns * POINTS_PER_COLUMN, floor);
+      decimators.set(run, { key, decimator });
+      const picked = this.zoom ? pickPoints(x, run.length, series, floor, columns, this.zoom) : decimator.update(run, x, series);
       if (!this.legend.length) this.legend.push({ x, values: x, picked });
       this.legend.push(...series.map((values) => ({ x, values, picked })));
-      drawn.push({ x: picked.map((i) => x[i]), columns: series.map((values) => picked.map((i) => (keep(values[i]) ? values[i] : null))) });
+      drawn.push({ x: picked.map((i) => x[i]), columns: series.map((values) => valuesAt(values, picked, settings.logScale)) });
     }
+    this.decimators = decimators;
     return align(drawn);
   }
 
@@ -243,7 +258,8 @@ export class Chart {
   }
 
   private width(): number {
-    return Math.max(200, this.plotHost.clientWidth || this.element.clientWidth || 400);
+    this.hostWidth ||= this.plotHost.clientWidth;
+    return Math.max(200, this.hostWidth || 400);
   }
 }
 
@@ -255,25 +271,21 @@ function xColumn(run: RunData, axis: XAxis): ArrayLike<number> {
   return Float64Array.from({ length: run.length }, (_, i) => times[i] - times[0]);
 }
 
+/** The values at the picked points, null where there is none (or none a log scale can show). */
+function valuesAt(values: ArrayLike<number>, picked: number[], logScale: boolean): (number | null)[] {
+  const out = new Array<number | null>(picked.length);
+  for (let n = 0; n < picked.length; n++) {
+    const v = values[picked[n]];
+    out[n] = Number.isNaN(v) || (logScale && v <= 0) ? null : v;
+  }
+  return out;
+}
+
 /** The lines grouped by run, in order. */
 function byRun(lines: Line[]): Line[][] {
   const groups = new Map<RunData, Line[]>();
   for (const line of lines) groups.set(line.smoothed.run, [...(groups.get(line.smoothed.run) ?? []), line]);
   return [...groups.values()];
-}
-
-/** From the lowest x of any line to the highest (x ascends along a run; some points may have none). */
-function fullRange(lines: Line[]): XRange {
-  let min = Infinity, max = -Infinity;
-  for (const { x, smoothed } of lines) {
-    let first = 0, last = smoothed.run.length - 1;
-    while (first <= last && Number.isNaN(x[first])) first++;
-    while (last >= first && Number.isNaN(x[last])) last--;
-    if (first > last) continue;
-    min = Math.min(min, x[first]);
-    max = Math.max(max, x[last]);
-  }
-  return { min, max };
 }
 
 /** One x array for all runs, each column's values at those x (null where its run has no point). */

@@ -59,6 +59,8 @@ document.body.append(toolbar.element, empty, body);
 
 let frame = 0;
 let rebuild = false;
+/** Read again only when the theme changes: reading styles on every frame would force a style recalculation. */
+let theme = currentTheme();
 
 /** Draws on the next animation frame: a burst of messages costs one redraw. */
 function schedule(rebuildCharts = false): void {
@@ -68,6 +70,7 @@ function schedule(rebuildCharts = false): void {
 
 function render(): void {
   frame = 0;
+  if (rebuild) theme = currentTheme();
   const runs = store.all();
   const specs = chartsFor(runs.map((r) => r.run.stage), state.added, state.removed);
   for (const [title, chart] of charts) {
@@ -76,22 +79,23 @@ function render(): void {
     chart.destroy();
     charts.delete(title);
   }
-  for (const spec of specs) {
+  specs.forEach((spec, n) => {
     let chart = charts.get(spec.title);
     if (!chart) {
       charts.set(spec.title, (chart = new Chart(spec, chartActions)));
       inView.observe(chart.element);
     }
-    grid.append(chart.element); // in dashboard order
+    // In dashboard order; moved only when out of it, as a move makes the page lay out again.
+    if (grid.children[n] !== chart.element) grid.insertBefore(chart.element, grid.children[n] ?? null);
     chart.update(runs, state, rebuild);
-  }
+  });
   rebuild = false;
   const charted = new Set(specs.flatMap((s) => s.metrics));
-  const theme = currentTheme();
   toolbar.update(runs, theme.line, store.metricNames().filter((m) => !charted.has(m)));
   samples.update(runs, state.search);
-  empty.textContent = runs.length ? (specs.length ? '' : 'Nothing to chart yet.') : 'No runs shown. Use Compare runs… to pick some.';
-  empty.hidden = !empty.textContent;
+  const message = runs.length ? (specs.length ? '' : 'Nothing to chart yet.') : 'No runs shown. Use Compare runs… to pick some.';
+  if (empty.textContent !== message) empty.textContent = message;
+  empty.hidden = !message;
 }
 
 function receive(message: HostMessage): void {

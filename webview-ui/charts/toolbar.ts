@@ -15,6 +15,7 @@ export class Toolbar {
   private readonly runList: HTMLElement;
   private readonly addChart: HTMLSelectElement;
   private readonly smoothingValue: HTMLOutputElement;
+  private shown = '';
 
   constructor(state: ChartsState, private readonly actions: ToolbarActions) {
     this.element = document.createElement('div');
@@ -64,6 +65,10 @@ export class Toolbar {
 
   /** Shows the runs with the colour of their first line, and the metrics that have no chart yet. */
   update(runs: RunData[], lineColour: (run: number) => string, unchartedMetrics: string[]): void {
+    // Called on every frame that draws: the DOM is only touched when something it shows changed.
+    const shown = JSON.stringify([runs.map((r, n) => [r.run, lineColour(n)]), unchartedMetrics]);
+    if (shown === this.shown) return;
+    this.shown = shown;
     this.runList.replaceChildren(
       ...runs.map((data, n) => {
         const item = document.createElement('li');
