@@ -5,6 +5,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { formatMetric } from '../../src/views/format';
 import { closeBrowser, noBrowser, openWebview, WebviewPage } from './page';
 
 after(closeBrowser);
@@ -205,6 +206,46 @@ test('a reloaded panel restores its settings and compares runs in one chart', { 
     await w.send({ type: 'runs', runs: [{ key: a, name: 'baseline', stage: 'ppo', status: 'finished' }] });
     await chart(w, 'objective/kl').and(w.page.locator('[data-points="20"]')).waitFor();
     assert.deepEqual(((await w.state()) as { runs: string[] }).runs, [a]);
+    assert.deepEqual(await w.cspViolations(), []);
+  } finally {
+    await w.close();
+  }
+});
+
+test('a long run is drawn decimated, while hover, CSV and zoom read every point', { skip: noBrowser }, async () => {
+  const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 1000, height: 800 });
+  try {
+    const run = '/runs/long';
+    const stream = ppoStream(20_000, 11);
+    await w.send({ type: 'runs', runs: [{ key: run, name: 'long', stage: 'ppo', status: 'running' }] });
+    await w.send(points(run, stream, 0));
+    const kl = chart(w, 'objective/kl');
+    await kl.and(w.page.locator('[data-points="20000"]')).waitFor();
+    const drawn = Number(await kl.getAttribute('data-drawn'));
+    assert.ok(drawn > 100 && drawn < 5000, `${drawn} of 20000 points drawn`);
+
+    const over = kl.locator('.u-over');
+    const box = (await over.boundingBox())!;
+    await w.page.mouse.move(box.x + box.width * 0.37, box.y + box.height / 2);
+    const legend = kl.locator('.u-legend .u-series');
+    const step = Number(await legend.nth(0).locator('.u-value').textContent());
+    const stepsPerPixel = 20_000 / box.width;
+    assert.ok(Math.abs(step - 0.37 * 20_000) <= 2 * stepsPerPixel, `hovered step ${step}, under the cursor`);
+    const raw = await legend.nth(2).locator('.u-value').textContent();
+    assert.equal(raw, formatMetric(stream.values['objective/kl'][step - 1]), `the raw value at step ${step}`);
+
+    await kl.getByRole('button', { name: 'CSV' }).click();
+    assertCsv((await lastExport(w)).data, expectedCsv([{ name: 'long', stream }], 'objective/kl', 0.6));
+
+    await w.page.mouse.move(box.x + box.width * 0.4, box.y + box.height / 2);
+    await w.page.mouse.down();
+    await w.page.mouse.move(box.x + box.width * 0.42, box.y + box.height / 2, { steps: 4 });
+    await w.page.mouse.up();
+    await w.page.waitForFunction(() => Number(document.querySelector('[data-chart="objective/kl"]')?.getAttribute('data-drawn')) < 1000);
+    const zoomed = Number(await kl.getAttribute('data-drawn'));
+    await w.page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+    await w.page.waitForFunction((n) => document.querySelector('[data-chart="objective/kl"]')?.getAttribute('data-drawn') === String(n), drawn);
+    assert.ok(zoomed > 50, `a zoom to 2% of the run draws its ${zoomed} points at full detail`);
     assert.deepEqual(await w.cspViolations(), []);
   } finally {
     await w.close();

@@ -212,3 +212,13 @@ test('messages from the webview are validated: bad ones are logged and dropped',
   assert.deepEqual(stream.keys, []);
   stream.dispose();
 });
+
+test('points travel as Float64Array columns, checked by type and length on arrival', () => {
+  const f = (...v: number[]) => Float64Array.from(v);
+  const message = { type: 'points', run: '/runs/a', from: 0, steps: f(1, 2), times: f(1001, 1002), values: { loss: f(3, NaN) } };
+  const parsed = parseHostMessage(structuredClone(message));
+  assert.ok(parsed.ok && parsed.value.type === 'points' && Number.isNaN(parsed.value.values.loss[1]), 'NaN is a missing value');
+  for (const bad of [{ steps: [1, 2] }, { times: f(1001) }, { values: { loss: [3, null] } }, { values: { loss: new Float32Array(2) } }, { from: -1 }]) {
+    assert.equal(parseHostMessage({ ...message, ...bad }).ok, false, JSON.stringify(bad));
+  }
+});

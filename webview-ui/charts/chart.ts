@@ -169,16 +169,19 @@ export class Chart {
 
   private draw(settings: ChartSettings): void {
     const shape = JSON.stringify([this.lines.map((l) => [l.smoothed.run.run.name, l.smoothed.metric]), settings.smoothing > 0, settings.xAxis, settings.logScale]);
-    if (this.plot && shape === this.shape && !this.rebuild) {
+    const rebuild = !this.plot || shape !== this.shape || this.rebuild;
+    if (rebuild) this.zoom = undefined;
+    const data = this.plotData(settings);
+    this.element.dataset.drawn = String(data[0].length);
+    if (this.plot && !rebuild) {
       if (this.plot.width !== this.width()) this.resize();
-      this.plot.setData(this.plotData(settings), !this.zoom);
+      this.plot.setData(data, !this.zoom);
       return;
     }
     this.shape = shape;
     this.rebuild = false;
-    this.zoom = undefined;
     this.plot?.destroy();
-    this.plot = new uPlot(this.options(settings, currentTheme()), this.plotData(settings), this.plotHost);
+    this.plot = new uPlot(this.options(settings, currentTheme()), data, this.plotHost);
   }
 
   /** uPlot's data: the points drawn of each run, aligned on one x array; the legend's sources along. */
