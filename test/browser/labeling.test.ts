@@ -63,9 +63,11 @@ test('labeling webview: 20 pairs labeled with the keyboard alone, a rationale, u
       await page.page.keyboard.type('A is 1 step better.');
       assert.equal((await page.posted()).length, before, 'no message while typing');
       await page.page.keyboard.press('Escape');
+      await page.page.waitForFunction(() => document.activeElement?.tagName === 'VSCODE-BUTTON', null, { timeout: 5000 })
+        .catch(() => assert.fail('Escape in the rationale does not return focus to the choice buttons'));
     }
     await page.page.keyboard.press(keys[i % keys.length]);
-    const message = (await postedCount(page, before + 1))[before];
+    const message = (await postedCount(page, before + 1).catch(() => assert.fail(`pair ${i}: key ${keys[i % keys.length]} sent nothing`)))[before];
     assert.deepEqual(message, {
       type: 'label', id: message.type === 'label' ? message.id : -1, pairId: `p${i}`, choice: choices[i % choices.length],
       ...(i === 5 ? { rationale: 'A is 1 step better.' } : {}),
