@@ -8,7 +8,7 @@ import uPlot from 'uplot';
 import { XAxis } from '../../src/protocol/charts';
 import { formatMetric } from '../../src/views/format';
 import { ChartSpec } from './dashboards';
-import { Decimator, POINTS_PER_COLUMN, XRange, nearestPoint, pickPoints } from './decimate';
+import { Decimator, XRange, nearestPoint, pickPoints } from './decimate';
 import { SmoothedLine } from './smoothing';
 import { RunData } from './store';
 import { Theme, currentTheme, faded } from './theme';
@@ -55,6 +55,10 @@ export class Chart {
   private shape = '';
   private computed = '';
   private drawn = '';
+  /** When it was last drawn: the charts that waited longest are drawn first. */
+  drawnAt = 0;
+  private settings: ChartSettings = { smoothing: 0, xAxis: 'step', logScale: false };
+  private points = 0;
   private rebuild = false;
   private lines: Line[] = [];
   private smoothed = new Map<string, SmoothedLine>();
@@ -86,23 +90,31 @@ export class Chart {
   }
 
   /**
-   * Brings the lines up to the runs' data (only what changed is recomputed) and, if the chart is
-   * in view, redraws it when they, the settings, its width or its zoom changed, or when told to
-   * (a theme change).
+   * Brings the lines up to the runs' data (only what changed is recomputed). A chart out of view
+   * counts its points at once; one in view when it is drawn, so the count says what it shows.
    */
   update(runs: RunData[], settings: ChartSettings, rebuild = false): void {
     this.rebuild ||= rebuild;
+    this.settings = settings;
     const computed = JSON.stringify([runs.map((r) => [r.run.key, r.version]), settings]);
     if (computed !== this.computed) {
       this.computed = computed;
       this.lines = this.updateLines(runs, settings);
-      this.element.dataset.points = String(this.lines.reduce((n, l) => n + l.smoothed.points(settings.logScale), 0));
+      this.points = this.lines.reduce((n, l) => n + l.smoothed.points(settings.logScale), 0);
     }
-    if (!this.visible) return;
-    const drawn = JSON.stringify([computed, this.width(), this.zoom]);
-    if (drawn === this.drawn && !this.rebuild) return;
-    this.drawn = drawn;
-    this.draw(settings);
+    if (!this.visible) this.element.dataset.points = String(this.points);
+  }
+
+  /** Whether the chart is in view and its lines, settings, width or zoom changed since it was drawn, or it must be rebuilt (a theme change). */
+  get stale(): boolean {
+    return this.visible && (this.rebuild || this.drawnKey() !== this.drawn);
+  }
+
+  draw(): void {
+    this.drawn = this.drawnKey();
+    this.drawnAt = performance.now();
+    this.element.dataset.points = String(this.points);
+    this.plotLines(this.settings);
   }
 
   private resize(): void {
@@ -167,7 +179,11 @@ export class Chart {
     return lines;
   }
 
-  private draw(settings: ChartSettings): void {
+  private drawnKey(): string {
+    return JSON.stringify([this.computed, this.width(), this.zoom]);
+  }
+
+  private plotLines(settings: ChartSettings): void {
     const shape = JSON.stringify([this.lines.map((l) => [l.smoothed.run.run.name, l.smoothed.metric]), settings.smoothing > 0, settings.xAxis, settings.logScale]);
     const rebuild = !this.plot || shape !== this.shape || this.rebuild;
     if (rebuild) this.zoom = undefined;
@@ -193,16 +209,15 @@ export class Chart {
     this.legend = [];
     for (const lines of byRun(this.lines)) {
       const { run } = lines[0].smoothed;
-      const series = lines.flatMap((l) => {
-        const raw = run.metrics.get(l.smoothed.metric)!.values;
-        return settings.smoothing > 0 ? [l.smoothed.values, raw] : [raw];
-      });
+      // Points are picked by the raw values; the smoothed line is drawn through the same ones.
+      const raws = lines.map((l) => run.metrics.get(l.smoothed.metric)!.values);
+      const series = lines.flatMap((l, n) => (settings.smoothing > 0 ? [l.smoothed.values, raws[n]] : [raws[n]]));
       const x = lines[0].x;
-      const key = JSON.stringify([settings, columns, lines.map((l) => l.smoothed.metric)]);
+      const key = JSON.stringify([settings.xAxis, settings.logScale, columns, lines.map((l) => l.smoothed.metric)]);
       const kept = this.decimators.get(run);
-      const decimator = kept?.key === key ? kept.decimator : new Decimator(columns * POINTS_PER_COLUMN, floor);
+      const decimator = kept?.key === key ? kept.decimator : new Decimator(columns, floor);
       decimators.set(run, { key, decimator });
-      const picked = this.zoom ? pickPoints(x, run.length, series, floor, columns, this.zoom) : decimator.update(run, x, series);
+      const picked = this.zoom ? pickPoints(x, run.length, raws, floor, columns, this.zoom) : decimator.update(run, x, raws);
       if (!this.legend.length) this.legend.push({ x, values: x, picked });
       this.legend.push(...series.map((values) => ({ x, values, picked })));
       drawn.push({ x: picked.map((i) => x[i]), columns: series.map((values) => valuesAt(values, picked, settings.logScale)) });

@@ -1,8 +1,9 @@
 /**
  * What a chart draws of a long run: in each pixel column, the lowest and highest point of every
  * series, so that a spike (reward hacking, a KL blow-up) stays visible however many points share
- * the column, and the first and last point so the x range is the data's. Hover and CSV read the
- * full columns; only the drawing is decimated.
+ * the column, and the first and last point so the x range is the data's. About two points per
+ * column and series: more only cost drawing time (a canvas strokes every segment). Hover and CSV
+ * read the full columns; only the drawing is decimated.
  */
 import { RunData } from './store';
 
@@ -11,8 +12,8 @@ export interface XRange {
   max: number;
 }
 
-/** Below this many points per pixel column a run is drawn in full; the whole-run buckets are as narrow. */
-export const POINTS_PER_COLUMN = 2;
+/** Below this many points per pixel column a run is drawn in full. */
+const POINTS_PER_COLUMN = 2;
 
 /**
  * The indices of a run's points to draw, ascending: those with an x in `range` (decimated to
@@ -102,6 +103,7 @@ export function nearestPoint(x: ArrayLike<number>, picked: number[], target: num
  * The same extremes kept up to date as a run grows, for the whole run (pickPoints serves a zoomed
  * range): buckets `width` wide from the first x, merged pairwise whenever the run outgrows
  * `capacity` of them, so that an append only touches the last bucket and a merge stays exact.
+ * With as many buckets as pixel columns at most, a bucket spans one or two columns.
  */
 export class Decimator {
   /** Edits of the run taken in (RunData.edits). */

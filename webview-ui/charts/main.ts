@@ -57,6 +57,10 @@ body.className = 'body';
 body.append(grid, samples.element);
 document.body.append(toolbar.element, empty, body);
 
+/** Charts drawn per animation frame at most: adapts to how long drawing them takes here. */
+let drawsPerFrame = 4;
+/** A frame that took longer than this (at 60 Hz) has dropped one. */
+const LONG_FRAME_MS = 25;
 let frame = 0;
 let rebuild = false;
 /** Read again only when the theme changes: reading styles on every frame would force a style recalculation. */
@@ -90,12 +94,32 @@ function render(): void {
     chart.update(runs, state, rebuild);
   });
   rebuild = false;
+  drawSome([...charts.values()].filter((c) => c.stale));
   const charted = new Set(specs.flatMap((s) => s.metrics));
   toolbar.update(runs, theme.line, store.metricNames().filter((m) => !charted.has(m)));
   samples.update(runs, state.search);
   const message = runs.length ? (specs.length ? '' : 'Nothing to chart yet.') : 'No runs shown. Use Compare runs… to pick some.';
   if (empty.textContent !== message) empty.textContent = message;
   empty.hidden = !message;
+}
+
+/**
+ * Draws the charts that waited longest, as many as a frame has time for; the rest are drawn on
+ * the next frames, with whatever arrived meanwhile. A canvas costs most when the frame is
+ * composited, after this code has run, so the cost is read from when the next frame comes:
+ * after a long frame, half as many charts; after one on time, one more.
+ */
+function drawSome(stale: Chart[]): void {
+  stale.sort((a, b) => a.drawnAt - b.drawnAt);
+  const drawing = stale.slice(0, drawsPerFrame);
+  if (!drawing.length) return;
+  const started = performance.now();
+  for (const chart of drawing) chart.draw();
+  requestAnimationFrame(() => {
+    if (performance.now() - started > LONG_FRAME_MS) drawsPerFrame = Math.max(1, Math.ceil(drawing.length / 2));
+    else if (drawing.length === drawsPerFrame) drawsPerFrame++;
+  });
+  if (stale.length > drawing.length) schedule();
 }
 
 function receive(message: HostMessage): void {
