@@ -23,7 +23,7 @@ export interface ChartActions {
   exportCsv(chart: Chart): void;
   exportPng(chart: Chart): void;
   remove(chart: Chart): void;
-  /** The chart needs drawing again (it was zoomed). */
+  /** The chart needs drawing again (it was zoomed or resized). */
   changed(chart: Chart): void;
 }
 

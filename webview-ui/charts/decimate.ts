@@ -1,8 +1,8 @@
 /**
- * What a chart draws of a long run: in each pixel column, the lowest and highest point of every
- * series, so that a spike (reward hacking, a KL blow-up) stays visible however many points share
+ * What a chart draws of a long run: in each pixel column, the lowest and highest point of each
+ * metric, so that a spike (reward hacking, a KL blow-up) stays visible however many points share
  * the column, and the first and last point so the x range is the data's. About two points per
- * column and series: more only cost drawing time (a canvas strokes every segment). Hover and CSV
+ * column and metric: more only cost drawing time (a canvas strokes every segment). Hover and CSV
  * read the full columns; only the drawing is decimated.
  */
 import { RunData } from './store';

@@ -142,8 +142,6 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
   if (parsed.ok) receive(parsed.value);
   else console.warn(`charts: ignored a message from the host (${parsed.error})`);
 });
-// A chart's width sets how many points it draws, so a resize redraws the charts.
-new ResizeObserver(() => schedule()).observe(grid);
 // Charts scrolled out of view are drawn when they come back (a little ahead of time).
 const inView = new IntersectionObserver((entries) => {
   for (const entry of entries) {
