@@ -196,8 +196,8 @@ const NOT_METRICS = new Set(['stage', 'step', 'time']);
 function metricsOf(row: Record<string, unknown>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const name in row) {
-    const value = row[name];
     if (NOT_METRICS.has(name)) continue;
+    const value = row[name];
     if (typeof value === 'number') out[name] = value;
     else if (value === null) out[name] = NaN;
   }
