@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Decimator, pickPoints } from '../../webview-ui/charts/decimate';
+import { Decimator, nearestPoint, pickPoints } from '../../webview-ui/charts/decimate';
 import { SmoothedLine } from '../../webview-ui/charts/smoothing';
 import { RunData } from '../../webview-ui/charts/store';
 
@@ -156,4 +156,16 @@ test('on a log scale the lowest positive point of a bucket is kept, not a value 
   apply(run, 0, loss.map((_, i) => i + 1), { loss });
   const picked = new Decimator(100, 0).update(run, run.steps.values, [run.metrics.get('loss')!.values]);
   assert.ok(picked.includes(5000));
+});
+
+test('hover finds the nearest of all points, not only of those drawn', () => {
+  const { x, values } = spiky(100_000, 13);
+  const run = newRun();
+  apply(run, 0, Array.from(x), { loss: Array.from(values) });
+  const picked = new Decimator(300, -Infinity).update(run, run.steps.values, [run.metrics.get('loss')!.values]);
+  assert.ok(picked.length < 1000);
+  for (const target of [0, 1, 1.4, 2.6, 12_345.2, 54_321.7, 99_999.9, 100_000, 200_000]) {
+    const expected = Math.min(100_000, Math.max(1, Math.round(target))) - 1;
+    assert.equal(nearestPoint(x, picked, target), expected, `nearest to ${target}`);
+  }
 });
