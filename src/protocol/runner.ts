@@ -36,7 +36,8 @@ export const sampleRowSchema = z.object({
 export const runEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('log'), level: z.enum(['info', 'warn', 'error']), message: z.string() }),
   z.object({ type: z.literal('progress'), stage, step, total: step, message: z.string().optional() }),
-  z.object({ type: z.literal('metrics'), stage, step, values: z.record(z.string(), metricValue) }),
+  /** `time`: when the step was logged, in seconds since the epoch, as in metrics.jsonl. */
+  z.object({ type: z.literal('metrics'), stage, step, time: z.number().optional(), values: z.record(z.string(), metricValue) }),
   z.object({ type: z.literal('samples'), stage, step, rows: z.array(sampleRowSchema) }),
   z.object({ type: z.literal('checkpoint'), stage, step, path: z.string() }),
   z.object({ type: z.literal('done'), stage, step, outputDir: z.string(), stopped: z.boolean() }),

@@ -24,8 +24,11 @@ export class MetricsLog {
     }
   }
 
-  append(stage: string, step: number, values: Record<string, number>): void {
-    fs.appendFileSync(this.file, `${JSON.stringify({ stage, step, time: Date.now() / 1000, ...values })}\n`);
+  /** Logs a step's values; returns the row's time (seconds since the epoch) for the live event. */
+  append(stage: string, step: number, values: Record<string, number>): number {
+    const time = Date.now() / 1000;
+    fs.appendFileSync(this.file, `${JSON.stringify({ stage, step, time, ...values })}\n`);
+    return time;
   }
 }
 

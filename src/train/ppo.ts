@@ -282,8 +282,8 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     if (s.adaptive_kl) klCoef = adaptKlCoef(klCoef, values['objective/kl'], s.adaptive_kl.target, s.adaptive_kl.horizon, episodes.length);
     emit({ type: 'progress', stage: 'ppo', step: iteration, total: iterations });
     if (iteration % s.logging_steps === 0 || iteration === iterations) {
-      log.append('ppo', iteration, values);
-      emit({ type: 'metrics', stage: 'ppo', step: iteration, values });
+      const time = log.append('ppo', iteration, values);
+      emit({ type: 'metrics', stage: 'ppo', step: iteration, time, values });
     }
     if (iteration % s.sample_steps === 0 || iteration === 1 || iteration === iterations) {
       const rows: SampleRow[] = episodes.slice(0, 8).map((e, i) => ({ prompt: batch[i].text, response: tokenizer.decode(e.finished ? e.response.slice(0, -1) : e.response), score: e.score, kl: sumOf(e.kl) }));

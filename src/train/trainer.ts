@@ -173,8 +173,8 @@ export class Trainer {
   }
 
   private report(at: number, values: Record<string, number>): void {
-    this.log.append(this.setup.stage, at, values);
-    this.setup.emit({ type: 'metrics', stage: this.setup.stage, step: at, values });
+    const time = this.log.append(this.setup.stage, at, values);
+    this.setup.emit({ type: 'metrics', stage: this.setup.stage, step: at, time, values });
   }
 
   /** The loss and metrics over the held-out batches, each weighted by its weight, as eval_<name>. */

@@ -32,7 +32,7 @@ function trainingRun(id: string, stage: RunRecord['stage'] = 'sft') {
     /** Logs a step: the row is in the file at once, its event is delivered later (flush). */
     log(step: number, values: Record<string, number>) {
       fs.appendFileSync(path.join(dir, 'metrics.jsonl'), `${JSON.stringify({ stage, step, time: 1000 + step, ...values })}\n`);
-      pending.push({ type: 'metrics', stage, step, values });
+      pending.push({ type: 'metrics', stage, step, time: 1000 + step, values });
     },
     sample(step: number, rows: { prompt: string; response: string; score?: number; kl?: number }[]) {
       fs.appendFileSync(path.join(dir, 'samples.jsonl'), rows.map((r) => `${JSON.stringify({ step, ...r })}\n`).join(''));
@@ -131,6 +131,7 @@ test('a panel opened mid-run gets the history, then only what is new: no gap, no
   assert.deepEqual(replay(posted, run.dir), fromFile(run.dir));
   const appended = posted.slice(before).filter((m): m is PointsMessage => m.type === 'points');
   assert.deepEqual(appended.map((m) => [m.from, plain(m.steps)]), [[5, [6]], [6, [7]], [7, [8]], [7, [8]]], 'appends, then the eval values of step 8 join its point');
+  assert.deepEqual(appended.map((m) => plain(m.times)), [[1006], [1007], [1008], [1008]], 'live points keep the time they were logged at');
   const samples = posted.filter((m) => m.type === 'samples');
   assert.deepEqual(samples.at(-1), { type: 'samples', run: run.dir, groups: [{ step: 8, rows: [{ prompt: 'Hi', response: 'Hello there' }] }] });
   stream.dispose();

@@ -116,7 +116,7 @@ export class ChartsStream {
     const entry = this.shown.get(live.dir);
     if (!entry) return;
     if (event.type === 'metrics') {
-      const points = entry.buffer.addMetrics(event.step, Date.now() / 1000, event.values);
+      const points = entry.buffer.addMetrics(event.step, event.time ?? Date.now() / 1000, event.values);
       if (points) this.post(points);
     } else if (event.type === 'samples') {
       const group = entry.buffer.addSamples(event.step, event.rows);
