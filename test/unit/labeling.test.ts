@@ -30,7 +30,7 @@ function workspace(pairs: number): Workspace {
 }
 
 /** A session as the view provider makes one, recording what it posts and warns about. */
-function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWebview) => void; experiments?: string[] } = {}) {
+function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWebview) => void; experiments?: string[]; annotator?: string } = {}) {
   const posted: ToWebview[] = [];
   const warnings: string[] = [];
   const commands: string[] = [];
@@ -45,6 +45,7 @@ function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWe
     findExperiments: async () => options.experiments ?? [ws.experiment],
     selection: { get: () => selected, set: (key) => (selected = key) },
     random: options.random,
+    annotator: () => options.annotator,
   };
   const session = new LabelingSession(host);
   const state = () => {
@@ -83,6 +84,7 @@ test('labeling host: a label is on disk before its acknowledgement, and the next
   const onDisk: number[] = [];
   const { session, state, results } = open(ws, {
     random: () => 0.9,
+    annotator: ' ada ',
     onPost: (m) => m.type === 'result' && onDisk.push(readPreferences(ws.preferences).records.length),
   });
   await session.handle({ type: 'ready' });
@@ -93,6 +95,7 @@ test('labeling host: a label is on disk before its acknowledgement, and the next
   const [record] = readPreferences(ws.preferences).records;
   assert.equal(record.label, 'tie');
   assert.equal(record.rationale, 'same answer');
+  assert.equal(record.annotator, 'ada', 'the rlhf.annotator setting, trimmed');
   assert.deepEqual([state().done, state().pair?.pairId, state().canUndo], [1, 'p1', true]);
 });
 

@@ -57,6 +57,7 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       findExperiments: async () => (await vscode.workspace.findFiles(EXPERIMENT_GLOB, '**/node_modules/**', 100)).map((uri) => uri.fsPath).sort(),
       selection: { get: () => state.get<string>(SELECTION_KEY), set: (key) => void state.update(SELECTION_KEY, key) },
       describe: (file) => vscode.workspace.asRelativePath(file),
+      annotator: () => vscode.workspace.getConfiguration('rlhf').get<string>('annotator'),
     });
     return this.session;
   }

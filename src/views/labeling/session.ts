@@ -26,6 +26,8 @@ export interface SessionHost {
   describe?(file: string): string;
   /** In [0, 1): decides which response is shown on the left. */
   random?(): number;
+  /** Who labels (the `rlhf.annotator` setting), stored with each label; nothing when unset. */
+  annotator?(): string | undefined;
 }
 
 /** The stored label for a choice about the responses as shown. */
@@ -128,7 +130,8 @@ export class LabelingSession {
     const pair = queue && fs.existsSync(queue.queueFile) ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId) : undefined;
     if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
     const rationale = request.rationale?.trim();
-    const record = labelPair(pair, storedLabel(request.choice, this.isSwapped(pair.pair_id)), rationale ? { rationale } : {});
+    const annotator = this.host.annotator?.()?.trim();
+    const record = labelPair(pair, storedLabel(request.choice, this.isSwapped(pair.pair_id)), { ...(rationale ? { rationale } : {}), ...(annotator ? { annotator } : {}) });
     try {
       await appendPreference(queue.preferencesFile, record, { once: true });
     } catch (err) {
