@@ -12,15 +12,14 @@ import { readReferences } from './data/sft';
 import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/jsonl';
 import { expectString, exportPreferences, ImportFormat, importPreferences } from './data/preferences';
 import { PROVIDERS, ProviderChoice } from './engine/runtime';
-import { RunEvent } from './protocol/runner';
+import { ExperimentStage, RunEvent, StageModels } from './protocol/runner';
+import { stageRunners } from './runner/stages';
+import { RunRegistry, recordEvent } from './runs/registry';
 import { Rng } from './util/rng';
 import { experimentJsonSchema, loadExperiment } from './train/config';
-import { runRm } from './train/reward';
 import { runDemo } from './train/demo';
-import { runPpo } from './train/ppo';
 import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
-import { runSft } from './train/sft';
 
 const DEMO_CONFIG = path.join(packageRoot(), 'media', 'demo', 'experiment.json');
 
@@ -43,6 +42,8 @@ function printEvent(e: RunEvent): void {
       console.log(e.stopped ? `stopped at step ${e.step}; resume from the last checkpoint` : `done: ${e.outputDir}`);
       break;
     case 'progress':
+      // Training steps show in their metrics; a progress message (sampling comparisons) is all there is.
+      if (e.message) console.log(`[${e.stage} ${e.step}/${e.total}] ${e.message}`);
       break;
   }
 }
@@ -80,27 +81,40 @@ const number = (v: string) => {
 
 type StageOptions = { out?: string; resume?: string; steps?: number; provider?: ProviderChoice };
 
-/** A stage's run from a config file, with the command line's overrides (for PPO, --steps counts iterations). */
-function stageRun(configFile: string, stage: 'sft' | 'rm' | 'ppo', opts: StageOptions) {
-  const exp = loadExperiment(configFile);
-  if (opts.steps && stage === 'ppo' && exp.ppo) exp.ppo.total_episodes = opts.steps * exp.ppo.per_device_train_batch_size;
-  else if (opts.steps && stage !== 'ppo' && exp[stage]) exp[stage]!.max_steps = opts.steps;
-  if (opts.provider) exp.runtime.provider = opts.provider;
-  const outputDir = path.resolve(opts.out ?? runsDir(exp.name, stage));
+/**
+ * Runs a stage as the extension's training process does. The run is recorded in the runs folder
+ * of the current directory (`.rlhf/runs/<id>/run.json`), so VS Code's Runs view and charts show it,
+ * and the config's unset models are the experiment's earlier runs' models, as in VS Code. With
+ * --out the run goes to that folder instead, unrecorded.
+ */
+async function stage(name: ExperimentStage, configFile: string, opts: StageOptions) {
+  const config = path.resolve(configFile);
+  const experiment = loadExperiment(config); // a bad config stops here, before a run folder exists
+  const registry = new RunRegistry(path.resolve('.rlhf', 'runs'));
+  const resumeFrom = opts.resume && path.resolve(opts.resume);
+  const models = (resumeFrom && modelsOfRun(path.dirname(resumeFrom))) || registry.stageModels(config);
+  const record = opts.out ? undefined : registry.create({ name: experiment.name, stage: name, configFile: config });
+  const outputDir = record ? registry.dir(record.id) : path.resolve(opts.out!);
   console.log(`run directory: ${outputDir}`);
-  return { experiment: exp, outputDir, resumeFrom: opts.resume && path.resolve(opts.resume), emit: printEvent, signal: stopOnInterrupt() };
+  if (record) registry.save(Object.assign(record, { pid: process.pid, models, resumedFrom: resumeFrom }));
+  const emit = (e: RunEvent) => {
+    printEvent(e);
+    if (!record) return;
+    if (e.type === 'done') Object.assign(record, { status: e.stopped ? 'stopped' : 'finished', step: e.step, pid: undefined });
+    if (recordEvent(record, e) || e.type === 'done') registry.save(record);
+  };
+  const command = { type: 'start' as const, stage: name, configFile: config, outputDir, resumeFrom, models, steps: opts.steps, runtime: { provider: opts.provider } };
+  try {
+    await stageRunners[name](command, { emit, signal: stopOnInterrupt() });
+  } catch (e) {
+    if (record) registry.save(Object.assign(record, { status: 'failed', error: (e as Error).message, pid: undefined }));
+    throw e;
+  }
 }
 
-async function sft(configFile: string, opts: StageOptions) {
-  await runSft(stageRun(configFile, 'sft', opts));
-}
-
-async function rm(configFile: string, opts: StageOptions) {
-  await runRm(stageRun(configFile, 'rm', opts));
-}
-
-async function ppo(configFile: string, opts: StageOptions) {
-  await runPpo(stageRun(configFile, 'ppo', opts));
+/** The models a recorded run started with (a resumed run keeps them). */
+function modelsOfRun(runDir: string): StageModels | undefined {
+  return new RunRegistry(path.dirname(runDir)).get(path.basename(runDir))?.models;
 }
 
 /** The whole pipeline on the demo data, in one run directory. */
@@ -167,17 +181,17 @@ function warnOfBadLines(errors: DataError[]): void {
   if (errors.length > 0) console.warn(`warning: skipped ${new DataFileError(errors, 10).message}`);
 }
 
-/** `rlhf <stage> <config>` with the options every training stage shares. */
-function stageCommand(cli: Command, stage: 'sft' | 'rm' | 'ppo', description: string, stepsHelp: string, action: (config: string, opts: StageOptions) => Promise<void>) {
-  cli
-    .command(stage)
+/** `rlhf <stage> <config>` with the options every stage shares. */
+function stageCommand(cli: Command, name: ExperimentStage, description: string, stepsHelp?: string) {
+  const command = cli
+    .command(name)
     .description(description)
     .argument('<config>', 'experiment config file (JSON)')
-    .option('--out <dir>', `run directory (default: .rlhf/runs/<time>-<name>-${stage})`)
-    .option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run')
-    .option('--steps <n>', stepsHelp, positiveInt)
-    .addOption(providerOption())
-    .action(action);
+    .option('--out <dir>', `run directory (default: .rlhf/runs/<time>-<name>-${name}, recorded for VS Code's Runs view)`)
+    .addOption(providerOption());
+  // Training stages; comparisons go on from what is queued instead.
+  if (stepsHelp) command.option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run').option('--steps <n>', stepsHelp, positiveInt);
+  command.action((config: string, opts: StageOptions) => stage(name, config, opts));
 }
 
 /** The sampling options that `generate` and `candidates` share. */
@@ -201,9 +215,10 @@ export function program(): Command {
     .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-demo-pipeline)')
     .addOption(providerOption())
     .action(demo);
-  stageCommand(cli, 'sft', 'supervised fine-tuning, as set in the "sft" section of an experiment config', 'override max_steps', sft);
-  stageCommand(cli, 'rm', 'train a reward model on preference pairs, as set in the "rm" section of an experiment config', 'override max_steps', rm);
-  stageCommand(cli, 'ppo', 'PPO against a reward model, as set in the "ppo" section of an experiment config', 'override the number of iterations', ppo);
+  stageCommand(cli, 'sft', 'supervised fine-tuning, as set in the "sft" section of an experiment config', 'override max_steps');
+  stageCommand(cli, 'comparisons', 'sample answers to the "comparisons" section\'s prompts and queue pairs of them for labeling (run again to go on)');
+  stageCommand(cli, 'rm', 'train a reward model on preference pairs, as set in the "rm" section of an experiment config', 'override max_steps');
+  stageCommand(cli, 'ppo', 'PPO against a reward model, as set in the "ppo" section of an experiment config', 'override the number of iterations');
   cli
     .command('score')
     .description('score {"prompt", "response"} JSONL lines with a reward model, printing them with their "score"')

@@ -51,15 +51,21 @@ export async function startStage(services: Services, stage: ExperimentStage, uri
 }
 
 async function stopRun(services: Services, arg: unknown): Promise<void> {
-  const live = services.supervisor.runs().map((run) => ({ registry: run.registry, record: run.record }));
-  const ref = await pickRun(arg, live, 'Run to stop', 'No run is training in this window.');
+  const running = services.runs.list().filter((r) => r.record.status === 'running');
+  const ref = await pickRun(arg, running, 'Run to stop', 'No run is training.');
   if (!ref) return;
   const run = services.supervisor.find(ref.registry, ref.record.id);
-  if (!run) {
-    await vscode.window.showWarningMessage(`"${ref.record.name}" was started by another VS Code window; stop it there.`);
+  if (!run && process.platform === 'win32') {
+    // Windows has no SIGINT to send: a signal would end the process without its checkpoint.
+    await vscode.window.showWarningMessage(`"${ref.record.name}" is trained by another window or a terminal; stop it there.`);
     return;
   }
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `Stopping ${ref.record.name} after this step…` }, () => services.supervisor.stop(run));
+  const title = `Stopping ${ref.record.name} after this step…`;
+  await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title }, async () => {
+    if (run) await services.supervisor.stop(run);
+    else await ref.registry.stopElsewhere(ref.record.id);
+  });
+  services.runs.refresh();
 }
 
 async function resumeRun(services: Services, arg: unknown): Promise<void> {

@@ -79,6 +79,8 @@ export const startCommandSchema = z.object({
   resumeFrom: z.string().min(1).optional(),
   runtime: runtimeOverridesSchema.optional(),
   models: stageModelsSchema.optional(),
+  /** Overrides the stage's max_steps (PPO: its iterations), as the CLI's --steps does. */
+  steps: z.number().int().positive().optional(),
 });
 
 /** Continues prompts with a model; answers with one `samples` event, then `done`. */

@@ -26,7 +26,7 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
 };
 
 function stageRun(command: StartCommand, { emit, signal }: StageContext) {
-  const experiment = withModels(withRuntime(loadExperiment(command.configFile), command.runtime), command.models, emit);
+  const experiment = withSteps(withModels(withRuntime(loadExperiment(command.configFile), command.runtime), command.models, emit), command.stage, command.steps);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
 }
 
@@ -57,6 +57,15 @@ export async function runGeneration(command: GenerateCommand, { emit }: StageCon
 function withRuntime(experiment: Experiment, overrides: RuntimeOverrides = {}): Experiment {
   if (overrides.provider) experiment.runtime.provider = overrides.provider;
   if (overrides.threads) experiment.runtime.threads = overrides.threads;
+  return experiment;
+}
+
+/** A step count set for this run, in place of its stage's max_steps (PPO: its iterations). */
+function withSteps(experiment: Experiment, stage: ExperimentStage, steps: number | undefined): Experiment {
+  const { sft, rm, ppo } = experiment;
+  if (steps && stage === 'sft' && sft) sft.max_steps = steps;
+  if (steps && stage === 'rm' && rm) rm.max_steps = steps;
+  if (steps && stage === 'ppo' && ppo) ppo.total_episodes = steps * ppo.per_device_train_batch_size;
   return experiment;
 }
 

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { EventEmitter } from 'events';
 import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
-import { RunRecord, RunRegistry } from '../runs/registry';
+import { RunRecord, RunRegistry, recordEvent } from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
 export interface RunRequest {
@@ -39,10 +39,8 @@ export class LiveRun {
     return Math.max(0, (total - step) * perStep);
   }
 
-  /** Records progress; the first step after startup anchors the pace (startup is not training). */
-  noteProgress(step: number, total: number): void {
-    this.record.step = step;
-    this.record.total = total;
+  /** The first step after startup anchors the pace (startup is not training). */
+  notePace(step: number): void {
     if (!this.firstStep) this.firstStep = { step, time: Date.now() };
   }
 }
@@ -120,28 +118,12 @@ export class RunSupervisor extends EventEmitter<{
   }
 
   private onEvent(run: LiveRun, event: RunEvent): void {
-    const { record } = run;
-    switch (event.type) {
-      case 'progress':
-        run.noteProgress(event.step, event.total);
-        break;
-      case 'metrics':
-        record.step = event.step;
-        Object.assign(record.metrics, event.values);
-        run.registry.save(record);
-        break;
-      case 'checkpoint':
-        record.step = event.step;
-        run.registry.save(record);
-        break;
-      case 'log':
-      case 'samples':
-      case 'done':
-        break;
-    }
+    if (event.type === 'progress') run.notePace(event.step);
+    const save = recordEvent(run.record, event);
+    if (save) run.registry.save(run.record);
     this.emit('event', run, event);
     // Not on every step: views re-read the registry on a change.
-    if (event.type === 'metrics' || event.type === 'checkpoint') this.emit('changed', record);
+    if (save) this.emit('changed', run.record);
   }
 
   /** Writes the final record, however the process ended. */

@@ -1,7 +1,7 @@
 /**
  * The training process: one per run, started by the extension host (src/runner/runner.ts) with an
  * IPC channel. It takes one `start` or `generate` command, streams events back, stops after the
- * current step on `stop` or when the host goes away, and after a failure sends an `error` event
+ * current step on `stop`, on SIGINT or when the host goes away, and after a failure sends an `error` event
  * and exits non-zero. Every command is validated on arrival.
  */
 import { ProcessEvent, RunEvent, parseCommand } from '../protocol/runner';
@@ -76,3 +76,5 @@ if (!process.send) {
 process.on('message', onMessage);
 // The host went away (window closed, crash): stop as if asked, so the last steps are checkpointed.
 process.on('disconnect', () => stop.abort());
+// Another window's Stop Run (src/runs/registry.ts, stopElsewhere).
+process.on('SIGINT', () => stop.abort());

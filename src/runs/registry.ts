@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { EXPERIMENT_STAGES, ExperimentStage, StageModels, stageModelsSchema } from '../protocol/runner';
+import { EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
 
 export const RUN_STATUSES = ['running', 'finished', 'stopped', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -155,11 +155,47 @@ export class RunRegistry {
     return fs.existsSync(path.join(dir, 'config.json')) ? dir : undefined;
   }
 
+  /**
+   * Asks a run that another process trains (another window's training process, or the CLI) to
+   * stop after its current step, as Ctrl-C does, and resolves with its record once it has ended.
+   */
+  async stopElsewhere(id: string, pollMs = 500): Promise<RunRecord | undefined> {
+    const record = this.get(id);
+    if (record?.status !== 'running' || !record.pid) return record;
+    process.kill(record.pid, 'SIGINT');
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+      const now = this.get(id);
+      if (now?.status !== 'running') return now;
+    }
+  }
+
   delete(id: string): void {
     const record = this.get(id);
     if (!record) throw new Error(`no run "${id}" in ${this.root}`);
     if (record.status === 'running') throw new Error(`run "${id}" is still running; stop it first`);
     fs.rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Mirrors a training event into the run's record: progress, the last value of each metric, the
+ * step of each checkpoint. Returns whether run.json should be written (not on every step).
+ */
+export function recordEvent(record: RunRecord, event: RunEvent): boolean {
+  switch (event.type) {
+    case 'progress':
+      Object.assign(record, { step: event.step, total: event.total });
+      return false;
+    case 'metrics':
+      record.step = event.step;
+      Object.assign(record.metrics, event.values);
+      return true;
+    case 'checkpoint':
+      record.step = event.step;
+      return true;
+    default:
+      return false;
   }
 }
 

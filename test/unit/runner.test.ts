@@ -4,13 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { RunEvent, parseCommand, parseEvent } from '../../src/protocol/runner';
 import { LiveRun, RunSupervisor } from '../../src/runner/supervisor';
-import { RunRegistry } from '../../src/runs/registry';
+import { RunRecord, RunRegistry } from '../../src/runs/registry';
 
 const root = path.resolve(__dirname, '..', '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runner-'));
@@ -164,4 +165,64 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
   assert.ok(pairs.length > 0 && pairs.length <= 9, `${pairs.length} pairs`);
   assert.ok(pairs.every((p) => p.response_a !== p.response_b));
   assert.equal(registry.get(run.record.id)?.status, 'finished');
+});
+
+test('runner: Stop Run in another window stops a run after its step, with a checkpoint', async () => {
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('elsewhere', 500), registry });
+  await reach(run, 2);
+  const record = await new RunRegistry(registry.root).stopElsewhere(run.record.id, 50);
+  assert.equal(record?.status, 'stopped');
+  const outcome = await run.process.outcome;
+  assert.equal(outcome.status, 'stopped', outcome.error);
+  assert.equal(registry.latestCheckpoint(run.record.id)?.step, outcome.step);
+});
+
+/** The rlhf CLI, run from `cwd`; resolves with its exit code and output. */
+function cli(cwd: string, ...args: string[]) {
+  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), path.join(root, 'src', 'cli.ts'), ...args], { cwd });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exit = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+  return { child, exit };
+}
+
+test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up earlier models, and stop on Stop Run', async () => {
+  const cwd = fs.mkdtempSync(path.join(dir, 'cli-'));
+  const runs = new RunRegistry(path.join(cwd, '.rlhf', 'runs'));
+  const file = writeConfig('cli', 2);
+  const config = JSON.parse(fs.readFileSync(file, 'utf8'));
+  config.comparisons = { prompts: 'prompts.jsonl', queue: 'cli-queue.jsonl', num_candidates: 2, max_new_tokens: 4 };
+  fs.writeFileSync(path.join(dir, 'prompts.jsonl'), JSON.stringify({ prompt: 'What does a cat eat?' }));
+  fs.writeFileSync(file, JSON.stringify(config));
+
+  const sft = await cli(cwd, 'sft', file).exit;
+  assert.equal(sft.code, 0, sft.output);
+  const [sftRun] = runs.list();
+  assert.deepEqual([sftRun.stage, sftRun.status, sftRun.step, sftRun.configFile, sftRun.pid], ['sft', 'finished', 2, file, undefined]);
+  assert.ok(sftRun.metrics.loss! > 0);
+
+  const comparisons = await cli(cwd, 'comparisons', file).exit;
+  assert.equal(comparisons.code, 0, comparisons.output);
+  const modelDir = runs.modelDir(sftRun.id)!;
+  assert.equal(runs.list()[0].models?.sft, modelDir);
+  assert.ok(comparisons.output.includes(`sampling from the SFT model: ${modelDir}`), comparisons.output);
+
+  const rm = await cli(cwd, 'rm', file).exit;
+  assert.equal(rm.code, 1);
+  assert.deepEqual([runs.list()[0].stage, runs.list()[0].status], ['rm', 'failed']);
+  assert.match(runs.list()[0].error!, /"rm" section/);
+
+  const long = cli(cwd, 'sft', file, '--steps', '500');
+  let exited = false;
+  void long.exit.then(() => (exited = true));
+  let running: RunRecord | undefined;
+  while (!exited && !(running = runs.list().find((r) => r.status === 'running' && r.step >= 2))) await new Promise((r) => setTimeout(r, 50));
+  if (!running) assert.fail(`the run never showed as running:\n${(await long.exit).output}`);
+  assert.equal(running.pid, long.child.pid);
+  const stopped = await runs.stopElsewhere(running.id, 50);
+  const { code, output } = await long.exit;
+  assert.equal(stopped?.status, 'stopped', output);
+  assert.equal(code, 0, output);
+  assert.equal(runs.latestCheckpoint(running.id)?.step, runs.get(running.id)?.step);
 });
