@@ -46,6 +46,11 @@ function trainingRun(id: string, stage: RunRecord['stage'] = 'sft') {
   };
 }
 
+/** The supervisor as the stream sees it: these runs' processes are this window's. */
+function fakeSupervisor(...live: { dir: string }[]) {
+  return Object.assign(new EventEmitter(), { runs: () => live });
+}
+
 /** A fake workbench: records what the stream posts, and applies points as the webview's store does. */
 function fakeHost(answers: { pick?: RunRef[] } = {}) {
   const posted: HostMessage[] = [];
@@ -104,8 +109,8 @@ test('history from metrics.jsonl: train and eval rows of a step make one point; 
 });
 
 test('a panel opened mid-run gets the history, then only what is new: no gap, no duplicate', async () => {
-  const supervisor = new EventEmitter();
   const run = trainingRun('mid-run');
+  const supervisor = fakeSupervisor(run.live);
   for (let s = 1; s <= 5; s++) run.log(s, { loss: 10 - s, grad_norm: s / 10 });
   run.log(5, { eval_loss: 4.5 });
   run.sample(5, [{ prompt: 'Hi', response: 'Hello' }]);
@@ -138,8 +143,8 @@ test('a panel opened mid-run gets the history, then only what is new: no gap, no
 });
 
 test('a run that resumes from a checkpoint replaces the points after it, as metrics.jsonl does', async () => {
-  const supervisor = new EventEmitter();
   const run = trainingRun('resumed');
+  const supervisor = fakeSupervisor(run.live);
   const { host, posted } = fakeHost();
   const stream = new ChartsStream(supervisor as never, host);
   stream.add([run.ref]);
@@ -156,8 +161,8 @@ test('a run that resumes from a checkpoint replaces the points after it, as metr
 });
 
 test('a page that went away gets nothing until it is ready again, then every buffer in full', async () => {
-  const supervisor = new EventEmitter();
   const a = trainingRun('reopen-a', 'ppo'), b = trainingRun('reopen-b', 'ppo');
+  const supervisor = fakeSupervisor(a.live, b.live);
   const { host, posted } = fakeHost();
   const stream = new ChartsStream(supervisor as never, host);
   stream.add([a.ref, b.ref]);
@@ -180,8 +185,49 @@ test('a page that went away gets nothing until it is ready again, then every buf
   assert.equal(posted.at(-1)?.type, 'runs', 'a disposed stream no longer listens');
 });
 
+/** Resolves once `done()` holds, checking at each turn of the event loop for up to 5 s. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (const start = Date.now(); !done(); await new Promise((r) => setTimeout(r, 10))) {
+    if (Date.now() - start > 5000) assert.fail(`timed out waiting until ${what}`);
+  }
+}
+
+test('a run that another process trains (another window, the CLI) is followed through its files, to its end', async () => {
+  const record = registry.create({ name: 'elsewhere', stage: 'ppo', configFile: '/x/e.rlhf.json' });
+  registry.save(Object.assign(record, { pid: process.pid }));
+  const dir = registry.dir(record.id);
+  const metrics = path.join(dir, 'metrics.jsonl'), samples = path.join(dir, 'samples.jsonl');
+  const row = (step: number) => `${JSON.stringify({ stage: 'ppo', step, time: 1000 + step, 'objective/kl': step / 10 })}\n`;
+  fs.writeFileSync(metrics, row(1) + row(2));
+  const { host, posted } = fakeHost();
+  const stream = new ChartsStream(fakeSupervisor() as never, host);
+  stream.add([{ registry, record }]);
+  await stream.receive({ type: 'ready' });
+  assert.deepEqual(replay(posted, dir).steps, [1, 2]);
+
+  // Step 4 arrives in two writes, the samples of step 4 too: nothing is read twice or lost.
+  fs.appendFileSync(metrics, row(3) + row(4).slice(0, 10));
+  fs.appendFileSync(samples, `${JSON.stringify({ step: 4, prompt: 'a', response: 'b', score: 1 })}\n`);
+  await until(() => replay(posted, dir).steps.length === 3, 'step 3 is posted');
+  fs.appendFileSync(metrics, row(4).slice(10));
+  fs.appendFileSync(samples, `${JSON.stringify({ step: 4, prompt: 'c', response: 'd', score: 2 })}\n`);
+  await until(() => replay(posted, dir).steps.length === 4, 'step 4 is posted');
+  assert.deepEqual(replay(posted, dir), fromFile(dir));
+  await until(() => posted.some((m) => m.type === 'samples' && m.groups.some((g) => g.rows.length === 2)), 'both samples of step 4 are posted');
+  const groups = posted.flatMap((m) => (m.type === 'samples' ? m.groups : []));
+  assert.deepEqual(groups.at(-1), { step: 4, rows: [{ prompt: 'a', response: 'b', score: 1 }, { prompt: 'c', response: 'd', score: 2 }] });
+
+  registry.save(Object.assign(record, { status: 'finished', pid: undefined }));
+  await until(() => posted.some((m) => m.type === 'runs' && m.runs[0]?.status === 'finished'), 'the run shows as finished');
+  stream.dispose();
+  const count = posted.length;
+  fs.appendFileSync(metrics, row(5));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(posted.length, count, 'a disposed stream stops following');
+});
+
 test('messages from the webview are validated: bad ones are logged and dropped', async () => {
-  const supervisor = new EventEmitter();
+  const supervisor = fakeSupervisor();
   const run = trainingRun('validated');
   const other = trainingRun('other');
   const { host, posted, warnings, saved } = fakeHost({ pick: [other.ref] });

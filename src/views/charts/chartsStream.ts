@@ -1,11 +1,14 @@
 /**
  * What one charts panel shows and how it stays current: the runs, their buffers, the live events
- * of the training processes, and the webview's requests, each validated on arrival. The panel
+ * of this window's training processes, the files of runs trained elsewhere (another window, the
+ * CLI), and the webview's requests, each validated on arrival. The panel
  * (chartsPanel.ts) only connects this to a webview, so everything here runs in plain Node.
  */
+import * as fs from 'fs';
 import { ChartRun, HostMessage, parseViewMessage } from '../../protocol/charts';
 import { RunEvent } from '../../protocol/runner';
 import { LiveRun, RunSupervisor } from '../../runner/supervisor';
+import { RunStatus } from '../../runs/registry';
 import { RunRef } from '../../runs/workspaceRuns';
 import { RunBuffer } from './runBuffer';
 
@@ -27,13 +30,24 @@ export const runKey = (ref: RunRef): string => ref.registry.dir(ref.record.id);
 
 const PNG_DATA_URL = /^data:image\/png;base64,([A-Za-z0-9+/]+={0,2})$/;
 
+/** Changes to a followed run's folder within this time are read together. */
+const FOLLOW_DELAY_MS = 100;
+
+interface Shown {
+  ref: RunRef;
+  run: ChartRun;
+  buffer: RunBuffer;
+  /** Watches the folder of a run that another process trains (another window, or the CLI). */
+  watcher?: fs.FSWatcher;
+}
+
 export class ChartsStream {
-  private readonly shown = new Map<string, { run: ChartRun; buffer: RunBuffer }>();
+  private readonly shown = new Map<string, Shown>();
   /** Whether a page listens: messages to a hidden webview are lost, so it catches up on `ready`. */
   private attached = false;
   private readonly unsubscribe: () => void;
 
-  constructor(supervisor: RunSupervisor, private readonly host: ChartsHost) {
+  constructor(private readonly supervisor: RunSupervisor, private readonly host: ChartsHost) {
     // Subscribed before any history is read: the read is synchronous, so no event falls between.
     const onEvent = (live: LiveRun, event: RunEvent) => this.onEvent(live, event);
     const onStatus = (live: LiveRun) => this.onStatus(live);
@@ -58,7 +72,9 @@ export class ChartsStream {
     if (!added.length) return;
     for (const ref of added) {
       const key = runKey(ref);
-      this.shown.set(key, { run: chartRun(key, ref), buffer: RunBuffer.fromFolder(key) });
+      const entry: Shown = { ref, run: chartRun(key, ref), buffer: RunBuffer.fromFolder(key) };
+      this.shown.set(key, entry);
+      if (!this.isLiveHere(key)) this.follow(entry);
     }
     this.runsChanged();
     for (const ref of added) this.sendBuffer(runKey(ref));
@@ -67,13 +83,13 @@ export class ChartsStream {
   /** Shows exactly these runs. */
   set(refs: RunRef[]): void {
     const keep = new Set(refs.map(runKey));
-    for (const key of this.keys) if (!keep.has(key)) this.shown.delete(key);
+    for (const key of this.keys) if (!keep.has(key)) this.forget(key);
     if (this.shown.size === keep.size) this.runsChanged();
     else this.add(refs);
   }
 
   remove(key: string): void {
-    if (this.shown.delete(key)) this.runsChanged();
+    if (this.forget(key)) this.runsChanged();
   }
 
   /** The webview went away (hidden or reloading); it asks for everything again when it is back. */
@@ -109,7 +125,7 @@ export class ChartsStream {
 
   dispose(): void {
     this.unsubscribe();
-    this.shown.clear();
+    for (const key of this.keys) this.forget(key);
   }
 
   private onEvent(live: LiveRun, event: RunEvent): void {
@@ -124,11 +140,57 @@ export class ChartsStream {
     }
   }
 
+  /** A run of this window started or ended: its events take over from its files, or hand back to them. */
   private onStatus(live: LiveRun): void {
     const entry = this.shown.get(live.dir);
-    if (!entry || entry.run.status === live.record.status) return;
-    entry.run = { ...entry.run, status: live.record.status };
+    if (!entry) return;
+    if (live.record.status === 'running') this.unfollow(entry);
+    else this.follow(entry);
+    this.setStatus(entry, live.record.status);
+  }
+
+  private setStatus(entry: Shown, status: RunStatus): void {
+    if (entry.run.status === status) return;
+    entry.run = { ...entry.run, status };
     this.runsChanged();
+  }
+
+  private isLiveHere(key: string): boolean {
+    return this.supervisor.runs().some((live) => live.dir === key);
+  }
+
+  /**
+   * Follows a run that no process of this window trains, through its folder: what its trainer
+   * appends to the metrics and samples files, and its status in run.json (file events, no polling).
+   */
+  private follow(entry: Shown): void {
+    if (entry.watcher) return;
+    let timer: NodeJS.Timeout | undefined;
+    const catchUp = () => {
+      timer = undefined;
+      for (const message of entry.buffer.catchUp()) this.post(message);
+      const record = entry.ref.registry.get(entry.ref.record.id);
+      if (record) this.setStatus(entry, record.status);
+    };
+    try {
+      entry.watcher = fs.watch(entry.run.key, () => (timer ??= setTimeout(catchUp, FOLLOW_DELAY_MS)));
+      entry.watcher.on('error', () => this.unfollow(entry)); // the folder was deleted
+      entry.watcher.on('close', () => clearTimeout(timer));
+    } catch {
+      return; // no folder: nothing to follow
+    }
+    catchUp(); // what changed before the watch began
+  }
+
+  private unfollow(entry: Shown): void {
+    entry.watcher?.close();
+    entry.watcher = undefined;
+  }
+
+  private forget(key: string): boolean {
+    const entry = this.shown.get(key);
+    if (entry) this.unfollow(entry);
+    return this.shown.delete(key);
   }
 
   private runsChanged(): void {

@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { PointsMessage, SampleGroup } from '../../protocol/charts';
+import { HostMessage, PointsMessage, SampleGroup } from '../../protocol/charts';
 import { SampleRow } from '../../protocol/runner';
 
 /** A Float64Array that grows by doubling; NaN marks a missing value. */
@@ -58,23 +58,46 @@ export class RunBuffer {
   private readonly metrics = new Map<string, Column>();
   private readonly samples = new Map<number, SampleRow[]>();
 
+  /** Bytes of each history file merged so far (whole lines only). */
+  private readonly read = { metrics: 0, samples: 0 };
+  /** The step of the last sample row read from samples.jsonl. */
+  private lastSampleStep?: number;
+
   constructor(readonly key: string) {}
 
   /** A buffer filled from the run folder's files (a run that has logged nothing yet has none). */
   static fromFolder(dir: string): RunBuffer {
     const buffer = new RunBuffer(dir);
-    for (const row of readJsonl(path.join(dir, 'metrics.jsonl'))) {
+    buffer.catchUp();
+    return buffer;
+  }
+
+  /**
+   * Merges what the run folder's files gained since the last read (for a run that another process
+   * trains: another window, or the CLI) and returns the messages that bring a webview up to date.
+   */
+  catchUp(): HostMessage[] {
+    let from: number | undefined;
+    for (const row of this.readNew('metrics')) {
       const { step, time } = row;
       if (typeof step !== 'number' || typeof time !== 'number') continue;
-      buffer.merge(step, time, metricsOf(row));
+      const index = this.merge(step, time, metricsOf(row));
+      if (index !== undefined) from = Math.min(from ?? index, index);
     }
     const groups = new Map<number, SampleRow[]>();
-    for (const { step, ...row } of readJsonl(path.join(dir, 'samples.jsonl'))) {
+    for (const { step, ...row } of this.readNew('samples')) {
       if (typeof step !== 'number' || typeof row.prompt !== 'string' || typeof row.response !== 'string') continue;
-      groups.set(step, [...(groups.get(step) ?? []), sampleRow(row)]);
+      // A read may end within a step's rows: the rest of that step comes first in the next one.
+      const rows = groups.get(step) ?? (step === this.lastSampleStep ? [...(this.samples.get(step) ?? [])] : []);
+      rows.push(sampleRow(row));
+      groups.set(step, rows);
+      this.lastSampleStep = step;
     }
-    for (const [step, rows] of groups) buffer.addSamples(step, rows);
-    return buffer;
+    const changed = [...groups].map(([step, rows]) => this.addSamples(step, rows)).filter((g): g is SampleGroup => g !== undefined);
+    const messages: HostMessage[] = [];
+    if (from !== undefined) messages.push(this.points(from));
+    if (changed.length) messages.push({ type: 'samples', run: this.key, groups: changed });
+    return messages;
   }
 
   get length(): number {
@@ -140,6 +163,41 @@ export class RunBuffer {
     return [...this.samples].map(([step, rows]) => ({ step, rows })).sort((a, b) => a.step - b.step);
   }
 
+  /**
+   * The rows appended to `<kind>.jsonl` since the last read, up to its last whole line (the line
+   * being written is read next time). A file that got shorter was rewritten: it is read again whole.
+   */
+  private readNew(kind: 'metrics' | 'samples'): Record<string, unknown>[] {
+    let text: string;
+    try {
+      const fd = fs.openSync(path.join(this.key, `${kind}.jsonl`), 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        if (size < this.read[kind]) this.read[kind] = 0;
+        const bytes = Buffer.alloc(size - this.read[kind]);
+        fs.readSync(fd, bytes, 0, bytes.length, this.read[kind]);
+        const end = bytes.lastIndexOf(0x0a) + 1;
+        this.read[kind] += end;
+        text = bytes.subarray(0, end).toString('utf8');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      return []; // no file yet
+    }
+    const rows: Record<string, unknown>[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        const row = JSON.parse(line) as unknown;
+        if (row && typeof row === 'object' && !Array.isArray(row)) rows.push(row as Record<string, unknown>);
+      } catch {
+        // a bad line is skipped, as the trainers' readers do
+      }
+    }
+    return rows;
+  }
+
   private truncate(length: number): void {
     this.steps.truncate(length);
     this.times.truncate(length);
@@ -167,27 +225,6 @@ export class RunBuffer {
     }
     return lo;
   }
-}
-
-/** The parsed lines of a JSONL file that is being appended to: no file, a torn last line or a bad line is skipped. */
-function readJsonl(file: string): Record<string, unknown>[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  const rows: Record<string, unknown>[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const row = JSON.parse(line) as unknown;
-      if (row && typeof row === 'object' && !Array.isArray(row)) rows.push(row as Record<string, unknown>);
-    } catch {
-      // a line being written right now
-    }
-  }
-  return rows;
 }
 
 const NOT_METRICS = new Set(['stage', 'step', 'time']);
