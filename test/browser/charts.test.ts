@@ -149,7 +149,29 @@ test('a live PPO run: the dashboard series, hover values, smoothing, exports, lo
     assert.equal(exported.format, 'png');
     const canvas = await chart(w, 'objective/kl').locator('canvas').evaluate((c) => ({ width: (c as HTMLCanvasElement).width, height: (c as HTMLCanvasElement).height }));
     assert.ok(canvas.width > 300 && canvas.height > 100, JSON.stringify(canvas));
-    assert.deepEqual(pngSize(exported.data), canvas);
+    const png = pngSize(exported.data);
+    assert.equal(png.width, canvas.width);
+    assert.ok(png.height > canvas.height + 20, 'the plot with a title above and a legend below');
+    // Inked pixels (not the background) in the bands above and below the plot: the title and the legend.
+    const band = Math.floor((png.height - canvas.height) * 0.4);
+    const inked = await w.page.evaluate(async ({ url, band }) => {
+      const image = new Image();
+      image.src = url;
+      await image.decode();
+      const c = document.createElement('canvas');
+      [c.width, c.height] = [image.width, image.height];
+      const ctx = c.getContext('2d')!;
+      ctx.drawImage(image, 0, 0);
+      const background = ctx.getImageData(0, 0, 1, 1).data.join();
+      const count = (top: number) => {
+        const d = ctx.getImageData(0, top, c.width, band).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d.slice(i, i + 4).join() !== background) n++;
+        return n;
+      };
+      return { title: count(0), legend: count(c.height - band) };
+    }, { url: exported.data, band });
+    assert.ok(inked.title > 50 && inked.legend > 50, JSON.stringify(inked));
 
     await w.page.locator('[data-testid="log-scale"]').check();
     const positive = stream.values['loss/policy_avg'].filter((v) => v !== null && v > 0).length;

@@ -38,6 +38,14 @@ interface Line {
   colour: number;
 }
 
+interface LineStyle {
+  label: string;
+  colour: string;
+  width: number;
+  /** The raw values behind a smoothed line. */
+  raw: boolean;
+}
+
 /** Where the legend reads a series' value under the cursor: the run's full columns and the points drawn of them. */
 interface LegendSource {
   x: ArrayLike<number>;
@@ -145,17 +153,47 @@ export class Chart {
     return rows.join('\n') + '\n';
   }
 
-  /** The plot as drawn (axes and lines), on the theme's background, as a PNG data URL. */
+  /**
+   * The chart as a PNG data URL: its title, the plot as drawn (axes and lines) and a legend of its
+   * lines, on the theme's background, at the screen's pixel density.
+   */
   png(): string | undefined {
-    const source = this.plot?.ctx.canvas;
-    if (!source) return undefined;
+    const plot = this.plot;
+    if (!plot) return undefined;
+    const theme = currentTheme();
+    const scale = plot.ctx.canvas.width / plot.width;
+    const font = (size: number, weight = 'normal') => `${weight} ${size * scale}px ${getComputedStyle(document.body).fontFamily || 'sans-serif'}`;
     const canvas = document.createElement('canvas');
-    canvas.width = source.width;
-    canvas.height = source.height;
     const ctx = canvas.getContext('2d')!;
-    ctx.fillStyle = currentTheme().background;
+    // The legend flows in rows under the plot; measured first, since the canvas size comes from it.
+    ctx.font = font(12);
+    const pad = 8 * scale, swatch = 16 * scale, row = 18 * scale, title = 24 * scale;
+    const entries = this.lineStyles(this.settings, theme).filter((l) => !l.raw);
+    const placed: { x: number; y: number; entry: LineStyle }[] = [];
+    let x = pad, y = 0;
+    for (const entry of entries) {
+      const width = swatch + 6 * scale + ctx.measureText(entry.label).width + 16 * scale;
+      if (x > pad && x + width > plot.ctx.canvas.width - pad) (x = pad), (y += row);
+      placed.push({ x, y, entry });
+      x += width;
+    }
+    canvas.width = plot.ctx.canvas.width;
+    canvas.height = title + plot.ctx.canvas.height + y + row + pad;
+    ctx.fillStyle = theme.background;
     ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.drawImage(source, 0, 0);
+    ctx.fillStyle = theme.foreground;
+    ctx.textBaseline = 'middle';
+    ctx.font = font(13, '600');
+    ctx.fillText(this.spec.title, pad, title / 2);
+    ctx.drawImage(plot.ctx.canvas, 0, title);
+    ctx.font = font(12);
+    const top = title + plot.ctx.canvas.height + row / 2;
+    for (const { x, y, entry } of placed) {
+      ctx.fillStyle = entry.colour;
+      ctx.fillRect(x, top + y - 1.5 * scale, swatch, 3 * scale);
+      ctx.fillStyle = theme.foreground;
+      ctx.fillText(entry.label, x + swatch + 6 * scale, top + y);
+    }
     return canvas.toDataURL('image/png');
   }
 
@@ -256,29 +294,32 @@ export class Chart {
 
   private options(settings: ChartSettings, theme: Theme): uPlot.Options {
     const axis = { stroke: theme.foreground, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid, width: 1 } };
-    const runs = new Set(this.lines.map((l) => l.smoothed.run)).size;
     const value = (u: uPlot, v: number | null, s: number) => this.legendValue(u, v, s, settings.logScale);
-    const series: uPlot.Series[] = [{ label: settings.xAxis === 'time' ? 'seconds' : settings.xAxis, value }];
-    for (const line of this.lines) {
-      const label = runs > 1 ? `${line.smoothed.run.run.name} · ${line.smoothed.metric}` : line.smoothed.metric;
-      const colour = theme.line(line.colour);
-      if (settings.smoothing > 0) {
-        series.push({ label, stroke: colour, width: 2, spanGaps: true, value });
-        series.push({ label: `${label} (raw)`, stroke: faded(colour), width: 1, spanGaps: true, value });
-      } else {
-        series.push({ label, stroke: colour, width: 1.5, spanGaps: true, value });
-      }
-    }
+    const series: uPlot.Series[] = [
+      { label: settings.xAxis === 'time' ? 'seconds' : settings.xAxis, value },
+      ...this.lineStyles(settings, theme).map(({ label, colour, width }) => ({ label, stroke: colour, width, spanGaps: true, value })),
+    ];
     return {
       width: this.width(),
       height: HEIGHT,
       scales: { x: { time: false }, y: { distr: settings.logScale ? 3 : 1 } },
-      axes: [{ ...axis }, { ...axis, size: 60, values: (_u, splits) => splits.map((v) => formatMetric(v)) }],
+      axes: [{ ...axis }, { ...axis, size: 60, values: (_u, splits) => splits.map(formatTick) }],
       series,
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       hooks: { setScale: [(u, key) => key === 'x' && this.scaled(u)] },
     };
+  }
+
+  /** How each series is drawn and named, in uPlot's order: with smoothing, each line's raw values after it, faded. */
+  private lineStyles(settings: ChartSettings, theme: Theme): LineStyle[] {
+    const runs = new Set(this.lines.map((l) => l.smoothed.run)).size;
+    return this.lines.flatMap((line) => {
+      const label = runs > 1 ? `${line.smoothed.run.run.name} · ${line.smoothed.metric}` : line.smoothed.metric;
+      const colour = theme.line(line.colour);
+      if (settings.smoothing === 0) return [{ label, colour, width: 1.5, raw: false }];
+      return [{ label, colour, width: 2, raw: false }, { label: `${label} (raw)`, colour: faded(colour), width: 1, raw: true }];
+    });
   }
 
   private width(): number {
@@ -293,6 +334,11 @@ function xColumn(run: RunData, axis: XAxis): ArrayLike<number> {
   if (axis === 'step') return run.steps.values;
   const times = run.times.values;
   return Float64Array.from({ length: run.length }, (_, i) => times[i] - times[0]);
+}
+
+/** An axis tick: ticks are round numbers, so the shortest form that is exact (1.5, 0.001, 2e-7) reads best. */
+function formatTick(v: number | null): string {
+  return v === null ? '' : String(Number(v.toPrecision(6)));
 }
 
 /** The values at the picked points, null where there is none (or none a log scale can show). */
