@@ -124,12 +124,6 @@ export async function undoPreference(file: string, id: string): Promise<void> {
   await appendJsonLines(file, [{ undo: expectNonEmptyString(id, 'undo') }]);
 }
 
-/** The latest record with an id that is not undone: what an undo would take back. */
-export function lastLabel(file: string): PreferenceRecord | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  return readPreferences(file).records.filter((r) => r.id !== undefined).pop();
-}
-
 export interface PreferencePair {
   prompt: string;
   chosen: string;

@@ -30,8 +30,12 @@ function workspace(pairs: number): Workspace {
 }
 
 /** A session as the view provider makes one, recording what it posts and warns about. */
-function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWebview) => void; experiments?: string[]; annotator?: string } = {}) {
+/** Each workspace's remembered undo history, as VS Code's workspace state keeps it across reloads. */
+const histories = new WeakMap<Workspace, Record<string, string[]>>();
+
+function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWebview) => void; experiments?: string[]; annotator?: string; otherWindow?: boolean } = {}) {
   const posted: ToWebview[] = [];
+  let history = options.otherWindow ? undefined : histories.get(ws);
   const warnings: string[] = [];
   const commands: string[] = [];
   let selected: string | undefined;
@@ -44,6 +48,13 @@ function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWe
     runCommand: (c) => commands.push(c),
     findExperiments: async () => options.experiments ?? [ws.experiment],
     selection: { get: () => selected, set: (key) => (selected = key) },
+    history: {
+      get: () => history,
+      set: (value) => {
+        history = structuredClone(value);
+        if (!options.otherWindow) histories.set(ws, history);
+      },
+    },
     random: options.random,
     annotator: () => options.annotator,
   };
@@ -128,8 +139,8 @@ test('labeling host: the side each pair is shown on stays the same while the vie
   assert.equal(draws, 1);
 });
 
-test('labeling host: undo takes back the latest label, also after a reload', async () => {
-  const ws = workspace(3);
+test('labeling host: undo takes back this window\'s latest label, also after a reload, never another window\'s', async () => {
+  const ws = workspace(4);
   const window1 = open(ws);
   await window1.session.handle({ type: 'ready' });
   await window1.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
@@ -138,14 +149,19 @@ test('labeling host: undo takes back the latest label, also after a reload', asy
   assert.deepEqual(window1.results().at(-1), { type: 'result', id: 3, ok: true });
   assert.deepEqual([window1.state().done, window1.state().pair?.pairId], [1, 'p1']);
 
+  const window2 = open(ws, { otherWindow: true });
+  await window2.session.handle({ type: 'ready' });
+  assert.equal(window2.state().canUndo, false, 'the other window has no label of its own to undo');
+  await window2.session.handle({ type: 'label', id: 1, pairId: 'p1', choice: 'tie' });
+
   const reloaded = open(ws);
   await reloaded.session.handle({ type: 'ready' });
-  assert.deepEqual([reloaded.state().done, reloaded.state().pair?.pairId, reloaded.state().canUndo], [1, 'p1', true]);
+  assert.deepEqual([reloaded.state().done, reloaded.state().pair?.pairId, reloaded.state().canUndo], [2, 'p2', true]);
   await reloaded.session.handle({ type: 'undo', id: 1 });
-  assert.deepEqual([reloaded.state().done, reloaded.state().pair?.pairId, reloaded.state().canUndo], [0, 'p0', false]);
+  assert.deepEqual([reloaded.state().done, reloaded.state().pair?.pairId, reloaded.state().canUndo], [1, 'p0', false]);
   await reloaded.session.handle({ type: 'undo', id: 2 });
   assert.deepEqual(reloaded.results().at(-1), { type: 'result', id: 2, ok: false, error: 'There is no label to undo.' });
-  assert.deepEqual(readPreferences(ws.preferences).records, []);
+  assert.deepEqual(readPreferences(ws.preferences).records.map((r) => [r.id, r.label]), [['p1', 'tie']], 'the other window\'s label stands');
 });
 
 test('labeling host: a reload returns to the first unlabeled pair and loses no acknowledged label', async () => {

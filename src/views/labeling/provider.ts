@@ -9,6 +9,7 @@ import type { LabelingSession } from './session';
 
 export const LABELING_VIEW = 'rlhf.labeling';
 const SELECTION_KEY = 'rlhf.labeling.queue';
+const HISTORY_KEY = 'rlhf.labeling.history';
 /** Files whose changes can change what the view shows: experiments, queues, preferences, guidelines. */
 const WATCHED = '**/*.{rlhf.json,jsonl,md}';
 
@@ -56,6 +57,7 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       runCommand: (command) => void vscode.commands.executeCommand(command),
       findExperiments: async () => (await vscode.workspace.findFiles(EXPERIMENT_GLOB, '**/node_modules/**', 100)).map((uri) => uri.fsPath).sort(),
       selection: { get: () => state.get<string>(SELECTION_KEY), set: (key) => void state.update(SELECTION_KEY, key) },
+      history: { get: () => state.get(HISTORY_KEY), set: (history) => void state.update(HISTORY_KEY, history) },
       describe: (file) => vscode.workspace.asRelativePath(file),
       annotator: () => vscode.workspace.getConfiguration('rlhf').get<string>('annotator'),
     });

@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import { Choice, LabelRequest, QueueState, ShownPair, toHostSchema, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
 import { ComparisonPair, labelPair, queueStatus, readQueue } from '../../data/queue';
-import { AlreadyLabeledError, appendPreference, Label, lastLabel, readPreferences, undoPreference } from '../../data/preferences';
+import { AlreadyLabeledError, appendPreference, Label, readPreferences, undoPreference } from '../../data/preferences';
 import { Queue, queuesOf, readGuidelines } from './queues';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
@@ -22,6 +22,8 @@ export interface SessionHost {
   findExperiments(): Promise<string[]>;
   /** Where the picked queue is remembered between reloads. */
   selection: { get(): string | undefined; set(key: string): void };
+  /** Where this window's labels (pair ids per preferences file) are remembered between reloads, for undo. */
+  history: { get(): Record<string, string[]> | undefined; set(history: Record<string, string[]>): void };
   /** How a queue file is named in the picker (e.g. relative to the workspace). */
   describe?(file: string): string;
   /** In [0, 1): decides which response is shown on the left. */
@@ -37,17 +39,22 @@ export function storedLabel(choice: Choice, swapped: boolean): Label {
   return choice;
 }
 
+/** How many of its latest labels per preferences file a window can undo. */
+const UNDO_DEPTH = 200;
+
 export class LabelingSession {
   private queues: Queue[] | undefined;
   /** Per pair, whether its response B is shown on the left; drawn once, kept while the session lives. */
   private readonly swapped = new Map<string, boolean>();
-  /** Pair ids this session labeled, per preferences file, newest last: what undo takes back first. */
-  private readonly labeled = new Map<string, string[]>();
+  /** Pair ids this window labeled, per preferences file, newest last: what undo takes back, newest first. */
+  private readonly labeled: Map<string, string[]>;
   /** Messages are handled one at a time, in arrival order (an undo after a label undoes that label). */
   private pending: Promise<void> = Promise.resolve();
   private lastPosted = '';
 
-  constructor(private readonly host: SessionHost) {}
+  constructor(private readonly host: SessionHost) {
+    this.labeled = new Map(Object.entries(host.history.get() ?? {}));
+  }
 
   /** Handles one message from the webview; anything that is not in the protocol is logged and dropped. */
   handle(raw: unknown): Promise<void> {
@@ -139,7 +146,7 @@ export class LabelingSession {
       if (err instanceof AlreadyLabeledError) return this.answer(request.id, 'This pair was already labeled (in another window?); showing the next one.');
       return this.answer(request.id, `The label was not saved: ${(err as Error).message}`);
     }
-    this.labeledIn(queue).push(pair.pair_id);
+    this.remember(queue, [...this.labeledIn(queue), pair.pair_id]);
     return this.answer(request.id);
   }
 
@@ -152,23 +159,27 @@ export class LabelingSession {
     } catch (err) {
       return this.answer(id, `The undo was not saved: ${(err as Error).message}`);
     }
-    const mine = this.labeledIn(queue);
-    if (mine.at(-1) === target) mine.pop();
+    this.remember(queue, this.labeledIn(queue).slice(0, -1));
     return this.answer(id);
   }
 
   /**
-   * The pair whose label an undo takes back: this session's latest label that still stands, else
-   * (after a reload) the file's latest label of a pair in this queue.
+   * The pair whose label an undo takes back: this window's latest label that still stands (also
+   * after a reload; never another window's or another person's label).
    */
   private undoTarget(queue: Queue): string | undefined {
     const live = this.liveIds(queue);
     const mine = this.labeledIn(queue);
-    while (mine.length > 0 && !live.has(mine.at(-1)!)) mine.pop();
-    if (mine.length > 0) return mine.at(-1);
-    const last = fs.existsSync(queue.preferencesFile) ? lastLabel(queue.preferencesFile) : undefined;
-    if (!last?.id || !fs.existsSync(queue.queueFile)) return undefined;
-    return readQueue(queue.queueFile).pairs.some((p) => p.pair_id === last.id) ? last.id : undefined;
+    let standing = mine.length;
+    while (standing > 0 && !live.has(mine[standing - 1])) standing--;
+    if (standing < mine.length) this.remember(queue, mine.slice(0, standing));
+    return standing > 0 ? mine[standing - 1] : undefined;
+  }
+
+  /** Keeps the window's latest labels of a preferences file, for undo after a reload. */
+  private remember(queue: Queue, ids: string[]): void {
+    this.labeled.set(queue.preferencesFile, ids.slice(-UNDO_DEPTH));
+    this.host.history.set(Object.fromEntries(this.labeled));
   }
 
   private liveIds(queue: Queue): Set<string> {
@@ -177,8 +188,7 @@ export class LabelingSession {
   }
 
   private labeledIn(queue: Queue): string[] {
-    if (!this.labeled.has(queue.preferencesFile)) this.labeled.set(queue.preferencesFile, []);
-    return this.labeled.get(queue.preferencesFile)!;
+    return this.labeled.get(queue.preferencesFile) ?? [];
   }
 
   /** Answers a request, then sends what the view shows now. */
