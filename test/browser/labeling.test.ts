@@ -91,6 +91,8 @@ test('labeling webview: 20 pairs labeled with the keyboard alone, a rationale, u
     if (message.type !== 'undo') throw new Error('not an undo');
     await page.send({ type: 'result', id: message.id, ok: true });
     await page.send(queueState(total - 1, total, { pairId: 'p19' }));
+    // A key pressed while an undo is in flight is ignored: wait for this one's answer.
+    await showsText(page, 'save-status', /Undone/);
   }
   assert.deepEqual(await page.cspViolations(), []);
   await page.close();
