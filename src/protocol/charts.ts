@@ -73,7 +73,8 @@ export const chartsStateSchema = z.object({
   runs: z.array(z.string().min(1)),
   smoothing: z.number().min(0).max(0.999),
   xAxis: z.enum(['step', 'episode', 'time']),
-  logScale: z.boolean(),
+  /** The charts drawn on a log scale, by title. */
+  logScale: z.array(z.string()),
   /** Charts added beyond the default dashboard, and default charts removed, by title. */
   added: z.array(z.string()),
   removed: z.array(z.string()),
@@ -88,7 +89,7 @@ export type ViewMessage = z.infer<typeof viewMessageSchema>;
 export type ChartsState = z.infer<typeof chartsStateSchema>;
 export type XAxis = ChartsState['xAxis'];
 
-export const DEFAULT_STATE: ChartsState = { runs: [], smoothing: 0.6, xAxis: 'step', logScale: false, added: [], removed: [], search: '' };
+export const DEFAULT_STATE: ChartsState = { runs: [], smoothing: 0.6, xAxis: 'step', logScale: [], added: [], removed: [], search: '' };
 
 function parseWith<T>(schema: z.ZodType<T>, message: unknown): Parsed<T> {
   const result = schema.safeParse(message);

@@ -23,7 +23,7 @@ function ppoStream(iterations: number, seed: number, every = 1) {
     times: column((step) => 1_700_000_000 + step * 1.5),
     values: {
       'objective/scores': column((t) => Math.log(t) + noise()),
-      'objective/rlhf_reward': column((t) => Math.log(t) - 0.1 * t / iterations + noise()),
+      'objective/rlhf_reward': column((t) => Math.log(t) - 1 + noise()), // below zero early on
       'objective/kl': column((t) => (0.02 * t) / every + Math.abs(noise())),
       'objective/entropy': column(() => 30 + noise()),
       'loss/policy_avg': column(() => noise() / 10),
@@ -173,10 +173,18 @@ test('a live PPO run: the dashboard series, hover values, smoothing, exports, lo
     }, { url: exported.data, band });
     assert.ok(inked.title > 50 && inked.legend > 50, JSON.stringify(inked));
 
-    await w.page.locator('[data-testid="log-scale"]').check();
+    // A log scale is per chart: the policy loss's drops its non-positive points, the reward keeps its own.
+    const log = chart(w, 'loss/policy_avg').getByRole('button', { name: 'Log' });
+    assert.equal(await log.getAttribute('aria-pressed'), 'false');
+    await log.click();
+    await log.and(w.page.locator('[aria-pressed="true"]')).waitFor(); // on the next frame
     const positive = stream.values['loss/policy_avg'].filter((v) => v !== null && v > 0).length;
     assert.ok(positive > 0 && positive < 60);
     await chart(w, 'loss/policy_avg').and(w.page.locator(`[data-points="${positive}"]`)).waitFor();
+    const rewards = ['objective/scores', 'objective/rlhf_reward'].reduce((n, m) => n + stream.values[m].filter((v) => v !== null).length, 0);
+    assert.ok(['objective/scores', 'objective/rlhf_reward'].some((m) => stream.values[m].some((v) => v !== null && v <= 0)), 'the reward has values a log scale would drop');
+    assert.equal(await chart(w, 'reward').getAttribute('data-points'), String(rewards));
+    assert.equal(await chart(w, 'reward').getByRole('button', { name: 'Log' }).getAttribute('aria-pressed'), 'false');
 
     const samples = w.page.locator('[data-testid="sample"]');
     assert.equal(await samples.count(), 4);
@@ -191,7 +199,7 @@ test('a live PPO run: the dashboard series, hover values, smoothing, exports, lo
     assert.equal(await chart(w, 'objective/kl').getAttribute('data-points'), '60', 'invalid messages from the host are dropped');
 
     const state = (await w.state()) as Record<string, unknown>;
-    assert.deepEqual(state, { runs: [run], smoothing: 0.9, xAxis: 'step', logScale: true, added: ['val/num_eos_tokens'], removed: [], search: 'CAT' });
+    assert.deepEqual(state, { runs: [run], smoothing: 0.9, xAxis: 'step', logScale: ['loss/policy_avg'], added: ['val/num_eos_tokens'], removed: [], search: 'CAT' });
     assert.deepEqual(await w.cspViolations(), []);
   } finally {
     await w.close();
@@ -200,7 +208,7 @@ test('a live PPO run: the dashboard series, hover values, smoothing, exports, lo
 
 test('a reloaded panel restores its settings and compares runs in one chart', { skip: noBrowser }, async () => {
   const [a, b] = ['/runs/a', '/runs/b'];
-  const saved = { runs: [a, b], smoothing: 0.3, xAxis: 'time', logScale: false, added: ['lr'], removed: ['val/ratio'], search: '' };
+  const saved = { runs: [a, b], smoothing: 0.3, xAxis: 'time', logScale: ['lr'], added: ['lr'], removed: ['val/ratio'], search: '' };
   const w = await openWebview('charts', { styles: ['uPlot.min.css'], state: saved, width: 1400 });
   try {
     assert.equal(await w.page.locator('[data-testid="smoothing"]').inputValue(), '0.3');
@@ -213,6 +221,7 @@ test('a reloaded panel restores its settings and compares runs in one chart', { 
 
     const titles = await w.page.locator('[data-testid="chart"]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.chart));
     assert.deepEqual(titles, [...PPO_CHARTS.filter((t) => t !== 'val/ratio'), 'lr']);
+    assert.equal(await chart(w, 'lr').getByRole('button', { name: 'Log' }).getAttribute('aria-pressed'), 'true');
     const legend = await chart(w, 'objective/kl').locator('.u-legend .u-label').allTextContents();
     assert.deepEqual(legend, ['seconds', 'baseline · objective/kl', 'baseline · objective/kl (raw)', 'kl, 0.1 · objective/kl', 'kl, 0.1 · objective/kl (raw)']);
 

@@ -23,6 +23,7 @@ export interface ChartActions {
   exportCsv(chart: Chart): void;
   exportPng(chart: Chart): void;
   remove(chart: Chart): void;
+  toggleLogScale(chart: Chart): void;
   /** The chart needs drawing again (it was zoomed or resized). */
   changed(chart: Chart): void;
 }
@@ -75,6 +76,7 @@ export class Chart {
   private hostWidth = 0;
   private readonly resized: ResizeObserver;
   private legend: LegendSource[] = [];
+  private readonly logButton: HTMLButtonElement;
   /** The x range dragged to, drawn at full detail; undefined when the whole run is shown. */
   private zoom: XRange | undefined;
 
@@ -86,7 +88,9 @@ export class Chart {
     const header = document.createElement('header');
     const title = document.createElement('h3');
     title.textContent = spec.title;
-    header.append(title, button('CSV', 'Export as CSV', () => actions.exportCsv(this)), button('PNG', 'Export as PNG', () => actions.exportPng(this)), button('×', 'Remove chart', () => actions.remove(this)));
+    this.logButton = button('Log', 'Log scale (y axis)', () => actions.toggleLogScale(this));
+    this.logButton.setAttribute('aria-pressed', 'false');
+    header.append(title, this.logButton, button('CSV', 'Export as CSV', () => actions.exportCsv(this)), button('PNG', 'Export as PNG', () => actions.exportPng(this)), button('×', 'Remove chart', () => actions.remove(this)));
     this.plotHost = document.createElement('div');
     this.plotHost.className = 'plot';
     this.element.append(header, this.plotHost);
@@ -104,6 +108,7 @@ export class Chart {
   update(runs: RunData[], settings: ChartSettings, rebuild = false): void {
     this.rebuild ||= rebuild;
     this.settings = settings;
+    if (this.logButton.getAttribute('aria-pressed') !== String(settings.logScale)) this.logButton.setAttribute('aria-pressed', String(settings.logScale));
     const computed = JSON.stringify([runs.map((r) => [r.run.key, r.version]), settings]);
     if (computed !== this.computed) {
       this.computed = computed;

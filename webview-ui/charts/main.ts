@@ -6,7 +6,7 @@
 import '../shared/zod-jitless';
 import { ChartsState, DEFAULT_STATE, HostMessage, ViewMessage, parseChartsState, parseHostMessage } from '../../src/protocol/charts';
 import { vscodeApi } from '../shared/vscode';
-import { Chart, ChartActions } from './chart';
+import { Chart, ChartActions, ChartSettings } from './chart';
 import { chartsFor } from './dashboards';
 import { SamplesTable } from './samplesTable';
 import { RunStore } from './store';
@@ -26,8 +26,13 @@ function update(change: Partial<ChartsState>): void {
   schedule();
 }
 
+/** A chart's settings: the page's, and its own scale. */
+function settingsOf(title: string): ChartSettings {
+  return { smoothing: state.smoothing, xAxis: state.xAxis, logScale: state.logScale.includes(title) };
+}
+
 const chartActions: ChartActions = {
-  exportCsv: (chart) => post({ type: 'export', format: 'csv', fileName: `${chart.spec.title}.csv`, data: chart.csv(store.all(), state) }),
+  exportCsv: (chart) => post({ type: 'export', format: 'csv', fileName: `${chart.spec.title}.csv`, data: chart.csv(store.all(), settingsOf(chart.spec.title)) }),
   exportPng: (chart) => {
     const data = chart.png();
     if (data) post({ type: 'export', format: 'png', fileName: `${chart.spec.title}.png`, data });
@@ -37,6 +42,8 @@ const chartActions: ChartActions = {
     if (state.added.includes(title)) update({ added: state.added.filter((m) => m !== title) });
     else update({ removed: [...state.removed, title] });
   },
+  toggleLogScale: ({ spec: { title } }) =>
+    update({ logScale: state.logScale.includes(title) ? state.logScale.filter((t) => t !== title) : [...state.logScale, title] }),
   changed: () => schedule(),
 };
 
@@ -91,7 +98,7 @@ function render(): void {
     }
     // In dashboard order; moved only when out of it, as a move makes the page lay out again.
     if (grid.children[n] !== chart.element) grid.insertBefore(chart.element, grid.children[n] ?? null);
-    chart.update(runs, state, rebuild);
+    chart.update(runs, settingsOf(spec.title), rebuild);
   });
   rebuild = false;
   drawSome([...charts.values()].filter((c) => c.stale));

@@ -7,7 +7,7 @@ export interface ToolbarActions {
   pickRuns(): void;
   removeRun(key: string): void;
   addChart(metric: string): void;
-  change(settings: Partial<Pick<ChartsState, 'smoothing' | 'xAxis' | 'logScale'>>): void;
+  change(settings: Partial<Pick<ChartsState, 'smoothing' | 'xAxis'>>): void;
 }
 
 export class Toolbar {
@@ -43,10 +43,6 @@ export class Toolbar {
     for (const axis of ['step', 'episode', 'time'] as const) xAxis.add(new Option(axis === 'time' ? 'time (s)' : axis, axis, false, axis === state.xAxis));
     xAxis.addEventListener('change', () => actions.change({ xAxis: xAxis.value as XAxis }));
 
-    const logScale = input('checkbox', 'log-scale');
-    logScale.checked = state.logScale;
-    logScale.addEventListener('change', () => actions.change({ logScale: logScale.checked }));
-
     this.addChart = document.createElement('select');
     this.addChart.dataset.testid = 'add-chart';
     this.addChart.addEventListener('change', () => {
@@ -58,7 +54,6 @@ export class Toolbar {
       compare,
       labelled('Smoothing', smoothing, this.smoothingValue),
       labelled('X axis', xAxis),
-      labelled('Log scale', logScale),
       this.addChart,
     );
   }
