@@ -61,10 +61,14 @@ async function stopRun(services: Services, arg: unknown): Promise<void> {
     return;
   }
   const title = `Stopping ${ref.record.name} after this step…`;
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title }, async () => {
-    if (run) await services.supervisor.stop(run);
-    else await ref.registry.stopElsewhere(ref.record.id);
-  });
+  try {
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title }, async () => {
+      if (run) await services.supervisor.stop(run);
+      else await ref.registry.stopElsewhere(ref.record.id);
+    });
+  } catch (e) {
+    await vscode.window.showErrorMessage((e as Error).message);
+  }
   services.runs.refresh();
 }
 

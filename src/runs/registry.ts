@@ -162,7 +162,13 @@ export class RunRegistry {
   async stopElsewhere(id: string, pollMs = 500): Promise<RunRecord | undefined> {
     const record = this.get(id);
     if (record?.status !== 'running' || !record.pid) return record;
-    process.kill(record.pid, 'SIGINT');
+    try {
+      process.kill(record.pid, 'SIGINT');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ESRCH') throw new Error(`cannot stop run "${id}": its process ${record.pid} cannot be signalled (${code})`);
+      // The process ended meanwhile: the record says how.
+    }
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, pollMs));
       const now = this.get(id);
