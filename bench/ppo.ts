@@ -38,6 +38,7 @@ import { sample } from '../src/train/generate';
 import { RewardFn, runPpo } from '../src/train/ppo';
 import { Scorer } from '../src/train/scorer';
 import { Rng } from '../src/util/rng';
+import { findPython } from './common';
 
 // ---------------------------------------------------------------- flags
 
@@ -175,14 +176,6 @@ async function ours(f: Flags, dir: string, cfg: GPTConfig, promptFile: string, r
   };
 }
 
-function findPython(f: Flags): string | undefined {
-  for (const py of [f.python, '/usr/bin/python3', 'python3'].filter(Boolean)) {
-    const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
-    if (r.status === 0) return py;
-  }
-  return undefined;
-}
-
 function pytorch(f: Flags, py: string, idsFile: string) {
   const args = [path.join(__dirname, 'reference', 'ppo_torch.py'),
     '--threads', f.threads, '--seed', f.seed, '--warmup', f.warmup, '--iters', f.iters, '--batch', f.batch,
@@ -222,7 +215,7 @@ async function main() {
   console.log(JSON.stringify(mine));
 
   let ref: (PhaseTimes & Record<string, unknown>) | undefined;
-  const py = f['no-torch'] ? undefined : findPython(f);
+  const py = f['no-torch'] ? '' : findPython(f.python);
   if (!py) {
     console.error(f['no-torch'] ? 'PyTorch reference skipped (--no-torch)' : 'PyTorch reference skipped: no python3 with torch found');
   } else {

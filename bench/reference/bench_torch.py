@@ -17,14 +17,13 @@ import statistics
 import sys
 import time
 
-
-from torch_threads import cores  # sets the thread pools, so it comes before torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules, however this file is run
+from torch_threads import cores  # noqa: E402  sets the thread pools, so it comes before torch
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpt2_torch import GPT2, Block, GPT2Config, init_weights, generate_greedy  # noqa: E402
 
 CASES = ["mlp", "block", "gpt2-sft", "decode", "matmul-peak"]
