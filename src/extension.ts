@@ -11,7 +11,7 @@ import { registerRunCommands } from './commands/runs';
 import { registerTrainingCommands } from './commands/training';
 import { Services } from './commands/common';
 import { RunSupervisor } from './runner/supervisor';
-import { WorkspaceRuns } from './runs/workspaceRuns';
+import { WorkspaceRuns } from './views/workspaceRuns';
 import { registerChartsSerializer } from './views/charts/chartsPanel';
 import { registerLabelingView } from './views/labeling/provider';
 import { logRuns } from './views/runLog';

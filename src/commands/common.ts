@@ -3,8 +3,8 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { ProcessOptions } from '../runner/runner';
 import { RunSupervisor } from '../runner/supervisor';
-import { RunRef, WorkspaceRuns } from '../runs/workspaceRuns';
-import { STAGE_LABELS } from '../views/format';
+import { RunRef, WorkspaceRuns } from '../views/workspaceRuns';
+import { STAGE_LABELS } from '../shared/format';
 
 export interface Services {
   supervisor: RunSupervisor;

@@ -2,9 +2,9 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { generate } from '../runner/runner';
-import { RunRef } from '../runs/workspaceRuns';
+import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
-import { STAGE_LABELS } from '../views/format';
+import { STAGE_LABELS } from '../shared/format';
 import { Services, isRunRef, requireTrust } from './common';
 
 /** The CLI's defaults; the seed changes per call so asking again gives another answer. */

@@ -4,7 +4,7 @@ import { ExperimentStage } from '../protocol/runner';
 import { ProcessOutcome } from '../runner/runner';
 import { LiveRun } from '../runner/supervisor';
 import { runtimeOverrides } from '../settings';
-import { STAGE_LABELS, formatMetric } from '../views/format';
+import { STAGE_LABELS, formatMetric } from '../shared/format';
 import { Services, pickExperiment, pickRun, requireTrust } from './common';
 
 /** What each stage is called in messages about it. */

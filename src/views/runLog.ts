@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { RunEvent } from '../protocol/runner';
 import { LogLine, ProcessOutcome } from '../runner/runner';
 import { LiveRun, RunSupervisor } from '../runner/supervisor';
-import { formatMetrics } from './format';
+import { formatMetrics } from '../shared/format';
 
 export function logRuns(supervisor: RunSupervisor, log: vscode.LogOutputChannel): vscode.Disposable {
   const tag = (run: LiveRun) => `[${run.record.id}]`;

@@ -2,8 +2,8 @@
 import * as vscode from 'vscode';
 import { ExperimentStage } from '../protocol/runner';
 import { RunStatus } from '../runs/registry';
-import { RunRef, WorkspaceRuns } from '../runs/workspaceRuns';
-import { STAGE_LABELS, formatMetric, formatMetrics } from './format';
+import { RunRef, WorkspaceRuns } from './workspaceRuns';
+import { STAGE_LABELS, formatMetric, formatMetrics } from '../shared/format';
 
 /** The metric a run is judged by at a glance, first one present wins (TRL's names). */
 const KEY_METRICS: Record<ExperimentStage, string[]> = {

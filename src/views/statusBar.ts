@@ -1,7 +1,7 @@
 /** A status bar item while runs are live: stage, step and time left of the latest one. */
 import * as vscode from 'vscode';
 import { LiveRun, RunSupervisor } from '../runner/supervisor';
-import { STAGE_LABELS, formatDuration } from './format';
+import { STAGE_LABELS, formatDuration } from '../shared/format';
 
 export class TrainingStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('rlhf.training', vscode.StatusBarAlignment.Left, 10);

@@ -5,7 +5,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatMetric } from '../../src/views/format';
+import { formatMetric } from '../../src/shared/format';
 import { closeBrowser, noBrowser, openWebview, WebviewPage } from './page';
 
 after(closeBrowser);

@@ -12,7 +12,7 @@ import * as path from 'path';
 import { HostMessage, PointsMessage, parseHostMessage } from '../../src/protocol/charts';
 import { RunEvent } from '../../src/protocol/runner';
 import { RunRecord, RunRegistry } from '../../src/runs/registry';
-import { RunRef } from '../../src/runs/workspaceRuns';
+import { RunRef } from '../../src/views/workspaceRuns';
 import { ChartsHost, ChartsStream } from '../../src/views/charts/chartsStream';
 import { RunBuffer } from '../../src/views/charts/runBuffer';
 

@@ -102,7 +102,7 @@ test('New Experiment copies the demo into the workspace as <name>/<name>.rlhf.js
 test('Train SFT starts a training process from the experiment file, and the Runs view lists the run', async () => {
   const { startStage } = await import('../../src/commands/training');
   const { RunSupervisor } = await import('../../src/runner/supervisor');
-  const { WorkspaceRuns } = await import('../../src/runs/workspaceRuns');
+  const { WorkspaceRuns } = await import('../../src/views/workspaceRuns');
   const { RunsTreeProvider } = await import('../../src/views/runsTree');
   const { logRuns } = await import('../../src/views/runLog');
   const processOptions = { entry: path.join(root, 'src', 'runner', 'train-process.ts'), execArgv: ['--import', 'tsx'], cwd: root };

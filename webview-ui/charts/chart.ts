@@ -6,7 +6,7 @@
  */
 import uPlot from 'uplot';
 import { XAxis } from '../../src/protocol/charts';
-import { formatMetric } from '../../src/views/format';
+import { formatMetric } from '../../src/shared/format';
 import { ChartSpec } from './dashboards';
 import { Decimator, XRange, nearestPoint, pickPoints } from './decimate';
 import { SmoothedLine } from './smoothing';

@@ -1,5 +1,5 @@
 /** The latest generations of the runs shown, newest step first, filtered by a search over prompt and response. */
-import { formatMetric } from '../../src/views/format';
+import { formatMetric } from '../../src/shared/format';
 import { RunData } from './store';
 
 /** Rows drawn at most; the search narrows the rest down. */

@@ -1,6 +1,6 @@
 /** The controls above the charts: the runs shown (legend colours, remove), and the chart settings. */
 import { ChartsState, XAxis } from '../../src/protocol/charts';
-import { STAGE_LABELS } from '../../src/views/format';
+import { STAGE_LABELS } from '../../src/shared/format';
 import { RunData } from './store';
 
 export interface ToolbarActions {

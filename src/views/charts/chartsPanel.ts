@@ -6,8 +6,8 @@
 import * as vscode from 'vscode';
 import { ChartRun, parseChartsState } from '../../protocol/charts';
 import { Services } from '../../commands/common';
-import { STAGE_LABELS } from '../format';
-import { RunRef } from '../../runs/workspaceRuns';
+import { STAGE_LABELS } from '../../shared/format';
+import { RunRef } from '../workspaceRuns';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { ChartsStream, runKey } from './chartsStream';
 

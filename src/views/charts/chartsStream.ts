@@ -9,7 +9,7 @@ import { ChartRun, HostMessage, parseViewMessage } from '../../protocol/charts';
 import { RunEvent } from '../../protocol/runner';
 import { LiveRun, RunSupervisor } from '../../runner/supervisor';
 import { RunStatus } from '../../runs/registry';
-import { RunRef } from '../../runs/workspaceRuns';
+import { RunRef } from '../workspaceRuns';
 import { RunBuffer } from './runBuffer';
 
 /** What the stream needs from the workbench. */

@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import { RunSupervisor } from '../runner/supervisor';
 import { runsFolder } from '../settings';
-import { RunRecord, RunRegistry } from './registry';
+import { RunRecord, RunRegistry } from '../runs/registry';
 
 /** A run and the registry it lives in (tree items and command arguments carry this). */
 export interface RunRef {
