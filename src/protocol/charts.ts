@@ -10,7 +10,8 @@
  * copies them as they are, where JSON would cost seconds for a long run on both sides.
  */
 import { z } from 'zod';
-import { EXPERIMENT_STAGES, Parsed, sampleRowSchema } from './runner';
+import { Parsed, parseWith } from './parse';
+import { EXPERIMENT_STAGES, sampleRowSchema } from './runner';
 
 /** The registry's run statuses (src/runs/registry.ts reads files, so the webview cannot import it). */
 const RUN_STATUSES = ['running', 'finished', 'stopped', 'failed'] as const;
@@ -90,12 +91,6 @@ export type ChartsState = z.infer<typeof chartsStateSchema>;
 export type XAxis = ChartsState['xAxis'];
 
 export const DEFAULT_STATE: ChartsState = { runs: [], smoothing: 0.6, xAxis: 'step', logScale: [], added: [], removed: [], search: '' };
-
-function parseWith<T>(schema: z.ZodType<T>, message: unknown): Parsed<T> {
-  const result = schema.safeParse(message);
-  if (result.success) return { ok: true, value: result.data };
-  return { ok: false, error: result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(message)'}: ${i.message}`).join('; ') };
-}
 
 export const parseHostMessage = (message: unknown): Parsed<HostMessage> => parseWith(hostMessageSchema, message);
 export const parseViewMessage = (message: unknown): Parsed<ViewMessage> => parseWith(viewMessageSchema, message);

@@ -7,6 +7,7 @@
  * onnxruntime.
  */
 import { z } from 'zod';
+import { Parsed, parseWith } from './parse';
 
 /** Every stage an event can come from. */
 export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'generate'] as const;
@@ -110,15 +111,6 @@ export type GenerateCommand = z.infer<typeof generateCommandSchema>;
 export type RunnerCommand = z.infer<typeof runnerCommandSchema>;
 
 // ── Validation on arrival ──────────────────────────────────────────────────────────────────────
-
-export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
-
-function parseWith<T>(schema: z.ZodType<T>, message: unknown): Parsed<T> {
-  const result = schema.safeParse(message);
-  if (result.success) return { ok: true, value: result.data };
-  const error = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(message)'}: ${i.message}`).join('; ');
-  return { ok: false, error };
-}
 
 export const parseCommand = (message: unknown): Parsed<RunnerCommand> => parseWith(runnerCommandSchema, message);
 export const parseEvent = (message: unknown): Parsed<ProcessEvent> => parseWith(processEventSchema, message);
