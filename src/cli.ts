@@ -7,7 +7,8 @@
 import * as path from 'path';
 import { packageRoot } from './util/package-root';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { generateCandidates, labelQueue, referenceAnnotator, wordAnnotator } from './data/comparisons';
+import { labelQueue, referenceAnnotator, wordAnnotator } from './data/annotators';
+import { generateCandidates } from './train/comparisons';
 import { readReferences } from './data/sft';
 import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/jsonl';
 import { expectString, exportPreferences, ImportFormat, importPreferences } from './data/preferences';

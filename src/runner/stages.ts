@@ -1,7 +1,7 @@
 /** What the training process runs for each command: one function per experiment stage, and generation. */
 import * as path from 'path';
 import { ProviderChoice } from '../engine/runtime';
-import { generateCandidates } from '../data/comparisons';
+import { generateCandidates } from '../train/comparisons';
 import { EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../train/config';

@@ -5,7 +5,8 @@
  * facts (the SFT data's answers) and prefers the answer closer to them.
  */
 import * as path from 'path';
-import { generateCandidates, givesReference, labelQueue, referenceAnnotator } from '../data/comparisons';
+import { givesReference, labelQueue, referenceAnnotator } from '../data/annotators';
+import { generateCandidates } from './comparisons';
 import { readReferences } from '../data/sft';
 import { gpt2Tokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import {
-  CandidateOptions, ComparisonPair, generateCandidates, labelPair, givesReference, labelQueue, queueStatus, referenceAnnotator, referenceOverlap, wordAnnotator, readQueue, ruleLabel,
-} from '../../src/data/comparisons';
+import { givesReference, labelQueue, referenceAnnotator, referenceOverlap, ruleLabel, wordAnnotator } from '../../src/data/annotators';
+import { ComparisonPair, labelPair, queueStatus, readQueue } from '../../src/data/queue';
+import { CandidateOptions, generateCandidates } from '../../src/train/comparisons';
 import { appendPreference, readPreferencePairs, readPreferences, undoPreference } from '../../src/data/preferences';
 import { saveCheckpoint } from '../../src/model/checkpoint';
 import { loadModel } from '../../src/train/model-state';

@@ -159,7 +159,7 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
   assert.ok(events.some((e) => e.type === 'log' && e.message.includes(registry.modelDir(sft.record.id)!)), 'says which model it samples from');
   assert.deepEqual(events.filter((e) => e.type === 'progress').map((e) => e.step), [1, 2, 3]);
 
-  const { readQueue } = await import('../../src/data/comparisons');
+  const { readQueue } = await import('../../src/data/queue');
   const { pairs, errors } = readQueue(path.join(dir, 'queue.jsonl'));
   assert.deepEqual(errors, []);
   assert.ok(pairs.length > 0 && pairs.length <= 9, `${pairs.length} pairs`);
