@@ -1,6 +1,7 @@
 /**
  * The comparisons stage: samples a model's responses to each prompt and adds their pairs to the
- * labeling queue, where they wait for a person (or the demo's rule) to pick the better. A queue file is JSONL, one pair a line:
+ * labeling queue, where they wait for a person (or the demo's rule) to pick the better. A queue
+ * file is JSONL, one pair a line:
  *
  *   {"pair_id": "5d0c…", "prompt": "What does a cat eat?",
  *    "response_a": " A cat eats fish.", "response_b": " A cat eats grass.",
