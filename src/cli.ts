@@ -15,7 +15,7 @@ import { expectString, exportPreferences, ImportFormat, importPreferences } from
 import { PROVIDERS, ProviderChoice } from './engine/runtime';
 import { ExperimentStage, RunEvent, StageModels } from './protocol/runner';
 import { stageRunners } from './runner/stages';
-import { RunRegistry, recordEvent } from './runs/registry';
+import { NO_PROCESS, RunRegistry, liveProcess, recordEvent } from './runs/registry';
 import { Rng } from './util/rng';
 import { experimentJsonSchema, loadExperiment } from './train/config';
 import { runDemo } from './train/demo';
@@ -97,18 +97,20 @@ async function stage(name: ExperimentStage, configFile: string, opts: StageOptio
   const record = opts.out ? undefined : registry.create({ name: experiment.name, stage: name, configFile: config });
   const outputDir = record ? registry.dir(record.id) : path.resolve(opts.out!);
   console.log(`run directory: ${outputDir}`);
-  if (record) registry.save(Object.assign(record, { pid: process.pid, models, resumedFrom: resumeFrom }));
+  if (record) registry.save(Object.assign(record, { models, resumedFrom: resumeFrom }, liveProcess(process.pid)));
   const emit = (e: RunEvent) => {
     printEvent(e);
     if (!record) return;
-    if (e.type === 'done') Object.assign(record, { status: e.stopped ? 'stopped' : 'finished', step: e.step, pid: undefined });
+    if (e.type === 'done') {
+      Object.assign(record, { status: e.stopped ? 'stopped' : 'finished', step: e.step }, NO_PROCESS);
+    }
     if (recordEvent(record, e) || e.type === 'done') registry.save(record);
   };
   const command = { type: 'start' as const, stage: name, configFile: config, outputDir, resumeFrom, models, steps: opts.steps, runtime: { provider: opts.provider } };
   try {
     await stageRunners[name](command, { emit, signal: stopOnInterrupt() });
   } catch (e) {
-    if (record) registry.save(Object.assign(record, { status: 'failed', error: (e as Error).message, pid: undefined }));
+    if (record) registry.save(Object.assign(record, { status: 'failed', error: (e as Error).message }, NO_PROCESS));
     throw e;
   }
 }

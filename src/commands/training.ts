@@ -1,8 +1,10 @@
 /** Train SFT, Generate Comparisons, Train Reward Model, Run PPO, Stop Run, Resume Run. */
 import * as vscode from 'vscode';
 import { ExperimentStage } from '../protocol/runner';
-import { ProcessOutcome } from '../runner/runner';
+import { ProcessOutcome, STOP_TIMEOUT_MS } from '../runner/runner';
 import { LiveRun } from '../runner/supervisor';
+import { StopWait } from '../runs/registry';
+import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { STAGE_LABELS, formatMetric } from '../shared/format';
 import { Services, pickExperiment, pickRun, requireTrust } from './common';
@@ -50,7 +52,8 @@ export async function startStage(services: Services, stage: ExperimentStage, uri
   return run;
 }
 
-async function stopRun(services: Services, arg: unknown): Promise<void> {
+/** Stops a run after its step: this window's own, or one that another window or a terminal trains. */
+export async function stopRun(services: Services, arg: unknown): Promise<void> {
   const running = services.runs.list().filter((r) => r.record.status === 'running');
   const ref = await pickRun(arg, running, 'Run to stop', 'No run is training.');
   if (!ref) return;
@@ -62,14 +65,50 @@ async function stopRun(services: Services, arg: unknown): Promise<void> {
   }
   const title = `Stopping ${ref.record.name} after this step…`;
   try {
-    await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title }, async () => {
-      if (run) await services.supervisor.stop(run);
-      else await ref.registry.stopElsewhere(ref.record.id);
-    });
+    if (run) await withWindowProgress(title, () => services.supervisor.stop(run));
+    else await stopElsewhere(services, ref, title);
   } catch (e) {
     await vscode.window.showErrorMessage((e as Error).message);
   }
   services.runs.refresh();
+}
+
+/**
+ * Stops a run that another window or a terminal trains. A run that looked live but whose process
+ * is gone or is another program is not signalled, and says so.
+ */
+async function stopElsewhere(services: Services, ref: RunRef, title: string): Promise<void> {
+  const wait = { timeoutMs: services.processOptions.stopTimeoutMs ?? STOP_TIMEOUT_MS };
+  const stop = await withWindowProgress(title, () => ref.registry.stopElsewhere(ref.record.id, wait));
+  if (stop.result === 'timeout') return offerForceStop(ref, wait);
+  if (stop.result !== 'stale') return;
+  const stale = `${processOf(ref)} is gone or is another program, so it was not signalled`;
+  const name = `Run "${ref.record.name}"`;
+  await vscode.window.showWarningMessage(`${name} looks stale: ${stale}. It is now marked ${stop.record?.status}.`);
+}
+
+/** A process that has not ended within the wait may be forced to (its current step is lost), or left running. */
+async function offerForceStop(ref: RunRef, wait: StopWait): Promise<void> {
+  const name = `Run "${ref.record.name}"`;
+  const force = 'Force Stop';
+  const choice = await vscode.window.showWarningMessage(
+    `${name} did not stop within ${wait.timeoutMs / 1000} s; ${processOf(ref)} is still running. ` +
+      'Force Stop ends it now, without a checkpoint for the current step; otherwise it is left running.',
+    force,
+  );
+  if (choice !== force) return;
+  const title = `Ending ${ref.record.name}…`;
+  const forced = await withWindowProgress(title, () => ref.registry.forceStopElsewhere(ref.record.id, wait));
+  if (forced.result !== 'timeout') return;
+  await vscode.window.showErrorMessage(`${name}: ${processOf(ref)} has not ended, even when killed.`);
+}
+
+function processOf(ref: RunRef): string {
+  return ref.record.pid ? `its process ${ref.record.pid}` : 'its process';
+}
+
+function withWindowProgress<T>(title: string, task: () => Promise<T>): Thenable<T> {
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title }, task);
 }
 
 async function resumeRun(services: Services, arg: unknown): Promise<void> {

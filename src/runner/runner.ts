@@ -19,6 +19,9 @@ export interface ProcessOptions {
   stopTimeoutMs?: number;
 }
 
+/** How long a stop waits for the current step and its checkpoint, unless `stopTimeoutMs` says otherwise. */
+export const STOP_TIMEOUT_MS = 60_000;
+
 export interface ProcessOutcome {
   status: 'finished' | 'stopped' | 'failed';
   /** The last step the process reported. */
@@ -50,7 +53,7 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
 
   private constructor(command: StartCommand | GenerateCommand, options: ProcessOptions) {
     super();
-    this.stopTimeoutMs = options.stopTimeoutMs ?? 60_000;
+    this.stopTimeoutMs = options.stopTimeoutMs ?? STOP_TIMEOUT_MS;
     // VS Code's Electron binary runs as plain Node with ELECTRON_RUN_AS_NODE; in Node it is ignored.
     this.child = fork(options.entry, [], {
       execPath: process.execPath,

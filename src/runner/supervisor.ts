@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { EventEmitter } from 'events';
 import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
-import { RunRecord, RunRegistry, recordEvent } from '../runs/registry';
+import { NO_PROCESS, RunRecord, RunRegistry, liveProcess, recordEvent } from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
 export interface RunRequest {
@@ -105,7 +105,7 @@ export class RunSupervisor extends EventEmitter<{
       { type: 'start', stage: record.stage, configFile: record.configFile, outputDir: dir, resumeFrom, runtime, models: record.models },
       this.processOptions,
     );
-    Object.assign(record, { status: 'running', pid: proc.pid, error: undefined, logTail: undefined });
+    Object.assign(record, { status: 'running', error: undefined, logTail: undefined }, liveProcess(proc.pid));
     registry.save(record);
     const run = new LiveRun(registry, record, proc);
     this.live.set(dir, run);
@@ -130,7 +130,7 @@ export class RunSupervisor extends EventEmitter<{
   private finish(run: LiveRun): Promise<void> {
     return run.process.outcome.then((outcome) => {
       const { record } = run;
-      Object.assign(record, { status: outcome.status, step: outcome.step, pid: undefined });
+      Object.assign(record, { status: outcome.status, step: outcome.step }, NO_PROCESS);
       if (outcome.status === 'failed') Object.assign(record, { error: outcome.error, logTail: outcome.logTail });
       run.registry.save(record);
       this.live.delete(run.dir);

@@ -5,12 +5,14 @@
  * run.json; the training process writes everything else.
  *
  * run.json survives reloads, so a run recorded as running is checked against its process on every
- * read: the UI must never show a dead run as live.
+ * read: the UI must never show a dead run as live, nor take an unrelated process that has the same
+ * id for it (src/runs/process-identity.ts).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
+import { CAN_IDENTIFY_PROCESSES, isRecordedProcessAlive, readProcessIdentity } from './process-identity';
 
 export const RUN_STATUSES = ['running', 'finished', 'stopped', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -26,6 +28,8 @@ const runRecordSchema = z.object({
   configFile: z.string(),
   /** The training process, while the run is live. */
   pid: z.number().int().positive().optional(),
+  /** What tells that process apart from a later one with the same id. */
+  pidIdentity: z.object({ started: z.string(), command: z.string() }).optional(),
   step: z.number().int().min(0),
   total: z.number().int().min(0).optional(),
   /** The last logged value of each metric. */
@@ -48,6 +52,32 @@ export interface Checkpoint {
 
 export const PROCESS_GONE =
   'The training process ended without reporting back (it crashed or was killed). Resume Run continues from the last checkpoint.';
+
+/** How a stop asked of a run that another process trains ended. */
+export interface StopElsewhere {
+  /**
+   * `ended`: the run is over (it stopped, or had ended already); `stale`: its process is gone or is
+   * another program, so nothing was signalled and the run is marked as ended; `timeout`: it still
+   * runs after the wait.
+   */
+  result: 'ended' | 'stale' | 'timeout';
+  /** The run's record afterwards. */
+  record: RunRecord | undefined;
+}
+
+/** How long to wait for a run another process trains to end, and how often to look. */
+export interface StopWait {
+  timeoutMs: number;
+  pollMs?: number;
+}
+
+/** The record's fields for a live process: its id and what identifies it. */
+export function liveProcess(pid: number | undefined): Pick<RunRecord, 'pid' | 'pidIdentity'> {
+  return { pid, pidIdentity: pid === undefined ? undefined : readProcessIdentity(pid) };
+}
+
+/** The record's fields once its process has ended. */
+export const NO_PROCESS: Pick<RunRecord, 'pid' | 'pidIdentity'> = { pid: undefined, pidIdentity: undefined };
 
 export class RunRegistry {
   constructor(readonly root: string) {}
@@ -89,30 +119,12 @@ export class RunRegistry {
   }
 
   /**
-   * The run's record. A run recorded as running whose process is gone ended unseen: stopped if a
-   * checkpoint covers its last recorded step (a process whose host closed saves one on the way
-   * out), failed otherwise.
+   * The run's record. A run recorded as running whose process is gone, or is now another program,
+   * ended unseen (see `endUnseen`).
    */
   get(id: string): RunRecord | undefined {
-    let json: unknown;
-    try {
-      json = JSON.parse(fs.readFileSync(path.join(this.dir(id), 'run.json'), 'utf8'));
-    } catch {
-      return undefined;
-    }
-    const parsed = runRecordSchema.safeParse(json);
-    if (!parsed.success || parsed.data.id !== id) return undefined;
-    const record = parsed.data;
-    if (record.status === 'running' && !(record.pid && isProcessAlive(record.pid))) {
-      const checkpoint = this.latestCheckpoint(id);
-      if (checkpoint && checkpoint.step >= record.step) {
-        Object.assign(record, { status: 'stopped', step: checkpoint.step });
-      } else {
-        Object.assign(record, { status: 'failed', error: PROCESS_GONE });
-      }
-      delete record.pid;
-      this.save(record);
-    }
+    const record = this.read(id);
+    if (record?.status === 'running' && !hasLiveProcess(record)) this.endUnseen(record);
     return record;
   }
 
@@ -157,23 +169,15 @@ export class RunRegistry {
 
   /**
    * Asks a run that another process trains (another window's training process, or the CLI) to
-   * stop after its current step, as Ctrl-C does, and resolves with its record once it has ended.
+   * stop after its current step, as Ctrl-C does, and waits up to `wait.timeoutMs` for it to end.
    */
-  async stopElsewhere(id: string, pollMs = 500): Promise<RunRecord | undefined> {
-    const record = this.get(id);
-    if (record?.status !== 'running' || !record.pid) return record;
-    try {
-      process.kill(record.pid, 'SIGINT');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ESRCH') throw new Error(`cannot stop run "${id}": its process ${record.pid} cannot be signalled (${code})`);
-      // The process ended meanwhile: the record says how.
-    }
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
-      const now = this.get(id);
-      if (now?.status !== 'running') return now;
-    }
+  stopElsewhere(id: string, wait: StopWait): Promise<StopElsewhere> {
+    return this.signalElsewhere(id, 'SIGINT', wait);
+  }
+
+  /** Ends a run that another process trains now, without a checkpoint for the current step. */
+  forceStopElsewhere(id: string, wait: StopWait): Promise<StopElsewhere> {
+    return this.signalElsewhere(id, 'SIGKILL', wait);
   }
 
   delete(id: string): void {
@@ -181,6 +185,64 @@ export class RunRegistry {
     if (!record) throw new Error(`no run "${id}" in ${this.root}`);
     if (record.status === 'running') throw new Error(`run "${id}" is still running; stop it first`);
     fs.rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  /** Signals the run's process only once it is verified to be the one the run recorded. */
+  private async signalElsewhere(id: string, signal: NodeJS.Signals, wait: StopWait): Promise<StopElsewhere> {
+    const record = this.read(id);
+    if (record?.status !== 'running') return { result: 'ended', record };
+    if (!hasLiveProcess(record)) return { result: 'stale', record: this.endUnseen(record) };
+    const pid = record.pid!;
+    if (!CAN_IDENTIFY_PROCESSES) {
+      throw new Error(`cannot stop run "${id}" from here: process ${pid} cannot be verified as its training process`);
+    }
+    try {
+      process.kill(pid, signal);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ESRCH') throw new Error(`cannot stop run "${id}": process ${pid} cannot be signalled (${code})`);
+      // The process ended meanwhile: the record says how.
+    }
+    return this.waitForEnd(id, wait);
+  }
+
+  private async waitForEnd(id: string, { timeoutMs, pollMs = 500 }: StopWait): Promise<StopElsewhere> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, timeoutMs)));
+      const record = this.get(id);
+      if (record?.status !== 'running') return { result: 'ended', record };
+      if (Date.now() >= deadline) return { result: 'timeout', record };
+    }
+  }
+
+  /** run.json as written, unchecked; undefined if missing, unreadable or not a run of this id. */
+  private read(id: string): RunRecord | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(path.join(this.dir(id), 'run.json'), 'utf8'));
+    } catch {
+      return undefined;
+    }
+    const parsed = runRecordSchema.safeParse(json);
+    return parsed.success && parsed.data.id === id ? parsed.data : undefined;
+  }
+
+  /**
+   * A run recorded as running whose process is gone (or is another program now) ended unseen:
+   * stopped if a checkpoint covers its last recorded step (a process whose host closed saves one on
+   * the way out), failed otherwise.
+   */
+  private endUnseen(record: RunRecord): RunRecord {
+    const checkpoint = this.latestCheckpoint(record.id);
+    if (checkpoint && checkpoint.step >= record.step) {
+      Object.assign(record, { status: 'stopped', step: checkpoint.step });
+    } else {
+      Object.assign(record, { status: 'failed', error: PROCESS_GONE });
+    }
+    Object.assign(record, NO_PROCESS);
+    this.save(record);
+    return record;
   }
 }
 
@@ -205,14 +267,9 @@ export function recordEvent(record: RunRecord, event: RunEvent): boolean {
   }
 }
 
-/** Signal 0 checks that a process exists without touching it (EPERM: it exists, as another user's). */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** Whether the process a running record names is still that process (not one that reused its id). */
+function hasLiveProcess(record: RunRecord): boolean {
+  return record.pid !== undefined && isRecordedProcessAlive(record.pid, record.pidIdentity);
 }
 
 function safeName(name: string): string {

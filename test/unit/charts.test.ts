@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { HostMessage, PointsMessage, parseHostMessage } from '../../src/protocol/charts';
 import { RunEvent } from '../../src/protocol/runner';
-import { RunRecord, RunRegistry } from '../../src/runs/registry';
+import { RunRecord, RunRegistry, liveProcess } from '../../src/runs/registry';
 import { RunRef } from '../../src/views/workspaceRuns';
 import { ChartsHost, ChartsStream } from '../../src/views/charts/chartsStream';
 import { RunBuffer } from '../../src/views/charts/runBuffer';
@@ -194,7 +194,7 @@ async function until(done: () => boolean, what: string): Promise<void> {
 
 test('a run that another process trains (another window, the CLI) is followed through its files, to its end', async () => {
   const record = registry.create({ name: 'elsewhere', stage: 'ppo', configFile: '/x/e.rlhf.json' });
-  registry.save(Object.assign(record, { pid: process.pid }));
+  registry.save(Object.assign(record, liveProcess(process.pid)));
   const dir = registry.dir(record.id);
   const metrics = path.join(dir, 'metrics.jsonl'), samples = path.join(dir, 'samples.jsonl');
   const row = (step: number) => `${JSON.stringify({ stage: 'ppo', step, time: 1000 + step, 'objective/kl': step / 10 })}\n`;

@@ -149,3 +149,42 @@ test('settings override the experiment runtime only when the user set them', asy
   workbench.settings['rlhf.executionProvider'] = 'tpu';
   assert.deepEqual(runtimeOverrides(), { threads: 2 });
 });
+
+const unixOnly = { skip: process.platform === 'win32', timeout: 30_000 };
+
+test('Stop Run signals no process a stale run.json names, and offers to kill one deaf to it', unixOnly, async () => {
+  const { stopRun } = await import('../../src/commands/training');
+  const { RunRegistry, liveProcess } = await import('../../src/runs/registry');
+  const { exited, isRunning, startDeafToSigint, startStranger } = await import('../helpers/processes');
+  const registry = new RunRegistry(path.join(workspace, 'stop-runs'));
+  const processOptions = { entry: 'unused', stopTimeoutMs: 300 };
+  const runs = { list: () => [], refresh() {} };
+  const services = { supervisor: { find: () => undefined }, runs, processOptions } as never;
+
+  const stranger = startStranger();
+  const copied = registry.create({ name: 'copied', stage: 'sft', configFile: 'c' });
+  registry.save(Object.assign(copied, { pid: stranger.pid }));
+  ui.reset();
+  await stopRun(services, { registry, record: copied });
+  assert.deepEqual(ui.shown.map((s) => s.kind), ['warning']);
+  const stale = `its process ${stranger.pid} is gone or is another program, so it was not signalled`;
+  assert.equal(ui.shown[0].message, `Run "copied" looks stale: ${stale}. It is now marked failed.`);
+  assert.equal(isRunning(stranger), true);
+  stranger.kill();
+
+  const { child } = await startDeafToSigint();
+  const deaf = registry.create({ name: 'deaf', stage: 'sft', configFile: 'c' });
+  registry.save(Object.assign(deaf, liveProcess(child.pid)));
+  for (const answer of [undefined, 'Force Stop']) {
+    ui.reset();
+    ui.answers.push(answer);
+    await stopRun(services, { registry, record: deaf });
+    assert.deepEqual(ui.shown.map((s) => [s.kind, s.items]), [['warning', ['Force Stop']]]);
+    const message = `Run "deaf" did not stop within 0.3 s; its process ${child.pid} is still running.`;
+    assert.ok(ui.shown[0].message.startsWith(message), ui.shown[0].message);
+    if (!answer) assert.deepEqual([isRunning(child), registry.get(deaf.id)?.status], [true, 'running'], 'left running');
+  }
+  await exited(child);
+  assert.equal(child.signalCode, 'SIGKILL');
+  assert.equal(registry.get(deaf.id)?.status, 'failed');
+});

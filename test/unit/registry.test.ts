@@ -4,7 +4,9 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { PROCESS_GONE, RunRegistry } from '../../src/runs/registry';
+import { readProcessIdentity } from '../../src/runs/process-identity';
+import { PROCESS_GONE, RunRegistry, liveProcess } from '../../src/runs/registry';
+import { exited, isRunning, startDeafToSigint, startStranger } from '../helpers/processes';
 
 const fresh = () => new RunRegistry(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-')), 'runs'));
 /** The id of a process that has exited (and been reaped). */
@@ -17,7 +19,7 @@ test('registry: runs get their own folders and run.json, written whole', () => {
   assert.notEqual(a.id, b.id);
   assert.match(a.id, /^\d{4}-\d\d-\d\dT[\d-]+Z-my_run_1-sft(-2)?$/);
   assert.deepEqual(fs.readdirSync(registry.dir(a.id)), ['run.json']);
-  a.pid = process.pid;
+  Object.assign(a, liveProcess(process.pid));
   a.metrics = { loss: 1.5 };
   registry.save(a);
   assert.deepEqual(registry.get(a.id)?.metrics, { loss: 1.5 });
@@ -30,7 +32,7 @@ test('registry: runs get their own folders and run.json, written whole', () => {
 test('registry: a run recorded as running whose process is gone never reads as running', () => {
   const registry = fresh();
   const live = registry.create({ name: 'live', stage: 'sft', configFile: 'c' });
-  registry.save(Object.assign(live, { pid: process.pid }));
+  registry.save(Object.assign(live, liveProcess(process.pid)));
   const crashed = registry.create({ name: 'crashed', stage: 'sft', configFile: 'c' });
   registry.save(Object.assign(crashed, { pid: deadPid(), step: 7 }));
   fs.mkdirSync(path.join(registry.dir(crashed.id), 'checkpoint-5'));
@@ -51,10 +53,82 @@ test('registry: a run recorded as running whose process is gone never reads as r
   assert.equal(JSON.parse(fs.readFileSync(path.join(registry.dir(crashed.id), 'run.json'), 'utf8')).status, 'failed');
 });
 
+/** Windows cannot tell processes apart cheaply, and Stop Run signals none there. */
+const notOnWindows = process.platform === 'win32' && 'processes are not identified on Windows';
+const quick = { timeoutMs: 2000, pollMs: 20 };
+
+test('registry: a run whose process id is another program\'s never reads as running', { skip: notOnWindows }, () => {
+  const registry = fresh();
+  const stranger = startStranger();
+  try {
+    // A run.json committed, copied from another machine or written before processes were identified: a bare id.
+    const bare = registry.create({ name: 'bare', stage: 'sft', configFile: 'c' });
+    registry.save(Object.assign(bare, { pid: stranger.pid }));
+    // A run's process id reused by another program: its start time and command line differ.
+    const reused = registry.create({ name: 'reused', stage: 'sft', configFile: 'c' });
+    registry.save(Object.assign(reused, { pid: stranger.pid, pidIdentity: readProcessIdentity(process.pid) }));
+    const reread = new RunRegistry(registry.root);
+    assert.deepEqual(reread.list().map((r) => [r.name, r.status, r.error, r.pid]).sort(), [
+      ['bare', 'failed', PROCESS_GONE, undefined],
+      ['reused', 'failed', PROCESS_GONE, undefined],
+    ]);
+    assert.equal(isRunning(stranger), true);
+  } finally {
+    stranger.kill();
+  }
+});
+
+const stopTest = { skip: notOnWindows, timeout: 20_000 };
+
+test('registry: Stop Run signals no process a stale run.json names, and marks the run as ended', stopTest, async () => {
+  const registry = fresh();
+  const stranger = startStranger();
+  try {
+    const named = registry.create({ name: 'stranger', stage: 'sft', configFile: 'c' });
+    registry.save(Object.assign(named, { pid: stranger.pid, pidIdentity: readProcessIdentity(process.pid), step: 4 }));
+    const gone = registry.create({ name: 'gone', stage: 'sft', configFile: 'c' });
+    registry.save(Object.assign(gone, { pid: deadPid(), step: 4 }));
+    fs.mkdirSync(path.join(registry.dir(gone.id), 'checkpoint-4'));
+
+    const a = await registry.stopElsewhere(named.id, quick);
+    assert.deepEqual([a.result, a.record?.status, a.record?.pid], ['stale', 'failed', undefined]);
+    const b = await registry.stopElsewhere(gone.id, quick);
+    assert.deepEqual([b.result, b.record?.status, b.record?.step], ['stale', 'stopped', 4]);
+    const forced = await registry.forceStopElsewhere(named.id, quick);
+    assert.deepEqual([forced.result, forced.record?.status], ['ended', 'failed'], 'not running now: nothing to force');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(isRunning(stranger), true, 'the unrelated program was not signalled');
+  } finally {
+    stranger.kill();
+  }
+});
+
+test('registry: a process deaf to Stop Run is waited for a bounded time, then may be killed', stopTest, async () => {
+  const registry = fresh();
+  const { child, ignored } = await startDeafToSigint();
+  try {
+    const record = registry.create({ name: 'deaf', stage: 'sft', configFile: 'c' });
+    registry.save(Object.assign(record, liveProcess(child.pid)));
+    const started = Date.now();
+    const stop = await registry.stopElsewhere(record.id, { timeoutMs: 300, pollMs: 20 });
+    assert.ok(Date.now() - started < 2000, `gave up after ${Date.now() - started} ms`);
+    assert.deepEqual([stop.result, stop.record?.status], ['timeout', 'running']);
+    await ignored; // it was asked
+    assert.equal(isRunning(child), true);
+
+    const forced = await registry.forceStopElsewhere(record.id, quick);
+    assert.deepEqual([forced.result, forced.record?.status, forced.record?.error], ['ended', 'failed', PROCESS_GONE]);
+    await exited(child);
+    assert.equal(child.signalCode, 'SIGKILL');
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
 test('registry: delete removes a run, but not a running one', () => {
   const registry = fresh();
   const running = registry.create({ name: 'r', stage: 'sft', configFile: 'c' });
-  registry.save(Object.assign(running, { pid: process.pid }));
+  registry.save(Object.assign(running, liveProcess(process.pid)));
   assert.throws(() => registry.delete(running.id), /still running/);
   registry.save(Object.assign(running, { status: 'stopped', pid: undefined }));
   registry.delete(running.id);

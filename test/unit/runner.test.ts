@@ -170,8 +170,9 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
 test('runner: Stop Run in another window stops a run after its step, with a checkpoint', async () => {
   const run = supervisor.start({ stage: 'sft', configFile: writeConfig('elsewhere', 500), registry });
   await reach(run, 2);
-  const record = await new RunRegistry(registry.root).stopElsewhere(run.record.id, 50);
-  assert.equal(record?.status, 'stopped');
+  const wait = { timeoutMs: 20_000, pollMs: 50 };
+  const { result, record } = await new RunRegistry(registry.root).stopElsewhere(run.record.id, wait);
+  assert.deepEqual([result, record?.status], ['ended', 'stopped']);
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'stopped', outcome.error);
   assert.equal(registry.latestCheckpoint(run.record.id)?.step, outcome.step);
@@ -220,9 +221,10 @@ test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up e
   while (!exited && !(running = runs.list().find((r) => r.status === 'running' && r.step >= 2))) await new Promise((r) => setTimeout(r, 50));
   if (!running) assert.fail(`the run never showed as running:\n${(await long.exit).output}`);
   assert.equal(running.pid, long.child.pid);
-  const stopped = await runs.stopElsewhere(running.id, 50);
+  assert.match(running.pidIdentity!.command, /cli\.ts sft /, 'run.json tells the CLI process apart from any other');
+  const stopped = await runs.stopElsewhere(running.id, { timeoutMs: 20_000, pollMs: 50 });
   const { code, output } = await long.exit;
-  assert.equal(stopped?.status, 'stopped', output);
+  assert.deepEqual([stopped.result, stopped.record?.status], ['ended', 'stopped'], output);
   assert.equal(code, 0, output);
   assert.equal(runs.latestCheckpoint(running.id)?.step, runs.get(running.id)?.step);
 });
