@@ -25,8 +25,9 @@ import { adamw } from '../src/engine/optim';
 import { Runtime, hostTensor } from '../src/engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
 import { Tensor, input } from '../src/engine/tensor';
-import { GPTConfig, PRESETS } from '../src/model/config';
-import { block, initParams, paramInputs } from '../src/model/gpt2';
+import { PRESETS, resizeConfig } from '../src/model/config';
+import { initParams, paramInputs } from '../src/model/decoder';
+import { block } from '../src/model/gpt2';
 import { attentionBias } from '../src/model/masks';
 import { Rng } from '../src/util/rng';
 import {
@@ -72,7 +73,7 @@ const CASES: Record<string, Case> = {
   })(),
   block: (() => {
     const [b, t, d, heads] = [8, 128, 256, 4];
-    const cfg: GPTConfig = { ...PRESETS.tiny, nLayer: 1, nEmbd: d, nHead: heads, nPositions: t };
+    const cfg = resizeConfig(PRESETS.tiny, { nLayer: 1, nEmbd: d, nHead: heads, nPositions: t });
     return {
       torchArgs: ['--batch', b, '--ctx', t, '--d', d, '--heads', heads],
       flops: 3 * b * t * (24 * d ** 2 + 4 * t * d),
@@ -82,7 +83,8 @@ const CASES: Record<string, Case> = {
         const x = input('x', 'float32', [b, t, d]), bias = input('attn_bias', 'float32', [b, 1, t, t]);
         const y = block(x, p, 0, cfg, bias).x;
         const init = initParams(cfg, rng);
-        const params = Object.entries(p).map(([n, t]): [Tensor, Float32Array] => [t, init.get(n)!]);
+        const initial = (n: string) => init.get(n)!.data as Float32Array;
+        const params = Object.entries(p).map(([n, t]): [Tensor, Float32Array] => [t, initial(n)]);
         const batch = {
           x: hostTensor('float32', normal(rng, b * t * d, 1), [b, t, d]),
           attn_bias: hostTensor('float32', attentionBias(new Float32Array(b * t).fill(1), b, t, t), [b, 1, t, t]),

@@ -28,9 +28,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { saveCheckpoint } from '../src/model/checkpoint';
-import { GPTConfig, PRESETS, gptParamShapes } from '../src/model/config';
-import { initParams } from '../src/model/gpt2';
-import { NamedTensor } from '../src/model/safetensors';
+import { ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
+import { initParams } from '../src/model/decoder';
 import { gpt2Tokenizer } from '../src/model/tokenizer';
 import { RunEvent } from '../src/protocol/runner';
 import { parseExperiment } from '../src/train/config';
@@ -120,7 +119,7 @@ async function rewardModel(rmDir: string, threads: number) {
 
 interface PhaseTimes { rollout_s: number; score_s: number; update_s: number; total_s: number }
 
-async function ours(f: Flags, dir: string, cfg: GPTConfig, promptFile: string, rmDir: string) {
+async function ours(f: Flags, dir: string, cfg: ModelConfig, promptFile: string, rmDir: string) {
   const iterations = f.warmup + f.iters;
   const exp = parseExperiment({
     name: 'bench-ppo', seed: f.seed, model: 'tiny',
@@ -192,7 +191,7 @@ function pytorch(f: Flags, py: string, idsFile: string) {
 
 async function main() {
   const f = parseFlags(process.argv.slice(2));
-  const cfg: GPTConfig = { ...PRESETS.tiny, nLayer: f.layers, nEmbd: f.d, nHead: f.heads, nPositions: f.ctx };
+  const cfg = resizeConfig(PRESETS.tiny, { nLayer: f.layers, nEmbd: f.d, nHead: f.heads, nPositions: f.ctx });
   if (f['prompt-len'] + f['response-length'] > f.ctx) throw new Error(`--prompt-len + --response-length must fit --ctx (${f.ctx})`);
   const dir = f.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ppo-'));
   fs.mkdirSync(dir, { recursive: true });
@@ -201,10 +200,8 @@ async function main() {
   const promptFile = path.join(dir, 'prompts.jsonl'), idsFile = path.join(dir, 'prompt_ids.json');
   fs.writeFileSync(promptFile, prompts.map((p) => JSON.stringify({ prompt: p.text })).join('\n') + '\n');
   fs.writeFileSync(idsFile, JSON.stringify(prompts.map((p) => p.ids)));
-  const shapes = gptParamShapes(cfg, { head: 'score' });
-  const rmParams = new Map<string, NamedTensor>([...initParams(cfg, new Rng(f.seed + 1), 'score')].map(([n, data]) => [n, { dtype: 'float32', shape: shapes.get(n)!, data }]));
   const rmDir = path.join(dir, 'reward-model');
-  saveCheckpoint(rmDir, { config: cfg, params: rmParams });
+  saveCheckpoint(rmDir, { config: cfg, params: initParams(cfg, new Rng(f.seed + 1), 'score') });
 
   const config = { batch: f.batch, prompt_len: f['prompt-len'], response_length: f['response-length'], layers: f.layers, d: f.d, heads: f.heads, vocab: cfg.vocabSize, ctx: f.ctx, temperature: 0.7, top_k: 0, top_p: 1, num_ppo_epochs: 4, num_mini_batches: 1, threads: f.threads, warmup: f.warmup, iters: f.iters };
   console.error(`PPO iteration bench: ${JSON.stringify(config)}`);

@@ -33,8 +33,8 @@ import { Runtime, hostTensor } from '../src/engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
 import { adamw } from '../src/engine/optim';
 import { input } from '../src/engine/tensor';
-import { GPTConfig, PRESETS, gptParamShapes } from '../src/model/config';
-import { initParams } from '../src/model/gpt2';
+import { ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
+import { initParams } from '../src/model/decoder';
 import { makeBatch } from '../src/data/batch';
 import { GREEDY, Generator } from '../src/train/generate';
 import { batchFeeds, sftLossGraph } from '../src/train/sft';
@@ -68,10 +68,9 @@ async function runtimeFor(f: Flags, what: string) {
 }
 
 /** A State holding a freshly initialised model. */
-function modelState(runtime: Runtime, cfg: GPTConfig, seed: number): State {
+function modelState(runtime: Runtime, cfg: ModelConfig, seed: number): State {
   const state = new State(runtime);
-  const shapes = gptParamShapes(cfg);
-  for (const [name, data] of initParams(cfg, new Rng(seed))) state.setHost(name, data, shapes.get(name)!);
+  for (const [name, t] of initParams(cfg, new Rng(seed))) state.setHost(name, t.data as Float32Array, t.shape);
   return state;
 }
 
@@ -88,7 +87,7 @@ async function rounds(f: Flags, what: string, ours: (round: number) => Promise<n
   return { mine, ref, loads };
 }
 
-async function train(f: Flags, cfg: GPTConfig, torch?: (extra: (string | number)[]) => Json) {
+async function train(f: Flags, cfg: ModelConfig, torch?: (extra: (string | number)[]) => Json) {
   const { runtime, endProfiling } = await runtimeFor(f, 'train');
   const state = modelState(runtime, cfg, f.seed);
   const t0 = performance.now();
@@ -117,7 +116,7 @@ async function train(f: Flags, cfg: GPTConfig, torch?: (extra: (string | number)
   return { ...res, ms: median(res.mine), buildMs: t1 - t0, createMs: t2 - t1, maxRssMb, losses: losses.slice(0, 4) };
 }
 
-async function decode(f: Flags, cfg: GPTConfig, torch?: (extra: (string | number)[]) => Json) {
+async function decode(f: Flags, cfg: ModelConfig, torch?: (extra: (string | number)[]) => Json) {
   const { runtime, endProfiling } = await runtimeFor(f, 'decode');
   const state = modelState(runtime, cfg, f.seed);
   const t0 = performance.now();
@@ -173,7 +172,8 @@ function printTable(rows: Row[], haveTorch: boolean) {
 async function main() {
   const f = parseFlags(process.argv.slice(2), DEFAULTS, USAGE);
   const only = new Set(f.only.split(','));
-  const cfg: GPTConfig = { ...PRESETS.tiny, vocabSize: f.vocab, nLayer: f.layers, nEmbd: f.d, nHead: f.heads, nPositions: f.ctx };
+  const size = { vocabSize: f.vocab, nLayer: f.layers, nEmbd: f.d, nHead: f.heads, nPositions: f.ctx };
+  const cfg = resizeConfig(PRESETS.tiny, size);
   const config = { layers: f.layers, d: f.d, heads: f.heads, ctx: f.ctx, vocab: f.vocab, batch: f.batch, decode_batch: f['decode-batch'], prompt: f.prompt, new_tokens: f['new-tokens'], threads: f.threads };
   console.error(`SFT/decode bench, onnxruntime-node ${ortVersion}: ${JSON.stringify(config)}${f.ort ? `, session options ${f.ort}` : ''}`);
   const py = f['no-torch'] ? '' : findPython(f.python);

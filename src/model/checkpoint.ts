@@ -1,7 +1,7 @@
 /**
  * Checkpoints: directories a PyTorch user can open with Hugging Face transformers.
  *
- *   config.json            GPT2Config keys
+ *   config.json            Hugging Face's config keys for the model's architecture
  *   model.safetensors      parameters under Hugging Face's names
  *   trainer_state.json     optional: whatever the trainer saves (step, rng, metrics...), plus optimizer_step
  *   optimizer.safetensors  optional: AdamW moments, "exp_avg.<param>" and "exp_avg_sq.<param>"
@@ -12,7 +12,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { configFromHF, configToHF, GPTConfig, gptParamShapes, Head, validateConfig } from './config';
+import { architectureOf } from './architecture';
+import { configFromHF, configToHF, Head, ModelConfig, validateConfig } from './config';
+import { paramShapes } from './decoder';
 import { isPlainObject, NamedTensor, readSafetensors, syncDir, writeFileAtomic, writeSafetensors } from './safetensors';
 
 /** Free-form trainer bookkeeping, stored as JSON. */
@@ -26,8 +28,8 @@ export interface OptimizerState {
 }
 
 export interface CheckpointContents {
-  config: GPTConfig;
-  /** float32, named as in gptParamShapes; a score head is saved when "score.weight" is present. */
+  config: ModelConfig;
+  /** float32, named as in paramShapes; a score head is saved when "score.weight" is present. */
   params: Map<string, NamedTensor>;
   trainerState?: TrainerState;
   optimizerState?: OptimizerState;
@@ -47,9 +49,6 @@ const FILES = {
 /** The key in trainer_state.json that holds OptimizerState.step. */
 const OPTIMIZER_STEP = 'optimizer_step';
 const MOMENTS = { expAvg: 'exp_avg.', expAvgSq: 'exp_avg_sq.' } as const;
-/** Causal-mask buffers some GPT-2 files carry; they are not parameters. */
-const MASK_BUFFER = /^h\.\d+\.attn\.(bias|masked_bias)$/;
-const TRUNK_PREFIX = 'transformer.';
 
 export function saveCheckpoint(dir: string, ckpt: CheckpointContents): void {
   dir = path.resolve(dir);
@@ -67,7 +66,7 @@ export function saveCheckpoint(dir: string, ckpt: CheckpointContents): void {
   const { partial } = sidePaths(dir);
   fs.mkdirSync(partial, { recursive: true });
   writeJson(path.join(partial, FILES.config), configToHF(ckpt.config, head));
-  writeSafetensors(path.join(partial, FILES.model), hfNames(ckpt.params), { format: 'pt' });
+  writeSafetensors(path.join(partial, FILES.model), hfNames(ckpt.params, ckpt.config), { format: 'pt' });
   const opt = ckpt.optimizerState;
   if (ckpt.trainerState || opt) {
     const state = { ...ckpt.trainerState, ...(opt ? { [OPTIMIZER_STEP]: opt.step } : {}) };
@@ -78,15 +77,16 @@ export function saveCheckpoint(dir: string, ckpt: CheckpointContents): void {
 }
 
 /**
- * Loads one of our checkpoints or a Hugging Face GPT-2 directory: strips a "transformer." prefix,
- * drops causal-mask buffers, ties an absent or identical lm_head, and converts to float32.
+ * Loads one of our checkpoints or a Hugging Face directory of a supported architecture: strips the
+ * trunk's prefix (GPT-2's "transformer."), drops buffers that are not parameters (causal masks),
+ * ties an absent or identical lm_head, and converts to float32.
  */
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const from = readableDir(path.resolve(dir));
   const configFile = path.join(from, FILES.config);
   const declared = configFromHF(readJson(configFile), configFile);
   const modelFile = path.join(from, FILES.model);
-  const tensors = importTensors(readSafetensors(modelFile).tensors, modelFile);
+  const tensors = importTensors(readSafetensors(modelFile).tensors, declared.config, modelFile);
   const head = declared.head ?? headOf(tensors);
   const config = head === 'lm' ? resolveLmHead(declared.config, tensors, modelFile) : declared.config;
   const expected = expectedShapes(config, head, tensors);
@@ -110,8 +110,8 @@ function headOf(params: Map<string, unknown>): Head {
   return params.has('score.weight') ? 'score' : 'lm';
 }
 
-function expectedShapes(config: GPTConfig, head: Head, params: Map<string, unknown>): Map<string, number[]> {
-  return gptParamShapes(config, { head, scoreBias: params.has('score.bias') });
+function expectedShapes(config: ModelConfig, head: Head, params: Map<string, unknown>): Map<string, number[]> {
+  return paramShapes(config, { head, scoreBias: params.has('score.bias') });
 }
 
 /** Every expected tensor present, float32, with its shape; nothing else. Errors name `where`. */
@@ -154,20 +154,22 @@ function checkOptimizerState(opt: OptimizerState, params: Map<string, NamedTenso
   }
 }
 
-// Hugging Face saves the transformer trunk under "transformer." beside the head; without the
-// prefix, transformers refuses a file that also holds lm_head.weight or score.weight.
-function hfNames(params: Map<string, NamedTensor>): Map<string, NamedTensor> {
+// Hugging Face saves the transformer trunk under a prefix ("transformer." for GPT-2) beside the
+// head; without it, transformers refuses a file that also holds lm_head.weight or score.weight.
+function hfNames(params: Map<string, NamedTensor>, config: ModelConfig): Map<string, NamedTensor> {
+  const { trunkPrefix } = architectureOf(config).checkpoint;
   const isHead = (name: string) => name.startsWith('lm_head.') || name.startsWith('score.');
-  return new Map([...params].map(([name, t]) => [isHead(name) ? name : TRUNK_PREFIX + name, t]));
+  return new Map([...params].map(([name, t]) => [isHead(name) ? name : trunkPrefix + name, t]));
 }
 
-/** Our names for a file's tensors, as float32, without causal-mask buffers. */
-function importTensors(tensors: Map<string, NamedTensor>, file: string): Map<string, NamedTensor> {
+/** Our names for a file's tensors, as float32, without the buffers that are not parameters. */
+function importTensors(tensors: Map<string, NamedTensor>, config: ModelConfig, file: string): Map<string, NamedTensor> {
+  const { trunkPrefix, buffers } = architectureOf(config).checkpoint;
   const out = new Map<string, NamedTensor>();
   for (const [fileName, t] of tensors) {
-    const name = fileName.startsWith(TRUNK_PREFIX) ? fileName.slice(TRUNK_PREFIX.length) : fileName;
-    if (MASK_BUFFER.test(name)) continue;
-    if (out.has(name)) throw new Error(`${file}: tensor "${name}" appears both with and without the "${TRUNK_PREFIX}" prefix`);
+    const name = fileName.startsWith(trunkPrefix) ? fileName.slice(trunkPrefix.length) : fileName;
+    if (buffers.test(name)) continue;
+    if (out.has(name)) throw new Error(`${file}: tensor "${name}" appears both with and without the "${trunkPrefix}" prefix`);
     out.set(name, toFloat32(fileName, t, file));
   }
   return out;
@@ -179,15 +181,15 @@ function toFloat32(name: string, t: NamedTensor, file: string): NamedTensor {
   throw new Error(`${file}: tensor "${name}" is ${t.dtype}; weights must be floating point`);
 }
 
-/** A separate lm_head equal to wte is really a tied one: drop it. One that differs unties the head. */
-function resolveLmHead(config: GPTConfig, tensors: Map<string, NamedTensor>, file: string): GPTConfig {
+/** A separate lm_head equal to the token embedding is really a tied one: drop it. One that differs unties the head. */
+function resolveLmHead(config: ModelConfig, tensors: Map<string, NamedTensor>, file: string): ModelConfig {
   const lmHead = tensors.get('lm_head.weight');
   if (!lmHead) {
     if (!config.tiedHead) throw new Error(`${file}: config.json sets tie_word_embeddings false, but there is no "lm_head.weight"`);
     return config;
   }
-  const wte = tensors.get('wte.weight');
-  if (wte && sameBytes(lmHead, wte)) {
+  const embedding = tensors.get(architectureOf(config).embedding);
+  if (embedding && sameBytes(lmHead, embedding)) {
     tensors.delete('lm_head.weight');
     return { ...config, tiedHead: true };
   }

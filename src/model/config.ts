@@ -1,18 +1,28 @@
 /**
- * GPT-2 hyperparameters, the named presets, and conversion to and from Hugging Face's
- * config.json, so our checkpoints open in PyTorch and GPT-2 checkpoints from the Hub open here.
+ * A model's hyperparameters, whatever its architecture, the named presets, and conversion to and
+ * from Hugging Face's config.json (through the architecture its model_type names), so our
+ * checkpoints open in PyTorch and checkpoints from the Hub open here.
  */
+import { HFConfigFormat, architecture, architectureOf } from './architecture';
 import { isPlainObject } from './safetensors';
 
-export interface GPTConfig {
+export interface ModelConfig {
+  /** Hugging Face's model_type: the architecture (./architecture.ts) that computes the model. */
+  modelType: string;
   vocabSize: number;
-  /** Context length: rows of the position embedding. */
+  /** Context length. */
   nPositions: number;
+  /** Width of the residual stream (hidden_size). */
   nEmbd: number;
   nLayer: number;
+  /** Query heads. */
   nHead: number;
+  /** Key/value heads: nHead, or fewer with grouped-query attention (num_key_value_heads). */
+  nKvHead: number;
+  /** Width of each attention head. */
+  headDim: number;
   layerNormEpsilon: number;
-  /** The LM head reuses wte.weight; otherwise it has its own lm_head.weight. */
+  /** The LM head reuses the token embedding; otherwise it has its own lm_head.weight. */
   tiedHead: boolean;
   /** Keys of an imported config.json that we do not use, written back unchanged on save. */
   hfExtra?: Record<string, unknown>;
@@ -21,33 +31,50 @@ export interface GPTConfig {
 /** What sits on top of the transformer: the LM head, or a scalar score (reward and value models). */
 export type Head = 'lm' | 'score';
 
-const gpt2Base = { vocabSize: 50257, nPositions: 1024, layerNormEpsilon: 1e-5, tiedHead: true };
+const gpt2Base = { modelType: 'gpt2', vocabSize: 50257, nPositions: 1024, layerNormEpsilon: 1e-5, tiedHead: true };
 
 export const PRESETS = {
   /** Small enough to train on a CPU in CI. */
-  tiny: { ...gpt2Base, nPositions: 128, nEmbd: 128, nLayer: 2, nHead: 4 },
+  tiny: { ...gpt2Base, nPositions: 128, nEmbd: 128, nLayer: 2, nHead: 4, nKvHead: 4, headDim: 32 },
   /** 124M parameters. */
-  gpt2: { ...gpt2Base, nEmbd: 768, nLayer: 12, nHead: 12 },
+  gpt2: { ...gpt2Base, nEmbd: 768, nLayer: 12, nHead: 12, nKvHead: 12, headDim: 64 },
   /** 355M parameters. */
-  'gpt2-medium': { ...gpt2Base, nEmbd: 1024, nLayer: 24, nHead: 16 },
-} satisfies Record<string, GPTConfig>;
+  'gpt2-medium': { ...gpt2Base, nEmbd: 1024, nLayer: 24, nHead: 16, nKvHead: 16, headDim: 64 },
+} satisfies Record<string, ModelConfig>;
 
 export type PresetName = keyof typeof PRESETS;
 
-export function presetConfig(name: string): GPTConfig {
+export function presetConfig(name: string): ModelConfig {
   if (!Object.hasOwn(PRESETS, name)) {
     throw new Error(`unknown model preset "${name}" (known: ${Object.keys(PRESETS).join(', ')})`);
   }
   return { ...PRESETS[name as PresetName] };
 }
 
-export function validateConfig(config: GPTConfig, where = 'GPT config'): void {
-  for (const key of ['vocabSize', 'nPositions', 'nEmbd', 'nLayer', 'nHead'] as const) {
+/** Sizes that can replace a config's own (an experiment's model_size, a benchmark's flags). */
+export type ConfigSize = Partial<Pick<ModelConfig, 'vocabSize' | 'nPositions' | 'nEmbd' | 'nLayer' | 'nHead'>>;
+
+/** `base` at another size: heads nEmbd / nHead wide, with as many query heads per KV head as `base`. */
+export function resizeConfig(base: ModelConfig, size: ConfigSize): ModelConfig {
+  const given = Object.fromEntries(Object.entries(size).filter(([, v]) => v !== undefined));
+  const config = { ...base, ...given };
+  return { ...config, headDim: config.nEmbd / config.nHead, nKvHead: config.nHead / (base.nHead / base.nKvHead) };
+}
+
+/** Checks a config; the architecture's own rules come before the shared ones on heads. Errors start with `where`. */
+export function validateConfig(config: ModelConfig, where = 'model config'): void {
+  const arch = architecture(config.modelType, where);
+  const positive = (key: keyof ModelConfig) => {
     const v = config[key];
-    if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${where}: ${key} must be a positive integer, got ${v}`);
-  }
-  if (config.nEmbd % config.nHead !== 0) {
-    throw new Error(`${where}: nEmbd (${config.nEmbd}) must be divisible by nHead (${config.nHead})`);
+    if (!Number.isSafeInteger(v) || (v as number) <= 0) {
+      throw new Error(`${where}: ${key} must be a positive integer, got ${v}`);
+    }
+  };
+  (['vocabSize', 'nPositions', 'nEmbd', 'nLayer', 'nHead'] as const).forEach(positive);
+  arch.validate(config, where);
+  (['nKvHead', 'headDim'] as const).forEach(positive);
+  if (config.nHead % config.nKvHead !== 0) {
+    throw new Error(`${where}: nHead (${config.nHead}) must be a multiple of nKvHead (${config.nKvHead})`);
   }
   if (!(config.layerNormEpsilon > 0 && Number.isFinite(config.layerNormEpsilon))) {
     throw new Error(`${where}: layerNormEpsilon must be a positive number, got ${config.layerNormEpsilon}`);
@@ -55,44 +82,17 @@ export function validateConfig(config: GPTConfig, where = 'GPT config'): void {
   if (typeof config.tiedHead !== 'boolean') throw new Error(`${where}: tiedHead must be true or false`);
 }
 
-const ARCHITECTURES: Record<Head, string> = { lm: 'GPT2LMHeadModel', score: 'GPT2ForSequenceClassification' };
+/** Keys every architecture's config.json has, written and read here; the rest go through the architecture. */
+const SHARED_KEYS = ['model_type', 'architectures', 'num_labels'];
 
-/** Hugging Face's own defaults, used for keys a config.json leaves out. */
-const HF_DEFAULTS = {
-  vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, layer_norm_epsilon: 1e-5,
-  tie_word_embeddings: true,
-};
-
-/** Settings that change GPT-2's math in ways our model does not implement: key → accepted values. */
-const UNSUPPORTED: Record<string, (v: unknown, json: Record<string, unknown>) => boolean> = {
-  activation_function: (v) => v === undefined || v === 'gelu_new' || v === 'gelu_pytorch_tanh',
-  n_inner: (v, json) => v === undefined || v === null || v === 4 * Number(json.n_embd ?? HF_DEFAULTS.n_embd),
-  scale_attn_weights: (v) => v === undefined || v === true,
-  scale_attn_by_inverse_layer_idx: (v) => v === undefined || v === false,
-  add_cross_attention: (v) => v === undefined || v === false,
-};
-
-/** Keys this module reads and writes itself; every other key is carried in hfExtra. */
-const OWN_KEYS = new Set([
-  'model_type', 'architectures', 'vocab_size', 'n_positions', 'n_ctx', 'n_embd', 'n_layer', 'n_head',
-  'layer_norm_epsilon', 'activation_function', 'tie_word_embeddings', 'num_labels',
-]);
-
-export function configToHF(config: GPTConfig, head: Head = 'lm'): Record<string, unknown> {
+export function configToHF(config: ModelConfig, head: Head = 'lm'): Record<string, unknown> {
   validateConfig(config);
+  const { hf } = architectureOf(config);
   return {
     ...config.hfExtra,
-    model_type: 'gpt2',
-    architectures: [ARCHITECTURES[head]],
-    vocab_size: config.vocabSize,
-    n_positions: config.nPositions,
-    n_ctx: config.nPositions,
-    n_embd: config.nEmbd,
-    n_layer: config.nLayer,
-    n_head: config.nHead,
-    layer_norm_epsilon: config.layerNormEpsilon,
-    activation_function: 'gelu_new',
-    tie_word_embeddings: config.tiedHead,
+    model_type: config.modelType,
+    architectures: [hf.architectures[head]],
+    ...hf.write(config),
     ...(head === 'score' ? { num_labels: 1 } : {}),
   };
 }
@@ -101,62 +101,29 @@ export function configToHF(config: GPTConfig, head: Head = 'lm'): Record<string,
  * Reads a parsed config.json. `head` is what its `architectures` names, if it names one.
  * Errors name `file`.
  */
-export function configFromHF(json: unknown, file: string): { config: GPTConfig; head?: Head } {
+export function configFromHF(json: unknown, file: string): { config: ModelConfig; head?: Head } {
   if (!isPlainObject(json)) throw new Error(`${file}: must be a JSON object`);
-  if (json.model_type !== 'gpt2') {
-    throw new Error(`${file}: model_type ${JSON.stringify(json.model_type)} is not supported, only "gpt2"`);
-  }
-  for (const [key, accepts] of Object.entries(UNSUPPORTED)) {
+  const { hf } = architecture(json.model_type, file);
+  for (const [key, accepts] of Object.entries(hf.unsupported)) {
     if (!accepts(json[key], json)) throw new Error(`${file}: ${key} = ${JSON.stringify(json[key])} is not supported`);
   }
-  const hf = { ...HF_DEFAULTS, ...json };
-  const head = headFromArchitectures(json.architectures, file);
+  const head = headFromArchitectures(json.architectures, hf, file);
   if (head === 'score' && json.num_labels !== undefined && json.num_labels !== 1) {
     throw new Error(`${file}: a reward/value model needs num_labels 1, got ${JSON.stringify(json.num_labels)}`);
   }
-  const config = {
-    vocabSize: hf.vocab_size,
-    nPositions: hf.n_positions,
-    nEmbd: hf.n_embd,
-    nLayer: hf.n_layer,
-    nHead: hf.n_head,
-    layerNormEpsilon: hf.layer_norm_epsilon,
-    tiedHead: hf.tie_word_embeddings,
-  } as GPTConfig;
+  const config: ModelConfig = { modelType: json.model_type as string, ...hf.read({ ...hf.defaults, ...json }) };
   validateConfig(config, file);
-  const extra = Object.entries(json).filter(([key]) => !OWN_KEYS.has(key));
+  const own = new Set([...SHARED_KEYS, ...hf.ownKeys]);
+  const extra = Object.entries(json).filter(([key]) => !own.has(key));
   if (extra.length > 0) config.hfExtra = Object.fromEntries(extra);
   return { config, head };
 }
 
-function headFromArchitectures(architectures: unknown, file: string): Head | undefined {
+function headFromArchitectures(architectures: unknown, hf: HFConfigFormat, file: string): Head | undefined {
   if (architectures === undefined || architectures === null) return undefined;
   const names = Array.isArray(architectures) ? architectures : [architectures];
-  if (names.includes(ARCHITECTURES.score)) return 'score';
-  if (names.some((n) => n === ARCHITECTURES.lm || n === 'GPT2Model')) return 'lm';
+  if (names.includes(hf.architectures.score)) return 'score';
+  if (names.some((n) => n === hf.architectures.lm || hf.lmAliases.includes(n))) return 'lm';
   throw new Error(`${file}: architectures ${JSON.stringify(architectures)} is not supported ` +
-    `(expected ${ARCHITECTURES.lm} or ${ARCHITECTURES.score})`);
-}
-
-/** Every parameter's name and shape, in Hugging Face GPT-2 names and layouts (Conv1D weights are [in, out]). */
-export function gptParamShapes(config: GPTConfig, opts: { head?: Head; scoreBias?: boolean } = {}): Map<string, number[]> {
-  const { vocabSize: v, nPositions: t, nEmbd: d } = config;
-  const shapes = new Map<string, number[]>([['wte.weight', [v, d]], ['wpe.weight', [t, d]]]);
-  for (let i = 0; i < config.nLayer; i++) {
-    const h = `h.${i}`;
-    shapes.set(`${h}.ln_1.weight`, [d]).set(`${h}.ln_1.bias`, [d]);
-    shapes.set(`${h}.attn.c_attn.weight`, [d, 3 * d]).set(`${h}.attn.c_attn.bias`, [3 * d]);
-    shapes.set(`${h}.attn.c_proj.weight`, [d, d]).set(`${h}.attn.c_proj.bias`, [d]);
-    shapes.set(`${h}.ln_2.weight`, [d]).set(`${h}.ln_2.bias`, [d]);
-    shapes.set(`${h}.mlp.c_fc.weight`, [d, 4 * d]).set(`${h}.mlp.c_fc.bias`, [4 * d]);
-    shapes.set(`${h}.mlp.c_proj.weight`, [4 * d, d]).set(`${h}.mlp.c_proj.bias`, [d]);
-  }
-  shapes.set('ln_f.weight', [d]).set('ln_f.bias', [d]);
-  if (opts.head === 'score') {
-    shapes.set('score.weight', [1, d]);
-    if (opts.scoreBias) shapes.set('score.bias', [1]);
-  } else if (!config.tiedHead) {
-    shapes.set('lm_head.weight', [v, d]);
-  }
-  return shapes;
+    `(expected ${hf.architectures.lm} or ${hf.architectures.score})`);
 }

@@ -1,137 +1,134 @@
 /**
- * GPT-2 as Hugging Face's GPT2LMHeadModel computes it, written on the engine's symbolic tensors:
- * learned position embeddings, pre-LayerNorm blocks, fused qkv projection, causal attention,
- * GELU (tanh approximation), final LayerNorm, LM head tied to the token embedding.
- * Parameters are graph inputs named exactly as in HF checkpoints.
- *
- * Masking is one additive bias [B, 1, T, S] fed by the host (0 = may attend, -1e9 = may not),
- * which covers causality, left padding and a KV cache with the same graph code.
+ * GPT-2 as Hugging Face's GPT2LMHeadModel computes it: learned position embeddings, pre-LayerNorm
+ * blocks, fused qkv projection, causal attention, GELU (tanh approximation), final LayerNorm, LM
+ * head tied to the token embedding unless the checkpoint has its own. Parameters carry HF's names
+ * and layouts (Conv1D weights are [in, out]).
  */
-import { concat, gather, matmul, reshape, slice, softmax, transpose } from '../engine/ops';
-import { gelu, layerNorm, linear } from '../engine/nn';
-import { Tensor, input } from '../engine/tensor';
-import { Rng } from '../util/rng';
-import { GPTConfig, Head, gptParamShapes } from './config';
+import { slice } from '../engine/ops';
+import { Tensor } from '../engine/tensor';
+import type { Architecture, ForwardInputs, HFConfigFormat, KV, ParamSpec, Params } from './architecture';
+import {
+  causalAttention, conv1d, conv1dParams, embedding, embeddingParams, geluMlp, layerNorm, layerNormParams, splitHeads,
+} from './blocks';
+import type { ModelConfig } from './config';
+import { gpt2Tokenizer } from './tokenizer';
 
-export type Params = Record<string, Tensor>;
-
-/** Keys and values of one layer, [B, H, S, head_dim]. */
-export interface KV {
-  key: Tensor;
-  value: Tensor;
+/** Every trunk parameter in checkpoint order; residual projections start smaller, by 1/sqrt(2 n_layer). */
+function params(cfg: ModelConfig): ParamSpec[] {
+  const d = cfg.nEmbd, residual = 0.02 / Math.sqrt(2 * cfg.nLayer);
+  const layer = (h: string): ParamSpec[] => [
+    ...layerNormParams(`${h}.ln_1`, d),
+    ...conv1dParams(`${h}.attn.c_attn`, d, 3 * d),
+    ...conv1dParams(`${h}.attn.c_proj`, d, d, residual),
+    ...layerNormParams(`${h}.ln_2`, d),
+    ...conv1dParams(`${h}.mlp.c_fc`, d, 4 * d),
+    ...conv1dParams(`${h}.mlp.c_proj`, 4 * d, d, residual),
+  ];
+  return [
+    ...embeddingParams('wte', cfg.vocabSize, d),
+    ...embeddingParams('wpe', cfg.nPositions, d),
+    ...Array.from({ length: cfg.nLayer }, (_, i) => layer(`h.${i}`)).flat(),
+    ...layerNormParams('ln_f', d),
+  ];
 }
 
-/**
- * One graph input per parameter, keyed by HF name. `prefix` names the inputs apart when several
- * models share a graph (PPO's policy, reference and value model).
- */
-export function paramInputs(config: GPTConfig, head: Head = 'lm', prefix = ''): Params {
-  const shapes = gptParamShapes(config, { head });
-  return Object.fromEntries([...shapes].map(([name, shape]) => [name, input(prefix + name, 'float32', shape)]));
-}
-
-/** GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer), LayerNorm 1/0. */
-export function initParams(config: GPTConfig, rng: Rng, head: Head = 'lm'): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const [name, shape] of gptParamShapes(config, { head })) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    if (/ln_\d|ln_f/.test(name) && name.endsWith('.weight')) data.fill(1);
-    else if (name.endsWith('.weight')) {
-      const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * config.nLayer) : 0.02;
-      for (let i = 0; i < n; i++) data[i] = rng.normal() * std;
-    }
-    out.set(name, data);
-  }
-  return out;
-}
-
-/** Causal self-attention; with `past`, the new keys/values are appended to the cached ones. */
-function attention(x: Tensor, p: Params, h: string, cfg: GPTConfig, bias: Tensor, past?: KV): { y: Tensor; kv: KV } {
-  const d = cfg.nEmbd, nh = cfg.nHead, hd = d / nh;
-  const qkv = linear(x, p[`${h}.attn.c_attn.weight`], p[`${h}.attn.c_attn.bias`]); // [B, T, 3D]
-  const heads = (t: Tensor) => transpose(t.reshape([x.shape[0], x.shape[1], nh, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
-  const q = heads(slice(qkv, 2, 0, d));
-  let key = heads(slice(qkv, 2, d, 2 * d));
-  let value = heads(slice(qkv, 2, 2 * d, 3 * d));
-  if (past) {
-    key = concat([past.key, key], 2);
-    value = concat([past.value, value], 2);
-  }
-  const scores = matmul(q, transpose(key, [0, 1, 3, 2])).mul(1 / Math.sqrt(hd)).add(bias); // [B, H, T, S]
-  const y = matmul(softmax(scores, -1), value); // [B, H, T, hd]
-  const merged = transpose(y, [0, 2, 1, 3]).reshape([x.shape[0], x.shape[1], d]);
-  return { y: linear(merged, p[`${h}.attn.c_proj.weight`], p[`${h}.attn.c_proj.bias`]), kv: { key, value } };
-}
-
-function mlp(x: Tensor, p: Params, h: string): Tensor {
-  const hidden = gelu(linear(x, p[`${h}.mlp.c_fc.weight`], p[`${h}.mlp.c_fc.bias`]));
-  return linear(hidden, p[`${h}.mlp.c_proj.weight`], p[`${h}.mlp.c_proj.bias`]);
+/** Causal self-attention from the fused projection c_attn ([q | k | v]), then c_proj. */
+function attention(x: Tensor, p: Params, h: string, cfg: ModelConfig, bias: Tensor, past?: KV): { y: Tensor; kv: KV } {
+  const d = cfg.nEmbd;
+  const qkv = conv1d(x, p, `${h}.attn.c_attn`); // [B, T, 3D]
+  const heads = (i: number) => splitHeads(slice(qkv, 2, i * d, (i + 1) * d), cfg.nHead, cfg.headDim);
+  const a = causalAttention(heads(0), heads(1), heads(2), cfg, bias, past);
+  return { y: conv1d(a.y, p, `${h}.attn.c_proj`), kv: a.kv };
 }
 
 /** Transformer block `i` (pre-LayerNorm): x + attention(ln_1(x)), then + mlp(ln_2(x)). */
-export function block(x: Tensor, p: Params, i: number, cfg: GPTConfig, bias: Tensor, past?: KV): { x: Tensor; kv: KV } {
+export function block(
+  x: Tensor, p: Params, i: number, cfg: ModelConfig, bias: Tensor, past?: KV,
+): { x: Tensor; kv: KV } {
   const h = `h.${i}`, eps = cfg.layerNormEpsilon;
-  const a = attention(layerNorm(x, p[`${h}.ln_1.weight`], p[`${h}.ln_1.bias`], eps), p, h, cfg, bias, past);
+  const a = attention(layerNorm(x, p, `${h}.ln_1`, eps), p, h, cfg, bias, past);
   x = x.add(a.y);
-  x = x.add(mlp(layerNorm(x, p[`${h}.ln_2.weight`], p[`${h}.ln_2.bias`], eps), p, h));
+  x = x.add(geluMlp(layerNorm(x, p, `${h}.ln_2`, eps), p, `${h}.mlp.c_fc`, `${h}.mlp.c_proj`));
   return { x, kv: a.kv };
 }
 
-/**
- * Final hidden states [B, T, D] for tokens [B, T] at positions [B, T] (int32), under the additive
- * attention bias [B, 1, T, S]; `present` holds every layer's keys and values for a KV cache.
- */
-export function transformer(p: Params, cfg: GPTConfig, tokens: Tensor, positions: Tensor, bias: Tensor, past?: KV[]): { hidden: Tensor; present: KV[] } {
-  let x = gather(p['wte.weight'], tokens).add(gather(p['wpe.weight'], positions));
+function forward(p: Params, cfg: ModelConfig, inputs: ForwardInputs, past?: KV[]): { hidden: Tensor; present: KV[] } {
+  let x = embedding(p, 'wte', inputs.tokens).add(embedding(p, 'wpe', inputs.positions));
   const present: KV[] = [];
   for (let i = 0; i < cfg.nLayer; i++) {
-    const out = block(x, p, i, cfg, bias, past?.[i]);
+    const out = block(x, p, i, cfg, inputs.attnBias, past?.[i]);
     x = out.x;
     present.push(out.kv);
   }
-  return { hidden: layerNorm(x, p['ln_f.weight'], p['ln_f.bias'], cfg.layerNormEpsilon), present };
+  return { hidden: layerNorm(x, p, 'ln_f', cfg.layerNormEpsilon), present };
 }
 
-/** Next-token logits [..., V] from hidden states [..., D]. */
-export function lmHead(p: Params, hidden: Tensor): Tensor {
-  const w = p['lm_head.weight'] ?? p['wte.weight']; // [V, D]
-  return matmul(hidden, transpose(w, [1, 0]));
+/** Heads split nEmbd evenly, one KV head each. */
+function validate(cfg: ModelConfig, where: string): void {
+  if (cfg.nEmbd % cfg.nHead !== 0) {
+    throw new Error(`${where}: nEmbd (${cfg.nEmbd}) must be divisible by nHead (${cfg.nHead})`);
+  }
+  if (cfg.headDim !== cfg.nEmbd / cfg.nHead) {
+    throw new Error(`${where}: headDim (${cfg.headDim}) must be nEmbd / nHead (${cfg.nEmbd / cfg.nHead}) for GPT-2`);
+  }
+  if (cfg.nKvHead !== cfg.nHead) {
+    throw new Error(`${where}: nKvHead (${cfg.nKvHead}) must equal nHead (${cfg.nHead}) for GPT-2`);
+  }
 }
 
-/**
- * lmHead for one position per sequence (generation): logits [B, V] from hidden [B, D], as (W hᵀ)ᵀ.
- * With so few rows, onnxruntime would spend most of h Wᵀ repacking W; W hᵀ reads W as it is.
- */
-export function lastTokenLogits(p: Params, hidden: Tensor): Tensor {
-  const w = p['lm_head.weight'] ?? p['wte.weight']; // [V, D]
-  return transpose(matmul(w, transpose(hidden, [1, 0])), [1, 0]);
-}
+const HF_DEFAULTS = {
+  vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, layer_norm_epsilon: 1e-5,
+  tie_word_embeddings: true,
+};
 
-/** A scalar per position [..., D] → [...] from the score head (reward and value models). */
-export function scoreHead(p: Params, hidden: Tensor): Tensor {
-  const out = matmul(hidden, transpose(p['score.weight'], [1, 0])); // [..., 1]
-  const scores = reshape(out, hidden.shape.slice(0, -1));
-  return p['score.bias'] ? scores.add(reshape(p['score.bias'], [])) : scores;
-}
+const hf: HFConfigFormat = {
+  architectures: { lm: 'GPT2LMHeadModel', score: 'GPT2ForSequenceClassification' },
+  lmAliases: ['GPT2Model'],
+  defaults: HF_DEFAULTS,
+  unsupported: {
+    activation_function: (v) => v === undefined || v === 'gelu_new' || v === 'gelu_pytorch_tanh',
+    n_inner: (v, json) => v === undefined || v === null || v === 4 * Number(json.n_embd ?? HF_DEFAULTS.n_embd),
+    scale_attn_weights: (v) => v === undefined || v === true,
+    scale_attn_by_inverse_layer_idx: (v) => v === undefined || v === false,
+    add_cross_attention: (v) => v === undefined || v === false,
+  },
+  ownKeys: [
+    'vocab_size', 'n_positions', 'n_ctx', 'n_embd', 'n_layer', 'n_head', 'layer_norm_epsilon', 'activation_function',
+    'tie_word_embeddings',
+  ],
+  read: (json) => ({
+    vocabSize: json.vocab_size as number,
+    nPositions: json.n_positions as number,
+    nEmbd: json.n_embd as number,
+    nLayer: json.n_layer as number,
+    nHead: json.n_head as number,
+    nKvHead: json.n_head as number,
+    headDim: (json.n_embd as number) / (json.n_head as number),
+    layerNormEpsilon: json.layer_norm_epsilon as number,
+    tiedHead: json.tie_word_embeddings as boolean,
+  }),
+  write: (cfg) => ({
+    vocab_size: cfg.vocabSize,
+    n_positions: cfg.nPositions,
+    n_ctx: cfg.nPositions,
+    n_embd: cfg.nEmbd,
+    n_layer: cfg.nLayer,
+    n_head: cfg.nHead,
+    layer_norm_epsilon: cfg.layerNormEpsilon,
+    activation_function: 'gelu_new',
+    tie_word_embeddings: cfg.tiedHead,
+  }),
+};
 
-/** The standard inputs of a forward pass over a [B, T] window that attends to S keys. */
-export function sequenceInputs(keys: string = 'T') {
-  return {
-    tokens: input('tokens', 'int32', ['B', 'T']),
-    positions: input('positions', 'int32', ['B', 'T']),
-    attnBias: input('attn_bias', 'float32', ['B', 1, 'T', keys]),
-  };
-}
-
-/**
- * Past keys/values inputs for decoding with a cache of P positions, [B, H, P, hd]; or, `byPosition`,
- * fed as [P, B, H, hd] (a host-side cache that grows by appending) and transposed for attention.
- */
-export function pastInputs(cfg: GPTConfig, byPosition = false): KV[] {
-  const hd = cfg.nEmbd / cfg.nHead;
-  const past = (name: string) => byPosition
-    ? transpose(input(name, 'float32', ['P', 'B', cfg.nHead, hd]), [1, 2, 0, 3])
-    : input(name, 'float32', ['B', cfg.nHead, 'P', hd]);
-  return Array.from({ length: cfg.nLayer }, (_, i) => ({ key: past(`past.${i}.key`), value: past(`past.${i}.value`) }));
-}
+export const gpt2: Architecture = {
+  modelType: 'gpt2',
+  params,
+  embedding: 'wte.weight',
+  forward,
+  kvShape: (cfg) => ({ layers: cfg.nLayer, nKvHead: cfg.nKvHead, headDim: cfg.headDim }),
+  validate,
+  hf,
+  // Some files keep GPT-2's causal-mask buffers beside the weights.
+  checkpoint: { trunkPrefix: 'transformer.', buffers: /^h\.\d+\.attn\.(bias|masked_bias)$/ },
+  tokenizer: gpt2Tokenizer,
+};

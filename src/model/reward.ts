@@ -1,5 +1,5 @@
 /**
- * The reward model: GPT-2's transformer with a scalar head (score.weight [1, D], and score.bias [1]
+ * The reward model: the transformer with a scalar head (score.weight [1, D], and score.bias [1]
  * when a checkpoint has one), as Hugging Face's GPT2ForSequenceClassification. A sequence is
  * prompt + response + EOS, right-padded; its reward is the head read at its last real token.
  * Our config.json sets no pad_token_id, so transformers reads the last position too: in PyTorch,
@@ -8,12 +8,13 @@
 import { gather, reshape } from '../engine/ops';
 import { Shape, Tensor, input } from '../engine/tensor';
 import { Rng } from '../util/rng';
-import { GPTConfig } from './config';
-import { Params, paramInputs, scoreHead, sequenceInputs, transformer } from './gpt2';
+import { Params } from './architecture';
+import { ModelConfig } from './config';
+import { paramInputs, scoreHead, sequenceInputs, transformer } from './decoder';
 import { NamedTensor } from './safetensors';
 
 /** The parameter inputs of a reward model; `bias` adds score.bias. */
-export function rewardParamInputs(cfg: GPTConfig, bias = false, prefix = ''): Params {
+export function rewardParamInputs(cfg: ModelConfig, bias = false, prefix = ''): Params {
   const p = paramInputs(cfg, 'score', prefix);
   return bias ? { ...p, 'score.bias': input(`${prefix}score.bias`, 'float32', [1]) } : p;
 }
@@ -27,8 +28,8 @@ export function rewardInputs(lastShape: Shape = ['B']) {
 }
 
 /** Rewards shaped like `last`. */
-export function rewards(p: Params, cfg: GPTConfig, inp: ReturnType<typeof rewardInputs>): Tensor {
-  const { hidden } = transformer(p, cfg, inp.tokens, inp.positions, inp.attnBias); // [B, T, D]
+export function rewards(p: Params, cfg: ModelConfig, inp: ReturnType<typeof rewardInputs>): Tensor {
+  const { hidden } = transformer(p, cfg, inp); // [B, T, D]
   return lastTokenScores(p, hidden, inp.last);
 }
 
@@ -43,7 +44,7 @@ export function lastTokenScores(p: Params, hidden: Tensor, last: Tensor): Tensor
  * N(0, 1/sqrt(D + 1)). lm_head.weight is dropped, and so is score.bias: the Bradley–Terry loss
  * cannot see a constant shift, and the reward normalisation takes it out.
  */
-export function withScoreHead(params: Map<string, NamedTensor>, cfg: GPTConfig, rng: Rng): Map<string, NamedTensor> {
+export function withScoreHead(params: Map<string, NamedTensor>, cfg: ModelConfig, rng: Rng): Map<string, NamedTensor> {
   const out = new Map([...params].filter(([name]) => name !== 'lm_head.weight' && name !== 'score.bias'));
   if (!out.has('score.weight')) {
     const std = 1 / Math.sqrt(cfg.nEmbd + 1);

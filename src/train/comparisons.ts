@@ -19,7 +19,8 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { ProviderChoice, Runtime } from '../engine/runtime';
 import { State } from '../engine/step';
-import { gpt2Tokenizer, Tokenizer } from '../model/tokenizer';
+import { tokenizerFor } from '../model/decoder';
+import { Tokenizer } from '../model/tokenizer';
 import { Generator, SamplingOptions } from './generate';
 import { loadModel, putTensors } from './model-state';
 import { Rng } from '../util/rng';
@@ -171,7 +172,7 @@ async function openSampler(model: string, seed: number, provider: ProviderChoice
   const runtime = await Runtime.create({ provider, threads });
   const state = new State(runtime);
   putTensors(state, loaded.params);
-  const tokenizer = gpt2Tokenizer();
+  const tokenizer = tokenizerFor(loaded.config);
   const generator = await Generator.create(runtime, loaded.config, state, tokenizer.padId);
   return { generator, tokenizer, contextLength: loaded.config.nPositions };
 }

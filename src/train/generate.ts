@@ -11,8 +11,9 @@ import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, hostTensor } from '../engine/runtime';
 import { State } from '../engine/step';
 import { Tensor } from '../engine/tensor';
-import { GPTConfig } from '../model/config';
-import { KV, lastTokenLogits, paramInputs, pastInputs, sequenceInputs, transformer } from '../model/gpt2';
+import { KV } from '../model/architecture';
+import { ModelConfig } from '../model/config';
+import { kvShape, lastTokenLogits, paramInputs, pastInputs, sequenceInputs, transformer } from '../model/decoder';
 import { attentionBias, positionIds } from '../model/masks';
 import { Rng } from '../util/rng';
 
@@ -37,14 +38,14 @@ export interface Generation {
 /**
  * Outputs the last position's logits [B, V] to sample from, or for greedy decoding only their
  * argmax [B] (no vocabulary-sized output to copy out per token), and every layer's keys/values
- * [B, H, S, hd]: all S positions, or with `newOnly` just the new one (for a host-side cache).
+ * [B, nKvHead, S, headDim]: all S positions, or with `newOnly` just the new one (for a host-side cache).
  */
-function lastTokenGraph(cfg: GPTConfig, prefix: string, keys: string, greedy: boolean, past?: KV[], newOnly = false) {
+function lastTokenGraph(cfg: ModelConfig, prefix: string, keys: string, greedy: boolean, past?: KV[], newOnly = false) {
   const p = paramInputs(cfg, 'lm', prefix);
   const inp = sequenceInputs(keys);
-  const { hidden, present } = transformer(p, cfg, inp.tokens, inp.positions, inp.attnBias, past);
+  const { hidden, present } = transformer(p, cfg, inp, past);
   const last = reshape(slice(hidden, 1, -1), [hidden.shape[0], cfg.nEmbd]);
-  const logits = lastTokenLogits(p, last);
+  const logits = lastTokenLogits(p, cfg, last);
   const outputs: Record<string, Tensor> = greedy ? { next: argmax(logits, -1) } : { logits };
   present.forEach((kv, i) => {
     outputs[`present.${i}.key`] = newOnly ? slice(kv.key, 2, -1) : kv.key;
@@ -106,7 +107,7 @@ interface Programs {
 
 export class Generator {
   private constructor(
-    private readonly cfg: GPTConfig,
+    private readonly cfg: ModelConfig,
     private readonly state: State,
     private readonly sampling: Programs,
     private readonly greedy: Programs,
@@ -116,9 +117,10 @@ export class Generator {
   ) {}
 
   /** `state` holds the model's parameters under their HF names, each preceded by `prefix`. */
-  static async create(runtime: Runtime, cfg: GPTConfig, state: State, padId: number, prefix = ''): Promise<Generator> {
+  static async create(runtime: Runtime, cfg: ModelConfig, state: State, padId: number, prefix = ''): Promise<Generator> {
     const hostCache = !runtime.keepsStateOnDevice;
-    const cache = hostCache ? [] : Array.from({ length: cfg.nLayer }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
+    const { layers } = kvShape(cfg);
+    const cache = hostCache ? [] : Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
     const load = async (greedy: boolean): Promise<Programs> => ({
       prefill: await runtime.load(lastTokenGraph(cfg, prefix, 'T', greedy), cache),
       decode: await runtime.load(lastTokenGraph(cfg, prefix, 'P+T', greedy, pastInputs(cfg, hostCache), hostCache), cache),

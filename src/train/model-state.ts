@@ -4,8 +4,8 @@
  */
 import { State } from '../engine/step';
 import { loadCheckpoint, LoadedCheckpoint, OptimizerState, saveCheckpoint, TrainerState } from '../model/checkpoint';
-import { GPTConfig, Head, PRESETS, gptParamShapes, presetConfig, validateConfig } from '../model/config';
-import { initParams } from '../model/gpt2';
+import { Head, ModelConfig, PRESETS, presetConfig, resizeConfig, validateConfig } from '../model/config';
+import { initParams, paramShapes } from '../model/decoder';
 import { NamedTensor } from '../model/safetensors';
 import { Rng } from '../util/rng';
 
@@ -17,7 +17,7 @@ export interface ModelSize {
 }
 
 export interface LoadedModel {
-  config: GPTConfig;
+  config: ModelConfig;
   head: Head;
   params: Map<string, NamedTensor>;
   /** Present when the model came from a checkpoint directory. */
@@ -34,19 +34,14 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
     const checkpoint = loadCheckpoint(spec);
     return { config: checkpoint.config, head: checkpoint.head, params: checkpoint.params, checkpoint };
   }
-  const base = presetConfig(spec);
-  const config: GPTConfig = {
-    ...base,
-    nLayer: size.n_layer ?? base.nLayer,
-    nHead: size.n_head ?? base.nHead,
-    nEmbd: size.n_embd ?? base.nEmbd,
-    nPositions: size.n_positions ?? base.nPositions,
-  };
+  const config = resizeConfig(presetConfig(spec), {
+    nLayer: size.n_layer,
+    nHead: size.n_head,
+    nEmbd: size.n_embd,
+    nPositions: size.n_positions,
+  });
   validateConfig(config, `model "${spec}"`);
-  const shapes = gptParamShapes(config);
-  const params = new Map<string, NamedTensor>();
-  for (const [name, data] of initParams(config, new Rng(seed))) params.set(name, { dtype: 'float32', shape: shapes.get(name)!, data });
-  return { config, head: 'lm', params };
+  return { config, head: 'lm', params: initParams(config, new Rng(seed)) };
 }
 
 /** Puts named float32 tensors into the state. */
@@ -68,13 +63,13 @@ export async function readTensors(state: State, shapes: Map<string, number[]>, p
 export async function saveModel(
   dir: string,
   state: State,
-  config: GPTConfig,
+  config: ModelConfig,
   head: Head,
   trainerState: TrainerState,
   optimizerStep?: number,
   prefix = '',
 ): Promise<void> {
-  const shapes = gptParamShapes(config, { head });
+  const shapes = paramShapes(config, { head });
   const params = await readTensors(state, shapes, prefix);
   let optimizerState: OptimizerState | undefined;
   if (optimizerStep !== undefined) {

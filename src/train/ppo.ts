@@ -21,11 +21,12 @@ import { State, TrainStep, buildTrainGraph } from '../engine/step';
 import { input } from '../engine/tensor';
 import { BatchSampler } from '../data/batch';
 import { readJsonl, expectNonEmptyString, assertNoDataErrors } from '../data/jsonl';
-import { GPTConfig } from '../model/config';
-import { lmHead, paramInputs, scoreHead, sequenceInputs, transformer } from '../model/gpt2';
+import { Params } from '../model/architecture';
+import { ModelConfig } from '../model/config';
+import { lmHead, paramInputs, scoreHead, sequenceInputs, tokenizerFor, transformer } from '../model/decoder';
 import { attentionBias, positionIds } from '../model/masks';
 import { withScoreHead } from '../model/reward';
-import { Tokenizer, gpt2Tokenizer } from '../model/tokenizer';
+import { Tokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
@@ -57,25 +58,25 @@ interface Episode {
 // ---------------------------------------------------------------- graphs
 
 /** Per-position log-probs under policy and reference (temperature-scaled), and the value model's values. */
-function rolloutGraph(cfg: GPTConfig, temperature: number) {
-  const { tokens, positions, attnBias } = sequenceInputs();
+function rolloutGraph(cfg: ModelConfig, temperature: number) {
+  const inputs = sequenceInputs();
   const targets = input('targets', 'int32', ['B', 'T']);
-  const hidden = (p: ReturnType<typeof paramInputs>) => transformer(p, cfg, tokens, positions, attnBias).hidden;
-  const logprobs = (p: ReturnType<typeof paramInputs>) => tokenLogprobs(lmHead(p, hidden(p)).div(temperature), targets);
+  const hidden = (p: Params) => transformer(p, cfg, inputs).hidden;
+  const logprobs = (p: Params) => tokenLogprobs(lmHead(p, cfg, hidden(p)).div(temperature), targets);
   const value = paramInputs(cfg, 'score', 'value.');
   return toOnnx({ logprobs: logprobs(paramInputs(cfg, 'lm', 'policy.')), ref_logprobs: logprobs(paramInputs(cfg, 'lm', 'ref.')), values: scoreHead(value, hidden(value)) }, 'ppo_rollout');
 }
 
 /** The PPO update: pg_loss + vf_coef · vf_loss, with TRL's statistics. */
-function updateGraph(cfg: GPTConfig, s: PpoSettings) {
-  const { tokens, positions, attnBias } = sequenceInputs();
+function updateGraph(cfg: ModelConfig, s: PpoSettings) {
+  const inputs = sequenceInputs();
   const dense = (name: string) => input(name, 'float32', ['B', 'T']);
   const targets = input('targets', 'int32', ['B', 'T']);
   const mask = dense('response_mask');
   const policy = paramInputs(cfg, 'lm', 'policy.');
   const value = paramInputs(cfg, 'score', 'value.');
-  const logits = lmHead(policy, transformer(policy, cfg, tokens, positions, attnBias).hidden).div(s.temperature);
-  const values = scoreHead(value, transformer(value, cfg, tokens, positions, attnBias).hidden);
+  const logits = lmHead(policy, cfg, transformer(policy, cfg, inputs).hidden).div(s.temperature);
+  const values = scoreHead(value, transformer(value, cfg, inputs).hidden);
   const pg = policyLoss(tokenLogprobs(logits, targets), dense('old_logprobs'), dense('advantages'), mask, s.cliprange);
   const vf = valueLoss(values, dense('old_values'), dense('returns'), mask, s.cliprange_value);
   return buildTrainGraph({
@@ -172,10 +173,10 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.ppo;
   if (!s) throw new Error('the experiment config has no "ppo" section');
-  const tokenizer = gpt2Tokenizer();
-  const prompts = readPrompts(s.prompts, tokenizer);
   const sft = loadModel(s.sft_model ?? exp.model, exp.seed, exp.model_size);
   const cfg = sft.config;
+  const tokenizer = tokenizerFor(cfg);
+  const prompts = readPrompts(s.prompts, tokenizer);
   const resumed = run.resumeFrom ? { policy: loadModel(path.join(run.resumeFrom, 'policy'), exp.seed), value: loadModel(path.join(run.resumeFrom, 'value'), exp.seed) } : undefined;
   const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
   if (valueInit && (valueInit.config.nEmbd !== cfg.nEmbd || valueInit.config.nLayer !== cfg.nLayer)) {

@@ -14,9 +14,10 @@ import { BatchSampler } from '../data/batch';
 import { assertNoDataErrors } from '../data/jsonl';
 import { readPreferencePairs } from '../data/preferences';
 import { loadSft, splitTrainEval } from '../data/sft';
-import { GPTConfig } from '../model/config';
+import { ModelConfig } from '../model/config';
 import { rewardInputs, rewardParamInputs, rewards, withScoreHead } from '../model/reward';
-import { Tokenizer, gpt2Tokenizer } from '../model/tokenizer';
+import { tokenizerFor } from '../model/decoder';
+import { Tokenizer } from '../model/tokenizer';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment } from './config';
@@ -64,7 +65,7 @@ export function bradleyTerry(r: Tensor, margin: Tensor, target: Tensor, centerCo
 }
 
 /** The reward model's training graph on batches of P pairs: 2P rows, chosen ones first. */
-export function rewardLossGraph(cfg: GPTConfig, centerCoef?: number): StageGraph {
+export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number): StageGraph {
   const p = rewardParamInputs(cfg);
   const r = rewards(p, cfg, rewardInputs([2, 'P'])); // [2, P]
   const bt = bradleyTerry(r, input('pair_margin', 'float32', ['P']), input('pair_target', 'float32', ['P']), centerCoef);
@@ -126,9 +127,9 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.rm;
   if (!s) throw new Error('the experiment config has no "rm" section');
-  const tokenizer = gpt2Tokenizer();
   const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp);
   const cfg = model.config;
+  const tokenizer = tokenizerFor(cfg);
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, maxLength);

@@ -2,7 +2,8 @@
 import { Runtime, RuntimeOptions } from '../engine/runtime';
 import { State } from '../engine/step';
 import { SampleRow } from '../protocol/runner';
-import { Tokenizer, gpt2Tokenizer } from '../model/tokenizer';
+import { tokenizerFor } from '../model/decoder';
+import { Tokenizer } from '../model/tokenizer';
 import { Rng } from '../util/rng';
 import { GREEDY, Generator, SamplingOptions } from './generate';
 import { loadModel, putTensors } from './model-state';
@@ -24,7 +25,7 @@ export async function sampleFromCheckpoint(dir: string, prompts: string[], rng: 
   const model = loadModel(dir, 0);
   const state = new State(await Runtime.create(runtime));
   putTensors(state, model.params);
-  const tokenizer = gpt2Tokenizer();
+  const tokenizer = tokenizerFor(model.config);
   const generator = await Generator.create(state.runtime, model.config, state, tokenizer.padId);
   try {
     return await sampleResponses(generator, tokenizer, prompts, rng, options);

@@ -8,11 +8,12 @@ import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, RuntimeOptions, hostTensor } from '../engine/runtime';
 import { State } from '../engine/step';
 import { loadCheckpoint } from '../model/checkpoint';
-import { GPTConfig } from '../model/config';
+import { ModelConfig } from '../model/config';
 import { attentionBias } from '../model/masks';
 import { rewardInputs, rewardParamInputs, rewards } from '../model/reward';
 import { isPlainObject } from '../model/safetensors';
-import { Tokenizer, gpt2Tokenizer } from '../model/tokenizer';
+import { tokenizerFor } from '../model/decoder';
+import { Tokenizer } from '../model/tokenizer';
 import { putTensors } from './model-state';
 
 export interface RewardNormalization {
@@ -24,7 +25,7 @@ export interface RewardNormalization {
 export const NORMALIZATION_KEY = 'reward_normalization';
 
 /** The normalisation recorded in a reward model's config, if any. */
-export function normalizationOf(cfg: GPTConfig): RewardNormalization | undefined {
+export function normalizationOf(cfg: ModelConfig): RewardNormalization | undefined {
   const n = cfg.hfExtra?.[NORMALIZATION_KEY];
   if (n === undefined) return undefined;
   if (!isPlainObject(n) || !Number.isFinite(n.mean) || !(Number(n.std) > 0 && Number.isFinite(n.std))) {
@@ -34,7 +35,7 @@ export function normalizationOf(cfg: GPTConfig): RewardNormalization | undefined
 }
 
 /** The config with `n` recorded in its config.json keys, or with none when `n` is undefined. */
-export function withNormalization(cfg: GPTConfig, n?: RewardNormalization): GPTConfig {
+export function withNormalization(cfg: ModelConfig, n?: RewardNormalization): ModelConfig {
   const { [NORMALIZATION_KEY]: _old, ...rest } = cfg.hfExtra ?? {};
   const hfExtra = n ? { ...rest, [NORMALIZATION_KEY]: n } : rest;
   const { hfExtra: _, ...plain } = cfg;
@@ -96,7 +97,7 @@ export class Scorer {
   private constructor(
     private readonly program: Program,
     private readonly state: State,
-    readonly config: GPTConfig,
+    readonly config: ModelConfig,
     private readonly tokenizer: Tokenizer,
     private readonly batchSize: number,
     readonly normalization: RewardNormalization | undefined,
@@ -104,7 +105,7 @@ export class Scorer {
   ) {}
 
   /** Scores with the reward model whose parameters `state` holds. */
-  static create(runtime: Runtime, cfg: GPTConfig, state: State, options: ScorerOptions = {}): Promise<Scorer> {
+  static create(runtime: Runtime, cfg: ModelConfig, state: State, options: ScorerOptions = {}): Promise<Scorer> {
     return Scorer.build(runtime, cfg, state, options, false);
   }
 
@@ -118,10 +119,10 @@ export class Scorer {
     return Scorer.build(rt, ckpt.config, state, { ...options, bias: ckpt.params.has('score.bias'), normalization: normalizationOf(ckpt.config) }, true);
   }
 
-  private static async build(runtime: Runtime, cfg: GPTConfig, state: State, options: ScorerOptions, ownsState: boolean): Promise<Scorer> {
+  private static async build(runtime: Runtime, cfg: ModelConfig, state: State, options: ScorerOptions, ownsState: boolean): Promise<Scorer> {
     const p = rewardParamInputs(cfg, options.bias, options.prefix);
     const program = await runtime.load(toOnnx({ rewards: rewards(p, cfg, rewardInputs()) }, 'reward'));
-    return new Scorer(program, state, cfg, options.tokenizer ?? gpt2Tokenizer(), options.batchSize ?? 16, options.normalization, ownsState);
+    return new Scorer(program, state, cfg, options.tokenizer ?? tokenizerFor(cfg), options.batchSize ?? 16, options.normalization, ownsState);
   }
 
   /** The reward of each token sequence, read at its last token (nothing is appended). */

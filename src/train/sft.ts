@@ -7,10 +7,9 @@ import { crossEntropy, maskedMean } from '../engine/nn';
 import { cast, gatherElements, greaterOrEqual, max, reshape, unsqueeze } from '../engine/ops';
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
-import { GPTConfig } from '../model/config';
-import { lmHead, paramInputs, sequenceInputs, transformer } from '../model/gpt2';
+import { ModelConfig } from '../model/config';
+import { lmHead, paramInputs, sequenceInputs, tokenizerFor, transformer } from '../model/decoder';
 import { attentionBias } from '../model/masks';
-import { gpt2Tokenizer } from '../model/tokenizer';
 import { BatchSampler, TokenBatch, TokenExample, makeBatch } from '../data/batch';
 import { loadSft, splitTrainEval } from '../data/sft';
 import { EmitEvent } from '../protocol/runner';
@@ -23,12 +22,12 @@ import { Generator } from './generate';
 import { Batch, Trainer, describeModel, inBatches } from './trainer';
 
 /** Mean next-token loss over masked positions, and how often the argmax prediction is right there. */
-export function sftLossGraph(cfg: GPTConfig) {
+export function sftLossGraph(cfg: ModelConfig) {
   const p = paramInputs(cfg);
-  const { tokens, positions, attnBias } = sequenceInputs();
+  const inputs = sequenceInputs();
   const targets = input('targets', 'int32', ['B', 'T']);
   const lossMask = input('loss_mask', 'float32', ['B', 'T']);
-  const logits = lmHead(p, transformer(p, cfg, tokens, positions, attnBias).hidden); // [B, T, V]
+  const logits = lmHead(p, cfg, transformer(p, cfg, inputs).hidden); // [B, T, V]
   // Right when the target's logit is the largest (ArgMax would give int64, which not every provider casts).
   // Kept dims, so onnxruntime shares the row max with the loss's log-sum-exp.
   const targetLogit = gatherElements(logits, unsqueeze(targets, -1), -1); // [B, T, 1]
@@ -61,9 +60,9 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.sft;
   if (!s) throw new Error('the experiment config has no "sft" section');
-  const tokenizer = gpt2Tokenizer();
   const model = loadModel(run.resumeFrom ?? exp.model, exp.seed, exp.model_size);
   const cfg = model.config;
+  const tokenizer = tokenizerFor(cfg);
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const data = loadSft(s.data, tokenizer, maxLength);

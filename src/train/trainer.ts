@@ -14,7 +14,7 @@ import { Program, Runtime } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
 import { Tensor } from '../engine/tensor';
 import { TrainerState } from '../model/checkpoint';
-import { GPTConfig } from '../model/config';
+import { ModelConfig } from '../model/config';
 import { EmitEvent } from '../protocol/runner';
 import { Experiment } from './config';
 import { MetricsLog } from './metrics-log';
@@ -65,7 +65,7 @@ export interface StageData {
 /** What a checkpoint adds to the model: keys of trainer_state.json, and a config in place of the model's. */
 export interface CheckpointExtras {
   trainerState?: TrainerState;
-  config?: GPTConfig;
+  config?: ModelConfig;
 }
 
 export interface TrainerSetup {
@@ -82,7 +82,7 @@ export interface TrainerSetup {
   emit: EmitEvent;
 }
 
-export function describeModel(cfg: GPTConfig): string {
+export function describeModel(cfg: ModelConfig): string {
   return `${cfg.nLayer} layers, d=${cfg.nEmbd}, ${cfg.nHead} heads, context ${cfg.nPositions}`;
 }
 

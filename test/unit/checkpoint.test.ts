@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeSafetensors, encodeSafetensors, NamedTensor, numel, readSafetensors, writeSafetensors } from '../../src/model/safetensors';
-import { configFromHF, configToHF, GPTConfig, gptParamShapes, Head, presetConfig } from '../../src/model/config';
+import { configFromHF, configToHF, Head, ModelConfig, presetConfig } from '../../src/model/config';
+import { paramShapes } from '../../src/model/decoder';
 import { loadCheckpoint, OptimizerState, saveCheckpoint } from '../../src/model/checkpoint';
 import { Rng } from '../../src/util/rng';
 
@@ -14,7 +15,10 @@ after(() => fs.rmSync(scratch, { recursive: true, force: true }));
 let dirCount = 0;
 const freshDir = () => path.join(scratch, `d${dirCount++}`);
 
-const MINI: GPTConfig = { vocabSize: 64, nPositions: 16, nEmbd: 8, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5, tiedHead: true };
+const MINI: ModelConfig = {
+  modelType: 'gpt2', vocabSize: 64, nPositions: 16, nEmbd: 8, nLayer: 2, nHead: 2, nKvHead: 2, headDim: 4,
+  layerNormEpsilon: 1e-5, tiedHead: true,
+};
 
 function f32(shape: number[], values: number[]): NamedTensor {
   return { dtype: 'float32', shape, data: Float32Array.from(values) };
@@ -24,8 +28,8 @@ function randomTensor(rng: Rng, shape: number[]): NamedTensor {
   return { dtype: 'float32', shape, data: Float32Array.from({ length: numel(shape) }, () => rng.normal()) };
 }
 
-function randomParams(config: GPTConfig, rng: Rng, head: Head = 'lm'): Map<string, NamedTensor> {
-  const shapes = gptParamShapes(config, { head });
+function randomParams(config: ModelConfig, rng: Rng, head: Head = 'lm'): Map<string, NamedTensor> {
+  const shapes = paramShapes(config, { head });
   return new Map([...shapes].map(([name, shape]) => [name, randomTensor(rng, shape)]));
 }
 
@@ -140,7 +144,7 @@ test('a failed safetensors write leaves the previous file untouched', () => {
 test('config presets, validation and config.json round trip', () => {
   assert.equal(presetConfig('gpt2-medium').nEmbd, 1024);
   assert.throws(() => presetConfig('gpt5'), /unknown model preset "gpt5" \(known: tiny, gpt2, gpt2-medium\)/);
-  const params = (c: GPTConfig) => [...gptParamShapes(c).values()].reduce((n, s) => n + numel(s), 0);
+  const params = (c: ModelConfig) => [...paramShapes(c).values()].reduce((n, s) => n + numel(s), 0);
   assert.equal(params(presetConfig('gpt2')), 124439808);
   assert.equal(params(presetConfig('gpt2-medium')), 354823168);
 
@@ -167,7 +171,7 @@ test('a checkpoint with trainer and optimizer state reloads bit-exactly', () => 
   assert.deepEqual(loaded.config, MINI);
   assert.equal(loaded.head, 'lm');
   assertSameTensors(loaded.params, params);
-  assert.deepEqual([...loaded.params.keys()], [...gptParamShapes(MINI).keys()]);
+  assert.deepEqual([...loaded.params.keys()], [...paramShapes(MINI).keys()]);
   assert.deepEqual(loaded.trainerState, trainerState);
   assert.equal(loaded.optimizerState!.step, 7);
   assertSameTensors(loaded.optimizerState!.expAvg, optimizerState.expAvg);

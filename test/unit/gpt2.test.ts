@@ -8,19 +8,22 @@ import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { State } from '../../src/engine/step';
 import { saveCheckpoint } from '../../src/model/checkpoint';
-import { GPTConfig, gptParamShapes } from '../../src/model/config';
-import { lmHead, paramInputs, sequenceInputs, transformer } from '../../src/model/gpt2';
+import { ModelConfig } from '../../src/model/config';
+import { lmHead, paramInputs, paramShapes, sequenceInputs, transformer } from '../../src/model/decoder';
 import { attentionBias, positionIds } from '../../src/model/masks';
 import { GREEDY, Generator, sample } from '../../src/train/generate';
 import { Rng } from '../../src/util/rng';
 
-const cfg: GPTConfig = { vocabSize: 97, nPositions: 32, nEmbd: 32, nLayer: 2, nHead: 4, layerNormEpsilon: 1e-5, tiedHead: true };
+const cfg: ModelConfig = {
+  modelType: 'gpt2', vocabSize: 97, nPositions: 32, nEmbd: 32, nLayer: 2, nHead: 4, nKvHead: 4, headDim: 8,
+  layerNormEpsilon: 1e-5, tiedHead: true,
+};
 
 /** Random weights large enough that logits differ clearly between tokens. */
 function randomParams(seed: number): Map<string, Float32Array> {
   const rng = new Rng(seed);
   const out = new Map<string, Float32Array>();
-  for (const [name, shape] of gptParamShapes(cfg)) {
+  for (const [name, shape] of paramShapes(cfg)) {
     const n = shape.reduce((a, b) => a * b, 1);
     const isNormWeight = /ln_\d|ln_f/.test(name) && name.endsWith('.weight');
     out.set(name, Float32Array.from({ length: n }, () => (isNormWeight ? 1 : 0) + rng.normal() * 0.2));
@@ -32,11 +35,11 @@ async function setup() {
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
   const state = new State(runtime);
   const params = randomParams(7);
-  const shapes = gptParamShapes(cfg);
+  const shapes = paramShapes(cfg);
   for (const [name, data] of params) state.setHost(name, data, shapes.get(name)!);
   const p = paramInputs(cfg);
   const inp = sequenceInputs();
-  const logits = lmHead(p, transformer(p, cfg, inp.tokens, inp.positions, inp.attnBias).hidden);
+  const logits = lmHead(p, cfg, transformer(p, cfg, inp).hidden);
   const forward = await runtime.load(toOnnx({ logits }));
   /** Logits [B, T, V] for left-padded rows of token ids. */
   const run = async (rows: number[][]) => {
@@ -48,7 +51,7 @@ async function setup() {
       positions: hostTensor('int32', positionIds(mask, b, t, t), [b, t]),
       attn_bias: hostTensor('float32', attentionBias(mask, b, t, t), [b, 1, t, t]),
     };
-    for (const name of gptParamShapes(cfg).keys()) feeds[name] = state.get(name);
+    for (const name of paramShapes(cfg).keys()) feeds[name] = state.get(name);
     return { logits: (await forward.run(feeds)).logits.data as Float32Array, mask, t };
   };
   return { runtime, state, params, run };
@@ -115,7 +118,7 @@ const torchAvailable = (() => {
 test('logits match an independent PyTorch GPT-2 on the same safetensors file', { skip: torchAvailable ? false : 'PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread)' }, async () => {
   const { params, run } = await setup();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parity-'));
-  const shapes = gptParamShapes(cfg);
+  const shapes = paramShapes(cfg);
   saveCheckpoint(path.join(dir, 'ckpt'), { config: cfg, params: new Map([...params].map(([n, d]) => [n, { dtype: 'float32', shape: shapes.get(n)!, data: d }])) });
   const ours = await run(rows);
   const t = ours.t;

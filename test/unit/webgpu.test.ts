@@ -17,7 +17,7 @@ import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { State, TrainGraph, TrainStep, buildTrainGraph } from '../../src/engine/step';
 import { Tensor, constant, input } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
-import { presetConfig } from '../../src/model/config';
+import { presetConfig, resizeConfig } from '../../src/model/config';
 import { sftLossGraph } from '../../src/train/sft';
 import { rewardInputs, rewardParamInputs, rewards } from '../../src/model/reward';
 import { rewardLossGraph } from '../../src/train/reward';
@@ -303,7 +303,7 @@ test('GPT-2-style step (embeddings, symbolic sizes) on WebGPU with CPU fallback 
 
 test('the real SFT step and generation graphs load on WebGPU with CPU fallback disabled', async (t) => {
   if (!gpu) return t.skip(unavailable);
-  const cfg = { ...presetConfig('tiny'), nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 };
+  const cfg = resizeConfig(presetConfig('tiny'), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 });
   const sft = sftLossGraph(cfg);
   const models = [
     gptStep().model,
@@ -320,7 +320,7 @@ test('the real SFT step and generation graphs load on WebGPU with CPU fallback d
 
 test('the reward-model step, eval and scoring graphs load on WebGPU with CPU fallback disabled', async (t) => {
   if (!gpu) return t.skip(unavailable);
-  const cfg = { ...presetConfig('tiny'), nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 };
+  const cfg = resizeConfig(presetConfig('tiny'), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 });
   const rm = rewardLossGraph(cfg, 0.01);
   const models = [
     buildTrainGraph({ ...rm, optimizer: adamw(), maxGradNorm: 1 }).model,

@@ -1,0 +1,94 @@
+/**
+ * The pieces decoder-only transformers are built from, each with the parameters it reads declared
+ * beside it under the module name it is given (HF's names: "h.0.ln_1" → h.0.ln_1.weight and .bias).
+ * An architecture (./gpt2.ts) lists its modules' parameters and runs the same modules forward.
+ */
+import { concat, expand, gather, layerNormalization, matmul, softmax, transpose, unsqueeze } from '../engine/ops';
+import { gelu, linear } from '../engine/nn';
+import { Tensor } from '../engine/tensor';
+import type { KV, ParamSpec, Params } from './architecture';
+
+/** The standard deviation of weights drawn at initialisation (HF's initializer_range). */
+export const INIT_STD = 0.02;
+
+/** Query heads, key/value heads (fewer with grouped-query attention) and the width of each. */
+export interface AttentionHeads {
+  nHead: number;
+  nKvHead: number;
+  headDim: number;
+}
+
+// ---------------------------------------------------------------- parameters
+
+/** An embedding table [rows, d], drawn from N(0, INIT_STD). */
+export function embeddingParams(name: string, rows: number, d: number): ParamSpec[] {
+  return [{ name: `${name}.weight`, shape: [rows, d], init: { normal: INIT_STD } }];
+}
+
+/** LayerNorm's scale (ones) and shift (zeros). */
+export function layerNormParams(name: string, d: number): ParamSpec[] {
+  return [{ name: `${name}.weight`, shape: [d], init: 'ones' }, { name: `${name}.bias`, shape: [d], init: 'zeros' }];
+}
+
+/** A projection stored [in, out] (GPT-2's Conv1D), its weight drawn from N(0, std), its bias zeros. */
+export function conv1dParams(name: string, nIn: number, nOut: number, std = INIT_STD): ParamSpec[] {
+  return [
+    { name: `${name}.weight`, shape: [nIn, nOut], init: { normal: std } },
+    { name: `${name}.bias`, shape: [nOut], init: 'zeros' },
+  ];
+}
+
+// ---------------------------------------------------------------- forward
+
+/** Rows of the table `name` for each id. */
+export function embedding(p: Params, name: string, ids: Tensor): Tensor {
+  return gather(p[`${name}.weight`], ids);
+}
+
+export function layerNorm(x: Tensor, p: Params, name: string, eps: number): Tensor {
+  return layerNormalization(x, p[`${name}.weight`], p[`${name}.bias`], eps);
+}
+
+/** x @ weight + bias, weight stored [in, out]. */
+export function conv1d(x: Tensor, p: Params, name: string): Tensor {
+  return linear(x, p[`${name}.weight`], p[`${name}.bias`]);
+}
+
+/** The GELU (tanh) feed-forward: `proj`(gelu(`fc`(x))). */
+export function geluMlp(x: Tensor, p: Params, fc: string, proj: string): Tensor {
+  return conv1d(gelu(conv1d(x, p, fc)), p, proj);
+}
+
+/** x [B, T, n·headDim] as n heads, [B, n, T, headDim]. */
+export function splitHeads(x: Tensor, n: number, headDim: number): Tensor {
+  return transpose(x.reshape([x.shape[0], x.shape[1], n, headDim]), [0, 2, 1, 3]);
+}
+
+/**
+ * Scaled dot-product attention of queries q [B, nHead, T, hd] over keys and values [B, nKvHead, T, hd],
+ * appended to `past` when given, under the additive bias [B, 1, T, S]. Each KV head serves
+ * nHead / nKvHead consecutive query heads (it is repeated to them in the graph, as HF's repeat_kv).
+ * Returns the heads merged back, [B, T, nHead·hd], and the keys and values to cache.
+ */
+export function causalAttention(
+  q: Tensor, k: Tensor, v: Tensor, heads: AttentionHeads, bias: Tensor, past?: KV,
+): { y: Tensor; kv: KV } {
+  let key = k, value = v;
+  if (past) {
+    key = concat([past.key, key], 2);
+    value = concat([past.value, value], 2);
+  }
+  const groups = heads.nHead / heads.nKvHead;
+  const keys = repeatKv(key, groups), values = repeatKv(value, groups);
+  const scores = matmul(q, transpose(keys, [0, 1, 3, 2])).mul(1 / Math.sqrt(heads.headDim)).add(bias); // [B, H, T, S]
+  const y = matmul(softmax(scores, -1), values); // [B, H, T, hd]
+  const merged = transpose(y, [0, 2, 1, 3]).reshape([q.shape[0], q.shape[2], heads.nHead * heads.headDim]);
+  return { y: merged, kv: { key, value } };
+}
+
+/** [B, nKv, S, hd] → [B, nKv·times, S, hd], each head repeated `times` times in place. */
+function repeatKv(t: Tensor, times: number): Tensor {
+  if (times === 1) return t;
+  const [b, n, s, hd] = t.shape;
+  return expand(unsqueeze(t, 2), [b, n, times, s, hd]).reshape([b, (n as number) * times, s, hd]);
+}

@@ -1,0 +1,128 @@
+/**
+ * A decoder-only language model as trainers, generation and scoring use it, whatever its
+ * architecture (./architecture.ts): parameters as graph inputs under their HF names, the forward
+ * pass, the heads on top (LM head or scalar score), the inputs of a pass and of a KV cache, fresh
+ * weights, and the tokenizer.
+ *
+ * Masking is one additive bias [B, 1, T, S] fed by the host (0 = may attend, -1e9 = may not),
+ * which covers causality, left padding and a KV cache with the same graph code.
+ */
+import { matmul, reshape, transpose } from '../engine/ops';
+import { Tensor, input } from '../engine/tensor';
+import { Rng } from '../util/rng';
+import { ForwardInputs, KV, KvShape, ParamSpec, Params, architectureOf } from './architecture';
+import { INIT_STD } from './blocks';
+import { Head, ModelConfig } from './config';
+import { NamedTensor } from './safetensors';
+import { Tokenizer } from './tokenizer';
+
+export interface HeadOptions {
+  head?: Head;
+  /** The score head has a bias, score.bias [1] (some reward checkpoints do). */
+  scoreBias?: boolean;
+}
+
+/** The head's parameters, under HF's names for every family: an untied LM head's, or the score head's. */
+function headParams(cfg: ModelConfig, { head = 'lm', scoreBias = false }: HeadOptions): ParamSpec[] {
+  const drawn = { normal: INIT_STD };
+  if (head === 'lm') return cfg.tiedHead ? [] : [{ name: 'lm_head.weight', shape: [cfg.vocabSize, cfg.nEmbd], init: drawn }];
+  const bias: ParamSpec[] = scoreBias ? [{ name: 'score.bias', shape: [1], init: 'zeros' }] : [];
+  return [{ name: 'score.weight', shape: [1, cfg.nEmbd], init: drawn }, ...bias];
+}
+
+/** Every parameter with its head's, in checkpoint order. */
+export function paramSpecs(cfg: ModelConfig, opts: HeadOptions = {}): ParamSpec[] {
+  return [...architectureOf(cfg).params(cfg), ...headParams(cfg, opts)];
+}
+
+/** Every parameter's HF name and shape. */
+export function paramShapes(cfg: ModelConfig, opts: HeadOptions = {}): Map<string, number[]> {
+  return new Map(paramSpecs(cfg, opts).map((s) => [s.name, s.shape]));
+}
+
+/**
+ * One graph input per parameter, keyed by HF name. `prefix` names the inputs apart when several
+ * models share a graph (PPO's policy, reference and value model).
+ */
+export function paramInputs(cfg: ModelConfig, head: Head = 'lm', prefix = ''): Params {
+  return Object.fromEntries(paramSpecs(cfg, { head }).map((s) => [s.name, input(prefix + s.name, 'float32', s.shape)]));
+}
+
+/** Fresh weights as the architecture declares them, drawn from `rng` in checkpoint order. */
+export function initParams(cfg: ModelConfig, rng: Rng, head: Head = 'lm'): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const { name, shape, init } of paramSpecs(cfg, { head })) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (init === 'ones') data.fill(1);
+    else if (init !== 'zeros') for (let i = 0; i < data.length; i++) data[i] = rng.normal() * init.normal;
+    out.set(name, { dtype: 'float32', shape, data });
+  }
+  return out;
+}
+
+/**
+ * Final hidden states [B, T, D] for tokens at positions under the attention bias; with `past`,
+ * the new keys and values are appended to the cached ones. `present` holds every layer's.
+ */
+export function transformer(
+  p: Params, cfg: ModelConfig, inputs: ForwardInputs, past?: KV[],
+): { hidden: Tensor; present: KV[] } {
+  return architectureOf(cfg).forward(p, cfg, inputs, past);
+}
+
+/** The LM head's weight [V, D]: its own, or the token embedding when tied. */
+function lmHeadWeight(p: Params, cfg: ModelConfig): Tensor {
+  return p['lm_head.weight'] ?? p[architectureOf(cfg).embedding];
+}
+
+/** Next-token logits [..., V] from hidden states [..., D]. */
+export function lmHead(p: Params, cfg: ModelConfig, hidden: Tensor): Tensor {
+  return matmul(hidden, transpose(lmHeadWeight(p, cfg), [1, 0]));
+}
+
+/**
+ * lmHead for one position per sequence (generation): logits [B, V] from hidden [B, D], as (W hᵀ)ᵀ.
+ * With so few rows, onnxruntime would spend most of h Wᵀ repacking W; W hᵀ reads W as it is.
+ */
+export function lastTokenLogits(p: Params, cfg: ModelConfig, hidden: Tensor): Tensor {
+  return transpose(matmul(lmHeadWeight(p, cfg), transpose(hidden, [1, 0])), [1, 0]);
+}
+
+/** A scalar per position [..., D] → [...] from the score head (reward and value models). */
+export function scoreHead(p: Params, hidden: Tensor): Tensor {
+  const out = matmul(hidden, transpose(p['score.weight'], [1, 0])); // [..., 1]
+  const scores = reshape(out, hidden.shape.slice(0, -1));
+  return p['score.bias'] ? scores.add(reshape(p['score.bias'], [])) : scores;
+}
+
+/** The standard inputs of a forward pass over a [B, T] window that attends to S keys. */
+export function sequenceInputs(keys: string = 'T'): ForwardInputs {
+  return {
+    tokens: input('tokens', 'int32', ['B', 'T']),
+    positions: input('positions', 'int32', ['B', 'T']),
+    attnBias: input('attn_bias', 'float32', ['B', 1, 'T', keys]),
+  };
+}
+
+/** Layers, KV heads and head width of the model's KV cache. */
+export function kvShape(cfg: ModelConfig): KvShape {
+  return architectureOf(cfg).kvShape(cfg);
+}
+
+/**
+ * Past keys/values inputs for decoding with a cache of P positions, [B, nKvHead, P, headDim]; or,
+ * `byPosition`, fed as [P, B, nKvHead, headDim] (a host-side cache that grows by appending) and
+ * transposed for attention.
+ */
+export function pastInputs(cfg: ModelConfig, byPosition = false): KV[] {
+  const { layers, nKvHead, headDim } = kvShape(cfg);
+  const past = (name: string) => byPosition
+    ? transpose(input(name, 'float32', ['P', 'B', nKvHead, headDim]), [1, 2, 0, 3])
+    : input(name, 'float32', ['B', nKvHead, 'P', headDim]);
+  return Array.from({ length: layers }, (_, i) => ({ key: past(`past.${i}.key`), value: past(`past.${i}.value`) }));
+}
+
+/** The tokenizer of the model's architecture. */
+export function tokenizerFor(cfg: ModelConfig): Tokenizer {
+  return architectureOf(cfg).tokenizer();
+}
