@@ -58,7 +58,7 @@ describe('the packaged VSIX', () => {
       /^(src|test|bench|scripts|webview-ui|\.ci|\.cache|\.rlhf|test-results)\//.test(f) ||
       /\.(ts|map|vsix)$/.test(f) ||
       /(^|\/)[^/]*\.test\.[^/]+$/.test(f) ||
-      /^(tsconfig.*\.json|webpack\.config\.js|\.npmrc|\.gitignore)$/.test(f) ||
+      /^(tsconfig.*\.json|webpack\.config\.js|eslint\.config\.mjs|\.prettier.*|\.npmrc|\.gitignore)$/.test(f) ||
       f.startsWith('dist/cli.js'));
     assert.deepEqual(unwanted, []);
   });
