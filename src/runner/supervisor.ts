@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { EventEmitter } from 'events';
+import { decodeUtf8 } from '../data/jsonl';
 import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
 import { RunRecord, RunRegistry, recordEvent } from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
@@ -146,7 +147,7 @@ export class RunSupervisor extends EventEmitter<{
  */
 export function experimentName(configFile: string): string {
   try {
-    const json = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { name?: unknown };
+    const json = JSON.parse(decodeUtf8(fs.readFileSync(configFile))) as { name?: unknown };
     if (typeof json.name === 'string' && json.name.trim()) return json.name.trim();
   } catch {
     // An unreadable config fails in the training process, with the reason.

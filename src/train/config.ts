@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
+import { decodeUtf8 } from '../data/jsonl';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 
 const positiveInt = z.number().int().positive();
@@ -151,11 +152,17 @@ export function parseExperiment(json: unknown, file: string): Experiment {
 
 /** Reads and validates a config file; relative paths in it become absolute. */
 export function loadExperiment(file: string): Experiment {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (e) {
     throw new ConfigError(`${file}: cannot read the config file (${(e as Error).message})`);
+  }
+  let text: string;
+  try {
+    text = decodeUtf8(bytes);
+  } catch {
+    throw new ConfigError(`${file}: not UTF-8 text`);
   }
   let json: unknown;
   try {
