@@ -12,6 +12,10 @@ import { EXECUTION_PROVIDERS } from '../protocol/runner';
 
 const positiveInt = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
+/** At least one example is always left to train on, so a share of 1 is not allowed. */
+const evalFraction = z.number().min(0)
+  .lt(1, 'must be below 1: it is the share held out for evaluation, and the rest is what trains')
+  .describe('Share of the data held out for evaluation, in [0, 1).');
 
 const runtimeSchema = z
   .object({
@@ -28,7 +32,7 @@ const modelSizeSchema = z
 export const sftSchema = z
   .object({
     data: z.string().min(1).describe('SFT data: JSONL with {prompt, completion}, {messages} or {text} per line.'),
-    eval_fraction: fraction.default(0.1),
+    eval_fraction: evalFraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
     per_device_train_batch_size: positiveInt.default(8),
     gradient_accumulation_steps: positiveInt.default(1),
@@ -65,7 +69,7 @@ export const rmSchema = z
     data: z.string().min(1).describe('Preference pairs: JSONL in TRL\'s preference format ({prompt, chosen, rejected}), e.g. the labeling store.'),
     model: z.string().min(1).optional().describe('The backbone: an SFT checkpoint (default: the experiment model). Its LM head is replaced by a fresh scalar head.'),
     include_ties: z.boolean().default(false).describe('Also train on pairs labeled "tie" or "both_bad", towards equal rewards (target 0.5).'),
-    eval_fraction: fraction.default(0.1),
+    eval_fraction: evalFraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
     per_device_train_batch_size: positiveInt.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
     gradient_accumulation_steps: positiveInt.default(1),

@@ -19,5 +19,16 @@ test('config: a file that starts with a UTF-8 byte order mark reads as one witho
   assert.equal(experimentName(file), 'bom', 'the host names the run from the file too');
 
   fs.writeFileSync(file, Buffer.from([0x7b, 0xff, 0x7d]));
-  assert.throws(() => loadExperiment(file), (e: Error) => e instanceof ConfigError && e.message === `${file}: not UTF-8 text`);
+  assert.throws(() => loadExperiment(file),
+    (e: Error) => e instanceof ConfigError && e.message === `${file}: not UTF-8 text`);
+});
+
+test('config: eval_fraction must leave data to train on, in every stage that has one', () => {
+  const parse = (evalFraction: number) => () => parseExperiment({
+    sft: { data: 'sft.jsonl', eval_fraction: evalFraction }, rm: { data: 'prefs.jsonl', eval_fraction: evalFraction },
+  }, 'x.rlhf.json');
+  assert.throws(parse(1), (e: Error) => ['sft', 'rm'].every((stage) =>
+    new RegExp(`^x\\.rlhf\\.json: ${stage}\\.eval_fraction: must be below 1`, 'm').test(e.message)));
+  assert.equal(parse(0.99)().sft?.eval_fraction, 0.99);
+  assert.equal(parse(0)().rm?.eval_fraction, 0);
 });
