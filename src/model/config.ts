@@ -55,6 +55,20 @@ export function validateConfig(config: GPTConfig, where = 'GPT config'): void {
   if (typeof config.tiedHead !== 'boolean') throw new Error(`${where}: tiedHead must be true or false`);
 }
 
+/** The part of a tokenizer a model must match: the ids it can produce are 0 to vocabSize - 1. */
+export interface Vocabulary {
+  name: string;
+  vocabSize: number;
+}
+
+/** A model must embed every id its tokenizer produces; a smaller vocabulary is another tokenizer's model. */
+export function checkVocabSize(config: GPTConfig, tokenizer: Vocabulary, where: string): void {
+  if (config.vocabSize >= tokenizer.vocabSize) return;
+  throw new Error(`${where}: vocab_size ${config.vocabSize} is smaller than the ${tokenizer.vocabSize} tokens of the ` +
+    `tokenizer (${tokenizer.name}), so token ids would fall outside the model's embedding: ` +
+    'the model was made for another tokenizer');
+}
+
 const ARCHITECTURES: Record<Head, string> = { lm: 'GPT2LMHeadModel', score: 'GPT2ForSequenceClassification' };
 
 /** Hugging Face's own defaults, used for keys a config.json leaves out. */

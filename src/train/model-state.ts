@@ -3,10 +3,13 @@
  * checkpoint directory, to a checkpoint directory. Shared by every stage.
  */
 import { State } from '../engine/step';
-import { loadCheckpoint, LoadedCheckpoint, OptimizerState, saveCheckpoint, TrainerState } from '../model/checkpoint';
+import {
+  loadCheckpoint, LoadedCheckpoint, NoCheckpointError, OptimizerState, saveCheckpoint, TrainerState,
+} from '../model/checkpoint';
 import { GPTConfig, Head, PRESETS, gptParamShapes, presetConfig, validateConfig } from '../model/config';
 import { initParams } from '../model/gpt2';
 import { NamedTensor } from '../model/safetensors';
+import { gpt2Tokenizer } from '../model/tokenizer';
 import { Rng } from '../util/rng';
 
 export interface ModelSize {
@@ -28,10 +31,13 @@ export function isPreset(spec: string): boolean {
   return Object.hasOwn(PRESETS, spec);
 }
 
-/** A preset (freshly initialised from `seed`, with optional size overrides) or a checkpoint directory. */
+/**
+ * A preset (freshly initialised from `seed`, with optional size overrides) or a checkpoint directory,
+ * whose vocabulary must hold the ids of GPT-2's tokenizer, which every stage feeds it with.
+ */
 export function loadModel(spec: string, seed: number, size: ModelSize = {}): LoadedModel {
   if (!isPreset(spec)) {
-    const checkpoint = loadCheckpoint(spec);
+    const checkpoint = loadModelFolder(spec);
     return { config: checkpoint.config, head: checkpoint.head, params: checkpoint.params, checkpoint };
   }
   const base = presetConfig(spec);
@@ -47,6 +53,15 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
   const params = new Map<string, NamedTensor>();
   for (const [name, data] of initParams(config, new Rng(seed))) params.set(name, { dtype: 'float32', shape: shapes.get(name)!, data });
   return { config, head: 'lm', params };
+}
+
+function loadModelFolder(spec: string): LoadedCheckpoint {
+  try {
+    return loadCheckpoint(spec, { tokenizer: gpt2Tokenizer() });
+  } catch (e) {
+    if (!(e instanceof NoCheckpointError)) throw e;
+    throw new Error(`model "${spec}" is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a checkpoint folder`);
+  }
 }
 
 /** Puts named float32 tensors into the state. */
