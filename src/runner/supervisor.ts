@@ -8,7 +8,7 @@ import * as path from 'path';
 import { EventEmitter } from 'events';
 import { decodeUtf8 } from '../data/jsonl';
 import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
-import { RunRecord, RunRegistry, recordEvent } from '../runs/registry';
+import { RunRecord, RunRegistry, checkResumable, recordEvent } from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
 export interface RunRequest {
@@ -72,8 +72,7 @@ export class RunSupervisor extends EventEmitter<{
   resume(registry: RunRegistry, id: string, runtime?: RuntimeOverrides): LiveRun {
     const record = registry.get(id);
     if (!record) throw new Error(`no run "${id}" in ${registry.root}`);
-    if (record.status === 'running') throw new Error(`run "${id}" is already running`);
-    if (record.status === 'finished') throw new Error(`run "${id}" has finished; there is nothing to resume`);
+    checkResumable(record);
     const checkpoint = registry.latestCheckpoint(id);
     if (!checkpoint) throw new Error(`run "${id}" saved no checkpoint to resume from; start a new run instead`);
     return this.launch(registry, { ...record, step: checkpoint.step, resumedFrom: checkpoint.path }, checkpoint.path, runtime);
