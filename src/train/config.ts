@@ -11,6 +11,8 @@ import { decodeUtf8 } from '../data/jsonl';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 
 const positiveInt = z.number().int().positive();
+/** Sequences per step. 2^20 of even one token each need over 200 GB for GPT-2's logits alone. */
+const batchSize = positiveInt.max(2 ** 20, 'must be at most 1048576 (2^20); a batch that large cannot fit in memory');
 const fraction = z.number().min(0).max(1);
 /** At least one example is always left to train on, so a share of 1 is not allowed. */
 const evalFraction = z.number().min(0)
@@ -34,7 +36,7 @@ export const sftSchema = z
     data: z.string().min(1).describe('SFT data: JSONL with {prompt, completion}, {messages} or {text} per line.'),
     eval_fraction: evalFraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
-    per_device_train_batch_size: positiveInt.default(8),
+    per_device_train_batch_size: batchSize.default(8),
     gradient_accumulation_steps: positiveInt.default(1),
     learning_rate: z.number().positive().default(5e-4),
     lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
@@ -71,7 +73,7 @@ export const rmSchema = z
     include_ties: z.boolean().default(false).describe('Also train on pairs labeled "tie" or "both_bad", towards equal rewards (target 0.5).'),
     eval_fraction: evalFraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
-    per_device_train_batch_size: positiveInt.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
+    per_device_train_batch_size: batchSize.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
     gradient_accumulation_steps: positiveInt.default(1),
     learning_rate: z.number().positive().default(1e-4),
     lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
@@ -93,7 +95,7 @@ export const ppoSchema = z
     sft_model: z.string().min(1).optional().describe('Policy and reference: an SFT checkpoint (default: the experiment model).'),
     reward_model: z.string().min(1).optional().describe('A reward-model checkpoint: scores responses and initialises the value model.'),
     total_episodes: positiveInt.default(512).describe('Responses to train on; iterations = total_episodes / per_device_train_batch_size.'),
-    per_device_train_batch_size: positiveInt.default(16).describe('Prompts per rollout.'),
+    per_device_train_batch_size: batchSize.default(16).describe('Prompts per rollout.'),
     num_mini_batches: positiveInt.default(1),
     gradient_accumulation_steps: positiveInt.default(1).describe('Micro-batches per mini-batch update, their gradients averaged.'),
     num_ppo_epochs: positiveInt.default(4),

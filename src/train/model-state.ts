@@ -10,6 +10,7 @@ import { GPTConfig, Head, PRESETS, gptParamShapes, presetConfig, validateConfig 
 import { initParams } from '../model/gpt2';
 import { NamedTensor } from '../model/safetensors';
 import { gpt2Tokenizer } from '../model/tokenizer';
+import { checkWeightsFit } from './memory';
 import { Rng } from '../util/rng';
 
 export interface ModelSize {
@@ -49,6 +50,7 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
     nPositions: size.n_positions ?? base.nPositions,
   };
   validateConfig(config, `model "${spec}"`);
+  checkWeightsFit(Object.keys(size).length > 0 ? 'model_size' : `model "${spec}"`, config);
   const shapes = gptParamShapes(config);
   const params = new Map<string, NamedTensor>();
   for (const [name, data] of initParams(config, new Rng(seed))) params.set(name, { dtype: 'float32', shape: shapes.get(name)!, data });
