@@ -13,9 +13,9 @@ import { readReferences } from './data/sft';
 import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/jsonl';
 import { expectString, exportPreferences, ImportFormat, importPreferences } from './data/preferences';
 import { PROVIDERS, ProviderChoice } from './engine/runtime';
-import { ExperimentStage, RunEvent, StageModels } from './protocol/runner';
+import { ExperimentStage, RunEvent } from './protocol/runner';
 import { stageRunners } from './runner/stages';
-import { NO_PROCESS, RunRegistry, liveProcess, recordEvent } from './runs/registry';
+import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, liveProcess, recordEvent, runOfCheckpoint } from './runs/registry';
 import { Rng } from './util/rng';
 import { experimentJsonSchema, loadExperiment } from './train/config';
 import { runDemo } from './train/demo';
@@ -85,19 +85,24 @@ type StageOptions = { out?: string; resume?: string; steps?: number; provider?: 
 /**
  * Runs a stage as the extension's training process does. The run is recorded in the runs folder
  * of the current directory (`.rlhf/runs/<id>/run.json`), so VS Code's Runs view and charts show it,
- * and the config's unset models are the experiment's earlier runs' models, as in VS Code. With
- * --out the run goes to that folder instead, unrecorded.
+ * and the config's unset models are the experiment's earlier runs' models, as in VS Code. A resume
+ * from a checkpoint of a recorded run goes on in that run's folder and record, with its models.
+ * With --out the run goes to that folder instead, unrecorded.
  */
 async function stage(name: ExperimentStage, configFile: string, opts: StageOptions) {
   const config = path.resolve(configFile);
   const experiment = loadExperiment(config); // a bad config stops here, before a run folder exists
-  const registry = new RunRegistry(path.resolve('.rlhf', 'runs'));
   const resumeFrom = opts.resume && path.resolve(opts.resume);
-  const models = (resumeFrom && modelsOfRun(path.dirname(resumeFrom))) || registry.stageModels(config);
-  const record = opts.out ? undefined : registry.create({ name: experiment.name, stage: name, configFile: config });
+  const resumed = resumeFrom ? runOfCheckpoint(resumeFrom) : undefined;
+  const registry = resumed?.registry ?? new RunRegistry(path.resolve('.rlhf', 'runs'));
+  const models = resumed?.record.models ?? registry.stageModels(config);
+  const record = opts.out ? undefined
+    : resumed ? continuedRun(resumed.record, name, resumeFrom!)
+    : registry.create({ name: experiment.name, stage: name, configFile: config });
   const outputDir = record ? registry.dir(record.id) : path.resolve(opts.out!);
   console.log(`run directory: ${outputDir}`);
-  if (record) registry.save(Object.assign(record, { models, resumedFrom: resumeFrom }, liveProcess(process.pid)));
+  const starting = { status: 'running', models, resumedFrom: resumeFrom, error: undefined, logTail: undefined } as const;
+  if (record) registry.save(Object.assign(record, starting, liveProcess(process.pid)));
   const emit = (e: RunEvent) => {
     printEvent(e);
     if (!record) return;
@@ -115,9 +120,14 @@ async function stage(name: ExperimentStage, configFile: string, opts: StageOptio
   }
 }
 
-/** The models a recorded run started with (a resumed run keeps them). */
-function modelsOfRun(runDir: string): StageModels | undefined {
-  return new RunRegistry(path.dirname(runDir)).get(path.basename(runDir))?.models;
+/** The recorded run a resume goes on with: one of this stage that stopped or failed. */
+function continuedRun(record: RunRecord, stage: ExperimentStage, checkpoint: string): RunRecord {
+  if (record.stage !== stage) {
+    const run = `${record.stage} run "${record.id}"`;
+    throw new Error(`${checkpoint} is a checkpoint of ${run}; resume it with "rlhf ${record.stage}"`);
+  }
+  checkResumable(record);
+  return record;
 }
 
 /** The whole pipeline on the demo data, in one run directory. */

@@ -80,6 +80,11 @@ function describe(value: unknown): string {
 // fatal: bytes that are not UTF-8 are reported, not turned into U+FFFD. A leading BOM is dropped.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** UTF-8 text without a leading BOM (editors on Windows write one); throws a TypeError on bytes that are not UTF-8. */
+export function decodeUtf8(bytes: Uint8Array): string {
+  return utf8.decode(bytes);
+}
+
 /**
  * Reads `file` and runs `parseRecord` on the JSON object on each non-blank line. Lines may end
  * in \n or \r\n (JSON.parse takes the \r as whitespace); the last may lack a newline. A last line
@@ -117,7 +122,7 @@ type LineOutcome<T> = 'blank' | { value: T } | { error: string; unparsed: boolea
 function parseLine<T>(raw: Uint8Array, parseRecord: (record: Record<string, unknown>) => T): LineOutcome<T> {
   let text: string;
   try {
-    text = utf8.decode(raw);
+    text = decodeUtf8(raw);
   } catch {
     return { error: 'not valid UTF-8 text', unparsed: true };
   }

@@ -35,7 +35,8 @@
  *
  * The file is only ever appended to (see jsonl-append.ts). Undo appends a tombstone,
  * {"undo": "<id>"}, which takes back the latest earlier record with that id that is not already
- * undone, so repeated undos walk back through the labels.
+ * undone, so repeated undos walk back through the labels. An undo with nothing left to take back
+ * is refused; one already in a file (written by hand, or by an older version) changes nothing.
  */
 import * as fs from 'fs';
 import { writeFileAtomic } from '../model/safetensors';
@@ -112,16 +113,29 @@ export async function appendPreference(file: string, record: PreferenceRecord, o
     throw new Error(`not a valid preference record: ${err.message}`);
   }
   const once = () => {
-    if (fs.existsSync(file) && readPreferences(file).records.some((r) => r.id === checked.id)) {
-      throw new AlreadyLabeledError(`${file}: pair ${checked.id} is already labeled`);
-    }
+    if (stands(file, checked.id!)) throw new AlreadyLabeledError(`${file}: pair ${checked.id} is already labeled`);
   };
   await appendJsonLines(file, [checked], options.once && checked.id !== undefined ? once : undefined);
 }
 
-/** Takes back the latest record with this id. */
+/** An undo of a pair with no label standing (undone already, e.g. in another window). */
+export class NothingToUndoError extends Error {}
+
+/**
+ * Takes back the latest record with this id; NothingToUndoError if none stands, checked under the
+ * file's lock, so of two windows undoing the same label at once exactly one succeeds.
+ */
 export async function undoPreference(file: string, id: string): Promise<void> {
-  await appendJsonLines(file, [{ undo: expectNonEmptyString(id, 'undo') }]);
+  const undo = { undo: expectNonEmptyString(id, 'undo') };
+  const standing = () => {
+    if (!stands(file, id)) throw new NothingToUndoError(`${file}: pair ${id} has no label to undo (undone already?)`);
+  };
+  await appendJsonLines(file, [undo], standing);
+}
+
+/** Whether a record with this id stands (is in the file and not undone). */
+function stands(file: string, id: string): boolean {
+  return fs.existsSync(file) && readPreferences(file).records.some((r) => r.id === id);
 }
 
 export interface PreferencePair {
@@ -207,15 +221,17 @@ function parseStoreLine(json: Record<string, unknown>): StoreLine {
   return parsePreferenceRecord(json);
 }
 
-/** Drops undone records; an undo that matches nothing is reported. */
+/** Drops undone records; an undo of an id no earlier record has is reported. */
 function applyUndos(lines: JsonlRecord<StoreLine>[], file: string, errors: DataError[]): PreferenceRecord[] {
   const live: (PreferenceRecord | undefined)[] = [];
   const positionsById = new Map<string, number[]>();
   for (const { line, value } of lines) {
     if ('undo' in value) {
-      const position = positionsById.get(value.undo)?.pop();
-      if (position === undefined) errors.push({ file, line, message: `undo of "${value.undo}" matches no earlier record` });
-      else live[position] = undefined;
+      const positions = positionsById.get(value.undo);
+      if (!positions) errors.push({ file, line, message: `undo of "${value.undo}" matches no earlier record` });
+      // A repeated undo of a label already undone takes back nothing.
+      const position = positions?.pop();
+      if (position !== undefined) live[position] = undefined;
       continue;
     }
     if (value.id !== undefined) {

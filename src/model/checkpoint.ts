@@ -13,8 +13,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { architectureOf } from './architecture';
-import { configFromHF, configToHF, Head, ModelConfig, validateConfig } from './config';
-import { paramShapes } from './decoder';
+import { checkVocabSize, configFromHF, configToHF, Head, ModelConfig, validateConfig, Vocabulary } from './config';
+import { paramShapes, tokenizerFor } from './decoder';
 import { isPlainObject, NamedTensor, readSafetensors, syncDir, writeFileAtomic, writeSafetensors } from './safetensors';
 
 /** Free-form trainer bookkeeping, stored as JSON. */
@@ -76,15 +76,21 @@ export function saveCheckpoint(dir: string, ckpt: CheckpointContents): void {
   swapIn(partial, dir);
 }
 
+/** Thrown by loadCheckpoint when nothing is at the path (nor a save of it that was cut off). */
+export class NoCheckpointError extends Error {}
+
 /**
  * Loads one of our checkpoints or a Hugging Face directory of a supported architecture: strips the
  * trunk's prefix (GPT-2's "transformer."), drops buffers that are not parameters (causal masks),
- * ties an absent or identical lm_head, and converts to float32.
+ * ties an absent or identical lm_head, and converts to float32. With a tokenizer (or 'architecture':
+ * its architecture's), a model whose vocabulary cannot hold the tokenizer's ids is refused.
  */
-export function loadCheckpoint(dir: string): LoadedCheckpoint {
+export function loadCheckpoint(dir: string, options: { tokenizer?: Vocabulary | 'architecture' } = {}): LoadedCheckpoint {
   const from = readableDir(path.resolve(dir));
   const configFile = path.join(from, FILES.config);
   const declared = configFromHF(readJson(configFile), configFile);
+  const { tokenizer } = options;
+  if (tokenizer) checkVocabSize(declared.config, tokenizer === 'architecture' ? tokenizerFor(declared.config) : tokenizer, configFile);
   const modelFile = path.join(from, FILES.model);
   const tensors = importTensors(readSafetensors(modelFile).tensors, declared.config, modelFile);
   const head = declared.head ?? headOf(tensors);
@@ -271,10 +277,13 @@ function recoverInterruptedSave(dir: string): void {
 
 /** Where to read `dir` from, following recoverInterruptedSave's rules without changing the disk. */
 function readableDir(dir: string): string {
-  if (fs.existsSync(dir)) return dir;
+  if (fs.existsSync(dir)) {
+    if (fs.statSync(dir).isDirectory()) return dir;
+    throw new Error(`${dir} is a file, not a model folder (a model folder holds ${FILES.config} and ${FILES.model})`);
+  }
   const { partial, previous } = sidePaths(dir);
   if (fs.existsSync(previous)) return fs.existsSync(partial) ? partial : previous;
-  throw new Error(`no checkpoint at ${dir}`);
+  throw new NoCheckpointError(`no checkpoint at ${dir}`);
 }
 
 /** A save deletes what was at `dir`; make sure that is an old checkpoint and not someone's files. */

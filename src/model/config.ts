@@ -85,6 +85,20 @@ export function validateConfig(config: ModelConfig, where = 'model config'): voi
 /** Keys every architecture's config.json has, written and read here; the rest go through the architecture. */
 const SHARED_KEYS = ['model_type', 'architectures', 'num_labels'];
 
+/** The part of a tokenizer a model must match: the ids it can produce are 0 to vocabSize - 1. */
+export interface Vocabulary {
+  name: string;
+  vocabSize: number;
+}
+
+/** A model must embed every id its tokenizer produces; a smaller vocabulary is another tokenizer's model. */
+export function checkVocabSize(config: ModelConfig, tokenizer: Vocabulary, where: string): void {
+  if (config.vocabSize >= tokenizer.vocabSize) return;
+  throw new Error(`${where}: vocab_size ${config.vocabSize} is smaller than the ${tokenizer.vocabSize} tokens of the ` +
+    `tokenizer (${tokenizer.name}), so token ids would fall outside the model's embedding: ` +
+    'the model was made for another tokenizer');
+}
+
 export function configToHF(config: ModelConfig, head: Head = 'lm'): Record<string, unknown> {
   validateConfig(config);
   const { hf } = architectureOf(config);

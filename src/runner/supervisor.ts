@@ -6,8 +6,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { EventEmitter } from 'events';
+import { decodeUtf8 } from '../data/jsonl';
 import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
-import { NO_PROCESS, RunRecord, RunRegistry, liveProcess, recordEvent } from '../runs/registry';
+import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, liveProcess, recordEvent } from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
 export interface RunRequest {
@@ -71,8 +72,7 @@ export class RunSupervisor extends EventEmitter<{
   resume(registry: RunRegistry, id: string, runtime?: RuntimeOverrides): LiveRun {
     const record = registry.get(id);
     if (!record) throw new Error(`no run "${id}" in ${registry.root}`);
-    if (record.status === 'running') throw new Error(`run "${id}" is already running`);
-    if (record.status === 'finished') throw new Error(`run "${id}" has finished; there is nothing to resume`);
+    checkResumable(record);
     const checkpoint = registry.latestCheckpoint(id);
     if (!checkpoint) throw new Error(`run "${id}" saved no checkpoint to resume from; start a new run instead`);
     return this.launch(registry, { ...record, step: checkpoint.step, resumedFrom: checkpoint.path }, checkpoint.path, runtime);
@@ -146,7 +146,7 @@ export class RunSupervisor extends EventEmitter<{
  */
 export function experimentName(configFile: string): string {
   try {
-    const json = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { name?: unknown };
+    const json = JSON.parse(decodeUtf8(fs.readFileSync(configFile))) as { name?: unknown };
     if (typeof json.name === 'string' && json.name.trim()) return json.name.trim();
   } catch {
     // An unreadable config fails in the training process, with the reason.

@@ -246,6 +246,26 @@ export class RunRegistry {
   }
 }
 
+/** A run goes on only from where it stopped or failed: not while it runs, nor once it has finished. */
+export function checkResumable(record: RunRecord): void {
+  if (record.status === 'running') throw new Error(`run "${record.id}" is already running`);
+  if (record.status === 'finished') throw new Error(`run "${record.id}" has finished; there is nothing to resume`);
+}
+
+/**
+ * The recorded run whose folder holds `checkpoint` (`<runs>/<id>/checkpoint-N`, or deeper, as in
+ * `<runs>/<id>/ppo/checkpoint-N`), with the registry of its runs folder.
+ */
+export function runOfCheckpoint(checkpoint: string): { registry: RunRegistry; record: RunRecord } | undefined {
+  for (let dir = path.dirname(path.resolve(checkpoint)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (!fs.existsSync(path.join(dir, 'run.json'))) continue;
+    const registry = new RunRegistry(path.dirname(dir));
+    const record = registry.get(path.basename(dir));
+    return record && { registry, record };
+  }
+  return undefined;
+}
+
 /**
  * Mirrors a training event into the run's record: progress, the last value of each metric, the
  * step of each checkpoint. Returns whether run.json should be written (not on every step).

@@ -7,10 +7,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
+import { decodeUtf8 } from '../data/jsonl';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 
 const positiveInt = z.number().int().positive();
+/** Sequences per step. 2^20 of even one token each need over 200 GB for GPT-2's logits alone. */
+const batchSize = positiveInt.max(2 ** 20, 'must be at most 1048576 (2^20); a batch that large cannot fit in memory');
 const fraction = z.number().min(0).max(1);
+/** At least one example is always left to train on, so a share of 1 is not allowed. */
+const evalFraction = z.number().min(0)
+  .lt(1, 'must be below 1: it is the share held out for evaluation, and the rest is what trains')
+  .describe('Share of the data held out for evaluation, in [0, 1).');
 
 const runtimeSchema = z
   .object({
@@ -27,9 +34,9 @@ const modelSizeSchema = z
 export const sftSchema = z
   .object({
     data: z.string().min(1).describe('SFT data: JSONL with {prompt, completion}, {messages} or {text} per line.'),
-    eval_fraction: fraction.default(0.1),
+    eval_fraction: evalFraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
-    per_device_train_batch_size: positiveInt.default(8),
+    per_device_train_batch_size: batchSize.default(8),
     gradient_accumulation_steps: positiveInt.default(1),
     learning_rate: z.number().positive().default(5e-4),
     lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
@@ -64,9 +71,9 @@ export const rmSchema = z
     data: z.string().min(1).describe('Preference pairs: JSONL in TRL\'s preference format ({prompt, chosen, rejected}), e.g. the labeling store.'),
     model: z.string().min(1).optional().describe('The backbone: an SFT checkpoint (default: the experiment model). Its LM head is replaced by a fresh scalar head.'),
     include_ties: z.boolean().default(false).describe('Also train on pairs labeled "tie" or "both_bad", towards equal rewards (target 0.5).'),
-    eval_fraction: fraction.default(0.1),
+    eval_fraction: evalFraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
-    per_device_train_batch_size: positiveInt.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
+    per_device_train_batch_size: batchSize.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
     gradient_accumulation_steps: positiveInt.default(1),
     learning_rate: z.number().positive().default(1e-4),
     lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
@@ -88,7 +95,7 @@ export const ppoSchema = z
     sft_model: z.string().min(1).optional().describe('Policy and reference: an SFT checkpoint (default: the experiment model).'),
     reward_model: z.string().min(1).optional().describe('A reward-model checkpoint: scores responses and initialises the value model.'),
     total_episodes: positiveInt.default(512).describe('Responses to train on; iterations = total_episodes / per_device_train_batch_size.'),
-    per_device_train_batch_size: positiveInt.default(16).describe('Prompts per rollout.'),
+    per_device_train_batch_size: batchSize.default(16).describe('Prompts per rollout.'),
     num_mini_batches: positiveInt.default(1),
     gradient_accumulation_steps: positiveInt.default(1).describe('Micro-batches per mini-batch update, their gradients averaged.'),
     num_ppo_epochs: positiveInt.default(4),
@@ -151,11 +158,17 @@ export function parseExperiment(json: unknown, file: string): Experiment {
 
 /** Reads and validates a config file; relative paths in it become absolute. */
 export function loadExperiment(file: string): Experiment {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (e) {
     throw new ConfigError(`${file}: cannot read the config file (${(e as Error).message})`);
+  }
+  let text: string;
+  try {
+    text = decodeUtf8(bytes);
+  } catch {
+    throw new ConfigError(`${file}: not UTF-8 text`);
   }
   let json: unknown;
   try {

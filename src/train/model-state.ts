@@ -3,10 +3,13 @@
  * checkpoint directory, to a checkpoint directory. Shared by every stage.
  */
 import { State } from '../engine/step';
-import { loadCheckpoint, LoadedCheckpoint, OptimizerState, saveCheckpoint, TrainerState } from '../model/checkpoint';
+import {
+  loadCheckpoint, LoadedCheckpoint, NoCheckpointError, OptimizerState, saveCheckpoint, TrainerState,
+} from '../model/checkpoint';
 import { Head, ModelConfig, PRESETS, presetConfig, resizeConfig, validateConfig } from '../model/config';
 import { initParams, paramShapes } from '../model/decoder';
 import { NamedTensor } from '../model/safetensors';
+import { checkWeightsFit } from './memory';
 import { Rng } from '../util/rng';
 
 export interface ModelSize {
@@ -28,10 +31,13 @@ export function isPreset(spec: string): boolean {
   return Object.hasOwn(PRESETS, spec);
 }
 
-/** A preset (freshly initialised from `seed`, with optional size overrides) or a checkpoint directory. */
+/**
+ * A preset (freshly initialised from `seed`, with optional size overrides) or a checkpoint directory,
+ * whose vocabulary must hold the ids of its architecture's tokenizer, which every stage feeds it with.
+ */
 export function loadModel(spec: string, seed: number, size: ModelSize = {}): LoadedModel {
   if (!isPreset(spec)) {
-    const checkpoint = loadCheckpoint(spec);
+    const checkpoint = loadModelFolder(spec);
     return { config: checkpoint.config, head: checkpoint.head, params: checkpoint.params, checkpoint };
   }
   const config = resizeConfig(presetConfig(spec), {
@@ -41,7 +47,17 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
     nPositions: size.n_positions,
   });
   validateConfig(config, `model "${spec}"`);
+  checkWeightsFit(Object.keys(size).length > 0 ? 'model_size' : `model "${spec}"`, config);
   return { config, head: 'lm', params: initParams(config, new Rng(seed)) };
+}
+
+function loadModelFolder(spec: string): LoadedCheckpoint {
+  try {
+    return loadCheckpoint(spec, { tokenizer: 'architecture' });
+  } catch (e) {
+    if (!(e instanceof NoCheckpointError)) throw e;
+    throw new Error(`model "${spec}" is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a checkpoint folder`);
+  }
 }
 
 /** Puts named float32 tensors into the state. */

@@ -33,6 +33,7 @@ import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages
 import { Experiment, PpoSettings } from './config';
 import { Generator } from './generate';
 import { MetricsLog, appendSamples } from './metrics-log';
+import { checkBatchFits, longest } from './memory';
 import { loadModel, putOptimizerState, putTensors, saveModel } from './model-state';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
 import { learningRate } from './schedule';
@@ -177,6 +178,8 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const cfg = sft.config;
   const tokenizer = tokenizerFor(cfg);
   const prompts = readPrompts(s.prompts, tokenizer);
+  const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
+  checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
   const resumed = run.resumeFrom ? { policy: loadModel(path.join(run.resumeFrom, 'policy'), exp.seed), value: loadModel(path.join(run.resumeFrom, 'value'), exp.seed) } : undefined;
   const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
   if (valueInit && (valueInit.config.nEmbd !== cfg.nEmbd || valueInit.config.nLayer !== cfg.nLayer)) {

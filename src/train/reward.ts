@@ -21,6 +21,7 @@ import { Tokenizer } from '../model/tokenizer';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment } from './config';
+import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { NORMALIZATION_KEY, Scorer, measureNormalization, rewardFeeds, rewardSequence, withNormalization } from './scorer';
 import { Batch, CheckpointExtras, StageGraph, Trainer, describeModel, inBatches } from './trainer';
@@ -135,6 +136,8 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, maxLength);
   if (data.tooLong) emit({ type: 'log', level: 'warn', message: `${data.tooLong} pairs were longer than ${maxLength} tokens and were left out` });
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
+  const sequences = data.pairs.flatMap((x) => [x.chosen.length, x.rejected.length]);
+  checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences));
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
   const sampler = new BatchSampler(train, s.per_device_train_batch_size, exp.seed);
   const reference = normalizationTexts(exp, train, tokenizer, maxLength);

@@ -111,7 +111,7 @@ export class Scorer {
 
   /** Loads a reward-model checkpoint, normalising as it records. */
   static async load(dir: string, runtime: RuntimeOptions = {}, options: Pick<ScorerOptions, 'tokenizer' | 'batchSize'> = {}): Promise<Scorer> {
-    const ckpt = loadCheckpoint(dir);
+    const ckpt = loadCheckpoint(dir, { tokenizer: options.tokenizer ?? 'architecture' });
     if (ckpt.head !== 'score') throw new Error(`${dir} is not a reward model (it has no score head); train one with "rlhf rm"`);
     const rt = await Runtime.create(runtime);
     const state = new State(rt);

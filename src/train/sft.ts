@@ -15,6 +15,7 @@ import { loadSft, splitTrainEval } from '../data/sft';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment } from './config';
+import { checkBatchFits, longest } from './memory';
 import { loadModel } from './model-state';
 import { sampleResponses } from './samples';
 import { appendSamples } from './metrics-log';
@@ -68,6 +69,8 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const data = loadSft(s.data, tokenizer, maxLength);
   if (data.truncated) emit({ type: 'log', level: 'warn', message: `${data.truncated} examples were longer than ${maxLength} tokens and were truncated` });
   if (data.dropped) emit({ type: 'log', level: 'warn', message: `${data.dropped} examples had nothing to train on after truncation and were left out` });
+  const seqLen = longest(data.examples.map((e) => e.ids.length - 1));
+  checkBatchFits('sft.per_device_train_batch_size', cfg, s.per_device_train_batch_size, seqLen);
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.examples, s.eval_fraction, new Rng(exp.seed));
   const sampler = new BatchSampler(train, s.per_device_train_batch_size, exp.seed);
   emit({ type: 'log', level: 'info', message: `SFT on ${train.length} examples (${evaluation.length} held out), model ${describeModel(cfg)}` });

@@ -6,8 +6,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  appendPreference, exportPreferences, importPreferences, PreferenceRecord, readPreferencePairs, readPreferences,
-  undoPreference,
+  appendPreference, exportPreferences, importPreferences, NothingToUndoError, PreferenceRecord, readPreferencePairs,
+  readPreferences, undoPreference,
 } from '../../src/data/preferences';
 import { Rng } from '../../src/util/rng';
 
@@ -80,9 +80,11 @@ test('preferences: invalid records are reported with file:line and the field at 
   await assert.rejects(appendPreference(file, { prompt: '', chosen: 'x', rejected: 'y' }), /not a valid preference record: field "prompt"/);
 });
 
+const label = (id: string, chosen: string): PreferenceRecord =>
+  ({ id, label: 'a', prompt: 'Q', chosen, rejected: ' no' });
+
 test('preferences: undo takes back the latest label, and repeated undos walk back', async () => {
   const file = newFile();
-  const label = (id: string, chosen: string): PreferenceRecord => ({ id, label: 'a', prompt: 'Q', chosen, rejected: ' no' });
   for (const r of [label('x', ' 1'), label('y', ' 2'), label('x', ' 3')]) await appendPreference(file, r);
   await undoPreference(file, 'x');
   assert.deepEqual(readPreferences(file).records.map((r) => 'chosen' in r && r.chosen), [' 1', ' 2']);
@@ -90,12 +92,31 @@ test('preferences: undo takes back the latest label, and repeated undos walk bac
   await undoPreference(file, 'x');
   assert.deepEqual(readPreferences(file).records, []);
   await appendPreference(file, label('x', ' 4'));
-  await undoPreference(file, 'z');
+  await assert.rejects(undoPreference(file, 'z'),
+    (e: Error) => e instanceof NothingToUndoError && /pair z has no label to undo/.test(e.message));
+  fs.appendFileSync(file, '{"undo": "z"}\n'); // by hand
   const { records, errors } = readPreferences(file);
   assert.deepEqual(records, [label('x', ' 4')]);
   assert.equal(errors.length, 1);
   assert.match(errors[0].message, /undo of "z" matches no earlier record/);
   assert.equal(errors[0].line, 8);
+});
+
+test('preferences: an undo with nothing to take back is refused; one already in a file changes nothing', async () => {
+  const file = newFile();
+  await appendPreference(file, label('x', ' 1'));
+  await undoPreference(file, 'x');
+  const written = fs.readFileSync(file, 'utf8');
+  await assert.rejects(undoPreference(file, 'x'), NothingToUndoError);
+  assert.equal(fs.readFileSync(file, 'utf8'), written, 'nothing is appended');
+
+  fs.appendFileSync(file, '{"undo": "x"}\n'); // what a second undo of the same label used to write
+  await appendPreference(file, label('x', ' 2'));
+  assert.deepEqual(readPreferences(file), { records: [label('x', ' 2')], errors: [] });
+
+  const outcomes = await Promise.allSettled([undoPreference(file, 'x'), undoPreference(file, 'x')]);
+  assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'], 'of two undos at once, one wins');
+  assert.deepEqual(readPreferences(file), { records: [], errors: [] });
 });
 
 test('preferences: pairs for the reward model render conversations with the chat template', async () => {

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { readProcessIdentity } from '../../src/runs/process-identity';
-import { PROCESS_GONE, RunRegistry, liveProcess } from '../../src/runs/registry';
+import { PROCESS_GONE, RunRegistry, checkResumable, liveProcess, runOfCheckpoint } from '../../src/runs/registry';
 import { exited, isRunning, startDeafToSigint, startStranger } from '../helpers/processes';
 
 const fresh = () => new RunRegistry(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-')), 'runs'));
@@ -134,4 +134,20 @@ test('registry: delete removes a run, but not a running one', () => {
   registry.delete(running.id);
   assert.equal(fs.existsSync(registry.dir(running.id)), false);
   assert.throws(() => registry.delete('nope'), /no run "nope"/);
+});
+
+test('registry: a checkpoint leads back to the recorded run whose folder holds it, at any depth', () => {
+  const registry = fresh();
+  const run = registry.create({ name: 'ppo', stage: 'ppo', configFile: 'c' });
+  registry.save(Object.assign(run, { status: 'stopped' }));
+  for (const checkpoint of ['checkpoint-3', 'ppo/checkpoint-3', 'checkpoint-3/policy']) {
+    const found = runOfCheckpoint(path.join(registry.dir(run.id), checkpoint));
+    assert.equal(found?.record.id, run.id, checkpoint);
+    assert.equal(found?.registry.root, registry.root);
+  }
+  assert.equal(runOfCheckpoint(path.join(path.dirname(registry.root), 'elsewhere', 'checkpoint-3')), undefined);
+
+  assert.doesNotThrow(() => checkResumable(run));
+  assert.throws(() => checkResumable({ ...run, status: 'finished' }), /has finished; there is nothing to resume/);
+  assert.throws(() => checkResumable({ ...run, status: 'running' }), /is already running/);
 });

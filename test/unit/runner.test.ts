@@ -45,8 +45,8 @@ function reach(run: LiveRun, step: number): Promise<void> {
   return new Promise((resolve) => run.process.on('event', (e) => e.type === 'progress' && e.step >= step && resolve()));
 }
 
-const metricSteps = (id: string) =>
-  fs.readFileSync(path.join(registry.dir(id), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => 'loss' in r).map((r) => r.step);
+const metricSteps = (id: string, runs = registry) =>
+  fs.readFileSync(path.join(runs.dir(id), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => 'loss' in r).map((r) => r.step);
 
 test('protocol: malformed commands and events are rejected on arrival', () => {
   const start = { type: 'start', stage: 'sft', configFile: 'a.rlhf.json', outputDir: '/tmp/run' };
@@ -226,5 +226,17 @@ test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up e
   const { code, output } = await long.exit;
   assert.deepEqual([stopped.result, stopped.record?.status], ['ended', 'stopped'], output);
   assert.equal(code, 0, output);
-  assert.equal(runs.latestCheckpoint(running.id)?.step, runs.get(running.id)?.step);
+  const checkpoint = runs.latestCheckpoint(running.id)!;
+  assert.equal(checkpoint.step, runs.get(running.id)?.step);
+
+  const count = runs.list().length;
+  const wrongStage = await cli(cwd, 'rm', file, '--resume', checkpoint.path).exit;
+  assert.equal(wrongStage.code, 1);
+  assert.match(wrongStage.output, /is a checkpoint of sft run .*; resume it with "rlhf sft"/);
+  const resumed = await cli(cwd, 'sft', file, '--resume', checkpoint.path, '--steps', String(checkpoint.step + 1)).exit;
+  assert.equal(resumed.code, 0, resumed.output);
+  assert.equal(runs.list().length, count, 'the resume goes on in the run it resumes, not a new one');
+  const record = runs.get(running.id)!;
+  assert.deepEqual([record.status, record.step, record.resumedFrom], ['finished', checkpoint.step + 1, checkpoint.path]);
+  assert.ok(metricSteps(running.id, runs).includes(checkpoint.step + 1), 'its metrics go on in the same folder');
 });

@@ -1,0 +1,34 @@
+/** The experiment config file: how it is read, and what the schema refuses, by field. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { experimentName } from '../../src/runner/supervisor';
+import { ConfigError, loadExperiment, parseExperiment } from '../../src/train/config';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'config-'));
+
+test('config: a file that starts with a UTF-8 byte order mark reads as one without', () => {
+  const file = path.join(dir, 'bom.rlhf.json');
+  fs.writeFileSync(file, `\uFEFF${JSON.stringify({ name: 'bom', sft: { data: 'sft.jsonl' } })}`);
+  assert.equal(fs.readFileSync(file)[0], 0xef, 'the file holds the BOM bytes');
+  const experiment = loadExperiment(file);
+  assert.equal(experiment.name, 'bom');
+  assert.equal(experiment.sft?.data, path.join(dir, 'sft.jsonl'));
+  assert.equal(experimentName(file), 'bom', 'the host names the run from the file too');
+
+  fs.writeFileSync(file, Buffer.from([0x7b, 0xff, 0x7d]));
+  assert.throws(() => loadExperiment(file),
+    (e: Error) => e instanceof ConfigError && e.message === `${file}: not UTF-8 text`);
+});
+
+test('config: eval_fraction must leave data to train on, in every stage that has one', () => {
+  const parse = (evalFraction: number) => () => parseExperiment({
+    sft: { data: 'sft.jsonl', eval_fraction: evalFraction }, rm: { data: 'prefs.jsonl', eval_fraction: evalFraction },
+  }, 'x.rlhf.json');
+  assert.throws(parse(1), (e: Error) => ['sft', 'rm'].every((stage) =>
+    new RegExp(`^x\\.rlhf\\.json: ${stage}\\.eval_fraction: must be below 1`, 'm').test(e.message)));
+  assert.equal(parse(0.99)().sft?.eval_fraction, 0.99);
+  assert.equal(parse(0)().rm?.eval_fraction, 0);
+});

@@ -1,0 +1,53 @@
+/** Where a stage gets its model: what a model spec that is not a usable model folder is told. */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
+import { presetConfig, resizeConfig } from '../../src/model/config';
+import { initParams } from '../../src/model/decoder';
+import { loadModel } from '../../src/train/model-state';
+import { Scorer } from '../../src/train/scorer';
+import { Rng } from '../../src/util/rng';
+
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'model-loading-'));
+after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+/** A small model with the given vocabulary, saved as a checkpoint; a score head makes it a reward model. */
+function savedModel(name: string, vocabSize: number, head: 'lm' | 'score' = 'lm'): string {
+  const config = resizeConfig(presetConfig('tiny'), { vocabSize, nPositions: 8, nEmbd: 8, nLayer: 1, nHead: 2 });
+  const params = initParams(config, new Rng(1));
+  if (head === 'score') params.set('score.weight', { dtype: 'float32', shape: [1, 8], data: new Float32Array(8) });
+  const dir = path.join(scratch, name);
+  saveCheckpoint(dir, { config, params });
+  return dir;
+}
+
+test('loading: a model whose vocab_size is smaller than the tokenizer\'s is refused, naming both sizes', async () => {
+  const small = savedModel('small-vocab', 1000);
+  const configFile = path.join(small, 'config.json');
+  const refusal = (e: Error) =>
+    e.message.startsWith(`${configFile}: vocab_size 1000 is smaller than the 50257 tokens of the tokenizer (gpt2)`);
+  assert.throws(() => loadModel(small, 0), refusal);
+  assert.equal(loadCheckpoint(small).config.vocabSize, 1000, 'without a tokenizer to match, the checkpoint reads');
+
+  const reward = savedModel('small-vocab-reward', 1000, 'score');
+  await assert.rejects(Scorer.load(reward, { provider: 'cpu', threads: 1 }),
+    (e: Error) => e.message.includes('vocab_size 1000 is smaller than the 50257 tokens'));
+
+  const padded = savedModel('padded-vocab', 50304);
+  assert.equal(loadModel(padded, 0).config.vocabSize, 50304, 'a vocabulary padded past the tokenizer\'s is fine');
+});
+
+test('loading: a model name that is neither a preset nor a folder lists the presets', () => {
+  const missing = path.join(scratch, 'gpt3');
+  assert.throws(() => loadModel(missing, 0), (e: Error) =>
+    e.message === `model "${missing}" is neither a preset (tiny, gpt2, gpt2-medium) nor a checkpoint folder`);
+});
+
+test('loading: a model path that is a file says so', () => {
+  const file = path.join(scratch, 'model.safetensors');
+  fs.writeFileSync(file, 'not a folder');
+  assert.throws(() => loadModel(file, 0), (e: Error) => e.message.startsWith(`${file} is a file, not a model folder`));
+});
