@@ -13,9 +13,10 @@ import { readReferences } from './data/sft';
 import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/jsonl';
 import { expectString, exportPreferences, ImportFormat, importPreferences } from './data/preferences';
 import { PROVIDERS, ProviderChoice } from './engine/runtime';
-import { ExperimentStage, RunEvent } from './protocol/runner';
+import { incompleteCheckpoint } from './model/checkpoint-layout';
+import { CHECKPOINT_MODELS, ExperimentStage, RunEvent } from './protocol/runner';
 import { stageRunners } from './runner/stages';
-import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, liveProcess, recordEvent, runOfCheckpoint } from './runs/registry';
+import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, findCheckpoints, liveProcess, recordEvent, runOfCheckpoint, skippedCheckpoints } from './runs/registry';
 import { Rng } from './util/rng';
 import { experimentJsonSchema, loadExperiment } from './train/config';
 import { runDemo } from './train/demo';
@@ -41,6 +42,7 @@ function printEvent(e: RunEvent): void {
       break;
     case 'done':
       console.log(e.stopped ? `stopped at step ${e.step}; resume from the last checkpoint` : `done: ${e.outputDir}`);
+      if (e.warning) console.warn(`warning: ${e.warning}`);
       break;
     case 'progress':
       // Training steps show in their metrics; a progress message (sampling comparisons) is all there is.
@@ -92,7 +94,7 @@ type StageOptions = { out?: string; resume?: string; steps?: number; provider?: 
 async function stage(name: ExperimentStage, configFile: string, opts: StageOptions) {
   const config = path.resolve(configFile);
   const experiment = loadExperiment(config); // a bad config stops here, before a run folder exists
-  const resumeFrom = opts.resume && path.resolve(opts.resume);
+  const resumeFrom = opts.resume && resumePoint(path.resolve(opts.resume), name);
   const resumed = resumeFrom ? runOfCheckpoint(resumeFrom) : undefined;
   const registry = resumed?.registry ?? new RunRegistry(path.resolve('.rlhf', 'runs'));
   const models = resumed?.record.models ?? registry.stageModels(config);
@@ -118,6 +120,20 @@ async function stage(name: ExperimentStage, configFile: string, opts: StageOptio
     if (record) registry.save(Object.assign(record, { status: 'failed', error: (e as Error).message }, NO_PROCESS));
     throw e;
   }
+}
+
+/**
+ * The checkpoint a resume starts from: the one named, or when that one is incomplete (a save cut
+ * off by a kill), the newest complete one before it in the same folder, with a warning.
+ */
+function resumePoint(checkpoint: string, stage: ExperimentStage): string {
+  const reason = incompleteCheckpoint(checkpoint, CHECKPOINT_MODELS[stage]);
+  const step = /^checkpoint-(\d+)$/.exec(path.basename(checkpoint))?.[1];
+  if (!reason || step === undefined) return checkpoint; // the stage says what is wrong with any other folder
+  const search = findCheckpoints(path.dirname(checkpoint), stage, Number(step) + 1);
+  if (!search.latest) throw new Error(`cannot resume from ${checkpoint}: ${reason}, and no complete checkpoint precedes it`);
+  for (const warning of skippedCheckpoints(search)) console.warn(`warning: ${warning}`);
+  return search.latest.path;
 }
 
 /** The recorded run a resume goes on with: one of this stage that stopped or failed. */

@@ -1,6 +1,7 @@
 /** Generate with Model: a prompt, a completion from a run's model, shown in a new editor. */
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { CHECKPOINT_MODELS } from '../protocol/runner';
 import { generate } from '../runner/runner';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
@@ -39,9 +40,10 @@ async function generateWithModel(services: Services, arg: unknown): Promise<void
   }
 }
 
-/** A run's final model, else its newest checkpoint. */
+/** A run's final model, else the model to generate with of its newest checkpoint (PPO's policy). */
 function modelOf({ registry, record }: RunRef): string | undefined {
-  return registry.modelDir(record.id) ?? registry.latestCheckpoint(record.id)?.path;
+  const checkpoint = registry.latestCheckpoint(record);
+  return registry.modelDir(record.id) ?? (checkpoint && path.join(checkpoint.path, ...CHECKPOINT_MODELS[record.stage].slice(0, 1)));
 }
 
 async function pickModel(services: Services): Promise<string | undefined> {

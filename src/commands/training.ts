@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { ExperimentStage } from '../protocol/runner';
 import { ProcessOutcome, STOP_TIMEOUT_MS } from '../runner/runner';
 import { LiveRun } from '../runner/supervisor';
-import { StopWait } from '../runs/registry';
+import { StopWait, skippedCheckpoints } from '../runs/registry';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { STAGE_LABELS, formatMetric } from '../shared/format';
@@ -112,11 +112,13 @@ function withWindowProgress<T>(title: string, task: () => Promise<T>): Thenable<
 }
 
 async function resumeRun(services: Services, arg: unknown): Promise<void> {
-  const resumable = services.runs.list().filter((r) => (r.record.status === 'stopped' || r.record.status === 'failed') && r.registry.latestCheckpoint(r.record.id));
+  const resumable = services.runs.list().filter((r) => (r.record.status === 'stopped' || r.record.status === 'failed') && r.registry.latestCheckpoint(r.record));
   const ref = await pickRun(arg, resumable, 'Run to resume from its last checkpoint', 'No stopped or failed run has a checkpoint to resume from.');
   if (!ref || !(await requireTrust(STAGE_WORK[ref.record.stage]))) return;
   try {
     void followRun(services, services.supervisor.resume(ref.registry, ref.record.id, runtimeOverrides(vscode.Uri.file(ref.record.configFile))));
+    const skipped = skippedCheckpoints(ref.registry.checkpoints(ref.record));
+    if (skipped.length) void vscode.window.showWarningMessage(skipped.join(' '));
   } catch (e) {
     await vscode.window.showErrorMessage((e as Error).message);
   }
@@ -149,17 +151,22 @@ async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessO
   const name = `${STAGE_LABELS[run.record.stage]} run "${run.record.name}"`;
   if (outcome.status === 'finished') {
     const actions = NEXT_STEPS[run.record.stage];
-    const choice = await vscode.window.showInformationMessage(`${name} finished.`, ...actions);
+    const choice = outcome.warning
+      ? await vscode.window.showWarningMessage(`${name} finished, but ${outcome.warning}`, ...actions)
+      : await vscode.window.showInformationMessage(`${name} finished.`, ...actions);
     if (choice === 'Open Labeling') await vscode.commands.executeCommand('rlhf.openLabeling');
     if (choice === 'Generate with Model') await vscode.commands.executeCommand('rlhf.generateWithModel', ref);
     if (choice === 'Open Folder') await vscode.commands.executeCommand('rlhf.openRunFolder', ref);
   } else if (outcome.status === 'stopped' && run.record.stage === 'comparisons') {
     await vscode.window.showInformationMessage(`${name} stopped; the pairs queued so far are kept, and Generate Comparisons goes on from there.`);
   } else if (outcome.status === 'stopped') {
-    const choice = await vscode.window.showInformationMessage(`${name} stopped at step ${outcome.step}; a checkpoint was saved.`, 'Resume Run');
+    const stopped = `${name} stopped at step ${outcome.step}; a checkpoint was saved.`;
+    const choice = outcome.warning
+      ? await vscode.window.showWarningMessage(`${stopped} Before resuming: ${outcome.warning}`, 'Resume Run')
+      : await vscode.window.showInformationMessage(stopped, 'Resume Run');
     if (choice) await vscode.commands.executeCommand('rlhf.resumeRun', ref);
   } else {
-    const actions = run.registry.latestCheckpoint(run.record.id) ? ['Show Log', 'Resume Run'] : ['Show Log'];
+    const actions = run.registry.latestCheckpoint(run.record) ? ['Show Log', 'Resume Run'] : ['Show Log'];
     const choice = await vscode.window.showErrorMessage(`${name} failed: ${outcome.error}`, ...actions);
     if (choice === 'Show Log') services.log.show();
     if (choice === 'Resume Run') await vscode.commands.executeCommand('rlhf.resumeRun', ref);

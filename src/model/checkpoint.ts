@@ -6,13 +6,16 @@
  *   trainer_state.json     optional: whatever the trainer saves (step, rng, metrics...), plus optimizer_step
  *   optimizer.safetensors  optional: AdamW moments, "exp_avg.<param>" and "exp_avg_sq.<param>"
  *
- * A save replaces the whole directory at once: it is written beside the target as
- * "<dir>.partial", then swapped in by renames, with the old one parked as "<dir>.previous" until
- * the new one is in place. A crash at any moment leaves a complete checkpoint to load.
+ * A stage that trains several models saves them as one checkpoint of model folders (PPO's
+ * checkpoint-N/policy/ and checkpoint-N/value/). A save replaces the whole directory at once: it
+ * is written beside the target as "<dir>.partial", then swapped in by renames, with the old one
+ * parked as "<dir>.previous" until the new one is in place. A crash at any moment leaves a
+ * complete checkpoint to load. Parameters that are not finite are never saved, nor loaded.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { architectureOf } from './architecture';
+import { CHECKPOINT_FILES as FILES, sidePaths } from './checkpoint-layout';
 import { checkVocabSize, configFromHF, configToHF, Head, ModelConfig, validateConfig, Vocabulary } from './config';
 import { paramShapes, tokenizerFor } from './decoder';
 import { isPlainObject, NamedTensor, readSafetensors, syncDir, writeFileAtomic, writeSafetensors } from './safetensors';
@@ -39,41 +42,68 @@ export interface LoadedCheckpoint extends CheckpointContents {
   head: Head;
 }
 
-const FILES = {
-  config: 'config.json',
-  model: 'model.safetensors',
-  trainerState: 'trainer_state.json',
-  optimizer: 'optimizer.safetensors',
-};
-
 /** The key in trainer_state.json that holds OptimizerState.step. */
 const OPTIMIZER_STEP = 'optimizer_step';
 const MOMENTS = { expAvg: 'exp_avg.', expAvgSq: 'exp_avg_sq.' } as const;
 
+/** Thrown by saveCheckpoint and loadCheckpoint for a parameter that holds NaN or ±Infinity. */
+export class NonFiniteParamsError extends Error {
+  constructor(
+    where: string,
+    readonly tensor: string,
+    readonly value: number,
+  ) {
+    super(`${where}: tensor "${tensor}" holds ${value}; the weights are not finite (the training that made them diverged)`);
+  }
+}
+
 export function saveCheckpoint(dir: string, ckpt: CheckpointContents): void {
   dir = path.resolve(dir);
-  const where = `saveCheckpoint(${dir})`;
+  checkContents(ckpt, `saveCheckpoint(${dir})`);
+  saveFolder(dir, [], (partial) => writeContents(partial, ckpt));
+}
+
+/** Saves several models as one checkpoint, each in the subfolder of its name, replaced all at once. */
+export function saveMultiModelCheckpoint(dir: string, models: Record<string, CheckpointContents>): void {
+  dir = path.resolve(dir);
+  for (const [name, ckpt] of Object.entries(models)) checkContents(ckpt, `saveCheckpoint(${path.join(dir, name)})`);
+  saveFolder(dir, Object.keys(models), (partial) => {
+    for (const [name, ckpt] of Object.entries(models)) writeContents(path.join(partial, name), ckpt);
+  });
+}
+
+function checkContents(ckpt: CheckpointContents, where: string): void {
   validateConfig(ckpt.config, where);
   const head = headOf(ckpt.params);
   checkParams(ckpt.params, expectedShapes(ckpt.config, head, ckpt.params), where);
+  checkFinite(ckpt.params, where);
   if (ckpt.optimizerState) checkOptimizerState(ckpt.optimizerState, ckpt.params, where);
   if (ckpt.trainerState && OPTIMIZER_STEP in ckpt.trainerState) {
     throw new Error(`${where}: trainerState may not use the reserved key "${OPTIMIZER_STEP}"`);
   }
+}
 
+/** Writes `dir` whole: `write` fills "<dir>.partial", which is then swapped in. */
+function saveFolder(dir: string, models: string[], write: (partial: string) => void): void {
   recoverInterruptedSave(dir);
-  refuseToReplaceNonCheckpoint(dir);
+  refuseToReplaceNonCheckpoint(dir, models);
   const { partial } = sidePaths(dir);
   fs.mkdirSync(partial, { recursive: true });
-  writeJson(path.join(partial, FILES.config), configToHF(ckpt.config, head));
-  writeSafetensors(path.join(partial, FILES.model), hfNames(ckpt.params, ckpt.config), { format: 'pt' });
+  write(partial);
+  swapIn(partial, dir);
+}
+
+/** One model's files in a new folder. */
+function writeContents(dir: string, ckpt: CheckpointContents): void {
+  fs.mkdirSync(dir, { recursive: true });
+  writeJson(path.join(dir, FILES.config), configToHF(ckpt.config, headOf(ckpt.params)));
+  writeSafetensors(path.join(dir, FILES.model), hfNames(ckpt.params, ckpt.config), { format: 'pt' });
   const opt = ckpt.optimizerState;
   if (ckpt.trainerState || opt) {
     const state = { ...ckpt.trainerState, ...(opt ? { [OPTIMIZER_STEP]: opt.step } : {}) };
-    writeJson(path.join(partial, FILES.trainerState), state);
+    writeJson(path.join(dir, FILES.trainerState), state);
   }
-  if (opt) writeSafetensors(path.join(partial, FILES.optimizer), momentTensors(opt));
-  swapIn(partial, dir);
+  if (opt) writeSafetensors(path.join(dir, FILES.optimizer), momentTensors(opt));
 }
 
 /** Thrown by loadCheckpoint when nothing is at the path (nor a save of it that was cut off). */
@@ -97,6 +127,7 @@ export function loadCheckpoint(dir: string, options: { tokenizer?: Vocabulary | 
   const config = head === 'lm' ? resolveLmHead(declared.config, tensors, modelFile) : declared.config;
   const expected = expectedShapes(config, head, tensors);
   checkParams(tensors, expected, modelFile);
+  checkFinite(tensors, modelFile);
   const params = new Map([...expected.keys()].map((name) => [name, tensors.get(name)!]));
 
   const loaded: LoadedCheckpoint = { config, head, params };
@@ -138,6 +169,16 @@ function checkTensor(name: string, t: NamedTensor, shape: readonly number[], whe
   if (t.dtype !== 'float32') throw new Error(`${where}: tensor "${name}" is ${t.dtype}, expected float32`);
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
     throw new Error(`${where}: tensor "${name}" has shape [${t.shape}], expected [${shape}]`);
+  }
+}
+
+/** Throws NonFiniteParamsError at the first NaN or ±Infinity, found in one pass over each tensor. */
+export function checkFinite(params: Map<string, NamedTensor>, where: string): void {
+  for (const [name, t] of params) {
+    const data = t.data as Float32Array;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw new NonFiniteParamsError(where, name, data[i]);
+    }
   }
 }
 
@@ -247,10 +288,6 @@ function readJsonObject(file: string): Record<string, unknown> {
   return value;
 }
 
-function sidePaths(dir: string): { partial: string; previous: string } {
-  return { partial: `${dir}.partial`, previous: `${dir}.previous` };
-}
-
 /** The swap: park the old checkpoint, rename the new one in, then delete the old. */
 function swapIn(partial: string, dir: string): void {
   const { previous } = sidePaths(dir);
@@ -286,11 +323,21 @@ function readableDir(dir: string): string {
   throw new NoCheckpointError(`no checkpoint at ${dir}`);
 }
 
-/** A save deletes what was at `dir`; make sure that is an old checkpoint and not someone's files. */
-function refuseToReplaceNonCheckpoint(dir: string): void {
+/**
+ * A save deletes what was at `dir`; make sure that is an old checkpoint and not someone's files:
+ * a model folder, or for several `models`, a folder of nothing but their folders (and their
+ * saves cut off).
+ */
+function refuseToReplaceNonCheckpoint(dir: string, models: string[]): void {
   if (!fs.existsSync(dir)) return;
   if (!fs.statSync(dir).isDirectory()) throw new Error(`saveCheckpoint: ${dir} exists and is not a directory`);
-  if (fs.readdirSync(dir).length > 0 && !fs.existsSync(path.join(dir, FILES.config))) {
-    throw new Error(`saveCheckpoint: ${dir} is not a checkpoint (no ${FILES.config}); refusing to replace it`);
-  }
+  const why = notACheckpoint(fs.readdirSync(dir), models);
+  if (why) throw new Error(`saveCheckpoint: ${dir} is not a checkpoint (${why}); refusing to replace it`);
+}
+
+/** Why a folder holding `entries` is not a checkpoint of `models`, if it is not. */
+function notACheckpoint(entries: string[], models: string[]): string | undefined {
+  if (!models.length) return entries.length > 0 && !entries.includes(FILES.config) ? `no ${FILES.config}` : undefined;
+  const stranger = entries.find((entry) => !models.includes(entry.replace(/\.(partial|previous)$/, '')));
+  return stranger && `it holds "${stranger}"`;
 }

@@ -17,6 +17,18 @@ export type Stage = (typeof STAGES)[number];
 export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo'] as const;
 export type ExperimentStage = (typeof EXPERIMENT_STAGES)[number];
 
+/**
+ * The models in each stage's `checkpoint-<step>/` (a start command's `resumeFrom`), each in the
+ * subfolder of its name; none: the checkpoint is the model folder itself. The first is the one to
+ * generate with.
+ */
+export const CHECKPOINT_MODELS: Record<ExperimentStage, readonly string[]> = {
+  sft: [],
+  comparisons: [],
+  rm: [],
+  ppo: ['policy', 'value'],
+};
+
 /** The engine's provider choices (src/runner/stages.ts checks that they match the engine's). */
 export const EXECUTION_PROVIDERS = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
 
@@ -41,7 +53,8 @@ export const runEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('metrics'), stage, step, time: z.number().optional(), values: z.record(z.string(), metricValue) }),
   z.object({ type: z.literal('samples'), stage, step, rows: z.array(sampleRowSchema) }),
   z.object({ type: z.literal('checkpoint'), stage, step, path: z.string() }),
-  z.object({ type: z.literal('done'), stage, step, outputDir: z.string(), stopped: z.boolean() }),
+  /** `warning`: the run ended, but something about it needs a look (a training loss that climbed). */
+  z.object({ type: z.literal('done'), stage, step, outputDir: z.string(), stopped: z.boolean(), warning: z.string().optional() }),
 ]);
 
 /** The last event of a process that failed; `logTail` holds its last log lines for the report. */

@@ -27,6 +27,8 @@ export interface ProcessOutcome {
   /** The last step the process reported. */
   step: number;
   error?: string;
+  /** Something about a run that ended well that needs a look (its `done` event's warning). */
+  warning?: string;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   logTail: string[];
@@ -132,7 +134,7 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
     const base = { step: this.done?.step ?? this.step, exitCode: code, signal, logTail: [...this.logTail] };
     if (spawnError) return { ...base, status: 'failed', error: `the training process could not start: ${spawnError.message}` };
     if (this.error) return { ...base, status: 'failed', error: this.error };
-    if (this.done && code === 0) return { ...base, status: this.done.stopped ? 'stopped' : 'finished' };
+    if (this.done && code === 0) return { ...base, status: this.done.stopped ? 'stopped' : 'finished', warning: this.done.warning };
     const how = this.killedAfterTimeout
       ? `did not stop within ${this.stopTimeoutMs / 1000} s and was killed`
       : signal

@@ -2,7 +2,8 @@
 import * as path from 'path';
 import { ProviderChoice } from '../engine/runtime';
 import { generateCandidates } from '../train/comparisons';
-import { EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
+import { incompleteCheckpoint } from '../model/checkpoint-layout';
+import { CHECKPOINT_MODELS, EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../train/config';
 import { sampleFromCheckpoint } from '../train/samples';
@@ -26,6 +27,8 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
 };
 
 function stageRun(command: StartCommand, { emit, signal }: StageContext) {
+  const incomplete = command.resumeFrom && incompleteCheckpoint(command.resumeFrom, CHECKPOINT_MODELS[command.stage]);
+  if (incomplete) throw new Error(`cannot resume from ${command.resumeFrom}: ${incomplete}`);
   const experiment = withSteps(withModels(withRuntime(loadExperiment(command.configFile), command.runtime), command.models, emit), command.stage, command.steps);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
 }

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { EventEmitter } from 'events';
 import { decodeUtf8 } from '../data/jsonl';
 import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
-import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, liveProcess, recordEvent } from '../runs/registry';
+import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, liveProcess, recordEvent, skippedCheckpoints } from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
 export interface RunRequest {
@@ -68,14 +68,23 @@ export class RunSupervisor extends EventEmitter<{
     return this.launch(request.registry, record, undefined, request.runtime);
   }
 
-  /** Continues a stopped or failed run from its newest checkpoint, in the same run folder. */
+  /**
+   * Continues a stopped or failed run from its newest complete checkpoint, in the same run folder;
+   * the log warns of each incomplete one passed over.
+   */
   resume(registry: RunRegistry, id: string, runtime?: RuntimeOverrides): LiveRun {
     const record = registry.get(id);
     if (!record) throw new Error(`no run "${id}" in ${registry.root}`);
     checkResumable(record);
-    const checkpoint = registry.latestCheckpoint(id);
-    if (!checkpoint) throw new Error(`run "${id}" saved no checkpoint to resume from; start a new run instead`);
-    return this.launch(registry, { ...record, step: checkpoint.step, resumedFrom: checkpoint.path }, checkpoint.path, runtime);
+    const search = registry.checkpoints(record);
+    const checkpoint = search.latest;
+    if (!checkpoint) {
+      const skipped = search.incomplete.length ? ` (${skippedCheckpoints(search).join('; ')})` : '';
+      throw new Error(`run "${id}" saved no complete checkpoint to resume from${skipped}; start a new run instead`);
+    }
+    const run = this.launch(registry, { ...record, step: checkpoint.step, resumedFrom: checkpoint.path }, checkpoint.path, runtime);
+    for (const message of skippedCheckpoints(search)) this.emit('log', run, { level: 'warn', message });
+    return run;
   }
 
   /** Stops the run after its current step; resolves once the process is gone and the record final. */

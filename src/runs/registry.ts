@@ -11,7 +11,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
+import { incompleteCheckpoint } from '../model/checkpoint-layout';
+import { CHECKPOINT_MODELS, EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
 import { CAN_IDENTIFY_PROCESSES, isRecordedProcessAlive, readProcessIdentity } from './process-identity';
 
 export const RUN_STATUSES = ['running', 'finished', 'stopped', 'failed'] as const;
@@ -48,6 +49,18 @@ export type RunRecord = z.infer<typeof runRecordSchema>;
 export interface Checkpoint {
   path: string;
   step: number;
+}
+
+/** A `checkpoint-<step>` folder that cannot be resumed from, and why. */
+export interface IncompleteCheckpoint extends Checkpoint {
+  reason: string;
+}
+
+export interface CheckpointSearch {
+  /** The newest complete checkpoint. */
+  latest?: Checkpoint;
+  /** The incomplete ones newer than it, newest first: saves cut off by a crash or kill. */
+  incomplete: IncompleteCheckpoint[];
 }
 
 export const PROCESS_GONE =
@@ -142,14 +155,14 @@ export class RunRegistry {
       .sort((a, b) => b.created.localeCompare(a.created));
   }
 
-  /** The newest complete `checkpoint-<step>` folder (in-progress saves have other names). */
-  latestCheckpoint(id: string): Checkpoint | undefined {
-    let latest: Checkpoint | undefined;
-    for (const name of safeReaddir(this.dir(id))) {
-      const m = /^checkpoint-(\d+)$/.exec(name);
-      if (m && (!latest || Number(m[1]) > latest.step)) latest = { path: path.join(this.dir(id), name), step: Number(m[1]) };
-    }
-    return latest;
+  /** The newest complete `checkpoint-<step>` folder of a run. */
+  latestCheckpoint(record: Pick<RunRecord, 'id' | 'stage'>): Checkpoint | undefined {
+    return this.checkpoints(record).latest;
+  }
+
+  /** The newest complete checkpoint of a run, and the incomplete ones newer than it. */
+  checkpoints(record: Pick<RunRecord, 'id' | 'stage'>): CheckpointSearch {
+    return findCheckpoints(this.dir(record.id), record.stage);
   }
 
   /** The final models of the newest finished SFT and reward-model runs of an experiment file. */
@@ -234,7 +247,7 @@ export class RunRegistry {
    * the way out), failed otherwise.
    */
   private endUnseen(record: RunRecord): RunRecord {
-    const checkpoint = this.latestCheckpoint(record.id);
+    const checkpoint = this.latestCheckpoint(record);
     if (checkpoint && checkpoint.step >= record.step) {
       Object.assign(record, { status: 'stopped', step: checkpoint.step });
     } else {
@@ -250,6 +263,31 @@ export class RunRegistry {
 export function checkResumable(record: RunRecord): void {
   if (record.status === 'running') throw new Error(`run "${record.id}" is already running`);
   if (record.status === 'finished') throw new Error(`run "${record.id}" has finished; there is nothing to resume`);
+}
+
+/**
+ * The `checkpoint-<step>` folders in `dir` below step `below`: the newest complete one for `stage`
+ * (src/model/checkpoint-layout.ts), and the incomplete ones newer than it. In-progress saves
+ * ("checkpoint-<step>.partial") are never taken.
+ */
+export function findCheckpoints(dir: string, stage: ExperimentStage, below = Infinity): CheckpointSearch {
+  const steps = safeReaddir(dir).flatMap((name) => {
+    const m = /^checkpoint-(\d+)$/.exec(name);
+    return m && Number(m[1]) < below ? [{ path: path.join(dir, name), step: Number(m[1]) }] : [];
+  });
+  const incomplete: IncompleteCheckpoint[] = [];
+  for (const checkpoint of steps.sort((a, b) => b.step - a.step)) {
+    const reason = incompleteCheckpoint(checkpoint.path, CHECKPOINT_MODELS[stage]);
+    if (!reason) return { latest: checkpoint, incomplete };
+    incomplete.push({ ...checkpoint, reason });
+  }
+  return { incomplete };
+}
+
+/** A warning for each incomplete checkpoint a resume passes over. */
+export function skippedCheckpoints({ latest, incomplete }: CheckpointSearch): string[] {
+  const instead = latest ? `resuming from ${path.basename(latest.path)}` : 'nothing older to resume from';
+  return incomplete.map((c) => `skipped ${c.path}: incomplete, ${c.reason} (${instead})`);
 }
 
 /**

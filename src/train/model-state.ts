@@ -4,7 +4,7 @@
  */
 import { State } from '../engine/step';
 import {
-  loadCheckpoint, LoadedCheckpoint, NoCheckpointError, OptimizerState, saveCheckpoint, TrainerState,
+  CheckpointContents, loadCheckpoint, LoadedCheckpoint, NoCheckpointError, OptimizerState, TrainerState,
 } from '../model/checkpoint';
 import { Head, ModelConfig, PRESETS, presetConfig, resizeConfig, validateConfig } from '../model/config';
 import { initParams, paramShapes } from '../model/decoder';
@@ -73,25 +73,24 @@ export async function readTensors(state: State, shapes: Map<string, number[]>, p
 }
 
 /**
- * Saves the model in `state` (and AdamW's slots when `optimizerStep` is given) as a checkpoint.
+ * The model in `state` as checkpoint contents (with AdamW's slots when `optimizerStep` is given).
  * `prefix` is the model's name prefix in the state (PPO keeps several models in one).
  */
-export async function saveModel(
-  dir: string,
+export async function modelContents(
   state: State,
   config: ModelConfig,
   head: Head,
   trainerState: TrainerState,
   optimizerStep?: number,
   prefix = '',
-): Promise<void> {
+): Promise<CheckpointContents> {
   const shapes = paramShapes(config, { head });
   const params = await readTensors(state, shapes, prefix);
   let optimizerState: OptimizerState | undefined;
   if (optimizerStep !== undefined) {
     optimizerState = { step: optimizerStep, expAvg: await readTensors(state, shapes, `exp_avg.${prefix}`), expAvgSq: await readTensors(state, shapes, `exp_avg_sq.${prefix}`) };
   }
-  saveCheckpoint(dir, { config, params, trainerState, optimizerState });
+  return { config, params, trainerState, optimizerState };
 }
 
 /** Restores AdamW's slots from a checkpoint into the state. */

@@ -22,22 +22,27 @@ import { input } from '../engine/tensor';
 import { BatchSampler } from '../data/batch';
 import { readJsonl, expectNonEmptyString, assertNoDataErrors } from '../data/jsonl';
 import { Params } from '../model/architecture';
+import { saveCheckpoint, saveMultiModelCheckpoint } from '../model/checkpoint';
 import { ModelConfig } from '../model/config';
 import { lmHead, paramInputs, scoreHead, sequenceInputs, tokenizerFor, transformer } from '../model/decoder';
 import { attentionBias, positionIds } from '../model/masks';
 import { withScoreHead } from '../model/reward';
 import { Tokenizer } from '../model/tokenizer';
-import { EmitEvent, SampleRow } from '../protocol/runner';
+import { CHECKPOINT_MODELS, EmitEvent, SampleRow } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
 import { Experiment, PpoSettings } from './config';
 import { Generator } from './generate';
 import { MetricsLog, appendSamples } from './metrics-log';
 import { checkBatchFits, longest } from './memory';
-import { loadModel, putOptimizerState, putTensors, saveModel } from './model-state';
+import { DivergenceGuard, LossRise } from './divergence';
+import { loadModel, modelContents, putOptimizerState, putTensors } from './model-state';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
 import { learningRate } from './schedule';
 import { Scorer } from './scorer';
+
+/** The models of a checkpoint-N/ folder: the policy (what `generate` reads) and the value model. */
+const [POLICY, VALUE] = CHECKPOINT_MODELS.ppo;
 
 /** Scores responses (token ids) to prompts (token ids): one number per pair. */
 export type RewardFn = (prompts: number[][], responses: number[][]) => Promise<number[]>;
@@ -180,7 +185,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const prompts = readPrompts(s.prompts, tokenizer);
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
-  const resumed = run.resumeFrom ? { policy: loadModel(path.join(run.resumeFrom, 'policy'), exp.seed), value: loadModel(path.join(run.resumeFrom, 'value'), exp.seed) } : undefined;
+  const resumed = run.resumeFrom ? { policy: loadModel(path.join(run.resumeFrom, POLICY), exp.seed), value: loadModel(path.join(run.resumeFrom, VALUE), exp.seed) } : undefined;
   const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
   if (valueInit && (valueInit.config.nEmbd !== cfg.nEmbd || valueInit.config.nLayer !== cfg.nLayer)) {
     throw new Error(`the value model (${valueInit.config.nLayer} layers, d=${valueInit.config.nEmbd}) must have the policy's size (${cfg.nLayer} layers, d=${cfg.nEmbd})`);
@@ -210,14 +215,30 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const log = new MetricsLog(path.join(outputDir, 'metrics.jsonl'), iteration);
   emit({ type: 'log', level: 'info', message: `PPO on ${prompts.length} prompts: ${iterations} iterations of ${s.per_device_train_batch_size} episodes, model ${cfg.nLayer} layers, d=${cfg.nEmbd}` });
 
-  /** Saves the policy (an LM checkpoint, what `generate` reads) and the value model, each with its AdamW slots. */
-  const save = async (policyDir: string, valueDir: string) => {
+  const guard = new DivergenceGuard('PPO', run.resumeFrom);
+  const rise = new LossRise('loss/value_avg');
+  /** The policy (an LM checkpoint, what `generate` reads) and the value model, each with its AdamW slots. */
+  const models = async () => {
     const optimizerStep = iteration * updatesPerIteration;
-    await saveModel(policyDir, state, cfg, 'lm', { stage: 'ppo', step: iteration, episode: iteration * s.per_device_train_batch_size, kl_coef: klCoef, seed: exp.seed }, optimizerStep, 'policy.');
-    await saveModel(valueDir, state, cfg, 'score', { stage: 'ppo', step: iteration }, optimizerStep, 'value.');
-    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: policyDir });
+    const policyState = { stage: 'ppo', step: iteration, episode: iteration * s.per_device_train_batch_size, kl_coef: klCoef, seed: exp.seed };
+    return {
+      [POLICY]: await modelContents(state, cfg, 'lm', policyState, optimizerStep, 'policy.'),
+      [VALUE]: await modelContents(state, cfg, 'score', { stage: 'ppo', step: iteration }, optimizerStep, 'value.'),
+    };
   };
-  const saveCheckpoint = (dir: string) => save(path.join(dir, 'policy'), path.join(dir, 'value'));
+  /** Both models as one checkpoint to resume from, written whole or not at all. */
+  const checkpointTo = async (dir: string) => {
+    await guard.save(`iteration ${iteration}`, dir, async () => saveMultiModelCheckpoint(dir, await models()));
+    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: dir });
+  };
+  /** The finished run's models, value/ and then model/ (the policy): a model/ folder means both are there. */
+  const saveFinal = async () => {
+    await guard.guard(`iteration ${iteration}`, async () => {
+      const saved = await models();
+      for (const [name, dir] of [[VALUE, 'value'], [POLICY, 'model']]) saveCheckpoint(path.join(outputDir, dir), saved[name]);
+    });
+    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: path.join(outputDir, 'model') });
+  };
 
   while (iteration < iterations && !run.signal?.aborted) {
     iteration++;
@@ -236,7 +257,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     const out = await rollout.run(withState(rollout, state, lay.feeds));
     const scores = await reward(shape.map((e) => e.prompt), shape.map((e) => e.response));
     const bad = scores.find((x) => !Number.isFinite(x));
-    if (bad !== undefined) throw new Error(`PPO stopped at iteration ${iteration}: the reward gave a non-finite score (${bad}); the last checkpoint in ${outputDir} is intact`);
+    if (bad !== undefined) throw new Error(`PPO stopped at iteration ${iteration}: the reward gave a non-finite score (${bad}); ${guard.leftover()}`);
     const episodes: Episode[] = shape.map((e, i) => {
       const logprobs = lay.read(out.logprobs.data as Float32Array, i);
       const refLogprobs = lay.read(out.ref_logprobs.data as Float32Array, i);
@@ -264,9 +285,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
         if (!mb.length) continue;
         const updateStep = (iteration - 1) * updatesPerIteration + stats.length + 1;
         const m = await step.run(microBatches(mb, s.gradient_accumulation_steps).map((micro) => updateFeeds(micro, tokenizer.padId)), learningRate(schedule, updateStep), updateStep);
-        if (!Number.isFinite(m.loss) || !Number.isFinite(m.grad_norm)) {
-          throw new Error(`PPO diverged at iteration ${iteration} (loss ${m.loss}, grad_norm ${m.grad_norm}); the last checkpoint in ${outputDir} is intact — lower learning_rate and resume from it`);
-        }
+        guard.checkUpdate(`iteration ${iteration}`, m);
         stats.push(m);
       }
     }
@@ -288,21 +307,23 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     if (iteration % s.logging_steps === 0 || iteration === iterations) {
       const time = log.append('ppo', iteration, values);
       emit({ type: 'metrics', stage: 'ppo', step: iteration, time, values });
+      const warning = rise.add(`iteration ${iteration}`, values['loss/value_avg']);
+      if (warning) emit({ type: 'log', level: 'warn', message: warning });
     }
     if (iteration % s.sample_steps === 0 || iteration === 1 || iteration === iterations) {
       const rows: SampleRow[] = episodes.slice(0, 8).map((e, i) => ({ prompt: batch[i].text, response: tokenizer.decode(e.finished ? e.response.slice(0, -1) : e.response), score: e.score, kl: sumOf(e.kl) }));
       appendSamples(outputDir, iteration, rows);
       emit({ type: 'samples', stage: 'ppo', step: iteration, rows });
     }
-    if (iteration % s.save_steps === 0 && iteration < iterations) await saveCheckpoint(path.join(outputDir, `checkpoint-${iteration}`));
+    if (iteration % s.save_steps === 0 && iteration < iterations) await checkpointTo(path.join(outputDir, `checkpoint-${iteration}`));
   }
 
   const stopped = iteration < iterations;
   const checkpointDir = path.join(outputDir, `checkpoint-${iteration}`);
-  const modelDir = stopped ? path.join(checkpointDir, 'policy') : path.join(outputDir, 'model');
-  if (stopped) await saveCheckpoint(checkpointDir);
-  else await save(modelDir, path.join(outputDir, 'value'));
-  emit({ type: 'done', stage: 'ppo', step: iteration, outputDir, stopped });
+  const modelDir = stopped ? path.join(checkpointDir, POLICY) : path.join(outputDir, 'model');
+  if (stopped) await checkpointTo(checkpointDir);
+  else await saveFinal();
+  emit({ type: 'done', stage: 'ppo', step: iteration, outputDir, stopped, ...(rise.warning && { warning: rise.warning }) });
   await generator.release();
   await scorer?.release();
   await rollout.release();

@@ -144,7 +144,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   emit({ type: 'log', level: 'info', message: `reward model on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}` });
 
   const trainer = await Trainer.create({
-    stage: 'rm', title: 'reward model', experiment: exp, settings: s, model, resumed: run.resumeFrom !== undefined,
+    stage: 'rm', title: 'reward model', experiment: exp, settings: s, model, resumedFrom: run.resumeFrom,
     graph: rewardLossGraph(cfg, s.center_rewards_coefficient), outputDir, emit,
   });
   const toBatch = (pairs: TokenPair[]) => pairBatch(pairs, tokenizer.padId);

@@ -77,7 +77,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
 
   const graph = sftLossGraph(cfg);
   const trainer = await Trainer.create({
-    stage: 'sft', title: 'SFT', experiment: exp, settings: s, model, resumed: run.resumeFrom !== undefined,
+    stage: 'sft', title: 'SFT', experiment: exp, settings: s, model, resumedFrom: run.resumeFrom,
     graph: { loss: graph.loss, params: graph.params, metrics: { mean_token_accuracy: graph.accuracy } }, outputDir, emit,
   });
   const showSamples = async (at: number) => {

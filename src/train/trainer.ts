@@ -13,12 +13,15 @@ import { adamw } from '../engine/optim';
 import { Program, Runtime } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
 import { Tensor } from '../engine/tensor';
-import { TrainerState } from '../model/checkpoint';
+import { TrainerState, checkFinite, saveCheckpoint } from '../model/checkpoint';
 import { ModelConfig } from '../model/config';
+import { paramShapes } from '../model/decoder';
+import { NamedTensor } from '../model/safetensors';
 import { EmitEvent } from '../protocol/runner';
 import { Experiment } from './config';
 import { MetricsLog } from './metrics-log';
-import { LoadedModel, putOptimizerState, putTensors, saveModel } from './model-state';
+import { DivergenceGuard, LossRise } from './divergence';
+import { LoadedModel, modelContents, putOptimizerState, putTensors, readTensors } from './model-state';
 import { SchedulerType, learningRate } from './schedule';
 
 /** The stage settings the loop reads (TRL names). */
@@ -74,9 +77,10 @@ export interface TrainerSetup {
   title: string;
   experiment: Experiment;
   settings: LoopSettings;
-  /** The model to train, saved with its head; when `resumed`, its checkpoint also gives the step and AdamW's moments. */
+  /** The model to train, saved with its head; when resumed, its checkpoint also gives the step and AdamW's moments. */
   model: LoadedModel;
-  resumed: boolean;
+  /** The checkpoint the run resumed from. */
+  resumedFrom?: string;
   graph: StageGraph;
   outputDir: string;
   emit: EmitEvent;
@@ -100,6 +104,8 @@ export class Trainer {
     private readonly evaluator: Program,
     private readonly log: MetricsLog,
     readonly startStep: number,
+    private readonly guard = new DivergenceGuard(setup.title, setup.resumedFrom),
+    private readonly rise = new LossRise('loss'),
   ) {}
 
   static async create(setup: TrainerSetup): Promise<Trainer> {
@@ -107,7 +113,7 @@ export class Trainer {
     const runtime = await Runtime.create({ provider: exp.runtime.provider as never, threads: exp.runtime.threads, log: (message) => emit({ type: 'log', level: 'info', message }) });
     const state = new State(runtime);
     putTensors(state, model.params);
-    const resumed = setup.resumed ? model.checkpoint : undefined;
+    const resumed = setup.resumedFrom ? model.checkpoint : undefined;
     if (resumed?.optimizerState) putOptimizerState(state, resumed.optimizerState);
     const startStep = Number(resumed?.trainerState?.step ?? 0);
     const optimizer = adamw({ weightDecay: s.weight_decay });
@@ -121,7 +127,7 @@ export class Trainer {
 
   /** Trains from startStep until max_steps, or until `signal` aborts; returns the last step taken. */
   async train(data: StageData, signal?: AbortSignal): Promise<{ step: number; stopped: boolean }> {
-    const { settings: s, stage, title, outputDir, emit } = this.setup;
+    const { settings: s, stage, outputDir, emit } = this.setup;
     const schedule = { type: s.lr_scheduler_type, peak: s.learning_rate, warmupSteps: s.warmup_steps, totalSteps: s.max_steps, minRatio: s.min_lr_ratio };
     let window = { metrics: new Averages(), tokens: 0, start: Date.now() };
     let at = this.startStep;
@@ -131,9 +137,7 @@ export class Trainer {
       const batches = Array.from({ length: k }, (_, j) => data.batch((at - 1) * k + j + 1));
       const lr = learningRate(schedule, at);
       const m = await this.step.run(batches.map((b) => b.feeds), lr, at);
-      if (!Number.isFinite(m.loss) || !Number.isFinite(m.grad_norm)) {
-        throw new Error(`${title} diverged at step ${at} (loss ${m.loss}, grad_norm ${m.grad_norm}); the last checkpoint in ${outputDir} is intact — lower learning_rate and resume from it`);
-      }
+      this.guard.checkUpdate(`step ${at}`, m);
       window.metrics.add(m);
       window.tokens += batches.reduce((a, b) => a + b.tokens, 0);
       emit({ type: 'progress', stage, step: at, total: s.max_steps });
@@ -141,19 +145,25 @@ export class Trainer {
       if (at % s.logging_steps === 0 || at === s.max_steps) {
         const seconds = (Date.now() - window.start) / 1000;
         const epoch = (at * s.per_device_train_batch_size * s.gradient_accumulation_steps) / data.size;
-        this.report(at, { ...window.metrics.values(), learning_rate: lr, tokens_per_second: window.tokens / seconds, epoch });
+        this.reportTraining(at, { ...window.metrics.values(), learning_rate: lr, tokens_per_second: window.tokens / seconds, epoch });
         window = { metrics: new Averages(), tokens: 0, start: Date.now() };
       }
-      if (data.evalBatches && (at % s.eval_steps === 0 || at === s.max_steps)) this.report(at, await this.evaluate(data.evalBatches()));
+      if (data.evalBatches && (at % s.eval_steps === 0 || at === s.max_steps)) {
+        const values = await this.evaluate(data.evalBatches());
+        this.report(at, values);
+        this.guard.checkEval(`step ${at}`, values);
+      }
       if (at % s.save_steps === 0 && at < s.max_steps) await this.save(path.join(outputDir, `checkpoint-${at}`), at);
     }
+    await this.guard.guard(`step ${at}`, async () => checkFinite(await this.weights(), 'the trained weights'));
     return { step: at, stopped: at < s.max_steps };
   }
 
-  /** Saves the model and AdamW's moments as the checkpoint of step `at`. */
+  /** Saves the model and AdamW's moments as the checkpoint of step `at`; weights that are not finite stop the run. */
   async save(dir: string, at: number, extra: CheckpointExtras = {}): Promise<void> {
     const { stage, experiment, model, emit } = this.setup;
-    await saveModel(dir, this.state, extra.config ?? model.config, model.head, { stage, step: at, seed: experiment.seed, ...extra.trainerState }, at);
+    const trainerState = { stage, step: at, seed: experiment.seed, ...extra.trainerState };
+    await this.guard.save(`step ${at}`, dir, async () => saveCheckpoint(dir, await modelContents(this.state, extra.config ?? model.config, model.head, trainerState, at)));
     emit({ type: 'checkpoint', stage, step: at, path: dir });
   }
 
@@ -164,12 +174,25 @@ export class Trainer {
     return dir;
   }
 
-  /** Announces the end of the run and releases the sessions and the state. */
+  /** Announces the end of the run, with the loss's warning if it climbed, and releases the sessions and the state. */
   async close(at: number, stopped: boolean): Promise<void> {
-    this.setup.emit({ type: 'done', stage: this.setup.stage, step: at, outputDir: this.setup.outputDir, stopped });
+    const { stage, outputDir, emit } = this.setup;
+    emit({ type: 'done', stage, step: at, outputDir, stopped, ...(this.rise.warning && { warning: this.rise.warning }) });
     await this.step.release();
     await this.evaluator.release();
     await this.state.release();
+  }
+
+  /** Reports a logging window's training metrics, warning once if the loss has climbed far above its start. */
+  private reportTraining(at: number, values: Record<string, number>): void {
+    this.report(at, values);
+    const warning = this.rise.add(`step ${at}`, values.loss);
+    if (warning) this.setup.emit({ type: 'log', level: 'warn', message: warning });
+  }
+
+  private async weights(): Promise<Map<string, NamedTensor>> {
+    const { config, head } = this.setup.model;
+    return readTensors(this.state, paramShapes(config, { head }));
   }
 
   private report(at: number, values: Record<string, number>): void {

@@ -56,8 +56,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunRef>, vscode
 
     // Flags the context menus test with `viewItem =~ /.../`.
     const flags = [`rlhfRun.${record.status}`];
-    if (record.status !== 'running' && record.status !== 'finished' && registry.latestCheckpoint(record.id)) flags.push('resumable');
-    if (registry.modelDir(record.id) || registry.latestCheckpoint(record.id)) flags.push('hasModel');
+    if (record.status !== 'running' && record.status !== 'finished' && registry.latestCheckpoint(record)) flags.push('resumable');
+    if (registry.modelDir(record.id) || registry.latestCheckpoint(record)) flags.push('hasModel');
     item.contextValue = flags.join('.');
     return item;
   }

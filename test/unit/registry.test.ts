@@ -9,6 +9,11 @@ import { PROCESS_GONE, RunRegistry, checkResumable, liveProcess, runOfCheckpoint
 import { exited, isRunning, startDeafToSigint, startStranger } from '../helpers/processes';
 
 const fresh = () => new RunRegistry(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-')), 'runs'));
+/** A model folder as far as the registry looks: config.json and model.safetensors. */
+function fakeCheckpoint(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const file of ['config.json', 'model.safetensors']) fs.writeFileSync(path.join(dir, file), '');
+}
 /** The id of a process that has exited (and been reaped). */
 const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;
 
@@ -35,10 +40,10 @@ test('registry: a run recorded as running whose process is gone never reads as r
   registry.save(Object.assign(live, liveProcess(process.pid)));
   const crashed = registry.create({ name: 'crashed', stage: 'sft', configFile: 'c' });
   registry.save(Object.assign(crashed, { pid: deadPid(), step: 7 }));
-  fs.mkdirSync(path.join(registry.dir(crashed.id), 'checkpoint-5'));
+  fakeCheckpoint(path.join(registry.dir(crashed.id), 'checkpoint-5'));
   const closed = registry.create({ name: 'closed', stage: 'sft', configFile: 'c' });
   registry.save(Object.assign(closed, { pid: deadPid(), step: 7 }));
-  fs.mkdirSync(path.join(registry.dir(closed.id), 'checkpoint-8')); // saved on the way out
+  fakeCheckpoint(path.join(registry.dir(closed.id), 'checkpoint-8')); // saved on the way out
   fs.mkdirSync(path.join(registry.dir(closed.id), 'checkpoint-9.partial')); // a save cut short
 
   const reread = new RunRegistry(registry.root);
@@ -48,7 +53,7 @@ test('registry: a run recorded as running whose process is gone never reads as r
   assert.equal(c.error, PROCESS_GONE);
   assert.equal(c.pid, undefined);
   assert.deepEqual({ status: reread.get(closed.id)?.status, step: reread.get(closed.id)?.step }, { status: 'stopped', step: 8 });
-  assert.equal(reread.latestCheckpoint(closed.id)?.step, 8);
+  assert.equal(reread.latestCheckpoint(closed)?.step, 8);
   // The correction is written back, so every reader agrees.
   assert.equal(JSON.parse(fs.readFileSync(path.join(registry.dir(crashed.id), 'run.json'), 'utf8')).status, 'failed');
 });
@@ -88,7 +93,7 @@ test('registry: Stop Run signals no process a stale run.json names, and marks th
     registry.save(Object.assign(named, { pid: stranger.pid, pidIdentity: readProcessIdentity(process.pid), step: 4 }));
     const gone = registry.create({ name: 'gone', stage: 'sft', configFile: 'c' });
     registry.save(Object.assign(gone, { pid: deadPid(), step: 4 }));
-    fs.mkdirSync(path.join(registry.dir(gone.id), 'checkpoint-4'));
+    fakeCheckpoint(path.join(registry.dir(gone.id), 'checkpoint-4'));
 
     const a = await registry.stopElsewhere(named.id, quick);
     assert.deepEqual([a.result, a.record?.status, a.record?.pid], ['stale', 'failed', undefined]);

@@ -99,10 +99,10 @@ test('runner: a training process killed mid-run is reported with its last log li
   assert.equal(record.status, 'failed');
   assert.match(record.error!, /SIGKILL/);
   assert.ok(record.logTail?.length);
-  assert.equal(registry.latestCheckpoint(record.id)?.step, 6);
+  assert.equal(registry.latestCheckpoint(record)?.step, 6);
 
   const resumed = supervisor.resume(registry, record.id);
-  assert.equal(resumed.record.resumedFrom, registry.latestCheckpoint(record.id)!.path);
+  assert.equal(resumed.record.resumedFrom, registry.latestCheckpoint(record)!.path);
   const events = eventsOf(resumed);
   assert.equal((await resumed.process.outcome).status, 'finished');
   assert.equal(events.find((e) => e.type === 'progress')?.step, 7);
@@ -117,7 +117,7 @@ test('runner: stop ends the run after a step with a checkpoint, recorded as stop
   assert.equal(outcome.status, 'stopped', outcome.error);
   const record = registry.get(run.record.id)!;
   assert.equal(record.status, 'stopped');
-  const checkpoint = registry.latestCheckpoint(record.id)!;
+  const checkpoint = registry.latestCheckpoint(record)!;
   assert.equal(checkpoint.step, outcome.step);
   assert.equal(loadCheckpoint(checkpoint.path).trainerState?.step, outcome.step);
 });
@@ -175,7 +175,7 @@ test('runner: Stop Run in another window stops a run after its step, with a chec
   assert.deepEqual([result, record?.status], ['ended', 'stopped']);
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'stopped', outcome.error);
-  assert.equal(registry.latestCheckpoint(run.record.id)?.step, outcome.step);
+  assert.equal(registry.latestCheckpoint(run.record)?.step, outcome.step);
 });
 
 /** The rlhf CLI, run from `cwd`; resolves with its exit code and output. */
@@ -226,7 +226,7 @@ test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up e
   const { code, output } = await long.exit;
   assert.deepEqual([stopped.result, stopped.record?.status], ['ended', 'stopped'], output);
   assert.equal(code, 0, output);
-  const checkpoint = runs.latestCheckpoint(running.id)!;
+  const checkpoint = runs.latestCheckpoint(running)!;
   assert.equal(checkpoint.step, runs.get(running.id)?.step);
 
   const count = runs.list().length;

@@ -1,0 +1,94 @@
+/**
+ * A run whose training goes wrong, for every stage. A loss or gradient norm that is not finite
+ * after an update, an eval loss that is not finite, or weights that became so stop the run before
+ * anything is saved, so no checkpoint ever holds them; the error names the last checkpoint, which
+ * is intact, or says that none was saved. A training loss that climbs far above where it started is
+ * warned of, once.
+ */
+import { NonFiniteParamsError } from '../model/checkpoint';
+
+export class DivergenceGuard {
+  /** The newest checkpoint of this run with finite weights: the one it resumed from, then each one saved. */
+  private lastCheckpoint?: string;
+
+  /** `title`: how messages name the stage. */
+  constructor(
+    private readonly title: string,
+    resumedFrom?: string,
+  ) {
+    this.lastCheckpoint = resumedFrom;
+  }
+
+  /** After an optimizer update (`at`: "step 3", "iteration 3"): its loss and gradient norm must be finite. */
+  checkUpdate(at: string, m: Record<string, number>): void {
+    if (!Number.isFinite(m.loss) || !Number.isFinite(m.grad_norm)) throw this.diverged(at, `loss ${m.loss}, grad_norm ${m.grad_norm}`);
+  }
+
+  /** After an eval, before any save: the eval loss of the updated weights must be finite. */
+  checkEval(at: string, values: Record<string, number>): void {
+    const loss = values.eval_loss;
+    if (loss !== undefined && !Number.isFinite(loss)) throw this.diverged(at, `eval_loss ${loss}`);
+  }
+
+  /** Runs `work` (a save, a check of the weights); weights that are not finite stop the run instead. */
+  async guard<T>(at: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof NonFiniteParamsError) throw this.diverged(at, `weight "${e.tensor}" became ${e.value}`);
+      throw e;
+    }
+  }
+
+  /** Saves a checkpoint through `guard`; once saved, it is the one messages point to. */
+  async save(at: string, dir: string, save: () => Promise<void>): Promise<void> {
+    await this.guard(at, save);
+    this.lastCheckpoint = dir;
+  }
+
+  /** What is left to go on from: the last checkpoint, or none. */
+  leftover(): string {
+    return this.lastCheckpoint ? `the last checkpoint, ${this.lastCheckpoint}, is intact` : 'no checkpoint was saved';
+  }
+
+  private diverged(at: string, cause: string): Error {
+    const next = this.lastCheckpoint ? 'resume from it' : 'start again';
+    return new Error(`${this.title} diverged at ${at} (${cause}); ${this.leftover()} — lower learning_rate and ${next}`);
+  }
+}
+
+/** Logged values per window: the start is the mean of the first window, the present that of the last. */
+const WINDOW = 5;
+/** How far above its start a loss must climb to be warned of: both this many times, and this much more. */
+const RISE_FACTOR = 3;
+const RISE_MARGIN = 1;
+
+/** Watches a logged loss (`metric`) for a climb far above where it started; warns once. */
+export class LossRise {
+  private readonly first: number[] = [];
+  private readonly last: number[] = [];
+  private logged = 0;
+  /** The warning, once given. */
+  warning?: string;
+
+  constructor(private readonly metric: string) {}
+
+  /** Takes each logged value; returns the warning the first time the climb shows. */
+  add(at: string, value: number): string | undefined {
+    if (this.first.length < WINDOW) this.first.push(value);
+    this.last.push(value);
+    if (this.last.length > WINDOW) this.last.shift();
+    this.logged++;
+    if (this.warning || this.logged < 2 * WINDOW) return undefined;
+    const start = mean(this.first);
+    const now = mean(this.last);
+    if (!(now > RISE_FACTOR * start && now > start + RISE_MARGIN)) return undefined;
+    this.warning =
+      `${this.metric} rose from ${round(start)} to ${round(now)} by ${at} (means of the first and the last ${WINDOW} logged values): ` +
+      'training is unstable — lower learning_rate';
+    return this.warning;
+  }
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const round = (x: number) => Number(x.toPrecision(4));
