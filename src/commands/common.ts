@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { ProcessOptions } from '../runner/runner';
 import { RunSupervisor } from '../runner/supervisor';
 import { RunRef, WorkspaceRuns } from '../views/workspaceRuns';
-import { STAGE_LABELS } from '../shared/format';
+import { stageLabel } from '../shared/stages';
 
 export interface Services {
   supervisor: RunSupervisor;
@@ -62,7 +62,7 @@ export async function pickRun(arg: unknown, candidates: RunRef[], placeHolder: s
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(
-    candidates.map((ref) => ({ label: ref.record.name, description: `${STAGE_LABELS[ref.record.stage]} · ${ref.record.status}`, detail: ref.record.id, ref })),
+    candidates.map((ref) => ({ label: ref.record.name, description: `${stageLabel(ref.record.stage)} · ${ref.record.status}`, detail: ref.record.id, ref })),
     { placeHolder },
   );
   return picked?.ref;

@@ -7,7 +7,7 @@
 import uPlot from 'uplot';
 import { XAxis } from '../../src/protocol/charts';
 import { formatMetric } from '../../src/shared/format';
-import { ChartSpec } from './dashboards';
+import { ChartSpec } from '../../src/shared/stages';
 import { Decimator, XRange, nearestPoint, pickPoints } from './decimate';
 import { SmoothedLine } from './smoothing';
 import { RunData } from './store';
