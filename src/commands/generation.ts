@@ -5,7 +5,8 @@ import { generate } from '../runner/runner';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { STAGE_INFO, stageLabel } from '../shared/stages';
-import { Services, isRunRef, requireTrust } from './common';
+import { Services } from '../services';
+import { isRunRef, requireTrust } from './common';
 
 /** The CLI's defaults; the seed changes per call so asking again gives another answer. */
 const SAMPLING = { maxNewTokens: 48, temperature: 0.7, topK: 0, topP: 1 };

@@ -8,7 +8,8 @@ import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { formatMetric } from '../shared/format';
 import { NextStep, STAGE_INFO, stageLabel } from '../shared/stages';
-import { Services, pickExperiment, pickRun, requireTrust } from './common';
+import { Services } from '../services';
+import { pickExperiment, pickRun, requireTrust } from './common';
 
 /** The command behind each next step a finished run offers (each takes the run). */
 const NEXT_STEP_COMMANDS: Record<NextStep, string> = {

@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { ChartRun, parseChartsState } from '../../protocol/charts';
-import { Services } from '../../commands/common';
+import { Services } from '../../services';
 import { stageLabel } from '../../shared/stages';
 import { RunRef } from '../workspaceRuns';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
