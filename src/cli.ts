@@ -18,7 +18,7 @@ import { STAGE_INFO } from './shared/stages';
 import { stageRunners } from './runner/stages';
 import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, liveProcess, recordEvent, runOfCheckpoint } from './runs/registry';
 import { Rng } from './util/rng';
-import { experimentJsonSchema, loadExperiment } from './train/config';
+import { experimentJsonSchema, loadExperiment } from './experiment/config';
 import { runDemo } from './train/demo';
 import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';

@@ -4,7 +4,7 @@ import { ProviderChoice } from '../engine/runtime';
 import { generateCandidates } from '../train/comparisons';
 import { EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
 import { Rng } from '../util/rng';
-import { Experiment, loadExperiment } from '../train/config';
+import { Experiment, loadExperiment } from '../experiment/config';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runPpo } from '../train/ppo';
 import { runRm } from '../train/reward';

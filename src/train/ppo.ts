@@ -30,7 +30,7 @@ import { Tokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
-import { Experiment, PpoSettings } from './config';
+import { Experiment, PpoSettings } from '../experiment/config';
 import { Generator } from './generate';
 import { MetricsLog, appendSamples } from './metrics-log';
 import { checkBatchFits, longest } from './memory';

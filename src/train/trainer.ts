@@ -16,7 +16,7 @@ import { Tensor } from '../engine/tensor';
 import { TrainerState } from '../model/checkpoint';
 import { ModelConfig } from '../model/config';
 import { EmitEvent } from '../protocol/runner';
-import { Experiment } from './config';
+import { Experiment } from '../experiment/config';
 import { MetricsLog } from './metrics-log';
 import { LoadedModel, putOptimizerState, putTensors, saveModel } from './model-state';
 import { SchedulerType, learningRate } from './schedule';
