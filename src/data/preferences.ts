@@ -39,7 +39,7 @@
  * is refused; one already in a file (written by hand, or by an older version) changes nothing.
  */
 import * as fs from 'fs';
-import { writeFileAtomic } from '../model/safetensors';
+import { writeFileAtomic } from '../util/files';
 import { gpt2Tokenizer, Tokenizer } from '../model/tokenizer';
 import { appendJsonLines } from './jsonl-append';
 import {

@@ -15,7 +15,9 @@ import * as path from 'path';
 import { architectureOf } from './architecture';
 import { checkVocabSize, configFromHF, configToHF, Head, ModelConfig, validateConfig, Vocabulary } from './config';
 import { paramShapes, tokenizerFor } from './decoder';
-import { isPlainObject, NamedTensor, readSafetensors, syncDir, writeFileAtomic, writeSafetensors } from './safetensors';
+import { NamedTensor, readSafetensors, writeSafetensors } from './safetensors';
+import { syncDir, writeFileAtomic } from '../util/files';
+import { isPlainObject } from '../util/objects';
 
 /** Free-form trainer bookkeeping, stored as JSON. */
 export type TrainerState = Record<string, unknown>;

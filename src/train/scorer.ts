@@ -11,7 +11,7 @@ import { loadCheckpoint } from '../model/checkpoint';
 import { ModelConfig } from '../model/config';
 import { attentionBias } from '../model/masks';
 import { rewardInputs, rewardParamInputs, rewards } from '../model/reward';
-import { isPlainObject } from '../model/safetensors';
+import { isPlainObject } from '../util/objects';
 import { tokenizerFor } from '../model/decoder';
 import { Tokenizer } from '../model/tokenizer';
 import { putTensors } from './model-state';
