@@ -11,7 +11,8 @@ import { labelQueue, referenceAnnotator, wordAnnotator } from './data/annotators
 import { generateCandidates } from './train/comparisons';
 import { readReferences } from './data/sft';
 import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/jsonl';
-import { expectString, exportPreferences, ImportFormat, importPreferences } from './data/preferences';
+import { exportPreferences, ImportFormat, importPreferences } from './data/preferences';
+import { expectString } from './data/preference-record';
 import { PROVIDERS, ProviderChoice } from './engine/runtime';
 import { EXPERIMENT_STAGES, ExperimentStage, RunEvent } from './protocol/runner';
 import { STAGE_INFO } from './shared/stages';
