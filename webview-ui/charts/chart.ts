@@ -178,7 +178,10 @@ export class Chart {
     let x = pad, y = 0;
     for (const entry of entries) {
       const width = swatch + 6 * scale + ctx.measureText(entry.label).width + 16 * scale;
-      if (x > pad && x + width > plot.ctx.canvas.width - pad) (x = pad), (y += row);
+      if (x > pad && x + width > plot.ctx.canvas.width - pad) {
+        x = pad;
+        y += row;
+      }
       placed.push({ x, y, entry });
       x += width;
     }
