@@ -32,7 +32,7 @@ import { ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
 import { initParams } from '../src/model/decoder';
 import { gpt2Tokenizer } from '../src/model/tokenizer';
 import { RunEvent } from '../src/protocol/runner';
-import { parseExperiment } from '../src/train/config';
+import { parseExperiment } from '../src/experiment/config';
 import { sample } from '../src/train/generate';
 import { RewardFn, runPpo } from '../src/train/ppo';
 import { Scorer } from '../src/train/scorer';

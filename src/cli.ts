@@ -11,14 +11,16 @@ import { labelQueue, referenceAnnotator, wordAnnotator } from './data/annotators
 import { generateCandidates } from './train/comparisons';
 import { readReferences } from './data/sft';
 import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/jsonl';
-import { expectString, exportPreferences, ImportFormat, importPreferences } from './data/preferences';
+import { exportPreferences, ImportFormat, importPreferences } from './data/preferences';
+import { expectString } from './data/preference-record';
 import { PROVIDERS, ProviderChoice } from './engine/runtime';
 import { incompleteCheckpoint } from './model/checkpoint-layout';
-import { CHECKPOINT_MODELS, ExperimentStage, RunEvent } from './protocol/runner';
+import { CHECKPOINT_MODELS, EXPERIMENT_STAGES, ExperimentStage, RunEvent } from './protocol/runner';
+import { STAGE_INFO } from './shared/stages';
 import { stageRunners } from './runner/stages';
 import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, findCheckpoints, liveProcess, recordEvent, runOfCheckpoint, skippedCheckpoints } from './runs/registry';
 import { Rng } from './util/rng';
-import { experimentJsonSchema, loadExperiment } from './train/config';
+import { experimentJsonSchema, loadExperiment } from './experiment/config';
 import { runDemo } from './train/demo';
 import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
@@ -211,7 +213,8 @@ function warnOfBadLines(errors: DataError[]): void {
 }
 
 /** `rlhf <stage> <config>` with the options every stage shares. */
-function stageCommand(cli: Command, name: ExperimentStage, description: string, stepsHelp?: string) {
+function stageCommand(cli: Command, name: ExperimentStage) {
+  const { description, steps } = STAGE_INFO[name].cli;
   const command = cli
     .command(name)
     .description(description)
@@ -219,7 +222,7 @@ function stageCommand(cli: Command, name: ExperimentStage, description: string, 
     .option('--out <dir>', `run directory (default: .rlhf/runs/<time>-<name>-${name}, recorded for VS Code's Runs view)`)
     .addOption(providerOption());
   // Training stages; comparisons go on from what is queued instead.
-  if (stepsHelp) command.option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run').option('--steps <n>', stepsHelp, positiveInt);
+  if (steps) command.option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run').option('--steps <n>', steps, positiveInt);
   command.action((config: string, opts: StageOptions) => stage(name, config, opts));
 }
 
@@ -244,10 +247,7 @@ export function program(): Command {
     .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-demo-pipeline)')
     .addOption(providerOption())
     .action(demo);
-  stageCommand(cli, 'sft', 'supervised fine-tuning, as set in the "sft" section of an experiment config', 'override max_steps');
-  stageCommand(cli, 'comparisons', 'sample answers to the "comparisons" section\'s prompts and queue pairs of them for labeling (run again to go on)');
-  stageCommand(cli, 'rm', 'train a reward model on preference pairs, as set in the "rm" section of an experiment config', 'override max_steps');
-  stageCommand(cli, 'ppo', 'PPO against a reward model, as set in the "ppo" section of an experiment config', 'override the number of iterations');
+  for (const name of EXPERIMENT_STAGES) stageCommand(cli, name);
   cli
     .command('score')
     .description('score {"prompt", "response"} JSONL lines with a reward model, printing them with their "score"')

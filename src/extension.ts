@@ -9,7 +9,7 @@ import { registerGenerationCommands } from './commands/generation';
 import { registerLabelingCommands } from './commands/labeling';
 import { registerRunCommands } from './commands/runs';
 import { registerTrainingCommands } from './commands/training';
-import { Services } from './commands/common';
+import { Services } from './services';
 import { RunSupervisor } from './runner/supervisor';
 import { WorkspaceRuns } from './views/workspaceRuns';
 import { registerChartsSerializer } from './views/charts/chartsPanel';

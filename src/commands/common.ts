@@ -1,23 +1,9 @@
-/** What the command handlers share: the services they act on, and the small dialogs they repeat. */
+/** The small dialogs the command handlers repeat. */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { ProcessOptions } from '../runner/runner';
-import { RunSupervisor } from '../runner/supervisor';
-import { RunRef, WorkspaceRuns } from '../views/workspaceRuns';
-import { STAGE_LABELS } from '../shared/format';
-
-export interface Services {
-  supervisor: RunSupervisor;
-  runs: WorkspaceRuns;
-  log: vscode.LogOutputChannel;
-  /** How to start a training process (also used for one-off generation). */
-  processOptions: ProcessOptions;
-  /** The installed extension's folder (bundled demo data). */
-  extensionPath: string;
-}
-
-/** Experiment files end in `.rlhf.json` (the manifest's jsonValidation gives them the schema). */
-export const EXPERIMENT_GLOB = '**/*.rlhf.json';
+import { EXPERIMENT_GLOB } from '../services';
+import { RunRef } from '../views/workspaceRuns';
+import { stageLabel } from '../shared/stages';
 
 /**
  * Training and generation run code and read files the workspace chooses, so an untrusted
@@ -62,7 +48,7 @@ export async function pickRun(arg: unknown, candidates: RunRef[], placeHolder: s
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(
-    candidates.map((ref) => ({ label: ref.record.name, description: `${STAGE_LABELS[ref.record.stage]} · ${ref.record.status}`, detail: ref.record.id, ref })),
+    candidates.map((ref) => ({ label: ref.record.name, description: `${stageLabel(ref.record.stage)} · ${ref.record.status}`, detail: ref.record.id, ref })),
     { placeHolder },
   );
   return picked?.ref;

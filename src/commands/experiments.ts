@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { Services } from './common';
+import { Services } from '../services';
 
 export type ExperimentTemplate = 'demo' | 'empty';
 

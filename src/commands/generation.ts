@@ -5,8 +5,9 @@ import { CHECKPOINT_MODELS } from '../protocol/runner';
 import { generate } from '../runner/runner';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
-import { STAGE_LABELS } from '../shared/format';
-import { Services, isRunRef, requireTrust } from './common';
+import { STAGE_INFO, stageLabel } from '../shared/stages';
+import { Services } from '../services';
+import { isRunRef, requireTrust } from './common';
 
 /** The CLI's defaults; the seed changes per call so asking again gives another answer. */
 const SAMPLING = { maxNewTokens: 48, temperature: 0.7, topK: 0, topP: 1 };
@@ -50,10 +51,10 @@ async function pickModel(services: Services): Promise<string | undefined> {
   const browse = { label: '$(folder-opened) Browse for a model folder…', model: undefined };
   const items = services.runs
     .list()
-    .filter((ref) => ref.record.stage === 'sft' || ref.record.stage === 'ppo')
+    .filter((ref) => STAGE_INFO[ref.record.stage].generates)
     .flatMap((ref) => {
       const model = modelOf(ref);
-      return model ? [{ label: ref.record.name, description: `${STAGE_LABELS[ref.record.stage]} · ${path.basename(model)}`, detail: ref.record.id, model }] : [];
+      return model ? [{ label: ref.record.name, description: `${stageLabel(ref.record.stage)} · ${path.basename(model)}`, detail: ref.record.id, model }] : [];
     });
   const picked = await vscode.window.showQuickPick([...items, browse], { placeHolder: 'Model to generate with' });
   if (!picked) return undefined;

@@ -5,7 +5,8 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { LABELING_VIEW } from '../views/labeling/provider';
-import { pickExperiment, Services } from './common';
+import { Services } from '../services';
+import { pickExperiment } from './common';
 
 export function registerLabelingCommands(services: Services): vscode.Disposable[] {
   return [

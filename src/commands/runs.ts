@@ -2,7 +2,8 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { ChartsPanel, pickChartRuns } from '../views/charts/chartsPanel';
-import { Services, isRunRef, pickRun } from './common';
+import { Services } from '../services';
+import { isRunRef, pickRun } from './common';
 
 export function registerRunCommands(services: Services): vscode.Disposable[] {
   return [

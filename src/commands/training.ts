@@ -1,37 +1,26 @@
 /** Train SFT, Generate Comparisons, Train Reward Model, Run PPO, Stop Run, Resume Run. */
 import * as vscode from 'vscode';
-import { ExperimentStage } from '../protocol/runner';
+import { EXPERIMENT_STAGES, ExperimentStage } from '../protocol/runner';
 import { ProcessOutcome, STOP_TIMEOUT_MS } from '../runner/runner';
 import { LiveRun } from '../runner/supervisor';
 import { StopWait, skippedCheckpoints } from '../runs/registry';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
-import { STAGE_LABELS, formatMetric } from '../shared/format';
-import { Services, pickExperiment, pickRun, requireTrust } from './common';
+import { formatMetric } from '../shared/format';
+import { NextStep, STAGE_INFO, stageLabel } from '../shared/stages';
+import { Services } from '../services';
+import { pickExperiment, pickRun, requireTrust } from './common';
 
-/** What each stage is called in messages about it. */
-const STAGE_WORK: Record<ExperimentStage, string> = {
-  sft: 'Supervised fine-tuning',
-  comparisons: 'Generating comparisons',
-  rm: 'Reward model training',
-  ppo: 'PPO',
-};
-
-/** What a finished run's notification offers next. */
-const NEXT_STEPS: Record<ExperimentStage, string[]> = {
-  sft: ['Generate with Model', 'Open Folder'],
-  comparisons: ['Open Labeling'],
-  rm: ['Open Folder'],
-  ppo: ['Generate with Model', 'Open Folder'],
+/** The command behind each next step a finished run offers (each takes the run). */
+const NEXT_STEP_COMMANDS: Record<NextStep, string> = {
+  'Generate with Model': 'rlhf.generateWithModel',
+  'Open Folder': 'rlhf.openRunFolder',
+  'Open Labeling': 'rlhf.openLabeling',
 };
 
 export function registerTrainingCommands(services: Services): vscode.Disposable[] {
-  const stage = (id: string, s: ExperimentStage) => vscode.commands.registerCommand(id, (uri?: vscode.Uri) => startStage(services, s, uri));
   return [
-    stage('rlhf.trainSft', 'sft'),
-    stage('rlhf.generateComparisons', 'comparisons'),
-    stage('rlhf.trainRewardModel', 'rm'),
-    stage('rlhf.runPpo', 'ppo'),
+    ...EXPERIMENT_STAGES.map((stage) => vscode.commands.registerCommand(STAGE_INFO[stage].command, (uri?: vscode.Uri) => startStage(services, stage, uri))),
     vscode.commands.registerCommand('rlhf.stopRun', (arg?: unknown) => stopRun(services, arg)),
     vscode.commands.registerCommand('rlhf.resumeRun', (arg?: unknown) => resumeRun(services, arg)),
   ];
@@ -39,7 +28,7 @@ export function registerTrainingCommands(services: Services): vscode.Disposable[
 
 /** Starts a stage on an experiment file (the one given, the active editor's, or one picked). */
 export async function startStage(services: Services, stage: ExperimentStage, uri?: vscode.Uri): Promise<LiveRun | undefined> {
-  if (!(await requireTrust(STAGE_WORK[stage]))) return undefined;
+  if (!(await requireTrust(STAGE_INFO[stage].work))) return undefined;
   const config = await pickExperiment(uri);
   if (!config) return undefined;
   const registry = services.runs.registryFor(config);
@@ -114,7 +103,7 @@ function withWindowProgress<T>(title: string, task: () => Promise<T>): Thenable<
 async function resumeRun(services: Services, arg: unknown): Promise<void> {
   const resumable = services.runs.list().filter((r) => (r.record.status === 'stopped' || r.record.status === 'failed') && r.registry.latestCheckpoint(r.record));
   const ref = await pickRun(arg, resumable, 'Run to resume from its last checkpoint', 'No stopped or failed run has a checkpoint to resume from.');
-  if (!ref || !(await requireTrust(STAGE_WORK[ref.record.stage]))) return;
+  if (!ref || !(await requireTrust(STAGE_INFO[ref.record.stage].work))) return;
   try {
     void followRun(services, services.supervisor.resume(ref.registry, ref.record.id, runtimeOverrides(vscode.Uri.file(ref.record.configFile))));
     const skipped = skippedCheckpoints(ref.registry.checkpoints(ref.record));
@@ -127,7 +116,7 @@ async function resumeRun(services: Services, arg: unknown): Promise<void> {
 /** A cancellable notification for the life of the run (cancel = stop with a checkpoint), then the outcome. */
 async function followRun(services: Services, run: LiveRun): Promise<void> {
   const { record } = run;
-  const title = `${STAGE_LABELS[record.stage]} · ${record.name}`;
+  const title = `${stageLabel(record.stage)} · ${record.name}`;
   const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
     token.onCancellationRequested(() => {
       progress.report({ message: 'stopping after this step…' });
@@ -148,15 +137,13 @@ async function followRun(services: Services, run: LiveRun): Promise<void> {
 
 async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessOutcome): Promise<void> {
   const ref = { registry: run.registry, record: run.record };
-  const name = `${STAGE_LABELS[run.record.stage]} run "${run.record.name}"`;
+  const name = `${stageLabel(run.record.stage)} run "${run.record.name}"`;
   if (outcome.status === 'finished') {
-    const actions = NEXT_STEPS[run.record.stage];
+    const actions = STAGE_INFO[run.record.stage].nextSteps;
     const choice = outcome.warning
       ? await vscode.window.showWarningMessage(`${name} finished, but ${outcome.warning}`, ...actions)
       : await vscode.window.showInformationMessage(`${name} finished.`, ...actions);
-    if (choice === 'Open Labeling') await vscode.commands.executeCommand('rlhf.openLabeling');
-    if (choice === 'Generate with Model') await vscode.commands.executeCommand('rlhf.generateWithModel', ref);
-    if (choice === 'Open Folder') await vscode.commands.executeCommand('rlhf.openRunFolder', ref);
+    if (choice) await vscode.commands.executeCommand(NEXT_STEP_COMMANDS[choice], ref);
   } else if (outcome.status === 'stopped' && run.record.stage === 'comparisons') {
     await vscode.window.showInformationMessage(`${name} stopped; the pairs queued so far are kept, and Generate Comparisons goes on from there.`);
   } else if (outcome.status === 'stopped') {

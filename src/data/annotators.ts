@@ -4,7 +4,8 @@
  * at a time.
  */
 import { DataError } from './jsonl';
-import { appendPreference, Label, TextOrMessages } from './preferences';
+import { appendPreference } from './preferences';
+import { Label, TextOrMessages } from './preference-record';
 import { ComparisonPair, labelPair, unlabeledPairs } from './queue';
 
 /**

@@ -19,7 +19,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { setTimeout as sleep } from 'timers/promises';
-import { isPlainObject, syncDir } from '../model/safetensors';
+import { syncDir } from '../util/files';
+import { isPlainObject } from '../util/objects';
 
 const STALE_LOCK_MS = 30_000;
 const EMPTY_LOCK_MS = 500;

@@ -4,7 +4,7 @@
  * run or are reported and skipped.
  */
 import * as fs from 'fs';
-import { isPlainObject } from '../model/safetensors';
+import { isPlainObject } from '../util/objects';
 
 /** One bad line. */
 export interface DataError {

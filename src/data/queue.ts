@@ -4,9 +4,8 @@
  */
 import * as fs from 'fs';
 import { DataError, expectNonEmptyString, readJsonl } from './jsonl';
-import {
-  expectString, GenerationSettings, Label, parseCandidateIds, parseGeneration, parsePrompt, PreferenceRecord, readPreferences, TextOrMessages,
-} from './preferences';
+import { readPreferences } from './preferences';
+import { expectString, GenerationSettings, Label, parseCandidateIds, parseGeneration, parsePrompt, PreferenceRecord, TextOrMessages } from './preference-record';
 
 export interface ComparisonPair {
   pair_id: string;

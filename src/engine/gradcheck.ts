@@ -60,7 +60,10 @@ export async function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: CheckInp
       data[k] = saved;
       const numeric = (up - down) / (2 * h);
       const rel = Math.abs(a[k] - numeric) / Math.max(Math.abs(a[k]), Math.abs(numeric), 1e-3);
-      if (!(rel <= result.maxRelError)) result.maxRelError = rel, result.worst = { input: x.name!, index: k, analytic: a[k], numeric };
+      if (!(rel <= result.maxRelError)) {
+        result.maxRelError = rel;
+        result.worst = { input: x.name!, index: k, analytic: a[k], numeric };
+      }
     }
   }
   await withGrads.release();

@@ -129,6 +129,19 @@ export class State {
     return [...this.tensors.keys()];
   }
 
+  /**
+   * `feeds`, plus the state tensor of each input of `program` that `feeds` does not give: the
+   * parameters of every model the state holds, trained or frozen, and the optimizer's slots.
+   */
+  feedsFor(program: Program, feeds: Record<string, ort.Tensor> = {}): Record<string, ort.Tensor> {
+    const all = { ...feeds };
+    for (const { name } of program.model.inputs) {
+      const t = this.tensors.get(name);
+      if (!(name in all) && t) all[name] = t;
+    }
+    return all;
+  }
+
   /** Copies the named tensors to host memory. */
   async read(names: string[]): Promise<Map<string, Float32Array | Float64Array>> {
     const out = new Map<string, Float32Array | Float64Array>();
@@ -196,7 +209,7 @@ export class TrainStep {
     const hyper = this.hyperparameters(lr, step);
     if (fused) {
       if (micro.length !== 1) throw new Error(`this training step takes one batch (it was built without gradient accumulation), got ${micro.length}`);
-      const out = await fused.run({ ...micro[0], ...hyper, ...this.stateFeeds() });
+      const out = await fused.run(this.state.feedsFor(fused, { ...micro[0], ...hyper }));
       this.keepState(out);
       return this.scalars(out, this.graph.scalars);
     }
@@ -204,14 +217,14 @@ export class TrainStep {
     let sums: Record<string, ort.Tensor> = Object.fromEntries(sumsSpec.map((i) => [i.name, hostTensor(i.dtype, zerosOf(i.dtype, numel(i.shape as number[])), i.shape as number[])]));
     const totals: Record<string, number> = {};
     for (const batch of micro) {
-      const out = await grads!.run({ ...batch, ...this.stateFeeds(), ...sums });
+      const out = await grads!.run(this.state.feedsFor(grads!, { ...batch, ...sums }));
       for (const t of Object.values(sums)) if (t.location === 'gpu-buffer') t.dispose();
       sums = Object.fromEntries(sumsSpec.map((i) => [i.name, out[nextName(i.name)]]));
       const values = this.scalars(out, this.graph.scalars.filter((k) => k !== 'grad_norm'));
       for (const [k, v] of Object.entries(values)) totals[k] = (totals[k] ?? 0) + v / micro.length;
     }
     const scaleType = hyper.lr.type as 'float32' | 'float64';
-    const out = await apply!.run({ ...hyper, ...this.stateFeeds(), ...sums, grad_scale: hostScalar(1 / micro.length, scaleType) });
+    const out = await apply!.run(this.state.feedsFor(apply!, { ...hyper, ...sums, grad_scale: hostScalar(1 / micro.length, scaleType) }));
     for (const t of Object.values(sums)) if (t.location === 'gpu-buffer') t.dispose();
     this.keepState(out);
     return { ...totals, ...this.scalars(out, ['grad_norm']) };
@@ -220,10 +233,6 @@ export class TrainStep {
   private hyperparameters(lr: number, step: number) {
     const dtype = this.graph.model.inputs.find((i) => i.name === 'lr')!.dtype as 'float32' | 'float64';
     return { lr: hostScalar(lr, dtype), step: hostScalar(step, dtype) };
-  }
-
-  private stateFeeds(): Record<string, ort.Tensor> {
-    return Object.fromEntries(this.graph.state.map((s) => [s.name, this.state.get(s.name)]));
   }
 
   private keepState(out: Record<string, ort.Tensor>): void {

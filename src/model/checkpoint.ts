@@ -18,7 +18,9 @@ import { architectureOf } from './architecture';
 import { CHECKPOINT_FILES as FILES, sidePaths } from './checkpoint-layout';
 import { checkVocabSize, configFromHF, configToHF, Head, ModelConfig, validateConfig, Vocabulary } from './config';
 import { paramShapes, tokenizerFor } from './decoder';
-import { isPlainObject, NamedTensor, readSafetensors, syncDir, writeFileAtomic, writeSafetensors } from './safetensors';
+import { NamedTensor, readSafetensors, writeSafetensors } from './safetensors';
+import { syncDir, writeFileAtomic } from '../util/files';
+import { isPlainObject } from '../util/objects';
 
 /** Free-form trainer bookkeeping, stored as JSON. */
 export type TrainerState = Record<string, unknown>;

@@ -4,7 +4,7 @@
  * checkpoints open in PyTorch and checkpoints from the Hub open here.
  */
 import { HFConfigFormat, architecture, architectureOf } from './architecture';
-import { isPlainObject } from './safetensors';
+import { isPlainObject } from '../util/objects';
 
 export interface ModelConfig {
   /** Hugging Face's model_type: the architecture (./architecture.ts) that computes the model. */

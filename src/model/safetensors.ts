@@ -4,7 +4,8 @@
  * and byte range, then the raw little-endian tensor bytes.
  */
 import * as fs from 'fs';
-import * as path from 'path';
+import { writeFileAtomic } from '../util/files';
+import { isPlainObject } from '../util/objects';
 
 export type TensorDType = 'float32' | 'float64' | 'int32' | 'int64';
 export type TensorArray = Float32Array | Float64Array | Int32Array | BigInt64Array;
@@ -113,40 +114,6 @@ export function writeSafetensors(file: string, tensors: Map<string, NamedTensor>
   writeFileAtomic(file, fileChunks(tensors, metadata, file));
 }
 
-/** Replaces `file` with `chunks` so that a crash leaves either the old or the new file, never a mix. */
-export function writeFileAtomic(file: string, chunks: Uint8Array[]): void {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = fs.openSync(temp, 'wx');
-  try {
-    try {
-      for (const chunk of chunks) writeAll(fd, chunk);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, file);
-  } catch (err) {
-    fs.rmSync(temp, { force: true });
-    throw err;
-  }
-  syncDir(path.dirname(file));
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
-}
-
-/** Makes renames and new entries in `dir` durable. Directories cannot be opened on Windows; skip there. */
-export function syncDir(dir: string): void {
-  if (process.platform === 'win32') return;
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** Random access to a file's bytes: each call returns a fresh copy with its own buffer. */
 type ByteSource = { size: number; read: (begin: number, length: number) => Uint8Array };
 
@@ -250,8 +217,4 @@ function readMetadata(value: unknown, file: string): Record<string, string> {
     throw new Error(`${file}: __metadata__ must map strings to strings`);
   }
   return value as Record<string, string>;
-}
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getEncoding } from 'js-tiktoken';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
-import { isPlainObject } from './safetensors';
+import { isPlainObject } from '../util/objects';
 
 export interface Tokenizer {
   /** "gpt2", or the path of the tokenizer.json it was loaded from. */

@@ -5,7 +5,7 @@ import { generateCandidates } from '../train/comparisons';
 import { incompleteCheckpoint } from '../model/checkpoint-layout';
 import { CHECKPOINT_MODELS, EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
 import { Rng } from '../util/rng';
-import { Experiment, loadExperiment } from '../train/config';
+import { Experiment, loadExperiment } from '../experiment/config';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runPpo } from '../train/ppo';
 import { runRm } from '../train/reward';

@@ -1,13 +1,4 @@
-/** How stages, numbers and durations read in the views, messages and the log. */
-import { ExperimentStage } from '../protocol/runner';
-
-export const STAGE_LABELS: Record<ExperimentStage, string> = {
-  sft: 'SFT',
-  comparisons: 'Comparisons',
-  rm: 'Reward Model',
-  ppo: 'PPO',
-};
-
+/** How numbers and durations read in the views, messages and the log. */
 export function formatMetric(v: number | null): string {
   if (v === null || !Number.isFinite(v)) return String(v);
   if (Number.isInteger(v) || Math.abs(v) >= 1000) return v.toFixed(0);

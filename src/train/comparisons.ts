@@ -26,7 +26,7 @@ import { loadModel, putTensors } from './model-state';
 import { Rng } from '../util/rng';
 import { appendJsonLines } from '../data/jsonl-append';
 import { assertNoDataErrors, DataError, readJsonl } from '../data/jsonl';
-import { GenerationSettings, parsePrompt, TextOrMessages } from '../data/preferences';
+import { GenerationSettings, parsePrompt, TextOrMessages } from '../data/preference-record';
 import { ComparisonPair, firstOfEach, readQueue } from '../data/queue';
 import { chatPromptIds } from '../data/sft';
 

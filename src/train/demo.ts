@@ -11,7 +11,7 @@ import { readReferences } from '../data/sft';
 import { gpt2Tokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { Rng } from '../util/rng';
-import { Experiment } from './config';
+import { Experiment } from '../experiment/config';
 import { GREEDY } from './generate';
 import { readPrompts, runPpo } from './ppo';
 import { runRm } from './reward';

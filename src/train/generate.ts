@@ -128,23 +128,16 @@ export class Generator {
     return new Generator(cfg, state, await load(false), await load(true), padId, hostCache);
   }
 
-  private paramFeeds(program: Program): Record<string, ort.Tensor> {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const i of program.model.inputs) if (this.state.has(i.name)) feeds[i.name] = this.state.get(i.name);
-    return feeds;
-  }
-
   /** Runs `program` over the last T of the S positions in `ids`/`mask` ([B, S] each). */
   private async forward(program: Program, ids: number[][], mask: Float32Array, t: number, past: Record<string, ort.Tensor> = {}) {
     const b = ids.length, s = ids[0].length;
     const tokens = Int32Array.from(ids.flatMap((row) => row.slice(s - t)));
-    return program.run({
-      ...this.paramFeeds(program),
+    return program.run(this.state.feedsFor(program, {
       ...past,
       tokens: hostTensor('int32', tokens, [b, t]),
       positions: hostTensor('int32', positionIds(mask, b, t, s), [b, t]),
       attn_bias: hostTensor('float32', attentionBias(mask, b, t, s), [b, 1, t, s]),
-    });
+    }));
   }
 
   /**

@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { maskedMean, tokenLogprobs } from '../engine/nn';
 import { toOnnx } from '../engine/onnx';
 import { adamw } from '../engine/optim';
-import { Program, Runtime, hostTensor } from '../engine/runtime';
+import { Runtime, hostTensor } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
 import { input } from '../engine/tensor';
 import { BatchSampler } from '../data/batch';
@@ -31,7 +31,7 @@ import { Tokenizer } from '../model/tokenizer';
 import { CHECKPOINT_MODELS, EmitEvent, SampleRow } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
-import { Experiment, PpoSettings } from './config';
+import { Experiment, PpoSettings } from '../experiment/config';
 import { Generator } from './generate';
 import { MetricsLog, appendSamples } from './metrics-log';
 import { checkBatchFits, longest } from './memory';
@@ -149,12 +149,6 @@ function microBatches<T>(items: T[], k: number): T[][] {
   return Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 }
 
-function withState(program: Program, state: State, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
-  const all = { ...feeds };
-  for (const i of program.model.inputs) if (!(i.name in all)) all[i.name] = state.get(i.name);
-  return all;
-}
-
 // ---------------------------------------------------------------- the run
 
 export interface PpoRun {
@@ -254,7 +248,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     t0 = Date.now();
     const shape = generations.map((g, i) => ({ prompt: batch[i].ids, response: g.tokens }));
     const lay = layout(shape, tokenizer.padId);
-    const out = await rollout.run(withState(rollout, state, lay.feeds));
+    const out = await rollout.run(state.feedsFor(rollout, lay.feeds));
     const scores = await reward(shape.map((e) => e.prompt), shape.map((e) => e.response));
     const bad = scores.find((x) => !Number.isFinite(x));
     if (bad !== undefined) throw new Error(`PPO stopped at iteration ${iteration}: the reward gave a non-finite score (${bad}); ${guard.leftover()}`);

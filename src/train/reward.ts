@@ -20,7 +20,7 @@ import { tokenizerFor } from '../model/decoder';
 import { Tokenizer } from '../model/tokenizer';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
-import { Experiment } from './config';
+import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { NORMALIZATION_KEY, Scorer, measureNormalization, rewardFeeds, rewardSequence, withNormalization } from './scorer';

@@ -11,7 +11,7 @@ import { loadCheckpoint } from '../model/checkpoint';
 import { ModelConfig } from '../model/config';
 import { attentionBias } from '../model/masks';
 import { rewardInputs, rewardParamInputs, rewards } from '../model/reward';
-import { isPlainObject } from '../model/safetensors';
+import { isPlainObject } from '../util/objects';
 import { tokenizerFor } from '../model/decoder';
 import { Tokenizer } from '../model/tokenizer';
 import { putTensors } from './model-state';
@@ -132,8 +132,7 @@ export class Scorer {
     const out: number[] = [];
     for (let i = 0; i < sequences.length; i += this.batchSize) {
       const feeds = rewardFeeds(sequences.slice(i, i + this.batchSize), this.tokenizer.padId);
-      for (const input of this.program.model.inputs) if (this.state.has(input.name)) feeds[input.name] = this.state.get(input.name);
-      const res = await this.program.run(feeds);
+      const res = await this.program.run(this.state.feedsFor(this.program, feeds));
       out.push(...Array.from(res.rewards.data as Float32Array, (r) => this.normalize(r)));
     }
     return out;

@@ -14,7 +14,7 @@ import { BatchSampler, TokenBatch, TokenExample, makeBatch } from '../data/batch
 import { loadSft, splitTrainEval } from '../data/sft';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
-import { Experiment } from './config';
+import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
 import { loadModel } from './model-state';
 import { sampleResponses } from './samples';

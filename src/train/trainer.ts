@@ -18,7 +18,7 @@ import { ModelConfig } from '../model/config';
 import { paramShapes } from '../model/decoder';
 import { NamedTensor } from '../model/safetensors';
 import { EmitEvent } from '../protocol/runner';
-import { Experiment } from './config';
+import { Experiment } from '../experiment/config';
 import { MetricsLog } from './metrics-log';
 import { DivergenceGuard, LossRise } from './divergence';
 import { LoadedModel, modelContents, putOptimizerState, putTensors, readTensors } from './model-state';
@@ -204,9 +204,7 @@ export class Trainer {
   private async evaluate(batches: Iterable<Batch>): Promise<Record<string, number>> {
     const totals = new Averages();
     for (const batch of batches) {
-      const feeds = { ...batch.feeds };
-      for (const i of this.evaluator.model.inputs) if (this.state.has(i.name)) feeds[i.name] = this.state.get(i.name);
-      const out = await this.evaluator.run(feeds);
+      const out = await this.evaluator.run(this.state.feedsFor(this.evaluator, batch.feeds));
       totals.add(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Number((t.data as Float32Array)[0])])), batch.weight);
     }
     return totals.values('eval_');

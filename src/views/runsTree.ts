@@ -1,17 +1,9 @@
 /** The Runs view: every run of the workspace with its stage, status and key metric. */
 import * as vscode from 'vscode';
-import { ExperimentStage } from '../protocol/runner';
 import { RunStatus } from '../runs/registry';
 import { RunRef, WorkspaceRuns } from './workspaceRuns';
-import { STAGE_LABELS, formatMetric, formatMetrics } from '../shared/format';
-
-/** The metric a run is judged by at a glance, first one present wins (TRL's names). */
-const KEY_METRICS: Record<ExperimentStage, string[]> = {
-  sft: ['eval_loss', 'loss'],
-  comparisons: [],
-  rm: ['eval_accuracy', 'accuracy'],
-  ppo: ['objective/rlhf_reward', 'objective/scores'],
-};
+import { formatMetric, formatMetrics } from '../shared/format';
+import { STAGE_INFO, stageLabel } from '../shared/stages';
 
 const STATUS_ICONS: Record<RunStatus, vscode.ThemeIcon> = {
   running: new vscode.ThemeIcon('loading~spin'),
@@ -42,12 +34,12 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunRef>, vscode
     const item = new vscode.TreeItem(record.name, vscode.TreeItemCollapsibleState.None);
     item.id = registry.dir(record.id);
     const progress = record.total ? `step ${record.step}/${record.total}` : `step ${record.step}`;
-    const key = KEY_METRICS[record.stage].find((k) => record.metrics[k] !== undefined);
-    item.description = [STAGE_LABELS[record.stage], record.status, progress, key && `${key} ${formatMetric(record.metrics[key])}`].filter(Boolean).join(' · ');
+    const key = STAGE_INFO[record.stage].keyMetrics.find((k) => record.metrics[k] !== undefined);
+    item.description = [stageLabel(record.stage), record.status, progress, key && `${key} ${formatMetric(record.metrics[key])}`].filter(Boolean).join(' · ');
     item.iconPath = STATUS_ICONS[record.status];
 
     const tooltip = new vscode.MarkdownString(undefined, true);
-    tooltip.appendMarkdown(`**${record.name}** · ${STAGE_LABELS[record.stage]} · ${record.status}\n\n`);
+    tooltip.appendMarkdown(`**${record.name}** · ${stageLabel(record.stage)} · ${record.status}\n\n`);
     tooltip.appendMarkdown(`started ${new Date(record.created).toLocaleString()} · ${progress}\n\n`);
     tooltip.appendText(`${record.configFile}\n\n`);
     if (Object.keys(record.metrics).length) tooltip.appendCodeblock(formatMetrics(record.metrics), 'text');

@@ -1,7 +1,8 @@
 /** A status bar item while runs are live: stage, step and time left of the latest one. */
 import * as vscode from 'vscode';
 import { LiveRun, RunSupervisor } from '../runner/supervisor';
-import { STAGE_LABELS, formatDuration } from '../shared/format';
+import { formatDuration } from '../shared/format';
+import { stageLabel } from '../shared/stages';
 
 export class TrainingStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('rlhf.training', vscode.StatusBarAlignment.Left, 10);
@@ -23,7 +24,7 @@ export class TrainingStatusBar implements vscode.Disposable {
     const { stage, step, total, name } = run.record;
     const eta = run.etaSeconds();
     const others = runs.length > 1 ? ` (+${runs.length - 1})` : '';
-    this.item.text = `$(loading~spin) ${STAGE_LABELS[stage]} ${total ? `${step}/${total}` : 'starting'}${eta !== undefined ? ` · ${formatDuration(eta)} left` : ''}${others}`;
+    this.item.text = `$(loading~spin) ${stageLabel(stage)} ${total ? `${step}/${total}` : 'starting'}${eta !== undefined ? ` · ${formatDuration(eta)} left` : ''}${others}`;
     this.item.tooltip = `RLHF Studio: ${name} (${run.record.id}). Click for the log.`;
     this.item.show();
   }

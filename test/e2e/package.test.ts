@@ -55,7 +55,7 @@ describe('the packaged VSIX', () => {
 
   test('leaves out sources, tests, tools, local state and source maps', () => {
     const unwanted = files.filter((f) =>
-      /^(src|test|bench|scripts|webview-ui|\.ci|\.cache|\.rlhf|test-results)\//.test(f) ||
+      /^(src|test|bench|scripts|docs|webview-ui|\.ci|\.cache|\.rlhf|test-results)\//.test(f) ||
       /\.(ts|map|vsix)$/.test(f) ||
       /(^|\/)[^/]*\.test\.[^/]+$/.test(f) ||
       /^(tsconfig.*\.json|webpack\.config\.js|eslint\.config\.mjs|\.prettier.*|\.npmrc|\.gitignore)$/.test(f) ||

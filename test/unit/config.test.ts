@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { experimentName } from '../../src/runner/supervisor';
-import { ConfigError, loadExperiment, parseExperiment } from '../../src/train/config';
+import { ConfigError, loadExperiment, parseExperiment } from '../../src/experiment/config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'config-'));
 

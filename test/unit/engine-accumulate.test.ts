@@ -53,3 +53,25 @@ test('a step built without accumulation refuses several micro-batches', async ()
   const batch = { x: hostTensor('float32', new Float32Array(3), [1, 3]), y: hostTensor('float32', new Float32Array(2), [1, 2]) };
   await assert.rejects(step.run([batch, batch], 0.1, 1), /without gradient accumulation/);
 });
+
+test('a frozen tensor in the state feeds the step, with or without accumulation, and stays as it was', async () => {
+  // A LoRA base or a DPO reference: a graph input the loss reads that is not trained.
+  const x = input('x', 'float32', ['B', 3]), y = input('y', 'float32', ['B', 2]);
+  const w = input('w', 'float32', [3, 2]), frozen = input('ref.w', 'float32', [3, 2]);
+  const err = nn.linear(x, w.add(frozen)).sub(y);
+  const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
+  const rng = new Rng(3);
+  const base = Float32Array.from({ length: 6 }, () => rng.normal());
+  const batch = { x: hostTensor('float32', Float32Array.from({ length: 6 }, () => rng.normal()), [2, 3]), y: hostTensor('float32', new Float32Array(4), [2, 2]) };
+  for (const accumulate of [false, true]) {
+    const state = new State(runtime);
+    state.setHost('w', new Float32Array(6), [3, 2]);
+    state.setHost('ref.w', base, [3, 2]);
+    const step = await TrainStep.create(buildTrainGraph({ loss: err.mul(err).mean(), params: [w], optimizer: adamw({ weightDecay: 0 }), accumulate }), state);
+    const m = await step.run(accumulate ? [batch, batch] : batch, 0.1, 1);
+    assert.ok(m.loss > 0 && m.grad_norm > 0, `accumulate=${accumulate}: the loss saw the frozen tensor (loss ${m.loss})`);
+    assert.deepEqual((await state.read(['ref.w'])).get('ref.w'), base);
+    assert.ok(!state.has('exp_avg.ref.w'), 'a frozen tensor has no optimizer slots');
+    await step.release();
+  }
+});

@@ -5,7 +5,7 @@
  * - nothing the extension host loads reaches the engine or onnxruntime-node, directly or through
  *   another module;
  * - the webviews import only the protocol and shared folders (and browser packages);
- * - models never import trainers.
+ * - models never import trainers, and views never import command handlers.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -82,14 +82,22 @@ test('the webviews import only the protocol and shared folders', () => {
   assert.deepEqual(offenders, []);
 });
 
-test('models never import trainers', () => {
-  const train = path.join(root, 'src', 'train') + path.sep;
-  const offenders = sourceFiles('src/model').flatMap((file) =>
+/** Imports from files under `from` of files under `to`. */
+function importsInto(from: string, to: string): string[] {
+  const target = path.join(root, to) + path.sep;
+  return sourceFiles(from).flatMap((file) =>
     importsOf(file)
       .map((spec) => resolveLocal(file, spec))
-      .filter((target) => target?.startsWith(train))
-      .map((target) => `${rel(file)} → ${rel(target!)}`));
-  assert.deepEqual(offenders, []);
+      .filter((resolved) => resolved?.startsWith(target))
+      .map((resolved) => `${rel(file)} → ${rel(resolved!)}`));
+}
+
+test('models never import trainers', () => {
+  assert.deepEqual(importsInto('src/model', 'src/train'), []);
+});
+
+test('views never import command handlers (both use src/services.ts)', () => {
+  assert.deepEqual(importsInto('src/views', 'src/commands'), []);
 });
 
 test('the checks see imports: a file that imports vscode is found', () => {

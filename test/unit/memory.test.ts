@@ -7,7 +7,7 @@ import * as path from 'path';
 import { ModelConfig, presetConfig } from '../../src/model/config';
 import { paramShapes } from '../../src/model/decoder';
 import { numel } from '../../src/model/safetensors';
-import { parseExperiment } from '../../src/train/config';
+import { parseExperiment } from '../../src/experiment/config';
 import { checkBatchFits, parameterCount, trainingBytes } from '../../src/train/memory';
 import { loadModel } from '../../src/train/model-state';
 import { runPpo } from '../../src/train/ppo';

@@ -8,7 +8,7 @@ import { loadCheckpoint } from '../../src/model/checkpoint';
 import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { RunEvent } from '../../src/protocol/runner';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from '../../src/train/advantages';
-import { parseExperiment } from '../../src/train/config';
+import { parseExperiment } from '../../src/experiment/config';
 import { runPpo } from '../../src/train/ppo';
 import { entropy, policyLoss, valueLoss } from '../../src/train/ppo-losses';
 import { runSft } from '../../src/train/sft';

@@ -5,10 +5,8 @@ import { setTimeout as sleep } from 'timers/promises';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import {
-  appendPreference, exportPreferences, importPreferences, NothingToUndoError, PreferenceRecord, readPreferencePairs,
-  readPreferences, undoPreference,
-} from '../../src/data/preferences';
+import { appendPreference, exportPreferences, importPreferences, NothingToUndoError, readPreferencePairs, readPreferences, undoPreference } from '../../src/data/preferences';
+import { PreferenceRecord } from '../../src/data/preference-record';
 import { Rng } from '../../src/util/rng';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prefs-'));

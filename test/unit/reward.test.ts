@@ -7,7 +7,7 @@ import { gradCheck } from '../../src/engine/gradcheck';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { lastTokenScores } from '../../src/model/reward';
 import { RunEvent } from '../../src/protocol/runner';
-import { Experiment, loadExperiment, parseExperiment } from '../../src/train/config';
+import { Experiment, loadExperiment, parseExperiment } from '../../src/experiment/config';
 import { RewardPair, bradleyTerry, runRm } from '../../src/train/reward';
 import { Scorer } from '../../src/train/scorer';
 import { Rng } from '../../src/util/rng';

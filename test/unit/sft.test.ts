@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { RunEvent } from '../../src/protocol/runner';
-import { Experiment, parseExperiment } from '../../src/train/config';
+import { Experiment, parseExperiment } from '../../src/experiment/config';
 import { runSft } from '../../src/train/sft';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sft-'));

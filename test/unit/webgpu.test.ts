@@ -165,7 +165,11 @@ function worstDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; 
   let diff = 0, index = -1;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]);
-    if (!(d <= diff)) diff = d, index = i; // NaN counts as worst
+    if (!(d <= diff)) {
+      // NaN counts as worst
+      diff = d;
+      index = i;
+    }
   }
   return { diff, index };
 }

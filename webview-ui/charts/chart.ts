@@ -7,7 +7,7 @@
 import uPlot from 'uplot';
 import { XAxis } from '../../src/protocol/charts';
 import { formatMetric } from '../../src/shared/format';
-import { ChartSpec } from './dashboards';
+import { ChartSpec } from '../../src/shared/stages';
 import { Decimator, XRange, nearestPoint, pickPoints } from './decimate';
 import { SmoothedLine } from './smoothing';
 import { RunData } from './store';
@@ -178,7 +178,10 @@ export class Chart {
     let x = pad, y = 0;
     for (const entry of entries) {
       const width = swatch + 6 * scale + ctx.measureText(entry.label).width + 16 * scale;
-      if (x > pad && x + width > plot.ctx.canvas.width - pad) (x = pad), (y += row);
+      if (x > pad && x + width > plot.ctx.canvas.width - pad) {
+        x = pad;
+        y += row;
+      }
       placed.push({ x, y, entry });
       x += width;
     }

@@ -66,7 +66,10 @@ export class SmoothedLine {
     let state: EmaState;
     if (from === this.length && from > 0) state = { ...this.afterLast };
     else if (from === this.length - 1 && from > 0 && to > from) state = { ...this.beforeLast };
-    else (from = 0), (state = { ...START });
+    else {
+      from = 0;
+      state = { ...START };
+    }
     this.grow(to, from);
     const values = series?.values ?? new Float64Array(to).fill(NaN);
     smoothInto(values, x, this.values, from, Math.max(from, to - 1), weight, state);

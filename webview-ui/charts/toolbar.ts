@@ -1,6 +1,6 @@
 /** The controls above the charts: the runs shown (legend colours, remove), and the chart settings. */
 import { ChartsState, XAxis } from '../../src/protocol/charts';
-import { STAGE_LABELS } from '../../src/shared/format';
+import { stageLabel } from '../../src/shared/stages';
 import { RunData } from './store';
 
 export interface ToolbarActions {
@@ -72,7 +72,7 @@ export class Toolbar {
         swatch.className = 'swatch';
         swatch.style.backgroundColor = lineColour(n);
         const name = document.createElement('span');
-        name.textContent = `${data.run.name} · ${STAGE_LABELS[data.run.stage]} · ${data.run.status}`;
+        name.textContent = `${data.run.name} · ${stageLabel(data.run.stage)} · ${data.run.status}`;
         name.title = data.run.key;
         const remove = document.createElement('button');
         remove.textContent = '×';

@@ -5,8 +5,8 @@
  */
 import * as vscode from 'vscode';
 import { ChartRun, parseChartsState } from '../../protocol/charts';
-import { Services } from '../../commands/common';
-import { STAGE_LABELS } from '../../shared/format';
+import { Services } from '../../services';
+import { stageLabel } from '../../shared/stages';
 import { RunRef } from '../workspaceRuns';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { ChartsStream, runKey } from './chartsStream';
@@ -81,7 +81,7 @@ export async function pickChartRuns(services: Services, shown: string[]): Promis
   const picked = await vscode.window.showQuickPick(
     runs.map((ref) => ({
       label: ref.record.name,
-      description: `${STAGE_LABELS[ref.record.stage]} · ${ref.record.status}`,
+      description: `${stageLabel(ref.record.stage)} · ${ref.record.status}`,
       detail: ref.record.id,
       picked: shown.includes(runKey(ref)),
       ref,
@@ -103,6 +103,6 @@ async function saveExport(fileName: string, contents: Buffer): Promise<void> {
 }
 
 function panelTitle(runs: ChartRun[]): string {
-  if (runs.length === 1) return `Charts: ${runs[0].name} (${STAGE_LABELS[runs[0].stage]})`;
+  if (runs.length === 1) return `Charts: ${runs[0].name} (${stageLabel(runs[0].stage)})`;
   return runs.length ? `Charts: ${runs.length} runs` : 'Training Charts';
 }

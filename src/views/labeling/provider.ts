@@ -3,7 +3,7 @@
  * data modules it reads with) loads when the view is first shown, not at activation.
  */
 import * as vscode from 'vscode';
-import { EXPERIMENT_GLOB } from '../../commands/common';
+import { EXPERIMENT_GLOB } from '../../services';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import type { LabelingSession } from './session';
 

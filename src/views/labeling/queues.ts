@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadExperiment } from '../../train/config';
+import { loadExperiment } from '../../experiment/config';
 
 export interface Queue {
   /** The experiment file: names the queue in messages and in the remembered selection. */

@@ -10,7 +10,8 @@
 import * as fs from 'fs';
 import { Choice, LabelRequest, QueueState, ShownPair, toHostSchema, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
 import { ComparisonPair, labelPair, queueStatus, readQueue } from '../../data/queue';
-import { AlreadyLabeledError, appendPreference, Label, readPreferences, undoPreference } from '../../data/preferences';
+import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
+import { Label } from '../../data/preference-record';
 import { Queue, queuesOf, readGuidelines } from './queues';
 
 /** What the session needs from its surroundings (VS Code, or a test). */

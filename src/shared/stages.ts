@@ -1,0 +1,85 @@
+/**
+ * What the extension, the CLI and the charts know about each experiment stage, in one place: adding
+ * a stage means an entry here, its runner in src/runner/stages.ts, and its command in package.json.
+ * Free of engine and VS Code imports: the host, the CLI and the webviews all read it.
+ */
+import { ExperimentStage } from '../protocol/runner';
+
+/** A chart of one or more metrics (TRL's names) on a shared axis. */
+export interface ChartSpec {
+  title: string;
+  metrics: string[];
+}
+
+/** What a finished run's notification can offer next. */
+export type NextStep = 'Generate with Model' | 'Open Folder' | 'Open Labeling';
+
+export interface StageInfo {
+  /** How the stage is named in views and titles. */
+  label: string;
+  /** What the stage does, in messages about it ("Supervised fine-tuning needs a trusted workspace"). */
+  work: string;
+  /** The command palette action that starts it (contributed in package.json). */
+  command: string;
+  /** `rlhf <stage>`: its description, and the help of `--steps` for stages that train (and so resume). */
+  cli: { description: string; steps?: string };
+  /** The metric a run is judged by at a glance in the Runs view, first one present wins. */
+  keyMetrics: string[];
+  /** The charts a run of this stage opens with, by the metric names its trainer logs. */
+  dashboard: ChartSpec[];
+  /** Whether its model is a language model one can generate with. */
+  generates: boolean;
+  nextSteps: NextStep[];
+}
+
+export const singleChart = (metric: string): ChartSpec => ({ title: metric, metrics: [metric] });
+
+export const STAGE_INFO: Readonly<Record<ExperimentStage, StageInfo>> = {
+  sft: {
+    label: 'SFT',
+    work: 'Supervised fine-tuning',
+    command: 'rlhf.trainSft',
+    cli: { description: 'supervised fine-tuning, as set in the "sft" section of an experiment config', steps: 'override max_steps' },
+    keyMetrics: ['eval_loss', 'loss'],
+    dashboard: ['loss', 'eval_loss', 'learning_rate', 'grad_norm'].map(singleChart),
+    generates: true,
+    nextSteps: ['Generate with Model', 'Open Folder'],
+  },
+  comparisons: {
+    label: 'Comparisons',
+    work: 'Generating comparisons',
+    command: 'rlhf.generateComparisons',
+    cli: { description: 'sample answers to the "comparisons" section\'s prompts and queue pairs of them for labeling (run again to go on)' },
+    keyMetrics: [],
+    dashboard: [],
+    generates: false,
+    nextSteps: ['Open Labeling'],
+  },
+  rm: {
+    label: 'Reward Model',
+    work: 'Reward model training',
+    command: 'rlhf.trainRewardModel',
+    cli: { description: 'train a reward model on preference pairs, as set in the "rm" section of an experiment config', steps: 'override max_steps' },
+    keyMetrics: ['eval_accuracy', 'accuracy'],
+    dashboard: ['loss', 'accuracy', 'eval_accuracy', 'margin'].map(singleChart),
+    generates: false,
+    nextSteps: ['Open Folder'],
+  },
+  ppo: {
+    label: 'PPO',
+    work: 'PPO',
+    command: 'rlhf.runPpo',
+    cli: { description: 'PPO against a reward model, as set in the "ppo" section of an experiment config', steps: 'override the number of iterations' },
+    keyMetrics: ['objective/rlhf_reward', 'objective/scores'],
+    dashboard: [
+      { title: 'reward', metrics: ['objective/scores', 'objective/rlhf_reward'] },
+      ...['objective/kl', 'objective/entropy', 'loss/policy_avg', 'loss/value_avg', 'policy/clipfrac_avg', 'policy/approxkl_avg', 'val/ratio', 'tokens_per_second'].map(singleChart),
+    ],
+    generates: true,
+    nextSteps: ['Generate with Model', 'Open Folder'],
+  },
+};
+
+export function stageLabel(stage: ExperimentStage): string {
+  return STAGE_INFO[stage].label;
+}
