@@ -46,8 +46,13 @@ export class DivergenceGuard {
     this.lastCheckpoint = dir;
   }
 
+  /** An error that stops the run at `at` for `cause`, saying what is left to go on from. */
+  stoppedBy(at: string, cause: string): Error {
+    return new Error(`${this.title} stopped at ${at}: ${cause}; ${this.leftover()}`);
+  }
+
   /** What is left to go on from: the last checkpoint, or none. */
-  leftover(): string {
+  private leftover(): string {
     return this.lastCheckpoint ? `the last checkpoint, ${this.lastCheckpoint}, is intact` : 'no checkpoint was saved';
   }
 

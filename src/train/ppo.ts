@@ -10,56 +10,36 @@
  * The policy and value model train in one State under the prefixes "policy." and "value.", the
  * reference under "ref.".
  */
-import * as fs from 'fs';
 import * as path from 'path';
-import * as ort from 'onnxruntime-node';
 import { maskedMean, tokenLogprobs } from '../engine/nn';
 import { toOnnx } from '../engine/onnx';
-import { adamw } from '../engine/optim';
-import { Runtime, hostTensor } from '../engine/runtime';
-import { State, TrainStep, buildTrainGraph } from '../engine/step';
+import { Program } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { BatchSampler } from '../data/batch';
 import { readJsonl, expectNonEmptyString, assertNoDataErrors } from '../data/jsonl';
 import { Params } from '../model/architecture';
-import { saveCheckpoint, saveMultiModelCheckpoint } from '../model/checkpoint';
-import { ModelConfig } from '../model/config';
+import { Head, ModelConfig } from '../model/config';
 import { lmHead, paramInputs, scoreHead, sequenceInputs, tokenizerFor, transformer } from '../model/decoder';
-import { attentionBias, positionIds } from '../model/masks';
 import { withScoreHead } from '../model/reward';
+import { NamedTensor } from '../model/safetensors';
 import { Tokenizer } from '../model/tokenizer';
 import { CHECKPOINT_MODELS, EmitEvent, SampleRow } from '../protocol/runner';
 import { Rng } from '../util/rng';
-import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
 import { Experiment, PpoSettings } from '../experiment/config';
+import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
 import { Generator } from './generate';
-import { MetricsLog, appendSamples } from './metrics-log';
 import { checkBatchFits, longest } from './memory';
-import { DivergenceGuard, LossRise } from './divergence';
-import { loadModel, modelContents, putOptimizerState, putTensors } from './model-state';
+import { LoadedModel, loadModel } from './model-state';
+import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
-import { learningRate } from './schedule';
 import { Scorer } from './scorer';
+import { ModelSlot, StageGraph, StepSource, Trainer, TrainerSetup } from './trainer';
 
 /** The models of a checkpoint-N/ folder: the policy (what `generate` reads) and the value model. */
 const [POLICY, VALUE] = CHECKPOINT_MODELS.ppo;
 
 /** Scores responses (token ids) to prompts (token ids): one number per pair. */
 export type RewardFn = (prompts: number[][], responses: number[][]) => Promise<number[]>;
-
-/** One sampled response and everything PPO computes about it, per response token. */
-interface Episode {
-  prompt: number[];
-  response: number[];
-  finished: boolean;
-  score: number;
-  logprobs: Float32Array;
-  refLogprobs: Float32Array;
-  values: Float32Array;
-  kl: Float32Array;
-  advantages: Float32Array;
-  returns: Float32Array;
-}
 
 // ---------------------------------------------------------------- graphs
 
@@ -74,7 +54,7 @@ function rolloutGraph(cfg: ModelConfig, temperature: number) {
 }
 
 /** The PPO update: pg_loss + vf_coef · vf_loss, with TRL's statistics. */
-function updateGraph(cfg: ModelConfig, s: PpoSettings) {
+function updateGraph(cfg: ModelConfig, s: PpoSettings): StageGraph {
   const inputs = sequenceInputs();
   const dense = (name: string) => input(name, 'float32', ['B', 'T']);
   const targets = input('targets', 'int32', ['B', 'T']);
@@ -85,68 +65,11 @@ function updateGraph(cfg: ModelConfig, s: PpoSettings) {
   const values = scoreHead(value, transformer(value, cfg, inputs).hidden);
   const pg = policyLoss(tokenLogprobs(logits, targets), dense('old_logprobs'), dense('advantages'), mask, s.cliprange);
   const vf = valueLoss(values, dense('old_values'), dense('returns'), mask, s.cliprange_value);
-  return buildTrainGraph({
-    accumulate: s.gradient_accumulation_steps > 1,
+  return {
     loss: pg.loss.add(vf.loss.mul(s.vf_coef)),
     params: [...Object.values(policy), ...Object.values(value)],
-    optimizer: adamw({ weightDecay: s.weight_decay }),
-    maxGradNorm: s.max_grad_norm,
     metrics: { pg_loss: pg.loss, vf_loss: vf.loss, pg_clipfrac: pg.clipfrac, vf_clipfrac: vf.clipfrac, approxkl: pg.approxkl, ratio: pg.ratio, entropy: maskedMean(entropy(logits), mask) },
-  });
-}
-
-// ---------------------------------------------------------------- packing episodes into batches
-
-/**
- * Lays episodes out as rows [left padding, prompt, response, right padding] of width W; the graph
- * reads positions 0..W-2 and predicts 1..W-1, so response token j of a row sits at target
- * position P - 1 + j, with P the (shared) prompt width.
- */
-function layout(episodes: Pick<Episode, 'prompt' | 'response'>[], padId: number) {
-  const b = episodes.length;
-  const p = Math.max(...episodes.map((e) => e.prompt.length));
-  const t = p + Math.max(...episodes.map((e) => e.response.length)) - 1;
-  const tokens = new Int32Array(b * t).fill(padId), targets = new Int32Array(b * t).fill(padId);
-  const keyMask = new Float32Array(b * t), responseMask = new Float32Array(b * t);
-  episodes.forEach((e, row) => {
-    const seq = [...Array(p - e.prompt.length).fill(padId), ...e.prompt, ...e.response];
-    for (let i = 0; i < seq.length - 1; i++) {
-      tokens[row * t + i] = seq[i];
-      targets[row * t + i] = seq[i + 1];
-      keyMask[row * t + i] = i >= p - e.prompt.length ? 1 : 0;
-      responseMask[row * t + i] = i >= p - 1 ? 1 : 0;
-    }
-  });
-  const dims = [b, t];
-  const feeds: Record<string, ort.Tensor> = {
-    tokens: hostTensor('int32', tokens, dims),
-    positions: hostTensor('int32', positionIds(keyMask, b, t, t), dims),
-    attn_bias: hostTensor('float32', attentionBias(keyMask, b, t, t), [b, 1, t, t]),
-    targets: hostTensor('int32', targets, dims),
-    response_mask: hostTensor('float32', responseMask, dims),
   };
-  /** Row `row`'s response span of a [B, T] output. */
-  const read = (dense: Float32Array, row: number) => dense.slice(row * t + p - 1, row * t + p - 1 + episodes[row].response.length);
-  /** Per-episode arrays scattered into a [B, T] input, zero elsewhere. */
-  const place = (rows: Float32Array[]) => {
-    const out = new Float32Array(b * t);
-    rows.forEach((r, row) => out.set(r, row * t + p - 1));
-    return hostTensor('float32', out, dims);
-  };
-  return { feeds, read, place };
-}
-
-/** The update graph's inputs for some episodes. */
-function updateFeeds(episodes: Episode[], padId: number): Record<string, ort.Tensor> {
-  const l = layout(episodes, padId);
-  const dense = (pick: (e: Episode) => Float32Array) => l.place(episodes.map(pick));
-  return { ...l.feeds, old_logprobs: dense((e) => e.logprobs), old_values: dense((e) => e.values), advantages: dense((e) => e.advantages), returns: dense((e) => e.returns) };
-}
-
-/** A mini-batch cut into (at most) k micro-batches for gradient accumulation. */
-function microBatches<T>(items: T[], k: number): T[][] {
-  const size = Math.ceil(items.length / k);
-  return Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 }
 
 // ---------------------------------------------------------------- the run
@@ -162,11 +85,42 @@ export interface PpoRun {
   signal?: AbortSignal;
 }
 
-export function readPrompts(file: string, tokenizer: Tokenizer): { text: string; ids: number[] }[] {
+export function readPrompts(file: string, tokenizer: Tokenizer): Prompt[] {
   const { records, errors } = readJsonl(file, (r) => expectNonEmptyString(r.prompt, 'prompt'));
   assertNoDataErrors(errors);
   if (!records.length) throw new Error(`${file}: no prompts found (expected {"prompt": "..."} per line)`);
   return records.map((r) => ({ text: r.value, ids: tokenizer.encode(r.value) }));
+}
+
+interface Prompt {
+  text: string;
+  ids: number[];
+}
+
+/**
+ * PPO's models: the policy (from the SFT model) and the value model (from the reward model, else
+ * the SFT model, with a fresh score head) trained; the SFT model frozen as the reference. Resuming,
+ * the policy and value model come from the checkpoint's folders.
+ */
+function ppoModels(run: PpoRun, s: PpoSettings, sft: LoadedModel): Pick<TrainerSetup, 'models' | 'resumed'> {
+  const { experiment: exp, resumeFrom } = run;
+  const cfg = sft.config;
+  const resumed = resumeFrom ? { policy: loadModel(path.join(resumeFrom, POLICY), exp.seed), value: loadModel(path.join(resumeFrom, VALUE), exp.seed) } : undefined;
+  const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
+  const size = (c: ModelConfig) => `${c.modelType}, ${c.nLayer} layers, d=${c.nEmbd}`;
+  if (valueInit && size(valueInit.config) !== size(cfg)) {
+    throw new Error(`the value model (${size(valueInit.config)}) must have the policy's architecture and size (${size(cfg)})`);
+  }
+  const slot = (name: string, head: Head, params: Map<string, NamedTensor>, from?: LoadedModel, finalDir?: string): ModelSlot =>
+    ({ name, config: cfg, head, params, trainable: true, optimizerState: from?.checkpoint?.optimizerState, finalDir });
+  return {
+    models: [
+      { name: 'ref', config: cfg, head: 'lm', params: sft.params, trainable: false },
+      slot(POLICY, 'lm', resumed?.policy.params ?? sft.params, resumed?.policy, 'model'),
+      slot(VALUE, 'score', withScoreHead(valueInit?.params ?? sft.params, cfg, new Rng(exp.seed)), resumed?.value, 'value'),
+    ],
+    resumed: resumeFrom ? { from: resumeFrom, trainerState: resumed?.policy.checkpoint?.trainerState } : undefined,
+  };
 }
 
 export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: boolean }> {
@@ -179,151 +133,129 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const prompts = readPrompts(s.prompts, tokenizer);
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
-  const resumed = run.resumeFrom ? { policy: loadModel(path.join(run.resumeFrom, POLICY), exp.seed), value: loadModel(path.join(run.resumeFrom, VALUE), exp.seed) } : undefined;
-  const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
-  if (valueInit && (valueInit.config.nEmbd !== cfg.nEmbd || valueInit.config.nLayer !== cfg.nLayer)) {
-    throw new Error(`the value model (${valueInit.config.nLayer} layers, d=${valueInit.config.nEmbd}) must have the policy's size (${cfg.nLayer} layers, d=${cfg.nEmbd})`);
-  }
-
-  const runtime = await Runtime.create({ provider: exp.runtime.provider as never, threads: exp.runtime.threads, log: (m) => emit({ type: 'log', level: 'info', message: m }) });
-  const state = new State(runtime);
-  putTensors(state, sft.params, 'ref.');
-  putTensors(state, resumed?.policy.params ?? sft.params, 'policy.');
-  putTensors(state, withScoreHead(valueInit?.params ?? sft.params, cfg, new Rng(exp.seed)), 'value.');
-  if (resumed?.policy.checkpoint?.optimizerState) putOptimizerState(state, resumed.policy.checkpoint.optimizerState, 'policy.');
-  if (resumed?.value.checkpoint?.optimizerState) putOptimizerState(state, resumed.value.checkpoint.optimizerState, 'value.');
-  const trainer = resumed?.policy.checkpoint?.trainerState ?? {};
-  let iteration = Number(trainer.step ?? 0);
-  let klCoef = Number(trainer.kl_coef ?? s.kl_coef);
-
-  const scorer = run.reward ? undefined : await loadRewardModel(s, exp);
-  const reward = run.reward ?? ((p: number[][], r: number[][]) => scorer!.scoreTokens(p, r));
-  const generator = await Generator.create(runtime, cfg, state, tokenizer.padId, 'policy.');
-  const rollout = await runtime.load(rolloutGraph(cfg, s.temperature));
-  const step = await TrainStep.create(updateGraph(cfg, s), state);
+  const models = ppoModels(run, s, sft);
   const iterations = Math.ceil(s.total_episodes / s.per_device_train_batch_size);
-  const updatesPerIteration = s.num_ppo_epochs * s.num_mini_batches;
-  const schedule = { type: s.lr_scheduler_type, peak: s.learning_rate, warmupSteps: s.warmup_steps, totalSteps: iterations * updatesPerIteration, minRatio: s.min_lr_ratio };
-  const sampler = new BatchSampler(prompts, s.per_device_train_batch_size, exp.seed);
-  fs.mkdirSync(outputDir, { recursive: true });
-  const log = new MetricsLog(path.join(outputDir, 'metrics.jsonl'), iteration);
+  const trainer = await Trainer.create({
+    stage: 'ppo', title: 'PPO', experiment: exp, settings: s, ...models, totalSteps: iterations, updatesPerStep: s.num_ppo_epochs * s.num_mini_batches,
+    stepName: 'iteration', watchedLoss: 'loss/value_avg', graph: updateGraph(cfg, s), outputDir, emit,
+  });
+  const scorer = run.reward ? undefined : await loadRewardModel(s, exp);
+  const rollout: Rollout = {
+    generator: await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId, `${POLICY}.`),
+    scores: await trainer.runtime.load(rolloutGraph(cfg, s.temperature)),
+    reward: run.reward ?? ((p, r) => scorer!.scoreTokens(p, r)),
+    tokenizer,
+  };
   emit({ type: 'log', level: 'info', message: `PPO on ${prompts.length} prompts: ${iterations} iterations of ${s.per_device_train_batch_size} episodes, model ${cfg.nLayer} layers, d=${cfg.nEmbd}` });
-
-  const guard = new DivergenceGuard('PPO', run.resumeFrom);
-  const rise = new LossRise('loss/value_avg');
-  /** The policy (an LM checkpoint, what `generate` reads) and the value model, each with its AdamW slots. */
-  const models = async () => {
-    const optimizerStep = iteration * updatesPerIteration;
-    const policyState = { stage: 'ppo', step: iteration, episode: iteration * s.per_device_train_batch_size, kl_coef: klCoef, seed: exp.seed };
-    return {
-      [POLICY]: await modelContents(state, cfg, 'lm', policyState, optimizerStep, 'policy.'),
-      [VALUE]: await modelContents(state, cfg, 'score', { stage: 'ppo', step: iteration }, optimizerStep, 'value.'),
-    };
-  };
-  /** Both models as one checkpoint to resume from, written whole or not at all. */
-  const checkpointTo = async (dir: string) => {
-    await guard.save(`iteration ${iteration}`, dir, async () => saveMultiModelCheckpoint(dir, await models()));
-    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: dir });
-  };
-  /** The finished run's models, value/ and then model/ (the policy): a model/ folder means both are there. */
-  const saveFinal = async () => {
-    await guard.guard(`iteration ${iteration}`, async () => {
-      const saved = await models();
-      for (const [name, dir] of [[VALUE, 'value'], [POLICY, 'model']]) saveCheckpoint(path.join(outputDir, dir), saved[name]);
-    });
-    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: path.join(outputDir, 'model') });
-  };
-
-  while (iteration < iterations && !run.signal?.aborted) {
-    iteration++;
-    const rng = new Rng(exp.seed * 7919 + iteration); // a function of (seed, iteration): resume samples alike
-    const batch = sampler.batch(iteration - 1);
-
-    // 1. Rollout.
-    let t0 = Date.now();
-    const generations = await generator.generate(batch.map((p) => p.ids), { maxNewTokens: s.response_length, temperature: s.temperature, topK: 0, topP: 1 }, tokenizer.eosId, rng);
-    const rolloutSeconds = (Date.now() - t0) / 1000;
-
-    // 2. Log-probs, values and scores.
-    t0 = Date.now();
-    const shape = generations.map((g, i) => ({ prompt: batch[i].ids, response: g.tokens }));
-    const lay = layout(shape, tokenizer.padId);
-    const out = await rollout.run(state.feedsFor(rollout, lay.feeds));
-    const scores = await reward(shape.map((e) => e.prompt), shape.map((e) => e.response));
-    const bad = scores.find((x) => !Number.isFinite(x));
-    if (bad !== undefined) throw new Error(`PPO stopped at iteration ${iteration}: the reward gave a non-finite score (${bad}); ${guard.leftover()}`);
-    const episodes: Episode[] = shape.map((e, i) => {
-      const logprobs = lay.read(out.logprobs.data as Float32Array, i);
-      const refLogprobs = lay.read(out.ref_logprobs.data as Float32Array, i);
-      const penalty = !generations[i].finished && s.missing_eos_penalty !== undefined ? s.missing_eos_penalty : 0;
-      return { ...e, finished: generations[i].finished, score: scores[i] - penalty, logprobs, refLogprobs, values: lay.read(out.values.data as Float32Array, i),
-        kl: klEstimate(logprobs, refLogprobs, s.kl_estimator), advantages: new Float32Array(0), returns: new Float32Array(0) };
-    });
-    const scoreSeconds = (Date.now() - t0) / 1000;
-
-    // 3. Rewards and advantages.
-    const rewardRows = episodes.map((e) => tokenRewards(e.kl, klCoef, e.score));
-    const rewards = s.whiten_rewards ? whiten(rewardRows.map((r) => r.rewards), false) : rewardRows.map((r) => r.rewards);
-    episodes.forEach((e, i) => Object.assign(e, gae(rewards[i], e.values, s.gamma, s.lam)));
-    const whitened = whiten(episodes.map((e) => e.advantages));
-    episodes.forEach((e, i) => (e.advantages = whitened[i]));
-
-    // 4. Updates.
-    t0 = Date.now();
-    const stats: Record<string, number>[] = [];
-    for (let epoch = 0; epoch < s.num_ppo_epochs; epoch++) {
-      const order = rng.shuffle([...episodes.keys()]);
-      const size = Math.ceil(order.length / s.num_mini_batches);
-      for (let k = 0; k < s.num_mini_batches; k++) {
-        const mb = order.slice(k * size, (k + 1) * size).map((i) => episodes[i]);
-        if (!mb.length) continue;
-        const updateStep = (iteration - 1) * updatesPerIteration + stats.length + 1;
-        const m = await step.run(microBatches(mb, s.gradient_accumulation_steps).map((micro) => updateFeeds(micro, tokenizer.padId)), learningRate(schedule, updateStep), updateStep);
-        guard.checkUpdate(`iteration ${iteration}`, m);
-        stats.push(m);
-      }
-    }
-    const updateSeconds = (Date.now() - t0) / 1000;
-
-    const values = iterationMetrics(episodes, rewardRows.map((r) => r.nonScore), stats);
-    const responseTokens = episodes.reduce((a, e) => a + e.response.length, 0);
-    Object.assign(values, {
-      lr: learningRate(schedule, iteration * updatesPerIteration),
-      episode: iteration * s.per_device_train_batch_size,
-      kl_coef: klCoef,
-      'time/rollout': rolloutSeconds,
-      'time/score': scoreSeconds,
-      'time/update': updateSeconds,
-      tokens_per_second: responseTokens / rolloutSeconds,
-    });
-    if (s.adaptive_kl) klCoef = adaptKlCoef(klCoef, values['objective/kl'], s.adaptive_kl.target, s.adaptive_kl.horizon, episodes.length);
-    emit({ type: 'progress', stage: 'ppo', step: iteration, total: iterations });
-    if (iteration % s.logging_steps === 0 || iteration === iterations) {
-      const time = log.append('ppo', iteration, values);
-      emit({ type: 'metrics', stage: 'ppo', step: iteration, time, values });
-      const warning = rise.add(`iteration ${iteration}`, values['loss/value_avg']);
-      if (warning) emit({ type: 'log', level: 'warn', message: warning });
-    }
-    if (iteration % s.sample_steps === 0 || iteration === 1 || iteration === iterations) {
-      const rows: SampleRow[] = episodes.slice(0, 8).map((e, i) => ({ prompt: batch[i].text, response: tokenizer.decode(e.finished ? e.response.slice(0, -1) : e.response), score: e.score, kl: sumOf(e.kl) }));
-      appendSamples(outputDir, iteration, rows);
-      emit({ type: 'samples', stage: 'ppo', step: iteration, rows });
-    }
-    if (iteration % s.save_steps === 0 && iteration < iterations) await checkpointTo(path.join(outputDir, `checkpoint-${iteration}`));
-  }
-
-  const stopped = iteration < iterations;
-  const checkpointDir = path.join(outputDir, `checkpoint-${iteration}`);
-  const modelDir = stopped ? path.join(checkpointDir, POLICY) : path.join(outputDir, 'model');
-  if (stopped) await checkpointTo(checkpointDir);
-  else await saveFinal();
-  emit({ type: 'done', stage: 'ppo', step: iteration, outputDir, stopped, ...(rise.warning && { warning: rise.warning }) });
-  await generator.release();
+  const klCoef = Number(models.resumed?.trainerState?.kl_coef ?? s.kl_coef);
+  const steps = ppoSteps(trainer, s, exp.seed, new BatchSampler(prompts, s.per_device_train_batch_size, exp.seed), rollout, klCoef);
+  const { stopped } = await trainer.run(steps, run.signal);
+  await rollout.generator.release();
+  await rollout.scores.release();
   await scorer?.release();
-  await rollout.release();
-  await step.release();
-  await state.release();
+  const modelDir = await trainer.saveFinal(stopped, { trainerState: steps.trainerState?.() });
+  await trainer.close(stopped);
   return { modelDir, stopped };
+}
+
+/** What an iteration samples and scores with. */
+interface Rollout {
+  generator: Generator;
+  /** The rollout graph: log-probs under policy and reference, and values. */
+  scores: Program;
+  reward: RewardFn;
+  tokenizer: Tokenizer;
+}
+
+/**
+ * PPO's steps, one iteration each: (1) the policy samples responses to a batch of prompts; (2) one
+ * forward pass gives logprobs, ref_logprobs and values, and the reward scores each response; (3)
+ * rewards (the KL penalty per token, the score on the last) and GAE's advantages; (4) the updates.
+ */
+function ppoSteps(trainer: Trainer, s: PpoSettings, seed: number, sampler: BatchSampler<Prompt>, rollout: Rollout, klCoef: number): StepSource {
+  const updatesPerIteration = s.num_ppo_epochs * s.num_mini_batches;
+  let iteration = trainer.startStep;
+  return {
+    step: async (at) => {
+      iteration = at;
+      const rng = new Rng(seed * 7919 + at); // a function of (seed, iteration): resume samples alike
+      const batch = sampler.batch(at - 1);
+      const { episodes, seconds } = await sampleEpisodes(trainer, s, batch, rollout, rng);
+      const nonScore = computeAdvantages(episodes, s, klCoef);
+      const t0 = Date.now();
+      const stats = await ppoUpdates(trainer, s, episodes, rng, (at - 1) * updatesPerIteration, rollout.tokenizer.padId);
+      const responseTokens = episodes.reduce((a, e) => a + e.response.length, 0);
+      const values: Record<string, number> = {
+        ...iterationMetrics(episodes, nonScore, stats),
+        lr: trainer.learningRate(at * updatesPerIteration),
+        episode: at * s.per_device_train_batch_size,
+        kl_coef: klCoef,
+        'time/rollout': seconds.rollout,
+        'time/score': seconds.score,
+        'time/update': (Date.now() - t0) / 1000,
+        tokens_per_second: responseTokens / seconds.rollout,
+      };
+      if (s.adaptive_kl) klCoef = adaptKlCoef(klCoef, values['objective/kl'], s.adaptive_kl.target, s.adaptive_kl.horizon, episodes.length);
+      if (at % s.sample_steps === 0 || at === 1 || at === trainer.totalSteps) trainer.samples(sampleRows(episodes, batch, rollout.tokenizer));
+      return { latest: values };
+    },
+    trainerState: () => ({ episode: iteration * s.per_device_train_batch_size, kl_coef: klCoef }),
+  };
+}
+
+/** Steps 1 and 2: the responses, their log-probs under policy and reference, their values and scores. */
+async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: Prompt[], rollout: Rollout, rng: Rng) {
+  let t0 = Date.now();
+  const sampling = { maxNewTokens: s.response_length, temperature: s.temperature, topK: 0, topP: 1 };
+  const generations = await rollout.generator.generate(batch.map((p) => p.ids), sampling, rollout.tokenizer.eosId, rng);
+  const rolloutSeconds = (Date.now() - t0) / 1000;
+
+  t0 = Date.now();
+  const shape = generations.map((g, i) => ({ prompt: batch[i].ids, response: g.tokens }));
+  const lay = layout(shape, rollout.tokenizer.padId);
+  const out = await rollout.scores.run(trainer.state.feedsFor(rollout.scores, lay.feeds));
+  const scores = await rollout.reward(shape.map((e) => e.prompt), shape.map((e) => e.response));
+  const bad = scores.find((x) => !Number.isFinite(x));
+  if (bad !== undefined) throw trainer.stoppedBy(`the reward gave a non-finite score (${bad})`);
+  const episodes: Episode[] = shape.map((e, i) => {
+    const logprobs = lay.read(out.logprobs.data as Float32Array, i);
+    const refLogprobs = lay.read(out.ref_logprobs.data as Float32Array, i);
+    const penalty = !generations[i].finished && s.missing_eos_penalty !== undefined ? s.missing_eos_penalty : 0;
+    return { ...e, finished: generations[i].finished, score: scores[i] - penalty, logprobs, refLogprobs, values: lay.read(out.values.data as Float32Array, i),
+      kl: klEstimate(logprobs, refLogprobs, s.kl_estimator), advantages: new Float32Array(0), returns: new Float32Array(0) };
+  });
+  return { episodes, seconds: { rollout: rolloutSeconds, score: (Date.now() - t0) / 1000 } };
+}
+
+/** Step 3: per-token rewards, then GAE's advantages (whitened) and returns; gives each episode's KL penalty per token. */
+function computeAdvantages(episodes: Episode[], s: PpoSettings, klCoef: number): Float32Array[] {
+  const rewardRows = episodes.map((e) => tokenRewards(e.kl, klCoef, e.score));
+  const rewards = s.whiten_rewards ? whiten(rewardRows.map((r) => r.rewards), false) : rewardRows.map((r) => r.rewards);
+  episodes.forEach((e, i) => Object.assign(e, gae(rewards[i], e.values, s.gamma, s.lam)));
+  const whitened = whiten(episodes.map((e) => e.advantages));
+  episodes.forEach((e, i) => (e.advantages = whitened[i]));
+  return rewardRows.map((r) => r.nonScore);
+}
+
+/** Step 4: num_ppo_epochs passes over the episodes in num_mini_batches shuffled mini-batches, one update each. */
+async function ppoUpdates(trainer: Trainer, s: PpoSettings, episodes: Episode[], rng: Rng, updatesBefore: number, padId: number) {
+  const stats: Record<string, number>[] = [];
+  for (let epoch = 0; epoch < s.num_ppo_epochs; epoch++) {
+    const order = rng.shuffle([...episodes.keys()]);
+    const size = Math.ceil(order.length / s.num_mini_batches);
+    for (let k = 0; k < s.num_mini_batches; k++) {
+      const mb = order.slice(k * size, (k + 1) * size).map((i) => episodes[i]);
+      if (!mb.length) continue;
+      const feeds = microBatches(mb, s.gradient_accumulation_steps).map((micro) => updateFeeds(micro, padId));
+      stats.push(await trainer.update(feeds, updatesBefore + stats.length + 1));
+    }
+  }
+  return stats;
+}
+
+/** The first responses of an iteration as a samples table. */
+function sampleRows(episodes: Episode[], batch: Prompt[], tokenizer: Tokenizer): SampleRow[] {
+  return episodes.slice(0, 8).map((e, i) => ({ prompt: batch[i].text, response: tokenizer.decode(e.finished ? e.response.slice(0, -1) : e.response), score: e.score, kl: sumOf(e.kl) }));
 }
 
 function loadRewardModel(s: PpoSettings, exp: Experiment): Promise<Scorer> {

@@ -24,7 +24,7 @@ import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { NORMALIZATION_KEY, Scorer, measureNormalization, rewardFeeds, rewardSequence, withNormalization } from './scorer';
-import { Batch, CheckpointExtras, StageGraph, Trainer, describeModel, inBatches } from './trainer';
+import { Batch, CheckpointExtras, StageGraph, Trainer, describeModel, inBatches, oneModel } from './trainer';
 
 export interface RewardPair {
   prompt: string;
@@ -144,14 +144,15 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   emit({ type: 'log', level: 'info', message: `reward model on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}` });
 
   const trainer = await Trainer.create({
-    stage: 'rm', title: 'reward model', experiment: exp, settings: s, model, resumedFrom: run.resumeFrom,
+    stage: 'rm', title: 'reward model', experiment: exp, settings: s, totalSteps: s.max_steps, ...oneModel(model, run.resumeFrom),
     graph: rewardLossGraph(cfg, s.center_rewards_coefficient), outputDir, emit,
   });
   const toBatch = (pairs: TokenPair[]) => pairBatch(pairs, tokenizer.padId);
-  const { step, stopped } = await trainer.train({
+  const { stopped } = await trainer.train({
     batch: (at) => toBatch(sampler.batch(at - 1)),
     evalBatches: evaluation.length ? () => inBatches(evaluation, s.per_device_train_batch_size, toBatch) : undefined,
     size: train.length,
+    batchSize: s.per_device_train_batch_size,
   }, run.signal);
 
   let final: CheckpointExtras = {};
@@ -162,8 +163,8 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     emit({ type: 'log', level: 'info', message: `rewards of ${reference.sequences.length} ${reference.source}: mean ${normalization.mean.toFixed(4)}, std ${normalization.std.toFixed(4)}; scores are normalised by them` });
     final = { trainerState: { [NORMALIZATION_KEY]: normalization }, config: withNormalization(cfg, normalization) };
   }
-  const modelDir = await trainer.saveFinal(step, stopped, final);
-  await trainer.close(step, stopped);
+  const modelDir = await trainer.saveFinal(stopped, final);
+  await trainer.close(stopped);
   return { modelDir, stopped };
 }
 

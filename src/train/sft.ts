@@ -18,9 +18,8 @@ import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
 import { loadModel } from './model-state';
 import { sampleResponses } from './samples';
-import { appendSamples } from './metrics-log';
 import { Generator } from './generate';
-import { Batch, Trainer, describeModel, inBatches } from './trainer';
+import { Batch, Trainer, describeModel, inBatches, oneModel } from './trainer';
 
 /** Mean next-token loss over masked positions, and how often the argmax prediction is right there. */
 export function sftLossGraph(cfg: ModelConfig) {
@@ -77,7 +76,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
 
   const graph = sftLossGraph(cfg);
   const trainer = await Trainer.create({
-    stage: 'sft', title: 'SFT', experiment: exp, settings: s, model, resumedFrom: run.resumeFrom,
+    stage: 'sft', title: 'SFT', experiment: exp, settings: s, totalSteps: s.max_steps, ...oneModel(model, run.resumeFrom),
     graph: { loss: graph.loss, params: graph.params, metrics: { mean_token_accuracy: graph.accuracy } }, outputDir, emit,
   });
   const showSamples = async (at: number) => {
@@ -85,8 +84,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
     const generator = await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId);
     const rows = await sampleResponses(generator, tokenizer, s.sample_prompts, new Rng(exp.seed));
     await generator.release();
-    appendSamples(outputDir, at, rows);
-    emit({ type: 'samples', stage: 'sft', step: at, rows });
+    trainer.samples(rows, at);
   };
 
   if (trainer.startStep === 0) await showSamples(0);
@@ -95,10 +93,11 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
     batch: (at) => toBatch(sampler.batch(at - 1)),
     evalBatches: evaluation.length ? () => inBatches(evaluation, s.per_device_train_batch_size, toBatch) : undefined,
     size: train.length,
+    batchSize: s.per_device_train_batch_size,
   }, run.signal);
-  const modelDir = await trainer.saveFinal(step, stopped);
+  const modelDir = await trainer.saveFinal(stopped);
   if (!stopped) await showSamples(step);
-  await trainer.close(step, stopped);
+  await trainer.close(stopped);
   return { modelDir, stopped };
 }
 

@@ -1,9 +1,14 @@
 /**
- * The training loop SFT and the reward model share: the model's weights in engine State, one step
- * graph (AdamW, gradient clipping, the learning rate fed from the schedule), metrics averaged over
- * logging windows into metrics.jsonl and events, periodic eval on held-out data, checkpoints, stop
- * after the current step, and resume to the same loss curve as an uninterrupted run (the stage
- * makes batch k a function of the seed and k).
+ * The training loop every stage shares. The run's models live in one engine State, each under its
+ * name ("policy.", "value.", "ref."), trained or frozen; one step graph updates the trained ones
+ * (AdamW, gradient clipping, the learning rate fed from the schedule). The loop takes steps until
+ * the last or a stop, logs metrics averaged over logging windows to metrics.jsonl and as events,
+ * evaluates held-out data, saves checkpoints, stops on divergence, and resumes to the same curve as
+ * an uninterrupted run (a stage makes step k a function of the seed and k).
+ *
+ * A stage brings its graph, its models and its steps: an offline stage (SFT, reward model) one
+ * update per step on its next batch (`train`); an online one (PPO) a rollout and several updates
+ * per step (`run`).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -13,32 +18,32 @@ import { adamw } from '../engine/optim';
 import { Program, Runtime } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
 import { Tensor } from '../engine/tensor';
-import { TrainerState, checkFinite, saveCheckpoint } from '../model/checkpoint';
-import { ModelConfig } from '../model/config';
+import { CheckpointContents, OptimizerState, TrainerState, checkFinite, saveCheckpoint, saveMultiModelCheckpoint } from '../model/checkpoint';
+import { Head, ModelConfig } from '../model/config';
 import { paramShapes } from '../model/decoder';
 import { NamedTensor } from '../model/safetensors';
-import { EmitEvent } from '../protocol/runner';
+import { EmitEvent, SampleRow } from '../protocol/runner';
 import { Experiment } from '../experiment/config';
-import { MetricsLog } from './metrics-log';
+import { Averages } from './averages';
+import { MetricsLog, appendSamples } from './metrics-log';
 import { DivergenceGuard, LossRise } from './divergence';
 import { LoadedModel, modelContents, putOptimizerState, putTensors, readTensors } from './model-state';
-import { SchedulerType, learningRate } from './schedule';
+import { Schedule, SchedulerType, learningRate } from './schedule';
 
 /** The stage settings the loop reads (TRL names). */
 export interface LoopSettings {
-  per_device_train_batch_size: number;
-  /** Micro-batches per optimizer step, their gradients averaged (memory for a larger batch). */
+  /** Micro-batches per optimizer update, their gradients averaged (memory for a larger batch). */
   gradient_accumulation_steps: number;
   learning_rate: number;
   lr_scheduler_type: SchedulerType;
   warmup_steps: number;
   min_lr_ratio: number;
-  max_steps: number;
   weight_decay: number;
   max_grad_norm: number;
   logging_steps: number;
-  eval_steps: number;
   save_steps: number;
+  /** Steps between evaluations, for stages with held-out data. */
+  eval_steps?: number;
 }
 
 export interface Batch {
@@ -56,6 +61,7 @@ export interface StageGraph {
   metrics: Record<string, Tensor>;
 }
 
+/** An offline stage's data. */
 export interface StageData {
   /** Training micro-batch `index` (1-based; one per step without gradient accumulation). */
   batch(index: number): Batch;
@@ -63,24 +69,66 @@ export interface StageData {
   evalBatches?: () => Iterable<Batch>;
   /** Training examples, for the epoch count. */
   size: number;
+  /** Examples per micro-batch, for the epoch count. */
+  batchSize: number;
 }
 
-/** What a checkpoint adds to the model: keys of trainer_state.json, and a config in place of the model's. */
+/** What one step gave, for the log. */
+export interface StepResult {
+  /** Averaged over the logging window. */
+  averaged?: Record<string, number>;
+  /** The window's last value is logged. */
+  latest?: Record<string, number>;
+  /** Tokens processed, for tokens_per_second over the window. */
+  tokens?: number;
+}
+
+/** A stage's steps: `step(k)` takes step k (1-based) and must depend only on the seed and k. */
+export interface StepSource {
+  step(at: number): Promise<StepResult>;
+  evalBatches?: () => Iterable<Batch>;
+  /** Keys a checkpoint's trainer_state.json holds beside the stage, step and seed. */
+  trainerState?(): TrainerState;
+}
+
+/** A model the run holds in its State. */
+export interface ModelSlot {
+  /** Its prefix in the State (name + "."), and its folder in a checkpoint of several models; "" for a stage's only model. */
+  name: string;
+  config: ModelConfig;
+  head: Head;
+  params: Map<string, NamedTensor>;
+  /** Frozen models (a reference) are neither updated nor saved. */
+  trainable: boolean;
+  /** AdamW's moments, when resuming. */
+  optimizerState?: OptimizerState;
+  /** Where in the run directory the finished run saves it ("model" is what comes next reads). */
+  finalDir?: string;
+}
+
+/** What a final save changes: keys of trainer_state.json, and a config in place of the (only) trained model's. */
 export interface CheckpointExtras {
   trainerState?: TrainerState;
   config?: ModelConfig;
 }
 
 export interface TrainerSetup {
-  stage: 'sft' | 'rm';
+  stage: 'sft' | 'rm' | 'ppo';
   /** How messages name the stage. */
   title: string;
   experiment: Experiment;
   settings: LoopSettings;
-  /** The model to train, saved with its head; when resumed, its checkpoint also gives the step and AdamW's moments. */
-  model: LoadedModel;
-  /** The checkpoint the run resumed from. */
-  resumedFrom?: string;
+  models: ModelSlot[];
+  /** The last step. */
+  totalSteps: number;
+  /** Optimizer updates per step: 1 for an offline stage; PPO's epochs × mini-batches. */
+  updatesPerStep?: number;
+  /** How messages name a step ("step", PPO's "iteration"). */
+  stepName?: string;
+  /** The logged metric whose climb far above its start is warned of. */
+  watchedLoss?: string;
+  /** The checkpoint the run resumed from, and its trainer state (which gives the step). */
+  resumed?: { from: string; trainerState?: TrainerState };
   graph: StageGraph;
   outputDir: string;
   emit: EmitEvent;
@@ -95,104 +143,206 @@ export function* inBatches<T>(items: readonly T[], size: number, make: (items: T
   for (let i = 0; i < items.length; i += size) yield make(items.slice(i, i + size));
 }
 
+/** The models of a stage that trains one: `model`, or its checkpoint's weights, moments and step when resuming from it. */
+export function oneModel(model: LoadedModel, resumeFrom?: string): Pick<TrainerSetup, 'models' | 'resumed'> {
+  const checkpoint = resumeFrom ? model.checkpoint : undefined;
+  const { config, head, params } = model;
+  return {
+    models: [{ name: '', config, head, params, trainable: true, optimizerState: checkpoint?.optimizerState, finalDir: 'model' }],
+    resumed: resumeFrom ? { from: resumeFrom, trainerState: checkpoint?.trainerState } : undefined,
+  };
+}
+
+const prefixOf = (slot: ModelSlot) => (slot.name ? `${slot.name}.` : '');
+
 export class Trainer {
+  private readonly guard: DivergenceGuard;
+  private readonly rise: LossRise;
+  private readonly schedule: Schedule;
+  private evaluator?: Program;
+  /** The step being taken. */
+  private at: number;
+
   private constructor(
     private readonly setup: TrainerSetup,
     readonly runtime: Runtime,
     readonly state: State,
     private readonly step: TrainStep,
-    private readonly evaluator: Program,
     private readonly log: MetricsLog,
     readonly startStep: number,
-    private readonly guard = new DivergenceGuard(setup.title, setup.resumedFrom),
-    private readonly rise = new LossRise('loss'),
-  ) {}
+  ) {
+    const s = setup.settings;
+    this.guard = new DivergenceGuard(setup.title, setup.resumed?.from);
+    this.rise = new LossRise(setup.watchedLoss ?? 'loss');
+    const totalSteps = setup.totalSteps * this.updatesPerStep;
+    this.schedule = { type: s.lr_scheduler_type, peak: s.learning_rate, warmupSteps: s.warmup_steps, totalSteps, minRatio: s.min_lr_ratio };
+    this.at = startStep;
+  }
 
   static async create(setup: TrainerSetup): Promise<Trainer> {
-    const { experiment: exp, settings: s, model, graph, emit } = setup;
-    const runtime = await Runtime.create({ provider: exp.runtime.provider as never, threads: exp.runtime.threads, log: (message) => emit({ type: 'log', level: 'info', message }) });
+    const { experiment: exp, settings: s, graph, emit } = setup;
+    const log = (message: string) => emit({ type: 'log', level: 'info', message });
+    const runtime = await Runtime.create({ provider: exp.runtime.provider as never, threads: exp.runtime.threads, log });
     const state = new State(runtime);
-    putTensors(state, model.params);
-    const resumed = setup.resumedFrom ? model.checkpoint : undefined;
-    if (resumed?.optimizerState) putOptimizerState(state, resumed.optimizerState);
-    const startStep = Number(resumed?.trainerState?.step ?? 0);
+    for (const slot of setup.models) {
+      putTensors(state, slot.params, prefixOf(slot));
+      if (slot.optimizerState) putOptimizerState(state, slot.optimizerState, prefixOf(slot));
+    }
+    const startStep = Number(setup.resumed?.trainerState?.step ?? 0);
     const optimizer = adamw({ weightDecay: s.weight_decay });
     const accumulate = s.gradient_accumulation_steps > 1;
     const step = await TrainStep.create(buildTrainGraph({ ...graph, optimizer, maxGradNorm: s.max_grad_norm, accumulate }), state);
-    const evaluator = await runtime.load(toOnnx({ loss: graph.loss, ...graph.metrics }, `${setup.stage}_eval`));
     fs.mkdirSync(setup.outputDir, { recursive: true });
-    const log = new MetricsLog(path.join(setup.outputDir, 'metrics.jsonl'), startStep);
-    return new Trainer(setup, runtime, state, step, evaluator, log, startStep);
+    const metricsLog = new MetricsLog(path.join(setup.outputDir, 'metrics.jsonl'), startStep);
+    return new Trainer(setup, runtime, state, step, metricsLog, startStep);
   }
 
-  /** Trains from startStep until max_steps, or until `signal` aborts; returns the last step taken. */
-  async train(data: StageData, signal?: AbortSignal): Promise<{ step: number; stopped: boolean }> {
-    const { settings: s, stage, outputDir, emit } = this.setup;
-    const schedule = { type: s.lr_scheduler_type, peak: s.learning_rate, warmupSteps: s.warmup_steps, totalSteps: s.max_steps, minRatio: s.min_lr_ratio };
-    let window = { metrics: new Averages(), tokens: 0, start: Date.now() };
-    let at = this.startStep;
-    while (at < s.max_steps && !signal?.aborted) {
-      at++;
-      const k = s.gradient_accumulation_steps;
-      const batches = Array.from({ length: k }, (_, j) => data.batch((at - 1) * k + j + 1));
-      const lr = learningRate(schedule, at);
-      const m = await this.step.run(batches.map((b) => b.feeds), lr, at);
-      this.guard.checkUpdate(`step ${at}`, m);
-      window.metrics.add(m);
-      window.tokens += batches.reduce((a, b) => a + b.tokens, 0);
-      emit({ type: 'progress', stage, step: at, total: s.max_steps });
+  /** The last step. */
+  get totalSteps(): number {
+    return this.setup.totalSteps;
+  }
 
-      if (at % s.logging_steps === 0 || at === s.max_steps) {
-        const seconds = (Date.now() - window.start) / 1000;
-        const epoch = (at * s.per_device_train_batch_size * s.gradient_accumulation_steps) / data.size;
-        this.reportTraining(at, { ...window.metrics.values(), learning_rate: lr, tokens_per_second: window.tokens / seconds, epoch });
-        window = { metrics: new Averages(), tokens: 0, start: Date.now() };
+  /** An error that stops the run at the current step for `cause`, saying what checkpoint is left. */
+  stoppedBy(cause: string): Error {
+    return this.guard.stoppedBy(this.where(), cause);
+  }
+
+  private get updatesPerStep(): number {
+    return this.setup.updatesPerStep ?? 1;
+  }
+
+  /** The learning rate of optimizer update `update` (1-based). */
+  learningRate(update: number): number {
+    return learningRate(this.schedule, update);
+  }
+
+  /** Optimizer update `update` (1-based) on micro-batches whose gradients are averaged; a diverged one stops the run. */
+  async update(batches: Record<string, ort.Tensor>[], update: number): Promise<Record<string, number>> {
+    const metrics = await this.step.run(batches, this.learningRate(update), update);
+    this.guard.checkUpdate(this.where(), metrics);
+    return metrics;
+  }
+
+  /** Trains an offline stage: one update per step on the next micro-batches of `data`. */
+  train(data: StageData, signal?: AbortSignal): Promise<{ step: number; stopped: boolean }> {
+    const k = this.setup.settings.gradient_accumulation_steps;
+    return this.run({
+      step: async (at) => {
+        const batches = Array.from({ length: k }, (_, j) => data.batch((at - 1) * k + j + 1));
+        const metrics = await this.update(batches.map((b) => b.feeds), at);
+        const epoch = (at * data.batchSize * k) / data.size;
+        return { averaged: metrics, latest: { learning_rate: this.learningRate(at), epoch }, tokens: batches.reduce((a, b) => a + b.tokens, 0) };
+      },
+      evalBatches: data.evalBatches,
+    }, signal);
+  }
+
+  /** Takes the stage's steps from startStep to the last, or until `signal` aborts; returns the last step taken. */
+  async run(source: StepSource, signal?: AbortSignal): Promise<{ step: number; stopped: boolean }> {
+    const { settings: s, stage, outputDir, emit, totalSteps } = this.setup;
+    let window = new LogWindow();
+    while (this.at < totalSteps && !signal?.aborted) {
+      const at = ++this.at;
+      window.add(await source.step(at));
+      emit({ type: 'progress', stage, step: at, total: totalSteps });
+      const last = at === totalSteps;
+      if (at % s.logging_steps === 0 || last) {
+        this.reportTraining(at, window.values());
+        window = new LogWindow();
       }
-      if (data.evalBatches && (at % s.eval_steps === 0 || at === s.max_steps)) {
-        const values = await this.evaluate(data.evalBatches());
-        this.report(at, values);
-        this.guard.checkEval(`step ${at}`, values);
-      }
-      if (at % s.save_steps === 0 && at < s.max_steps) await this.save(path.join(outputDir, `checkpoint-${at}`), at);
+      if (source.evalBatches && s.eval_steps && (at % s.eval_steps === 0 || last)) await this.evaluate(at, source.evalBatches());
+      if (at % s.save_steps === 0 && !last) await this.save(path.join(outputDir, `checkpoint-${at}`), source.trainerState?.());
     }
-    await this.guard.guard(`step ${at}`, async () => checkFinite(await this.weights(), 'the trained weights'));
-    return { step: at, stopped: at < s.max_steps };
+    await this.guard.guard(this.where(), async () => checkFinite(await this.weights(), 'the trained weights'));
+    return { step: this.at, stopped: this.at < totalSteps };
   }
 
-  /** Saves the model and AdamW's moments as the checkpoint of step `at`; weights that are not finite stop the run. */
-  async save(dir: string, at: number, extra: CheckpointExtras = {}): Promise<void> {
-    const { stage, experiment, model, emit } = this.setup;
-    const trainerState = { stage, step: at, seed: experiment.seed, ...extra.trainerState };
-    await this.guard.save(`step ${at}`, dir, async () => saveCheckpoint(dir, await modelContents(this.state, extra.config ?? model.config, model.head, trainerState, at)));
-    emit({ type: 'checkpoint', stage, step: at, path: dir });
+  /** Appends a table of samples to the run's samples.jsonl and shows it. */
+  samples(rows: SampleRow[], at = this.at): void {
+    appendSamples(this.setup.outputDir, at, rows);
+    this.setup.emit({ type: 'samples', stage: this.setup.stage, step: at, rows });
   }
 
-  /** Saves the run's last model: model/, or checkpoint-<step> to resume from when it stopped early. */
-  async saveFinal(at: number, stopped: boolean, extra: CheckpointExtras = {}): Promise<string> {
-    const dir = path.join(this.setup.outputDir, stopped ? `checkpoint-${at}` : 'model');
-    await this.save(dir, at, extra);
-    return dir;
+  /**
+   * Saves the trained models and AdamW's moments as the checkpoint of the current step, as one
+   * model folder or one folder holding a folder per model; weights that are not finite stop the run.
+   */
+  async save(dir: string, trainerState?: TrainerState, config?: ModelConfig): Promise<void> {
+    const { stage, emit } = this.setup;
+    const trained = this.trained();
+    await this.guard.save(this.where(), dir, async () => {
+      const contents = await this.contents(trainerState, config);
+      if (trained.length === 1 && !trained[0].name) saveCheckpoint(dir, contents[0]);
+      else saveMultiModelCheckpoint(dir, Object.fromEntries(trained.map((slot, i) => [slot.name, contents[i]])));
+    });
+    emit({ type: 'checkpoint', stage, step: this.at, path: dir });
+  }
+
+  /**
+   * Saves the run's last models: each in its final folder, "model" last (so a model/ folder means
+   * all are there), or as checkpoint-<step> to resume from when it stopped early. Returns the model
+   * one generates with or goes on from.
+   */
+  async saveFinal(stopped: boolean, extra: CheckpointExtras = {}): Promise<string> {
+    const { outputDir, stage, emit } = this.setup;
+    const main = this.trained().find((slot) => slot.finalDir === 'model') ?? this.trained()[0];
+    if (stopped) {
+      const dir = path.join(outputDir, `checkpoint-${this.at}`);
+      await this.save(dir, extra.trainerState, extra.config);
+      return path.join(dir, main.name);
+    }
+    const order = [...this.trained()].sort((a, b) => Number(a === main) - Number(b === main));
+    await this.guard.guard(this.where(), async () => {
+      const contents = await this.contents(extra.trainerState, extra.config);
+      for (const slot of order) saveCheckpoint(path.join(outputDir, slot.finalDir ?? slot.name), contents[this.trained().indexOf(slot)]);
+    });
+    const modelDir = path.join(outputDir, main.finalDir ?? main.name);
+    emit({ type: 'checkpoint', stage, step: this.at, path: modelDir });
+    return modelDir;
   }
 
   /** Announces the end of the run, with the loss's warning if it climbed, and releases the sessions and the state. */
-  async close(at: number, stopped: boolean): Promise<void> {
+  async close(stopped: boolean): Promise<void> {
     const { stage, outputDir, emit } = this.setup;
-    emit({ type: 'done', stage, step: at, outputDir, stopped, ...(this.rise.warning && { warning: this.rise.warning }) });
+    emit({ type: 'done', stage, step: this.at, outputDir, stopped, ...(this.rise.warning && { warning: this.rise.warning }) });
     await this.step.release();
-    await this.evaluator.release();
+    await this.evaluator?.release();
     await this.state.release();
   }
 
-  /** Reports a logging window's training metrics, warning once if the loss has climbed far above its start. */
+  private where(): string {
+    return `${this.setup.stepName ?? 'step'} ${this.at}`;
+  }
+
+  private trained(): ModelSlot[] {
+    return this.setup.models.filter((slot) => slot.trainable);
+  }
+
+  /** Each trained model's checkpoint contents: weights, config (or `config` for a stage's only model), trainer state, AdamW's moments. */
+  private async contents(extra: TrainerState = {}, config?: ModelConfig): Promise<CheckpointContents[]> {
+    const { stage, experiment } = this.setup;
+    const trainerState = { stage, step: this.at, seed: experiment.seed, ...extra };
+    const optimizerStep = this.at * this.updatesPerStep;
+    const trained = this.trained();
+    if (config && trained.length > 1) throw new Error('a config in place of the trained model\'s needs a stage with one trained model');
+    return Promise.all(trained.map((slot) => modelContents(this.state, config ?? slot.config, slot.head, trainerState, optimizerStep, prefixOf(slot))));
+  }
+
+  /** Reports a logging window's training metrics, warning once if the watched loss has climbed far above its start. */
   private reportTraining(at: number, values: Record<string, number>): void {
     this.report(at, values);
-    const warning = this.rise.add(`step ${at}`, values.loss);
+    const watched = this.setup.watchedLoss ?? 'loss';
+    const warning = values[watched] !== undefined ? this.rise.add(this.where(), values[watched]) : undefined;
     if (warning) this.setup.emit({ type: 'log', level: 'warn', message: warning });
   }
 
   private async weights(): Promise<Map<string, NamedTensor>> {
-    const { config, head } = this.setup.model;
-    return readTensors(this.state, paramShapes(config, { head }));
+    const all = new Map<string, NamedTensor>();
+    for (const slot of this.trained()) {
+      const weights = await readTensors(this.state, paramShapes(slot.config, { head: slot.head }), prefixOf(slot));
+      for (const [name, t] of weights) all.set(prefixOf(slot) + name, t);
+    }
+    return all;
   }
 
   private report(at: number, values: Record<string, number>): void {
@@ -200,33 +350,36 @@ export class Trainer {
     this.setup.emit({ type: 'metrics', stage: this.setup.stage, step: at, time, values });
   }
 
-  /** The loss and metrics over the held-out batches, each weighted by its weight, as eval_<name>. */
-  private async evaluate(batches: Iterable<Batch>): Promise<Record<string, number>> {
+  /** Reports the loss and metrics over the held-out batches, each weighted by its weight, as eval_<name>; a non-finite eval loss stops the run. */
+  private async evaluate(at: number, batches: Iterable<Batch>): Promise<void> {
+    const { graph, stage } = this.setup;
+    this.evaluator ??= await this.runtime.load(toOnnx({ loss: graph.loss, ...graph.metrics }, `${stage}_eval`));
     const totals = new Averages();
     for (const batch of batches) {
       const out = await this.evaluator.run(this.state.feedsFor(this.evaluator, batch.feeds));
       totals.add(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Number((t.data as Float32Array)[0])])), batch.weight);
     }
-    return totals.values('eval_');
+    const values = totals.values('eval_');
+    this.report(at, values);
+    this.guard.checkEval(this.where(), values);
   }
 }
 
-/** Weighted means of named values; names starting "min_" or "max_" keep the extreme instead. */
-class Averages {
-  private readonly totals = new Map<string, number>();
-  private weight = 0;
+/** What a logging window gathers: averaged metrics, the latest of the rest, and tokens over its wall time. */
+class LogWindow {
+  private readonly averaged = new Averages();
+  private latest: Record<string, number> = {};
+  private tokens?: number;
+  private readonly start = Date.now();
 
-  add(values: Record<string, number>, weight = 1): void {
-    for (const [k, v] of Object.entries(values)) {
-      const extreme = extremeOf(k), prev = this.totals.get(k);
-      this.totals.set(k, extreme ? (prev === undefined ? v : extreme(prev, v)) : (prev ?? 0) + v * weight);
-    }
-    this.weight += weight;
+  add(result: StepResult): void {
+    if (result.averaged) this.averaged.add(result.averaged);
+    Object.assign(this.latest, result.latest);
+    if (result.tokens !== undefined) this.tokens = (this.tokens ?? 0) + result.tokens;
   }
 
-  values(prefix = ''): Record<string, number> {
-    return Object.fromEntries([...this.totals].map(([k, v]) => [prefix + k, extremeOf(k) ? v : v / this.weight]));
+  values(): Record<string, number> {
+    const seconds = (Date.now() - this.start) / 1000;
+    return { ...this.averaged.values(), ...this.latest, ...(this.tokens !== undefined && { tokens_per_second: this.tokens / seconds }) };
   }
 }
-
-const extremeOf = (name: string) => (name.startsWith('min_') ? Math.min : name.startsWith('max_') ? Math.max : undefined);
