@@ -1,4 +1,7 @@
-/** Weighted means of named values (over a logging window, or an eval set); names starting "min_" or "max_" keep the extreme instead. */
+/** What the training loop logs: values averaged over a logging window or an eval set. */
+import type { StepResult } from './trainer';
+
+/** Weighted means of named values; names starting "min_" or "max_" keep the extreme instead. */
 export class Averages {
   private readonly totals = new Map<string, number>();
   private weight = 0;
@@ -17,3 +20,22 @@ export class Averages {
 }
 
 const extremeOf = (name: string) => (name.startsWith('min_') ? Math.min : name.startsWith('max_') ? Math.max : undefined);
+
+/** What a logging window gathers: averaged metrics, the latest of the rest, and tokens over its wall time. */
+export class LogWindow {
+  private readonly averaged = new Averages();
+  private latest: Record<string, number> = {};
+  private tokens?: number;
+  private readonly start = Date.now();
+
+  add(result: StepResult): void {
+    if (result.averaged) this.averaged.add(result.averaged);
+    Object.assign(this.latest, result.latest);
+    if (result.tokens !== undefined) this.tokens = (this.tokens ?? 0) + result.tokens;
+  }
+
+  values(): Record<string, number> {
+    const seconds = (Date.now() - this.start) / 1000;
+    return { ...this.averaged.values(), ...this.latest, ...(this.tokens !== undefined && { tokens_per_second: this.tokens / seconds }) };
+  }
+}

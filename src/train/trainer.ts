@@ -24,7 +24,7 @@ import { paramShapes } from '../model/decoder';
 import { NamedTensor } from '../model/safetensors';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { Experiment } from '../experiment/config';
-import { Averages } from './averages';
+import { Averages, LogWindow } from './averages';
 import { MetricsLog, appendSamples } from './metrics-log';
 import { DivergenceGuard, LossRise } from './divergence';
 import { LoadedModel, modelContents, putOptimizerState, putTensors, readTensors } from './model-state';
@@ -362,24 +362,5 @@ export class Trainer {
     const values = totals.values('eval_');
     this.report(at, values);
     this.guard.checkEval(this.where(), values);
-  }
-}
-
-/** What a logging window gathers: averaged metrics, the latest of the rest, and tokens over its wall time. */
-class LogWindow {
-  private readonly averaged = new Averages();
-  private latest: Record<string, number> = {};
-  private tokens?: number;
-  private readonly start = Date.now();
-
-  add(result: StepResult): void {
-    if (result.averaged) this.averaged.add(result.averaged);
-    Object.assign(this.latest, result.latest);
-    if (result.tokens !== undefined) this.tokens = (this.tokens ?? 0) + result.tokens;
-  }
-
-  values(): Record<string, number> {
-    const seconds = (Date.now() - this.start) / 1000;
-    return { ...this.averaged.values(), ...this.latest, ...(this.tokens !== undefined && { tokens_per_second: this.tokens / seconds }) };
   }
 }
