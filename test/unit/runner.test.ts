@@ -4,7 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -12,6 +11,7 @@ import { loadCheckpoint } from '../../src/model/checkpoint';
 import { RunEvent, parseCommand, parseEvent } from '../../src/protocol/runner';
 import { LiveRun, RunSupervisor } from '../../src/runner/supervisor';
 import { RunRecord, RunRegistry } from '../../src/runs/registry';
+import { cli } from '../helpers/processes';
 
 const root = path.resolve(__dirname, '..', '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runner-'));
@@ -177,16 +177,6 @@ test('runner: Stop Run in another window stops a run after its step, with a chec
   assert.equal(outcome.status, 'stopped', outcome.error);
   assert.equal(registry.latestCheckpoint(run.record)?.step, outcome.step);
 });
-
-/** The rlhf CLI, run from `cwd`; resolves with its exit code and output. */
-function cli(cwd: string, ...args: string[]) {
-  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), path.join(root, 'src', 'cli.ts'), ...args], { cwd });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const exit = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
-  return { child, exit };
-}
 
 test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up earlier models, and stop on Stop Run', async () => {
   const cwd = fs.mkdtempSync(path.join(dir, 'cli-'));
