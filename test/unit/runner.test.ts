@@ -110,6 +110,29 @@ test('runner: a training process killed mid-run is reported with its last log li
   assert.deepEqual(metricSteps(record.id), [...Array(12).keys()].map((i) => i + 1), 'metrics.jsonl reads as one run');
 });
 
+test('runner: Resume Run skips a checkpoint a kill left incomplete, warning in the log, and goes on from the one before', async () => {
+  const record = registry.create({ name: 'cut', stage: 'ppo', configFile: path.join(dir, 'absent.rlhf.json') });
+  registry.save(Object.assign(record, { status: 'failed' }));
+  const at = (name: string) => path.join(registry.dir(record.id), name);
+  for (const model of ['policy', 'value']) {
+    fs.mkdirSync(path.join(at('checkpoint-4'), model), { recursive: true });
+    for (const file of ['config.json', 'model.safetensors']) fs.writeFileSync(path.join(at('checkpoint-4'), model, file), '');
+  }
+  fs.mkdirSync(path.join(at('checkpoint-6'), 'policy.partial'), { recursive: true });
+
+  const warnings: string[] = [];
+  const onLog = (_: LiveRun, line: { level: string; message: string }) => line.level === 'warn' && warnings.push(line.message);
+  supervisor.on('log', onLog);
+  const run = supervisor.resume(registry, record.id);
+  supervisor.off('log', onLog);
+  assert.equal(run.record.resumedFrom, at('checkpoint-4'));
+  assert.deepEqual(warnings.map((w) => w.startsWith(`skipped ${at('checkpoint-6')}: incomplete`) && w.endsWith('(resuming from checkpoint-4)')), [true], warnings.join('\n'));
+  assert.match((await run.process.outcome).error!, /absent\.rlhf\.json/, 'the process took the resume and went on to read its config');
+
+  fs.rmSync(at('checkpoint-4'), { recursive: true });
+  assert.throws(() => supervisor.resume(registry, record.id), /saved no complete checkpoint to resume from \(skipped .*checkpoint-6: incomplete/);
+});
+
 test('runner: stop ends the run after a step with a checkpoint, recorded as stopped', async () => {
   const run = supervisor.start({ stage: 'sft', configFile: writeConfig('stop', 500), registry });
   await reach(run, 2);
