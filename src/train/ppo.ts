@@ -22,7 +22,7 @@ import { input } from '../engine/tensor';
 import { BatchSampler } from '../data/batch';
 import { readJsonl, expectNonEmptyString, assertNoDataErrors } from '../data/jsonl';
 import { Params } from '../model/architecture';
-import { saveCheckpoint, saveMultiModelCheckpoint } from '../model/checkpoint';
+import { CheckpointContents, saveCheckpoint, saveMultiModelCheckpoint } from '../model/checkpoint';
 import { ModelConfig } from '../model/config';
 import { lmHead, paramInputs, scoreHead, sequenceInputs, tokenizerFor, transformer } from '../model/decoder';
 import { attentionBias, positionIds } from '../model/masks';
@@ -36,7 +36,7 @@ import { Generator } from './generate';
 import { MetricsLog, appendSamples } from './metrics-log';
 import { checkBatchFits, longest } from './memory';
 import { DivergenceGuard, LossRise } from './divergence';
-import { loadModel, modelContents, putOptimizerState, putTensors } from './model-state';
+import { LoadedModel, loadModel, modelContents, putOptimizerState, putTensors } from './model-state';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
 import { learningRate } from './schedule';
 import { Scorer } from './scorer';
@@ -185,7 +185,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const prompts = readPrompts(s.prompts, tokenizer);
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
-  const resumed = run.resumeFrom ? { policy: loadModel(path.join(run.resumeFrom, POLICY), exp.seed), value: loadModel(path.join(run.resumeFrom, VALUE), exp.seed) } : undefined;
+  const resumed = run.resumeFrom ? loadResumed(run.resumeFrom, exp.seed) : undefined;
   const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
   if (valueInit && (valueInit.config.nEmbd !== cfg.nEmbd || valueInit.config.nLayer !== cfg.nLayer)) {
     throw new Error(`the value model (${valueInit.config.nLayer} layers, d=${valueInit.config.nEmbd}) must have the policy's size (${cfg.nLayer} layers, d=${cfg.nEmbd})`);
@@ -217,27 +217,10 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
 
   const guard = new DivergenceGuard('PPO', run.resumeFrom);
   const rise = new LossRise('loss/value_avg');
-  /** The policy (an LM checkpoint, what `generate` reads) and the value model, each with its AdamW slots. */
-  const models = async () => {
-    const optimizerStep = iteration * updatesPerIteration;
-    const policyState = { stage: 'ppo', step: iteration, episode: iteration * s.per_device_train_batch_size, kl_coef: klCoef, seed: exp.seed };
-    return {
-      [POLICY]: await modelContents(state, cfg, 'lm', policyState, optimizerStep, 'policy.'),
-      [VALUE]: await modelContents(state, cfg, 'score', { stage: 'ppo', step: iteration }, optimizerStep, 'value.'),
-    };
-  };
-  /** Both models as one checkpoint to resume from, written whole or not at all. */
-  const checkpointTo = async (dir: string) => {
-    await guard.save(`iteration ${iteration}`, dir, async () => saveMultiModelCheckpoint(dir, await models()));
-    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: dir });
-  };
-  /** The finished run's models, value/ and then model/ (the policy): a model/ folder means both are there. */
-  const saveFinal = async () => {
-    await guard.guard(`iteration ${iteration}`, async () => {
-      const saved = await models();
-      for (const [name, dir] of [[VALUE, 'value'], [POLICY, 'model']]) saveCheckpoint(path.join(outputDir, dir), saved[name]);
-    });
-    emit({ type: 'checkpoint', stage: 'ppo', step: iteration, path: path.join(outputDir, 'model') });
+  const saves = new PpoSaves(state, cfg, emit, guard);
+  const at = (): SavePoint => {
+    const episode = iteration * s.per_device_train_batch_size;
+    return { iteration, optimizerStep: iteration * updatesPerIteration, episode, klCoef, seed: exp.seed };
   };
 
   while (iteration < iterations && !run.signal?.aborted) {
@@ -315,14 +298,14 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
       appendSamples(outputDir, iteration, rows);
       emit({ type: 'samples', stage: 'ppo', step: iteration, rows });
     }
-    if (iteration % s.save_steps === 0 && iteration < iterations) await checkpointTo(path.join(outputDir, `checkpoint-${iteration}`));
+    if (iteration % s.save_steps === 0 && iteration < iterations) await saves.checkpoint(path.join(outputDir, `checkpoint-${iteration}`), at());
   }
 
   const stopped = iteration < iterations;
   const checkpointDir = path.join(outputDir, `checkpoint-${iteration}`);
   const modelDir = stopped ? path.join(checkpointDir, POLICY) : path.join(outputDir, 'model');
-  if (stopped) await checkpointTo(checkpointDir);
-  else await saveFinal();
+  if (stopped) await saves.checkpoint(checkpointDir, at());
+  else await saves.final(outputDir, at());
   emit({ type: 'done', stage: 'ppo', step: iteration, outputDir, stopped, ...(rise.warning && { warning: rise.warning }) });
   await generator.release();
   await scorer?.release();
@@ -330,6 +313,55 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   await step.release();
   await state.release();
   return { modelDir, stopped };
+}
+
+/** The policy and value model of a checkpoint-N/ folder to resume from. */
+function loadResumed(checkpoint: string, seed: number): { policy: LoadedModel; value: LoadedModel } {
+  const model = (name: string) => loadModel(path.join(checkpoint, name), seed);
+  return { policy: model(POLICY), value: model(VALUE) };
+}
+
+/** Where a save is in the run: what the checkpoint's trainer_state.json records. */
+interface SavePoint {
+  iteration: number;
+  optimizerStep: number;
+  episode: number;
+  klCoef: number;
+  seed: number;
+}
+
+/** PPO's saves of its two models, each with its AdamW slots; weights that are not finite stop the run. */
+class PpoSaves {
+  constructor(
+    private readonly state: State,
+    private readonly cfg: ModelConfig,
+    private readonly emit: EmitEvent,
+    private readonly guard: DivergenceGuard,
+  ) {}
+
+  /** Both models as one checkpoint to resume from, written whole or not at all. */
+  async checkpoint(dir: string, at: SavePoint): Promise<void> {
+    await this.guard.save(`iteration ${at.iteration}`, dir, async () => saveMultiModelCheckpoint(dir, await this.models(at)));
+    this.emit({ type: 'checkpoint', stage: 'ppo', step: at.iteration, path: dir });
+  }
+
+  /** The finished run's value/ and then model/ (the policy): a model/ folder means both are there. */
+  async final(outputDir: string, at: SavePoint): Promise<void> {
+    await this.guard.guard(`iteration ${at.iteration}`, async () => {
+      const saved = await this.models(at);
+      for (const [name, dir] of [[VALUE, 'value'], [POLICY, 'model']]) saveCheckpoint(path.join(outputDir, dir), saved[name]);
+    });
+    this.emit({ type: 'checkpoint', stage: 'ppo', step: at.iteration, path: path.join(outputDir, 'model') });
+  }
+
+  /** The policy (an LM checkpoint, what `generate` reads) and the value model. */
+  private async models(at: SavePoint): Promise<Record<string, CheckpointContents>> {
+    const policyState = { stage: 'ppo', step: at.iteration, episode: at.episode, kl_coef: at.klCoef, seed: at.seed };
+    return {
+      [POLICY]: await modelContents(this.state, this.cfg, 'lm', policyState, at.optimizerStep, 'policy.'),
+      [VALUE]: await modelContents(this.state, this.cfg, 'score', { stage: 'ppo', step: at.iteration }, at.optimizerStep, 'value.'),
+    };
+  }
 }
 
 function loadRewardModel(s: PpoSettings, exp: Experiment): Promise<Scorer> {
