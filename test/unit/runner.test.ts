@@ -61,7 +61,8 @@ test('protocol: malformed commands and events are rejected on arrival', () => {
 
   assert.equal(parseEvent({ type: 'metrics', stage: 'sft', step: 3, values: { loss: NaN } }).ok, true);
   assert.equal(parseEvent({ type: 'error', message: 'boom', logTail: ['a'] }).ok, true);
-  for (const e of [{ type: 'progress', stage: 'sft', step: -1, total: 3 }, { type: 'done', stage: 'sft', step: 1 }, { type: 'log', level: 'debug', message: 'x' }, { type: 'metrics', stage: 'sft', step: 1, values: { loss: '1' } }, { type: 'error', message: 'no tail' }]) {
+  assert.equal(parseEvent({ type: 'done', stage: 'sft', step: 1, outputDir: '/r', stopped: false, warning: 'loss rose' }).ok, true);
+  for (const e of [{ type: 'progress', stage: 'sft', step: -1, total: 3 }, { type: 'done', stage: 'sft', step: 1 }, { type: 'done', stage: 'sft', step: 1, outputDir: '/r', stopped: false, warning: 3 }, { type: 'log', level: 'debug', message: 'x' }, { type: 'metrics', stage: 'sft', step: 1, values: { loss: '1' } }, { type: 'error', message: 'no tail' }]) {
     assert.equal(parseEvent(e).ok, false, JSON.stringify(e));
   }
 });
