@@ -3,7 +3,7 @@
  * says which checkpoint is intact (or that none was saved), and a loss that climbs far above its
  * start ends the run with a warning.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -18,6 +18,7 @@ import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'divergence-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const data = path.join(dir, 'sft.jsonl');
 fs.writeFileSync(
   data,
