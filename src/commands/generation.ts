@@ -44,7 +44,8 @@ async function generateWithModel(services: Services, arg: unknown): Promise<void
 /** A run's final model, else the model to generate with of its newest checkpoint (PPO's policy). */
 function modelOf({ registry, record }: RunRef): string | undefined {
   const checkpoint = registry.latestCheckpoint(record);
-  return registry.modelDir(record.id) ?? (checkpoint && path.join(checkpoint.path, ...CHECKPOINT_MODELS[record.stage].slice(0, 1)));
+  const generating = CHECKPOINT_MODELS[record.stage].slice(0, 1);
+  return registry.modelDir(record.id) ?? (checkpoint && path.join(checkpoint.path, ...generating));
 }
 
 async function pickModel(services: Services): Promise<string | undefined> {

@@ -178,7 +178,8 @@ function checkTensor(name: string, t: NamedTensor, shape: readonly number[], whe
 export function checkFinite(params: Map<string, NamedTensor>, where: string): void {
   for (const [name, t] of params) {
     const data = t.data as Float32Array;
-    for (let i = 0; i < data.length; i++) {
+    const n = data.length;
+    for (let i = 0; i < n; i++) {
       if (!Number.isFinite(data[i])) throw new NonFiniteParamsError(where, name, data[i]);
     }
   }

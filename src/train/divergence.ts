@@ -21,7 +21,8 @@ export class DivergenceGuard {
 
   /** After an optimizer update (`at`: "step 3", "iteration 3"): its loss and gradient norm must be finite. */
   checkUpdate(at: string, m: Record<string, number>): void {
-    if (!Number.isFinite(m.loss) || !Number.isFinite(m.grad_norm)) throw this.diverged(at, `loss ${m.loss}, grad_norm ${m.grad_norm}`);
+    if (!Number.isFinite(m.loss) || !Number.isFinite(m.grad_norm))
+      throw this.diverged(at, `loss ${m.loss}, grad_norm ${m.grad_norm}`);
   }
 
   /** After an eval, before any save: the eval loss of the updated weights must be finite. */
@@ -58,21 +59,26 @@ export class DivergenceGuard {
 
   private diverged(at: string, cause: string): Error {
     const next = this.lastCheckpoint ? 'resume from it' : 'start again';
-    return new Error(`${this.title} diverged at ${at} (${cause}); ${this.leftover()} — lower learning_rate and ${next}`);
+    return new Error(
+      `${this.title} diverged at ${at} (${cause}); ${this.leftover()} — lower learning_rate and ${next}`,
+    );
   }
 }
 
-/** Logged values per window: the start is the mean of the first window, the present that of the last. */
+/** How many logged values the present loss is the mean of. */
 const WINDOW = 5;
 /** How far above its start a loss must climb to be warned of: both this many times, and this much more. */
 const RISE_FACTOR = 3;
 const RISE_MARGIN = 1;
 
-/** Watches a logged loss (`metric`) for a climb far above where it started; warns once. */
+/**
+ * Watches a logged loss (`metric`) for a climb far above where it started: its first logged value
+ * (a blow-up can come within a few steps, so the start is not a mean of several) against the mean
+ * of the last few. Warns once.
+ */
 export class LossRise {
-  private readonly first: number[] = [];
-  private readonly last: number[] = [];
-  private logged = 0;
+  private start?: number;
+  private readonly recent: number[] = [];
   /** The warning, once given. */
   warning?: string;
 
@@ -80,20 +86,20 @@ export class LossRise {
 
   /** Takes each logged value; returns the warning the first time the climb shows. */
   add(at: string, value: number): string | undefined {
-    if (this.first.length < WINDOW) this.first.push(value);
-    this.last.push(value);
-    if (this.last.length > WINDOW) this.last.shift();
-    this.logged++;
-    if (this.warning || this.logged < 2 * WINDOW) return undefined;
-    const start = mean(this.first);
-    const now = mean(this.last);
-    if (!(now > RISE_FACTOR * start && now > start + RISE_MARGIN)) return undefined;
+    if (this.start === undefined) {
+      this.start = value;
+      return undefined;
+    }
+    this.recent.push(value);
+    if (this.recent.length > WINDOW) this.recent.shift();
+    if (this.warning || this.recent.length < WINDOW) return undefined;
+    const now = this.recent.reduce((a, b) => a + b, 0) / WINDOW;
+    if (!(now > RISE_FACTOR * this.start && now > this.start + RISE_MARGIN)) return undefined;
     this.warning =
-      `${this.metric} rose from ${round(start)} to ${round(now)} by ${at} (means of the first and the last ${WINDOW} logged values): ` +
+      `${this.metric} rose from ${round(this.start)} (first logged) to ${round(now)} (mean of the last ${WINDOW} logged) by ${at}: ` +
       'training is unstable — lower learning_rate';
     return this.warning;
   }
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const round = (x: number) => Number(x.toPrecision(4));

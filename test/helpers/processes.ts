@@ -1,9 +1,22 @@
 /**
- * Real processes for the Stop Run tests: an unrelated program whose id a stale run.json may name,
- * and one that ignores SIGINT as a hung training process would.
+ * Real processes for the tests: the rlhf CLI; for the Stop Run tests, an unrelated program whose id
+ * a stale run.json may name, and one that ignores SIGINT as a hung training process would.
  */
 import { ChildProcess, spawn } from 'child_process';
+import * as path from 'path';
 import * as readline from 'readline';
+
+const root = path.resolve(__dirname, '..', '..');
+
+/** The rlhf CLI from the sources, run from `cwd`; `exit` resolves with its exit code and output. */
+export function cli(cwd: string, ...args: string[]) {
+  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), path.join(root, 'src', 'cli.ts'), ...args], { cwd });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exit = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+  return { child, exit };
+}
 
 /** Any program that is not a training process. */
 export function startStranger(): ChildProcess {

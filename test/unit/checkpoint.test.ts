@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { decodeSafetensors, encodeSafetensors, NamedTensor, numel, readSafetensors, writeSafetensors } from '../../src/model/safetensors';
 import { configFromHF, configToHF, Head, ModelConfig, presetConfig } from '../../src/model/config';
 import { paramShapes } from '../../src/model/decoder';
-import { loadCheckpoint, OptimizerState, saveCheckpoint } from '../../src/model/checkpoint';
+import { loadCheckpoint, OptimizerState, saveCheckpoint, saveMultiModelCheckpoint } from '../../src/model/checkpoint';
 import { Rng } from '../../src/util/rng';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpoint-test-'));
@@ -220,6 +220,11 @@ test('saveCheckpoint rejects bad input before touching the disk', () => {
   opt.expAvgSq.delete('wte.weight');
   assert.throws(() => saveCheckpoint(dir, { config: MINI, params, optimizerState: opt }), /"wte\.weight" needs both exp_avg and exp_avg_sq/);
   assert.throws(() => saveCheckpoint(dir, { config: MINI, params, trainerState: { optimizer_step: 1 } }), /reserved key "optimizer_step"/);
+  const diverged = new Map(params);
+  const fc = params.get('h.0.mlp.c_fc.weight')!;
+  diverged.set('h.0.mlp.c_fc.weight', { ...fc, data: (fc.data as Float32Array).map((x, i) => (i === 9 ? -Infinity : x)) });
+  assert.throws(() => saveCheckpoint(dir, { config: MINI, params: diverged }), /tensor "h\.0\.mlp\.c_fc\.weight" holds -Infinity; the weights are not finite/);
+  assert.throws(() => saveMultiModelCheckpoint(dir, { policy: { config: MINI, params }, value: { config: MINI, params: diverged } }), /d\d+\/value\): tensor "h\.0\.mlp\.c_fc\.weight" holds -Infinity/);
   assert.ok(!fs.existsSync(dir));
 
   const notACheckpoint = freshDir();

@@ -139,6 +139,32 @@ test('Train SFT starts a training process from the experiment file, and the Runs
   logging.dispose();
 });
 
+test('a run whose loss climbs far above its start ends with a warning notification, not as plainly finished', async () => {
+  const { startStage } = await import('../../src/commands/training');
+  const { RunSupervisor } = await import('../../src/runner/supervisor');
+  const { WorkspaceRuns } = await import('../../src/views/workspaceRuns');
+  const processOptions = { entry: path.join(root, 'src', 'runner', 'train-process.ts'), execArgv: ['--import', 'tsx'], cwd: root };
+  const supervisor = new RunSupervisor(processOptions);
+  const runs = new WorkspaceRuns(supervisor);
+  const services = { supervisor, runs, log: vscode.window.createOutputChannel('test'), processOptions, extensionPath: root } as never;
+  const dir = path.join(workspace, 'climb');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'sft.jsonl'), ['cat', 'dog', 'cow', 'owl'].map((a) => JSON.stringify({ prompt: `What does a ${a} eat?`, completion: ` A ${a} eats.` })).join('\n'));
+  const file = path.join(dir, 'climb.rlhf.json');
+  const sft = { data: 'sft.jsonl', max_steps: 8, per_device_train_batch_size: 4, learning_rate: 10, warmup_steps: 0, logging_steps: 1, eval_fraction: 0 };
+  fs.writeFileSync(file, JSON.stringify({ name: 'climb', seed: 3, model: 'tiny', model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 }, runtime: { provider: 'cpu', threads: 1 }, sft }));
+
+  ui.reset();
+  const run = (await startStage(services, 'sft', vscode.Uri.file(file) as never))!;
+  const outcome = await run.process.outcome;
+  assert.equal(outcome.status, 'finished', outcome.error);
+  assert.match(outcome.warning ?? '', /^loss rose from/);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(ui.shown.at(-1)?.kind, 'warning');
+  assert.match(ui.shown.at(-1)?.message ?? '', /SFT run "climb" finished, but loss rose from [\d.]+ \(first logged\) to/);
+  runs.dispose();
+});
+
 test('settings override the experiment runtime only when the user set them', async () => {
   const { runtimeOverrides } = await import('../../src/settings');
   delete workbench.settings['rlhf.threads'];

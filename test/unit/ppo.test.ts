@@ -156,6 +156,14 @@ test('PPO: a broken reward stops the run with a clear message and leaves the las
   for (const t of policy.params.values()) assert.ok((t.data as Float32Array).every(Number.isFinite), 'the saved weights are finite');
 });
 
+test('PPO: learning_rate 1e308 stops the run at its first iteration without saving its weights, which are not finite', async () => {
+  const out = path.join(dir, 'huge-lr');
+  const huge = ppoExperiment(2, { learning_rate: 1e308, save_steps: 1, num_ppo_epochs: 1, num_mini_batches: 1 });
+  const error = await runPpo({ experiment: huge, outputDir: out, reward, emit: () => {} }).catch((e: Error) => e);
+  assert.match(String(error), /PPO diverged at iteration 1 \(weight "[\w.]+" became (NaN|-?Infinity)\); no checkpoint was saved — lower learning_rate and start again/);
+  assert.deepEqual(fs.readdirSync(out).filter((name) => name.startsWith('checkpoint-')), []);
+});
+
 test('PPO: gradient accumulation splits each mini-batch into micro-batches and still learns the same way', async () => {
   const events: RunEvent[] = [];
   await runPpo({ experiment: ppoExperiment(2, { gradient_accumulation_steps: 2 }), outputDir: path.join(dir, 'accumulate'), reward, emit: (e) => events.push(e) });

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { readProcessIdentity } from '../../src/runs/process-identity';
-import { PROCESS_GONE, RunRegistry, checkResumable, liveProcess, runOfCheckpoint } from '../../src/runs/registry';
+import { PROCESS_GONE, RunRegistry, checkResumable, liveProcess, runOfCheckpoint, skippedCheckpoints } from '../../src/runs/registry';
 import { exited, isRunning, startDeafToSigint, startStranger } from '../helpers/processes';
 
 const fresh = () => new RunRegistry(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-')), 'runs'));
@@ -155,4 +155,31 @@ test('registry: a checkpoint leads back to the recorded run whose folder holds i
   assert.doesNotThrow(() => checkResumable(run));
   assert.throws(() => checkResumable({ ...run, status: 'finished' }), /has finished; there is nothing to resume/);
   assert.throws(() => checkResumable({ ...run, status: 'running' }), /is already running/);
+});
+
+test('registry: a checkpoint a kill left incomplete is skipped with a warning naming it; a .partial save is never taken', () => {
+  const registry = fresh();
+  const run = registry.create({ name: 'ppo', stage: 'ppo', configFile: 'c' });
+  const at = (name: string) => path.join(registry.dir(run.id), name);
+  for (const model of ['policy', 'value']) fakeCheckpoint(path.join(at('checkpoint-4'), model));
+  // What older versions left when killed while saving: each model was saved apart inside checkpoint-N/.
+  fs.mkdirSync(path.join(at('checkpoint-6'), 'policy.partial'), { recursive: true });
+  for (const model of ['policy', 'value']) fakeCheckpoint(path.join(at('checkpoint-7.partial'), model));
+  registry.save(Object.assign(run, { pid: deadPid(), step: 6 }));
+
+  assert.equal(registry.latestCheckpoint(run)?.path, at('checkpoint-4'));
+  const search = registry.checkpoints(run);
+  assert.deepEqual(search.incomplete.map((c) => c.path), [at('checkpoint-6')]);
+  assert.deepEqual(skippedCheckpoints(search), [
+    `skipped ${at('checkpoint-6')}: incomplete, it has no policy/config.json and model.safetensors, and policy.partial is a cut-off save (resuming from checkpoint-4)`,
+  ]);
+  assert.deepEqual([registry.get(run.id)?.status, registry.get(run.id)?.error], ['failed', PROCESS_GONE], 'no checkpoint covers step 6');
+
+  // An SFT checkpoint is the model folder itself.
+  const sft = registry.create({ name: 'sft', stage: 'sft', configFile: 'c' });
+  fakeCheckpoint(path.join(registry.dir(sft.id), 'checkpoint-2'));
+  fs.mkdirSync(path.join(registry.dir(sft.id), 'checkpoint-3'));
+  fs.writeFileSync(path.join(registry.dir(sft.id), 'checkpoint-3', 'config.json'), '{}');
+  assert.equal(registry.latestCheckpoint(sft)?.step, 2);
+  assert.match(skippedCheckpoints(registry.checkpoints(sft))[0], /checkpoint-3: incomplete, it has no model\.safetensors \(resuming from checkpoint-2\)$/);
 });

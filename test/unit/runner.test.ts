@@ -4,7 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -12,6 +11,7 @@ import { loadCheckpoint } from '../../src/model/checkpoint';
 import { RunEvent, parseCommand, parseEvent } from '../../src/protocol/runner';
 import { LiveRun, RunSupervisor } from '../../src/runner/supervisor';
 import { RunRecord, RunRegistry } from '../../src/runs/registry';
+import { cli } from '../helpers/processes';
 
 const root = path.resolve(__dirname, '..', '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runner-'));
@@ -61,7 +61,8 @@ test('protocol: malformed commands and events are rejected on arrival', () => {
 
   assert.equal(parseEvent({ type: 'metrics', stage: 'sft', step: 3, values: { loss: NaN } }).ok, true);
   assert.equal(parseEvent({ type: 'error', message: 'boom', logTail: ['a'] }).ok, true);
-  for (const e of [{ type: 'progress', stage: 'sft', step: -1, total: 3 }, { type: 'done', stage: 'sft', step: 1 }, { type: 'log', level: 'debug', message: 'x' }, { type: 'metrics', stage: 'sft', step: 1, values: { loss: '1' } }, { type: 'error', message: 'no tail' }]) {
+  assert.equal(parseEvent({ type: 'done', stage: 'sft', step: 1, outputDir: '/r', stopped: false, warning: 'loss rose' }).ok, true);
+  for (const e of [{ type: 'progress', stage: 'sft', step: -1, total: 3 }, { type: 'done', stage: 'sft', step: 1 }, { type: 'done', stage: 'sft', step: 1, outputDir: '/r', stopped: false, warning: 3 }, { type: 'log', level: 'debug', message: 'x' }, { type: 'metrics', stage: 'sft', step: 1, values: { loss: '1' } }, { type: 'error', message: 'no tail' }]) {
     assert.equal(parseEvent(e).ok, false, JSON.stringify(e));
   }
 });
@@ -108,6 +109,29 @@ test('runner: a training process killed mid-run is reported with its last log li
   assert.equal(events.find((e) => e.type === 'progress')?.step, 7);
   assert.equal(registry.get(record.id)?.status, 'finished');
   assert.deepEqual(metricSteps(record.id), [...Array(12).keys()].map((i) => i + 1), 'metrics.jsonl reads as one run');
+});
+
+test('runner: Resume Run skips a checkpoint a kill left incomplete, warning in the log, and goes on from the one before', async () => {
+  const record = registry.create({ name: 'cut', stage: 'ppo', configFile: path.join(dir, 'absent.rlhf.json') });
+  registry.save(Object.assign(record, { status: 'failed' }));
+  const at = (name: string) => path.join(registry.dir(record.id), name);
+  for (const model of ['policy', 'value']) {
+    fs.mkdirSync(path.join(at('checkpoint-4'), model), { recursive: true });
+    for (const file of ['config.json', 'model.safetensors']) fs.writeFileSync(path.join(at('checkpoint-4'), model, file), '');
+  }
+  fs.mkdirSync(path.join(at('checkpoint-6'), 'policy.partial'), { recursive: true });
+
+  const warnings: string[] = [];
+  const onLog = (_: LiveRun, line: { level: string; message: string }) => line.level === 'warn' && warnings.push(line.message);
+  supervisor.on('log', onLog);
+  const run = supervisor.resume(registry, record.id);
+  supervisor.off('log', onLog);
+  assert.equal(run.record.resumedFrom, at('checkpoint-4'));
+  assert.deepEqual(warnings.map((w) => w.startsWith(`skipped ${at('checkpoint-6')}: incomplete`) && w.endsWith('(resuming from checkpoint-4)')), [true], warnings.join('\n'));
+  assert.match((await run.process.outcome).error!, /absent\.rlhf\.json/, 'the process took the resume and went on to read its config');
+
+  fs.rmSync(at('checkpoint-4'), { recursive: true });
+  assert.throws(() => supervisor.resume(registry, record.id), /saved no complete checkpoint to resume from \(skipped .*checkpoint-6: incomplete/);
 });
 
 test('runner: stop ends the run after a step with a checkpoint, recorded as stopped', async () => {
@@ -177,16 +201,6 @@ test('runner: Stop Run in another window stops a run after its step, with a chec
   assert.equal(outcome.status, 'stopped', outcome.error);
   assert.equal(registry.latestCheckpoint(run.record)?.step, outcome.step);
 });
-
-/** The rlhf CLI, run from `cwd`; resolves with its exit code and output. */
-function cli(cwd: string, ...args: string[]) {
-  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), path.join(root, 'src', 'cli.ts'), ...args], { cwd });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const exit = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
-  return { child, exit };
-}
 
 test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up earlier models, and stop on Stop Run', async () => {
   const cwd = fs.mkdtempSync(path.join(dir, 'cli-'));
