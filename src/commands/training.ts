@@ -7,7 +7,7 @@ import { StopWait } from '../runs/registry';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { STAGE_LABELS, formatMetric } from '../shared/format';
-import { Services, pickExperiment, pickRun, requireTrust } from './common';
+import { Services, experimentWorkspace, pickExperiment, pickRun, requireTrust } from './common';
 
 /** What each stage is called in messages about it. */
 const STAGE_WORK: Record<ExperimentStage, string> = {
@@ -41,13 +41,10 @@ export function registerTrainingCommands(services: Services): vscode.Disposable[
 export async function startStage(services: Services, stage: ExperimentStage, uri?: vscode.Uri): Promise<LiveRun | undefined> {
   if (!(await requireTrust(STAGE_WORK[stage]))) return undefined;
   const config = await pickExperiment(uri);
-  if (!config) return undefined;
-  const registry = services.runs.registryFor(config);
-  if (!registry) {
-    await vscode.window.showErrorMessage('Open a folder first: runs are kept in the workspace (.rlhf/runs).');
-    return undefined;
-  }
-  const run = services.supervisor.start({ stage, configFile: config.fsPath, registry, runtime: runtimeOverrides(config) });
+  const workspaceFolder = config && (await experimentWorkspace(config));
+  const registry = config && services.runs.registryFor(config);
+  if (!config || !workspaceFolder || !registry) return undefined;
+  const run = services.supervisor.start({ stage, configFile: config.fsPath, workspaceFolder, registry, runtime: runtimeOverrides(config) });
   void followRun(services, run);
   return run;
 }
@@ -115,8 +112,11 @@ async function resumeRun(services: Services, arg: unknown): Promise<void> {
   const resumable = services.runs.list().filter((r) => (r.record.status === 'stopped' || r.record.status === 'failed') && r.registry.latestCheckpoint(r.record.id));
   const ref = await pickRun(arg, resumable, 'Run to resume from its last checkpoint', 'No stopped or failed run has a checkpoint to resume from.');
   if (!ref || !(await requireTrust(STAGE_WORK[ref.record.stage]))) return;
+  const config = vscode.Uri.file(ref.record.configFile);
+  const workspaceFolder = await experimentWorkspace(config);
+  if (!workspaceFolder) return;
   try {
-    void followRun(services, services.supervisor.resume(ref.registry, ref.record.id, runtimeOverrides(vscode.Uri.file(ref.record.configFile))));
+    void followRun(services, services.supervisor.resume(ref.registry, ref.record.id, workspaceFolder, runtimeOverrides(config)));
   } catch (e) {
     await vscode.window.showErrorMessage((e as Error).message);
   }

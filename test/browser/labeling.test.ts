@@ -16,7 +16,7 @@ function queueState(done: number, total: number, pair?: Partial<QueueState['pair
     type: 'state',
     state: {
       kind: 'queue', queues: [{ key: QUEUE_KEY, label: 'pets', detail: 'pets/queue.jsonl' }], selected: QUEUE_KEY,
-      done, total, canUndo: done > 0, problems: [],
+      done, total, canUndo: done > 0, restricted: false, problems: [],
       ...(pair ? { pair: { prompt: `Prompt of ${pair.pairId}`, left: `Left of ${pair.pairId}`, right: `Right of ${pair.pairId}`, ...pair } } : {}),
       ...extra,
     },
@@ -169,7 +169,7 @@ test('labeling webview: a failed save keeps the pair, a retry works, a rationale
 
 test('labeling webview: no queue, an empty queue with its command, guidelines hint, problems and the queue picker', { skip: noBrowser }, async () => {
   const page = await open();
-  await page.send({ type: 'state', state: { kind: 'noQueue' } });
+  await page.send({ type: 'state', state: { kind: 'noQueue', problems: [] } });
   await showsText(page, 'notice', /comparisons/);
   assert.equal(await page.page.getByTestId('progress').isVisible(), false);
   await page.page.getByTestId('notice-action').click();

@@ -33,7 +33,17 @@ function workspace(pairs: number): Workspace {
 /** Each workspace's remembered undo history, as VS Code's workspace state keeps it across reloads. */
 const histories = new WeakMap<Workspace, Record<string, string[]>>();
 
-function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWebview) => void; experiments?: string[]; annotator?: string; otherWindow?: boolean } = {}) {
+interface OpenOptions {
+  random?: () => number;
+  onPost?: (m: ToWebview) => void;
+  experiments?: string[];
+  annotator?: string;
+  otherWindow?: boolean;
+  /** Whether the workspace is trusted, asked each time (default: trusted). */
+  trusted?: () => boolean;
+}
+
+function open(ws: Workspace, options: OpenOptions = {}) {
   const posted: ToWebview[] = [];
   let history = options.otherWindow ? undefined : histories.get(ws);
   const warnings: string[] = [];
@@ -46,7 +56,8 @@ function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWe
     },
     warn: (m) => warnings.push(m),
     runCommand: (c) => commands.push(c),
-    findExperiments: async () => options.experiments ?? [ws.experiment],
+    findExperiments: async () => (options.experiments ?? [ws.experiment]).map((file) => ({ file, workspaceFolder: ws.dir })),
+    isTrusted: options.trusted ?? (() => true),
     selection: { get: () => selected, set: (key) => (selected = key) },
     history: {
       get: () => history,
@@ -228,6 +239,8 @@ test('labeling host: queue states, guidelines beside the queue, the picked queue
   fs.writeFileSync(broken, '{');
   const none = open(ws, { experiments: [broken] });
   await none.session.handle({ type: 'ready' });
-  assert.deepEqual(none.posted.at(-1), { type: 'state', state: { kind: 'noQueue' } });
-  assert.match(none.warnings.join('\n'), /not valid JSON/, 'an experiment file that does not load is reported');
+  const last = none.posted.at(-1);
+  assert.ok(last?.type === 'state' && last.state.kind === 'noQueue');
+  assert.match(last.state.problems.join('\n'), /broken\.rlhf\.json: not valid JSON/, 'an experiment file that does not load shows as a problem');
+  assert.match(none.warnings.join('\n'), /not valid JSON/, 'and is logged');
 });

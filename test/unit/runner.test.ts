@@ -49,10 +49,10 @@ const metricSteps = (id: string, runs = registry) =>
   fs.readFileSync(path.join(runs.dir(id), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => 'loss' in r).map((r) => r.step);
 
 test('protocol: malformed commands and events are rejected on arrival', () => {
-  const start = { type: 'start', stage: 'sft', configFile: 'a.rlhf.json', outputDir: '/tmp/run' };
+  const start = { type: 'start', stage: 'sft', configFile: 'a.rlhf.json', workspaceFolder: '/work', outputDir: '/tmp/run' };
   assert.equal(parseCommand(start).ok, true);
   assert.equal(parseCommand({ type: 'stop' }).ok, true);
-  for (const bad of [null, 'stop', {}, { type: 'launch' }, { ...start, stage: 'dpo' }, { ...start, configFile: '' }, { ...start, outputDir: 3 }, { ...start, runtime: { provider: 'tpu' } }, { type: 'generate', model: 'm', prompts: [], sampling: { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1 }, seed: 0 }]) {
+  for (const bad of [null, 'stop', {}, { type: 'launch' }, { ...start, stage: 'dpo' }, { ...start, configFile: '' }, { ...start, workspaceFolder: undefined }, { ...start, workspaceFolder: '' }, { ...start, outputDir: 3 }, { ...start, runtime: { provider: 'tpu' } }, { type: 'generate', model: 'm', prompts: [], sampling: { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1 }, seed: 0 }]) {
     const parsed = parseCommand(bad);
     assert.equal(parsed.ok, false, JSON.stringify(bad));
   }
@@ -67,7 +67,7 @@ test('protocol: malformed commands and events are rejected on arrival', () => {
 });
 
 test('runner: a run streams events to done and the registry shows it finished', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('straight', 4), registry });
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('straight', 4), workspaceFolder: dir, registry });
   const events = eventsOf(run);
   assert.equal(registry.get(run.record.id)?.status, 'running');
   const outcome = await run.process.outcome;
@@ -86,7 +86,7 @@ test('runner: a run streams events to done and the registry shows it finished', 
 });
 
 test('runner: a training process killed mid-run is reported with its last log lines, and the run resumes', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('crash', 12), registry });
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('crash', 12), workspaceFolder: dir, registry });
   await reach(run, 8); // checkpoint-6 is on disk by now
   process.kill(run.process.pid!, 'SIGKILL');
   const outcome = await run.process.outcome;
@@ -101,7 +101,7 @@ test('runner: a training process killed mid-run is reported with its last log li
   assert.ok(record.logTail?.length);
   assert.equal(registry.latestCheckpoint(record.id)?.step, 6);
 
-  const resumed = supervisor.resume(registry, record.id);
+  const resumed = supervisor.resume(registry, record.id, dir);
   assert.equal(resumed.record.resumedFrom, registry.latestCheckpoint(record.id)!.path);
   const events = eventsOf(resumed);
   assert.equal((await resumed.process.outcome).status, 'finished');
@@ -111,7 +111,7 @@ test('runner: a training process killed mid-run is reported with its last log li
 });
 
 test('runner: stop ends the run after a step with a checkpoint, recorded as stopped', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('stop', 500), registry });
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('stop', 500), workspaceFolder: dir, registry });
   await reach(run, 2);
   const outcome = await supervisor.stop(run);
   assert.equal(outcome.status, 'stopped', outcome.error);
@@ -125,7 +125,7 @@ test('runner: stop ends the run after a step with a checkpoint, recorded as stop
 test('runner: a bad config fails with the reason, not a crash', async () => {
   const file = path.join(dir, 'bad.rlhf.json');
   fs.writeFileSync(file, JSON.stringify({ name: 'bad', sft: { data: 'sft.jsonl', max_steps: -1 } }));
-  const run = supervisor.start({ stage: 'sft', configFile: file, registry });
+  const run = supervisor.start({ stage: 'sft', configFile: file, workspaceFolder: dir, registry });
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'failed');
   assert.match(outcome.error!, /sft\.max_steps/);
@@ -134,7 +134,7 @@ test('runner: a bad config fails with the reason, not a crash', async () => {
 
   const broken = path.join(dir, 'broken.rlhf.json');
   fs.writeFileSync(broken, '{"name": ');
-  const unreadable = supervisor.start({ stage: 'sft', configFile: broken, registry });
+  const unreadable = supervisor.start({ stage: 'sft', configFile: broken, workspaceFolder: dir, registry });
   assert.equal(unreadable.record.name, 'broken', 'a config that is not JSON names its run after the file');
   assert.match((await unreadable.process.outcome).error!, /broken\.rlhf\.json: not valid JSON/);
   assert.equal(fs.readFileSync(broken, 'utf8'), '{"name": ');
@@ -147,11 +147,11 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
   config.comparisons = { prompts: 'prompts.jsonl', queue: 'queue.jsonl', num_candidates: 3, max_new_tokens: 6, temperature: 1.5 };
   fs.writeFileSync(file, JSON.stringify(config));
 
-  const sft = supervisor.start({ stage: 'sft', configFile: file, registry });
+  const sft = supervisor.start({ stage: 'sft', configFile: file, workspaceFolder: dir, registry });
   assert.equal((await sft.process.outcome).status, 'finished');
   await new Promise((r) => setImmediate(r));
 
-  const run = supervisor.start({ stage: 'comparisons', configFile: file, registry });
+  const run = supervisor.start({ stage: 'comparisons', configFile: file, workspaceFolder: dir, registry });
   const events = eventsOf(run);
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'finished', outcome.error);
@@ -168,7 +168,7 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
 });
 
 test('runner: Stop Run in another window stops a run after its step, with a checkpoint', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('elsewhere', 500), registry });
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('elsewhere', 500), workspaceFolder: dir, registry });
   await reach(run, 2);
   const wait = { timeoutMs: 20_000, pollMs: 50 };
   const { result, record } = await new RunRegistry(registry.root).stopElsewhere(run.record.id, wait);
