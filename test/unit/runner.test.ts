@@ -138,6 +138,10 @@ test('runner: a bad config fails with the reason, not a crash', async () => {
   assert.equal(unreadable.record.name, 'broken', 'a config that is not JSON names its run after the file');
   assert.match((await unreadable.process.outcome).error!, /broken\.rlhf\.json: not valid JSON/);
   assert.equal(fs.readFileSync(broken, 'utf8'), '{"name": ');
+
+  const otherFolder = fs.mkdtempSync(path.join(dir, 'other-folder-'));
+  const elsewhere = supervisor.start({ stage: 'sft', configFile: file, workspaceFolder: otherFolder, registry });
+  assert.equal((await elsewhere.process.outcome).error, `${file}: the experiment file is outside the workspace folder ${otherFolder}`);
 });
 
 test('runner: Generate Comparisons samples from the experiment\'s newest finished SFT run into its queue', async () => {
@@ -189,32 +193,34 @@ function cli(cwd: string, ...args: string[]) {
 }
 
 test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up earlier models, and stop on Stop Run', async () => {
-  const cwd = fs.mkdtempSync(path.join(dir, 'cli-'));
-  const runs = new RunRegistry(path.join(cwd, '.rlhf', 'runs'));
-  const file = writeConfig('cli', 2);
-  const config = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const workspace = fs.mkdtempSync(path.join(dir, 'cli-'));
+  const runs = new RunRegistry(path.join(workspace, '.rlhf', 'runs'));
+  fs.copyFileSync(data, path.join(workspace, 'sft.jsonl'));
+  const file = path.join(workspace, 'cli.rlhf.json');
+  const config = JSON.parse(fs.readFileSync(writeConfig('cli', 2), 'utf8'));
   config.comparisons = { prompts: 'prompts.jsonl', queue: 'cli-queue.jsonl', num_candidates: 2, max_new_tokens: 4 };
-  fs.writeFileSync(path.join(dir, 'prompts.jsonl'), JSON.stringify({ prompt: 'What does a cat eat?' }));
+  fs.writeFileSync(path.join(workspace, 'prompts.jsonl'), JSON.stringify({ prompt: 'What does a cat eat?' }));
   fs.writeFileSync(file, JSON.stringify(config));
 
-  const sft = await cli(cwd, 'sft', file).exit;
+  // Run from the workspace folder, or from anywhere with --workspace.
+  const sft = await cli(dir, 'sft', file, '--workspace', workspace).exit;
   assert.equal(sft.code, 0, sft.output);
   const [sftRun] = runs.list();
   assert.deepEqual([sftRun.stage, sftRun.status, sftRun.step, sftRun.configFile, sftRun.pid], ['sft', 'finished', 2, file, undefined]);
   assert.ok(sftRun.metrics.loss! > 0);
 
-  const comparisons = await cli(cwd, 'comparisons', file).exit;
+  const comparisons = await cli(workspace, 'comparisons', file).exit;
   assert.equal(comparisons.code, 0, comparisons.output);
   const modelDir = runs.modelDir(sftRun.id)!;
   assert.equal(runs.list()[0].models?.sft, modelDir);
   assert.ok(comparisons.output.includes(`sampling from the SFT model: ${modelDir}`), comparisons.output);
 
-  const rm = await cli(cwd, 'rm', file).exit;
+  const rm = await cli(workspace, 'rm', file).exit;
   assert.equal(rm.code, 1);
   assert.deepEqual([runs.list()[0].stage, runs.list()[0].status], ['rm', 'failed']);
   assert.match(runs.list()[0].error!, /"rm" section/);
 
-  const long = cli(cwd, 'sft', file, '--steps', '500');
+  const long = cli(workspace, 'sft', file, '--steps', '500');
   let exited = false;
   void long.exit.then(() => (exited = true));
   let running: RunRecord | undefined;
@@ -230,13 +236,30 @@ test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up e
   assert.equal(checkpoint.step, runs.get(running.id)?.step);
 
   const count = runs.list().length;
-  const wrongStage = await cli(cwd, 'rm', file, '--resume', checkpoint.path).exit;
+  const wrongStage = await cli(workspace, 'rm', file, '--resume', checkpoint.path).exit;
   assert.equal(wrongStage.code, 1);
   assert.match(wrongStage.output, /is a checkpoint of sft run .*; resume it with "rlhf sft"/);
-  const resumed = await cli(cwd, 'sft', file, '--resume', checkpoint.path, '--steps', String(checkpoint.step + 1)).exit;
+  const resumed = await cli(workspace, 'sft', file, '--resume', checkpoint.path, '--steps', String(checkpoint.step + 1)).exit;
   assert.equal(resumed.code, 0, resumed.output);
   assert.equal(runs.list().length, count, 'the resume goes on in the run it resumes, not a new one');
   const record = runs.get(running.id)!;
   assert.deepEqual([record.status, record.step, record.resumedFrom], ['finished', checkpoint.step + 1, checkpoint.path]);
   assert.ok(metricSteps(running.id, runs).includes(checkpoint.step + 1), 'its metrics go on in the same folder');
+});
+
+test('CLI: an experiment outside the workspace folder, or naming files outside it, is refused before a run folder exists', async () => {
+  const workspace = fs.mkdtempSync(path.join(dir, 'cli-refused-'));
+  const outsideConfig = writeConfig('outside', 2);
+  const elsewhere = await cli(workspace, 'sft', outsideConfig).exit;
+  assert.equal(elsewhere.code, 1);
+  assert.match(elsewhere.output, new RegExp(`${outsideConfig} is outside the current directory \\(${workspace}\\): run rlhf in a folder that holds the experiment, or name one with --workspace`));
+  const named = await cli(dir, 'sft', outsideConfig, '--workspace', workspace).exit;
+  assert.match(named.output, /is outside the --workspace folder/);
+
+  const escaping = path.join(workspace, 'escaping.rlhf.json');
+  fs.writeFileSync(escaping, JSON.stringify({ name: 'escaping', sft: { data: '../sft.jsonl' } }));
+  const refused = await cli(workspace, 'sft', escaping).exit;
+  assert.equal(refused.code, 1);
+  assert.match(refused.output, new RegExp(`${escaping}: sft\\.data: ${data} is outside the workspace folder ${workspace}`));
+  assert.equal(fs.existsSync(path.join(workspace, '.rlhf')), false, 'no run was recorded');
 });
