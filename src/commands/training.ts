@@ -44,7 +44,8 @@ export async function startStage(services: Services, stage: ExperimentStage, uri
   const workspaceFolder = config && (await experimentWorkspace(config));
   const registry = config && services.runs.registryFor(config);
   if (!config || !workspaceFolder || !registry) return undefined;
-  const run = services.supervisor.start({ stage, configFile: config.fsPath, workspaceFolder, registry, runtime: runtimeOverrides(config) });
+  const runtime = runtimeOverrides(config);
+  const run = services.supervisor.start({ stage, configFile: config.fsPath, workspaceFolder, registry, runtime });
   void followRun(services, run);
   return run;
 }
@@ -116,7 +117,8 @@ async function resumeRun(services: Services, arg: unknown): Promise<void> {
   const workspaceFolder = await experimentWorkspace(config);
   if (!workspaceFolder) return;
   try {
-    void followRun(services, services.supervisor.resume(ref.registry, ref.record.id, workspaceFolder, runtimeOverrides(config)));
+    const run = services.supervisor.resume(ref.registry, ref.record.id, workspaceFolder, runtimeOverrides(config));
+    void followRun(services, run);
   } catch (e) {
     await vscode.window.showErrorMessage((e as Error).message);
   }

@@ -16,7 +16,8 @@ const MAX_LINKS = 40;
 export function workspacePathProblem(field: string, file: string, workspace: string): string | undefined {
   if (isInsideWorkspace(file, workspace)) return undefined;
   const real = realPath(file);
-  const leadsTo = real === undefined ? ' (its symlinks do not resolve)' : real !== path.resolve(file) ? ` (it leads to ${real})` : '';
+  const leadsTo =
+    real === undefined ? ' (its symlinks do not resolve)' : real !== path.resolve(file) ? ` (it leads to ${real})` : '';
   return `${field}: ${file}${leadsTo} is outside the workspace folder ${workspace}; an experiment may only name files inside it`;
 }
 

@@ -97,7 +97,8 @@ export class LabelingView {
     this.rationale.addEventListener('keydown', (e) => {
       if ((e as KeyboardEvent).key === 'Escape') this.choiceButtons[0].focus();
     });
-    for (const part of [this.header, this.restrictedBanner, this.guidelines, this.pair, this.footer, this.problems]) this.show(part, false);
+    const parts = [this.header, this.restrictedBanner, this.guidelines, this.pair, this.footer, this.problems];
+    for (const part of parts) this.show(part, false);
     this.notice.textContent = 'Loading…';
   }
 

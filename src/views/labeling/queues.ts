@@ -33,8 +33,8 @@ export function queuesOf(experiments: ExperimentFile[], report: (problem: string
     try {
       const experiment = loadExperiment(file, workspaceFolder);
       if (!experiment.comparisons) continue;
-      const { queue, preferences } = experiment.comparisons;
-      queues.push({ key: file, name: experiment.name, queueFile: queue, preferencesFile: preferences, workspaceFolder });
+      const { queue: queueFile, preferences: preferencesFile } = experiment.comparisons;
+      queues.push({ key: file, name: experiment.name, queueFile, preferencesFile, workspaceFolder });
     } catch (err) {
       report((err as Error).message);
     }
@@ -42,7 +42,7 @@ export function queuesOf(experiments: ExperimentFile[], report: (problem: string
   return queues;
 }
 
-/** The labeling guidelines beside a queue file, as Markdown; undefined when there are none, or they lead outside the workspace. */
+/** The guidelines.md beside a queue file; undefined when there is none, or it leads outside the workspace. */
 export function readGuidelines(queue: Queue): string | undefined {
   const file = path.join(path.dirname(queue.queueFile), 'guidelines.md');
   if (!isInsideWorkspace(file, queue.workspaceFolder)) return undefined;
