@@ -318,3 +318,20 @@ test('labeling host: in Restricted Mode the queue shows read-only, and no label 
   await restricted.session.handle({ type: 'label', id: 4, pairId: 'p1', choice: 'right' });
   assert.deepEqual(readPreferences(ws.preferences).records.map((r) => [r.id, r.label]), [['p0', 'a'], ['p1', 'b']]);
 });
+
+test('labeling host: queue files that become symlinks out of the workspace after the scan are neither read nor written', { skip: process.platform === 'win32' }, async () => {
+  const ws = workspace(2);
+  const victim = fs.mkdtempSync(path.join(os.tmpdir(), 'victim-'));
+  const bashrc = path.join(victim, '.bashrc');
+  fs.writeFileSync(bashrc, 'export SECRET=hunter2\n');
+  const { session, posted, state, results } = open(ws, { random: () => 0.9 });
+  await session.handle({ type: 'ready' });
+  fs.symlinkSync(bashrc, ws.preferences);
+  await session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
+  const [result] = results();
+  assert.ok(result.type === 'result' && !result.ok && result.error?.startsWith(`Not saved: ${ws.experiment}: comparisons.preferences: ${ws.preferences} (it leads to`), JSON.stringify(result));
+  assert.equal(fs.readFileSync(bashrc, 'utf8'), 'export SECRET=hunter2\n');
+  assert.deepEqual([state().total, state().pair, state().canUndo], [0, undefined, false]);
+  assert.match(state().problems.join('\n'), /comparisons\.preferences: .* is outside the workspace folder/);
+  assert.doesNotMatch(JSON.stringify(posted), /hunter2/);
+});

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadExperiment } from '../../train/config';
-import { isInsideWorkspace } from '../../util/workspace-path';
+import { isInsideWorkspace, workspacePathProblem } from '../../util/workspace-path';
 
 /** An experiment file (*.rlhf.json) and the workspace folder holding it. */
 export interface ExperimentFile {
@@ -40,6 +40,19 @@ export function queuesOf(experiments: ExperimentFile[], report: (problem: string
     }
   }
   return queues;
+}
+
+/**
+ * The queue's files that lead outside its workspace folder now, as problems naming the experiment
+ * file and the field. Checked again before each read and write: a symlink may have been made since
+ * the experiment was loaded.
+ */
+export function queuePathProblems(queue: Queue): string[] {
+  const files: [string, string][] = [['comparisons.queue', queue.queueFile], ['comparisons.preferences', queue.preferencesFile]];
+  return files.flatMap(([field, file]) => {
+    const problem = workspacePathProblem(field, file, queue.workspaceFolder);
+    return problem === undefined ? [] : [`${queue.key}: ${problem}`];
+  });
 }
 
 /** The guidelines.md beside a queue file; undefined when there is none, or it leads outside the workspace. */

@@ -9,9 +9,9 @@
  */
 import * as fs from 'fs';
 import { Choice, LabelRequest, QueueState, ShownPair, toHostSchema, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
-import { ComparisonPair, labelPair, queueStatus, readQueue } from '../../data/queue';
+import { ComparisonPair, labelPair, QueueStatus, queueStatus, readQueue } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, Label, readPreferences, undoPreference } from '../../data/preferences';
-import { ExperimentFile, Queue, queuesOf, readGuidelines } from './queues';
+import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
 export interface SessionHost {
@@ -45,6 +45,8 @@ export function storedLabel(choice: Choice, swapped: boolean): Label {
 const UNDO_DEPTH = 200;
 
 const RESTRICTED = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
+
+const NO_STATUS: QueueStatus = { total: 0, done: 0, next: undefined, errors: [] };
 
 export class LabelingSession {
   private queues: Queue[] | undefined;
@@ -116,7 +118,9 @@ export class LabelingSession {
   private state(): ViewState {
     const queue = this.selectedQueue();
     if (!queue) return { kind: 'noQueue', problems: this.experimentProblems };
-    const status = fs.existsSync(queue.queueFile) ? queueStatus(queue.queueFile, queue.preferencesFile) : { total: 0, done: 0, next: undefined, errors: [] };
+    const outside = queuePathProblems(queue);
+    const readable = outside.length === 0 && fs.existsSync(queue.queueFile);
+    const status = readable ? queueStatus(queue.queueFile, queue.preferencesFile) : NO_STATUS;
     const restricted = !this.host.isTrusted();
     const state: QueueState = {
       kind: 'queue',
@@ -124,9 +128,9 @@ export class LabelingSession {
       selected: queue.key,
       done: status.done,
       total: status.total,
-      canUndo: !restricted && this.undoTarget(queue) !== undefined,
+      canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
       restricted,
-      problems: [...this.experimentProblems, ...status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`)],
+      problems: [...this.experimentProblems, ...outside, ...status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`)],
     };
     if (status.next) state.pair = this.shown(status.next);
     const guidelines = readGuidelines(queue);
@@ -146,8 +150,9 @@ export class LabelingSession {
   }
 
   private async label(request: LabelRequest): Promise<void> {
-    if (!this.host.isTrusted()) return this.answer(request.id, RESTRICTED);
     const queue = this.selectedQueue();
+    const refusal = this.writeRefusal(queue);
+    if (refusal) return this.answer(request.id, refusal);
     const pair = queue && fs.existsSync(queue.queueFile) ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId) : undefined;
     if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
     const rationale = request.rationale?.trim();
@@ -165,8 +170,9 @@ export class LabelingSession {
   }
 
   private async undo(id: number): Promise<void> {
-    if (!this.host.isTrusted()) return this.answer(id, RESTRICTED);
     const queue = this.selectedQueue();
+    const refusal = this.writeRefusal(queue);
+    if (refusal) return this.answer(id, refusal);
     const target = queue && this.undoTarget(queue);
     if (!queue || !target) return this.answer(id, 'There is no label to undo.');
     try {
@@ -176,6 +182,13 @@ export class LabelingSession {
     }
     this.remember(queue, this.labeledIn(queue).slice(0, -1));
     return this.answer(id);
+  }
+
+  /** Why nothing may be written now: Restricted Mode, or queue files that have come to lead outside the workspace. */
+  private writeRefusal(queue: Queue | undefined): string | undefined {
+    if (!this.host.isTrusted()) return RESTRICTED;
+    const [outside] = queue ? queuePathProblems(queue) : [];
+    return outside && `Not saved: ${outside}`;
   }
 
   /**
