@@ -26,7 +26,10 @@ export const EXPERIMENT_GLOB = '**/*.rlhf.json';
 export async function requireTrust(action: string, why = 'it runs training code on the files of this workspace'): Promise<boolean> {
   if (vscode.workspace.isTrusted) return true;
   const manage = 'Manage Workspace Trust';
-  const choice = await vscode.window.showWarningMessage(`${action} is disabled in Restricted Mode: ${why}. Trust the workspace to enable it.`, manage);
+  const choice = await vscode.window.showWarningMessage(
+    `${action} is disabled in Restricted Mode: ${why}. Trust the workspace to enable it.`,
+    manage,
+  );
   if (choice === manage) await vscode.commands.executeCommand('workbench.trust.manage');
   return false;
 }

@@ -39,7 +39,7 @@ function isWithin(file: string, folder: string): boolean {
  * are joined on as named. A dangling symlink leads to its target (writing through it would create
  * that). Undefined for a chain of links that does not end.
  */
-export function realPath(file: string, links = 0): string | undefined {
+function realPath(file: string, links = 0): string | undefined {
   const missing: string[] = [];
   for (let existing = path.resolve(file); ; existing = path.dirname(existing)) {
     const real = tryRealpath(existing);
