@@ -48,9 +48,14 @@ function busy(): boolean {
   return pending.size > 0;
 }
 
+/** Restricted Mode: the queue shows, and nothing is sent that would write. */
+function restricted(): boolean {
+  return state?.kind === 'queue' && state.restricted;
+}
+
 function choose(choice: Choice): void {
   const pair = currentPair();
-  if (!pair || busy()) return;
+  if (!pair || busy() || restricted()) return;
   const id = nextId++;
   pending.set(id, { kind: 'label', choice });
   view.setSaveStatus({ kind: 'saving' });
@@ -59,7 +64,7 @@ function choose(choice: Choice): void {
 }
 
 function undo(): void {
-  if (state?.kind !== 'queue' || !state.canUndo || busy()) return;
+  if (state?.kind !== 'queue' || !state.canUndo || busy() || restricted()) return;
   const id = nextId++;
   pending.set(id, { kind: 'undo' });
   view.setSaveStatus({ kind: 'saving' });
