@@ -10,6 +10,7 @@
  * to the stored label "a" or "b".
  */
 import { z } from 'zod';
+import { Parsed, parseWith } from './parse';
 
 /** What the person decided about the two responses as shown. */
 export const choiceSchema = z.enum(['left', 'right', 'tie', 'both_bad', 'skip']);
@@ -98,3 +99,6 @@ export const toWebviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('result'), id: requestId, ok: z.boolean(), error: z.string().optional() }),
 ]);
 export type ToWebview = z.infer<typeof toWebviewSchema>;
+
+export const parseToHost = (message: unknown): Parsed<ToHost> => parseWith(toHostSchema, message);
+export const parseToWebview = (message: unknown): Parsed<ToWebview> => parseWith(toWebviewSchema, message);

@@ -3,7 +3,7 @@
  * reports a label as saved only when the host acknowledges it (after the write is on disk).
  */
 import '../shared/zod-jitless';
-import { Choice, ToHost, toWebviewSchema, ViewState } from '../../src/protocol/labeling';
+import { Choice, parseToWebview, ToHost, ViewState } from '../../src/protocol/labeling';
 import { vscodeApi } from '../shared/vscode';
 import { CHOICES, LabelingView } from './view';
 
@@ -72,12 +72,12 @@ function undo(): void {
 }
 
 window.addEventListener('message', (event: MessageEvent) => {
-  const parsed = toWebviewSchema.safeParse(event.data);
-  if (!parsed.success) {
-    console.warn('Labeling view: ignored a message that is not in the protocol', parsed.error.issues);
+  const parsed = parseToWebview(event.data);
+  if (!parsed.ok) {
+    console.warn(`Labeling view: ignored a message that is not in the protocol (${parsed.error})`);
     return;
   }
-  const message = parsed.data;
+  const message = parsed.value;
   if (message.type === 'state') {
     state = message.state;
     view.render(state, pageState.draft);

@@ -8,7 +8,7 @@
  * next pair is the first one of the queue without a label.
  */
 import * as fs from 'fs';
-import { Choice, LabelRequest, QueueState, ShownPair, toHostSchema, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
+import { Choice, LabelRequest, QueueState, ShownPair, parseToHost, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
 import { ComparisonPair, labelPair, QueueStatus, queueStatus, readQueue } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
 import { Label } from '../../data/preference-record';
@@ -67,12 +67,12 @@ export class LabelingSession {
 
   /** Handles one message from the webview; anything that is not in the protocol is logged and dropped. */
   handle(raw: unknown): Promise<void> {
-    const parsed = toHostSchema.safeParse(raw);
-    if (!parsed.success) {
-      this.host.warn(`Labeling view: rejected a message that is not in the protocol (${parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')})`);
+    const parsed = parseToHost(raw);
+    if (!parsed.ok) {
+      this.host.warn(`Labeling view: rejected a message that is not in the protocol (${parsed.error})`);
       return this.pending;
     }
-    const message = parsed.data;
+    const message = parsed.value;
     this.pending = this.pending.then(async () => {
       if (!this.queues) await this.scan();
       switch (message.type) {
