@@ -20,6 +20,7 @@ import { STAGE_INFO } from './shared/stages';
 import { stageRunners } from './runner/stages';
 import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, findCheckpoints, liveProcess, recordEvent, runOfCheckpoint, skippedCheckpoints } from './runs/registry';
 import { Rng } from './util/rng';
+import { isInsideWorkspace } from './util/workspace-path';
 import { experimentJsonSchema, loadExperiment } from './experiment/config';
 import { runDemo } from './train/demo';
 import { sampleFromCheckpoint } from './train/samples';
@@ -84,21 +85,22 @@ const number = (v: string) => {
   return n;
 };
 
-type StageOptions = { out?: string; resume?: string; steps?: number; provider?: ProviderChoice };
+type StageOptions = { out?: string; resume?: string; steps?: number; provider?: ProviderChoice; workspace?: string };
 
 /**
  * Runs a stage as the extension's training process does. The run is recorded in the runs folder
- * of the current directory (`.rlhf/runs/<id>/run.json`), so VS Code's Runs view and charts show it,
+ * of the workspace folder (`.rlhf/runs/<id>/run.json`), so VS Code's Runs view and charts show it,
  * and the config's unset models are the experiment's earlier runs' models, as in VS Code. A resume
  * from a checkpoint of a recorded run goes on in that run's folder and record, with its models.
  * With --out the run goes to that folder instead, unrecorded.
  */
 async function stage(name: ExperimentStage, configFile: string, opts: StageOptions) {
   const config = path.resolve(configFile);
-  const experiment = loadExperiment(config); // a bad config stops here, before a run folder exists
+  const workspaceFolder = workspaceOf(config, opts);
+  const experiment = loadExperiment(config, workspaceFolder); // a bad config stops here, before a run folder exists
   const resumeFrom = opts.resume && resumePoint(path.resolve(opts.resume), name);
   const resumed = resumeFrom ? runOfCheckpoint(resumeFrom) : undefined;
-  const registry = resumed?.registry ?? new RunRegistry(path.resolve('.rlhf', 'runs'));
+  const registry = resumed?.registry ?? new RunRegistry(path.join(workspaceFolder, '.rlhf', 'runs'));
   const models = resumed?.record.models ?? registry.stageModels(config);
   const record = opts.out ? undefined
     : resumed ? continuedRun(resumed.record, name, resumeFrom!)
@@ -115,7 +117,7 @@ async function stage(name: ExperimentStage, configFile: string, opts: StageOptio
     }
     if (recordEvent(record, e) || e.type === 'done') registry.save(record);
   };
-  const command = { type: 'start' as const, stage: name, configFile: config, outputDir, resumeFrom, models, steps: opts.steps, runtime: { provider: opts.provider } };
+  const command = { type: 'start' as const, stage: name, configFile: config, workspaceFolder, outputDir, resumeFrom, models, steps: opts.steps, runtime: { provider: opts.provider } };
   try {
     await stageRunners[name](command, { emit, signal: stopOnInterrupt() });
   } catch (e) {
@@ -138,6 +140,17 @@ function resumePoint(checkpoint: string, stage: ExperimentStage): string {
   return search.latest.path;
 }
 
+/**
+ * The workspace folder: --workspace, else the current directory. The experiment file and every
+ * file it names must be inside it, as in VS Code; its `.rlhf/runs` records the runs.
+ */
+function workspaceOf(config: string, opts: StageOptions): string {
+  const workspace = path.resolve(opts.workspace ?? '.');
+  if (isInsideWorkspace(config, workspace)) return workspace;
+  const which = opts.workspace ? 'the --workspace folder' : 'the current directory';
+  throw new Error(`${config} is outside ${which} (${workspace}): run rlhf in a folder that holds the experiment, or name one with --workspace`);
+}
+
 /** The recorded run a resume goes on with: one of this stage that stopped or failed. */
 function continuedRun(record: RunRecord, stage: ExperimentStage, checkpoint: string): RunRecord {
   if (record.stage !== stage) {
@@ -148,9 +161,9 @@ function continuedRun(record: RunRecord, stage: ExperimentStage, checkpoint: str
   return record;
 }
 
-/** The whole pipeline on the demo data, in one run directory. */
+/** The whole pipeline on the demo data, in one run directory. The bundled demo folder is its own workspace. */
 async function demo(opts: { out?: string; provider?: ProviderChoice }) {
-  const exp = loadExperiment(DEMO_CONFIG);
+  const exp = loadExperiment(DEMO_CONFIG, path.dirname(DEMO_CONFIG));
   if (opts.provider) exp.runtime.provider = opts.provider;
   const outputDir = path.resolve(opts.out ?? runsDir('demo', 'pipeline'));
   console.log(`run directory: ${outputDir}`);
@@ -219,7 +232,8 @@ function stageCommand(cli: Command, name: ExperimentStage) {
     .command(name)
     .description(description)
     .argument('<config>', 'experiment config file (JSON)')
-    .option('--out <dir>', `run directory (default: .rlhf/runs/<time>-<name>-${name}, recorded for VS Code's Runs view)`)
+    .option('--out <dir>', `run directory (default: .rlhf/runs/<time>-<name>-${name} in the workspace folder, recorded for VS Code's Runs view)`)
+    .option('--workspace <dir>', 'the workspace folder: the experiment and the files it names must be inside it (default: the current directory)')
     .addOption(providerOption());
   // Training stages; comparisons go on from what is queued instead.
   if (steps) command.option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run').option('--steps <n>', steps, positiveInt);

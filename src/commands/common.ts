@@ -6,18 +6,32 @@ import { RunRef } from '../views/workspaceRuns';
 import { stageLabel } from '../shared/stages';
 
 /**
- * Training and generation run code and read files the workspace chooses, so an untrusted
- * workspace gets an explanation and a way to trust it instead.
+ * Training and generation run code and read files the workspace chooses, and other commands write
+ * files into it, so an untrusted workspace gets an explanation and a way to trust it instead.
  */
-export async function requireTrust(action: string): Promise<boolean> {
+export async function requireTrust(action: string, why = 'it runs training code on the files of this workspace'): Promise<boolean> {
   if (vscode.workspace.isTrusted) return true;
   const manage = 'Manage Workspace Trust';
   const choice = await vscode.window.showWarningMessage(
-    `${action} is disabled in Restricted Mode: it runs training code on the files of this workspace. Trust the workspace to enable it.`,
+    `${action} is disabled in Restricted Mode: ${why}. Trust the workspace to enable it.`,
     manage,
   );
   if (choice === manage) await vscode.commands.executeCommand('workbench.trust.manage');
   return false;
+}
+
+/**
+ * The workspace folder holding an experiment file: it and every file it names must be inside one.
+ * For a file outside every folder, an error says so and the result is undefined.
+ */
+export async function experimentWorkspace(config: vscode.Uri): Promise<string | undefined> {
+  const folder = vscode.workspace.getWorkspaceFolder(config);
+  if (folder) return folder.uri.fsPath;
+  const why = vscode.workspace.workspaceFolders?.length
+    ? `${config.fsPath} is outside the workspace folders: open the folder that holds it. An experiment and the files it names must be inside a workspace folder.`
+    : 'Open a folder first: experiments and their runs live in the workspace.';
+  await vscode.window.showErrorMessage(why);
+  return undefined;
 }
 
 /** The experiment file to use: the active editor's if it is one, else one picked from the workspace. */

@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { Services } from '../services';
+import { requireTrust } from './common';
 
 export type ExperimentTemplate = 'demo' | 'empty';
 
@@ -14,6 +15,7 @@ export function registerExperimentCommands(services: Services): vscode.Disposabl
 }
 
 async function newExperiment(services: Services): Promise<void> {
+  if (!(await requireTrust('New Experiment', 'it writes files into this workspace'))) return;
   const folder = await pickWorkspaceFolder();
   if (!folder) return;
   const template = await vscode.window.showQuickPick(

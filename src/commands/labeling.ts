@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { LABELING_VIEW } from '../views/labeling/provider';
 import { Services } from '../services';
-import { pickExperiment } from './common';
+import { experimentWorkspace, pickExperiment } from './common';
 
 export function registerLabelingCommands(services: Services): vscode.Disposable[] {
   return [
@@ -17,12 +17,13 @@ export function registerLabelingCommands(services: Services): vscode.Disposable[
 
 async function exportPreferences(services: Services, uri?: vscode.Uri): Promise<void> {
   const experiment = await pickExperiment(uri);
-  if (!experiment) return;
+  const workspaceFolder = experiment && (await experimentWorkspace(experiment));
+  if (!experiment || !workspaceFolder) return;
   // Loaded on use: the config and data modules are not needed at activation.
   const { queuesOf } = require('../views/labeling/queues') as typeof import('../views/labeling/queues');
   const { exportPreferences: writeExport } = require('../data/preferences') as typeof import('../data/preferences');
   const problems: string[] = [];
-  const [queue] = queuesOf([experiment.fsPath], (problem) => problems.push(problem));
+  const [queue] = queuesOf([{ file: experiment.fsPath, workspaceFolder }], (problem) => problems.push(problem));
   if (!queue) {
     const why = problems[0] ?? `${path.basename(experiment.fsPath)} has no "comparisons" section, so it has no labels to export.`;
     await vscode.window.showErrorMessage(why);

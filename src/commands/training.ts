@@ -9,7 +9,7 @@ import { runtimeOverrides } from '../settings';
 import { formatMetric } from '../shared/format';
 import { NextStep, STAGE_INFO, stageLabel } from '../shared/stages';
 import { Services } from '../services';
-import { pickExperiment, pickRun, requireTrust } from './common';
+import { experimentWorkspace, pickExperiment, pickRun, requireTrust } from './common';
 
 /** The command behind each next step a finished run offers (each takes the run). */
 const NEXT_STEP_COMMANDS: Record<NextStep, string> = {
@@ -30,13 +30,11 @@ export function registerTrainingCommands(services: Services): vscode.Disposable[
 export async function startStage(services: Services, stage: ExperimentStage, uri?: vscode.Uri): Promise<LiveRun | undefined> {
   if (!(await requireTrust(STAGE_INFO[stage].work))) return undefined;
   const config = await pickExperiment(uri);
-  if (!config) return undefined;
-  const registry = services.runs.registryFor(config);
-  if (!registry) {
-    await vscode.window.showErrorMessage('Open a folder first: runs are kept in the workspace (.rlhf/runs).');
-    return undefined;
-  }
-  const run = services.supervisor.start({ stage, configFile: config.fsPath, registry, runtime: runtimeOverrides(config) });
+  const workspaceFolder = config && (await experimentWorkspace(config));
+  const registry = config && services.runs.registryFor(config);
+  if (!config || !workspaceFolder || !registry) return undefined;
+  const runtime = runtimeOverrides(config);
+  const run = services.supervisor.start({ stage, configFile: config.fsPath, workspaceFolder, registry, runtime });
   void followRun(services, run);
   return run;
 }
@@ -104,8 +102,12 @@ async function resumeRun(services: Services, arg: unknown): Promise<void> {
   const resumable = services.runs.list().filter((r) => (r.record.status === 'stopped' || r.record.status === 'failed') && r.registry.latestCheckpoint(r.record));
   const ref = await pickRun(arg, resumable, 'Run to resume from its last checkpoint', 'No stopped or failed run has a checkpoint to resume from.');
   if (!ref || !(await requireTrust(STAGE_INFO[ref.record.stage].work))) return;
+  const config = vscode.Uri.file(ref.record.configFile);
+  const workspaceFolder = await experimentWorkspace(config);
+  if (!workspaceFolder) return;
   try {
-    void followRun(services, services.supervisor.resume(ref.registry, ref.record.id, runtimeOverrides(vscode.Uri.file(ref.record.configFile))));
+    const run = services.supervisor.resume(ref.registry, ref.record.id, workspaceFolder, runtimeOverrides(config));
+    void followRun(services, run);
     const skipped = skippedCheckpoints(ref.registry.checkpoints(ref.record));
     if (skipped.length) void vscode.window.showWarningMessage(skipped.join(' '));
   } catch (e) {

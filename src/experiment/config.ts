@@ -1,14 +1,15 @@
 /**
  * The experiment config file: one JSON file per experiment, one section per stage. Keys use TRL's
  * names where TRL has one (learning_rate, warmup_steps, max_grad_norm...), so TRL users feel at
- * home. Paths are relative to the config file. No engine import: the extension host reads
- * configs too.
+ * home. Paths are relative to the config file, and the files an experiment reads and writes must
+ * be inside its workspace folder. No engine import: the extension host reads configs too.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { decodeUtf8 } from '../data/jsonl';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
+import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
 
 const positiveInt = z.number().int().positive();
 /** Sequences per step. 2^20 of even one token each need over 200 GB for GPT-2's logits alone. */
@@ -156,8 +157,26 @@ export function parseExperiment(json: unknown, file: string): Experiment {
   return result.data;
 }
 
-/** Reads and validates a config file; relative paths in it become absolute. */
-export function loadExperiment(file: string): Experiment {
+/**
+ * Reads and validates a config file inside the workspace folder `workspace`; relative paths in it
+ * become absolute, and every file it reads or writes must be inside `workspace` too (see
+ * `WORKSPACE_FIELDS`), else the ConfigError names each field that leads out.
+ */
+export function loadExperiment(file: string, workspace: string): Experiment {
+  // Checked before reading, so nothing of a file outside is ever shown (in a JSON error, say).
+  if (!isInsideWorkspace(file, workspace)) throw new ConfigError(`${file}: the experiment file is outside the workspace folder ${workspace}`);
+  const exp = parseExperiment(readConfigJson(file), file);
+  resolvePaths(exp, path.dirname(path.resolve(file)));
+  const problems = WORKSPACE_FIELDS.flatMap(([field, get]) => {
+    const value = get(exp);
+    const problem = value === undefined ? undefined : workspacePathProblem(field, value, workspace);
+    return problem === undefined ? [] : [`${file}: ${problem}`];
+  });
+  if (problems.length > 0) throw new ConfigError(problems.join('\n'));
+  return exp;
+}
+
+function readConfigJson(file: string): unknown {
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
@@ -170,14 +189,30 @@ export function loadExperiment(file: string): Experiment {
   } catch {
     throw new ConfigError(`${file}: not UTF-8 text`);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new ConfigError(`${file}: not valid JSON (${(e as Error).message})`);
   }
-  const exp = parseExperiment(json, file);
-  const dir = path.dirname(path.resolve(file));
+}
+
+/**
+ * The data and output files of an experiment, which must be inside its workspace folder. The model
+ * fields (`model`, `comparisons.model`, `rm.model`, `ppo.sft_model`, `ppo.reward_model`) are not
+ * confined: they name model folders that are only ever read, and parsed as models (config.json,
+ * safetensors, tokenizer), which may live elsewhere (a shared checkpoint or model cache).
+ */
+const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
+  ['sft.data', (exp) => exp.sft?.data],
+  ['comparisons.prompts', (exp) => exp.comparisons?.prompts],
+  ['comparisons.queue', (exp) => exp.comparisons?.queue],
+  ['comparisons.preferences', (exp) => exp.comparisons?.preferences],
+  ['rm.data', (exp) => exp.rm?.data],
+  ['ppo.prompts', (exp) => exp.ppo?.prompts],
+];
+
+/** Makes the config's paths absolute, relative to `dir` (the config file's folder); presets stay names. */
+function resolvePaths(exp: Experiment, dir: string): void {
   const resolve = (p: string) => path.resolve(dir, p);
   const resolveModel = (m: string) => (/^(tiny|gpt2|gpt2-medium)$/.test(m) ? m : resolve(m));
   if (exp.sft) exp.sft.data = resolve(exp.sft.data);
@@ -196,7 +231,6 @@ export function loadExperiment(file: string): Experiment {
     if (exp.ppo.reward_model) exp.ppo.reward_model = resolve(exp.ppo.reward_model);
   }
   exp.model = resolveModel(exp.model);
-  return exp;
 }
 
 /** The JSON schema of the config file (for editor completion and validation). */

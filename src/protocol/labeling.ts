@@ -10,13 +10,14 @@
  * to the stored label "a" or "b".
  */
 import { z } from 'zod';
+import { Parsed, parseWith } from './parse';
 
 /** What the person decided about the two responses as shown. */
 export const choiceSchema = z.enum(['left', 'right', 'tie', 'both_bad', 'skip']);
 export type Choice = z.infer<typeof choiceSchema>;
 
 /** Commands the view may start; nothing else runs from a webview message. */
-export const viewCommandSchema = z.enum(['rlhf.generateComparisons', 'rlhf.newExperiment']);
+export const viewCommandSchema = z.enum(['rlhf.generateComparisons', 'rlhf.newExperiment', 'workbench.trust.manage']);
 export type ViewCommand = z.infer<typeof viewCommandSchema>;
 
 const requestId = z.number().int().nonnegative();
@@ -64,9 +65,15 @@ export const queueInfoSchema = z.object({
 });
 export type QueueInfo = z.infer<typeof queueInfoSchema>;
 
+/**
+ * Experiment files that could not be used (invalid, or naming files outside the workspace folder)
+ * as their errors, then bad lines in the queue and preferences files, as "file:line: message".
+ */
+const problems = z.array(z.string());
+
 export const viewStateSchema = z.discriminatedUnion('kind', [
-  /** No experiment file in the workspace has a `comparisons` section. */
-  z.object({ kind: z.literal('noQueue') }),
+  /** No experiment file in the workspace has a `comparisons` section that can be used. */
+  z.object({ kind: z.literal('noQueue'), problems }),
   z.object({
     kind: z.literal('queue'),
     queues: z.array(queueInfoSchema),
@@ -78,8 +85,9 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
     /** guidelines.md beside the queue file, as Markdown; absent when there is none. */
     guidelines: z.string().optional(),
     canUndo: z.boolean(),
-    /** Bad lines in the queue and preferences files, as "file:line: message". */
-    problems: z.array(z.string()),
+    /** Restricted Mode (an untrusted workspace): the queue shows read-only, and labels are not written. */
+    restricted: z.boolean(),
+    problems,
   }),
 ]);
 export type ViewState = z.infer<typeof viewStateSchema>;
@@ -91,3 +99,6 @@ export const toWebviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('result'), id: requestId, ok: z.boolean(), error: z.string().optional() }),
 ]);
 export type ToWebview = z.infer<typeof toWebviewSchema>;
+
+export const parseToHost = (message: unknown): Parsed<ToHost> => parseWith(toHostSchema, message);
+export const parseToWebview = (message: unknown): Parsed<ToWebview> => parseWith(toWebviewSchema, message);

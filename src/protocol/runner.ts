@@ -83,11 +83,15 @@ export const runtimeOverridesSchema = z.object({
  */
 export const stageModelsSchema = z.object({ sft: z.string().min(1).optional(), rm: z.string().min(1).optional() });
 
-/** Runs one experiment stage; `outputDir` is the run directory. */
+/**
+ * Runs one experiment stage; `outputDir` is the run directory. The experiment file and every file
+ * it names must be inside `workspaceFolder` (src/train/config.ts refuses the rest).
+ */
 export const startCommandSchema = z.object({
   type: z.literal('start'),
   stage: z.enum(EXPERIMENT_STAGES),
   configFile: z.string().min(1),
+  workspaceFolder: z.string().min(1),
   outputDir: z.string().min(1),
   /** A checkpoint directory to continue from. */
   resumeFrom: z.string().min(1).optional(),

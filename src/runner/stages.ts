@@ -29,7 +29,8 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
 function stageRun(command: StartCommand, { emit, signal }: StageContext) {
   const incomplete = command.resumeFrom && incompleteCheckpoint(command.resumeFrom, CHECKPOINT_MODELS[command.stage]);
   if (incomplete) throw new Error(`cannot resume from ${command.resumeFrom}: ${incomplete}`);
-  const experiment = withSteps(withModels(withRuntime(loadExperiment(command.configFile), command.runtime), command.models, emit), command.stage, command.steps);
+  const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
+  const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
 }
 

@@ -7,13 +7,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { EventEmitter } from 'events';
 import { decodeUtf8 } from '../data/jsonl';
-import { ExperimentStage, RunEvent, RuntimeOverrides } from '../protocol/runner';
+import { ExperimentStage, RunEvent, RuntimeOverrides, StartCommand } from '../protocol/runner';
 import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, liveProcess, recordEvent, skippedCheckpoints } from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
 export interface RunRequest {
   stage: ExperimentStage;
   configFile: string;
+  /** The workspace folder holding the experiment file; the files it names must be inside it too. */
+  workspaceFolder: string;
   registry: RunRegistry;
   runtime?: RuntimeOverrides;
 }
@@ -65,14 +67,14 @@ export class RunSupervisor extends EventEmitter<{
   start(request: RunRequest): LiveRun {
     const record = request.registry.create({ name: experimentName(request.configFile), stage: request.stage, configFile: request.configFile });
     record.models = request.registry.stageModels(request.configFile);
-    return this.launch(request.registry, record, undefined, request.runtime);
+    return this.launch(request.registry, record, { workspaceFolder: request.workspaceFolder, runtime: request.runtime });
   }
 
   /**
    * Continues a stopped or failed run from its newest complete checkpoint, in the same run folder;
    * the log warns of each incomplete one passed over.
    */
-  resume(registry: RunRegistry, id: string, runtime?: RuntimeOverrides): LiveRun {
+  resume(registry: RunRegistry, id: string, workspaceFolder: string, runtime?: RuntimeOverrides): LiveRun {
     const record = registry.get(id);
     if (!record) throw new Error(`no run "${id}" in ${registry.root}`);
     checkResumable(record);
@@ -82,7 +84,8 @@ export class RunSupervisor extends EventEmitter<{
       const skipped = search.incomplete.length ? ` (${skippedCheckpoints(search).join('; ')})` : '';
       throw new Error(`run "${id}" saved no complete checkpoint to resume from${skipped}; start a new run instead`);
     }
-    const run = this.launch(registry, { ...record, step: checkpoint.step, resumedFrom: checkpoint.path }, checkpoint.path, runtime);
+    const resumed = { ...record, step: checkpoint.step, resumedFrom: checkpoint.path };
+    const run = this.launch(registry, resumed, { workspaceFolder, runtime, resumeFrom: checkpoint.path });
     for (const message of skippedCheckpoints(search)) this.emit('log', run, { level: 'warn', message });
     return run;
   }
@@ -108,10 +111,10 @@ export class RunSupervisor extends EventEmitter<{
     for (const run of this.live.values()) void run.process.stop();
   }
 
-  private launch(registry: RunRegistry, record: RunRecord, resumeFrom: string | undefined, runtime: RuntimeOverrides | undefined): LiveRun {
+  private launch(registry: RunRegistry, record: RunRecord, how: Pick<StartCommand, 'workspaceFolder' | 'resumeFrom' | 'runtime'>): LiveRun {
     const dir = registry.dir(record.id);
     const proc = TrainingProcess.start(
-      { type: 'start', stage: record.stage, configFile: record.configFile, outputDir: dir, resumeFrom, runtime, models: record.models },
+      { type: 'start', stage: record.stage, configFile: record.configFile, outputDir: dir, models: record.models, ...how },
       this.processOptions,
     );
     Object.assign(record, { status: 'running', error: undefined, logTail: undefined }, liveProcess(proc.pid));

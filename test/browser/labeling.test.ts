@@ -16,7 +16,7 @@ function queueState(done: number, total: number, pair?: Partial<QueueState['pair
     type: 'state',
     state: {
       kind: 'queue', queues: [{ key: QUEUE_KEY, label: 'pets', detail: 'pets/queue.jsonl' }], selected: QUEUE_KEY,
-      done, total, canUndo: done > 0, problems: [],
+      done, total, canUndo: done > 0, restricted: false, problems: [],
       ...(pair ? { pair: { prompt: `Prompt of ${pair.pairId}`, left: `Left of ${pair.pairId}`, right: `Right of ${pair.pairId}`, ...pair } } : {}),
       ...extra,
     },
@@ -169,8 +169,10 @@ test('labeling webview: a failed save keeps the pair, a retry works, a rationale
 
 test('labeling webview: no queue, an empty queue with its command, guidelines hint, problems and the queue picker', { skip: noBrowser }, async () => {
   const page = await open();
-  await page.send({ type: 'state', state: { kind: 'noQueue' } });
+  await page.send({ type: 'state', state: { kind: 'noQueue', problems: ['/work/x.rlhf.json: comparisons.preferences: /home/.bashrc is outside the workspace folder /work'] } });
   await showsText(page, 'notice', /comparisons/);
+  await showsText(page, 'problems', /x\.rlhf\.json: comparisons\.preferences: .* is outside the workspace folder/);
+  assert.equal(await page.page.getByTestId('restricted').isVisible(), false);
   assert.equal(await page.page.getByTestId('progress').isVisible(), false);
   await page.page.getByTestId('notice-action').click();
   assert.deepEqual((await postedCount(page, 2))[1], { type: 'runCommand', command: 'rlhf.newExperiment' });
@@ -188,6 +190,27 @@ test('labeling webview: no queue, an empty queue with its command, guidelines hi
     select.dispatchEvent(new Event('change'));
   }, queues[1].key);
   assert.deepEqual((await postedCount(page, 4))[3], { type: 'selectQueue', queue: queues[1].key });
+  assert.deepEqual(await page.cspViolations(), []);
+  await page.close();
+});
+
+test('labeling webview: Restricted Mode shows the queue read-only, says why, and offers Manage Workspace Trust', { skip: noBrowser }, async () => {
+  const page = await open();
+  await page.send(queueState(1, 3, { pairId: 'p1' }, { restricted: true, canUndo: true }));
+  await showsText(page, 'restricted', /Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace\./);
+  await showsText(page, 'response-left', 'Left of p1');
+  for (const testId of ['choice-left', 'choice-skip', 'undo', 'rationale']) {
+    assert.equal(await page.page.getByTestId(testId).evaluate((e) => (e as HTMLElement & { disabled: boolean }).disabled), true, `${testId} is disabled`);
+  }
+  for (const key of ['1', '2', 's', 'u', 'Control+z']) await page.page.keyboard.press(key);
+  await page.page.getByTestId('choice-left').click({ force: true });
+  await page.page.getByTestId('manage-trust').click();
+  assert.deepEqual((await postedCount(page, 2)).slice(1), [{ type: 'runCommand', command: 'workbench.trust.manage' }], 'no label or undo was sent');
+
+  await page.send(queueState(1, 3, { pairId: 'p1' }, { restricted: false }));
+  await page.page.waitForFunction(() => document.querySelector('[data-testid="restricted"]')?.hasAttribute('hidden'));
+  await page.page.keyboard.press('1');
+  assert.deepEqual((await postedCount(page, 3))[2], { type: 'label', id: 0, pairId: 'p1', choice: 'left' });
   assert.deepEqual(await page.cspViolations(), []);
   await page.close();
 });

@@ -13,13 +13,13 @@ test('config: a file that starts with a UTF-8 byte order mark reads as one witho
   const file = path.join(dir, 'bom.rlhf.json');
   fs.writeFileSync(file, `\uFEFF${JSON.stringify({ name: 'bom', sft: { data: 'sft.jsonl' } })}`);
   assert.equal(fs.readFileSync(file)[0], 0xef, 'the file holds the BOM bytes');
-  const experiment = loadExperiment(file);
+  const experiment = loadExperiment(file, dir);
   assert.equal(experiment.name, 'bom');
   assert.equal(experiment.sft?.data, path.join(dir, 'sft.jsonl'));
   assert.equal(experimentName(file), 'bom', 'the host names the run from the file too');
 
   fs.writeFileSync(file, Buffer.from([0x7b, 0xff, 0x7d]));
-  assert.throws(() => loadExperiment(file),
+  assert.throws(() => loadExperiment(file, dir),
     (e: Error) => e instanceof ConfigError && e.message === `${file}: not UTF-8 text`);
 });
 

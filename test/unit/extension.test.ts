@@ -66,19 +66,45 @@ test('Export Preferences writes the decided labels of a queue as TRL pairs, and 
   assert.match(ui.shown[0].message, /no "comparisons" section/);
 });
 
-test('commands: training and generation explain Restricted Mode in an untrusted workspace', async () => {
+test('commands: training, generation and New Experiment explain Restricted Mode in an untrusted workspace', async () => {
   workbench.setTrusted(false);
+  const files = fs.readdirSync(workspace);
   try {
-    for (const command of ['rlhf.trainSft', 'rlhf.trainRewardModel', 'rlhf.runPpo', 'rlhf.generateWithModel']) {
+    for (const command of ['rlhf.trainSft', 'rlhf.trainRewardModel', 'rlhf.runPpo', 'rlhf.generateWithModel', 'rlhf.newExperiment']) {
       ui.reset();
       ui.answers.push('Manage Workspace Trust');
       await vscode.commands.executeCommand(command);
       assert.match(ui.shown[0].message, /disabled in Restricted Mode/);
       assert.equal(ui.executed.at(-1)?.command, 'workbench.trust.manage');
     }
+    assert.match(ui.shown[0].message, /^New Experiment is disabled in Restricted Mode: it writes files into this workspace\./);
+    assert.deepEqual(fs.readdirSync(workspace), files, 'nothing was written');
   } finally {
     workbench.setTrusted(true);
   }
+});
+
+test('commands: an experiment outside the workspace folders, or naming files outside, is refused', async () => {
+  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'outside-'));
+  const stray = path.join(outside, 'stray.rlhf.json');
+  fs.writeFileSync(stray, JSON.stringify({ name: 'stray', sft: { data: 'sft.jsonl' }, comparisons: { prompts: 'p.jsonl' } }));
+  for (const command of ['rlhf.trainSft', 'rlhf.exportPreferences']) {
+    ui.reset();
+    await vscode.commands.executeCommand(command, vscode.Uri.file(stray));
+    assert.deepEqual(ui.shown.map((s) => [s.kind, s.message]), [['error', `${stray} is outside the workspace folders: open the folder that holds it. An experiment and the files it names must be inside a workspace folder.`]]);
+  }
+  assert.deepEqual(fs.readdirSync(outside), ['stray.rlhf.json'], 'no run folder');
+
+  const dir = path.join(workspace, 'leaky');
+  fs.mkdirSync(dir);
+  const leaky = path.join(dir, 'leaky.rlhf.json');
+  fs.writeFileSync(leaky, JSON.stringify({ name: 'leaky', comparisons: { prompts: 'p.jsonl', preferences: path.join(outside, 'stray.rlhf.json') } }));
+  ui.reset();
+  ui.answers.push(path.join(dir, 'out.jsonl'));
+  await vscode.commands.executeCommand('rlhf.exportPreferences', vscode.Uri.file(leaky));
+  assert.equal(ui.shown.length, 1);
+  assert.ok(ui.shown[0].message.startsWith(`${leaky}: comparisons.preferences: ${stray} is outside the workspace folder ${workspace}`), ui.shown[0].message);
+  assert.equal(fs.existsSync(path.join(dir, 'out.jsonl')), false);
 });
 
 test('New Experiment copies the demo into the workspace as <name>/<name>.rlhf.json', async () => {

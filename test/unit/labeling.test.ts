@@ -33,7 +33,17 @@ function workspace(pairs: number): Workspace {
 /** Each workspace's remembered undo history, as VS Code's workspace state keeps it across reloads. */
 const histories = new WeakMap<Workspace, Record<string, string[]>>();
 
-function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWebview) => void; experiments?: string[]; annotator?: string; otherWindow?: boolean } = {}) {
+interface OpenOptions {
+  random?: () => number;
+  onPost?: (m: ToWebview) => void;
+  experiments?: string[];
+  annotator?: string;
+  otherWindow?: boolean;
+  /** Whether the workspace is trusted, asked each time (default: trusted). */
+  trusted?: () => boolean;
+}
+
+function open(ws: Workspace, options: OpenOptions = {}) {
   const posted: ToWebview[] = [];
   let history = options.otherWindow ? undefined : histories.get(ws);
   const warnings: string[] = [];
@@ -46,7 +56,8 @@ function open(ws: Workspace, options: { random?: () => number; onPost?: (m: ToWe
     },
     warn: (m) => warnings.push(m),
     runCommand: (c) => commands.push(c),
-    findExperiments: async () => options.experiments ?? [ws.experiment],
+    findExperiments: async () => (options.experiments ?? [ws.experiment]).map((file) => ({ file, workspaceFolder: ws.dir })),
+    isTrusted: options.trusted ?? (() => true),
     selection: { get: () => selected, set: (key) => (selected = key) },
     history: {
       get: () => history,
@@ -228,6 +239,99 @@ test('labeling host: queue states, guidelines beside the queue, the picked queue
   fs.writeFileSync(broken, '{');
   const none = open(ws, { experiments: [broken] });
   await none.session.handle({ type: 'ready' });
-  assert.deepEqual(none.posted.at(-1), { type: 'state', state: { kind: 'noQueue' } });
-  assert.match(none.warnings.join('\n'), /not valid JSON/, 'an experiment file that does not load is reported');
+  const last = none.posted.at(-1);
+  assert.ok(last?.type === 'state' && last.state.kind === 'noQueue');
+  assert.match(last.state.problems.join('\n'), /broken\.rlhf\.json: not valid JSON/, 'an experiment file that does not load shows as a problem');
+  assert.match(none.warnings.join('\n'), /not valid JSON/, 'and is logged');
+});
+
+test('labeling host: an experiment naming files outside the workspace is a problem by field; nothing outside is read, shown or written', async () => {
+  const ws = workspace(0);
+  const victim = fs.mkdtempSync(path.join(os.tmpdir(), 'victim-'));
+  const bashrc = path.join(victim, '.bashrc');
+  const secret = 'export SECRET=hunter2\nalias ls="ls --color"\n';
+  fs.writeFileSync(bashrc, secret);
+  const pwned = { pair_id: '$(touch PWNED)', prompt: 'Q?', response_a: ' a', response_b: ' b', candidate_ids: { a: 'x', b: 'y' }, generation: {} };
+  fs.writeFileSync(path.join(ws.dir, 'evil-queue.jsonl'), `${JSON.stringify(pwned)}\n`);
+  const evil = (name: string, comparisons: object) => {
+    const file = path.join(ws.dir, `${name}.rlhf.json`);
+    fs.writeFileSync(file, JSON.stringify({ name, model: 'tiny', comparisons: { prompts: 'p.jsonl', ...comparisons } }));
+    return file;
+  };
+  const relative = path.relative(ws.dir, bashrc);
+  const experiments = [
+    [evil('relative', { queue: 'evil-queue.jsonl', preferences: relative }), 'comparisons.preferences'],
+    [evil('absolute', { queue: 'evil-queue.jsonl', preferences: bashrc }), 'comparisons.preferences'],
+    [evil('queue', { queue: bashrc }), 'comparisons.queue'],
+  ];
+  if (process.platform !== 'win32') {
+    fs.symlinkSync(victim, path.join(ws.dir, 'link-to-outside'));
+    experiments.push([evil('symlink', { queue: 'evil-queue.jsonl', preferences: 'link-to-outside/.bashrc' }), 'comparisons.preferences']);
+  }
+  for (const [experiment, field] of experiments) {
+    const { session, posted, results } = open(ws, { experiments: [experiment] });
+    await session.handle({ type: 'ready' });
+    const state = posted.at(-1);
+    assert.ok(state?.type === 'state' && state.state.kind === 'noQueue', `${experiment}: no queue to label`);
+    assert.equal(state.state.problems.length, 1);
+    assert.ok(state.state.problems[0].startsWith(`${experiment}: ${field}: `), state.state.problems[0]);
+    assert.match(state.state.problems[0], /is outside the workspace folder/);
+    await session.handle({ type: 'label', id: 1, pairId: pwned.pair_id, choice: 'left' });
+    assert.equal(results()[0].type === 'result' && results()[0].ok, false);
+    assert.doesNotMatch(JSON.stringify(posted), /hunter2|SECRET|alias/, 'nothing of the file outside is shown');
+    assert.equal(fs.readFileSync(bashrc, 'utf8'), secret, 'the file outside is left as it was');
+  }
+  assert.deepEqual(fs.readdirSync(victim).sort(), ['.bashrc']);
+
+  // Beside a queue that is fine, the refused experiment shows in its problems, and its pairs cannot be labeled.
+  const { session, state, results } = open(ws, { experiments: [ws.experiment, experiments[0][0]] });
+  await session.handle({ type: 'ready' });
+  await session.handle({ type: 'selectQueue', queue: experiments[0][0] });
+  assert.deepEqual(state().queues.map((q) => q.label), ['pets']);
+  assert.match(state().problems.join('\n'), /relative\.rlhf\.json: comparisons\.preferences: .* is outside the workspace folder/);
+  await session.handle({ type: 'label', id: 1, pairId: pwned.pair_id, choice: 'left' });
+  assert.deepEqual(results(), [{ type: 'result', id: 1, ok: false, error: 'This pair is not in the selected queue.' }]);
+  assert.equal(fs.readFileSync(bashrc, 'utf8'), secret);
+});
+
+test('labeling host: in Restricted Mode the queue shows read-only, and no label or undo is written until trust is granted', async () => {
+  const ws = workspace(3);
+  const trusted = open(ws, { random: () => 0.9 });
+  await trusted.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
+  const before = fs.readFileSync(ws.preferences, 'utf8');
+
+  let isTrusted = false;
+  const restricted = open(ws, { random: () => 0.9, trusted: () => isTrusted });
+  await restricted.session.handle({ type: 'ready' });
+  assert.deepEqual([restricted.state().restricted, restricted.state().pair?.pairId, restricted.state().done, restricted.state().canUndo], [true, 'p1', 1, false]);
+  await restricted.session.handle({ type: 'label', id: 2, pairId: 'p1', choice: 'right' });
+  await restricted.session.handle({ type: 'undo', id: 3 });
+  const refusal = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
+  assert.deepEqual(restricted.results(), [{ type: 'result', id: 2, ok: false, error: refusal }, { type: 'result', id: 3, ok: false, error: refusal }]);
+  assert.equal(fs.readFileSync(ws.preferences, 'utf8'), before, 'nothing written');
+  await restricted.session.handle({ type: 'runCommand', command: 'workbench.trust.manage' });
+  assert.deepEqual(restricted.commands, ['workbench.trust.manage']);
+
+  isTrusted = true;
+  await restricted.session.refresh();
+  assert.deepEqual([restricted.state().restricted, restricted.state().canUndo], [false, true]);
+  await restricted.session.handle({ type: 'label', id: 4, pairId: 'p1', choice: 'right' });
+  assert.deepEqual(readPreferences(ws.preferences).records.map((r) => [r.id, r.label]), [['p0', 'a'], ['p1', 'b']]);
+});
+
+test('labeling host: queue files that become symlinks out of the workspace after the scan are neither read nor written', { skip: process.platform === 'win32' }, async () => {
+  const ws = workspace(2);
+  const victim = fs.mkdtempSync(path.join(os.tmpdir(), 'victim-'));
+  const bashrc = path.join(victim, '.bashrc');
+  fs.writeFileSync(bashrc, 'export SECRET=hunter2\n');
+  const { session, posted, state, results } = open(ws, { random: () => 0.9 });
+  await session.handle({ type: 'ready' });
+  fs.symlinkSync(bashrc, ws.preferences);
+  await session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
+  const [result] = results();
+  assert.ok(result.type === 'result' && !result.ok && result.error?.startsWith(`Not saved: ${ws.experiment}: comparisons.preferences: ${ws.preferences} (it leads to`), JSON.stringify(result));
+  assert.equal(fs.readFileSync(bashrc, 'utf8'), 'export SECRET=hunter2\n');
+  assert.deepEqual([state().total, state().pair, state().canUndo], [0, undefined, false]);
+  assert.match(state().problems.join('\n'), /comparisons\.preferences: .* is outside the workspace folder/);
+  assert.doesNotMatch(JSON.stringify(posted), /hunter2/);
 });

@@ -116,7 +116,7 @@ test('RM from a preference file: a stopped run resumes to the same loss curve; s
   fs.writeFileSync(data, [...pairs, tie].map((p) => JSON.stringify(p)).join('\n') + '\n');
   const configFile = path.join(dir, 'exp.json');
   fs.writeFileSync(configFile, JSON.stringify({ ...experiment({}), rm: { data: 'prefs.jsonl', max_steps: 12, per_device_train_batch_size: 8, learning_rate: 3e-3, warmup_steps: 2, logging_steps: 1, save_steps: 5, eval_fraction: 0, center_rewards_coefficient: 0.01 } }));
-  const exp = () => loadExperiment(configFile);
+  const exp = () => loadExperiment(configFile, dir);
   assert.equal(exp().rm?.data, data);
 
   const straight = path.join(dir, 'straight');

@@ -49,10 +49,10 @@ const metricSteps = (id: string, runs = registry) =>
   fs.readFileSync(path.join(runs.dir(id), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => 'loss' in r).map((r) => r.step);
 
 test('protocol: malformed commands and events are rejected on arrival', () => {
-  const start = { type: 'start', stage: 'sft', configFile: 'a.rlhf.json', outputDir: '/tmp/run' };
+  const start = { type: 'start', stage: 'sft', configFile: 'a.rlhf.json', workspaceFolder: '/work', outputDir: '/tmp/run' };
   assert.equal(parseCommand(start).ok, true);
   assert.equal(parseCommand({ type: 'stop' }).ok, true);
-  for (const bad of [null, 'stop', {}, { type: 'launch' }, { ...start, stage: 'dpo' }, { ...start, configFile: '' }, { ...start, outputDir: 3 }, { ...start, runtime: { provider: 'tpu' } }, { type: 'generate', model: 'm', prompts: [], sampling: { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1 }, seed: 0 }]) {
+  for (const bad of [null, 'stop', {}, { type: 'launch' }, { ...start, stage: 'dpo' }, { ...start, configFile: '' }, { ...start, workspaceFolder: undefined }, { ...start, workspaceFolder: '' }, { ...start, outputDir: 3 }, { ...start, runtime: { provider: 'tpu' } }, { type: 'generate', model: 'm', prompts: [], sampling: { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1 }, seed: 0 }]) {
     const parsed = parseCommand(bad);
     assert.equal(parsed.ok, false, JSON.stringify(bad));
   }
@@ -68,7 +68,7 @@ test('protocol: malformed commands and events are rejected on arrival', () => {
 });
 
 test('runner: a run streams events to done and the registry shows it finished', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('straight', 4), registry });
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('straight', 4), workspaceFolder: dir, registry });
   const events = eventsOf(run);
   assert.equal(registry.get(run.record.id)?.status, 'running');
   const outcome = await run.process.outcome;
@@ -87,7 +87,7 @@ test('runner: a run streams events to done and the registry shows it finished', 
 });
 
 test('runner: a training process killed mid-run is reported with its last log lines, and the run resumes', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('crash', 12), registry });
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('crash', 12), workspaceFolder: dir, registry });
   await reach(run, 8); // checkpoint-6 is on disk by now
   process.kill(run.process.pid!, 'SIGKILL');
   const outcome = await run.process.outcome;
@@ -102,7 +102,7 @@ test('runner: a training process killed mid-run is reported with its last log li
   assert.ok(record.logTail?.length);
   assert.equal(registry.latestCheckpoint(record)?.step, 6);
 
-  const resumed = supervisor.resume(registry, record.id);
+  const resumed = supervisor.resume(registry, record.id, dir);
   assert.equal(resumed.record.resumedFrom, registry.latestCheckpoint(record)!.path);
   const events = eventsOf(resumed);
   assert.equal((await resumed.process.outcome).status, 'finished');
@@ -124,18 +124,18 @@ test('runner: Resume Run skips a checkpoint a kill left incomplete, warning in t
   const warnings: string[] = [];
   const onLog = (_: LiveRun, line: { level: string; message: string }) => line.level === 'warn' && warnings.push(line.message);
   supervisor.on('log', onLog);
-  const run = supervisor.resume(registry, record.id);
+  const run = supervisor.resume(registry, record.id, dir);
   supervisor.off('log', onLog);
   assert.equal(run.record.resumedFrom, at('checkpoint-4'));
   assert.deepEqual(warnings.map((w) => w.startsWith(`skipped ${at('checkpoint-6')}: incomplete`) && w.endsWith('(resuming from checkpoint-4)')), [true], warnings.join('\n'));
   assert.match((await run.process.outcome).error!, /absent\.rlhf\.json/, 'the process took the resume and went on to read its config');
 
   fs.rmSync(at('checkpoint-4'), { recursive: true });
-  assert.throws(() => supervisor.resume(registry, record.id), /saved no complete checkpoint to resume from \(skipped .*checkpoint-6: incomplete/);
+  assert.throws(() => supervisor.resume(registry, record.id, dir), /saved no complete checkpoint to resume from \(skipped .*checkpoint-6: incomplete/);
 });
 
 test('runner: stop ends the run after a step with a checkpoint, recorded as stopped', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('stop', 500), registry });
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('stop', 500), workspaceFolder: dir, registry });
   await reach(run, 2);
   const outcome = await supervisor.stop(run);
   assert.equal(outcome.status, 'stopped', outcome.error);
@@ -149,7 +149,7 @@ test('runner: stop ends the run after a step with a checkpoint, recorded as stop
 test('runner: a bad config fails with the reason, not a crash', async () => {
   const file = path.join(dir, 'bad.rlhf.json');
   fs.writeFileSync(file, JSON.stringify({ name: 'bad', sft: { data: 'sft.jsonl', max_steps: -1 } }));
-  const run = supervisor.start({ stage: 'sft', configFile: file, registry });
+  const run = supervisor.start({ stage: 'sft', configFile: file, workspaceFolder: dir, registry });
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'failed');
   assert.match(outcome.error!, /sft\.max_steps/);
@@ -158,10 +158,14 @@ test('runner: a bad config fails with the reason, not a crash', async () => {
 
   const broken = path.join(dir, 'broken.rlhf.json');
   fs.writeFileSync(broken, '{"name": ');
-  const unreadable = supervisor.start({ stage: 'sft', configFile: broken, registry });
+  const unreadable = supervisor.start({ stage: 'sft', configFile: broken, workspaceFolder: dir, registry });
   assert.equal(unreadable.record.name, 'broken', 'a config that is not JSON names its run after the file');
   assert.match((await unreadable.process.outcome).error!, /broken\.rlhf\.json: not valid JSON/);
   assert.equal(fs.readFileSync(broken, 'utf8'), '{"name": ');
+
+  const otherFolder = fs.mkdtempSync(path.join(dir, 'other-folder-'));
+  const elsewhere = supervisor.start({ stage: 'sft', configFile: file, workspaceFolder: otherFolder, registry });
+  assert.equal((await elsewhere.process.outcome).error, `${file}: the experiment file is outside the workspace folder ${otherFolder}`);
 });
 
 test('runner: Generate Comparisons samples from the experiment\'s newest finished SFT run into its queue', async () => {
@@ -171,11 +175,11 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
   config.comparisons = { prompts: 'prompts.jsonl', queue: 'queue.jsonl', num_candidates: 3, max_new_tokens: 6, temperature: 1.5 };
   fs.writeFileSync(file, JSON.stringify(config));
 
-  const sft = supervisor.start({ stage: 'sft', configFile: file, registry });
+  const sft = supervisor.start({ stage: 'sft', configFile: file, workspaceFolder: dir, registry });
   assert.equal((await sft.process.outcome).status, 'finished');
   await new Promise((r) => setImmediate(r));
 
-  const run = supervisor.start({ stage: 'comparisons', configFile: file, registry });
+  const run = supervisor.start({ stage: 'comparisons', configFile: file, workspaceFolder: dir, registry });
   const events = eventsOf(run);
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'finished', outcome.error);
@@ -192,7 +196,7 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
 });
 
 test('runner: Stop Run in another window stops a run after its step, with a checkpoint', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('elsewhere', 500), registry });
+  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('elsewhere', 500), workspaceFolder: dir, registry });
   await reach(run, 2);
   const wait = { timeoutMs: 20_000, pollMs: 50 };
   const { result, record } = await new RunRegistry(registry.root).stopElsewhere(run.record.id, wait);
@@ -203,32 +207,34 @@ test('runner: Stop Run in another window stops a run after its step, with a chec
 });
 
 test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up earlier models, and stop on Stop Run', async () => {
-  const cwd = fs.mkdtempSync(path.join(dir, 'cli-'));
-  const runs = new RunRegistry(path.join(cwd, '.rlhf', 'runs'));
-  const file = writeConfig('cli', 2);
-  const config = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const workspace = fs.mkdtempSync(path.join(dir, 'cli-'));
+  const runs = new RunRegistry(path.join(workspace, '.rlhf', 'runs'));
+  fs.copyFileSync(data, path.join(workspace, 'sft.jsonl'));
+  const file = path.join(workspace, 'cli.rlhf.json');
+  const config = JSON.parse(fs.readFileSync(writeConfig('cli', 2), 'utf8'));
   config.comparisons = { prompts: 'prompts.jsonl', queue: 'cli-queue.jsonl', num_candidates: 2, max_new_tokens: 4 };
-  fs.writeFileSync(path.join(dir, 'prompts.jsonl'), JSON.stringify({ prompt: 'What does a cat eat?' }));
+  fs.writeFileSync(path.join(workspace, 'prompts.jsonl'), JSON.stringify({ prompt: 'What does a cat eat?' }));
   fs.writeFileSync(file, JSON.stringify(config));
 
-  const sft = await cli(cwd, 'sft', file).exit;
+  // Run from the workspace folder, or from anywhere with --workspace.
+  const sft = await cli(dir, 'sft', file, '--workspace', workspace).exit;
   assert.equal(sft.code, 0, sft.output);
   const [sftRun] = runs.list();
   assert.deepEqual([sftRun.stage, sftRun.status, sftRun.step, sftRun.configFile, sftRun.pid], ['sft', 'finished', 2, file, undefined]);
   assert.ok(sftRun.metrics.loss! > 0);
 
-  const comparisons = await cli(cwd, 'comparisons', file).exit;
+  const comparisons = await cli(workspace, 'comparisons', file).exit;
   assert.equal(comparisons.code, 0, comparisons.output);
   const modelDir = runs.modelDir(sftRun.id)!;
   assert.equal(runs.list()[0].models?.sft, modelDir);
   assert.ok(comparisons.output.includes(`sampling from the SFT model: ${modelDir}`), comparisons.output);
 
-  const rm = await cli(cwd, 'rm', file).exit;
+  const rm = await cli(workspace, 'rm', file).exit;
   assert.equal(rm.code, 1);
   assert.deepEqual([runs.list()[0].stage, runs.list()[0].status], ['rm', 'failed']);
   assert.match(runs.list()[0].error!, /"rm" section/);
 
-  const long = cli(cwd, 'sft', file, '--steps', '500');
+  const long = cli(workspace, 'sft', file, '--steps', '500');
   let exited = false;
   void long.exit.then(() => (exited = true));
   let running: RunRecord | undefined;
@@ -244,13 +250,30 @@ test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up e
   assert.equal(checkpoint.step, runs.get(running.id)?.step);
 
   const count = runs.list().length;
-  const wrongStage = await cli(cwd, 'rm', file, '--resume', checkpoint.path).exit;
+  const wrongStage = await cli(workspace, 'rm', file, '--resume', checkpoint.path).exit;
   assert.equal(wrongStage.code, 1);
   assert.match(wrongStage.output, /is a checkpoint of sft run .*; resume it with "rlhf sft"/);
-  const resumed = await cli(cwd, 'sft', file, '--resume', checkpoint.path, '--steps', String(checkpoint.step + 1)).exit;
+  const resumed = await cli(workspace, 'sft', file, '--resume', checkpoint.path, '--steps', String(checkpoint.step + 1)).exit;
   assert.equal(resumed.code, 0, resumed.output);
   assert.equal(runs.list().length, count, 'the resume goes on in the run it resumes, not a new one');
   const record = runs.get(running.id)!;
   assert.deepEqual([record.status, record.step, record.resumedFrom], ['finished', checkpoint.step + 1, checkpoint.path]);
   assert.ok(metricSteps(running.id, runs).includes(checkpoint.step + 1), 'its metrics go on in the same folder');
+});
+
+test('CLI: an experiment outside the workspace folder, or naming files outside it, is refused before a run folder exists', async () => {
+  const workspace = fs.mkdtempSync(path.join(dir, 'cli-refused-'));
+  const outsideConfig = writeConfig('outside', 2);
+  const elsewhere = await cli(workspace, 'sft', outsideConfig).exit;
+  assert.equal(elsewhere.code, 1);
+  assert.match(elsewhere.output, new RegExp(`${outsideConfig} is outside the current directory \\(${workspace}\\): run rlhf in a folder that holds the experiment, or name one with --workspace`));
+  const named = await cli(dir, 'sft', outsideConfig, '--workspace', workspace).exit;
+  assert.match(named.output, /is outside the --workspace folder/);
+
+  const escaping = path.join(workspace, 'escaping.rlhf.json');
+  fs.writeFileSync(escaping, JSON.stringify({ name: 'escaping', sft: { data: '../sft.jsonl' } }));
+  const refused = await cli(workspace, 'sft', escaping).exit;
+  assert.equal(refused.code, 1);
+  assert.match(refused.output, new RegExp(`${escaping}: sft\\.data: ${data} is outside the workspace folder ${workspace}`));
+  assert.equal(fs.existsSync(path.join(workspace, '.rlhf')), false, 'no run was recorded');
 });

@@ -3,7 +3,7 @@
  * reports a label as saved only when the host acknowledges it (after the write is on disk).
  */
 import '../shared/zod-jitless';
-import { Choice, ToHost, toWebviewSchema, ViewState } from '../../src/protocol/labeling';
+import { Choice, parseToWebview, ToHost, ViewState } from '../../src/protocol/labeling';
 import { vscodeApi } from '../shared/vscode';
 import { CHOICES, LabelingView } from './view';
 
@@ -48,9 +48,14 @@ function busy(): boolean {
   return pending.size > 0;
 }
 
+/** Restricted Mode: the queue shows, and nothing is sent that would write. */
+function restricted(): boolean {
+  return state?.kind === 'queue' && state.restricted;
+}
+
 function choose(choice: Choice): void {
   const pair = currentPair();
-  if (!pair || busy()) return;
+  if (!pair || busy() || restricted()) return;
   const id = nextId++;
   pending.set(id, { kind: 'label', choice });
   view.setSaveStatus({ kind: 'saving' });
@@ -59,7 +64,7 @@ function choose(choice: Choice): void {
 }
 
 function undo(): void {
-  if (state?.kind !== 'queue' || !state.canUndo || busy()) return;
+  if (state?.kind !== 'queue' || !state.canUndo || busy() || restricted()) return;
   const id = nextId++;
   pending.set(id, { kind: 'undo' });
   view.setSaveStatus({ kind: 'saving' });
@@ -67,12 +72,12 @@ function undo(): void {
 }
 
 window.addEventListener('message', (event: MessageEvent) => {
-  const parsed = toWebviewSchema.safeParse(event.data);
-  if (!parsed.success) {
-    console.warn('Labeling view: ignored a message that is not in the protocol', parsed.error.issues);
+  const parsed = parseToWebview(event.data);
+  if (!parsed.ok) {
+    console.warn(`Labeling view: ignored a message that is not in the protocol (${parsed.error})`);
     return;
   }
-  const message = parsed.data;
+  const message = parsed.value;
   if (message.type === 'state') {
     state = message.state;
     view.render(state, pageState.draft);

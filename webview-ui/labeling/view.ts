@@ -45,6 +45,10 @@ function keyHint(key: string): HTMLElement {
   return h('kbd', { 'aria-hidden': 'true' }, key.toUpperCase());
 }
 
+function setDisabled(element: HTMLElement, disabled: boolean): void {
+  (element as HTMLElement & { disabled: boolean }).disabled = disabled;
+}
+
 function icon(name: string): HTMLElement {
   return h('span', { class: `codicon codicon-${name}`, 'aria-hidden': 'true' });
 }
@@ -55,6 +59,9 @@ export class LabelingView {
   private readonly progressBar = h('progress', { 'aria-label': 'Labeling progress' }) as HTMLProgressElement;
   private readonly header = h('header', { class: 'toolbar' }, this.picker, h('div', { class: 'progress' }, this.progressText, this.progressBar));
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
+  private readonly restrictedBanner = h('section', { class: 'restricted', role: 'status', 'data-testid': 'restricted' },
+    h('p', {}, icon('shield'), ' Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.'),
+    this.commandButton({ command: 'workbench.trust.manage', text: 'Manage Workspace Trust' }, 'manage-trust'));
   private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
   private readonly guidelines = h('vscode-collapsible', { heading: 'Guidelines', class: 'guidelines' }, this.guidelinesBody);
   private readonly prompt = h('div', { class: 'text markdown', tabindex: '0', role: 'region', 'aria-label': 'Prompt', 'data-testid': 'prompt' });
@@ -67,7 +74,7 @@ export class LabelingView {
     h('vscode-button', { 'aria-label': text, 'aria-keyshortcuts': key.toUpperCase(), 'data-testid': `choice-${choice}`, 'data-choice': choice, secondary: choice !== 'left' && choice !== 'right' }, text, keyHint(key)));
   private readonly undoButton = h('vscode-button', { secondary: true, 'aria-label': 'Undo the last label', 'aria-keyshortcuts': 'Control+Z Meta+Z U', 'data-testid': 'undo' }, icon('discard'), ' Undo', keyHint('u'));
   private readonly saveStatus = h('span', { class: 'save-status', role: 'status', 'data-testid': 'save-status' });
-  private readonly problems = h('ul', { class: 'problems', 'aria-label': 'Problems in the queue files', 'data-testid': 'problems' });
+  private readonly problems = h('ul', { class: 'problems', 'aria-label': 'Problems in the experiment and queue files', 'data-testid': 'problems' });
   private readonly pair = h('section', { class: 'pair', 'aria-label': 'Comparison' },
     h('h2', { class: 'label' }, 'Prompt'), this.prompt,
     h('div', { class: 'responses', 'data-testid': 'responses' },
@@ -78,9 +85,11 @@ export class LabelingView {
   );
   private readonly footer = h('footer', { class: 'footer' }, this.undoButton, this.saveStatus);
   private shownPairId: string | undefined;
+  /** Restricted Mode: the choices, undo and rationale stay disabled. */
+  private restricted = false;
 
   constructor(root: HTMLElement, private readonly events: ViewEvents) {
-    root.append(h('main', {}, this.header, this.notice, this.guidelines, this.pair, this.footer, this.problems));
+    root.append(h('main', {}, this.header, this.restrictedBanner, this.notice, this.guidelines, this.pair, this.footer, this.problems));
     for (const button of this.choiceButtons) button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
     this.undoButton.addEventListener('click', () => events.undo());
     this.picker.addEventListener('change', () => events.selectQueue(this.picker.value));
@@ -88,7 +97,8 @@ export class LabelingView {
     this.rationale.addEventListener('keydown', (e) => {
       if ((e as KeyboardEvent).key === 'Escape') this.choiceButtons[0].focus();
     });
-    for (const part of [this.header, this.guidelines, this.pair, this.footer, this.problems]) this.show(part, false);
+    const parts = [this.header, this.restrictedBanner, this.guidelines, this.pair, this.footer, this.problems];
+    for (const part of parts) this.show(part, false);
     this.notice.textContent = 'Loading…';
   }
 
@@ -96,6 +106,7 @@ export class LabelingView {
   render(state: ViewState, draft: { pairId: string; rationale: string } | undefined): void {
     this.show(this.header, state.kind === 'queue');
     this.show(this.footer, state.kind === 'queue');
+    this.setRestricted(state.kind === 'queue' && state.restricted);
     if (state.kind === 'noQueue') {
       this.setNotice([
         h('p', {}, 'No labeling queue is set up in this workspace.'),
@@ -105,7 +116,7 @@ export class LabelingView {
       ], { command: 'rlhf.newExperiment', text: 'New Experiment' });
       this.show(this.guidelines, false);
       this.showPair(undefined, undefined);
-      this.setProblems([]);
+      this.setProblems(state.problems);
       return;
     }
     this.setQueues(state);
@@ -120,13 +131,13 @@ export class LabelingView {
       this.setNotice([h('p', {}, `All ${state.total} pairs are labeled.`)], { command: 'rlhf.generateComparisons', text: 'Generate More Comparisons' });
     }
     this.showPair(state.pair, draft?.pairId === state.pair?.pairId ? draft?.rationale : undefined);
-    (this.undoButton as HTMLElement & { disabled: boolean }).disabled = !state.canUndo;
+    setDisabled(this.undoButton, !state.canUndo || state.restricted);
     this.setProblems(state.problems);
   }
 
   setSaveStatus(status: SaveStatus): void {
     const saving = status.kind === 'saving';
-    for (const button of this.choiceButtons) (button as HTMLElement & { disabled: boolean }).disabled = saving;
+    for (const button of this.choiceButtons) setDisabled(button, saving || this.restricted);
     this.saveStatus.dataset.state = status.kind;
     const content: Record<SaveStatus['kind'], (Node | string)[]> = {
       idle: [],
@@ -178,13 +189,22 @@ export class LabelingView {
 
   private setNotice(paragraphs: HTMLElement[], action?: { command: ViewCommand; text: string }): void {
     const children: HTMLElement[] = [...paragraphs];
-    if (action) {
-      const button = h('vscode-button', { 'data-testid': 'notice-action' }, action.text);
-      button.addEventListener('click', () => this.events.run(action.command));
-      children.push(button);
-    }
+    if (action) children.push(this.commandButton(action, 'notice-action'));
     this.notice.replaceChildren(...children);
     this.show(this.notice, children.length > 0);
+  }
+
+  private commandButton(action: { command: ViewCommand; text: string }, testId: string): HTMLElement {
+    const button = h('vscode-button', { 'data-testid': testId }, action.text);
+    button.addEventListener('click', () => this.events.run(action.command));
+    return button;
+  }
+
+  /** In Restricted Mode the banner says why nothing can be labeled, and the controls that write are off. */
+  private setRestricted(restricted: boolean): void {
+    this.restricted = restricted;
+    this.show(this.restrictedBanner, restricted);
+    for (const control of [...this.choiceButtons, this.rationale]) setDisabled(control, restricted);
   }
 
   private setProblems(problems: string[]): void {

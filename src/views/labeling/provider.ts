@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB } from '../../services';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
+import type { ExperimentFile } from './queues';
 import type { LabelingSession } from './session';
 
 export const LABELING_VIEW = 'rlhf.labeling';
@@ -37,6 +38,8 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
     const changed = (uri: vscode.Uri) => uri.path.includes('/.rlhf/') || refresh();
     const subscriptions = vscode.Disposable.from(
       view.webview.onDidReceiveMessage((message) => session.handle(message)),
+      // Trusting the workspace lifts Restricted Mode's read-only view.
+      vscode.workspace.onDidGrantWorkspaceTrust(() => void session.refresh()),
       watcher, watcher.onDidCreate(changed), watcher.onDidChange(changed), watcher.onDidDelete(changed),
     );
     this.viewSubscriptions = subscriptions;
@@ -55,7 +58,8 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       post: (message) => void this.view?.webview.postMessage(message),
       warn: (message) => this.log.warn(message),
       runCommand: (command) => void vscode.commands.executeCommand(command),
-      findExperiments: async () => (await vscode.workspace.findFiles(EXPERIMENT_GLOB, '**/node_modules/**', 100)).map((uri) => uri.fsPath).sort(),
+      findExperiments: () => findExperiments(),
+      isTrusted: () => vscode.workspace.isTrusted,
       selection: { get: () => state.get<string>(SELECTION_KEY), set: (key) => void state.update(SELECTION_KEY, key) },
       history: { get: () => state.get(HISTORY_KEY), set: (history) => void state.update(HISTORY_KEY, history) },
       describe: (file) => vscode.workspace.asRelativePath(file),
@@ -67,6 +71,17 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
   dispose(): void {
     this.viewSubscriptions?.dispose();
   }
+}
+
+/** The workspace's experiment files with their workspace folders, sorted by path. */
+async function findExperiments(): Promise<ExperimentFile[]> {
+  const files = await vscode.workspace.findFiles(EXPERIMENT_GLOB, '**/node_modules/**', 100);
+  return files
+    .flatMap((uri) => {
+      const folder = vscode.workspace.getWorkspaceFolder(uri);
+      return folder ? [{ file: uri.fsPath, workspaceFolder: folder.uri.fsPath }] : [];
+    })
+    .sort((a, b) => a.file.localeCompare(b.file));
 }
 
 function debounce(run: () => unknown, ms: number): () => void {

@@ -1,10 +1,17 @@
 /**
  * The labeling queues of a workspace: the `comparisons` sections of its experiment files, with
- * queue and preferences paths made absolute by loadExperiment.
+ * queue and preferences paths made absolute, and inside the workspace folder, by loadExperiment.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadExperiment } from '../../experiment/config';
+import { isInsideWorkspace, workspacePathProblem } from '../../util/workspace-path';
+
+/** An experiment file (*.rlhf.json) and the workspace folder holding it. */
+export interface ExperimentFile {
+  file: string;
+  workspaceFolder: string;
+}
 
 export interface Queue {
   /** The experiment file: names the queue in messages and in the remembered selection. */
@@ -12,17 +19,22 @@ export interface Queue {
   name: string;
   queueFile: string;
   preferencesFile: string;
+  workspaceFolder: string;
 }
 
-/** The queues of these experiment files, in the files' order; a file that does not load is reported and left out. */
-export function queuesOf(experimentFiles: string[], report: (problem: string) => void): Queue[] {
+/**
+ * The queues of these experiment files, in the files' order. A file that does not load (one that
+ * names a file outside its workspace folder, say) is reported and left out, so nothing it names
+ * is read or written.
+ */
+export function queuesOf(experiments: ExperimentFile[], report: (problem: string) => void): Queue[] {
   const queues: Queue[] = [];
-  for (const file of experimentFiles) {
+  for (const { file, workspaceFolder } of experiments) {
     try {
-      const experiment = loadExperiment(file);
+      const experiment = loadExperiment(file, workspaceFolder);
       if (!experiment.comparisons) continue;
-      const { queue, preferences } = experiment.comparisons;
-      queues.push({ key: file, name: experiment.name, queueFile: queue, preferencesFile: preferences });
+      const { queue: queueFile, preferences: preferencesFile } = experiment.comparisons;
+      queues.push({ key: file, name: experiment.name, queueFile, preferencesFile, workspaceFolder });
     } catch (err) {
       report((err as Error).message);
     }
@@ -30,10 +42,25 @@ export function queuesOf(experimentFiles: string[], report: (problem: string) =>
   return queues;
 }
 
-/** The labeling guidelines beside a queue file, as Markdown; undefined when there are none. */
-export function readGuidelines(queueFile: string): string | undefined {
+/**
+ * The queue's files that lead outside its workspace folder now, as problems naming the experiment
+ * file and the field. Checked again before each read and write: a symlink may have been made since
+ * the experiment was loaded.
+ */
+export function queuePathProblems(queue: Queue): string[] {
+  const files: [string, string][] = [['comparisons.queue', queue.queueFile], ['comparisons.preferences', queue.preferencesFile]];
+  return files.flatMap(([field, file]) => {
+    const problem = workspacePathProblem(field, file, queue.workspaceFolder);
+    return problem === undefined ? [] : [`${queue.key}: ${problem}`];
+  });
+}
+
+/** The guidelines.md beside a queue file; undefined when there is none, or it leads outside the workspace. */
+export function readGuidelines(queue: Queue): string | undefined {
+  const file = path.join(path.dirname(queue.queueFile), 'guidelines.md');
+  if (!isInsideWorkspace(file, queue.workspaceFolder)) return undefined;
   try {
-    return fs.readFileSync(path.join(path.dirname(queueFile), 'guidelines.md'), 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }

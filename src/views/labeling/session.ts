@@ -1,26 +1,28 @@
 /**
  * The labeling view's host side, apart from VS Code so it can be tested with real files: it
  * validates the webview's messages, writes labels to the preference store, and tells the view what
- * to show.
+ * to show. In Restricted Mode it shows the queue and writes nothing.
  *
  * A label is acknowledged only once appendPreference has returned, that is once it is on disk.
  * Nothing about progress is kept in memory that the files do not also hold: after a reload the
  * next pair is the first one of the queue without a label.
  */
 import * as fs from 'fs';
-import { Choice, LabelRequest, QueueState, ShownPair, toHostSchema, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
-import { ComparisonPair, labelPair, queueStatus, readQueue } from '../../data/queue';
+import { Choice, LabelRequest, QueueState, ShownPair, parseToHost, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
+import { ComparisonPair, labelPair, QueueStatus, queueStatus, readQueue } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
 import { Label } from '../../data/preference-record';
-import { Queue, queuesOf, readGuidelines } from './queues';
+import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
 export interface SessionHost {
   post(message: ToWebview): void;
   warn(message: string): void;
   runCommand(command: ViewCommand): void;
-  /** The workspace's experiment files (*.rlhf.json). */
-  findExperiments(): Promise<string[]>;
+  /** The workspace's experiment files (*.rlhf.json), each with its workspace folder. */
+  findExperiments(): Promise<ExperimentFile[]>;
+  /** Whether the workspace is trusted; in Restricted Mode no label is written. */
+  isTrusted(): boolean;
   /** Where the picked queue is remembered between reloads. */
   selection: { get(): string | undefined; set(key: string): void };
   /** Where this window's labels (pair ids per preferences file) are remembered between reloads, for undo. */
@@ -43,8 +45,14 @@ export function storedLabel(choice: Choice, swapped: boolean): Label {
 /** How many of its latest labels per preferences file a window can undo. */
 const UNDO_DEPTH = 200;
 
+const RESTRICTED = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
+
+const NO_STATUS: QueueStatus = { total: 0, done: 0, next: undefined, errors: [] };
+
 export class LabelingSession {
   private queues: Queue[] | undefined;
+  /** Why experiment files were left out of `queues`, from the latest scan. */
+  private experimentProblems: string[] = [];
   /** Per pair, whether its response B is shown on the left; drawn once, kept while the session lives. */
   private readonly swapped = new Map<string, boolean>();
   /** Pair ids this window labeled, per preferences file, newest last: what undo takes back, newest first. */
@@ -59,12 +67,12 @@ export class LabelingSession {
 
   /** Handles one message from the webview; anything that is not in the protocol is logged and dropped. */
   handle(raw: unknown): Promise<void> {
-    const parsed = toHostSchema.safeParse(raw);
-    if (!parsed.success) {
-      this.host.warn(`Labeling view: rejected a message that is not in the protocol (${parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')})`);
+    const parsed = parseToHost(raw);
+    if (!parsed.ok) {
+      this.host.warn(`Labeling view: rejected a message that is not in the protocol (${parsed.error})`);
       return this.pending;
     }
-    const message = parsed.data;
+    const message = parsed.value;
     this.pending = this.pending.then(async () => {
       if (!this.queues) await this.scan();
       switch (message.type) {
@@ -95,7 +103,12 @@ export class LabelingSession {
   }
 
   private async scan(): Promise<void> {
-    this.queues = queuesOf(await this.host.findExperiments(), (problem) => this.host.warn(`Labeling view: ${problem}`));
+    const problems: string[] = [];
+    this.queues = queuesOf(await this.host.findExperiments(), (problem) => {
+      problems.push(problem);
+      this.host.warn(`Labeling view: ${problem}`);
+    });
+    this.experimentProblems = problems;
   }
 
   private selectedQueue(): Queue | undefined {
@@ -105,19 +118,23 @@ export class LabelingSession {
 
   private state(): ViewState {
     const queue = this.selectedQueue();
-    if (!queue) return { kind: 'noQueue' };
-    const status = fs.existsSync(queue.queueFile) ? queueStatus(queue.queueFile, queue.preferencesFile) : { total: 0, done: 0, next: undefined, errors: [] };
+    if (!queue) return { kind: 'noQueue', problems: this.experimentProblems };
+    const outside = queuePathProblems(queue);
+    const readable = outside.length === 0 && fs.existsSync(queue.queueFile);
+    const status = readable ? queueStatus(queue.queueFile, queue.preferencesFile) : NO_STATUS;
+    const restricted = !this.host.isTrusted();
     const state: QueueState = {
       kind: 'queue',
       queues: (this.queues ?? []).map((q) => ({ key: q.key, label: q.name, detail: this.host.describe?.(q.queueFile) ?? q.queueFile })),
       selected: queue.key,
       done: status.done,
       total: status.total,
-      canUndo: this.undoTarget(queue) !== undefined,
-      problems: status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`),
+      canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
+      restricted,
+      problems: [...this.experimentProblems, ...outside, ...status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`)],
     };
     if (status.next) state.pair = this.shown(status.next);
-    const guidelines = readGuidelines(queue.queueFile);
+    const guidelines = readGuidelines(queue);
     if (guidelines !== undefined) state.guidelines = guidelines;
     return state;
   }
@@ -135,6 +152,8 @@ export class LabelingSession {
 
   private async label(request: LabelRequest): Promise<void> {
     const queue = this.selectedQueue();
+    const refusal = this.writeRefusal(queue);
+    if (refusal) return this.answer(request.id, refusal);
     const pair = queue && fs.existsSync(queue.queueFile) ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId) : undefined;
     if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
     const rationale = request.rationale?.trim();
@@ -153,6 +172,8 @@ export class LabelingSession {
 
   private async undo(id: number): Promise<void> {
     const queue = this.selectedQueue();
+    const refusal = this.writeRefusal(queue);
+    if (refusal) return this.answer(id, refusal);
     const target = queue && this.undoTarget(queue);
     if (!queue || !target) return this.answer(id, 'There is no label to undo.');
     try {
@@ -162,6 +183,13 @@ export class LabelingSession {
     }
     this.remember(queue, this.labeledIn(queue).slice(0, -1));
     return this.answer(id);
+  }
+
+  /** Why nothing may be written now: Restricted Mode, or queue files that have come to lead outside the workspace. */
+  private writeRefusal(queue: Queue | undefined): string | undefined {
+    if (!this.host.isTrusted()) return RESTRICTED;
+    const [outside] = queue ? queuePathProblems(queue) : [];
+    return outside && `Not saved: ${outside}`;
   }
 
   /**
