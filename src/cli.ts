@@ -15,7 +15,7 @@ import { exportPreferences, ImportFormat, importPreferences } from './data/prefe
 import { expectString } from './data/preference-record';
 import { PROVIDERS, ProviderChoice } from './engine/runtime';
 import { incompleteCheckpoint } from './model/checkpoint-layout';
-import { CHECKPOINT_MODELS, EXPERIMENT_STAGES, ExperimentStage, RunEvent } from './protocol/runner';
+import { EXPERIMENT_STAGES, ExperimentStage, RunEvent } from './protocol/runner';
 import { STAGE_INFO } from './shared/stages';
 import { stageRunners } from './runner/stages';
 import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, findCheckpoints, liveProcess, recordEvent, runOfCheckpoint, skippedCheckpoints } from './runs/registry';
@@ -131,7 +131,7 @@ async function stage(name: ExperimentStage, configFile: string, opts: StageOptio
  * off by a kill), the newest complete one before it in the same folder, with a warning.
  */
 function resumePoint(checkpoint: string, stage: ExperimentStage): string {
-  const reason = incompleteCheckpoint(checkpoint, CHECKPOINT_MODELS[stage]);
+  const reason = incompleteCheckpoint(checkpoint, STAGE_INFO[stage].checkpointModels);
   const step = /^checkpoint-(\d+)$/.exec(path.basename(checkpoint))?.[1];
   if (!reason || step === undefined) return checkpoint; // the stage says what is wrong with any other folder
   const search = findCheckpoints(path.dirname(checkpoint), stage, Number(step) + 1);

@@ -1,7 +1,6 @@
 /** Generate with Model: a prompt, a completion from a run's model, shown in a new editor. */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { CHECKPOINT_MODELS } from '../protocol/runner';
 import { generate } from '../runner/runner';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
@@ -44,7 +43,7 @@ async function generateWithModel(services: Services, arg: unknown): Promise<void
 /** A run's final model, else the model to generate with of its newest checkpoint (PPO's policy). */
 function modelOf({ registry, record }: RunRef): string | undefined {
   const checkpoint = registry.latestCheckpoint(record);
-  const generating = CHECKPOINT_MODELS[record.stage].slice(0, 1);
+  const generating = STAGE_INFO[record.stage].checkpointModels.slice(0, 1);
   return registry.modelDir(record.id) ?? (checkpoint && path.join(checkpoint.path, ...generating));
 }
 

@@ -17,18 +17,6 @@ export type Stage = (typeof STAGES)[number];
 export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo'] as const;
 export type ExperimentStage = (typeof EXPERIMENT_STAGES)[number];
 
-/**
- * The models in each stage's `checkpoint-<step>/` (a start command's `resumeFrom`), each in the
- * subfolder of its name; none: the checkpoint is the model folder itself. The first is the one to
- * generate with.
- */
-export const CHECKPOINT_MODELS: Record<ExperimentStage, readonly string[]> = {
-  sft: [],
-  comparisons: [],
-  rm: [],
-  ppo: ['policy', 'value'],
-};
-
 /** The engine's provider choices (src/runner/stages.ts checks that they match the engine's). */
 export const EXECUTION_PROVIDERS = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
 

@@ -3,7 +3,8 @@ import * as path from 'path';
 import { ProviderChoice } from '../engine/runtime';
 import { generateCandidates } from '../train/comparisons';
 import { incompleteCheckpoint } from '../model/checkpoint-layout';
-import { CHECKPOINT_MODELS, EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
+import { STAGE_INFO } from '../shared/stages';
+import { EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../experiment/config';
 import { sampleFromCheckpoint } from '../train/samples';
@@ -27,7 +28,7 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
 };
 
 function stageRun(command: StartCommand, { emit, signal }: StageContext) {
-  const incomplete = command.resumeFrom && incompleteCheckpoint(command.resumeFrom, CHECKPOINT_MODELS[command.stage]);
+  const incomplete = command.resumeFrom && incompleteCheckpoint(command.resumeFrom, STAGE_INFO[command.stage].checkpointModels);
   if (incomplete) throw new Error(`cannot resume from ${command.resumeFrom}: ${incomplete}`);
   const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
   const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);

@@ -12,7 +12,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { incompleteCheckpoint } from '../model/checkpoint-layout';
-import { CHECKPOINT_MODELS, EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
+import { STAGE_INFO } from '../shared/stages';
+import { EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
 import { CAN_IDENTIFY_PROCESSES, isRecordedProcessAlive, readProcessIdentity } from './process-identity';
 
 export const RUN_STATUSES = ['running', 'finished', 'stopped', 'failed'] as const;
@@ -277,7 +278,7 @@ export function findCheckpoints(dir: string, stage: ExperimentStage, below = Inf
   });
   const incomplete: IncompleteCheckpoint[] = [];
   for (const checkpoint of steps.sort((a, b) => b.step - a.step)) {
-    const reason = incompleteCheckpoint(checkpoint.path, CHECKPOINT_MODELS[stage]);
+    const reason = incompleteCheckpoint(checkpoint.path, STAGE_INFO[stage].checkpointModels);
     if (!reason) return { latest: checkpoint, incomplete };
     incomplete.push({ ...checkpoint, reason });
   }

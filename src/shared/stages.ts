@@ -29,6 +29,11 @@ export interface StageInfo {
   dashboard: ChartSpec[];
   /** Whether its model is a language model one can generate with. */
   generates: boolean;
+  /**
+   * The models in its `checkpoint-<step>/`, each in the subfolder of its name; none: the checkpoint
+   * is the model folder itself. The first is the one to generate with.
+   */
+  checkpointModels: readonly string[];
   nextSteps: NextStep[];
 }
 
@@ -43,6 +48,7 @@ export const STAGE_INFO: Readonly<Record<ExperimentStage, StageInfo>> = {
     keyMetrics: ['eval_loss', 'loss'],
     dashboard: ['loss', 'eval_loss', 'learning_rate', 'grad_norm'].map(singleChart),
     generates: true,
+    checkpointModels: [],
     nextSteps: ['Generate with Model', 'Open Folder'],
   },
   comparisons: {
@@ -53,6 +59,7 @@ export const STAGE_INFO: Readonly<Record<ExperimentStage, StageInfo>> = {
     keyMetrics: [],
     dashboard: [],
     generates: false,
+    checkpointModels: [],
     nextSteps: ['Open Labeling'],
   },
   rm: {
@@ -63,6 +70,7 @@ export const STAGE_INFO: Readonly<Record<ExperimentStage, StageInfo>> = {
     keyMetrics: ['eval_accuracy', 'accuracy'],
     dashboard: ['loss', 'accuracy', 'eval_accuracy', 'margin'].map(singleChart),
     generates: false,
+    checkpointModels: [],
     nextSteps: ['Open Folder'],
   },
   ppo: {
@@ -76,6 +84,7 @@ export const STAGE_INFO: Readonly<Record<ExperimentStage, StageInfo>> = {
       ...['objective/kl', 'objective/entropy', 'loss/policy_avg', 'loss/value_avg', 'policy/clipfrac_avg', 'policy/approxkl_avg', 'val/ratio', 'tokens_per_second'].map(singleChart),
     ],
     generates: true,
+    checkpointModels: ['policy', 'value'],
     nextSteps: ['Generate with Model', 'Open Folder'],
   },
 };

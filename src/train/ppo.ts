@@ -23,7 +23,8 @@ import { lmHead, paramInputs, scoreHead, sequenceInputs, tokenizerFor, transform
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
 import { Tokenizer } from '../model/tokenizer';
-import { CHECKPOINT_MODELS, EmitEvent, SampleRow } from '../protocol/runner';
+import { EmitEvent, SampleRow } from '../protocol/runner';
+import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
 import { Experiment, PpoSettings } from '../experiment/config';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
@@ -36,7 +37,7 @@ import { Scorer } from './scorer';
 import { ModelSlot, StageGraph, StepSource, Trainer, TrainerSetup } from './trainer';
 
 /** The models of a checkpoint-N/ folder: the policy (what `generate` reads) and the value model. */
-const [POLICY, VALUE] = CHECKPOINT_MODELS.ppo;
+const [POLICY, VALUE] = STAGE_INFO.ppo.checkpointModels;
 
 /** Scores responses (token ids) to prompts (token ids): one number per pair. */
 export type RewardFn = (prompts: number[][], responses: number[][]) => Promise<number[]>;
