@@ -130,13 +130,24 @@ export class Workbench {
     return this.page.locator('.part.activitybar').getByRole('tab', { name: new RegExp(`^${name}\\b`) });
   }
 
-  /** Runs a command from the palette by its full title ("RLHF: New Experiment"). */
-  async command(title: string): Promise<void> {
+  /**
+   * Runs a command from the palette by its full title ("RLHF: New Experiment"). The palette lists
+   * the commands known when it opens: just after a reload, before the extensions' contributions
+   * are read, it is opened again.
+   */
+  async command(title: string, attempts = 3): Promise<void> {
     await this.page.keyboard.press('F1');
     const input = this.quickInput();
     await input.waitFor({ timeout: UI_TIMEOUT });
     await input.fill(`>${title}`);
-    await this.page.locator('.quick-input-list .monaco-list-row.focused', { hasText: title }).waitFor({ timeout: UI_TIMEOUT });
+    const row = this.page.locator('.quick-input-list .monaco-list-row.focused', { hasText: title });
+    try {
+      await row.waitFor({ timeout: attempts > 1 ? UI_TIMEOUT / 3 : UI_TIMEOUT });
+    } catch (e) {
+      if (attempts <= 1) throw e;
+      await input.press('Escape');
+      return this.command(title, attempts - 1);
+    }
     await input.press('Enter');
   }
 
