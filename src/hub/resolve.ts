@@ -35,11 +35,14 @@ export async function modelFromHub(hub: HubSpec, options: ResolveOptions = {}): 
   const cache = new RepoCache(settings.cacheDir, hub.repo);
   const commit = cache.commitOf(hub.revision);
   const missing = commit ? missingModelFiles(cache.snapshot(commit)) : [];
-  if (commit && missing.length === 0) return cache.snapshot(commit);
+  if (commit && missing.length === 0) {
+    options.log?.(`${formatHubSpec(hub)}: from the Hugging Face cache, ${cache.snapshot(commit)}`);
+    return cache.snapshot(commit);
+  }
   if (settings.offline) throw new HubError(offlineMessage(hub, cache, commit && missing));
   try {
     const dir = await download(hub, cache, settings, options);
-    options.log?.(`${formatHubSpec(hub)} is in ${dir}`);
+    options.log?.(`${formatHubSpec(hub)}: downloaded into ${dir}`);
     return dir;
   } catch (e) {
     throw explain(e, hub, settings);

@@ -4,8 +4,29 @@
  * and can misbehave on purpose: cut a file's response short, list a wrong size, refuse access.
  */
 import { createHash } from 'crypto';
+import * as fs from 'fs';
 import * as http from 'http';
 import { AddressInfo } from 'net';
+import * as path from 'path';
+import { saveCheckpoint } from '../../src/model/checkpoint';
+import { presetConfig, resizeConfig } from '../../src/model/config';
+import { initParams } from '../../src/model/decoder';
+import { Rng } from '../../src/util/rng';
+
+/** A tiny GPT-2 saved as a checkpoint in `dir`, with tokenizer files and files a model does not need. */
+export function tinyModelFiles(dir: string): Record<string, Buffer> {
+  const config = resizeConfig(presetConfig('tiny'), { nPositions: 32, nEmbd: 8, nLayer: 1, nHead: 2 });
+  saveCheckpoint(dir, { config, params: initParams(config, new Rng(1)) });
+  const read = (f: string) => fs.readFileSync(path.join(dir, f));
+  return {
+    'config.json': read('config.json'),
+    'model.safetensors': read('model.safetensors'),
+    'tokenizer_config.json': Buffer.from(JSON.stringify({ eos_token: '<|endoftext|>', model_max_length: 32 })),
+    'special_tokens_map.json': Buffer.from(JSON.stringify({ eos_token: '<|endoftext|>' })),
+    'README.md': Buffer.from('# tiny\n'),
+    'pytorch_model.bin': Buffer.from('not needed'),
+  };
+}
 
 export interface FakeRepo {
   files: Record<string, Buffer>;

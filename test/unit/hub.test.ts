@@ -4,38 +4,18 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { saveCheckpoint } from '../../src/model/checkpoint';
-import { presetConfig, resizeConfig } from '../../src/model/config';
-import { initParams } from '../../src/model/decoder';
 import { loadModel } from '../../src/train/model-state';
 import { DownloadStoppedError } from '../../src/hub/errors';
 import { DownloadProgress } from '../../src/hub/progress';
 import { ResolveOptions, modelFromHub } from '../../src/hub/resolve';
 import { HubSettings, hubSettings } from '../../src/hub/settings';
 import { hubSpecOf, parseHubSpec } from '../../src/hub/spec';
-import { Rng } from '../../src/util/rng';
-import { FakeHub, FakeRepo, commitOf, sha256 } from '../helpers/fake-hub';
+import { FakeHub, FakeRepo, commitOf, sha256, tinyModelFiles } from '../helpers/fake-hub';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
-/** A tiny GPT-2 saved as a checkpoint, with tokenizer files and files a model does not need. */
-function tinyModelFiles(): Record<string, Buffer> {
-  const dir = path.join(scratch, 'source');
-  const config = resizeConfig(presetConfig('tiny'), { nPositions: 32, nEmbd: 8, nLayer: 1, nHead: 2 });
-  saveCheckpoint(dir, { config, params: initParams(config, new Rng(1)) });
-  const read = (f: string) => fs.readFileSync(path.join(dir, f));
-  return {
-    'config.json': read('config.json'),
-    'model.safetensors': read('model.safetensors'),
-    'tokenizer_config.json': Buffer.from(JSON.stringify({ eos_token: '<|endoftext|>', model_max_length: 32 })),
-    'special_tokens_map.json': Buffer.from(JSON.stringify({ eos_token: '<|endoftext|>' })),
-    'README.md': Buffer.from('# tiny\n'),
-    'pytorch_model.bin': Buffer.from('not needed'),
-  };
-}
-
-const files = tinyModelFiles();
+const files = tinyModelFiles(path.join(scratch, 'source'));
 const MODEL_FILES = ['config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer_config.json'];
 const sharded: Record<string, Buffer> = {
   'config.json': files['config.json'],
