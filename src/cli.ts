@@ -77,7 +77,8 @@ const showDownload = downloadPrinter();
 /** A --model: a folder, or a Hub repo id, fetched into the Hugging Face cache if it is not there. */
 async function modelFolder(spec: string): Promise<string> {
   const hub = hubSpecOf(spec, path.resolve(spec));
-  return hub ? modelFromHub(hub, { onProgress: showDownload, log: (message) => console.error(message) }) : path.resolve(spec);
+  if (!hub) return path.resolve(spec);
+  return modelFromHub(hub, { onProgress: showDownload, log: (message) => console.error(message) });
 }
 
 function formatNumber(v: number): string {

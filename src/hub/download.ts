@@ -33,7 +33,12 @@ export function heldBytes(job: BlobJob): number {
   return Math.min(sizeOf(partialOf(job)), job.size);
 }
 
-export async function fetchBlob(job: BlobJob, fetcher: typeof fetch, progress: ProgressTracker, signal?: AbortSignal): Promise<void> {
+export async function fetchBlob(
+  job: BlobJob,
+  fetcher: typeof fetch,
+  progress: ProgressTracker,
+  signal?: AbortSignal,
+): Promise<void> {
   const partial = partialOf(job);
   fs.mkdirSync(path.dirname(partial), { recursive: true });
   for (let attempt = 1; ; attempt++) {
@@ -51,7 +56,7 @@ export async function fetchBlob(job: BlobJob, fetcher: typeof fetch, progress: P
 }
 
 /** Fetches what `partial` lacks, appending to it; a cut connection throws a network error. */
-async function fetchRest(job: BlobJob, partial: string, fetcher: typeof fetch, progress: ProgressTracker): Promise<void> {
+async function fetchRest(job: BlobJob, partial: string, fetcher: typeof fetch, progress: ProgressTracker) {
   const offset = sizeOf(partial);
   if (offset === job.size) return;
   const headers: Record<string, string> = { 'Accept-Encoding': 'identity', ...(offset > 0 && { Range: `bytes=${offset}-` }) };

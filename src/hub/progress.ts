@@ -59,6 +59,7 @@ export class ProgressTracker {
   private emit(): void {
     this.lastReport = Date.now();
     const seconds = Math.max((this.lastReport - this.started) / 1000, 1e-3);
-    this.report({ repo: this.repo, file: this.file, received: this.received, total: this.total, bytesPerSecond: this.fresh / seconds });
+    const { repo, file, received, total } = this;
+    this.report({ repo, file, received, total, bytesPerSecond: this.fresh / seconds });
   }
 }

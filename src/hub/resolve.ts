@@ -61,9 +61,10 @@ interface Session {
   files: Map<string, ListFileEntry>;
 }
 
-async function download(hub: HubSpec, cache: RepoCache, settings: HubSettings, options: ResolveOptions): Promise<string> {
+async function download(hub: HubSpec, cache: RepoCache, settings: HubSettings, options: ResolveOptions) {
   const fetcher = hubFetch(settings, options.signal);
-  const session = { hub, cache, settings, fetcher, signal: options.signal, ...(await listRepo(hub, settings, fetcher)) };
+  const listing = await listRepo(hub, settings, fetcher);
+  const session = { hub, cache, settings, fetcher, signal: options.signal, ...listing };
   if (session.files.has(WEIGHTS_INDEX)) await fetchFiles(session, [WEIGHTS_INDEX]);
   await fetchFiles(session, modelFiles(session), options.onProgress);
   cache.writeRef(hub.revision, session.commit);
@@ -94,9 +95,9 @@ function modelFiles({ hub, cache, commit, files }: Session): string[] {
 }
 
 /** Fetches the files whose blobs the cache lacks, and links them all into the snapshot. */
-async function fetchFiles(session: Session, files: string[], onProgress?: (p: DownloadProgress) => void): Promise<void> {
+async function fetchFiles(session: Session, files: string[], onProgress?: (p: DownloadProgress) => void) {
   const jobs = files.map((f) => blobJob(session, f));
-  const needed = jobs.filter((job) => !fs.existsSync(job.dest));
+  const needed = [...new Map(jobs.map((job) => [job.dest, job])).values()].filter((job) => !fs.existsSync(job.dest));
   const progress = new ProgressTracker(session.hub.repo, needed.reduce((sum, job) => sum + job.size, 0), onProgress);
   for (const job of needed) {
     progress.begin(job.file, heldBytes(job));

@@ -17,8 +17,8 @@ export function hubOptions({ emit, signal }: StageContext): ResolveOptions {
 }
 
 /** Resolves the model fields `stage` loads (after the unset ones were filled from earlier stages). */
-export async function fetchHubModels(exp: Experiment, stage: ExperimentStage, resuming: boolean, context: StageContext): Promise<void> {
-  const resolve = (spec: string) => resolveModelSpec(spec, hubOptions(context));
+export async function fetchHubModels(exp: Experiment, stage: ExperimentStage, resuming: boolean, ctx: StageContext) {
+  const resolve = (spec: string) => resolveModelSpec(spec, hubOptions(ctx));
   const { comparisons: c, rm, ppo } = exp;
   if (stage === 'sft' && !resuming) exp.model = await resolve(exp.model);
   if (stage === 'comparisons' && c) c.model = await resolve(c.model ?? exp.model);

@@ -89,7 +89,8 @@ export class FakeHub {
   }
 
   private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.requests.push({ method: req.method!, url: req.url!, range: req.headers.range, authorization: req.headers.authorization });
+    const { range, authorization } = req.headers;
+    this.requests.push({ method: req.method!, url: req.url!, range, authorization });
     const url = new URL(req.url!, 'http://hub');
     const api = /^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree)\/([^/]+)$/.exec(url.pathname);
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);

@@ -47,7 +47,8 @@ async function withHub(run: (hub: FakeHub) => Promise<void>): Promise<void> {
   }
 }
 
-const download = (spec: string, settings: HubSettings, options: ResolveOptions = {}) => modelFromHub(parseHubSpec(spec)!, { settings, ...options });
+const download = (spec: string, settings: HubSettings, options: ResolveOptions = {}) =>
+  modelFromHub(parseHubSpec(spec)!, { settings, ...options });
 const resolves = (hub: FakeHub) => hub.requests.filter((r) => r.url.includes('/resolve/'));
 
 test('hub: a first download fills the Hugging Face cache layout with the files a model needs', () => withHub(async (hub) => {

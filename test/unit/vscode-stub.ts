@@ -167,7 +167,10 @@ export const vscode = {
     async showTextDocument(doc: Uri | { uri: Uri }) {
       ui.opened.push('fsPath' in doc ? doc.fsPath : doc.uri.fsPath);
     },
-    async withProgress<R>(_options: unknown, task: (progress: { report(v: { message?: string }): void }, token: unknown) => Promise<R>): Promise<R> {
+    async withProgress<R>(
+      _options: unknown,
+      task: (progress: { report(v: { message?: string }): void }, token: unknown) => Promise<R>,
+    ): Promise<R> {
       const cancelled = new EventEmitter<void>();
       const token = { isCancellationRequested: false, onCancellationRequested: cancelled.event };
       cancels.push(() => {
