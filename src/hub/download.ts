@@ -47,23 +47,33 @@ export async function fetchBlob(
       await fetchRest(job, partial, fetcher, progress);
       break;
     } catch (e) {
+      if (e instanceof RefusedDownloadError) fs.rmSync(partial, { force: true });
       if (signal?.aborted || !isNetworkError(e) || attempt === ATTEMPTS) throw e;
       if (sizeOf(partial) === before) await new Promise((resolve) => setTimeout(resolve, RETRY_MS * attempt));
     }
   }
-  await checkSha256(job, partial);
+  await checkSha256(job, partial).catch((e) => {
+    fs.rmSync(partial, { force: true });
+    throw e;
+  });
   fs.renameSync(partial, job.dest);
 }
 
 /** Fetches what `partial` lacks, appending to it; a cut connection throws a network error. */
 async function fetchRest(job: BlobJob, partial: string, fetcher: typeof fetch, progress: ProgressTracker) {
+  if (sizeOf(partial) > job.size) fs.rmSync(partial);
   const offset = sizeOf(partial);
   if (offset === job.size) return;
   const headers: Record<string, string> = { 'Accept-Encoding': 'identity', ...(offset > 0 && { Range: `bytes=${offset}-` }) };
   const res = await fetcher(job.url, { headers });
   if (!res.ok) throw await apiError(res);
   const start = res.status === 206 ? offset : 0;
-  checkAnnouncedSize(job, res, start);
+  try {
+    checkAnnouncedSize(job, res, start);
+  } catch (e) {
+    await res.body?.cancel();
+    throw e;
+  }
   progress.rewind(offset - start);
   const body = Readable.fromWeb(res.body as ReadableStream<Uint8Array>);
   await pipeline(body, sizeGuard(job, start, progress), fs.createWriteStream(partial, { flags: start > 0 ? 'a' : 'w' }));
@@ -94,9 +104,11 @@ function sizeGuard(job: BlobJob, start: number, progress: ProgressTracker): Tran
   });
 }
 
+/** Bytes that disagree with the listing: what arrived is thrown away. */
+class RefusedDownloadError extends HubError {}
+
 function sizeMismatch(job: BlobJob, what: string): HubError {
-  fs.rmSync(partialOf(job), { force: true });
-  return new HubError(`${job.file}: the Hub ${what} where its listing gives ${job.size}; the download was refused`);
+  return new RefusedDownloadError(`${job.file}: the Hub ${what} where its listing gives ${job.size}; the download was refused`);
 }
 
 async function checkSha256(job: BlobJob, partial: string): Promise<void> {
@@ -104,9 +116,7 @@ async function checkSha256(job: BlobJob, partial: string): Promise<void> {
   const hash = createHash('sha256');
   for await (const chunk of fs.createReadStream(partial)) hash.update(chunk as Buffer);
   const actual = hash.digest('hex');
-  if (actual === job.sha256) return;
-  fs.rmSync(partial, { force: true });
-  throw new HubError(`${job.file}: the download's sha256 is ${actual}, the Hub lists ${job.sha256}; it was refused (the next try downloads it afresh)`);
+  if (actual !== job.sha256) throw new HubError(`${job.file}: the download's sha256 is ${actual}, the Hub lists ${job.sha256}; it was refused (the next try downloads it afresh)`);
 }
 
 function partialOf(job: BlobJob): string {

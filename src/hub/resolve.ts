@@ -39,7 +39,7 @@ export async function modelFromHub(hub: HubSpec, options: ResolveOptions = {}): 
     options.log?.(`${formatHubSpec(hub)}: from the Hugging Face cache, ${cache.snapshot(commit)}`);
     return cache.snapshot(commit);
   }
-  if (settings.offline) throw new HubError(offlineMessage(hub, cache, commit && missing));
+  if (settings.offline) throw new HubError(offlineMessage(hub, cache, commit ? missing : undefined));
   try {
     const dir = await download(hub, cache, settings, options);
     options.log?.(`${formatHubSpec(hub)}: downloaded into ${dir}`);
@@ -111,7 +111,7 @@ function blobJob({ hub, cache, settings, commit, files }: Session, file: string)
   const etag = entry.lfs?.oid ?? entry.oid;
   if (!etag) throw new HubError(`${formatHubSpec(hub)}: the Hub lists no object id for ${file}`);
   const url = `${settings.endpoint}/${hub.repo}/resolve/${commit}/${file.split('/').map(encodeURIComponent).join('/')}`;
-  return { file, url, dest: cache.blob(etag), size: entry.size, sha256: entry.lfs?.oid };
+  return { file, url, dest: cache.blob(etag), size: entry.lfs?.size ?? entry.size, sha256: entry.lfs?.oid };
 }
 
 /** fetch, stopped by `signal`, with the token on requests to the Hub itself (not on redirects elsewhere). */
@@ -125,7 +125,8 @@ function hubFetch(settings: HubSettings, signal?: AbortSignal): typeof fetch {
   };
 }
 
-function offlineMessage(hub: HubSpec, cache: RepoCache, missing: string[] | undefined | ''): string {
+/** `missing`: what the cached snapshot lacks, if there is one. */
+function offlineMessage(hub: HubSpec, cache: RepoCache, missing?: string[]): string {
   const name = formatHubSpec(hub);
   const what = missing ? `its cached snapshot lacks ${missing.join(', ')}` : `it is not in the Hugging Face cache (${cache.folder})`;
   return `HF_HUB_OFFLINE is set and ${name} cannot be loaded: ${what}. Download it once with HF_HUB_OFFLINE unset.`;
