@@ -55,7 +55,7 @@ export function explain(e: unknown, hub: HubSpec, settings: HubSettings): Error 
     const reason = (e as { cause?: { code?: string; message?: string } }).cause;
     return new HubError(`cannot reach the Hugging Face Hub at ${settings.endpoint} to download ${name} (${reason?.code ?? reason?.message ?? (e as Error).message}): check the network connection, or HF_ENDPOINT`);
   }
-  return e as Error;
+  return new HubError(`cannot download ${name} from ${settings.endpoint}: ${(e as Error).message}`);
 }
 
 function refusal(e: HubApiError, hub: HubSpec, settings: HubSettings): string {
