@@ -56,7 +56,12 @@ function nodeBundle(name, entry, options = {}) {
     devtool: 'source-map',
     infrastructureLogging: { level: 'warn' },
     performance: { hints: false },
-    plugins: [new ExternalRequireResolvePlugin(), ...(options.plugins ?? [])],
+    // One file per process: the lazy imports of libraries (the Hub client's upload helpers) stay inside it.
+    plugins: [
+      new ExternalRequireResolvePlugin(),
+      new webpack.optimize.LimitChunkCountPlugin({ maxChunks: 1 }),
+      ...(options.plugins ?? []),
+    ],
   };
 }
 

@@ -23,9 +23,13 @@ import { Rng } from './util/rng';
 import { isInsideWorkspace } from './util/workspace-path';
 import { experimentJsonSchema, loadExperiment } from './experiment/config';
 import { runDemo } from './train/demo';
+import { DownloadProgress, formatDownload } from './hub/progress';
+import { modelFromHub } from './hub/resolve';
+import { hubSpecOf } from './hub/spec';
 import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
 
+const HUB_MODEL = 'or Hugging Face Hub repo id (org/name or org/name@revision, downloaded into the Hugging Face cache)';
 const DEMO_CONFIG = path.join(packageRoot(), 'media', 'demo', 'experiment.json');
 
 function printEvent(e: RunEvent): void {
@@ -51,7 +55,30 @@ function printEvent(e: RunEvent): void {
       // Training steps show in their metrics; a progress message (sampling comparisons) is all there is.
       if (e.message) console.log(`[${e.stage} ${e.step}/${e.total}] ${e.message}`);
       break;
+    case 'download':
+      showDownload(e);
+      break;
   }
+}
+
+/** Download progress on stderr: one line rewritten in a terminal, else a line per tenth done. */
+function downloadPrinter(): (p: DownloadProgress) => void {
+  let shown = -1;
+  return (p) => {
+    const tenth = Math.floor((10 * p.received) / Math.max(p.total, 1));
+    if (process.stderr.isTTY) process.stderr.write(`\r${formatDownload(p)}\x1b[K${p.received >= p.total ? '\n' : ''}`);
+    else if (tenth !== shown) console.error(formatDownload(p));
+    shown = tenth;
+  };
+}
+
+const showDownload = downloadPrinter();
+
+/** A --model: a folder, or a Hub repo id, fetched into the Hugging Face cache if it is not there. */
+async function modelFolder(spec: string): Promise<string> {
+  const hub = hubSpecOf(spec, path.resolve(spec));
+  if (!hub) return path.resolve(spec);
+  return modelFromHub(hub, { onProgress: showDownload, log: (message) => console.error(message) });
 }
 
 function formatNumber(v: number): string {
@@ -175,7 +202,7 @@ async function score(opts: { model: string; input?: string; provider: string }) 
   const file = opts.input ?? '/dev/stdin';
   const { records, errors } = readJsonl(file, (r) => ({ prompt: expectString(r.prompt, 'prompt'), response: expectString(r.response, 'response') }));
   assertNoDataErrors(errors);
-  const scorer = await Scorer.load(path.resolve(opts.model), { provider: opts.provider as ProviderChoice });
+  const scorer = await Scorer.load(await modelFolder(opts.model), { provider: opts.provider as ProviderChoice });
   const rows = records.map((r) => r.value);
   const scores = await scorer.scoreTexts(rows);
   rows.forEach((r, i) => console.log(JSON.stringify({ ...r, score: scores[i] })));
@@ -184,13 +211,13 @@ async function score(opts: { model: string; input?: string; provider: string }) 
 
 async function generate(prompts: string[], opts: { model: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; provider: string }) {
   const sampling = { maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topK: opts.topK, topP: opts.topP };
-  const rows = await sampleFromCheckpoint(path.resolve(opts.model), prompts, new Rng(opts.seed), sampling, { provider: opts.provider as ProviderChoice });
+  const rows = await sampleFromCheckpoint(await modelFolder(opts.model), prompts, new Rng(opts.seed), sampling, { provider: opts.provider as ProviderChoice });
   for (const r of rows) console.log(`${r.prompt}${r.response}`);
 }
 
 async function candidates(opts: { model: string; prompts: string; out: string; n: number; maxNewTokens: number; temperature: number; seed: number; provider: string }) {
   const summary = await generateCandidates({
-    model: opts.model, prompts: opts.prompts, queue: opts.out, n: opts.n, maxNewTokens: opts.maxNewTokens, temperature: opts.temperature,
+    model: await modelFolder(opts.model), prompts: opts.prompts, queue: opts.out, n: opts.n, maxNewTokens: opts.maxNewTokens, temperature: opts.temperature,
     seed: opts.seed, provider: opts.provider as ProviderChoice, signal: stopOnInterrupt(),
     onProgress: (p) => console.log(`[${p.done}/${p.total}] ${p.pairs} pairs`),
   });
@@ -265,7 +292,7 @@ export function program(): Command {
   cli
     .command('score')
     .description('score {"prompt", "response"} JSONL lines with a reward model, printing them with their "score"')
-    .requiredOption('--model <dir>', 'reward-model checkpoint directory')
+    .requiredOption('--model <model>', `reward-model checkpoint directory, ${HUB_MODEL}`)
     .option('--input <file>', 'JSONL file (default: standard input)')
     .addOption(providerOption().default('auto'))
     .action(score);
@@ -273,14 +300,14 @@ export function program(): Command {
     .command('generate')
     .description('continue prompts with a model checkpoint')
     .argument('<prompts...>', 'prompt texts')
-    .requiredOption('--model <dir>', 'checkpoint directory')
+    .requiredOption('--model <model>', `checkpoint directory, ${HUB_MODEL}`)
     .option('--top-k <k>', '0 for no top-k', number, 0)
     .option('--top-p <p>', '1 for no nucleus sampling', number, 1);
   withSampling(generateCommand, 0.7).action(generate);
   const candidatesCommand = cli
     .command('candidates')
     .description('sample responses to prompts and queue pairs of them for labeling (run again to resume)')
-    .requiredOption('--model <dir>', 'checkpoint directory')
+    .requiredOption('--model <model>', `checkpoint directory, ${HUB_MODEL}`)
     .requiredOption('--prompts <file>', 'JSONL of {"prompt": text or chat messages}')
     .requiredOption('--out <queue>', 'queue file (JSONL) to add pairs to')
     .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2);

@@ -7,6 +7,7 @@ import { StopWait, skippedCheckpoints } from '../runs/registry';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { formatMetric } from '../shared/format';
+import { formatDownload } from '../hub/progress';
 import { NextStep, STAGE_INFO, stageLabel } from '../shared/stages';
 import { Services } from '../services';
 import { experimentWorkspace, pickExperiment, pickRun, requireTrust } from './common';
@@ -115,7 +116,10 @@ async function resumeRun(services: Services, arg: unknown): Promise<void> {
   }
 }
 
-/** A cancellable notification for the life of the run (cancel = stop with a checkpoint), then the outcome. */
+/**
+ * A cancellable notification for the life of the run (cancel = stop with a checkpoint, or stop a
+ * model's download), showing its model downloads and steps, then the outcome.
+ */
 async function followRun(services: Services, run: LiveRun): Promise<void> {
   const { record } = run;
   const title = `${stageLabel(record.stage)} · ${record.name}`;
@@ -126,7 +130,9 @@ async function followRun(services: Services, run: LiveRun): Promise<void> {
     });
     let done = 0;
     run.process.on('event', (e) => {
-      if (e.type !== 'progress' || !e.total || token.isCancellationRequested) return;
+      if (token.isCancellationRequested) return;
+      if (e.type === 'download') return progress.report({ message: `downloading ${formatDownload(e)}` });
+      if (e.type !== 'progress' || !e.total) return;
       const percent = (100 * e.step) / e.total;
       const loss = record.metrics.loss;
       progress.report({ increment: percent - done, message: `step ${e.step}/${e.total}${loss !== undefined ? ` · loss ${formatMetric(loss)}` : ''}` });

@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { decodeUtf8 } from '../data/jsonl';
+import { hubSpecOf, parseHubSpec } from '../hub/spec';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
 
@@ -126,7 +127,8 @@ export const experimentSchema = z
     $schema: z.string().optional(),
     name: z.string().min(1).default('experiment'),
     seed: z.number().int().min(0).default(42),
-    model: z.string().min(1).default('tiny').describe('A preset (tiny, gpt2, gpt2-medium) or a checkpoint directory.'),
+    model: z.string().min(1).default('tiny').describe('A preset (tiny, gpt2, gpt2-medium), a checkpoint directory, or a Hugging Face Hub repo id ("org/name" or "org/name@revision").'),
+    model_revision: z.string().min(1).optional().describe('The Hub revision (branch, tag or commit) of "model" when it is a Hub repo id (default: main).'),
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
@@ -164,6 +166,7 @@ export function loadExperiment(file: string, workspace: string): Experiment {
   if (!isInsideWorkspace(file, workspace)) throw new ConfigError(`${file}: the experiment file is outside the workspace folder ${workspace}`);
   const exp = parseExperiment(readConfigJson(file), file);
   resolvePaths(exp, path.dirname(path.resolve(file)));
+  applyModelRevision(exp, file);
   const problems = WORKSPACE_FIELDS.flatMap(([field, get]) => {
     const value = get(exp);
     const problem = value === undefined ? undefined : workspacePathProblem(field, value, workspace);
@@ -208,10 +211,13 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
   ['ppo.prompts', (exp) => exp.ppo?.prompts],
 ];
 
-/** Makes the config's paths absolute, relative to `dir` (the config file's folder); presets stay names. */
+/**
+ * Makes the config's paths absolute, relative to `dir` (the config file's folder); presets and Hub
+ * repo ids stay names (a folder of the repo id's name wins).
+ */
 function resolvePaths(exp: Experiment, dir: string): void {
   const resolve = (p: string) => path.resolve(dir, p);
-  const resolveModel = (m: string) => (/^(tiny|gpt2|gpt2-medium)$/.test(m) ? m : resolve(m));
+  const resolveModel = (m: string) => (/^(tiny|gpt2|gpt2-medium)$/.test(m) || hubSpecOf(m, resolve(m)) ? m : resolve(m));
   if (exp.sft) exp.sft.data = resolve(exp.sft.data);
   if (exp.comparisons) {
     const c = exp.comparisons;
@@ -224,10 +230,19 @@ function resolvePaths(exp: Experiment, dir: string): void {
   }
   if (exp.ppo) {
     exp.ppo.prompts = resolve(exp.ppo.prompts);
-    if (exp.ppo.sft_model) exp.ppo.sft_model = resolve(exp.ppo.sft_model);
-    if (exp.ppo.reward_model) exp.ppo.reward_model = resolve(exp.ppo.reward_model);
+    if (exp.ppo.sft_model) exp.ppo.sft_model = resolveModel(exp.ppo.sft_model);
+    if (exp.ppo.reward_model) exp.ppo.reward_model = resolveModel(exp.ppo.reward_model);
   }
   exp.model = resolveModel(exp.model);
+}
+
+/** `model_revision` (TRL's name) joins the Hub repo id in `model` as "org/name@revision". */
+function applyModelRevision(exp: Experiment, file: string): void {
+  if (!exp.model_revision) return;
+  if (!parseHubSpec(exp.model) || exp.model.includes('@')) {
+    throw new ConfigError(`${file}: model_revision: applies to a Hub repo id in "model" ("org/name", without "@revision"), but "model" is ${JSON.stringify(exp.model)}`);
+  }
+  exp.model = `${exp.model}@${exp.model_revision}`;
 }
 
 /** The JSON schema of the config file (for editor completion and validation). */

@@ -24,6 +24,7 @@ export const EXECUTION_PROVIDERS = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'cor
 
 const stage = z.enum(STAGES);
 const step = z.number().int().min(0);
+const bytes = z.number().int().min(0);
 /** Any JS number: a diverging metric (NaN, Infinity) is worth showing, not a reason to drop the event. */
 const metricValue = z.custom<number>((v) => typeof v === 'number', 'expected a number');
 
@@ -37,6 +38,8 @@ export const sampleRowSchema = z.object({
 export const runEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('log'), level: z.enum(['info', 'warn', 'error']), message: z.string() }),
   z.object({ type: z.literal('progress'), stage, step, total: step, message: z.string().optional() }),
+  /** A model fetched from the Hugging Face Hub before the stage starts: bytes of all its files. */
+  z.object({ type: z.literal('download'), repo: z.string(), file: z.string(), received: bytes, total: bytes, bytesPerSecond: z.number().min(0) }),
   /** `time`: when the step was logged, in seconds since the epoch, as in metrics.jsonl. */
   z.object({ type: z.literal('metrics'), stage, step, time: z.number().optional(), values: z.record(z.string(), metricValue) }),
   z.object({ type: z.literal('samples'), stage, step, rows: z.array(sampleRowSchema) }),

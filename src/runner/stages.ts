@@ -7,6 +7,8 @@ import { STAGE_INFO } from '../shared/stages';
 import { EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../experiment/config';
+import { resolveModelSpec } from '../hub/resolve';
+import { fetchHubModels, hubOptions } from './hub-models';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runPpo } from '../train/ppo';
 import { runRm } from '../train/reward';
@@ -21,22 +23,27 @@ export interface StageContext {
 export type StageRunner = (command: StartCommand, context: StageContext) => Promise<void>;
 
 export const stageRunners: Record<ExperimentStage, StageRunner> = {
-  sft: (command, context) => runSft(stageRun(command, context)).then(() => {}),
-  comparisons: (command, context) => runComparisons(stageRun(command, context)),
-  rm: (command, context) => runRm(stageRun(command, context)).then(() => {}),
-  ppo: (command, context) => runPpo(stageRun(command, context)).then(() => {}),
+  sft: (command, context) => stageRun(command, context).then(runSft).then(() => {}),
+  comparisons: (command, context) => stageRun(command, context).then(runComparisons),
+  rm: (command, context) => stageRun(command, context).then(runRm).then(() => {}),
+  ppo: (command, context) => stageRun(command, context).then(runPpo).then(() => {}),
 };
 
-function stageRun(command: StartCommand, { emit, signal }: StageContext) {
+type StageRun = Awaited<ReturnType<typeof stageRun>>;
+
+/** The stage's experiment, with its Hub models fetched. */
+async function stageRun(command: StartCommand, context: StageContext) {
+  const { emit, signal } = context;
   const incomplete = command.resumeFrom && incompleteCheckpoint(command.resumeFrom, STAGE_INFO[command.stage].checkpointModels);
   if (incomplete) throw new Error(`cannot resume from ${command.resumeFrom}: ${incomplete}`);
   const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
   const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);
+  await fetchHubModels(experiment, command.stage, command.resumeFrom !== undefined, context);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
 }
 
 /** Samples candidate pairs into the labeling queue; stopping keeps what is queued, and a new run goes on from there. */
-async function runComparisons({ experiment: exp, outputDir, emit, signal }: ReturnType<typeof stageRun>): Promise<void> {
+async function runComparisons({ experiment: exp, outputDir, emit, signal }: StageRun): Promise<void> {
   const c = exp.comparisons;
   if (!c) throw new Error('the experiment has no "comparisons" section: add one with the prompts to sample candidates for');
   const summary = await generateCandidates({
@@ -51,9 +58,11 @@ async function runComparisons({ experiment: exp, outputDir, emit, signal }: Retu
   emit({ type: 'done', stage: 'comparisons', step: summary.sampled, outputDir, stopped: summary.stopped });
 }
 
-export async function runGeneration(command: GenerateCommand, { emit }: StageContext): Promise<void> {
+export async function runGeneration(command: GenerateCommand, context: StageContext): Promise<void> {
+  const { emit } = context;
   const runtime = { ...command.runtime, log: (message: string) => emit({ type: 'log', level: 'info', message }) };
-  const rows = await sampleFromCheckpoint(path.resolve(command.model), command.prompts, new Rng(command.seed), command.sampling, runtime);
+  const model = path.resolve(await resolveModelSpec(command.model, hubOptions(context)));
+  const rows = await sampleFromCheckpoint(model, command.prompts, new Rng(command.seed), command.sampling, runtime);
   emit({ type: 'samples', stage: 'generate', step: 0, rows });
   emit({ type: 'done', stage: 'generate', step: 0, outputDir: command.model, stopped: false });
 }

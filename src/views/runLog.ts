@@ -23,6 +23,7 @@ export function logRuns(supervisor: RunSupervisor, log: vscode.LogOutputChannel)
         break;
       case 'done':
       case 'progress':
+      case 'download':
         break;
     }
   };

@@ -1,7 +1,8 @@
 /**
  * A minimal stand-in for the `vscode` module, enough to activate the extension and drive its
  * command handlers in plain Node. Importing this file installs it: later `require('vscode')` calls
- * get it. Dialogs answer from `ui.answers` (in order) and every message shown is kept in `ui.shown`.
+ * get it. Dialogs answer from `ui.answers` (in order), every message shown is kept in `ui.shown`,
+ * and progress notifications report into `ui.progress`.
  */
 import * as path from 'path';
 const Module = require('module') as { _load: (request: string, ...rest: unknown[]) => unknown };
@@ -86,13 +87,22 @@ export const ui = {
   answers: [] as (string | undefined)[],
   executed: [] as { command: string; args: unknown[] }[],
   opened: [] as string[],
+  /** The messages progress notifications reported. */
+  progress: [] as string[],
+  /** Presses Cancel on every cancellable progress notification shown since the last reset. */
+  cancelProgress(): void {
+    for (const cancel of cancels) cancel();
+  },
   reset(): void {
     this.shown = [];
     this.answers = [];
     this.executed = [];
     this.opened = [];
+    this.progress = [];
+    cancels.length = 0;
   },
 };
+const cancels: (() => void)[] = [];
 
 const commands = new Map<string, (...args: unknown[]) => unknown>();
 const settings: Record<string, unknown> = {};
@@ -157,9 +167,17 @@ export const vscode = {
     async showTextDocument(doc: Uri | { uri: Uri }) {
       ui.opened.push('fsPath' in doc ? doc.fsPath : doc.uri.fsPath);
     },
-    async withProgress<R>(_options: unknown, task: (progress: { report(v: unknown): void }, token: unknown) => Promise<R>): Promise<R> {
-      const token = { isCancellationRequested: false, onCancellationRequested: () => new Disposable() };
-      return task({ report() {} }, token);
+    async withProgress<R>(
+      _options: unknown,
+      task: (progress: { report(v: { message?: string }): void }, token: unknown) => Promise<R>,
+    ): Promise<R> {
+      const cancelled = new EventEmitter<void>();
+      const token = { isCancellationRequested: false, onCancellationRequested: cancelled.event };
+      cancels.push(() => {
+        token.isCancellationRequested = true;
+        cancelled.fire();
+      });
+      return task({ report: (v) => v.message && ui.progress.push(v.message) }, token);
     },
   },
   workspace: {
