@@ -131,6 +131,8 @@ export const experimentSchema = z
     seed: z.number().int().min(0).default(42),
     model: z.string().min(1).default('tiny').describe('A preset (tiny, gpt2, gpt2-medium) or a checkpoint directory.'),
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
+    torch_dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto')
+      .describe('The dtype finished models are saved in (config.json\'s torch_dtype); auto: the dtype of the model each was trained from (float32 for a preset). Training always computes in float32, and checkpoint-N folders keep float32 weights to resume from.'),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
     comparisons: comparisonsSchema.optional(),
