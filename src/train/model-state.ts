@@ -56,6 +56,15 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
   return { config, head: 'lm', params: initParams(config, new Rng(seed)), dtype: 'float32' };
 }
 
+/**
+ * The token ids a generation of `model` stops at, any of them: its generation_config.json's eos ids
+ * (else config.json's), and its tokenizer's EOS.
+ */
+export function stopTokenIds(model: LoadedModel, tokenizerEosId: number): number[] {
+  const ids = model.checkpoint?.generation.eosTokenIds ?? [];
+  return ids.includes(tokenizerEosId) ? ids : [...ids, tokenizerEosId];
+}
+
 function loadModelFolder(spec: string): LoadedCheckpoint {
   try {
     return loadCheckpoint(spec, { tokenizer: 'architecture' });
