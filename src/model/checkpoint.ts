@@ -19,15 +19,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { architectureOf } from './architecture';
 import { CHECKPOINT_FILES as FILES, MODEL_FOLDER, readableDir, saveFolder } from './checkpoint-layout';
-
-export { NoCheckpointError } from './checkpoint-layout';
 import { checkVocabSize, configFromHF, configToHF, Head, ModelConfig, validateConfig, Vocabulary } from './config';
 import { readWeights, StoredWeights, writeWeights } from './checkpoint-weights';
 import { paramShapes, tokenizerFor } from './decoder';
 import { LARGEST, OVERFLOW } from './half';
 import { copyCompanionFiles, GenerationConfig, readGenerationConfig } from './model-files';
 import { FLOAT_DTYPES, FloatDType, NamedTensor, readSafetensors, writeSafetensors } from './safetensors';
-import { readJsonFile, readJsonObjectFile, writeJsonFile } from '../util/json-files';
+import { readJsonObjectFile, writeJsonFile } from '../util/json-files';
+
+export { NoCheckpointError } from './checkpoint-layout';
 
 /** Free-form trainer bookkeeping, stored as JSON. */
 export type TrainerState = Record<string, unknown>;
@@ -111,7 +111,8 @@ function checkContents(ckpt: CheckpointContents, where: string): void {
 function writeContents(dir: string, ckpt: CheckpointContents): void {
   fs.mkdirSync(dir, { recursive: true });
   const dtype = ckpt.dtype ?? 'float32';
-  writeJsonFile(path.join(dir, FILES.config), withDtype(configToHF(ckpt.config, headOf(ckpt.params)), dtype));
+  // torch_dtype, the key every version of transformers reads, names the model's dtype.
+  writeJsonFile(path.join(dir, FILES.config), { ...configToHF(ckpt.config, headOf(ckpt.params)), torch_dtype: dtype });
   writeWeights(dir, hfNames(ckpt.params, ckpt.config), ckpt.storeFloat32 ? 'float32' : dtype, ckpt.maxShardSize);
   if (ckpt.source) copyCompanionFiles(ckpt.source, dir);
   const opt = ckpt.optimizerState;
@@ -132,13 +133,13 @@ export function loadCheckpoint(dir: string, options: { tokenizer?: Vocabulary | 
   const from = readableDir(path.resolve(dir));
   const configFile = path.join(from, FILES.config);
   if (!fs.existsSync(configFile)) throw new Error(`${from}: no ${FILES.config}, so it is not a model folder (${MODEL_FOLDER})`);
-  const json = readJsonFile(configFile);
+  const json = readJsonObjectFile(configFile);
   const declared = withoutDtypeKeys(configFromHF(json, configFile));
   const { tokenizer } = options;
   if (tokenizer) checkVocabSize(declared.config, tokenizer === 'architecture' ? tokenizerFor(declared.config) : tokenizer, configFile);
-  const generation = readGenerationConfig(from, json as Record<string, unknown>);
+  const generation = readGenerationConfig(from, json);
   const weights = readWeights(from);
-  const dtype = modelDtype(json as Record<string, unknown>, weights);
+  const dtype = modelDtype(json, weights);
   const tensors = importTensors(weights.tensors, declared.config, weights.file);
   const head = declared.head ?? headOf(tensors);
   const config = head === 'lm' ? resolveLmHead(declared.config, tensors, weights.file) : declared.config;
@@ -180,11 +181,6 @@ function modelDtype(json: Record<string, unknown>, weights: Pick<StoredWeights, 
     if (dtype) counts.set(dtype, (counts.get(dtype) ?? 0) + t.data.length);
   }
   return [...counts].reduce((best, c) => (c[1] > best[1] ? c : best), ['float32', 0] as [FloatDType, number])[0];
-}
-
-/** config.json naming the model's dtype, under the key every version of transformers reads. */
-function withDtype(hf: Record<string, unknown>, dtype: FloatDType): Record<string, unknown> {
-  return { ...hf, torch_dtype: dtype };
 }
 
 /** The loaded checkpoint's dtype stands for config.json's dtype keys, which a save writes anew. */

@@ -119,7 +119,9 @@ function fileChunks(
 }
 
 /** The file's bytes; float32 tensors are stored as `floats` (default float32). */
-export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata?: Record<string, string>, floats: FloatDType = 'float32'): Buffer {
+export function encodeSafetensors(
+  tensors: Map<string, NamedTensor>, metadata?: Record<string, string>, floats: FloatDType = 'float32',
+): Buffer {
   return Buffer.concat(fileChunks(tensors, metadata, '<buffer>', floats));
 }
 
@@ -127,7 +129,9 @@ export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata?: 
  * Writes atomically: a temp file in the same directory, fsynced, then renamed over `file`. Float32
  * tensors are stored as `floats` (default float32).
  */
-export function writeSafetensors(file: string, tensors: Map<string, NamedTensor>, metadata?: Record<string, string>, floats: FloatDType = 'float32'): void {
+export function writeSafetensors(
+  file: string, tensors: Map<string, NamedTensor>, metadata?: Record<string, string>, floats: FloatDType = 'float32',
+): void {
   writeFileAtomic(file, fileChunks(tensors, metadata, file, floats));
 }
 
