@@ -130,6 +130,8 @@ export const experimentSchema = z
     model: z.string().min(1).default('tiny').describe('A preset (tiny, gpt2, gpt2-medium), a checkpoint directory, or a Hugging Face Hub repo id ("org/name" or "org/name@revision").'),
     model_revision: z.string().min(1).optional().describe('The Hub revision (branch, tag or commit) of "model" when it is a Hub repo id (default: main).'),
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
+    torch_dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto')
+      .describe('The dtype finished models are saved in (config.json\'s torch_dtype); auto: the dtype of the model each was trained from (float32 for a preset). Training always computes in float32, and checkpoint-N folders keep float32 weights to resume from.'),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
     comparisons: comparisonsSchema.optional(),

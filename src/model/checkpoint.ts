@@ -1,8 +1,10 @@
 /**
  * Checkpoints: directories a PyTorch user can open with Hugging Face transformers.
  *
- *   config.json            Hugging Face's config keys for the model's architecture
- *   model.safetensors      parameters under Hugging Face's names
+ *   config.json            Hugging Face's config keys for the model's architecture, and torch_dtype
+ *   model.safetensors      parameters under Hugging Face's names, in float32, bfloat16 or float16
+ *                          (or shards and model.safetensors.index.json, ./checkpoint-weights.ts)
+ *   tokenizer.json, generation_config.json...  copied from the model it was trained from (./model-files.ts)
  *   trainer_state.json     optional: whatever the trainer saves (step, rng, metrics...), plus optimizer_step
  *   optimizer.safetensors  optional: AdamW moments, "exp_avg.<param>" and "exp_avg_sq.<param>"
  *
@@ -10,17 +12,22 @@
  * checkpoint-N/policy/ and checkpoint-N/value/). A save replaces the whole directory at once: it
  * is written beside the target as "<dir>.partial", then swapped in by renames, with the old one
  * parked as "<dir>.previous" until the new one is in place. A crash at any moment leaves a
- * complete checkpoint to load. Parameters that are not finite are never saved, nor loaded.
+ * complete checkpoint to load. Parameters that are not finite are never saved, nor loaded; weights
+ * are float32 in memory whatever their dtype on disk.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { architectureOf } from './architecture';
-import { CHECKPOINT_FILES as FILES, sidePaths } from './checkpoint-layout';
+import { CHECKPOINT_FILES as FILES, MODEL_FOLDER, readableDir, saveFolder } from './checkpoint-layout';
 import { checkVocabSize, configFromHF, configToHF, Head, ModelConfig, validateConfig, Vocabulary } from './config';
+import { readWeights, StoredWeights, writeWeights } from './checkpoint-weights';
 import { paramShapes, tokenizerFor } from './decoder';
-import { NamedTensor, readSafetensors, writeSafetensors } from './safetensors';
-import { syncDir, writeFileAtomic } from '../util/files';
-import { isPlainObject } from '../util/objects';
+import { LARGEST, OVERFLOW } from './half';
+import { copyCompanionFiles, GenerationConfig, readGenerationConfig } from './model-files';
+import { FLOAT_DTYPES, FloatDType, NamedTensor, readSafetensors, writeSafetensors } from './safetensors';
+import { readJsonObjectFile, writeJsonFile } from '../util/json-files';
+
+export { NoCheckpointError } from './checkpoint-layout';
 
 /** Free-form trainer bookkeeping, stored as JSON. */
 export type TrainerState = Record<string, unknown>;
@@ -38,10 +45,24 @@ export interface CheckpointContents {
   params: Map<string, NamedTensor>;
   trainerState?: TrainerState;
   optimizerState?: OptimizerState;
+  /** The model's dtype: config.json's torch_dtype, and the weights' on disk unless storeFloat32 (default float32). */
+  dtype?: FloatDType;
+  /** Weights stay float32 on disk whatever `dtype`, so training resumes from them exactly. */
+  storeFloat32?: boolean;
+  /** A model folder whose tokenizer and generation files the saved folder gets copies of. */
+  source?: string;
+  /** Weights above this many bytes are saved in shards (default transformers' 5 GB). */
+  maxShardSize?: number;
 }
 
 export interface LoadedCheckpoint extends CheckpointContents {
   head: Head;
+  /** config.json's torch_dtype, else the dtype most of the weights were stored in. */
+  dtype: FloatDType;
+  /** The folder read, whose tokenizer and generation files saves made from it copy. */
+  source: string;
+  /** Its special token ids: the eos ids any of which ends a generation. */
+  generation: GenerationConfig;
 }
 
 /** The key in trainer_state.json that holds OptimizerState.step. */
@@ -79,37 +100,28 @@ function checkContents(ckpt: CheckpointContents, where: string): void {
   const head = headOf(ckpt.params);
   checkParams(ckpt.params, expectedShapes(ckpt.config, head, ckpt.params), where);
   checkFinite(ckpt.params, where);
+  if (!ckpt.storeFloat32) checkRepresentable(ckpt.params, ckpt.dtype ?? 'float32', where);
   if (ckpt.optimizerState) checkOptimizerState(ckpt.optimizerState, ckpt.params, where);
   if (ckpt.trainerState && OPTIMIZER_STEP in ckpt.trainerState) {
     throw new Error(`${where}: trainerState may not use the reserved key "${OPTIMIZER_STEP}"`);
   }
 }
 
-/** Writes `dir` whole: `write` fills "<dir>.partial", which is then swapped in. */
-function saveFolder(dir: string, models: string[], write: (partial: string) => void): void {
-  recoverInterruptedSave(dir);
-  refuseToReplaceNonCheckpoint(dir, models);
-  const { partial } = sidePaths(dir);
-  fs.mkdirSync(partial, { recursive: true });
-  write(partial);
-  swapIn(partial, dir);
-}
-
 /** One model's files in a new folder. */
 function writeContents(dir: string, ckpt: CheckpointContents): void {
   fs.mkdirSync(dir, { recursive: true });
-  writeJson(path.join(dir, FILES.config), configToHF(ckpt.config, headOf(ckpt.params)));
-  writeSafetensors(path.join(dir, FILES.model), hfNames(ckpt.params, ckpt.config), { format: 'pt' });
+  const dtype = ckpt.dtype ?? 'float32';
+  // torch_dtype, the key every version of transformers reads, names the model's dtype.
+  writeJsonFile(path.join(dir, FILES.config), { ...configToHF(ckpt.config, headOf(ckpt.params)), torch_dtype: dtype });
+  writeWeights(dir, hfNames(ckpt.params, ckpt.config), ckpt.storeFloat32 ? 'float32' : dtype, ckpt.maxShardSize);
+  if (ckpt.source) copyCompanionFiles(ckpt.source, dir);
   const opt = ckpt.optimizerState;
   if (ckpt.trainerState || opt) {
     const state = { ...ckpt.trainerState, ...(opt ? { [OPTIMIZER_STEP]: opt.step } : {}) };
-    writeJson(path.join(dir, FILES.trainerState), state);
+    writeJsonFile(path.join(dir, FILES.trainerState), state);
   }
   if (opt) writeSafetensors(path.join(dir, FILES.optimizer), momentTensors(opt));
 }
-
-/** Thrown by loadCheckpoint when nothing is at the path (nor a save of it that was cut off). */
-export class NoCheckpointError extends Error {}
 
 /**
  * Loads one of our checkpoints or a Hugging Face directory of a supported architecture: strips the
@@ -120,29 +132,62 @@ export class NoCheckpointError extends Error {}
 export function loadCheckpoint(dir: string, options: { tokenizer?: Vocabulary | 'architecture' } = {}): LoadedCheckpoint {
   const from = readableDir(path.resolve(dir));
   const configFile = path.join(from, FILES.config);
-  const declared = configFromHF(readJson(configFile), configFile);
+  if (!fs.existsSync(configFile)) throw new Error(`${from}: no ${FILES.config}, so it is not a model folder (${MODEL_FOLDER})`);
+  const json = readJsonObjectFile(configFile);
+  const declared = withoutDtypeKeys(configFromHF(json, configFile));
   const { tokenizer } = options;
   if (tokenizer) checkVocabSize(declared.config, tokenizer === 'architecture' ? tokenizerFor(declared.config) : tokenizer, configFile);
-  const modelFile = path.join(from, FILES.model);
-  const tensors = importTensors(readSafetensors(modelFile).tensors, declared.config, modelFile);
+  const generation = readGenerationConfig(from, json);
+  const weights = readWeights(from);
+  const dtype = modelDtype(json, weights);
+  const tensors = importTensors(weights.tensors, declared.config, weights.file);
   const head = declared.head ?? headOf(tensors);
-  const config = head === 'lm' ? resolveLmHead(declared.config, tensors, modelFile) : declared.config;
+  const config = head === 'lm' ? resolveLmHead(declared.config, tensors, weights.file) : declared.config;
   const expected = expectedShapes(config, head, tensors);
-  checkParams(tensors, expected, modelFile);
-  checkFinite(tensors, modelFile);
+  checkParams(tensors, expected, weights.file);
+  checkFinite(tensors, weights.file);
   const params = new Map([...expected.keys()].map((name) => [name, tensors.get(name)!]));
+  return { config, head, params, dtype, source: from, generation, ...readTrainingState(from, params) };
+}
 
-  const loaded: LoadedCheckpoint = { config, head, params };
+/** trainer_state.json and optimizer.safetensors, when the folder has them. */
+function readTrainingState(from: string, params: Map<string, NamedTensor>): Pick<CheckpointContents, 'trainerState' | 'optimizerState'> {
   const stateFile = path.join(from, FILES.trainerState);
   const optimizerFile = path.join(from, FILES.optimizer);
+  const state: Pick<CheckpointContents, 'trainerState' | 'optimizerState'> = {};
   let optimizerStep: unknown;
   if (fs.existsSync(stateFile)) {
-    const { [OPTIMIZER_STEP]: step, ...trainerState } = readJsonObject(stateFile);
-    loaded.trainerState = trainerState;
+    const { [OPTIMIZER_STEP]: step, ...trainerState } = readJsonObjectFile(stateFile);
+    state.trainerState = trainerState;
     optimizerStep = step;
   }
-  if (fs.existsSync(optimizerFile)) loaded.optimizerState = readOptimizerState(optimizerFile, optimizerStep, params);
-  return loaded;
+  if (fs.existsSync(optimizerFile)) state.optimizerState = readOptimizerState(optimizerFile, optimizerStep, params);
+  return state;
+}
+
+/** The dtype a file's header code stores floats in. */
+const STORED_AS: Record<string, FloatDType> = { F32: 'float32', F64: 'float32', BF16: 'bfloat16', F16: 'float16' };
+
+/**
+ * A loaded model's dtype: config.json's torch_dtype (or transformers' newer "dtype") when it names
+ * one of ours, as from_pretrained(torch_dtype="auto") reads it, else the dtype most weights are stored in.
+ */
+function modelDtype(json: Record<string, unknown>, weights: Pick<StoredWeights, 'tensors' | 'stored'>): FloatDType {
+  const declared = json.torch_dtype ?? json.dtype;
+  if (FLOAT_DTYPES.includes(declared as FloatDType)) return declared as FloatDType;
+  const counts = new Map<FloatDType, number>();
+  for (const [name, t] of weights.tensors) {
+    const dtype = STORED_AS[weights.stored.get(name)!];
+    if (dtype) counts.set(dtype, (counts.get(dtype) ?? 0) + t.data.length);
+  }
+  return [...counts].reduce((best, c) => (c[1] > best[1] ? c : best), ['float32', 0] as [FloatDType, number])[0];
+}
+
+/** The loaded checkpoint's dtype stands for config.json's dtype keys, which a save writes anew. */
+function withoutDtypeKeys<T extends { config: ModelConfig }>(declared: T): T {
+  const { torch_dtype: _, dtype: __, ...extra } = declared.config.hfExtra ?? {};
+  const { hfExtra: ___, ...config } = declared.config;
+  return { ...declared, config: Object.keys(extra).length ? { ...config, hfExtra: extra } : config };
 }
 
 function headOf(params: Map<string, unknown>): Head {
@@ -181,6 +226,20 @@ export function checkFinite(params: Map<string, NamedTensor>, where: string): vo
     const n = data.length;
     for (let i = 0; i < n; i++) {
       if (!Number.isFinite(data[i])) throw new NonFiniteParamsError(where, name, data[i]);
+    }
+  }
+}
+
+/** A 16-bit `dtype` must hold every weight: saved, a larger one would become infinity. */
+function checkRepresentable(params: Map<string, NamedTensor>, dtype: FloatDType, where: string): void {
+  if (dtype === 'float32') return;
+  const overflow = OVERFLOW[dtype];
+  for (const [name, t] of params) {
+    const data = t.data as Float32Array;
+    for (let i = 0; i < data.length; i++) {
+      if (Math.abs(data[i]) < overflow) continue;
+      const wider = dtype === 'float16' ? 'bfloat16 or float32' : 'float32';
+      throw new Error(`${where}: tensor "${name}" holds ${data[i]}, beyond ${dtype}'s range (±${LARGEST[dtype]}); save the model in ${wider} (torch_dtype)`);
     }
   }
 }
@@ -270,77 +329,4 @@ function readOptimizerState(file: string, step: unknown, params: Map<string, Nam
   }
   checkOptimizerState(opt, params, file);
   return opt;
-}
-
-function writeJson(file: string, value: unknown): void {
-  writeFileAtomic(file, [Buffer.from(JSON.stringify(value, null, 2) + '\n', 'utf8')]);
-}
-
-function readJson(file: string): unknown {
-  const text = fs.readFileSync(file, 'utf8');
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
-  }
-}
-
-function readJsonObject(file: string): Record<string, unknown> {
-  const value = readJson(file);
-  if (!isPlainObject(value)) throw new Error(`${file}: must be a JSON object`);
-  return value;
-}
-
-/** The swap: park the old checkpoint, rename the new one in, then delete the old. */
-function swapIn(partial: string, dir: string): void {
-  const { previous } = sidePaths(dir);
-  const hadOld = fs.existsSync(dir);
-  if (hadOld) fs.renameSync(dir, previous);
-  fs.renameSync(partial, dir);
-  syncDir(path.dirname(dir));
-  if (hadOld) fs.rmSync(previous, { recursive: true, force: true });
-}
-
-/**
- * Cleans up after a save that crashed. If `dir` is gone but "<dir>.previous" exists, the crash
- * came between swapIn's renames, when "<dir>.partial" was already complete: finish the swap.
- * Any other leftover partial is incomplete and any leftover previous is superseded.
- */
-function recoverInterruptedSave(dir: string): void {
-  const { partial, previous } = sidePaths(dir);
-  if (!fs.existsSync(dir) && fs.existsSync(previous)) {
-    fs.renameSync(fs.existsSync(partial) ? partial : previous, dir);
-  }
-  fs.rmSync(partial, { recursive: true, force: true });
-  fs.rmSync(previous, { recursive: true, force: true });
-}
-
-/** Where to read `dir` from, following recoverInterruptedSave's rules without changing the disk. */
-function readableDir(dir: string): string {
-  if (fs.existsSync(dir)) {
-    if (fs.statSync(dir).isDirectory()) return dir;
-    throw new Error(`${dir} is a file, not a model folder (a model folder holds ${FILES.config} and ${FILES.model})`);
-  }
-  const { partial, previous } = sidePaths(dir);
-  if (fs.existsSync(previous)) return fs.existsSync(partial) ? partial : previous;
-  throw new NoCheckpointError(`no checkpoint at ${dir}`);
-}
-
-/**
- * A save deletes what was at `dir`; make sure that is an old checkpoint and not someone's files:
- * a model folder, or for several `models`, a folder of nothing but their folders (and their
- * saves cut off).
- */
-function refuseToReplaceNonCheckpoint(dir: string, models: string[]): void {
-  if (!fs.existsSync(dir)) return;
-  if (!fs.statSync(dir).isDirectory()) throw new Error(`saveCheckpoint: ${dir} exists and is not a directory`);
-  const why = notACheckpoint(fs.readdirSync(dir), models);
-  if (why) throw new Error(`saveCheckpoint: ${dir} is not a checkpoint (${why}); refusing to replace it`);
-}
-
-/** Why a folder holding `entries` is not a checkpoint of `models`, if it is not. */
-function notACheckpoint(entries: string[], models: string[]): string | undefined {
-  if (!models.length) return entries.length > 0 && !entries.includes(FILES.config) ? `no ${FILES.config}` : undefined;
-  const stranger = entries.find((entry) => !models.includes(entry.replace(/\.(partial|previous)$/, '')));
-  return stranger && `it holds "${stranger}"`;
 }

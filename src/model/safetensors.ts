@@ -6,8 +6,12 @@
 import * as fs from 'fs';
 import { writeFileAtomic } from '../util/files';
 import { isPlainObject } from '../util/objects';
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from './half';
 
 export type TensorDType = 'float32' | 'float64' | 'int32' | 'int64';
+/** The dtypes weights are stored in, by PyTorch's names (config.json's torch_dtype). */
+export type FloatDType = 'float32' | 'bfloat16' | 'float16';
+export const FLOAT_DTYPES: readonly FloatDType[] = ['float32', 'bfloat16', 'float16'];
 export type TensorArray = Float32Array | Float64Array | Int32Array | BigInt64Array;
 
 export interface NamedTensor {
@@ -17,7 +21,10 @@ export interface NamedTensor {
 }
 
 export interface SafetensorsContents {
+  /** Floating-point tensors come as float32, whatever their dtype in the file. */
   tensors: Map<string, NamedTensor>;
+  /** Each tensor's dtype in the file, as its header names it ("F32", "BF16", "F16"...). */
+  stored: Map<string, string>;
   metadata: Record<string, string>;
 }
 
@@ -39,26 +46,15 @@ const READ_FORMATS: Record<string, { size: number; decode: (b: Uint8Array) => Pi
   F64: { size: 8, decode: (b) => ({ dtype: 'float64', data: new Float64Array(b.buffer) }) },
   I32: { size: 4, decode: (b) => ({ dtype: 'int32', data: new Int32Array(b.buffer) }) },
   I64: { size: 8, decode: (b) => ({ dtype: 'int64', data: new BigInt64Array(b.buffer) }) },
-  F16: { size: 2, decode: (b) => ({ dtype: 'float32', data: Float32Array.from(new Uint16Array(b.buffer), halfToFloat) }) },
+  F16: { size: 2, decode: (b) => ({ dtype: 'float32', data: float16ToFloat32(new Uint16Array(b.buffer)) }) },
   BF16: { size: 2, decode: (b) => ({ dtype: 'float32', data: bfloat16ToFloat32(new Uint16Array(b.buffer)) }) },
 };
 
-/** IEEE half precision bits to a number. */
-function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24; // zero and subnormals
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
-/** bfloat16 is the top half of a float32, so widening is a shift. */
-function bfloat16ToFloat32(halves: Uint16Array): Float32Array {
-  const words = new Uint32Array(halves.length);
-  for (let i = 0; i < halves.length; i++) words[i] = halves[i] << 16;
-  return new Float32Array(words.buffer);
-}
+/** The header codes of the 16-bit dtypes float32 tensors can be stored in, and their narrowing. */
+const HALF_FORMATS = {
+  bfloat16: { code: 'BF16', narrow: float32ToBfloat16 },
+  float16: { code: 'F16', narrow: float32ToFloat16 },
+} as const;
 
 export function numel(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);
@@ -76,11 +72,32 @@ function checkTensorForWrite(name: string, t: NamedTensor, file: string): void {
   }
 }
 
+/** A tensor as the file holds it: its header dtype and bytes, float32 narrowed to `floats`. */
+function storedForm(t: NamedTensor, floats: FloatDType): { code: string; bytes: Uint8Array } {
+  if (t.dtype === 'float32' && floats !== 'float32') {
+    const { code, narrow } = HALF_FORMATS[floats];
+    return { code, bytes: new Uint8Array(narrow(t.data as Float32Array).buffer) };
+  }
+  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  return { code: WRITE_FORMATS[t.dtype].code, bytes };
+}
+
+/** The bytes `tensors` take in a file that stores float32 as `floats`. */
+export function storedSize(tensors: Iterable<NamedTensor>, floats: FloatDType = 'float32'): number {
+  let size = 0;
+  for (const t of tensors) size += t.dtype === 'float32' && floats !== 'float32' ? 2 * t.data.length : t.data.byteLength;
+  return size;
+}
+
 /** The file as a list of byte chunks: length prefix, padded header, then each tensor's bytes. */
-function fileChunks(tensors: Map<string, NamedTensor>, metadata: Record<string, string> | undefined, file: string): Uint8Array[] {
+function fileChunks(
+  tensors: Map<string, NamedTensor>, metadata: Record<string, string> | undefined, file: string, floats: FloatDType,
+): Uint8Array[] {
+  for (const [name, t] of tensors) checkTensorForWrite(name, t, file);
+  const stored = [...tensors].map(([name, t]) => ({ name, shape: t.shape, ...storedForm(t, floats) }));
   // Larger elements first keeps every tensor naturally aligned in the file; names make the order stable.
-  const entries = [...tensors].sort(([a, ta], [b, tb]) =>
-    tb.data.BYTES_PER_ELEMENT - ta.data.BYTES_PER_ELEMENT || (a < b ? -1 : a > b ? 1 : 0));
+  const size = (s: { code: string }) => READ_FORMATS[s.code].size;
+  stored.sort((a, b) => size(b) - size(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const header: Record<string, unknown> = {};
   if (metadata) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -88,13 +105,9 @@ function fileChunks(tensors: Map<string, NamedTensor>, metadata: Record<string, 
     }
     header.__metadata__ = metadata;
   }
-  const chunks: Uint8Array[] = [];
   let offset = 0;
-  for (const [name, t] of entries) {
-    checkTensorForWrite(name, t, file);
-    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    header[name] = { dtype: WRITE_FORMATS[t.dtype].code, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
-    chunks.push(bytes);
+  for (const { name, shape, code, bytes } of stored) {
+    header[name] = { dtype: code, shape, data_offsets: [offset, offset + bytes.length] };
     offset += bytes.length;
   }
   const json = Buffer.from(JSON.stringify(header), 'utf8');
@@ -102,16 +115,24 @@ function fileChunks(tensors: Map<string, NamedTensor>, metadata: Record<string, 
   json.copy(padded);
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(padded.length));
-  return [prefix, padded, ...chunks];
+  return [prefix, padded, ...stored.map((s) => s.bytes)];
 }
 
-export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata?: Record<string, string>): Buffer {
-  return Buffer.concat(fileChunks(tensors, metadata, '<buffer>'));
+/** The file's bytes; float32 tensors are stored as `floats` (default float32). */
+export function encodeSafetensors(
+  tensors: Map<string, NamedTensor>, metadata?: Record<string, string>, floats: FloatDType = 'float32',
+): Buffer {
+  return Buffer.concat(fileChunks(tensors, metadata, '<buffer>', floats));
 }
 
-/** Writes atomically: a temp file in the same directory, fsynced, then renamed over `file`. */
-export function writeSafetensors(file: string, tensors: Map<string, NamedTensor>, metadata?: Record<string, string>): void {
-  writeFileAtomic(file, fileChunks(tensors, metadata, file));
+/**
+ * Writes atomically: a temp file in the same directory, fsynced, then renamed over `file`. Float32
+ * tensors are stored as `floats` (default float32).
+ */
+export function writeSafetensors(
+  file: string, tensors: Map<string, NamedTensor>, metadata?: Record<string, string>, floats: FloatDType = 'float32',
+): void {
+  writeFileAtomic(file, fileChunks(tensors, metadata, file, floats));
 }
 
 /** Random access to a file's bytes: each call returns a fresh copy with its own buffer. */
@@ -155,7 +176,8 @@ function decode(source: ByteSource, file: string): SafetensorsContents {
     const bytes = source.read(dataStart + r.begin, r.end - r.begin);
     tensors.set(r.name, { shape: r.shape, ...READ_FORMATS[r.dtype].decode(bytes) });
   }
-  return { tensors, metadata: readMetadata(header.json.__metadata__, file) };
+  const stored = new Map(ranges.map((r) => [r.name, r.dtype]));
+  return { tensors, stored, metadata: readMetadata(header.json.__metadata__, file) };
 }
 
 function readHeader(source: ByteSource, file: string): { length: number; json: Record<string, unknown> } {

@@ -8,7 +8,7 @@ import {
 } from '../model/checkpoint';
 import { Head, ModelConfig, PRESETS, presetConfig, resizeConfig, validateConfig } from '../model/config';
 import { initParams, paramShapes } from '../model/decoder';
-import { NamedTensor } from '../model/safetensors';
+import { FloatDType, NamedTensor } from '../model/safetensors';
 import { checkWeightsFit } from './memory';
 import { Rng } from '../util/rng';
 
@@ -25,6 +25,10 @@ export interface LoadedModel {
   params: Map<string, NamedTensor>;
   /** Present when the model came from a checkpoint directory. */
   checkpoint?: LoadedCheckpoint;
+  /** The folder it came from, whose tokenizer and generation files its saves copy; none for a preset. */
+  source?: string;
+  /** Its dtype, which saves keep unless the experiment's torch_dtype says otherwise: its checkpoint's, float32 for a preset. */
+  dtype: FloatDType;
 }
 
 export function isPreset(spec: string): boolean {
@@ -38,7 +42,8 @@ export function isPreset(spec: string): boolean {
 export function loadModel(spec: string, seed: number, size: ModelSize = {}): LoadedModel {
   if (!isPreset(spec)) {
     const checkpoint = loadModelFolder(spec);
-    return { config: checkpoint.config, head: checkpoint.head, params: checkpoint.params, checkpoint };
+    const { config, head, params, source, dtype } = checkpoint;
+    return { config, head, params, checkpoint, source, dtype };
   }
   const config = resizeConfig(presetConfig(spec), {
     nLayer: size.n_layer,
@@ -48,7 +53,16 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
   });
   validateConfig(config, `model "${spec}"`);
   checkWeightsFit(Object.keys(size).length > 0 ? 'model_size' : `model "${spec}"`, config);
-  return { config, head: 'lm', params: initParams(config, new Rng(seed)) };
+  return { config, head: 'lm', params: initParams(config, new Rng(seed)), dtype: 'float32' };
+}
+
+/**
+ * The token ids a generation of `model` stops at, any of them: its generation_config.json's eos ids
+ * (else config.json's), and its tokenizer's EOS.
+ */
+export function stopTokenIds(model: LoadedModel, tokenizerEosId: number): number[] {
+  const ids = model.checkpoint?.generation.eosTokenIds ?? [];
+  return ids.includes(tokenizerEosId) ? ids : [...ids, tokenizerEosId];
 }
 
 function loadModelFolder(spec: string): LoadedCheckpoint {

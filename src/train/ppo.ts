@@ -112,13 +112,18 @@ function ppoModels(run: PpoRun, s: PpoSettings, sft: LoadedModel): Pick<TrainerS
   if (valueInit && size(valueInit.config) !== size(cfg)) {
     throw new Error(`the value model (${size(valueInit.config)}) must have the policy's architecture and size (${size(cfg)})`);
   }
-  const slot = (name: string, head: Head, params: Map<string, NamedTensor>, from?: LoadedModel, finalDir?: string): ModelSlot =>
-    ({ name, config: cfg, head, params, trainable: true, optimizerState: from?.checkpoint?.optimizerState, finalDir });
+  // `origin` is the model a slot's weights come from: its source folder and dtype go on to the saves.
+  const slot = (name: string, head: Head, params: Map<string, NamedTensor>, origin: LoadedModel, finalDir: string): ModelSlot => {
+    const optimizerState = resumeFrom ? origin.checkpoint?.optimizerState : undefined;
+    return { name, config: cfg, head, params, trainable: true, optimizerState, finalDir, source: origin.source, dtype: origin.dtype };
+  };
+  const policy = resumed?.policy ?? sft;
+  const value = valueInit ?? sft;
   return {
     models: [
       { name: 'ref', config: cfg, head: 'lm', params: sft.params, trainable: false },
-      slot(POLICY, 'lm', resumed?.policy.params ?? sft.params, resumed?.policy, 'model'),
-      slot(VALUE, 'score', withScoreHead(valueInit?.params ?? sft.params, cfg, new Rng(exp.seed)), resumed?.value, 'value'),
+      slot(POLICY, 'lm', policy.params, policy, 'model'),
+      slot(VALUE, 'score', withScoreHead(value.params, cfg, new Rng(exp.seed)), value, 'value'),
     ],
     resumed: resumeFrom ? { from: resumeFrom, trainerState: resumed?.policy.checkpoint?.trainerState } : undefined,
   };

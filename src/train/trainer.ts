@@ -21,7 +21,7 @@ import { Tensor } from '../engine/tensor';
 import { CheckpointContents, OptimizerState, TrainerState, checkFinite, saveCheckpoint, saveMultiModelCheckpoint } from '../model/checkpoint';
 import { Head, ModelConfig } from '../model/config';
 import { paramShapes } from '../model/decoder';
-import { NamedTensor } from '../model/safetensors';
+import { FloatDType, NamedTensor } from '../model/safetensors';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { Experiment } from '../experiment/config';
 import { Averages, LogWindow } from './averages';
@@ -104,6 +104,10 @@ export interface ModelSlot {
   optimizerState?: OptimizerState;
   /** Where in the run directory the finished run saves it ("model" is what comes next reads). */
   finalDir?: string;
+  /** The model folder it came from, whose tokenizer and generation files every save of it gets. */
+  source?: string;
+  /** Its dtype (the source's), which the finished run saves it in when the experiment's torch_dtype is "auto". */
+  dtype?: FloatDType;
 }
 
 /** What a final save changes: keys of trainer_state.json, and a config in place of the (only) trained model's. */
@@ -146,9 +150,11 @@ export function* inBatches<T>(items: readonly T[], size: number, make: (items: T
 /** The models of a stage that trains one: `model`, or its checkpoint's weights, moments and step when resuming from it. */
 export function oneModel(model: LoadedModel, resumeFrom?: string): Pick<TrainerSetup, 'models' | 'resumed'> {
   const checkpoint = resumeFrom ? model.checkpoint : undefined;
-  const { config, head, params } = model;
+  const { config, head, params, source, dtype } = model;
   return {
-    models: [{ name: '', config, head, params, trainable: true, optimizerState: checkpoint?.optimizerState, finalDir: 'model' }],
+    models: [{
+      name: '', config, head, params, trainable: true, optimizerState: checkpoint?.optimizerState, finalDir: 'model', source, dtype,
+    }],
     resumed: resumeFrom ? { from: resumeFrom, trainerState: checkpoint?.trainerState } : undefined,
   };
 }
@@ -293,7 +299,7 @@ export class Trainer {
     }
     const order = [...this.trained()].sort((a, b) => Number(a === main) - Number(b === main));
     await this.guard.guard(this.where(), async () => {
-      const contents = await this.contents(extra.trainerState, extra.config);
+      const contents = await this.contents(extra.trainerState, extra.config, true);
       for (const slot of order) saveCheckpoint(path.join(outputDir, slot.finalDir ?? slot.name), contents[this.trained().indexOf(slot)]);
     });
     const modelDir = path.join(outputDir, main.finalDir ?? main.name);
@@ -318,14 +324,29 @@ export class Trainer {
     return this.setup.models.filter((slot) => slot.trainable);
   }
 
-  /** Each trained model's checkpoint contents: weights, config (or `config` for a stage's only model), trainer state, AdamW's moments. */
-  private async contents(extra: TrainerState = {}, config?: ModelConfig): Promise<CheckpointContents[]> {
+  /**
+   * Each trained model's checkpoint contents: weights, config (or `config` for a stage's only model),
+   * trainer state, AdamW's moments, its source's tokenizer files and its dtype; unless `final`, the
+   * weights stay float32 on disk, so a run resumes from them exactly.
+   */
+  private async contents(extra: TrainerState = {}, config?: ModelConfig, final = false): Promise<CheckpointContents[]> {
     const { stage, experiment } = this.setup;
     const trainerState = { stage, step: this.at, seed: experiment.seed, ...extra };
     const optimizerStep = this.at * this.updatesPerStep;
     const trained = this.trained();
     if (config && trained.length > 1) throw new Error('a config in place of the trained model\'s needs a stage with one trained model');
-    return Promise.all(trained.map((slot) => modelContents(this.state, config ?? slot.config, slot.head, trainerState, optimizerStep, prefixOf(slot))));
+    return Promise.all(trained.map(async (slot) => ({
+      ...(await modelContents(this.state, config ?? slot.config, slot.head, trainerState, optimizerStep, prefixOf(slot))),
+      source: slot.source,
+      dtype: this.dtypeOf(slot),
+      storeFloat32: !final,
+    })));
+  }
+
+  /** The dtype a model is saved in: the experiment's torch_dtype, or for "auto" its source's. */
+  private dtypeOf(slot: ModelSlot): FloatDType {
+    const chosen = this.setup.experiment.torch_dtype;
+    return chosen && chosen !== 'auto' ? chosen : slot.dtype ?? 'float32';
   }
 
   /** Reports a logging window's training metrics, warning once if the watched loss has climbed far above its start. */
