@@ -8,7 +8,7 @@ import { cast, gatherElements, greaterOrEqual, max, reshape, unsqueeze } from '.
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHead, paramInputs, sequenceInputs, tokenizerFor, transformer } from '../model/decoder';
+import { lmHead, paramInputs, sequenceInputs, transformer } from '../model/decoder';
 import { attentionBias } from '../model/masks';
 import { BatchSampler, TokenBatch, TokenExample, makeBatch } from '../data/batch';
 import { loadSft, splitTrainEval } from '../data/sft';
@@ -61,8 +61,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const s = exp.sft;
   if (!s) throw new Error('the experiment config has no "sft" section');
   const model = loadModel(run.resumeFrom ?? exp.model, exp.seed, exp.model_size);
-  const cfg = model.config;
-  const tokenizer = tokenizerFor(cfg);
+  const { config: cfg, tokenizer } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const data = loadSft(s.data, tokenizer, maxLength);

@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { gpt2Tokenizer, loadHFTokenizer } from '../../src/model/tokenizer';
+import { loadHFTokenizer } from '../../src/model/hf-tokenizer';
+import { gpt2Tokenizer } from '../../src/model/tokenizer';
 
 test('GPT-2 encodes known strings to the ids GPT-2 uses', () => {
   const tok = gpt2Tokenizer();
