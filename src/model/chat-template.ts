@@ -104,10 +104,8 @@ class TemplateChat {
 
   /** The offset just after the first special token in `text` at or after `from`. */
   private endOfTurn(text: string, from: number): number | undefined {
-    if (!this.specialText) return undefined;
-    this.specialText.lastIndex = from;
-    const match = this.specialText.exec(text);
-    return match ? match.index + match[0].length : undefined;
+    const match = this.specialText && text.slice(from).match(new RegExp(this.specialText.source));
+    return match ? from + match.index! + match[0].length : undefined;
   }
 
   /** Ids of rendered text: special tokens the template wrote as their ids, the rest as plain text. */
