@@ -131,6 +131,8 @@ export const experimentSchema = z
     seed: z.number().int().min(0).default(42),
     model: z.string().min(1).default('tiny').describe('A preset (tiny, gpt2, gpt2-medium) or a checkpoint directory.'),
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
+    chat_template_kwargs: z.record(z.string(), z.unknown()).optional()
+      .describe('Extra variables for the model\'s chat template, as apply_chat_template takes them: e.g. {"enable_thinking": false} for Qwen3.'),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
     comparisons: comparisonsSchema.optional(),

@@ -46,6 +46,8 @@ export interface CandidateOptions {
   seed?: number;
   provider?: ProviderChoice;
   threads?: number;
+  /** Extra variables for the model's chat template (e.g. { enable_thinking: false }). */
+  chatTemplateKwargs?: Record<string, unknown>;
   onProgress?: (progress: CandidateProgress) => void;
   /** Stops after the current prompt; a later run picks up where this one stopped. */
   signal?: AbortSignal;
@@ -89,7 +91,7 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
   const summary: CandidateSummary = { sampled: 0, alreadyQueued: prompts.length - todo.length, pairs: 0, stopped: false, errors: queue.errors };
   if (todo.length === 0) return summary;
 
-  const sampler = await openSampler(options.model, settings.seed, options.provider ?? 'auto', options.threads);
+  const sampler = await openSampler(options, settings.seed);
   try {
     for (const { line, prompt } of todo) {
       if (options.signal?.aborted) {
@@ -167,7 +169,7 @@ interface Sampler {
   contextLength: number;
 }
 
-async function openSampler(model: string, seed: number, provider: ProviderChoice, threads?: number): Promise<Sampler> {
+async function openSampler({ model, provider = 'auto', threads, chatTemplateKwargs }: CandidateOptions, seed: number): Promise<Sampler> {
   const loaded = loadModel(model, seed);
   if (loaded.head !== 'lm') throw new Error(`${model}: a ${loaded.head} model cannot write responses; give a language model`);
   const runtime = await Runtime.create({ provider, threads });
@@ -175,7 +177,7 @@ async function openSampler(model: string, seed: number, provider: ProviderChoice
   putTensors(state, loaded.params);
   const { tokenizer } = loaded;
   const generator = await Generator.create(runtime, loaded.config, state, tokenizer.padId);
-  return { generator, tokenizer, chat: tokenizer.chat(), contextLength: loaded.config.nPositions };
+  return { generator, tokenizer, chat: tokenizer.chat(chatTemplateKwargs), contextLength: loaded.config.nPositions };
 }
 
 /** Encoded as SFT encodes it: plain text as is, a conversation through the model's chat format. */

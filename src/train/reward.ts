@@ -91,9 +91,8 @@ function pairBatch(pairs: TokenPair[], padId: number): Batch {
 }
 
 /** Pairs as token ids; pairs with a sequence longer than maxLength are left out (as TRL does). */
-function tokenizePairs(pairs: RewardPair[], tokenizer: Tokenizer, maxLength: number): { pairs: TokenPair[]; tooLong: number } {
+function tokenizePairs(pairs: RewardPair[], tokenizer: Tokenizer, chat: ChatFormat, maxLength: number): { pairs: TokenPair[]; tooLong: number } {
   const out: TokenPair[] = [];
-  const chat: ChatFormat = tokenizer.chat();
   for (const x of pairs) {
     const chosen = rewardSequence(tokenizer, x.prompt, x.chosen, chat), rejected = rewardSequence(tokenizer, x.prompt, x.rejected, chat);
     if (chosen.length <= maxLength && rejected.length <= maxLength) out.push({ chosen, rejected, margin: x.margin ?? 0, target: x.tie ? 0.5 : 1 });
@@ -135,14 +134,15 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const { config: cfg, tokenizer } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
-  const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, maxLength);
+  const chat = tokenizer.chat(exp.chat_template_kwargs);
+  const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, chat, maxLength);
   if (data.tooLong) emit({ type: 'log', level: 'warn', message: `${data.tooLong} pairs were longer than ${maxLength} tokens and were left out` });
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
   const sequences = data.pairs.flatMap((x) => [x.chosen.length, x.rejected.length]);
   checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences));
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
   const sampler = new BatchSampler(train, s.per_device_train_batch_size, exp.seed);
-  const reference = normalizationTexts(exp, train, tokenizer, maxLength);
+  const reference = normalizationTexts(exp, train, tokenizer, chat, maxLength);
   emit({ type: 'log', level: 'info', message: `reward model on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}` });
 
   const trainer = await Trainer.create({
@@ -175,8 +175,8 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
  * when it has an "sft" section, else the training pairs' responses; at most NORMALIZATION_TEXTS,
  * picked by the seed.
  */
-function normalizationTexts(exp: Experiment, train: TokenPair[], tokenizer: Tokenizer, maxLength: number): { sequences: number[][]; source: string } {
-  const sft = exp.sft && loadSft(exp.sft.data, tokenizer, maxLength - 1).examples.map((e) => e.ids);
+function normalizationTexts(exp: Experiment, train: TokenPair[], tokenizer: Tokenizer, chat: ChatFormat, maxLength: number): { sequences: number[][]; source: string } {
+  const sft = exp.sft && loadSft(exp.sft.data, tokenizer, maxLength - 1, chat).examples.map((e) => e.ids);
   const sequences = sft ?? train.flatMap((x) => [x.chosen, x.rejected]);
   return { sequences: new Rng(exp.seed).shuffle(sequences).slice(0, NORMALIZATION_TEXTS), source: sft ? 'SFT examples' : 'training responses' };
 }

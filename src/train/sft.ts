@@ -64,7 +64,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const { config: cfg, tokenizer } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
-  const data = loadSft(s.data, tokenizer, maxLength);
+  const data = loadSft(s.data, tokenizer, maxLength, tokenizer.chat(exp.chat_template_kwargs));
   if (data.truncated) emit({ type: 'log', level: 'warn', message: `${data.truncated} examples were longer than ${maxLength} tokens and were truncated` });
   if (data.dropped) emit({ type: 'log', level: 'warn', message: `${data.dropped} examples had nothing to train on after truncation and were left out` });
   const seqLen = longest(data.examples.map((e) => e.ids.length - 1));

@@ -25,13 +25,13 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'model-tokenizer-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
 /** A one-layer model over an 8-token vocabulary; with `tokenizer`, the tiny word-level tokenizer.json beside it. */
-function savedModel(name: string, tokenizer: boolean, head: 'lm' | 'score' = 'lm'): string {
-  const config = resizeConfig(presetConfig('tiny'), { vocabSize: 8, nPositions: 32, nEmbd: 16, nLayer: 1, nHead: 2 });
-  const params = initParams(config, new Rng(1));
+function savedModel(name: string, tokenizer: boolean, head: 'lm' | 'score' = 'lm', config: object = { eos_token: '</s>' }): string {
+  const model = resizeConfig(presetConfig('tiny'), { vocabSize: 8, nPositions: 32, nEmbd: 16, nLayer: 1, nHead: 2 });
+  const params = initParams(model, new Rng(1));
   if (head === 'score') params.set('score.weight', { dtype: 'float32', shape: [1, 16], data: new Float32Array(16) });
   const dir = path.join(scratch, name);
-  saveCheckpoint(dir, { config, params });
-  if (tokenizer) writeTinyTokenizer(dir, { eos_token: '</s>' });
+  saveCheckpoint(dir, { config: model, params });
+  if (tokenizer) writeTinyTokenizer(dir, config);
   return dir;
 }
 
@@ -51,15 +51,22 @@ test('a model folder\'s own tokenizer.json is its tokenizer; without one, its ar
   await scorer.release();
 });
 
-test('SFT trains a model folder with its own tokenizer and shows samples in its words', async () => {
+/** A chat template that needs the variable `greeting` (as Qwen3's reads `enable_thinking`). */
+const GREETING_TEMPLATE = "{% if greeting is not defined %}{{ raise_exception('no greeting') }}{% endif %}" +
+  "{% for m in messages %}{{ greeting }} {{ m.content }}{% if m.role == 'assistant' %}</s>{% endif %} {% endfor %}";
+
+test('SFT trains a model folder with its own tokenizer and chat template, and shows samples in its words', async () => {
   const data = path.join(scratch, 'sft.jsonl');
-  fs.writeFileSync(data, Array(8).fill(JSON.stringify({ prompt: 'hello', completion: ' world !' })).join('\n'));
-  const exp = parseExperiment({
-    seed: 1, model: savedModel('sft-base', true), runtime: { provider: 'cpu', threads: 1 },
+  const messages = [{ role: 'user', content: 'hello' }, { role: 'assistant', content: 'world !' }];
+  fs.writeFileSync(data, Array(8).fill(JSON.stringify({ messages })).join('\n'));
+  const model = savedModel('sft-base', true, 'lm', { eos_token: '</s>', chat_template: GREETING_TEMPLATE });
+  const exp = (kwargs?: object) => parseExperiment({
+    seed: 1, model, runtime: { provider: 'cpu', threads: 1 }, chat_template_kwargs: kwargs,
     sft: { data, max_steps: 2, per_device_train_batch_size: 4, learning_rate: 1e-2, logging_steps: 1, eval_fraction: 0, sample_prompts: ['hello'] },
   }, 'test');
+  await assert.rejects(runSft({ experiment: exp(), outputDir: path.join(scratch, 'sft-no-kwargs'), emit: () => {} }), /no greeting/);
   const rows: SampleRow[] = [];
-  await runSft({ experiment: exp, outputDir: path.join(scratch, 'sft'), emit: (e) => e.type === 'samples' && rows.push(...e.rows) });
+  await runSft({ experiment: exp({ greeting: 'hello' }), outputDir: path.join(scratch, 'sft'), emit: (e) => e.type === 'samples' && rows.push(...e.rows) });
   assert.equal(rows.length, 2);
   for (const row of rows) assert.match(row.response, WORDS);
 });
