@@ -57,7 +57,11 @@ export function templateChat(source: ChatTemplateSource, variables: Record<strin
 class TemplateChat {
   private readonly specialText: RegExp | undefined;
 
-  constructor(private readonly template: Template, private readonly source: ChatTemplateSource, private readonly variables: Record<string, unknown>) {
+  constructor(
+    private readonly template: Template,
+    private readonly source: ChatTemplateSource,
+    private readonly variables: Record<string, unknown>,
+  ) {
     const texts = [...source.specials.keys()].sort((a, b) => b.length - a.length);
     this.specialText = texts.length ? new RegExp(texts.map(escapeRegExp).join('|'), 'g') : undefined;
   }
@@ -80,7 +84,8 @@ class TemplateChat {
   private render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
     const escaped = messages.map((m, i) => ({ role: m.role, content: this.escape(m.content, i) }));
     try {
-      return this.template.render({ ...this.source.variables, ...this.variables, messages: escaped, add_generation_prompt: addGenerationPrompt });
+      const variables = { ...this.source.variables, ...this.variables };
+      return this.template.render({ ...variables, messages: escaped, add_generation_prompt: addGenerationPrompt });
     } catch (err) {
       throw new Error(`${this.source.where}: the chat template failed on a conversation of ${messages.length} messages: ${(err as Error).message}`);
     }
@@ -124,7 +129,7 @@ class TemplateChat {
     return text ? this.source.encode(text.replaceAll(MARK, '')) : [];
   }
 
-  /** Content with its special-token text broken up by MARK, so neither the template nor encodeText sees a special token. */
+  /** Content with its special-token text broken up by MARK: neither the template nor encodeText sees a special token. */
   private escape(content: string, index: number): string {
     if (content.includes(MARK)) throw new Error(`messages[${index}].content holds U+FDD0, a noncharacter that chat rendering reserves`);
     return this.specialText ? content.replace(this.specialText, (token) => token[0] + MARK + token.slice(1)) : content;

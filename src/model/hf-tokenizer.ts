@@ -51,8 +51,10 @@ export function loadHFTokenizer(location: string): Tokenizer {
   const encode = (text: string) => plainText.encode(text, { add_special_tokens: false }).ids;
   const template = chatTemplateSource(dir, config, configFile);
   const specials = new Map(json.added_tokens.filter(isSpecial).map((t) => [String(t.content), Number(t.id)]));
-  const chat = (variables?: Record<string, unknown>): ChatFormat =>
-    template ? templateChat({ ...template, specials, encode, variables: specialTokenText(config) }, variables) : plainChat({ eosId, encode });
+  const templateTokens = specialTokenText(config);
+  const chat = (variables?: Record<string, unknown>): ChatFormat => template
+    ? templateChat({ ...template, specials, encode, variables: templateTokens }, variables)
+    : plainChat({ eosId, encode });
   const tokenizer: Tokenizer = {
     name: file,
     vocabSize: largestId(full) + 1,
@@ -75,7 +77,7 @@ function isSpecial(token: unknown): token is { id: number; content: string } {
 }
 
 /** The id of a token named in tokenizer_config.json (as a string or {content}), else of the first known fallback. */
-function specialTokenId(tokenizer: HFTokenizer, named: unknown, fallbacks: string[], key: string, file: string): number {
+function specialTokenId(tokenizer: HFTokenizer, named: unknown, fallbacks: string[], key: string, file: string) {
   const name = tokenText(named);
   const candidates = name !== undefined ? [name] : fallbacks;
   for (const token of candidates) {
@@ -94,7 +96,7 @@ function tokenText(named: unknown): string | undefined {
 
 /** The special tokens' text, as chat templates see it (bos_token, eos_token, ...). */
 function specialTokenText(config: Record<string, unknown>): Record<string, unknown> {
-  const entries = SPECIAL_TOKEN_KEYS.map((key) => [key, tokenText(config[key])]).filter(([, text]) => text !== undefined);
+  const entries = SPECIAL_TOKEN_KEYS.map((key) => [key, tokenText(config[key])]).filter(([, text]) => text);
   const extra = Array.isArray(config.additional_special_tokens) ? config.additional_special_tokens.map(tokenText) : [];
   return { ...Object.fromEntries(entries), additional_special_tokens: extra.filter((t) => t !== undefined) };
 }

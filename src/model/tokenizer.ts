@@ -17,12 +17,15 @@ export interface Tokenizer {
   /** The end of a text: appended to plain-text examples, and a response that writes it is finished. */
   eosId: number;
   padId: number;
-  /** Starts every plain-text sequence when the tokenizer adds one (Llama 3's <|begin_of_text|>); chat templates place their own. */
+  /** Starts every plain-text sequence when the tokenizer adds one (Llama 3's <|begin_of_text|>); templates place their own. */
   bosId?: number;
-  /** Ids that finish a response: eosId first, then generation_config.json's other eos_token_id and the chat template's end-of-turn token. */
+  /**
+   * Ids that finish a response: eosId first, then generation_config.json's other eos_token_id and
+   * the chat template's end-of-turn token.
+   */
   stopIds: number[];
   encode(text: string): number[];
-  /** Special tokens are written out as their text; bytes that do not form a character come out as U+FFFD (see ./text-stream.ts). */
+  /** Special tokens come out as their text; bytes that do not form a character as U+FFFD (see ./text-stream.ts). */
   decode(ids: number[]): string;
   /**
    * How conversations become tokens: the chat template, rendered with extra `variables` (e.g.

@@ -11,10 +11,12 @@ export const QWEN3_DIR = path.resolve(__dirname, '..', '..', 'node_modules', '@l
 /** Qwen3's token ids of the chat template's markers. */
 export const QWEN3 = { endOfText: 151643, imStart: 151644, imEnd: 151645, think: 151667, endThink: 151668 };
 
-/** Qwen3's tokenizer files in `dir` (the large tokenizer.json linked, the config copied so a test may change it). */
-export function qwen3Folder(dir: string, config: (c: Record<string, unknown>) => Record<string, unknown> = (c) => c): string {
+type ConfigEdit = (config: Record<string, unknown>) => Record<string, unknown>;
+
+/** Qwen3's tokenizer files copied into `dir`, the config through `config` so a test may change it. */
+export function qwen3Folder(dir: string, config: ConfigEdit = (c) => c): string {
   fs.mkdirSync(dir, { recursive: true });
-  fs.symlinkSync(path.join(QWEN3_DIR, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  fs.copyFileSync(path.join(QWEN3_DIR, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
   const original = JSON.parse(fs.readFileSync(path.join(QWEN3_DIR, 'tokenizer_config.json'), 'utf8'));
   fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config(original)));
   return dir;
