@@ -20,8 +20,10 @@ async function exportPreferences(services: Services, uri?: vscode.Uri): Promise<
   const workspaceFolder = experiment && (await experimentWorkspace(experiment));
   if (!experiment || !workspaceFolder) return;
   // Loaded on use: the config and data modules are not needed at activation.
+  /* eslint-disable @typescript-eslint/no-require-imports */
   const { queuesOf } = require('../views/labeling/queues') as typeof import('../views/labeling/queues');
   const { exportPreferences: writeExport } = require('../data/preferences') as typeof import('../data/preferences');
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const problems: string[] = [];
   const [queue] = queuesOf([{ file: experiment.fsPath, workspaceFolder }], (problem) => problems.push(problem));
   if (!queue) {

@@ -32,6 +32,18 @@ const modelSizeSchema = z
   .partial()
   .strict();
 
+/** The optimizer's settings every training stage has (TRL's names), with the stage's defaults. */
+function optimizerSettings(d: { learning_rate: number; lr_scheduler_type: 'cosine' | 'linear'; warmup_steps: number; min_lr_ratio: number; weight_decay: number }) {
+  return {
+    learning_rate: z.number().positive().default(d.learning_rate),
+    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default(d.lr_scheduler_type),
+    warmup_steps: z.number().int().min(0).default(d.warmup_steps),
+    min_lr_ratio: fraction.default(d.min_lr_ratio),
+    weight_decay: z.number().min(0).default(d.weight_decay),
+    max_grad_norm: z.number().positive().default(1),
+  };
+}
+
 export const sftSchema = z
   .object({
     data: z.string().min(1).describe('SFT data: JSONL with {prompt, completion}, {messages} or {text} per line.'),
@@ -39,13 +51,8 @@ export const sftSchema = z
     max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
     per_device_train_batch_size: batchSize.default(8),
     gradient_accumulation_steps: positiveInt.default(1),
-    learning_rate: z.number().positive().default(5e-4),
-    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
-    warmup_steps: z.number().int().min(0).default(20),
-    min_lr_ratio: fraction.default(0.1),
+    ...optimizerSettings({ learning_rate: 5e-4, lr_scheduler_type: 'cosine', warmup_steps: 20, min_lr_ratio: 0.1, weight_decay: 0.1 }),
     max_steps: positiveInt.default(300),
-    weight_decay: z.number().min(0).default(0.1),
-    max_grad_norm: z.number().positive().default(1),
     logging_steps: positiveInt.default(10),
     eval_steps: positiveInt.default(50),
     save_steps: positiveInt.default(100),
@@ -76,13 +83,8 @@ export const rmSchema = z
     max_length: positiveInt.optional().describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
     per_device_train_batch_size: batchSize.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
     gradient_accumulation_steps: positiveInt.default(1),
-    learning_rate: z.number().positive().default(1e-4),
-    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
-    warmup_steps: z.number().int().min(0).default(10),
-    min_lr_ratio: fraction.default(0.1),
+    ...optimizerSettings({ learning_rate: 1e-4, lr_scheduler_type: 'cosine', warmup_steps: 10, min_lr_ratio: 0.1, weight_decay: 0 }),
     max_steps: positiveInt.default(200).describe('Training steps; an epoch is (training pairs) / per_device_train_batch_size steps.'),
-    weight_decay: z.number().min(0).default(0),
-    max_grad_norm: z.number().positive().default(1),
     logging_steps: positiveInt.default(10),
     eval_steps: positiveInt.default(50),
     save_steps: positiveInt.default(100),
@@ -100,12 +102,7 @@ export const ppoSchema = z
     num_mini_batches: positiveInt.default(1),
     gradient_accumulation_steps: positiveInt.default(1).describe('Micro-batches per mini-batch update, their gradients averaged.'),
     num_ppo_epochs: positiveInt.default(4),
-    learning_rate: z.number().positive().default(3e-6),
-    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default('linear'),
-    warmup_steps: z.number().int().min(0).default(0),
-    min_lr_ratio: fraction.default(0),
-    weight_decay: z.number().min(0).default(0),
-    max_grad_norm: z.number().positive().default(1),
+    ...optimizerSettings({ learning_rate: 3e-6, lr_scheduler_type: 'linear', warmup_steps: 0, min_lr_ratio: 0, weight_decay: 0 }),
     response_length: positiveInt.default(53),
     temperature: z.number().positive().default(0.7),
     missing_eos_penalty: z.number().min(0).optional().describe('Subtracted from the score of responses that do not end with EOS.'),

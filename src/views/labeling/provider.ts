@@ -52,6 +52,7 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
   private startSession(): LabelingSession {
     if (this.session) return this.session;
     // Loaded here so activation does not load the data modules.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { LabelingSession } = require('./session') as typeof import('./session');
     const state = this.context.workspaceState;
     this.session = new LabelingSession({
