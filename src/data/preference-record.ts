@@ -3,7 +3,7 @@
  * field, shared with the labeling queue's reader. Errors name the field at fault.
  */
 import { expectNonEmptyString, expectObject, fieldError, RecordError } from './jsonl';
-import { ChatMessage, ChatRole } from './sft';
+import { ChatMessage, ChatRole } from '../model/chat';
 
 export type Label = 'a' | 'b' | 'tie' | 'both_bad' | 'skip';
 export const LABELS: readonly Label[] = ['a', 'b', 'tie', 'both_bad', 'skip'];

@@ -40,11 +40,9 @@
  */
 import * as fs from 'fs';
 import { writeFileAtomic } from '../util/files';
-import { gpt2Tokenizer, Tokenizer } from '../model/tokenizer';
 import { appendJsonLines } from './jsonl-append';
 import { DataError, expectNonEmptyString, JsonlRecord, readJsonl, RecordError } from './jsonl';
 import { DecidedPreference, parsePreferenceRecord, PreferenceRecord, TextOrMessages } from './preference-record';
-import { ChatMessage, chatPromptIds, renderChat } from './sft';
 
 export interface Preferences {
   /** In file order, undone records removed. */
@@ -103,9 +101,9 @@ function stands(file: string, id: string): boolean {
 }
 
 export interface PreferencePair {
-  prompt: string;
-  chosen: string;
-  rejected: string;
+  prompt: TextOrMessages;
+  chosen: TextOrMessages;
+  rejected: TextOrMessages;
   /** Present on "tie" and "both_bad" records read with includeTies: chosen is response A, rejected B. */
   tie?: true;
 }
@@ -113,41 +111,25 @@ export interface PreferencePair {
 export interface PairOptions {
   /** Also return "tie" and "both_bad" records, marked `tie` ("skip" never). */
   includeTies?: boolean;
-  /** Renders conversations; GPT-2's by default. */
-  tokenizer?: Tokenizer;
 }
 
 /**
- * The training pairs in a preference file, as text. A conversational record is rendered with the
- * chat template: its prompt is the conversation and the "Assistant:" header, exactly the text
- * generation continues (chatPromptIds), and chosen/rejected are what follows, without the final
- * EOS, so prompt + chosen is the rendered conversation. Earlier assistant turns inside a text
- * end with the EOS token's text, "<|endoftext|>".
- * `skipped` counts the records left out for their label.
+ * The training pairs in a preference file, each in its record's form: text, or messages that the
+ * reward model's chat format renders. `skipped` counts the records left out for their label.
  */
 export function readPreferencePairs(
   file: string,
   options: PairOptions = {},
 ): { pairs: PreferencePair[]; errors: DataError[]; skipped: number } {
   const { records, errors } = readPreferences(file);
-  const tokenizer = () => options.tokenizer ?? gpt2Tokenizer();
   const pairs: PreferencePair[] = [];
   let skipped = 0;
   for (const r of records) {
-    if ('chosen' in r) pairs.push(renderPair(r.prompt, r.chosen, r.rejected, tokenizer));
-    else if (options.includeTies && r.label !== 'skip') pairs.push({ ...renderPair(r.prompt, r.response_a, r.response_b, tokenizer), tie: true });
+    if ('chosen' in r) pairs.push({ prompt: r.prompt, chosen: r.chosen, rejected: r.rejected });
+    else if (options.includeTies && r.label !== 'skip') pairs.push({ prompt: r.prompt, chosen: r.response_a, rejected: r.response_b, tie: true });
     else skipped++;
   }
   return { pairs, errors, skipped };
-}
-
-function renderPair(prompt: TextOrMessages, chosen: TextOrMessages, rejected: TextOrMessages, tokenizer: () => Tokenizer): PreferencePair {
-  if (typeof prompt === 'string') return { prompt, chosen: chosen as string, rejected: rejected as string };
-  // The parser keeps a record in one form: a conversational prompt has conversational responses.
-  const tok = tokenizer();
-  const promptIds = chatPromptIds(prompt, tok);
-  const reply = (turns: ChatMessage[]) => tok.decode(renderChat([...prompt, ...turns], tok).ids.slice(promptIds.length, -1));
-  return { prompt: tok.decode(promptIds), chosen: reply(chosen as ChatMessage[]), rejected: reply(rejected as ChatMessage[]) };
 }
 
 export type ImportFormat = 'trl' | 'hh';

@@ -5,21 +5,17 @@
  *   {"messages": [{"role": "user", "content": "..."}, ...]}   trained on the assistant turns
  *   {"text": "..."}   trained on every token
  *
- * Each record becomes token ids ending in EOS, with a loss mask marking the tokens the model must
- * learn to write. Pieces are encoded separately (prompt, then completion), exactly as a prompt is
- * encoded for generation, so the model is trained on the token boundaries it will later see.
+ * Each record becomes token ids with a loss mask marking the tokens the model must learn to write.
+ * Text starts with the tokenizer's BOS, if it adds one, and ends in EOS; a conversation is
+ * rendered by the model's chat format (../model/chat.ts), which marks the assistant turns. Pieces
+ * are encoded separately (prompt, then completion), exactly as a prompt is encoded for
+ * generation, so the model is trained on the token boundaries it will later see.
  */
-import { Tokenizer } from '../model/tokenizer';
+import { ChatFormat, ChatMessage, ChatRole, MaskedIds, appendIds } from '../model/chat';
+import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { Rng } from '../util/rng';
 import { TokenExample } from './batch';
 import { assertNoDataErrors, expectNonEmptyString, expectObject, fieldError, readJsonl, RecordError } from './jsonl';
-
-export type ChatRole = 'system' | 'user' | 'assistant';
-
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
-}
 
 export type SftRecord = { prompt: string; completion: string } | { messages: ChatMessage[] } | { text: string };
 
@@ -36,13 +32,13 @@ export interface SftData {
  * `contextLength` is the model's; an example keeps at most contextLength + 1 ids, since the last
  * id is only ever a target.
  */
-export function loadSft(file: string, tokenizer: Tokenizer, contextLength: number): SftData {
+export function loadSft(file: string, tokenizer: Tokenizer, contextLength: number, chat = tokenizer.chat()): SftData {
   const { records, errors } = readJsonl(file, parseSftRecord);
   assertNoDataErrors(errors);
   if (records.length === 0) throw new Error(`${file}: no examples found (expected one JSON object per line)`);
   const data: SftData = { examples: [], truncated: 0, dropped: 0 };
   for (const { value } of records) {
-    const example = tokenizeSftRecord(value, tokenizer);
+    const example = tokenizeSftRecord(value, tokenizer, chat);
     if (example.ids.length > contextLength + 1) {
       data.truncated++;
       example.ids.length = example.lossMask.length = contextLength + 1;
@@ -104,58 +100,18 @@ function parseMessages(value: unknown): ChatMessage[] {
   return messages;
 }
 
-/** Token ids and loss mask of one record. */
-export function tokenizeSftRecord(record: SftRecord, tokenizer: Tokenizer): TokenExample {
-  if ('messages' in record) return renderChat(record.messages, tokenizer);
-  const example: TokenExample = { ids: [], lossMask: [] };
+/** Token ids and loss mask of one record; a conversation goes through `chat`. */
+export function tokenizeSftRecord(record: SftRecord, tokenizer: Tokenizer, chat: ChatFormat = tokenizer.chat()): TokenExample {
+  if ('messages' in record) return chat.conversation(record.messages);
+  const example: MaskedIds = { ids: [], lossMask: [] };
   if ('text' in record) {
-    append(example, tokenizer.encode(record.text), true);
+    appendIds(example, sequenceIds(tokenizer, record.text), true);
   } else {
-    append(example, tokenizer.encode(record.prompt), false);
-    append(example, tokenizer.encode(record.completion), true);
+    appendIds(example, sequenceIds(tokenizer, record.prompt), false);
+    appendIds(example, tokenizer.encode(record.completion), true);
   }
-  append(example, [tokenizer.eosId], true);
+  appendIds(example, [tokenizer.eosId], true);
   return example;
-}
-
-/**
- * The chat template. Each turn is a role header, a space and the content. A system or user turn
- * ends with a newline; an assistant turn ends with EOS, which is how generation knows the reply
- * is over:
- *
- *   System: You are a friendly zoo guide.\n
- *   User: What does a cat eat?\n
- *   Assistant: A cat eats fish.<EOS>User: And a dog?\n
- *   Assistant: A dog eats bones.<EOS>
- *
- * Training targets are each assistant turn's " content" and its EOS; headers are never targets.
- */
-export function renderChat(messages: readonly ChatMessage[], tokenizer: Tokenizer): TokenExample {
-  const example: TokenExample = { ids: [], lossMask: [] };
-  for (const { role, content } of messages) {
-    if (role === 'assistant') {
-      append(example, tokenizer.encode(ROLE_HEADERS.assistant), false);
-      append(example, tokenizer.encode(` ${content}`), true);
-      append(example, [tokenizer.eosId], true);
-    } else {
-      append(example, tokenizer.encode(`${ROLE_HEADERS[role]} ${content}\n`), false);
-    }
-  }
-  return example;
-}
-
-const ROLE_HEADERS: Record<ChatRole, string> = { system: 'System:', user: 'User:', assistant: 'Assistant:' };
-
-/** Token ids a model continues to write the assistant's next turn: the conversation, then the assistant header. */
-export function chatPromptIds(messages: readonly ChatMessage[], tokenizer: Tokenizer): number[] {
-  return [...renderChat(messages, tokenizer).ids, ...tokenizer.encode(ROLE_HEADERS.assistant)];
-}
-
-function append(example: TokenExample, ids: number[], train: boolean): void {
-  for (const id of ids) {
-    example.ids.push(id);
-    example.lossMask.push(train ? 1 : 0);
-  }
 }
 
 /**

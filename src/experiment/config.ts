@@ -132,6 +132,8 @@ export const experimentSchema = z
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
     torch_dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto')
       .describe('The dtype finished models are saved in (config.json\'s torch_dtype); auto: the dtype of the model each was trained from (float32 for a preset). Training always computes in float32, and checkpoint-N folders keep float32 weights to resume from.'),
+    chat_template_kwargs: z.record(z.string(), z.unknown()).optional()
+      .describe('Extra variables for the model\'s chat template, as apply_chat_template takes them: e.g. {"enable_thinking": false} for Qwen3.'),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
     comparisons: comparisonsSchema.optional(),

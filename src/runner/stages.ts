@@ -49,7 +49,7 @@ async function runComparisons({ experiment: exp, outputDir, emit, signal }: Stag
   const summary = await generateCandidates({
     model: c.model ?? exp.model, prompts: c.prompts, queue: c.queue, n: c.num_candidates,
     maxNewTokens: c.max_new_tokens, temperature: c.temperature, topK: c.top_k, topP: c.top_p,
-    seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads, signal,
+    seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads, chatTemplateKwargs: exp.chat_template_kwargs, signal,
     onProgress: (p) => emit({ type: 'progress', stage: 'comparisons', step: p.done, total: p.total, message: `${p.pairs} pairs` }),
   });
   for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: `${e.file}:${e.line}: ${e.message}` });

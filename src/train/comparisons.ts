@@ -19,8 +19,9 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { ProviderChoice, Runtime } from '../engine/runtime';
 import { State } from '../engine/step';
-import { tokenizerFor } from '../model/decoder';
-import { Tokenizer } from '../model/tokenizer';
+import { ChatFormat } from '../model/chat';
+import { responseText } from '../model/text-stream';
+import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { Generator, SamplingOptions } from './generate';
 import { loadModel, putTensors } from './model-state';
 import { Rng } from '../util/rng';
@@ -28,7 +29,6 @@ import { appendJsonLines } from '../data/jsonl-append';
 import { assertNoDataErrors, DataError, readJsonl } from '../data/jsonl';
 import { GenerationSettings, parsePrompt, TextOrMessages } from '../data/preference-record';
 import { ComparisonPair, firstOfEach, readQueue } from '../data/queue';
-import { chatPromptIds } from '../data/sft';
 
 export interface CandidateOptions {
   /** Checkpoint directory (or a preset name, for a randomly initialised model). */
@@ -46,6 +46,8 @@ export interface CandidateOptions {
   seed?: number;
   provider?: ProviderChoice;
   threads?: number;
+  /** Extra variables for the model's chat template (e.g. { enable_thinking: false }). */
+  chatTemplateKwargs?: Record<string, unknown>;
   onProgress?: (progress: CandidateProgress) => void;
   /** Stops after the current prompt; a later run picks up where this one stopped. */
   signal?: AbortSignal;
@@ -89,14 +91,14 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
   const summary: CandidateSummary = { sampled: 0, alreadyQueued: prompts.length - todo.length, pairs: 0, stopped: false, errors: queue.errors };
   if (todo.length === 0) return summary;
 
-  const sampler = await openSampler(options.model, settings.seed, options.provider ?? 'auto', options.threads);
+  const sampler = await openSampler(options, settings.seed);
   try {
     for (const { line, prompt } of todo) {
       if (options.signal?.aborted) {
         summary.stopped = true;
         break;
       }
-      const ids = promptIds(prompt, sampler.tokenizer);
+      const ids = promptIds(prompt, sampler);
       if (ids.length >= sampler.contextLength) {
         summary.errors.push({ file: options.prompts, line, message: `prompt is ${ids.length} tokens; the model's context is ${sampler.contextLength}` });
       } else {
@@ -163,32 +165,32 @@ function promptSeed(seed: number, prompt: TextOrMessages): number {
 interface Sampler {
   generator: Generator;
   tokenizer: Tokenizer;
+  chat: ChatFormat;
   contextLength: number;
 }
 
-async function openSampler(model: string, seed: number, provider: ProviderChoice, threads?: number): Promise<Sampler> {
+async function openSampler({ model, provider = 'auto', threads, chatTemplateKwargs }: CandidateOptions, seed: number): Promise<Sampler> {
   const loaded = loadModel(model, seed);
   if (loaded.head !== 'lm') throw new Error(`${model}: a ${loaded.head} model cannot write responses; give a language model`);
   const runtime = await Runtime.create({ provider, threads });
   const state = new State(runtime);
   putTensors(state, loaded.params);
-  const tokenizer = tokenizerFor(loaded.config);
+  const { tokenizer } = loaded;
   const generator = await Generator.create(runtime, loaded.config, state, tokenizer.padId);
-  return { generator, tokenizer, contextLength: loaded.config.nPositions };
+  return { generator, tokenizer, chat: tokenizer.chat(chatTemplateKwargs), contextLength: loaded.config.nPositions };
 }
 
-/** Encoded as SFT encodes it: plain text as is, a conversation through the chat template. */
-function promptIds(prompt: TextOrMessages, tokenizer: Tokenizer): number[] {
-  return typeof prompt === 'string' ? tokenizer.encode(prompt) : chatPromptIds(prompt, tokenizer);
+/** Encoded as SFT encodes it: plain text as is, a conversation through the model's chat format. */
+function promptIds(prompt: TextOrMessages, { tokenizer, chat }: Sampler): number[] {
+  return typeof prompt === 'string' ? sequenceIds(tokenizer, prompt) : chat.generationPrompt(prompt);
 }
 
 async function sampleResponses(sampler: Sampler, prompt: TextOrMessages, ids: number[], n: number, sampling: SamplingOptions, seed: number): Promise<string[]> {
-  const { generator, tokenizer } = sampler;
-  const out = await generator.generate(Array.from({ length: n }, () => ids), sampling, tokenizer.eosId, new Rng(seed));
+  const { generator, tokenizer, chat } = sampler;
+  const out = await generator.generate(Array.from({ length: n }, () => ids), sampling, tokenizer.stopIds, new Rng(seed));
   return out.map((g) => {
-    const text = tokenizer.decode(g.finished ? g.tokens.slice(0, -1) : g.tokens);
-    // The chat template puts a space between "Assistant:" and the content.
-    return typeof prompt === 'string' || !text.startsWith(' ') ? text : text.slice(1);
+    const text = responseText(tokenizer, g.tokens);
+    return typeof prompt === 'string' ? text : chat.replyContent(text);
   });
 }
 

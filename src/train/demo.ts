@@ -41,7 +41,8 @@ export async function runDemo(run: DemoRun): Promise<void> {
   const c = exp.comparisons;
   const candidates = await generateCandidates({
     model: sft.modelDir, prompts: c.prompts, queue, n: c.num_candidates, maxNewTokens: c.max_new_tokens, temperature: c.temperature,
-    topK: c.top_k, topP: c.top_p, seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads, signal,
+    topK: c.top_k, topP: c.top_p, seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads,
+    chatTemplateKwargs: exp.chat_template_kwargs, signal,
   });
   emit({ type: 'log', level: 'info', message: `${candidates.pairs} pairs from ${candidates.sampled} prompts in ${queue}` });
   if (candidates.stopped) return;

@@ -30,7 +30,7 @@ export interface SamplingOptions {
 export const GREEDY: Omit<SamplingOptions, 'maxNewTokens'> = { temperature: 0, topK: 0, topP: 1 };
 
 export interface Generation {
-  /** New tokens, ending with EOS when `finished`. */
+  /** New tokens, ending with a stop token when `finished`. */
   tokens: number[];
   finished: boolean;
 }
@@ -141,10 +141,12 @@ export class Generator {
   }
 
   /**
-   * Continues each prompt (token ids) until EOS or maxNewTokens. With `useCache` false every step
-   * re-reads the whole sequence (slow; it exists to check the cache).
+   * Continues each prompt (token ids) until it writes a stop token (an id, or any of a list: a
+   * tokenizer's stopIds) or maxNewTokens. With `useCache` false every step re-reads the whole
+   * sequence (slow; it exists to check the cache).
    */
-  async generate(prompts: number[][], opts: SamplingOptions, eosId: number, rng: Rng, useCache = true): Promise<Generation[]> {
+  async generate(prompts: number[][], opts: SamplingOptions, stop: number | readonly number[], rng: Rng, useCache = true): Promise<Generation[]> {
+    const stopIds = new Set(typeof stop === 'number' ? [stop] : stop);
     const width = Math.max(...prompts.map((p) => p.length));
     if (prompts.some((p) => p.length === 0)) throw new Error('generate: empty prompt');
     if (width >= this.cfg.nPositions) throw new Error(`generate: prompt of ${width} tokens does not fit the context of ${this.cfg.nPositions}`);
@@ -168,7 +170,7 @@ export class Generator {
         ids[b].push(next);
         if (g.finished) return;
         g.tokens.push(next);
-        g.finished = next === eosId;
+        g.finished = stopIds.has(next);
       });
       if (step + 1 >= maxNew || out.every((g) => g.finished)) break;
       mask = appendColumn(mask, prompts.length);

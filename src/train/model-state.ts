@@ -7,8 +7,10 @@ import {
   CheckpointContents, loadCheckpoint, LoadedCheckpoint, NoCheckpointError, OptimizerState, TrainerState,
 } from '../model/checkpoint';
 import { Head, ModelConfig, PRESETS, presetConfig, resizeConfig, validateConfig } from '../model/config';
-import { initParams, paramShapes } from '../model/decoder';
+import { initParams, paramShapes, tokenizerFor } from '../model/decoder';
+import { folderTokenizer } from '../model/hf-tokenizer';
 import { FloatDType, NamedTensor } from '../model/safetensors';
+import { Tokenizer } from '../model/tokenizer';
 import { checkWeightsFit } from './memory';
 import { Rng } from '../util/rng';
 
@@ -23,6 +25,8 @@ export interface LoadedModel {
   config: ModelConfig;
   head: Head;
   params: Map<string, NamedTensor>;
+  /** The model folder's own tokenizer (its tokenizer.json), else its architecture's. */
+  tokenizer: Tokenizer;
   /** Present when the model came from a checkpoint directory. */
   checkpoint?: LoadedCheckpoint;
   /** The folder it came from, whose tokenizer and generation files its saves copy; none for a preset. */
@@ -37,14 +41,10 @@ export function isPreset(spec: string): boolean {
 
 /**
  * A preset (freshly initialised from `seed`, with optional size overrides) or a checkpoint directory,
- * whose vocabulary must hold the ids of its architecture's tokenizer, which every stage feeds it with.
+ * whose vocabulary must hold the ids of its tokenizer, which every stage feeds it with.
  */
 export function loadModel(spec: string, seed: number, size: ModelSize = {}): LoadedModel {
-  if (!isPreset(spec)) {
-    const checkpoint = loadModelFolder(spec);
-    const { config, head, params, source, dtype } = checkpoint;
-    return { config, head, params, checkpoint, source, dtype };
-  }
+  if (!isPreset(spec)) return loadNamedFolder(spec);
   const config = resizeConfig(presetConfig(spec), {
     nLayer: size.n_layer,
     nHead: size.n_head,
@@ -53,21 +53,26 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
   });
   validateConfig(config, `model "${spec}"`);
   checkWeightsFit(Object.keys(size).length > 0 ? 'model_size' : `model "${spec}"`, config);
-  return { config, head: 'lm', params: initParams(config, new Rng(seed)), dtype: 'float32' };
+  return { config, head: 'lm', params: initParams(config, new Rng(seed)), tokenizer: tokenizerFor(config), dtype: 'float32' };
 }
 
-/**
- * The token ids a generation of `model` stops at, any of them: its generation_config.json's eos ids
- * (else config.json's), and its tokenizer's EOS.
- */
-export function stopTokenIds(model: LoadedModel, tokenizerEosId: number): number[] {
-  const ids = model.checkpoint?.generation.eosTokenIds ?? [];
-  return ids.includes(tokenizerEosId) ? ids : [...ids, tokenizerEosId];
+/** A checkpoint directory with its tokenizer: the folder's tokenizer.json when it has one, else its architecture's. */
+export function loadModelFolder(dir: string): LoadedModel {
+  const own = folderTokenizer(dir);
+  const checkpoint = loadCheckpoint(dir, { tokenizer: own ?? 'architecture' });
+  const { config, head, params, source, dtype } = checkpoint;
+  return { config, head, params, checkpoint, tokenizer: stoppingAt(own ?? tokenizerFor(config), checkpoint.generation.eosTokenIds), source, dtype };
 }
 
-function loadModelFolder(spec: string): LoadedCheckpoint {
+/** `tokenizer`, ending generations also at `eosIds` (a generation config's, which may list several). */
+function stoppingAt(tokenizer: Tokenizer, eosIds: number[]): Tokenizer {
+  const stopIds = [...new Set([...tokenizer.stopIds, ...eosIds])];
+  return stopIds.length === tokenizer.stopIds.length ? tokenizer : { ...tokenizer, stopIds };
+}
+
+function loadNamedFolder(spec: string): LoadedModel {
   try {
-    return loadCheckpoint(spec, { tokenizer: 'architecture' });
+    return loadModelFolder(spec);
   } catch (e) {
     if (!(e instanceof NoCheckpointError)) throw e;
     throw new Error(`model "${spec}" is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a checkpoint folder`);

@@ -19,10 +19,11 @@ import { BatchSampler } from '../data/batch';
 import { readJsonl, expectNonEmptyString, assertNoDataErrors } from '../data/jsonl';
 import { Params } from '../model/architecture';
 import { Head, ModelConfig } from '../model/config';
-import { lmHead, paramInputs, scoreHead, sequenceInputs, tokenizerFor, transformer } from '../model/decoder';
+import { lmHead, paramInputs, scoreHead, sequenceInputs, transformer } from '../model/decoder';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
-import { Tokenizer } from '../model/tokenizer';
+import { responseText } from '../model/text-stream';
+import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
@@ -90,7 +91,7 @@ export function readPrompts(file: string, tokenizer: Tokenizer): Prompt[] {
   const { records, errors } = readJsonl(file, (r) => expectNonEmptyString(r.prompt, 'prompt'));
   assertNoDataErrors(errors);
   if (!records.length) throw new Error(`${file}: no prompts found (expected {"prompt": "..."} per line)`);
-  return records.map((r) => ({ text: r.value, ids: tokenizer.encode(r.value) }));
+  return records.map((r) => ({ text: r.value, ids: sequenceIds(tokenizer, r.value) }));
 }
 
 interface Prompt {
@@ -134,8 +135,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const s = exp.ppo;
   if (!s) throw new Error('the experiment config has no "ppo" section');
   const sft = loadModel(s.sft_model ?? exp.model, exp.seed, exp.model_size);
-  const cfg = sft.config;
-  const tokenizer = tokenizerFor(cfg);
+  const { config: cfg, tokenizer } = sft;
   const prompts = readPrompts(s.prompts, tokenizer);
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
@@ -213,7 +213,7 @@ function ppoSteps(trainer: Trainer, s: PpoSettings, seed: number, sampler: Batch
 async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: Prompt[], rollout: Rollout, rng: Rng) {
   let t0 = Date.now();
   const sampling = { maxNewTokens: s.response_length, temperature: s.temperature, topK: 0, topP: 1 };
-  const generations = await rollout.generator.generate(batch.map((p) => p.ids), sampling, rollout.tokenizer.eosId, rng);
+  const generations = await rollout.generator.generate(batch.map((p) => p.ids), sampling, rollout.tokenizer.stopIds, rng);
   const rolloutSeconds = (Date.now() - t0) / 1000;
 
   t0 = Date.now();
@@ -261,7 +261,7 @@ async function ppoUpdates(trainer: Trainer, s: PpoSettings, episodes: Episode[],
 
 /** The first responses of an iteration as a samples table. */
 function sampleRows(episodes: Episode[], batch: Prompt[], tokenizer: Tokenizer): SampleRow[] {
-  return episodes.slice(0, 8).map((e, i) => ({ prompt: batch[i].text, response: tokenizer.decode(e.finished ? e.response.slice(0, -1) : e.response), score: e.score, kl: sumOf(e.kl) }));
+  return episodes.slice(0, 8).map((e, i) => ({ prompt: batch[i].text, response: responseText(tokenizer, e.response), score: e.score, kl: sumOf(e.kl) }));
 }
 
 function loadRewardModel(s: PpoSettings, exp: Experiment): Promise<Scorer> {

@@ -16,8 +16,9 @@ import { readPreferencePairs } from '../data/preferences';
 import { loadSft, splitTrainEval } from '../data/sft';
 import { ModelConfig } from '../model/config';
 import { rewardInputs, rewardParamInputs, rewards, withScoreHead } from '../model/reward';
-import { tokenizerFor } from '../model/decoder';
+import { ChatFormat } from '../model/chat';
 import { Tokenizer } from '../model/tokenizer';
+import { TextOrMessages } from '../data/preference-record';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
@@ -26,10 +27,11 @@ import { LoadedModel, loadModel } from './model-state';
 import { NORMALIZATION_KEY, Scorer, measureNormalization, rewardFeeds, rewardSequence, withNormalization } from './scorer';
 import { Batch, CheckpointExtras, StageGraph, Trainer, describeModel, inBatches, oneModel } from './trainer';
 
+/** A preference pair: text, or conversation messages rendered by the model's chat format. */
 export interface RewardPair {
-  prompt: string;
-  chosen: string;
-  rejected: string;
+  prompt: TextOrMessages;
+  chosen: TextOrMessages;
+  rejected: TextOrMessages;
   /** How much more chosen must score than rejected (TRL's "margin" column); 0 when absent. */
   margin?: number;
   /** Neither response is better: trained towards equal rewards. */
@@ -89,10 +91,10 @@ function pairBatch(pairs: TokenPair[], padId: number): Batch {
 }
 
 /** Pairs as token ids; pairs with a sequence longer than maxLength are left out (as TRL does). */
-function tokenizePairs(pairs: RewardPair[], tokenizer: Tokenizer, maxLength: number): { pairs: TokenPair[]; tooLong: number } {
+function tokenizePairs(pairs: RewardPair[], tokenizer: Tokenizer, chat: ChatFormat, maxLength: number): { pairs: TokenPair[]; tooLong: number } {
   const out: TokenPair[] = [];
   for (const x of pairs) {
-    const chosen = rewardSequence(tokenizer, x.prompt, x.chosen), rejected = rewardSequence(tokenizer, x.prompt, x.rejected);
+    const chosen = rewardSequence(tokenizer, x.prompt, x.chosen, chat), rejected = rewardSequence(tokenizer, x.prompt, x.rejected, chat);
     if (chosen.length <= maxLength && rejected.length <= maxLength) out.push({ chosen, rejected, margin: x.margin ?? 0, target: x.tie ? 0.5 : 1 });
   }
   return { pairs: out, tooLong: pairs.length - out.length };
@@ -129,18 +131,18 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const s = exp.rm;
   if (!s) throw new Error('the experiment config has no "rm" section');
   const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp);
-  const cfg = model.config;
-  const tokenizer = tokenizerFor(cfg);
+  const { config: cfg, tokenizer } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
-  const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, maxLength);
+  const chat = tokenizer.chat(exp.chat_template_kwargs);
+  const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, chat, maxLength);
   if (data.tooLong) emit({ type: 'log', level: 'warn', message: `${data.tooLong} pairs were longer than ${maxLength} tokens and were left out` });
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
   const sequences = data.pairs.flatMap((x) => [x.chosen.length, x.rejected.length]);
   checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences));
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
   const sampler = new BatchSampler(train, s.per_device_train_batch_size, exp.seed);
-  const reference = normalizationTexts(exp, train, tokenizer, maxLength);
+  const reference = normalizationTexts(exp, train, tokenizer, chat, maxLength);
   emit({ type: 'log', level: 'info', message: `reward model on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}` });
 
   const trainer = await Trainer.create({
@@ -173,8 +175,8 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
  * when it has an "sft" section, else the training pairs' responses; at most NORMALIZATION_TEXTS,
  * picked by the seed.
  */
-function normalizationTexts(exp: Experiment, train: TokenPair[], tokenizer: Tokenizer, maxLength: number): { sequences: number[][]; source: string } {
-  const sft = exp.sft && loadSft(exp.sft.data, tokenizer, maxLength - 1).examples.map((e) => e.ids);
+function normalizationTexts(exp: Experiment, train: TokenPair[], tokenizer: Tokenizer, chat: ChatFormat, maxLength: number): { sequences: number[][]; source: string } {
+  const sft = exp.sft && loadSft(exp.sft.data, tokenizer, maxLength - 1, chat).examples.map((e) => e.ids);
   const sequences = sft ?? train.flatMap((x) => [x.chosen, x.rejected]);
   return { sequences: new Rng(exp.seed).shuffle(sequences).slice(0, NORMALIZATION_TEXTS), source: sft ? 'SFT examples' : 'training responses' };
 }

@@ -2,8 +2,8 @@
 import { Runtime, RuntimeOptions } from '../engine/runtime';
 import { State } from '../engine/step';
 import { SampleRow } from '../protocol/runner';
-import { tokenizerFor } from '../model/decoder';
-import { Tokenizer } from '../model/tokenizer';
+import { responseText } from '../model/text-stream';
+import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { Rng } from '../util/rng';
 import { GREEDY, Generator, SamplingOptions } from './generate';
 import { loadModel, putTensors } from './model-state';
@@ -16,8 +16,8 @@ export async function sampleResponses(
   rng: Rng,
   options: SamplingOptions = { ...GREEDY, maxNewTokens: 32 },
 ): Promise<SampleRow[]> {
-  const out = await generator.generate(prompts.map((p) => tokenizer.encode(p)), options, tokenizer.eosId, rng);
-  return out.map((g, i) => ({ prompt: prompts[i], response: tokenizer.decode(g.finished ? g.tokens.slice(0, -1) : g.tokens) }));
+  const out = await generator.generate(prompts.map((p) => sequenceIds(tokenizer, p)), options, tokenizer.stopIds, rng);
+  return out.map((g, i) => ({ prompt: prompts[i], response: responseText(tokenizer, g.tokens) }));
 }
 
 /** Answers to prompts from a checkpoint directory (its own runtime and weights, released after). */
@@ -25,7 +25,7 @@ export async function sampleFromCheckpoint(dir: string, prompts: string[], rng: 
   const model = loadModel(dir, 0);
   const state = new State(await Runtime.create(runtime));
   putTensors(state, model.params);
-  const tokenizer = tokenizerFor(model.config);
+  const { tokenizer } = model;
   const generator = await Generator.create(state.runtime, model.config, state, tokenizer.padId);
   try {
     return await sampleResponses(generator, tokenizer, prompts, rng, options);

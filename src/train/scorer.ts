@@ -7,14 +7,14 @@ import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, RuntimeOptions, hostTensor } from '../engine/runtime';
 import { State } from '../engine/step';
-import { loadCheckpoint } from '../model/checkpoint';
 import { ModelConfig } from '../model/config';
 import { attentionBias } from '../model/masks';
 import { rewardInputs, rewardParamInputs, rewards } from '../model/reward';
 import { isPlainObject } from '../util/objects';
-import { tokenizerFor } from '../model/decoder';
-import { Tokenizer } from '../model/tokenizer';
-import { putTensors } from './model-state';
+import { ChatFormat, ChatMessage } from '../model/chat';
+import { Tokenizer, sequenceIds } from '../model/tokenizer';
+import { TextOrMessages } from '../data/preference-record';
+import { loadModelFolder, putTensors } from './model-state';
 
 export interface RewardNormalization {
   mean: number;
@@ -51,9 +51,16 @@ export function measureNormalization(scores: number[]): RewardNormalization {
   return { mean, std: std > 0 ? std : 1 };
 }
 
-/** The token ids the reward model reads for a text pair: prompt and response encoded apart, then EOS. */
-export function rewardSequence(tokenizer: Tokenizer, prompt: string, response: string): number[] {
-  return [...tokenizer.encode(prompt), ...tokenizer.encode(response), tokenizer.eosId];
+/**
+ * The token ids the reward model reads for a prompt and response. Text: prompt and response
+ * encoded apart, then EOS. A conversation (prompt messages, then the response's assistant
+ * messages): as `chat` renders it, up to the token that ends its last assistant turn.
+ */
+export function rewardSequence(tokenizer: Tokenizer, prompt: TextOrMessages, response: TextOrMessages, chat: ChatFormat = tokenizer.chat()): number[] {
+  if (typeof prompt === 'string') return [...sequenceIds(tokenizer, prompt), ...tokenizer.encode(response as string), tokenizer.eosId];
+  // The parser keeps a record in one form: a conversational prompt has conversational responses.
+  const { ids, lossMask } = chat.conversation([...prompt, ...(response as ChatMessage[])]);
+  return ids.slice(0, lossMask.lastIndexOf(1) + 1);
 }
 
 /**
@@ -82,7 +89,8 @@ export function rewardFeeds(sequences: number[][], padId: number, lastDims: numb
 }
 
 export interface ScorerOptions {
-  tokenizer?: Tokenizer;
+  /** The reward model's tokenizer. */
+  tokenizer: Tokenizer;
   /** The model's name prefix in the state. */
   prefix?: string;
   /** Whether the model has score.bias. */
@@ -105,24 +113,25 @@ export class Scorer {
   ) {}
 
   /** Scores with the reward model whose parameters `state` holds. */
-  static create(runtime: Runtime, cfg: ModelConfig, state: State, options: ScorerOptions = {}): Promise<Scorer> {
+  static create(runtime: Runtime, cfg: ModelConfig, state: State, options: ScorerOptions): Promise<Scorer> {
     return Scorer.build(runtime, cfg, state, options, false);
   }
 
-  /** Loads a reward-model checkpoint, normalising as it records. */
-  static async load(dir: string, runtime: RuntimeOptions = {}, options: Pick<ScorerOptions, 'tokenizer' | 'batchSize'> = {}): Promise<Scorer> {
-    const ckpt = loadCheckpoint(dir, { tokenizer: options.tokenizer ?? 'architecture' });
-    if (ckpt.head !== 'score') throw new Error(`${dir} is not a reward model (it has no score head); train one with "rlhf rm"`);
+  /** Loads a reward-model checkpoint with its tokenizer, normalising as it records. */
+  static async load(dir: string, runtime: RuntimeOptions = {}, options: Pick<ScorerOptions, 'batchSize'> = {}): Promise<Scorer> {
+    const model = loadModelFolder(dir);
+    if (model.head !== 'score') throw new Error(`${dir} is not a reward model (it has no score head); train one with "rlhf rm"`);
     const rt = await Runtime.create(runtime);
     const state = new State(rt);
-    putTensors(state, ckpt.params);
-    return Scorer.build(rt, ckpt.config, state, { ...options, bias: ckpt.params.has('score.bias'), normalization: normalizationOf(ckpt.config) }, true);
+    putTensors(state, model.params);
+    const { config, params, tokenizer } = model;
+    return Scorer.build(rt, config, state, { ...options, tokenizer, bias: params.has('score.bias'), normalization: normalizationOf(config) }, true);
   }
 
   private static async build(runtime: Runtime, cfg: ModelConfig, state: State, options: ScorerOptions, ownsState: boolean): Promise<Scorer> {
     const p = rewardParamInputs(cfg, options.bias, options.prefix);
     const program = await runtime.load(toOnnx({ rewards: rewards(p, cfg, rewardInputs()) }, 'reward'));
-    return new Scorer(program, state, cfg, options.tokenizer ?? tokenizerFor(cfg), options.batchSize ?? 16, options.normalization, ownsState);
+    return new Scorer(program, state, cfg, options.tokenizer, options.batchSize ?? 16, options.normalization, ownsState);
   }
 
   /** The reward of each token sequence, read at its last token (nothing is appended). */
@@ -143,8 +152,8 @@ export class Scorer {
     return this.scoreIds(prompts.map((p, i) => [...p, ...responses[i]]));
   }
 
-  /** The reward of each text pair, read as prompt + response + EOS, as in training. */
-  scoreTexts(pairs: { prompt: string; response: string }[]): Promise<number[]> {
+  /** The reward of each prompt and response, read as in training (rewardSequence). */
+  scoreTexts(pairs: { prompt: TextOrMessages; response: TextOrMessages }[]): Promise<number[]> {
     return this.scoreIds(pairs.map((p) => rewardSequence(this.tokenizer, p.prompt, p.response)));
   }
 

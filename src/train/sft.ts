@@ -8,7 +8,7 @@ import { cast, gatherElements, greaterOrEqual, max, reshape, unsqueeze } from '.
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHead, paramInputs, sequenceInputs, tokenizerFor, transformer } from '../model/decoder';
+import { lmHead, paramInputs, sequenceInputs, transformer } from '../model/decoder';
 import { attentionBias } from '../model/masks';
 import { BatchSampler, TokenBatch, TokenExample, makeBatch } from '../data/batch';
 import { loadSft, splitTrainEval } from '../data/sft';
@@ -61,11 +61,10 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const s = exp.sft;
   if (!s) throw new Error('the experiment config has no "sft" section');
   const model = loadModel(run.resumeFrom ?? exp.model, exp.seed, exp.model_size);
-  const cfg = model.config;
-  const tokenizer = tokenizerFor(cfg);
+  const { config: cfg, tokenizer } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
-  const data = loadSft(s.data, tokenizer, maxLength);
+  const data = loadSft(s.data, tokenizer, maxLength, tokenizer.chat(exp.chat_template_kwargs));
   if (data.truncated) emit({ type: 'log', level: 'warn', message: `${data.truncated} examples were longer than ${maxLength} tokens and were truncated` });
   if (data.dropped) emit({ type: 'log', level: 'warn', message: `${data.dropped} examples had nothing to train on after truncation and were left out` });
   const seqLen = longest(data.examples.map((e) => e.ids.length - 1));

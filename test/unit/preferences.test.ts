@@ -117,7 +117,7 @@ test('preferences: an undo with nothing to take back is refused; one already in 
   assert.deepEqual(readPreferences(file), { records: [], errors: [] });
 });
 
-test('preferences: pairs for the reward model render conversations with the chat template', async () => {
+test('preferences: pairs for the reward model keep each record\'s form, text or messages', async () => {
   const file = newFile();
   for (const r of RECORDS) await appendPreference(file, r);
   await undoPreference(file, 'p1');
@@ -125,7 +125,7 @@ test('preferences: pairs for the reward model render conversations with the chat
   assert.deepEqual(errors, []);
   assert.equal(skipped, 3);
   assert.deepEqual(pairs, [
-    { prompt: 'System: Be brief.\nUser: What does a dog eat?\nAssistant:', chosen: ' Meat.', rejected: ' ' },
+    { prompt: [{ role: 'system', content: 'Be brief.' }, user('What does a dog eat?')], chosen: [assistant('Meat.')], rejected: [assistant('')] },
     { prompt: 'Imported?', chosen: ' Yes.', rejected: ' No.' },
   ]);
   const withTies = readPreferencePairs(file, { includeTies: true });

@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { BatchSampler, TokenExample, makeBatch } from '../../src/data/batch';
 import { DataFileError, readJsonl } from '../../src/data/jsonl';
-import { chatPromptIds, loadSft, parseSftRecord, renderChat, splitTrainEval, tokenizeSftRecord } from '../../src/data/sft';
+import { loadSft, parseSftRecord, splitTrainEval, tokenizeSftRecord } from '../../src/data/sft';
 import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { Rng } from '../../src/util/rng';
 
@@ -63,11 +63,11 @@ test('messages: rendered with the chat template, loss on assistant turns only', 
     context: 'System: You are a friendly zoo guide.\nUser: What does a cat eat?\nAssistant:User: 狗吃什么？\nAssistant:',
   });
   // A generation prompt is the same tokens up to where the reply starts.
-  const prompt = chatPromptIds(messages.slice(0, 4), tok);
+  const prompt = tok.chat().generationPrompt(messages.slice(0, 4));
   assert.deepEqual(prompt, example.ids.slice(0, prompt.length));
   assert.equal(example.lossMask[prompt.length], 1);
   assert.equal(example.lossMask[prompt.length - 1], 0);
-  assert.deepEqual(renderChat(messages, tok), example);
+  assert.deepEqual(tok.chat().conversation(messages), example);
 });
 
 test('a good file loads despite a BOM, CRLF line ends, blank lines and no final newline', () => {

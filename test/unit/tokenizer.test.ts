@@ -3,7 +3,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { gpt2Tokenizer, loadHFTokenizer } from '../../src/model/tokenizer';
+import { loadHFTokenizer } from '../../src/model/hf-tokenizer';
+import { gpt2Tokenizer, sequenceIds } from '../../src/model/tokenizer';
+import { QWEN3, QWEN3_DIR, qwen3Folder, specialToken, writeTinyTokenizer } from '../helpers/tokenizers';
 
 test('GPT-2 encodes known strings to the ids GPT-2 uses', () => {
   const tok = gpt2Tokenizer();
@@ -32,25 +34,6 @@ test('GPT-2 encodes a literal <|endoftext|> in user text as ordinary text', () =
   assert.ok(!ids.includes(tok.eosId));
   assert.equal(tok.decode(ids), 'before <|endoftext|> after');
 });
-
-/** A tiny word-level tokenizer.json with one special token, "</s>". */
-function writeTinyTokenizer(dir: string, config?: object): string {
-  const special = { single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
-  const tokenizerJson = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [{ id: 0, content: '<unk>', ...special }, { id: 1, content: '</s>', ...special }],
-    normalizer: null,
-    pre_tokenizer: { type: 'Whitespace' },
-    post_processor: null,
-    decoder: null,
-    model: { type: 'WordLevel', vocab: { '<unk>': 0, '</s>': 1, hello: 2, world: 3, '!': 4 }, unk_token: '<unk>' },
-  };
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
-  if (config) fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config));
-  return path.join(dir, 'tokenizer.json');
-}
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tokenizer-test-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -88,7 +71,84 @@ test('loadHFTokenizer names the file it could not use', () => {
   assert.throws(() => loadHFTokenizer(missing), (err: Error) => err.message.startsWith(`${missing}: cannot read`));
   const broken = path.join(dir, 'tokenizer.json');
   fs.writeFileSync(broken, '{"model": ');
-  assert.throws(() => loadHFTokenizer(broken), (err: Error) => err.message.startsWith(`${broken}: invalid JSON`));
+  assert.throws(() => loadHFTokenizer(broken), (err: Error) => err.message.startsWith(`${broken}: not valid JSON`));
   writeTinyTokenizer(dir, { eos_token: '<|im_end|>' });
   assert.throws(() => loadHFTokenizer(dir), /no eos_token found \(tried "<\|im_end\|>"\)/);
+});
+
+const qwen3 = loadHFTokenizer(QWEN3_DIR);
+
+test('Qwen3\'s tokenizer.json round-trips English, Chinese, emoji and special-token text exactly', () => {
+  assert.deepEqual(qwen3.encode('Hello world'), [9707, 1879]);
+  const texts = [
+    'The quick brown fox jumps over the lazy dog.\n  Indented, "quoted" & tabbed\t!',
+    '你好，世界！强化学习从人类反馈中学习。',
+    'Emoji: 🙂👍🏽🐼 and a family 👨‍👩‍👧',
+    'Mixed 混合 text: 猫吃鱼。A cat eats fish. 🐟 123.45 龘',
+    'Special tokens typed as text: <|im_start|>user\nhi<|im_end|><|endoftext|>',
+  ];
+  for (const text of texts) assert.equal(qwen3.decode(qwen3.encode(text)), text);
+});
+
+test('Qwen3: special-token text in data stays ordinary text', () => {
+  const ids = qwen3.encode('<|im_start|>user\nhi<|im_end|><|endoftext|>');
+  for (const special of [QWEN3.imStart, QWEN3.imEnd, QWEN3.endOfText]) assert.ok(!ids.includes(special));
+  assert.equal(qwen3.decode([QWEN3.imEnd]), '<|im_end|>', 'the token itself decodes to its text');
+});
+
+test('Qwen3: EOS and PAD from tokenizer_config.json, no BOS, and stop ids from generation_config.json', () => {
+  assert.equal(qwen3.eosId, QWEN3.imEnd);
+  assert.equal(qwen3.padId, QWEN3.endOfText);
+  assert.equal(qwen3.bosId, undefined);
+  assert.equal(qwen3.vocabSize, 151669);
+  // The chat template ends assistant turns with <|im_end|>, the EOS already.
+  assert.deepEqual(qwen3.stopIds, [QWEN3.imEnd]);
+
+  const dir = qwen3Folder(path.join(tempDir(), 'qwen3'));
+  fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [QWEN3.imEnd, QWEN3.endOfText] }));
+  assert.deepEqual(loadHFTokenizer(dir).stopIds, [QWEN3.imEnd, QWEN3.endOfText]);
+  fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: 'x' }));
+  assert.throws(() => loadHFTokenizer(dir), (err: Error) =>
+    err.message.startsWith(`${path.join(dir, 'generation_config.json')}: eos_token_id must be a token id or a list of token ids`));
+});
+
+/** A byte-level BPE tokenizer.json that knows "hello" and " wor"; `merges` in either of HF's forms. */
+function byteLevelBpe(dir: string, merges: string[] | string[][]): string {
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const vocab = { '<|endoftext|>': 0, h: 1, e: 2, l: 3, o: 4, 'Ġ': 5, w: 6, r: 7, d: 8, he: 9, ll: 10, hell: 11, hello: 12, 'Ġw': 13, or: 14, 'Ġwor': 15 };
+  const json = {
+    version: '1.0', truncation: null, padding: null, added_tokens: [specialToken(0, '<|endoftext|>')], normalizer: null,
+    pre_tokenizer: byteLevel, post_processor: byteLevel, decoder: byteLevel,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges },
+  };
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
+  return dir;
+}
+
+test('a BPE tokenizer.json reads its merges as "a b" strings or as pairs alike', () => {
+  const strings = ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or'];
+  const asStrings = loadHFTokenizer(byteLevelBpe(tempDir(), strings));
+  const asPairs = loadHFTokenizer(byteLevelBpe(tempDir(), strings.map((m) => m.split(' '))));
+  for (const tok of [asStrings, asPairs]) {
+    assert.deepEqual(tok.encode('hello world'), [12, 15, 3, 8]);
+    assert.equal(tok.decode([12, 15, 3, 8]), 'hello world');
+    assert.equal(tok.eosId, 0);
+  }
+});
+
+test('a tokenizer whose post-processor adds BOS starts every plain-text sequence with it', () => {
+  const dir = tempDir();
+  const bos = {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+    special_tokens: { '<s>': { id: '<s>', ids: [5], tokens: ['<s>'] } },
+  };
+  const added = [specialToken(0, '<unk>'), specialToken(1, '</s>'), specialToken(5, '<s>')];
+  writeTinyTokenizer(dir, { eos_token: '</s>' }, { post_processor: bos, added_tokens: added });
+  const tok = loadHFTokenizer(dir);
+  assert.equal(tok.bosId, 5);
+  assert.deepEqual(tok.encode('hello world'), [2, 3], 'encode() itself adds nothing');
+  assert.deepEqual(sequenceIds(tok, 'hello world'), [5, 2, 3]);
+  assert.deepEqual(sequenceIds(gpt2Tokenizer(), 'Hello world'), [15496, 995], 'GPT-2 adds no BOS');
 });
