@@ -1,17 +1,15 @@
 /** Which files of a Hub repo make a model this extension loads: its config, weights and tokenizer. */
 import * as fs from 'fs';
 import * as path from 'path';
+import { COMPANION_FILES } from '../model/model-files';
 import { isPlainObject } from '../util/objects';
 
 export const CONFIG = 'config.json';
 export const WEIGHTS = 'model.safetensors';
 export const WEIGHTS_INDEX = 'model.safetensors.index.json';
 
-/** Fetched when the repo has them; only config.json is required. */
-export const METADATA_FILES = [
-  CONFIG, 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
-  'chat_template.jinja', 'vocab.json', 'merges.txt',
-];
+/** Fetched when the repo has them (the files a saved model carries too); only config.json is required. */
+export const METADATA_FILES = [CONFIG, ...COMPANION_FILES];
 
 /** The shard files a model.safetensors.index.json maps tensors to, each once. */
 export function shardsOf(indexFile: string): string[] {

@@ -4,7 +4,12 @@ import { writeFileAtomic } from './files';
 import { isPlainObject } from './objects';
 
 export function readJsonFile(file: string): unknown {
-  const text = fs.readFileSync(file, 'utf8');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${file}: cannot read (${(err as Error).message})`);
+  }
   try {
     return JSON.parse(text);
   } catch (err) {
