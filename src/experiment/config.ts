@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { decodeUtf8 } from '../data/jsonl';
+import { PRESET_NAMES, isPresetName } from '../model/preset-names';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
 
@@ -129,7 +130,7 @@ export const experimentSchema = z
     $schema: z.string().optional(),
     name: z.string().min(1).default('experiment'),
     seed: z.number().int().min(0).default(42),
-    model: z.string().min(1).default('tiny').describe('A preset (tiny, gpt2, gpt2-medium) or a checkpoint directory.'),
+    model: z.string().min(1).default('tiny').describe(`A preset (${PRESET_NAMES.join(', ')}) or a checkpoint directory.`),
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
@@ -214,7 +215,7 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
 /** Makes the config's paths absolute, relative to `dir` (the config file's folder); presets stay names. */
 function resolvePaths(exp: Experiment, dir: string): void {
   const resolve = (p: string) => path.resolve(dir, p);
-  const resolveModel = (m: string) => (/^(tiny|gpt2|gpt2-medium)$/.test(m) ? m : resolve(m));
+  const resolveModel = (m: string) => (isPresetName(m) ? m : resolve(m));
   if (exp.sft) exp.sft.data = resolve(exp.sft.data);
   if (exp.comparisons) {
     const c = exp.comparisons;

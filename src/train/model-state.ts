@@ -6,8 +6,8 @@ import { State } from '../engine/step';
 import {
   CheckpointContents, loadCheckpoint, LoadedCheckpoint, NoCheckpointError, OptimizerState, TrainerState,
 } from '../model/checkpoint';
-import { Head, ModelConfig, PRESETS, presetConfig, resizeConfig, validateConfig } from '../model/config';
-import { initParams, paramShapes } from '../model/decoder';
+import { Head, ModelConfig, PRESETS, checkVocabSize, presetConfig, resizeConfig, validateConfig } from '../model/config';
+import { initParams, paramShapes, tokenizerFor } from '../model/decoder';
 import { NamedTensor } from '../model/safetensors';
 import { checkWeightsFit } from './memory';
 import { Rng } from '../util/rng';
@@ -32,8 +32,8 @@ export function isPreset(spec: string): boolean {
 }
 
 /**
- * A preset (freshly initialised from `seed`, with optional size overrides) or a checkpoint directory,
- * whose vocabulary must hold the ids of its architecture's tokenizer, which every stage feeds it with.
+ * A preset (freshly initialised from `seed`, with optional size overrides) or a checkpoint directory;
+ * either's vocabulary must hold the ids of its architecture's tokenizer, which every stage feeds it with.
  */
 export function loadModel(spec: string, seed: number, size: ModelSize = {}): LoadedModel {
   if (!isPreset(spec)) {
@@ -47,6 +47,7 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
     nPositions: size.n_positions,
   });
   validateConfig(config, `model "${spec}"`);
+  checkVocabSize(config, tokenizerFor(config), `model "${spec}"`);
   checkWeightsFit(Object.keys(size).length > 0 ? 'model_size' : `model "${spec}"`, config);
   return { config, head: 'lm', params: initParams(config, new Rng(seed)) };
 }
