@@ -4,9 +4,14 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { grad } from '../../src/engine/autodiff';
+import { gradCheck } from '../../src/engine/gradcheck';
+import { crossEntropy } from '../../src/engine/nn';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { State } from '../../src/engine/step';
+import { Tensor, input, numel } from '../../src/engine/tensor';
+import { applyRotary, linear } from '../../src/model/blocks';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
 import { ModelConfig, PRESETS, configFromHF, configToHF, presetConfig, resizeConfig } from '../../src/model/config';
 import { initParams, lmHead, paramInputs, paramSpecs, sequenceInputs, transformer } from '../../src/model/decoder';
@@ -196,3 +201,99 @@ test('a reward model on a Qwen2 trunk saves as Qwen2ForSequenceClassification wi
   assert.equal(loadCheckpoint(dir).head, 'score');
   assert.throws(() => saveCheckpoint(path.join(scratch, 'bad'), { config: { ...cfg, mlpBias: true }, params }), /mlpBias is not a setting of qwen2/);
 });
+
+const normal = (n: number, seed: number, scale = 1) => {
+  const rng = new Rng(seed);
+  return Float64Array.from({ length: n }, () => rng.normal() * scale);
+};
+
+test('grad check: rotary embedding applied to heads (rotate_half pairing, cos and sin held fixed)', async () => {
+  const [b, h, t, hd] = [1, 2, 3, 4];
+  const angles = normal(b * t * hd / 2, 5, 2);
+  const table = (f: (a: number) => number, sign: number) => Float64Array.from({ length: b * t * hd }, (_, i) => {
+    const col = i % hd, a = angles[Math.floor(i / hd) * (hd / 2) + (col % (hd / 2))];
+    return (col < hd / 2 ? sign : 1) * f(a);
+  });
+  const res = await gradCheck((x, c, sn) => applyRotary(x, { cos: c, sin: sn }), [
+    { name: 'x', shape: [b, h, t, hd], data: normal(b * h * t * hd, 6) },
+    { name: 'cos', shape: [b, 1, t, hd], data: table(Math.cos, 1), fixed: true },
+    { name: 'sin', shape: [b, 1, t, hd], data: table(Math.sin, -1), fixed: true },
+  ]);
+  assert.ok(res.maxRelError <= 1e-5, JSON.stringify(res));
+});
+
+test('grad check: a torch.nn.Linear block, weight [out, in], with bias', async () => {
+  const res = await gradCheck((x, w, bias) => linear(x, { 'p.weight': w, 'p.bias': bias }, 'p'), [
+    { name: 'x', shape: [2, 3, 4], data: normal(24, 7) },
+    { name: 'w', shape: [5, 4], data: normal(20, 8) },
+    { name: 'b', shape: [5], data: normal(5, 9) },
+  ]);
+  assert.ok(res.maxRelError <= 1e-5, JSON.stringify(res));
+});
+
+/**
+ * d loss / d θ along a random direction, for each parameter in turn: the autodiff gradient against
+ * central differences of the float32 loss, over a left-padded batch. Every block's backward is in it.
+ */
+async function directionalCheck(cfg: ModelConfig): Promise<string[]> {
+  const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
+  const p = paramInputs(cfg), names = Object.keys(p);
+  const targets = input('targets', 'int32', ['B', 'T']), real = input('real', 'float32', ['B', 'T']);
+  const loss = crossEntropy(lmHead(p, cfg, transformer(p, cfg, sequenceInputs()).hidden), targets, real);
+  const grads = grad(loss, names.map((n) => p[n]));
+  const withGrads = await runtime.load(toOnnx({ loss, ...Object.fromEntries(grads.map((g, i) => [`grad:${names[i]}`, g])) }));
+  const lossOnly = await runtime.load(toOnnx({ loss }));
+  // Matrices N(0, 0.3²) (unit-sized activations), norms 1 ± 0.1, biases N(0, 0.1²).
+  const rng = new Rng(4);
+  const params = new Map(paramSpecs(cfg).map(({ name, shape }): [string, NamedTensor] => {
+    const [mean, std] = shape.length === 2 ? [0, 0.3] : name.endsWith('norm.weight') ? [1, 0.1] : [0, 0.1];
+    return [name, { dtype: 'float32', shape, data: Float32Array.from({ length: numel(shape) }, () => mean + std * rng.normal()) }];
+  }));
+  const mask = Float32Array.from([0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+  const feeds: Record<string, ReturnType<typeof hostTensor>> = {
+    tokens: hostTensor('int32', Int32Array.from([0, 0, 3, 9, 4, 1, 7, 2, 8, 8, 5, 6]), [2, 6]),
+    targets: hostTensor('int32', Int32Array.from([0, 0, 9, 4, 1, 7, 2, 8, 8, 5, 6, 3]), [2, 6]),
+    real: hostTensor('float32', mask, [2, 6]),
+    positions: hostTensor('int32', positionIds(mask, 2, 6, 6), [2, 6]),
+    attn_bias: hostTensor('float32', attentionBias(mask, 2, 6, 6), [2, 1, 6, 6]),
+  };
+  const lossAt = async (name: string, v: Float32Array, h: number) => {
+    const base = params.get(name)!.data as Float32Array;
+    const moved = base.map((x, i) => x + h * v[i]);
+    const res = await lossOnly.run({ ...feeds, ...weights(params), [name]: hostTensor('float32', moved, params.get(name)!.shape) });
+    return (res.loss.data as Float32Array)[0];
+  };
+  const analytic = await withGrads.run({ ...feeds, ...weights(params) });
+  const bad: string[] = [];
+  for (const [k, name] of names.entries()) {
+    const v = Float32Array.from(normal(numel(params.get(name)!.shape), 100 + k));
+    const g = analytic[`grad:${name}`].data as Float32Array;
+    const along = g.reduce((s, x, i) => s + x * v[i], 0);
+    const h = 1e-3, numeric = ((await lossAt(name, v, h)) - (await lossAt(name, v, -h))) / (2 * h);
+    if (Math.abs(along - numeric) > 1e-2 * Math.abs(numeric) + 1e-3) bad.push(`${name}: ${along} vs ${numeric}`);
+  }
+  return bad;
+}
+
+const weights = (params: Map<string, NamedTensor>) =>
+  Object.fromEntries([...params].map(([n, t]) => [n, hostTensor('float32', t.data as Float32Array, t.shape)]));
+
+/** A small model of `family` with every option it has turned on. */
+function everyOption(modelType: string, extra: Partial<ModelConfig>): ModelConfig {
+  return {
+    modelType, vocabSize: 10, nPositions: 16, nEmbd: 12, nLayer: 2, nHead: 4, nKvHead: 2, headDim: 6,
+    layerNormEpsilon: 1e-6, tiedHead: false, intermediateSize: 20, ropeTheta: 100,
+    ropeScaling: { ropeType: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8 },
+    ...extra,
+  };
+}
+
+const families: [string, Partial<ModelConfig>][] = [
+  ['llama', { attentionBias: true, mlpBias: true }], ['qwen2', {}], ['qwen3', { attentionBias: true, tiedHead: true }],
+];
+for (const [modelType, extra] of families) {
+  test(`${modelType}: the gradient of every parameter matches central differences of the loss`, async () => {
+    const bad = await directionalCheck(everyOption(modelType, extra));
+    assert.deepEqual(bad, []);
+  });
+}
