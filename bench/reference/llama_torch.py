@@ -120,7 +120,8 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(hd, cfg.eps)
             self.k_norm = RMSNorm(hd, cfg.eps)
 
-    def forward(self, x, cos, sin, allowed):
+    def forward(self, x, cos, sin, allowed, past=None):
+        """Output and this layer's keys and values (after `past`'s, when given) for a KV cache."""
         c = self.cfg
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, c.n_head, c.head_dim)
@@ -130,11 +131,14 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = q.transpose(1, 2), k.transpose(1, 2)
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
         groups = c.n_head // c.n_kv_head
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(c.head_dim)
+        keys, values = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        att = (q @ keys.transpose(-2, -1)) / math.sqrt(c.head_dim)
         att = att.masked_fill(~allowed, float("-inf")).softmax(-1)
-        return self.o_proj((att @ v).transpose(1, 2).reshape(B, T, c.n_head * c.head_dim))
+        y = (att @ values).transpose(1, 2).reshape(B, T, c.n_head * c.head_dim)
+        return self.o_proj(y), (k, v)
 
 
 class MLP(nn.Module):
@@ -157,9 +161,10 @@ class Layer(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.eps)
 
-    def forward(self, x, cos, sin, allowed):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, allowed)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, x, cos, sin, allowed, past=None):
+        a, kv = self.self_attn(self.input_layernorm(x), cos, sin, allowed, past)
+        x = x + a
+        return x + self.mlp(self.post_attention_layernorm(x)), kv
 
 
 class Trunk(nn.Module):
@@ -178,18 +183,21 @@ class LlamaLM(nn.Module):
         self.lm_head = None if cfg.tied else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.register_buffer("inv_freq", inv_frequencies(cfg), persistent=False)
 
-    def forward(self, idx):
-        """Logits [B, T, V] of unpadded rows of token ids."""
-        T = idx.size(1)
-        positions = torch.arange(T)[None].expand(idx.size(0), T)
+    def forward(self, idx, past=None):
+        """Logits [B, T, V] of unpadded rows of token ids that follow the P cached positions of `past`
+        (a (key, value) pair per layer, or None), and every layer's keys and values."""
+        P, T = (0 if past is None else past[0][0].size(2)), idx.size(1)
+        positions = torch.arange(P, P + T)[None].expand(idx.size(0), T)
         cos, sin = rotary(self.inv_freq, positions)
-        allowed = torch.ones(T, T, dtype=torch.bool).tril()
+        allowed = torch.ones(T, P + T, dtype=torch.bool).tril(P)
         x = self.model.embed_tokens(idx)
-        for layer in self.model.layers:
-            x = layer(x, cos, sin, allowed)
+        present = []
+        for i, layer in enumerate(self.model.layers):
+            x, kv = layer(x, cos, sin, allowed, None if past is None else past[i])
+            present.append(kv)
         x = self.model.norm(x)
         w = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
-        return x @ w.t()
+        return x @ w.t(), present
 
 
 @torch.no_grad()
@@ -197,8 +205,19 @@ def greedy(model, prompt, n_new):
     """n_new greedy tokens after `prompt`, the whole sequence recomputed for each."""
     ids = torch.tensor([prompt])
     for _ in range(n_new):
-        ids = torch.cat([ids, model(ids)[:, -1].argmax(-1, keepdim=True)], 1)
+        ids = torch.cat([ids, model(ids)[0][:, -1].argmax(-1, keepdim=True)], 1)
     return ids[0, len(prompt):].tolist()
+
+
+@torch.no_grad()
+def generate_greedy(model, idx, n_new):
+    """Greedy decoding of n_new tokens after equal-length prompts [B, T] with a KV cache; returns the new tokens."""
+    logits, past = model(idx)
+    out = [logits[:, -1].argmax(-1, keepdim=True)]
+    for _ in range(n_new - 1):
+        logits, past = model(out[-1], past)
+        out.append(logits[:, -1].argmax(-1, keepdim=True))
+    return torch.cat(out, 1)
 
 
 # -----------------------------------------------------------------------------
@@ -266,7 +285,7 @@ def write_cases(out, n_new, std):
         save_checkpoint(model, config, path)
         model = load_checkpoint(path)  # what the file holds is what is compared
         with torch.no_grad():
-            logits = [model(torch.tensor([p]))[0].tolist() for p in PROMPTS]
+            logits = [model(torch.tensor([p]))[0][0].tolist() for p in PROMPTS]
         reference = {"prompts": PROMPTS, "logits": logits, "greedy": [greedy(model, p, n_new) for p in PROMPTS]}
         with open(os.path.join(path, "reference.json"), "w") as f:
             json.dump(reference, f)
