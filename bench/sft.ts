@@ -64,8 +64,8 @@ function benchConfig(f: Flags): ModelConfig {
   const arch = ARCHS[f.arch as keyof typeof ARCHS];
   if (!arch) throw new Error(`--arch must be one of ${Object.keys(ARCHS).join(', ')}, got "${f.arch}"`);
   const given = (v: number) => (v > 0 ? v : undefined);
-  const size: ConfigSize = { nLayer: f.layers, nPositions: f.ctx, nEmbd: given(f.d), nHead: given(f.heads), vocabSize: given(f.vocab) };
-  return resizeConfig(arch.base, size);
+  const size: ConfigSize = { nLayer: f.layers, nPositions: f.ctx, nEmbd: given(f.d), nHead: given(f.heads) };
+  return resizeConfig(arch.base, { ...size, vocabSize: given(f.vocab) });
 }
 
 /** The model flags of bench_torch.py for `cfg`. */

@@ -5,8 +5,8 @@
  * and Log rather than the LogSoftmax op).
  */
 import {
-  abs, cast, exp, gatherElements, layerNormalization, log, matmul, max, maximum, mean, neg, reciprocal, reshape, sigmoid,
-  softmax, sqrt, sum, unbroadcast, unsqueeze, withVjp,
+  abs, cast, exp, gatherElements, layerNormalization, log, matmul, max, maximum, mean, neg, reciprocal, reshape,
+  sigmoid, softmax, sqrt, sum, unbroadcast, unsqueeze, withVjp,
 } from './ops';
 import { Tensor, ShapeError } from './tensor';
 

@@ -110,7 +110,6 @@ export function zerosLike(x: Tensor): Tensor {
 
 // ---------------------------------------------------------------- elementwise, one input
 
-/** An elementwise op of one input, with its VJP when it has one. */
 export function unary(op: string, vjp?: Vjp) {
   if (vjp) vjps.set(op, vjp);
   return (x: Tensor): Tensor => node(op, [x], x.dtype, x.shape);

@@ -86,7 +86,8 @@ export const PRESETS = {
   },
   /** The shape of Qwen/Qwen3-0.6B: heads 128 wide, wider than nEmbd / nHead. */
   'qwen3-0.6b': {
-    ...qwen3Base, nPositions: 40960, nEmbd: 1024, nLayer: 28, nHead: 16, nKvHead: 8, headDim: 128, intermediateSize: 3072,
+    ...qwen3Base, nPositions: 40960, nEmbd: 1024, nLayer: 28, nHead: 16, nKvHead: 8, headDim: 128,
+    intermediateSize: 3072,
   },
   /** The shape of meta-llama/Llama-3.2-1B, with its llama3 rotary scaling. */
   'llama-3.2-1b': {

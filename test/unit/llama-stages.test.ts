@@ -28,7 +28,8 @@ let sftModel = '', rmModel = '';
 
 test('SFT on tiny-llama: the loss falls as GPT-2\'s does, and the model saves as LlamaForCausalLM', async () => {
   const experiment = parseExperiment({ ...base, sft: {
-    data: sftData, max_steps: 16, per_device_train_batch_size: 4, learning_rate: 2e-2, warmup_steps: 2, logging_steps: 1, eval_fraction: 0, save_steps: 100,
+    data: sftData, max_steps: 16, per_device_train_batch_size: 4, learning_rate: 2e-2, warmup_steps: 2, logging_steps: 1,
+    eval_fraction: 0, save_steps: 100,
   } }, 'test');
   const run = path.join(dir, 'sft');
   sftModel = (await runSft({ experiment, outputDir: run, emit: () => {} })).modelDir;
@@ -61,8 +62,8 @@ test('a reward model on the tiny-llama trunk trains, saves as LlamaForSequenceCl
 
 test('PPO on tiny-llama with its reward model: a few iterations, policy and value saved in the Llama layout', async () => {
   const experiment = parseExperiment({ ...base, model: sftModel, ppo: {
-    prompts: promptsFile, reward_model: rmModel, total_episodes: 16, per_device_train_batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 1,
-    learning_rate: 1e-3, response_length: 4, save_steps: 1000, sample_steps: 1000,
+    prompts: promptsFile, reward_model: rmModel, total_episodes: 16, per_device_train_batch_size: 8, num_mini_batches: 2,
+    num_ppo_epochs: 1, learning_rate: 1e-3, response_length: 4, save_steps: 1000, sample_steps: 1000,
   } }, 'test');
   const { modelDir } = await runPpo({ experiment, outputDir: path.join(dir, 'ppo'), emit: () => {} });
   assert.deepEqual(architectures(modelDir), ['LlamaForCausalLM']);

@@ -10,7 +10,7 @@ import { crossEntropy } from '../../src/engine/nn';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { State } from '../../src/engine/step';
-import { Tensor, input, numel } from '../../src/engine/tensor';
+import { input, numel } from '../../src/engine/tensor';
 import { applyRotary, linear } from '../../src/model/blocks';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
 import { ModelConfig, PRESETS, configFromHF, configToHF, presetConfig, resizeConfig } from '../../src/model/config';
@@ -109,7 +109,8 @@ test('the parity cases are what they claim: GQA, tied or not, biases, q/k norm, 
   assert.equal(qwen2.config.tiedHead, false);
   assert.ok(qwen2.params.has('layers.0.self_attn.k_proj.bias') && !qwen2.params.has('layers.0.self_attn.o_proj.bias'));
   const qwen3 = load('qwen3-qknorm');
-  assert.deepEqual([qwen3.config.headDim, qwen3.config.nEmbd / qwen3.config.nHead, qwen3.config.ropeTheta], [24, 16, 50000]);
+  const { headDim, nEmbd, nHead, ropeTheta } = qwen3.config;
+  assert.deepEqual([headDim, nEmbd / nHead, ropeTheta], [24, 16, 50000]);
   assert.deepEqual(qwen3.params.get('layers.1.self_attn.q_norm.weight')?.shape, [24]);
   const scaled = load('llama3-rope');
   assert.equal(scaled.config.ropeScaling?.originalMaxPositionEmbeddings, 32);
@@ -178,7 +179,8 @@ test('config.json: settings the forward does not compute are refused, naming the
 
 test('config.json: HF defaults and both forms of the rotary settings; other keys are kept for the save', () => {
   const plain = configFromHF(hfConfig({ bos_token_id: 1, eos_token_id: [2, 3], rope_scaling: null }), 'c.json').config;
-  assert.deepEqual([plain.ropeTheta, plain.ropeScaling, plain.layerNormEpsilon, plain.tiedHead, plain.headDim], [10000, undefined, 1e-6, false, 16]);
+  const read = [plain.ropeTheta, plain.ropeScaling, plain.layerNormEpsilon, plain.tiedHead, plain.headDim];
+  assert.deepEqual(read, [10000, undefined, 1e-6, false, 16]);
   assert.deepEqual(plain.hfExtra, { bos_token_id: 1, eos_token_id: [2, 3] });
   const v5 = configFromHF(hfConfig({ rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } }), 'c.json').config;
   assert.deepEqual([v5.ropeTheta, v5.ropeScaling], [5e5, { ropeType: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 }]);
