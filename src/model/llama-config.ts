@@ -51,15 +51,22 @@ function ropeSettings(json: Json): { field: string; settings: Json } | undefined
   return settings == null ? undefined : { field, settings: settings as Json };
 }
 
+/** The rope type and the key that names it (transformers' "rope_type", or the older "type"). */
+function ropeType(settings: Json): { typeKey: string; type: unknown } {
+  const typeKey = 'rope_type' in settings ? 'rope_type' : 'type';
+  return { typeKey, type: settings[typeKey] ?? 'default' };
+}
+
 /** What is wrong with the rotary settings, named by field, or undefined when ./rope.ts computes them. */
 function ropeProblem(json: Json): string | undefined {
   const rope = ropeSettings(json);
   if (!rope) return undefined;
   const { field, settings } = rope;
   if (typeof settings !== 'object' || Array.isArray(settings)) return `${field} must be an object or null`;
-  const typeKey = 'rope_type' in settings ? 'rope_type' : 'type';
-  const type = settings[typeKey] ?? 'default';
-  if (type !== 'default' && type !== 'llama3') return `${field}.${typeKey} ${JSON.stringify(type)} is not supported (supported: "default", "llama3")`;
+  const { typeKey, type } = ropeType(settings);
+  if (type !== 'default' && type !== 'llama3') {
+    return `${field}.${typeKey} ${JSON.stringify(type)} is not supported (supported: "default", "llama3")`;
+  }
   const partial = settings.partial_rotary_factor;
   if (partial !== undefined && partial !== 1) return `${field}.partial_rotary_factor ${JSON.stringify(partial)} is not supported`;
   if (type === 'default') return undefined;
@@ -78,15 +85,17 @@ function readRope(json: Json): { ropeTheta: number; ropeScaling?: Llama3RopeScal
   const rope = ropeSettings(json);
   const ropeTheta = (json.rope_parameters as Json | undefined)?.rope_theta ?? json.rope_theta;
   const s = rope?.settings;
-  if (!s || (s.rope_type ?? s.type ?? 'default') === 'default') return { ropeTheta: ropeTheta as number };
+  if (!s || ropeType(s).type === 'default') return { ropeTheta: ropeTheta as number };
   const values = Object.entries(LLAMA3_FIELDS).map(([ours, theirs]) => [ours, s[theirs]]);
   return { ropeTheta: ropeTheta as number, ropeScaling: { ropeType: 'llama3', ...Object.fromEntries(values) } };
 }
 
+/** transformers 4's form, which transformers 5 reads too. */
 function writeRope(cfg: ModelConfig): Json {
   const s = cfg.ropeScaling;
-  const scaling = s && { rope_type: 'llama3', ...Object.fromEntries(Object.entries(LLAMA3_FIELDS).map(([ours, theirs]) => [theirs, s[ours as keyof typeof LLAMA3_FIELDS]])) };
-  return { rope_theta: cfg.ropeTheta, rope_scaling: scaling ?? null };
+  const values = (scaling: Llama3RopeScaling) =>
+    Object.entries(LLAMA3_FIELDS).map(([ours, theirs]) => [theirs, scaling[ours as keyof typeof LLAMA3_FIELDS]]);
+  return { rope_theta: cfg.ropeTheta, rope_scaling: s ? { rope_type: 'llama3', ...Object.fromEntries(values(s)) } : null };
 }
 
 /** Every layer attends to the whole context: no sliding window, no layer of another kind. */
