@@ -1,8 +1,10 @@
 /**
- * GPT-2 SFT and KV-cache decoding, our engine against PyTorch (bench/reference/bench_torch.py),
- * on the same model: GPT-2 layout, 4 layers, d=256, 4 heads, context 128, vocab 50257.
+ * SFT and KV-cache decoding, our engine against PyTorch (bench/reference/bench_torch.py), on the
+ * same model: with --arch gpt2 (the default) GPT-2's layout, 4 layers, d=256, 4 heads, context 128,
+ * vocab 50257; with --arch llama SmolLM2-135M's shape (d=576, 9 query and 3 KV heads, MLP 1536,
+ * vocab 49152, tied head) with 4 of its 30 layers. --d, --heads and --vocab (0: the arch's) resize it.
  *
- *   npm run bench:sft -- [--layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --batch 8
+ *   npm run bench:sft -- [--arch gpt2|llama --layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --batch 8
  *                         --decode-batch 16 --prompt 16 --new-tokens 64 --warmup 2 --steps 5
  *                         --decode-steps 3 --rounds 3 --threads N --only train,decode,peak
  *                         --no-torch --python PATH --max-load 0 --wait 600 --profile --ort JSON]
@@ -33,7 +35,7 @@ import { Runtime, hostTensor } from '../src/engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
 import { adamw } from '../src/engine/optim';
 import { input } from '../src/engine/tensor';
-import { ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
+import { ConfigSize, ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
 import { initParams } from '../src/model/decoder';
 import { makeBatch } from '../src/data/batch';
 import { GREEDY, Generator } from '../src/train/generate';
@@ -44,13 +46,44 @@ import {
 } from './common';
 
 const DEFAULTS = {
-  layers: 4, d: 256, heads: 4, ctx: 128, vocab: 50257, batch: 8, 'decode-batch': 16, prompt: 16, 'new-tokens': 64,
+  arch: 'gpt2', layers: 4, d: 0, heads: 0, ctx: 128, vocab: 0, batch: 8, 'decode-batch': 16, prompt: 16, 'new-tokens': 64,
   warmup: 2, steps: 5, 'decode-steps': 3, rounds: 3, threads: os.availableParallelism(), seed: 0, 'max-load': 0, wait: 600,
   only: 'train,decode,peak', 'no-torch': false, python: '', profile: false, ort: '',
 };
 const USAGE = `flags: ${Object.keys(DEFAULTS).map((k) => `--${k}`).join(' ')}`;
 type Flags = typeof DEFAULTS;
 type Json = Record<string, unknown>;
+
+/** Each arch's model and its PyTorch cases; its goals (times PyTorch's speed) for training and decoding. */
+const ARCHS = {
+  gpt2: { base: resizeConfig(PRESETS.tiny, { nEmbd: 256, nHead: 4 }), sft: 'gpt2-sft', decode: 'decode', goals: { train: 1.25, decode: 2 } },
+  llama: { base: PRESETS['smollm2-135m'], sft: 'llama-sft', decode: 'llama-decode', goals: { train: 1.5, decode: 2 } },
+};
+
+function benchConfig(f: Flags): ModelConfig {
+  const arch = ARCHS[f.arch as keyof typeof ARCHS];
+  if (!arch) throw new Error(`--arch must be one of ${Object.keys(ARCHS).join(', ')}, got "${f.arch}"`);
+  const given = (v: number) => (v > 0 ? v : undefined);
+  const size: ConfigSize = { nLayer: f.layers, nPositions: f.ctx, nEmbd: given(f.d), nHead: given(f.heads) };
+  return resizeConfig(arch.base, { ...size, vocabSize: given(f.vocab) });
+}
+
+/** The model flags of bench_torch.py for `cfg`. */
+function torchModelFlags(cfg: ModelConfig): (string | number)[] {
+  const llama = cfg.modelType === 'llama'
+    ? ['--kv-heads', cfg.nKvHead, '--intermediate', cfg.intermediateSize!, '--rope-theta', cfg.ropeTheta!] : [];
+  return ['--d', cfg.nEmbd, '--heads', cfg.nHead, '--layers', cfg.nLayer, '--vocab', cfg.vocabSize, '--ctx', cfg.nPositions, ...llama];
+}
+
+/**
+ * Weights used in matmuls per token, as bench_torch.py counts them: per layer the attention
+ * projections and the MLP's, and the tied LM head (no embeddings, norms or biases).
+ */
+function matmulParams(cfg: ModelConfig): number {
+  const d = cfg.nEmbd, attn = 2 * d * cfg.nHead * cfg.headDim + 2 * d * cfg.nKvHead * cfg.headDim;
+  const mlp = cfg.modelType === 'gpt2' ? 8 * d * d : 3 * d * cfg.intermediateSize!;
+  return cfg.nLayer * (attn + mlp) + cfg.vocabSize * d;
+}
 
 /** A CPU runtime; with --ort or --profile, its sessions get those options. */
 async function runtimeFor(f: Flags, what: string) {
@@ -172,17 +205,16 @@ function printTable(rows: Row[], haveTorch: boolean) {
 async function main() {
   const f = parseFlags(process.argv.slice(2), DEFAULTS, USAGE);
   const only = new Set(f.only.split(','));
-  const size = { vocabSize: f.vocab, nLayer: f.layers, nEmbd: f.d, nHead: f.heads, nPositions: f.ctx };
-  const cfg = resizeConfig(PRESETS.tiny, size);
-  const config = { layers: f.layers, d: f.d, heads: f.heads, ctx: f.ctx, vocab: f.vocab, batch: f.batch, decode_batch: f['decode-batch'], prompt: f.prompt, new_tokens: f['new-tokens'], threads: f.threads };
+  const cfg = benchConfig(f), arch = ARCHS[f.arch as keyof typeof ARCHS];
+  const config = { arch: f.arch, layers: cfg.nLayer, d: cfg.nEmbd, heads: cfg.nHead, kv_heads: cfg.nKvHead, ctx: f.ctx, vocab: cfg.vocabSize, batch: f.batch, decode_batch: f['decode-batch'], prompt: f.prompt, new_tokens: f['new-tokens'], threads: f.threads };
   console.error(`SFT/decode bench, onnxruntime-node ${ortVersion}: ${JSON.stringify(config)}${f.ort ? `, session options ${f.ort}` : ''}`);
   const py = f['no-torch'] ? '' : findPython(f.python);
   if (!py) console.error(f['no-torch'] ? 'PyTorch reference skipped (--no-torch)' : 'PyTorch reference skipped: no python3 with torch found');
-  const model = ['--threads', f.threads, '--seed', f.seed, '--d', f.d, '--heads', f.heads, '--layers', f.layers, '--vocab', f.vocab, '--ctx', f.ctx];
+  const model = ['--threads', f.threads, '--seed', f.seed, ...torchModelFlags(cfg)];
   const torch = (bench: string) => (py ? (extra: (string | number)[]) => torchCase(py, bench, [...model, ...extra]) : undefined);
 
-  const t = only.has('train') ? await train(f, cfg, torch('gpt2-sft')) : undefined;
-  const d = only.has('decode') ? await decode(f, cfg, torch('decode')) : undefined;
+  const t = only.has('train') ? await train(f, cfg, torch(arch.sft)) : undefined;
+  const d = only.has('decode') ? await decode(f, cfg, torch(arch.decode)) : undefined;
   const pk = only.has('peak') ? await matmulPeak(f) : undefined;
   const pkTorch = pk && py ? torchCase(py, 'matmul-peak', ['--threads', f.threads]) : undefined;
   console.log(JSON.stringify({ bench: 'sft', engine: `onnxruntime-node ${ortVersion}`, config, train: t, decode: d, peak: pk, torch_peak: pkTorch }));
@@ -190,11 +222,10 @@ async function main() {
   // PyTorch's figures: the median over rounds of each round's median.
   const ref = (x: { ref: Json[] } | undefined, key: string) => (x?.ref.length ? median(x.ref.map((j) => Number(j[key]))) : undefined);
   const tokens = f.batch * f.ctx;
-  const nMatmul = 12 * f.layers * f.d ** 2 + f.vocab * f.d;
-  const flops = tokens * (6 * nMatmul + 12 * f.layers * f.ctx * f.d);
+  const flops = tokens * (6 * matmulParams(cfg) + 12 * cfg.nLayer * f.ctx * cfg.nHead * cfg.headDim);
   const rows: Row[] = [];
   if (t) {
-    rows.push({ what: 'SFT training', unit: 'tokens/s', ours: tokens / (t.ms / 1000), torch: ref(t, 'tokens_per_s'), goal: 1.25 });
+    rows.push({ what: 'SFT training', unit: 'tokens/s', ours: tokens / (t.ms / 1000), torch: ref(t, 'tokens_per_s'), goal: arch.goals.train });
     rows.push({ what: 'SFT step', unit: 'ms', ours: t.ms, torch: ref(t, 'ms_per_step'), lowerIsBetter: true });
     rows.push({ what: 'SFT matmul FLOPs', unit: 'GFLOP/s', ours: flops / t.ms / 1e6, torch: ref(t, 'gflops') });
   }
@@ -204,7 +235,7 @@ async function main() {
     rows.push({ what: 'SFT share of own MatMul peak', unit: '%', ours: (100 * flops / t.ms / 1e6) / pk.gflops, torch: tg && pkTorch ? (100 * tg) / Number(pkTorch.gflops) : undefined });
   }
   if (d) {
-    rows.push({ what: 'KV-cache decode', unit: 'tokens/s', ours: d.generated / (d.ms / 1000), torch: ref(d, 'tokens_per_s'), goal: 2 });
+    rows.push({ what: 'KV-cache decode', unit: 'tokens/s', ours: d.generated / (d.ms / 1000), torch: ref(d, 'tokens_per_s'), goal: arch.goals.decode });
     rows.push({ what: 'decode, per token step', unit: 'ms', ours: d.ms / f['new-tokens'], torch: ref(d, 'ms_per_token_step'), lowerIsBetter: true });
   }
   if (t) {
@@ -214,7 +245,7 @@ async function main() {
   }
   if (d) rows.push({ what: 'Generator.create (4 sessions)', unit: 'ms', ours: d.createMs });
   printTable(rows, Boolean(py));
-  if (t) console.log(`SFT: first losses ${t.losses.map((x) => x.toFixed(3)).join(' ')} (ln V = ${Math.log(f.vocab).toFixed(3)})`);
+  if (t) console.log(`SFT: first losses ${t.losses.map((x) => x.toFixed(3)).join(' ')} (ln V = ${Math.log(cfg.vocabSize).toFixed(3)})`);
   const loads = [t && `train ${t.loads.map((l) => l.toFixed(2)).join('/')}`, d && `decode ${d.loads.map((l) => l.toFixed(2)).join('/')}`].filter(Boolean);
   console.log(`medians over ${f.rounds} rounds; 1-minute load at the start of each round: ${loads.join(', ')}; now ${load1().toFixed(2)}`);
 }

@@ -2,7 +2,7 @@
 PyTorch speed reference for the RLHF Studio benches. Prints one JSON object
 per line on stdout.
 
-    python3 bench/reference/bench_torch.py --case mlp|block|gpt2-sft|decode|matmul-peak|all
+    python3 bench/reference/bench_torch.py --case mlp|block|gpt2-sft|decode|llama-sft|llama-decode|matmul-peak|all
                                            [--threads N] [--warmup N] [--steps N] [config flags]
 
 Every case runs --warmup untimed steps, then times --steps steps (or whole
@@ -25,8 +25,11 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from gpt2_torch import GPT2, Block, GPT2Config, init_weights, generate_greedy  # noqa: E402
+import llama_torch  # noqa: E402
 
-CASES = ["mlp", "block", "gpt2-sft", "decode", "matmul-peak"]
+CASES = ["mlp", "block", "gpt2-sft", "decode", "llama-sft", "llama-decode", "matmul-peak"]
+# SmolLM2-135M's shape, 4 of its 30 layers
+LLAMA = dict(d=576, heads=9, kv_heads=3, intermediate=1536, layers=4, vocab=49152, rope_theta=100000.0)
 
 DEFAULTS = {
     "mlp": dict(batch=256, n_in=512, hidden=2048, n_out=512, warmup=3, steps=10),
@@ -34,6 +37,8 @@ DEFAULTS = {
     "gpt2-sft": dict(batch=8, ctx=128, d=256, heads=4, layers=4, vocab=50257, warmup=2, steps=5),
     "decode": dict(batch=16, ctx=128, d=256, heads=4, layers=4, vocab=50257, prompt=16,
                    new_tokens=64, warmup=1, steps=3),
+    "llama-sft": dict(batch=8, ctx=128, **LLAMA, warmup=2, steps=5),
+    "llama-decode": dict(batch=16, ctx=128, **LLAMA, prompt=16, new_tokens=64, warmup=1, steps=3),
     "matmul-peak": dict(sizes="1024,2048,4096", warmup=2, steps=5),
 }
 
@@ -91,6 +96,23 @@ def gpt2_model(a):
     model = GPT2(cfg)
     init_weights(model, seed=a.seed)
     return model
+
+
+def llama_model(a):
+    """A Llama (tied head) of the flags' size, from llama_torch."""
+    cfg = llama_torch.Config(dict(
+        model_type="llama", vocab_size=a.vocab, hidden_size=a.d, intermediate_size=a.intermediate,
+        num_hidden_layers=a.layers, num_attention_heads=a.heads, num_key_value_heads=a.kv_heads,
+        max_position_embeddings=a.ctx, rms_norm_eps=1e-5, rope_theta=a.rope_theta, tie_word_embeddings=True))
+    model = llama_torch.LlamaLM(cfg)
+    llama_torch.init_weights(model, a.seed, 0.02)
+    return model
+
+
+def llama_matmul_params(a):
+    """Weights used in matmuls: per layer q, k, v, o and the three MLP projections; the tied LM head."""
+    hd = a.d // a.heads
+    return a.layers * (2 * a.d * a.heads * hd + 2 * a.d * a.kv_heads * hd + 3 * a.d * a.intermediate) + a.vocab * a.d
 
 
 # -----------------------------------------------------------------------------
@@ -153,6 +175,34 @@ def bench_decode(a):
            ms_per_token_step=round(sec / a.new_tokens * 1e3, 3))
 
 
+def bench_llama_sft(a):
+    model = llama_model(a).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    data = torch.randint(a.vocab, (a.batch, a.ctx + 1), generator=torch.Generator().manual_seed(a.seed))
+    x, y = data[:, :-1], data[:, 1:]
+
+    def loss_fn():
+        logits, _ = model(x)
+        return F.cross_entropy(logits.reshape(-1, a.vocab), y.reshape(-1))
+
+    sec, sec_min = time_it(train_step(opt, loss_fn), a.warmup, a.steps)
+    # as gpt2-sft: tokens * (6 N + 12 L T (heads * head_dim))
+    tokens, n_matmul = a.batch * a.ctx, llama_matmul_params(a)
+    flops = tokens * (6 * n_matmul + 12 * a.layers * a.ctx * a.d)
+    report("llama-sft", a, sec, sec_min, flops=flops, tokens=tokens, matmul_params=n_matmul)
+
+
+def bench_llama_decode(a):
+    if a.prompt + a.new_tokens > a.ctx:
+        raise SystemExit(f"--prompt + --new-tokens must fit in --ctx ({a.ctx})")
+    model = llama_model(a).eval()
+    prompt = torch.randint(a.vocab, (a.batch, a.prompt), generator=torch.Generator().manual_seed(a.seed))
+    run = lambda: llama_torch.generate_greedy(model, prompt, a.new_tokens)  # noqa: E731
+    sec, sec_min = time_it(run, a.warmup, a.steps)
+    report("llama-decode", a, sec, sec_min, tokens=a.batch * a.new_tokens,
+           ms_per_token_step=round(sec / a.new_tokens * 1e3, 3))
+
+
 def bench_matmul_peak(a):
     by_size, best = {}, None
     for n in [int(s) for s in str(a.sizes).split(",")]:
@@ -166,8 +216,8 @@ def bench_matmul_peak(a):
     report("matmul-peak", a, sec, sec_min, gflops=gflops, best_size=n, gflops_by_size=by_size)
 
 
-BENCHES = {"mlp": bench_mlp, "block": bench_block, "gpt2-sft": bench_gpt2_sft,
-           "decode": bench_decode, "matmul-peak": bench_matmul_peak}
+BENCHES = {"mlp": bench_mlp, "block": bench_block, "gpt2-sft": bench_gpt2_sft, "decode": bench_decode,
+           "llama-sft": bench_llama_sft, "llama-decode": bench_llama_decode, "matmul-peak": bench_matmul_peak}
 
 # -----------------------------------------------------------------------------
 
@@ -186,6 +236,9 @@ def parse_args():
     p.add_argument("--ctx", type=int, help="sequence length T (and n_positions)")
     p.add_argument("--d", type=int, help="n_embd")
     p.add_argument("--heads", type=int)
+    p.add_argument("--kv-heads", type=int, help="llama: key/value heads")
+    p.add_argument("--intermediate", type=int, help="llama: MLP width")
+    p.add_argument("--rope-theta", type=float, help="llama: rotary base")
     p.add_argument("--layers", type=int)
     p.add_argument("--vocab", type=int)
     p.add_argument("--prompt", type=int, help="decode prompt length")
@@ -207,7 +260,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     for case in CASES if args.case == "all" else [args.case]:
-        with torch.no_grad() if case in ("decode", "matmul-peak") else torch.enable_grad():
+        with torch.no_grad() if case in ("decode", "llama-decode", "matmul-peak") else torch.enable_grad():
             BENCHES[case](with_defaults(args, case))
 
 

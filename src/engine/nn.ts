@@ -4,7 +4,10 @@
  * ONNX ops, so every execution provider runs it (e.g. log-softmax is built from Softmax, ReduceMax
  * and Log rather than the LogSoftmax op).
  */
-import { abs, cast, exp, gatherElements, layerNormalization, log, matmul, max, maximum, mean, neg, reshape, sigmoid, softmax, sum, unsqueeze, withVjp } from './ops';
+import {
+  abs, cast, exp, gatherElements, layerNormalization, log, matmul, max, maximum, mean, neg, reciprocal, reshape,
+  sigmoid, softmax, sqrt, sum, unbroadcast, unsqueeze, withVjp,
+} from './ops';
 import { Tensor, ShapeError } from './tensor';
 
 /**
@@ -36,6 +39,25 @@ export function logSigmoid(x: Tensor): Tensor {
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias. */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
   return layerNormalization(x, weight, bias, eps);
+}
+
+/**
+ * RMSNorm over the last axis (HF's LlamaRMSNorm): n = x r with r = 1/sqrt(mean(x²) + eps), times
+ * weight. Its gradient is written out, from what the forward has: dx = r (gw - n mean(gw n)) with
+ * gw = g weight, and dweight = g n summed over the leading axes.
+ */
+export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  const r = reciprocal(sqrt(mean(x.mul(x), -1, true).add(eps)));
+  const n = x.mul(r);
+  return withVjp(n.mul(weight), [x, weight], (g) => {
+    const gw = g.mul(weight);
+    return [gw.sub(n.mul(mean(gw.mul(n), -1, true))).mul(r), unbroadcast(g.mul(n), weight)];
+  });
+}
+
+/** SiLU (swish): x σ(x). */
+export function silu(x: Tensor): Tensor {
+  return x.mul(sigmoid(x));
 }
 
 /**

@@ -110,7 +110,7 @@ export function zerosLike(x: Tensor): Tensor {
 
 // ---------------------------------------------------------------- elementwise, one input
 
-function unary(op: string, vjp?: Vjp) {
+export function unary(op: string, vjp?: Vjp) {
   if (vjp) vjps.set(op, vjp);
   return (x: Tensor): Tensor => node(op, [x], x.dtype, x.shape);
 }

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import { decodeUtf8 } from '../data/jsonl';
 import { hubSpecOf, parseHubSpec } from '../hub/spec';
+import { PRESET_NAMES, isPresetName } from '../model/preset-names';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
 
@@ -127,7 +128,7 @@ export const experimentSchema = z
     $schema: z.string().optional(),
     name: z.string().min(1).default('experiment'),
     seed: z.number().int().min(0).default(42),
-    model: z.string().min(1).default('tiny').describe('A preset (tiny, gpt2, gpt2-medium), a checkpoint directory, or a Hugging Face Hub repo id ("org/name" or "org/name@revision").'),
+    model: z.string().min(1).default('tiny').describe(`A preset (${PRESET_NAMES.join(', ')}), a checkpoint directory, or a Hugging Face Hub repo id ("org/name" or "org/name@revision").`),
     model_revision: z.string().min(1).optional().describe('The Hub revision (branch, tag or commit) of "model" when it is a Hub repo id (default: main).'),
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
     torch_dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto')
@@ -221,7 +222,7 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
  */
 function resolvePaths(exp: Experiment, dir: string): void {
   const resolve = (p: string) => path.resolve(dir, p);
-  const resolveModel = (m: string) => (/^(tiny|gpt2|gpt2-medium)$/.test(m) || hubSpecOf(m, resolve(m)) ? m : resolve(m));
+  const resolveModel = (m: string) => (isPresetName(m) || hubSpecOf(m, resolve(m)) ? m : resolve(m));
   if (exp.sft) exp.sft.data = resolve(exp.sft.data);
   if (exp.comparisons) {
     const c = exp.comparisons;

@@ -8,6 +8,7 @@
 import type { Tensor } from '../engine/tensor';
 import type { Head, ModelConfig } from './config';
 import { gpt2 } from './gpt2';
+import { llama, qwen2, qwen3 } from './llama';
 import type { Tokenizer } from './tokenizer';
 
 export type Params = Record<string, Tensor>;
@@ -53,8 +54,12 @@ export interface HFConfigFormat {
   lmAliases: string[];
   /** Hugging Face's own defaults, for keys a config.json leaves out. */
   defaults: Record<string, unknown>;
-  /** Settings that change the math in ways the forward does not implement: key → accepted values. */
-  unsupported: Record<string, (value: unknown, json: Record<string, unknown>) => boolean>;
+  /**
+   * Settings that change the math in ways the forward does not implement: key → whether its value
+   * is accepted (true), refused as "key = value is not supported" (false), or refused with a message
+   * that names the field.
+   */
+  unsupported: Record<string, (value: unknown, json: Record<string, unknown>) => boolean | string>;
   /** Keys read() and write() handle; every other key is carried in hfExtra. */
   ownKeys: string[];
   /** The config's sizes from a config.json with the defaults filled in. */
@@ -88,7 +93,7 @@ export interface Architecture {
   tokenizer(): Tokenizer;
 }
 
-const REGISTRY = new Map<string, Architecture>([[gpt2.modelType, gpt2]]);
+const REGISTRY = new Map<string, Architecture>([gpt2, llama, qwen2, qwen3].map((arch) => [arch.modelType, arch]));
 
 /** Adds a family; its model_type must be new. */
 export function registerArchitecture(arch: Architecture): void {

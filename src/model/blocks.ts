@@ -1,11 +1,12 @@
 /**
  * The pieces decoder-only transformers are built from, each with the parameters it reads declared
  * beside it under the module name it is given (HF's names: "h.0.ln_1" → h.0.ln_1.weight and .bias).
- * An architecture (./gpt2.ts) lists its modules' parameters and runs the same modules forward.
+ * An architecture (./gpt2.ts, ./llama.ts) lists its modules' parameters and runs the same modules forward.
  */
-import { concat, expand, gather, layerNormalization, matmul, softmax, transpose, unsqueeze } from '../engine/ops';
-import { gelu, linear } from '../engine/nn';
-import { Tensor } from '../engine/tensor';
+import { cast, concat, expand, gather, layerNormalization, matmul, neg, slice, softmax, transpose, unsqueeze } from '../engine/ops';
+import { cos, sin } from '../engine/ops-trig';
+import { gelu, linear as affine, rmsNorm as rmsNormalize, silu } from '../engine/nn';
+import { Tensor, constant } from '../engine/tensor';
 import type { KV, ParamSpec, Params } from './architecture';
 
 /** The standard deviation of weights drawn at initialisation (HF's initializer_range). */
@@ -38,6 +39,17 @@ export function conv1dParams(name: string, nIn: number, nOut: number, std = INIT
   ];
 }
 
+/** RMSNorm's scale (ones). */
+export function rmsNormParams(name: string, d: number): ParamSpec[] {
+  return [{ name: `${name}.weight`, shape: [d], init: 'ones' }];
+}
+
+/** A torch.nn.Linear, its weight stored [out, in] and drawn from N(0, INIT_STD), its bias (if any) zeros. */
+export function linearParams(name: string, nIn: number, nOut: number, bias: boolean): ParamSpec[] {
+  const weight: ParamSpec = { name: `${name}.weight`, shape: [nOut, nIn], init: { normal: INIT_STD } };
+  return bias ? [weight, { name: `${name}.bias`, shape: [nOut], init: 'zeros' }] : [weight];
+}
+
 // ---------------------------------------------------------------- forward
 
 /** Rows of the table `name` for each id. */
@@ -49,14 +61,54 @@ export function layerNorm(x: Tensor, p: Params, name: string, eps: number): Tens
   return layerNormalization(x, p[`${name}.weight`], p[`${name}.bias`], eps);
 }
 
+export function rmsNorm(x: Tensor, p: Params, name: string, eps: number): Tensor {
+  return rmsNormalize(x, p[`${name}.weight`], eps);
+}
+
 /** x @ weight + bias, weight stored [in, out]. */
 export function conv1d(x: Tensor, p: Params, name: string): Tensor {
-  return linear(x, p[`${name}.weight`], p[`${name}.bias`]);
+  return affine(x, p[`${name}.weight`], p[`${name}.bias`]);
+}
+
+/** x @ weightᵀ (+ bias, when the module has one), weight stored [out, in] (torch.nn.Linear). */
+export function linear(x: Tensor, p: Params, name: string): Tensor {
+  return affine(x, transpose(p[`${name}.weight`], [1, 0]), p[`${name}.bias`]);
 }
 
 /** The GELU (tanh) feed-forward: `proj`(gelu(`fc`(x))). */
 export function geluMlp(x: Tensor, p: Params, fc: string, proj: string): Tensor {
   return conv1d(gelu(conv1d(x, p, fc)), p, proj);
+}
+
+/** The SwiGLU feed-forward of Llama's MLP: down_proj(silu(gate_proj(x)) · up_proj(x)). */
+export function swigluMlp(x: Tensor, p: Params, name: string): Tensor {
+  const hidden = silu(linear(x, p, `${name}.gate_proj`)).mul(linear(x, p, `${name}.up_proj`));
+  return linear(hidden, p, `${name}.down_proj`);
+}
+
+/** cos and sin of each position's rotary angles, [B, 1, T, headDim], to rotate queries and keys with. */
+export interface Rotary {
+  cos: Tensor;
+  /** With its first half negated: the minus of rotate_half. */
+  sin: Tensor;
+}
+
+/**
+ * The rotary embedding of positions [B, T] (int) as HF's: angles position · inv_freq in float32,
+ * the same angles in both halves of a head (cat(freqs, freqs)).
+ */
+export function rotaryEmbedding(positions: Tensor, invFreq: Float32Array): Rotary {
+  const angles = unsqueeze(cast(positions, 'float32'), -1).mul(constant(invFreq, 'float32')); // [B, T, hd/2]
+  const c = cos(angles), s = sin(angles);
+  const perHead = (halves: Tensor[]) => unsqueeze(concat(halves, -1), 1);
+  return { cos: perHead([c, c]), sin: perHead([neg(s), s]) };
+}
+
+/** x [B, H, T, hd] rotated: x cos + rotate_half(x) sin, where rotate_half(x) = [-x2, x1] for halves x1, x2. */
+export function applyRotary(x: Tensor, rotary: Rotary): Tensor {
+  const half = (x.shape[3] as number) / 2;
+  const swapped = concat([slice(x, 3, half), slice(x, 3, 0, half)], 3); // [x2, x1]; the minus is in rotary.sin
+  return x.mul(rotary.cos).add(swapped.mul(rotary.sin));
 }
 
 /** x [B, T, n·headDim] as n heads, [B, n, T, headDim]. */

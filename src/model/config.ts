@@ -4,7 +4,10 @@
  * checkpoints open in PyTorch and checkpoints from the Hub open here.
  */
 import { HFConfigFormat, architecture, architectureOf } from './architecture';
+import { PresetName, isPresetName } from './preset-names';
 import { isPlainObject } from '../util/objects';
+
+export type { PresetName } from './preset-names';
 
 export interface ModelConfig {
   /** Hugging Face's model_type: the architecture (./architecture.ts) that computes the model. */
@@ -24,14 +27,36 @@ export interface ModelConfig {
   layerNormEpsilon: number;
   /** The LM head reuses the token embedding; otherwise it has its own lm_head.weight. */
   tiedHead: boolean;
+  /** Width of the gated MLP (intermediate_size); families with a 4·nEmbd MLP leave it out. */
+  intermediateSize?: number;
+  /** Base of the rotary embedding's frequencies (rope_theta); families without rotary embeddings leave it out. */
+  ropeTheta?: number;
+  /** Llama 3's stretching of the rotary frequencies (rope_scaling with rope_type "llama3"); absent: none. */
+  ropeScaling?: Llama3RopeScaling;
+  /** The q, k, v and output projections have biases (attention_bias). */
+  attentionBias?: boolean;
+  /** The MLP's projections have biases (mlp_bias). */
+  mlpBias?: boolean;
   /** Keys of an imported config.json that we do not use, written back unchanged on save. */
   hfExtra?: Record<string, unknown>;
+}
+
+/** rope_scaling of rope_type "llama3", as transformers' _compute_llama3_parameters reads it. */
+export interface Llama3RopeScaling {
+  ropeType: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
 }
 
 /** What sits on top of the transformer: the LM head, or a scalar score (reward and value models). */
 export type Head = 'lm' | 'score';
 
 const gpt2Base = { modelType: 'gpt2', vocabSize: 50257, nPositions: 1024, layerNormEpsilon: 1e-5, tiedHead: true };
+const llamaBase = { modelType: 'llama', layerNormEpsilon: 1e-5, tiedHead: true, attentionBias: false, mlpBias: false };
+const qwen2Base = { modelType: 'qwen2', vocabSize: 151936, layerNormEpsilon: 1e-6, tiedHead: true, ropeTheta: 1e6 };
+const qwen3Base = { ...qwen2Base, modelType: 'qwen3', attentionBias: false };
 
 export const PRESETS = {
   /** Small enough to train on a CPU in CI. */
@@ -40,25 +65,57 @@ export const PRESETS = {
   gpt2: { ...gpt2Base, nEmbd: 768, nLayer: 12, nHead: 12, nKvHead: 12, headDim: 64 },
   /** 355M parameters. */
   'gpt2-medium': { ...gpt2Base, nEmbd: 1024, nLayer: 24, nHead: 16, nKvHead: 16, headDim: 64 },
-} satisfies Record<string, ModelConfig>;
-
-export type PresetName = keyof typeof PRESETS;
+  /** A Llama small enough to train on a CPU in CI, with grouped-query attention; GPT-2's vocabulary. */
+  'tiny-llama': {
+    ...llamaBase, vocabSize: 50257, nPositions: 256, nEmbd: 128, nLayer: 2, nHead: 4, nKvHead: 2, headDim: 32,
+    intermediateSize: 352, ropeTheta: 10000,
+  },
+  /** The shape of HuggingFaceTB/SmolLM2-135M. */
+  'smollm2-135m': {
+    ...llamaBase, vocabSize: 49152, nPositions: 8192, nEmbd: 576, nLayer: 30, nHead: 9, nKvHead: 3, headDim: 64,
+    intermediateSize: 1536, ropeTheta: 100000,
+  },
+  /** The shape of HuggingFaceTB/SmolLM2-360M. */
+  'smollm2-360m': {
+    ...llamaBase, vocabSize: 49152, nPositions: 8192, nEmbd: 960, nLayer: 32, nHead: 15, nKvHead: 5, headDim: 64,
+    intermediateSize: 2560, ropeTheta: 100000,
+  },
+  /** The shape of Qwen/Qwen2.5-0.5B. */
+  'qwen2.5-0.5b': {
+    ...qwen2Base, nPositions: 32768, nEmbd: 896, nLayer: 24, nHead: 14, nKvHead: 2, headDim: 64, intermediateSize: 4864,
+  },
+  /** The shape of Qwen/Qwen3-0.6B: heads 128 wide, wider than nEmbd / nHead. */
+  'qwen3-0.6b': {
+    ...qwen3Base, nPositions: 40960, nEmbd: 1024, nLayer: 28, nHead: 16, nKvHead: 8, headDim: 128,
+    intermediateSize: 3072,
+  },
+  /** The shape of meta-llama/Llama-3.2-1B, with its llama3 rotary scaling. */
+  'llama-3.2-1b': {
+    ...llamaBase, vocabSize: 128256, nPositions: 131072, nEmbd: 2048, nLayer: 16, nHead: 32, nKvHead: 8, headDim: 64,
+    intermediateSize: 8192, ropeTheta: 500000,
+    ropeScaling: { ropeType: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+  },
+} satisfies Record<PresetName, ModelConfig>;
 
 export function presetConfig(name: string): ModelConfig {
-  if (!Object.hasOwn(PRESETS, name)) {
+  if (!isPresetName(name)) {
     throw new Error(`unknown model preset "${name}" (known: ${Object.keys(PRESETS).join(', ')})`);
   }
-  return { ...PRESETS[name as PresetName] };
+  return { ...PRESETS[name] };
 }
 
 /** Sizes that can replace a config's own (an experiment's model_size, a benchmark's flags). */
 export type ConfigSize = Partial<Pick<ModelConfig, 'vocabSize' | 'nPositions' | 'nEmbd' | 'nLayer' | 'nHead'>>;
 
-/** `base` at another size: heads nEmbd / nHead wide, with as many query heads per KV head as `base`. */
+/**
+ * `base` at another size, with as many query heads per KV head as `base`; heads nEmbd / nHead wide
+ * when either of those is given, else as wide as `base`'s.
+ */
 export function resizeConfig(base: ModelConfig, size: ConfigSize): ModelConfig {
-  const given = Object.fromEntries(Object.entries(size).filter(([, v]) => v !== undefined));
+  const given: ConfigSize = Object.fromEntries(Object.entries(size).filter(([, v]) => v !== undefined));
   const config = { ...base, ...given };
-  return { ...config, headDim: config.nEmbd / config.nHead, nKvHead: config.nHead / (base.nHead / base.nKvHead) };
+  const headDim = given.nEmbd !== undefined || given.nHead !== undefined ? config.nEmbd / config.nHead : base.headDim;
+  return { ...config, headDim, nKvHead: config.nHead / (base.nHead / base.nKvHead) };
 }
 
 /** Checks a config; the architecture's own rules come before the shared ones on heads. Errors start with `where`. */
@@ -119,7 +176,8 @@ export function configFromHF(json: unknown, file: string): { config: ModelConfig
   if (!isPlainObject(json)) throw new Error(`${file}: must be a JSON object`);
   const { hf } = architecture(json.model_type, file);
   for (const [key, accepts] of Object.entries(hf.unsupported)) {
-    if (!accepts(json[key], json)) throw new Error(`${file}: ${key} = ${JSON.stringify(json[key])} is not supported`);
+    const verdict = accepts(json[key], json);
+    if (verdict !== true) throw new Error(`${file}: ${verdict || `${key} = ${JSON.stringify(json[key])} is not supported`}`);
   }
   const head = headFromArchitectures(json.architectures, hf, file);
   if (head === 'score' && json.num_labels !== undefined && json.num_labels !== 1) {

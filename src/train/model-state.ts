@@ -6,7 +6,7 @@ import { State } from '../engine/step';
 import {
   CheckpointContents, loadCheckpoint, LoadedCheckpoint, NoCheckpointError, OptimizerState, TrainerState,
 } from '../model/checkpoint';
-import { Head, ModelConfig, PRESETS, presetConfig, resizeConfig, validateConfig } from '../model/config';
+import { Head, ModelConfig, PRESETS, checkVocabSize, presetConfig, resizeConfig, validateConfig } from '../model/config';
 import { initParams, paramShapes, tokenizerFor } from '../model/decoder';
 import { folderTokenizer } from '../model/hf-tokenizer';
 import { FloatDType, NamedTensor } from '../model/safetensors';
@@ -52,6 +52,7 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
     nPositions: size.n_positions,
   });
   validateConfig(config, `model "${spec}"`);
+  checkVocabSize(config, tokenizerFor(config), `model "${spec}"`);
   checkWeightsFit(Object.keys(size).length > 0 ? 'model_size' : `model "${spec}"`, config);
   return { config, head: 'lm', params: initParams(config, new Rng(seed)), tokenizer: tokenizerFor(config), dtype: 'float32' };
 }

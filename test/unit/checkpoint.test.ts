@@ -143,7 +143,7 @@ test('a failed safetensors write leaves the previous file untouched', () => {
 
 test('config presets, validation and config.json round trip', () => {
   assert.equal(presetConfig('gpt2-medium').nEmbd, 1024);
-  assert.throws(() => presetConfig('gpt5'), /unknown model preset "gpt5" \(known: tiny, gpt2, gpt2-medium\)/);
+  assert.throws(() => presetConfig('gpt5'), /unknown model preset "gpt5" \(known: tiny, gpt2, gpt2-medium, tiny-llama, smollm2-135m, /);
   const params = (c: ModelConfig) => [...paramShapes(c).values()].reduce((n, s) => n + numel(s), 0);
   assert.equal(params(presetConfig('gpt2')), 124439808);
   assert.equal(params(presetConfig('gpt2-medium')), 354823168);
@@ -153,7 +153,7 @@ test('config presets, validation and config.json round trip', () => {
   assert.deepEqual(hf.architectures, ['GPT2ForSequenceClassification']);
   assert.deepEqual(configFromHF(hf, 'c.json'), { config: { ...MINI, hfExtra: { bos_token_id: 0, n_inner: null } }, head: 'score' });
   assert.throws(() => configFromHF({ ...hf, n_head: 3 }, 'c.json'), /c\.json: nEmbd \(8\) must be divisible by nHead \(3\)/);
-  assert.throws(() => configFromHF({ ...hf, model_type: 'llama' }, 'c.json'), /c\.json: model_type "llama" is not supported/);
+  assert.throws(() => configFromHF({ ...hf, model_type: 'mistral' }, 'c.json'), /c\.json: model_type "mistral" is not supported/);
   assert.throws(() => configFromHF({ ...hf, activation_function: 'relu' }, 'c.json'), /c\.json: activation_function = "relu" is not supported/);
 });
 

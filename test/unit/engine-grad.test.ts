@@ -4,6 +4,7 @@ import { grad } from '../../src/engine/autodiff';
 import { CheckInput, gradCheck } from '../../src/engine/gradcheck';
 import * as nn from '../../src/engine/nn';
 import * as ops from '../../src/engine/ops';
+import * as trig from '../../src/engine/ops-trig';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { Tensor, input } from '../../src/engine/tensor';
@@ -39,7 +40,7 @@ function checkInputs(ins: In[]): CheckInput[] {
 const unary: Row[] = ([
   ['Neg', ops.neg, nrm], ['Exp', ops.exp, nrm], ['Log', ops.log, pos], ['Sqrt', ops.sqrt, pos],
   ['Reciprocal', ops.reciprocal, far], ['Tanh', ops.tanh, nrm], ['Sigmoid', ops.sigmoid, nrm],
-  ['Abs', ops.abs, far], ['Relu', ops.relu, far],
+  ['Abs', ops.abs, far], ['Relu', ops.relu, far], ['Sin', trig.sin, nrm], ['Cos', trig.cos, nrm],
 ] as const).map(([name, f, g]): Row => [name, f, [[[2, 3], g]]]);
 
 // Every binary op over shapes that broadcast in different ways, both orders, and with a number on either side.
@@ -120,6 +121,8 @@ const rows: Row[] = [
   ['softplus (large and small |x|)', nn.softplus, [[[2, 3], vals(-30, -2.5, -0.3, 0.4, 3, 25)]]],
   ['logSigmoid', nn.logSigmoid, [[[2, 3], far]]],
   ['layerNorm', (x, g, b) => nn.layerNorm(x, g, b), [x234, [[4]], [[4]]]],
+  ['rmsNorm', (x, w) => nn.rmsNorm(x, w, 1e-5), [x234, [[4]]]],
+  ['rmsNorm, weight broadcast over heads', (x, w) => nn.rmsNorm(x, w, 1e-2), [[[2, 3, 2, 4]], [[4]]]],
   ['gelu', nn.gelu, [[[2, 3], vals(-3, -1, -0.2, 0.3, 1.2, 2.5)]]],
   ['linear with bias', nn.linear, [x234, [[4, 5]], [[5]]]],
   ['linear without bias', (x, w) => nn.linear(x, w), [[[3, 4]], [[4, 2]]]],
@@ -149,18 +152,25 @@ async function run(outputs: Record<string, Tensor>, feeds: Record<string, [numbe
   return Object.fromEntries(Object.keys(outputs).map((k) => [k, Array.from(res[k].data as Float64Array)]));
 }
 
-test('Erf (onnxruntime has no float64 Erf on CPU): float32 gradient matches central differences', async () => {
-  const x = input('x', 'float32', [8]);
-  const [g] = grad(ops.sum(ops.erf(x)), [x]);
-  const at = Float32Array.from([-1.5, -1, -0.6, -0.2, 0.1, 0.5, 0.9, 1.4]);
-  const h = 1e-2, up = at.map((v) => v + h), down = at.map((v) => v - h);
-  const analytic = (await run({ g }, { x: [[8], at] })).g;
-  const [yUp, yDown] = [(await run({ y: ops.erf(x) }, { x: [[8], up] })).y, (await run({ y: ops.erf(x) }, { x: [[8], down] })).y];
-  at.forEach((_, i) => {
-    const numeric = (yUp[i] - yDown[i]) / (up[i] - down[i]);
-    assert.ok(Math.abs(analytic[i] - numeric) <= 1e-3 * Math.abs(numeric), `x=${at[i]}: ${analytic[i]} vs ${numeric}`);
+// Elementwise functions onnxruntime runs only in float32 on CPU, checked in float32 with a wider step.
+const float32Only: [string, (x: Tensor) => Tensor][] = [
+  ['Erf (onnxruntime has no float64 Erf on CPU)', ops.erf],
+  ['silu (onnxruntime fuses x σ(x) into QuickGelu, which has no float64 kernel)', nn.silu],
+];
+for (const [name, f] of float32Only) {
+  test(`${name}: float32 gradient matches central differences`, async () => {
+    const x = input('x', 'float32', [8]);
+    const [g] = grad(ops.sum(f(x)), [x]);
+    const at = Float32Array.from([-1.5, -1, -0.6, -0.2, 0.1, 0.5, 0.9, 1.4]);
+    const h = 1e-2, up = at.map((v) => v + h), down = at.map((v) => v - h);
+    const analytic = (await run({ g }, { x: [[8], at] })).g;
+    const [yUp, yDown] = [(await run({ y: f(x) }, { x: [[8], up] })).y, (await run({ y: f(x) }, { x: [[8], down] })).y];
+    at.forEach((_, i) => {
+      const numeric = (yUp[i] - yDown[i]) / (up[i] - down[i]);
+      assert.ok(Math.abs(analytic[i] - numeric) <= 1e-3 * Math.abs(numeric), `x=${at[i]}: ${analytic[i]} vs ${numeric}`);
+    });
   });
-});
+}
 
 // At kinks and ties the gradient follows a fixed convention: [name, f, x, expected d(sum f)/dx].
 const kinks: [string, (x: Tensor) => Tensor, number[], number[]][] = [

@@ -43,7 +43,7 @@ test('loading: a model whose vocab_size is smaller than the tokenizer\'s is refu
 test('loading: a model name that is neither a preset nor a folder lists the presets', () => {
   const missing = path.join(scratch, 'gpt3');
   assert.throws(() => loadModel(missing, 0), (e: Error) =>
-    e.message === `model "${missing}" is neither a preset (tiny, gpt2, gpt2-medium) nor a checkpoint folder`);
+    e.message === `model "${missing}" is neither a preset (tiny, gpt2, gpt2-medium, tiny-llama, smollm2-135m, smollm2-360m, qwen2.5-0.5b, qwen3-0.6b, llama-3.2-1b) nor a checkpoint folder`);
 });
 
 test('loading: a model path that is a file says so', () => {

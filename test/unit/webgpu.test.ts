@@ -305,22 +305,25 @@ test('GPT-2-style step (embeddings, symbolic sizes) on WebGPU with CPU fallback 
   }
 });
 
-test('the real SFT step and generation graphs load on WebGPU with CPU fallback disabled', async (t) => {
-  if (!gpu) return t.skip(unavailable);
-  const cfg = resizeConfig(presetConfig('tiny'), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 });
-  const sft = sftLossGraph(cfg);
-  const models = [
-    gptStep().model,
-    buildTrainGraph({ loss: sft.loss, params: sft.params, optimizer: adamw(), maxGradNorm: 1, metrics: { mean_token_accuracy: sft.accuracy } }).model,
-    toOnnx({ loss: sft.loss, mean_token_accuracy: sft.accuracy }),
-  ];
-  for (const model of models) await (await gpu.load(model)).release();
-  // Generation: prefill and KV-cache decode graphs, loaded strictly inside Generator.create.
-  const state = new State(gpu);
-  const generator = await Generator.create(gpu, cfg, state, 0);
-  await generator.release();
-  await state.release();
-});
+for (const preset of ['tiny', 'tiny-llama']) {
+  test(`the real SFT step and generation graphs of ${preset} load on WebGPU with CPU fallback disabled`, async (t) => {
+    if (!gpu) return t.skip(unavailable);
+    const cfg = resizeConfig(presetConfig(preset), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 });
+    const sft = sftLossGraph(cfg);
+    const metrics = { mean_token_accuracy: sft.accuracy };
+    const models = [
+      gptStep().model,
+      buildTrainGraph({ loss: sft.loss, params: sft.params, optimizer: adamw(), maxGradNorm: 1, metrics }).model,
+      toOnnx({ loss: sft.loss, mean_token_accuracy: sft.accuracy }),
+    ];
+    for (const model of models) await (await gpu.load(model)).release();
+    // Generation: prefill and KV-cache decode graphs, loaded strictly inside Generator.create.
+    const state = new State(gpu);
+    const generator = await Generator.create(gpu, cfg, state, 0);
+    await generator.release();
+    await state.release();
+  });
+}
 
 test('the reward-model step, eval and scoring graphs load on WebGPU with CPU fallback disabled', async (t) => {
   if (!gpu) return t.skip(unavailable);
