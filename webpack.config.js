@@ -23,13 +23,16 @@ class ExternalRequireResolvePlugin {
     compiler.hooks.normalModuleFactory.tap('ExternalRequireResolve', (factory) => {
       /** @param {any} parser */
       const handler = (parser) =>
-        parser.hooks.call.for('require.resolve').tap({ name: 'ExternalRequireResolve', stage: -10 }, (/** @type {any} */ expr) => {
-          const [arg] = expr.arguments;
-          if (expr.arguments.length !== 1 || arg.type !== 'Literal' || !EXTERNALS.includes(arg.value)) return undefined;
-          const dep = new ConstDependency(`require.resolve(${JSON.stringify(arg.value)})`, expr.range);
-          parser.state.module.addPresentationalDependency(dep);
-          return true;
-        });
+        parser.hooks.call
+          .for('require.resolve')
+          .tap({ name: 'ExternalRequireResolve', stage: -10 }, (/** @type {any} */ expr) => {
+            const [arg] = expr.arguments;
+            if (expr.arguments.length !== 1 || arg.type !== 'Literal' || !EXTERNALS.includes(arg.value))
+              return undefined;
+            const dep = new ConstDependency(`require.resolve(${JSON.stringify(arg.value)})`, expr.range);
+            parser.state.module.addPresentationalDependency(dep);
+            return true;
+          });
       factory.hooks.parser.for('javascript/auto').tap('ExternalRequireResolve', handler);
       factory.hooks.parser.for('javascript/dynamic').tap('ExternalRequireResolve', handler);
     });
@@ -49,7 +52,16 @@ function nodeBundle(name, entry, options = {}) {
     entry: { [name]: entry },
     output: { path: path.resolve(__dirname, 'dist'), filename: '[name].js', library: { type: 'commonjs2' } },
     resolve: { extensions: ['.ts', '.js'] },
-    module: { rules: [{ test: /\.ts$/, exclude: /node_modules/, loader: 'esbuild-loader', options: { target: 'node20', format: options.format } }] },
+    module: {
+      rules: [
+        {
+          test: /\.ts$/,
+          exclude: /node_modules/,
+          loader: 'esbuild-loader',
+          options: { target: 'node20', format: options.format },
+        },
+      ],
+    },
     externals: Object.fromEntries(EXTERNALS.map((name) => [name, `commonjs ${name}`])),
     // Keep Node's own __dirname: code finds the package's media/ folder from the bundle's location.
     node: { __dirname: false, __filename: false },
@@ -81,7 +93,9 @@ function webviewBundles() {
     entry: Object.fromEntries(WEBVIEWS.map((name) => [name, `./webview-ui/${name}/main.ts`])),
     output: { path: path.resolve(__dirname, 'dist', 'webview'), filename: '[name].js' },
     resolve: { extensions: ['.ts', '.js'] },
-    module: { rules: [{ test: /\.ts$/, exclude: /node_modules/, loader: 'esbuild-loader', options: { target: 'es2022' } }] },
+    module: {
+      rules: [{ test: /\.ts$/, exclude: /node_modules/, loader: 'esbuild-loader', options: { target: 'es2022' } }],
+    },
     devtool: 'source-map',
     infrastructureLogging: { level: 'warn' },
     performance: { hints: false },

@@ -19,29 +19,51 @@ const flag = (name: string, fallback: number) => {
 };
 const POINTS = flag('points', 100_000);
 const APPENDS = flag('appends', 100);
-const METRICS = ['objective/scores', 'objective/rlhf_reward', 'objective/kl', 'objective/entropy', 'loss/policy_avg', 'loss/value_avg', 'policy/clipfrac_avg', 'policy/approxkl_avg', 'val/ratio', 'val/ratio_var', 'tokens_per_second', 'episode', 'lr'];
+const METRICS = [
+  'objective/scores',
+  'objective/rlhf_reward',
+  'objective/kl',
+  'objective/entropy',
+  'loss/policy_avg',
+  'loss/value_avg',
+  'policy/clipfrac_avg',
+  'policy/approxkl_avg',
+  'val/ratio',
+  'val/ratio_var',
+  'tokens_per_second',
+  'episode',
+  'lr',
+];
 
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+const percentile = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 function row(step: number): Record<string, number> {
-  return Object.fromEntries(METRICS.map((m, i) => [m, m === 'episode' ? step * 8 : Math.sin(step / (50 + i)) + Math.random() * 0.1]));
+  return Object.fromEntries(
+    METRICS.map((m, i) => [m, m === 'episode' ? step * 8 : Math.sin(step / (50 + i)) + Math.random() * 0.1]),
+  );
 }
 
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'charts-bench-'));
   const lines: string[] = [];
-  for (let step = 1; step <= POINTS; step++) lines.push(JSON.stringify({ stage: 'ppo', step, time: 1.7e9 + step, ...row(step) }));
+  for (let step = 1; step <= POINTS; step++)
+    lines.push(JSON.stringify({ stage: 'ppo', step, time: 1.7e9 + step, ...row(step) }));
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
 
   let started = performance.now();
   const buffer = RunBuffer.fromFolder(dir);
-  console.log(`host: metrics.jsonl of ${POINTS} rows × ${METRICS.length} metrics read into the buffer in ${ms(performance.now() - started)}`);
+  console.log(
+    `host: metrics.jsonl of ${POINTS} rows × ${METRICS.length} metrics read into the buffer in ${ms(performance.now() - started)}`,
+  );
   started = performance.now();
   const full = buffer.points(0);
   structuredClone(full); // what postMessage does with it
   const bytes = [full.steps, full.times, ...Object.values(full.values)].reduce((n, c) => n + c.byteLength, 0);
-  console.log(`host: full-buffer message built and copied in ${ms(performance.now() - started)} (${(bytes / 1e6).toFixed(1)} MB of Float64Array columns)`);
+  console.log(
+    `host: full-buffer message built and copied in ${ms(performance.now() - started)} (${(bytes / 1e6).toFixed(1)} MB of Float64Array columns)`,
+  );
   fs.rmSync(dir, { recursive: true });
 
   if (noBrowser) {
@@ -50,7 +72,12 @@ async function main(): Promise<void> {
   }
   const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 1600, height: 1000 });
   const run = full.run;
-  const shown = (n: number) => w.page.waitForFunction((count) => document.querySelector('[data-chart="objective/kl"]')?.getAttribute('data-points') === String(count), n, { polling: 'raf' });
+  const shown = (n: number) =>
+    w.page.waitForFunction(
+      (count) => document.querySelector('[data-chart="objective/kl"]')?.getAttribute('data-points') === String(count),
+      n,
+      { polling: 'raf' },
+    );
   await w.send({ type: 'runs', runs: [{ key: run, name: 'bench', stage: 'ppo', status: 'running' }] });
   await w.page.evaluate(() => {
     // In the page: when each message arrived, and when the frame that drew it had drawn (after uPlot's own microtasks).
@@ -58,17 +85,23 @@ async function main(): Promise<void> {
     w.__arrived = [];
     w.__drawn = [];
     addEventListener('message', () => w.__arrived.push(self.performance.now()), { capture: true });
-    new MutationObserver(() => queueMicrotask(() => w.__drawn.push(self.performance.now()))).observe(document.body, { subtree: true, attributeFilter: ['data-points'] });
+    new MutationObserver(() => queueMicrotask(() => w.__drawn.push(self.performance.now()))).observe(document.body, {
+      subtree: true,
+      attributeFilter: ['data-points'],
+    });
   });
-  const inPage = () => w.page.evaluate(() => {
-    const w = window as unknown as { __arrived: number[]; __drawn: number[] };
-    return w.__drawn.at(-1)! - w.__arrived.at(-1)!;
-  });
+  const inPage = () =>
+    w.page.evaluate(() => {
+      const w = window as unknown as { __arrived: number[]; __drawn: number[] };
+      return w.__drawn.at(-1)! - w.__arrived.at(-1)!;
+    });
   started = performance.now();
   await w.send(full);
   const sent = performance.now() - started;
   await shown(POINTS);
-  console.log(`page: ${POINTS} points per series, 9 charts, received and first drawn in ${ms(performance.now() - started)} (of which the test harness's transfer ${ms(sent)}; in the page from arrival ${ms(await inPage())})`);
+  console.log(
+    `page: ${POINTS} points per series, 9 charts, received and first drawn in ${ms(performance.now() - started)} (of which the test harness's transfer ${ms(sent)}; in the page from arrival ${ms(await inPage())})`,
+  );
 
   const latencies: number[] = [];
   const inPageLatencies: number[] = [];
@@ -83,13 +116,19 @@ async function main(): Promise<void> {
     inPageLatencies.push(await inPage());
   }
   const streaming = await w.page.evaluate(stopFrames);
-  console.log(`page: live append of one iteration to ${POINTS}-point series, until drawn: median ${ms(percentile(latencies, 0.5))}, p95 ${ms(percentile(latencies, 0.95))}; in the page from arrival: median ${ms(percentile(inPageLatencies, 0.5))}, p95 ${ms(percentile(inPageLatencies, 0.95))} (${APPENDS} appends)`);
-  console.log(`page: frame interval while streaming: median ${ms(percentile(streaming, 0.5))}, p95 ${ms(percentile(streaming, 0.95))}`);
+  console.log(
+    `page: live append of one iteration to ${POINTS}-point series, until drawn: median ${ms(percentile(latencies, 0.5))}, p95 ${ms(percentile(latencies, 0.95))}; in the page from arrival: median ${ms(percentile(inPageLatencies, 0.5))}, p95 ${ms(percentile(inPageLatencies, 0.95))} (${APPENDS} appends)`,
+  );
+  console.log(
+    `page: frame interval while streaming: median ${ms(percentile(streaming, 0.5))}, p95 ${ms(percentile(streaming, 0.95))}`,
+  );
 
   await w.page.evaluate(recordFrames);
   await w.page.waitForTimeout(1000);
   const frames = await w.page.evaluate(stopFrames);
-  console.log(`page: idle frame interval with the charts drawn: median ${ms(percentile(frames, 0.5))}, p95 ${ms(percentile(frames, 0.95))}`);
+  console.log(
+    `page: idle frame interval with the charts drawn: median ${ms(percentile(frames, 0.5))}, p95 ${ms(percentile(frames, 0.95))}`,
+  );
   assertNoViolations(await w.cspViolations());
   await w.close();
   await closeBrowser();

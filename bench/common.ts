@@ -54,7 +54,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function waitForLoad(max: number, timeoutS: number, what: string): Promise<number> {
   if (!(max > 0)) return load1();
   const deadline = Date.now() + timeoutS * 1000;
-  if (load1() >= max) console.error(`[${what}] waiting for the 1-minute load (${load1().toFixed(2)}) to fall below ${max}...`);
+  if (load1() >= max)
+    console.error(`[${what}] waiting for the 1-minute load (${load1().toFixed(2)}) to fall below ${max}...`);
   while (load1() >= max && Date.now() < deadline) await sleep(5000);
   if (load1() >= max) console.error(`[${what}] load still ${load1().toFixed(2)} after ${timeoutS}s; measuring anyway`);
   return load1();
@@ -81,9 +82,15 @@ export function torchCase(py: string, bench: string, args: (string | number)[]):
     "runpy.run_path(sys.argv[0], run_name='__main__')",
     "print(json.dumps({'max_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))",
   ].join('\n');
-  const r = spawnSync(py, ['-c', wrapper, script, '--case', bench, ...args.map(String)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = spawnSync(py, ['-c', wrapper, script, '--case', bench, ...args.map(String)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
   if (r.status !== 0) throw new Error(`bench_torch.py --case ${bench} failed (${r.status}):\n${r.stderr}`);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   return { ...lines.find((l) => l.bench === bench), ...lines.find((l) => 'max_rss_mb' in l) };
 }
 
@@ -92,12 +99,20 @@ export function torchCase(py: string, bench: string, args: (string | number)[]):
  * and profiling: makes `runtime.load` create its sessions with these options added to the ones
  * the engine uses (src/engine/runtime.ts), on CPU. Returns the sessions made, to end profiling.
  */
-export function overrideSessionOptions(runtime: Runtime, extra: ort.InferenceSession.SessionOptions): ort.InferenceSession[] {
+export function overrideSessionOptions(
+  runtime: Runtime,
+  extra: ort.InferenceSession.SessionOptions,
+): ort.InferenceSession[] {
   const sessions: ort.InferenceSession[] = [];
   runtime.load = async (model: OnnxModel) => {
     const session = await ort.InferenceSession.create(model.bytes, {
-      executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: runtime.threads, interOpNumThreads: 1,
-      executionMode: 'sequential', logSeverityLevel: 3, ...extra,
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: runtime.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      logSeverityLevel: 3,
+      ...extra,
     });
     sessions.push(session);
     return new Program(session, model, 'cpu');
@@ -112,17 +127,26 @@ type ProfileEvent = { cat: string; name: string; dur: number; args?: { op_name?:
  * chrome traces): kernel time per op type and the heaviest nodes, per run of that session.
  */
 export function printProfile(dir: string, title: string): void {
-  const traces = fs.readdirSync(dir).filter((n) => n.endsWith('.json')).map((n) => {
-    const events = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as ProfileEvent[];
-    return { file: path.join(dir, n), events, runs: events.filter((e) => e.cat === 'Session' && e.name === 'model_run').length };
-  });
+  const traces = fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.json'))
+    .map((n) => {
+      const events = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as ProfileEvent[];
+      return {
+        file: path.join(dir, n),
+        events,
+        runs: events.filter((e) => e.cat === 'Session' && e.name === 'model_run').length,
+      };
+    });
   const busiest = traces.sort((a, b) => b.runs - a.runs)[0];
   if (!busiest?.runs) return;
   const { events, runs } = busiest;
   const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
-  const byOp = new Map<string, number>(), byNode = new Map<string, [string, number]>();
+  const byOp = new Map<string, number>(),
+    byNode = new Map<string, [string, number]>();
   for (const e of kernels) {
-    const op = e.args?.op_name ?? '?', node = e.name.replace(/_kernel_time$/, '');
+    const op = e.args?.op_name ?? '?',
+      node = e.name.replace(/_kernel_time$/, '');
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
     byNode.set(node, [op, (byNode.get(node)?.[1] ?? 0) + e.dur]);
   }
@@ -130,10 +154,14 @@ export function printProfile(dir: string, title: string): void {
   const modelRun = events.filter((e) => e.name === 'model_run').reduce((a, e) => a + e.dur, 0);
   const ms = (us: number) => (us / 1000 / runs).toFixed(2).padStart(9);
   console.log(`\n${title}: ${runs} runs profiled in ${busiest.file}`);
-  console.log(`  per run: ${ms(modelRun).trim()} ms in the run, ${ms(total).trim()} ms in ${kernels.length / runs} kernels`);
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 16)) console.log(`  ${op.padEnd(22)}${ms(us)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%`);
+  console.log(
+    `  per run: ${ms(modelRun).trim()} ms in the run, ${ms(total).trim()} ms in ${kernels.length / runs} kernels`,
+  );
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 16))
+    console.log(`  ${op.padEnd(22)}${ms(us)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%`);
   console.log('  heaviest nodes:');
-  for (const [node, [op, us]] of [...byNode].sort((a, b) => b[1][1] - a[1][1]).slice(0, 10)) console.log(`  ${node.slice(0, 44).padEnd(46)}${op.padEnd(16)}${ms(us)} ms`);
+  for (const [node, [op, us]] of [...byNode].sort((a, b) => b[1][1] - a[1][1]).slice(0, 10))
+    console.log(`  ${node.slice(0, 44).padEnd(46)}${op.padEnd(16)}${ms(us)} ms`);
 }
 
 export const ortVersion: string = require('onnxruntime-node/package.json').version;

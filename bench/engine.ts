@@ -31,14 +31,35 @@ import { block } from '../src/model/gpt2';
 import { attentionBias } from '../src/model/masks';
 import { Rng } from '../src/util/rng';
 import {
-  findPython, load1, median, ortVersion, overrideSessionOptions, parseFlags, printProfile, timeIt, torchCase, waitForLoad,
+  findPython,
+  load1,
+  median,
+  ortVersion,
+  overrideSessionOptions,
+  parseFlags,
+  printProfile,
+  timeIt,
+  torchCase,
+  waitForLoad,
 } from './common';
 
 const DEFAULTS = {
-  cases: 'mlp,block', warmup: 3, steps: 10, rounds: 3, threads: os.availableParallelism(), seed: 0,
-  'max-load': 0, wait: 600, 'no-torch': false, python: '', profile: false, ort: '',
+  cases: 'mlp,block',
+  warmup: 3,
+  steps: 10,
+  rounds: 3,
+  threads: os.availableParallelism(),
+  seed: 0,
+  'max-load': 0,
+  wait: 600,
+  'no-torch': false,
+  python: '',
+  profile: false,
+  ort: '',
 };
-const USAGE = `flags: ${Object.keys(DEFAULTS).map((k) => `--${k}`).join(' ')}`;
+const USAGE = `flags: ${Object.keys(DEFAULTS)
+  .map((k) => `--${k}`)
+  .join(' ')}`;
 type Flags = typeof DEFAULTS;
 
 interface Case {
@@ -60,12 +81,24 @@ const CASES: Record<string, Case> = {
       build(rng) {
         const shapes: Record<string, number[]> = { w1: [nIn, hidden], b1: [hidden], w2: [hidden, nOut], b2: [nOut] };
         const p = Object.fromEntries(Object.entries(shapes).map(([n, s]) => [n, input(n, 'float32', s)]));
-        const x = input('x', 'float32', [b, nIn]), y = input('y', 'int32', [b]);
+        const x = input('x', 'float32', [b, nIn]),
+          y = input('y', 'int32', [b]);
         const loss = crossEntropy(linear(gelu(linear(x, p.w1, p.b1)), p.w2, p.b2), y);
-        const params = Object.entries(shapes).map(([n, s]): [Tensor, Float32Array] => [p[n], normal(rng, s.reduce((u, v) => u * v), n.startsWith('w') ? 0.02 : 0)]);
+        const params = Object.entries(shapes).map(([n, s]): [Tensor, Float32Array] => [
+          p[n],
+          normal(
+            rng,
+            s.reduce((u, v) => u * v),
+            n.startsWith('w') ? 0.02 : 0,
+          ),
+        ]);
         const batch = {
           x: hostTensor('float32', normal(rng, b * nIn, 1), [b, nIn]),
-          y: hostTensor('int32', Int32Array.from({ length: b }, () => rng.int(nOut)), [b]),
+          y: hostTensor(
+            'int32',
+            Int32Array.from({ length: b }, () => rng.int(nOut)),
+            [b],
+          ),
         };
         return { loss, params, batch };
       },
@@ -80,7 +113,8 @@ const CASES: Record<string, Case> = {
       build(rng) {
         const all = paramInputs(cfg);
         const p = Object.fromEntries(Object.entries(all).filter(([n]) => n.startsWith('h.0.')));
-        const x = input('x', 'float32', [b, t, d]), bias = input('attn_bias', 'float32', [b, 1, t, t]);
+        const x = input('x', 'float32', [b, t, d]),
+          bias = input('attn_bias', 'float32', [b, 1, t, t]);
         const y = block(x, p, 0, cfg, bias).x;
         const init = initParams(cfg, rng);
         const initial = (n: string) => init.get(n)!.data as Float32Array;
@@ -121,42 +155,82 @@ async function main() {
   const names = f.cases.split(',');
   for (const n of names) if (!CASES[n]) throw new Error(`unknown case ${n} (known: ${Object.keys(CASES).join(', ')})`);
   const py = f['no-torch'] ? '' : findPython(f.python);
-  console.error(`engine bench, onnxruntime-node ${ortVersion}, ${f.threads} threads${f.ort ? `, session options ${f.ort}` : ''}`);
-  if (!py) console.error(f['no-torch'] ? 'PyTorch reference skipped (--no-torch)' : 'PyTorch reference skipped: no python3 with torch found');
+  console.error(
+    `engine bench, onnxruntime-node ${ortVersion}, ${f.threads} threads${f.ort ? `, session options ${f.ort}` : ''}`,
+  );
+  if (!py)
+    console.error(
+      f['no-torch']
+        ? 'PyTorch reference skipped (--no-torch)'
+        : 'PyTorch reference skipped: no python3 with torch found',
+    );
 
   const rows: { name: string; ours: number; torch?: number; flops: number; loads: number[] }[] = [];
   for (const name of names) {
     const c = CASES[name];
     const profileDir = f.profile ? fs.mkdtempSync(path.join(os.tmpdir(), `bench-${name}-profile-`)) : undefined;
     const step = await ourStep(f, c, profileDir);
-    const ours: number[] = [], theirs: number[] = [], loads: number[] = [];
+    const ours: number[] = [],
+      theirs: number[] = [],
+      loads: number[] = [];
     for (let r = 0; r < f.rounds; r++) {
       loads.push(await waitForLoad(f['max-load'], f.wait, `${name} round ${r + 1}`));
       ours.push(...(await timeIt(step.run, r === 0 ? f.warmup : 1, f.steps)));
       if (py) {
-        const t = torchCase(py, name, [...c.torchArgs, '--threads', f.threads, '--warmup', f.warmup, '--steps', f.steps]);
+        const t = torchCase(py, name, [
+          ...c.torchArgs,
+          '--threads',
+          f.threads,
+          '--warmup',
+          f.warmup,
+          '--steps',
+          f.steps,
+        ]);
         theirs.push(Number(t.ms_per_step));
       }
-      console.error(`[${name} round ${r + 1}] ours ${median(ours.slice(-f.steps)).toFixed(2)} ms${py ? `, PyTorch ${theirs[r].toFixed(2)} ms` : ''} (load ${load1().toFixed(2)})`);
+      console.error(
+        `[${name} round ${r + 1}] ours ${median(ours.slice(-f.steps)).toFixed(2)} ms${py ? `, PyTorch ${theirs[r].toFixed(2)} ms` : ''} (load ${load1().toFixed(2)})`,
+      );
     }
     await step.release();
     if (profileDir) printProfile(profileDir, `${name} training step`);
     rows.push({ name, ours: median(ours), torch: py ? median(theirs) : undefined, flops: c.flops, loads });
-    console.log(JSON.stringify({ bench: name, engine: `onnxruntime-node ${ortVersion}`, ms_per_step: median(ours), gflops: c.flops / median(ours) / 1e6, torch_ms_per_step: py ? median(theirs) : null, ours_ms: ours, torch_ms: theirs, loads, threads: f.threads }));
+    console.log(
+      JSON.stringify({
+        bench: name,
+        engine: `onnxruntime-node ${ortVersion}`,
+        ms_per_step: median(ours),
+        gflops: c.flops / median(ours) / 1e6,
+        torch_ms_per_step: py ? median(theirs) : null,
+        ours_ms: ours,
+        torch_ms: theirs,
+        loads,
+        threads: f.threads,
+      }),
+    );
   }
 
   const g = (ms: number, flops: number) => (flops / ms / 1e6).toFixed(1);
-  console.log(`\n${'case'.padEnd(8)}${'ours ms/step'.padStart(14)}${'GFLOP/s'.padStart(9)}${py ? `${'PyTorch ms'.padStart(12)}${'GFLOP/s'.padStart(9)}${'ours/PyTorch'.padStart(14)}${'speed-up'.padStart(10)}` : ''}`);
+  console.log(
+    `\n${'case'.padEnd(8)}${'ours ms/step'.padStart(14)}${'GFLOP/s'.padStart(9)}${py ? `${'PyTorch ms'.padStart(12)}${'GFLOP/s'.padStart(9)}${'ours/PyTorch'.padStart(14)}${'speed-up'.padStart(10)}` : ''}`,
+  );
   for (const r of rows) {
     const t = r.torch;
-    console.log(`${r.name.padEnd(8)}${r.ours.toFixed(2).padStart(14)}${g(r.ours, r.flops).padStart(9)}${t === undefined ? '' : `${t.toFixed(2).padStart(12)}${g(t, r.flops).padStart(9)}${(r.ours / t).toFixed(2).padStart(13)}×${(t / r.ours).toFixed(2).padStart(9)}×`}`);
+    console.log(
+      `${r.name.padEnd(8)}${r.ours.toFixed(2).padStart(14)}${g(r.ours, r.flops).padStart(9)}${t === undefined ? '' : `${t.toFixed(2).padStart(12)}${g(t, r.flops).padStart(9)}${(r.ours / t).toFixed(2).padStart(13)}×${(t / r.ours).toFixed(2).padStart(9)}×`}`,
+    );
   }
-  if (py) console.log(`goal: no slower than PyTorch (ours/PyTorch ≤ 1): ${rows.every((r) => r.ours <= r.torch!) ? 'met' : 'not met'}`);
+  if (py)
+    console.log(
+      `goal: no slower than PyTorch (ours/PyTorch ≤ 1): ${rows.every((r) => r.ours <= r.torch!) ? 'met' : 'not met'}`,
+    );
   else console.log('PyTorch reference skipped: our figures only');
-  console.log(`medians over ${f.rounds} rounds of ${f.steps} steps; 1-minute load at the start of each round: ${rows.map((r) => `${r.name} ${r.loads.map((l) => l.toFixed(2)).join('/')}`).join(', ')}`);
+  console.log(
+    `medians over ${f.rounds} rounds of ${f.steps} steps; 1-minute load at the start of each round: ${rows.map((r) => `${r.name} ${r.loads.map((l) => l.toFixed(2)).join('/')}`).join(', ')}`,
+  );
 }
 
 main().catch((e) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
   process.exit(1);
 });

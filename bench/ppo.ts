@@ -42,8 +42,19 @@ import { findPython } from './common';
 // ---------------------------------------------------------------- flags
 
 const DEFAULTS = {
-  layers: 2, d: 128, heads: 4, ctx: 128, batch: 16, 'prompt-len': 16, 'response-length': 53,
-  warmup: 1, iters: 3, threads: os.availableParallelism(), seed: 0, 'max-load': 0, wait: 900,
+  layers: 2,
+  d: 128,
+  heads: 4,
+  ctx: 128,
+  batch: 16,
+  'prompt-len': 16,
+  'response-length': 53,
+  warmup: 1,
+  iters: 3,
+  threads: os.availableParallelism(),
+  seed: 0,
+  'max-load': 0,
+  wait: 900,
 };
 type Flags = typeof DEFAULTS & { 'no-torch': boolean; 'torch-default-malloc': boolean; keep?: string; python: string };
 
@@ -57,7 +68,12 @@ function parseFlags(argv: string[]): Flags {
       const v = Number(argv[++i]);
       if (!Number.isFinite(v)) throw new Error(`--${name} needs a number`);
       (flags as Record<string, unknown>)[name] = v;
-    } else throw new Error(`unknown flag ${argv[i]} (known: ${Object.keys(DEFAULTS).map((k) => `--${k}`).join(' ')} --no-torch --torch-default-malloc --keep DIR --python PATH)`);
+    } else
+      throw new Error(
+        `unknown flag ${argv[i]} (known: ${Object.keys(DEFAULTS)
+          .map((k) => `--${k}`)
+          .join(' ')} --no-torch --torch-default-malloc --keep DIR --python PATH)`,
+      );
   }
   return flags;
 }
@@ -88,8 +104,12 @@ async function waitForLoad(max: number, timeoutS: number, what: string): Promise
 /** `n` prompts of exactly `len` tokens each: random common words. */
 function makePrompts(n: number, len: number, rng: Rng) {
   const tok = gpt2Tokenizer();
-  const words = ' the a cat dog cow bird fish eats grass seeds meat and what does big small red blue green old new good bad'.split(' ').slice(1)
-    .map((w) => ' ' + w).filter((w) => tok.encode(w).length === 1);
+  const words =
+    ' the a cat dog cow bird fish eats grass seeds meat and what does big small red blue green old new good bad'
+      .split(' ')
+      .slice(1)
+      .map((w) => ' ' + w)
+      .filter((w) => tok.encode(w).length === 1);
   const out: { text: string; ids: number[] }[] = [];
   while (out.length < n) {
     const text = Array.from({ length: len }, () => words[rng.int(words.length)]).join('');
@@ -117,28 +137,56 @@ async function rewardModel(rmDir: string, threads: number) {
 
 // ---------------------------------------------------------------- the two sides
 
-interface PhaseTimes { rollout_s: number; score_s: number; update_s: number; total_s: number }
+interface PhaseTimes {
+  rollout_s: number;
+  score_s: number;
+  update_s: number;
+  total_s: number;
+}
 
 async function ours(f: Flags, dir: string, cfg: ModelConfig, promptFile: string, rmDir: string) {
   const iterations = f.warmup + f.iters;
-  const exp = parseExperiment({
-    name: 'bench-ppo', seed: f.seed, model: 'tiny',
-    model_size: { n_layer: cfg.nLayer, n_embd: cfg.nEmbd, n_head: cfg.nHead, n_positions: cfg.nPositions },
-    runtime: { provider: 'cpu', threads: f.threads },
-    ppo: {
-      prompts: promptFile, reward_model: rmDir, total_episodes: f.batch * iterations, per_device_train_batch_size: f.batch,
-      num_ppo_epochs: 4, num_mini_batches: 1, response_length: f['response-length'], temperature: 0.7,
-      kl_coef: 0.05, kl_estimator: 'k1', gamma: 1, lam: 0.95, vf_coef: 0.1, cliprange: 0.2, cliprange_value: 0.2, max_grad_norm: 1,
-      logging_steps: 1, save_steps: 1_000_000, sample_steps: 1_000_000,
+  const exp = parseExperiment(
+    {
+      name: 'bench-ppo',
+      seed: f.seed,
+      model: 'tiny',
+      model_size: { n_layer: cfg.nLayer, n_embd: cfg.nEmbd, n_head: cfg.nHead, n_positions: cfg.nPositions },
+      runtime: { provider: 'cpu', threads: f.threads },
+      ppo: {
+        prompts: promptFile,
+        reward_model: rmDir,
+        total_episodes: f.batch * iterations,
+        per_device_train_batch_size: f.batch,
+        num_ppo_epochs: 4,
+        num_mini_batches: 1,
+        response_length: f['response-length'],
+        temperature: 0.7,
+        kl_coef: 0.05,
+        kl_estimator: 'k1',
+        gamma: 1,
+        lam: 0.95,
+        vf_coef: 0.1,
+        cliprange: 0.2,
+        cliprange_value: 0.2,
+        max_grad_norm: 1,
+        logging_steps: 1,
+        save_steps: 1_000_000,
+        sample_steps: 1_000_000,
+      },
     },
-  }, 'bench');
+    'bench',
+  );
   const reward = await rewardModel(rmDir, f.threads);
   const metrics: Record<string, number>[] = [];
   const rewardSeconds: number[] = [];
   const walls: number[] = [];
   let last = performance.now();
   await runPpo({
-    experiment: exp, outputDir: path.join(dir, 'run'), reward: reward.fn, emit: (e: RunEvent) => {
+    experiment: exp,
+    outputDir: path.join(dir, 'run'),
+    reward: reward.fn,
+    emit: (e: RunEvent) => {
       if (e.type === 'metrics') {
         metrics.push(e.values);
         rewardSeconds.push(reward.seconds() - rewardSeconds.reduce((a, b) => a + b, 0));
@@ -152,34 +200,77 @@ async function ours(f: Flags, dir: string, cfg: ModelConfig, promptFile: string,
   });
   await reward.release();
   // The host's share of the rollout: sample() per token on a vocabulary-wide row, times the tokens drawn.
-  const rng = new Rng(7), row = Float32Array.from({ length: cfg.vocabSize }, () => rng.normal());
+  const rng = new Rng(7),
+    row = Float32Array.from({ length: cfg.vocabSize }, () => rng.normal());
   for (let i = 0; i < 10; i++) sample(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
   const t0 = performance.now();
   for (let i = 0; i < 50; i++) sample(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
   const sampleMs = (performance.now() - t0) / 50;
   const timed = metrics.slice(f.warmup);
-  const runs: PhaseTimes[] = timed.map((m) => ({ rollout_s: m['time/rollout'], score_s: m['time/score'], update_s: m['time/update'], total_s: m['time/rollout'] + m['time/score'] + m['time/update'] }));
+  const runs: PhaseTimes[] = timed.map((m) => ({
+    rollout_s: m['time/rollout'],
+    score_s: m['time/score'],
+    update_s: m['time/update'],
+    total_s: m['time/rollout'] + m['time/score'] + m['time/update'],
+  }));
   const med = (k: keyof PhaseTimes) => median(runs.map((r) => r[k]));
   const least = (k: keyof PhaseTimes) => Math.min(...runs.map((r) => r[k]));
   return {
-    bench: 'ppo-iteration', engine: 'rlhf-studio (onnxruntime-node ' + require('onnxruntime-node/package.json').version + ')',
-    rollout_s: med('rollout_s'), score_s: med('score_s'), update_s: med('update_s'), total_s: med('total_s'),
-    rollout_min_s: least('rollout_s'), score_min_s: least('score_s'), update_min_s: least('update_s'), total_min_s: least('total_s'),
+    bench: 'ppo-iteration',
+    engine: 'rlhf-studio (onnxruntime-node ' + require('onnxruntime-node/package.json').version + ')',
+    rollout_s: med('rollout_s'),
+    score_s: med('score_s'),
+    update_s: med('update_s'),
+    total_s: med('total_s'),
+    rollout_min_s: least('rollout_s'),
+    score_min_s: least('score_s'),
+    update_min_s: least('update_s'),
+    total_min_s: least('total_s'),
     reward_model_s: median(rewardSeconds.slice(f.warmup)),
     sample_ms_per_token: sampleMs,
     rollout_sampling_est_s: (sampleMs / 1000) * f.batch * f['response-length'],
     iteration_s: median(walls.slice(f.warmup)), // whole iteration, between progress events
     per_iteration: runs,
     tokens_per_second: median(timed.map((m) => m.tokens_per_second)),
-    scores: timed.map((m) => m['objective/scores']), kl: timed.map((m) => m['objective/kl']),
+    scores: timed.map((m) => m['objective/scores']),
+    kl: timed.map((m) => m['objective/kl']),
   };
 }
 
 function pytorch(f: Flags, py: string, idsFile: string) {
-  const args = [path.join(__dirname, 'reference', 'ppo_torch.py'),
-    '--threads', f.threads, '--seed', f.seed, '--warmup', f.warmup, '--iters', f.iters, '--batch', f.batch,
-    '--prompts', idsFile, '--response-length', f['response-length'], '--layers', f.layers, '--d', f.d, '--heads', f.heads,
-    '--vocab', PRESETS.tiny.vocabSize, '--ctx', f.ctx, '--temperature', 0.7, '--num-ppo-epochs', 4, '--num-mini-batches', 1].map(String);
+  const args = [
+    path.join(__dirname, 'reference', 'ppo_torch.py'),
+    '--threads',
+    f.threads,
+    '--seed',
+    f.seed,
+    '--warmup',
+    f.warmup,
+    '--iters',
+    f.iters,
+    '--batch',
+    f.batch,
+    '--prompts',
+    idsFile,
+    '--response-length',
+    f['response-length'],
+    '--layers',
+    f.layers,
+    '--d',
+    f.d,
+    '--heads',
+    f.heads,
+    '--vocab',
+    PRESETS.tiny.vocabSize,
+    '--ctx',
+    f.ctx,
+    '--temperature',
+    0.7,
+    '--num-ppo-epochs',
+    4,
+    '--num-mini-batches',
+    1,
+  ].map(String);
   if (f['torch-default-malloc']) args.push('--malloc', 'default');
   const r = spawnSync(py, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`ppo_torch.py failed (${r.status}):\n${r.stderr}`);
@@ -192,18 +283,37 @@ function pytorch(f: Flags, py: string, idsFile: string) {
 async function main() {
   const f = parseFlags(process.argv.slice(2));
   const cfg = resizeConfig(PRESETS.tiny, { nLayer: f.layers, nEmbd: f.d, nHead: f.heads, nPositions: f.ctx });
-  if (f['prompt-len'] + f['response-length'] > f.ctx) throw new Error(`--prompt-len + --response-length must fit --ctx (${f.ctx})`);
+  if (f['prompt-len'] + f['response-length'] > f.ctx)
+    throw new Error(`--prompt-len + --response-length must fit --ctx (${f.ctx})`);
   const dir = f.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ppo-'));
   fs.mkdirSync(dir, { recursive: true });
 
   const prompts = makePrompts(Math.max(64, f.batch), f['prompt-len'], new Rng(f.seed + 3));
-  const promptFile = path.join(dir, 'prompts.jsonl'), idsFile = path.join(dir, 'prompt_ids.json');
+  const promptFile = path.join(dir, 'prompts.jsonl'),
+    idsFile = path.join(dir, 'prompt_ids.json');
   fs.writeFileSync(promptFile, prompts.map((p) => JSON.stringify({ prompt: p.text })).join('\n') + '\n');
   fs.writeFileSync(idsFile, JSON.stringify(prompts.map((p) => p.ids)));
   const rmDir = path.join(dir, 'reward-model');
   saveCheckpoint(rmDir, { config: cfg, params: initParams(cfg, new Rng(f.seed + 1), 'score') });
 
-  const config = { batch: f.batch, prompt_len: f['prompt-len'], response_length: f['response-length'], layers: f.layers, d: f.d, heads: f.heads, vocab: cfg.vocabSize, ctx: f.ctx, temperature: 0.7, top_k: 0, top_p: 1, num_ppo_epochs: 4, num_mini_batches: 1, threads: f.threads, warmup: f.warmup, iters: f.iters };
+  const config = {
+    batch: f.batch,
+    prompt_len: f['prompt-len'],
+    response_length: f['response-length'],
+    layers: f.layers,
+    d: f.d,
+    heads: f.heads,
+    vocab: cfg.vocabSize,
+    ctx: f.ctx,
+    temperature: 0.7,
+    top_k: 0,
+    top_p: 1,
+    num_ppo_epochs: 4,
+    num_mini_batches: 1,
+    threads: f.threads,
+    warmup: f.warmup,
+    iters: f.iters,
+  };
   console.error(`PPO iteration bench: ${JSON.stringify(config)}`);
 
   const loadBefore = await waitForLoad(f['max-load'], f.wait, 'ours');
@@ -214,7 +324,11 @@ async function main() {
   let ref: (PhaseTimes & Record<string, unknown>) | undefined;
   const py = f['no-torch'] ? '' : findPython(f.python);
   if (!py) {
-    console.error(f['no-torch'] ? 'PyTorch reference skipped (--no-torch)' : 'PyTorch reference skipped: no python3 with torch found');
+    console.error(
+      f['no-torch']
+        ? 'PyTorch reference skipped (--no-torch)'
+        : 'PyTorch reference skipped: no python3 with torch found',
+    );
   } else {
     const before = await waitForLoad(f['max-load'], f.wait, 'pytorch');
     ref = { ...pytorch(f, py, idsFile), load_before: before, load_after: load1() };
@@ -223,22 +337,40 @@ async function main() {
 
   const fmt = (x: number) => x.toFixed(3).padStart(11);
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`.padStart(8);
-  const rows: [string, keyof PhaseTimes][] = [['rollout', 'rollout_s'], ['score', 'score_s'], ['update', 'update_s'], ['total', 'total_s']];
+  const rows: [string, keyof PhaseTimes][] = [
+    ['rollout', 'rollout_s'],
+    ['score', 'score_s'],
+    ['update', 'update_s'],
+    ['total', 'total_s'],
+  ];
   const least = (r: Record<string, unknown>, k: string) => Number(r[k.replace('_s', '_min_s')]);
   console.log(`\nmedians (fastest) over ${f.iters} iterations after ${f.warmup} warm-up`);
-  console.log(`phase      ours (s)  ${ref ? 'PyTorch (s)  ours/PyTorch   (fastest: ours  PyTorch   ratio)' : '(fastest)'}`);
+  console.log(
+    `phase      ours (s)  ${ref ? 'PyTorch (s)  ours/PyTorch   (fastest: ours  PyTorch   ratio)' : '(fastest)'}`,
+  );
   for (const [name, k] of rows) {
     const mineMin = least(mine, k);
-    console.log(`${name.padEnd(8)}${fmt(mine[k])}${ref ? `${fmt(ref[k])}${ratio(mine[k], ref[k])}      ${fmt(mineMin)}${fmt(least(ref, k))}${ratio(mineMin, least(ref, k))}` : fmt(mineMin)}`);
+    console.log(
+      `${name.padEnd(8)}${fmt(mine[k])}${ref ? `${fmt(ref[k])}${ratio(mine[k], ref[k])}      ${fmt(mineMin)}${fmt(least(ref, k))}${ratio(mineMin, least(ref, k))}` : fmt(mineMin)}`,
+    );
   }
-  console.log(`(ours: rollout includes ~${mine.rollout_sampling_est_s.toFixed(3)} s of host sampling (${mine.sample_ms_per_token.toFixed(2)} ms per token drawn); score includes the reward model, ${mine.reward_model_s.toFixed(3)} s)`);
-  console.log(`(whole iteration wall: ours ${mine.iteration_s.toFixed(3)} s${ref ? `, PyTorch ${Number(ref.iteration_s).toFixed(3)} s; PyTorch malloc: ${ref.malloc}` : ''})`);
-  console.log(`load (1 min): ours ${loadBefore.toFixed(2)} → ${mine.load_after.toFixed(2)}${ref ? `, PyTorch ${Number(ref.load_before).toFixed(2)} → ${Number(ref.load_after).toFixed(2)}` : ''}`);
-  if (ref) console.log(`goal total ≤ 0.8× PyTorch: ${mine.total_s / ref.total_s <= 0.8 ? 'met' : 'not met'} (${(mine.total_s / ref.total_s).toFixed(2)}x)`);
+  console.log(
+    `(ours: rollout includes ~${mine.rollout_sampling_est_s.toFixed(3)} s of host sampling (${mine.sample_ms_per_token.toFixed(2)} ms per token drawn); score includes the reward model, ${mine.reward_model_s.toFixed(3)} s)`,
+  );
+  console.log(
+    `(whole iteration wall: ours ${mine.iteration_s.toFixed(3)} s${ref ? `, PyTorch ${Number(ref.iteration_s).toFixed(3)} s; PyTorch malloc: ${ref.malloc}` : ''})`,
+  );
+  console.log(
+    `load (1 min): ours ${loadBefore.toFixed(2)} → ${mine.load_after.toFixed(2)}${ref ? `, PyTorch ${Number(ref.load_before).toFixed(2)} → ${Number(ref.load_after).toFixed(2)}` : ''}`,
+  );
+  if (ref)
+    console.log(
+      `goal total ≤ 0.8× PyTorch: ${mine.total_s / ref.total_s <= 0.8 ? 'met' : 'not met'} (${(mine.total_s / ref.total_s).toFixed(2)}x)`,
+    );
   if (!f.keep) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 main().catch((e) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
   process.exit(1);
 });

@@ -16,7 +16,9 @@ extension.activate(workbench.context(root));
 const activated = performance.now();
 
 const onnx = Object.keys(require.cache).filter((m) => m.includes('onnxruntime'));
-console.log(`load dist/extension.js ${(loaded - started).toFixed(1)} ms + activate() ${(activated - loaded).toFixed(1)} ms = ${(activated - started).toFixed(1)} ms`);
+console.log(
+  `load dist/extension.js ${(loaded - started).toFixed(1)} ms + activate() ${(activated - loaded).toFixed(1)} ms = ${(activated - started).toFixed(1)} ms`,
+);
 if (onnx.length) {
   console.error(`activation loaded onnxruntime: ${onnx.join(', ')}`);
   process.exit(1);

@@ -25,14 +25,32 @@ if (!TARGETS[target]) {
 }
 
 const binaries = path.join(root, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6');
-const others = Object.values(TARGETS).filter((dir) => dir !== TARGETS[target] && fs.existsSync(path.join(binaries, dir)));
+const others = Object.values(TARGETS).filter(
+  (dir) => dir !== TARGETS[target] && fs.existsSync(path.join(binaries, dir)),
+);
 const ignoreFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vsce-')), '.vscodeignore');
-fs.writeFileSync(ignoreFile, [fs.readFileSync(path.join(root, '.vscodeignore'), 'utf8'), ...others.map((dir) => `node_modules/onnxruntime-node/bin/napi-v6/${dir}/**`)].join('\n'));
+fs.writeFileSync(
+  ignoreFile,
+  [
+    fs.readFileSync(path.join(root, '.vscodeignore'), 'utf8'),
+    ...others.map((dir) => `node_modules/onnxruntime-node/bin/napi-v6/${dir}/**`),
+  ].join('\n'),
+);
 
 const vsix = `rlhf-studio-${target}.vsix`;
 execFileSync(
   path.join(root, 'node_modules', '.bin', 'vsce'),
-  ['package', '--target', target, '--ignoreFile', ignoreFile, '--out', vsix, '--skip-license', '--allow-missing-repository'],
+  [
+    'package',
+    '--target',
+    target,
+    '--ignoreFile',
+    ignoreFile,
+    '--out',
+    vsix,
+    '--skip-license',
+    '--allow-missing-repository',
+  ],
   { cwd: root, stdio: 'inherit' },
 );
 console.log(`${vsix}: ${(fs.statSync(path.join(root, vsix)).size / 2 ** 20).toFixed(1)} MiB`);

@@ -18,7 +18,17 @@ import { incompleteCheckpoint } from './model/checkpoint-layout';
 import { EXPERIMENT_STAGES, ExperimentStage, RunEvent } from './protocol/runner';
 import { STAGE_INFO } from './shared/stages';
 import { stageRunners } from './runner/stages';
-import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, findCheckpoints, liveProcess, recordEvent, runOfCheckpoint, skippedCheckpoints } from './runs/registry';
+import {
+  NO_PROCESS,
+  RunRecord,
+  RunRegistry,
+  checkResumable,
+  findCheckpoints,
+  liveProcess,
+  recordEvent,
+  runOfCheckpoint,
+  skippedCheckpoints,
+} from './runs/registry';
 import { Rng } from './util/rng';
 import { isInsideWorkspace } from './util/workspace-path';
 import { experimentJsonSchema, loadExperiment } from './experiment/config';
@@ -38,7 +48,11 @@ function printEvent(e: RunEvent): void {
       console.log(e.level === 'info' ? e.message : `${e.level}: ${e.message}`);
       break;
     case 'metrics':
-      console.log(`[${e.stage} ${e.step}] ${Object.entries(e.values).map(([k, v]) => `${k} ${formatNumber(v)}`).join('  ')}`);
+      console.log(
+        `[${e.stage} ${e.step}] ${Object.entries(e.values)
+          .map(([k, v]) => `${k} ${formatNumber(v)}`)
+          .join('  ')}`,
+      );
       break;
     case 'samples':
       console.log(`--- samples at ${e.stage} step ${e.step}`);
@@ -82,7 +96,11 @@ async function modelFolder(spec: string): Promise<string> {
 }
 
 function formatNumber(v: number): string {
-  return Math.abs(v) >= 1000 || Number.isInteger(v) ? v.toFixed(0) : Math.abs(v) < 1e-2 ? v.toExponential(2) : v.toFixed(4);
+  return Math.abs(v) >= 1000 || Number.isInteger(v)
+    ? v.toFixed(0)
+    : Math.abs(v) < 1e-2
+      ? v.toExponential(2)
+      : v.toFixed(4);
 }
 
 /** Ctrl-C stops a run after the current step and saves a checkpoint; a second Ctrl-C exits. */
@@ -129,12 +147,20 @@ async function stage(name: ExperimentStage, configFile: string, opts: StageOptio
   const resumed = resumeFrom ? runOfCheckpoint(resumeFrom) : undefined;
   const registry = resumed?.registry ?? new RunRegistry(path.join(workspaceFolder, '.rlhf', 'runs'));
   const models = resumed?.record.models ?? registry.stageModels(config);
-  const record = opts.out ? undefined
-    : resumed ? continuedRun(resumed.record, name, resumeFrom!)
-    : registry.create({ name: experiment.name, stage: name, configFile: config });
+  const record = opts.out
+    ? undefined
+    : resumed
+      ? continuedRun(resumed.record, name, resumeFrom!)
+      : registry.create({ name: experiment.name, stage: name, configFile: config });
   const outputDir = record ? registry.dir(record.id) : path.resolve(opts.out!);
   console.log(`run directory: ${outputDir}`);
-  const starting = { status: 'running', models, resumedFrom: resumeFrom, error: undefined, logTail: undefined } as const;
+  const starting = {
+    status: 'running',
+    models,
+    resumedFrom: resumeFrom,
+    error: undefined,
+    logTail: undefined,
+  } as const;
   if (record) registry.save(Object.assign(record, starting, liveProcess(process.pid)));
   const emit = (e: RunEvent) => {
     printEvent(e);
@@ -144,7 +170,17 @@ async function stage(name: ExperimentStage, configFile: string, opts: StageOptio
     }
     if (recordEvent(record, e) || e.type === 'done') registry.save(record);
   };
-  const command = { type: 'start' as const, stage: name, configFile: config, workspaceFolder, outputDir, resumeFrom, models, steps: opts.steps, runtime: { provider: opts.provider } };
+  const command = {
+    type: 'start' as const,
+    stage: name,
+    configFile: config,
+    workspaceFolder,
+    outputDir,
+    resumeFrom,
+    models,
+    steps: opts.steps,
+    runtime: { provider: opts.provider },
+  };
   try {
     await stageRunners[name](command, { emit, signal: stopOnInterrupt() });
   } catch (e) {
@@ -162,7 +198,8 @@ function resumePoint(checkpoint: string, stage: ExperimentStage): string {
   const step = /^checkpoint-(\d+)$/.exec(path.basename(checkpoint))?.[1];
   if (!reason || step === undefined) return checkpoint; // the stage says what is wrong with any other folder
   const search = findCheckpoints(path.dirname(checkpoint), stage, Number(step) + 1);
-  if (!search.latest) throw new Error(`cannot resume from ${checkpoint}: ${reason}, and no complete checkpoint precedes it`);
+  if (!search.latest)
+    throw new Error(`cannot resume from ${checkpoint}: ${reason}, and no complete checkpoint precedes it`);
   for (const warning of skippedCheckpoints(search)) console.warn(`warning: ${warning}`);
   return search.latest.path;
 }
@@ -175,7 +212,9 @@ function workspaceOf(config: string, opts: StageOptions): string {
   const workspace = path.resolve(opts.workspace ?? '.');
   if (isInsideWorkspace(config, workspace)) return workspace;
   const which = opts.workspace ? 'the --workspace folder' : 'the current directory';
-  throw new Error(`${config} is outside ${which} (${workspace}): run rlhf in a folder that holds the experiment, or name one with --workspace`);
+  throw new Error(
+    `${config} is outside ${which} (${workspace}): run rlhf in a folder that holds the experiment, or name one with --workspace`,
+  );
 }
 
 /** The recorded run a resume goes on with: one of this stage that stopped or failed. */
@@ -200,7 +239,10 @@ async function demo(opts: { out?: string; provider?: ProviderChoice }) {
 /** Scores {"prompt", "response"} lines, printing each with its "score". */
 async function score(opts: { model: string; input?: string; provider: string }) {
   const file = opts.input ?? '/dev/stdin';
-  const { records, errors } = readJsonl(file, (r) => ({ prompt: expectString(r.prompt, 'prompt'), response: expectString(r.response, 'response') }));
+  const { records, errors } = readJsonl(file, (r) => ({
+    prompt: expectString(r.prompt, 'prompt'),
+    response: expectString(r.response, 'response'),
+  }));
   assertNoDataErrors(errors);
   const scorer = await Scorer.load(await modelFolder(opts.model), { provider: opts.provider as ProviderChoice });
   const rows = records.map((r) => r.value);
@@ -209,21 +251,52 @@ async function score(opts: { model: string; input?: string; provider: string }) 
   await scorer.release();
 }
 
-async function generate(prompts: string[], opts: { model: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; provider: string }) {
+async function generate(
+  prompts: string[],
+  opts: {
+    model: string;
+    maxNewTokens: number;
+    temperature: number;
+    topK: number;
+    topP: number;
+    seed: number;
+    provider: string;
+  },
+) {
   const sampling = { maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topK: opts.topK, topP: opts.topP };
-  const rows = await sampleFromCheckpoint(await modelFolder(opts.model), prompts, new Rng(opts.seed), sampling, { provider: opts.provider as ProviderChoice });
+  const rows = await sampleFromCheckpoint(await modelFolder(opts.model), prompts, new Rng(opts.seed), sampling, {
+    provider: opts.provider as ProviderChoice,
+  });
   for (const r of rows) console.log(`${r.prompt}${r.response}`);
 }
 
-async function candidates(opts: { model: string; prompts: string; out: string; n: number; maxNewTokens: number; temperature: number; seed: number; provider: string }) {
+async function candidates(opts: {
+  model: string;
+  prompts: string;
+  out: string;
+  n: number;
+  maxNewTokens: number;
+  temperature: number;
+  seed: number;
+  provider: string;
+}) {
   const summary = await generateCandidates({
-    model: await modelFolder(opts.model), prompts: opts.prompts, queue: opts.out, n: opts.n, maxNewTokens: opts.maxNewTokens, temperature: opts.temperature,
-    seed: opts.seed, provider: opts.provider as ProviderChoice, signal: stopOnInterrupt(),
+    model: await modelFolder(opts.model),
+    prompts: opts.prompts,
+    queue: opts.out,
+    n: opts.n,
+    maxNewTokens: opts.maxNewTokens,
+    temperature: opts.temperature,
+    seed: opts.seed,
+    provider: opts.provider as ProviderChoice,
+    signal: stopOnInterrupt(),
     onProgress: (p) => console.log(`[${p.done}/${p.total}] ${p.pairs} pairs`),
   });
   warnOfBadLines(summary.errors);
   const queued = summary.alreadyQueued > 0 ? ` (${summary.alreadyQueued} prompts were already queued)` : '';
-  console.log(`${summary.stopped ? 'stopped; run again to resume. ' : ''}${summary.pairs} pairs from ${summary.sampled} prompts added to ${opts.out}${queued}`);
+  console.log(
+    `${summary.stopped ? 'stopped; run again to resume. ' : ''}${summary.pairs} pairs from ${summary.sampled} prompts added to ${opts.out}${queued}`,
+  );
 }
 
 async function importPrefs(src: string, dest: string, opts: { format: ImportFormat }) {
@@ -235,16 +308,23 @@ async function importPrefs(src: string, dest: string, opts: { format: ImportForm
 function exportPrefs(src: string, dest: string) {
   const { exported, skipped, errors } = exportPreferences(src, dest);
   warnOfBadLines(errors);
-  console.log(`exported ${exported} comparisons to ${dest}${skipped > 0 ? ` (${skipped} labeled tie, both_bad or skip left out)` : ''}`);
+  console.log(
+    `exported ${exported} comparisons to ${dest}${skipped > 0 ? ` (${skipped} labeled tie, both_bad or skip left out)` : ''}`,
+  );
 }
 
 async function labelDemo(queue: string, prefs: string, opts: { rule?: string; reference?: string }) {
-  if (!opts.rule === !opts.reference) throw new Error('label-demo needs exactly one of --rule WORD and --reference FILE');
-  const annotator = opts.rule ? wordAnnotator(opts.rule) : referenceAnnotator(readReferences(path.resolve(opts.reference!)));
+  if (!opts.rule === !opts.reference)
+    throw new Error('label-demo needs exactly one of --rule WORD and --reference FILE');
+  const annotator = opts.rule
+    ? wordAnnotator(opts.rule)
+    : referenceAnnotator(readReferences(path.resolve(opts.reference!)));
   const { counts, errors } = await labelQueue(queue, prefs, annotator);
   warnOfBadLines(errors);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  const byLabel = Object.entries(counts).filter(([, n]) => n > 0).map(([label, n]) => `${label} ${n}`);
+  const byLabel = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([label, n]) => `${label} ${n}`);
   console.log(`labeled ${total} pairs into ${prefs}${total > 0 ? `: ${byLabel.join(', ')}` : ''}`);
 }
 
@@ -259,11 +339,20 @@ function stageCommand(cli: Command, name: ExperimentStage) {
     .command(name)
     .description(description)
     .argument('<config>', 'experiment config file (JSON)')
-    .option('--out <dir>', `run directory (default: .rlhf/runs/<time>-<name>-${name} in the workspace folder, recorded for VS Code's Runs view)`)
-    .option('--workspace <dir>', 'the workspace folder: the experiment and the files it names must be inside it (default: the current directory)')
+    .option(
+      '--out <dir>',
+      `run directory (default: .rlhf/runs/<time>-<name>-${name} in the workspace folder, recorded for VS Code's Runs view)`,
+    )
+    .option(
+      '--workspace <dir>',
+      'the workspace folder: the experiment and the files it names must be inside it (default: the current directory)',
+    )
     .addOption(providerOption());
   // Training stages; comparisons go on from what is queued instead.
-  if (steps) command.option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run').option('--steps <n>', steps, positiveInt);
+  if (steps)
+    command
+      .option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run')
+      .option('--steps <n>', steps, positiveInt);
   command.action((config: string, opts: StageOptions) => stage(name, config, opts));
 }
 
@@ -281,10 +370,14 @@ function providerOption(): Option {
 }
 
 export function program(): Command {
-  const cli = new Command('rlhf').description('RLHF Studio: SFT, reward model and PPO on your own machine').showHelpAfterError();
+  const cli = new Command('rlhf')
+    .description('RLHF Studio: SFT, reward model and PPO on your own machine')
+    .showHelpAfterError();
   cli
     .command('demo')
-    .description('the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, then before/after')
+    .description(
+      'the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, then before/after',
+    )
     .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-demo-pipeline)')
     .addOption(providerOption())
     .action(demo);
@@ -312,13 +405,27 @@ export function program(): Command {
     .requiredOption('--out <queue>', 'queue file (JSONL) to add pairs to')
     .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2);
   withSampling(candidatesCommand, 0.9).action(candidates);
+  labelCommands(cli);
+  cli
+    .command('schema')
+    .description('print the JSON schema of experiment config files')
+    .action(() => console.log(JSON.stringify(experimentJsonSchema(), null, 2)));
+  return cli;
+}
+
+/** `rlhf prefs import|export` and `rlhf label-demo`: preference files and rule labels. */
+function labelCommands(cli: Command): void {
   const prefs = cli.command('prefs').description('preference files in TRL format: import and export');
   prefs
     .command('import')
     .description('append the comparisons of a file to a preference store')
     .argument('<src>', 'file to import')
     .argument('<dest>', 'preference store (created if missing)')
-    .addOption(new Option('--format <format>', 'trl: TRL preference JSONL; hh: Anthropic HH-RLHF transcripts').choices(['trl', 'hh']).makeOptionMandatory())
+    .addOption(
+      new Option('--format <format>', 'trl: TRL preference JSONL; hh: Anthropic HH-RLHF transcripts')
+        .choices(['trl', 'hh'])
+        .makeOptionMandatory(),
+    )
     .action(importPrefs);
   prefs
     .command('export')
@@ -331,14 +438,15 @@ export function program(): Command {
     .description('label a queue by a fixed rule, standing in for a person in the headless demo')
     .argument('<queue>', 'queue file from "candidates"')
     .argument('<prefs>', 'preference store to append labels to')
-    .option('--rule <word>', 'prefer the response containing WORD (ignoring case); if both or neither do, the shorter one; if as long, a tie')
-    .option('--reference <file>', 'prefer the response closer (word overlap) to the completion an SFT file ({"prompt", "completion"} lines) gives its prompt')
+    .option(
+      '--rule <word>',
+      'prefer the response containing WORD (ignoring case); if both or neither do, the shorter one; if as long, a tie',
+    )
+    .option(
+      '--reference <file>',
+      'prefer the response closer (word overlap) to the completion an SFT file ({"prompt", "completion"} lines) gives its prompt',
+    )
     .action(labelDemo);
-  cli
-    .command('schema')
-    .description('print the JSON schema of experiment config files')
-    .action(() => console.log(JSON.stringify(experimentJsonSchema(), null, 2)));
-  return cli;
 }
 
 if (require.main === module) {

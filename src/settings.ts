@@ -19,7 +19,8 @@ export function runtimeOverrides(scope?: vscode.Uri): RuntimeOverrides {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
   const overrides: RuntimeOverrides = {};
   const provider = explicitValue<string>(config, 'executionProvider');
-  if (provider && (EXECUTION_PROVIDERS as readonly string[]).includes(provider)) overrides.provider = provider as RuntimeOverrides['provider'];
+  if (provider && (EXECUTION_PROVIDERS as readonly string[]).includes(provider))
+    overrides.provider = provider as RuntimeOverrides['provider'];
   const threads = explicitValue<number>(config, 'threads');
   if (typeof threads === 'number' && Number.isInteger(threads) && threads > 0) overrides.threads = threads;
   return overrides;

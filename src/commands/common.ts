@@ -9,7 +9,10 @@ import { stageLabel } from '../shared/stages';
  * Training and generation run code and read files the workspace chooses, and other commands write
  * files into it, so an untrusted workspace gets an explanation and a way to trust it instead.
  */
-export async function requireTrust(action: string, why = 'it runs training code on the files of this workspace'): Promise<boolean> {
+export async function requireTrust(
+  action: string,
+  why = 'it runs training code on the files of this workspace',
+): Promise<boolean> {
   if (vscode.workspace.isTrusted) return true;
   const manage = 'Manage Workspace Trust';
   const choice = await vscode.window.showWarningMessage(
@@ -43,26 +46,43 @@ export async function pickExperiment(uri?: vscode.Uri): Promise<vscode.Uri | und
   if (files.length === 1) return files[0];
   if (files.length === 0) {
     const create = 'New Experiment';
-    const choice = await vscode.window.showInformationMessage('There is no experiment file (*.rlhf.json) in this workspace yet.', create);
+    const choice = await vscode.window.showInformationMessage(
+      'There is no experiment file (*.rlhf.json) in this workspace yet.',
+      create,
+    );
     if (choice === create) await vscode.commands.executeCommand('rlhf.newExperiment');
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(
-    files.map((uri) => ({ label: path.basename(uri.fsPath), description: vscode.workspace.asRelativePath(path.dirname(uri.fsPath)), uri })),
+    files.map((uri) => ({
+      label: path.basename(uri.fsPath),
+      description: vscode.workspace.asRelativePath(path.dirname(uri.fsPath)),
+      uri,
+    })),
     { placeHolder: 'Experiment to run' },
   );
   return picked?.uri;
 }
 
 /** The run a command acts on: the Runs view item it was invoked on, else one picked from `candidates`. */
-export async function pickRun(arg: unknown, candidates: RunRef[], placeHolder: string, none: string): Promise<RunRef | undefined> {
+export async function pickRun(
+  arg: unknown,
+  candidates: RunRef[],
+  placeHolder: string,
+  none: string,
+): Promise<RunRef | undefined> {
   if (isRunRef(arg)) return arg;
   if (candidates.length === 0) {
     await vscode.window.showInformationMessage(none);
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(
-    candidates.map((ref) => ({ label: ref.record.name, description: `${stageLabel(ref.record.stage)} · ${ref.record.status}`, detail: ref.record.id, ref })),
+    candidates.map((ref) => ({
+      label: ref.record.name,
+      description: `${stageLabel(ref.record.stage)} · ${ref.record.status}`,
+      detail: ref.record.id,
+      ref,
+    })),
     { placeHolder },
   );
   return picked?.ref;

@@ -20,8 +20,16 @@ async function newExperiment(services: Services): Promise<void> {
   if (!folder) return;
   const template = await vscode.window.showQuickPick(
     [
-      { label: '$(beaker) From the demo', description: 'animal questions and answers; a tiny GPT-2 that trains on a CPU in minutes', template: 'demo' as const },
-      { label: '$(new-file) Empty', description: 'an experiment file and an empty SFT data file to fill', template: 'empty' as const },
+      {
+        label: '$(beaker) From the demo',
+        description: 'animal questions and answers; a tiny GPT-2 that trains on a CPU in minutes',
+        template: 'demo' as const,
+      },
+      {
+        label: '$(new-file) Empty',
+        description: 'an experiment file and an empty SFT data file to fill',
+        template: 'empty' as const,
+      },
     ],
     { placeHolder: 'New RLHF experiment' },
   );
@@ -32,12 +40,21 @@ async function newExperiment(services: Services): Promise<void> {
     validateInput: (value) => experimentNameProblem(folder.uri.fsPath, value),
   });
   if (!name) return;
-  const file = createExperiment(folder.uri.fsPath, name, template.template, path.join(services.extensionPath, 'media', 'demo'));
+  const file = createExperiment(
+    folder.uri.fsPath,
+    name,
+    template.template,
+    path.join(services.extensionPath, 'media', 'demo'),
+  );
   const uri = vscode.Uri.file(file);
   await vscode.window.showTextDocument(uri);
   const train = 'Train SFT';
-  const next = template.template === 'demo' ? `Experiment "${name}" is ready.` : `Experiment "${name}" is ready: add SFT examples to ${name}/sft.jsonl.`;
-  if ((await vscode.window.showInformationMessage(next, train)) === train) await vscode.commands.executeCommand('rlhf.trainSft', uri);
+  const next =
+    template.template === 'demo'
+      ? `Experiment "${name}" is ready.`
+      : `Experiment "${name}" is ready: add SFT examples to ${name}/sft.jsonl.`;
+  if ((await vscode.window.showInformationMessage(next, train)) === train)
+    await vscode.commands.executeCommand('rlhf.trainSft', uri);
 }
 
 /** Why `name` cannot be a new experiment folder in `parent`, or undefined when it can. */
@@ -56,11 +73,19 @@ export function createExperiment(parent: string, name: string, template: Experim
   let config: Record<string, unknown>;
   if (template === 'demo') {
     // The demo's $schema points into the extension; jsonValidation gives *.rlhf.json files the schema instead.
-    const { $schema: _, ...demo } = JSON.parse(fs.readFileSync(path.join(demoDir, 'experiment.json'), 'utf8')) as Record<string, unknown>;
+    const { $schema: _, ...demo } = JSON.parse(
+      fs.readFileSync(path.join(demoDir, 'experiment.json'), 'utf8'),
+    ) as Record<string, unknown>;
     config = { ...demo, name };
     for (const f of DEMO_FILES) fs.copyFileSync(path.join(demoDir, f), path.join(dir, f));
   } else {
-    config = { name, seed: 42, model: 'tiny', runtime: { provider: 'auto' }, sft: { data: 'sft.jsonl', max_steps: 300 } };
+    config = {
+      name,
+      seed: 42,
+      model: 'tiny',
+      runtime: { provider: 'auto' },
+      sft: { data: 'sft.jsonl', max_steps: 300 },
+    };
     fs.writeFileSync(path.join(dir, 'sft.jsonl'), '');
   }
   const file = path.join(dir, `${name}.rlhf.json`);
@@ -71,9 +96,15 @@ export function createExperiment(parent: string, name: string, template: Experim
 async function pickWorkspaceFolder(): Promise<vscode.WorkspaceFolder | undefined> {
   const folders = vscode.workspace.workspaceFolders ?? [];
   if (folders.length === 1) return folders[0];
-  if (folders.length > 1) return vscode.window.showWorkspaceFolderPick({ placeHolder: 'Workspace folder for the experiment' });
+  if (folders.length > 1)
+    return vscode.window.showWorkspaceFolderPick({ placeHolder: 'Workspace folder for the experiment' });
   const open = 'Open Folder';
-  if ((await vscode.window.showInformationMessage('Open a folder first: experiments and their runs live in the workspace.', open)) === open) {
+  if (
+    (await vscode.window.showInformationMessage(
+      'Open a folder first: experiments and their runs live in the workspace.',
+      open,
+    )) === open
+  ) {
     await vscode.commands.executeCommand('workbench.action.files.openFolder');
   }
   return undefined;

@@ -12,14 +12,21 @@ import { isRunRef, requireTrust } from './common';
 const SAMPLING = { maxNewTokens: 48, temperature: 0.7, topK: 0, topP: 1 };
 
 export function registerGenerationCommands(services: Services): vscode.Disposable[] {
-  return [vscode.commands.registerCommand('rlhf.generateWithModel', (arg?: unknown) => generateWithModel(services, arg))];
+  return [
+    vscode.commands.registerCommand('rlhf.generateWithModel', (arg?: unknown) => generateWithModel(services, arg)),
+  ];
 }
 
 async function generateWithModel(services: Services, arg: unknown): Promise<void> {
   if (!(await requireTrust('Generation'))) return;
   const model = isRunRef(arg) ? modelOf(arg) : await pickModel(services);
   if (!model) return;
-  const prompt = await vscode.window.showInputBox({ title: `Generate with ${path.basename(path.dirname(model))}/${path.basename(model)}`, prompt: 'Prompt', placeHolder: 'What does a cat eat?', ignoreFocusOut: true });
+  const prompt = await vscode.window.showInputBox({
+    title: `Generate with ${path.basename(path.dirname(model))}/${path.basename(model)}`,
+    prompt: 'Prompt',
+    placeHolder: 'What does a cat eat?',
+    ignoreFocusOut: true,
+  });
   if (!prompt) return;
   try {
     const rows = await vscode.window.withProgress(
@@ -28,10 +35,17 @@ async function generateWithModel(services: Services, arg: unknown): Promise<void
         const cancel = new AbortController();
         token.onCancellationRequested(() => cancel.abort());
         const seed = Math.floor(Math.random() * 2 ** 31);
-        return generate({ model, prompts: [prompt], sampling: SAMPLING, seed, runtime: runtimeOverrides() }, services.processOptions, cancel.signal);
+        return generate(
+          { model, prompts: [prompt], sampling: SAMPLING, seed, runtime: runtimeOverrides() },
+          services.processOptions,
+          cancel.signal,
+        );
       },
     );
-    const doc = await vscode.workspace.openTextDocument({ content: `${prompt}${rows[0]?.response ?? ''}`, language: 'plaintext' });
+    const doc = await vscode.workspace.openTextDocument({
+      content: `${prompt}${rows[0]?.response ?? ''}`,
+      language: 'plaintext',
+    });
     await vscode.window.showTextDocument(doc);
   } catch (e) {
     services.log.error(`generation with ${model} failed: ${(e as Error).message}`);
@@ -54,11 +68,25 @@ async function pickModel(services: Services): Promise<string | undefined> {
     .filter((ref) => STAGE_INFO[ref.record.stage].generates)
     .flatMap((ref) => {
       const model = modelOf(ref);
-      return model ? [{ label: ref.record.name, description: `${stageLabel(ref.record.stage)} · ${path.basename(model)}`, detail: ref.record.id, model }] : [];
+      return model
+        ? [
+            {
+              label: ref.record.name,
+              description: `${stageLabel(ref.record.stage)} · ${path.basename(model)}`,
+              detail: ref.record.id,
+              model,
+            },
+          ]
+        : [];
     });
   const picked = await vscode.window.showQuickPick([...items, browse], { placeHolder: 'Model to generate with' });
   if (!picked) return undefined;
   if (picked.model) return picked.model;
-  const folders = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use this model', title: 'A checkpoint folder (config.json + model.safetensors)' });
+  const folders = await vscode.window.showOpenDialog({
+    canSelectFolders: true,
+    canSelectFiles: false,
+    openLabel: 'Use this model',
+    title: 'A checkpoint folder (config.json + model.safetensors)',
+  });
   return folders?.[0]?.fsPath;
 }

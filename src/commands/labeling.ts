@@ -10,7 +10,9 @@ import { experimentWorkspace, pickExperiment } from './common';
 
 export function registerLabelingCommands(services: Services): vscode.Disposable[] {
   return [
-    vscode.commands.registerCommand('rlhf.openLabeling', () => vscode.commands.executeCommand(`${LABELING_VIEW}.focus`)),
+    vscode.commands.registerCommand('rlhf.openLabeling', () =>
+      vscode.commands.executeCommand(`${LABELING_VIEW}.focus`),
+    ),
     vscode.commands.registerCommand('rlhf.exportPreferences', (uri?: vscode.Uri) => exportPreferences(services, uri)),
   ];
 }
@@ -27,7 +29,8 @@ async function exportPreferences(services: Services, uri?: vscode.Uri): Promise<
   const problems: string[] = [];
   const [queue] = queuesOf([{ file: experiment.fsPath, workspaceFolder }], (problem) => problems.push(problem));
   if (!queue) {
-    const why = problems[0] ?? `${path.basename(experiment.fsPath)} has no "comparisons" section, so it has no labels to export.`;
+    const why =
+      problems[0] ?? `${path.basename(experiment.fsPath)} has no "comparisons" section, so it has no labels to export.`;
     await vscode.window.showErrorMessage(why);
     return;
   }
@@ -47,7 +50,9 @@ async function exportPreferences(services: Services, uri?: vscode.Uri): Promise<
       errors.length > 0 ? `${errors.length} bad line${errors.length === 1 ? '' : 's'} skipped (see the log)` : '',
     ].filter(Boolean);
     const summary = `Exported ${exported} preference pair${exported === 1 ? '' : 's'} to ${path.basename(dest.fsPath)}${notes.length ? `; ${notes.join('; ')}` : ''}.`;
-    await (errors.length > 0 ? vscode.window.showWarningMessage(summary) : vscode.window.showInformationMessage(summary));
+    await (errors.length > 0
+      ? vscode.window.showWarningMessage(summary)
+      : vscode.window.showInformationMessage(summary));
   } catch (err) {
     await vscode.window.showErrorMessage(`Could not export ${source}: ${(err as Error).message}`);
   }

@@ -24,14 +24,22 @@ async function showCharts(services: Services, arg: unknown): Promise<void> {
 
 async function openRunFolder(services: Services, arg: unknown): Promise<void> {
   const ref = await pickRun(arg, services.runs.list(), 'Run folder to open', 'There are no runs yet.');
-  if (ref) await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(path.join(ref.registry.dir(ref.record.id), 'run.json')));
+  if (ref)
+    await vscode.commands.executeCommand(
+      'revealFileInOS',
+      vscode.Uri.file(path.join(ref.registry.dir(ref.record.id), 'run.json')),
+    );
 }
 
 async function deleteRun(services: Services, arg: unknown): Promise<void> {
   const finished = services.runs.list().filter((r) => r.record.status !== 'running');
   const ref = await pickRun(arg, finished, 'Run to delete', 'There is no run to delete.');
   if (!ref) return;
-  const confirm = await vscode.window.showWarningMessage(`Delete run "${ref.record.name}" (${ref.record.id}) with its checkpoints and metrics?`, { modal: true }, 'Delete');
+  const confirm = await vscode.window.showWarningMessage(
+    `Delete run "${ref.record.name}" (${ref.record.id}) with its checkpoints and metrics?`,
+    { modal: true },
+    'Delete',
+  );
   if (confirm !== 'Delete') return;
   try {
     ref.registry.delete(ref.record.id);

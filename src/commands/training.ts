@@ -21,14 +21,22 @@ const NEXT_STEP_COMMANDS: Record<NextStep, string> = {
 
 export function registerTrainingCommands(services: Services): vscode.Disposable[] {
   return [
-    ...EXPERIMENT_STAGES.map((stage) => vscode.commands.registerCommand(STAGE_INFO[stage].command, (uri?: vscode.Uri) => startStage(services, stage, uri))),
+    ...EXPERIMENT_STAGES.map((stage) =>
+      vscode.commands.registerCommand(STAGE_INFO[stage].command, (uri?: vscode.Uri) =>
+        startStage(services, stage, uri),
+      ),
+    ),
     vscode.commands.registerCommand('rlhf.stopRun', (arg?: unknown) => stopRun(services, arg)),
     vscode.commands.registerCommand('rlhf.resumeRun', (arg?: unknown) => resumeRun(services, arg)),
   ];
 }
 
 /** Starts a stage on an experiment file (the one given, the active editor's, or one picked). */
-export async function startStage(services: Services, stage: ExperimentStage, uri?: vscode.Uri): Promise<LiveRun | undefined> {
+export async function startStage(
+  services: Services,
+  stage: ExperimentStage,
+  uri?: vscode.Uri,
+): Promise<LiveRun | undefined> {
   if (!(await requireTrust(STAGE_INFO[stage].work))) return undefined;
   const config = await pickExperiment(uri);
   const workspaceFolder = config && (await experimentWorkspace(config));
@@ -48,7 +56,9 @@ export async function stopRun(services: Services, arg: unknown): Promise<void> {
   const run = services.supervisor.find(ref.registry, ref.record.id);
   if (!run && process.platform === 'win32') {
     // Windows has no SIGINT to send: a signal would end the process without its checkpoint.
-    await vscode.window.showWarningMessage(`"${ref.record.name}" is trained by another window or a terminal; stop it there.`);
+    await vscode.window.showWarningMessage(
+      `"${ref.record.name}" is trained by another window or a terminal; stop it there.`,
+    );
     return;
   }
   const title = `Stopping ${ref.record.name} after this step…`;
@@ -100,8 +110,17 @@ function withWindowProgress<T>(title: string, task: () => Promise<T>): Thenable<
 }
 
 async function resumeRun(services: Services, arg: unknown): Promise<void> {
-  const resumable = services.runs.list().filter((r) => (r.record.status === 'stopped' || r.record.status === 'failed') && r.registry.latestCheckpoint(r.record));
-  const ref = await pickRun(arg, resumable, 'Run to resume from its last checkpoint', 'No stopped or failed run has a checkpoint to resume from.');
+  const resumable = services.runs
+    .list()
+    .filter(
+      (r) => (r.record.status === 'stopped' || r.record.status === 'failed') && r.registry.latestCheckpoint(r.record),
+    );
+  const ref = await pickRun(
+    arg,
+    resumable,
+    'Run to resume from its last checkpoint',
+    'No stopped or failed run has a checkpoint to resume from.',
+  );
   if (!ref || !(await requireTrust(STAGE_INFO[ref.record.stage].work))) return;
   const config = vscode.Uri.file(ref.record.configFile);
   const workspaceFolder = await experimentWorkspace(config);
@@ -123,23 +142,29 @@ async function resumeRun(services: Services, arg: unknown): Promise<void> {
 async function followRun(services: Services, run: LiveRun): Promise<void> {
   const { record } = run;
   const title = `${stageLabel(record.stage)} · ${record.name}`;
-  const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
-    token.onCancellationRequested(() => {
-      progress.report({ message: 'stopping after this step…' });
-      void services.supervisor.stop(run);
-    });
-    let done = 0;
-    run.process.on('event', (e) => {
-      if (token.isCancellationRequested) return;
-      if (e.type === 'download') return progress.report({ message: `downloading ${formatDownload(e)}` });
-      if (e.type !== 'progress' || !e.total) return;
-      const percent = (100 * e.step) / e.total;
-      const loss = record.metrics.loss;
-      progress.report({ increment: percent - done, message: `step ${e.step}/${e.total}${loss !== undefined ? ` · loss ${formatMetric(loss)}` : ''}` });
-      done = percent;
-    });
-    return run.process.outcome;
-  });
+  const outcome = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+    (progress, token) => {
+      token.onCancellationRequested(() => {
+        progress.report({ message: 'stopping after this step…' });
+        void services.supervisor.stop(run);
+      });
+      let done = 0;
+      run.process.on('event', (e) => {
+        if (token.isCancellationRequested) return;
+        if (e.type === 'download') return progress.report({ message: `downloading ${formatDownload(e)}` });
+        if (e.type !== 'progress' || !e.total) return;
+        const percent = (100 * e.step) / e.total;
+        const loss = record.metrics.loss;
+        progress.report({
+          increment: percent - done,
+          message: `step ${e.step}/${e.total}${loss !== undefined ? ` · loss ${formatMetric(loss)}` : ''}`,
+        });
+        done = percent;
+      });
+      return run.process.outcome;
+    },
+  );
   await reportOutcome(services, run, outcome);
 }
 
@@ -153,7 +178,9 @@ async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessO
       : await vscode.window.showInformationMessage(`${name} finished.`, ...actions);
     if (choice) await vscode.commands.executeCommand(NEXT_STEP_COMMANDS[choice], ref);
   } else if (outcome.status === 'stopped' && run.record.stage === 'comparisons') {
-    await vscode.window.showInformationMessage(`${name} stopped; the pairs queued so far are kept, and Generate Comparisons goes on from there.`);
+    await vscode.window.showInformationMessage(
+      `${name} stopped; the pairs queued so far are kept, and Generate Comparisons goes on from there.`,
+    );
   } else if (outcome.status === 'stopped') {
     const stopped = `${name} stopped at step ${outcome.step}; a checkpoint was saved.`;
     const choice = outcome.warning

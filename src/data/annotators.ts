@@ -35,13 +35,22 @@ export function wordAnnotator(word: string): Annotator {
   return { name: `rule:${word}`, judge: (pair) => ruleLabel(pair, word) };
 }
 
-const normalized = (text: string) => text.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[.!?。！？]+$/u, '');
+const normalized = (text: string) =>
+  text
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/[.!?。！？]+$/u, '');
 
 /**
  * Whether a response gives one of the prompt's reference answers, compared without case, spacing or
  * final punctuation; undefined when there is no reference for the prompt.
  */
-export function givesReference(references: Map<string, string[]>, prompt: TextOrMessages, response: string): boolean | undefined {
+export function givesReference(
+  references: Map<string, string[]>,
+  prompt: TextOrMessages,
+  response: string,
+): boolean | undefined {
   const answers = typeof prompt === 'string' ? references.get(prompt.trim()) : undefined;
   return answers?.map(normalized).includes(normalized(response));
 }
@@ -52,16 +61,25 @@ function words(text: string): string[] {
 }
 
 /** Word-overlap F1 of a response against its closest reference answer; undefined without references. */
-export function referenceOverlap(references: Map<string, string[]>, prompt: TextOrMessages, response: string): number | undefined {
+export function referenceOverlap(
+  references: Map<string, string[]>,
+  prompt: TextOrMessages,
+  response: string,
+): number | undefined {
   const answers = typeof prompt === 'string' ? references.get(prompt.trim()) : undefined;
   if (!answers) return undefined;
   const got = words(response);
-  return Math.max(...answers.map((answer) => {
-    const want = words(answer);
-    const left = [...want];
-    const common = got.filter((w) => { const i = left.indexOf(w); return i >= 0 && left.splice(i, 1).length > 0; }).length;
-    return common === 0 ? 0 : (2 * common) / (got.length + want.length);
-  }));
+  return Math.max(
+    ...answers.map((answer) => {
+      const want = words(answer);
+      const left = [...want];
+      const common = got.filter((w) => {
+        const i = left.indexOf(w);
+        return i >= 0 && left.splice(i, 1).length > 0;
+      }).length;
+      return common === 0 ? 0 : (2 * common) / (got.length + want.length);
+    }),
+  );
 }
 
 /**
@@ -75,15 +93,23 @@ export function referenceAnnotator(references: Map<string, string[]>, name = 're
     judge(pair) {
       const a = referenceOverlap(references, pair.prompt, pair.response_a);
       const b = referenceOverlap(references, pair.prompt, pair.response_b);
-      if (a === undefined || b === undefined) return { label: 'skip', rationale: 'no reference answer for this prompt' };
+      if (a === undefined || b === undefined)
+        return { label: 'skip', rationale: 'no reference answer for this prompt' };
       if (a === b) return { label: 'tie', rationale: `both as close to the reference answer (F1 ${a.toFixed(2)})` };
-      return { label: a > b ? 'a' : 'b', rationale: `closer to the reference answer (F1 ${Math.max(a, b).toFixed(2)} vs ${Math.min(a, b).toFixed(2)})` };
+      return {
+        label: a > b ? 'a' : 'b',
+        rationale: `closer to the reference answer (F1 ${Math.max(a, b).toFixed(2)} vs ${Math.min(a, b).toFixed(2)})`,
+      };
     },
   };
 }
 
 /** Labels every unlabeled pair of the queue with the annotator, appending each label durably. */
-export async function labelQueue(queueFile: string, preferencesFile: string, annotator: Annotator): Promise<{ counts: Record<Label, number>; errors: DataError[] }> {
+export async function labelQueue(
+  queueFile: string,
+  preferencesFile: string,
+  annotator: Annotator,
+): Promise<{ counts: Record<Label, number>; errors: DataError[] }> {
   const { unlabeled, errors } = unlabeledPairs(queueFile, preferencesFile);
   const counts: Record<Label, number> = { a: 0, b: 0, tie: 0, both_bad: 0, skip: 0 };
   for (const pair of unlabeled) {

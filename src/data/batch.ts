@@ -44,8 +44,10 @@ export function makeBatch(examples: readonly TokenExample[], seqLen: number, pad
   examples.forEach(({ ids, lossMask }, b) => {
     const length = ids.length - 1;
     if (length < 1 || length > seqLen) {
-      throw new Error(`batch row ${b}: an example of ${ids.length} tokens does not fit ${seqLen} positions ` +
-        `(it needs 2 to ${seqLen + 1} tokens)`);
+      throw new Error(
+        `batch row ${b}: an example of ${ids.length} tokens does not fit ${seqLen} positions ` +
+          `(it needs 2 to ${seqLen + 1} tokens)`,
+      );
     }
     const row = b * seqLen;
     for (let t = 0; t < length; t++) {
@@ -72,7 +74,11 @@ export class BatchSampler<T> {
   private cachedEpoch = -1;
   private cachedOrder: number[] = [];
 
-  constructor(private readonly items: readonly T[], readonly batchSize: number, readonly seed: number) {
+  constructor(
+    private readonly items: readonly T[],
+    readonly batchSize: number,
+    readonly seed: number,
+  ) {
     if (items.length === 0) throw new Error('cannot draw batches from an empty list of examples');
     if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
       throw new Error(`batch size must be a positive integer, got ${batchSize}`);

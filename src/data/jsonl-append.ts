@@ -46,7 +46,7 @@ function appendDurably(file: string, text: string): void {
   const fd = fs.openSync(file, 'a+');
   try {
     const bytes = Buffer.from(endsMidLine(fd) ? `\n${text}` : text);
-    for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done);
+    for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -70,8 +70,10 @@ async function acquireLock(file: string): Promise<() => void> {
   while (!tryCreateLock(lock)) {
     breakIfAbandoned(lock);
     if (Date.now() > deadline) {
-      throw new Error(`${file}: another process has held ${lock} for over ${LOCK_WAIT_MS / 1000} s; ` +
-        'if no other RLHF Studio process is writing this file, delete the lock file');
+      throw new Error(
+        `${file}: another process has held ${lock} for over ${LOCK_WAIT_MS / 1000} s; ` +
+          'if no other RLHF Studio process is writing this file, delete the lock file',
+      );
     }
     await sleep(1 + Math.random() * 4);
   }

@@ -32,7 +32,10 @@ export class RecordError extends Error {}
 
 /** Thrown by assertNoDataErrors; `errors` holds every problem, the message only the first few. */
 export class DataFileError extends Error {
-  constructor(readonly errors: DataError[], limit: number) {
+  constructor(
+    readonly errors: DataError[],
+    limit: number,
+  ) {
     const shown = errors.slice(0, limit).map(formatDataError);
     if (errors.length > limit) shown.push(`... and ${errors.length - limit} more`);
     super(`${errors.length} bad line${errors.length === 1 ? '' : 's'} in data:\n${shown.join('\n')}`);
@@ -99,7 +102,7 @@ export function readJsonl<T>(file: string, parseRecord: (record: Record<string, 
   }
   const contents: JsonlContents<T> = { records: [], errors: [] };
   let line = 0;
-  for (let start = 0; start < bytes.length; ) {
+  for (let start = 0; start < bytes.length;) {
     line++;
     const newline = bytes.indexOf(0x0a, start);
     const end = newline === -1 ? bytes.length : newline;

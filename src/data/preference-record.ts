@@ -44,11 +44,13 @@ export type PreferenceRecord = DecidedPreference | UndecidedPreference;
 export function parsePreferenceRecord(json: Record<string, unknown>): PreferenceRecord {
   const label = parseLabel(json.label);
   const decided = label === undefined || label === 'a' || label === 'b';
-  const [first, second] = decided ? ['chosen', 'rejected'] as const : ['response_a', 'response_b'] as const;
+  const [first, second] = decided ? (['chosen', 'rejected'] as const) : (['response_a', 'response_b'] as const);
   for (const key of decided ? ['response_a', 'response_b'] : ['chosen', 'rejected']) {
     if (key in json) {
-      throw new RecordError(`field "${key}" does not belong in a record ${label ? `labeled "${label}"` : 'without a label'}: ` +
-        '"chosen"/"rejected" hold a winner and loser, "response_a"/"response_b" the responses of a "tie", "both_bad" or "skip"');
+      throw new RecordError(
+        `field "${key}" does not belong in a record ${label ? `labeled "${label}"` : 'without a label'}: ` +
+          '"chosen"/"rejected" hold a winner and loser, "response_a"/"response_b" the responses of a "tie", "both_bad" or "skip"',
+      );
     }
   }
   const { prompt, responses } = parseExchange(json, first, second);
@@ -67,7 +69,11 @@ function parseLabel(value: unknown): Label | undefined {
 }
 
 /** The prompt and the two responses, all text or all messages. */
-function parseExchange(json: Record<string, unknown>, first: string, second: string): { prompt: TextOrMessages; responses: [TextOrMessages, TextOrMessages] } {
+function parseExchange(
+  json: Record<string, unknown>,
+  first: string,
+  second: string,
+): { prompt: TextOrMessages; responses: [TextOrMessages, TextOrMessages] } {
   if (json.prompt === undefined && Array.isArray(json[first]) && Array.isArray(json[second])) {
     return splitImplicitPrompt(parseMessages(json[first], first), parseMessages(json[second], second), first, second);
   }
@@ -75,7 +81,8 @@ function parseExchange(json: Record<string, unknown>, first: string, second: str
     throw new RecordError('field "prompt" is missing; Anthropic HH-RLHF transcripts import with format "hh"');
   }
   const prompt = parsePrompt(json.prompt);
-  const response = (key: string) => typeof prompt === 'string' ? parseText(json[key], key) : parseAssistantTurns(json[key], key);
+  const response = (key: string) =>
+    typeof prompt === 'string' ? parseText(json[key], key) : parseAssistantTurns(json[key], key);
   return { prompt, responses: [response(first), response(second)] };
 }
 
@@ -93,19 +100,22 @@ function parseText(value: unknown, field: string): string {
 const ROLES: readonly string[] = ['system', 'user', 'assistant'] satisfies ChatRole[];
 
 function parseMessages(value: unknown, field: string): ChatMessage[] {
-  if (!Array.isArray(value) || value.length === 0) throw fieldError(field, 'must be a non-empty list of messages', value);
+  if (!Array.isArray(value) || value.length === 0)
+    throw fieldError(field, 'must be a non-empty list of messages', value);
   return value.map((item, i): ChatMessage => {
     const message = expectObject(item, `${field}[${i}]`);
     if (typeof message.role !== 'string' || !ROLES.includes(message.role)) {
       throw fieldError(`${field}[${i}].role`, 'must be "system", "user" or "assistant"', message.role);
     }
-    if (typeof message.content !== 'string') throw fieldError(`${field}[${i}].content`, 'must be a string', message.content);
+    if (typeof message.content !== 'string')
+      throw fieldError(`${field}[${i}].content`, 'must be a string', message.content);
     return { role: message.role as ChatRole, content: message.content };
   });
 }
 
 function parseAssistantTurns(value: unknown, field: string): ChatMessage[] {
-  if (!Array.isArray(value)) throw fieldError(field, 'must be a list of assistant messages, as "prompt" is a list of messages', value);
+  if (!Array.isArray(value))
+    throw fieldError(field, 'must be a list of assistant messages, as "prompt" is a list of messages', value);
   const messages = parseMessages(value, field);
   checkAssistantTurns(messages, field, 0);
   return messages;
@@ -113,7 +123,12 @@ function parseAssistantTurns(value: unknown, field: string): ChatMessage[] {
 
 function checkAssistantTurns(messages: ChatMessage[], field: string, offset: number): void {
   const i = messages.findIndex((m) => m.role !== 'assistant');
-  if (i !== -1) throw fieldError(`${field}[${offset + i}].role`, 'must be "assistant": the prompt holds the other turns', messages[i].role);
+  if (i !== -1)
+    throw fieldError(
+      `${field}[${offset + i}].role`,
+      'must be "assistant": the prompt holds the other turns',
+      messages[i].role,
+    );
 }
 
 /** TRL's implicit prompt: the turns both conversations open with, up to the last non-assistant one. */
@@ -121,10 +136,14 @@ function splitImplicitPrompt(first: ChatMessage[], second: ChatMessage[], firstF
   let shared = 0;
   while (shared < first.length && shared < second.length && sameMessage(first[shared], second[shared])) shared++;
   while (shared > 0 && first[shared - 1].role === 'assistant') shared--;
-  if (shared === 0) throw new RecordError(`field "prompt" is missing, and "${firstField}" and "${secondField}" open with no common user turn to take it from`);
+  if (shared === 0)
+    throw new RecordError(
+      `field "prompt" is missing, and "${firstField}" and "${secondField}" open with no common user turn to take it from`,
+    );
   const responses: [ChatMessage[], ChatMessage[]] = [first.slice(shared), second.slice(shared)];
   [firstField, secondField].forEach((field, k) => {
-    if (responses[k].length === 0) throw new RecordError(`field "${field}" has no reply after the turns it shares with the other response`);
+    if (responses[k].length === 0)
+      throw new RecordError(`field "${field}" has no reply after the turns it shares with the other response`);
     checkAssistantTurns(responses[k], field, shared);
   });
   return { prompt: first.slice(0, shared), responses };
@@ -157,7 +176,8 @@ export function expectString(value: unknown, field: string): string {
 }
 
 function expectTime(value: unknown, field: string): string {
-  if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw fieldError(field, 'must be an ISO 8601 time', value);
+  if (typeof value !== 'string' || Number.isNaN(Date.parse(value)))
+    throw fieldError(field, 'must be an ISO 8601 time', value);
   return value;
 }
 

@@ -66,7 +66,11 @@ export class AlreadyLabeledError extends Error {}
  * `once`, AlreadyLabeledError if a record with its id stands: checked under the file's lock, so of
  * two windows labeling the same pair at once exactly one succeeds.
  */
-export async function appendPreference(file: string, record: PreferenceRecord, options: { once?: boolean } = {}): Promise<void> {
+export async function appendPreference(
+  file: string,
+  record: PreferenceRecord,
+  options: { once?: boolean } = {},
+): Promise<void> {
   let checked: PreferenceRecord;
   try {
     checked = parsePreferenceRecord(JSON.parse(JSON.stringify(record)) as Record<string, unknown>);
@@ -126,7 +130,8 @@ export function readPreferencePairs(
   let skipped = 0;
   for (const r of records) {
     if ('chosen' in r) pairs.push({ prompt: r.prompt, chosen: r.chosen, rejected: r.rejected });
-    else if (options.includeTies && r.label !== 'skip') pairs.push({ prompt: r.prompt, chosen: r.response_a, rejected: r.response_b, tie: true });
+    else if (options.includeTies && r.label !== 'skip')
+      pairs.push({ prompt: r.prompt, chosen: r.response_a, rejected: r.response_b, tie: true });
     else skipped++;
   }
   return { pairs, errors, skipped };
@@ -140,7 +145,11 @@ export type ImportFormat = 'trl' | 'hh';
  * optional fields are kept and undos applied); "hh": Anthropic HH-RLHF, whole transcripts in
  * chosen and rejected. Bad lines are reported and skipped.
  */
-export async function importPreferences(src: string, dest: string, format: ImportFormat): Promise<{ imported: number; errors: DataError[] }> {
+export async function importPreferences(
+  src: string,
+  dest: string,
+  format: ImportFormat,
+): Promise<{ imported: number; errors: DataError[] }> {
   const { records, errors } = format === 'hh' ? readHH(src) : readPreferences(src);
   if (records.length > 0) await appendJsonLines(dest, records);
   return { imported: records.length, errors };
@@ -150,7 +159,10 @@ export async function importPreferences(src: string, dest: string, format: Impor
  * Writes the decided comparisons of `src` to `dest` as plain TRL records ({prompt, chosen,
  * rejected}, in each record's own form), replacing `dest` at once.
  */
-export function exportPreferences(src: string, dest: string): { exported: number; skipped: number; errors: DataError[] } {
+export function exportPreferences(
+  src: string,
+  dest: string,
+): { exported: number; skipped: number; errors: DataError[] } {
   const { records, errors } = readPreferences(src);
   const decided = records.filter((r): r is DecidedPreference => 'chosen' in r);
   const lines = decided.map(({ prompt, chosen, rejected }) => `${JSON.stringify({ prompt, chosen, rejected })}\n`);
@@ -211,7 +223,11 @@ function parseHHRecord(json: Record<string, unknown>): DecidedPreference {
   const end = chosen.slice(0, commonPrefixLength(chosen, rejected)).lastIndexOf(HH_ASSISTANT);
   if (end === -1) throw new RecordError('"chosen" and "rejected" share no opening that ends in "\\n\\nAssistant:"');
   const promptLength = end + HH_ASSISTANT.length;
-  return { prompt: chosen.slice(0, promptLength), chosen: chosen.slice(promptLength), rejected: rejected.slice(promptLength) };
+  return {
+    prompt: chosen.slice(0, promptLength),
+    chosen: chosen.slice(promptLength),
+    rejected: rejected.slice(promptLength),
+  };
 }
 
 function commonPrefixLength(x: string, y: string): number {

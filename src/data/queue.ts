@@ -5,7 +5,16 @@
 import * as fs from 'fs';
 import { DataError, expectNonEmptyString, readJsonl } from './jsonl';
 import { readPreferences } from './preferences';
-import { expectString, GenerationSettings, Label, parseCandidateIds, parseGeneration, parsePrompt, PreferenceRecord, TextOrMessages } from './preference-record';
+import {
+  expectString,
+  GenerationSettings,
+  Label,
+  parseCandidateIds,
+  parseGeneration,
+  parsePrompt,
+  PreferenceRecord,
+  TextOrMessages,
+} from './preference-record';
 
 export interface ComparisonPair {
   pair_id: string;
@@ -19,7 +28,13 @@ export interface ComparisonPair {
 /** A queue's pairs in file order, each pair_id once; bad lines are reported and skipped. */
 export function readQueue(file: string): { pairs: ComparisonPair[]; errors: DataError[] } {
   const { records, errors } = readJsonl(file, parsePair);
-  return { pairs: firstOfEach(records.map((r) => r.value), (p) => p.pair_id), errors };
+  return {
+    pairs: firstOfEach(
+      records.map((r) => r.value),
+      (p) => p.pair_id,
+    ),
+    errors,
+  };
 }
 
 /** The items whose key is not in `seen` and has not come up before them. */
@@ -68,10 +83,20 @@ export function unlabeledPairs(queueFile: string, preferencesFile: string) {
 }
 
 /** The preference record for labeling `pair` with `label`. */
-export function labelPair(pair: ComparisonPair, label: Label, extra: { rationale?: string; annotator?: string } = {}): PreferenceRecord {
-  const response = (text: string): TextOrMessages => typeof pair.prompt === 'string' ? text : [{ role: 'assistant', content: text }];
+export function labelPair(
+  pair: ComparisonPair,
+  label: Label,
+  extra: { rationale?: string; annotator?: string } = {},
+): PreferenceRecord {
+  const response = (text: string): TextOrMessages =>
+    typeof pair.prompt === 'string' ? text : [{ role: 'assistant', content: text }];
   const [a, b] = [response(pair.response_a), response(pair.response_b)];
-  const about = { ...extra, created_at: new Date().toISOString(), candidate_ids: pair.candidate_ids, generation: pair.generation };
+  const about = {
+    ...extra,
+    created_at: new Date().toISOString(),
+    candidate_ids: pair.candidate_ids,
+    generation: pair.generation,
+  };
   const head = { id: pair.pair_id, prompt: pair.prompt };
   if (label === 'a' || label === 'b') {
     return { ...head, label, chosen: label === 'a' ? a : b, rejected: label === 'a' ? b : a, ...about };

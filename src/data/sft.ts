@@ -59,7 +59,8 @@ export function readReferences(file: string): Map<string, string[]> {
   assertNoDataErrors(errors);
   const references = new Map<string, string[]>();
   for (const { value } of records) {
-    if ('prompt' in value) references.set(value.prompt.trim(), [...(references.get(value.prompt.trim()) ?? []), value.completion]);
+    if ('prompt' in value)
+      references.set(value.prompt.trim(), [...(references.get(value.prompt.trim()) ?? []), value.completion]);
   }
   return references;
 }
@@ -101,7 +102,11 @@ function parseMessages(value: unknown): ChatMessage[] {
 }
 
 /** Token ids and loss mask of one record; a conversation goes through `chat`. */
-export function tokenizeSftRecord(record: SftRecord, tokenizer: Tokenizer, chat: ChatFormat = tokenizer.chat()): TokenExample {
+export function tokenizeSftRecord(
+  record: SftRecord,
+  tokenizer: Tokenizer,
+  chat: ChatFormat = tokenizer.chat(),
+): TokenExample {
   if ('messages' in record) return chat.conversation(record.messages);
   const example: MaskedIds = { ids: [], lossMask: [] };
   if ('text' in record) {

@@ -27,7 +27,11 @@ export interface GradCheckResult {
  * Checks d(sum(f(inputs) * R))/d(inputs) for a fixed random R (so every output element's
  * Jacobian row is exercised). Relative error is |a - n| / max(|a|, |n|, 1e-3).
  */
-export async function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: CheckInput[], h = 1e-6): Promise<GradCheckResult> {
+export async function gradCheck(
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: CheckInput[],
+  h = 1e-6,
+): Promise<GradCheckResult> {
   const xs = inputs.map((i) => input(i.name, i.dtype ?? 'float64', i.shape));
   const y = f(...xs);
   const shape = y.shape.map((d) => {
@@ -36,12 +40,17 @@ export async function gradCheck(f: (...xs: Tensor[]) => Tensor, inputs: CheckInp
   });
   const rng = new Rng(1234);
   const r = Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
-  const loss = y.cast('float64').mul(constant(r, 'float64', shape)).sum();
+  const loss = y
+    .cast('float64')
+    .mul(constant(r, 'float64', shape))
+    .sum();
   const wrt = xs.filter((x, i) => x.dtype === 'float64' && !inputs[i].fixed);
   const grads = grad(loss, wrt);
 
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
-  const withGrads = await runtime.load(toOnnx({ loss, ...Object.fromEntries(grads.map((g, i) => [`grad:${wrt[i].name}`, g])) }));
+  const withGrads = await runtime.load(
+    toOnnx({ loss, ...Object.fromEntries(grads.map((g, i) => [`grad:${wrt[i].name}`, g])) }),
+  );
   const lossOnly = await runtime.load(toOnnx({ loss }));
   const feeds = Object.fromEntries(inputs.map((i) => [i.name, hostTensor(i.dtype ?? 'float64', i.data, i.shape)]));
   const evalLoss = async () => ((await lossOnly.run(feeds)).loss.data as Float64Array)[0];

@@ -5,8 +5,26 @@
  * and Log rather than the LogSoftmax op).
  */
 import {
-  abs, cast, exp, gatherElements, layerNormalization, log, matmul, max, maximum, mean, neg, reciprocal, reshape,
-  sigmoid, softmax, sqrt, sum, unbroadcast, unsqueeze, withVjp,
+  abs,
+  cast,
+  exp,
+  gatherElements,
+  layerNormalization,
+  log,
+  matmul,
+  max,
+  maximum,
+  mean,
+  neg,
+  reciprocal,
+  reshape,
+  sigmoid,
+  softmax,
+  sqrt,
+  sum,
+  unbroadcast,
+  unsqueeze,
+  withVjp,
 } from './ops';
 import { Tensor, ShapeError } from './tensor';
 
@@ -18,7 +36,12 @@ import { Tensor, ShapeError } from './tensor';
 export function logsumexp(x: Tensor, axis = -1, keepdims = false): Tensor {
   const p = softmax(x, axis);
   const lse = max(x, axis, true).sub(log(max(p, axis, true)));
-  const y = keepdims ? lse : reshape(lse, x.shape.filter((_, i) => i !== (axis < 0 ? axis + x.rank : axis)));
+  const y = keepdims
+    ? lse
+    : reshape(
+        lse,
+        x.shape.filter((_, i) => i !== (axis < 0 ? axis + x.rank : axis)),
+      );
   return withVjp(y, [x], (g) => [g.reshape(lse.shape).mul(p)]);
 }
 
@@ -67,7 +90,15 @@ export function silu(x: Tensor): Tensor {
  */
 export function gelu(x: Tensor): Tensor {
   const c = 2 * Math.sqrt(2 / Math.PI);
-  return x.mul(sigmoid(x.mul(x).mul(c * 0.044715).add(c).mul(x)));
+  return x.mul(
+    sigmoid(
+      x
+        .mul(x)
+        .mul(c * 0.044715)
+        .add(c)
+        .mul(x),
+    ),
+  );
 }
 
 /** x @ weight + bias, with weight stored [in, out] (GPT-2's Conv1D layout). */
@@ -78,7 +109,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
 
 /** log p(target) under softmax(logits): logits [..., V], targets [...] (int) → [...]. */
 export function tokenLogprobs(logits: Tensor, targets: Tensor): Tensor {
-  if (targets.rank !== logits.rank - 1) throw new ShapeError(`tokenLogprobs: targets ${targets} must drop the last axis of logits ${logits}`);
+  if (targets.rank !== logits.rank - 1)
+    throw new ShapeError(`tokenLogprobs: targets ${targets} must drop the last axis of logits ${logits}`);
   const picked = gatherElements(logits, unsqueeze(targets, -1), -1);
   return reshape(picked, targets.shape).sub(logsumexp(logits, -1));
 }

@@ -51,7 +51,15 @@ export function toOnnx(outputs: Record<string, Tensor>, graphName = 'main'): Onn
     const name = names.get(t.id) ?? `${t.op}_${t.id}`;
     names.set(t.id, name);
     if (t.op === 'Constant') initializer.push(tensorProto(name, t));
-    else nodes.push(nodeProto(t.op, t.inputs.map((i) => names.get(i.id)!), name, t.attrs));
+    else
+      nodes.push(
+        nodeProto(
+          t.op,
+          t.inputs.map((i) => names.get(i.id)!),
+          name,
+          t.attrs,
+        ),
+      );
   }
   for (const [name, t] of aliased) nodes.push(nodeProto('Identity', [names.get(t.id)!], name, {}));
 
@@ -67,11 +75,20 @@ export function toOnnx(outputs: Record<string, Tensor>, graphName = 'main'): Onn
 }
 
 function nodeProto(op: string, inputs: string[], output: string, attrs: Record<string, AttrValue>): object {
-  return { opType: op, name: output, input: inputs, output: [output], attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)) };
+  return {
+    opType: op,
+    name: output,
+    input: inputs,
+    output: [output],
+    attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+  };
 }
 
 // AttributeProto.AttributeType
-const FLOAT = 1, INT = 2, STRING = 3, INTS = 7;
+const FLOAT = 1,
+  INT = 2,
+  STRING = 3,
+  INTS = 7;
 
 /** Attributes that ONNX types as float even when the value is a whole number. */
 const FLOAT_ATTRS = new Set(['epsilon']);
@@ -85,7 +102,12 @@ function attribute(name: string, v: AttrValue): object {
 
 function tensorProto(name: string, t: Tensor): object {
   const d = t.data!;
-  return { name, dims: t.shape, dataType: ONNX_DTYPE[t.dtype], rawData: new Uint8Array(d.buffer, d.byteOffset, d.byteLength) };
+  return {
+    name,
+    dims: t.shape,
+    dataType: ONNX_DTYPE[t.dtype],
+    rawData: new Uint8Array(d.buffer, d.byteOffset, d.byteLength),
+  };
 }
 
 function valueInfo(v: ValueSpec): object {
@@ -95,60 +117,60 @@ function valueInfo(v: ValueSpec): object {
 
 /** The messages of onnx.proto that we emit, with their field numbers. */
 const ONNX_MESSAGES = {
-    ModelProto: {
-      fields: {
-        irVersion: { type: 'int64', id: 1 },
-        producerName: { type: 'string', id: 2 },
-        graph: { type: 'GraphProto', id: 7 },
-        opsetImport: { rule: 'repeated', type: 'OperatorSetIdProto', id: 8 },
-      },
+  ModelProto: {
+    fields: {
+      irVersion: { type: 'int64', id: 1 },
+      producerName: { type: 'string', id: 2 },
+      graph: { type: 'GraphProto', id: 7 },
+      opsetImport: { rule: 'repeated', type: 'OperatorSetIdProto', id: 8 },
     },
-    OperatorSetIdProto: { fields: { domain: { type: 'string', id: 1 }, version: { type: 'int64', id: 2 } } },
-    GraphProto: {
-      fields: {
-        node: { rule: 'repeated', type: 'NodeProto', id: 1 },
-        name: { type: 'string', id: 2 },
-        initializer: { rule: 'repeated', type: 'TensorProto', id: 5 },
-        input: { rule: 'repeated', type: 'ValueInfoProto', id: 11 },
-        output: { rule: 'repeated', type: 'ValueInfoProto', id: 12 },
-      },
+  },
+  OperatorSetIdProto: { fields: { domain: { type: 'string', id: 1 }, version: { type: 'int64', id: 2 } } },
+  GraphProto: {
+    fields: {
+      node: { rule: 'repeated', type: 'NodeProto', id: 1 },
+      name: { type: 'string', id: 2 },
+      initializer: { rule: 'repeated', type: 'TensorProto', id: 5 },
+      input: { rule: 'repeated', type: 'ValueInfoProto', id: 11 },
+      output: { rule: 'repeated', type: 'ValueInfoProto', id: 12 },
     },
-    NodeProto: {
-      fields: {
-        input: { rule: 'repeated', type: 'string', id: 1 },
-        output: { rule: 'repeated', type: 'string', id: 2 },
-        name: { type: 'string', id: 3 },
-        opType: { type: 'string', id: 4 },
-        attribute: { rule: 'repeated', type: 'AttributeProto', id: 5 },
-      },
+  },
+  NodeProto: {
+    fields: {
+      input: { rule: 'repeated', type: 'string', id: 1 },
+      output: { rule: 'repeated', type: 'string', id: 2 },
+      name: { type: 'string', id: 3 },
+      opType: { type: 'string', id: 4 },
+      attribute: { rule: 'repeated', type: 'AttributeProto', id: 5 },
     },
-    AttributeProto: {
-      fields: {
-        name: { type: 'string', id: 1 },
-        f: { type: 'float', id: 2 },
-        i: { type: 'int64', id: 3 },
-        s: { type: 'bytes', id: 4 },
-        ints: { rule: 'repeated', type: 'int64', id: 8 },
-        type: { type: 'int32', id: 20 },
-      },
+  },
+  AttributeProto: {
+    fields: {
+      name: { type: 'string', id: 1 },
+      f: { type: 'float', id: 2 },
+      i: { type: 'int64', id: 3 },
+      s: { type: 'bytes', id: 4 },
+      ints: { rule: 'repeated', type: 'int64', id: 8 },
+      type: { type: 'int32', id: 20 },
     },
-    TensorProto: {
-      fields: {
-        dims: { rule: 'repeated', type: 'int64', id: 1 },
-        dataType: { type: 'int32', id: 2 },
-        name: { type: 'string', id: 8 },
-        rawData: { type: 'bytes', id: 9 },
-      },
+  },
+  TensorProto: {
+    fields: {
+      dims: { rule: 'repeated', type: 'int64', id: 1 },
+      dataType: { type: 'int32', id: 2 },
+      name: { type: 'string', id: 8 },
+      rawData: { type: 'bytes', id: 9 },
     },
-    ValueInfoProto: { fields: { name: { type: 'string', id: 1 }, type: { type: 'TypeProto', id: 2 } } },
-    TypeProto: {
-      fields: { tensorType: { type: 'TensorTypeProto', id: 1 } },
-    },
-    TensorTypeProto: {
-      fields: { elemType: { type: 'int32', id: 1 }, shape: { type: 'TensorShapeProto', id: 2 } },
-    },
-    TensorShapeProto: { fields: { dim: { rule: 'repeated', type: 'Dimension', id: 1 } } },
-    Dimension: { fields: { dimValue: { type: 'int64', id: 1 }, dimParam: { type: 'string', id: 2 } } },
+  },
+  ValueInfoProto: { fields: { name: { type: 'string', id: 1 }, type: { type: 'TypeProto', id: 2 } } },
+  TypeProto: {
+    fields: { tensorType: { type: 'TensorTypeProto', id: 1 } },
+  },
+  TensorTypeProto: {
+    fields: { elemType: { type: 'int32', id: 1 }, shape: { type: 'TensorShapeProto', id: 2 } },
+  },
+  TensorShapeProto: { fields: { dim: { rule: 'repeated', type: 'Dimension', id: 1 } } },
+  Dimension: { fields: { dimValue: { type: 'int64', id: 1 }, dimParam: { type: 'string', id: 2 } } },
 };
 
 let root: protobuf.Root | undefined;

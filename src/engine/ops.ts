@@ -1,3 +1,4 @@
+/* eslint-disable max-lines -- every primitive op beside its VJP; split, the files would import each other */
 /**
  * Primitive ops. Each op is its forward (an ONNX node with a build-time shape rule) and, for
  * differentiable ops, its vector-Jacobian product right beside it: given the gradient `g` of the
@@ -45,7 +46,9 @@ export function shapeOf(x: Tensor, start = 0, end = x.rank): Tensor {
 /** A shape as an int64 tensor; symbolic dims are read at run time from a tensor that has them. */
 function shapeTensor(dims: Shape, from: Tensor): Tensor {
   if (dims.every((d) => typeof d === 'number')) return constant(typedArray('int64', dims as number[]), 'int64');
-  const pieces = dims.map((d) => (typeof d === 'number' ? constant(typedArray('int64', [d]), 'int64') : symbolSize(d, from)));
+  const pieces = dims.map((d) =>
+    typeof d === 'number' ? constant(typedArray('int64', [d]), 'int64') : symbolSize(d, from),
+  );
   return concat(pieces, 0);
 }
 
@@ -57,10 +60,17 @@ function symbolSize(sym: string, x: Tensor): Tensor {
     const t = queue.shift()!;
     const axis = t.shape.indexOf(sym);
     if (axis >= 0) return shapeOf(t, axis, axis + 1);
-    for (const i of t.inputs) if (!seen.has(i.id)) { seen.add(i.id); queue.push(i); }
+    for (const i of t.inputs)
+      if (!seen.has(i.id)) {
+        seen.add(i.id);
+        queue.push(i);
+      }
   }
   const parts = sym.split('*');
-  if (parts.length > 1) return parts.map((p) => (/^\d+$/.test(p) ? constant(typedArray('int64', [Number(p)]), 'int64') : symbolSize(p, x))).reduce((a, b) => mul(a, b));
+  if (parts.length > 1)
+    return parts
+      .map((p) => (/^\d+$/.test(p) ? constant(typedArray('int64', [Number(p)]), 'int64') : symbolSize(p, x)))
+      .reduce((a, b) => mul(a, b));
   throw new ShapeError(`size "${sym}" is not known from the inputs of ${x}`);
 }
 
@@ -83,7 +93,13 @@ function reshapeTarget(from: Shape, to: Shape, runtime: () => Tensor): Tensor {
   const dims = to.map((d, i) => (typeof d === 'number' ? d : from[i] === d ? 0 : undefined));
   const unknown = dims.filter((d) => d === undefined).length;
   if (unknown > 1) return runtime();
-  return constant(typedArray('int64', dims.map((d) => d ?? -1)), 'int64');
+  return constant(
+    typedArray(
+      'int64',
+      dims.map((d) => d ?? -1),
+    ),
+    'int64',
+  );
 }
 
 /** An Expand target from `from` to `to`, constant where possible (1 keeps the input's dim). */
@@ -101,7 +117,12 @@ export function reshapeLike(t: Tensor, x: Tensor): Tensor {
 
 /** Broadcasts t to the (run-time) shape of x. */
 export function expandLike(t: Tensor, x: Tensor): Tensor {
-  return node('Expand', [t, expandTarget(t.shape, x.shape, () => shapeOf(x))], t.dtype, broadcastShapes('expand', t.shape, x.shape));
+  return node(
+    'Expand',
+    [t, expandTarget(t.shape, x.shape, () => shapeOf(x))],
+    t.dtype,
+    broadcastShapes('expand', t.shape, x.shape),
+  );
 }
 
 export function zerosLike(x: Tensor): Tensor {
@@ -159,7 +180,8 @@ vjps.set('Cast', (g, y) => [x0(y).isFloat ? cast(g, x0(y).dtype) : undefined]);
 function binary(op: string, vjp?: Vjp, out?: DType) {
   if (vjp) vjps.set(op, vjp);
   return (a: Tensor | number, b: Tensor | number): Tensor => {
-    let x = lift(a, b), y = lift(b, a);
+    let x = lift(a, b),
+      y = lift(b, a);
     sameDtype(op, [x, y]);
     const shape = broadcastShapes(op, x.shape, y.shape);
     [x, y] = [unexpanded(x, y, shape), unexpanded(y, x, shape)];
@@ -173,14 +195,21 @@ function binary(op: string, vjp?: Vjp, out?: DType) {
  */
 function unexpanded(x: Tensor, other: Tensor, shape: Shape): Tensor {
   if (x.op !== 'Expand') return x;
-  const inner = x.inputs[0], s = broadcastShapes('expand', inner.shape, other.shape);
+  const inner = x.inputs[0],
+    s = broadcastShapes('expand', inner.shape, other.shape);
   return s.length === shape.length && s.every((d, i) => d === shape[i]) ? inner : x;
 }
 const ab = (y: Tensor) => [y.inputs[0], y.inputs[1]];
 
 export const add = binary('Add', (g, y) => ab(y).map((x) => unbroadcast(g, x)));
-export const sub = binary('Sub', (g, y) => { const [a, b] = ab(y); return [unbroadcast(g, a), unbroadcast(neg(g), b)]; });
-export const mul = binary('Mul', (g, y) => { const [a, b] = ab(y); return [unbroadcast(g.mul(b), a), unbroadcast(g.mul(a), b)]; });
+export const sub = binary('Sub', (g, y) => {
+  const [a, b] = ab(y);
+  return [unbroadcast(g, a), unbroadcast(neg(g), b)];
+});
+export const mul = binary('Mul', (g, y) => {
+  const [a, b] = ab(y);
+  return [unbroadcast(g.mul(b), a), unbroadcast(g.mul(a), b)];
+});
 export const div = binary('Div', (g, y) => {
   const [a, b] = ab(y);
   return [unbroadcast(g.div(b), a), unbroadcast(neg(g.mul(y).div(b)), b)];
@@ -191,12 +220,14 @@ export const pow = binary('Pow', (g, y) => {
 });
 /** Elementwise maximum; on ties the gradient goes to the first operand. */
 export const maximum = binary('Max', (g, y) => {
-  const [a, b] = ab(y), first = greaterOrEqual(a, b);
+  const [a, b] = ab(y),
+    first = greaterOrEqual(a, b);
   return [unbroadcast(where(first, g, 0), a), unbroadcast(where(first, 0, g), b)];
 });
 /** Elementwise minimum; on ties the gradient goes to the first operand. */
 export const minimum = binary('Min', (g, y) => {
-  const [a, b] = ab(y), first = lessOrEqual(a, b);
+  const [a, b] = ab(y),
+    first = lessOrEqual(a, b);
   return [unbroadcast(where(first, g, 0), a), unbroadcast(where(first, 0, g), b)];
 });
 
@@ -211,7 +242,8 @@ export const or = binary('Or', undefined, 'bool');
 /** cond ? a : b, elementwise with broadcasting. */
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
   if (cond.dtype !== 'bool') throw new ShapeError(`where: condition must be bool, got ${cond}`);
-  const x = lift(a, b), y = lift(b, a);
+  const x = lift(a, b),
+    y = lift(b, a);
   sameDtype('where', [x, y]);
   return node('Where', [cond, x, y], x.dtype, broadcastShapes('where', cond.shape, x.shape, y.shape));
 }
@@ -235,8 +267,10 @@ vjps.set('Clip', (g, y) => {
 export function matmul(a: Tensor, b: Tensor): Tensor {
   sameDtype('matmul', [a, b]);
   requireFloat('matmul', a);
-  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul: operands need rank ≥ 2, got ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
-  const [m, k] = a.shape.slice(-2), [k2, n] = b.shape.slice(-2);
+  if (a.rank < 2 || b.rank < 2)
+    throw new ShapeError(`matmul: operands need rank ≥ 2, got ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
+  const [m, k] = a.shape.slice(-2),
+    [k2, n] = b.shape.slice(-2);
   if (k !== k2) throw new ShapeError(`matmul: inner dims differ in ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   return node('MatMul', [a, b], a.dtype, [...batch, m, n]);
@@ -269,10 +303,18 @@ export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tens
   const ax = normAxes('sum', axes, x.rank);
   if (ax.length === 0) return x;
   const axesT = constant(typedArray('int64', ax), 'int64');
-  return node('ReduceSum', [x, axesT], x.dtype, reducedShape(x.shape, ax, keepdims), { keepdims: keepdims ? 1 : 0 }, { axes: ax });
+  return node(
+    'ReduceSum',
+    [x, axesT],
+    x.dtype,
+    reducedShape(x.shape, ax, keepdims),
+    { keepdims: keepdims ? 1 : 0 },
+    { axes: ax },
+  );
 }
 vjps.set('ReduceSum', (g, y) => {
-  const x = x0(y), axes = y.meta.axes as number[];
+  const x = x0(y),
+    axes = y.meta.axes as number[];
   const kept = y.attrs.keepdims ? g : g.reshape(reducedShape(x.shape, axes, true));
   return [expandLike(kept, x), undefined];
 });
@@ -283,24 +325,41 @@ export function mean(x: Tensor, axes?: number | number[], keepdims = false): Ten
   const ax = normAxes('mean', axes, x.rank);
   const count = ax.map((a) => x.shape[a]);
   const n = count.every((d) => typeof d === 'number')
-    ? scalar((count as number[]).reduce((p, d) => p * d, 1), x.dtype)
+    ? scalar(
+        (count as number[]).reduce((p, d) => p * d, 1),
+        x.dtype,
+      )
     : symbolicCount(String(productDim(count)), x);
   return sum(x, ax, keepdims).div(n);
 }
 
 /** A symbolic size as a float scalar, without int64 arithmetic (Expand ones to the size, sum). */
 function symbolicCount(sym: string, x: Tensor): Tensor {
-  return sym.split('*').map((p) => (/^\d+$/.test(p) ? scalar(Number(p), x.dtype) : sum(node('Expand', [scalar(1, x.dtype), symbolSize(p, x)], x.dtype, [p]))))
+  return sym
+    .split('*')
+    .map((p) =>
+      /^\d+$/.test(p)
+        ? scalar(Number(p), x.dtype)
+        : sum(node('Expand', [scalar(1, x.dtype), symbolSize(p, x)], x.dtype, [p])),
+    )
     .reduce((a, b) => a.mul(b));
 }
 
 /** Max over axes; the gradient is shared equally among tied maxima. */
 export function max(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
   const ax = normAxes('max', axes, x.rank);
-  return node('ReduceMax', [x], x.dtype, reducedShape(x.shape, ax, keepdims), { axes: ax, keepdims: keepdims ? 1 : 0 }, { axes: ax });
+  return node(
+    'ReduceMax',
+    [x],
+    x.dtype,
+    reducedShape(x.shape, ax, keepdims),
+    { axes: ax, keepdims: keepdims ? 1 : 0 },
+    { axes: ax },
+  );
 }
 vjps.set('ReduceMax', (g, y) => {
-  const x = x0(y), keptShape = reducedShape(x.shape, y.meta.axes as number[], true);
+  const x = x0(y),
+    keptShape = reducedShape(x.shape, y.meta.axes as number[], true);
   const isMax = cast(equal(x, y.reshape(keptShape)), x.dtype);
   const share = isMax.div(sum(isMax, y.meta.axes as number[], true));
   return [expandLike(g.reshape(keptShape), x).mul(share)];
@@ -364,10 +423,17 @@ export function transpose(x: Tensor, perm: number[]): Tensor {
   if (p.length !== x.rank || new Set(p).size !== p.length) {
     throw new ShapeError(`transpose: ${JSON.stringify(perm)} is not a permutation of ${x.rank} axes`);
   }
-  return node('Transpose', [x], x.dtype, p.map((a) => x.shape[a]), { perm: p });
+  return node(
+    'Transpose',
+    [x],
+    x.dtype,
+    p.map((a) => x.shape[a]),
+    { perm: p },
+  );
 }
 vjps.set('Transpose', (g, y) => {
-  const perm = y.attrs.perm as number[], inverse = perm.map((_, i) => perm.indexOf(i));
+  const perm = y.attrs.perm as number[],
+    inverse = perm.map((_, i) => perm.indexOf(i));
   return [transpose(g, inverse)];
 });
 
@@ -393,7 +459,9 @@ export function concat(xs: Tensor[], axis: number): Tensor {
     }
   }
   const sizes = xs.map((x) => x.shape[a]);
-  const size = sizes.every((d) => typeof d === 'number') ? (sizes as number[]).reduce((p, d) => p + d, 0) : sizes.join('+');
+  const size = sizes.every((d) => typeof d === 'number')
+    ? (sizes as number[]).reduce((p, d) => p + d, 0)
+    : sizes.join('+');
   const shape = xs[0].shape.map((d, i) => (i === a ? size : d));
   return node('Concat', xs, xs[0].dtype, shape, { axis: a });
 }
@@ -402,7 +470,8 @@ vjps.set('Concat', (g, y) => {
   let start = 0;
   return y.inputs.map((x) => {
     const size = x.shape[axis];
-    if (typeof size !== 'number') throw new ShapeError(`concat: gradient through a symbolic axis (${size}) is not supported`);
+    if (typeof size !== 'number')
+      throw new ShapeError(`concat: gradient through a symbolic axis (${size}) is not supported`);
     const part = slice(g, axis, start, start + size);
     start += size;
     return part;
@@ -418,7 +487,8 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   return node('Slice', [x, int64(start), int64(endValue), int64(a)], x.dtype, shape, {}, { axis: a, start, end });
 }
 vjps.set('Slice', (g, y) => {
-  const x = x0(y), { axis, start, end } = y.meta as { axis: number; start: number; end?: number };
+  const x = x0(y),
+    { axis, start, end } = y.meta as { axis: number; start: number; end?: number };
   const dim = x.shape[axis];
   // Pad the gradient back with zeros: `before` items in front, `after` behind.
   let before = start >= 0 ? start : undefined;
@@ -429,7 +499,8 @@ vjps.set('Slice', (g, y) => {
     before = clamp(start);
     after = dim - Math.max(clamp(end ?? dim), before);
   }
-  if (before === undefined || after === undefined) throw new ShapeError(`slice: gradient of [${start}, ${end}) on symbolic dim "${dim}" is not supported`);
+  if (before === undefined || after === undefined)
+    throw new ShapeError(`slice: gradient of [${start}, ${end}) on symbolic dim "${dim}" is not supported`);
   const pads = new Array(2 * x.rank).fill(0);
   pads[axis] = before;
   pads[x.rank + axis] = after;
@@ -437,7 +508,8 @@ vjps.set('Slice', (g, y) => {
 });
 
 function checkIndices(op: string, indices: Tensor): void {
-  if (indices.dtype !== 'int32' && indices.dtype !== 'int64') throw new ShapeError(`${op}: indices must be int32 or int64, got ${indices}`);
+  if (indices.dtype !== 'int32' && indices.dtype !== 'int64')
+    throw new ShapeError(`${op}: indices must be int32 or int64, got ${indices}`);
 }
 
 /** Rows of x picked by indices along axis 0 (an embedding lookup): out = x[indices]. */
@@ -448,7 +520,10 @@ export function gather(x: Tensor, indices: Tensor): Tensor {
 vjps.set('Gather', (g, y) => {
   const [x, indices] = ab(y);
   const at = cast(unsqueeze(indices, -1), 'int64');
-  return [node('ScatterND', [zerosLike(x), at, g], x.dtype, x.shape, { reduction: 'add' }, { intoZeros: true }), undefined];
+  return [
+    node('ScatterND', [zerosLike(x), at, g], x.dtype, x.shape, { reduction: 'add' }, { intoZeros: true }),
+    undefined,
+  ];
 });
 
 /** out[i][j] = x[i][indices[i][j]] along axis (torch.gather). */
@@ -461,7 +536,17 @@ export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor
 vjps.set('GatherElements', (g, y) => {
   const [x, indices] = ab(y);
   const axis = y.attrs.axis as number;
-  return [node('ScatterElements', [zerosLike(x), indices, g], x.dtype, x.shape, { axis, reduction: 'add' }, { intoZeros: true }), undefined];
+  return [
+    node(
+      'ScatterElements',
+      [zerosLike(x), indices, g],
+      x.dtype,
+      x.shape,
+      { axis, reduction: 'add' },
+      { intoZeros: true },
+    ),
+    undefined,
+  ];
 });
 
 /**
@@ -471,7 +556,8 @@ vjps.set('GatherElements', (g, y) => {
 export function addGradients(a: Tensor, b: Tensor): Tensor {
   const intoZeros = (t: Tensor) => t.meta.intoZeros === true;
   if (intoZeros(a) && !intoZeros(b)) [a, b] = [b, a];
-  if (!intoZeros(b) || a.dtype !== b.dtype || a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i])) return a.add(b);
+  if (!intoZeros(b) || a.dtype !== b.dtype || a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i]))
+    return a.add(b);
   return node(b.op, [a, b.inputs[1], b.inputs[2]], b.dtype, b.shape, b.attrs);
 }
 

@@ -36,12 +36,25 @@ export function adamw(options: AdamWOptions = {}): Optimizer {
   // and a clipped gradient g·s (one scalar s for all) is not scaled: s joins the coefficients, and
   // g² is the one the global norm already computed. The scalars depend only on (lr, t, s), the same
   // for every parameter, so they are built once per graph.
-  let scalars: { lr: Tensor; t: Tensor; s?: Tensor; m: Tensor | number; v: Tensor | number; eps: Tensor; stepSize: Tensor; decay: Tensor } | undefined;
+  let scalars:
+    | {
+        lr: Tensor;
+        t: Tensor;
+        s?: Tensor;
+        m: Tensor | number;
+        v: Tensor | number;
+        eps: Tensor;
+        stepSize: Tensor;
+        decay: Tensor;
+      }
+    | undefined;
   const coefficients = (lr: Tensor, t: Tensor, s?: Tensor) => {
     if (scalars && scalars.lr === lr && scalars.t === t && scalars.s === s) return scalars;
     const rootC2 = sqrt(biasCorrection(beta2, t));
     return (scalars = {
-      lr, t, s,
+      lr,
+      t,
+      s,
       m: s ? s.mul(1 - beta1) : 1 - beta1,
       v: s ? s.mul(s).mul(1 - beta2) : 1 - beta2,
       eps: rootC2.mul(eps),
@@ -74,7 +87,8 @@ function scalarFactor(grad: Tensor): [Tensor, Tensor | undefined] {
  * z = t·log β, u = exp(z), which cancels the rounding error of u (Kahan's expm1).
  */
 function biasCorrection(beta: number, t: Tensor): Tensor {
-  const z = t.mul(Math.log(beta)), u = exp(z);
+  const z = t.mul(Math.log(beta)),
+    u = exp(z);
   const nearOne = neg(u.sub(1).mul(z).div(log(u)));
   return where(less(u, 0.5), sub(1, u), where(equal(u, 1), neg(z), nearOne));
 }

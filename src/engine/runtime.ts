@@ -28,9 +28,12 @@ export interface RuntimeOptions {
 /** GPU providers worth trying on this platform, best first. */
 function gpuCandidates(): Provider[] {
   switch (process.platform) {
-    case 'win32': return [...cudaIfInstalled(), 'dml', 'webgpu'];
-    case 'darwin': return ['coreml', 'webgpu'];
-    default: return [...cudaIfInstalled(), ...(linuxGpuDevice() ? ['webgpu' as const] : [])];
+    case 'win32':
+      return [...cudaIfInstalled(), 'dml', 'webgpu'];
+    case 'darwin':
+      return ['coreml', 'webgpu'];
+    default:
+      return [...cudaIfInstalled(), ...(linuxGpuDevice() ? ['webgpu' as const] : [])];
   }
 }
 
@@ -45,7 +48,14 @@ function linuxGpuDevice(): boolean {
 
 /** CUDA's provider library is not in the npm package; it is there only if the user installed it. */
 function cudaIfInstalled(): Provider[] {
-  const dir = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  const dir = path.join(
+    path.dirname(require.resolve('onnxruntime-node')),
+    '..',
+    'bin',
+    'napi-v6',
+    process.platform,
+    process.arch,
+  );
   const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
   return fs.existsSync(path.join(dir, lib)) ? ['cuda'] : [];
 }
@@ -107,7 +117,9 @@ export class Runtime {
     };
     if (this.keepsStateOnDevice) {
       const keep = new Set(deviceOutputs);
-      options.preferredOutputLocation = Object.fromEntries(model.outputs.map((o) => [o.name, keep.has(o.name) ? 'gpu-buffer' : 'cpu']));
+      options.preferredOutputLocation = Object.fromEntries(
+        model.outputs.map((o) => [o.name, keep.has(o.name) ? 'gpu-buffer' : 'cpu']),
+      );
     }
     const strict = this.strict && this.provider !== 'cpu';
     if (strict) options.extra = { session: { disable_cpu_ep_fallback: '1' } };
@@ -120,7 +132,9 @@ export class Runtime {
         (list) => list.join(', ') || "(onnxruntime's placement log named none)",
         (err: Error) => `(could not list them: ${err.message.split('\n')[0]})`,
       );
-      throw new Error(`strict: CPU fallback is disabled, but with ${this.provider} onnxruntime places these nodes on CPU: ${nodes}`);
+      throw new Error(
+        `strict: CPU fallback is disabled, but with ${this.provider} onnxruntime places these nodes on CPU: ${nodes}`,
+      );
     }
     return new Program(session, model, this.provider);
   }
@@ -141,8 +155,15 @@ export class Runtime {
         ort.InferenceSession.create(require('fs').readFileSync(process.argv[1]), { executionProviders: [process.argv[2]], graphOptimizationLevel: 'all', logSeverityLevel: 0 })
           .then((s) => s.release(), (e) => { console.error('LOAD FAILED: ' + e.message); process.exitCode = 1; });`;
       const stderr = await new Promise<string>((resolve, reject) => {
-        execFile(process.execPath, ['-e', script, file, this.provider], { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 1 << 30, timeout: 300_000 },
-          (err, _stdout, stderr) => (err ? reject(new Error(stderr.split('\n').find((l) => l.startsWith('LOAD FAILED')) ?? err.message)) : resolve(stderr)));
+        execFile(
+          process.execPath,
+          ['-e', script, file, this.provider],
+          { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 1 << 30, timeout: 300_000 },
+          (err, _stdout, stderr) =>
+            err
+              ? reject(new Error(stderr.split('\n').find((l) => l.startsWith('LOAD FAILED')) ?? err.message))
+              : resolve(stderr),
+        );
       });
       return parsePlacements(stderr).get('CPUExecutionProvider') ?? [];
     } finally {
@@ -203,8 +224,10 @@ export class Program {
     for (const i of this.model.inputs) {
       const t = feeds[i.name];
       if (t.type !== ORT_TYPE[i.dtype]) throw new Error(`input "${i.name}" must be ${i.dtype}, got ${t.type}`);
-      if (t.location === 'gpu-buffer' && this.provider !== 'webgpu') throw new Error(`input "${i.name}" is a GPU tensor; a ${this.provider} session cannot read it`);
-      if (t.location === 'none') throw new Error(`input "${i.name}" was disposed (a replaced or released state tensor?)`);
+      if (t.location === 'gpu-buffer' && this.provider !== 'webgpu')
+        throw new Error(`input "${i.name}" is a GPU tensor; a ${this.provider} session cannot read it`);
+      if (t.location === 'none')
+        throw new Error(`input "${i.name}" was disposed (a replaced or released state tensor?)`);
       only[i.name] = t;
     }
     const out = await this.session.run(only);
@@ -255,7 +278,13 @@ export function parsePlacements(log: string): Map<string, string[]> {
   return out;
 }
 
-const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float64: 'float64', int32: 'int32', int64: 'int64', bool: 'bool' };
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
+  float32: 'float32',
+  float64: 'float64',
+  int32: 'int32',
+  int64: 'int64',
+  bool: 'bool',
+};
 
 type HostData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
 

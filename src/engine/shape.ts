@@ -15,7 +15,9 @@ export function broadcastShapes(op: string, ...shapes: Shape[]): Dim[] {
       const d = s[s.length - rank + i] ?? 1;
       if (d === 1 || d === dim) continue;
       if (dim !== 1) {
-        throw new ShapeError(`${op}: shapes ${shapes.map(formatShape).join(' and ')} do not broadcast (axis ${i}: ${dim} vs ${d})`);
+        throw new ShapeError(
+          `${op}: shapes ${shapes.map(formatShape).join(' and ')} do not broadcast (axis ${i}: ${dim} vs ${d})`,
+        );
       }
       dim = d;
     }
@@ -108,7 +110,9 @@ export function sliceDim(op: string, dim: Dim, start: number, end: number | unde
   if (start < 0 && end === undefined) return -start; // the last -start items
   if (start < 0 || (end !== undefined && end >= 0 && start > 0)) {
     // Sizes like "T-3+1" would not compare equal to anything else: keep symbolic slices simple.
-    throw new ShapeError(`${op}: slice [${start}, ${end}) of a symbolic dim "${dim}" needs start ≥ 0 and an end that is absent or negative (or start 0)`);
+    throw new ShapeError(
+      `${op}: slice [${start}, ${end}) of a symbolic dim "${dim}" needs start ≥ 0 and an end that is absent or negative (or start 0)`,
+    );
   }
   if (end !== undefined && end >= 0) return end; // [0, end): a fixed number of leading items
   const cut = start + (end === undefined ? 0 : -end);

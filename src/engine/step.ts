@@ -48,7 +48,8 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean }):
   const { loss, params } = spec;
   for (const p of params) {
     if (p.op !== 'Input') throw new ShapeError(`train step: parameter ${p} must be a graph input`);
-    if (p.shape.some((d) => typeof d !== 'number')) throw new ShapeError(`train step: parameter "${p.name}" needs a fixed shape, got [${p.shape}]`);
+    if (p.shape.some((d) => typeof d !== 'number'))
+      throw new ShapeError(`train step: parameter "${p.name}" needs a fixed shape, got [${p.shape}]`);
   }
   const grads = grad(loss, params);
   const update = optimizerUpdate(spec, grads);
@@ -63,7 +64,13 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean }):
     const scale = input('grad_scale', loss.dtype, []);
     graph.accumulation = {
       grads: toOnnx({ loss, ...spec.metrics, ...added }, 'accumulate_gradients'),
-      apply: toOnnx(optimizerUpdate(spec, sums.map((g) => g.mul(scale))).outputs, 'apply_gradients'),
+      apply: toOnnx(
+        optimizerUpdate(
+          spec,
+          sums.map((g) => g.mul(scale)),
+        ).outputs,
+        'apply_gradients',
+      ),
     };
   }
   return graph;
@@ -121,7 +128,8 @@ export class State {
 
   /** Sets a float32 tensor from host data. */
   setHost(name: string, data: Float32Array, dims: readonly number[]): void {
-    if (data.length !== numel(dims as number[])) throw new Error(`state "${name}": ${data.length} values for shape [${dims}]`);
+    if (data.length !== numel(dims as number[]))
+      throw new Error(`state "${name}": ${data.length} values for shape [${dims}]`);
     this.set(name, hostTensor('float32', data, dims));
   }
 
@@ -194,7 +202,10 @@ export class TrainStep {
     const runtime = state.runtime;
     if (!graph.accumulation) return new TrainStep({ step: await runtime.load(graph.model, updated) }, graph, state);
     const sums = graph.accumulation.grads.outputs.map((o) => o.name).filter((n) => n.startsWith(nextName('grad.')));
-    const programs = { grads: await runtime.load(graph.accumulation.grads, sums), apply: await runtime.load(graph.accumulation.apply, updated) };
+    const programs = {
+      grads: await runtime.load(graph.accumulation.grads, sums),
+      apply: await runtime.load(graph.accumulation.apply, updated),
+    };
     return new TrainStep(programs, graph, state);
   }
 
@@ -203,28 +214,45 @@ export class TrainStep {
    * or, when built with accumulation, on several micro-batches whose gradients are averaged.
    * Returns the scalars, averaged over micro-batches.
    */
-  async run(batches: Record<string, ort.Tensor> | Record<string, ort.Tensor>[], lr: number, step: number): Promise<Record<string, number>> {
+  async run(
+    batches: Record<string, ort.Tensor> | Record<string, ort.Tensor>[],
+    lr: number,
+    step: number,
+  ): Promise<Record<string, number>> {
     const micro = Array.isArray(batches) ? batches : [batches];
     const { step: fused, grads, apply } = this.programs;
     const hyper = this.hyperparameters(lr, step);
     if (fused) {
-      if (micro.length !== 1) throw new Error(`this training step takes one batch (it was built without gradient accumulation), got ${micro.length}`);
+      if (micro.length !== 1)
+        throw new Error(
+          `this training step takes one batch (it was built without gradient accumulation), got ${micro.length}`,
+        );
       const out = await fused.run(this.state.feedsFor(fused, { ...micro[0], ...hyper }));
       this.keepState(out);
       return this.scalars(out, this.graph.scalars);
     }
     const sumsSpec = grads!.model.inputs.filter((i) => i.name.startsWith('grad.'));
-    let sums: Record<string, ort.Tensor> = Object.fromEntries(sumsSpec.map((i) => [i.name, hostTensor(i.dtype, zerosOf(i.dtype, numel(i.shape as number[])), i.shape as number[])]));
+    let sums: Record<string, ort.Tensor> = Object.fromEntries(
+      sumsSpec.map((i) => [
+        i.name,
+        hostTensor(i.dtype, zerosOf(i.dtype, numel(i.shape as number[])), i.shape as number[]),
+      ]),
+    );
     const totals: Record<string, number> = {};
     for (const batch of micro) {
       const out = await grads!.run(this.state.feedsFor(grads!, { ...batch, ...sums }));
       for (const t of Object.values(sums)) if (t.location === 'gpu-buffer') t.dispose();
       sums = Object.fromEntries(sumsSpec.map((i) => [i.name, out[nextName(i.name)]]));
-      const values = this.scalars(out, this.graph.scalars.filter((k) => k !== 'grad_norm'));
+      const values = this.scalars(
+        out,
+        this.graph.scalars.filter((k) => k !== 'grad_norm'),
+      );
       for (const [k, v] of Object.entries(values)) totals[k] = (totals[k] ?? 0) + v / micro.length;
     }
     const scaleType = hyper.lr.type as 'float32' | 'float64';
-    const out = await apply!.run(this.state.feedsFor(apply!, { ...hyper, ...sums, grad_scale: hostScalar(1 / micro.length, scaleType) }));
+    const out = await apply!.run(
+      this.state.feedsFor(apply!, { ...hyper, ...sums, grad_scale: hostScalar(1 / micro.length, scaleType) }),
+    );
     for (const t of Object.values(sums)) if (t.location === 'gpu-buffer') t.dispose();
     this.keepState(out);
     return { ...totals, ...this.scalars(out, ['grad_norm']) };

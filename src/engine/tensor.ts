@@ -54,24 +54,60 @@ export class Tensor {
   }
 
   // Fluent forms of the common ops, so model code reads like the math.
-  add(b: Tensor | number): Tensor { return ops.add(this, b); }
-  sub(b: Tensor | number): Tensor { return ops.sub(this, b); }
-  mul(b: Tensor | number): Tensor { return ops.mul(this, b); }
-  div(b: Tensor | number): Tensor { return ops.div(this, b); }
-  pow(b: Tensor | number): Tensor { return ops.pow(this, b); }
-  neg(): Tensor { return ops.neg(this); }
-  exp(): Tensor { return ops.exp(this); }
-  log(): Tensor { return ops.log(this); }
-  sqrt(): Tensor { return ops.sqrt(this); }
-  tanh(): Tensor { return ops.tanh(this); }
-  matmul(b: Tensor): Tensor { return ops.matmul(this, b); }
-  sum(axes?: number | number[], keepdims = false): Tensor { return ops.sum(this, axes, keepdims); }
-  mean(axes?: number | number[], keepdims = false): Tensor { return ops.mean(this, axes, keepdims); }
-  max(axes?: number | number[], keepdims = false): Tensor { return ops.max(this, axes, keepdims); }
-  reshape(shape: Shape): Tensor { return ops.reshape(this, shape); }
-  transpose(perm: number[]): Tensor { return ops.transpose(this, perm); }
-  cast(dtype: DType): Tensor { return ops.cast(this, dtype); }
-  detach(): Tensor { return ops.detach(this); }
+  add(b: Tensor | number): Tensor {
+    return ops.add(this, b);
+  }
+  sub(b: Tensor | number): Tensor {
+    return ops.sub(this, b);
+  }
+  mul(b: Tensor | number): Tensor {
+    return ops.mul(this, b);
+  }
+  div(b: Tensor | number): Tensor {
+    return ops.div(this, b);
+  }
+  pow(b: Tensor | number): Tensor {
+    return ops.pow(this, b);
+  }
+  neg(): Tensor {
+    return ops.neg(this);
+  }
+  exp(): Tensor {
+    return ops.exp(this);
+  }
+  log(): Tensor {
+    return ops.log(this);
+  }
+  sqrt(): Tensor {
+    return ops.sqrt(this);
+  }
+  tanh(): Tensor {
+    return ops.tanh(this);
+  }
+  matmul(b: Tensor): Tensor {
+    return ops.matmul(this, b);
+  }
+  sum(axes?: number | number[], keepdims = false): Tensor {
+    return ops.sum(this, axes, keepdims);
+  }
+  mean(axes?: number | number[], keepdims = false): Tensor {
+    return ops.mean(this, axes, keepdims);
+  }
+  max(axes?: number | number[], keepdims = false): Tensor {
+    return ops.max(this, axes, keepdims);
+  }
+  reshape(shape: Shape): Tensor {
+    return ops.reshape(this, shape);
+  }
+  transpose(perm: number[]): Tensor {
+    return ops.transpose(this, perm);
+  }
+  cast(dtype: DType): Tensor {
+    return ops.cast(this, dtype);
+  }
+  detach(): Tensor {
+    return ops.detach(this);
+  }
 }
 
 /** A graph input: data fed at run time (tokens, masks, learning rate, parameters...). */
@@ -95,11 +131,16 @@ export function scalar(value: number, dtype: DType = 'float32'): Tensor {
 
 export function typedArray(dtype: DType, values: number[]): TensorData {
   switch (dtype) {
-    case 'float32': return Float32Array.from(values);
-    case 'float64': return Float64Array.from(values);
-    case 'int32': return Int32Array.from(values);
-    case 'int64': return BigInt64Array.from(values.map((v) => BigInt(v)));
-    case 'bool': return Uint8Array.from(values.map((v) => (v ? 1 : 0)));
+    case 'float32':
+      return Float32Array.from(values);
+    case 'float64':
+      return Float64Array.from(values);
+    case 'int32':
+      return Int32Array.from(values);
+    case 'int64':
+      return BigInt64Array.from(values.map((v) => BigInt(v)));
+    case 'bool':
+      return Uint8Array.from(values.map((v) => (v ? 1 : 0)));
   }
 }
 
@@ -124,7 +165,10 @@ export function topoSort(outputs: Tensor[]): Tensor[] {
   while (stack.length) {
     const top = stack[stack.length - 1];
     const [t, next] = top;
-    if (done.has(t.id)) { stack.pop(); continue; }
+    if (done.has(t.id)) {
+      stack.pop();
+      continue;
+    }
     if (next < t.inputs.length) {
       top[1]++;
       const child = t.inputs[next];

@@ -18,13 +18,18 @@ const positiveInt = z.number().int().positive();
 const batchSize = positiveInt.max(2 ** 20, 'must be at most 1048576 (2^20); a batch that large cannot fit in memory');
 const fraction = z.number().min(0).max(1);
 /** At least one example is always left to train on, so a share of 1 is not allowed. */
-const evalFraction = z.number().min(0)
+const evalFraction = z
+  .number()
+  .min(0)
   .lt(1, 'must be below 1: it is the share held out for evaluation, and the rest is what trains')
   .describe('Share of the data held out for evaluation, in [0, 1).');
 
 const runtimeSchema = z
   .object({
-    provider: z.enum(EXECUTION_PROVIDERS).default('auto').describe('Execution provider: auto picks a GPU provider that works, else CPU.'),
+    provider: z
+      .enum(EXECUTION_PROVIDERS)
+      .default('auto')
+      .describe('Execution provider: auto picks a GPU provider that works, else CPU.'),
     threads: positiveInt.optional().describe('CPU threads per op (default: all cores).'),
   })
   .strict();
@@ -35,7 +40,13 @@ const modelSizeSchema = z
   .strict();
 
 /** The optimizer's settings every training stage has (TRL's names), with the stage's defaults. */
-function optimizerSettings(d: { learning_rate: number; lr_scheduler_type: 'cosine' | 'linear'; warmup_steps: number; min_lr_ratio: number; weight_decay: number }) {
+function optimizerSettings(d: {
+  learning_rate: number;
+  lr_scheduler_type: 'cosine' | 'linear';
+  warmup_steps: number;
+  min_lr_ratio: number;
+  weight_decay: number;
+}) {
   return {
     learning_rate: z.number().positive().default(d.learning_rate),
     lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default(d.lr_scheduler_type),
@@ -53,7 +64,13 @@ export const sftSchema = z
     max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
     per_device_train_batch_size: batchSize.default(8),
     gradient_accumulation_steps: positiveInt.default(1),
-    ...optimizerSettings({ learning_rate: 5e-4, lr_scheduler_type: 'cosine', warmup_steps: 20, min_lr_ratio: 0.1, weight_decay: 0.1 }),
+    ...optimizerSettings({
+      learning_rate: 5e-4,
+      lr_scheduler_type: 'cosine',
+      warmup_steps: 20,
+      min_lr_ratio: 0.1,
+      weight_decay: 0.1,
+    }),
     max_steps: positiveInt.default(300),
     logging_steps: positiveInt.default(10),
     eval_steps: positiveInt.default(50),
@@ -64,11 +81,35 @@ export const sftSchema = z
 
 export const comparisonsSchema = z
   .object({
-    prompts: z.string().min(1).describe('Prompts to sample candidates for: JSONL with {"prompt": text or chat messages} per line.'),
-    queue: z.string().min(1).default('comparisons.jsonl').describe('The labeling queue the pairs are added to (created if missing; a prompt already in it is not sampled again).'),
-    preferences: z.string().min(1).default('preferences.jsonl').describe('Where labels of this queue are stored (TRL\'s preference format); usually also rm.data.'),
-    model: z.string().min(1).optional().describe('The model to sample from (default: the newest finished SFT run of this experiment, else the experiment model).'),
-    num_candidates: z.number().int().min(2).default(2).describe('Responses sampled per prompt; each prompt gives all pairs of its distinct responses.'),
+    prompts: z
+      .string()
+      .min(1)
+      .describe('Prompts to sample candidates for: JSONL with {"prompt": text or chat messages} per line.'),
+    queue: z
+      .string()
+      .min(1)
+      .default('comparisons.jsonl')
+      .describe(
+        'The labeling queue the pairs are added to (created if missing; a prompt already in it is not sampled again).',
+      ),
+    preferences: z
+      .string()
+      .min(1)
+      .default('preferences.jsonl')
+      .describe("Where labels of this queue are stored (TRL's preference format); usually also rm.data."),
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'The model to sample from (default: the newest finished SFT run of this experiment, else the experiment model).',
+      ),
+    num_candidates: z
+      .number()
+      .int()
+      .min(2)
+      .default(2)
+      .describe('Responses sampled per prompt; each prompt gives all pairs of its distinct responses.'),
     max_new_tokens: positiveInt.default(48),
     temperature: z.number().positive().default(1),
     top_k: z.number().int().min(0).default(0).describe('Sample from the k most likely tokens (0: all).'),
@@ -78,39 +119,95 @@ export const comparisonsSchema = z
 
 export const rmSchema = z
   .object({
-    data: z.string().min(1).describe('Preference pairs: JSONL in TRL\'s preference format ({prompt, chosen, rejected}), e.g. the labeling store.'),
-    model: z.string().min(1).optional().describe('The backbone: an SFT checkpoint (default: the experiment model). Its LM head is replaced by a fresh scalar head.'),
-    include_ties: z.boolean().default(false).describe('Also train on pairs labeled "tie" or "both_bad", towards equal rewards (target 0.5).'),
+    data: z
+      .string()
+      .min(1)
+      .describe(
+        "Preference pairs: JSONL in TRL's preference format ({prompt, chosen, rejected}), e.g. the labeling store.",
+      ),
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'The backbone: an SFT checkpoint (default: the experiment model). Its LM head is replaced by a fresh scalar head.',
+      ),
+    include_ties: z
+      .boolean()
+      .default(false)
+      .describe('Also train on pairs labeled "tie" or "both_bad", towards equal rewards (target 0.5).'),
     eval_fraction: evalFraction.default(0.1),
-    max_length: positiveInt.optional().describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
-    per_device_train_batch_size: batchSize.default(8).describe('Pairs per step (each step scores twice as many sequences).'),
+    max_length: positiveInt
+      .optional()
+      .describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
+    per_device_train_batch_size: batchSize
+      .default(8)
+      .describe('Pairs per step (each step scores twice as many sequences).'),
     gradient_accumulation_steps: positiveInt.default(1),
-    ...optimizerSettings({ learning_rate: 1e-4, lr_scheduler_type: 'cosine', warmup_steps: 10, min_lr_ratio: 0.1, weight_decay: 0 }),
-    max_steps: positiveInt.default(200).describe('Training steps; an epoch is (training pairs) / per_device_train_batch_size steps.'),
+    ...optimizerSettings({
+      learning_rate: 1e-4,
+      lr_scheduler_type: 'cosine',
+      warmup_steps: 10,
+      min_lr_ratio: 0.1,
+      weight_decay: 0,
+    }),
+    max_steps: positiveInt
+      .default(200)
+      .describe('Training steps; an epoch is (training pairs) / per_device_train_batch_size steps.'),
     logging_steps: positiveInt.default(10),
     eval_steps: positiveInt.default(50),
     save_steps: positiveInt.default(100),
-    center_rewards_coefficient: z.number().positive().optional().describe('Adds this times mean((r_chosen + r_rejected)²) to the loss, keeping rewards centred on 0.'),
+    center_rewards_coefficient: z
+      .number()
+      .positive()
+      .optional()
+      .describe('Adds this times mean((r_chosen + r_rejected)²) to the loss, keeping rewards centred on 0.'),
   })
   .strict();
 
 export const ppoSchema = z
   .object({
     prompts: z.string().min(1).describe('Prompts: JSONL with {"prompt": "..."} per line.'),
-    sft_model: z.string().min(1).optional().describe('Policy and reference: an SFT checkpoint (default: the experiment model).'),
-    reward_model: z.string().min(1).optional().describe('A reward-model checkpoint: scores responses and initialises the value model.'),
-    total_episodes: positiveInt.default(512).describe('Responses to train on; iterations = total_episodes / per_device_train_batch_size.'),
+    sft_model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Policy and reference: an SFT checkpoint (default: the experiment model).'),
+    reward_model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A reward-model checkpoint: scores responses and initialises the value model.'),
+    total_episodes: positiveInt
+      .default(512)
+      .describe('Responses to train on; iterations = total_episodes / per_device_train_batch_size.'),
     per_device_train_batch_size: batchSize.default(16).describe('Prompts per rollout.'),
     num_mini_batches: positiveInt.default(1),
-    gradient_accumulation_steps: positiveInt.default(1).describe('Micro-batches per mini-batch update, their gradients averaged.'),
+    gradient_accumulation_steps: positiveInt
+      .default(1)
+      .describe('Micro-batches per mini-batch update, their gradients averaged.'),
     num_ppo_epochs: positiveInt.default(4),
-    ...optimizerSettings({ learning_rate: 3e-6, lr_scheduler_type: 'linear', warmup_steps: 0, min_lr_ratio: 0, weight_decay: 0 }),
+    ...optimizerSettings({
+      learning_rate: 3e-6,
+      lr_scheduler_type: 'linear',
+      warmup_steps: 0,
+      min_lr_ratio: 0,
+      weight_decay: 0,
+    }),
     response_length: positiveInt.default(53),
     temperature: z.number().positive().default(0.7),
-    missing_eos_penalty: z.number().min(0).optional().describe('Subtracted from the score of responses that do not end with EOS.'),
+    missing_eos_penalty: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('Subtracted from the score of responses that do not end with EOS.'),
     kl_coef: z.number().min(0).default(0.05),
     kl_estimator: z.enum(['k1', 'k3']).default('k1'),
-    adaptive_kl: z.object({ target: z.number().positive(), horizon: positiveInt }).strict().optional().describe('Adapt kl_coef towards a target KL (Ziegler et al.).'),
+    adaptive_kl: z
+      .object({ target: z.number().positive(), horizon: positiveInt })
+      .strict()
+      .optional()
+      .describe('Adapt kl_coef towards a target KL (Ziegler et al.).'),
     whiten_rewards: z.boolean().default(false),
     cliprange: z.number().positive().default(0.2),
     cliprange_value: z.number().positive().default(0.2),
@@ -128,13 +225,31 @@ export const experimentSchema = z
     $schema: z.string().optional(),
     name: z.string().min(1).default('experiment'),
     seed: z.number().int().min(0).default(42),
-    model: z.string().min(1).default('tiny').describe(`A preset (${PRESET_NAMES.join(', ')}), a checkpoint directory, or a Hugging Face Hub repo id ("org/name" or "org/name@revision").`),
-    model_revision: z.string().min(1).optional().describe('The Hub revision (branch, tag or commit) of "model" when it is a Hub repo id (default: main).'),
+    model: z
+      .string()
+      .min(1)
+      .default('tiny')
+      .describe(
+        `A preset (${PRESET_NAMES.join(', ')}), a checkpoint directory, or a Hugging Face Hub repo id ("org/name" or "org/name@revision").`,
+      ),
+    model_revision: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The Hub revision (branch, tag or commit) of "model" when it is a Hub repo id (default: main).'),
     model_size: modelSizeSchema.optional().describe('Overrides of the preset size, for custom models.'),
-    torch_dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto')
-      .describe('The dtype finished models are saved in (config.json\'s torch_dtype); auto: the dtype of the model each was trained from (float32 for a preset). Training always computes in float32, and checkpoint-N folders keep float32 weights to resume from.'),
-    chat_template_kwargs: z.record(z.string(), z.unknown()).optional()
-      .describe('Extra variables for the model\'s chat template, as apply_chat_template takes them: e.g. {"enable_thinking": false} for Qwen3.'),
+    torch_dtype: z
+      .enum(['auto', 'float32', 'bfloat16', 'float16'])
+      .default('auto')
+      .describe(
+        "The dtype finished models are saved in (config.json's torch_dtype); auto: the dtype of the model each was trained from (float32 for a preset). Training always computes in float32, and checkpoint-N folders keep float32 weights to resume from.",
+      ),
+    chat_template_kwargs: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        'Extra variables for the model\'s chat template, as apply_chat_template takes them: e.g. {"enable_thinking": false} for Qwen3.',
+      ),
     runtime: runtimeSchema.default({ provider: 'auto' }),
     sft: sftSchema.optional(),
     comparisons: comparisonsSchema.optional(),
@@ -155,7 +270,9 @@ export class ConfigError extends Error {}
 export function parseExperiment(json: unknown, file: string): Experiment {
   const result = experimentSchema.safeParse(json);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `${file}: ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+    const lines = result.error.issues.map(
+      (i) => `${file}: ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`,
+    );
     throw new ConfigError(lines.join('\n'));
   }
   return result.data;
@@ -168,7 +285,8 @@ export function parseExperiment(json: unknown, file: string): Experiment {
  */
 export function loadExperiment(file: string, workspace: string): Experiment {
   // Checked before reading, so nothing of a file outside is ever shown (in a JSON error, say).
-  if (!isInsideWorkspace(file, workspace)) throw new ConfigError(`${file}: the experiment file is outside the workspace folder ${workspace}`);
+  if (!isInsideWorkspace(file, workspace))
+    throw new ConfigError(`${file}: the experiment file is outside the workspace folder ${workspace}`);
   const exp = parseExperiment(readConfigJson(file), file);
   resolvePaths(exp, path.dirname(path.resolve(file)));
   applyModelRevision(exp, file);
@@ -245,7 +363,9 @@ function resolvePaths(exp: Experiment, dir: string): void {
 function applyModelRevision(exp: Experiment, file: string): void {
   if (!exp.model_revision) return;
   if (!parseHubSpec(exp.model) || exp.model.includes('@')) {
-    throw new ConfigError(`${file}: model_revision: applies to a Hub repo id in "model" ("org/name", without "@revision"), but "model" is ${JSON.stringify(exp.model)}`);
+    throw new ConfigError(
+      `${file}: model_revision: applies to a Hub repo id in "model" ("org/name", without "@revision"), but "model" is ${JSON.stringify(exp.model)}`,
+    );
   }
   exp.model = `${exp.model}@${exp.model_revision}`;
 }

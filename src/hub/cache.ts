@@ -17,7 +17,10 @@ const COMMIT = /^[0-9a-f]{40}$/;
 export class RepoCache {
   readonly folder: string;
 
-  constructor(cacheDir: string, readonly repo: string) {
+  constructor(
+    cacheDir: string,
+    readonly repo: string,
+  ) {
     this.folder = path.join(cacheDir, getRepoFolderName({ type: 'model', name: repo }));
   }
 

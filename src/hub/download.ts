@@ -64,7 +64,10 @@ async function fetchRest(job: BlobJob, partial: string, fetcher: typeof fetch, p
   if (sizeOf(partial) > job.size) fs.rmSync(partial);
   const offset = sizeOf(partial);
   if (offset === job.size) return;
-  const headers: Record<string, string> = { 'Accept-Encoding': 'identity', ...(offset > 0 && { Range: `bytes=${offset}-` }) };
+  const headers: Record<string, string> = {
+    'Accept-Encoding': 'identity',
+    ...(offset > 0 && { Range: `bytes=${offset}-` }),
+  };
   const res = await fetcher(job.url, { headers });
   if (!res.ok) throw await apiError(res);
   const start = res.status === 206 ? offset : 0;
@@ -76,7 +79,11 @@ async function fetchRest(job: BlobJob, partial: string, fetcher: typeof fetch, p
   }
   progress.rewind(offset - start);
   const body = Readable.fromWeb(res.body as ReadableStream<Uint8Array>);
-  await pipeline(body, sizeGuard(job, start, progress), fs.createWriteStream(partial, { flags: start > 0 ? 'a' : 'w' }));
+  await pipeline(
+    body,
+    sizeGuard(job, start, progress),
+    fs.createWriteStream(partial, { flags: start > 0 ? 'a' : 'w' }),
+  );
   const got = sizeOf(partial);
   if (got < job.size) throw new ConnectionCutError(`${job.file}: the connection ended at byte ${got} of ${job.size}`);
 }
@@ -85,9 +92,11 @@ async function fetchRest(job: BlobJob, partial: string, fetcher: typeof fetch, p
 function checkAnnouncedSize(job: BlobJob, res: Response, start: number): void {
   const range = res.headers.get('content-range');
   const length = Number(res.headers.get('content-length') ?? NaN);
-  const announced = res.status === 206 ? Number(range?.split('/')[1]) : res.headers.get('content-encoding') ? NaN : length;
+  const announced =
+    res.status === 206 ? Number(range?.split('/')[1]) : res.headers.get('content-encoding') ? NaN : length;
   const from = res.status === 206 ? Number(/^bytes (\d+)-/.exec(range ?? '')?.[1]) : 0;
-  if (from !== start) throw new HubError(`${job.file}: the Hub answered a resume from byte ${start} with bytes from ${from}`);
+  if (from !== start)
+    throw new HubError(`${job.file}: the Hub answered a resume from byte ${start} with bytes from ${from}`);
   if (!Number.isNaN(announced) && announced !== job.size) throw sizeMismatch(job, `sends ${announced} bytes`);
 }
 
@@ -108,7 +117,9 @@ function sizeGuard(job: BlobJob, start: number, progress: ProgressTracker): Tran
 class RefusedDownloadError extends HubError {}
 
 function sizeMismatch(job: BlobJob, what: string): HubError {
-  return new RefusedDownloadError(`${job.file}: the Hub ${what} where its listing gives ${job.size}; the download was refused`);
+  return new RefusedDownloadError(
+    `${job.file}: the Hub ${what} where its listing gives ${job.size}; the download was refused`,
+  );
 }
 
 async function checkSha256(job: BlobJob, partial: string): Promise<void> {
@@ -116,7 +127,10 @@ async function checkSha256(job: BlobJob, partial: string): Promise<void> {
   const hash = createHash('sha256');
   for await (const chunk of fs.createReadStream(partial)) hash.update(chunk as Buffer);
   const actual = hash.digest('hex');
-  if (actual !== job.sha256) throw new HubError(`${job.file}: the download's sha256 is ${actual}, the Hub lists ${job.sha256}; it was refused (the next try downloads it afresh)`);
+  if (actual !== job.sha256)
+    throw new HubError(
+      `${job.file}: the download's sha256 is ${actual}, the Hub lists ${job.sha256}; it was refused (the next try downloads it afresh)`,
+    );
 }
 
 function partialOf(job: BlobJob): string {

@@ -24,7 +24,9 @@ export function shardsOf(indexFile: string): string[] {
   const shards = new Set<string>();
   for (const [tensor, shard] of Object.entries(map)) {
     if (typeof shard !== 'string' || !shard.endsWith('.safetensors') || !isInsideRepo(shard)) {
-      throw new Error(`${indexFile}: weight_map."${tensor}" must name a .safetensors file of the repo, got ${JSON.stringify(shard)}`);
+      throw new Error(
+        `${indexFile}: weight_map."${tensor}" must name a .safetensors file of the repo, got ${JSON.stringify(shard)}`,
+      );
     }
     shards.add(shard);
   }

@@ -72,11 +72,20 @@ async function download(hub: HubSpec, cache: RepoCache, settings: HubSettings, o
 }
 
 /** The commit a revision points to, and the repo's files there. */
-async function listRepo(hub: HubSpec, settings: HubSettings, fetcher: typeof fetch): Promise<Pick<Session, 'commit' | 'files'>> {
+async function listRepo(
+  hub: HubSpec,
+  settings: HubSettings,
+  fetcher: typeof fetch,
+): Promise<Pick<Session, 'commit' | 'files'>> {
   const api = { hubUrl: settings.endpoint, fetch: fetcher };
   const { sha } = await modelInfo({ name: hub.repo, revision: hub.revision, additionalFields: ['sha'], ...api });
   const files = new Map<string, ListFileEntry>();
-  for await (const entry of listFiles({ repo: { type: 'model', name: hub.repo }, revision: sha, recursive: true, ...api })) {
+  for await (const entry of listFiles({
+    repo: { type: 'model', name: hub.repo },
+    revision: sha,
+    recursive: true,
+    ...api,
+  })) {
     if (entry.type === 'file') files.set(entry.path, entry);
   }
   return { commit: sha, files };
@@ -87,10 +96,12 @@ function modelFiles({ hub, cache, commit, files }: Session): string[] {
   const name = `${formatHubSpec(hub)} (commit ${commit})`;
   if (!files.has(CONFIG)) throw new HubError(`${name} has no ${CONFIG}: it is not a model repo`);
   const indexed = files.has(WEIGHTS_INDEX);
-  if (!indexed && !files.has(WEIGHTS)) throw new HubError(`${name} has no ${WEIGHTS} nor ${WEIGHTS_INDEX}: only safetensors weights can be loaded`);
+  if (!indexed && !files.has(WEIGHTS))
+    throw new HubError(`${name} has no ${WEIGHTS} nor ${WEIGHTS_INDEX}: only safetensors weights can be loaded`);
   const weights = indexed ? shardsOf(path.join(cache.snapshot(commit), WEIGHTS_INDEX)) : [WEIGHTS];
   const absent = weights.filter((f) => !files.has(f));
-  if (absent.length) throw new HubError(`${name}: ${WEIGHTS_INDEX} names ${absent.join(', ')}, which the repo does not have`);
+  if (absent.length)
+    throw new HubError(`${name}: ${WEIGHTS_INDEX} names ${absent.join(', ')}, which the repo does not have`);
   return [...METADATA_FILES.filter((f) => files.has(f)), ...weights];
 }
 
@@ -98,7 +109,11 @@ function modelFiles({ hub, cache, commit, files }: Session): string[] {
 async function fetchFiles(session: Session, files: string[], onProgress?: (p: DownloadProgress) => void) {
   const jobs = files.map((f) => blobJob(session, f));
   const needed = [...new Map(jobs.map((job) => [job.dest, job])).values()].filter((job) => !fs.existsSync(job.dest));
-  const progress = new ProgressTracker(session.hub.repo, needed.reduce((sum, job) => sum + job.size, 0), onProgress);
+  const progress = new ProgressTracker(
+    session.hub.repo,
+    needed.reduce((sum, job) => sum + job.size, 0),
+    onProgress,
+  );
   for (const job of needed) {
     progress.begin(job.file, heldBytes(job));
     await fetchBlob(job, session.fetcher, progress, session.signal);
@@ -128,6 +143,8 @@ function hubFetch(settings: HubSettings, signal?: AbortSignal): typeof fetch {
 /** `missing`: what the cached snapshot lacks, if there is one. */
 function offlineMessage(hub: HubSpec, cache: RepoCache, missing?: string[]): string {
   const name = formatHubSpec(hub);
-  const what = missing ? `its cached snapshot lacks ${missing.join(', ')}` : `it is not in the Hugging Face cache (${cache.folder})`;
+  const what = missing
+    ? `its cached snapshot lacks ${missing.join(', ')}`
+    : `it is not in the Hugging Face cache (${cache.folder})`;
   return `HF_HUB_OFFLINE is set and ${name} cannot be loaded: ${what}. Download it once with HF_HUB_OFFLINE unset.`;
 }

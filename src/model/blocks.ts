@@ -3,7 +3,19 @@
  * beside it under the module name it is given (HF's names: "h.0.ln_1" → h.0.ln_1.weight and .bias).
  * An architecture (./gpt2.ts, ./llama.ts) lists its modules' parameters and runs the same modules forward.
  */
-import { cast, concat, expand, gather, layerNormalization, matmul, neg, slice, softmax, transpose, unsqueeze } from '../engine/ops';
+import {
+  cast,
+  concat,
+  expand,
+  gather,
+  layerNormalization,
+  matmul,
+  neg,
+  slice,
+  softmax,
+  transpose,
+  unsqueeze,
+} from '../engine/ops';
 import { cos, sin } from '../engine/ops-trig';
 import { gelu, linear as affine, rmsNorm as rmsNormalize, silu } from '../engine/nn';
 import { Tensor, constant } from '../engine/tensor';
@@ -28,7 +40,10 @@ export function embeddingParams(name: string, rows: number, d: number): ParamSpe
 
 /** LayerNorm's scale (ones) and shift (zeros). */
 export function layerNormParams(name: string, d: number): ParamSpec[] {
-  return [{ name: `${name}.weight`, shape: [d], init: 'ones' }, { name: `${name}.bias`, shape: [d], init: 'zeros' }];
+  return [
+    { name: `${name}.weight`, shape: [d], init: 'ones' },
+    { name: `${name}.bias`, shape: [d], init: 'zeros' },
+  ];
 }
 
 /** A projection stored [in, out] (GPT-2's Conv1D), its weight drawn from N(0, std), its bias zeros. */
@@ -99,7 +114,8 @@ export interface Rotary {
  */
 export function rotaryEmbedding(positions: Tensor, invFreq: Float32Array): Rotary {
   const angles = unsqueeze(cast(positions, 'float32'), -1).mul(constant(invFreq, 'float32')); // [B, T, hd/2]
-  const c = cos(angles), s = sin(angles);
+  const c = cos(angles),
+    s = sin(angles);
   const perHead = (halves: Tensor[]) => unsqueeze(concat(halves, -1), 1);
   return { cos: perHead([c, c]), sin: perHead([neg(s), s]) };
 }
@@ -123,16 +139,25 @@ export function splitHeads(x: Tensor, n: number, headDim: number): Tensor {
  * Returns the heads merged back, [B, T, nHead·hd], and the keys and values to cache.
  */
 export function causalAttention(
-  q: Tensor, k: Tensor, v: Tensor, heads: AttentionHeads, bias: Tensor, past?: KV,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  heads: AttentionHeads,
+  bias: Tensor,
+  past?: KV,
 ): { y: Tensor; kv: KV } {
-  let key = k, value = v;
+  let key = k,
+    value = v;
   if (past) {
     key = concat([past.key, key], 2);
     value = concat([past.value, value], 2);
   }
   const groups = heads.nHead / heads.nKvHead;
-  const keys = repeatKv(key, groups), values = repeatKv(value, groups);
-  const scores = matmul(q, transpose(keys, [0, 1, 3, 2])).mul(1 / Math.sqrt(heads.headDim)).add(bias); // [B, H, T, S]
+  const keys = repeatKv(key, groups),
+    values = repeatKv(value, groups);
+  const scores = matmul(q, transpose(keys, [0, 1, 3, 2]))
+    .mul(1 / Math.sqrt(heads.headDim))
+    .add(bias); // [B, H, T, S]
   const y = matmul(softmax(scores, -1), values); // [B, H, T, hd]
   const merged = transpose(y, [0, 2, 1, 3]).reshape([q.shape[0], q.shape[2], heads.nHead * heads.headDim]);
   return { y: merged, kv: { key, value } };

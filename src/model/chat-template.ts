@@ -87,7 +87,9 @@ class TemplateChat {
       const variables = { ...this.source.variables, ...this.variables };
       return this.template.render({ ...variables, messages: escaped, add_generation_prompt: addGenerationPrompt });
     } catch (err) {
-      throw new Error(`${this.source.where}: the chat template failed on a conversation of ${messages.length} messages: ${(err as Error).message}`);
+      throw new Error(
+        `${this.source.where}: the chat template failed on a conversation of ${messages.length} messages: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -99,8 +101,10 @@ class TemplateChat {
       const start = commonPrefixLength(this.render(messages.slice(0, i), true), text);
       const end = this.endOfTurn(text, start);
       if (end === undefined || start < (spans.at(-1)?.[1] ?? 0)) {
-        throw new Error(`${this.source.where}: cannot tell where the chat template ends assistant message ${i} ` +
-          '(it must close each assistant turn with a special token, such as the EOS)');
+        throw new Error(
+          `${this.source.where}: cannot tell where the chat template ends assistant message ${i} ` +
+            '(it must close each assistant turn with a special token, such as the EOS)',
+        );
       }
       spans.push([start, end]);
     });
@@ -129,9 +133,13 @@ class TemplateChat {
     return text ? this.source.encode(text.replaceAll(MARK, '')) : [];
   }
 
-  /** Content with its special-token text broken up by MARK: neither the template nor encodeText sees a special token. */
+  /**
+   * Content with its special-token text broken up by MARK: neither the template nor encodeText sees a
+   * special token.
+   */
   private escape(content: string, index: number): string {
-    if (content.includes(MARK)) throw new Error(`messages[${index}].content holds U+FDD0, a noncharacter that chat rendering reserves`);
+    if (content.includes(MARK))
+      throw new Error(`messages[${index}].content holds U+FDD0, a noncharacter that chat rendering reserves`);
     return this.specialText ? content.replace(this.specialText, (token) => token[0] + MARK + token.slice(1)) : content;
   }
 }

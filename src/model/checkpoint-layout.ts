@@ -126,7 +126,10 @@ function refuseToReplaceNonCheckpoint(dir: string, models: string[]): void {
 
 /** Why a folder holding `entries` is not a checkpoint of `models`, if it is not. */
 function notACheckpoint(entries: string[], models: string[]): string | undefined {
-  if (!models.length) return entries.length > 0 && !entries.includes(CHECKPOINT_FILES.config) ? `no ${CHECKPOINT_FILES.config}` : undefined;
+  if (!models.length)
+    return entries.length > 0 && !entries.includes(CHECKPOINT_FILES.config)
+      ? `no ${CHECKPOINT_FILES.config}`
+      : undefined;
   const stranger = entries.find((entry) => !models.includes(entry.replace(/\.(partial|previous)$/, '')));
   return stranger && `it holds "${stranger}"`;
 }

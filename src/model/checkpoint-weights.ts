@@ -37,7 +37,9 @@ export function readWeights(dir: string): StoredWeights {
   const index = path.join(dir, FILES.modelIndex);
   if (fs.existsSync(index)) return readShards(dir, index);
   const other = Object.entries(UNSUPPORTED).find(([file]) => fs.existsSync(path.join(dir, file)));
-  const found = other ? `; it has ${other[0]} (${other[1]} weights), which is not supported: save the model with safetensors` : '';
+  const found = other
+    ? `; it has ${other[0]} (${other[1]} weights), which is not supported: save the model with safetensors`
+    : '';
   throw new Error(`${dir}: no ${FILES.model} nor ${FILES.modelIndex}${found}`);
 }
 
@@ -49,11 +51,14 @@ function readShards(dir: string, index: string): StoredWeights {
     const file = path.join(dir, shard);
     if (!fs.existsSync(file)) {
       const example = [...weightMap].find(([, s]) => s === shard)![0];
-      throw new Error(`${index}: shard "${shard}" is missing (it holds "${example}" and others); the download may be incomplete`);
+      throw new Error(
+        `${index}: shard "${shard}" is missing (it holds "${example}" and others); the download may be incomplete`,
+      );
     }
     const contents = readSafetensors(file);
     for (const [name, t] of contents.tensors) {
-      if (weightMap.get(name) !== shard) throw new Error(`${file}: tensor "${name}" is not mapped to this shard in ${index}`);
+      if (weightMap.get(name) !== shard)
+        throw new Error(`${file}: tensor "${name}" is not mapped to this shard in ${index}`);
       tensors.set(name, t);
       stored.set(name, contents.stored.get(name)!);
     }
@@ -66,10 +71,13 @@ function readShards(dir: string, index: string): StoredWeights {
 /** The index's weight_map, tensor → shard file name, each shard a file of this folder. */
 function readWeightMap(index: string): Map<string, string> {
   const weightMap = readJsonObjectFile(index).weight_map;
-  if (!isPlainObject(weightMap)) throw new Error(`${index}: weight_map must be an object mapping tensor names to shard files`);
+  if (!isPlainObject(weightMap))
+    throw new Error(`${index}: weight_map must be an object mapping tensor names to shard files`);
   for (const [name, shard] of Object.entries(weightMap)) {
     if (typeof shard !== 'string' || shard !== path.basename(shard) || !shard.endsWith('.safetensors')) {
-      throw new Error(`${index}: weight_map["${name}"] must name a .safetensors file in the same folder, got ${JSON.stringify(shard)}`);
+      throw new Error(
+        `${index}: weight_map["${name}"] must name a .safetensors file in the same folder, got ${JSON.stringify(shard)}`,
+      );
     }
   }
   return new Map(Object.entries(weightMap as Record<string, string>));
@@ -80,7 +88,10 @@ function readWeightMap(index: string): Map<string, string> {
  * or shards of at most `maxShardSize` bytes (a larger tensor gets a shard of its own) and the index.
  */
 export function writeWeights(
-  dir: string, tensors: Map<string, NamedTensor>, floats: FloatDType, maxShardSize = MAX_SHARD_SIZE,
+  dir: string,
+  tensors: Map<string, NamedTensor>,
+  floats: FloatDType,
+  maxShardSize = MAX_SHARD_SIZE,
 ): void {
   const shards = splitShards(tensors, floats, maxShardSize);
   if (shards.length === 1) {

@@ -76,7 +76,9 @@ export class NonFiniteParamsError extends Error {
     readonly tensor: string,
     readonly value: number,
   ) {
-    super(`${where}: tensor "${tensor}" holds ${value}; the weights are not finite (the training that made them diverged)`);
+    super(
+      `${where}: tensor "${tensor}" holds ${value}; the weights are not finite (the training that made them diverged)`,
+    );
   }
 }
 
@@ -129,14 +131,23 @@ function writeContents(dir: string, ckpt: CheckpointContents): void {
  * ties an absent or identical lm_head, and converts to float32. With a tokenizer (or 'architecture':
  * its architecture's), a model whose vocabulary cannot hold the tokenizer's ids is refused.
  */
-export function loadCheckpoint(dir: string, options: { tokenizer?: Vocabulary | 'architecture' } = {}): LoadedCheckpoint {
+export function loadCheckpoint(
+  dir: string,
+  options: { tokenizer?: Vocabulary | 'architecture' } = {},
+): LoadedCheckpoint {
   const from = readableDir(path.resolve(dir));
   const configFile = path.join(from, FILES.config);
-  if (!fs.existsSync(configFile)) throw new Error(`${from}: no ${FILES.config}, so it is not a model folder (${MODEL_FOLDER})`);
+  if (!fs.existsSync(configFile))
+    throw new Error(`${from}: no ${FILES.config}, so it is not a model folder (${MODEL_FOLDER})`);
   const json = readJsonObjectFile(configFile);
   const declared = withoutDtypeKeys(configFromHF(json, configFile));
   const { tokenizer } = options;
-  if (tokenizer) checkVocabSize(declared.config, tokenizer === 'architecture' ? tokenizerFor(declared.config) : tokenizer, configFile);
+  if (tokenizer)
+    checkVocabSize(
+      declared.config,
+      tokenizer === 'architecture' ? tokenizerFor(declared.config) : tokenizer,
+      configFile,
+    );
   const generation = readGenerationConfig(from, json);
   const weights = readWeights(from);
   const dtype = modelDtype(json, weights);
@@ -151,7 +162,10 @@ export function loadCheckpoint(dir: string, options: { tokenizer?: Vocabulary | 
 }
 
 /** trainer_state.json and optimizer.safetensors, when the folder has them. */
-function readTrainingState(from: string, params: Map<string, NamedTensor>): Pick<CheckpointContents, 'trainerState' | 'optimizerState'> {
+function readTrainingState(
+  from: string,
+  params: Map<string, NamedTensor>,
+): Pick<CheckpointContents, 'trainerState' | 'optimizerState'> {
   const stateFile = path.join(from, FILES.trainerState);
   const optimizerFile = path.join(from, FILES.optimizer);
   const state: Pick<CheckpointContents, 'trainerState' | 'optimizerState'> = {};
@@ -207,7 +221,11 @@ function checkParams(params: Map<string, NamedTensor>, expected: Map<string, num
   }
   const extra = [...params.keys()].filter((name) => !expected.has(name));
   if (extra.length > 0) {
-    const listed = extra.slice(0, 5).map((n) => `"${n}"`).join(', ') + (extra.length > 5 ? `, ... (${extra.length} in all)` : '');
+    const listed =
+      extra
+        .slice(0, 5)
+        .map((n) => `"${n}"`)
+        .join(', ') + (extra.length > 5 ? `, ... (${extra.length} in all)` : '');
     throw new Error(`${where}: unexpected tensors ${listed}`);
   }
 }
@@ -239,7 +257,9 @@ function checkRepresentable(params: Map<string, NamedTensor>, dtype: FloatDType,
     for (let i = 0; i < data.length; i++) {
       if (Math.abs(data[i]) < overflow) continue;
       const wider = dtype === 'float16' ? 'bfloat16 or float32' : 'float32';
-      throw new Error(`${where}: tensor "${name}" holds ${data[i]}, beyond ${dtype}'s range (±${LARGEST[dtype]}); save the model in ${wider} (torch_dtype)`);
+      throw new Error(
+        `${where}: tensor "${name}" holds ${data[i]}, beyond ${dtype}'s range (±${LARGEST[dtype]}); save the model in ${wider} (torch_dtype)`,
+      );
     }
   }
 }
@@ -278,7 +298,8 @@ function importTensors(tensors: Map<string, NamedTensor>, config: ModelConfig, f
   for (const [fileName, t] of tensors) {
     const name = fileName.startsWith(trunkPrefix) ? fileName.slice(trunkPrefix.length) : fileName;
     if (buffers.test(name)) continue;
-    if (out.has(name)) throw new Error(`${file}: tensor "${name}" appears both with and without the "${trunkPrefix}" prefix`);
+    if (out.has(name))
+      throw new Error(`${file}: tensor "${name}" appears both with and without the "${trunkPrefix}" prefix`);
     out.set(name, toFloat32(fileName, t, file));
   }
   return out;
@@ -286,7 +307,8 @@ function importTensors(tensors: Map<string, NamedTensor>, config: ModelConfig, f
 
 function toFloat32(name: string, t: NamedTensor, file: string): NamedTensor {
   if (t.dtype === 'float32') return t;
-  if (t.dtype === 'float64') return { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
+  if (t.dtype === 'float64')
+    return { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
   throw new Error(`${file}: tensor "${name}" is ${t.dtype}; weights must be floating point`);
 }
 
@@ -294,7 +316,8 @@ function toFloat32(name: string, t: NamedTensor, file: string): NamedTensor {
 function resolveLmHead(config: ModelConfig, tensors: Map<string, NamedTensor>, file: string): ModelConfig {
   const lmHead = tensors.get('lm_head.weight');
   if (!lmHead) {
-    if (!config.tiedHead) throw new Error(`${file}: config.json sets tie_word_embeddings false, but there is no "lm_head.weight"`);
+    if (!config.tiedHead)
+      throw new Error(`${file}: config.json sets tie_word_embeddings false, but there is no "lm_head.weight"`);
     return config;
   }
   const embedding = tensors.get(architectureOf(config).embedding);

@@ -67,33 +67,84 @@ export const PRESETS = {
   'gpt2-medium': { ...gpt2Base, nEmbd: 1024, nLayer: 24, nHead: 16, nKvHead: 16, headDim: 64 },
   /** A Llama small enough to train on a CPU in CI, with grouped-query attention; GPT-2's vocabulary. */
   'tiny-llama': {
-    ...llamaBase, vocabSize: 50257, nPositions: 256, nEmbd: 128, nLayer: 2, nHead: 4, nKvHead: 2, headDim: 32,
-    intermediateSize: 352, ropeTheta: 10000,
+    ...llamaBase,
+    vocabSize: 50257,
+    nPositions: 256,
+    nEmbd: 128,
+    nLayer: 2,
+    nHead: 4,
+    nKvHead: 2,
+    headDim: 32,
+    intermediateSize: 352,
+    ropeTheta: 10000,
   },
   /** The shape of HuggingFaceTB/SmolLM2-135M. */
   'smollm2-135m': {
-    ...llamaBase, vocabSize: 49152, nPositions: 8192, nEmbd: 576, nLayer: 30, nHead: 9, nKvHead: 3, headDim: 64,
-    intermediateSize: 1536, ropeTheta: 100000,
+    ...llamaBase,
+    vocabSize: 49152,
+    nPositions: 8192,
+    nEmbd: 576,
+    nLayer: 30,
+    nHead: 9,
+    nKvHead: 3,
+    headDim: 64,
+    intermediateSize: 1536,
+    ropeTheta: 100000,
   },
   /** The shape of HuggingFaceTB/SmolLM2-360M. */
   'smollm2-360m': {
-    ...llamaBase, vocabSize: 49152, nPositions: 8192, nEmbd: 960, nLayer: 32, nHead: 15, nKvHead: 5, headDim: 64,
-    intermediateSize: 2560, ropeTheta: 100000,
+    ...llamaBase,
+    vocabSize: 49152,
+    nPositions: 8192,
+    nEmbd: 960,
+    nLayer: 32,
+    nHead: 15,
+    nKvHead: 5,
+    headDim: 64,
+    intermediateSize: 2560,
+    ropeTheta: 100000,
   },
   /** The shape of Qwen/Qwen2.5-0.5B. */
   'qwen2.5-0.5b': {
-    ...qwen2Base, nPositions: 32768, nEmbd: 896, nLayer: 24, nHead: 14, nKvHead: 2, headDim: 64, intermediateSize: 4864,
+    ...qwen2Base,
+    nPositions: 32768,
+    nEmbd: 896,
+    nLayer: 24,
+    nHead: 14,
+    nKvHead: 2,
+    headDim: 64,
+    intermediateSize: 4864,
   },
   /** The shape of Qwen/Qwen3-0.6B: heads 128 wide, wider than nEmbd / nHead. */
   'qwen3-0.6b': {
-    ...qwen3Base, nPositions: 40960, nEmbd: 1024, nLayer: 28, nHead: 16, nKvHead: 8, headDim: 128,
+    ...qwen3Base,
+    nPositions: 40960,
+    nEmbd: 1024,
+    nLayer: 28,
+    nHead: 16,
+    nKvHead: 8,
+    headDim: 128,
     intermediateSize: 3072,
   },
   /** The shape of meta-llama/Llama-3.2-1B, with its llama3 rotary scaling. */
   'llama-3.2-1b': {
-    ...llamaBase, vocabSize: 128256, nPositions: 131072, nEmbd: 2048, nLayer: 16, nHead: 32, nKvHead: 8, headDim: 64,
-    intermediateSize: 8192, ropeTheta: 500000,
-    ropeScaling: { ropeType: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+    ...llamaBase,
+    vocabSize: 128256,
+    nPositions: 131072,
+    nEmbd: 2048,
+    nLayer: 16,
+    nHead: 32,
+    nKvHead: 8,
+    headDim: 64,
+    intermediateSize: 8192,
+    ropeTheta: 500000,
+    ropeScaling: {
+      ropeType: 'llama3',
+      factor: 32,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+      originalMaxPositionEmbeddings: 8192,
+    },
   },
 } satisfies Record<PresetName, ModelConfig>;
 
@@ -151,9 +202,11 @@ export interface Vocabulary {
 /** A model must embed every id its tokenizer produces; a smaller vocabulary is another tokenizer's model. */
 export function checkVocabSize(config: ModelConfig, tokenizer: Vocabulary, where: string): void {
   if (config.vocabSize >= tokenizer.vocabSize) return;
-  throw new Error(`${where}: vocab_size ${config.vocabSize} is smaller than the ${tokenizer.vocabSize} tokens of the ` +
-    `tokenizer (${tokenizer.name}), so token ids would fall outside the model's embedding: ` +
-    'the model was made for another tokenizer');
+  throw new Error(
+    `${where}: vocab_size ${config.vocabSize} is smaller than the ${tokenizer.vocabSize} tokens of the ` +
+      `tokenizer (${tokenizer.name}), so token ids would fall outside the model's embedding: ` +
+      'the model was made for another tokenizer',
+  );
 }
 
 export function configToHF(config: ModelConfig, head: Head = 'lm'): Record<string, unknown> {
@@ -177,7 +230,8 @@ export function configFromHF(json: unknown, file: string): { config: ModelConfig
   const { hf } = architecture(json.model_type, file);
   for (const [key, accepts] of Object.entries(hf.unsupported)) {
     const verdict = accepts(json[key], json);
-    if (verdict !== true) throw new Error(`${file}: ${verdict || `${key} = ${JSON.stringify(json[key])} is not supported`}`);
+    if (verdict !== true)
+      throw new Error(`${file}: ${verdict || `${key} = ${JSON.stringify(json[key])} is not supported`}`);
   }
   const head = headFromArchitectures(json.architectures, hf, file);
   if (head === 'score' && json.num_labels !== undefined && json.num_labels !== 1) {
@@ -196,6 +250,8 @@ function headFromArchitectures(architectures: unknown, hf: HFConfigFormat, file:
   const names = Array.isArray(architectures) ? architectures : [architectures];
   if (names.includes(hf.architectures.score)) return 'score';
   if (names.some((n) => n === hf.architectures.lm || hf.lmAliases.includes(n))) return 'lm';
-  throw new Error(`${file}: architectures ${JSON.stringify(architectures)} is not supported ` +
-    `(expected ${hf.architectures.lm} or ${hf.architectures.score})`);
+  throw new Error(
+    `${file}: architectures ${JSON.stringify(architectures)} is not supported ` +
+      `(expected ${hf.architectures.lm} or ${hf.architectures.score})`,
+  );
 }

@@ -25,7 +25,8 @@ export interface HeadOptions {
 /** The head's parameters, under HF's names for every family: an untied LM head's, or the score head's. */
 function headParams(cfg: ModelConfig, { head = 'lm', scoreBias = false }: HeadOptions): ParamSpec[] {
   const drawn = { normal: INIT_STD };
-  if (head === 'lm') return cfg.tiedHead ? [] : [{ name: 'lm_head.weight', shape: [cfg.vocabSize, cfg.nEmbd], init: drawn }];
+  if (head === 'lm')
+    return cfg.tiedHead ? [] : [{ name: 'lm_head.weight', shape: [cfg.vocabSize, cfg.nEmbd], init: drawn }];
   const bias: ParamSpec[] = scoreBias ? [{ name: 'score.bias', shape: [1], init: 'zeros' }] : [];
   return [{ name: 'score.weight', shape: [1, cfg.nEmbd], init: drawn }, ...bias];
 }
@@ -65,7 +66,10 @@ export function initParams(cfg: ModelConfig, rng: Rng, head: Head = 'lm'): Map<s
  * the new keys and values are appended to the cached ones. `present` holds every layer's.
  */
 export function transformer(
-  p: Params, cfg: ModelConfig, inputs: ForwardInputs, past?: KV[],
+  p: Params,
+  cfg: ModelConfig,
+  inputs: ForwardInputs,
+  past?: KV[],
 ): { hidden: Tensor; present: KV[] } {
   return architectureOf(cfg).forward(p, cfg, inputs, past);
 }
@@ -116,9 +120,10 @@ export function kvShape(cfg: ModelConfig): KvShape {
  */
 export function pastInputs(cfg: ModelConfig, byPosition = false): KV[] {
   const { layers, nKvHead, headDim } = kvShape(cfg);
-  const past = (name: string) => byPosition
-    ? transpose(input(name, 'float32', ['P', 'B', nKvHead, headDim]), [1, 2, 0, 3])
-    : input(name, 'float32', ['B', nKvHead, 'P', headDim]);
+  const past = (name: string) =>
+    byPosition
+      ? transpose(input(name, 'float32', ['P', 'B', nKvHead, headDim]), [1, 2, 0, 3])
+      : input(name, 'float32', ['B', nKvHead, 'P', headDim]);
   return Array.from({ length: layers }, (_, i) => ({ key: past(`past.${i}.key`), value: past(`past.${i}.value`) }));
 }
 

@@ -8,14 +8,23 @@ import { slice } from '../engine/ops';
 import { Tensor } from '../engine/tensor';
 import type { Architecture, ForwardInputs, HFConfigFormat, KV, ParamSpec, Params } from './architecture';
 import {
-  causalAttention, conv1d, conv1dParams, embedding, embeddingParams, geluMlp, layerNorm, layerNormParams, splitHeads,
+  causalAttention,
+  conv1d,
+  conv1dParams,
+  embedding,
+  embeddingParams,
+  geluMlp,
+  layerNorm,
+  layerNormParams,
+  splitHeads,
 } from './blocks';
 import type { ModelConfig } from './config';
 import { gpt2Tokenizer } from './tokenizer';
 
 /** Every trunk parameter in checkpoint order; residual projections start smaller, by 1/sqrt(2 n_layer). */
 function params(cfg: ModelConfig): ParamSpec[] {
-  const d = cfg.nEmbd, residual = 0.02 / Math.sqrt(2 * cfg.nLayer);
+  const d = cfg.nEmbd,
+    residual = 0.02 / Math.sqrt(2 * cfg.nLayer);
   const layer = (h: string): ParamSpec[] => [
     ...layerNormParams(`${h}.ln_1`, d),
     ...conv1dParams(`${h}.attn.c_attn`, d, 3 * d),
@@ -43,9 +52,15 @@ function attention(x: Tensor, p: Params, h: string, cfg: ModelConfig, bias: Tens
 
 /** Transformer block `i` (pre-LayerNorm): x + attention(ln_1(x)), then + mlp(ln_2(x)). */
 export function block(
-  x: Tensor, p: Params, i: number, cfg: ModelConfig, bias: Tensor, past?: KV,
+  x: Tensor,
+  p: Params,
+  i: number,
+  cfg: ModelConfig,
+  bias: Tensor,
+  past?: KV,
 ): { x: Tensor; kv: KV } {
-  const h = `h.${i}`, eps = cfg.layerNormEpsilon;
+  const h = `h.${i}`,
+    eps = cfg.layerNormEpsilon;
   const a = attention(layerNorm(x, p, `${h}.ln_1`, eps), p, h, cfg, bias, past);
   x = x.add(a.y);
   x = x.add(geluMlp(layerNorm(x, p, `${h}.ln_2`, eps), p, `${h}.mlp.c_fc`, `${h}.mlp.c_proj`));
@@ -77,7 +92,12 @@ function validate(cfg: ModelConfig, where: string): void {
 }
 
 const HF_DEFAULTS = {
-  vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, layer_norm_epsilon: 1e-5,
+  vocab_size: 50257,
+  n_positions: 1024,
+  n_embd: 768,
+  n_layer: 12,
+  n_head: 12,
+  layer_norm_epsilon: 1e-5,
   tie_word_embeddings: true,
 };
 
@@ -93,7 +113,14 @@ const hf: HFConfigFormat = {
     add_cross_attention: (v) => v === undefined || v === false,
   },
   ownKeys: [
-    'vocab_size', 'n_positions', 'n_ctx', 'n_embd', 'n_layer', 'n_head', 'layer_norm_epsilon', 'activation_function',
+    'vocab_size',
+    'n_positions',
+    'n_ctx',
+    'n_embd',
+    'n_layer',
+    'n_head',
+    'layer_norm_epsilon',
+    'activation_function',
     'tie_word_embeddings',
   ],
   read: (json) => ({

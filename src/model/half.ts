@@ -30,7 +30,8 @@ function makeFloat16Table(): Float32Array {
     const fraction = bits & 0x3ff;
     // ±Infinity, and NaN keeping its payload
     if (exponent === 31) words[bits] = ((bits & 0x8000) << 16) | 0x7f800000 | (fraction << 13);
-    else if (exponent === 0) table[bits] = sign * fraction * 2 ** -24; // zero and subnormals
+    else if (exponent === 0)
+      table[bits] = sign * fraction * 2 ** -24; // zero and subnormals
     else table[bits] = sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
   }
   return table;
@@ -81,7 +82,7 @@ function subnormalHalf(abs: number): number {
   const units = significand >>> shift;
   const rest = significand & ((1 << shift) - 1);
   const half = 1 << (shift - 1);
-  return units + (rest > half || (rest === half && (units & 1)) ? 1 : 0);
+  return units + (rest > half || (rest === half && units & 1) ? 1 : 0);
 }
 
 /** The smallest magnitude each 16-bit dtype rounds to infinity: what it cannot hold. */

@@ -54,9 +54,10 @@ export function loadHFTokenizer(location: string): Tokenizer {
   const template = chatTemplateSource(dir, config, configFile);
   const specials = new Map(json.added_tokens.filter(isSpecial).map((t) => [String(t.content), Number(t.id)]));
   const templateTokens = specialTokenText(config);
-  const chat = (variables?: Record<string, unknown>): ChatFormat => template
-    ? templateChat({ ...template, specials, encode, variables: templateTokens }, variables)
-    : plainChat({ eosId, encode });
+  const chat = (variables?: Record<string, unknown>): ChatFormat =>
+    template
+      ? templateChat({ ...template, specials, encode, variables: templateTokens }, variables)
+      : plainChat({ eosId, encode });
   const tokenizer: Tokenizer = {
     name: file,
     vocabSize: largestId(full) + 1,
@@ -85,8 +86,10 @@ function specialTokenId(tokenizer: HFTokenizer, named: unknown, fallbacks: strin
     const id = tokenizer.token_to_id(token);
     if (id !== undefined) return id;
   }
-  throw new Error(`${file}: no ${key} found (tried ${candidates.map((c) => JSON.stringify(c)).join(', ')}); ` +
-    `name one as "${key}" in tokenizer_config.json beside it`);
+  throw new Error(
+    `${file}: no ${key} found (tried ${candidates.map((c) => JSON.stringify(c)).join(', ')}); ` +
+      `name one as "${key}" in tokenizer_config.json beside it`,
+  );
 }
 
 /** A token as tokenizer_config.json names it: a string, or an object with "content". */
@@ -113,7 +116,11 @@ function addedPrefix(tokenizer: HFTokenizer): number | undefined {
  * The chat template: chat_template.jinja, else tokenizer_config.json's "chat_template" (a string,
  * or a list of {name, template} of which "default" is used); undefined when there is none.
  */
-function chatTemplateSource(dir: string, config: Record<string, unknown>, configFile: string): Pick<ChatTemplateSource, 'template' | 'where'> | undefined {
+function chatTemplateSource(
+  dir: string,
+  config: Record<string, unknown>,
+  configFile: string,
+): Pick<ChatTemplateSource, 'template' | 'where'> | undefined {
   const jinjaFile = path.join(dir, 'chat_template.jinja');
   if (fs.existsSync(jinjaFile)) return { template: readText(jinjaFile), where: jinjaFile };
   const where = `${configFile}: chat_template`;
@@ -121,7 +128,8 @@ function chatTemplateSource(dir: string, config: Record<string, unknown>, config
   if (named === undefined || named === null) return undefined;
   if (typeof named === 'string') return { template: named, where };
   const found = Array.isArray(named) ? named.find((t) => isPlainObject(t) && t.name === 'default') : undefined;
-  if (isPlainObject(found) && typeof found.template === 'string') return { template: found.template, where: `${where} "default"` };
+  if (isPlainObject(found) && typeof found.template === 'string')
+    return { template: found.template, where: `${where} "default"` };
   throw new Error(`${where} must be a template string or a list of {"name", "template"} with one named "default"`);
 }
 
@@ -133,7 +141,10 @@ function chatTemplateSource(dir: string, config: Record<string, unknown>, config
 function endOfTurn(tokenizer: Tokenizer): number[] {
   let example;
   try {
-    example = tokenizer.chat().conversation([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }]);
+    example = tokenizer.chat().conversation([
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello' },
+    ]);
   } catch {
     return [];
   }

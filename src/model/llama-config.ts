@@ -21,24 +21,50 @@ export interface LlamaFamily {
 /** transformers' defaults for keys a config.json leaves out. */
 const DEFAULTS: Record<LlamaFamily['modelType'], Record<string, unknown>> = {
   llama: {
-    vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32,
-    max_position_embeddings: 2048, rms_norm_eps: 1e-6, tie_word_embeddings: false, rope_theta: 10000,
-    attention_bias: false, mlp_bias: false,
+    vocab_size: 32000,
+    hidden_size: 4096,
+    intermediate_size: 11008,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    max_position_embeddings: 2048,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: false,
+    rope_theta: 10000,
+    attention_bias: false,
+    mlp_bias: false,
   },
   qwen2: {
-    vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32,
-    num_key_value_heads: 32, max_position_embeddings: 32768, rms_norm_eps: 1e-6, tie_word_embeddings: false,
+    vocab_size: 151936,
+    hidden_size: 4096,
+    intermediate_size: 22016,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 32,
+    max_position_embeddings: 32768,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: false,
     rope_theta: 10000,
   },
   qwen3: {
-    vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32,
-    num_key_value_heads: 32, head_dim: 128, max_position_embeddings: 32768, rms_norm_eps: 1e-6,
-    tie_word_embeddings: false, rope_theta: 10000, attention_bias: false,
+    vocab_size: 151936,
+    hidden_size: 4096,
+    intermediate_size: 22016,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 32,
+    head_dim: 128,
+    max_position_embeddings: 32768,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: false,
+    rope_theta: 10000,
+    attention_bias: false,
   },
 };
 
 const LLAMA3_FIELDS = {
-  factor: 'factor', lowFreqFactor: 'low_freq_factor', highFreqFactor: 'high_freq_factor',
+  factor: 'factor',
+  lowFreqFactor: 'low_freq_factor',
+  highFreqFactor: 'high_freq_factor',
   originalMaxPositionEmbeddings: 'original_max_position_embeddings',
 } as const;
 
@@ -68,7 +94,8 @@ function ropeProblem(json: Json): string | undefined {
     return `${field}.${typeKey} ${JSON.stringify(type)} is not supported (supported: "default", "llama3")`;
   }
   const partial = settings.partial_rotary_factor;
-  if (partial !== undefined && partial !== 1) return `${field}.partial_rotary_factor ${JSON.stringify(partial)} is not supported`;
+  if (partial !== undefined && partial !== 1)
+    return `${field}.partial_rotary_factor ${JSON.stringify(partial)} is not supported`;
   if (type === 'default') return undefined;
   for (const key of Object.values(LLAMA3_FIELDS)) {
     const v = settings[key];
@@ -95,7 +122,10 @@ function writeRope(cfg: ModelConfig): Json {
   const s = cfg.ropeScaling;
   const values = (scaling: Llama3RopeScaling) =>
     Object.entries(LLAMA3_FIELDS).map(([ours, theirs]) => [theirs, scaling[ours as keyof typeof LLAMA3_FIELDS]]);
-  return { rope_theta: cfg.ropeTheta, rope_scaling: s ? { rope_type: 'llama3', ...Object.fromEntries(values(s)) } : null };
+  return {
+    rope_theta: cfg.ropeTheta,
+    rope_scaling: s ? { rope_type: 'llama3', ...Object.fromEntries(values(s)) } : null,
+  };
 }
 
 /** Every layer attends to the whole context: no sliding window, no layer of another kind. */
@@ -105,7 +135,8 @@ const fullAttentionOnly = {
 };
 
 function read(f: LlamaFamily, json: Json): Omit<ModelConfig, 'modelType' | 'hfExtra'> {
-  const hidden = json.hidden_size as number, heads = json.num_attention_heads as number;
+  const hidden = json.hidden_size as number,
+    heads = json.num_attention_heads as number;
   const flags: Partial<ModelConfig> = {};
   if (f.flags.includes('attention_bias')) flags.attentionBias = json.attention_bias as boolean;
   if (f.flags.includes('mlp_bias')) flags.mlpBias = json.mlp_bias as boolean;
@@ -158,9 +189,21 @@ export function llamaConfigFormat(f: LlamaFamily): HFConfigFormat {
       ...(f.modelType === 'llama' ? {} : fullAttentionOnly),
     },
     ownKeys: [
-      'vocab_size', 'max_position_embeddings', 'hidden_size', 'intermediate_size', 'num_hidden_layers',
-      'num_attention_heads', 'num_key_value_heads', 'head_dim', 'hidden_act', 'rms_norm_eps', 'rope_theta',
-      'rope_scaling', 'rope_parameters', 'tie_word_embeddings', ...f.flags,
+      'vocab_size',
+      'max_position_embeddings',
+      'hidden_size',
+      'intermediate_size',
+      'num_hidden_layers',
+      'num_attention_heads',
+      'num_key_value_heads',
+      'head_dim',
+      'hidden_act',
+      'rms_norm_eps',
+      'rope_theta',
+      'rope_scaling',
+      'rope_parameters',
+      'tie_word_embeddings',
+      ...f.flags,
     ],
     read: (json) => read(f, json),
     write: (cfg) => write(f, cfg),

@@ -9,8 +9,18 @@
 import { Tensor } from '../engine/tensor';
 import type { Architecture, KV, ParamSpec, Params } from './architecture';
 import {
-  Rotary, applyRotary, causalAttention, embedding, embeddingParams, linear, linearParams, rmsNorm, rmsNormParams,
-  rotaryEmbedding, splitHeads, swigluMlp,
+  Rotary,
+  applyRotary,
+  causalAttention,
+  embedding,
+  embeddingParams,
+  linear,
+  linearParams,
+  rmsNorm,
+  rmsNormParams,
+  rotaryEmbedding,
+  splitHeads,
+  swigluMlp,
 } from './blocks';
 import type { ModelConfig } from './config';
 import { LlamaFamily, llamaConfigFormat } from './llama-config';
@@ -22,14 +32,21 @@ const qkvBias = (f: LlamaFamily, cfg: ModelConfig) => f.qkvBias || cfg.attention
 
 /** One decoder layer's parameters, in the order of HF's state dict. */
 function layerParams(f: LlamaFamily, cfg: ModelConfig, l: string): ParamSpec[] {
-  const d = cfg.nEmbd, q = cfg.nHead * cfg.headDim, kv = cfg.nKvHead * cfg.headDim, ff = cfg.intermediateSize!;
-  const bias = qkvBias(f, cfg), outBias = cfg.attentionBias === true, mlpBias = cfg.mlpBias === true;
+  const d = cfg.nEmbd,
+    q = cfg.nHead * cfg.headDim,
+    kv = cfg.nKvHead * cfg.headDim,
+    ff = cfg.intermediateSize!;
+  const bias = qkvBias(f, cfg),
+    outBias = cfg.attentionBias === true,
+    mlpBias = cfg.mlpBias === true;
   return [
     ...linearParams(`${l}.self_attn.q_proj`, d, q, bias),
     ...linearParams(`${l}.self_attn.k_proj`, d, kv, bias),
     ...linearParams(`${l}.self_attn.v_proj`, d, kv, bias),
     ...linearParams(`${l}.self_attn.o_proj`, q, d, outBias),
-    ...(f.qkNorm ? [...rmsNormParams(`${l}.self_attn.q_norm`, cfg.headDim), ...rmsNormParams(`${l}.self_attn.k_norm`, cfg.headDim)] : []),
+    ...(f.qkNorm
+      ? [...rmsNormParams(`${l}.self_attn.q_norm`, cfg.headDim), ...rmsNormParams(`${l}.self_attn.k_norm`, cfg.headDim)]
+      : []),
     ...linearParams(`${l}.mlp.gate_proj`, d, ff, mlpBias),
     ...linearParams(`${l}.mlp.up_proj`, d, ff, mlpBias),
     ...linearParams(`${l}.mlp.down_proj`, ff, d, mlpBias),
@@ -48,23 +65,46 @@ function params(f: LlamaFamily, cfg: ModelConfig): ParamSpec[] {
 
 /** Self-attention: q/k/v projections, (Qwen3) per-head RMSNorm, rotation, attention over the cache, o_proj. */
 function attention(
-  f: LlamaFamily, x: Tensor, p: Params, a: string, cfg: ModelConfig, rotary: Rotary, bias: Tensor, past?: KV,
+  f: LlamaFamily,
+  x: Tensor,
+  p: Params,
+  a: string,
+  cfg: ModelConfig,
+  rotary: Rotary,
+  bias: Tensor,
+  past?: KV,
 ): { y: Tensor; kv: KV } {
   const heads = (proj: string, n: number) => splitHeads(linear(x, p, `${a}.${proj}`), n, cfg.headDim);
-  let q = heads('q_proj', cfg.nHead), k = heads('k_proj', cfg.nKvHead);
+  let q = heads('q_proj', cfg.nHead),
+    k = heads('k_proj', cfg.nKvHead);
   if (f.qkNorm) {
     q = rmsNorm(q, p, `${a}.q_norm`, cfg.layerNormEpsilon);
     k = rmsNorm(k, p, `${a}.k_norm`, cfg.layerNormEpsilon);
   }
-  const out = causalAttention(applyRotary(q, rotary), applyRotary(k, rotary), heads('v_proj', cfg.nKvHead), cfg, bias, past);
+  const out = causalAttention(
+    applyRotary(q, rotary),
+    applyRotary(k, rotary),
+    heads('v_proj', cfg.nKvHead),
+    cfg,
+    bias,
+    past,
+  );
   return { y: linear(out.y, p, `${a}.o_proj`), kv: out.kv };
 }
 
 /** Decoder layer `i`: x + attention(input_layernorm(x)), then + mlp(post_attention_layernorm(x)). */
 function layer(
-  f: LlamaFamily, x: Tensor, p: Params, i: number, cfg: ModelConfig, rotary: Rotary, bias: Tensor, past?: KV,
+  f: LlamaFamily,
+  x: Tensor,
+  p: Params,
+  i: number,
+  cfg: ModelConfig,
+  rotary: Rotary,
+  bias: Tensor,
+  past?: KV,
 ): { x: Tensor; kv: KV } {
-  const l = `layers.${i}`, eps = cfg.layerNormEpsilon;
+  const l = `layers.${i}`,
+    eps = cfg.layerNormEpsilon;
   const a = attention(f, rmsNorm(x, p, `${l}.input_layernorm`, eps), p, `${l}.self_attn`, cfg, rotary, bias, past);
   x = x.add(a.y);
   x = x.add(swigluMlp(rmsNorm(x, p, `${l}.post_attention_layernorm`, eps), p, `${l}.mlp`));
@@ -82,14 +122,25 @@ function validate(f: LlamaFamily, cfg: ModelConfig, where: string): void {
   positive('intermediateSize', true);
   positive('ropeTheta', false);
   if (cfg.headDim % 2 !== 0) throw new Error(`${where}: headDim (${cfg.headDim}) must be even for rotary embeddings`);
-  for (const [flag, key] of [['attentionBias', 'attention_bias'], ['mlpBias', 'mlp_bias']] as const) {
+  for (const [flag, key] of [
+    ['attentionBias', 'attention_bias'],
+    ['mlpBias', 'mlp_bias'],
+  ] as const) {
     const has = f.flags.includes(key);
     if (has && typeof cfg[flag] !== 'boolean') throw new Error(`${where}: ${flag} must be true or false`);
     if (!has && cfg[flag] !== undefined) throw new Error(`${where}: ${flag} is not a setting of ${f.modelType}`);
   }
   const s = cfg.ropeScaling;
-  if (s && !(s.ropeType === 'llama3' && s.highFreqFactor > s.lowFreqFactor && s.lowFreqFactor > 0 && s.factor > 0
-    && s.originalMaxPositionEmbeddings > 0)) {
+  if (
+    s &&
+    !(
+      s.ropeType === 'llama3' &&
+      s.highFreqFactor > s.lowFreqFactor &&
+      s.lowFreqFactor > 0 &&
+      s.factor > 0 &&
+      s.originalMaxPositionEmbeddings > 0
+    )
+  ) {
     throw new Error(`${where}: ropeScaling ${JSON.stringify(s)} is not a valid llama3 rope scaling`);
   }
 }
@@ -119,9 +170,21 @@ function architectureOf(f: LlamaFamily): Architecture {
   };
 }
 
-const LLAMA: LlamaFamily = { modelType: 'llama', className: 'Llama', qkvBias: false, qkNorm: false, flags: ['attention_bias', 'mlp_bias'] };
+const LLAMA: LlamaFamily = {
+  modelType: 'llama',
+  className: 'Llama',
+  qkvBias: false,
+  qkNorm: false,
+  flags: ['attention_bias', 'mlp_bias'],
+};
 const QWEN2: LlamaFamily = { modelType: 'qwen2', className: 'Qwen2', qkvBias: true, qkNorm: false, flags: [] };
-const QWEN3: LlamaFamily = { modelType: 'qwen3', className: 'Qwen3', qkvBias: false, qkNorm: true, flags: ['attention_bias'] };
+const QWEN3: LlamaFamily = {
+  modelType: 'qwen3',
+  className: 'Qwen3',
+  qkvBias: false,
+  qkNorm: true,
+  flags: ['attention_bias'],
+};
 
 export const llama = architectureOf(LLAMA);
 export const qwen2 = architectureOf(QWEN2);

@@ -12,8 +12,16 @@ import { readJsonObjectFile } from '../util/json-files';
 
 /** Tokenizer and generation files transformers reads beside a model, whichever a model has. */
 export const COMPANION_FILES = [
-  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'chat_template.jinja',
-  'chat_template.json', 'vocab.json', 'merges.txt', 'tokenizer.model', FILES.generationConfig,
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'chat_template.jinja',
+  'chat_template.json',
+  'vocab.json',
+  'merges.txt',
+  'tokenizer.model',
+  FILES.generationConfig,
 ];
 
 /** Copies the companion files `from` has into `to`, each durably (a save's folder is swapped in once it is whole). */
@@ -42,7 +50,8 @@ export function readGenerationConfig(dir: string, modelConfig: Record<string, un
   const [json, where] = own ? [readJsonObjectFile(file), file] : [modelConfig, path.join(dir, FILES.config)];
   const eos = tokenIds(json.eos_token_id, `${where}: eos_token_id`);
   const one = (key: string) => {
-    if (Array.isArray(json[key])) throw new Error(`${where}: ${key} must be one token id, got ${JSON.stringify(json[key])}`);
+    if (Array.isArray(json[key]))
+      throw new Error(`${where}: ${key} must be one token id, got ${JSON.stringify(json[key])}`);
     return tokenIds(json[key], `${where}: ${key}`)[0];
   };
   return { eosTokenIds: eos, bosTokenId: one('bos_token_id'), padTokenId: one('pad_token_id') };

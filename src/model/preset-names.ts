@@ -3,7 +3,14 @@
  * extension host can tell a preset from a model folder without loading model code.
  */
 export const PRESET_NAMES = [
-  'tiny', 'gpt2', 'gpt2-medium', 'tiny-llama', 'smollm2-135m', 'smollm2-360m', 'qwen2.5-0.5b', 'qwen3-0.6b',
+  'tiny',
+  'gpt2',
+  'gpt2-medium',
+  'tiny-llama',
+  'smollm2-135m',
+  'smollm2-360m',
+  'qwen2.5-0.5b',
+  'qwen3-0.6b',
   'llama-3.2-1b',
 ] as const;
 

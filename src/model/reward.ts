@@ -48,7 +48,11 @@ export function withScoreHead(params: Map<string, NamedTensor>, cfg: ModelConfig
   const out = new Map([...params].filter(([name]) => name !== 'lm_head.weight' && name !== 'score.bias'));
   if (!out.has('score.weight')) {
     const std = 1 / Math.sqrt(cfg.nEmbd + 1);
-    out.set('score.weight', { dtype: 'float32', shape: [1, cfg.nEmbd], data: Float32Array.from({ length: cfg.nEmbd }, () => rng.normal() * std) });
+    out.set('score.weight', {
+      dtype: 'float32',
+      shape: [1, cfg.nEmbd],
+      data: Float32Array.from({ length: cfg.nEmbd }, () => rng.normal() * std),
+    });
   }
   return out;
 }

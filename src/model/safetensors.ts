@@ -65,7 +65,8 @@ function checkTensorForWrite(name: string, t: NamedTensor, file: string): void {
   if (name === '' || name === '__metadata__') throw new Error(`${where}: reserved or empty name`);
   const format = WRITE_FORMATS[t.dtype];
   if (!format) throw new Error(`${where}: unsupported dtype ${String(t.dtype)}`);
-  if (!(t.data instanceof format.array)) throw new Error(`${where}: data is not a ${format.array.name} for dtype ${t.dtype}`);
+  if (!(t.data instanceof format.array))
+    throw new Error(`${where}: data is not a ${format.array.name} for dtype ${t.dtype}`);
   if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${where}: bad shape [${t.shape}]`);
   if (t.data.length !== numel(t.shape)) {
     throw new Error(`${where}: shape [${t.shape}] needs ${numel(t.shape)} values, data has ${t.data.length}`);
@@ -85,13 +86,17 @@ function storedForm(t: NamedTensor, floats: FloatDType): { code: string; bytes: 
 /** The bytes `tensors` take in a file that stores float32 as `floats`. */
 export function storedSize(tensors: Iterable<NamedTensor>, floats: FloatDType = 'float32'): number {
   let size = 0;
-  for (const t of tensors) size += t.dtype === 'float32' && floats !== 'float32' ? 2 * t.data.length : t.data.byteLength;
+  for (const t of tensors)
+    size += t.dtype === 'float32' && floats !== 'float32' ? 2 * t.data.length : t.data.byteLength;
   return size;
 }
 
 /** The file as a list of byte chunks: length prefix, padded header, then each tensor's bytes. */
 function fileChunks(
-  tensors: Map<string, NamedTensor>, metadata: Record<string, string> | undefined, file: string, floats: FloatDType,
+  tensors: Map<string, NamedTensor>,
+  metadata: Record<string, string> | undefined,
+  file: string,
+  floats: FloatDType,
 ): Uint8Array[] {
   for (const [name, t] of tensors) checkTensorForWrite(name, t, file);
   const stored = [...tensors].map(([name, t]) => ({ name, shape: t.shape, ...storedForm(t, floats) }));
@@ -120,7 +125,9 @@ function fileChunks(
 
 /** The file's bytes; float32 tensors are stored as `floats` (default float32). */
 export function encodeSafetensors(
-  tensors: Map<string, NamedTensor>, metadata?: Record<string, string>, floats: FloatDType = 'float32',
+  tensors: Map<string, NamedTensor>,
+  metadata?: Record<string, string>,
+  floats: FloatDType = 'float32',
 ): Buffer {
   return Buffer.concat(fileChunks(tensors, metadata, '<buffer>', floats));
 }
@@ -130,7 +137,10 @@ export function encodeSafetensors(
  * tensors are stored as `floats` (default float32).
  */
 export function writeSafetensors(
-  file: string, tensors: Map<string, NamedTensor>, metadata?: Record<string, string>, floats: FloatDType = 'float32',
+  file: string,
+  tensors: Map<string, NamedTensor>,
+  metadata?: Record<string, string>,
+  floats: FloatDType = 'float32',
 ): void {
   writeFileAtomic(file, fileChunks(tensors, metadata, file, floats));
 }
@@ -140,7 +150,10 @@ type ByteSource = { size: number; read: (begin: number, length: number) => Uint8
 
 export function decodeSafetensors(buf: Uint8Array, nameForErrors: string): SafetensorsContents {
   // Copy (not a view: Buffer#slice shares memory) so every tensor gets its own aligned buffer.
-  const source = { size: buf.length, read: (begin: number, length: number) => new Uint8Array(buf.subarray(begin, begin + length)) };
+  const source = {
+    size: buf.length,
+    read: (begin: number, length: number) => new Uint8Array(buf.subarray(begin, begin + length)),
+  };
   return decode(source, nameForErrors);
 }
 
@@ -151,7 +164,7 @@ export function readSafetensors(file: string): SafetensorsContents {
     const size = fs.fstatSync(fd).size;
     const read = (begin: number, length: number): Uint8Array => {
       const bytes = new Uint8Array(length);
-      for (let done = 0; done < length; ) {
+      for (let done = 0; done < length;) {
         const n = fs.readSync(fd, bytes, done, length - done, begin + done);
         if (n === 0) throw new Error(`${file}: file ended early (it changed while being read?)`);
         done += n;
@@ -204,7 +217,9 @@ function checkEntry(name: string, info: unknown, dataSize: number, file: string)
   if (!isPlainObject(info)) throw new Error(`${where}: header entry must be an object`);
   const { dtype, shape, data_offsets: offsets } = info;
   if (typeof dtype !== 'string' || !(dtype in READ_FORMATS)) {
-    throw new Error(`${where}: unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(READ_FORMATS).join(', ')})`);
+    throw new Error(
+      `${where}: unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(READ_FORMATS).join(', ')})`,
+    );
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new Error(`${where}: shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
@@ -214,7 +229,9 @@ function checkEntry(name: string, info: unknown, dataSize: number, file: string)
   }
   const [begin, end] = offsets as number[];
   if (begin > end || end > dataSize) {
-    throw new Error(`${where}: data_offsets [${begin}, ${end}] fall outside the ${dataSize} data bytes (truncated file?)`);
+    throw new Error(
+      `${where}: data_offsets [${begin}, ${end}] fall outside the ${dataSize} data bytes (truncated file?)`,
+    );
   }
   const expected = numel(shape) * READ_FORMATS[dtype].size;
   if (end - begin !== expected) {

@@ -17,7 +17,10 @@ export interface Tokenizer {
   /** The end of a text: appended to plain-text examples, and a response that writes it is finished. */
   eosId: number;
   padId: number;
-  /** Starts every plain-text sequence when the tokenizer adds one (Llama 3's <|begin_of_text|>); templates place their own. */
+  /**
+   * Starts every plain-text sequence when the tokenizer adds one (Llama 3's <|begin_of_text|>);
+   * templates place their own.
+   */
   bosId?: number;
   /**
    * Ids that finish a response: eosId first, then generation_config.json's other eos_token_id and

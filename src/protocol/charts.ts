@@ -28,7 +28,10 @@ export const chartRunSchema = z.object({
  * Checked by type and length, not number by number: any float is a value, NaN a missing one. The
  * tag check holds for an array made in another window (a webview's frames are separate realms).
  */
-const column = z.custom<Float64Array>((v) => Object.prototype.toString.call(v) === '[object Float64Array]', 'expected a Float64Array');
+const column = z.custom<Float64Array>(
+  (v) => Object.prototype.toString.call(v) === '[object Float64Array]',
+  'expected a Float64Array',
+);
 
 export const pointsSchema = z
   .object({
@@ -40,7 +43,10 @@ export const pointsSchema = z
     times: column,
     values: z.record(z.string(), column),
   })
-  .refine((m) => m.times.length === m.steps.length && Object.values(m.values).every((c) => c.length === m.steps.length), 'every column has one entry per step');
+  .refine(
+    (m) => m.times.length === m.steps.length && Object.values(m.values).every((c) => c.length === m.steps.length),
+    'every column has one entry per step',
+  );
 
 export const sampleGroupSchema = z.object({ step: z.number().int().min(0), rows: z.array(sampleRowSchema) });
 
@@ -90,7 +96,15 @@ export type ViewMessage = z.infer<typeof viewMessageSchema>;
 export type ChartsState = z.infer<typeof chartsStateSchema>;
 export type XAxis = ChartsState['xAxis'];
 
-export const DEFAULT_STATE: ChartsState = { runs: [], smoothing: 0.6, xAxis: 'step', logScale: [], added: [], removed: [], search: '' };
+export const DEFAULT_STATE: ChartsState = {
+  runs: [],
+  smoothing: 0.6,
+  xAxis: 'step',
+  logScale: [],
+  added: [],
+  removed: [],
+  search: '',
+};
 
 export const parseHostMessage = (message: unknown): Parsed<HostMessage> => parseWith(hostMessageSchema, message);
 export const parseViewMessage = (message: unknown): Parsed<ViewMessage> => parseWith(viewMessageSchema, message);

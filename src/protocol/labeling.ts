@@ -27,13 +27,15 @@ const requestId = z.number().int().nonnegative();
 export const toHostSchema = z.discriminatedUnion('type', [
   /** The page has loaded (again, after a reload or when the view is shown): send the state. */
   z.object({ type: z.literal('ready') }).strict(),
-  z.object({
-    type: z.literal('label'),
-    id: requestId,
-    pairId: z.string().min(1),
-    choice: choiceSchema,
-    rationale: z.string().max(10_000).optional(),
-  }).strict(),
+  z
+    .object({
+      type: z.literal('label'),
+      id: requestId,
+      pairId: z.string().min(1),
+      choice: choiceSchema,
+      rationale: z.string().max(10_000).optional(),
+    })
+    .strict(),
   /** Takes back the latest label of the selected queue. */
   z.object({ type: z.literal('undo'), id: requestId }).strict(),
   /** Picks a queue by its key (QueueInfo.key). */

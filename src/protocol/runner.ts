@@ -39,17 +39,41 @@ export const runEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('log'), level: z.enum(['info', 'warn', 'error']), message: z.string() }),
   z.object({ type: z.literal('progress'), stage, step, total: step, message: z.string().optional() }),
   /** A model fetched from the Hugging Face Hub before the stage starts: bytes of all its files. */
-  z.object({ type: z.literal('download'), repo: z.string(), file: z.string(), received: bytes, total: bytes, bytesPerSecond: z.number().min(0) }),
+  z.object({
+    type: z.literal('download'),
+    repo: z.string(),
+    file: z.string(),
+    received: bytes,
+    total: bytes,
+    bytesPerSecond: z.number().min(0),
+  }),
   /** `time`: when the step was logged, in seconds since the epoch, as in metrics.jsonl. */
-  z.object({ type: z.literal('metrics'), stage, step, time: z.number().optional(), values: z.record(z.string(), metricValue) }),
+  z.object({
+    type: z.literal('metrics'),
+    stage,
+    step,
+    time: z.number().optional(),
+    values: z.record(z.string(), metricValue),
+  }),
   z.object({ type: z.literal('samples'), stage, step, rows: z.array(sampleRowSchema) }),
   z.object({ type: z.literal('checkpoint'), stage, step, path: z.string() }),
   /** `warning`: the run ended, but something about it needs a look (a training loss that climbed). */
-  z.object({ type: z.literal('done'), stage, step, outputDir: z.string(), stopped: z.boolean(), warning: z.string().optional() }),
+  z.object({
+    type: z.literal('done'),
+    stage,
+    step,
+    outputDir: z.string(),
+    stopped: z.boolean(),
+    warning: z.string().optional(),
+  }),
 ]);
 
 /** The last event of a process that failed; `logTail` holds its last log lines for the report. */
-export const errorEventSchema = z.object({ type: z.literal('error'), message: z.string(), logTail: z.array(z.string()) });
+export const errorEventSchema = z.object({
+  type: z.literal('error'),
+  message: z.string(),
+  logTail: z.array(z.string()),
+});
 
 export const processEventSchema = z.union([runEventSchema, errorEventSchema]);
 
@@ -110,7 +134,11 @@ export const generateCommandSchema = z.object({
 /** Ends the run after the current step, saving a checkpoint. */
 export const stopCommandSchema = z.object({ type: z.literal('stop') });
 
-export const runnerCommandSchema = z.discriminatedUnion('type', [startCommandSchema, generateCommandSchema, stopCommandSchema]);
+export const runnerCommandSchema = z.discriminatedUnion('type', [
+  startCommandSchema,
+  generateCommandSchema,
+  stopCommandSchema,
+]);
 
 export type RuntimeOverrides = z.infer<typeof runtimeOverridesSchema>;
 export type StageModels = z.infer<typeof stageModelsSchema>;

@@ -85,7 +85,10 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Asks for a stop after the current step (the trainer saves a checkpoint); kills the process if it takes too long. */
+  /**
+   * Asks for a stop after the current step (the trainer saves a checkpoint); kills the process if it
+   * takes too long.
+   */
   stop(): Promise<ProcessOutcome> {
     if (this.running && this.child.connected) this.child.send({ type: 'stop' });
     const timer = setTimeout(() => {
@@ -132,9 +135,11 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
 
   private settle(code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): ProcessOutcome {
     const base = { step: this.done?.step ?? this.step, exitCode: code, signal, logTail: [...this.logTail] };
-    if (spawnError) return { ...base, status: 'failed', error: `the training process could not start: ${spawnError.message}` };
+    if (spawnError)
+      return { ...base, status: 'failed', error: `the training process could not start: ${spawnError.message}` };
     if (this.error) return { ...base, status: 'failed', error: this.error };
-    if (this.done && code === 0) return { ...base, status: this.done.stopped ? 'stopped' : 'finished', warning: this.done.warning };
+    if (this.done && code === 0)
+      return { ...base, status: this.done.stopped ? 'stopped' : 'finished', warning: this.done.warning };
     const how = this.killedAfterTimeout
       ? `did not stop within ${this.stopTimeoutMs / 1000} s and was killed`
       : signal
@@ -163,7 +168,11 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
 }
 
 /** Continues prompts with a model in a training process; `signal` ends it early. */
-export async function generate(command: Omit<GenerateCommand, 'type'>, options: ProcessOptions, signal?: AbortSignal): Promise<SampleRow[]> {
+export async function generate(
+  command: Omit<GenerateCommand, 'type'>,
+  options: ProcessOptions,
+  signal?: AbortSignal,
+): Promise<SampleRow[]> {
   const proc = TrainingProcess.start({ type: 'generate', ...command }, options);
   let rows: SampleRow[] = [];
   proc.on('event', (e) => {

@@ -1,10 +1,18 @@
 /** What the training process runs for each command: one function per experiment stage, and generation. */
 import * as path from 'path';
 import { ProviderChoice } from '../engine/runtime';
-import { generateCandidates } from '../train/comparisons';
+import { experimentCandidates, generateCandidates } from '../train/comparisons';
 import { incompleteCheckpoint } from '../model/checkpoint-layout';
 import { STAGE_INFO } from '../shared/stages';
-import { EXECUTION_PROVIDERS, EmitEvent, ExperimentStage, GenerateCommand, RuntimeOverrides, StageModels, StartCommand } from '../protocol/runner';
+import {
+  EXECUTION_PROVIDERS,
+  EmitEvent,
+  ExperimentStage,
+  GenerateCommand,
+  RuntimeOverrides,
+  StageModels,
+  StartCommand,
+} from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
@@ -23,10 +31,19 @@ export interface StageContext {
 export type StageRunner = (command: StartCommand, context: StageContext) => Promise<void>;
 
 export const stageRunners: Record<ExperimentStage, StageRunner> = {
-  sft: (command, context) => stageRun(command, context).then(runSft).then(() => {}),
+  sft: (command, context) =>
+    stageRun(command, context)
+      .then(runSft)
+      .then(() => {}),
   comparisons: (command, context) => stageRun(command, context).then(runComparisons),
-  rm: (command, context) => stageRun(command, context).then(runRm).then(() => {}),
-  ppo: (command, context) => stageRun(command, context).then(runPpo).then(() => {}),
+  rm: (command, context) =>
+    stageRun(command, context)
+      .then(runRm)
+      .then(() => {}),
+  ppo: (command, context) =>
+    stageRun(command, context)
+      .then(runPpo)
+      .then(() => {}),
 };
 
 type StageRun = Awaited<ReturnType<typeof stageRun>>;
@@ -34,7 +51,8 @@ type StageRun = Awaited<ReturnType<typeof stageRun>>;
 /** The stage's experiment, with its Hub models fetched. */
 async function stageRun(command: StartCommand, context: StageContext) {
   const { emit, signal } = context;
-  const incomplete = command.resumeFrom && incompleteCheckpoint(command.resumeFrom, STAGE_INFO[command.stage].checkpointModels);
+  const incomplete =
+    command.resumeFrom && incompleteCheckpoint(command.resumeFrom, STAGE_INFO[command.stage].checkpointModels);
   if (incomplete) throw new Error(`cannot resume from ${command.resumeFrom}: ${incomplete}`);
   const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
   const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);
@@ -45,16 +63,21 @@ async function stageRun(command: StartCommand, context: StageContext) {
 /** Samples candidate pairs into the labeling queue; stopping keeps what is queued, and a new run goes on from there. */
 async function runComparisons({ experiment: exp, outputDir, emit, signal }: StageRun): Promise<void> {
   const c = exp.comparisons;
-  if (!c) throw new Error('the experiment has no "comparisons" section: add one with the prompts to sample candidates for');
+  if (!c)
+    throw new Error('the experiment has no "comparisons" section: add one with the prompts to sample candidates for');
   const summary = await generateCandidates({
-    model: c.model ?? exp.model, prompts: c.prompts, queue: c.queue, n: c.num_candidates,
-    maxNewTokens: c.max_new_tokens, temperature: c.temperature, topK: c.top_k, topP: c.top_p,
-    seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads, chatTemplateKwargs: exp.chat_template_kwargs, signal,
-    onProgress: (p) => emit({ type: 'progress', stage: 'comparisons', step: p.done, total: p.total, message: `${p.pairs} pairs` }),
+    ...experimentCandidates(exp, c.model ?? exp.model, c.queue),
+    signal,
+    onProgress: (p) =>
+      emit({ type: 'progress', stage: 'comparisons', step: p.done, total: p.total, message: `${p.pairs} pairs` }),
   });
   for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: `${e.file}:${e.line}: ${e.message}` });
   const already = summary.alreadyQueued > 0 ? `; ${summary.alreadyQueued} prompts were queued before` : '';
-  emit({ type: 'log', level: 'info', message: `${summary.pairs} pairs from ${summary.sampled} prompts added to ${c.queue}${already}` });
+  emit({
+    type: 'log',
+    level: 'info',
+    message: `${summary.pairs} pairs from ${summary.sampled} prompts added to ${c.queue}${already}`,
+  });
   emit({ type: 'done', stage: 'comparisons', step: summary.sampled, outputDir, stopped: summary.stopped });
 }
 

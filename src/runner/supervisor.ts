@@ -8,7 +8,15 @@ import * as path from 'path';
 import { EventEmitter } from 'events';
 import { decodeUtf8 } from '../data/jsonl';
 import { ExperimentStage, RunEvent, RuntimeOverrides, StartCommand } from '../protocol/runner';
-import { NO_PROCESS, RunRecord, RunRegistry, checkResumable, liveProcess, recordEvent, skippedCheckpoints } from '../runs/registry';
+import {
+  NO_PROCESS,
+  RunRecord,
+  RunRegistry,
+  checkResumable,
+  liveProcess,
+  recordEvent,
+  skippedCheckpoints,
+} from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
 export interface RunRequest {
@@ -65,9 +73,16 @@ export class RunSupervisor extends EventEmitter<{
   }
 
   start(request: RunRequest): LiveRun {
-    const record = request.registry.create({ name: experimentName(request.configFile), stage: request.stage, configFile: request.configFile });
+    const record = request.registry.create({
+      name: experimentName(request.configFile),
+      stage: request.stage,
+      configFile: request.configFile,
+    });
     record.models = request.registry.stageModels(request.configFile);
-    return this.launch(request.registry, record, { workspaceFolder: request.workspaceFolder, runtime: request.runtime });
+    return this.launch(request.registry, record, {
+      workspaceFolder: request.workspaceFolder,
+      runtime: request.runtime,
+    });
   }
 
   /**
@@ -111,10 +126,21 @@ export class RunSupervisor extends EventEmitter<{
     for (const run of this.live.values()) void run.process.stop();
   }
 
-  private launch(registry: RunRegistry, record: RunRecord, how: Pick<StartCommand, 'workspaceFolder' | 'resumeFrom' | 'runtime'>): LiveRun {
+  private launch(
+    registry: RunRegistry,
+    record: RunRecord,
+    how: Pick<StartCommand, 'workspaceFolder' | 'resumeFrom' | 'runtime'>,
+  ): LiveRun {
     const dir = registry.dir(record.id);
     const proc = TrainingProcess.start(
-      { type: 'start', stage: record.stage, configFile: record.configFile, outputDir: dir, models: record.models, ...how },
+      {
+        type: 'start',
+        stage: record.stage,
+        configFile: record.configFile,
+        outputDir: dir,
+        models: record.models,
+        ...how,
+      },
       this.processOptions,
     );
     Object.assign(record, { status: 'running', error: undefined, logTail: undefined }, liveProcess(proc.pid));

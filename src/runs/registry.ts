@@ -169,7 +169,9 @@ export class RunRegistry {
   /** The final models of the newest finished SFT and reward-model runs of an experiment file. */
   stageModels(configFile: string): StageModels {
     const newest = (stage: ExperimentStage) => {
-      const run = this.list().find((r) => r.stage === stage && r.status === 'finished' && r.configFile === configFile && this.modelDir(r.id));
+      const run = this.list().find(
+        (r) => r.stage === stage && r.status === 'finished' && r.configFile === configFile && this.modelDir(r.id),
+      );
       return run && this.modelDir(run.id);
     };
     return { sft: newest('sft'), rm: newest('rm') };

@@ -13,5 +13,7 @@ export function formatDuration(seconds: number): string {
 }
 
 export function formatMetrics(values: Record<string, number | null>): string {
-  return Object.entries(values).map(([k, v]) => `${k} ${formatMetric(v)}`).join('  ');
+  return Object.entries(values)
+    .map(([k, v]) => `${k} ${formatMetric(v)}`)
+    .join('  ');
 }

@@ -21,7 +21,11 @@ export function klEstimate(logprobs: Float32Array, refLogprobs: Float32Array, es
  * Per-token rewards: -kl_coef · kl everywhere, plus the reward model's score on the last token.
  * Returns the non-score part separately, for `objective/non_score_reward`.
  */
-export function tokenRewards(kl: Float32Array, klCoef: number, score: number): { rewards: Float32Array; nonScore: Float32Array } {
+export function tokenRewards(
+  kl: Float32Array,
+  klCoef: number,
+  score: number,
+): { rewards: Float32Array; nonScore: Float32Array } {
   const nonScore = kl.map((k) => -klCoef * k);
   const rewards = Float32Array.from(nonScore);
   rewards[rewards.length - 1] += score;
@@ -34,10 +38,16 @@ export function tokenRewards(kl: Float32Array, klCoef: number, score: number): {
  *   A_t = δ_t + γ λ A_{t+1}
  *   returns_t = A_t + V_t               (the value head's regression target)
  */
-export function gae(rewards: Float32Array, values: Float32Array, gamma: number, lam: number): { advantages: Float32Array; returns: Float32Array } {
+export function gae(
+  rewards: Float32Array,
+  values: Float32Array,
+  gamma: number,
+  lam: number,
+): { advantages: Float32Array; returns: Float32Array } {
   const n = rewards.length;
   const advantages = new Float32Array(n);
-  let next = 0, nextValue = 0;
+  let next = 0,
+    nextValue = 0;
   for (let t = n - 1; t >= 0; t--) {
     const delta = rewards[t] + gamma * nextValue - values[t];
     next = delta + gamma * lam * next;
@@ -63,7 +73,13 @@ export function whiten(rows: Float32Array[], shiftMean = true): Float32Array[] {
  * The adaptive KL controller (Ziegler et al. 2019): nudges kl_coef so the observed KL tracks a
  * target, by at most ±20% of the error per `horizon` episodes.
  */
-export function adaptKlCoef(klCoef: number, observedKl: number, target: number, horizon: number, episodes: number): number {
+export function adaptKlCoef(
+  klCoef: number,
+  observedKl: number,
+  target: number,
+  horizon: number,
+  episodes: number,
+): number {
   const error = Math.min(Math.max(observedKl / target - 1, -0.2), 0.2);
   return klCoef * (1 + (error * episodes) / horizon);
 }

@@ -8,7 +8,8 @@ export class Averages {
 
   add(values: Record<string, number>, weight = 1): void {
     for (const [k, v] of Object.entries(values)) {
-      const extreme = extremeOf(k), prev = this.totals.get(k);
+      const extreme = extremeOf(k),
+        prev = this.totals.get(k);
       this.totals.set(k, extreme ? (prev === undefined ? v : extreme(prev, v)) : (prev ?? 0) + v * weight);
     }
     this.weight += weight;
@@ -19,7 +20,8 @@ export class Averages {
   }
 }
 
-const extremeOf = (name: string) => (name.startsWith('min_') ? Math.min : name.startsWith('max_') ? Math.max : undefined);
+const extremeOf = (name: string) =>
+  name.startsWith('min_') ? Math.min : name.startsWith('max_') ? Math.max : undefined;
 
 /** What a logging window gathers: averaged metrics, the latest of the rest, and tokens over its wall time. */
 export class LogWindow {
@@ -36,6 +38,10 @@ export class LogWindow {
 
   values(): Record<string, number> {
     const seconds = (Date.now() - this.start) / 1000;
-    return { ...this.averaged.values(), ...this.latest, ...(this.tokens !== undefined && { tokens_per_second: this.tokens / seconds }) };
+    return {
+      ...this.averaged.values(),
+      ...this.latest,
+      ...(this.tokens !== undefined && { tokens_per_second: this.tokens / seconds }),
+    };
   }
 }

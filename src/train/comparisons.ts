@@ -25,6 +25,7 @@ import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { Generator, SamplingOptions } from './generate';
 import { loadModel, putTensors } from './model-state';
 import { Rng } from '../util/rng';
+import { Experiment } from '../experiment/config';
 import { appendJsonLines } from '../data/jsonl-append';
 import { assertNoDataErrors, DataError, readJsonl } from '../data/jsonl';
 import { GenerationSettings, parsePrompt, TextOrMessages } from '../data/preference-record';
@@ -51,6 +52,27 @@ export interface CandidateOptions {
   onProgress?: (progress: CandidateProgress) => void;
   /** Stops after the current prompt; a later run picks up where this one stopped. */
   signal?: AbortSignal;
+}
+
+/** The candidate options an experiment's "comparisons" section gives, sampling from `model` into `queue`. */
+export function experimentCandidates(exp: Experiment, model: string, queue: string): CandidateOptions {
+  const c = exp.comparisons;
+  if (!c)
+    throw new Error('the experiment has no "comparisons" section: add one with the prompts to sample candidates for');
+  return {
+    model,
+    prompts: c.prompts,
+    queue,
+    n: c.num_candidates,
+    maxNewTokens: c.max_new_tokens,
+    temperature: c.temperature,
+    topK: c.top_k,
+    topP: c.top_p,
+    seed: exp.seed,
+    provider: exp.runtime.provider,
+    threads: exp.runtime.threads,
+    chatTemplateKwargs: exp.chat_template_kwargs,
+  };
 }
 
 export interface CandidateProgress {
@@ -88,7 +110,13 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
   const queue = fs.existsSync(options.queue) ? readQueue(options.queue) : { pairs: [], errors: [] };
   const queued = new Set(queue.pairs.map((p) => promptKey(p.prompt)));
   const todo = firstOfEach(prompts, (p) => promptKey(p.prompt), queued);
-  const summary: CandidateSummary = { sampled: 0, alreadyQueued: prompts.length - todo.length, pairs: 0, stopped: false, errors: queue.errors };
+  const summary: CandidateSummary = {
+    sampled: 0,
+    alreadyQueued: prompts.length - todo.length,
+    pairs: 0,
+    stopped: false,
+    errors: queue.errors,
+  };
   if (todo.length === 0) return summary;
 
   const sampler = await openSampler(options, settings.seed);
@@ -100,7 +128,11 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
       }
       const ids = promptIds(prompt, sampler);
       if (ids.length >= sampler.contextLength) {
-        summary.errors.push({ file: options.prompts, line, message: `prompt is ${ids.length} tokens; the model's context is ${sampler.contextLength}` });
+        summary.errors.push({
+          file: options.prompts,
+          line,
+          message: `prompt is ${ids.length} tokens; the model's context is ${sampler.contextLength}`,
+        });
       } else {
         summary.pairs += await queuePrompt(sampler, prompt, ids, settings, options.queue);
       }
@@ -126,17 +158,39 @@ function candidateSettings(options: CandidateOptions): CandidateSettings {
   if (!Number.isInteger(n) || n < 2) throw new Error(`samples per prompt must be an integer of at least 2, got ${n}`);
   const seed = options.seed ?? 0;
   const sampling: SamplingOptions = {
-    maxNewTokens: options.maxNewTokens ?? 48, temperature: options.temperature ?? 0.9, topK: options.topK ?? 0, topP: options.topP ?? 1,
+    maxNewTokens: options.maxNewTokens ?? 48,
+    temperature: options.temperature ?? 0.9,
+    topK: options.topK ?? 0,
+    topP: options.topP ?? 1,
   };
   const generation: GenerationSettings = {
-    model: options.model, seed, n, temperature: sampling.temperature, top_k: sampling.topK, top_p: sampling.topP, max_new_tokens: sampling.maxNewTokens,
+    model: options.model,
+    seed,
+    n,
+    temperature: sampling.temperature,
+    top_k: sampling.topK,
+    top_p: sampling.topP,
+    max_new_tokens: sampling.maxNewTokens,
   };
   return { n, seed, sampling, generation };
 }
 
 /** Samples one prompt and appends its pairs in one durable write; returns how many. */
-async function queuePrompt(sampler: Sampler, prompt: TextOrMessages, ids: number[], settings: CandidateSettings, queueFile: string): Promise<number> {
-  const texts = await sampleResponses(sampler, prompt, ids, settings.n, settings.sampling, promptSeed(settings.seed, prompt));
+async function queuePrompt(
+  sampler: Sampler,
+  prompt: TextOrMessages,
+  ids: number[],
+  settings: CandidateSettings,
+  queueFile: string,
+): Promise<number> {
+  const texts = await sampleResponses(
+    sampler,
+    prompt,
+    ids,
+    settings.n,
+    settings.sampling,
+    promptSeed(settings.seed, prompt),
+  );
   const pairs = pairUp(prompt, texts, settings.generation);
   if (pairs.length > 0) await appendJsonLines(queueFile, pairs);
   return pairs.length;
@@ -169,9 +223,13 @@ interface Sampler {
   contextLength: number;
 }
 
-async function openSampler({ model, provider = 'auto', threads, chatTemplateKwargs }: CandidateOptions, seed: number): Promise<Sampler> {
+async function openSampler(
+  { model, provider = 'auto', threads, chatTemplateKwargs }: CandidateOptions,
+  seed: number,
+): Promise<Sampler> {
   const loaded = loadModel(model, seed);
-  if (loaded.head !== 'lm') throw new Error(`${model}: a ${loaded.head} model cannot write responses; give a language model`);
+  if (loaded.head !== 'lm')
+    throw new Error(`${model}: a ${loaded.head} model cannot write responses; give a language model`);
   const runtime = await Runtime.create({ provider, threads });
   const state = new State(runtime);
   putTensors(state, loaded.params);
@@ -185,9 +243,21 @@ function promptIds(prompt: TextOrMessages, { tokenizer, chat }: Sampler): number
   return typeof prompt === 'string' ? sequenceIds(tokenizer, prompt) : chat.generationPrompt(prompt);
 }
 
-async function sampleResponses(sampler: Sampler, prompt: TextOrMessages, ids: number[], n: number, sampling: SamplingOptions, seed: number): Promise<string[]> {
+async function sampleResponses(
+  sampler: Sampler,
+  prompt: TextOrMessages,
+  ids: number[],
+  n: number,
+  sampling: SamplingOptions,
+  seed: number,
+): Promise<string[]> {
   const { generator, tokenizer, chat } = sampler;
-  const out = await generator.generate(Array.from({ length: n }, () => ids), sampling, tokenizer.stopIds, new Rng(seed));
+  const out = await generator.generate(
+    Array.from({ length: n }, () => ids),
+    sampling,
+    tokenizer.stopIds,
+    new Rng(seed),
+  );
   return out.map((g) => {
     const text = responseText(tokenizer, g.tokens);
     return typeof prompt === 'string' ? text : chat.replyContent(text);
@@ -208,9 +278,21 @@ function pairUp(prompt: TextOrMessages, texts: string[], generation: GenerationS
 
 type Candidate = { id: string; text: string };
 
-function makePair(prompt: TextOrMessages, first: Candidate, second: Candidate, generation: GenerationSettings): ComparisonPair {
+function makePair(
+  prompt: TextOrMessages,
+  first: Candidate,
+  second: Candidate,
+  generation: GenerationSettings,
+): ComparisonPair {
   const pairId = hash(JSON.stringify([promptKey(prompt), first.id, first.text, second.id, second.text]), 16);
   // The pair id picks which sample is shown as A, so the earlier one is not always on the same side.
   const [a, b] = parseInt(pairId[0], 16) % 2 === 0 ? [first, second] : [second, first];
-  return { pair_id: pairId, prompt, response_a: a.text, response_b: b.text, candidate_ids: { a: a.id, b: b.id }, generation };
+  return {
+    pair_id: pairId,
+    prompt,
+    response_a: a.text,
+    response_b: b.text,
+    candidate_ids: { a: a.id, b: b.id },
+    generation,
+  };
 }

@@ -6,7 +6,7 @@
  */
 import * as path from 'path';
 import { givesReference, labelQueue, referenceAnnotator } from '../data/annotators';
-import { generateCandidates } from './comparisons';
+import { experimentCandidates, generateCandidates } from './comparisons';
 import { readReferences } from '../data/sft';
 import { gpt2Tokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
@@ -28,7 +28,8 @@ export interface DemoRun {
 
 export async function runDemo(run: DemoRun): Promise<void> {
   const { experiment: exp, outputDir, emit, signal } = run;
-  if (!exp.sft || !exp.comparisons || !exp.rm || !exp.ppo) throw new Error('the demo experiment needs "sft", "comparisons", "rm" and "ppo" sections');
+  if (!exp.sft || !exp.comparisons || !exp.rm || !exp.ppo)
+    throw new Error('the demo experiment needs "sft", "comparisons", "rm" and "ppo" sections');
   const step = (message: string) => emit({ type: 'log', level: 'info', message: `\n== ${message}` });
   const stage = (name: string) => path.join(outputDir, name);
 
@@ -38,27 +39,42 @@ export async function runDemo(run: DemoRun): Promise<void> {
 
   step('2/5 sampling pairs of responses to compare');
   const queue = stage('comparisons.jsonl');
-  const c = exp.comparisons;
-  const candidates = await generateCandidates({
-    model: sft.modelDir, prompts: c.prompts, queue, n: c.num_candidates, maxNewTokens: c.max_new_tokens, temperature: c.temperature,
-    topK: c.top_k, topP: c.top_p, seed: exp.seed, provider: exp.runtime.provider, threads: exp.runtime.threads,
-    chatTemplateKwargs: exp.chat_template_kwargs, signal,
+  const candidates = await generateCandidates({ ...experimentCandidates(exp, sft.modelDir, queue), signal });
+  emit({
+    type: 'log',
+    level: 'info',
+    message: `${candidates.pairs} pairs from ${candidates.sampled} prompts in ${queue}`,
   });
-  emit({ type: 'log', level: 'info', message: `${candidates.pairs} pairs from ${candidates.sampled} prompts in ${queue}` });
   if (candidates.stopped) return;
 
-  step('3/5 labeling them: the stand-in annotator prefers the answer closer to the demo data\'s fact');
+  step("3/5 labeling them: the stand-in annotator prefers the answer closer to the demo data's fact");
   const preferences = stage('preferences.jsonl');
   const references = readReferences(exp.sft.data);
   const { counts } = await labelQueue(queue, preferences, referenceAnnotator(references, 'demo:reference'));
-  emit({ type: 'log', level: 'info', message: `labels: ${Object.entries(counts).map(([k, n]) => `${k} ${n}`).join(', ')}` });
+  emit({
+    type: 'log',
+    level: 'info',
+    message: `labels: ${Object.entries(counts)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}`,
+  });
 
   step('4/5 training the reward model');
-  const rm = await runRm({ experiment: { ...exp, rm: { ...exp.rm, data: preferences, model: sft.modelDir } }, outputDir: stage('rm'), emit, signal });
+  const rm = await runRm({
+    experiment: { ...exp, rm: { ...exp.rm, data: preferences, model: sft.modelDir } },
+    outputDir: stage('rm'),
+    emit,
+    signal,
+  });
   if (rm.stopped) return;
 
   step('5/5 PPO against the reward model');
-  const ppo = await runPpo({ experiment: { ...exp, ppo: { ...exp.ppo, sft_model: sft.modelDir, reward_model: rm.modelDir } }, outputDir: stage('ppo'), emit, signal });
+  const ppo = await runPpo({
+    experiment: { ...exp, ppo: { ...exp.ppo, sft_model: sft.modelDir, reward_model: rm.modelDir } },
+    outputDir: stage('ppo'),
+    emit,
+    signal,
+  });
   if (ppo.stopped) return;
 
   step('before and after: greedy answers of the SFT and PPO policies, scored by the reward model');
@@ -66,24 +82,42 @@ export async function runDemo(run: DemoRun): Promise<void> {
 }
 
 /** Greedy answers of both policies to every prompt, scored by the reward model. */
-export async function compareModels(exp: Experiment, sftDir: string, ppoDir: string, rmDir: string, references: Map<string, string[]>, emit: EmitEvent): Promise<void> {
+export async function compareModels(
+  exp: Experiment,
+  sftDir: string,
+  ppoDir: string,
+  rmDir: string,
+  references: Map<string, string[]>,
+  emit: EmitEvent,
+): Promise<void> {
   const tokenizer = gpt2Tokenizer();
   const prompts = readPrompts(exp.ppo!.prompts, tokenizer).map((p) => p.text);
   const runtime = { provider: exp.runtime.provider, threads: exp.runtime.threads };
   const scorer = await Scorer.load(rmDir, runtime);
   const answers = async (dir: string) => {
-    const rows = await sampleFromCheckpoint(dir, prompts, new Rng(exp.seed), { ...GREEDY, maxNewTokens: exp.ppo!.response_length }, runtime);
+    const rows = await sampleFromCheckpoint(
+      dir,
+      prompts,
+      new Rng(exp.seed),
+      { ...GREEDY, maxNewTokens: exp.ppo!.response_length },
+      runtime,
+    );
     const scores = await scorer.scoreTexts(rows);
     return rows.map((r, i): SampleRow => ({ ...r, score: scores[i] }));
   };
-  const before = await answers(sftDir), after = await answers(ppoDir);
+  const before = await answers(sftDir),
+    after = await answers(ppoDir);
   await scorer.release();
   const mean = (rows: SampleRow[]) => rows.reduce((a, r) => a + r.score!, 0) / rows.length;
   const known = (rows: SampleRow[]) => rows.filter((r) => references.has(r.prompt.trim()));
   const right = (rows: SampleRow[]) => rows.filter((r) => givesReference(references, r.prompt, r.response)).length;
   emit({ type: 'samples', stage: 'sft', step: 0, rows: before.slice(0, 8) });
   emit({ type: 'samples', stage: 'ppo', step: 0, rows: after.slice(0, 8) });
-  emit({ type: 'log', level: 'info', message:
-    `mean reward over ${prompts.length} prompts: SFT ${mean(before).toFixed(3)} → PPO ${mean(after).toFixed(3)}; ` +
-    `right answers to the ${known(before).length} prompts the annotator knows: ${right(before)} → ${right(after)}` });
+  emit({
+    type: 'log',
+    level: 'info',
+    message:
+      `mean reward over ${prompts.length} prompts: SFT ${mean(before).toFixed(3)} → PPO ${mean(after).toFixed(3)}; ` +
+      `right answers to the ${known(before).length} prompts the annotator knows: ${right(before)} → ${right(after)}`,
+  });
 }

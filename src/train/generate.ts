@@ -65,7 +65,10 @@ class HostKvCache {
   /** Floats per position: B · H · hd. */
   private readonly slotSize: number;
 
-  private constructor(private readonly buffers: Map<string, Float32Array>, private readonly slotDims: number[]) {
+  private constructor(
+    private readonly buffers: Map<string, Float32Array>,
+    private readonly slotDims: number[],
+  ) {
     this.slotSize = slotDims.reduce((a, d) => a * d, 1);
   }
 
@@ -73,11 +76,17 @@ class HostKvCache {
   static fromPrefill(res: Record<string, ort.Tensor>, capacity: number): HostKvCache {
     const names = Object.keys(res).filter((k) => k.startsWith('present.'));
     const [b, h, t, hd] = res[names[0]].dims;
-    const cache = new HostKvCache(new Map(names.map((n) => [pastName(n), new Float32Array(capacity * b * h * hd)])), [b, h, hd]);
+    const cache = new HostKvCache(new Map(names.map((n) => [pastName(n), new Float32Array(capacity * b * h * hd)])), [
+      b,
+      h,
+      hd,
+    ]);
     for (const n of names) {
-      const from = res[n].data as Float32Array, to = cache.buffers.get(pastName(n))!;
+      const from = res[n].data as Float32Array,
+        to = cache.buffers.get(pastName(n))!;
       for (let row = 0; row < b * h; row++) {
-        for (let pos = 0; pos < t; pos++) to.set(from.subarray((row * t + pos) * hd, (row * t + pos + 1) * hd), (pos * b * h + row) * hd);
+        for (let pos = 0; pos < t; pos++)
+          to.set(from.subarray((row * t + pos) * hd, (row * t + pos + 1) * hd), (pos * b * h + row) * hd);
       }
     }
     cache.length = t;
@@ -86,13 +95,15 @@ class HostKvCache {
 
   /** The `past.*` feeds: the first S positions, [S, B, H, hd]. */
   past(): Record<string, ort.Tensor> {
-    const feed = (buf: Float32Array) => hostTensor('float32', buf.subarray(0, this.length * this.slotSize), [this.length, ...this.slotDims]);
+    const feed = (buf: Float32Array) =>
+      hostTensor('float32', buf.subarray(0, this.length * this.slotSize), [this.length, ...this.slotDims]);
     return Object.fromEntries([...this.buffers].map(([n, buf]) => [n, feed(buf)]));
   }
 
   /** Appends a decode run's new position (`present.*` [B, H, 1, hd]: the layout of one slot). */
   append(res: Record<string, ort.Tensor>): void {
-    for (const [n, buf] of this.buffers) buf.set(res[n.replace('past.', 'present.')].data as Float32Array, this.length * this.slotSize);
+    for (const [n, buf] of this.buffers)
+      buf.set(res[n.replace('past.', 'present.')].data as Float32Array, this.length * this.slotSize);
     this.length++;
   }
 }
@@ -117,27 +128,47 @@ export class Generator {
   ) {}
 
   /** `state` holds the model's parameters under their HF names, each preceded by `prefix`. */
-  static async create(runtime: Runtime, cfg: ModelConfig, state: State, padId: number, prefix = ''): Promise<Generator> {
+  static async create(
+    runtime: Runtime,
+    cfg: ModelConfig,
+    state: State,
+    padId: number,
+    prefix = '',
+  ): Promise<Generator> {
     const hostCache = !runtime.keepsStateOnDevice;
     const { layers } = kvShape(cfg);
-    const cache = hostCache ? [] : Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
+    const cache = hostCache
+      ? []
+      : Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
     const load = async (greedy: boolean): Promise<Programs> => ({
       prefill: await runtime.load(lastTokenGraph(cfg, prefix, 'T', greedy), cache),
-      decode: await runtime.load(lastTokenGraph(cfg, prefix, 'P+T', greedy, pastInputs(cfg, hostCache), hostCache), cache),
+      decode: await runtime.load(
+        lastTokenGraph(cfg, prefix, 'P+T', greedy, pastInputs(cfg, hostCache), hostCache),
+        cache,
+      ),
     });
     return new Generator(cfg, state, await load(false), await load(true), padId, hostCache);
   }
 
   /** Runs `program` over the last T of the S positions in `ids`/`mask` ([B, S] each). */
-  private async forward(program: Program, ids: number[][], mask: Float32Array, t: number, past: Record<string, ort.Tensor> = {}) {
-    const b = ids.length, s = ids[0].length;
+  private async forward(
+    program: Program,
+    ids: number[][],
+    mask: Float32Array,
+    t: number,
+    past: Record<string, ort.Tensor> = {},
+  ) {
+    const b = ids.length,
+      s = ids[0].length;
     const tokens = Int32Array.from(ids.flatMap((row) => row.slice(s - t)));
-    return program.run(this.state.feedsFor(program, {
-      ...past,
-      tokens: hostTensor('int32', tokens, [b, t]),
-      positions: hostTensor('int32', positionIds(mask, b, t, s), [b, t]),
-      attn_bias: hostTensor('float32', attentionBias(mask, b, t, s), [b, 1, t, s]),
-    }));
+    return program.run(
+      this.state.feedsFor(program, {
+        ...past,
+        tokens: hostTensor('int32', tokens, [b, t]),
+        positions: hostTensor('int32', positionIds(mask, b, t, s), [b, t]),
+        attn_bias: hostTensor('float32', attentionBias(mask, b, t, s), [b, 1, t, s]),
+      }),
+    );
   }
 
   /**
@@ -145,14 +176,23 @@ export class Generator {
    * tokenizer's stopIds) or maxNewTokens. With `useCache` false every step re-reads the whole
    * sequence (slow; it exists to check the cache).
    */
-  async generate(prompts: number[][], opts: SamplingOptions, stop: number | readonly number[], rng: Rng, useCache = true): Promise<Generation[]> {
+  async generate(
+    prompts: number[][],
+    opts: SamplingOptions,
+    stop: number | readonly number[],
+    rng: Rng,
+    useCache = true,
+  ): Promise<Generation[]> {
     const stopIds = new Set(typeof stop === 'number' ? [stop] : stop);
     const width = Math.max(...prompts.map((p) => p.length));
     if (prompts.some((p) => p.length === 0)) throw new Error('generate: empty prompt');
-    if (width >= this.cfg.nPositions) throw new Error(`generate: prompt of ${width} tokens does not fit the context of ${this.cfg.nPositions}`);
+    if (width >= this.cfg.nPositions)
+      throw new Error(`generate: prompt of ${width} tokens does not fit the context of ${this.cfg.nPositions}`);
     const maxNew = Math.min(opts.maxNewTokens, this.cfg.nPositions - width);
     const ids = prompts.map((p) => [...Array(width - p.length).fill(this.padId), ...p]);
-    let mask: Float32Array = Float32Array.from(prompts.flatMap((p) => [...Array(width - p.length).fill(0), ...Array(p.length).fill(1)]));
+    let mask: Float32Array = Float32Array.from(
+      prompts.flatMap((p) => [...Array(width - p.length).fill(0), ...Array(p.length).fill(1)]),
+    );
     const out: Generation[] = prompts.map(() => ({ tokens: [], finished: false }));
 
     const greedy = opts.temperature === 0;
@@ -165,8 +205,11 @@ export class Generator {
       const chosen = greedy ? (res.next.data as BigInt64Array) : undefined;
       const logits = greedy ? undefined : (res.logits.data as Float32Array);
       out.forEach((g, b) => {
-        const next = g.finished ? this.padId
-          : chosen ? Number(chosen[b]) : sample(logits!.subarray(b * vocab, (b + 1) * vocab), opts, rng);
+        const next = g.finished
+          ? this.padId
+          : chosen
+            ? Number(chosen[b])
+            : sample(logits!.subarray(b * vocab, (b + 1) * vocab), opts, rng);
         ids[b].push(next);
         if (g.finished) return;
         g.tokens.push(next);
@@ -175,7 +218,9 @@ export class Generator {
       if (step + 1 >= maxNew || out.every((g) => g.finished)) break;
       mask = appendColumn(mask, prompts.length);
       const past = !useCache ? undefined : cache ? cache.past() : presentAsPast(res);
-      res = past ? await this.forward(decode, ids, mask, 1, past) : await this.forward(prefill, ids, mask, ids[0].length);
+      res = past
+        ? await this.forward(decode, ids, mask, 1, past)
+        : await this.forward(prefill, ids, mask, ids[0].length);
       if (cache) cache.append(res);
       else if (past) for (const t of Object.values(past)) if (t.location === 'gpu-buffer') t.dispose();
     }
@@ -192,7 +237,11 @@ export class Generator {
 }
 
 function presentAsPast(res: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
-  return Object.fromEntries(Object.entries(res).filter(([k]) => k.startsWith('present.')).map(([k, v]) => [pastName(k), v]));
+  return Object.fromEntries(
+    Object.entries(res)
+      .filter(([k]) => k.startsWith('present.'))
+      .map(([k, v]) => [pastName(k), v]),
+  );
 }
 
 /** Adds one real-token column to a [B, S] mask. */
@@ -244,7 +293,8 @@ function sampleTruncated(logits: Float32Array, opts: Omit<SamplingOptions, 'maxN
 }
 
 function argmaxOf(xs: Float32Array): number {
-  let best = 0, top = xs[0];
+  let best = 0,
+    top = xs[0];
   for (let i = 1; i < xs.length; i++) {
     if (xs[i] > top) {
       top = xs[i];

@@ -34,18 +34,31 @@ export function trainingBytes(cfg: ModelConfig, batch: number, seqLen: number): 
 
 /** Refuses a training batch that cannot fit, naming the config `field` that sets its size. */
 export function checkBatchFits(
-  field: string, cfg: ModelConfig, batch: number, seqLen: number, memory = os.totalmem(),
+  field: string,
+  cfg: ModelConfig,
+  batch: number,
+  seqLen: number,
+  memory = os.totalmem(),
 ): void {
   const sequences = `${batch} sequence${batch === 1 ? '' : 's'} of up to ${seqLen} tokens`;
-  checkFits(field, `training on batches of ${sequences} (vocabulary ${cfg.vocabSize}, ` +
-    `n_embd ${cfg.nEmbd}, ${layers(cfg)})`, trainingBytes(cfg, batch, seqLen), memory);
+  checkFits(
+    field,
+    `training on batches of ${sequences} (vocabulary ${cfg.vocabSize}, ` + `n_embd ${cfg.nEmbd}, ${layers(cfg)})`,
+    trainingBytes(cfg, batch, seqLen),
+    memory,
+  );
 }
 
 /** Refuses a model whose weights alone cannot fit, naming the config `field` that sets its size. */
 export function checkWeightsFit(field: string, cfg: ModelConfig): void {
   const params = parameterCount(cfg);
-  checkFits(field, `a model of ${params.toExponential(2)} parameters (n_embd ${cfg.nEmbd}, ${layers(cfg)}, ` +
-    `context ${cfg.nPositions})`, FLOAT_BYTES * params, os.totalmem());
+  checkFits(
+    field,
+    `a model of ${params.toExponential(2)} parameters (n_embd ${cfg.nEmbd}, ${layers(cfg)}, ` +
+      `context ${cfg.nPositions})`,
+    FLOAT_BYTES * params,
+    os.totalmem(),
+  );
 }
 
 /** The largest of `lengths` (0 for none); spreading a long list into Math.max would overflow the stack. */
@@ -55,8 +68,10 @@ export function longest(lengths: readonly number[]): number {
 
 function checkFits(field: string, what: string, bytes: number, memory: number): void {
   if (bytes <= memory) return;
-  throw new Error(`${field}: ${what} needs at least ${formatBytes(bytes)} of memory, ` +
-    `more than this machine's ${formatBytes(memory)}; make it smaller`);
+  throw new Error(
+    `${field}: ${what} needs at least ${formatBytes(bytes)} of memory, ` +
+      `more than this machine's ${formatBytes(memory)}; make it smaller`,
+  );
 }
 
 function layers(cfg: ModelConfig): string {

@@ -9,16 +9,22 @@ import * as path from 'path';
 import { SampleRow } from '../protocol/runner';
 
 export class MetricsLog {
-  constructor(private readonly file: string, resumeStep = 0) {
+  constructor(
+    private readonly file: string,
+    resumeStep = 0,
+  ) {
     if (resumeStep > 0 && fs.existsSync(file)) {
-      const kept = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
-        if (!line.trim()) return false;
-        try {
-          return (JSON.parse(line) as { step: number }).step <= resumeStep;
-        } catch {
-          return false; // a torn last line from a crash
-        }
-      });
+      const kept = fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((line) => {
+          if (!line.trim()) return false;
+          try {
+            return (JSON.parse(line) as { step: number }).step <= resumeStep;
+          } catch {
+            return false; // a torn last line from a crash
+          }
+        });
       fs.writeFileSync(`${file}.tmp`, kept.map((l) => `${l}\n`).join(''));
       fs.renameSync(`${file}.tmp`, file);
     }
@@ -35,5 +41,8 @@ export class MetricsLog {
 /** Appends a sample table to the run's samples.jsonl (the charts panel shows it for finished runs too). */
 export function appendSamples(outputDir: string, step: number, rows: SampleRow[]): void {
   fs.mkdirSync(outputDir, { recursive: true });
-  fs.appendFileSync(path.join(outputDir, 'samples.jsonl'), rows.map((r) => `${JSON.stringify({ step, ...r })}\n`).join(''));
+  fs.appendFileSync(
+    path.join(outputDir, 'samples.jsonl'),
+    rows.map((r) => `${JSON.stringify({ step, ...r })}\n`).join(''),
+  );
 }

@@ -4,9 +4,22 @@
  */
 import { State } from '../engine/step';
 import {
-  CheckpointContents, loadCheckpoint, LoadedCheckpoint, NoCheckpointError, OptimizerState, TrainerState,
+  CheckpointContents,
+  loadCheckpoint,
+  LoadedCheckpoint,
+  NoCheckpointError,
+  OptimizerState,
+  TrainerState,
 } from '../model/checkpoint';
-import { Head, ModelConfig, PRESETS, checkVocabSize, presetConfig, resizeConfig, validateConfig } from '../model/config';
+import {
+  Head,
+  ModelConfig,
+  PRESETS,
+  checkVocabSize,
+  presetConfig,
+  resizeConfig,
+  validateConfig,
+} from '../model/config';
 import { initParams, paramShapes, tokenizerFor } from '../model/decoder';
 import { folderTokenizer } from '../model/hf-tokenizer';
 import { FloatDType, NamedTensor } from '../model/safetensors';
@@ -31,7 +44,10 @@ export interface LoadedModel {
   checkpoint?: LoadedCheckpoint;
   /** The folder it came from, whose tokenizer and generation files its saves copy; none for a preset. */
   source?: string;
-  /** Its dtype, which saves keep unless the experiment's torch_dtype says otherwise: its checkpoint's, float32 for a preset. */
+  /**
+   * Its dtype, which saves keep unless the experiment's torch_dtype says otherwise: its checkpoint's,
+   * float32 for a preset.
+   */
   dtype: FloatDType;
 }
 
@@ -54,7 +70,13 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
   validateConfig(config, `model "${spec}"`);
   checkVocabSize(config, tokenizerFor(config), `model "${spec}"`);
   checkWeightsFit(Object.keys(size).length > 0 ? 'model_size' : `model "${spec}"`, config);
-  return { config, head: 'lm', params: initParams(config, new Rng(seed)), tokenizer: tokenizerFor(config), dtype: 'float32' };
+  return {
+    config,
+    head: 'lm',
+    params: initParams(config, new Rng(seed)),
+    tokenizer: tokenizerFor(config),
+    dtype: 'float32',
+  };
 }
 
 /** A checkpoint directory with its tokenizer: the folder's tokenizer.json when it has one, else its architecture's. */
@@ -62,7 +84,15 @@ export function loadModelFolder(dir: string): LoadedModel {
   const own = folderTokenizer(dir);
   const checkpoint = loadCheckpoint(dir, { tokenizer: own ?? 'architecture' });
   const { config, head, params, source, dtype } = checkpoint;
-  return { config, head, params, checkpoint, tokenizer: stoppingAt(own ?? tokenizerFor(config), checkpoint.generation.eosTokenIds), source, dtype };
+  return {
+    config,
+    head,
+    params,
+    checkpoint,
+    tokenizer: stoppingAt(own ?? tokenizerFor(config), checkpoint.generation.eosTokenIds),
+    source,
+    dtype,
+  };
 }
 
 /** `tokenizer`, ending generations also at `eosIds` (a generation config's, which may list several). */
@@ -86,10 +116,16 @@ export function putTensors(state: State, tensors: Map<string, NamedTensor>, pref
 }
 
 /** Reads named tensors back from the state, shaped as `shapes` says. */
-export async function readTensors(state: State, shapes: Map<string, number[]>, prefix = ''): Promise<Map<string, NamedTensor>> {
+export async function readTensors(
+  state: State,
+  shapes: Map<string, number[]>,
+  prefix = '',
+): Promise<Map<string, NamedTensor>> {
   const names = [...shapes.keys()];
   const data = await state.read(names.map((n) => prefix + n));
-  return new Map(names.map((n) => [n, { dtype: 'float32', shape: shapes.get(n)!, data: data.get(prefix + n) as Float32Array }]));
+  return new Map(
+    names.map((n) => [n, { dtype: 'float32', shape: shapes.get(n)!, data: data.get(prefix + n) as Float32Array }]),
+  );
 }
 
 /**
@@ -108,7 +144,11 @@ export async function modelContents(
   const params = await readTensors(state, shapes, prefix);
   let optimizerState: OptimizerState | undefined;
   if (optimizerStep !== undefined) {
-    optimizerState = { step: optimizerStep, expAvg: await readTensors(state, shapes, `exp_avg.${prefix}`), expAvgSq: await readTensors(state, shapes, `exp_avg_sq.${prefix}`) };
+    optimizerState = {
+      step: optimizerStep,
+      expAvg: await readTensors(state, shapes, `exp_avg.${prefix}`),
+      expAvgSq: await readTensors(state, shapes, `exp_avg_sq.${prefix}`),
+    };
   }
   return { config, params, trainerState, optimizerState };
 }

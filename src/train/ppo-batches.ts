@@ -30,8 +30,10 @@ export function layout(episodes: Pick<Episode, 'prompt' | 'response'>[], padId: 
   const b = episodes.length;
   const p = Math.max(...episodes.map((e) => e.prompt.length));
   const t = p + Math.max(...episodes.map((e) => e.response.length)) - 1;
-  const tokens = new Int32Array(b * t).fill(padId), targets = new Int32Array(b * t).fill(padId);
-  const keyMask = new Float32Array(b * t), responseMask = new Float32Array(b * t);
+  const tokens = new Int32Array(b * t).fill(padId),
+    targets = new Int32Array(b * t).fill(padId);
+  const keyMask = new Float32Array(b * t),
+    responseMask = new Float32Array(b * t);
   episodes.forEach((e, row) => {
     const seq = [...Array(p - e.prompt.length).fill(padId), ...e.prompt, ...e.response];
     for (let i = 0; i < seq.length - 1; i++) {
@@ -50,7 +52,8 @@ export function layout(episodes: Pick<Episode, 'prompt' | 'response'>[], padId: 
     response_mask: hostTensor('float32', responseMask, dims),
   };
   /** Row `row`'s response span of a [B, T] output. */
-  const read = (dense: Float32Array, row: number) => dense.slice(row * t + p - 1, row * t + p - 1 + episodes[row].response.length);
+  const read = (dense: Float32Array, row: number) =>
+    dense.slice(row * t + p - 1, row * t + p - 1 + episodes[row].response.length);
   /** Per-episode arrays scattered into a [B, T] input, zero elsewhere. */
   const place = (rows: Float32Array[]) => {
     const out = new Float32Array(b * t);
@@ -64,7 +67,13 @@ export function layout(episodes: Pick<Episode, 'prompt' | 'response'>[], padId: 
 export function updateFeeds(episodes: Episode[], padId: number): Record<string, ort.Tensor> {
   const l = layout(episodes, padId);
   const dense = (pick: (e: Episode) => Float32Array) => l.place(episodes.map(pick));
-  return { ...l.feeds, old_logprobs: dense((e) => e.logprobs), old_values: dense((e) => e.values), advantages: dense((e) => e.advantages), returns: dense((e) => e.returns) };
+  return {
+    ...l.feeds,
+    old_logprobs: dense((e) => e.logprobs),
+    old_values: dense((e) => e.values),
+    advantages: dense((e) => e.advantages),
+    returns: dense((e) => e.returns),
+  };
 }
 
 /** A mini-batch cut into (at most) k micro-batches for gradient accumulation. */

@@ -52,7 +52,14 @@ function rolloutGraph(cfg: ModelConfig, temperature: number) {
   const hidden = (p: Params) => transformer(p, cfg, inputs).hidden;
   const logprobs = (p: Params) => tokenLogprobs(lmHead(p, cfg, hidden(p)).div(temperature), targets);
   const value = paramInputs(cfg, 'score', 'value.');
-  return toOnnx({ logprobs: logprobs(paramInputs(cfg, 'lm', 'policy.')), ref_logprobs: logprobs(paramInputs(cfg, 'lm', 'ref.')), values: scoreHead(value, hidden(value)) }, 'ppo_rollout');
+  return toOnnx(
+    {
+      logprobs: logprobs(paramInputs(cfg, 'lm', 'policy.')),
+      ref_logprobs: logprobs(paramInputs(cfg, 'lm', 'ref.')),
+      values: scoreHead(value, hidden(value)),
+    },
+    'ppo_rollout',
+  );
 }
 
 /** The PPO update: pg_loss + vf_coef · vf_loss, with TRL's statistics. */
@@ -70,7 +77,15 @@ function updateGraph(cfg: ModelConfig, s: PpoSettings): StageGraph {
   return {
     loss: pg.loss.add(vf.loss.mul(s.vf_coef)),
     params: [...Object.values(policy), ...Object.values(value)],
-    metrics: { pg_loss: pg.loss, vf_loss: vf.loss, pg_clipfrac: pg.clipfrac, vf_clipfrac: vf.clipfrac, approxkl: pg.approxkl, ratio: pg.ratio, entropy: maskedMean(entropy(logits), mask) },
+    metrics: {
+      pg_loss: pg.loss,
+      vf_loss: vf.loss,
+      pg_clipfrac: pg.clipfrac,
+      vf_clipfrac: vf.clipfrac,
+      approxkl: pg.approxkl,
+      ratio: pg.ratio,
+      entropy: maskedMean(entropy(logits), mask),
+    },
   };
 }
 
@@ -79,7 +94,10 @@ function updateGraph(cfg: ModelConfig, s: PpoSettings): StageGraph {
 export interface PpoRun {
   experiment: Experiment;
   outputDir: string;
-  /** A checkpoint-N directory of an earlier run of this experiment (with policy/ and value/). The finished run's models are model/ (policy) and value/. */
+  /**
+   * A checkpoint-N directory of an earlier run of this experiment (with policy/ and value/). The
+   * finished run's models are model/ (policy) and value/.
+   */
   resumeFrom?: string;
   /** The reward; by default the reward model named in the config (`ppo.reward_model`). */
   reward?: RewardFn;
@@ -107,16 +125,39 @@ interface Prompt {
 function ppoModels(run: PpoRun, s: PpoSettings, sft: LoadedModel): Pick<TrainerSetup, 'models' | 'resumed'> {
   const { experiment: exp, resumeFrom } = run;
   const cfg = sft.config;
-  const resumed = resumeFrom ? { policy: loadModel(path.join(resumeFrom, POLICY), exp.seed), value: loadModel(path.join(resumeFrom, VALUE), exp.seed) } : undefined;
+  const resumed = resumeFrom
+    ? {
+        policy: loadModel(path.join(resumeFrom, POLICY), exp.seed),
+        value: loadModel(path.join(resumeFrom, VALUE), exp.seed),
+      }
+    : undefined;
   const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
   const size = (c: ModelConfig) => `${c.modelType}, ${c.nLayer} layers, d=${c.nEmbd}`;
   if (valueInit && size(valueInit.config) !== size(cfg)) {
-    throw new Error(`the value model (${size(valueInit.config)}) must have the policy's architecture and size (${size(cfg)})`);
+    throw new Error(
+      `the value model (${size(valueInit.config)}) must have the policy's architecture and size (${size(cfg)})`,
+    );
   }
   // `origin` is the model a slot's weights come from: its source folder and dtype go on to the saves.
-  const slot = (name: string, head: Head, params: Map<string, NamedTensor>, origin: LoadedModel, finalDir: string): ModelSlot => {
+  const slot = (
+    name: string,
+    head: Head,
+    params: Map<string, NamedTensor>,
+    origin: LoadedModel,
+    finalDir: string,
+  ): ModelSlot => {
     const optimizerState = resumeFrom ? origin.checkpoint?.optimizerState : undefined;
-    return { name, config: cfg, head, params, trainable: true, optimizerState, finalDir, source: origin.source, dtype: origin.dtype };
+    return {
+      name,
+      config: cfg,
+      head,
+      params,
+      trainable: true,
+      optimizerState,
+      finalDir,
+      source: origin.source,
+      dtype: origin.dtype,
+    };
   };
   const policy = resumed?.policy ?? sft;
   const value = valueInit ?? sft;
@@ -142,8 +183,18 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const models = ppoModels(run, s, sft);
   const iterations = Math.ceil(s.total_episodes / s.per_device_train_batch_size);
   const trainer = await Trainer.create({
-    stage: 'ppo', title: 'PPO', experiment: exp, settings: s, ...models, totalSteps: iterations, updatesPerStep: s.num_ppo_epochs * s.num_mini_batches,
-    stepName: 'iteration', watchedLoss: 'loss/value_avg', graph: updateGraph(cfg, s), outputDir, emit,
+    stage: 'ppo',
+    title: 'PPO',
+    experiment: exp,
+    settings: s,
+    ...models,
+    totalSteps: iterations,
+    updatesPerStep: s.num_ppo_epochs * s.num_mini_batches,
+    stepName: 'iteration',
+    watchedLoss: 'loss/value_avg',
+    graph: updateGraph(cfg, s),
+    outputDir,
+    emit,
   });
   const scorer = run.reward ? undefined : await loadRewardModel(s, exp);
   const rollout: Rollout = {
@@ -152,9 +203,20 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     reward: run.reward ?? ((p, r) => scorer!.scoreTokens(p, r)),
     tokenizer,
   };
-  emit({ type: 'log', level: 'info', message: `PPO on ${prompts.length} prompts: ${iterations} iterations of ${s.per_device_train_batch_size} episodes, model ${cfg.nLayer} layers, d=${cfg.nEmbd}` });
+  emit({
+    type: 'log',
+    level: 'info',
+    message: `PPO on ${prompts.length} prompts: ${iterations} iterations of ${s.per_device_train_batch_size} episodes, model ${cfg.nLayer} layers, d=${cfg.nEmbd}`,
+  });
   const klCoef = Number(models.resumed?.trainerState?.kl_coef ?? s.kl_coef);
-  const steps = ppoSteps(trainer, s, exp.seed, new BatchSampler(prompts, s.per_device_train_batch_size, exp.seed), rollout, klCoef);
+  const steps = ppoSteps(
+    trainer,
+    s,
+    exp.seed,
+    new BatchSampler(prompts, s.per_device_train_batch_size, exp.seed),
+    rollout,
+    klCoef,
+  );
   const { stopped } = await trainer.run(steps, run.signal);
   await rollout.generator.release();
   await rollout.scores.release();
@@ -178,7 +240,14 @@ interface Rollout {
  * forward pass gives logprobs, ref_logprobs and values, and the reward scores each response; (3)
  * rewards (the KL penalty per token, the score on the last) and GAE's advantages; (4) the updates.
  */
-function ppoSteps(trainer: Trainer, s: PpoSettings, seed: number, sampler: BatchSampler<Prompt>, rollout: Rollout, klCoef: number): StepSource {
+function ppoSteps(
+  trainer: Trainer,
+  s: PpoSettings,
+  seed: number,
+  sampler: BatchSampler<Prompt>,
+  rollout: Rollout,
+  klCoef: number,
+): StepSource {
   const updatesPerIteration = s.num_ppo_epochs * s.num_mini_batches;
   let iteration = trainer.startStep;
   return {
@@ -189,7 +258,14 @@ function ppoSteps(trainer: Trainer, s: PpoSettings, seed: number, sampler: Batch
       const { episodes, seconds } = await sampleEpisodes(trainer, s, batch, rollout, rng);
       const nonScore = computeAdvantages(episodes, s, klCoef);
       const t0 = Date.now();
-      const stats = await ppoUpdates(trainer, s, episodes, rng, (at - 1) * updatesPerIteration, rollout.tokenizer.padId);
+      const stats = await ppoUpdates(
+        trainer,
+        s,
+        episodes,
+        rng,
+        (at - 1) * updatesPerIteration,
+        rollout.tokenizer.padId,
+      );
       const responseTokens = episodes.reduce((a, e) => a + e.response.length, 0);
       const values: Record<string, number> = {
         ...iterationMetrics(episodes, nonScore, stats),
@@ -201,8 +277,16 @@ function ppoSteps(trainer: Trainer, s: PpoSettings, seed: number, sampler: Batch
         'time/update': (Date.now() - t0) / 1000,
         tokens_per_second: responseTokens / seconds.rollout,
       };
-      if (s.adaptive_kl) klCoef = adaptKlCoef(klCoef, values['objective/kl'], s.adaptive_kl.target, s.adaptive_kl.horizon, episodes.length);
-      if (at % s.sample_steps === 0 || at === 1 || at === trainer.totalSteps) trainer.samples(sampleRows(episodes, batch, rollout.tokenizer));
+      if (s.adaptive_kl)
+        klCoef = adaptKlCoef(
+          klCoef,
+          values['objective/kl'],
+          s.adaptive_kl.target,
+          s.adaptive_kl.horizon,
+          episodes.length,
+        );
+      if (at % s.sample_steps === 0 || at === 1 || at === trainer.totalSteps)
+        trainer.samples(sampleRows(episodes, batch, rollout.tokenizer));
       return { latest: values };
     },
     trainerState: () => ({ episode: iteration * s.per_device_train_batch_size, kl_coef: klCoef }),
@@ -213,30 +297,55 @@ function ppoSteps(trainer: Trainer, s: PpoSettings, seed: number, sampler: Batch
 async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: Prompt[], rollout: Rollout, rng: Rng) {
   let t0 = Date.now();
   const sampling = { maxNewTokens: s.response_length, temperature: s.temperature, topK: 0, topP: 1 };
-  const generations = await rollout.generator.generate(batch.map((p) => p.ids), sampling, rollout.tokenizer.stopIds, rng);
+  const generations = await rollout.generator.generate(
+    batch.map((p) => p.ids),
+    sampling,
+    rollout.tokenizer.stopIds,
+    rng,
+  );
   const rolloutSeconds = (Date.now() - t0) / 1000;
 
   t0 = Date.now();
   const shape = generations.map((g, i) => ({ prompt: batch[i].ids, response: g.tokens }));
   const lay = layout(shape, rollout.tokenizer.padId);
   const out = await rollout.scores.run(trainer.state.feedsFor(rollout.scores, lay.feeds));
-  const scores = await rollout.reward(shape.map((e) => e.prompt), shape.map((e) => e.response));
+  const scores = await rollout.reward(
+    shape.map((e) => e.prompt),
+    shape.map((e) => e.response),
+  );
   const bad = scores.find((x) => !Number.isFinite(x));
   if (bad !== undefined) throw trainer.stoppedBy(`the reward gave a non-finite score (${bad})`);
   const episodes: Episode[] = shape.map((e, i) => {
     const logprobs = lay.read(out.logprobs.data as Float32Array, i);
     const refLogprobs = lay.read(out.ref_logprobs.data as Float32Array, i);
     const penalty = !generations[i].finished && s.missing_eos_penalty !== undefined ? s.missing_eos_penalty : 0;
-    return { ...e, finished: generations[i].finished, score: scores[i] - penalty, logprobs, refLogprobs, values: lay.read(out.values.data as Float32Array, i),
-      kl: klEstimate(logprobs, refLogprobs, s.kl_estimator), advantages: new Float32Array(0), returns: new Float32Array(0) };
+    return {
+      ...e,
+      finished: generations[i].finished,
+      score: scores[i] - penalty,
+      logprobs,
+      refLogprobs,
+      values: lay.read(out.values.data as Float32Array, i),
+      kl: klEstimate(logprobs, refLogprobs, s.kl_estimator),
+      advantages: new Float32Array(0),
+      returns: new Float32Array(0),
+    };
   });
   return { episodes, seconds: { rollout: rolloutSeconds, score: (Date.now() - t0) / 1000 } };
 }
 
-/** Step 3: per-token rewards, then GAE's advantages (whitened) and returns; gives each episode's KL penalty per token. */
+/**
+ * Step 3: per-token rewards, then GAE's advantages (whitened) and returns; gives each episode's KL
+ * penalty per token.
+ */
 function computeAdvantages(episodes: Episode[], s: PpoSettings, klCoef: number): Float32Array[] {
   const rewardRows = episodes.map((e) => tokenRewards(e.kl, klCoef, e.score));
-  const rewards = s.whiten_rewards ? whiten(rewardRows.map((r) => r.rewards), false) : rewardRows.map((r) => r.rewards);
+  const rewards = s.whiten_rewards
+    ? whiten(
+        rewardRows.map((r) => r.rewards),
+        false,
+      )
+    : rewardRows.map((r) => r.rewards);
   episodes.forEach((e, i) => Object.assign(e, gae(rewards[i], e.values, s.gamma, s.lam)));
   const whitened = whiten(episodes.map((e) => e.advantages));
   episodes.forEach((e, i) => (e.advantages = whitened[i]));
@@ -244,7 +353,14 @@ function computeAdvantages(episodes: Episode[], s: PpoSettings, klCoef: number):
 }
 
 /** Step 4: num_ppo_epochs passes over the episodes in num_mini_batches shuffled mini-batches, one update each. */
-async function ppoUpdates(trainer: Trainer, s: PpoSettings, episodes: Episode[], rng: Rng, updatesBefore: number, padId: number) {
+async function ppoUpdates(
+  trainer: Trainer,
+  s: PpoSettings,
+  episodes: Episode[],
+  rng: Rng,
+  updatesBefore: number,
+  padId: number,
+) {
   const stats: Record<string, number>[] = [];
   for (let epoch = 0; epoch < s.num_ppo_epochs; epoch++) {
     const order = rng.shuffle([...episodes.keys()]);
@@ -261,11 +377,19 @@ async function ppoUpdates(trainer: Trainer, s: PpoSettings, episodes: Episode[],
 
 /** The first responses of an iteration as a samples table. */
 function sampleRows(episodes: Episode[], batch: Prompt[], tokenizer: Tokenizer): SampleRow[] {
-  return episodes.slice(0, 8).map((e, i) => ({ prompt: batch[i].text, response: responseText(tokenizer, e.response), score: e.score, kl: sumOf(e.kl) }));
+  return episodes.slice(0, 8).map((e, i) => ({
+    prompt: batch[i].text,
+    response: responseText(tokenizer, e.response),
+    score: e.score,
+    kl: sumOf(e.kl),
+  }));
 }
 
 function loadRewardModel(s: PpoSettings, exp: Experiment): Promise<Scorer> {
-  if (!s.reward_model) throw new Error('the "ppo" section names no reward_model to score responses with; train one with "rlhf rm" and set ppo.reward_model to its model directory');
+  if (!s.reward_model)
+    throw new Error(
+      'the "ppo" section names no reward_model to score responses with; train one with "rlhf rm" and set ppo.reward_model to its model directory',
+    );
   return Scorer.load(s.reward_model, { provider: exp.runtime.provider, threads: exp.runtime.threads });
 }
 
@@ -273,7 +397,11 @@ const sumOf = (xs: Float32Array) => xs.reduce((a, b) => a + b, 0);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
 
 /** TRL's iteration metrics: per-sequence sums averaged over the batch, update statistics averaged over updates. */
-function iterationMetrics(episodes: Episode[], nonScore: Float32Array[], stats: Record<string, number>[]): Record<string, number> {
+function iterationMetrics(
+  episodes: Episode[],
+  nonScore: Float32Array[],
+  stats: Record<string, number>[],
+): Record<string, number> {
   const ratios = stats.map((m) => m.ratio);
   const ratioMean = mean(ratios);
   const scores = mean(episodes.map((e) => e.score));

@@ -10,7 +10,6 @@ import { logSigmoid, maskedMean } from '../engine/nn';
 import { cast, greater, max, mean, neg, reshape, slice, sub } from '../engine/ops';
 import { hostTensor } from '../engine/runtime';
 import { Tensor, input } from '../engine/tensor';
-import { BatchSampler } from '../data/batch';
 import { assertNoDataErrors } from '../data/jsonl';
 import { readPreferencePairs } from '../data/preferences';
 import { loadSft, splitTrainEval } from '../data/sft';
@@ -24,8 +23,15 @@ import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
-import { NORMALIZATION_KEY, Scorer, measureNormalization, rewardFeeds, rewardSequence, withNormalization } from './scorer';
-import { Batch, CheckpointExtras, StageGraph, Trainer, describeModel, inBatches, oneModel } from './trainer';
+import {
+  NORMALIZATION_KEY,
+  Scorer,
+  measureNormalization,
+  rewardFeeds,
+  rewardSequence,
+  withNormalization,
+} from './scorer';
+import { Batch, CheckpointExtras, StageGraph, Trainer, describeModel, sampledData, oneModel } from './trainer';
 
 /** A preference pair: text, or conversation messages rendered by the model's chat format. */
 export interface RewardPair {
@@ -56,22 +62,42 @@ const NORMALIZATION_TEXTS = 1000;
  * accuracy (r_c > r_r, over pairs that are not ties), margin (mean r_c - r_r), and the rewards'
  * mean, min and max.
  */
-export function bradleyTerry(r: Tensor, margin: Tensor, target: Tensor, centerCoef = 0): { loss: Tensor; metrics: Record<string, Tensor> } {
+export function bradleyTerry(
+  r: Tensor,
+  margin: Tensor,
+  target: Tensor,
+  centerCoef = 0,
+): { loss: Tensor; metrics: Record<string, Tensor> } {
   const pairs = [r.shape[1]];
-  const chosen = reshape(slice(r, 0, 0, 1), pairs), rejected = reshape(slice(r, 0, 1, 2), pairs); // [P]
+  const chosen = reshape(slice(r, 0, 0, 1), pairs),
+    rejected = reshape(slice(r, 0, 1, 2), pairs); // [P]
   const delta = chosen.sub(rejected).sub(margin);
   let loss = mean(neg(target.mul(logSigmoid(delta)).add(sub(1, target).mul(logSigmoid(neg(delta))))));
   const total = chosen.add(rejected);
   if (centerCoef) loss = loss.add(mean(total.mul(total)).mul(centerCoef));
   const accuracy = maskedMean(cast(greater(chosen, rejected), r.dtype), greater(target, 0.5));
-  return { loss, metrics: { accuracy, margin: mean(chosen.sub(rejected)), mean_reward: mean(r), min_reward: neg(max(neg(r))), max_reward: max(r) } };
+  return {
+    loss,
+    metrics: {
+      accuracy,
+      margin: mean(chosen.sub(rejected)),
+      mean_reward: mean(r),
+      min_reward: neg(max(neg(r))),
+      max_reward: max(r),
+    },
+  };
 }
 
 /** The reward model's training graph on batches of P pairs: 2P rows, chosen ones first. */
 export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number): StageGraph {
   const p = rewardParamInputs(cfg);
   const r = rewards(p, cfg, rewardInputs([2, 'P'])); // [2, P]
-  const bt = bradleyTerry(r, input('pair_margin', 'float32', ['P']), input('pair_target', 'float32', ['P']), centerCoef);
+  const bt = bradleyTerry(
+    r,
+    input('pair_margin', 'float32', ['P']),
+    input('pair_target', 'float32', ['P']),
+    centerCoef,
+  );
   return { loss: bt.loss, params: Object.values(p), metrics: bt.metrics };
 }
 
@@ -82,8 +108,16 @@ function pairBatch(pairs: TokenPair[], padId: number): Batch {
   return {
     feeds: {
       ...rewardFeeds(sequences, padId, [2, p]),
-      pair_margin: hostTensor('float32', Float32Array.from(pairs, (x) => x.margin), [p]),
-      pair_target: hostTensor('float32', Float32Array.from(pairs, (x) => x.target), [p]),
+      pair_margin: hostTensor(
+        'float32',
+        Float32Array.from(pairs, (x) => x.margin),
+        [p],
+      ),
+      pair_target: hostTensor(
+        'float32',
+        Float32Array.from(pairs, (x) => x.target),
+        [p],
+      ),
     },
     weight: p,
     tokens: sequences.reduce((a, s) => a + s.length, 0),
@@ -91,20 +125,35 @@ function pairBatch(pairs: TokenPair[], padId: number): Batch {
 }
 
 /** Pairs as token ids; pairs with a sequence longer than maxLength are left out (as TRL does). */
-function tokenizePairs(pairs: RewardPair[], tokenizer: Tokenizer, chat: ChatFormat, maxLength: number): { pairs: TokenPair[]; tooLong: number } {
+function tokenizePairs(
+  pairs: RewardPair[],
+  tokenizer: Tokenizer,
+  chat: ChatFormat,
+  maxLength: number,
+): { pairs: TokenPair[]; tooLong: number } {
   const out: TokenPair[] = [];
   for (const x of pairs) {
-    const chosen = rewardSequence(tokenizer, x.prompt, x.chosen, chat), rejected = rewardSequence(tokenizer, x.prompt, x.rejected, chat);
-    if (chosen.length <= maxLength && rejected.length <= maxLength) out.push({ chosen, rejected, margin: x.margin ?? 0, target: x.tie ? 0.5 : 1 });
+    const chosen = rewardSequence(tokenizer, x.prompt, x.chosen, chat),
+      rejected = rewardSequence(tokenizer, x.prompt, x.rejected, chat);
+    if (chosen.length <= maxLength && rejected.length <= maxLength)
+      out.push({ chosen, rejected, margin: x.margin ?? 0, target: x.tie ? 0.5 : 1 });
   }
   return { pairs: out, tooLong: pairs.length - out.length };
 }
 
-/** The model to train: a checkpoint to resume or a reward model as it is, else a backbone (SFT checkpoint or preset) with a fresh score head. */
+/**
+ * The model to train: a checkpoint to resume or a reward model as it is, else a backbone (SFT
+ * checkpoint or preset) with a fresh score head.
+ */
 function rewardModel(spec: string, exp: Experiment): LoadedModel {
   const m = loadModel(spec, exp.seed, exp.model_size);
   // A normalisation belongs to the finished model it was measured on, not to what trains from it.
-  return { ...m, head: 'score', config: withNormalization(m.config), params: withScoreHead(m.params, m.config, new Rng(exp.seed)) };
+  return {
+    ...m,
+    head: 'score',
+    config: withNormalization(m.config),
+    params: withScoreHead(m.params, m.config, new Rng(exp.seed)),
+  };
 }
 
 export interface RmRun {
@@ -122,8 +171,35 @@ export interface RmRun {
 function readRewardPairs(file: string, includeTies: boolean, emit: EmitEvent): RewardPair[] {
   const { pairs, errors, skipped } = readPreferencePairs(file, { includeTies });
   assertNoDataErrors(errors);
-  if (skipped) emit({ type: 'log', level: 'info', message: `${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${includeTies ? 'skip' : 'tie, both_bad or skip'})` });
+  if (skipped)
+    emit({
+      type: 'log',
+      level: 'info',
+      message: `${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${includeTies ? 'skip' : 'tie, both_bad or skip'})`,
+    });
   return pairs;
+}
+
+/**
+ * The trained model's rewards of the reference texts give the mean and std scores are normalised
+ * by, saved in its config and trainer state.
+ */
+async function normalizedByReference(
+  trainer: Trainer,
+  model: LoadedModel,
+  reference: { sequences: number[][]; source: string },
+  emit: EmitEvent,
+): Promise<CheckpointExtras> {
+  const scorer = await Scorer.create(trainer.runtime, model.config, trainer.state, { tokenizer: model.tokenizer });
+  const normalization = measureNormalization(await scorer.scoreIds(reference.sequences));
+  await scorer.release();
+  const { mean, std } = normalization;
+  const message = `rewards of ${reference.sequences.length} ${reference.source}: mean ${mean.toFixed(4)}, std ${std.toFixed(4)}; scores are normalised by them`;
+  emit({ type: 'log', level: 'info', message });
+  return {
+    trainerState: { [NORMALIZATION_KEY]: normalization },
+    config: withNormalization(model.config, normalization),
+  };
 }
 
 export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: boolean }> {
@@ -136,35 +212,39 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
 
   const chat = tokenizer.chat(exp.chat_template_kwargs);
   const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, chat, maxLength);
-  if (data.tooLong) emit({ type: 'log', level: 'warn', message: `${data.tooLong} pairs were longer than ${maxLength} tokens and were left out` });
+  if (data.tooLong)
+    emit({
+      type: 'log',
+      level: 'warn',
+      message: `${data.tooLong} pairs were longer than ${maxLength} tokens and were left out`,
+    });
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
   const sequences = data.pairs.flatMap((x) => [x.chosen.length, x.rejected.length]);
   checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences));
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
-  const sampler = new BatchSampler(train, s.per_device_train_batch_size, exp.seed);
   const reference = normalizationTexts(exp, train, tokenizer, chat, maxLength);
-  emit({ type: 'log', level: 'info', message: `reward model on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}` });
+  emit({
+    type: 'log',
+    level: 'info',
+    message: `reward model on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}`,
+  });
 
   const trainer = await Trainer.create({
-    stage: 'rm', title: 'reward model', experiment: exp, settings: s, totalSteps: s.max_steps, ...oneModel(model, run.resumeFrom),
-    graph: rewardLossGraph(cfg, s.center_rewards_coefficient), outputDir, emit,
+    stage: 'rm',
+    title: 'reward model',
+    experiment: exp,
+    settings: s,
+    totalSteps: s.max_steps,
+    ...oneModel(model, run.resumeFrom),
+    graph: rewardLossGraph(cfg, s.center_rewards_coefficient),
+    outputDir,
+    emit,
   });
   const toBatch = (pairs: TokenPair[]) => pairBatch(pairs, tokenizer.padId);
-  const { stopped } = await trainer.train({
-    batch: (at) => toBatch(sampler.batch(at - 1)),
-    evalBatches: evaluation.length ? () => inBatches(evaluation, s.per_device_train_batch_size, toBatch) : undefined,
-    size: train.length,
-    batchSize: s.per_device_train_batch_size,
-  }, run.signal);
+  const batches = sampledData(train, evaluation, s.per_device_train_batch_size, exp.seed, toBatch);
+  const { stopped } = await trainer.train(batches, run.signal);
 
-  let final: CheckpointExtras = {};
-  if (!stopped) {
-    const scorer = await Scorer.create(trainer.runtime, cfg, trainer.state, { tokenizer });
-    const normalization = measureNormalization(await scorer.scoreIds(reference.sequences));
-    await scorer.release();
-    emit({ type: 'log', level: 'info', message: `rewards of ${reference.sequences.length} ${reference.source}: mean ${normalization.mean.toFixed(4)}, std ${normalization.std.toFixed(4)}; scores are normalised by them` });
-    final = { trainerState: { [NORMALIZATION_KEY]: normalization }, config: withNormalization(cfg, normalization) };
-  }
+  const final = stopped ? {} : await normalizedByReference(trainer, model, reference, emit);
   const modelDir = await trainer.saveFinal(stopped, final);
   await trainer.close(stopped);
   return { modelDir, stopped };
@@ -175,8 +255,17 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
  * when it has an "sft" section, else the training pairs' responses; at most NORMALIZATION_TEXTS,
  * picked by the seed.
  */
-function normalizationTexts(exp: Experiment, train: TokenPair[], tokenizer: Tokenizer, chat: ChatFormat, maxLength: number): { sequences: number[][]; source: string } {
+function normalizationTexts(
+  exp: Experiment,
+  train: TokenPair[],
+  tokenizer: Tokenizer,
+  chat: ChatFormat,
+  maxLength: number,
+): { sequences: number[][]; source: string } {
   const sft = exp.sft && loadSft(exp.sft.data, tokenizer, maxLength - 1, chat).examples.map((e) => e.ids);
   const sequences = sft ?? train.flatMap((x) => [x.chosen, x.rejected]);
-  return { sequences: new Rng(exp.seed).shuffle(sequences).slice(0, NORMALIZATION_TEXTS), source: sft ? 'SFT examples' : 'training responses' };
+  return {
+    sequences: new Rng(exp.seed).shuffle(sequences).slice(0, NORMALIZATION_TEXTS),
+    source: sft ? 'SFT examples' : 'training responses',
+  };
 }

@@ -16,12 +16,23 @@ export async function sampleResponses(
   rng: Rng,
   options: SamplingOptions = { ...GREEDY, maxNewTokens: 32 },
 ): Promise<SampleRow[]> {
-  const out = await generator.generate(prompts.map((p) => sequenceIds(tokenizer, p)), options, tokenizer.stopIds, rng);
+  const out = await generator.generate(
+    prompts.map((p) => sequenceIds(tokenizer, p)),
+    options,
+    tokenizer.stopIds,
+    rng,
+  );
   return out.map((g, i) => ({ prompt: prompts[i], response: responseText(tokenizer, g.tokens) }));
 }
 
 /** Answers to prompts from a checkpoint directory (its own runtime and weights, released after). */
-export async function sampleFromCheckpoint(dir: string, prompts: string[], rng: Rng, options: SamplingOptions, runtime: RuntimeOptions = {}): Promise<SampleRow[]> {
+export async function sampleFromCheckpoint(
+  dir: string,
+  prompts: string[],
+  rng: Rng,
+  options: SamplingOptions,
+  runtime: RuntimeOptions = {},
+): Promise<SampleRow[]> {
   const model = loadModel(dir, 0);
   const state = new State(await Runtime.create(runtime));
   putTensors(state, model.params);

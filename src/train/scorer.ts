@@ -29,7 +29,9 @@ export function normalizationOf(cfg: ModelConfig): RewardNormalization | undefin
   const n = cfg.hfExtra?.[NORMALIZATION_KEY];
   if (n === undefined) return undefined;
   if (!isPlainObject(n) || !Number.isFinite(n.mean) || !(Number(n.std) > 0 && Number.isFinite(n.std))) {
-    throw new Error(`config.json: "${NORMALIZATION_KEY}" must be {"mean": number, "std": positive number}, got ${JSON.stringify(n)}`);
+    throw new Error(
+      `config.json: "${NORMALIZATION_KEY}" must be {"mean": number, "std": positive number}, got ${JSON.stringify(n)}`,
+    );
   }
   return { mean: n.mean as number, std: n.std as number };
 }
@@ -45,7 +47,8 @@ export function withNormalization(cfg: ModelConfig, n?: RewardNormalization): Mo
 /** The mean and (population) std of a set of rewards; a std of 0 becomes 1. */
 export function measureNormalization(scores: number[]): RewardNormalization {
   const bad = scores.find((r) => !Number.isFinite(r));
-  if (bad !== undefined || scores.length === 0) throw new Error(`cannot normalise rewards: ${scores.length ? `a reward is ${bad}` : 'no texts were scored'}`);
+  if (bad !== undefined || scores.length === 0)
+    throw new Error(`cannot normalise rewards: ${scores.length ? `a reward is ${bad}` : 'no texts were scored'}`);
   const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
   const std = Math.sqrt(scores.reduce((a, r) => a + (r - mean) ** 2, 0) / scores.length);
   return { mean, std: std > 0 ? std : 1 };
@@ -56,8 +59,14 @@ export function measureNormalization(scores: number[]): RewardNormalization {
  * encoded apart, then EOS. A conversation (prompt messages, then the response's assistant
  * messages): as `chat` renders it, up to the token that ends its last assistant turn.
  */
-export function rewardSequence(tokenizer: Tokenizer, prompt: TextOrMessages, response: TextOrMessages, chat: ChatFormat = tokenizer.chat()): number[] {
-  if (typeof prompt === 'string') return [...sequenceIds(tokenizer, prompt), ...tokenizer.encode(response as string), tokenizer.eosId];
+export function rewardSequence(
+  tokenizer: Tokenizer,
+  prompt: TextOrMessages,
+  response: TextOrMessages,
+  chat: ChatFormat = tokenizer.chat(),
+): number[] {
+  if (typeof prompt === 'string')
+    return [...sequenceIds(tokenizer, prompt), ...tokenizer.encode(response as string), tokenizer.eosId];
   // The parser keeps a record in one form: a conversational prompt has conversational responses.
   const { ids, lossMask } = chat.conversation([...prompt, ...(response as ChatMessage[])]);
   return ids.slice(0, lossMask.lastIndexOf(1) + 1);
@@ -67,10 +76,17 @@ export function rewardSequence(tokenizer: Tokenizer, prompt: TextOrMessages, res
  * Sequences as right-padded inputs of the reward graph; `lastDims` shapes the rewards (row order),
  * e.g. [2, P] for P chosen rows followed by P rejected rows.
  */
-export function rewardFeeds(sequences: number[][], padId: number, lastDims: number[] = [sequences.length]): Record<string, ort.Tensor> {
-  const b = sequences.length, t = Math.max(...sequences.map((s) => s.length));
-  const tokens = new Int32Array(b * t).fill(padId), positions = new Int32Array(b * t);
-  const keyMask = new Float32Array(b * t), last = new Int32Array(b);
+export function rewardFeeds(
+  sequences: number[][],
+  padId: number,
+  lastDims: number[] = [sequences.length],
+): Record<string, ort.Tensor> {
+  const b = sequences.length,
+    t = Math.max(...sequences.map((s) => s.length));
+  const tokens = new Int32Array(b * t).fill(padId),
+    positions = new Int32Array(b * t);
+  const keyMask = new Float32Array(b * t),
+    last = new Int32Array(b);
   sequences.forEach((seq, row) => {
     if (seq.length === 0) throw new Error(`reward model input: row ${row} is empty`);
     seq.forEach((id, i) => {
@@ -118,26 +134,54 @@ export class Scorer {
   }
 
   /** Loads a reward-model checkpoint with its tokenizer, normalising as it records. */
-  static async load(dir: string, runtime: RuntimeOptions = {}, options: Pick<ScorerOptions, 'batchSize'> = {}): Promise<Scorer> {
+  static async load(
+    dir: string,
+    runtime: RuntimeOptions = {},
+    options: Pick<ScorerOptions, 'batchSize'> = {},
+  ): Promise<Scorer> {
     const model = loadModelFolder(dir);
-    if (model.head !== 'score') throw new Error(`${dir} is not a reward model (it has no score head); train one with "rlhf rm"`);
+    if (model.head !== 'score')
+      throw new Error(`${dir} is not a reward model (it has no score head); train one with "rlhf rm"`);
     const rt = await Runtime.create(runtime);
     const state = new State(rt);
     putTensors(state, model.params);
     const { config, params, tokenizer } = model;
-    return Scorer.build(rt, config, state, { ...options, tokenizer, bias: params.has('score.bias'), normalization: normalizationOf(config) }, true);
+    return Scorer.build(
+      rt,
+      config,
+      state,
+      { ...options, tokenizer, bias: params.has('score.bias'), normalization: normalizationOf(config) },
+      true,
+    );
   }
 
-  private static async build(runtime: Runtime, cfg: ModelConfig, state: State, options: ScorerOptions, ownsState: boolean): Promise<Scorer> {
+  private static async build(
+    runtime: Runtime,
+    cfg: ModelConfig,
+    state: State,
+    options: ScorerOptions,
+    ownsState: boolean,
+  ): Promise<Scorer> {
     const p = rewardParamInputs(cfg, options.bias, options.prefix);
     const program = await runtime.load(toOnnx({ rewards: rewards(p, cfg, rewardInputs()) }, 'reward'));
-    return new Scorer(program, state, cfg, options.tokenizer, options.batchSize ?? 16, options.normalization, ownsState);
+    return new Scorer(
+      program,
+      state,
+      cfg,
+      options.tokenizer,
+      options.batchSize ?? 16,
+      options.normalization,
+      ownsState,
+    );
   }
 
   /** The reward of each token sequence, read at its last token (nothing is appended). */
   async scoreIds(sequences: number[][]): Promise<number[]> {
     const long = sequences.findIndex((s) => s.length > this.config.nPositions);
-    if (long >= 0) throw new Error(`sequence ${long} has ${sequences[long].length} tokens; the reward model reads at most ${this.config.nPositions}`);
+    if (long >= 0)
+      throw new Error(
+        `sequence ${long} has ${sequences[long].length} tokens; the reward model reads at most ${this.config.nPositions}`,
+      );
     const out: number[] = [];
     for (let i = 0; i < sequences.length; i += this.batchSize) {
       const feeds = rewardFeeds(sequences.slice(i, i + this.batchSize), this.tokenizer.padId);

@@ -10,7 +10,7 @@ import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
 import { lmHead, paramInputs, sequenceInputs, transformer } from '../model/decoder';
 import { attentionBias } from '../model/masks';
-import { BatchSampler, TokenBatch, TokenExample, makeBatch } from '../data/batch';
+import { TokenBatch, TokenExample, makeBatch } from '../data/batch';
 import { loadSft, splitTrainEval } from '../data/sft';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
@@ -19,7 +19,7 @@ import { checkBatchFits, longest } from './memory';
 import { loadModel } from './model-state';
 import { sampleResponses } from './samples';
 import { Generator } from './generate';
-import { Batch, Trainer, describeModel, inBatches, oneModel } from './trainer';
+import { Batch, Trainer, describeModel, sampledData, oneModel } from './trainer';
 
 /** Mean next-token loss over masked positions, and how often the argmax prediction is right there. */
 export function sftLossGraph(cfg: ModelConfig) {
@@ -32,7 +32,11 @@ export function sftLossGraph(cfg: ModelConfig) {
   // Kept dims, so onnxruntime shares the row max with the loss's log-sum-exp.
   const targetLogit = gatherElements(logits, unsqueeze(targets, -1), -1); // [B, T, 1]
   const correct = reshape(cast(greaterOrEqual(targetLogit, max(logits, -1, true)), 'float32'), targets.shape);
-  return { loss: crossEntropy(logits, targets, lossMask), accuracy: maskedMean(correct, lossMask), params: Object.values(p) };
+  return {
+    loss: crossEntropy(logits, targets, lossMask),
+    accuracy: maskedMean(correct, lossMask),
+    params: Object.values(p),
+  };
 }
 
 /** The named inputs of the SFT graphs for one batch. */
@@ -41,7 +45,12 @@ export function batchFeeds(b: TokenBatch) {
   return {
     tokens: hostTensor('int32', b.tokens, dims),
     positions: hostTensor('int32', b.positions, dims),
-    attn_bias: hostTensor('float32', attentionBias(b.attentionMask, b.batch, b.seqLen, b.seqLen), [b.batch, 1, b.seqLen, b.seqLen]),
+    attn_bias: hostTensor('float32', attentionBias(b.attentionMask, b.batch, b.seqLen, b.seqLen), [
+      b.batch,
+      1,
+      b.seqLen,
+      b.seqLen,
+    ]),
     targets: hostTensor('int32', b.targets, dims),
     loss_mask: hostTensor('float32', b.lossMask, dims),
   };
@@ -65,18 +74,27 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const data = loadSft(s.data, tokenizer, maxLength, tokenizer.chat(exp.chat_template_kwargs));
-  if (data.truncated) emit({ type: 'log', level: 'warn', message: `${data.truncated} examples were longer than ${maxLength} tokens and were truncated` });
-  if (data.dropped) emit({ type: 'log', level: 'warn', message: `${data.dropped} examples had nothing to train on after truncation and were left out` });
+  warnOfCuts(data, maxLength, emit);
   const seqLen = longest(data.examples.map((e) => e.ids.length - 1));
   checkBatchFits('sft.per_device_train_batch_size', cfg, s.per_device_train_batch_size, seqLen);
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.examples, s.eval_fraction, new Rng(exp.seed));
-  const sampler = new BatchSampler(train, s.per_device_train_batch_size, exp.seed);
-  emit({ type: 'log', level: 'info', message: `SFT on ${train.length} examples (${evaluation.length} held out), model ${describeModel(cfg)}` });
+  emit({
+    type: 'log',
+    level: 'info',
+    message: `SFT on ${train.length} examples (${evaluation.length} held out), model ${describeModel(cfg)}`,
+  });
 
   const graph = sftLossGraph(cfg);
   const trainer = await Trainer.create({
-    stage: 'sft', title: 'SFT', experiment: exp, settings: s, totalSteps: s.max_steps, ...oneModel(model, run.resumeFrom),
-    graph: { loss: graph.loss, params: graph.params, metrics: { mean_token_accuracy: graph.accuracy } }, outputDir, emit,
+    stage: 'sft',
+    title: 'SFT',
+    experiment: exp,
+    settings: s,
+    totalSteps: s.max_steps,
+    ...oneModel(model, run.resumeFrom),
+    graph: { loss: graph.loss, params: graph.params, metrics: { mean_token_accuracy: graph.accuracy } },
+    outputDir,
+    emit,
   });
   const showSamples = async (at: number) => {
     if (!s.sample_prompts.length) return;
@@ -88,16 +106,19 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
 
   if (trainer.startStep === 0) await showSamples(0);
   const toBatch = (examples: TokenExample[]) => sftBatch(examples, tokenizer.padId);
-  const { step, stopped } = await trainer.train({
-    batch: (at) => toBatch(sampler.batch(at - 1)),
-    evalBatches: evaluation.length ? () => inBatches(evaluation, s.per_device_train_batch_size, toBatch) : undefined,
-    size: train.length,
-    batchSize: s.per_device_train_batch_size,
-  }, run.signal);
+  const batches = sampledData(train, evaluation, s.per_device_train_batch_size, exp.seed, toBatch);
+  const { step, stopped } = await trainer.train(batches, run.signal);
   const modelDir = await trainer.saveFinal(stopped);
   if (!stopped) await showSamples(step);
   await trainer.close(stopped);
   return { modelDir, stopped };
+}
+
+/** Says how many examples were truncated to `maxLength` tokens, and how many left nothing to train on. */
+function warnOfCuts(data: { truncated: number; dropped: number }, maxLength: number, emit: EmitEvent): void {
+  const warn = (message: string) => emit({ type: 'log', level: 'warn', message });
+  if (data.truncated) warn(`${data.truncated} examples were longer than ${maxLength} tokens and were truncated`);
+  if (data.dropped) warn(`${data.dropped} examples had nothing to train on after truncation and were left out`);
 }
 
 /** A batch padded only to its longest example (shorter batches run faster), weighted by its trained tokens. */

@@ -14,11 +14,19 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../engine/onnx';
+import { BatchSampler } from '../data/batch';
 import { adamw } from '../engine/optim';
 import { Program, Runtime } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
 import { Tensor } from '../engine/tensor';
-import { CheckpointContents, OptimizerState, TrainerState, checkFinite, saveCheckpoint, saveMultiModelCheckpoint } from '../model/checkpoint';
+import {
+  CheckpointContents,
+  OptimizerState,
+  TrainerState,
+  checkFinite,
+  saveCheckpoint,
+  saveMultiModelCheckpoint,
+} from '../model/checkpoint';
 import { Head, ModelConfig } from '../model/config';
 import { paramShapes } from '../model/decoder';
 import { FloatDType, NamedTensor } from '../model/safetensors';
@@ -57,7 +65,10 @@ export interface Batch {
 export interface StageGraph {
   loss: Tensor;
   params: Tensor[];
-  /** Scalars reported beside the loss, by TRL name; "min_…" and "max_…" ones keep a window's extreme, the rest its mean. */
+  /**
+   * Scalars reported beside the loss, by TRL name; "min_…" and "max_…" ones keep a window's extreme,
+   * the rest its mean.
+   */
   metrics: Record<string, Tensor>;
 }
 
@@ -93,7 +104,10 @@ export interface StepSource {
 
 /** A model the run holds in its State. */
 export interface ModelSlot {
-  /** Its prefix in the State (name + "."), and its folder in a checkpoint of several models; "" for a stage's only model. */
+  /**
+   * Its prefix in the State (name + "."), and its folder in a checkpoint of several models; "" for a
+   * stage's only model.
+   */
   name: string;
   config: ModelConfig;
   head: Head;
@@ -142,19 +156,52 @@ export function describeModel(cfg: ModelConfig): string {
   return `${cfg.nLayer} layers, d=${cfg.nEmbd}, ${cfg.nHead} heads, context ${cfg.nPositions}`;
 }
 
+/**
+ * An offline stage's data: training batches of `batchSize` drawn by a BatchSampler (batch k a
+ * function of the seed and k, so a resumed run sees the same ones), held-out batches in order.
+ */
+export function sampledData<T>(
+  train: T[],
+  evaluation: T[],
+  batchSize: number,
+  seed: number,
+  make: (items: T[]) => Batch,
+): StageData {
+  const sampler = new BatchSampler(train, batchSize, seed);
+  return {
+    batch: (at) => make(sampler.batch(at - 1)),
+    evalBatches: evaluation.length ? () => inBatches(evaluation, batchSize, make) : undefined,
+    size: train.length,
+    batchSize,
+  };
+}
+
 /** `items` in consecutive batches of `size`, each made by `make`. */
-export function* inBatches<T>(items: readonly T[], size: number, make: (items: T[]) => Batch): Generator<Batch> {
+function* inBatches<T>(items: readonly T[], size: number, make: (items: T[]) => Batch): Generator<Batch> {
   for (let i = 0; i < items.length; i += size) yield make(items.slice(i, i + size));
 }
 
-/** The models of a stage that trains one: `model`, or its checkpoint's weights, moments and step when resuming from it. */
+/**
+ * The models of a stage that trains one: `model`, or its checkpoint's weights, moments and step when
+ * resuming from it.
+ */
 export function oneModel(model: LoadedModel, resumeFrom?: string): Pick<TrainerSetup, 'models' | 'resumed'> {
   const checkpoint = resumeFrom ? model.checkpoint : undefined;
   const { config, head, params, source, dtype } = model;
   return {
-    models: [{
-      name: '', config, head, params, trainable: true, optimizerState: checkpoint?.optimizerState, finalDir: 'model', source, dtype,
-    }],
+    models: [
+      {
+        name: '',
+        config,
+        head,
+        params,
+        trainable: true,
+        optimizerState: checkpoint?.optimizerState,
+        finalDir: 'model',
+        source,
+        dtype,
+      },
+    ],
     resumed: resumeFrom ? { from: resumeFrom, trainerState: checkpoint?.trainerState } : undefined,
   };
 }
@@ -181,14 +228,24 @@ export class Trainer {
     this.guard = new DivergenceGuard(setup.title, setup.resumed?.from);
     this.rise = new LossRise(setup.watchedLoss ?? 'loss');
     const totalSteps = setup.totalSteps * this.updatesPerStep;
-    this.schedule = { type: s.lr_scheduler_type, peak: s.learning_rate, warmupSteps: s.warmup_steps, totalSteps, minRatio: s.min_lr_ratio };
+    this.schedule = {
+      type: s.lr_scheduler_type,
+      peak: s.learning_rate,
+      warmupSteps: s.warmup_steps,
+      totalSteps,
+      minRatio: s.min_lr_ratio,
+    };
     this.at = startStep;
   }
 
   static async create(setup: TrainerSetup): Promise<Trainer> {
     const { experiment: exp, settings: s, graph, emit } = setup;
     const log = (message: string) => emit({ type: 'log', level: 'info', message });
-    const runtime = await Runtime.create({ provider: exp.runtime.provider as never, threads: exp.runtime.threads, log });
+    const runtime = await Runtime.create({
+      provider: exp.runtime.provider as never,
+      threads: exp.runtime.threads,
+      log,
+    });
     const state = new State(runtime);
     for (const slot of setup.models) {
       putTensors(state, slot.params, prefixOf(slot));
@@ -197,7 +254,10 @@ export class Trainer {
     const startStep = Number(setup.resumed?.trainerState?.step ?? 0);
     const optimizer = adamw({ weightDecay: s.weight_decay });
     const accumulate = s.gradient_accumulation_steps > 1;
-    const step = await TrainStep.create(buildTrainGraph({ ...graph, optimizer, maxGradNorm: s.max_grad_norm, accumulate }), state);
+    const step = await TrainStep.create(
+      buildTrainGraph({ ...graph, optimizer, maxGradNorm: s.max_grad_norm, accumulate }),
+      state,
+    );
     fs.mkdirSync(setup.outputDir, { recursive: true });
     const metricsLog = new MetricsLog(path.join(setup.outputDir, 'metrics.jsonl'), startStep);
     return new Trainer(setup, runtime, state, step, metricsLog, startStep);
@@ -222,7 +282,10 @@ export class Trainer {
     return learningRate(this.schedule, update);
   }
 
-  /** Optimizer update `update` (1-based) on micro-batches whose gradients are averaged; a diverged one stops the run. */
+  /**
+   * Optimizer update `update` (1-based) on micro-batches whose gradients are averaged; a diverged one
+   * stops the run.
+   */
   async update(batches: Record<string, ort.Tensor>[], update: number): Promise<Record<string, number>> {
     const metrics = await this.step.run(batches, this.learningRate(update), update);
     this.guard.checkUpdate(this.where(), metrics);
@@ -232,15 +295,25 @@ export class Trainer {
   /** Trains an offline stage: one update per step on the next micro-batches of `data`. */
   train(data: StageData, signal?: AbortSignal): Promise<{ step: number; stopped: boolean }> {
     const k = this.setup.settings.gradient_accumulation_steps;
-    return this.run({
-      step: async (at) => {
-        const batches = Array.from({ length: k }, (_, j) => data.batch((at - 1) * k + j + 1));
-        const metrics = await this.update(batches.map((b) => b.feeds), at);
-        const epoch = (at * data.batchSize * k) / data.size;
-        return { averaged: metrics, latest: { learning_rate: this.learningRate(at), epoch }, tokens: batches.reduce((a, b) => a + b.tokens, 0) };
+    return this.run(
+      {
+        step: async (at) => {
+          const batches = Array.from({ length: k }, (_, j) => data.batch((at - 1) * k + j + 1));
+          const metrics = await this.update(
+            batches.map((b) => b.feeds),
+            at,
+          );
+          const epoch = (at * data.batchSize * k) / data.size;
+          return {
+            averaged: metrics,
+            latest: { learning_rate: this.learningRate(at), epoch },
+            tokens: batches.reduce((a, b) => a + b.tokens, 0),
+          };
+        },
+        evalBatches: data.evalBatches,
       },
-      evalBatches: data.evalBatches,
-    }, signal);
+      signal,
+    );
   }
 
   /** Takes the stage's steps from startStep to the last, or until `signal` aborts; returns the last step taken. */
@@ -256,8 +329,10 @@ export class Trainer {
         this.reportTraining(at, window.values());
         window = new LogWindow();
       }
-      if (source.evalBatches && s.eval_steps && (at % s.eval_steps === 0 || last)) await this.evaluate(at, source.evalBatches());
-      if (at % s.save_steps === 0 && !last) await this.save(path.join(outputDir, `checkpoint-${at}`), source.trainerState?.());
+      if (source.evalBatches && s.eval_steps && (at % s.eval_steps === 0 || last))
+        await this.evaluate(at, source.evalBatches());
+      if (at % s.save_steps === 0 && !last)
+        await this.save(path.join(outputDir, `checkpoint-${at}`), source.trainerState?.());
     }
     await this.guard.guard(this.where(), async () => checkFinite(await this.weights(), 'the trained weights'));
     return { step: this.at, stopped: this.at < totalSteps };
@@ -300,7 +375,8 @@ export class Trainer {
     const order = [...this.trained()].sort((a, b) => Number(a === main) - Number(b === main));
     await this.guard.guard(this.where(), async () => {
       const contents = await this.contents(extra.trainerState, extra.config, true);
-      for (const slot of order) saveCheckpoint(path.join(outputDir, slot.finalDir ?? slot.name), contents[this.trained().indexOf(slot)]);
+      for (const slot of order)
+        saveCheckpoint(path.join(outputDir, slot.finalDir ?? slot.name), contents[this.trained().indexOf(slot)]);
     });
     const modelDir = path.join(outputDir, main.finalDir ?? main.name);
     emit({ type: 'checkpoint', stage, step: this.at, path: modelDir });
@@ -310,7 +386,14 @@ export class Trainer {
   /** Announces the end of the run, with the loss's warning if it climbed, and releases the sessions and the state. */
   async close(stopped: boolean): Promise<void> {
     const { stage, outputDir, emit } = this.setup;
-    emit({ type: 'done', stage, step: this.at, outputDir, stopped, ...(this.rise.warning && { warning: this.rise.warning }) });
+    emit({
+      type: 'done',
+      stage,
+      step: this.at,
+      outputDir,
+      stopped,
+      ...(this.rise.warning && { warning: this.rise.warning }),
+    });
     await this.step.release();
     await this.evaluator?.release();
     await this.state.release();
@@ -334,19 +417,29 @@ export class Trainer {
     const trainerState = { stage, step: this.at, seed: experiment.seed, ...extra };
     const optimizerStep = this.at * this.updatesPerStep;
     const trained = this.trained();
-    if (config && trained.length > 1) throw new Error('a config in place of the trained model\'s needs a stage with one trained model');
-    return Promise.all(trained.map(async (slot) => ({
-      ...(await modelContents(this.state, config ?? slot.config, slot.head, trainerState, optimizerStep, prefixOf(slot))),
-      source: slot.source,
-      dtype: this.dtypeOf(slot),
-      storeFloat32: !final,
-    })));
+    if (config && trained.length > 1)
+      throw new Error("a config in place of the trained model's needs a stage with one trained model");
+    return Promise.all(
+      trained.map(async (slot) => ({
+        ...(await modelContents(
+          this.state,
+          config ?? slot.config,
+          slot.head,
+          trainerState,
+          optimizerStep,
+          prefixOf(slot),
+        )),
+        source: slot.source,
+        dtype: this.dtypeOf(slot),
+        storeFloat32: !final,
+      })),
+    );
   }
 
   /** The dtype a model is saved in: the experiment's torch_dtype, or for "auto" its source's. */
   private dtypeOf(slot: ModelSlot): FloatDType {
     const chosen = this.setup.experiment.torch_dtype;
-    return chosen && chosen !== 'auto' ? chosen : slot.dtype ?? 'float32';
+    return chosen && chosen !== 'auto' ? chosen : (slot.dtype ?? 'float32');
   }
 
   /** Reports a logging window's training metrics, warning once if the watched loss has climbed far above its start. */
@@ -371,14 +464,20 @@ export class Trainer {
     this.setup.emit({ type: 'metrics', stage: this.setup.stage, step: at, time, values });
   }
 
-  /** Reports the loss and metrics over the held-out batches, each weighted by its weight, as eval_<name>; a non-finite eval loss stops the run. */
+  /**
+   * Reports the loss and metrics over the held-out batches, each weighted by its weight, as
+   * eval_<name>; a non-finite eval loss stops the run.
+   */
   private async evaluate(at: number, batches: Iterable<Batch>): Promise<void> {
     const { graph, stage } = this.setup;
     this.evaluator ??= await this.runtime.load(toOnnx({ loss: graph.loss, ...graph.metrics }, `${stage}_eval`));
     const totals = new Averages();
     for (const batch of batches) {
       const out = await this.evaluator.run(this.state.feedsFor(this.evaluator, batch.feeds));
-      totals.add(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Number((t.data as Float32Array)[0])])), batch.weight);
+      totals.add(
+        Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Number((t.data as Float32Array)[0])])),
+        batch.weight,
+      );
     }
     const values = totals.values('eval_');
     this.report(at, values);

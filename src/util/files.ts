@@ -22,7 +22,7 @@ export function writeFileAtomic(file: string, chunks: Uint8Array[]): void {
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+  for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done, bytes.length - done);
 }
 
 /** Makes renames and new entries in `dir` durable. Directories cannot be opened on Windows; skip there. */

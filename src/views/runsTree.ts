@@ -35,7 +35,14 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunRef>, vscode
     item.id = registry.dir(record.id);
     const progress = record.total ? `step ${record.step}/${record.total}` : `step ${record.step}`;
     const key = STAGE_INFO[record.stage].keyMetrics.find((k) => record.metrics[k] !== undefined);
-    item.description = [stageLabel(record.stage), record.status, progress, key && `${key} ${formatMetric(record.metrics[key])}`].filter(Boolean).join(' · ');
+    item.description = [
+      stageLabel(record.stage),
+      record.status,
+      progress,
+      key && `${key} ${formatMetric(record.metrics[key])}`,
+    ]
+      .filter(Boolean)
+      .join(' · ');
     item.iconPath = STATUS_ICONS[record.status];
 
     const tooltip = new vscode.MarkdownString(undefined, true);
@@ -48,7 +55,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunRef>, vscode
 
     // Flags the context menus test with `viewItem =~ /.../`.
     const flags = [`rlhfRun.${record.status}`];
-    if (record.status !== 'running' && record.status !== 'finished' && registry.latestCheckpoint(record)) flags.push('resumable');
+    if (record.status !== 'running' && record.status !== 'finished' && registry.latestCheckpoint(record))
+      flags.push('resumable');
     if (registry.modelDir(record.id) || registry.latestCheckpoint(record)) flags.push('hasModel');
     item.contextValue = flags.join('.');
     return item;

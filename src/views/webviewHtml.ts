@@ -7,7 +7,10 @@ import * as vscode from 'vscode';
 
 /** Webviews may load files from these folders of the extension and nowhere else. */
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
-  return { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')] };
+  return {
+    enableScripts: true,
+    localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')],
+  };
 }
 
 export interface PageParts {
@@ -20,7 +23,8 @@ export interface PageParts {
 
 export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, page: PageParts): string {
   const nonce = crypto.randomBytes(16).toString('base64');
-  const asset = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', file)).toString();
+  const asset = (file: string) =>
+    webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', file)).toString();
   const csp = [
     "default-src 'none'",
     `img-src ${webview.cspSource} data: blob:`,
@@ -28,7 +32,9 @@ export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, p
     `style-src ${webview.cspSource} 'nonce-${nonce}'`,
     `script-src 'nonce-${nonce}'`,
   ].join('; ');
-  const styles = [...(page.styles ?? []), `${page.bundle}.css`].map((file) => `<link rel="stylesheet" href="${asset(file)}" nonce="${nonce}">`);
+  const styles = [...(page.styles ?? []), `${page.bundle}.css`].map(
+    (file) => `<link rel="stylesheet" href="${asset(file)}" nonce="${nonce}">`,
+  );
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

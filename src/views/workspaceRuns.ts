@@ -40,7 +40,11 @@ export class WorkspaceRuns implements vscode.Disposable {
   list(): RunRef[] {
     const roots = new Set((vscode.workspace.workspaceFolders ?? []).map(runsFolder));
     return [...roots]
-      .flatMap((root) => this.registryAt(root).list().map((record) => ({ registry: this.registryAt(root), record })))
+      .flatMap((root) =>
+        this.registryAt(root)
+          .list()
+          .map((record) => ({ registry: this.registryAt(root), record })),
+      )
       .sort((a, b) => b.record.created.localeCompare(a.record.created));
   }
 

@@ -10,12 +10,22 @@ import { closeBrowser, noBrowser, openWebview, WebviewPage } from './page';
 
 after(closeBrowser);
 
-const PPO_CHARTS = ['reward', 'objective/kl', 'objective/entropy', 'loss/policy_avg', 'loss/value_avg', 'policy/clipfrac_avg', 'policy/approxkl_avg', 'val/ratio', 'tokens_per_second'];
+const PPO_CHARTS = [
+  'reward',
+  'objective/kl',
+  'objective/entropy',
+  'loss/policy_avg',
+  'loss/value_avg',
+  'policy/clipfrac_avg',
+  'policy/approxkl_avg',
+  'val/ratio',
+  'tokens_per_second',
+];
 
 /** A PPO run's logged iterations, shaped like src/train/ppo.ts's metrics (seeded, so repeatable). */
 function ppoStream(iterations: number, seed: number, every = 1) {
   let s = seed;
-  const noise = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const noise = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
   const steps = Array.from({ length: iterations }, (_, i) => (i + 1) * every);
   const column = (f: (step: number) => number) => steps.map((step) => f(step));
   return {
@@ -47,7 +57,14 @@ const column = (values: (number | null)[]) => Float64Array.from(values, (v) => v
 /** The stream's points from..to as one `points` message. */
 function points(run: string, stream: Stream, from: number, to = stream.steps.length) {
   const values = Object.fromEntries(Object.entries(stream.values).map(([k, v]) => [k, column(v.slice(from, to))]));
-  return { type: 'points', run, from, steps: column(stream.steps.slice(from, to)), times: column(stream.times.slice(from, to)), values };
+  return {
+    type: 'points',
+    run,
+    from,
+    steps: column(stream.steps.slice(from, to)),
+    times: column(stream.times.slice(from, to)),
+    values,
+  };
 }
 
 /** TensorBoard's debiased EMA, written as TensorBoard writes it (the page computes the debias weight another way). */
@@ -81,10 +98,16 @@ function expectedCsv(runs: { name: string; stream: Stream }[], metric: string, w
 function assertCsv(csv: string, expected: ReturnType<typeof expectedCsv>) {
   const [header, ...lines] = csv.trimEnd().split('\n');
   assert.equal(header, 'run,metric,step,time,value,smoothed');
-  assert.deepEqual(lines.map((l) => l.split(',').slice(0, 5)), expected.rows);
+  assert.deepEqual(
+    lines.map((l) => l.split(',').slice(0, 5)),
+    expected.rows,
+  );
   lines.forEach((l, i) => {
     const got = Number(l.split(',')[5]);
-    assert.ok(Math.abs(got - expected.smoothed[i]) <= 1e-12 * Math.max(1, Math.abs(expected.smoothed[i])), `row ${i + 1}: smoothed ${got}, reference ${expected.smoothed[i]}`);
+    assert.ok(
+      Math.abs(got - expected.smoothed[i]) <= 1e-12 * Math.max(1, Math.abs(expected.smoothed[i])),
+      `row ${i + 1}: smoothed ${got}, reference ${expected.smoothed[i]}`,
+    );
   });
 }
 
@@ -104,131 +127,224 @@ function pngSize(dataUrl: string): { width: number; height: number } {
   return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
 }
 
-test('a live PPO run: the dashboard series, hover values, smoothing, exports, log scale and samples', { skip: noBrowser }, async () => {
-  const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 1400, height: 900 });
-  try {
-    assert.deepEqual(await w.posted(), [{ type: 'ready' }]);
-    const run = '/work/.rlhf/runs/ppo-a';
-    const stream = ppoStream(60, 7);
-    await w.send({ type: 'runs', runs: [{ key: run, name: 'ppo a', stage: 'ppo', status: 'running' }] });
-    await w.send(points(run, stream, 0, 40)); // history
-    for (let i = 40; i < 60; i++) await w.send(points(run, stream, i, i + 1)); // live, one iteration at a time
-    await w.send({ type: 'samples', run, groups: [10, 20].map((step) => ({ step, rows: [{ prompt: `What does a cat eat? (${step})`, response: 'Fish.', score: 1.5, kl: 0.2 }, { prompt: 'Where does a penguin live?', response: 'Ice.', score: 0.5, kl: 0.1 }] })) });
-    await chart(w, 'objective/kl').and(w.page.locator('[data-points="60"]')).waitFor();
+test(
+  'a live PPO run: the dashboard series, hover values, smoothing, exports, log scale and samples',
+  { skip: noBrowser },
+  async () => {
+    const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 1400, height: 900 });
+    try {
+      assert.deepEqual(await w.posted(), [{ type: 'ready' }]);
+      const run = '/work/.rlhf/runs/ppo-a';
+      const stream = ppoStream(60, 7);
+      await w.send({ type: 'runs', runs: [{ key: run, name: 'ppo a', stage: 'ppo', status: 'running' }] });
+      await w.send(points(run, stream, 0, 40)); // history
+      for (let i = 40; i < 60; i++) await w.send(points(run, stream, i, i + 1)); // live, one iteration at a time
+      await w.send({
+        type: 'samples',
+        run,
+        groups: [10, 20].map((step) => ({
+          step,
+          rows: [
+            { prompt: `What does a cat eat? (${step})`, response: 'Fish.', score: 1.5, kl: 0.2 },
+            { prompt: 'Where does a penguin live?', response: 'Ice.', score: 0.5, kl: 0.1 },
+          ],
+        })),
+      });
+      await chart(w, 'objective/kl').and(w.page.locator('[data-points="60"]')).waitFor();
 
-    const titles = await w.page.locator('[data-testid="chart"]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.chart));
-    assert.deepEqual(titles, PPO_CHARTS);
-    for (const title of PPO_CHARTS) {
-      const metrics = title === 'reward' ? ['objective/scores', 'objective/rlhf_reward'] : [title];
-      const expected = metrics.reduce((n, m) => n + stream.values[m].filter((v) => v !== null).length, 0);
-      // Charts in view are drawn a few per frame; the count is set when one is drawn.
-      await chart(w, title).and(w.page.locator(`[data-points="${expected}"]`)).waitFor({ timeout: 5000 });
+      const titles = await w.page
+        .locator('[data-testid="chart"]')
+        .evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.chart));
+      assert.deepEqual(titles, PPO_CHARTS);
+      for (const title of PPO_CHARTS) {
+        const metrics = title === 'reward' ? ['objective/scores', 'objective/rlhf_reward'] : [title];
+        const expected = metrics.reduce((n, m) => n + stream.values[m].filter((v) => v !== null).length, 0);
+        // Charts in view are drawn a few per frame; the count is set when one is drawn.
+        await chart(w, title)
+          .and(w.page.locator(`[data-points="${expected}"]`))
+          .waitFor({ timeout: 5000 });
+      }
+      const legend = await chart(w, 'reward').locator('.u-legend .u-label').allTextContents();
+      assert.deepEqual(legend, [
+        'step',
+        'objective/scores',
+        'objective/scores (raw)',
+        'objective/rlhf_reward',
+        'objective/rlhf_reward (raw)',
+      ]);
+
+      const over = chart(w, 'objective/kl').locator('.u-over');
+      const box = (await over.boundingBox())!;
+      await w.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      const hovered = await chart(w, 'objective/kl')
+        .locator('.u-legend .u-series')
+        .nth(1)
+        .locator('.u-value')
+        .textContent();
+      assert.match(hovered ?? '', /^-?\d/, 'hovering shows the value under the cursor');
+
+      await chart(w, 'objective/kl').getByRole('button', { name: 'CSV' }).click();
+      let exported = await lastExport(w);
+      assert.equal(exported.fileName, 'objective/kl.csv');
+      assertCsv(exported.data, expectedCsv([{ name: 'ppo a', stream }], 'objective/kl', 0.6));
+
+      await w.page.locator('[data-testid="smoothing"]').fill('0.9');
+      await w.page.locator('[data-testid="add-chart"]').selectOption('val/num_eos_tokens');
+      await chart(w, 'val/num_eos_tokens').and(w.page.locator('[data-points="20"]')).waitFor();
+      await chart(w, 'val/num_eos_tokens').getByRole('button', { name: 'CSV' }).click();
+      assertCsv((await lastExport(w)).data, expectedCsv([{ name: 'ppo a', stream }], 'val/num_eos_tokens', 0.9));
+
+      await chart(w, 'objective/kl').getByRole('button', { name: 'PNG' }).click();
+      exported = await lastExport(w);
+      assert.equal(exported.format, 'png');
+      const canvas = await chart(w, 'objective/kl')
+        .locator('canvas')
+        .evaluate((c) => ({ width: (c as HTMLCanvasElement).width, height: (c as HTMLCanvasElement).height }));
+      assert.ok(canvas.width > 300 && canvas.height > 100, JSON.stringify(canvas));
+      const png = pngSize(exported.data);
+      assert.equal(png.width, canvas.width);
+      assert.ok(png.height > canvas.height + 20, 'the plot with a title above and a legend below');
+      // Inked pixels (not the background) in the bands above and below the plot: the title and the legend.
+      const band = Math.floor((png.height - canvas.height) * 0.4);
+      const inked = await w.page.evaluate(
+        async ({ url, band }) => {
+          const image = new Image();
+          image.src = url;
+          await image.decode();
+          const c = document.createElement('canvas');
+          [c.width, c.height] = [image.width, image.height];
+          const ctx = c.getContext('2d')!;
+          ctx.drawImage(image, 0, 0);
+          const background = ctx.getImageData(0, 0, 1, 1).data.join();
+          const count = (top: number) => {
+            const d = ctx.getImageData(0, top, c.width, band).data;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (d.slice(i, i + 4).join() !== background) n++;
+            return n;
+          };
+          return { title: count(0), legend: count(c.height - band) };
+        },
+        { url: exported.data, band },
+      );
+      assert.ok(inked.title > 50 && inked.legend > 50, JSON.stringify(inked));
+
+      // A log scale is per chart: the policy loss's drops its non-positive points, the reward keeps its own.
+      const log = chart(w, 'loss/policy_avg').getByRole('button', { name: 'Log' });
+      assert.equal(await log.getAttribute('aria-pressed'), 'false');
+      await log.click();
+      await log.and(w.page.locator('[aria-pressed="true"]')).waitFor(); // on the next frame
+      const positive = stream.values['loss/policy_avg'].filter((v) => v !== null && v > 0).length;
+      assert.ok(positive > 0 && positive < 60);
+      await chart(w, 'loss/policy_avg')
+        .and(w.page.locator(`[data-points="${positive}"]`))
+        .waitFor();
+      const rewards = ['objective/scores', 'objective/rlhf_reward'].reduce(
+        (n, m) => n + stream.values[m].filter((v) => v !== null).length,
+        0,
+      );
+      assert.ok(
+        ['objective/scores', 'objective/rlhf_reward'].some((m) => stream.values[m].some((v) => v !== null && v <= 0)),
+        'the reward has values a log scale would drop',
+      );
+      assert.equal(await chart(w, 'reward').getAttribute('data-points'), String(rewards));
+      assert.equal(await chart(w, 'reward').getByRole('button', { name: 'Log' }).getAttribute('aria-pressed'), 'false');
+
+      const samples = w.page.locator('[data-testid="sample"]');
+      assert.equal(await samples.count(), 4);
+      assert.deepEqual(await samples.first().locator('td').allTextContents(), [
+        'ppo a',
+        '20',
+        'What does a cat eat? (20)',
+        'Fish.',
+        '1.5000',
+        '0.2000',
+      ]);
+      await w.page.locator('[data-testid="samples-search"]').fill('CAT');
+      await w.page.waitForFunction(() => document.querySelectorAll('[data-testid="sample"]').length === 2);
+
+      await w.send({ type: 'points', run, from: -1, steps: column([1]), times: column([1]), values: {} });
+      await w.send({ type: 'points', run, from: 60, steps: column([61]), times: column([]), values: {} });
+      await w.send({ type: 'points', run, from: 60, steps: [61], times: [1], values: {} });
+      await w.page.waitForTimeout(50);
+      assert.equal(
+        await chart(w, 'objective/kl').getAttribute('data-points'),
+        '60',
+        'invalid messages from the host are dropped',
+      );
+
+      const state = (await w.state()) as Record<string, unknown>;
+      assert.deepEqual(state, {
+        runs: [run],
+        smoothing: 0.9,
+        xAxis: 'step',
+        logScale: ['loss/policy_avg'],
+        added: ['val/num_eos_tokens'],
+        removed: [],
+        search: 'CAT',
+      });
+      assert.deepEqual(await w.cspViolations(), []);
+    } finally {
+      await w.close();
     }
-    const legend = await chart(w, 'reward').locator('.u-legend .u-label').allTextContents();
-    assert.deepEqual(legend, ['step', 'objective/scores', 'objective/scores (raw)', 'objective/rlhf_reward', 'objective/rlhf_reward (raw)']);
-
-    const over = chart(w, 'objective/kl').locator('.u-over');
-    const box = (await over.boundingBox())!;
-    await w.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-    const hovered = await chart(w, 'objective/kl').locator('.u-legend .u-series').nth(1).locator('.u-value').textContent();
-    assert.match(hovered ?? '', /^-?\d/, 'hovering shows the value under the cursor');
-
-    await chart(w, 'objective/kl').getByRole('button', { name: 'CSV' }).click();
-    let exported = await lastExport(w);
-    assert.equal(exported.fileName, 'objective/kl.csv');
-    assertCsv(exported.data, expectedCsv([{ name: 'ppo a', stream }], 'objective/kl', 0.6));
-
-    await w.page.locator('[data-testid="smoothing"]').fill('0.9');
-    await w.page.locator('[data-testid="add-chart"]').selectOption('val/num_eos_tokens');
-    await chart(w, 'val/num_eos_tokens').and(w.page.locator('[data-points="20"]')).waitFor();
-    await chart(w, 'val/num_eos_tokens').getByRole('button', { name: 'CSV' }).click();
-    assertCsv((await lastExport(w)).data, expectedCsv([{ name: 'ppo a', stream }], 'val/num_eos_tokens', 0.9));
-
-    await chart(w, 'objective/kl').getByRole('button', { name: 'PNG' }).click();
-    exported = await lastExport(w);
-    assert.equal(exported.format, 'png');
-    const canvas = await chart(w, 'objective/kl').locator('canvas').evaluate((c) => ({ width: (c as HTMLCanvasElement).width, height: (c as HTMLCanvasElement).height }));
-    assert.ok(canvas.width > 300 && canvas.height > 100, JSON.stringify(canvas));
-    const png = pngSize(exported.data);
-    assert.equal(png.width, canvas.width);
-    assert.ok(png.height > canvas.height + 20, 'the plot with a title above and a legend below');
-    // Inked pixels (not the background) in the bands above and below the plot: the title and the legend.
-    const band = Math.floor((png.height - canvas.height) * 0.4);
-    const inked = await w.page.evaluate(async ({ url, band }) => {
-      const image = new Image();
-      image.src = url;
-      await image.decode();
-      const c = document.createElement('canvas');
-      [c.width, c.height] = [image.width, image.height];
-      const ctx = c.getContext('2d')!;
-      ctx.drawImage(image, 0, 0);
-      const background = ctx.getImageData(0, 0, 1, 1).data.join();
-      const count = (top: number) => {
-        const d = ctx.getImageData(0, top, c.width, band).data;
-        let n = 0;
-        for (let i = 0; i < d.length; i += 4) if (d.slice(i, i + 4).join() !== background) n++;
-        return n;
-      };
-      return { title: count(0), legend: count(c.height - band) };
-    }, { url: exported.data, band });
-    assert.ok(inked.title > 50 && inked.legend > 50, JSON.stringify(inked));
-
-    // A log scale is per chart: the policy loss's drops its non-positive points, the reward keeps its own.
-    const log = chart(w, 'loss/policy_avg').getByRole('button', { name: 'Log' });
-    assert.equal(await log.getAttribute('aria-pressed'), 'false');
-    await log.click();
-    await log.and(w.page.locator('[aria-pressed="true"]')).waitFor(); // on the next frame
-    const positive = stream.values['loss/policy_avg'].filter((v) => v !== null && v > 0).length;
-    assert.ok(positive > 0 && positive < 60);
-    await chart(w, 'loss/policy_avg').and(w.page.locator(`[data-points="${positive}"]`)).waitFor();
-    const rewards = ['objective/scores', 'objective/rlhf_reward'].reduce((n, m) => n + stream.values[m].filter((v) => v !== null).length, 0);
-    assert.ok(['objective/scores', 'objective/rlhf_reward'].some((m) => stream.values[m].some((v) => v !== null && v <= 0)), 'the reward has values a log scale would drop');
-    assert.equal(await chart(w, 'reward').getAttribute('data-points'), String(rewards));
-    assert.equal(await chart(w, 'reward').getByRole('button', { name: 'Log' }).getAttribute('aria-pressed'), 'false');
-
-    const samples = w.page.locator('[data-testid="sample"]');
-    assert.equal(await samples.count(), 4);
-    assert.deepEqual(await samples.first().locator('td').allTextContents(), ['ppo a', '20', 'What does a cat eat? (20)', 'Fish.', '1.5000', '0.2000']);
-    await w.page.locator('[data-testid="samples-search"]').fill('CAT');
-    await w.page.waitForFunction(() => document.querySelectorAll('[data-testid="sample"]').length === 2);
-
-    await w.send({ type: 'points', run, from: -1, steps: column([1]), times: column([1]), values: {} });
-    await w.send({ type: 'points', run, from: 60, steps: column([61]), times: column([]), values: {} });
-    await w.send({ type: 'points', run, from: 60, steps: [61], times: [1], values: {} });
-    await w.page.waitForTimeout(50);
-    assert.equal(await chart(w, 'objective/kl').getAttribute('data-points'), '60', 'invalid messages from the host are dropped');
-
-    const state = (await w.state()) as Record<string, unknown>;
-    assert.deepEqual(state, { runs: [run], smoothing: 0.9, xAxis: 'step', logScale: ['loss/policy_avg'], added: ['val/num_eos_tokens'], removed: [], search: 'CAT' });
-    assert.deepEqual(await w.cspViolations(), []);
-  } finally {
-    await w.close();
-  }
-});
+  },
+);
 
 test('a reloaded panel restores its settings and compares runs in one chart', { skip: noBrowser }, async () => {
   const [a, b] = ['/runs/a', '/runs/b'];
-  const saved = { runs: [a, b], smoothing: 0.3, xAxis: 'time', logScale: ['lr'], added: ['lr'], removed: ['val/ratio'], search: '' };
+  const saved = {
+    runs: [a, b],
+    smoothing: 0.3,
+    xAxis: 'time',
+    logScale: ['lr'],
+    added: ['lr'],
+    removed: ['val/ratio'],
+    search: '',
+  };
   const w = await openWebview('charts', { styles: ['uPlot.min.css'], state: saved, width: 1400 });
   try {
     assert.equal(await w.page.locator('[data-testid="smoothing"]').inputValue(), '0.3');
     assert.equal(await w.page.locator('[data-testid="x-axis"]').inputValue(), 'time');
-    const first = ppoStream(20, 1), second = ppoStream(15, 2, 2);
-    await w.send({ type: 'runs', runs: [{ key: a, name: 'baseline', stage: 'ppo', status: 'finished' }, { key: b, name: 'kl, 0.1', stage: 'ppo', status: 'running' }] });
+    const first = ppoStream(20, 1),
+      second = ppoStream(15, 2, 2);
+    await w.send({
+      type: 'runs',
+      runs: [
+        { key: a, name: 'baseline', stage: 'ppo', status: 'finished' },
+        { key: b, name: 'kl, 0.1', stage: 'ppo', status: 'running' },
+      ],
+    });
     await w.send(points(a, first, 0));
     await w.send(points(b, second, 0));
     await chart(w, 'objective/kl').and(w.page.locator('[data-points="35"]')).waitFor();
 
-    const titles = await w.page.locator('[data-testid="chart"]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.chart));
+    const titles = await w.page
+      .locator('[data-testid="chart"]')
+      .evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.chart));
     assert.deepEqual(titles, [...PPO_CHARTS.filter((t) => t !== 'val/ratio'), 'lr']);
     assert.equal(await chart(w, 'lr').getByRole('button', { name: 'Log' }).getAttribute('aria-pressed'), 'true');
     const legend = await chart(w, 'objective/kl').locator('.u-legend .u-label').allTextContents();
-    assert.deepEqual(legend, ['seconds', 'baseline · objective/kl', 'baseline · objective/kl (raw)', 'kl, 0.1 · objective/kl', 'kl, 0.1 · objective/kl (raw)']);
+    assert.deepEqual(legend, [
+      'seconds',
+      'baseline · objective/kl',
+      'baseline · objective/kl (raw)',
+      'kl, 0.1 · objective/kl',
+      'kl, 0.1 · objective/kl (raw)',
+    ]);
 
     await chart(w, 'objective/kl').getByRole('button', { name: 'CSV' }).click();
     const csv = (await lastExport(w)).data;
     assert.ok(csv.includes('\n"kl, 0.1",objective/kl,2,'), 'a name with a comma is quoted');
-    assertCsv(csv.replace(/"kl, 0\.1"/g, 'KL'), expectedCsv([{ name: 'baseline', stream: first }, { name: 'KL', stream: second }], 'objective/kl', 0.3));
+    assertCsv(
+      csv.replace(/"kl, 0\.1"/g, 'KL'),
+      expectedCsv(
+        [
+          { name: 'baseline', stream: first },
+          { name: 'KL', stream: second },
+        ],
+        'objective/kl',
+        0.3,
+      ),
+    );
 
     await w.page.locator('[data-testid="runs"] li').nth(1).getByRole('button').click();
     assert.deepEqual((await w.posted()).at(-1), { type: 'removeRun', run: b });
@@ -273,10 +389,15 @@ test('a long run is drawn decimated, while hover, CSV and zoom read every point'
     await w.page.mouse.down();
     await w.page.mouse.move(box.x + box.width * 0.42, box.y + box.height / 2, { steps: 4 });
     await w.page.mouse.up();
-    await w.page.waitForFunction(() => Number(document.querySelector('[data-chart="objective/kl"]')?.getAttribute('data-drawn')) < 1000);
+    await w.page.waitForFunction(
+      () => Number(document.querySelector('[data-chart="objective/kl"]')?.getAttribute('data-drawn')) < 1000,
+    );
     const zoomed = Number(await kl.getAttribute('data-drawn'));
     await w.page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
-    await w.page.waitForFunction((n) => document.querySelector('[data-chart="objective/kl"]')?.getAttribute('data-drawn') === String(n), drawn);
+    await w.page.waitForFunction(
+      (n) => document.querySelector('[data-chart="objective/kl"]')?.getAttribute('data-drawn') === String(n),
+      drawn,
+    );
     assert.ok(zoomed > 50, `a zoom to 2% of the run draws its ${zoomed} points at full detail`);
     assert.deepEqual(await w.cspViolations(), []);
   } finally {

@@ -11,13 +11,33 @@ after(closeBrowser);
 
 const QUEUE_KEY = '/work/pets.rlhf.json';
 
-function queueState(done: number, total: number, pair?: Partial<QueueState['pair']> & { pairId: string }, extra: Partial<QueueState> = {}): ToWebview {
+function queueState(
+  done: number,
+  total: number,
+  pair?: Partial<QueueState['pair']> & { pairId: string },
+  extra: Partial<QueueState> = {},
+): ToWebview {
   return {
     type: 'state',
     state: {
-      kind: 'queue', queues: [{ key: QUEUE_KEY, label: 'pets', detail: 'pets/queue.jsonl' }], selected: QUEUE_KEY,
-      done, total, canUndo: done > 0, restricted: false, problems: [],
-      ...(pair ? { pair: { prompt: `Prompt of ${pair.pairId}`, left: `Left of ${pair.pairId}`, right: `Right of ${pair.pairId}`, ...pair } } : {}),
+      kind: 'queue',
+      queues: [{ key: QUEUE_KEY, label: 'pets', detail: 'pets/queue.jsonl' }],
+      selected: QUEUE_KEY,
+      done,
+      total,
+      canUndo: done > 0,
+      restricted: false,
+      problems: [],
+      ...(pair
+        ? {
+            pair: {
+              prompt: `Prompt of ${pair.pairId}`,
+              left: `Left of ${pair.pairId}`,
+              right: `Right of ${pair.pairId}`,
+              ...pair,
+            },
+          }
+        : {}),
       ...extra,
     },
   };
@@ -38,179 +58,261 @@ async function open(options: Parameters<typeof openWebview>[1] = {}): Promise<We
 /** Waits until the element shows matching text (a message from the host is handled asynchronously). */
 async function showsText(page: WebviewPage, testId: string, expected: string | RegExp): Promise<void> {
   const element = page.page.getByTestId(testId);
-  const matches = typeof expected === 'string' ? new RegExp(`^\\s*${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) : expected;
-  await element.filter({ hasText: matches }).waitFor({ state: 'attached', timeout: 5000 }).catch(async () => {
-    assert.fail(`${testId} shows ${JSON.stringify(await element.textContent())}, not ${matches}`);
-  });
+  const matches =
+    typeof expected === 'string'
+      ? new RegExp(`^\\s*${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`)
+      : expected;
+  await element
+    .filter({ hasText: matches })
+    .waitFor({ state: 'attached', timeout: 5000 })
+    .catch(async () => {
+      assert.fail(`${testId} shows ${JSON.stringify(await element.textContent())}, not ${matches}`);
+    });
 }
 
-test('labeling webview: 20 pairs labeled with the keyboard alone, a rationale, undo, and no CSP violation', { skip: noBrowser }, async () => {
-  const page = await open({ width: 360 });
-  const total = 20;
-  const keys = ['1', '2', '3', '4', 's'];
-  const choices = ['left', 'right', 'tie', 'both_bad', 'skip'];
-  await page.send(queueState(0, total, { pairId: 'p0' }));
-  for (let i = 0; i < total; i++) {
-    await showsText(page, 'response-left', `Left of p${i}`);
-    await showsText(page, 'progress', `${i} / ${total} labeled`);
-    const before = (await page.posted()).length;
-    if (i === 5) {
-      // Tab to the rationale; keys typed there are text, not choices; Escape goes back to the keys.
-      for (let tabs = 0; tabs < 20 && !(await page.page.evaluate(() => document.activeElement?.tagName === 'VSCODE-TEXTAREA')); tabs++) await page.page.keyboard.press('Tab');
-      await page.page.keyboard.type('u 1 2 3 4 s');
-      await page.page.keyboard.press('Control+z');
-      await page.page.keyboard.press('Control+a');
-      await page.page.keyboard.type('A is 1 step better.');
-      assert.equal((await page.posted()).length, before, 'no message while typing');
-      await page.page.keyboard.press('Escape');
-      await page.page.waitForFunction(() => document.activeElement?.tagName === 'VSCODE-BUTTON', null, { timeout: 5000 })
-        .catch(() => assert.fail('Escape in the rationale does not return focus to the choice buttons'));
+test(
+  'labeling webview: 20 pairs labeled with the keyboard alone, a rationale, undo, and no CSP violation',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 360 });
+    const total = 20;
+    const keys = ['1', '2', '3', '4', 's'];
+    const choices = ['left', 'right', 'tie', 'both_bad', 'skip'];
+    await page.send(queueState(0, total, { pairId: 'p0' }));
+    for (let i = 0; i < total; i++) {
+      await showsText(page, 'response-left', `Left of p${i}`);
+      await showsText(page, 'progress', `${i} / ${total} labeled`);
+      const before = (await page.posted()).length;
+      if (i === 5) {
+        // Tab to the rationale; keys typed there are text, not choices; Escape goes back to the keys.
+        for (
+          let tabs = 0;
+          tabs < 20 && !(await page.page.evaluate(() => document.activeElement?.tagName === 'VSCODE-TEXTAREA'));
+          tabs++
+        )
+          await page.page.keyboard.press('Tab');
+        await page.page.keyboard.type('u 1 2 3 4 s');
+        await page.page.keyboard.press('Control+z');
+        await page.page.keyboard.press('Control+a');
+        await page.page.keyboard.type('A is 1 step better.');
+        assert.equal((await page.posted()).length, before, 'no message while typing');
+        await page.page.keyboard.press('Escape');
+        await page.page
+          .waitForFunction(() => document.activeElement?.tagName === 'VSCODE-BUTTON', null, { timeout: 5000 })
+          .catch(() => assert.fail('Escape in the rationale does not return focus to the choice buttons'));
+      }
+      await page.page.keyboard.press(keys[i % keys.length]);
+      const message = (
+        await postedCount(page, before + 1).catch(() =>
+          assert.fail(`pair ${i}: key ${keys[i % keys.length]} sent nothing`),
+        )
+      )[before];
+      assert.deepEqual(message, {
+        type: 'label',
+        id: message.type === 'label' ? message.id : -1,
+        pairId: `p${i}`,
+        choice: choices[i % choices.length],
+        ...(i === 5 ? { rationale: 'A is 1 step better.' } : {}),
+      });
+      await showsText(page, 'save-status', /Saving/);
+      await page.page.keyboard.press('1');
+      assert.equal((await page.posted()).length, before + 1, 'no second label while one is being saved');
+      if (message.type !== 'label') throw new Error('not a label');
+      await page.send({ type: 'result', id: message.id, ok: true });
+      await page.send(queueState(i + 1, total, i + 1 < total ? { pairId: `p${i + 1}` } : undefined));
+      await showsText(page, 'save-status', /Saved/);
     }
-    await page.page.keyboard.press(keys[i % keys.length]);
-    const message = (await postedCount(page, before + 1).catch(() => assert.fail(`pair ${i}: key ${keys[i % keys.length]} sent nothing`)))[before];
-    assert.deepEqual(message, {
-      type: 'label', id: message.type === 'label' ? message.id : -1, pairId: `p${i}`, choice: choices[i % choices.length],
-      ...(i === 5 ? { rationale: 'A is 1 step better.' } : {}),
-    });
-    await showsText(page, 'save-status', /Saving/);
-    await page.page.keyboard.press('1');
-    assert.equal((await page.posted()).length, before + 1, 'no second label while one is being saved');
-    if (message.type !== 'label') throw new Error('not a label');
-    await page.send({ type: 'result', id: message.id, ok: true });
-    await page.send(queueState(i + 1, total, i + 1 < total ? { pairId: `p${i + 1}` } : undefined));
-    await showsText(page, 'save-status', /Saved/);
-  }
-  await showsText(page, 'notice', /All 20 pairs are labeled/);
-  assert.equal(await page.page.getByTestId('rationale').evaluate((e) => (e as HTMLElement & { value: string }).value), '');
+    await showsText(page, 'notice', /All 20 pairs are labeled/);
+    assert.equal(
+      await page.page.getByTestId('rationale').evaluate((e) => (e as HTMLElement & { value: string }).value),
+      '',
+    );
 
-  for (const key of ['u', 'Control+z']) {
-    const before = (await page.posted()).length;
-    await page.page.keyboard.press(key);
-    const message = (await postedCount(page, before + 1))[before];
-    assert.equal(message.type, 'undo', key);
-    if (message.type !== 'undo') throw new Error('not an undo');
-    await page.send({ type: 'result', id: message.id, ok: true });
-    await page.send(queueState(total - 1, total, { pairId: 'p19' }));
-    // A key pressed while an undo is in flight is ignored: wait for this one's answer.
-    await showsText(page, 'save-status', /Undone/);
-  }
-  assert.deepEqual(await page.cspViolations(), []);
-  await page.close();
-});
-
-test('labeling webview: responses side by side when wide, stacked when narrow, long text scrolls', { skip: noBrowser }, async () => {
-  const long = Array.from({ length: 200 }, (_, i) => `Line ${i}`).join('\n\n');
-  for (const [width, sideBySide] of [[900, true], [300, false]] as const) {
-    const page = await open({ width, height: 700 });
-    await page.send(queueState(0, 1, { pairId: 'p0', left: long }));
-    const left = (await page.page.getByTestId('response-left').boundingBox())!;
-    const right = (await page.page.getByTestId('response-right').boundingBox())!;
-    if (sideBySide) {
-      assert.ok(right.x > left.x + left.width - 1 && Math.abs(right.y - left.y) < 1, `side by side at ${width}px`);
-    } else {
-      assert.ok(right.y >= left.y + left.height && Math.abs(right.x - left.x) < 1, `stacked at ${width}px`);
+    for (const key of ['u', 'Control+z']) {
+      const before = (await page.posted()).length;
+      await page.page.keyboard.press(key);
+      const message = (await postedCount(page, before + 1))[before];
+      assert.equal(message.type, 'undo', key);
+      if (message.type !== 'undo') throw new Error('not an undo');
+      await page.send({ type: 'result', id: message.id, ok: true });
+      await page.send(queueState(total - 1, total, { pairId: 'p19' }));
+      // A key pressed while an undo is in flight is ignored: wait for this one's answer.
+      await showsText(page, 'save-status', /Undone/);
     }
-    const scroll = await page.page.getByTestId('response-left').evaluate((e) => ({ client: e.clientHeight, scroll: e.scrollHeight, overflow: getComputedStyle(e).overflowY }));
-    assert.ok(scroll.scroll > scroll.client && scroll.overflow === 'auto', 'long text scrolls inside its box');
     assert.deepEqual(await page.cspViolations(), []);
     await page.close();
-  }
-});
+  },
+);
 
-test('labeling webview: Markdown renders, and HTML in responses neither runs nor appears as HTML', { skip: noBrowser }, async () => {
-  const page = await open();
-  const attack = '<img src=x onerror="window.__pwned = 1"> <script>window.__pwned = 2</script> [click](javascript:window.__pwned=3)\n\n```js\nconst x = "<b>";\n```\n\n**bold**';
-  await page.send(queueState(0, 1, { pairId: 'p0', left: attack, right: '<iframe src="https://example.com"></iframe>' },
-    { guidelines: '# Be kind\n\n<img src=x onerror="window.__pwned = 4">' }));
-  const left = page.page.getByTestId('response-left');
-  assert.equal(await left.locator('img, script, iframe').count(), 0);
-  assert.equal(await page.page.getByTestId('response-right').locator('iframe').count(), 0);
-  assert.equal(await page.page.getByTestId('guidelines').locator('img').count(), 0);
-  assert.match(await left.innerText(), /<img src=x onerror=/);
-  assert.equal((await left.locator('pre code').innerText()).trim(), 'const x = "<b>";');
-  assert.equal(await left.locator('strong').innerText(), 'bold');
-  assert.equal(await left.locator('a[href^="javascript"]').count(), 0);
-  assert.equal(await page.page.getByTestId('guidelines').locator('h1').innerText(), 'Be kind');
-  await page.page.waitForTimeout(100);
-  assert.equal(await page.page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
-  assert.deepEqual(await page.cspViolations(), []);
-  await page.close();
-});
+test(
+  'labeling webview: responses side by side when wide, stacked when narrow, long text scrolls',
+  { skip: noBrowser },
+  async () => {
+    const long = Array.from({ length: 200 }, (_, i) => `Line ${i}`).join('\n\n');
+    for (const [width, sideBySide] of [
+      [900, true],
+      [300, false],
+    ] as const) {
+      const page = await open({ width, height: 700 });
+      await page.send(queueState(0, 1, { pairId: 'p0', left: long }));
+      const left = (await page.page.getByTestId('response-left').boundingBox())!;
+      const right = (await page.page.getByTestId('response-right').boundingBox())!;
+      if (sideBySide) {
+        assert.ok(right.x > left.x + left.width - 1 && Math.abs(right.y - left.y) < 1, `side by side at ${width}px`);
+      } else {
+        assert.ok(right.y >= left.y + left.height && Math.abs(right.x - left.x) < 1, `stacked at ${width}px`);
+      }
+      const scroll = await page.page
+        .getByTestId('response-left')
+        .evaluate((e) => ({ client: e.clientHeight, scroll: e.scrollHeight, overflow: getComputedStyle(e).overflowY }));
+      assert.ok(scroll.scroll > scroll.client && scroll.overflow === 'auto', 'long text scrolls inside its box');
+      assert.deepEqual(await page.cspViolations(), []);
+      await page.close();
+    }
+  },
+);
 
-test('labeling webview: a failed save keeps the pair, a retry works, a rationale draft survives a reload', { skip: noBrowser }, async () => {
-  const page = await open();
-  await page.send(queueState(0, 2, { pairId: 'p0' }));
-  await page.send({ type: 'state', state: { kind: 'bogus' } });
-  await page.send({ type: 'result', id: 'x' });
-  await page.send(queueState(0, 3, { pairId: 'p0' }));
-  // Handled in order: the bogus messages were dropped without breaking the page.
-  await showsText(page, 'progress', '0 / 3 labeled');
+test(
+  'labeling webview: Markdown renders, and HTML in responses neither runs nor appears as HTML',
+  { skip: noBrowser },
+  async () => {
+    const page = await open();
+    const attack =
+      '<img src=x onerror="window.__pwned = 1"> <script>window.__pwned = 2</script> [click](javascript:window.__pwned=3)\n\n```js\nconst x = "<b>";\n```\n\n**bold**';
+    await page.send(
+      queueState(
+        0,
+        1,
+        { pairId: 'p0', left: attack, right: '<iframe src="https://example.com"></iframe>' },
+        { guidelines: '# Be kind\n\n<img src=x onerror="window.__pwned = 4">' },
+      ),
+    );
+    const left = page.page.getByTestId('response-left');
+    assert.equal(await left.locator('img, script, iframe').count(), 0);
+    assert.equal(await page.page.getByTestId('response-right').locator('iframe').count(), 0);
+    assert.equal(await page.page.getByTestId('guidelines').locator('img').count(), 0);
+    assert.match(await left.innerText(), /<img src=x onerror=/);
+    assert.equal((await left.locator('pre code').innerText()).trim(), 'const x = "<b>";');
+    assert.equal(await left.locator('strong').innerText(), 'bold');
+    assert.equal(await left.locator('a[href^="javascript"]').count(), 0);
+    assert.equal(await page.page.getByTestId('guidelines').locator('h1').innerText(), 'Be kind');
+    await page.page.waitForTimeout(100);
+    assert.equal(await page.page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
 
-  await page.page.getByTestId('rationale').click();
-  await page.page.keyboard.type('too long');
-  assert.deepEqual(await page.state(), { draft: { pairId: 'p0', rationale: 'too long' } });
-  await page.page.getByRole('button', { name: 'B better' }).click();
-  const [, first] = await postedCount(page, 2);
-  if (first.type !== 'label') throw new Error('not a label');
-  await page.send({ type: 'result', id: first.id, ok: false, error: 'The label was not saved: disk full' });
-  await showsText(page, 'save-status', /disk full/);
-  await showsText(page, 'response-left', 'Left of p0');
-  await page.page.getByRole('button', { name: 'B better' }).click();
-  const [, , retry] = await postedCount(page, 3);
-  assert.deepEqual(retry, { type: 'label', id: first.id + 1, pairId: 'p0', choice: 'right', rationale: 'too long' });
-  await page.close();
+test(
+  'labeling webview: a failed save keeps the pair, a retry works, a rationale draft survives a reload',
+  { skip: noBrowser },
+  async () => {
+    const page = await open();
+    await page.send(queueState(0, 2, { pairId: 'p0' }));
+    await page.send({ type: 'state', state: { kind: 'bogus' } });
+    await page.send({ type: 'result', id: 'x' });
+    await page.send(queueState(0, 3, { pairId: 'p0' }));
+    // Handled in order: the bogus messages were dropped without breaking the page.
+    await showsText(page, 'progress', '0 / 3 labeled');
 
-  const reloaded = await open({ state: { draft: { pairId: 'p0', rationale: 'too long' } } });
-  await reloaded.send(queueState(0, 2, { pairId: 'p0' }));
-  assert.equal(await reloaded.page.getByTestId('rationale').evaluate((e) => (e as HTMLElement & { value: string }).value), 'too long');
-  assert.deepEqual(await reloaded.cspViolations(), []);
-  await reloaded.close();
-});
+    await page.page.getByTestId('rationale').click();
+    await page.page.keyboard.type('too long');
+    assert.deepEqual(await page.state(), { draft: { pairId: 'p0', rationale: 'too long' } });
+    await page.page.getByRole('button', { name: 'B better' }).click();
+    const [, first] = await postedCount(page, 2);
+    if (first.type !== 'label') throw new Error('not a label');
+    await page.send({ type: 'result', id: first.id, ok: false, error: 'The label was not saved: disk full' });
+    await showsText(page, 'save-status', /disk full/);
+    await showsText(page, 'response-left', 'Left of p0');
+    await page.page.getByRole('button', { name: 'B better' }).click();
+    const [, , retry] = await postedCount(page, 3);
+    assert.deepEqual(retry, { type: 'label', id: first.id + 1, pairId: 'p0', choice: 'right', rationale: 'too long' });
+    await page.close();
 
-test('labeling webview: no queue, an empty queue with its command, guidelines hint, problems and the queue picker', { skip: noBrowser }, async () => {
-  const page = await open();
-  await page.send({ type: 'state', state: { kind: 'noQueue', problems: ['/work/x.rlhf.json: comparisons.preferences: /home/.bashrc is outside the workspace folder /work'] } });
-  await showsText(page, 'notice', /comparisons/);
-  await showsText(page, 'problems', /x\.rlhf\.json: comparisons\.preferences: .* is outside the workspace folder/);
-  assert.equal(await page.page.getByTestId('restricted').isVisible(), false);
-  assert.equal(await page.page.getByTestId('progress').isVisible(), false);
-  await page.page.getByTestId('notice-action').click();
-  assert.deepEqual((await postedCount(page, 2))[1], { type: 'runCommand', command: 'rlhf.newExperiment' });
+    const reloaded = await open({ state: { draft: { pairId: 'p0', rationale: 'too long' } } });
+    await reloaded.send(queueState(0, 2, { pairId: 'p0' }));
+    assert.equal(
+      await reloaded.page.getByTestId('rationale').evaluate((e) => (e as HTMLElement & { value: string }).value),
+      'too long',
+    );
+    assert.deepEqual(await reloaded.cspViolations(), []);
+    await reloaded.close();
+  },
+);
 
-  const queues = [{ key: QUEUE_KEY, label: 'pets', detail: 'pets/queue.jsonl' }, { key: '/work/b.rlhf.json', label: 'b', detail: 'b/queue.jsonl' }];
-  await page.send(queueState(0, 0, undefined, { queues, problems: ['queue.jsonl:3: not JSON'] }));
-  await showsText(page, 'notice', /empty/);
-  await showsText(page, 'guidelines', /guidelines\.md/);
-  await showsText(page, 'problems', /queue\.jsonl:3: not JSON/);
-  await page.page.getByTestId('notice-action').click();
-  assert.deepEqual((await postedCount(page, 3))[2], { type: 'runCommand', command: 'rlhf.generateComparisons' });
+test(
+  'labeling webview: no queue, an empty queue with its command, guidelines hint, problems and the queue picker',
+  { skip: noBrowser },
+  async () => {
+    const page = await open();
+    await page.send({
+      type: 'state',
+      state: {
+        kind: 'noQueue',
+        problems: ['/work/x.rlhf.json: comparisons.preferences: /home/.bashrc is outside the workspace folder /work'],
+      },
+    });
+    await showsText(page, 'notice', /comparisons/);
+    await showsText(page, 'problems', /x\.rlhf\.json: comparisons\.preferences: .* is outside the workspace folder/);
+    assert.equal(await page.page.getByTestId('restricted').isVisible(), false);
+    assert.equal(await page.page.getByTestId('progress').isVisible(), false);
+    await page.page.getByTestId('notice-action').click();
+    assert.deepEqual((await postedCount(page, 2))[1], { type: 'runCommand', command: 'rlhf.newExperiment' });
 
-  await page.page.getByTestId('queue-picker').evaluate((select, key) => {
-    (select as HTMLElement & { value: string }).value = key;
-    select.dispatchEvent(new Event('change'));
-  }, queues[1].key);
-  assert.deepEqual((await postedCount(page, 4))[3], { type: 'selectQueue', queue: queues[1].key });
-  assert.deepEqual(await page.cspViolations(), []);
-  await page.close();
-});
+    const queues = [
+      { key: QUEUE_KEY, label: 'pets', detail: 'pets/queue.jsonl' },
+      { key: '/work/b.rlhf.json', label: 'b', detail: 'b/queue.jsonl' },
+    ];
+    await page.send(queueState(0, 0, undefined, { queues, problems: ['queue.jsonl:3: not JSON'] }));
+    await showsText(page, 'notice', /empty/);
+    await showsText(page, 'guidelines', /guidelines\.md/);
+    await showsText(page, 'problems', /queue\.jsonl:3: not JSON/);
+    await page.page.getByTestId('notice-action').click();
+    assert.deepEqual((await postedCount(page, 3))[2], { type: 'runCommand', command: 'rlhf.generateComparisons' });
 
-test('labeling webview: Restricted Mode shows the queue read-only, says why, and offers Manage Workspace Trust', { skip: noBrowser }, async () => {
-  const page = await open();
-  await page.send(queueState(1, 3, { pairId: 'p1' }, { restricted: true, canUndo: true }));
-  await showsText(page, 'restricted', /Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace\./);
-  await showsText(page, 'response-left', 'Left of p1');
-  for (const testId of ['choice-left', 'choice-skip', 'undo', 'rationale']) {
-    assert.equal(await page.page.getByTestId(testId).evaluate((e) => (e as HTMLElement & { disabled: boolean }).disabled), true, `${testId} is disabled`);
-  }
-  for (const key of ['1', '2', 's', 'u', 'Control+z']) await page.page.keyboard.press(key);
-  await page.page.getByTestId('choice-left').click({ force: true });
-  await page.page.getByTestId('manage-trust').click();
-  assert.deepEqual((await postedCount(page, 2)).slice(1), [{ type: 'runCommand', command: 'workbench.trust.manage' }], 'no label or undo was sent');
+    await page.page.getByTestId('queue-picker').evaluate((select, key) => {
+      (select as HTMLElement & { value: string }).value = key;
+      select.dispatchEvent(new Event('change'));
+    }, queues[1].key);
+    assert.deepEqual((await postedCount(page, 4))[3], { type: 'selectQueue', queue: queues[1].key });
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
 
-  await page.send(queueState(1, 3, { pairId: 'p1' }, { restricted: false }));
-  await page.page.waitForFunction(() => document.querySelector('[data-testid="restricted"]')?.hasAttribute('hidden'));
-  await page.page.keyboard.press('1');
-  assert.deepEqual((await postedCount(page, 3))[2], { type: 'label', id: 0, pairId: 'p1', choice: 'left' });
-  assert.deepEqual(await page.cspViolations(), []);
-  await page.close();
-});
+test(
+  'labeling webview: Restricted Mode shows the queue read-only, says why, and offers Manage Workspace Trust',
+  { skip: noBrowser },
+  async () => {
+    const page = await open();
+    await page.send(queueState(1, 3, { pairId: 'p1' }, { restricted: true, canUndo: true }));
+    await showsText(
+      page,
+      'restricted',
+      /Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace\./,
+    );
+    await showsText(page, 'response-left', 'Left of p1');
+    for (const testId of ['choice-left', 'choice-skip', 'undo', 'rationale']) {
+      assert.equal(
+        await page.page.getByTestId(testId).evaluate((e) => (e as HTMLElement & { disabled: boolean }).disabled),
+        true,
+        `${testId} is disabled`,
+      );
+    }
+    for (const key of ['1', '2', 's', 'u', 'Control+z']) await page.page.keyboard.press(key);
+    await page.page.getByTestId('choice-left').click({ force: true });
+    await page.page.getByTestId('manage-trust').click();
+    assert.deepEqual(
+      (await postedCount(page, 2)).slice(1),
+      [{ type: 'runCommand', command: 'workbench.trust.manage' }],
+      'no label or undo was sent',
+    );
+
+    await page.send(queueState(1, 3, { pairId: 'p1' }, { restricted: false }));
+    await page.page.waitForFunction(() => document.querySelector('[data-testid="restricted"]')?.hasAttribute('hidden'));
+    await page.page.keyboard.press('1');
+    assert.deepEqual((await postedCount(page, 3))[2], { type: 'label', id: 0, pairId: 'p1', choice: 'left' });
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);

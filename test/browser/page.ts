@@ -14,23 +14,47 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const ORIGIN = 'https://webview.test';
 const NONCE = 'test-nonce';
 
-export const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome']
-  .find((p): p is string => !!p && fs.existsSync(p));
+export const CHROMIUM = [
+  process.env.CHROMIUM_PATH,
+  '/usr/bin/chromium',
+  '/usr/bin/chromium-browser',
+  '/usr/bin/google-chrome',
+].find((p): p is string => !!p && fs.existsSync(p));
 
 /** For `test(..., { skip })`: why browser tests cannot run here, or false. */
-export const noBrowser = CHROMIUM ? false : 'no Chromium found: install it (apt-get install chromium) or set CHROMIUM_PATH';
+export const noBrowser = CHROMIUM
+  ? false
+  : 'no Chromium found: install it (apt-get install chromium) or set CHROMIUM_PATH';
 
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 const bundles = new Map<string, Promise<string>>();
 
 /** webview-ui/<name>/main.ts bundled for the browser, once per test process. */
 function bundle(name: string): Promise<string> {
   if (!bundles.has(name)) {
-    bundles.set(name, esbuild.build({
-      entryPoints: [path.join(ROOT, 'webview-ui', name, 'main.ts')],
-      bundle: true, write: false, format: 'iife', target: 'es2022', sourcemap: 'inline',
-    }).then((r) => r.outputFiles[0].text));
+    bundles.set(
+      name,
+      esbuild
+        .build({
+          entryPoints: [path.join(ROOT, 'webview-ui', name, 'main.ts')],
+          bundle: true,
+          write: false,
+          format: 'iife',
+          target: 'es2022',
+          sourcemap: 'inline',
+        })
+        .then((r) => r.outputFiles[0].text),
+    );
   }
   return bundles.get(name)!;
 }
@@ -84,7 +108,9 @@ export async function closeBrowser(): Promise<void> {
 export async function openWebview(name: string, options: PageOptions = {}): Promise<WebviewPage> {
   const script = await bundle(name);
   const files = assets(name);
-  const context = await (await launch()).newContext({ viewport: { width: options.width ?? 1000, height: options.height ?? 800 } });
+  const context = await (
+    await launch()
+  ).newContext({ viewport: { width: options.width ?? 1000, height: options.height ?? 800 } });
   const page = await context.newPage();
   await page.route(`${ORIGIN}/**`, async (route) => {
     const file = new URL(route.request().url()).pathname.slice(1);
@@ -100,11 +126,15 @@ export async function openWebview(name: string, options: PageOptions = {}): Prom
     w.__posted = [];
     w.__state = initial;
     w.__csp = [];
-    document.addEventListener('securitypolicyviolation', (e) => (w.__csp as string[]).push(`${e.violatedDirective}: ${e.blockedURI}`));
+    document.addEventListener('securitypolicyviolation', (e) =>
+      (w.__csp as string[]).push(`${e.violatedDirective}: ${e.blockedURI}`),
+    );
     w.acquireVsCodeApi = () => ({
       postMessage: (m: unknown) => (w.__posted as unknown[]).push(JSON.parse(JSON.stringify(m))),
       getState: () => w.__state,
-      setState: (s: unknown) => { w.__state = JSON.parse(JSON.stringify(s)); },
+      setState: (s: unknown) => {
+        w.__state = JSON.parse(JSON.stringify(s));
+      },
     });
   }, options.state);
   const errors: string[] = [];
@@ -130,7 +160,9 @@ function html(name: string, options: PageOptions): string {
     `style-src ${ORIGIN} 'nonce-${NONCE}'`,
     `script-src 'nonce-${NONCE}'`,
   ].join('; ');
-  const styles = [...(options.styles ?? []), `${name}.css`].map((f) => `<link rel="stylesheet" href="${ORIGIN}/${f}" nonce="${NONCE}">`).join('\n');
+  const styles = [...(options.styles ?? []), `${name}.css`]
+    .map((f) => `<link rel="stylesheet" href="${ORIGIN}/${f}" nonce="${NONCE}">`)
+    .join('\n');
   return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 ${styles}<title>${name}</title></head>

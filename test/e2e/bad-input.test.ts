@@ -24,7 +24,9 @@ test('malformed preferences and config files give clear errors and overwrite not
       // A good run first: the bad input later must not touch it.
       await wb.command('RLHF: Train SFT');
       await wb.notification('SFT run "exp" finished.').waitFor({ timeout: 120_000 });
-      const sft = await eventually('the SFT run recorded as finished', () => runsOnDisk(wb.workspace).find((run) => run.record.status === 'finished'));
+      const sft = await eventually('the SFT run recorded as finished', () =>
+        runsOnDisk(wb.workspace).find((run) => run.record.status === 'finished'),
+      );
       const sftFiles = snapshot(sft.dir);
       const workspaceFiles = snapshot(path.join(wb.workspace, 'exp'));
       await wb.command('Notifications: Clear All Notifications');
@@ -37,7 +39,10 @@ test('malformed preferences and config files give clear errors and overwrite not
       // A config that is not JSON, then one that is JSON with a value the schema refuses.
       const broken = [
         { text: fs.readFileSync(configFile, 'utf8').replace(/\}\s*$/, ''), problem: /exp\.rlhf\.json: not valid JSON/ },
-        { text: fs.readFileSync(configFile, 'utf8').replace('"max_steps": 10', '"max_steps": -10'), problem: /exp\.rlhf\.json: sft\.max_steps: .*>0/ },
+        {
+          text: fs.readFileSync(configFile, 'utf8').replace('"max_steps": 10', '"max_steps": -10'),
+          problem: /exp\.rlhf\.json: sft\.max_steps: .*>0/,
+        },
       ];
       for (const { text, problem } of broken) {
         fs.writeFileSync(configFile, text);
@@ -45,7 +50,11 @@ test('malformed preferences and config files give clear errors and overwrite not
         // An unreadable config has no name to show, so the run is called "experiment".
         const sftError = await wb.notificationInCenter(/SFT run "(exp|experiment)" failed/);
         assert.match(await sftError.innerText(), problem);
-        assert.equal(fs.readFileSync(configFile, 'utf8'), text, 'the extension left the broken config as the user wrote it');
+        assert.equal(
+          fs.readFileSync(configFile, 'utf8'),
+          text,
+          'the extension left the broken config as the user wrote it',
+        );
         await wb.command('Notifications: Clear All Notifications');
       }
 
@@ -68,7 +77,10 @@ async function expectFailure(wb: Workbench, command: string, stage: string, prob
   const known = new Set(runsOnDisk(wb.workspace).map((r) => r.record.id));
   await wb.command(command);
   const run = await eventually(`a new failed ${stage} run on disk`, () =>
-    runsOnDisk(wb.workspace).find((r) => !known.has(r.record.id) && r.record.stage === stage && r.record.status !== 'running'));
+    runsOnDisk(wb.workspace).find(
+      (r) => !known.has(r.record.id) && r.record.stage === stage && r.record.status !== 'running',
+    ),
+  );
   assert.equal(run.record.status, 'failed');
   assert.match(run.record.error ?? '', problem);
   assert.ok(!fs.existsSync(path.join(run.dir, 'model')), 'a failed run saved no model');

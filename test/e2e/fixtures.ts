@@ -12,16 +12,30 @@ export const TINY_MODEL_SIZE = { n_layer: 1, n_embd: 32, n_head: 2, n_positions:
 /** SFT settings that train the tiny model in a few seconds, with a checkpoint halfway. */
 export function tinySft(maxSteps: number): Record<string, unknown> {
   const half = Math.max(1, Math.floor(maxSteps / 2));
-  return { data: 'sft.jsonl', max_steps: maxSteps, max_length: 64, per_device_train_batch_size: 8, warmup_steps: 2, logging_steps: 5, eval_steps: half, save_steps: half, sample_prompts: [] };
+  return {
+    data: 'sft.jsonl',
+    max_steps: maxSteps,
+    max_length: 64,
+    per_device_train_batch_size: 8,
+    warmup_steps: 2,
+    logging_steps: 5,
+    eval_steps: half,
+    save_steps: half,
+    sample_prompts: [],
+  };
 }
 
 /** Writes `<workspace>/<name>/<name>.rlhf.json` with the demo's data files beside it; returns the file. */
 export function writeExperiment(workspace: string, name: string, sections: Record<string, unknown>): string {
   const dir = path.join(workspace, name);
   fs.mkdirSync(dir, { recursive: true });
-  for (const file of ['sft.jsonl', 'prompts.jsonl']) fs.copyFileSync(path.join(ROOT, 'media', 'demo', file), path.join(dir, file));
+  for (const file of ['sft.jsonl', 'prompts.jsonl'])
+    fs.copyFileSync(path.join(ROOT, 'media', 'demo', file), path.join(dir, file));
   const file = path.join(dir, `${name}.rlhf.json`);
-  fs.writeFileSync(file, `${JSON.stringify({ name, seed: 1, model: 'tiny', model_size: TINY_MODEL_SIZE, ...sections }, null, 2)}\n`);
+  fs.writeFileSync(
+    file,
+    `${JSON.stringify({ name, seed: 1, model: 'tiny', model_size: TINY_MODEL_SIZE, ...sections }, null, 2)}\n`,
+  );
   return file;
 }
 
@@ -52,10 +66,15 @@ export interface RunOnDisk {
 export function runsOnDisk(workspace: string): RunOnDisk[] {
   const root = path.join(workspace, '.rlhf', 'runs');
   if (!fs.existsSync(root)) return [];
-  return fs.readdirSync(root).sort()
+  return fs
+    .readdirSync(root)
+    .sort()
     .map((id) => path.join(root, id))
     .filter((dir) => fs.existsSync(path.join(dir, 'run.json')))
-    .map((dir) => ({ dir, record: JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunOnDisk['record'] }));
+    .map((dir) => ({
+      dir,
+      record: JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunOnDisk['record'],
+    }));
 }
 
 /** Every file under `dir` with a hash of its bytes, to show later that nothing changed. */

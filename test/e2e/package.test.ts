@@ -24,7 +24,10 @@ describe('the packaged VSIX', () => {
     const mib = fs.statSync(VSIX).size / 2 ** 20;
     const unpacked = entries.reduce((sum, e) => sum + e.size, 0) / 2 ** 20;
     t.diagnostic(`${VSIX}: ${mib.toFixed(1)} MiB, ${entries.length} files, ${unpacked.toFixed(1)} MiB unpacked`);
-    assert.ok(mib < MAX_VSIX_MIB, `the VSIX is ${mib.toFixed(1)} MiB; more than ${MAX_VSIX_MIB} MiB means something extra got in`);
+    assert.ok(
+      mib < MAX_VSIX_MIB,
+      `the VSIX is ${mib.toFixed(1)} MiB; more than ${MAX_VSIX_MIB} MiB means something extra got in`,
+    );
   });
 
   test('targets linux-x64', () => {
@@ -50,21 +53,31 @@ describe('the packaged VSIX', () => {
       'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
       'node_modules/onnxruntime-common/dist/cjs/index.js',
     ];
-    assert.deepEqual(required.filter((f) => !files.includes(f)), [], 'missing from the VSIX');
+    assert.deepEqual(
+      required.filter((f) => !files.includes(f)),
+      [],
+      'missing from the VSIX',
+    );
   });
 
   test('leaves out sources, tests, tools, local state and source maps', () => {
-    const unwanted = files.filter((f) =>
-      /^(src|test|bench|scripts|docs|webview-ui|\.ci|\.cache|\.rlhf|test-results)\//.test(f) ||
-      /\.(ts|map|vsix)$/.test(f) ||
-      /(^|\/)[^/]*\.test\.[^/]+$/.test(f) ||
-      /^(tsconfig.*\.json|webpack\.config\.js|eslint\.config\.mjs|\.prettier.*|\.npmrc|\.gitignore)$/.test(f) ||
-      f.startsWith('dist/cli.js'));
+    const unwanted = files.filter(
+      (f) =>
+        /^(src|test|bench|scripts|docs|webview-ui|\.ci|\.cache|\.rlhf|test-results)\//.test(f) ||
+        /\.(ts|map|vsix)$/.test(f) ||
+        /(^|\/)[^/]*\.test\.[^/]+$/.test(f) ||
+        /^(tsconfig.*\.json|webpack\.config\.js|eslint\.config\.mjs|\.prettier.*|\.npmrc|\.gitignore)$/.test(f) ||
+        f.startsWith('dist/cli.js'),
+    );
     assert.deepEqual(unwanted, []);
   });
 
-  test('holds no other platform\'s binaries and no other packages', () => {
-    const otherBinaries = files.filter((f) => /^node_modules\/onnxruntime-node\/bin\//.test(f) && !f.startsWith('node_modules/onnxruntime-node/bin/napi-v6/linux/x64/'));
+  test("holds no other platform's binaries and no other packages", () => {
+    const otherBinaries = files.filter(
+      (f) =>
+        /^node_modules\/onnxruntime-node\/bin\//.test(f) &&
+        !f.startsWith('node_modules/onnxruntime-node/bin/napi-v6/linux/x64/'),
+    );
     assert.deepEqual(otherBinaries, []);
     const packages = new Set(files.filter((f) => f.startsWith('node_modules/')).map((f) => f.split('/')[1]));
     assert.deepEqual([...packages].sort(), ['onnxruntime-common', 'onnxruntime-node']);

@@ -16,12 +16,24 @@ const step = (what: string, run: () => void) => {
   console.log(`e2e: ${what} (${((Date.now() - t) / 1000).toFixed(0)} s)`);
 };
 
-step('code-server installed', () => execFileSync('bash', [path.join(ROOT, 'scripts', 'install-code-server.sh')], { stdio: ['ignore', 'ignore', 'inherit'] }));
+step('code-server installed', () =>
+  execFileSync('bash', [path.join(ROOT, 'scripts', 'install-code-server.sh')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  }),
+);
 // Always a fresh VSIX: the scenarios must test this checkout, not an older package.
-step('VSIX packaged', () => execFileSync('npm', ['run', '--silent', 'package'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] }));
+step('VSIX packaged', () =>
+  execFileSync('npm', ['run', '--silent', 'package'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] }),
+);
 fs.rmSync(RESULTS, { recursive: true, force: true });
 
-const files = process.argv.slice(2).length ? process.argv.slice(2) : fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join(__dirname, f));
+const files = process.argv.slice(2).length
+  ? process.argv.slice(2)
+  : fs
+      .readdirSync(__dirname)
+      .filter((f) => f.endsWith('.test.ts'))
+      .sort()
+      .map((f) => path.join(__dirname, f));
 const tests = spawnSync(
   path.join(ROOT, 'node_modules', '.bin', 'tsx'),
   ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files],

@@ -18,7 +18,17 @@ import { ROOT } from './fixtures';
 export const VSIX = path.join(ROOT, 'rlhf-studio-linux-x64.vsix');
 export const CODE_SERVER_VERSION = '4.100.3';
 /** code-server's entry point, as scripts/install-code-server.sh installs it. */
-export const CODE_SERVER = path.join(ROOT, '.cache', 'code-server', CODE_SERVER_VERSION, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+export const CODE_SERVER = path.join(
+  ROOT,
+  '.cache',
+  'code-server',
+  CODE_SERVER_VERSION,
+  'node_modules',
+  'code-server',
+  'out',
+  'node',
+  'entry.js',
+);
 /** Screenshots and logs of failed scenarios (git-ignored). */
 export const RESULTS = path.join(ROOT, 'test-results', 'e2e');
 
@@ -66,7 +76,8 @@ export class Workbench {
 
   /** Starts code-server with the VSIX installed and `workspace` open, and a browser on it. */
   static async open(workspace: string, options: WorkbenchOptions = {}): Promise<Workbench> {
-    if (!fs.existsSync(CODE_SERVER)) throw new Error(`code-server is not installed at ${CODE_SERVER}: run bash scripts/install-code-server.sh`);
+    if (!fs.existsSync(CODE_SERVER))
+      throw new Error(`code-server is not installed at ${CODE_SERVER}: run bash scripts/install-code-server.sh`);
     if (!fs.existsSync(VSIX)) throw new Error(`${VSIX} is missing: run npm run package`);
     if (!CHROMIUM) throw new Error('no Chromium found: apt-get install chromium, or set CHROMIUM_PATH');
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-e2e-'));
@@ -76,7 +87,11 @@ export class Workbench {
     const env = serverEnv(home);
     const common = ['--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions];
 
-    const install = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', VSIX], { env, encoding: 'utf8', timeout: 120_000 });
+    const install = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', VSIX], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     if (install.status !== 0 || !/successfully installed/.test(install.stdout)) {
       fs.rmSync(home, { recursive: true, force: true });
       throw new Error(`installing ${VSIX} into code-server failed:\n${install.stdout}\n${install.stderr}`);
@@ -87,7 +102,18 @@ export class Workbench {
     const logFd = fs.openSync(serverLog, 'w');
     const server = spawn(
       process.execPath,
-      [CODE_SERVER, ...common, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override'],
+      [
+        CODE_SERVER,
+        ...common,
+        '--auth',
+        'none',
+        '--bind-addr',
+        `127.0.0.1:${port}`,
+        '--disable-telemetry',
+        '--disable-update-check',
+        '--disable-workspace-trust',
+        '--disable-getting-started-override',
+      ],
       // Its own process group, so closing kills the extension host and the training processes with it.
       { env, detached: true, stdio: ['ignore', logFd, logFd] },
     );
@@ -106,7 +132,13 @@ export class Workbench {
         const remote = (file: string) => `vscode-remote://127.0.0.1:${port}${file}`;
         const installed = fs.readdirSync(dirs.extensions).find((d) => d.startsWith('rlhf-studio.rlhf-studio-'));
         if (!installed) throw new Error(`the VSIX is not in ${dirs.extensions}`);
-        query.set('payload', JSON.stringify([['extensionDevelopmentPath', remote(path.join(dirs.extensions, installed))], ['extensionTestsPath', remote(options.extensionTests)]]));
+        query.set(
+          'payload',
+          JSON.stringify([
+            ['extensionDevelopmentPath', remote(path.join(dirs.extensions, installed))],
+            ['extensionTestsPath', remote(options.extensionTests)],
+          ]),
+        );
       }
       await page.goto(`${origin}/?${query}`);
       await workbench.waitUntilReady();
@@ -198,7 +230,9 @@ export class Workbench {
 
   /** Rows of the Runs view. */
   runRows(text?: string | RegExp): Locator {
-    const pane = this.page.locator('.part.sidebar .pane').filter({ has: this.page.locator('.pane-header', { hasText: /^Runs/ }) });
+    const pane = this.page
+      .locator('.part.sidebar .pane')
+      .filter({ has: this.page.locator('.pane-header', { hasText: /^Runs/ }) });
     return pane.locator('.monaco-list-row[role="treeitem"]', text === undefined ? {} : { hasText: text });
   }
 
@@ -224,7 +258,10 @@ export class Workbench {
     await this.waitUntilReady();
   }
 
-  /** Saves a screenshot, the page's console, the code-server log and the workbench's logs under test-results/e2e/<name>/. */
+  /**
+   * Saves a screenshot, the page's console, the code-server log and the workbench's logs under test-
+   * results/e2e/<name>/.
+   */
   async saveEvidence(name: string): Promise<string> {
     const dir = path.join(RESULTS, name.replace(/[^\w.-]+/g, '-'));
     fs.rmSync(dir, { recursive: true, force: true });
@@ -248,7 +285,12 @@ export class Workbench {
  * Runs a scenario in a fresh workbench on a fresh workspace folder (`prepare` fills it first). On
  * failure it saves a screenshot and the logs, and says where in a test diagnostic.
  */
-export async function inWorkbench(t: TestContext, prepare: (workspace: string) => void, scenario: (wb: Workbench) => Promise<void>, options?: WorkbenchOptions): Promise<void> {
+export async function inWorkbench(
+  t: TestContext,
+  prepare: (workspace: string) => void,
+  scenario: (wb: Workbench) => Promise<void>,
+  options?: WorkbenchOptions,
+): Promise<void> {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-e2e-workspace-'));
   try {
     prepare(workspace);
@@ -292,7 +334,8 @@ function freePort(): Promise<number> {
 async function waitForHealth(origin: string, server: ChildProcess, log: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`code-server exited with code ${server.exitCode} before it was ready`);
+    if (server.exitCode !== null)
+      throw new Error(`code-server exited with code ${server.exitCode} before it was ready`);
     try {
       if ((await fetch(`${origin}/healthz`)).status === 200) return;
     } catch {

@@ -17,7 +17,14 @@ async function main(): Promise<void> {
   }
   for (let i = 0; i < Number(count); i++) {
     const id = `${prefix}-${i}`;
-    await appendPreference(file, { id, label: 'a', prompt: `Question ${id}?`, chosen: ' Yes.', rejected: ' No.', annotator: prefix });
+    await appendPreference(file, {
+      id,
+      label: 'a',
+      prompt: `Question ${id}?`,
+      chosen: ' Yes.',
+      rejected: ' No.',
+      annotator: prefix,
+    });
     process.stdout.write(`${id}\n`);
   }
   process.exit(0);

@@ -50,7 +50,8 @@ const isLfs = (file: string) => file.endsWith('.safetensors') || file.endsWith('
 
 const gitOid = (data: Buffer) => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-export const commitOf = (repo: string, revision = 'main') => createHash('sha1').update(`${repo}@${revision}`).digest('hex');
+export const commitOf = (repo: string, revision = 'main') =>
+  createHash('sha1').update(`${repo}@${revision}`).digest('hex');
 
 export class FakeHub {
   readonly requests: Request[] = [];
@@ -97,12 +98,21 @@ export class FakeHub {
     const [name, revision] = api ? [api[1], decodeURIComponent(api[3])] : resolve ? [resolve[1], resolve[2]] : [];
     const repo = name ? this.repos[name] : undefined;
     if (!name || !repo) return json(res, 404, { error: 'Repository not found' });
-    if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`) return json(res, 401, { error: 'Invalid username or password.' });
+    if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`)
+      return json(res, 401, { error: 'Invalid username or password.' });
     const commit = this.commitFor(name, revision!);
     if (!commit) return json(res, 404, { error: `Invalid rev id: ${revision}` });
-    if (api?.[2] === 'revision') return json(res, 200, { _id: name, id: name, sha: commit, private: !!repo.token, lastModified: '2026-01-01T00:00:00.000Z' });
+    if (api?.[2] === 'revision')
+      return json(res, 200, {
+        _id: name,
+        id: name,
+        sha: commit,
+        private: !!repo.token,
+        lastModified: '2026-01-01T00:00:00.000Z',
+      });
     if (api) return json(res, 200, this.tree(repo));
-    if (repo.gated) return json(res, 403, { error: 'Access to this model is restricted. You must accept its conditions.' });
+    if (repo.gated)
+      return json(res, 403, { error: 'Access to this model is restricted. You must accept its conditions.' });
     const file = decodeURIComponent(resolve![3]);
     this.sendFile(req, res, file, this.corrupted.get(file) ?? repo.files[file]);
   }
@@ -117,7 +127,13 @@ export class FakeHub {
     return Object.entries(repo.files).map(([path, data]) => {
       const size = this.listedSizes.get(path) ?? data.length;
       const lfs = isLfs(path) ? { oid: sha256(data), size, pointerSize: 134 } : undefined;
-      return { type: 'file', path, size, oid: gitOid(lfs ? Buffer.from(`pointer ${sha256(data)}`) : data), ...(lfs && { lfs }) };
+      return {
+        type: 'file',
+        path,
+        size,
+        oid: gitOid(lfs ? Buffer.from(`pointer ${sha256(data)}`) : data),
+        ...(lfs && { lfs }),
+      };
     });
   }
 
@@ -125,8 +141,13 @@ export class FakeHub {
     if (!data) return json(res, 404, { error: 'Entry not found' }, { 'X-Error-Code': 'EntryNotFound' });
     const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
     const part = data.subarray(start);
-    const headers = { 'Content-Length': String(part.length), ETag: `"${isLfs(file) ? sha256(data) : gitOid(data)}"`, 'Accept-Ranges': 'bytes' };
-    if (start > 0) res.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${data.length - 1}/${data.length}` });
+    const headers = {
+      'Content-Length': String(part.length),
+      ETag: `"${isLfs(file) ? sha256(data) : gitOid(data)}"`,
+      'Accept-Ranges': 'bytes',
+    };
+    if (start > 0)
+      res.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${data.length - 1}/${data.length}` });
     else res.writeHead(200, headers);
     const cut = this.cuts.get(file);
     const stall = this.stalls.get(file);

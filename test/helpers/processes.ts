@@ -10,11 +10,17 @@ const root = path.resolve(__dirname, '..', '..');
 
 /** The rlhf CLI from the sources, run from `cwd`; `exit` resolves with its exit code and output. */
 export function cli(cwd: string, ...args: string[]) {
-  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), path.join(root, 'src', 'cli.ts'), ...args], { cwd });
+  const child = spawn(
+    process.execPath,
+    ['--import', require.resolve('tsx'), path.join(root, 'src', 'cli.ts'), ...args],
+    { cwd },
+  );
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  const exit = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+  const exit = new Promise<{ code: number | null; output: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, output })),
+  );
   return { child, exit };
 }
 

@@ -30,7 +30,10 @@ export function writeTinyTokenizer(dir: string, config?: object, extra: object =
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [{ id: 0, content: '<unk>', ...SPECIAL }, { id: 1, content: '</s>', ...SPECIAL }],
+    added_tokens: [
+      { id: 0, content: '<unk>', ...SPECIAL },
+      { id: 1, content: '</s>', ...SPECIAL },
+    ],
     normalizer: null,
     pre_tokenizer: { type: 'Whitespace' },
     post_processor: null,

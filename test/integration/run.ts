@@ -14,11 +14,14 @@ import { bundleSuite, prepareIntegrationWorkspace } from './workspace';
 async function main(): Promise<void> {
   const executable = process.env.VSCODE_EXECUTABLE;
   if (!executable) {
-    console.log('integration: skipped: set VSCODE_EXECUTABLE to a VS Code binary to run this suite (it cannot be downloaded here)');
+    console.log(
+      'integration: skipped: set VSCODE_EXECUTABLE to a VS Code binary to run this suite (it cannot be downloaded here)',
+    );
     return;
   }
   if (!fs.existsSync(executable)) throw new Error(`VSCODE_EXECUTABLE=${executable} does not exist`);
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'extension.js'))) throw new Error('dist/extension.js is missing: run npm run build first');
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'extension.js')))
+    throw new Error('dist/extension.js is missing: run npm run build first');
 
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-integration-'));
   try {
@@ -30,7 +33,16 @@ async function main(): Promise<void> {
       vscodeExecutablePath: executable,
       extensionDevelopmentPath: ROOT,
       extensionTestsPath: suite,
-      launchArgs: [workspace, '--disable-extensions', '--disable-workspace-trust', '--skip-welcome', '--user-data-dir', path.join(home, 'user-data'), '--extensions-dir', path.join(home, 'extensions')],
+      launchArgs: [
+        workspace,
+        '--disable-extensions',
+        '--disable-workspace-trust',
+        '--skip-welcome',
+        '--user-data-dir',
+        path.join(home, 'user-data'),
+        '--extensions-dir',
+        path.join(home, 'extensions'),
+      ],
     });
   } finally {
     fs.rmSync(home, { recursive: true, force: true });

@@ -23,5 +23,13 @@ export function prepareIntegrationWorkspace(workspace: string): void {
 
 /** Extension hosts load plain JavaScript: suite.ts bundled into `outfile`, with `vscode` left to the host. */
 export async function bundleSuite(outfile: string): Promise<void> {
-  await esbuild.build({ entryPoints: [path.join(__dirname, 'suite.ts')], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['vscode'] });
+  await esbuild.build({
+    entryPoints: [path.join(__dirname, 'suite.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['vscode'],
+  });
 }

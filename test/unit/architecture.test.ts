@@ -11,7 +11,14 @@ import { numel } from '../../src/engine/tensor';
 import { makeBatch } from '../../src/data/batch';
 import { Architecture, registerArchitecture } from '../../src/model/architecture';
 import {
-  causalAttention, conv1d, conv1dParams, embedding, embeddingParams, layerNorm, layerNormParams, splitHeads,
+  causalAttention,
+  conv1d,
+  conv1dParams,
+  embedding,
+  embeddingParams,
+  layerNorm,
+  layerNormParams,
+  splitHeads,
 } from '../../src/model/blocks';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
 import { configFromHF, ModelConfig, validateConfig } from '../../src/model/config';
@@ -62,16 +69,31 @@ const toy: Architecture = {
     defaults: {},
     unsupported: {},
     ownKeys: [
-      'vocab_size', 'max_position_embeddings', 'hidden_size', 'num_attention_heads', 'num_key_value_heads', 'head_dim',
+      'vocab_size',
+      'max_position_embeddings',
+      'hidden_size',
+      'num_attention_heads',
+      'num_key_value_heads',
+      'head_dim',
     ],
     read: (hf) => ({
-      vocabSize: hf.vocab_size as number, nPositions: hf.max_position_embeddings as number,
-      nEmbd: hf.hidden_size as number, nLayer: 1, nHead: hf.num_attention_heads as number,
-      nKvHead: hf.num_key_value_heads as number, headDim: hf.head_dim as number, layerNormEpsilon: 1e-5, tiedHead: true,
+      vocabSize: hf.vocab_size as number,
+      nPositions: hf.max_position_embeddings as number,
+      nEmbd: hf.hidden_size as number,
+      nLayer: 1,
+      nHead: hf.num_attention_heads as number,
+      nKvHead: hf.num_key_value_heads as number,
+      headDim: hf.head_dim as number,
+      layerNormEpsilon: 1e-5,
+      tiedHead: true,
     }),
     write: (cfg) => ({
-      vocab_size: cfg.vocabSize, max_position_embeddings: cfg.nPositions, hidden_size: cfg.nEmbd,
-      num_attention_heads: cfg.nHead, num_key_value_heads: cfg.nKvHead, head_dim: cfg.headDim,
+      vocab_size: cfg.vocabSize,
+      max_position_embeddings: cfg.nPositions,
+      hidden_size: cfg.nEmbd,
+      num_attention_heads: cfg.nHead,
+      num_key_value_heads: cfg.nKvHead,
+      head_dim: cfg.headDim,
     }),
   },
   checkpoint: { trunkPrefix: 'model.', buffers: /^$/ },
@@ -81,17 +103,27 @@ registerArchitecture(toy);
 
 /** 4 query heads of width 5 (not nEmbd / nHead) over `nKvHead` KV heads. */
 const toyConfig = (nKvHead: number): ModelConfig => ({
-  modelType: 'toy-gqa', vocabSize: 11, nPositions: 16, nEmbd: 12, nLayer: 1, nHead: 4, nKvHead, headDim: 5,
-  layerNormEpsilon: 1e-5, tiedHead: true,
+  modelType: 'toy-gqa',
+  vocabSize: 11,
+  nPositions: 16,
+  nEmbd: 12,
+  nLayer: 1,
+  nHead: 4,
+  nKvHead,
+  headDim: 5,
+  layerNormEpsilon: 1e-5,
+  tiedHead: true,
 });
 
 /** Weights large enough that logits differ clearly between tokens. */
 function randomParams(cfg: ModelConfig, seed: number): Map<string, NamedTensor> {
   const rng = new Rng(seed);
-  return new Map(paramSpecs(cfg).map(({ name, shape, init }) => {
-    const data = Float32Array.from({ length: numel(shape) }, () => (init === 'ones' ? 1 : 0) + rng.normal() * 0.3);
-    return [name, { dtype: 'float32', shape, data }];
-  }));
+  return new Map(
+    paramSpecs(cfg).map(({ name, shape, init }) => {
+      const data = Float32Array.from({ length: numel(shape) }, () => (init === 'ones' ? 1 : 0) + rng.normal() * 0.3);
+      return [name, { dtype: 'float32', shape, data }];
+    }),
+  );
 }
 
 /**
@@ -99,7 +131,8 @@ function randomParams(cfg: ModelConfig, seed: number): Map<string, NamedTensor> 
  * repeat_kv gives each KV head a run of consecutive query heads.
  */
 function copyKvHeads(params: Map<string, NamedTensor>, cfg: ModelConfig, kvHeadOf: (j: number) => number) {
-  const hd = cfg.headDim, width = cfg.nKvHead * hd;
+  const hd = cfg.headDim,
+    width = cfg.nKvHead * hd;
   const widen = (t: NamedTensor): NamedTensor => {
     const inputs = t.data.length / width;
     const data = new Float32Array(inputs * cfg.nHead * hd);
@@ -118,7 +151,9 @@ function copyKvHeads(params: Map<string, NamedTensor>, cfg: ModelConfig, kvHeadO
 async function logits(runtime: Runtime, cfg: ModelConfig, params: Map<string, NamedTensor>, rows: number[][]) {
   const p = paramInputs(cfg);
   const program = await runtime.load(toOnnx({ logits: lmHead(p, cfg, transformer(p, cfg, sequenceInputs()).hidden) }));
-  const b = rows.length, t = rows[0].length, mask = new Float32Array(b * t).fill(1);
+  const b = rows.length,
+    t = rows[0].length,
+    mask = new Float32Array(b * t).fill(1);
   const weights = [...params].map(([n, x]) => [n, hostTensor('float32', x.data as Float32Array, x.shape)]);
   const out = await program.run({
     ...Object.fromEntries(weights),
@@ -131,18 +166,25 @@ async function logits(runtime: Runtime, cfg: ModelConfig, params: Map<string, Na
 }
 
 /** Prompts of different lengths (left-padded when batched). */
-const rows = [[5, 7, 3, 8, 4, 9], [6, 2], [3, 1, 3, 2]];
+const rows = [
+  [5, 7, 3, 8, 4, 9],
+  [6, 2],
+  [3, 1, 3, 2],
+];
 
 test('an unknown model_type names the file and lists the registered types', () => {
   const file = path.join(scratch, 'mistral', 'config.json');
   fs.mkdirSync(path.dirname(file));
   fs.writeFileSync(file, JSON.stringify({ model_type: 'mistral', hidden_size: 8 }));
   const expected = /model_type "mistral" is not supported \(supported: "gpt2", "llama", "qwen2", "qwen3", "toy-gqa"\)/;
-  assert.throws(() => loadCheckpoint(path.dirname(file)), (err: Error) => {
-    assert.ok(err.message.startsWith(`${file}: `), err.message);
-    assert.match(err.message, expected);
-    return true;
-  });
+  assert.throws(
+    () => loadCheckpoint(path.dirname(file)),
+    (err: Error) => {
+      assert.ok(err.message.startsWith(`${file}: `), err.message);
+      assert.match(err.message, expected);
+      return true;
+    },
+  );
   assert.throws(() => configFromHF({ model_type: 7 }, 'c.json'), /^Error: c\.json: model_type 7 is not supported/);
   const gemma = { ...toyConfig(2), modelType: 'gemma' };
   assert.throws(() => validateConfig(gemma, 'model "x"'), /^Error: model "x": model_type "gemma" is not supported/);
@@ -151,15 +193,34 @@ test('an unknown model_type names the file and lists the registered types', () =
 
 test("GPT-2's inventory: HF's names and shapes in checkpoint order, each with its initialisation", () => {
   const cfg: ModelConfig = {
-    modelType: 'gpt2', vocabSize: 10, nPositions: 6, nEmbd: 4, nLayer: 1, nHead: 2, nKvHead: 2, headDim: 2,
-    layerNormEpsilon: 1e-5, tiedHead: true,
+    modelType: 'gpt2',
+    vocabSize: 10,
+    nPositions: 6,
+    nEmbd: 4,
+    nLayer: 1,
+    nHead: 2,
+    nKvHead: 2,
+    headDim: 2,
+    layerNormEpsilon: 1e-5,
+    tiedHead: true,
   };
   const trunk = [
-    ['wte.weight', [10, 4]], ['wpe.weight', [6, 4]], ['h.0.ln_1.weight', [4]], ['h.0.ln_1.bias', [4]],
-    ['h.0.attn.c_attn.weight', [4, 12]], ['h.0.attn.c_attn.bias', [12]], ['h.0.attn.c_proj.weight', [4, 4]],
-    ['h.0.attn.c_proj.bias', [4]], ['h.0.ln_2.weight', [4]], ['h.0.ln_2.bias', [4]], ['h.0.mlp.c_fc.weight', [4, 16]],
-    ['h.0.mlp.c_fc.bias', [16]], ['h.0.mlp.c_proj.weight', [16, 4]], ['h.0.mlp.c_proj.bias', [4]],
-    ['ln_f.weight', [4]], ['ln_f.bias', [4]],
+    ['wte.weight', [10, 4]],
+    ['wpe.weight', [6, 4]],
+    ['h.0.ln_1.weight', [4]],
+    ['h.0.ln_1.bias', [4]],
+    ['h.0.attn.c_attn.weight', [4, 12]],
+    ['h.0.attn.c_attn.bias', [12]],
+    ['h.0.attn.c_proj.weight', [4, 4]],
+    ['h.0.attn.c_proj.bias', [4]],
+    ['h.0.ln_2.weight', [4]],
+    ['h.0.ln_2.bias', [4]],
+    ['h.0.mlp.c_fc.weight', [4, 16]],
+    ['h.0.mlp.c_fc.bias', [16]],
+    ['h.0.mlp.c_proj.weight', [16, 4]],
+    ['h.0.mlp.c_proj.bias', [4]],
+    ['ln_f.weight', [4]],
+    ['ln_f.bias', [4]],
   ];
   const listed = (specs: ReturnType<typeof paramSpecs>) => specs.map((s) => [s.name, s.shape]);
   assert.deepEqual(listed(paramSpecs(cfg)), trunk);
@@ -175,20 +236,28 @@ test("GPT-2's inventory: HF's names and shapes in checkpoint order, each with it
 
 test('grouped-query attention: each KV head serves a run of consecutive query heads, as HF repeat_kv', async () => {
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
-  const grouped = toyConfig(2), params = randomParams(grouped, 1), groups = grouped.nHead / grouped.nKvHead;
+  const grouped = toyConfig(2),
+    params = randomParams(grouped, 1),
+    groups = grouped.nHead / grouped.nKvHead;
   const square = [rows[0], [6, 2, 1, 0, 10, 3]];
   const ours = await logits(runtime, grouped, params, square);
   const worst = (other: Float32Array) => ours.reduce((m, x, i) => Math.max(m, Math.abs(x - other[i])), 0);
   const byGroup = copyKvHeads(params, grouped, (j) => Math.floor(j / groups));
   const repeated = await logits(runtime, toyConfig(4), byGroup, square);
   assert.ok(worst(repeated) < 1e-5, `max |logit difference| ${worst(repeated)}`);
-  const tiled = await logits(runtime, toyConfig(4), copyKvHeads(params, grouped, (j) => j % grouped.nKvHead), square);
+  const tiled = await logits(
+    runtime,
+    toyConfig(4),
+    copyKvHeads(params, grouped, (j) => j % grouped.nKvHead),
+    square,
+  );
   assert.ok(worst(tiled) > 1e-3, 'KV heads tiled across the query heads give other logits');
 });
 
 test('a registered architecture generates with the KV cache and trains through the SFT graph unchanged', async () => {
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
-  const cfg = toyConfig(2), state = new State(runtime);
+  const cfg = toyConfig(2),
+    state = new State(runtime);
   putTensors(state, randomParams(cfg, 3));
   const gen = await Generator.create(runtime, cfg, state, 0);
   const opts = { ...GREEDY, maxNewTokens: 6 };
@@ -202,14 +271,22 @@ test('a registered architecture generates with the KV cache and trains through t
   const graph = sftLossGraph(cfg);
   const train = buildTrainGraph({ loss: graph.loss, params: graph.params, optimizer: adamw() });
   const step = await TrainStep.create(train, state);
-  const batch = batchFeeds(makeBatch(rows.map((ids) => ({ ids, lossMask: ids.map(() => 1) })), 5, 0));
+  const batch = batchFeeds(
+    makeBatch(
+      rows.map((ids) => ({ ids, lossMask: ids.map(() => 1) })),
+      5,
+      0,
+    ),
+  );
   const losses = [];
   for (let at = 1; at <= 3; at++) losses.push((await step.run(batch, 0.05, at)).loss);
   assert.ok(losses[2] < losses[0], `loss ${losses.join(' → ')}`);
 });
 
 test("a registered architecture's checkpoint round-trips under its own names and config.json", () => {
-  const cfg = toyConfig(2), params = randomParams(cfg, 4), dir = path.join(scratch, 'toy');
+  const cfg = toyConfig(2),
+    params = randomParams(cfg, 4),
+    dir = path.join(scratch, 'toy');
   saveCheckpoint(dir, { config: cfg, params });
   const hf = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
   const written = [hf.model_type, hf.architectures, hf.num_key_value_heads, hf.head_dim];

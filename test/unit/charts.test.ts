@@ -28,20 +28,37 @@ function trainingRun(id: string, stage: RunRecord['stage'] = 'sft') {
   const live = { dir, record };
   const pending: RunEvent[] = [];
   return {
-    dir, ref, live, pending,
+    dir,
+    ref,
+    live,
+    pending,
     /** Logs a step: the row is in the file at once, its event is delivered later (flush). */
     log(step: number, values: Record<string, number>) {
-      fs.appendFileSync(path.join(dir, 'metrics.jsonl'), `${JSON.stringify({ stage, step, time: 1000 + step, ...values })}\n`);
+      fs.appendFileSync(
+        path.join(dir, 'metrics.jsonl'),
+        `${JSON.stringify({ stage, step, time: 1000 + step, ...values })}\n`,
+      );
       pending.push({ type: 'metrics', stage, step, time: 1000 + step, values });
     },
     sample(step: number, rows: { prompt: string; response: string; score?: number; kl?: number }[]) {
-      fs.appendFileSync(path.join(dir, 'samples.jsonl'), rows.map((r) => `${JSON.stringify({ step, ...r })}\n`).join(''));
+      fs.appendFileSync(
+        path.join(dir, 'samples.jsonl'),
+        rows.map((r) => `${JSON.stringify({ step, ...r })}\n`).join(''),
+      );
       pending.push({ type: 'samples', stage, step, rows });
     },
     /** Keeps what the file holds up to `step`, as MetricsLog does when a run resumes from there. */
     resumeFrom(step: number) {
       const file = path.join(dir, 'metrics.jsonl');
-      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= step).map((l) => `${l}\n`).join(''));
+      fs.writeFileSync(
+        file,
+        fs
+          .readFileSync(file, 'utf8')
+          .split('\n')
+          .filter((l) => l && JSON.parse(l).step <= step)
+          .map((l) => `${l}\n`)
+          .join(''),
+      );
     },
   };
 }
@@ -88,11 +105,22 @@ function replay(messages: HostMessage[], run: string): { steps: number[]; values
 
 /** The file's rows merged by step: what the webview must show for a finished run. */
 function fromFile(dir: string) {
-  const rows = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rows = fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const steps = [...new Set(rows.map((r) => r.step as number))];
   const names = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => !['stage', 'step', 'time'].includes(k))))];
   const values: Record<string, (number | null)[]> = {};
-  for (const name of names) values[name] = steps.map((s) => rows.filter((r) => r.step === s && name in r).map((r) => r[name]).at(-1) ?? null);
+  for (const name of names)
+    values[name] = steps.map(
+      (s) =>
+        rows
+          .filter((r) => r.step === s && name in r)
+          .map((r) => r[name])
+          .at(-1) ?? null,
+    );
   return { steps, values };
 }
 
@@ -105,7 +133,11 @@ test('history from metrics.jsonl: train and eval rows of a step make one point; 
   const points = RunBuffer.fromFolder(run.dir).points();
   assert.deepEqual(plain(points.steps), [1, 2]);
   assert.deepEqual(plain(points.times), [1001, 1002]);
-  assert.deepEqual(Object.fromEntries(Object.entries(points.values).map(([k, v]) => [k, plain(v)])), { loss: [3, 2.5], learning_rate: [1e-4, 2e-4], eval_loss: [null, 2.7] });
+  assert.deepEqual(Object.fromEntries(Object.entries(points.values).map(([k, v]) => [k, plain(v)])), {
+    loss: [3, 2.5],
+    learning_rate: [1e-4, 2e-4],
+    eval_loss: [null, 2.7],
+  });
 });
 
 test('a panel opened mid-run gets the history, then only what is new: no gap, no duplicate', async () => {
@@ -122,7 +154,10 @@ test('a panel opened mid-run gets the history, then only what is new: no gap, no
   stream.add([run.ref]);
   assert.equal(posted.length, 0, 'nothing is posted before the page says it is ready');
   await stream.receive({ type: 'ready' });
-  assert.deepEqual(posted.map((m) => m.type), ['runs', 'points', 'samples']);
+  assert.deepEqual(
+    posted.map((m) => m.type),
+    ['runs', 'points', 'samples'],
+  );
 
   const before = posted.length;
   run.pending.splice(0).forEach((e) => supervisor.emit('event', run.live, e));
@@ -135,10 +170,27 @@ test('a panel opened mid-run gets the history, then only what is new: no gap, no
 
   assert.deepEqual(replay(posted, run.dir), fromFile(run.dir));
   const appended = posted.slice(before).filter((m): m is PointsMessage => m.type === 'points');
-  assert.deepEqual(appended.map((m) => [m.from, plain(m.steps)]), [[5, [6]], [6, [7]], [7, [8]], [7, [8]]], 'appends, then the eval values of step 8 join its point');
-  assert.deepEqual(appended.map((m) => plain(m.times)), [[1006], [1007], [1008], [1008]], 'live points keep the time they were logged at');
+  assert.deepEqual(
+    appended.map((m) => [m.from, plain(m.steps)]),
+    [
+      [5, [6]],
+      [6, [7]],
+      [7, [8]],
+      [7, [8]],
+    ],
+    'appends, then the eval values of step 8 join its point',
+  );
+  assert.deepEqual(
+    appended.map((m) => plain(m.times)),
+    [[1006], [1007], [1008], [1008]],
+    'live points keep the time they were logged at',
+  );
   const samples = posted.filter((m) => m.type === 'samples');
-  assert.deepEqual(samples.at(-1), { type: 'samples', run: run.dir, groups: [{ step: 8, rows: [{ prompt: 'Hi', response: 'Hello there' }] }] });
+  assert.deepEqual(samples.at(-1), {
+    type: 'samples',
+    run: run.dir,
+    groups: [{ step: 8, rows: [{ prompt: 'Hi', response: 'Hello there' }] }],
+  });
   stream.dispose();
 });
 
@@ -161,7 +213,8 @@ test('a run that resumes from a checkpoint replaces the points after it, as metr
 });
 
 test('a page that went away gets nothing until it is ready again, then every buffer in full', async () => {
-  const a = trainingRun('reopen-a', 'ppo'), b = trainingRun('reopen-b', 'ppo');
+  const a = trainingRun('reopen-a', 'ppo'),
+    b = trainingRun('reopen-b', 'ppo');
   const supervisor = fakeSupervisor(a.live, b.live);
   const { host, posted } = fakeHost();
   const stream = new ChartsStream(supervisor as never, host);
@@ -174,12 +227,21 @@ test('a page that went away gets nothing until it is ready again, then every buf
 
   posted.length = 0;
   await stream.receive({ type: 'ready' });
-  assert.deepEqual(posted[0], { type: 'runs', runs: [a.dir, b.dir].map((key, i) => ({ key, name: `reopen-${'ab'[i]}`, stage: 'ppo', status: 'running' })) });
+  assert.deepEqual(posted[0], {
+    type: 'runs',
+    runs: [a.dir, b.dir].map((key, i) => ({ key, name: `reopen-${'ab'[i]}`, stage: 'ppo', status: 'running' })),
+  });
   assert.deepEqual(replay(posted, a.dir), fromFile(a.dir));
 
   a.live.record.status = 'finished';
   supervisor.emit('ended', a.live, { status: 'finished' });
-  assert.deepEqual(posted.at(-1), { type: 'runs', runs: [{ key: a.dir, name: 'reopen-a', stage: 'ppo', status: 'finished' }, { key: b.dir, name: 'reopen-b', stage: 'ppo', status: 'running' }] });
+  assert.deepEqual(posted.at(-1), {
+    type: 'runs',
+    runs: [
+      { key: a.dir, name: 'reopen-a', stage: 'ppo', status: 'finished' },
+      { key: b.dir, name: 'reopen-b', stage: 'ppo', status: 'running' },
+    ],
+  });
   stream.dispose();
   supervisor.emit('event', a.live, { type: 'metrics', stage: 'ppo', step: 9, values: { 'objective/kl': 1 } });
   assert.equal(posted.at(-1)?.type, 'runs', 'a disposed stream no longer listens');
@@ -196,8 +258,10 @@ test('a run that another process trains (another window, the CLI) is followed th
   const record = registry.create({ name: 'elsewhere', stage: 'ppo', configFile: '/x/e.rlhf.json' });
   registry.save(Object.assign(record, liveProcess(process.pid)));
   const dir = registry.dir(record.id);
-  const metrics = path.join(dir, 'metrics.jsonl'), samples = path.join(dir, 'samples.jsonl');
-  const row = (step: number) => `${JSON.stringify({ stage: 'ppo', step, time: 1000 + step, 'objective/kl': step / 10 })}\n`;
+  const metrics = path.join(dir, 'metrics.jsonl'),
+    samples = path.join(dir, 'samples.jsonl');
+  const row = (step: number) =>
+    `${JSON.stringify({ stage: 'ppo', step, time: 1000 + step, 'objective/kl': step / 10 })}\n`;
   fs.writeFileSync(metrics, row(1) + row(2));
   const { host, posted } = fakeHost();
   const stream = new ChartsStream(fakeSupervisor() as never, host);
@@ -213,12 +277,24 @@ test('a run that another process trains (another window, the CLI) is followed th
   fs.appendFileSync(samples, `${JSON.stringify({ step: 4, prompt: 'c', response: 'd', score: 2 })}\n`);
   await until(() => replay(posted, dir).steps.length === 4, 'step 4 is posted');
   assert.deepEqual(replay(posted, dir), fromFile(dir));
-  await until(() => posted.some((m) => m.type === 'samples' && m.groups.some((g) => g.rows.length === 2)), 'both samples of step 4 are posted');
+  await until(
+    () => posted.some((m) => m.type === 'samples' && m.groups.some((g) => g.rows.length === 2)),
+    'both samples of step 4 are posted',
+  );
   const groups = posted.flatMap((m) => (m.type === 'samples' ? m.groups : []));
-  assert.deepEqual(groups.at(-1), { step: 4, rows: [{ prompt: 'a', response: 'b', score: 1 }, { prompt: 'c', response: 'd', score: 2 }] });
+  assert.deepEqual(groups.at(-1), {
+    step: 4,
+    rows: [
+      { prompt: 'a', response: 'b', score: 1 },
+      { prompt: 'c', response: 'd', score: 2 },
+    ],
+  });
 
   registry.save(Object.assign(record, { status: 'finished', pid: undefined }));
-  await until(() => posted.some((m) => m.type === 'runs' && m.runs[0]?.status === 'finished'), 'the run shows as finished');
+  await until(
+    () => posted.some((m) => m.type === 'runs' && m.runs[0]?.status === 'finished'),
+    'the run shows as finished',
+  );
   stream.dispose();
   const count = posted.length;
   fs.appendFileSync(metrics, row(5));
@@ -234,22 +310,45 @@ test('messages from the webview are validated: bad ones are logged and dropped',
   const stream = new ChartsStream(supervisor as never, host);
   stream.add([run.ref]);
 
-  for (const bad of [null, 'ready', { type: 'delete', path: '/' }, { type: 'removeRun' }, { type: 'export', format: 'exe', fileName: 'x', data: '' }, { type: 'export', format: 'csv', fileName: '', data: 'a' }]) {
+  for (const bad of [
+    null,
+    'ready',
+    { type: 'delete', path: '/' },
+    { type: 'removeRun' },
+    { type: 'export', format: 'exe', fileName: 'x', data: '' },
+    { type: 'export', format: 'csv', fileName: '', data: 'a' },
+  ]) {
     await stream.receive(bad);
   }
   assert.equal(warnings.length, 6);
-  assert.ok(warnings.every((w) => /^charts: ignored a message from the webview \(.+\)$/.test(w)), warnings.join('\n'));
+  assert.ok(
+    warnings.every((w) => /^charts: ignored a message from the webview \(.+\)$/.test(w)),
+    warnings.join('\n'),
+  );
   assert.equal(posted.length, 0);
   assert.deepEqual(stream.keys, [run.dir]);
 
-  await stream.receive({ type: 'export', format: 'png', fileName: 'kl.png', data: 'data:text/html;base64,PHNjcmlwdD4=' });
+  await stream.receive({
+    type: 'export',
+    format: 'png',
+    fileName: 'kl.png',
+    data: 'data:text/html;base64,PHNjcmlwdD4=',
+  });
   assert.match(warnings.at(-1)!, /not a PNG data URL/);
   assert.equal(saved.length, 0);
 
   const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
-  await stream.receive({ type: 'export', format: 'png', fileName: '../../objective/kl.png', data: `data:image/png;base64,${png.toString('base64')}` });
+  await stream.receive({
+    type: 'export',
+    format: 'png',
+    fileName: '../../objective/kl.png',
+    data: `data:image/png;base64,${png.toString('base64')}`,
+  });
   await stream.receive({ type: 'export', format: 'csv', fileName: 'loss.csv', data: 'run,step\na,1\n' });
-  assert.deepEqual(saved.map((s) => s.fileName), ['objective-kl.png', 'loss.csv']);
+  assert.deepEqual(
+    saved.map((s) => s.fileName),
+    ['objective-kl.png', 'loss.csv'],
+  );
   assert.deepEqual(saved[0].contents, png);
   assert.equal(saved[1].contents.toString('utf8'), 'run,step\na,1\n');
 
@@ -262,10 +361,26 @@ test('messages from the webview are validated: bad ones are logged and dropped',
 
 test('points travel as Float64Array columns, checked by type and length on arrival', () => {
   const f = (...v: number[]) => Float64Array.from(v);
-  const message = { type: 'points', run: '/runs/a', from: 0, steps: f(1, 2), times: f(1001, 1002), values: { loss: f(3, NaN) } };
+  const message = {
+    type: 'points',
+    run: '/runs/a',
+    from: 0,
+    steps: f(1, 2),
+    times: f(1001, 1002),
+    values: { loss: f(3, NaN) },
+  };
   const parsed = parseHostMessage(structuredClone(message));
-  assert.ok(parsed.ok && parsed.value.type === 'points' && Number.isNaN(parsed.value.values.loss[1]), 'NaN is a missing value');
-  for (const bad of [{ steps: [1, 2] }, { times: f(1001) }, { values: { loss: [3, null] } }, { values: { loss: new Float32Array(2) } }, { from: -1 }]) {
+  assert.ok(
+    parsed.ok && parsed.value.type === 'points' && Number.isNaN(parsed.value.values.loss[1]),
+    'NaN is a missing value',
+  );
+  for (const bad of [
+    { steps: [1, 2] },
+    { times: f(1001) },
+    { values: { loss: [3, null] } },
+    { values: { loss: new Float32Array(2) } },
+    { from: -1 },
+  ]) {
     assert.equal(parseHostMessage({ ...message, ...bad }).ok, false, JSON.stringify(bad));
   }
 });

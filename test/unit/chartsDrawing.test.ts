@@ -12,7 +12,7 @@ import { RunData } from '../../webview-ui/charts/store';
 /** Seeded noise, so failures repeat. */
 function noise(seed: number): () => number {
   let s = seed;
-  return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  return () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
 }
 
 function newRun(): RunData {
@@ -22,12 +22,20 @@ function newRun(): RunData {
 /** Replaces the run's points from `from` on with these steps and values (NaN: none). */
 function apply(run: RunData, from: number, steps: number[], values: Record<string, number[]>): void {
   const column = (v: number[]) => Float64Array.from(v);
-  run.apply({ type: 'points', run: run.run.key, from, steps: column(steps), times: column(steps.map((s) => 1000 + s)), values: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, column(v)])) });
+  run.apply({
+    type: 'points',
+    run: run.run.key,
+    from,
+    steps: column(steps),
+    times: column(steps.map((s) => 1000 + s)),
+    values: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, column(v)])),
+  });
 }
 
 /** TensorBoard's debiased EMA as TensorBoard writes it. */
 function reference(values: number[], weight: number): number[] {
-  let last = 0, count = 0;
+  let last = 0,
+    count = 0;
   return values.map((v) => {
     if (Number.isNaN(v)) return NaN;
     last = last * weight + (1 - weight) * v;
@@ -51,7 +59,14 @@ test('smoothing carried on point by point equals smoothing from scratch: appends
     live.update(0.9, 'step', run.steps.values);
     assert.deepEqual(live.values.slice(0, run.length), fromScratch(run, 'loss', 0.9), what);
     const smoothed = reference(expected, 0.9);
-    live.values.slice(0, run.length).forEach((v, i) => assert.ok(Object.is(v, smoothed[i]) || Math.abs(v - smoothed[i]) <= 1e-12 * Math.abs(smoothed[i]), `${what}: point ${i}`));
+    live.values
+      .slice(0, run.length)
+      .forEach((v, i) =>
+        assert.ok(
+          Object.is(v, smoothed[i]) || Math.abs(v - smoothed[i]) <= 1e-12 * Math.abs(smoothed[i]),
+          `${what}: point ${i}`,
+        ),
+      );
   };
   for (let step = 1; step <= 3000; step++) {
     // Every 7th step has no loss (a gap), every 50th is drawn once for training and again with its eval values.
@@ -66,7 +81,12 @@ test('smoothing carried on point by point equals smoothing from scratch: appends
   }
   const resumed = Array.from({ length: 200 }, () => random() * 100);
   expected.splice(1000, Infinity, ...resumed);
-  apply(run, 1000, resumed.map((_, i) => 1001 + i), { loss: resumed });
+  apply(
+    run,
+    1000,
+    resumed.map((_, i) => 1001 + i),
+    { loss: resumed },
+  );
   check('after a resume from step 1000');
   assert.equal(live.points(false), expected.filter((v) => !Number.isNaN(v)).length);
   assert.equal(live.points(true), expected.filter((v) => v > 0).length);
@@ -96,20 +116,30 @@ function spiky(length: number, seed: number) {
   return { x, values, spikes };
 }
 
-test('decimating a range for its pixel columns keeps each column\'s lowest and highest point of every series', () => {
+test("decimating a range for its pixel columns keeps each column's lowest and highest point of every series", () => {
   const { x, values } = spiky(100_000, 5);
   const other = spiky(100_000, 6).values;
-  const columns = 400, range = { min: 20_000.5, max: 60_000.5 };
+  const columns = 400,
+    range = { min: 20_000.5, max: 60_000.5 };
   const picked = pickPoints(x, x.length, [values, other], -Infinity, columns, range);
   assert.ok(picked.length <= columns * 4 + 4, `${picked.length} points drawn`);
-  assert.deepEqual(picked, [...picked].sort((a, b) => a - b), 'ascending');
+  assert.deepEqual(
+    picked,
+    [...picked].sort((a, b) => a - b),
+    'ascending',
+  );
   assert.equal(x[picked[0]], 20_000, 'the point before the range');
   assert.equal(x[picked.at(-1)!], 60_001, 'the point after it');
-  assert.deepEqual(pickPoints(x, x.length, [values], -Infinity, columns, { min: 1, max: 800 }), Array.from({ length: 801 }, (_, i) => i), 'few points are drawn in full');
+  assert.deepEqual(
+    pickPoints(x, x.length, [values], -Infinity, columns, { min: 1, max: 800 }),
+    Array.from({ length: 801 }, (_, i) => i),
+    'few points are drawn in full',
+  );
   const chosen = new Set(picked);
   const scale = columns / (range.max - range.min);
   for (const series of [values, other]) {
-    const low = new Map<number, number>(), high = new Map<number, number>();
+    const low = new Map<number, number>(),
+      high = new Map<number, number>();
     for (let i = 0; i < x.length; i++) {
       if (x[i] < range.min || x[i] > range.max) continue;
       const c = Math.min(columns - 1, Math.floor((x[i] - range.min) * scale));
@@ -125,9 +155,14 @@ test('the whole-run decimation, kept up to date as points arrive, draws every sp
   const run = newRun();
   const live = new Decimator(800, -Infinity);
   let picked: number[] = [];
-  for (let from = 0; from < values.length; ) {
+  for (let from = 0; from < values.length;) {
     const to = Math.min(values.length, from + (from < 1000 ? 1 : 997));
-    apply(run, from, Array.from({ length: to - from }, (_, i) => from + i + 1), { loss: Array.from(values.subarray(from, to)) });
+    apply(
+      run,
+      from,
+      Array.from({ length: to - from }, (_, i) => from + i + 1),
+      { loss: Array.from(values.subarray(from, to)) },
+    );
     picked = live.update(run, run.steps.values, [run.metrics.get('loss')!.values]);
     if (from % 5 === 0) {
       values[to - 1] *= 2; // the last step again, with another value
@@ -136,7 +171,10 @@ test('the whole-run decimation, kept up to date as points arrive, draws every sp
     }
     from = to;
   }
-  assert.deepEqual(picked, new Decimator(800, -Infinity).update(run, run.steps.values, [run.metrics.get('loss')!.values]));
+  assert.deepEqual(
+    picked,
+    new Decimator(800, -Infinity).update(run, run.steps.values, [run.metrics.get('loss')!.values]),
+  );
   assert.ok(picked.length <= 2 * 800 + 2, `${picked.length} points drawn`);
   assert.equal(picked[0], 0);
   assert.equal(picked.at(-1), values.length - 1);
@@ -146,14 +184,22 @@ test('the whole-run decimation, kept up to date as points arrive, draws every sp
   picked = live.update(run, run.steps.values, [run.metrics.get('loss')!.values]);
   assert.equal(picked.at(-1), 50_000);
   assert.ok(picked.every((i) => i <= 50_000));
-  assert.deepEqual(picked, new Decimator(800, -Infinity).update(run, run.steps.values, [run.metrics.get('loss')!.values]));
+  assert.deepEqual(
+    picked,
+    new Decimator(800, -Infinity).update(run, run.steps.values, [run.metrics.get('loss')!.values]),
+  );
 });
 
 test('on a log scale the lowest positive point of a bucket is kept, not a value the scale cannot show', () => {
   const run = newRun();
   const loss = Array.from({ length: 10_000 }, (_, i) => (i % 2 ? -1 : 1 + (i % 100)));
   loss[5000] = 1e-6;
-  apply(run, 0, loss.map((_, i) => i + 1), { loss });
+  apply(
+    run,
+    0,
+    loss.map((_, i) => i + 1),
+    { loss },
+  );
   const picked = new Decimator(100, 0).update(run, run.steps.values, [run.metrics.get('loss')!.values]);
   assert.ok(picked.includes(5000));
 });

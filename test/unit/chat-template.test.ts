@@ -18,7 +18,8 @@ import { QWEN3, QWEN3_DIR, qwen3Folder } from '../helpers/tokenizers';
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'chat-template-test-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 let folders = 0;
-const folder = (config?: (c: Record<string, unknown>) => Record<string, unknown>) => qwen3Folder(path.join(root, `qwen3-${++folders}`), config);
+const folder = (config?: (c: Record<string, unknown>) => Record<string, unknown>) =>
+  qwen3Folder(path.join(root, `qwen3-${++folders}`), config);
 
 const qwen3 = loadHFTokenizer(QWEN3_DIR);
 /** Qwen3's tokenizer as transformers runs it: special-token text anywhere becomes the special token. */
@@ -73,10 +74,10 @@ test('Qwen3 chat template: a multi-turn conversation renders as the template wri
   const example = qwen3.chat().conversation(CONVERSATION);
   assert.equal(qwen3.decode(example.ids), RENDERED);
   assert.deepEqual(example.ids, referenceIds(RENDERED));
-  assert.equal(example.ids.filter((id) => id === QWEN3.imStart).length, 5, 'the template\'s markers are special tokens');
+  assert.equal(example.ids.filter((id) => id === QWEN3.imStart).length, 5, "the template's markers are special tokens");
 });
 
-test('Qwen3 chat template: the loss covers each assistant turn\'s text and its <|im_end|>, nothing else', () => {
+test("Qwen3 chat template: the loss covers each assistant turn's text and its <|im_end|>, nothing else", () => {
   const example = qwen3.chat().conversation(CONVERSATION);
   const first = rangeOf(RENDERED, 'A cat eats fish.', 'A cat eats fish.<|im_end|>');
   const last = rangeOf(RENDERED, '<think>', '<think>\n\n</think>\n\n狗吃骨头。🦴<|im_end|>');
@@ -84,10 +85,14 @@ test('Qwen3 chat template: the loss covers each assistant turn\'s text and its <
   assert.equal(qwen3.decode(example.ids.slice(...first)), 'A cat eats fish.<|im_end|>');
   assert.equal(example.ids[last[1] - 1], QWEN3.imEnd);
   assert.equal(example.ids.length, last[1] + 1, 'the newline after the last <|im_end|> is context');
-  assert.deepEqual(tokenizeSftRecord({ messages: CONVERSATION }, qwen3), example, 'SFT renders conversations with the model\'s template');
+  assert.deepEqual(
+    tokenizeSftRecord({ messages: CONVERSATION }, qwen3),
+    example,
+    "SFT renders conversations with the model's template",
+  );
 });
 
-test('Qwen3 chat template: a generation prompt is the conversation\'s tokens up to where the reply starts', () => {
+test("Qwen3 chat template: a generation prompt is the conversation's tokens up to where the reply starts", () => {
   const chat = qwen3.chat();
   const example = chat.conversation(CONVERSATION);
   const prompt = chat.generationPrompt(CONVERSATION.slice(0, 4));
@@ -112,18 +117,22 @@ test('Qwen3 chat template: enable_thinking false puts the empty thinking block i
   ]);
 });
 
-test('chat template: special-token text inside a message stays text; the template\'s own markers are special', () => {
+test("chat template: special-token text inside a message stays text; the template's own markers are special", () => {
   const messages = [user('What is <|im_end|>?'), assistant('It ends a turn: <|im_end|><|endoftext|>')];
   const example = qwen3.chat().conversation(messages);
-  assert.equal(qwen3.decode(example.ids),
-    '<|im_start|>user\nWhat is <|im_end|>?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nIt ends a turn: <|im_end|><|endoftext|><|im_end|>\n');
+  assert.equal(
+    qwen3.decode(example.ids),
+    '<|im_start|>user\nWhat is <|im_end|>?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nIt ends a turn: <|im_end|><|endoftext|><|im_end|>\n',
+  );
   assert.equal(example.ids.filter((id) => id === QWEN3.imEnd).length, 2, 'one per turn, from the template');
   assert.ok(!example.ids.includes(QWEN3.endOfText));
-  assert.equal(qwen3.decode(example.ids.filter((_, i) => example.lossMask[i] === 1)),
-    '<think>\n\n</think>\n\nIt ends a turn: <|im_end|><|endoftext|><|im_end|>');
+  assert.equal(
+    qwen3.decode(example.ids.filter((_, i) => example.lossMask[i] === 1)),
+    '<think>\n\n</think>\n\nIt ends a turn: <|im_end|><|endoftext|><|im_end|>',
+  );
 });
 
-test('chat template: the reward model reads a conversation up to its last assistant turn\'s end', () => {
+test("chat template: the reward model reads a conversation up to its last assistant turn's end", () => {
   const prompt = CONVERSATION.slice(0, 4);
   const ids = rewardSequence(qwen3, prompt, [CONVERSATION[4]]);
   assert.deepEqual(ids, referenceIds(RENDERED.slice(0, -1)));
@@ -131,27 +140,57 @@ test('chat template: the reward model reads a conversation up to its last assist
 });
 
 test('chat template sources: chat_template.jinja beside the config wins; a list uses "default"; bad ones are named', () => {
-  const named = folder((c) => ({ ...c, chat_template: [{ name: 'tool_use', template: 'x' }, { name: 'default', template: '{% for m in messages %}[{{ m.role }}]{{ m.content }}<|im_end|>{% endfor %}' }] }));
+  const named = folder((c) => ({
+    ...c,
+    chat_template: [
+      { name: 'tool_use', template: 'x' },
+      { name: 'default', template: '{% for m in messages %}[{{ m.role }}]{{ m.content }}<|im_end|>{% endfor %}' },
+    ],
+  }));
   assert.equal(qwen3Decode(named, [user('a'), assistant('b')]), '[user]a<|im_end|>[assistant]b<|im_end|>');
 
-  fs.writeFileSync(path.join(named, 'chat_template.jinja'), '{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}{{ eos_token }}{% endfor %}\n');
+  fs.writeFileSync(
+    path.join(named, 'chat_template.jinja'),
+    '{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}{{ eos_token }}{% endfor %}\n',
+  );
   assert.equal(qwen3Decode(named, [user('a'), assistant('b')]), 'user: a<|im_end|>assistant: b<|im_end|>');
 
   const bad = folder((c) => ({ ...c, chat_template: [{ name: 'tool_use', template: 'x' }] }));
-  assert.throws(() => loadHFTokenizer(bad), (err: Error) =>
-    err.message.startsWith(`${path.join(bad, 'tokenizer_config.json')}: chat_template must be a template string or a list`));
+  assert.throws(
+    () => loadHFTokenizer(bad),
+    (err: Error) =>
+      err.message.startsWith(
+        `${path.join(bad, 'tokenizer_config.json')}: chat_template must be a template string or a list`,
+      ),
+  );
 });
 
 test('chat template: raise_exception and a template that never closes a turn give errors naming the template', () => {
-  const strict = folder((c) => ({ ...c, chat_template: '{% if messages[0].role != "user" %}{{ raise_exception("Conversations must start with a user message") }}{% endif %}{{ messages[0].content }}<|im_end|>' }));
+  const strict = folder((c) => ({
+    ...c,
+    chat_template:
+      '{% if messages[0].role != "user" %}{{ raise_exception("Conversations must start with a user message") }}{% endif %}{{ messages[0].content }}<|im_end|>',
+  }));
   const where = `${path.join(strict, 'tokenizer_config.json')}: chat_template`;
-  assert.throws(() => loadHFTokenizer(strict).chat().conversation([system('s'), assistant('a')]), (err: Error) =>
-    err.message.startsWith(where) && err.message.includes('Conversations must start with a user message'));
+  assert.throws(
+    () =>
+      loadHFTokenizer(strict)
+        .chat()
+        .conversation([system('s'), assistant('a')]),
+    (err: Error) =>
+      err.message.startsWith(where) && err.message.includes('Conversations must start with a user message'),
+  );
 
-  const open = folder((c) => ({ ...c, chat_template: '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}' }));
+  const open = folder((c) => ({
+    ...c,
+    chat_template: '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}',
+  }));
   const tok = loadHFTokenizer(open);
   assert.deepEqual(tok.stopIds, [tok.eosId], 'no end-of-turn token to stop on');
-  assert.throws(() => tok.chat().conversation([user('a'), assistant('b')]), /cannot tell where the chat template ends assistant message 1/);
+  assert.throws(
+    () => tok.chat().conversation([user('a'), assistant('b')]),
+    /cannot tell where the chat template ends assistant message 1/,
+  );
 });
 
 /** The text of a conversation rendered by the template of the tokenizer in `dir`. */

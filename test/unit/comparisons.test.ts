@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { givesReference, labelQueue, referenceAnnotator, referenceOverlap, ruleLabel, wordAnnotator } from '../../src/data/annotators';
+import {
+  givesReference,
+  labelQueue,
+  referenceAnnotator,
+  referenceOverlap,
+  ruleLabel,
+  wordAnnotator,
+} from '../../src/data/annotators';
 import { ComparisonPair, labelPair, queueStatus, readQueue } from '../../src/data/queue';
 import { CandidateOptions, generateCandidates } from '../../src/train/comparisons';
 import { appendPreference, readPreferencePairs, readPreferences, undoPreference } from '../../src/data/preferences';
@@ -17,25 +24,43 @@ saveCheckpoint(modelDir, { config, params });
 
 const promptsFile = path.join(dir, 'prompts.jsonl');
 const conversation = [{ role: 'user', content: 'What does a dog eat?' }];
-fs.writeFileSync(promptsFile, [
-  { prompt: 'What does a cat eat?' },
-  { prompt: conversation },
-  { prompt: 'What does a cat eat?' },
-  { prompt: '狗怎么叫？' },
-].map((r) => JSON.stringify(r)).join('\n'));
+fs.writeFileSync(
+  promptsFile,
+  [
+    { prompt: 'What does a cat eat?' },
+    { prompt: conversation },
+    { prompt: 'What does a cat eat?' },
+    { prompt: '狗怎么叫？' },
+  ]
+    .map((r) => JSON.stringify(r))
+    .join('\n'),
+);
 
 const options = (queue: string, extra: Partial<CandidateOptions> = {}): CandidateOptions => ({
-  model: modelDir, prompts: promptsFile, queue, n: 3, maxNewTokens: 4, temperature: 1.5, provider: 'cpu', threads: 1, ...extra,
+  model: modelDir,
+  prompts: promptsFile,
+  queue,
+  n: 3,
+  maxNewTokens: 4,
+  temperature: 1.5,
+  provider: 'cpu',
+  threads: 1,
+  ...extra,
 });
 
 test('comparisons: queue generation stops, resumes without duplicates, and matches a run in one go', async () => {
   const queue = path.join(dir, 'queue.jsonl');
   const stop = new AbortController();
   const progress: number[] = [];
-  const first = await generateCandidates(options(queue, { signal: stop.signal, onProgress: (p) => {
-    progress.push(p.done);
-    stop.abort();
-  } }));
+  const first = await generateCandidates(
+    options(queue, {
+      signal: stop.signal,
+      onProgress: (p) => {
+        progress.push(p.done);
+        stop.abort();
+      },
+    }),
+  );
   assert.deepEqual(progress, [1]);
   assert.equal(first.stopped, true);
   assert.equal(first.sampled, 1);
@@ -45,19 +70,37 @@ test('comparisons: queue generation stops, resumes without duplicates, and match
   const third = await generateCandidates(options(queue));
   assert.deepEqual([third.sampled, third.alreadyQueued, third.pairs], [0, 4, 0]);
 
-  const lines = fs.readFileSync(queue, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ComparisonPair);
+  const lines = fs
+    .readFileSync(queue, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as ComparisonPair);
   assert.equal(new Set(lines.map((p) => p.pair_id)).size, lines.length);
-  assert.deepEqual(new Set(lines.map((p) => JSON.stringify(p.prompt))), new Set(['"What does a cat eat?"', JSON.stringify(conversation), '"狗怎么叫？"']));
+  assert.deepEqual(
+    new Set(lines.map((p) => JSON.stringify(p.prompt))),
+    new Set(['"What does a cat eat?"', JSON.stringify(conversation), '"狗怎么叫？"']),
+  );
   for (const p of lines) {
     assert.notEqual(p.response_a.trim(), p.response_b.trim());
     assert.match(p.candidate_ids.a, /^[0-9a-f]{12}-[0-2]$/);
     assert.equal(p.candidate_ids.a.split('-')[0], p.candidate_ids.b.split('-')[0]);
-    assert.deepEqual(p.generation, { model: modelDir, seed: 0, n: 3, temperature: 1.5, top_k: 0, top_p: 1, max_new_tokens: 4 });
+    assert.deepEqual(p.generation, {
+      model: modelDir,
+      seed: 0,
+      n: 3,
+      temperature: 1.5,
+      top_k: 0,
+      top_p: 1,
+      max_new_tokens: 4,
+    });
   }
 
   const inOneGo = path.join(dir, 'queue-one-go.jsonl');
   await generateCandidates(options(inOneGo));
-  const ids = (file: string) => readQueue(file).pairs.map((p) => p.pair_id).sort();
+  const ids = (file: string) =>
+    readQueue(file)
+      .pairs.map((p) => p.pair_id)
+      .sort();
   assert.deepEqual(ids(inOneGo), ids(queue));
 });
 
@@ -84,7 +127,10 @@ test('comparisons: queueStatus finds the next unlabeled pair across labels and u
 
   const labeled = readPreferences(prefs).records[0];
   assert.ok('chosen' in labeled);
-  assert.deepEqual([labeled.chosen, labeled.rejected, labeled.annotator], [pairs[0].response_b, pairs[0].response_a, 'me']);
+  assert.deepEqual(
+    [labeled.chosen, labeled.rejected, labeled.annotator],
+    [pairs[0].response_b, pairs[0].response_a, 'me'],
+  );
   assert.deepEqual(labeled.candidate_ids, pairs[0].candidate_ids);
 
   const { counts } = await labelQueue(queue, prefs, wordAnnotator('the'));
@@ -99,7 +145,12 @@ test('comparisons: queueStatus finds the next unlabeled pair across labels and u
 
 test('comparisons: the demo rule prefers the word, then the shorter response, else a tie', () => {
   const pair = (a: string, b: string): ComparisonPair => ({
-    pair_id: 'p', prompt: 'Q', response_a: a, response_b: b, candidate_ids: { a: 'h-0', b: 'h-1' }, generation: {},
+    pair_id: 'p',
+    prompt: 'Q',
+    response_a: a,
+    response_b: b,
+    candidate_ids: { a: 'h-0', b: 'h-1' },
+    generation: {},
   });
   assert.equal(ruleLabel(pair(' A cat eats fish and more.', ' Grass.'), 'FISH').label, 'a');
   assert.equal(ruleLabel(pair(' Grass.', ' Fish!'), 'fish').label, 'b');
@@ -110,9 +161,17 @@ test('comparisons: the demo rule prefers the word, then the shorter response, el
 
 test('comparisons: the reference annotator prefers the answer closer to the known one and skips unknown prompts', () => {
   const pair = (prompt: string, a: string, b: string): ComparisonPair => ({
-    pair_id: 'p', prompt, response_a: a, response_b: b, candidate_ids: { a: 'h-0', b: 'h-1' }, generation: {},
+    pair_id: 'p',
+    prompt,
+    response_a: a,
+    response_b: b,
+    candidate_ids: { a: 'h-0', b: 'h-1' },
+    generation: {},
   });
-  const references = new Map([['What does a cat eat?', [' A cat eats fish.']], ['猫吃什么？', ['猫吃鱼。']]]);
+  const references = new Map([
+    ['What does a cat eat?', [' A cat eats fish.']],
+    ['猫吃什么？', ['猫吃鱼。']],
+  ]);
   const judge = referenceAnnotator(references).judge;
   assert.equal(judge(pair('What does a cat eat?', ' A dog eats grass.', ' a cat  eats FISH')).label, 'b');
   assert.equal(judge(pair('猫吃什么？', '猫吃鱼。', '狗吃草。')).label, 'a');

@@ -11,15 +11,28 @@ import { Tensor, input } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
 
 type Gen = (n: number, seed: number) => Float64Array;
-const gen = (f: (r: Rng) => number): Gen => (n, seed) => { const r = new Rng(seed); return Float64Array.from({ length: n }, () => f(r)); };
+const gen =
+  (f: (r: Rng) => number): Gen =>
+  (n, seed) => {
+    const r = new Rng(seed);
+    return Float64Array.from({ length: n }, () => f(r));
+  };
 /** Standard normal. */
 const nrm = gen((r) => r.normal());
 /** In [0.5, 2]: the domain of Log, Sqrt, Reciprocal, and Pow's base. */
 const pos = gen((r) => 0.5 + 1.5 * r.next());
 /** |x| ≥ 0.2: away from the kinks of Abs, Relu, Max(x, 0), and from Div's pole. */
-const far = gen((r) => { const z = r.normal(); return Math.sign(z || 1) * (0.2 + Math.abs(z)); });
+const far = gen((r) => {
+  const z = r.normal();
+  return Math.sign(z || 1) * (0.2 + Math.abs(z));
+});
 /** Fixed values (one per element, in order). */
-const vals = (...v: number[]): Gen => (n) => { assert.equal(v.length, n); return Float64Array.from(v); };
+const vals =
+  (...v: number[]): Gen =>
+  (n) => {
+    assert.equal(v.length, n);
+    return Float64Array.from(v);
+  };
 const int32 = (...v: number[]) => Int32Array.from(v);
 const int64 = (...v: number[]) => BigInt64Array.from(v.map(BigInt));
 const bool = (...v: number[]) => Uint8Array.from(v);
@@ -31,30 +44,78 @@ type Row = [name: string, f: (...xs: Tensor[]) => Tensor, inputs: In[]];
 function checkInputs(ins: In[]): CheckInput[] {
   return ins.map(([shape, data = nrm], i) => {
     const name = 'abcdefgh'[i];
-    if (typeof data === 'function') return { name, shape, data: data(shape.reduce((p, d) => p * d, 1), 100 + i) };
+    if (typeof data === 'function')
+      return {
+        name,
+        shape,
+        data: data(
+          shape.reduce((p, d) => p * d, 1),
+          100 + i,
+        ),
+      };
     const dtype = data instanceof Int32Array ? 'int32' : data instanceof BigInt64Array ? 'int64' : 'bool';
     return { name, shape, data, dtype };
   });
 }
 
-const unary: Row[] = ([
-  ['Neg', ops.neg, nrm], ['Exp', ops.exp, nrm], ['Log', ops.log, pos], ['Sqrt', ops.sqrt, pos],
-  ['Reciprocal', ops.reciprocal, far], ['Tanh', ops.tanh, nrm], ['Sigmoid', ops.sigmoid, nrm],
-  ['Abs', ops.abs, far], ['Relu', ops.relu, far], ['Sin', trig.sin, nrm], ['Cos', trig.cos, nrm],
-] as const).map(([name, f, g]): Row => [name, f, [[[2, 3], g]]]);
+const unary: Row[] = (
+  [
+    ['Neg', ops.neg, nrm],
+    ['Exp', ops.exp, nrm],
+    ['Log', ops.log, pos],
+    ['Sqrt', ops.sqrt, pos],
+    ['Reciprocal', ops.reciprocal, far],
+    ['Tanh', ops.tanh, nrm],
+    ['Sigmoid', ops.sigmoid, nrm],
+    ['Abs', ops.abs, far],
+    ['Relu', ops.relu, far],
+    ['Sin', trig.sin, nrm],
+    ['Cos', trig.cos, nrm],
+  ] as const
+).map(([name, f, g]): Row => [name, f, [[[2, 3], g]]]);
 
 // Every binary op over shapes that broadcast in different ways, both orders, and with a number on either side.
-const broadcasts = [[[2, 3], [2, 3]], [[2, 3], [3]], [[3], [2, 3]], [[2, 1], [1, 3]], [[4, 2, 3], [2, 1]], [[2, 1], [4, 2, 3]]];
+const broadcasts = [
+  [
+    [2, 3],
+    [2, 3],
+  ],
+  [[2, 3], [3]],
+  [[3], [2, 3]],
+  [
+    [2, 1],
+    [1, 3],
+  ],
+  [
+    [4, 2, 3],
+    [2, 1],
+  ],
+  [
+    [2, 1],
+    [4, 2, 3],
+  ],
+];
 type Bin = (a: Tensor | number, b: Tensor | number) => Tensor;
 const binaryOps: [string, Bin, Gen, Gen, number][] = [
-  ['Add', ops.add, nrm, nrm, 0.7], ['Sub', ops.sub, nrm, nrm, 0.7], ['Mul', ops.mul, nrm, nrm, -1.3],
-  ['Div', ops.div, nrm, far, 1.5], ['Pow', ops.pow, pos, nrm, 1.7],
-  ['Max', ops.maximum, nrm, nrm, 0], ['Min', ops.minimum, nrm, nrm, 0],
+  ['Add', ops.add, nrm, nrm, 0.7],
+  ['Sub', ops.sub, nrm, nrm, 0.7],
+  ['Mul', ops.mul, nrm, nrm, -1.3],
+  ['Div', ops.div, nrm, far, 1.5],
+  ['Pow', ops.pow, pos, nrm, 1.7],
+  ['Max', ops.maximum, nrm, nrm, 0],
+  ['Min', ops.minimum, nrm, nrm, 0],
 ];
 const binary: Row[] = binaryOps.flatMap(([name, f, ga, gb, c]): Row[] => {
   const kink = name === 'Max' || name === 'Min'; // against the number 0, keep |x| away from 0
   return [
-    ...broadcasts.map(([sa, sb]): Row => [`${name} ${JSON.stringify(sa)} ⊕ ${JSON.stringify(sb)}`, f, [[sa, ga], [sb, gb]]]),
+    ...broadcasts.map(([sa, sb]): Row => [
+      `${name} ${JSON.stringify(sa)} ⊕ ${JSON.stringify(sb)}`,
+      f,
+      [
+        [sa, ga],
+        [sb, gb],
+      ],
+    ]),
     [`${name} tensor ⊕ ${c}`, (a) => f(a, c), [[[2, 3], kink ? far : ga]]],
     [`${name} ${c} ⊕ tensor`, (b) => f(c, b), [[[2, 3], kink ? far : gb]]],
   ];
@@ -66,7 +127,11 @@ const rows: Row[] = [
   ...binary,
   ['Where [2,3] ? [2,3] : [3]', (c, a, b) => ops.where(c, a, b), [[[2, 3], bool(1, 0, 0, 1, 1, 0)], [[2, 3]], [[3]]]],
   ['Where [2,1] ? number : [1,3]', (c, b) => ops.where(c, 0.5, b), [[[2, 1], bool(0, 1)], [[1, 3]]]],
-  ['Clip inside and outside [-0.5, 0.5]', (x) => ops.clip(x, -0.5, 0.5), [[[2, 3], vals(-1.2, -0.3, 0.1, 0.4, 0.9, -0.7)]]],
+  [
+    'Clip inside and outside [-0.5, 0.5]',
+    (x) => ops.clip(x, -0.5, 0.5),
+    [[[2, 3], vals(-1.2, -0.3, 0.1, 0.4, 0.9, -0.7)]],
+  ],
 
   ['MatMul [3,4] @ [4,5]', ops.matmul, [[[3, 4]], [[4, 5]]]],
   ['MatMul [2,3,4] @ [4,5] (shared weight)', ops.matmul, [[[2, 3, 4]], [[4, 5]]]],
@@ -106,13 +171,33 @@ const rows: Row[] = [
   ['Gather repeated int64 rows', ops.gather, [[[5, 3]], [[2, 3], int64(0, 2, 2, 4, 0, 2)]]],
   ['Gather repeated int32 rows of a rank-3 table', ops.gather, [[[4, 2, 3]], [[5], int32(3, 1, 3, 3, 0)]]],
   ['Gather negative indices', ops.gather, [[[4, 2]], [[3], int64(-1, 0, 3)]]],
-  ['GatherElements axis 1, repeated', (x, i) => ops.gatherElements(x, i, 1), [[[3, 4]], [[3, 5], int64(0, 0, 3, 3, 3, 1, 2, 1, 1, 0, 2, 2, 2, 2, 2)]]],
-  ['GatherElements axis 0, repeated', (x, i) => ops.gatherElements(x, i, 0), [[[3, 4]], [[2, 4], int32(2, 0, 2, 1, 2, 0, 0, 1)]]],
-  ['GatherElements axis -1, rank 3', (x, i) => ops.gatherElements(x, i, -1), [[[2, 2, 3]], [[2, 2, 2], int64(2, 2, 0, 1, 1, 1, 0, 0)]]],
+  [
+    'GatherElements axis 1, repeated',
+    (x, i) => ops.gatherElements(x, i, 1),
+    [[[3, 4]], [[3, 5], int64(0, 0, 3, 3, 3, 1, 2, 1, 1, 0, 2, 2, 2, 2, 2)]],
+  ],
+  [
+    'GatherElements axis 0, repeated',
+    (x, i) => ops.gatherElements(x, i, 0),
+    [[[3, 4]], [[2, 4], int32(2, 0, 2, 1, 2, 0, 0, 1)]],
+  ],
+  [
+    'GatherElements axis -1, rank 3',
+    (x, i) => ops.gatherElements(x, i, -1),
+    [[[2, 2, 3]], [[2, 2, 2], int64(2, 2, 0, 1, 1, 1, 0, 0)]],
+  ],
 
   ['accumulation: x * x', (x) => ops.mul(x, x), [[[2, 3]]]],
   ['accumulation: x @ xᵀ', (x) => ops.matmul(x, ops.transpose(x, [1, 0])), [[[3, 4]]]],
-  ['accumulation: exp(x) + x·tanh(x) - x', (x) => ops.exp(x).add(x.mul(ops.tanh(x))).sub(x), [[[2, 3]]]],
+  [
+    'accumulation: exp(x) + x·tanh(x) - x',
+    (x) =>
+      ops
+        .exp(x)
+        .add(x.mul(ops.tanh(x)))
+        .sub(x),
+    [[[2, 3]]],
+  ],
 
   ['logsumexp axis -1', (x) => nn.logsumexp(x, -1), [x234]],
   ['logsumexp axis 0 keepdims', (x) => nn.logsumexp(x, 0, true), [x234]],
@@ -128,11 +213,26 @@ const rows: Row[] = [
   ['linear without bias', (x, w) => nn.linear(x, w), [[[3, 4]], [[4, 2]]]],
   ['tokenLogprobs', nn.tokenLogprobs, [[[2, 3, 5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)]]],
   ['crossEntropy', nn.crossEntropy, [[[2, 3, 5]], [[2, 3], int64(0, 4, 2, 2, 1, 3)]]],
-  ['crossEntropy with a bool mask', nn.crossEntropy, [[[2, 3, 5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)], [[2, 3], bool(1, 1, 0, 0, 1, 1)]]],
-  ['crossEntropy with a float mask', nn.crossEntropy, [[[2, 3, 5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)], [[2, 3], vals(1, 0, 1, 1, 0, 0)]]],
-  ['maskedMean', nn.maskedMean, [x234, [[2, 3, 4], bool(...Array.from({ length: 24 }, (_, i) => (i * 7) % 3 ? 1 : 0))]]],
-  ['transformer-style block', (x, w, g, b, t) => nn.crossEntropy(nn.gelu(nn.layerNorm(ops.matmul(x, w), g, b)), t),
-    [x234, [[4, 5]], [[5]], [[5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)]]],
+  [
+    'crossEntropy with a bool mask',
+    nn.crossEntropy,
+    [[[2, 3, 5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)], [[2, 3], bool(1, 1, 0, 0, 1, 1)]],
+  ],
+  [
+    'crossEntropy with a float mask',
+    nn.crossEntropy,
+    [[[2, 3, 5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)], [[2, 3], vals(1, 0, 1, 1, 0, 0)]],
+  ],
+  [
+    'maskedMean',
+    nn.maskedMean,
+    [x234, [[2, 3, 4], bool(...Array.from({ length: 24 }, (_, i) => ((i * 7) % 3 ? 1 : 0)))]],
+  ],
+  [
+    'transformer-style block',
+    (x, w, g, b, t) => nn.crossEntropy(nn.gelu(nn.layerNorm(ops.matmul(x, w), g, b)), t),
+    [x234, [[4, 5]], [[5]], [[5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)]],
+  ],
 ];
 
 for (const [name, f, ins] of rows) {
@@ -143,10 +243,16 @@ for (const [name, f, ins] of rows) {
 }
 
 /** Runs a graph on CPU with float64 or float32 feeds ([shape, values]). */
-async function run(outputs: Record<string, Tensor>, feeds: Record<string, [number[], Float64Array | Float32Array]>): Promise<Record<string, number[]>> {
+async function run(
+  outputs: Record<string, Tensor>,
+  feeds: Record<string, [number[], Float64Array | Float32Array]>,
+): Promise<Record<string, number[]>> {
   const rt = await Runtime.create({ provider: 'cpu', threads: 1 });
   const program = await rt.load(toOnnx(outputs));
-  const tensors = Object.entries(feeds).map(([k, [shape, d]]) => [k, hostTensor(d instanceof Float32Array ? 'float32' : 'float64', d, shape)]);
+  const tensors = Object.entries(feeds).map(([k, [shape, d]]) => [
+    k,
+    hostTensor(d instanceof Float32Array ? 'float32' : 'float64', d, shape),
+  ]);
   const res = await program.run(Object.fromEntries(tensors));
   await program.release();
   return Object.fromEntries(Object.keys(outputs).map((k) => [k, Array.from(res[k].data as Float64Array)]));
@@ -162,21 +268,36 @@ for (const [name, f] of float32Only) {
     const x = input('x', 'float32', [8]);
     const [g] = grad(ops.sum(f(x)), [x]);
     const at = Float32Array.from([-1.5, -1, -0.6, -0.2, 0.1, 0.5, 0.9, 1.4]);
-    const h = 1e-2, up = at.map((v) => v + h), down = at.map((v) => v - h);
+    const h = 1e-2,
+      up = at.map((v) => v + h),
+      down = at.map((v) => v - h);
     const analytic = (await run({ g }, { x: [[8], at] })).g;
     const [yUp, yDown] = [(await run({ y: f(x) }, { x: [[8], up] })).y, (await run({ y: f(x) }, { x: [[8], down] })).y];
     at.forEach((_, i) => {
       const numeric = (yUp[i] - yDown[i]) / (up[i] - down[i]);
-      assert.ok(Math.abs(analytic[i] - numeric) <= 1e-3 * Math.abs(numeric), `x=${at[i]}: ${analytic[i]} vs ${numeric}`);
+      assert.ok(
+        Math.abs(analytic[i] - numeric) <= 1e-3 * Math.abs(numeric),
+        `x=${at[i]}: ${analytic[i]} vs ${numeric}`,
+      );
     });
   });
 }
 
 // At kinks and ties the gradient follows a fixed convention: [name, f, x, expected d(sum f)/dx].
 const kinks: [string, (x: Tensor) => Tensor, number[], number[]][] = [
-  ['ReduceMax shares the gradient among tied maxima', (x) => ops.max(x.reshape([2, 3]), -1), [1, 3, 3, 2, 0, 2], [0, 0.5, 0.5, 0.5, 0, 0.5]],
+  [
+    'ReduceMax shares the gradient among tied maxima',
+    (x) => ops.max(x.reshape([2, 3]), -1),
+    [1, 3, 3, 2, 0, 2],
+    [0, 0.5, 0.5, 0.5, 0, 0.5],
+  ],
   // max(x, x) with the second operand detached, min(3x, 3x) with the first detached: 1 if ties go first, 3 if second.
-  ['Max/Min ties send the gradient to the first operand', (x) => ops.maximum(x, x.detach()).add(ops.minimum(x.mul(3).detach(), x.mul(3))), [1, -2], [1, 1]],
+  [
+    'Max/Min ties send the gradient to the first operand',
+    (x) => ops.maximum(x, x.detach()).add(ops.minimum(x.mul(3).detach(), x.mul(3))),
+    [1, -2],
+    [1, 1],
+  ],
   ['Relu at 0 has gradient 0', ops.relu, [0, -1, 2], [0, 0, 1]],
   ['Abs at 0 has gradient 0', ops.abs, [0, -1, 2], [0, -1, 1]],
   ['Clip passes the gradient at its bounds', (x) => ops.clip(x, -1, 1), [-1, 1, 1.5, -2], [1, 1, 0, 0]],
@@ -201,7 +322,10 @@ test('Cast: the gradient passes through a float64 → float32 → float64 round 
 test('int paths (cast to int, argmax, comparisons) give no gradient to their input', async () => {
   const x = input('x', 'float64', [2, 3]);
   const asFloat = (t: Tensor) => ops.sum(t.cast('float64'));
-  const intPaths = asFloat(x.mul(3).cast('int32')).add(asFloat(ops.argmax(x, -1))).add(asFloat(ops.greater(x, 0))).add(asFloat(ops.less(x, 0.5)));
+  const intPaths = asFloat(x.mul(3).cast('int32'))
+    .add(asFloat(ops.argmax(x, -1)))
+    .add(asFloat(ops.greater(x, 0)))
+    .add(asFloat(ops.less(x, 0.5)));
   const [gInt] = grad(intPaths, [x]);
   const [gMixed] = grad(intPaths.add(ops.sum(x.mul(2))), [x]);
   const { a, b } = await run({ a: gInt, b: gMixed }, { x: [[2, 3], nrm(6, 8)] });
@@ -210,16 +334,21 @@ test('int paths (cast to int, argmax, comparisons) give no gradient to their inp
 });
 
 test('grad of a parameter the loss does not use is zeros of its shape', async () => {
-  const x = input('x', 'float64', [2, 3]), unused = input('unused', 'float64', [4, 1]);
+  const x = input('x', 'float64', [2, 3]),
+    unused = input('unused', 'float64', [4, 1]);
   const [gx, gu] = grad(ops.sum(x.mul(x)), [x, unused]);
   assert.deepEqual(gu.shape, [4, 1]);
-  const { a, b } = await run({ a: gx, b: gu }, { x: [[2, 3], vals(1, 2, 3, 4, 5, 6)(6, 0)], unused: [[4, 1], nrm(4, 9)] });
+  const { a, b } = await run(
+    { a: gx, b: gu },
+    { x: [[2, 3], vals(1, 2, 3, 4, 5, 6)(6, 0)], unused: [[4, 1], nrm(4, 9)] },
+  );
   assert.deepEqual(a, [2, 4, 6, 8, 10, 12]);
   assert.deepEqual(b, [0, 0, 0, 0]);
 });
 
 test('grad refuses a non-scalar loss, an int loss, and int wrt', () => {
-  const x = input('x', 'float64', [2, 3]), ids = input('ids', 'int64', [2]);
+  const x = input('x', 'float64', [2, 3]),
+    ids = input('ids', 'int64', [2]);
   assert.throws(() => grad(x.mul(2), [x]), /grad: the loss must be a scalar, got .*\[2, 3\]/);
   assert.throws(() => grad(ops.sum(ids), [x]), /grad: the loss must be float, got .*int64/);
   assert.throws(() => grad(ops.sum(x), [x, ids]), /grad: cannot differentiate with respect to .*int64/);

@@ -8,7 +8,9 @@ import { input } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
 
 // Linear regression: loss = mean((X W + b - Y)²), W [D, E] (decays by default), b [E] (does not).
-const N = 8, D = 3, E = 2;
+const N = 8,
+  D = 3,
+  E = 2;
 const rng = new Rng(42);
 const X = Array.from({ length: N * D }, () => rng.normal());
 const Y = Array.from({ length: N * E }, () => rng.normal() + 1);
@@ -17,8 +19,19 @@ const b0 = [0.5, -0.25];
 /** A schedule: the learning rate changes every step. */
 const LRS = [0.05, 0.2, 0.1, 0.3, 0.02, 0.15, 0.25, 0.08];
 
-interface Options { weightDecay: number; maxGradNorm?: number; beta1?: number; beta2?: number; eps?: number }
-interface Snapshot { loss: number; gradNorm: number; clipped: boolean; params: Record<string, number[]> }
+interface Options {
+  weightDecay: number;
+  maxGradNorm?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+}
+interface Snapshot {
+  loss: number;
+  gradNorm: number;
+  clipped: boolean;
+  params: Record<string, number[]>;
+}
 
 /** Plain TS reference with PyTorch's AdamW and clip_grad_norm_ semantics, in float64. */
 function reference(o: Options): Snapshot[] {
@@ -30,7 +43,8 @@ function reference(o: Options): Snapshot[] {
   LRS.forEach((lr, i) => {
     const t = i + 1;
     const r = Array.from({ length: N * E }, (_, k) => {
-      const n = Math.floor(k / E), e = k % E;
+      const n = Math.floor(k / E),
+        e = k % E;
       let acc = p.b[e] - Y[k];
       for (let d = 0; d < D; d++) acc += X[n * D + d] * p.W[d * E + e];
       return acc;
@@ -38,14 +52,23 @@ function reference(o: Options): Snapshot[] {
     const loss = r.reduce((a, x) => a + x * x, 0) / (N * E);
     const dr = r.map((x) => (2 * x) / (N * E));
     const g: Record<string, number[]> = {
-      W: Array.from({ length: D * E }, (_, k) => { let a = 0; for (let n = 0; n < N; n++) a += X[n * D + Math.floor(k / E)] * dr[n * E + (k % E)]; return a; }),
-      b: Array.from({ length: E }, (_, e) => { let a = 0; for (let n = 0; n < N; n++) a += dr[n * E + e]; return a; }),
+      W: Array.from({ length: D * E }, (_, k) => {
+        let a = 0;
+        for (let n = 0; n < N; n++) a += X[n * D + Math.floor(k / E)] * dr[n * E + (k % E)];
+        return a;
+      }),
+      b: Array.from({ length: E }, (_, e) => {
+        let a = 0;
+        for (let n = 0; n < N; n++) a += dr[n * E + e];
+        return a;
+      }),
     };
     const gradNorm = Math.sqrt([...g.W, ...g.b].reduce((a, x) => a + x * x, 0));
     const scale = o.maxGradNorm === undefined ? 1 : Math.min(1, o.maxGradNorm / (gradNorm + 1e-6));
     for (const name of ['W', 'b']) {
       const decays = name === 'W'; // rank ≥ 2
-      const bc1 = 1 - beta1 ** t, bc2 = 1 - beta2 ** t;
+      const bc1 = 1 - beta1 ** t,
+        bc2 = 1 - beta2 ** t;
       p[name] = p[name].map((x, k) => {
         const gk = g[name][k] * scale;
         m[name][k] = beta1 * m[name][k] + (1 - beta1) * gk;
@@ -55,18 +78,31 @@ function reference(o: Options): Snapshot[] {
         return decayed - (lr / bc1) * (m[name][k] / denom);
       });
     }
-    out.push({ loss, gradNorm, clipped: scale < 1, params: { W: [...p.W], b: [...p.b], 'exp_avg.W': [...m.W], 'exp_avg_sq.b': [...v.b] } });
+    out.push({
+      loss,
+      gradNorm,
+      clipped: scale < 1,
+      params: { W: [...p.W], b: [...p.b], 'exp_avg.W': [...m.W], 'exp_avg_sq.b': [...v.b] },
+    });
   });
   return out;
 }
 
 /** The same run with the engine: one graph, one TrainStep, lr and step fed each step. */
 async function engine(o: Options, dtype: 'float32' | 'float64'): Promise<Snapshot[]> {
-  const x = input('X', dtype, [N, D]), y = input('Y', dtype, [N, E]);
-  const w = input('W', dtype, [D, E]), b = input('b', dtype, [E]);
+  const x = input('X', dtype, [N, D]),
+    y = input('Y', dtype, [N, E]);
+  const w = input('W', dtype, [D, E]),
+    b = input('b', dtype, [E]);
   const err = ops.matmul(x, w).add(b).sub(y);
-  const graph = buildTrainGraph({ loss: ops.mean(err.mul(err)), params: [w, b], optimizer: adamw(o), maxGradNorm: o.maxGradNorm });
-  const host = (data: number[], dims: number[]) => hostTensor(dtype, dtype === 'float32' ? Float32Array.from(data) : Float64Array.from(data), dims);
+  const graph = buildTrainGraph({
+    loss: ops.mean(err.mul(err)),
+    params: [w, b],
+    optimizer: adamw(o),
+    maxGradNorm: o.maxGradNorm,
+  });
+  const host = (data: number[], dims: number[]) =>
+    hostTensor(dtype, dtype === 'float32' ? Float32Array.from(data) : Float64Array.from(data), dims);
   const state = new State(await Runtime.create({ provider: 'cpu', threads: 1 }));
   state.set('W', host(W0, [D, E]));
   state.set('b', host(b0, [E]));
@@ -76,7 +112,12 @@ async function engine(o: Options, dtype: 'float32' | 'float64'): Promise<Snapsho
   for (const [i, lr] of LRS.entries()) {
     const s = await step.run(batch, lr, i + 1);
     const read = await state.read(['W', 'b', 'exp_avg.W', 'exp_avg_sq.b']);
-    out.push({ loss: s.loss, gradNorm: s.grad_norm, clipped: false, params: Object.fromEntries([...read].map(([k, v]) => [k, Array.from(v)])) });
+    out.push({
+      loss: s.loss,
+      gradNorm: s.grad_norm,
+      clipped: false,
+      params: Object.fromEntries([...read].map(([k, v]) => [k, Array.from(v)])),
+    });
   }
   await step.release();
   await state.release();
@@ -86,19 +127,26 @@ async function engine(o: Options, dtype: 'float32' | 'float64'): Promise<Snapsho
 const cases: [string, Options, 'float32' | 'float64', number][] = [
   ['AdamW without weight decay', { weightDecay: 0 }, 'float32', 1e-6],
   ['AdamW with weight decay (W decays, the bias b does not)', { weightDecay: 0.5 }, 'float32', 1e-6],
-  ['AdamW + global-norm clipping, custom betas and eps', { weightDecay: 0.1, maxGradNorm: 2, beta1: 0.8, beta2: 0.95, eps: 1e-6 }, 'float32', 1e-6],
+  [
+    'AdamW + global-norm clipping, custom betas and eps',
+    { weightDecay: 0.1, maxGradNorm: 2, beta1: 0.8, beta2: 0.95, eps: 1e-6 },
+    'float32',
+    1e-6,
+  ],
   ['AdamW + global-norm clipping in float64', { weightDecay: 0.1, maxGradNorm: 2 }, 'float64', 1e-12],
 ];
 
 for (const [name, o, dtype, tol] of cases) {
   test(`${name} matches the reference over ${LRS.length} scheduled steps (${dtype})`, async () => {
-    const want = reference(o), got = await engine(o, dtype);
+    const want = reference(o),
+      got = await engine(o, dtype);
     if (o.maxGradNorm !== undefined) {
       // Both branches of the clip are exercised.
       assert.ok(want.some((s) => s.clipped) && want.some((s) => !s.clipped), `clipped: ${want.map((s) => s.clipped)}`);
     }
     // Relative to the tensor's scale (its largest magnitude), so elements that cross zero are fair.
-    const close = (a: number, r: number, scale: number, what: string) => assert.ok(Math.abs(a - r) <= tol * scale, `${what}: ${a} vs ${r}`);
+    const close = (a: number, r: number, scale: number, what: string) =>
+      assert.ok(Math.abs(a - r) <= tol * scale, `${what}: ${a} vs ${r}`);
     want.forEach((w, i) => {
       close(got[i].loss, w.loss, w.loss, `loss at step ${i + 1}`);
       close(got[i].gradNorm, w.gradNorm, w.gradNorm, `grad_norm (before clipping) at step ${i + 1}`);

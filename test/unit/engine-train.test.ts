@@ -11,30 +11,56 @@ import { Rng } from '../../src/util/rng';
 
 // Task: sequences a b a b a b ... for every pair of distinct tokens a ≠ b. From position 1 on, the
 // next token is the one before the current one, so the model must attend to the previous position.
-const V = 6, T = 8, D = 16, H = 32;
+const V = 6,
+  T = 8,
+  D = 16,
+  H = 32;
 const pairs = [...Array(V * V).keys()].map((k) => [Math.floor(k / V), k % V]).filter(([a, b]) => a !== b);
 const seqs = pairs.map(([a, b]) => Array.from({ length: T + 1 }, (_, i) => (i % 2 ? b : a)));
 const batch = {
   tokens: hostTensor('int64', BigInt64Array.from(seqs.flatMap((s) => s.slice(0, T).map(BigInt))), [seqs.length, T]),
   targets: hostTensor('int64', BigInt64Array.from(seqs.flatMap((s) => s.slice(1).map(BigInt))), [seqs.length, T]),
-  lossMask: hostTensor('bool', Uint8Array.from(seqs.flatMap(() => Array.from({ length: T }, (_, i) => (i >= 1 ? 1 : 0)))), [seqs.length, T]),
-  causal: hostTensor('bool', Uint8Array.from({ length: T * T }, (_, k) => (k % T <= Math.floor(k / T) ? 1 : 0)), [T, T]),
+  lossMask: hostTensor(
+    'bool',
+    Uint8Array.from(seqs.flatMap(() => Array.from({ length: T }, (_, i) => (i >= 1 ? 1 : 0)))),
+    [seqs.length, T],
+  ),
+  causal: hostTensor(
+    'bool',
+    Uint8Array.from({ length: T * T }, (_, k) => (k % T <= Math.floor(k / T) ? 1 : 0)),
+    [T, T],
+  ),
 };
 
 // name → [shape, init]: 'n' small normal, 1 or 0 constant.
 const paramSpecs: Record<string, [number[], 'n' | 0 | 1]> = {
-  wte: [[V, D], 'n'], wpe: [[T, D], 'n'],
-  ln1g: [[D], 1], ln1b: [[D], 0], wq: [[D, D], 'n'], wk: [[D, D], 'n'], wv: [[D, D], 'n'], wo: [[D, D], 'n'], bo: [[D], 0],
-  ln2g: [[D], 1], ln2b: [[D], 0], w1: [[D, H], 'n'], b1: [[H], 0], w2: [[H, D], 'n'], b2: [[D], 0],
-  lnfg: [[D], 1], lnfb: [[D], 0],
+  wte: [[V, D], 'n'],
+  wpe: [[T, D], 'n'],
+  ln1g: [[D], 1],
+  ln1b: [[D], 0],
+  wq: [[D, D], 'n'],
+  wk: [[D, D], 'n'],
+  wv: [[D, D], 'n'],
+  wo: [[D, D], 'n'],
+  bo: [[D], 0],
+  ln2g: [[D], 1],
+  ln2b: [[D], 0],
+  w1: [[D, H], 'n'],
+  b1: [[H], 0],
+  w2: [[H, D], 'n'],
+  b2: [[D], 0],
+  lnfg: [[D], 1],
+  lnfb: [[D], 0],
 };
 const names = Object.keys(paramSpecs);
 
 /** A 1-layer, 1-head causal transformer with tied embeddings, over a symbolic batch 'B'. */
 function build() {
   const p = Object.fromEntries(names.map((n) => [n, input(n, 'float32', paramSpecs[n][0])])) as Record<string, Tensor>;
-  const tokens = input('tokens', 'int64', ['B', T]), targets = input('targets', 'int64', ['B', T]);
-  const lossMask = input('lossMask', 'bool', ['B', T]), causal = input('causal', 'bool', [T, T]);
+  const tokens = input('tokens', 'int64', ['B', T]),
+    targets = input('targets', 'int64', ['B', T]);
+  const lossMask = input('lossMask', 'bool', ['B', T]),
+    causal = input('causal', 'bool', [T, T]);
   const x0 = ops.gather(p.wte, tokens).add(p.wpe);
   const h = nn.layerNorm(x0, p.ln1g, p.ln1b);
   const [q, k, v] = [p.wq, p.wk, p.wv].map((w) => nn.linear(h, w));
@@ -51,14 +77,25 @@ function build() {
 test('a 1-layer transformer learns to continue a b a b ...; State round trip and a second TrainStep continue training', async () => {
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
   const { params, loss, accuracy } = build();
-  const graph = buildTrainGraph({ loss, params, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1, metrics: { accuracy } });
+  const graph = buildTrainGraph({
+    loss,
+    params,
+    optimizer: adamw({ weightDecay: 0.01 }),
+    maxGradNorm: 1,
+    metrics: { accuracy },
+  });
   const state = new State(runtime);
   const rng = new Rng(7);
   for (const [n, [shape, init]] of Object.entries(paramSpecs)) {
-    state.setHost(n, Float32Array.from({ length: numel(shape) }, () => (init === 'n' ? 0.1 * rng.normal() : init)), shape);
+    state.setHost(
+      n,
+      Float32Array.from({ length: numel(shape) }, () => (init === 'n' ? 0.1 * rng.normal() : init)),
+      shape,
+    );
   }
   const step = await TrainStep.create(graph, state);
-  const steps = 80, lr = (t: number) => 0.02 * Math.min(1, t / 10); // warmup, then constant
+  const steps = 80,
+    lr = (t: number) => 0.02 * Math.min(1, t / 10); // warmup, then constant
   const losses: number[] = [];
   let last: Record<string, number> = {};
   for (let t = 1; t <= steps; t++) {

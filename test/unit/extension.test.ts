@@ -21,11 +21,23 @@ test('activation registers every manifest command, fast, without loading onnxrun
   const extension = require('../../src/extension') as typeof import('../../src/extension');
   const context = workbench.context(root);
   extension.activate(context as never);
-  t.diagnostic(`activate() from sources under tsx: ${(performance.now() - started).toFixed(0)} ms (bundled: npm run activation-time)`);
+  t.diagnostic(
+    `activate() from sources under tsx: ${(performance.now() - started).toFixed(0)} ms (bundled: npm run activation-time)`,
+  );
 
   const loaded = Object.keys(require.cache);
-  assert.deepEqual(loaded.filter((m) => /onnxruntime/.test(m)), []);
-  assert.deepEqual(loaded.filter((m) => m.includes(`${path.sep}src${path.sep}engine${path.sep}`) || m.includes(`${path.sep}src${path.sep}train${path.sep}`)), []);
+  assert.deepEqual(
+    loaded.filter((m) => /onnxruntime/.test(m)),
+    [],
+  );
+  assert.deepEqual(
+    loaded.filter(
+      (m) =>
+        m.includes(`${path.sep}src${path.sep}engine${path.sep}`) ||
+        m.includes(`${path.sep}src${path.sep}train${path.sep}`),
+    ),
+    [],
+  );
 
   const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
   const declared = manifest.contributes.commands.map((c: { command: string }) => c.command).sort();
@@ -37,7 +49,10 @@ test('activation registers every manifest command, fast, without loading onnxrun
 test('Open Labeling reveals the Labeling view', async () => {
   ui.reset();
   await vscode.commands.executeCommand('rlhf.openLabeling');
-  assert.deepEqual(ui.executed.map((e) => e.command), ['rlhf.openLabeling', 'rlhf.labeling.focus']);
+  assert.deepEqual(
+    ui.executed.map((e) => e.command),
+    ['rlhf.openLabeling', 'rlhf.labeling.focus'],
+  );
   assert.deepEqual(ui.shown, []);
 });
 
@@ -45,19 +60,37 @@ test('Export Preferences writes the decided labels of a queue as TRL pairs, and 
   const dir = path.join(workspace, 'export');
   fs.mkdirSync(dir);
   const experiment = path.join(dir, 'export.rlhf.json');
-  fs.writeFileSync(experiment, JSON.stringify({ name: 'export', model: 'tiny', comparisons: { prompts: 'prompts.jsonl', preferences: 'labels.jsonl' } }));
-  fs.writeFileSync(path.join(dir, 'labels.jsonl'), [
-    { id: 'p0', label: 'b', prompt: 'Hi?', chosen: ' Hello.', rejected: ' Go.' },
-    { id: 'p1', label: 'tie', prompt: 'Yo?', response_a: ' Yes.', response_b: ' Yep.' },
-  ].map((r) => JSON.stringify(r)).join('\n') + '\nnot json\n');
+  fs.writeFileSync(
+    experiment,
+    JSON.stringify({
+      name: 'export',
+      model: 'tiny',
+      comparisons: { prompts: 'prompts.jsonl', preferences: 'labels.jsonl' },
+    }),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'labels.jsonl'),
+    [
+      { id: 'p0', label: 'b', prompt: 'Hi?', chosen: ' Hello.', rejected: ' Go.' },
+      { id: 'p1', label: 'tie', prompt: 'Yo?', response_a: ' Yes.', response_b: ' Yep.' },
+    ]
+      .map((r) => JSON.stringify(r))
+      .join('\n') + '\nnot json\n',
+  );
   const dest = path.join(dir, 'out.jsonl');
   ui.reset();
   ui.answers.push(dest);
   await vscode.commands.executeCommand('rlhf.exportPreferences', vscode.Uri.file(experiment));
-  assert.deepEqual(fs.readFileSync(dest, 'utf8'), `${JSON.stringify({ prompt: 'Hi?', chosen: ' Hello.', rejected: ' Go.' })}\n`);
+  assert.deepEqual(
+    fs.readFileSync(dest, 'utf8'),
+    `${JSON.stringify({ prompt: 'Hi?', chosen: ' Hello.', rejected: ' Go.' })}\n`,
+  );
   assert.equal(ui.shown.length, 1);
   assert.equal(ui.shown[0].kind, 'warning');
-  assert.match(ui.shown[0].message, /Exported 1 preference pair to out\.jsonl; 1 tie, both-bad or skipped label left out; 1 bad line skipped/);
+  assert.match(
+    ui.shown[0].message,
+    /Exported 1 preference pair to out\.jsonl; 1 tie, both-bad or skipped label left out; 1 bad line skipped/,
+  );
 
   const bare = path.join(dir, 'bare.rlhf.json');
   fs.writeFileSync(bare, JSON.stringify({ name: 'bare', model: 'tiny' }));
@@ -70,14 +103,23 @@ test('commands: training, generation and New Experiment explain Restricted Mode 
   workbench.setTrusted(false);
   const files = fs.readdirSync(workspace);
   try {
-    for (const command of ['rlhf.trainSft', 'rlhf.trainRewardModel', 'rlhf.runPpo', 'rlhf.generateWithModel', 'rlhf.newExperiment']) {
+    for (const command of [
+      'rlhf.trainSft',
+      'rlhf.trainRewardModel',
+      'rlhf.runPpo',
+      'rlhf.generateWithModel',
+      'rlhf.newExperiment',
+    ]) {
       ui.reset();
       ui.answers.push('Manage Workspace Trust');
       await vscode.commands.executeCommand(command);
       assert.match(ui.shown[0].message, /disabled in Restricted Mode/);
       assert.equal(ui.executed.at(-1)?.command, 'workbench.trust.manage');
     }
-    assert.match(ui.shown[0].message, /^New Experiment is disabled in Restricted Mode: it writes files into this workspace\./);
+    assert.match(
+      ui.shown[0].message,
+      /^New Experiment is disabled in Restricted Mode: it writes files into this workspace\./,
+    );
     assert.deepEqual(fs.readdirSync(workspace), files, 'nothing was written');
   } finally {
     workbench.setTrusted(true);
@@ -87,23 +129,45 @@ test('commands: training, generation and New Experiment explain Restricted Mode 
 test('commands: an experiment outside the workspace folders, or naming files outside, is refused', async () => {
   const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'outside-'));
   const stray = path.join(outside, 'stray.rlhf.json');
-  fs.writeFileSync(stray, JSON.stringify({ name: 'stray', sft: { data: 'sft.jsonl' }, comparisons: { prompts: 'p.jsonl' } }));
+  fs.writeFileSync(
+    stray,
+    JSON.stringify({ name: 'stray', sft: { data: 'sft.jsonl' }, comparisons: { prompts: 'p.jsonl' } }),
+  );
   for (const command of ['rlhf.trainSft', 'rlhf.exportPreferences']) {
     ui.reset();
     await vscode.commands.executeCommand(command, vscode.Uri.file(stray));
-    assert.deepEqual(ui.shown.map((s) => [s.kind, s.message]), [['error', `${stray} is outside the workspace folders: open the folder that holds it. An experiment and the files it names must be inside a workspace folder.`]]);
+    assert.deepEqual(
+      ui.shown.map((s) => [s.kind, s.message]),
+      [
+        [
+          'error',
+          `${stray} is outside the workspace folders: open the folder that holds it. An experiment and the files it names must be inside a workspace folder.`,
+        ],
+      ],
+    );
   }
   assert.deepEqual(fs.readdirSync(outside), ['stray.rlhf.json'], 'no run folder');
 
   const dir = path.join(workspace, 'leaky');
   fs.mkdirSync(dir);
   const leaky = path.join(dir, 'leaky.rlhf.json');
-  fs.writeFileSync(leaky, JSON.stringify({ name: 'leaky', comparisons: { prompts: 'p.jsonl', preferences: path.join(outside, 'stray.rlhf.json') } }));
+  fs.writeFileSync(
+    leaky,
+    JSON.stringify({
+      name: 'leaky',
+      comparisons: { prompts: 'p.jsonl', preferences: path.join(outside, 'stray.rlhf.json') },
+    }),
+  );
   ui.reset();
   ui.answers.push(path.join(dir, 'out.jsonl'));
   await vscode.commands.executeCommand('rlhf.exportPreferences', vscode.Uri.file(leaky));
   assert.equal(ui.shown.length, 1);
-  assert.ok(ui.shown[0].message.startsWith(`${leaky}: comparisons.preferences: ${stray} is outside the workspace folder ${workspace}`), ui.shown[0].message);
+  assert.ok(
+    ui.shown[0].message.startsWith(
+      `${leaky}: comparisons.preferences: ${stray} is outside the workspace folder ${workspace}`,
+    ),
+    ui.shown[0].message,
+  );
   assert.equal(fs.existsSync(path.join(dir, 'out.jsonl')), false);
 });
 
@@ -131,7 +195,11 @@ test('Train SFT starts a training process from the experiment file, and the Runs
   const { WorkspaceRuns } = await import('../../src/views/workspaceRuns');
   const { RunsTreeProvider } = await import('../../src/views/runsTree');
   const { logRuns } = await import('../../src/views/runLog');
-  const processOptions = { entry: path.join(root, 'src', 'runner', 'train-process.ts'), execArgv: ['--import', 'tsx'], cwd: root };
+  const processOptions = {
+    entry: path.join(root, 'src', 'runner', 'train-process.ts'),
+    execArgv: ['--import', 'tsx'],
+    cwd: root,
+  };
   const supervisor = new RunSupervisor(processOptions);
   const runs = new WorkspaceRuns(supervisor);
   const log = vscode.window.createOutputChannel('test');
@@ -142,7 +210,16 @@ test('Train SFT starts a training process from the experiment file, and the Runs
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'sft.jsonl'), JSON.stringify({ prompt: 'Hi?', completion: ' Hello.' }));
   const file = path.join(dir, 'tiny.rlhf.json');
-  fs.writeFileSync(file, JSON.stringify({ name: 'tiny', model: 'tiny', model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 16 }, runtime: { provider: 'cpu', threads: 1 }, sft: { data: 'sft.jsonl', max_steps: 2, per_device_train_batch_size: 1, logging_steps: 1, eval_fraction: 0 } }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      name: 'tiny',
+      model: 'tiny',
+      model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 16 },
+      runtime: { provider: 'cpu', threads: 1 },
+      sft: { data: 'sft.jsonl', max_steps: 2, per_device_train_batch_size: 1, logging_steps: 1, eval_fraction: 0 },
+    }),
+  );
   workbench.settings['rlhf.threads'] = 1;
 
   ui.reset();
@@ -152,7 +229,10 @@ test('Train SFT starts a training process from the experiment file, and the Runs
   assert.equal((await run.process.outcome).status, 'finished');
   await new Promise((r) => setTimeout(r, 50));
   assert.match(ui.shown.at(-1)?.message ?? '', /SFT run "tiny" finished/);
-  assert.ok(log.lines.some((l) => /step 2: loss/.test(l)), 'metrics reach the log channel');
+  assert.ok(
+    log.lines.some((l) => /step 2: loss/.test(l)),
+    'metrics reach the log channel',
+  );
 
   const tree = new RunsTreeProvider(runs);
   const [ref] = tree.getChildren();
@@ -169,16 +249,49 @@ test('a run whose loss climbs far above its start ends with a warning notificati
   const { startStage } = await import('../../src/commands/training');
   const { RunSupervisor } = await import('../../src/runner/supervisor');
   const { WorkspaceRuns } = await import('../../src/views/workspaceRuns');
-  const processOptions = { entry: path.join(root, 'src', 'runner', 'train-process.ts'), execArgv: ['--import', 'tsx'], cwd: root };
+  const processOptions = {
+    entry: path.join(root, 'src', 'runner', 'train-process.ts'),
+    execArgv: ['--import', 'tsx'],
+    cwd: root,
+  };
   const supervisor = new RunSupervisor(processOptions);
   const runs = new WorkspaceRuns(supervisor);
-  const services = { supervisor, runs, log: vscode.window.createOutputChannel('test'), processOptions, extensionPath: root } as never;
+  const services = {
+    supervisor,
+    runs,
+    log: vscode.window.createOutputChannel('test'),
+    processOptions,
+    extensionPath: root,
+  } as never;
   const dir = path.join(workspace, 'climb');
   fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'sft.jsonl'), ['cat', 'dog', 'cow', 'owl'].map((a) => JSON.stringify({ prompt: `What does a ${a} eat?`, completion: ` A ${a} eats.` })).join('\n'));
+  fs.writeFileSync(
+    path.join(dir, 'sft.jsonl'),
+    ['cat', 'dog', 'cow', 'owl']
+      .map((a) => JSON.stringify({ prompt: `What does a ${a} eat?`, completion: ` A ${a} eats.` }))
+      .join('\n'),
+  );
   const file = path.join(dir, 'climb.rlhf.json');
-  const sft = { data: 'sft.jsonl', max_steps: 8, per_device_train_batch_size: 4, learning_rate: 10, warmup_steps: 0, logging_steps: 1, eval_fraction: 0 };
-  fs.writeFileSync(file, JSON.stringify({ name: 'climb', seed: 3, model: 'tiny', model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 }, runtime: { provider: 'cpu', threads: 1 }, sft }));
+  const sft = {
+    data: 'sft.jsonl',
+    max_steps: 8,
+    per_device_train_batch_size: 4,
+    learning_rate: 10,
+    warmup_steps: 0,
+    logging_steps: 1,
+    eval_fraction: 0,
+  };
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      name: 'climb',
+      seed: 3,
+      model: 'tiny',
+      model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 },
+      runtime: { provider: 'cpu', threads: 1 },
+      sft,
+    }),
+  );
 
   ui.reset();
   const run = (await startStage(services, 'sft', vscode.Uri.file(file) as never))!;
@@ -187,7 +300,10 @@ test('a run whose loss climbs far above its start ends with a warning notificati
   assert.match(outcome.warning ?? '', /^loss rose from/);
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(ui.shown.at(-1)?.kind, 'warning');
-  assert.match(ui.shown.at(-1)?.message ?? '', /SFT run "climb" finished, but loss rose from [\d.]+ \(first logged\) to/);
+  assert.match(
+    ui.shown.at(-1)?.message ?? '',
+    /SFT run "climb" finished, but loss rose from [\d.]+ \(first logged\) to/,
+  );
   runs.dispose();
 });
 
@@ -218,7 +334,10 @@ test('Stop Run signals no process a stale run.json names, and offers to kill one
   registry.save(Object.assign(copied, { pid: stranger.pid }));
   ui.reset();
   await stopRun(services, { registry, record: copied });
-  assert.deepEqual(ui.shown.map((s) => s.kind), ['warning']);
+  assert.deepEqual(
+    ui.shown.map((s) => s.kind),
+    ['warning'],
+  );
   const stale = `its process ${stranger.pid} is gone or is another program, so it was not signalled`;
   assert.equal(ui.shown[0].message, `Run "copied" looks stale: ${stale}. It is now marked failed.`);
   assert.equal(isRunning(stranger), true);
@@ -231,7 +350,10 @@ test('Stop Run signals no process a stale run.json names, and offers to kill one
     ui.reset();
     ui.answers.push(answer);
     await stopRun(services, { registry, record: deaf });
-    assert.deepEqual(ui.shown.map((s) => [s.kind, s.items]), [['warning', ['Force Stop']]]);
+    assert.deepEqual(
+      ui.shown.map((s) => [s.kind, s.items]),
+      [['warning', ['Force Stop']]],
+    );
     const message = `Run "deaf" did not stop within 0.3 s; its process ${child.pid} is still running.`;
     assert.ok(ui.shown[0].message.startsWith(message), ui.shown[0].message);
     if (!answer) assert.deepEqual([isRunning(child), registry.get(deaf.id)?.status], [true, 'running'], 'left running');

@@ -37,7 +37,11 @@ test('the PyTorch reference scripts import their sibling modules when run throug
   const wrapper = 'import runpy, sys\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name="__main__")';
   for (const name of ['bench_torch.py', 'ppo_torch.py']) {
     const script = path.join(root, 'bench', 'reference', name);
-    const r = spawnSync('python3', ['-c', wrapper, script, '--help'], { cwd: os.tmpdir(), env: cleanEnv(), encoding: 'utf8' });
+    const r = spawnSync('python3', ['-c', wrapper, script, '--help'], {
+      cwd: os.tmpdir(),
+      env: cleanEnv(),
+      encoding: 'utf8',
+    });
     const local = /No module named '(torch_threads|gpt2_torch|bench_torch)'/.exec(r.stderr);
     assert.equal(local, null, `${name}: ${r.stderr}`);
   }

@@ -15,8 +15,16 @@ import { GREEDY, Generator, sample } from '../../src/train/generate';
 import { Rng } from '../../src/util/rng';
 
 const cfg: ModelConfig = {
-  modelType: 'gpt2', vocabSize: 97, nPositions: 32, nEmbd: 32, nLayer: 2, nHead: 4, nKvHead: 4, headDim: 8,
-  layerNormEpsilon: 1e-5, tiedHead: true,
+  modelType: 'gpt2',
+  vocabSize: 97,
+  nPositions: 32,
+  nEmbd: 32,
+  nLayer: 2,
+  nHead: 4,
+  nKvHead: 4,
+  headDim: 8,
+  layerNormEpsilon: 1e-5,
+  tiedHead: true,
 };
 
 /** Random weights large enough that logits differ clearly between tokens. */
@@ -26,7 +34,10 @@ function randomParams(seed: number): Map<string, Float32Array> {
   for (const [name, shape] of paramShapes(cfg)) {
     const n = shape.reduce((a, b) => a * b, 1);
     const isNormWeight = /ln_\d|ln_f/.test(name) && name.endsWith('.weight');
-    out.set(name, Float32Array.from({ length: n }, () => (isNormWeight ? 1 : 0) + rng.normal() * 0.2));
+    out.set(
+      name,
+      Float32Array.from({ length: n }, () => (isNormWeight ? 1 : 0) + rng.normal() * 0.2),
+    );
   }
   return out;
 }
@@ -43,7 +54,8 @@ async function setup() {
   const forward = await runtime.load(toOnnx({ logits }));
   /** Logits [B, T, V] for left-padded rows of token ids. */
   const run = async (rows: number[][]) => {
-    const b = rows.length, t = Math.max(...rows.map((r) => r.length));
+    const b = rows.length,
+      t = Math.max(...rows.map((r) => r.length));
     const ids = rows.flatMap((r) => [...Array(t - r.length).fill(0), ...r]);
     const mask = Float32Array.from(rows.flatMap((r) => [...Array(t - r.length).fill(0), ...Array(r.length).fill(1)]));
     const feeds: Record<string, ReturnType<typeof hostTensor>> = {
@@ -57,7 +69,11 @@ async function setup() {
   return { runtime, state, params, run };
 }
 
-const rows = [[5, 17, 3, 88, 42, 9], [61, 2], [30, 31, 32, 33]];
+const rows = [
+  [5, 17, 3, 88, 42, 9],
+  [61, 2],
+  [30, 31, 32, 33],
+];
 
 test('left-padded batches give the same logits as each prompt alone', async () => {
   const { run } = await setup();
@@ -82,7 +98,8 @@ test('greedy decoding with the KV cache equals decoding without it, batched and 
   const cached = await gen.generate(rows, opts, 96, new Rng(1), true);
   const uncached = await gen.generate(rows, opts, 96, new Rng(1), false);
   assert.deepEqual(cached, uncached);
-  for (const [b, row] of rows.entries()) assert.deepEqual((await gen.generate([row], opts, 96, new Rng(1)))[0], cached[b]);
+  for (const [b, row] of rows.entries())
+    assert.deepEqual((await gen.generate([row], opts, 96, new Rng(1)))[0], cached[b]);
   assert.ok(cached.every((g) => g.tokens.length > 0));
 });
 
@@ -99,7 +116,8 @@ test('sample: greedy is argmax, top-k and top-p keep only the most likely tokens
   const logits = Float32Array.from([0.1, 3, -1, 2.5, 2, 0]); // order by likelihood: 1, 3, 4, 0, 5, 2
   const rng = new Rng(3);
   assert.equal(sample(logits, GREEDY, rng), 1);
-  const drawn = (opts: { temperature: number; topK: number; topP: number }) => new Set(Array.from({ length: 400 }, () => sample(logits, opts, rng)));
+  const drawn = (opts: { temperature: number; topK: number; topP: number }) =>
+    new Set(Array.from({ length: 400 }, () => sample(logits, opts, rng)));
   assert.deepEqual([...drawn({ temperature: 1, topK: 2, topP: 1 })].sort(), [1, 3]);
   // p(1) ≈ 0.48, p(3) ≈ 0.29: together ≥ 0.7, so top-p 0.7 keeps exactly those two.
   assert.deepEqual([...drawn({ temperature: 1, topK: 0, topP: 0.7 })].sort(), [1, 3]);
@@ -115,27 +133,49 @@ const torchAvailable = (() => {
   }
 })();
 
-test('logits match an independent PyTorch GPT-2 on the same safetensors file', { skip: torchAvailable ? false : 'PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread)' }, async () => {
-  const { params, run } = await setup();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parity-'));
-  const shapes = paramShapes(cfg);
-  saveCheckpoint(path.join(dir, 'ckpt'), { config: cfg, params: new Map([...params].map(([n, d]) => [n, { dtype: 'float32', shape: shapes.get(n)!, data: d }])) });
-  const ours = await run(rows);
-  const t = ours.t;
-  const ids = rows.map((r) => [...Array(t - r.length).fill(0), ...r]);
-  const mask = rows.map((r) => [...Array(t - r.length).fill(0), ...Array(r.length).fill(1)]);
-  const positions = Array.from(positionIds(ours.mask, rows.length, t, t));
-  fs.writeFileSync(path.join(dir, 'in.json'), JSON.stringify({ input_ids: ids, attention_mask: mask, position_ids: rows.map((_, b) => positions.slice(b * t, (b + 1) * t)) }));
-  execFileSync('/usr/bin/python3', ['bench/reference/parity.py', '--checkpoint', path.join(dir, 'ckpt'), '--input', path.join(dir, 'in.json'), '--output', path.join(dir, 'out.json')]);
-  const theirs = (JSON.parse(fs.readFileSync(path.join(dir, 'out.json'), 'utf8')).logits as number[][][]).flat(2);
-  let worst = 0;
-  rows.forEach((row, b) => {
-    for (let i = t - row.length; i < t; i++) {
-      for (let v = 0; v < cfg.vocabSize; v++) {
-        const k = (b * t + i) * cfg.vocabSize + v;
-        worst = Math.max(worst, Math.abs(ours.logits[k] - theirs[k]));
+test(
+  'logits match an independent PyTorch GPT-2 on the same safetensors file',
+  { skip: torchAvailable ? false : 'PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread)' },
+  async () => {
+    const { params, run } = await setup();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parity-'));
+    const shapes = paramShapes(cfg);
+    saveCheckpoint(path.join(dir, 'ckpt'), {
+      config: cfg,
+      params: new Map([...params].map(([n, d]) => [n, { dtype: 'float32', shape: shapes.get(n)!, data: d }])),
+    });
+    const ours = await run(rows);
+    const t = ours.t;
+    const ids = rows.map((r) => [...Array(t - r.length).fill(0), ...r]);
+    const mask = rows.map((r) => [...Array(t - r.length).fill(0), ...Array(r.length).fill(1)]);
+    const positions = Array.from(positionIds(ours.mask, rows.length, t, t));
+    fs.writeFileSync(
+      path.join(dir, 'in.json'),
+      JSON.stringify({
+        input_ids: ids,
+        attention_mask: mask,
+        position_ids: rows.map((_, b) => positions.slice(b * t, (b + 1) * t)),
+      }),
+    );
+    execFileSync('/usr/bin/python3', [
+      'bench/reference/parity.py',
+      '--checkpoint',
+      path.join(dir, 'ckpt'),
+      '--input',
+      path.join(dir, 'in.json'),
+      '--output',
+      path.join(dir, 'out.json'),
+    ]);
+    const theirs = (JSON.parse(fs.readFileSync(path.join(dir, 'out.json'), 'utf8')).logits as number[][][]).flat(2);
+    let worst = 0;
+    rows.forEach((row, b) => {
+      for (let i = t - row.length; i < t; i++) {
+        for (let v = 0; v < cfg.vocabSize; v++) {
+          const k = (b * t + i) * cfg.vocabSize + v;
+          worst = Math.max(worst, Math.abs(ours.logits[k] - theirs[k]));
+        }
       }
-    }
-  });
-  assert.ok(worst <= 1e-4, `max |logit difference| ${worst}`);
-});
+    });
+    assert.ok(worst <= 1e-4, `max |logit difference| ${worst}`);
+  },
+);

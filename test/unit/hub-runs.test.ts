@@ -31,11 +31,18 @@ function experiment(name: string): string {
   fs.writeFileSync(path.join(dir, 'sft.jsonl'), JSON.stringify({ prompt: 'Hi?', completion: ' Hello.' }));
   const file = path.join(dir, `${name}.rlhf.json`);
   const sft = { data: 'sft.jsonl', max_steps: 2, per_device_train_batch_size: 1, logging_steps: 1, eval_fraction: 0 };
-  fs.writeFileSync(file, JSON.stringify({ name, model: 'test-org/tiny', runtime: { provider: 'cpu', threads: 1 }, sft }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ name, model: 'test-org/tiny', runtime: { provider: 'cpu', threads: 1 }, sft }),
+  );
   return file;
 }
 
-const hubEnv = (cache: string) => ({ HF_ENDPOINT: hub.url, HF_HUB_CACHE: path.join(workspace, cache), HF_HUB_OFFLINE: '' });
+const hubEnv = (cache: string) => ({
+  HF_ENDPOINT: hub.url,
+  HF_HUB_CACHE: path.join(workspace, cache),
+  HF_HUB_OFFLINE: '',
+});
 
 test('rlhf sft on a Hub model downloads it with progress and trains; generate then uses the cache, with no request', async () => {
   Object.assign(process.env, hubEnv('cli-cache'));
@@ -47,7 +54,17 @@ test('rlhf sft on a Hub model downloads it with progress and trains; generate th
   assert.equal(loadCheckpoint(path.join(out, 'model')).trainerState?.step, 2);
 
   const requests = hub.requests.length;
-  const generated = await cli(workspace, 'generate', '--model', 'test-org/tiny', '--max-new-tokens', '2', '--provider', 'cpu', 'Hi').exit;
+  const generated = await cli(
+    workspace,
+    'generate',
+    '--model',
+    'test-org/tiny',
+    '--max-new-tokens',
+    '2',
+    '--provider',
+    'cpu',
+    'Hi',
+  ).exit;
   assert.equal(generated.code, 0, generated.output);
   assert.match(generated.output, /test-org\/tiny: from the Hugging Face cache/);
   assert.equal(hub.requests.length, requests, 'the cached model needs no request');
@@ -56,19 +73,40 @@ test('rlhf sft on a Hub model downloads it with progress and trains; generate th
 async function trainingServices(env: NodeJS.ProcessEnv) {
   const { RunSupervisor } = await import('../../src/runner/supervisor');
   const { WorkspaceRuns } = await import('../../src/views/workspaceRuns');
-  const processOptions = { entry: path.join(root, 'src', 'runner', 'train-process.ts'), execArgv: ['--import', 'tsx'], cwd: root, env };
+  const processOptions = {
+    entry: path.join(root, 'src', 'runner', 'train-process.ts'),
+    execArgv: ['--import', 'tsx'],
+    cwd: root,
+    env,
+  };
   const supervisor = new RunSupervisor(processOptions);
   const runs = new WorkspaceRuns(supervisor);
-  return { supervisor, runs, log: vscode.window.createOutputChannel('test'), processOptions, extensionPath: root } as never;
+  return {
+    supervisor,
+    runs,
+    log: vscode.window.createOutputChannel('test'),
+    processOptions,
+    extensionPath: root,
+  } as never;
 }
 
 test('Train SFT on a Hub model shows the download in its notification, then trains', async () => {
   const { startStage } = await import('../../src/commands/training');
   ui.reset();
-  const run = (await startStage(await trainingServices(hubEnv('vscode-cache')), 'sft', vscode.Uri.file(experiment('vscode')) as never))!;
+  const run = (await startStage(
+    await trainingServices(hubEnv('vscode-cache')),
+    'sft',
+    vscode.Uri.file(experiment('vscode')) as never,
+  ))!;
   assert.equal((await run.process.outcome).status, 'finished');
-  assert.ok(ui.progress.some((m) => /^downloading test-org\/tiny: 1\.6 MB of 1\.6 MB \(100%\)/.test(m)), ui.progress.join('\n'));
-  assert.ok(ui.progress.some((m) => m.startsWith('step 2/2')), 'then the steps');
+  assert.ok(
+    ui.progress.some((m) => /^downloading test-org\/tiny: 1\.6 MB of 1\.6 MB \(100%\)/.test(m)),
+    ui.progress.join('\n'),
+  );
+  assert.ok(
+    ui.progress.some((m) => m.startsWith('step 2/2')),
+    'then the steps',
+  );
 });
 
 test('Cancel on the notification stops a download; the part that arrived is kept for the next run', async () => {
@@ -79,7 +117,10 @@ test('Cancel on the notification stops a download; the part that arrived is kept
   const run = (await startStage(await trainingServices(env), 'sft', vscode.Uri.file(experiment('stopped')) as never))!;
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'failed');
-  assert.equal(outcome.error, 'stopped while downloading test-org/tiny; the next run that needs it resumes the download');
+  assert.equal(
+    outcome.error,
+    'stopped while downloading test-org/tiny; the next run that needs it resumes the download',
+  );
   const blobs = path.join(env.HF_HUB_CACHE, 'models--test-org--tiny', 'blobs');
   assert.ok(fs.readdirSync(blobs).some((b) => b.endsWith('.incomplete')));
 });

@@ -21,10 +21,24 @@ interface Workspace {
 function workspace(pairs: number): Workspace {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labeling-'));
   const experiment = path.join(dir, 'pets.rlhf.json');
-  fs.writeFileSync(experiment, JSON.stringify({ name: 'pets', model: 'tiny', comparisons: { prompts: 'prompts.jsonl', queue: 'queue.jsonl', preferences: 'prefs.jsonl' } }));
-  const lines = Array.from({ length: pairs }, (_, i) => JSON.stringify({
-    pair_id: `p${i}`, prompt: `Question ${i}?`, response_a: ` first ${i}`, response_b: ` second ${i}`, candidate_ids: { a: `c${i}-0`, b: `c${i}-1` }, generation: {},
-  }));
+  fs.writeFileSync(
+    experiment,
+    JSON.stringify({
+      name: 'pets',
+      model: 'tiny',
+      comparisons: { prompts: 'prompts.jsonl', queue: 'queue.jsonl', preferences: 'prefs.jsonl' },
+    }),
+  );
+  const lines = Array.from({ length: pairs }, (_, i) =>
+    JSON.stringify({
+      pair_id: `p${i}`,
+      prompt: `Question ${i}?`,
+      response_a: ` first ${i}`,
+      response_b: ` second ${i}`,
+      candidate_ids: { a: `c${i}-0`, b: `c${i}-1` },
+      generation: {},
+    }),
+  );
   fs.writeFileSync(path.join(dir, 'queue.jsonl'), lines.map((l) => `${l}\n`).join(''));
   return { dir, experiment, queue: path.join(dir, 'queue.jsonl'), preferences: path.join(dir, 'prefs.jsonl') };
 }
@@ -56,7 +70,8 @@ function open(ws: Workspace, options: OpenOptions = {}) {
     },
     warn: (m) => warnings.push(m),
     runCommand: (c) => commands.push(c),
-    findExperiments: async () => (options.experiments ?? [ws.experiment]).map((file) => ({ file, workspaceFolder: ws.dir })),
+    findExperiments: async () =>
+      (options.experiments ?? [ws.experiment]).map((file) => ({ file, workspaceFolder: ws.dir })),
     isTrusted: options.trusted ?? (() => true),
     selection: { get: () => selected, set: (key) => (selected = key) },
     history: {
@@ -122,14 +137,29 @@ test('labeling host: a label is on disk before its acknowledgement, and the next
 });
 
 test('labeling host: left and right map back to the stored a and b, whichever way the pair is shown', async () => {
-  assert.deepEqual(['left', 'right', 'tie', 'both_bad', 'skip'].map((c) => storedLabel(c as never, true)), ['b', 'a', 'tie', 'both_bad', 'skip']);
-  assert.deepEqual(['left', 'right'].map((c) => storedLabel(c as never, false)), ['a', 'b']);
-  for (const [random, choice] of [[0.1, 'left'], [0.1, 'right'], [0.9, 'left'], [0.9, 'right']] as const) {
+  assert.deepEqual(
+    ['left', 'right', 'tie', 'both_bad', 'skip'].map((c) => storedLabel(c as never, true)),
+    ['b', 'a', 'tie', 'both_bad', 'skip'],
+  );
+  assert.deepEqual(
+    ['left', 'right'].map((c) => storedLabel(c as never, false)),
+    ['a', 'b'],
+  );
+  for (const [random, choice] of [
+    [0.1, 'left'],
+    [0.1, 'right'],
+    [0.9, 'left'],
+    [0.9, 'right'],
+  ] as const) {
     const ws = workspace(1);
     const { session, state } = open(ws, { random: () => random });
     await session.handle({ type: 'ready' });
     const shown = state().pair!;
-    assert.deepEqual(random < 0.5 ? [shown.left, shown.right] : [shown.right, shown.left], [' second 0', ' first 0'], 'swapped when random < 0.5');
+    assert.deepEqual(
+      random < 0.5 ? [shown.left, shown.right] : [shown.right, shown.left],
+      [' second 0', ' first 0'],
+      'swapped when random < 0.5',
+    );
     await session.handle({ type: 'label', id: 1, pairId: 'p0', choice });
     const [record] = readPreferences(ws.preferences).records;
     assert.ok('chosen' in record);
@@ -150,7 +180,7 @@ test('labeling host: the side each pair is shown on stays the same while the vie
   assert.equal(draws, 1);
 });
 
-test('labeling host: undo takes back this window\'s latest label, also after a reload, never another window\'s', async () => {
+test("labeling host: undo takes back this window's latest label, also after a reload, never another window's", async () => {
   const ws = workspace(4);
   const window1 = open(ws);
   await window1.session.handle({ type: 'ready' });
@@ -171,21 +201,37 @@ test('labeling host: undo takes back this window\'s latest label, also after a r
   await reloaded.session.handle({ type: 'undo', id: 1 });
   assert.deepEqual([reloaded.state().done, reloaded.state().pair?.pairId, reloaded.state().canUndo], [1, 'p0', false]);
   await reloaded.session.handle({ type: 'undo', id: 2 });
-  assert.deepEqual(reloaded.results().at(-1), { type: 'result', id: 2, ok: false, error: 'There is no label to undo.' });
-  assert.deepEqual(readPreferences(ws.preferences).records.map((r) => [r.id, r.label]), [['p1', 'tie']], 'the other window\'s label stands');
+  assert.deepEqual(reloaded.results().at(-1), {
+    type: 'result',
+    id: 2,
+    ok: false,
+    error: 'There is no label to undo.',
+  });
+  assert.deepEqual(
+    readPreferences(ws.preferences).records.map((r) => [r.id, r.label]),
+    [['p1', 'tie']],
+    "the other window's label stands",
+  );
 });
 
 test('labeling host: a reload returns to the first unlabeled pair and loses no acknowledged label', async () => {
   const ws = workspace(6);
   const window1 = open(ws);
   await window1.session.handle({ type: 'ready' });
-  for (const [id, pairId] of ['p0', 'p1', 'p3'].entries()) await window1.session.handle({ type: 'label', id, pairId, choice: 'right' });
+  for (const [id, pairId] of ['p0', 'p1', 'p3'].entries())
+    await window1.session.handle({ type: 'label', id, pairId, choice: 'right' });
   const acknowledged = window1.results().filter((r) => r.type === 'result' && r.ok).length;
 
   const reloaded = open(ws);
   await reloaded.session.handle({ type: 'ready' });
-  assert.deepEqual([reloaded.state().done, reloaded.state().total, reloaded.state().pair?.pairId], [acknowledged, 6, 'p2']);
-  assert.deepEqual(readPreferences(ws.preferences).records.map((r) => r.id), ['p0', 'p1', 'p3']);
+  assert.deepEqual(
+    [reloaded.state().done, reloaded.state().total, reloaded.state().pair?.pairId],
+    [acknowledged, 6, 'p2'],
+  );
+  assert.deepEqual(
+    readPreferences(ws.preferences).records.map((r) => r.id),
+    ['p0', 'p1', 'p3'],
+  );
 });
 
 test('labeling host: two windows labeling at once write every label once, on whole lines', async () => {
@@ -193,7 +239,11 @@ test('labeling host: two windows labeling at once write every label once, on who
   const [window1, window2] = [open(ws), open(ws)];
   await Promise.all([window1.session.handle({ type: 'ready' }), window2.session.handle({ type: 'ready' })]);
   const label = (window: ReturnType<typeof open>, from: number) =>
-    Promise.all(Array.from({ length: 20 }, (_, i) => window.session.handle({ type: 'label', id: i, pairId: `p${from + i}`, choice: 'left' })));
+    Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        window.session.handle({ type: 'label', id: i, pairId: `p${from + i}`, choice: 'left' }),
+      ),
+    );
   await Promise.all([label(window1, 0), label(window2, 20)]);
   const { records, errors } = readPreferences(ws.preferences);
   assert.deepEqual(errors, []);
@@ -207,12 +257,19 @@ test('labeling host: two windows labeling at once write every label once, on who
   await first.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
   await second.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'right' });
   assert.match((second.results()[0] as { error: string }).error, /already labeled/);
-  assert.deepEqual(readPreferences(late.preferences).records.map((r) => r.label), ['a']);
+  assert.deepEqual(
+    readPreferences(late.preferences).records.map((r) => r.label),
+    ['a'],
+  );
 
   // Both windows label the same pair at the same instant: the check runs under the file's lock, so one wins.
   const race = workspace(1);
   const rivals = [open(race), open(race)];
-  await Promise.all(rivals.map((w, i) => w.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: i === 0 ? 'tie' : 'both_bad' })));
+  await Promise.all(
+    rivals.map((w, i) =>
+      w.session.handle({ type: 'label', id: 1, pairId: 'p0', choice: i === 0 ? 'tie' : 'both_bad' }),
+    ),
+  );
   const answers = rivals.map((w) => w.results()[0] as { ok: boolean; error?: string });
   assert.deepEqual(answers.map((r) => r.ok).sort(), [false, true]);
   assert.match(answers.find((r) => !r.ok)!.error!, /already labeled/);
@@ -222,11 +279,20 @@ test('labeling host: two windows labeling at once write every label once, on who
 test('labeling host: queue states, guidelines beside the queue, the picked queue, and the commands the view may run', async () => {
   const ws = workspace(0);
   const other = path.join(ws.dir, 'other.rlhf.json');
-  fs.writeFileSync(other, JSON.stringify({ name: 'other', model: 'tiny', comparisons: { prompts: 'p.jsonl', queue: 'sub/q.jsonl' } }));
+  fs.writeFileSync(
+    other,
+    JSON.stringify({ name: 'other', model: 'tiny', comparisons: { prompts: 'p.jsonl', queue: 'sub/q.jsonl' } }),
+  );
   const { session, state, commands } = open(ws, { experiments: [ws.experiment, other] });
   await session.handle({ type: 'ready' });
-  assert.deepEqual(state().queues.map((q) => q.label), ['pets', 'other']);
-  assert.deepEqual([state().selected, state().total, state().pair, state().guidelines], [ws.experiment, 0, undefined, undefined]);
+  assert.deepEqual(
+    state().queues.map((q) => q.label),
+    ['pets', 'other'],
+  );
+  assert.deepEqual(
+    [state().selected, state().total, state().pair, state().guidelines],
+    [ws.experiment, 0, undefined, undefined],
+  );
   fs.writeFileSync(path.join(ws.dir, 'guidelines.md'), '# Prefer kind answers');
   await session.refresh();
   assert.equal(state().guidelines, '# Prefer kind answers');
@@ -241,7 +307,11 @@ test('labeling host: queue states, guidelines beside the queue, the picked queue
   await none.session.handle({ type: 'ready' });
   const last = none.posted.at(-1);
   assert.ok(last?.type === 'state' && last.state.kind === 'noQueue');
-  assert.match(last.state.problems.join('\n'), /broken\.rlhf\.json: not valid JSON/, 'an experiment file that does not load shows as a problem');
+  assert.match(
+    last.state.problems.join('\n'),
+    /broken\.rlhf\.json: not valid JSON/,
+    'an experiment file that does not load shows as a problem',
+  );
   assert.match(none.warnings.join('\n'), /not valid JSON/, 'and is logged');
 });
 
@@ -251,11 +321,21 @@ test('labeling host: an experiment naming files outside the workspace is a probl
   const bashrc = path.join(victim, '.bashrc');
   const secret = 'export SECRET=hunter2\nalias ls="ls --color"\n';
   fs.writeFileSync(bashrc, secret);
-  const pwned = { pair_id: '$(touch PWNED)', prompt: 'Q?', response_a: ' a', response_b: ' b', candidate_ids: { a: 'x', b: 'y' }, generation: {} };
+  const pwned = {
+    pair_id: '$(touch PWNED)',
+    prompt: 'Q?',
+    response_a: ' a',
+    response_b: ' b',
+    candidate_ids: { a: 'x', b: 'y' },
+    generation: {},
+  };
   fs.writeFileSync(path.join(ws.dir, 'evil-queue.jsonl'), `${JSON.stringify(pwned)}\n`);
   const evil = (name: string, comparisons: object) => {
     const file = path.join(ws.dir, `${name}.rlhf.json`);
-    fs.writeFileSync(file, JSON.stringify({ name, model: 'tiny', comparisons: { prompts: 'p.jsonl', ...comparisons } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ name, model: 'tiny', comparisons: { prompts: 'p.jsonl', ...comparisons } }),
+    );
     return file;
   };
   const relative = path.relative(ws.dir, bashrc);
@@ -266,7 +346,10 @@ test('labeling host: an experiment naming files outside the workspace is a probl
   ];
   if (process.platform !== 'win32') {
     fs.symlinkSync(victim, path.join(ws.dir, 'link-to-outside'));
-    experiments.push([evil('symlink', { queue: 'evil-queue.jsonl', preferences: 'link-to-outside/.bashrc' }), 'comparisons.preferences']);
+    experiments.push([
+      evil('symlink', { queue: 'evil-queue.jsonl', preferences: 'link-to-outside/.bashrc' }),
+      'comparisons.preferences',
+    ]);
   }
   for (const [experiment, field] of experiments) {
     const { session, posted, results } = open(ws, { experiments: [experiment] });
@@ -287,8 +370,14 @@ test('labeling host: an experiment naming files outside the workspace is a probl
   const { session, state, results } = open(ws, { experiments: [ws.experiment, experiments[0][0]] });
   await session.handle({ type: 'ready' });
   await session.handle({ type: 'selectQueue', queue: experiments[0][0] });
-  assert.deepEqual(state().queues.map((q) => q.label), ['pets']);
-  assert.match(state().problems.join('\n'), /relative\.rlhf\.json: comparisons\.preferences: .* is outside the workspace folder/);
+  assert.deepEqual(
+    state().queues.map((q) => q.label),
+    ['pets'],
+  );
+  assert.match(
+    state().problems.join('\n'),
+    /relative\.rlhf\.json: comparisons\.preferences: .* is outside the workspace folder/,
+  );
   await session.handle({ type: 'label', id: 1, pairId: pwned.pair_id, choice: 'left' });
   assert.deepEqual(results(), [{ type: 'result', id: 1, ok: false, error: 'This pair is not in the selected queue.' }]);
   assert.equal(fs.readFileSync(bashrc, 'utf8'), secret);
@@ -303,11 +392,22 @@ test('labeling host: in Restricted Mode the queue shows read-only, and no label 
   let isTrusted = false;
   const restricted = open(ws, { random: () => 0.9, trusted: () => isTrusted });
   await restricted.session.handle({ type: 'ready' });
-  assert.deepEqual([restricted.state().restricted, restricted.state().pair?.pairId, restricted.state().done, restricted.state().canUndo], [true, 'p1', 1, false]);
+  assert.deepEqual(
+    [
+      restricted.state().restricted,
+      restricted.state().pair?.pairId,
+      restricted.state().done,
+      restricted.state().canUndo,
+    ],
+    [true, 'p1', 1, false],
+  );
   await restricted.session.handle({ type: 'label', id: 2, pairId: 'p1', choice: 'right' });
   await restricted.session.handle({ type: 'undo', id: 3 });
   const refusal = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
-  assert.deepEqual(restricted.results(), [{ type: 'result', id: 2, ok: false, error: refusal }, { type: 'result', id: 3, ok: false, error: refusal }]);
+  assert.deepEqual(restricted.results(), [
+    { type: 'result', id: 2, ok: false, error: refusal },
+    { type: 'result', id: 3, ok: false, error: refusal },
+  ]);
   assert.equal(fs.readFileSync(ws.preferences, 'utf8'), before, 'nothing written');
   await restricted.session.handle({ type: 'runCommand', command: 'workbench.trust.manage' });
   assert.deepEqual(restricted.commands, ['workbench.trust.manage']);
@@ -316,22 +416,39 @@ test('labeling host: in Restricted Mode the queue shows read-only, and no label 
   await restricted.session.refresh();
   assert.deepEqual([restricted.state().restricted, restricted.state().canUndo], [false, true]);
   await restricted.session.handle({ type: 'label', id: 4, pairId: 'p1', choice: 'right' });
-  assert.deepEqual(readPreferences(ws.preferences).records.map((r) => [r.id, r.label]), [['p0', 'a'], ['p1', 'b']]);
+  assert.deepEqual(
+    readPreferences(ws.preferences).records.map((r) => [r.id, r.label]),
+    [
+      ['p0', 'a'],
+      ['p1', 'b'],
+    ],
+  );
 });
 
-test('labeling host: queue files that become symlinks out of the workspace after the scan are neither read nor written', { skip: process.platform === 'win32' }, async () => {
-  const ws = workspace(2);
-  const victim = fs.mkdtempSync(path.join(os.tmpdir(), 'victim-'));
-  const bashrc = path.join(victim, '.bashrc');
-  fs.writeFileSync(bashrc, 'export SECRET=hunter2\n');
-  const { session, posted, state, results } = open(ws, { random: () => 0.9 });
-  await session.handle({ type: 'ready' });
-  fs.symlinkSync(bashrc, ws.preferences);
-  await session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
-  const [result] = results();
-  assert.ok(result.type === 'result' && !result.ok && result.error?.startsWith(`Not saved: ${ws.experiment}: comparisons.preferences: ${ws.preferences} (it leads to`), JSON.stringify(result));
-  assert.equal(fs.readFileSync(bashrc, 'utf8'), 'export SECRET=hunter2\n');
-  assert.deepEqual([state().total, state().pair, state().canUndo], [0, undefined, false]);
-  assert.match(state().problems.join('\n'), /comparisons\.preferences: .* is outside the workspace folder/);
-  assert.doesNotMatch(JSON.stringify(posted), /hunter2/);
-});
+test(
+  'labeling host: queue files that become symlinks out of the workspace after the scan are neither read nor written',
+  { skip: process.platform === 'win32' },
+  async () => {
+    const ws = workspace(2);
+    const victim = fs.mkdtempSync(path.join(os.tmpdir(), 'victim-'));
+    const bashrc = path.join(victim, '.bashrc');
+    fs.writeFileSync(bashrc, 'export SECRET=hunter2\n');
+    const { session, posted, state, results } = open(ws, { random: () => 0.9 });
+    await session.handle({ type: 'ready' });
+    fs.symlinkSync(bashrc, ws.preferences);
+    await session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left' });
+    const [result] = results();
+    assert.ok(
+      result.type === 'result' &&
+        !result.ok &&
+        result.error?.startsWith(
+          `Not saved: ${ws.experiment}: comparisons.preferences: ${ws.preferences} (it leads to`,
+        ),
+      JSON.stringify(result),
+    );
+    assert.equal(fs.readFileSync(bashrc, 'utf8'), 'export SECRET=hunter2\n');
+    assert.deepEqual([state().total, state().pair, state().canUndo], [0, undefined, false]);
+    assert.match(state().problems.join('\n'), /comparisons\.preferences: .* is outside the workspace folder/);
+    assert.doesNotMatch(JSON.stringify(posted), /hunter2/);
+  },
+);

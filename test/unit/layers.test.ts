@@ -31,7 +31,8 @@ function resolveLocal(from: string, spec: string): string | undefined {
 function sourceFiles(dir: string): string[] {
   const full = path.join(root, dir);
   if (!fs.existsSync(full)) return [];
-  return fs.readdirSync(full, { recursive: true, encoding: 'utf8' })
+  return fs
+    .readdirSync(full, { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.ts'))
     .map((f) => path.join(full, f));
 }
@@ -78,7 +79,8 @@ test('the webviews import only the protocol and shared folders', () => {
       .map((spec) => resolveLocal(file, spec))
       .filter((target): target is string => target !== undefined)
       .filter((target) => !allowed.some((dir) => rel(target).startsWith(dir)))
-      .map((target) => `${rel(file)} → ${rel(target)}`));
+      .map((target) => `${rel(file)} → ${rel(target)}`),
+  );
   assert.deepEqual(offenders, []);
 });
 
@@ -89,7 +91,8 @@ function importsInto(from: string, to: string): string[] {
     importsOf(file)
       .map((spec) => resolveLocal(file, spec))
       .filter((resolved) => resolved?.startsWith(target))
-      .map((resolved) => `${rel(file)} → ${rel(resolved!)}`));
+      .map((resolved) => `${rel(file)} → ${rel(resolved!)}`),
+  );
 }
 
 test('models never import trainers', () => {

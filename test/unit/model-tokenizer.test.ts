@@ -25,7 +25,12 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'model-tokenizer-'));
 after(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
 /** A one-layer model over an 8-token vocabulary; with `tokenizer`, the tiny word-level tokenizer.json beside it. */
-function savedModel(name: string, tokenizer: boolean, head: 'lm' | 'score' = 'lm', config: object = { eos_token: '</s>' }): string {
+function savedModel(
+  name: string,
+  tokenizer: boolean,
+  head: 'lm' | 'score' = 'lm',
+  config: object = { eos_token: '</s>' },
+): string {
   const model = resizeConfig(presetConfig('tiny'), { vocabSize: 8, nPositions: 32, nEmbd: 16, nLayer: 1, nHead: 2 });
   const params = initParams(model, new Rng(1));
   if (head === 'score') params.set('score.weight', { dtype: 'float32', shape: [1, 16], data: new Float32Array(16) });
@@ -38,45 +43,89 @@ function savedModel(name: string, tokenizer: boolean, head: 'lm' | 'score' = 'lm
 /** Text the tiny tokenizer can write: its words, separated by spaces. */
 const WORDS = /^(\s*(hello|world|!|<unk>|<\/s>))*\s*$/;
 
-test('a model folder\'s own tokenizer.json is its tokenizer; without one, its architecture\'s (GPT-2\'s, refused here)', async () => {
+test("a model folder's own tokenizer.json is its tokenizer; without one, its architecture's (GPT-2's, refused here)", async () => {
   const own = savedModel('own', true);
   const model = loadModel(own, 0);
   assert.equal(model.tokenizer.name, path.join(own, 'tokenizer.json'));
   assert.deepEqual(model.tokenizer.encode('hello world !'), [2, 3, 4]);
   assert.equal(model.tokenizer.eosId, 1);
 
-  assert.throws(() => loadModel(savedModel('none', false), 0), /smaller than the 50257 tokens of the tokenizer \(gpt2\)/);
+  assert.throws(
+    () => loadModel(savedModel('none', false), 0),
+    /smaller than the 50257 tokens of the tokenizer \(gpt2\)/,
+  );
   const scorer = await Scorer.load(savedModel('reward', true, 'score'), { provider: 'cpu', threads: 1 });
   assert.deepEqual((await scorer.scoreTexts([{ prompt: 'hello', response: ' world' }])).length, 1);
   await scorer.release();
 });
 
 /** A chat template that needs the variable `greeting` (as Qwen3's reads `enable_thinking`). */
-const GREETING_TEMPLATE = "{% if greeting is not defined %}{{ raise_exception('no greeting') }}{% endif %}" +
+const GREETING_TEMPLATE =
+  "{% if greeting is not defined %}{{ raise_exception('no greeting') }}{% endif %}" +
   "{% for m in messages %}{{ greeting }} {{ m.content }}{% if m.role == 'assistant' %}</s>{% endif %} {% endfor %}";
 
 test('SFT trains a model folder with its own tokenizer and chat template, and shows samples in its words', async () => {
   const data = path.join(scratch, 'sft.jsonl');
-  const messages = [{ role: 'user', content: 'hello' }, { role: 'assistant', content: 'world !' }];
+  const messages = [
+    { role: 'user', content: 'hello' },
+    { role: 'assistant', content: 'world !' },
+  ];
   fs.writeFileSync(data, Array(8).fill(JSON.stringify({ messages })).join('\n'));
   const model = savedModel('sft-base', true, 'lm', { eos_token: '</s>', chat_template: GREETING_TEMPLATE });
-  const exp = (kwargs?: object) => parseExperiment({
-    seed: 1, model, runtime: { provider: 'cpu', threads: 1 }, chat_template_kwargs: kwargs,
-    sft: { data, max_steps: 2, per_device_train_batch_size: 4, learning_rate: 1e-2, logging_steps: 1, eval_fraction: 0, sample_prompts: ['hello'] },
-  }, 'test');
-  await assert.rejects(runSft({ experiment: exp(), outputDir: path.join(scratch, 'sft-no-kwargs'), emit: () => {} }), /no greeting/);
+  const exp = (kwargs?: object) =>
+    parseExperiment(
+      {
+        seed: 1,
+        model,
+        runtime: { provider: 'cpu', threads: 1 },
+        chat_template_kwargs: kwargs,
+        sft: {
+          data,
+          max_steps: 2,
+          per_device_train_batch_size: 4,
+          learning_rate: 1e-2,
+          logging_steps: 1,
+          eval_fraction: 0,
+          sample_prompts: ['hello'],
+        },
+      },
+      'test',
+    );
+  await assert.rejects(
+    runSft({ experiment: exp(), outputDir: path.join(scratch, 'sft-no-kwargs'), emit: () => {} }),
+    /no greeting/,
+  );
   const rows: SampleRow[] = [];
-  await runSft({ experiment: exp({ greeting: 'hello' }), outputDir: path.join(scratch, 'sft'), emit: (e) => e.type === 'samples' && rows.push(...e.rows) });
+  await runSft({
+    experiment: exp({ greeting: 'hello' }),
+    outputDir: path.join(scratch, 'sft'),
+    emit: (e) => e.type === 'samples' && rows.push(...e.rows),
+  });
   assert.equal(rows.length, 2);
   for (const row of rows) assert.match(row.response, WORDS);
 });
 
 test('comparisons sample a model folder with its own tokenizer', async () => {
   const prompts = path.join(scratch, 'prompts.jsonl');
-  fs.writeFileSync(prompts, [{ prompt: 'hello' }, { prompt: [{ role: 'user', content: 'hello world' }] }].map((p) => JSON.stringify(p)).join('\n'));
+  fs.writeFileSync(
+    prompts,
+    [{ prompt: 'hello' }, { prompt: [{ role: 'user', content: 'hello world' }] }]
+      .map((p) => JSON.stringify(p))
+      .join('\n'),
+  );
   const queue = path.join(scratch, 'queue.jsonl');
-  await generateCandidates({ model: savedModel('sampler', true), prompts, queue, n: 4, maxNewTokens: 6, temperature: 2, provider: 'cpu', threads: 1 });
+  await generateCandidates({
+    model: savedModel('sampler', true),
+    prompts,
+    queue,
+    n: 4,
+    maxNewTokens: 6,
+    temperature: 2,
+    provider: 'cpu',
+    threads: 1,
+  });
   const { pairs } = readQueue(queue);
   assert.ok(pairs.length > 0);
-  for (const pair of pairs) for (const response of [pair.response_a, pair.response_b]) assert.match(response as string, WORDS);
+  for (const pair of pairs)
+    for (const response of [pair.response_a, pair.response_b]) assert.match(response as string, WORDS);
 });

@@ -5,7 +5,15 @@ import { setTimeout as sleep } from 'timers/promises';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { appendPreference, exportPreferences, importPreferences, NothingToUndoError, readPreferencePairs, readPreferences, undoPreference } from '../../src/data/preferences';
+import {
+  appendPreference,
+  exportPreferences,
+  importPreferences,
+  NothingToUndoError,
+  readPreferencePairs,
+  readPreferences,
+  undoPreference,
+} from '../../src/data/preferences';
 import { PreferenceRecord } from '../../src/data/preference-record';
 import { Rng } from '../../src/util/rng';
 
@@ -19,16 +27,33 @@ const assistant = (content: string) => ({ role: 'assistant' as const, content })
 
 const RECORDS: PreferenceRecord[] = [
   {
-    id: 'p1', label: 'a', prompt: 'What does a cat eat?', chosen: ' A cat eats fish.', rejected: ' Rocks.',
-    rationale: 'true', annotator: 'ann', created_at: '2025-01-02T03:04:05.000Z',
-    candidate_ids: { a: 'h-0', b: 'h-1' }, generation: { model: 'm', seed: 3, temperature: 0.9, greedy: false, note: null },
+    id: 'p1',
+    label: 'a',
+    prompt: 'What does a cat eat?',
+    chosen: ' A cat eats fish.',
+    rejected: ' Rocks.',
+    rationale: 'true',
+    annotator: 'ann',
+    created_at: '2025-01-02T03:04:05.000Z',
+    candidate_ids: { a: 'h-0', b: 'h-1' },
+    generation: { model: 'm', seed: 3, temperature: 0.9, greedy: false, note: null },
   },
   {
-    id: 'p2', label: 'b', prompt: [{ role: 'system', content: 'Be brief.' }, user('What does a dog eat?')],
-    chosen: [assistant('Meat.')], rejected: [assistant('')], created_at: '2025-01-02T03:04:06Z',
+    id: 'p2',
+    label: 'b',
+    prompt: [{ role: 'system', content: 'Be brief.' }, user('What does a dog eat?')],
+    chosen: [assistant('Meat.')],
+    rejected: [assistant('')],
+    created_at: '2025-01-02T03:04:06Z',
   },
   { id: 'p3', label: 'tie', prompt: 'Where does a cow live?', response_a: ' On a farm.', response_b: ' In a field.' },
-  { id: 'p4', label: 'skip', prompt: [user('狗怎么叫？')], response_a: [assistant('汪汪。')], response_b: [assistant('喵。')] },
+  {
+    id: 'p4',
+    label: 'skip',
+    prompt: [user('狗怎么叫？')],
+    response_a: [assistant('汪汪。')],
+    response_b: [assistant('喵。')],
+  },
   { label: 'both_bad', prompt: 'Hi', response_a: ' x', response_b: ' y' },
   { prompt: 'Imported?', chosen: ' Yes.', rejected: ' No.' },
 ];
@@ -43,10 +68,13 @@ test('preferences: every field and both TRL forms survive a round trip', async (
 
 test('preferences: null optional fields, unknown keys and TRL implicit prompts', () => {
   const file = newFile();
-  fs.writeFileSync(file, jsonLines([
-    { prompt: 'Q', chosen: ' A', rejected: ' B', rationale: null, label: null, score_chosen: 9 },
-    { chosen: [user('Hi'), assistant('Hello!')], rejected: [user('Hi'), assistant('Go away.')] },
-  ]));
+  fs.writeFileSync(
+    file,
+    jsonLines([
+      { prompt: 'Q', chosen: ' A', rejected: ' B', rationale: null, label: null, score_chosen: 9 },
+      { chosen: [user('Hi'), assistant('Hello!')], rejected: [user('Hi'), assistant('Go away.')] },
+    ]),
+  );
   assert.deepEqual(readPreferences(file), {
     records: [
       { prompt: 'Q', chosen: ' A', rejected: ' B' },
@@ -58,40 +86,67 @@ test('preferences: null optional fields, unknown keys and TRL implicit prompts',
 
 test('preferences: invalid records are reported with file:line and the field at fault', async () => {
   const file = newFile();
-  fs.writeFileSync(file, jsonLines([
-    { prompt: 'Q', chosen: ' A', rejected: ' B', label: 'c' },
-    { prompt: 'Q', chosen: ' A', rejected: ' B', label: 'tie' },
-    { prompt: 'Q', chosen: [assistant('A')], rejected: ' B' },
-    { prompt: [user('Q')], chosen: [user('A')], rejected: [assistant('B')] },
-    { chosen: 'Human: hi', rejected: 'Human: ho' },
-    { prompt: 'Q', chosen: ' A', rejected: ' B', created_at: 'yesterday' },
-    { prompt: 'Q', chosen: ' A', rejected: ' B', generation: { nested: { x: 1 } } },
-    { undo: 5 },
-    { prompt: 'Q', chosen: ' A', rejected: ' B' },
-  ]));
+  fs.writeFileSync(
+    file,
+    jsonLines([
+      { prompt: 'Q', chosen: ' A', rejected: ' B', label: 'c' },
+      { prompt: 'Q', chosen: ' A', rejected: ' B', label: 'tie' },
+      { prompt: 'Q', chosen: [assistant('A')], rejected: ' B' },
+      { prompt: [user('Q')], chosen: [user('A')], rejected: [assistant('B')] },
+      { chosen: 'Human: hi', rejected: 'Human: ho' },
+      { prompt: 'Q', chosen: ' A', rejected: ' B', created_at: 'yesterday' },
+      { prompt: 'Q', chosen: ' A', rejected: ' B', generation: { nested: { x: 1 } } },
+      { undo: 5 },
+      { prompt: 'Q', chosen: ' A', rejected: ' B' },
+    ]),
+  );
   const { records, errors } = readPreferences(file);
   assert.equal(records.length, 1);
-  const expected = [/"label" must be one of/, /"chosen" does not belong in a record labeled "tie"/, /"chosen" must be a string/,
-    /"chosen\[0\]\.role" must be "assistant"/, /format "hh"/, /"created_at" must be an ISO 8601 time/, /"generation\.nested"/, /"undo"/];
-  assert.deepEqual(errors.map((e) => [e.file, e.line]), expected.map((_, i) => [file, i + 1]));
+  const expected = [
+    /"label" must be one of/,
+    /"chosen" does not belong in a record labeled "tie"/,
+    /"chosen" must be a string/,
+    /"chosen\[0\]\.role" must be "assistant"/,
+    /format "hh"/,
+    /"created_at" must be an ISO 8601 time/,
+    /"generation\.nested"/,
+    /"undo"/,
+  ];
+  assert.deepEqual(
+    errors.map((e) => [e.file, e.line]),
+    expected.map((_, i) => [file, i + 1]),
+  );
   errors.forEach((e, i) => assert.match(e.message, expected[i]));
-  await assert.rejects(appendPreference(file, { prompt: '', chosen: 'x', rejected: 'y' }), /not a valid preference record: field "prompt"/);
+  await assert.rejects(
+    appendPreference(file, { prompt: '', chosen: 'x', rejected: 'y' }),
+    /not a valid preference record: field "prompt"/,
+  );
 });
 
-const label = (id: string, chosen: string): PreferenceRecord =>
-  ({ id, label: 'a', prompt: 'Q', chosen, rejected: ' no' });
+const label = (id: string, chosen: string): PreferenceRecord => ({
+  id,
+  label: 'a',
+  prompt: 'Q',
+  chosen,
+  rejected: ' no',
+});
 
 test('preferences: undo takes back the latest label, and repeated undos walk back', async () => {
   const file = newFile();
   for (const r of [label('x', ' 1'), label('y', ' 2'), label('x', ' 3')]) await appendPreference(file, r);
   await undoPreference(file, 'x');
-  assert.deepEqual(readPreferences(file).records.map((r) => 'chosen' in r && r.chosen), [' 1', ' 2']);
+  assert.deepEqual(
+    readPreferences(file).records.map((r) => 'chosen' in r && r.chosen),
+    [' 1', ' 2'],
+  );
   await undoPreference(file, 'y');
   await undoPreference(file, 'x');
   assert.deepEqual(readPreferences(file).records, []);
   await appendPreference(file, label('x', ' 4'));
-  await assert.rejects(undoPreference(file, 'z'),
-    (e: Error) => e instanceof NothingToUndoError && /pair z has no label to undo/.test(e.message));
+  await assert.rejects(
+    undoPreference(file, 'z'),
+    (e: Error) => e instanceof NothingToUndoError && /pair z has no label to undo/.test(e.message),
+  );
   fs.appendFileSync(file, '{"undo": "z"}\n'); // by hand
   const { records, errors } = readPreferences(file);
   assert.deepEqual(records, [label('x', ' 4')]);
@@ -117,7 +172,7 @@ test('preferences: an undo with nothing to take back is refused; one already in 
   assert.deepEqual(readPreferences(file), { records: [], errors: [] });
 });
 
-test('preferences: pairs for the reward model keep each record\'s form, text or messages', async () => {
+test("preferences: pairs for the reward model keep each record's form, text or messages", async () => {
   const file = newFile();
   for (const r of RECORDS) await appendPreference(file, r);
   await undoPreference(file, 'p1');
@@ -125,30 +180,52 @@ test('preferences: pairs for the reward model keep each record\'s form, text or 
   assert.deepEqual(errors, []);
   assert.equal(skipped, 3);
   assert.deepEqual(pairs, [
-    { prompt: [{ role: 'system', content: 'Be brief.' }, user('What does a dog eat?')], chosen: [assistant('Meat.')], rejected: [assistant('')] },
+    {
+      prompt: [{ role: 'system', content: 'Be brief.' }, user('What does a dog eat?')],
+      chosen: [assistant('Meat.')],
+      rejected: [assistant('')],
+    },
     { prompt: 'Imported?', chosen: ' Yes.', rejected: ' No.' },
   ]);
   const withTies = readPreferencePairs(file, { includeTies: true });
   assert.equal(withTies.skipped, 1);
-  assert.deepEqual(withTies.pairs.filter((p) => p.tie).map((p) => [p.chosen, p.rejected]), [[' On a farm.', ' In a field.'], [' x', ' y']]);
+  assert.deepEqual(
+    withTies.pairs.filter((p) => p.tie).map((p) => [p.chosen, p.rejected]),
+    [
+      [' On a farm.', ' In a field.'],
+      [' x', ' y'],
+    ],
+  );
 });
 
 test('preferences: HH-RLHF and TRL imports, and an export that reads back as the same pairs', async () => {
   const hh = newFile('hh');
   const opening = '\n\nHuman: What does a cat eat?\n\nAssistant: Fish.\n\nHuman: And a dog?\n\nAssistant:';
-  fs.writeFileSync(hh, jsonLines([
-    { chosen: `${opening} Meat.`, rejected: `${opening} Meatballs, mostly.` },
-    { chosen: '\n\nHuman: Hi\n\nAssistant: Hello!', rejected: '\n\nHuman: Hi\n\nAssistant: Go away.' },
-    { chosen: '\n\nHuman: Hi\n\nAssistant: Same.', rejected: '\n\nHuman: Hi\n\nAssistant: Same.' },
-    { chosen: '\n\nHuman: A', rejected: '\n\nHuman: B' },
-  ]));
+  fs.writeFileSync(
+    hh,
+    jsonLines([
+      { chosen: `${opening} Meat.`, rejected: `${opening} Meatballs, mostly.` },
+      { chosen: '\n\nHuman: Hi\n\nAssistant: Hello!', rejected: '\n\nHuman: Hi\n\nAssistant: Go away.' },
+      { chosen: '\n\nHuman: Hi\n\nAssistant: Same.', rejected: '\n\nHuman: Hi\n\nAssistant: Same.' },
+      { chosen: '\n\nHuman: A', rejected: '\n\nHuman: B' },
+    ]),
+  );
   const store = newFile('store');
   await appendPreference(store, RECORDS[2]);
   const fromHH = await importPreferences(hh, store, 'hh');
   assert.equal(fromHH.imported, 2);
-  assert.deepEqual(fromHH.errors.map((e) => [e.line, /same transcript|share no opening/.test(e.message)]), [[3, true], [4, true]]);
+  assert.deepEqual(
+    fromHH.errors.map((e) => [e.line, /same transcript|share no opening/.test(e.message)]),
+    [
+      [3, true],
+      [4, true],
+    ],
+  );
   const trl = newFile('trl');
-  fs.writeFileSync(trl, jsonLines([RECORDS[0], { prompt: [user('Hi')], chosen: [assistant('Hello!')], rejected: [assistant('Go.')] }]));
+  fs.writeFileSync(
+    trl,
+    jsonLines([RECORDS[0], { prompt: [user('Hi')], chosen: [assistant('Hello!')], rejected: [assistant('Go.')] }]),
+  );
   assert.deepEqual(await importPreferences(trl, store, 'trl'), { imported: 2, errors: [] });
 
   const { records } = readPreferences(store);
@@ -156,7 +233,10 @@ test('preferences: HH-RLHF and TRL imports, and an export that reads back as the
     { prompt: opening, chosen: ' Meat.', rejected: ' Meatballs, mostly.' },
     { prompt: '\n\nHuman: Hi\n\nAssistant:', chosen: ' Hello!', rejected: ' Go away.' },
   ]);
-  assert.deepEqual(records.slice(3), [RECORDS[0], { prompt: [user('Hi')], chosen: [assistant('Hello!')], rejected: [assistant('Go.')] }]);
+  assert.deepEqual(records.slice(3), [
+    RECORDS[0],
+    { prompt: [user('Hi')], chosen: [assistant('Hello!')], rejected: [assistant('Go.')] },
+  ]);
 
   const exported = newFile('export');
   assert.deepEqual(exportPreferences(store, exported), { exported: 4, skipped: 1, errors: [] });
@@ -178,7 +258,10 @@ test('preferences: a torn last line is reported, and the next append starts a fr
   await appendPreference(file, RECORDS[1]);
   const after = readPreferences(file);
   assert.deepEqual(after.records, [RECORDS[0], RECORDS[1]]);
-  assert.deepEqual(after.errors.map((e) => e.line), [2]);
+  assert.deepEqual(
+    after.errors.map((e) => e.line),
+    [2],
+  );
 });
 
 test('preferences: an abandoned lock (dead writer, or left empty) does not block appends', async () => {
@@ -199,9 +282,13 @@ const WRITER = path.join(__dirname, '..', 'helpers', 'append-labels.ts');
 
 /** A labeling process; `acks` fills with the ids it has acknowledged. */
 function startWriter(file: string, prefix: string, count: number, wait = false) {
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', WRITER, file, prefix, String(count), ...(wait ? ['--wait'] : [])], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--require', 'tsx/cjs', WRITER, file, prefix, String(count), ...(wait ? ['--wait'] : [])],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const acks: string[] = [];
   let partial = '';
   const listeners: (() => void)[] = [];
@@ -212,10 +299,11 @@ function startWriter(file: string, prefix: string, count: number, wait = false) 
     listeners.forEach((f) => f());
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const until = (ready: () => boolean) => new Promise<void>((resolve) => {
-    if (ready()) return resolve();
-    listeners.push(() => ready() && resolve());
-  });
+  const until = (ready: () => boolean) =>
+    new Promise<void>((resolve) => {
+      if (ready()) return resolve();
+      listeners.push(() => ready() && resolve());
+    });
   return { child, acks, exited, until };
 }
 
@@ -237,7 +325,10 @@ test('preferences: every acknowledged label survives SIGKILL at random points', 
     acknowledged.push(...writer.acks);
 
     const { records, errors } = readPreferences(file);
-    const lineCount = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').length;
+    const lineCount = fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '').length;
     for (const e of errors) {
       assert.ok(tornLines.has(e.line) || (e.line === lineCount && /incomplete/.test(e.message)), JSON.stringify(e));
       tornLines.add(e.line);
@@ -316,7 +407,10 @@ test('preferences: fuzzed files give file:line errors and never a crash', () => 
       assert.ok(e.line >= 1 && e.line <= lineCount && e.message.length > 0, JSON.stringify(e));
     }
     assert.ok(errors.length <= 2, JSON.stringify(errors));
-    assert.ok(records.length >= Math.min(lineCount - 1, base.length) - 2, `${records.length} records of ${lineCount} lines`);
+    assert.ok(
+      records.length >= Math.min(lineCount - 1, base.length) - 2,
+      `${records.length} records of ${lineCount} lines`,
+    );
     readPreferencePairs(file, { includeTies: true });
   }
   const noise = Buffer.from(Array.from({ length: 20_000 }, () => rng.int(256)));

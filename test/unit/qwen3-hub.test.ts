@@ -23,7 +23,8 @@ let hub: FakeHub;
 function tinyQwen3(dir: string): Record<string, Buffer> {
   const config = resizeConfig(presetConfig('qwen3-0.6b'), { nEmbd: 16, nLayer: 1, nHead: 2, nPositions: 128 });
   saveCheckpoint(dir, { config, params: initParams(config, new Rng(3)), dtype: 'bfloat16', maxShardSize: 2 ** 20 });
-  for (const file of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(QWEN3_TOKENIZER, file), path.join(dir, file));
+  for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+    fs.copyFileSync(path.join(QWEN3_TOKENIZER, file), path.join(dir, file));
   return Object.fromEntries(fs.readdirSync(dir).map((file) => [file, fs.readFileSync(path.join(dir, file))]));
 }
 
@@ -39,28 +40,63 @@ after(async () => {
 test('a sharded bfloat16 Qwen3 from the Hub fine-tunes on chat data and saves back as it came, with its tokenizer', async () => {
   const source = path.join(workspace, 'source');
   assert.ok(fs.existsSync(path.join(source, 'model.safetensors.index.json')), 'the source model is sharded');
-  const chat = (user: string, assistant: string) => ({ messages: [{ role: 'user', content: user }, { role: 'assistant', content: assistant }] });
+  const chat = (user: string, assistant: string) => ({
+    messages: [
+      { role: 'user', content: user },
+      { role: 'assistant', content: assistant },
+    ],
+  });
   const data = [chat('What does a cat eat?', 'A cat eats fish.'), chat('猫吃什么？', '猫吃鱼。')];
   fs.writeFileSync(path.join(workspace, 'sft.jsonl'), data.map((d) => `${JSON.stringify(d)}\n`).join(''));
-  const sft = { data: 'sft.jsonl', max_steps: 4, per_device_train_batch_size: 2, learning_rate: 1e-2, logging_steps: 1, eval_fraction: 0, warmup_steps: 0 };
+  const sft = {
+    data: 'sft.jsonl',
+    max_steps: 4,
+    per_device_train_batch_size: 2,
+    learning_rate: 1e-2,
+    logging_steps: 1,
+    eval_fraction: 0,
+    warmup_steps: 0,
+  };
   const config = path.join(workspace, 'qwen3.rlhf.json');
-  const experiment = { name: 'qwen3', model: 'test-org/tiny-qwen3', chat_template_kwargs: { enable_thinking: false }, runtime: { provider: 'cpu', threads: 1 }, sft };
+  const experiment = {
+    name: 'qwen3',
+    model: 'test-org/tiny-qwen3',
+    chat_template_kwargs: { enable_thinking: false },
+    runtime: { provider: 'cpu', threads: 1 },
+    sft,
+  };
   fs.writeFileSync(config, JSON.stringify(experiment));
 
   const out = path.join(workspace, 'run');
   const trained = await cli(workspace, 'sft', config, '--out', out).exit;
   assert.equal(trained.code, 0, trained.output);
   assert.match(trained.output, /test-org\/tiny-qwen3: downloaded into .*models--test-org--tiny-qwen3/);
-  const losses = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss).filter((l) => l !== undefined);
+  const losses = fs
+    .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).loss)
+    .filter((l) => l !== undefined);
   assert.ok(losses[losses.length - 1] < losses[0], `the loss falls: ${losses.join(' → ')}`);
 
   const model = path.join(out, 'model');
-  for (const file of ['tokenizer.json', 'tokenizer_config.json']) assert.ok(fs.existsSync(path.join(model, file)), `model/ carries ${file}`);
+  for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+    assert.ok(fs.existsSync(path.join(model, file)), `model/ carries ${file}`);
   const saved = loadCheckpoint(model);
   assert.equal(saved.config.modelType, 'qwen3');
   assert.equal(saved.dtype, 'bfloat16', 'saved in the dtype it came in');
 
-  const generated = await cli(workspace, 'generate', '--model', model, '--max-new-tokens', '12', '--provider', 'cpu', '猫吃').exit;
+  const generated = await cli(
+    workspace,
+    'generate',
+    '--model',
+    model,
+    '--max-new-tokens',
+    '12',
+    '--provider',
+    'cpu',
+    '猫吃',
+  ).exit;
   assert.equal(generated.code, 0, generated.output);
   assert.doesNotMatch(generated.output, /\uFFFD/, 'no broken characters');
 });

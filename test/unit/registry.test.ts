@@ -5,7 +5,14 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { readProcessIdentity } from '../../src/runs/process-identity';
-import { PROCESS_GONE, RunRegistry, checkResumable, liveProcess, runOfCheckpoint, skippedCheckpoints } from '../../src/runs/registry';
+import {
+  PROCESS_GONE,
+  RunRegistry,
+  checkResumable,
+  liveProcess,
+  runOfCheckpoint,
+  skippedCheckpoints,
+} from '../../src/runs/registry';
 import { exited, isRunning, startDeafToSigint, startStranger } from '../helpers/processes';
 
 const fresh = () => new RunRegistry(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-')), 'runs'));
@@ -31,7 +38,13 @@ test('registry: runs get their own folders and run.json, written whole', () => {
   fs.mkdirSync(path.join(registry.root, 'not-a-run'));
   fs.mkdirSync(path.join(registry.root, 'torn'));
   fs.writeFileSync(path.join(registry.root, 'torn', 'run.json'), '{"id": "torn", "sta');
-  assert.deepEqual(registry.list().map((r) => r.id).sort(), [a.id, b.id].sort());
+  assert.deepEqual(
+    registry
+      .list()
+      .map((r) => r.id)
+      .sort(),
+    [a.id, b.id].sort(),
+  );
 });
 
 test('registry: a run recorded as running whose process is gone never reads as running', () => {
@@ -52,7 +65,10 @@ test('registry: a run recorded as running whose process is gone never reads as r
   assert.equal(c.status, 'failed');
   assert.equal(c.error, PROCESS_GONE);
   assert.equal(c.pid, undefined);
-  assert.deepEqual({ status: reread.get(closed.id)?.status, step: reread.get(closed.id)?.step }, { status: 'stopped', step: 8 });
+  assert.deepEqual(
+    { status: reread.get(closed.id)?.status, step: reread.get(closed.id)?.step },
+    { status: 'stopped', step: 8 },
+  );
   assert.equal(reread.latestCheckpoint(closed)?.step, 8);
   // The correction is written back, so every reader agrees.
   assert.equal(JSON.parse(fs.readFileSync(path.join(registry.dir(crashed.id), 'run.json'), 'utf8')).status, 'failed');
@@ -62,7 +78,7 @@ test('registry: a run recorded as running whose process is gone never reads as r
 const notOnWindows = process.platform === 'win32' && 'processes are not identified on Windows';
 const quick = { timeoutMs: 2000, pollMs: 20 };
 
-test('registry: a run whose process id is another program\'s never reads as running', { skip: notOnWindows }, () => {
+test("registry: a run whose process id is another program's never reads as running", { skip: notOnWindows }, () => {
   const registry = fresh();
   const stranger = startStranger();
   try {
@@ -73,10 +89,16 @@ test('registry: a run whose process id is another program\'s never reads as runn
     const reused = registry.create({ name: 'reused', stage: 'sft', configFile: 'c' });
     registry.save(Object.assign(reused, { pid: stranger.pid, pidIdentity: readProcessIdentity(process.pid) }));
     const reread = new RunRegistry(registry.root);
-    assert.deepEqual(reread.list().map((r) => [r.name, r.status, r.error, r.pid]).sort(), [
-      ['bare', 'failed', PROCESS_GONE, undefined],
-      ['reused', 'failed', PROCESS_GONE, undefined],
-    ]);
+    assert.deepEqual(
+      reread
+        .list()
+        .map((r) => [r.name, r.status, r.error, r.pid])
+        .sort(),
+      [
+        ['bare', 'failed', PROCESS_GONE, undefined],
+        ['reused', 'failed', PROCESS_GONE, undefined],
+      ],
+    );
     assert.equal(isRunning(stranger), true);
   } finally {
     stranger.kill();
@@ -169,11 +191,18 @@ test('registry: a checkpoint a kill left incomplete is skipped with a warning na
 
   assert.equal(registry.latestCheckpoint(run)?.path, at('checkpoint-4'));
   const search = registry.checkpoints(run);
-  assert.deepEqual(search.incomplete.map((c) => c.path), [at('checkpoint-6')]);
+  assert.deepEqual(
+    search.incomplete.map((c) => c.path),
+    [at('checkpoint-6')],
+  );
   assert.deepEqual(skippedCheckpoints(search), [
     `skipped ${at('checkpoint-6')}: incomplete, it has no policy/config.json and model.safetensors, and policy.partial is a cut-off save (resuming from checkpoint-4)`,
   ]);
-  assert.deepEqual([registry.get(run.id)?.status, registry.get(run.id)?.error], ['failed', PROCESS_GONE], 'no checkpoint covers step 6');
+  assert.deepEqual(
+    [registry.get(run.id)?.status, registry.get(run.id)?.error],
+    ['failed', PROCESS_GONE],
+    'no checkpoint covers step 6',
+  );
 
   // An SFT checkpoint is the model folder itself.
   const sft = registry.create({ name: 'sft', stage: 'sft', configFile: 'c' });
@@ -181,5 +210,8 @@ test('registry: a checkpoint a kill left incomplete is skipped with a warning na
   fs.mkdirSync(path.join(registry.dir(sft.id), 'checkpoint-3'));
   fs.writeFileSync(path.join(registry.dir(sft.id), 'checkpoint-3', 'config.json'), '{}');
   assert.equal(registry.latestCheckpoint(sft)?.step, 2);
-  assert.match(skippedCheckpoints(registry.checkpoints(sft))[0], /checkpoint-3: incomplete, it has no model\.safetensors \(resuming from checkpoint-2\)$/);
+  assert.match(
+    skippedCheckpoints(registry.checkpoints(sft))[0],
+    /checkpoint-3: incomplete, it has no model\.safetensors \(resuming from checkpoint-2\)$/,
+  );
 });

@@ -14,7 +14,24 @@ import { Rng } from '../../src/util/rng';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-'));
 
-const WORDS = ['red', 'blue', 'green', 'cat', 'dog', 'runs', 'sleeps', 'big', 'small', 'tree', 'river', 'stone', 'sky', 'fast', 'slow', 'sun'];
+const WORDS = [
+  'red',
+  'blue',
+  'green',
+  'cat',
+  'dog',
+  'runs',
+  'sleeps',
+  'big',
+  'small',
+  'tree',
+  'river',
+  'stone',
+  'sky',
+  'fast',
+  'slow',
+  'sun',
+];
 const ANIMALS = ['cat', 'dog', 'cow', 'bird', 'fox', 'owl', 'bee', 'pig'];
 
 /**
@@ -28,23 +45,47 @@ function markerPairs(n: number, seed: number, shuffled = false): RewardPair[] {
   return Array.from({ length: n }, () => {
     const good = words(2 + rng.int(3));
     good.splice(rng.int(good.length + 1), 0, ' banana');
-    const pair = { prompt: `Tell me about the ${ANIMALS[rng.int(ANIMALS.length)]}.`, chosen: good.join(''), rejected: words(3 + rng.int(3)).join('') };
+    const pair = {
+      prompt: `Tell me about the ${ANIMALS[rng.int(ANIMALS.length)]}.`,
+      chosen: good.join(''),
+      rejected: words(3 + rng.int(3)).join(''),
+    };
     return shuffled && rng.next() < 0.5 ? { ...pair, chosen: pair.rejected, rejected: pair.chosen } : pair;
   });
 }
 
 function experiment(rm: Record<string, unknown>): Experiment {
-  return parseExperiment({
-    seed: 1,
-    model: 'tiny',
-    model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 },
-    runtime: { provider: 'cpu', threads: 1 },
-    rm: { data: path.join(dir, 'unused.jsonl'), per_device_train_batch_size: 16, learning_rate: 3e-3, warmup_steps: 5, logging_steps: 1, eval_steps: 20, save_steps: 1000, ...rm },
-  }, 'test');
+  return parseExperiment(
+    {
+      seed: 1,
+      model: 'tiny',
+      model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 },
+      runtime: { provider: 'cpu', threads: 1 },
+      rm: {
+        data: path.join(dir, 'unused.jsonl'),
+        per_device_train_batch_size: 16,
+        learning_rate: 3e-3,
+        warmup_steps: 5,
+        logging_steps: 1,
+        eval_steps: 20,
+        save_steps: 1000,
+        ...rm,
+      },
+    },
+    'test',
+  );
 }
 
-const rows = (run: string) => fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
-const lastEval = (run: string) => rows(run).filter((r) => 'eval_accuracy' in r).pop()!;
+const rows = (run: string) =>
+  fs
+    .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number>);
+const lastEval = (run: string) =>
+  rows(run)
+    .filter((r) => 'eval_accuracy' in r)
+    .pop()!;
 
 async function accuracy(scorer: Scorer, pairs: RewardPair[]): Promise<number> {
   const chosen = await scorer.scoreTexts(pairs.map((p) => ({ prompt: p.prompt, response: p.chosen })));
@@ -57,7 +98,9 @@ test('the score head read at the last token and the Bradley–Terry loss (margin
   const normal = (n: number) => Float64Array.from({ length: n }, () => rng.normal());
   // hidden [4 rows, 3 positions, D=5]; rewards [2, 2] read at flat positions row·3 + last.
   const res = await gradCheck(
-    (hidden, weight, bias, margin, last, target) => bradleyTerry(lastTokenScores({ 'score.weight': weight, 'score.bias': bias }, hidden, last), margin, target, 0.3).loss,
+    (hidden, weight, bias, margin, last, target) =>
+      bradleyTerry(lastTokenScores({ 'score.weight': weight, 'score.bias': bias }, hidden, last), margin, target, 0.3)
+        .loss,
     [
       { name: 'hidden', shape: [4, 3, 5], data: normal(60) },
       { name: 'weight', shape: [1, 5], data: normal(5) },
@@ -72,10 +115,26 @@ test('the score head read at the last token and the Bradley–Terry loss (margin
 
 test('RM: learns a known preference rule (held-out accuracy ≥ 95%), saves a GPT2ForSequenceClassification with its normalisation', async () => {
   const run = path.join(dir, 'rule');
-  const { modelDir } = await runRm({ experiment: experiment({ max_steps: 40, eval_fraction: 0.25 }), outputDir: run, pairs: markerPairs(320, 5), emit: () => {} });
+  const { modelDir } = await runRm({
+    experiment: experiment({ max_steps: 40, eval_fraction: 0.25 }),
+    outputDir: run,
+    pairs: markerPairs(320, 5),
+    emit: () => {},
+  });
   const evalRow = lastEval(run);
   assert.ok(evalRow.eval_accuracy >= 0.95, `eval_accuracy ${evalRow.eval_accuracy}`);
-  for (const key of ['loss', 'accuracy', 'margin', 'mean_reward', 'min_reward', 'max_reward', 'grad_norm', 'learning_rate', 'epoch']) assert.ok(key in rows(run)[0], key);
+  for (const key of [
+    'loss',
+    'accuracy',
+    'margin',
+    'mean_reward',
+    'min_reward',
+    'max_reward',
+    'grad_norm',
+    'learning_rate',
+    'epoch',
+  ])
+    assert.ok(key in rows(run)[0], key);
 
   const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
   assert.deepEqual(config.architectures, ['GPT2ForSequenceClassification']);
@@ -92,10 +151,19 @@ test('RM: learns a known preference rule (held-out accuracy ≥ 95%), saves a GP
   assert.ok(fresh >= 0.95, `accuracy on fresh pairs ${fresh}`);
 
   // The pick of the last real token: a sequence scores the same alone as padded in a batch.
-  const seqs = [[464, 3797, 318, 13, 50256], [464, 3797, 318, 257, 1310, 3290, 6729, 13, 50256], [40, 50256]];
+  const seqs = [
+    [464, 3797, 318, 13, 50256],
+    [464, 3797, 318, 257, 1310, 3290, 6729, 13, 50256],
+    [40, 50256],
+  ];
   const alone = await Promise.all(seqs.map(async (s) => (await scorer.scoreIds([s]))[0]));
   const together = await scorer.scoreIds(seqs);
-  together.forEach((r, i) => assert.ok(Math.abs(r - alone[i]) <= 1e-5 * Math.max(1, Math.abs(alone[i])), `row ${i}: ${r} in a batch, ${alone[i]} alone`));
+  together.forEach((r, i) =>
+    assert.ok(
+      Math.abs(r - alone[i]) <= 1e-5 * Math.max(1, Math.abs(alone[i])),
+      `row ${i}: ${r} in a batch, ${alone[i]} alone`,
+    ),
+  );
   assert.ok(new Set(alone).size === 3);
   await scorer.release();
 });
@@ -104,7 +172,12 @@ test('RM: with shuffled labels held-out accuracy stays near chance', async () =>
   // 80 held-out pairs with coin-flip labels: accuracy ~ Binomial(80, 1/2)/80, sd 0.056; [0.3, 0.7] is ±3.6 sd.
   // Seeds are fixed, so the outcome is the same on every run.
   const run = path.join(dir, 'shuffled');
-  await runRm({ experiment: experiment({ max_steps: 40, eval_fraction: 0.25 }), outputDir: run, pairs: markerPairs(320, 5, true), emit: () => {} });
+  await runRm({
+    experiment: experiment({ max_steps: 40, eval_fraction: 0.25 }),
+    outputDir: run,
+    pairs: markerPairs(320, 5, true),
+    emit: () => {},
+  });
   const { eval_accuracy } = lastEval(run);
   assert.ok(eval_accuracy >= 0.3 && eval_accuracy <= 0.7, `eval_accuracy ${eval_accuracy}`);
 });
@@ -115,7 +188,23 @@ test('RM from a preference file: a stopped run resumes to the same loss curve; s
   const tie = { id: 't1', label: 'tie', prompt: 'Tell me about the cat.', response_a: ' sun', response_b: ' sky' };
   fs.writeFileSync(data, [...pairs, tie].map((p) => JSON.stringify(p)).join('\n') + '\n');
   const configFile = path.join(dir, 'exp.json');
-  fs.writeFileSync(configFile, JSON.stringify({ ...experiment({}), rm: { data: 'prefs.jsonl', max_steps: 12, per_device_train_batch_size: 8, learning_rate: 3e-3, warmup_steps: 2, logging_steps: 1, save_steps: 5, eval_fraction: 0, center_rewards_coefficient: 0.01 } }));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      ...experiment({}),
+      rm: {
+        data: 'prefs.jsonl',
+        max_steps: 12,
+        per_device_train_batch_size: 8,
+        learning_rate: 3e-3,
+        warmup_steps: 2,
+        logging_steps: 1,
+        save_steps: 5,
+        eval_fraction: 0,
+        center_rewards_coefficient: 0.01,
+      },
+    }),
+  );
   const exp = () => loadExperiment(configFile, dir);
   assert.equal(exp().rm?.data, data);
 
@@ -128,20 +217,35 @@ test('RM from a preference file: a stopped run resumes to the same loss curve; s
 
   const resumed = path.join(dir, 'resumed');
   const stop = new AbortController();
-  const first = await runRm({ experiment: exp(), outputDir: resumed, signal: stop.signal, emit: (e) => {
-    if (e.type === 'progress' && e.step === 7) stop.abort();
-  } });
+  const first = await runRm({
+    experiment: exp(),
+    outputDir: resumed,
+    signal: stop.signal,
+    emit: (e) => {
+      if (e.type === 'progress' && e.step === 7) stop.abort();
+    },
+  });
   assert.equal(first.stopped, true);
   assert.equal(loadCheckpoint(first.modelDir).trainerState?.step, 7);
   assert.equal(loadCheckpoint(first.modelDir).config.hfExtra?.reward_normalization, undefined);
   const second = await runRm({ experiment: exp(), outputDir: resumed, resumeFrom: first.modelDir, emit: () => {} });
   const again = rows(resumed).map((r) => [r.step, r.loss]);
-  assert.deepEqual(again.map(([s]) => s), curve.map(([s]) => s));
-  again.forEach(([step, loss], i) => assert.ok(Math.abs(loss - curve[i][1]) <= 1e-5 * Math.abs(curve[i][1]), `step ${step}: ${loss} vs ${curve[i][1]}`));
+  assert.deepEqual(
+    again.map(([s]) => s),
+    curve.map(([s]) => s),
+  );
+  again.forEach(([step, loss], i) =>
+    assert.ok(Math.abs(loss - curve[i][1]) <= 1e-5 * Math.abs(curve[i][1]), `step ${step}: ${loss} vs ${curve[i][1]}`),
+  );
 
   // With no SFT data the reference texts are the training responses: here all chosen and rejected.
   const scorer = await Scorer.load(second.modelDir, { provider: 'cpu', threads: 1 });
-  const scores = await scorer.scoreTexts(pairs.flatMap((p) => [{ prompt: p.prompt, response: p.chosen }, { prompt: p.prompt, response: p.rejected }]));
+  const scores = await scorer.scoreTexts(
+    pairs.flatMap((p) => [
+      { prompt: p.prompt, response: p.chosen },
+      { prompt: p.prompt, response: p.rejected },
+    ]),
+  );
   const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
   const std = Math.sqrt(scores.reduce((a, r) => a + (r - mean) ** 2, 0) / scores.length);
   assert.ok(Math.abs(mean) < 1e-4 && Math.abs(std - 1) < 1e-4, `normalised mean ${mean}, std ${std}`);
@@ -151,12 +255,26 @@ test('RM from a preference file: a stopped run resumes to the same loss curve; s
   const withTies = exp();
   Object.assign(withTies.rm!, { include_ties: true, max_steps: 1 });
   const messages: string[] = [];
-  await runRm({ experiment: withTies, outputDir: path.join(dir, 'ties'), emit: (e) => e.type === 'log' && messages.push(e.message) });
-  assert.ok(messages.some((m) => /reward model on 49 pairs/.test(m)), messages.join('\n'));
+  await runRm({
+    experiment: withTies,
+    outputDir: path.join(dir, 'ties'),
+    emit: (e) => e.type === 'log' && messages.push(e.message),
+  });
+  assert.ok(
+    messages.some((m) => /reward model on 49 pairs/.test(m)),
+    messages.join('\n'),
+  );
 });
 
 test('RM: a non-finite loss stops the run with a clear message', async () => {
   const pairs = markerPairs(8, 4).map((p) => ({ ...p, margin: NaN }));
-  await assert.rejects(runRm({ experiment: experiment({ max_steps: 3, eval_fraction: 0 }), outputDir: path.join(dir, 'nan'), pairs, emit: () => {} }),
-    /reward model diverged at step 1 \(loss NaN, grad_norm NaN\)/);
+  await assert.rejects(
+    runRm({
+      experiment: experiment({ max_steps: 3, eval_fraction: 0 }),
+      outputDir: path.join(dir, 'nan'),
+      pairs,
+      emit: () => {},
+    }),
+    /reward model diverged at step 1 \(loss NaN, grad_norm NaN\)/,
+  );
 });

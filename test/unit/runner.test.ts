@@ -16,22 +16,44 @@ import { cli } from '../helpers/processes';
 const root = path.resolve(__dirname, '..', '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runner-'));
 const data = path.join(dir, 'sft.jsonl');
-fs.writeFileSync(data, ['cat', 'dog', 'cow', 'bird', 'fox', 'owl'].map((a) => JSON.stringify({ prompt: `What does a ${a} say?`, completion: ` A ${a} says hi.` })).join('\n'));
+fs.writeFileSync(
+  data,
+  ['cat', 'dog', 'cow', 'bird', 'fox', 'owl']
+    .map((a) => JSON.stringify({ prompt: `What does a ${a} say?`, completion: ` A ${a} says hi.` }))
+    .join('\n'),
+);
 
 function writeConfig(name: string, maxSteps: number): string {
   const file = path.join(dir, `${name}.rlhf.json`);
-  fs.writeFileSync(file, JSON.stringify({
-    name,
-    seed: 1,
-    model: 'tiny',
-    model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 },
-    runtime: { provider: 'cpu', threads: 1 },
-    sft: { data: 'sft.jsonl', max_steps: maxSteps, per_device_train_batch_size: 2, warmup_steps: 1, logging_steps: 1, eval_steps: 1000, save_steps: 3, eval_fraction: 0 },
-  }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      name,
+      seed: 1,
+      model: 'tiny',
+      model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 },
+      runtime: { provider: 'cpu', threads: 1 },
+      sft: {
+        data: 'sft.jsonl',
+        max_steps: maxSteps,
+        per_device_train_batch_size: 2,
+        warmup_steps: 1,
+        logging_steps: 1,
+        eval_steps: 1000,
+        save_steps: 3,
+        eval_fraction: 0,
+      },
+    }),
+  );
   return file;
 }
 
-const supervisor = new RunSupervisor({ entry: path.join(root, 'src', 'runner', 'train-process.ts'), execArgv: ['--import', 'tsx'], cwd: root, stopTimeoutMs: 20_000 });
+const supervisor = new RunSupervisor({
+  entry: path.join(root, 'src', 'runner', 'train-process.ts'),
+  execArgv: ['--import', 'tsx'],
+  cwd: root,
+  stopTimeoutMs: 20_000,
+});
 const registry = new RunRegistry(path.join(dir, 'runs'));
 
 function eventsOf(run: LiveRun): RunEvent[] {
@@ -46,13 +68,43 @@ function reach(run: LiveRun, step: number): Promise<void> {
 }
 
 const metricSteps = (id: string, runs = registry) =>
-  fs.readFileSync(path.join(runs.dir(id), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => 'loss' in r).map((r) => r.step);
+  fs
+    .readFileSync(path.join(runs.dir(id), 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => 'loss' in r)
+    .map((r) => r.step);
 
 test('protocol: malformed commands and events are rejected on arrival', () => {
-  const start = { type: 'start', stage: 'sft', configFile: 'a.rlhf.json', workspaceFolder: '/work', outputDir: '/tmp/run' };
+  const start = {
+    type: 'start',
+    stage: 'sft',
+    configFile: 'a.rlhf.json',
+    workspaceFolder: '/work',
+    outputDir: '/tmp/run',
+  };
   assert.equal(parseCommand(start).ok, true);
   assert.equal(parseCommand({ type: 'stop' }).ok, true);
-  for (const bad of [null, 'stop', {}, { type: 'launch' }, { ...start, stage: 'dpo' }, { ...start, configFile: '' }, { ...start, workspaceFolder: undefined }, { ...start, workspaceFolder: '' }, { ...start, outputDir: 3 }, { ...start, runtime: { provider: 'tpu' } }, { type: 'generate', model: 'm', prompts: [], sampling: { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1 }, seed: 0 }]) {
+  for (const bad of [
+    null,
+    'stop',
+    {},
+    { type: 'launch' },
+    { ...start, stage: 'dpo' },
+    { ...start, configFile: '' },
+    { ...start, workspaceFolder: undefined },
+    { ...start, workspaceFolder: '' },
+    { ...start, outputDir: 3 },
+    { ...start, runtime: { provider: 'tpu' } },
+    {
+      type: 'generate',
+      model: 'm',
+      prompts: [],
+      sampling: { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1 },
+      seed: 0,
+    },
+  ]) {
     const parsed = parseCommand(bad);
     assert.equal(parsed.ok, false, JSON.stringify(bad));
   }
@@ -61,19 +113,37 @@ test('protocol: malformed commands and events are rejected on arrival', () => {
 
   assert.equal(parseEvent({ type: 'metrics', stage: 'sft', step: 3, values: { loss: NaN } }).ok, true);
   assert.equal(parseEvent({ type: 'error', message: 'boom', logTail: ['a'] }).ok, true);
-  assert.equal(parseEvent({ type: 'done', stage: 'sft', step: 1, outputDir: '/r', stopped: false, warning: 'loss rose' }).ok, true);
-  for (const e of [{ type: 'progress', stage: 'sft', step: -1, total: 3 }, { type: 'done', stage: 'sft', step: 1 }, { type: 'done', stage: 'sft', step: 1, outputDir: '/r', stopped: false, warning: 3 }, { type: 'log', level: 'debug', message: 'x' }, { type: 'metrics', stage: 'sft', step: 1, values: { loss: '1' } }, { type: 'error', message: 'no tail' }]) {
+  assert.equal(
+    parseEvent({ type: 'done', stage: 'sft', step: 1, outputDir: '/r', stopped: false, warning: 'loss rose' }).ok,
+    true,
+  );
+  for (const e of [
+    { type: 'progress', stage: 'sft', step: -1, total: 3 },
+    { type: 'done', stage: 'sft', step: 1 },
+    { type: 'done', stage: 'sft', step: 1, outputDir: '/r', stopped: false, warning: 3 },
+    { type: 'log', level: 'debug', message: 'x' },
+    { type: 'metrics', stage: 'sft', step: 1, values: { loss: '1' } },
+    { type: 'error', message: 'no tail' },
+  ]) {
     assert.equal(parseEvent(e).ok, false, JSON.stringify(e));
   }
 });
 
 test('runner: a run streams events to done and the registry shows it finished', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('straight', 4), workspaceFolder: dir, registry });
+  const run = supervisor.start({
+    stage: 'sft',
+    configFile: writeConfig('straight', 4),
+    workspaceFolder: dir,
+    registry,
+  });
   const events = eventsOf(run);
   assert.equal(registry.get(run.record.id)?.status, 'running');
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'finished', outcome.error);
-  assert.deepEqual(events.filter((e) => e.type === 'progress').map((e) => e.step), [1, 2, 3, 4]);
+  assert.deepEqual(
+    events.filter((e) => e.type === 'progress').map((e) => e.step),
+    [1, 2, 3, 4],
+  );
   assert.ok(events.some((e) => e.type === 'metrics' && e.values.loss > 0));
   assert.ok(events.some((e) => e.type === 'done' && !e.stopped));
   await new Promise((r) => setImmediate(r));
@@ -93,7 +163,10 @@ test('runner: a training process killed mid-run is reported with its last log li
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'failed');
   assert.match(outcome.error!, /killed \(SIGKILL\)/);
-  assert.ok(outcome.logTail.some((l) => /SFT on \d+ examples/.test(l)), outcome.logTail.join('\n'));
+  assert.ok(
+    outcome.logTail.some((l) => /SFT on \d+ examples/.test(l)),
+    outcome.logTail.join('\n'),
+  );
   await new Promise((r) => setImmediate(r));
 
   const record = new RunRegistry(registry.root).get(run.record.id)!;
@@ -108,7 +181,11 @@ test('runner: a training process killed mid-run is reported with its last log li
   assert.equal((await resumed.process.outcome).status, 'finished');
   assert.equal(events.find((e) => e.type === 'progress')?.step, 7);
   assert.equal(registry.get(record.id)?.status, 'finished');
-  assert.deepEqual(metricSteps(record.id), [...Array(12).keys()].map((i) => i + 1), 'metrics.jsonl reads as one run');
+  assert.deepEqual(
+    metricSteps(record.id),
+    [...Array(12).keys()].map((i) => i + 1),
+    'metrics.jsonl reads as one run',
+  );
 });
 
 test('runner: Resume Run skips a checkpoint a kill left incomplete, warning in the log, and goes on from the one before', async () => {
@@ -117,21 +194,36 @@ test('runner: Resume Run skips a checkpoint a kill left incomplete, warning in t
   const at = (name: string) => path.join(registry.dir(record.id), name);
   for (const model of ['policy', 'value']) {
     fs.mkdirSync(path.join(at('checkpoint-4'), model), { recursive: true });
-    for (const file of ['config.json', 'model.safetensors']) fs.writeFileSync(path.join(at('checkpoint-4'), model, file), '');
+    for (const file of ['config.json', 'model.safetensors'])
+      fs.writeFileSync(path.join(at('checkpoint-4'), model, file), '');
   }
   fs.mkdirSync(path.join(at('checkpoint-6'), 'policy.partial'), { recursive: true });
 
   const warnings: string[] = [];
-  const onLog = (_: LiveRun, line: { level: string; message: string }) => line.level === 'warn' && warnings.push(line.message);
+  const onLog = (_: LiveRun, line: { level: string; message: string }) =>
+    line.level === 'warn' && warnings.push(line.message);
   supervisor.on('log', onLog);
   const run = supervisor.resume(registry, record.id, dir);
   supervisor.off('log', onLog);
   assert.equal(run.record.resumedFrom, at('checkpoint-4'));
-  assert.deepEqual(warnings.map((w) => w.startsWith(`skipped ${at('checkpoint-6')}: incomplete`) && w.endsWith('(resuming from checkpoint-4)')), [true], warnings.join('\n'));
-  assert.match((await run.process.outcome).error!, /absent\.rlhf\.json/, 'the process took the resume and went on to read its config');
+  assert.deepEqual(
+    warnings.map(
+      (w) => w.startsWith(`skipped ${at('checkpoint-6')}: incomplete`) && w.endsWith('(resuming from checkpoint-4)'),
+    ),
+    [true],
+    warnings.join('\n'),
+  );
+  assert.match(
+    (await run.process.outcome).error!,
+    /absent\.rlhf\.json/,
+    'the process took the resume and went on to read its config',
+  );
 
   fs.rmSync(at('checkpoint-4'), { recursive: true });
-  assert.throws(() => supervisor.resume(registry, record.id, dir), /saved no complete checkpoint to resume from \(skipped .*checkpoint-6: incomplete/);
+  assert.throws(
+    () => supervisor.resume(registry, record.id, dir),
+    /saved no complete checkpoint to resume from \(skipped .*checkpoint-6: incomplete/,
+  );
 });
 
 test('runner: stop ends the run after a step with a checkpoint, recorded as stopped', async () => {
@@ -165,14 +257,26 @@ test('runner: a bad config fails with the reason, not a crash', async () => {
 
   const otherFolder = fs.mkdtempSync(path.join(dir, 'other-folder-'));
   const elsewhere = supervisor.start({ stage: 'sft', configFile: file, workspaceFolder: otherFolder, registry });
-  assert.equal((await elsewhere.process.outcome).error, `${file}: the experiment file is outside the workspace folder ${otherFolder}`);
+  assert.equal(
+    (await elsewhere.process.outcome).error,
+    `${file}: the experiment file is outside the workspace folder ${otherFolder}`,
+  );
 });
 
-test('runner: Generate Comparisons samples from the experiment\'s newest finished SFT run into its queue', async () => {
+test("runner: Generate Comparisons samples from the experiment's newest finished SFT run into its queue", async () => {
   const file = writeConfig('pipeline', 2);
   const config = JSON.parse(fs.readFileSync(file, 'utf8'));
-  fs.writeFileSync(path.join(dir, 'prompts.jsonl'), ['cat', 'dog', 'cow'].map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'));
-  config.comparisons = { prompts: 'prompts.jsonl', queue: 'queue.jsonl', num_candidates: 3, max_new_tokens: 6, temperature: 1.5 };
+  fs.writeFileSync(
+    path.join(dir, 'prompts.jsonl'),
+    ['cat', 'dog', 'cow'].map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'),
+  );
+  config.comparisons = {
+    prompts: 'prompts.jsonl',
+    queue: 'queue.jsonl',
+    num_candidates: 3,
+    max_new_tokens: 6,
+    temperature: 1.5,
+  };
   fs.writeFileSync(file, JSON.stringify(config));
 
   const sft = supervisor.start({ stage: 'sft', configFile: file, workspaceFolder: dir, registry });
@@ -184,8 +288,14 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'finished', outcome.error);
   assert.equal(run.record.models?.sft, registry.modelDir(sft.record.id));
-  assert.ok(events.some((e) => e.type === 'log' && e.message.includes(registry.modelDir(sft.record.id)!)), 'says which model it samples from');
-  assert.deepEqual(events.filter((e) => e.type === 'progress').map((e) => e.step), [1, 2, 3]);
+  assert.ok(
+    events.some((e) => e.type === 'log' && e.message.includes(registry.modelDir(sft.record.id)!)),
+    'says which model it samples from',
+  );
+  assert.deepEqual(
+    events.filter((e) => e.type === 'progress').map((e) => e.step),
+    [1, 2, 3],
+  );
 
   const { readQueue } = await import('../../src/data/queue');
   const { pairs, errors } = readQueue(path.join(dir, 'queue.jsonl'));
@@ -196,7 +306,12 @@ test('runner: Generate Comparisons samples from the experiment\'s newest finishe
 });
 
 test('runner: Stop Run in another window stops a run after its step, with a checkpoint', async () => {
-  const run = supervisor.start({ stage: 'sft', configFile: writeConfig('elsewhere', 500), workspaceFolder: dir, registry });
+  const run = supervisor.start({
+    stage: 'sft',
+    configFile: writeConfig('elsewhere', 500),
+    workspaceFolder: dir,
+    registry,
+  });
   await reach(run, 2);
   const wait = { timeoutMs: 20_000, pollMs: 50 };
   const { result, record } = await new RunRegistry(registry.root).stopElsewhere(run.record.id, wait);
@@ -206,7 +321,7 @@ test('runner: Stop Run in another window stops a run after its step, with a chec
   assert.equal(registry.latestCheckpoint(run.record)?.step, outcome.step);
 });
 
-test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up earlier models, and stop on Stop Run', async () => {
+test("CLI: its runs are recorded in the runs folder as VS Code's are, pick up earlier models, and stop on Stop Run", async () => {
   const workspace = fs.mkdtempSync(path.join(dir, 'cli-'));
   const runs = new RunRegistry(path.join(workspace, '.rlhf', 'runs'));
   fs.copyFileSync(data, path.join(workspace, 'sft.jsonl'));
@@ -220,7 +335,10 @@ test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up e
   const sft = await cli(dir, 'sft', file, '--workspace', workspace).exit;
   assert.equal(sft.code, 0, sft.output);
   const [sftRun] = runs.list();
-  assert.deepEqual([sftRun.stage, sftRun.status, sftRun.step, sftRun.configFile, sftRun.pid], ['sft', 'finished', 2, file, undefined]);
+  assert.deepEqual(
+    [sftRun.stage, sftRun.status, sftRun.step, sftRun.configFile, sftRun.pid],
+    ['sft', 'finished', 2, file, undefined],
+  );
   assert.ok(sftRun.metrics.loss! > 0);
 
   const comparisons = await cli(workspace, 'comparisons', file).exit;
@@ -238,7 +356,8 @@ test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up e
   let exited = false;
   void long.exit.then(() => (exited = true));
   let running: RunRecord | undefined;
-  while (!exited && !(running = runs.list().find((r) => r.status === 'running' && r.step >= 2))) await new Promise((r) => setTimeout(r, 50));
+  while (!exited && !(running = runs.list().find((r) => r.status === 'running' && r.step >= 2)))
+    await new Promise((r) => setTimeout(r, 50));
   if (!running) assert.fail(`the run never showed as running:\n${(await long.exit).output}`);
   assert.equal(running.pid, long.child.pid);
   assert.match(running.pidIdentity!.command, /cli\.ts sft /, 'run.json tells the CLI process apart from any other');
@@ -253,11 +372,15 @@ test('CLI: its runs are recorded in the runs folder as VS Code\'s are, pick up e
   const wrongStage = await cli(workspace, 'rm', file, '--resume', checkpoint.path).exit;
   assert.equal(wrongStage.code, 1);
   assert.match(wrongStage.output, /is a checkpoint of sft run .*; resume it with "rlhf sft"/);
-  const resumed = await cli(workspace, 'sft', file, '--resume', checkpoint.path, '--steps', String(checkpoint.step + 1)).exit;
+  const resumed = await cli(workspace, 'sft', file, '--resume', checkpoint.path, '--steps', String(checkpoint.step + 1))
+    .exit;
   assert.equal(resumed.code, 0, resumed.output);
   assert.equal(runs.list().length, count, 'the resume goes on in the run it resumes, not a new one');
   const record = runs.get(running.id)!;
-  assert.deepEqual([record.status, record.step, record.resumedFrom], ['finished', checkpoint.step + 1, checkpoint.path]);
+  assert.deepEqual(
+    [record.status, record.step, record.resumedFrom],
+    ['finished', checkpoint.step + 1, checkpoint.path],
+  );
   assert.ok(metricSteps(running.id, runs).includes(checkpoint.step + 1), 'its metrics go on in the same folder');
 });
 
@@ -266,7 +389,12 @@ test('CLI: an experiment outside the workspace folder, or naming files outside i
   const outsideConfig = writeConfig('outside', 2);
   const elsewhere = await cli(workspace, 'sft', outsideConfig).exit;
   assert.equal(elsewhere.code, 1);
-  assert.match(elsewhere.output, new RegExp(`${outsideConfig} is outside the current directory \\(${workspace}\\): run rlhf in a folder that holds the experiment, or name one with --workspace`));
+  assert.match(
+    elsewhere.output,
+    new RegExp(
+      `${outsideConfig} is outside the current directory \\(${workspace}\\): run rlhf in a folder that holds the experiment, or name one with --workspace`,
+    ),
+  );
   const named = await cli(dir, 'sft', outsideConfig, '--workspace', workspace).exit;
   assert.match(named.output, /is outside the --workspace folder/);
 
@@ -274,6 +402,9 @@ test('CLI: an experiment outside the workspace folder, or naming files outside i
   fs.writeFileSync(escaping, JSON.stringify({ name: 'escaping', sft: { data: '../sft.jsonl' } }));
   const refused = await cli(workspace, 'sft', escaping).exit;
   assert.equal(refused.code, 1);
-  assert.match(refused.output, new RegExp(`${escaping}: sft\\.data: ${data} is outside the workspace folder ${workspace}`));
+  assert.match(
+    refused.output,
+    new RegExp(`${escaping}: sft\\.data: ${data} is outside the workspace folder ${workspace}`),
+  );
   assert.equal(fs.existsSync(path.join(workspace, '.rlhf')), false, 'no run was recorded');
 });

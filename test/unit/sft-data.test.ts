@@ -31,7 +31,10 @@ test('prompt/completion: loss on the completion and its EOS only', () => {
   const example = tokenizeSftRecord({ prompt: 'What does a cat eat?', completion: ' A cat eats fish.' }, tok);
   assert.equal(example.ids.length, example.lossMask.length);
   assert.equal(example.ids.at(-1), tok.eosId);
-  assert.deepEqual(splitByMask(example), { trained: ' A cat eats fish.<|endoftext|>', context: 'What does a cat eat?' });
+  assert.deepEqual(splitByMask(example), {
+    trained: ' A cat eats fish.<|endoftext|>',
+    context: 'What does a cat eat?',
+  });
   assert.deepEqual(example.ids, [...tok.encode('What does a cat eat?'), ...tok.encode(' A cat eats fish.'), tok.eosId]);
 });
 
@@ -55,12 +58,15 @@ test('messages: rendered with the chat template, loss on assistant turns only', 
     { role: 'assistant' as const, content: '狗吃骨头。' },
   ];
   const example = tokenizeSftRecord({ messages }, tok);
-  assert.equal(tok.decode(example.ids),
+  assert.equal(
+    tok.decode(example.ids),
     'System: You are a friendly zoo guide.\nUser: What does a cat eat?\nAssistant: A cat eats fish.<|endoftext|>' +
-    'User: 狗吃什么？\nAssistant: 狗吃骨头。<|endoftext|>');
+      'User: 狗吃什么？\nAssistant: 狗吃骨头。<|endoftext|>',
+  );
   assert.deepEqual(splitByMask(example), {
     trained: ' A cat eats fish.<|endoftext|> 狗吃骨头。<|endoftext|>',
-    context: 'System: You are a friendly zoo guide.\nUser: What does a cat eat?\nAssistant:User: 狗吃什么？\nAssistant:',
+    context:
+      'System: You are a friendly zoo guide.\nUser: What does a cat eat?\nAssistant:User: 狗吃什么？\nAssistant:',
   });
   // A generation prompt is the same tokens up to where the reply starts.
   const prompt = tok.chat().generationPrompt(messages.slice(0, 4));
@@ -71,9 +77,12 @@ test('messages: rendered with the chat template, loss on assistant turns only', 
 });
 
 test('a good file loads despite a BOM, CRLF line ends, blank lines and no final newline', () => {
-  const file = writeFile('good.jsonl', '\uFEFF{"prompt": "Hi", "completion": " Hello."}\r\n\r\n  \n' +
-    '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}], "id": 7}\r\n' +
-    '{"text": "<|endoftext|> is just text here"}');
+  const file = writeFile(
+    'good.jsonl',
+    '\uFEFF{"prompt": "Hi", "completion": " Hello."}\r\n\r\n  \n' +
+      '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}], "id": 7}\r\n' +
+      '{"text": "<|endoftext|> is just text here"}',
+  );
   const data = loadSft(file, tok, 64);
   assert.equal(data.examples.length, 3);
   assert.equal(data.truncated, 0);
@@ -101,15 +110,24 @@ test('bad lines are all reported as file:line with the field at fault', () => {
   ];
   const file = writeFile('bad.jsonl', lines.join('\n'));
   const { records, errors } = readJsonl(file, parseSftRecord);
-  assert.deepEqual(records.map((r) => r.line), [1]);
-  assert.deepEqual(errors.map((e) => [e.line, e.file]), [2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14].map((l) => [l, file]));
+  assert.deepEqual(
+    records.map((r) => r.line),
+    [1],
+  );
+  assert.deepEqual(
+    errors.map((e) => [e.line, e.file]),
+    [2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14].map((l) => [l, file]),
+  );
   const messages = errors.map((e) => e.message);
   assert.match(messages[0], /^invalid JSON: /);
   assert.equal(messages[1], 'field "completion" is missing (it must be a non-empty string)');
   assert.equal(messages[2], 'field "prompt" must be a non-empty string, got number 3');
   assert.equal(messages[3], 'field "text" must be a non-empty string, got an empty string');
   assert.equal(messages[4], 'field "messages[1].role" must be "system", "user" or "assistant", got "bot"');
-  assert.equal(messages[5], 'field "messages[0].role" must be "assistant": a conversation ends with the reply to learn, got "user"');
+  assert.equal(
+    messages[5],
+    'field "messages[0].role" must be "assistant": a conversation ends with the reply to learn, got "user"',
+  );
   assert.equal(messages[6], 'line must be a JSON object, got an array');
   assert.match(messages[7], /^record must have one of: "prompt" and "completion", "messages", or "text"$/);
   assert.equal(messages[8], 'field "messages[0].content" is missing (it must be a non-empty string)');
@@ -117,21 +135,25 @@ test('bad lines are all reported as file:line with the field at fault', () => {
   assert.match(messages[10], /^record mixes formats \("prompt", "text"\)/);
   assert.match(messages[11], /^last line is incomplete \(was the file cut off\?\): invalid JSON/);
 
-  assert.throws(() => loadSft(file, tok, 64), (err: unknown) => {
-    assert.ok(err instanceof DataFileError);
-    assert.equal(err.errors.length, 12);
-    const shown = err.message.split('\n');
-    assert.equal(shown[0], '12 bad lines in data:');
-    assert.equal(shown[2], `${file}:3: field "completion" is missing (it must be a non-empty string)`);
-    assert.equal(shown.at(-1), '... and 2 more');
-    return true;
-  });
+  assert.throws(
+    () => loadSft(file, tok, 64),
+    (err: unknown) => {
+      assert.ok(err instanceof DataFileError);
+      assert.equal(err.errors.length, 12);
+      const shown = err.message.split('\n');
+      assert.equal(shown[0], '12 bad lines in data:');
+      assert.equal(shown[2], `${file}:3: field "completion" is missing (it must be a non-empty string)`);
+      assert.equal(shown.at(-1), '... and 2 more');
+      return true;
+    },
+  );
 });
 
 test('bytes that are not UTF-8 are reported on their line', () => {
-  const file = writeFile('latin1.jsonl', Buffer.concat([
-    Buffer.from('{"text": "fine"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n'),
-  ]));
+  const file = writeFile(
+    'latin1.jsonl',
+    Buffer.concat([Buffer.from('{"text": "fine"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]),
+  );
   const { records, errors } = readJsonl(file, parseSftRecord);
   assert.equal(records.length, 1);
   assert.deepEqual(errors, [{ file, line: 2, message: 'not valid UTF-8 text' }]);
@@ -139,18 +161,27 @@ test('bytes that are not UTF-8 are reported on their line', () => {
 
 test('an empty file and a missing file are clear errors', () => {
   const empty = writeFile('empty.jsonl', '\n\n');
-  assert.throws(() => loadSft(empty, tok, 64), (err: Error) => err.message.startsWith(`${empty}: no examples found`));
+  assert.throws(
+    () => loadSft(empty, tok, 64),
+    (err: Error) => err.message.startsWith(`${empty}: no examples found`),
+  );
   const missing = path.join(dir, 'missing.jsonl');
-  assert.throws(() => loadSft(missing, tok, 64), (err: Error) => err.message.startsWith(`${missing}: cannot read data file`));
+  assert.throws(
+    () => loadSft(missing, tok, 64),
+    (err: Error) => err.message.startsWith(`${missing}: cannot read data file`),
+  );
 });
 
 test('long examples are cut to the context and counted; ones with nothing left to learn are dropped', () => {
   const long = 'one two three four five six seven eight nine ten';
-  const file = writeFile('long.jsonl', [
-    JSON.stringify({ text: long }),
-    JSON.stringify({ prompt: long, completion: ' eleven' }),
-    JSON.stringify({ prompt: 'Count:', completion: ' one' }),
-  ].join('\n'));
+  const file = writeFile(
+    'long.jsonl',
+    [
+      JSON.stringify({ text: long }),
+      JSON.stringify({ prompt: long, completion: ' eleven' }),
+      JSON.stringify({ prompt: 'Count:', completion: ' one' }),
+    ].join('\n'),
+  );
   const data = loadSft(file, tok, 4);
   assert.equal(data.truncated, 2);
   assert.equal(data.dropped, 1);
@@ -180,7 +211,10 @@ test('splitTrainEval is a seeded shuffle with at least one eval example', () => 
   assert.deepEqual(first, splitTrainEval(items, 0.1, new Rng(7)));
   assert.notDeepEqual(first, splitTrainEval(items, 0.1, new Rng(8)));
   assert.equal(first.evalSet.length, 2);
-  assert.deepEqual([...first.trainSet, ...first.evalSet].sort((x, y) => x - y), items);
+  assert.deepEqual(
+    [...first.trainSet, ...first.evalSet].sort((x, y) => x - y),
+    items,
+  );
   assert.equal(splitTrainEval([1, 2], 0.01, new Rng(1)).evalSet.length, 1);
   assert.equal(splitTrainEval([1, 2], 0.99, new Rng(1)).trainSet.length, 1);
   assert.equal(splitTrainEval([1], 0.5, new Rng(1)).evalSet.length, 0);
@@ -194,7 +228,11 @@ test('batches are fixed by (seed, step): each epoch is a permutation and resumin
   const uninterrupted = [...take(run.batches(), 9)];
   // Three batches make an epoch: each epoch holds every item once, in a new order.
   const epochs = [0, 1, 2].map((e) => uninterrupted.slice(3 * e, 3 * e + 3).flat());
-  for (const epoch of epochs) assert.deepEqual([...epoch].sort((x, y) => x - y), items);
+  for (const epoch of epochs)
+    assert.deepEqual(
+      [...epoch].sort((x, y) => x - y),
+      items,
+    );
   assert.notDeepEqual(epochs[0], epochs[1]);
   // A fresh sampler, as after a restart, picks up at step 5 with the same batches.
   assert.deepEqual([...take(new BatchSampler(items, 4, 42).batches(5), 4)], uninterrupted.slice(5));

@@ -8,8 +8,10 @@ import { program } from '../../src/cli';
 
 const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8'));
 
-test('stages: each stage\'s palette command is contributed in the RLHF category and activates the extension', () => {
-  const commands = new Map<string, { category?: string }>(manifest.contributes.commands.map((c: { command: string }) => [c.command, c]));
+test("stages: each stage's palette command is contributed in the RLHF category and activates the extension", () => {
+  const commands = new Map<string, { category?: string }>(
+    manifest.contributes.commands.map((c: { command: string }) => [c.command, c]),
+  );
   for (const stage of EXPERIMENT_STAGES) {
     const { command } = STAGE_INFO[stage];
     assert.equal(commands.get(command)?.category, 'RLHF', `${stage}: ${command} is not contributed with category RLHF`);

@@ -68,17 +68,23 @@ test('loadHFTokenizer accepts a folder and finds a conventional EOS without a co
 test('loadHFTokenizer names the file it could not use', () => {
   const dir = tempDir();
   const missing = path.join(dir, 'nope', 'tokenizer.json');
-  assert.throws(() => loadHFTokenizer(missing), (err: Error) => err.message.startsWith(`${missing}: cannot read`));
+  assert.throws(
+    () => loadHFTokenizer(missing),
+    (err: Error) => err.message.startsWith(`${missing}: cannot read`),
+  );
   const broken = path.join(dir, 'tokenizer.json');
   fs.writeFileSync(broken, '{"model": ');
-  assert.throws(() => loadHFTokenizer(broken), (err: Error) => err.message.startsWith(`${broken}: not valid JSON`));
+  assert.throws(
+    () => loadHFTokenizer(broken),
+    (err: Error) => err.message.startsWith(`${broken}: not valid JSON`),
+  );
   writeTinyTokenizer(dir, { eos_token: '<|im_end|>' });
   assert.throws(() => loadHFTokenizer(dir), /no eos_token found \(tried "<\|im_end\|>"\)/);
 });
 
 const qwen3 = loadHFTokenizer(QWEN3_DIR);
 
-test('Qwen3\'s tokenizer.json round-trips English, Chinese, emoji and special-token text exactly', () => {
+test("Qwen3's tokenizer.json round-trips English, Chinese, emoji and special-token text exactly", () => {
   assert.deepEqual(qwen3.encode('Hello world'), [9707, 1879]);
   const texts = [
     'The quick brown fox jumps over the lazy dog.\n  Indented, "quoted" & tabbed\t!',
@@ -105,21 +111,62 @@ test('Qwen3: EOS and PAD from tokenizer_config.json, no BOS, and stop ids from g
   assert.deepEqual(qwen3.stopIds, [QWEN3.imEnd]);
 
   const dir = qwen3Folder(path.join(tempDir(), 'qwen3'));
-  fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [QWEN3.imEnd, QWEN3.endOfText] }));
+  fs.writeFileSync(
+    path.join(dir, 'generation_config.json'),
+    JSON.stringify({ eos_token_id: [QWEN3.imEnd, QWEN3.endOfText] }),
+  );
   assert.deepEqual(loadHFTokenizer(dir).stopIds, [QWEN3.imEnd, QWEN3.endOfText]);
   fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: 'x' }));
-  assert.throws(() => loadHFTokenizer(dir), (err: Error) =>
-    err.message.startsWith(`${path.join(dir, 'generation_config.json')}: eos_token_id must be a token id or a list of token ids`));
+  assert.throws(
+    () => loadHFTokenizer(dir),
+    (err: Error) =>
+      err.message.startsWith(
+        `${path.join(dir, 'generation_config.json')}: eos_token_id must be a token id or a list of token ids`,
+      ),
+  );
 });
 
 /** A byte-level BPE tokenizer.json that knows "hello" and " wor"; `merges` in either of HF's forms. */
 function byteLevelBpe(dir: string, merges: string[] | string[][]): string {
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  const vocab = { '<|endoftext|>': 0, h: 1, e: 2, l: 3, o: 4, 'Ġ': 5, w: 6, r: 7, d: 8, he: 9, ll: 10, hell: 11, hello: 12, 'Ġw': 13, or: 14, 'Ġwor': 15 };
+  const vocab = {
+    '<|endoftext|>': 0,
+    h: 1,
+    e: 2,
+    l: 3,
+    o: 4,
+    Ġ: 5,
+    w: 6,
+    r: 7,
+    d: 8,
+    he: 9,
+    ll: 10,
+    hell: 11,
+    hello: 12,
+    Ġw: 13,
+    or: 14,
+    Ġwor: 15,
+  };
   const json = {
-    version: '1.0', truncation: null, padding: null, added_tokens: [specialToken(0, '<|endoftext|>')], normalizer: null,
-    pre_tokenizer: byteLevel, post_processor: byteLevel, decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges },
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [specialToken(0, '<|endoftext|>')],
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: byteLevel,
+    decoder: byteLevel,
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges,
+    },
   };
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
   return dir;
@@ -128,7 +175,12 @@ function byteLevelBpe(dir: string, merges: string[] | string[][]): string {
 test('a BPE tokenizer.json reads its merges as "a b" strings or as pairs alike', () => {
   const strings = ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or'];
   const asStrings = loadHFTokenizer(byteLevelBpe(tempDir(), strings));
-  const asPairs = loadHFTokenizer(byteLevelBpe(tempDir(), strings.map((m) => m.split(' '))));
+  const asPairs = loadHFTokenizer(
+    byteLevelBpe(
+      tempDir(),
+      strings.map((m) => m.split(' ')),
+    ),
+  );
   for (const tok of [asStrings, asPairs]) {
     assert.deepEqual(tok.encode('hello world'), [12, 15, 3, 8]);
     assert.equal(tok.decode([12, 15, 3, 8]), 'hello world');
@@ -141,7 +193,11 @@ test('a tokenizer whose post-processor adds BOS starts every plain-text sequence
   const bos = {
     type: 'TemplateProcessing',
     single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-    pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+    pair: [
+      { SpecialToken: { id: '<s>', type_id: 0 } },
+      { Sequence: { id: 'A', type_id: 0 } },
+      { Sequence: { id: 'B', type_id: 1 } },
+    ],
     special_tokens: { '<s>': { id: '<s>', ids: [5], tokens: ['<s>'] } },
   };
   const added = [specialToken(0, '<unk>'), specialToken(1, '</s>'), specialToken(5, '<s>')];

@@ -31,7 +31,10 @@ class Disposable {
 }
 
 class Uri {
-  private constructor(readonly fsPath: string, readonly scheme = 'file') {}
+  private constructor(
+    readonly fsPath: string,
+    readonly scheme = 'file',
+  ) {}
   static file(p: string): Uri {
     return new Uri(path.resolve(p));
   }
@@ -46,18 +49,27 @@ class TreeItem {
   iconPath?: unknown;
   tooltip?: unknown;
   contextValue?: string;
-  constructor(readonly label: string, readonly collapsibleState?: number) {}
+  constructor(
+    readonly label: string,
+    readonly collapsibleState?: number,
+  ) {}
 }
 
 class ThemeIcon {
-  constructor(readonly id: string, readonly color?: unknown) {}
+  constructor(
+    readonly id: string,
+    readonly color?: unknown,
+  ) {}
 }
 class ThemeColor {
   constructor(readonly id: string) {}
 }
 class MarkdownString {
   value = '';
-  constructor(value = '', readonly supportThemeIcons = false) {
+  constructor(
+    value = '',
+    readonly supportThemeIcons = false,
+  ) {
     this.value = value;
   }
   appendMarkdown(s: string) {
@@ -121,7 +133,21 @@ function message(kind: Shown['kind']) {
 function logChannel(name: string) {
   const lines: string[] = [];
   const log = (level: string) => (text: string) => void lines.push(`${level} ${text}`);
-  return { name, lines, info: log('info'), warn: log('warn'), error: log('error'), trace: log('trace'), debug: log('debug'), append() {}, appendLine() {}, show() {}, hide() {}, clear() {}, dispose() {} };
+  return {
+    name,
+    lines,
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    trace: log('trace'),
+    debug: log('debug'),
+    append() {},
+    appendLine() {},
+    show() {},
+    hide() {},
+    clear() {},
+    dispose() {},
+  };
 }
 
 export const vscode = {
@@ -138,7 +164,20 @@ export const vscode = {
   window: {
     activeTextEditor: undefined as undefined | { document: { uri: Uri } },
     createOutputChannel: (name: string) => logChannel(name),
-    createStatusBarItem: () => ({ text: '', tooltip: '', name: '', command: '', visible: false, show() { this.visible = true; }, hide() { this.visible = false; }, dispose() {} }),
+    createStatusBarItem: () => ({
+      text: '',
+      tooltip: '',
+      name: '',
+      command: '',
+      visible: false,
+      show() {
+        this.visible = true;
+      },
+      hide() {
+        this.visible = false;
+      },
+      dispose() {},
+    }),
     registerTreeDataProvider: () => new Disposable(),
     registerWebviewPanelSerializer: () => new Disposable(),
     registerWebviewViewProvider: () => new Disposable(),
@@ -149,7 +188,10 @@ export const vscode = {
       const answer = ui.answers.shift();
       return items.find((i) => answer !== undefined && i.label.includes(answer));
     },
-    async showInputBox(options: { value?: string; validateInput?: (v: string) => string | undefined }): Promise<string | undefined> {
+    async showInputBox(options: {
+      value?: string;
+      validateInput?: (v: string) => string | undefined;
+    }): Promise<string | undefined> {
       const answer = ui.answers.shift() ?? options.value;
       return answer !== undefined && options.validateInput?.(answer) ? undefined : answer;
     },
@@ -194,7 +236,12 @@ export const vscode = {
     }),
     onDidChangeWorkspaceFolders: () => new Disposable(),
     onDidChangeConfiguration: () => new Disposable(),
-    createFileSystemWatcher: () => ({ onDidCreate: () => new Disposable(), onDidChange: () => new Disposable(), onDidDelete: () => new Disposable(), dispose() {} }),
+    createFileSystemWatcher: () => ({
+      onDidCreate: () => new Disposable(),
+      onDidChange: () => new Disposable(),
+      onDidDelete: () => new Disposable(),
+      dispose() {},
+    }),
     findFiles: async () => [] as Uri[],
     asRelativePath: (p: string) => p,
     openTextDocument: async (doc: { content: string }) => ({ uri: Uri.file('/untitled'), getText: () => doc.content }),
@@ -220,13 +267,27 @@ export const workbench = {
     trust.isTrusted = trusted;
   },
   setFolders(paths: string[]): void {
-    folders.splice(0, folders.length, ...paths.map((p, index) => ({ uri: Uri.file(p), name: path.basename(p), index })));
+    folders.splice(
+      0,
+      folders.length,
+      ...paths.map((p, index) => ({ uri: Uri.file(p), name: path.basename(p), index })),
+    );
   },
   /** A context like the one VS Code passes to activate(). */
   context(extensionPath: string) {
     const state = new Map<string, unknown>();
-    const workspaceState = { get: (key: string) => state.get(key), update: async (key: string, value: unknown) => void state.set(key, value), keys: () => [...state.keys()] };
-    return { subscriptions: [] as { dispose(): void }[], extensionPath, extensionUri: Uri.file(extensionPath), workspaceState, asAbsolutePath: (p: string) => path.join(extensionPath, p) };
+    const workspaceState = {
+      get: (key: string) => state.get(key),
+      update: async (key: string, value: unknown) => void state.set(key, value),
+      keys: () => [...state.keys()],
+    };
+    return {
+      subscriptions: [] as { dispose(): void }[],
+      extensionPath,
+      extensionUri: Uri.file(extensionPath),
+      workspaceState,
+      asAbsolutePath: (p: string) => path.join(extensionPath, p),
+    };
   },
 };
 

@@ -56,7 +56,11 @@ before(async () => {
 
 // ---------------------------------------------------------------- a tiny transformer block
 
-const B = 4, T = 8, D = 16, H = 2, V = 16;
+const B = 4,
+  T = 8,
+  D = 16,
+  H = 2,
+  V = 16;
 
 /**
  * Pre-LN block (causal softmax attention, GELU MLP), final LayerNorm, a clipped LM head and masked
@@ -68,26 +72,52 @@ const B = 4, T = 8, D = 16, H = 2, V = 16;
  */
 function blockModel(): { graph: TrainGraph; init: { name: string; dims: number[]; data: Float32Array }[] } {
   const shapes: Record<string, number[]> = {
-    ln1_g: [D], ln1_b: [D], qkv_w: [D, 3 * D], proj_w: [D, D], proj_b: [D],
-    ln2_g: [D], ln2_b: [D], fc_w: [D, 4 * D], fc_b: [4 * D], fc2_w: [4 * D, D], fc2_b: [D],
-    lnf_g: [D], lnf_b: [D], head: [D, V],
+    ln1_g: [D],
+    ln1_b: [D],
+    qkv_w: [D, 3 * D],
+    proj_w: [D, D],
+    proj_b: [D],
+    ln2_g: [D],
+    ln2_b: [D],
+    fc_w: [D, 4 * D],
+    fc_b: [4 * D],
+    fc2_w: [4 * D, D],
+    fc2_b: [D],
+    lnf_g: [D],
+    lnf_b: [D],
+    head: [D, V],
   };
-  const p: Record<string, Tensor> = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, input(k, 'float32', s)]));
+  const p: Record<string, Tensor> = Object.fromEntries(
+    Object.entries(shapes).map(([k, s]) => [k, input(k, 'float32', s)]),
+  );
   const x0 = input('x', 'float32', [B, T, D]);
   const targets = input('targets', 'int32', [B, T]);
   const mask = input('mask', 'float32', [B, T]);
 
   const qkv = nn.linear(nn.layerNorm(x0, p.ln1_g, p.ln1_b), p.qkv_w);
   const heads = (t: Tensor) => t.reshape([B, T, H, D / H]).transpose([0, 2, 1, 3]);
-  const q = heads(ops.slice(qkv, -1, 0, D)), k = heads(ops.slice(qkv, -1, D, 2 * D)), v = heads(ops.slice(qkv, -1, 2 * D));
-  const causal = constant(Uint8Array.from({ length: T * T }, (_, i) => (i % T <= Math.floor(i / T) ? 1 : 0)), 'bool', [T, T]);
+  const q = heads(ops.slice(qkv, -1, 0, D)),
+    k = heads(ops.slice(qkv, -1, D, 2 * D)),
+    v = heads(ops.slice(qkv, -1, 2 * D));
+  const causal = constant(
+    Uint8Array.from({ length: T * T }, (_, i) => (i % T <= Math.floor(i / T) ? 1 : 0)),
+    'bool',
+    [T, T],
+  );
   const scores = ops.where(causal, q.matmul(k.transpose([0, 1, 3, 2])).mul(1 / Math.sqrt(D / H)), -1e9);
   const att = ops.softmax(scores, -1).matmul(v).transpose([0, 2, 1, 3]).reshape([B, T, D]);
   const x1 = x0.add(nn.linear(att, p.proj_w, p.proj_b));
-  const x2 = x1.add(nn.linear(nn.gelu(nn.linear(nn.layerNorm(x1, p.ln2_g, p.ln2_b), p.fc_w, p.fc_b)), p.fc2_w, p.fc2_b));
+  const x2 = x1.add(
+    nn.linear(nn.gelu(nn.linear(nn.layerNorm(x1, p.ln2_g, p.ln2_b), p.fc_w, p.fc_b)), p.fc2_w, p.fc2_b),
+  );
   const logits = ops.clip(nn.layerNorm(x2, p.lnf_g, p.lnf_b).matmul(p.head), -30, 30);
   const loss = nn.crossEntropy(logits, targets, mask);
-  const graph = buildTrainGraph({ loss, params: Object.values(p), optimizer: adamw({ weightDecay: 0.1 }), maxGradNorm: 1 });
+  const graph = buildTrainGraph({
+    loss,
+    params: Object.values(p),
+    optimizer: adamw({ weightDecay: 0.1 }),
+    maxGradNorm: 1,
+  });
 
   const rng = new Rng(7);
   const init = Object.entries(shapes).map(([name, dims]) => {
@@ -105,7 +135,11 @@ function blockBatches(count: number): Record<string, ort.Tensor>[] {
     const x = Float32Array.from({ length: B * T * D }, () => rng.normal());
     const targets = Int32Array.from({ length: B * T }, (_, i) => Math.floor(Math.abs(x[i * D] * 5)) % V);
     const mask = Float32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 0 : 1));
-    return { x: hostTensor('float32', x, [B, T, D]), targets: hostTensor('int32', targets, [B, T]), mask: hostTensor('float32', mask, [B, T]) };
+    return {
+      x: hostTensor('float32', x, [B, T, D]),
+      targets: hostTensor('int32', targets, [B, T]),
+      mask: hostTensor('float32', mask, [B, T]),
+    };
   });
 }
 
@@ -134,10 +168,12 @@ async function train(runtime: Runtime): Promise<Run> {
       if (!runtime.keepsStateOnDevice) continue;
       names.forEach((n, i) => {
         const now = state.get(n);
-        if (now.location !== 'gpu-buffer') stateProblems.push(`step ${s}: "${n}" is on ${now.location}, not gpu-buffer`);
+        if (now.location !== 'gpu-buffer')
+          stateProblems.push(`step ${s}: "${n}" is on ${now.location}, not gpu-buffer`);
         if (now === before[i]) stateProblems.push(`step ${s}: "${n}" was not replaced`);
         // Step 1 replaces the host tensors from setHost, which are not disposed; later, device ones are.
-        if (s > 1 && before[i].location !== 'none') stateProblems.push(`step ${s}: replaced "${n}" was not disposed (${before[i].location})`);
+        if (s > 1 && before[i].location !== 'none')
+          stateProblems.push(`step ${s}: replaced "${n}" was not disposed (${before[i].location})`);
       });
     }
     const msPerStep = (performance.now() - start) / STEPS;
@@ -155,14 +191,17 @@ function bothRuns(): Promise<{ cpu: Run; gpu: Run }> {
     const cpuRuntime = await Runtime.create({ provider: 'cpu' });
     const cpu = await train(cpuRuntime);
     const gpuRun = await train(gpu!);
-    console.log(`# ${STEPS} steps: cpu ${cpu.msPerStep.toFixed(1)} ms/step, webgpu ${gpuRun.msPerStep.toFixed(1)} ms/step`);
+    console.log(
+      `# ${STEPS} steps: cpu ${cpu.msPerStep.toFixed(1)} ms/step, webgpu ${gpuRun.msPerStep.toFixed(1)} ms/step`,
+    );
     return { cpu, gpu: gpuRun };
   })();
   return runs;
 }
 
 function worstDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; index: number } {
-  let diff = 0, index = -1;
+  let diff = 0,
+    index = -1;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]);
     if (!(d <= diff)) {
@@ -179,9 +218,17 @@ test('training on WebGPU with CPU fallback disabled gives the losses of the CPU 
   const { cpu, gpu: g } = await bothRuns();
   assert.equal(g.losses.length, STEPS);
   const { diff, index } = worstDiff(cpu.losses, g.losses);
-  t.diagnostic(`max |loss cpu - loss webgpu| = ${diff.toExponential(2)} (step ${index + 1}); loss ${cpu.losses[0].toFixed(3)} -> ${cpu.losses[STEPS - 1].toFixed(3)}`);
-  assert.ok(cpu.losses[STEPS - 1] < cpu.losses[0] / 2, `the model should learn: loss ${cpu.losses[0]} -> ${cpu.losses[STEPS - 1]}`);
-  assert.ok(diff <= LOSS_TOL, `step ${index + 1}: loss ${g.losses[index]} on WebGPU, ${cpu.losses[index]} on CPU (tolerance ${LOSS_TOL})`);
+  t.diagnostic(
+    `max |loss cpu - loss webgpu| = ${diff.toExponential(2)} (step ${index + 1}); loss ${cpu.losses[0].toFixed(3)} -> ${cpu.losses[STEPS - 1].toFixed(3)}`,
+  );
+  assert.ok(
+    cpu.losses[STEPS - 1] < cpu.losses[0] / 2,
+    `the model should learn: loss ${cpu.losses[0]} -> ${cpu.losses[STEPS - 1]}`,
+  );
+  assert.ok(
+    diff <= LOSS_TOL,
+    `step ${index + 1}: loss ${g.losses[index]} on WebGPU, ${cpu.losses[index]} on CPU (tolerance ${LOSS_TOL})`,
+  );
 });
 
 test('training state stays on the device, replaced tensors are disposed, State.read matches CPU', async (t) => {
@@ -196,7 +243,9 @@ test('training state stays on the device, replaced tensors are disposed, State.r
     const { diff, index } = worstDiff(want, got);
     if (!(diff <= worst.diff)) worst = { name, diff, index };
   }
-  t.diagnostic(`max |param cpu - param webgpu| = ${worst.diff.toExponential(2)} (${worst.name}[${worst.index}]), over params and AdamW slots`);
+  t.diagnostic(
+    `max |param cpu - param webgpu| = ${worst.diff.toExponential(2)} (${worst.name}[${worst.index}]), over params and AdamW slots`,
+  );
   assert.ok(worst.diff <= PARAM_TOL, `${worst.name}[${worst.index}] differs by ${worst.diff} (tolerance ${PARAM_TOL})`);
 });
 
@@ -212,7 +261,9 @@ const xs = () => ({ x: hostTensor('float32', Float32Array.from([1, 2, 3, 4, 5, 6
 test('a GPU tensor fed to a CPU session, or a disposed one, is refused with a clear error', async (t) => {
   if (!gpu) return t.skip(unavailable);
   const program = await deviceProgram(gpu);
-  const cpuProgram = await (await Runtime.create({ provider: 'cpu' })).load(toOnnx({ z: input('y', 'float32', [2, 3]).mul(3) }, 'triple'));
+  const cpuProgram = await (
+    await Runtime.create({ provider: 'cpu' })
+  ).load(toOnnx({ z: input('y', 'float32', [2, 3]).mul(3) }, 'triple'));
   try {
     const { y } = await program.run(xs());
     assert.equal(y.location, 'gpu-buffer');
@@ -252,17 +303,37 @@ test('releasing a program waits for its device outputs to be disposed', async (t
  */
 function gptStep(): TrainGraph {
   const shapes: Record<string, number[]> = {
-    wte: [V, D], wpe: [T, D], ln1_g: [D], ln1_b: [D], attn_w: [D, 3 * D], proj_w: [D, D], proj_b: [D], lnf_g: [D], lnf_b: [D],
+    wte: [V, D],
+    wpe: [T, D],
+    ln1_g: [D],
+    ln1_b: [D],
+    attn_w: [D, 3 * D],
+    proj_w: [D, D],
+    proj_b: [D],
+    lnf_g: [D],
+    lnf_b: [D],
   };
-  const p: Record<string, Tensor> = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, input(k, 'float32', s)]));
-  const tokens = input('tokens', 'int32', ['B', 'T']), positions = input('positions', 'int32', ['B', 'T']);
-  const bias = input('attn_bias', 'float32', ['B', 1, 'T', 'T']), targets = input('targets', 'int32', ['B', 'T']), mask = input('mask', 'float32', ['B', 'T']);
+  const p: Record<string, Tensor> = Object.fromEntries(
+    Object.entries(shapes).map(([k, s]) => [k, input(k, 'float32', s)]),
+  );
+  const tokens = input('tokens', 'int32', ['B', 'T']),
+    positions = input('positions', 'int32', ['B', 'T']);
+  const bias = input('attn_bias', 'float32', ['B', 1, 'T', 'T']),
+    targets = input('targets', 'int32', ['B', 'T']),
+    mask = input('mask', 'float32', ['B', 'T']);
   const x = ops.gather(p.wte, tokens).add(ops.gather(p.wpe, positions));
   const qkv = nn.linear(nn.layerNorm(x, p.ln1_g, p.ln1_b), p.attn_w); // no bias: see blockModel
   const heads = (t: Tensor) => ops.transpose(t.reshape([x.shape[0], x.shape[1], H, D / H]), [0, 2, 1, 3]);
-  const q = heads(ops.slice(qkv, 2, 0, D)), k = heads(ops.slice(qkv, 2, D, 2 * D)), v = heads(ops.slice(qkv, 2, 2 * D, 3 * D));
-  const scores = ops.matmul(q, ops.transpose(k, [0, 1, 3, 2])).mul(1 / Math.sqrt(D / H)).add(bias);
-  const merged = ops.transpose(ops.matmul(ops.softmax(scores, -1), v), [0, 2, 1, 3]).reshape([x.shape[0], x.shape[1], D]);
+  const q = heads(ops.slice(qkv, 2, 0, D)),
+    k = heads(ops.slice(qkv, 2, D, 2 * D)),
+    v = heads(ops.slice(qkv, 2, 2 * D, 3 * D));
+  const scores = ops
+    .matmul(q, ops.transpose(k, [0, 1, 3, 2]))
+    .mul(1 / Math.sqrt(D / H))
+    .add(bias);
+  const merged = ops
+    .transpose(ops.matmul(ops.softmax(scores, -1), v), [0, 2, 1, 3])
+    .reshape([x.shape[0], x.shape[1], D]);
   const hidden = nn.layerNorm(x.add(nn.linear(merged, p.proj_w, p.proj_b)), p.lnf_g, p.lnf_b);
   const loss = nn.crossEntropy(ops.matmul(hidden, ops.transpose(p.wte, [1, 0])), targets, mask);
   return buildTrainGraph({ loss, params: Object.values(p), optimizer: adamw(), maxGradNorm: 1 });
@@ -273,13 +344,21 @@ test('GPT-2-style step (embeddings, symbolic sizes) on WebGPU with CPU fallback 
   // The embedding gradient (ScatterND with reduction 'add', repeated token ids) and sizes read at run time.
   const graph = gptStep();
   const rng = new Rng(3);
-  const b = 3, len = 5;
+  const b = 3,
+    len = 5;
   const tokens = Int32Array.from({ length: b * len }, () => rng.int(4)); // few distinct ids: many repeats
   const positions = Int32Array.from({ length: b * len }, (_, i) => i % len);
   const bias = Float32Array.from({ length: b * len * len }, (_, i) => (i % len > Math.floor(i / len) % len ? -1e9 : 0));
   const batch = {
-    tokens: hostTensor('int32', tokens, [b, len]), positions: hostTensor('int32', positions, [b, len]), attn_bias: hostTensor('float32', bias, [b, 1, len, len]),
-    targets: hostTensor('int32', Int32Array.from(tokens, (v) => (v * 3 + 1) % V), [b, len]), mask: hostTensor('float32', new Float32Array(b * len).fill(1), [b, len]),
+    tokens: hostTensor('int32', tokens, [b, len]),
+    positions: hostTensor('int32', positions, [b, len]),
+    attn_bias: hostTensor('float32', bias, [b, 1, len, len]),
+    targets: hostTensor(
+      'int32',
+      Int32Array.from(tokens, (v) => (v * 3 + 1) % V),
+      [b, len],
+    ),
+    mask: hostTensor('float32', new Float32Array(b * len).fill(1), [b, len]),
   };
   const names = graph.state.filter((s) => !s.name.includes('.')).map((s) => s.name); // parameters, not AdamW slots
   const results: { losses: number[]; params: Map<string, Float32Array | Float64Array> }[] = [];
@@ -287,7 +366,13 @@ test('GPT-2-style step (embeddings, symbolic sizes) on WebGPU with CPU fallback 
     const state = new State(runtime);
     const init = new Rng(5);
     for (const s of graph.state.filter((x) => names.includes(x.name))) {
-      state.setHost(s.name, Float32Array.from({ length: s.shape.reduce((a, c) => a * c, 1) }, () => (s.name.endsWith('_g') ? 1 : 0.3 * init.normal())), s.shape);
+      state.setHost(
+        s.name,
+        Float32Array.from({ length: s.shape.reduce((a, c) => a * c, 1) }, () =>
+          s.name.endsWith('_g') ? 1 : 0.3 * init.normal(),
+        ),
+        s.shape,
+      );
     }
     const step = await TrainStep.create(graph, state);
     const losses: number[] = [];
@@ -298,7 +383,10 @@ test('GPT-2-style step (embeddings, symbolic sizes) on WebGPU with CPU fallback 
   }
   const [cpu, g] = results;
   const loss = worstDiff(cpu.losses, g.losses);
-  assert.ok(loss.diff <= LOSS_TOL, `step ${loss.index + 1}: loss ${g.losses[loss.index]} on WebGPU, ${cpu.losses[loss.index]} on CPU`);
+  assert.ok(
+    loss.diff <= LOSS_TOL,
+    `step ${loss.index + 1}: loss ${g.losses[loss.index]} on WebGPU, ${cpu.losses[loss.index]} on CPU`,
+  );
   for (const name of names) {
     const { diff, index } = worstDiff(cpu.params.get(name)!, g.params.get(name)!);
     assert.ok(diff <= PARAM_TOL, `${name}[${index}] differs by ${diff}`);
@@ -340,10 +428,14 @@ test('the reward-model step, eval and scoring graphs load on WebGPU with CPU fal
 test('strict mode names the nodes the provider cannot run', async (t) => {
   if (!gpu) return t.skip(unavailable);
   // int64 arithmetic: WGSL has no 64-bit integers, and WebGPU has no int64 Mul (the float one runs).
-  const n = input('n', 'int64', [2]), x = input('x', 'float32', [2]);
+  const n = input('n', 'int64', [2]),
+    x = input('x', 'float32', [2]);
   const model = toOnnx({ m: ops.mul(n, n), y: ops.mul(x, x) }, 'int64_mul');
   await assert.rejects(gpu.load(model), (e: Error) => {
-    assert.match(e.message, /^strict: CPU fallback is disabled, but with webgpu onnxruntime places these nodes on CPU: Mul \(m\)$/);
+    assert.match(
+      e.message,
+      /^strict: CPU fallback is disabled, but with webgpu onnxruntime places these nodes on CPU: Mul \(m\)$/,
+    );
     return true;
   });
 });

@@ -80,7 +80,10 @@ export class Chart {
   /** The x range dragged to, drawn at full detail; undefined when the whole run is shown. */
   private zoom: XRange | undefined;
 
-  constructor(readonly spec: ChartSpec, private readonly actions: ChartActions) {
+  constructor(
+    readonly spec: ChartSpec,
+    private readonly actions: ChartActions,
+  ) {
     this.element = document.createElement('section');
     this.element.className = 'chart';
     this.element.dataset.testid = 'chart';
@@ -90,7 +93,13 @@ export class Chart {
     title.textContent = spec.title;
     this.logButton = button('Log', 'Log scale (y axis)', () => actions.toggleLogScale(this));
     this.logButton.setAttribute('aria-pressed', 'false');
-    header.append(title, this.logButton, button('CSV', 'Export as CSV', () => actions.exportCsv(this)), button('PNG', 'Export as PNG', () => actions.exportPng(this)), button('×', 'Remove chart', () => actions.remove(this)));
+    header.append(
+      title,
+      this.logButton,
+      button('CSV', 'Export as CSV', () => actions.exportCsv(this)),
+      button('PNG', 'Export as PNG', () => actions.exportPng(this)),
+      button('×', 'Remove chart', () => actions.remove(this)),
+    );
     this.plotHost = document.createElement('div');
     this.plotHost.className = 'plot';
     this.element.append(header, this.plotHost);
@@ -108,7 +117,8 @@ export class Chart {
   update(runs: RunData[], settings: ChartSettings, rebuild = false): void {
     this.rebuild ||= rebuild;
     this.settings = settings;
-    if (this.logButton.getAttribute('aria-pressed') !== String(settings.logScale)) this.logButton.setAttribute('aria-pressed', String(settings.logScale));
+    if (this.logButton.getAttribute('aria-pressed') !== String(settings.logScale))
+      this.logButton.setAttribute('aria-pressed', String(settings.logScale));
     const computed = JSON.stringify([runs.map((r) => [r.run.key, r.version]), settings]);
     if (computed !== this.computed) {
       this.computed = computed;
@@ -118,7 +128,10 @@ export class Chart {
     if (!this.visible) this.showPoints();
   }
 
-  /** Whether the chart is in view and its lines, settings, width or zoom changed since it was drawn, or it must be rebuilt (a theme change). */
+  /**
+   * Whether the chart is in view and its lines, settings, width or zoom changed since it was drawn, or
+   * it must be rebuilt (a theme change).
+   */
   get stale(): boolean {
     return this.visible && (this.rebuild || this.drawnKey() !== this.drawn);
   }
@@ -151,7 +164,16 @@ export class Chart {
         line.update(settings.smoothing, 'step', run.steps.values);
         for (let i = 0; i < run.length; i++) {
           if (Number.isNaN(raw[i]) || !Number.isFinite(run.steps.values[i])) continue;
-          rows.push([csvField(run.run.name), csvField(metric), run.steps.values[i], run.times.values[i], raw[i], line.values[i]].join(','));
+          rows.push(
+            [
+              csvField(run.run.name),
+              csvField(metric),
+              run.steps.values[i],
+              run.times.values[i],
+              raw[i],
+              line.values[i],
+            ].join(','),
+          );
         }
       }
     }
@@ -167,15 +189,20 @@ export class Chart {
     if (!plot) return undefined;
     const theme = currentTheme();
     const scale = plot.ctx.canvas.width / plot.width;
-    const font = (size: number, weight = 'normal') => `${weight} ${size * scale}px ${getComputedStyle(document.body).fontFamily || 'sans-serif'}`;
+    const font = (size: number, weight = 'normal') =>
+      `${weight} ${size * scale}px ${getComputedStyle(document.body).fontFamily || 'sans-serif'}`;
     const canvas = document.createElement('canvas');
     const ctx = canvas.getContext('2d')!;
     // The legend flows in rows under the plot; measured first, since the canvas size comes from it.
     ctx.font = font(12);
-    const pad = 8 * scale, swatch = 16 * scale, row = 18 * scale, title = 24 * scale;
+    const pad = 8 * scale,
+      swatch = 16 * scale,
+      row = 18 * scale,
+      title = 24 * scale;
     const entries = this.lineStyles(this.settings, theme).filter((l) => !l.raw);
     const placed: { x: number; y: number; entry: LineStyle }[] = [];
-    let x = pad, y = 0;
+    let x = pad,
+      y = 0;
     for (const entry of entries) {
       const width = swatch + 6 * scale + ctx.measureText(entry.label).width + 16 * scale;
       if (x > pad && x + width > plot.ctx.canvas.width - pad) {
@@ -236,7 +263,12 @@ export class Chart {
   }
 
   private plotLines(settings: ChartSettings): void {
-    const shape = JSON.stringify([this.lines.map((l) => [l.smoothed.run.run.name, l.smoothed.metric]), settings.smoothing > 0, settings.xAxis, settings.logScale]);
+    const shape = JSON.stringify([
+      this.lines.map((l) => [l.smoothed.run.run.name, l.smoothed.metric]),
+      settings.smoothing > 0,
+      settings.xAxis,
+      settings.logScale,
+    ]);
     const rebuild = !this.plot || shape !== this.shape || this.rebuild;
     if (rebuild) this.zoom = undefined;
     const data = this.plotData(settings);
@@ -269,10 +301,15 @@ export class Chart {
       const kept = this.decimators.get(run);
       const decimator = kept?.key === key ? kept.decimator : new Decimator(columns, floor);
       decimators.set(run, { key, decimator });
-      const picked = this.zoom ? pickPoints(x, run.length, raws, floor, columns, this.zoom) : decimator.update(run, x, raws);
+      const picked = this.zoom
+        ? pickPoints(x, run.length, raws, floor, columns, this.zoom)
+        : decimator.update(run, x, raws);
       if (!this.legend.length) this.legend.push({ x, values: x, picked });
       this.legend.push(...series.map((values) => ({ x, values, picked })));
-      drawn.push({ x: picked.map((i) => x[i]), columns: series.map((values) => valuesAt(values, picked, settings.logScale)) });
+      drawn.push({
+        x: picked.map((i) => x[i]),
+        columns: series.map((values) => valuesAt(values, picked, settings.logScale)),
+      });
     }
     this.decimators = decimators;
     return align(drawn);
@@ -284,7 +321,10 @@ export class Chart {
     const left = u.cursor.left;
     if (source && left !== undefined && left >= 0) {
       const i = nearestPoint(source.x, source.picked, u.posToVal(left, 'x'));
-      value = i < 0 || Number.isNaN(source.values[i]) || (s > 0 && logScale && source.values[i] <= 0) ? null : source.values[i];
+      value =
+        i < 0 || Number.isNaN(source.values[i]) || (s > 0 && logScale && source.values[i] <= 0)
+          ? null
+          : source.values[i];
     }
     return value === null ? (s === 0 ? '' : '–') : formatMetric(value);
   }
@@ -301,11 +341,21 @@ export class Chart {
   }
 
   private options(settings: ChartSettings, theme: Theme): uPlot.Options {
-    const axis = { stroke: theme.foreground, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid, width: 1 } };
+    const axis = {
+      stroke: theme.foreground,
+      grid: { stroke: theme.grid, width: 1 },
+      ticks: { stroke: theme.grid, width: 1 },
+    };
     const value = (u: uPlot, v: number | null, s: number) => this.legendValue(u, v, s, settings.logScale);
     const series: uPlot.Series[] = [
       { label: settings.xAxis === 'time' ? 'seconds' : settings.xAxis, value },
-      ...this.lineStyles(settings, theme).map(({ label, colour, width }) => ({ label, stroke: colour, width, spanGaps: true, value })),
+      ...this.lineStyles(settings, theme).map(({ label, colour, width }) => ({
+        label,
+        stroke: colour,
+        width,
+        spanGaps: true,
+        value,
+      })),
     ];
     return {
       width: this.width(),
@@ -326,7 +376,10 @@ export class Chart {
       const label = runs > 1 ? `${line.smoothed.run.run.name} · ${line.smoothed.metric}` : line.smoothed.metric;
       const colour = theme.line(line.colour);
       if (settings.smoothing === 0) return [{ label, colour, width: 1.5, raw: false }];
-      return [{ label, colour, width: 2, raw: false }, { label: `${label} (raw)`, colour: faded(colour), width: 1, raw: true }];
+      return [
+        { label, colour, width: 2, raw: false },
+        { label: `${label} (raw)`, colour: faded(colour), width: 1, raw: true },
+      ];
     });
   }
 
@@ -336,7 +389,10 @@ export class Chart {
   }
 }
 
-/** The x of each point of a run: its step, its `episode` metric (the step where none is logged), or seconds since its first point. */
+/**
+ * The x of each point of a run: its step, its `episode` metric (the step where none is logged), or
+ * seconds since its first point.
+ */
 function xColumn(run: RunData, axis: XAxis): ArrayLike<number> {
   if (axis === 'episode') return run.metrics.get('episode')?.values ?? run.steps.values;
   if (axis === 'step') return run.steps.values;

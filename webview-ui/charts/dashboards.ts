@@ -1,4 +1,7 @@
-/** The charts a run opens with (its stage's dashboard, src/shared/stages.ts) and the ones the person adds or removes. */
+/**
+ * The charts a run opens with (its stage's dashboard, src/shared/stages.ts) and the ones the person
+ * adds or removes.
+ */
 import { ExperimentStage } from '../../src/protocol/runner';
 import { ChartSpec, STAGE_INFO, singleChart } from '../../src/shared/stages';
 

@@ -20,8 +20,19 @@ const POINTS_PER_COLUMN = 2;
  * `columns` columns when there are many) and the nearest one outside it on each side, so the line
  * runs to the edges of a zoomed chart. A value counts if it is above `floor` (0 on a log scale).
  */
-export function pickPoints(x: ArrayLike<number>, length: number, series: ArrayLike<number>[], floor: number, columns: number, range: XRange): number[] {
-  let first = -1, last = -1, before = -1, after = -1, inside = 0;
+export function pickPoints(
+  x: ArrayLike<number>,
+  length: number,
+  series: ArrayLike<number>[],
+  floor: number,
+  columns: number,
+  range: XRange,
+): number[] {
+  let first = -1,
+    last = -1,
+    before = -1,
+    after = -1,
+    inside = 0;
   for (let i = 0; i < length; i++) {
     const v = x[i];
     if (v < range.min) before = i;
@@ -44,10 +55,21 @@ export function pickPoints(x: ArrayLike<number>, length: number, series: ArrayLi
 }
 
 /** Appends the first and last index, and each series' lowest and highest per column, in order. */
-function extremes(x: ArrayLike<number>, first: number, last: number, series: ArrayLike<number>[], floor: number, columns: number, range: XRange, picked: number[]): void {
+function extremes(
+  x: ArrayLike<number>,
+  first: number,
+  last: number,
+  series: ArrayLike<number>[],
+  floor: number,
+  columns: number,
+  range: XRange,
+  picked: number[],
+): void {
   const scale = columns / (range.max - range.min || 1);
-  const low = new Float64Array(series.length), high = new Float64Array(series.length);
-  const lowAt = new Int32Array(series.length), highAt = new Int32Array(series.length);
+  const low = new Float64Array(series.length),
+    high = new Float64Array(series.length);
+  const lowAt = new Int32Array(series.length),
+    highAt = new Int32Array(series.length);
   let column = -1;
   const flush = () => {
     const found: number[] = [];
@@ -87,7 +109,8 @@ function extremes(x: ArrayLike<number>, first: number, last: number, series: Arr
 
 /** The nearest point to `target` among a run's points, searched between the picked ones around it. */
 export function nearestPoint(x: ArrayLike<number>, picked: number[], target: number): number {
-  let lo = 0, hi = picked.length - 1;
+  let lo = 0,
+    hi = picked.length - 1;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
     if (x[picked[mid]] <= target) lo = mid;
@@ -111,7 +134,10 @@ export class Decimator {
   private origin = NaN;
   private width = 0;
   private processed = 0;
-  /** Per bucket with points: its number, its first and last index, and per series its lowest and highest index (-1: none). */
+  /**
+   * Per bucket with points: its number, its first and last index, and per series its lowest and
+   * highest index (-1: none).
+   */
   private ids: number[] = [];
   private starts: number[] = [];
   private ends: number[] = [];
@@ -119,7 +145,10 @@ export class Decimator {
   private highs: number[] = [];
   private series: ArrayLike<number>[] = [];
 
-  constructor(private readonly capacity: number, private readonly floor: number) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly floor: number,
+  ) {}
 
   /** Takes in the run's points that changed since the last update and says which to draw. */
   update(run: RunData, x: ArrayLike<number>, series: ArrayLike<number>[]): number[] {
@@ -171,7 +200,8 @@ export class Decimator {
       const values = this.series[s];
       const v = values[i];
       if (!(v > this.floor)) continue;
-      const low = this.lows[base + s], high = this.highs[base + s];
+      const low = this.lows[base + s],
+        high = this.highs[base + s];
       if (low < 0 || v < values[low]) this.lows[base + s] = i;
       if (high < 0 || v > values[high]) this.highs[base + s] = i;
     }
@@ -213,7 +243,8 @@ export class Decimator {
   }
 
   private combine(values: ArrayLike<number>, into: number, from: number): void {
-    const low = this.lows[from], high = this.highs[from];
+    const low = this.lows[from],
+      high = this.highs[from];
     if (low >= 0 && (this.lows[into] < 0 || values[low] < values[this.lows[into]])) this.lows[into] = low;
     if (high >= 0 && (this.highs[into] < 0 || values[high] > values[this.highs[into]])) this.highs[into] = high;
   }

@@ -4,7 +4,14 @@
  * with setState so a reopened or reloaded panel looks the same.
  */
 import '../shared/zod-jitless';
-import { ChartsState, DEFAULT_STATE, HostMessage, ViewMessage, parseChartsState, parseHostMessage } from '../../src/protocol/charts';
+import {
+  ChartsState,
+  DEFAULT_STATE,
+  HostMessage,
+  ViewMessage,
+  parseChartsState,
+  parseHostMessage,
+} from '../../src/protocol/charts';
 import { vscodeApi } from '../shared/vscode';
 import { Chart, ChartActions, ChartSettings } from './chart';
 import { chartsFor } from './dashboards';
@@ -32,7 +39,13 @@ function settingsOf(title: string): ChartSettings {
 }
 
 const chartActions: ChartActions = {
-  exportCsv: (chart) => post({ type: 'export', format: 'csv', fileName: `${chart.spec.title}.csv`, data: chart.csv(store.all(), settingsOf(chart.spec.title)) }),
+  exportCsv: (chart) =>
+    post({
+      type: 'export',
+      format: 'csv',
+      fileName: `${chart.spec.title}.csv`,
+      data: chart.csv(store.all(), settingsOf(chart.spec.title)),
+    }),
   exportPng: (chart) => {
     const data = chart.png();
     if (data) post({ type: 'export', format: 'png', fileName: `${chart.spec.title}.png`, data });
@@ -43,7 +56,9 @@ const chartActions: ChartActions = {
     else update({ removed: [...state.removed, title] });
   },
   toggleLogScale: ({ spec: { title } }) =>
-    update({ logScale: state.logScale.includes(title) ? state.logScale.filter((t) => t !== title) : [...state.logScale, title] }),
+    update({
+      logScale: state.logScale.includes(title) ? state.logScale.filter((t) => t !== title) : [...state.logScale, title],
+    }),
   changed: () => schedule(),
 };
 
@@ -83,7 +98,11 @@ function render(): void {
   frame = 0;
   if (rebuild) theme = currentTheme();
   const runs = store.all();
-  const specs = chartsFor(runs.map((r) => r.run.stage), state.added, state.removed);
+  const specs = chartsFor(
+    runs.map((r) => r.run.stage),
+    state.added,
+    state.removed,
+  );
   for (const [title, chart] of charts) {
     if (specs.some((s) => s.title === title)) continue;
     inView.unobserve(chart.element);
@@ -103,9 +122,17 @@ function render(): void {
   rebuild = false;
   drawSome([...charts.values()].filter((c) => c.stale));
   const charted = new Set(specs.flatMap((s) => s.metrics));
-  toolbar.update(runs, theme.line, store.metricNames().filter((m) => !charted.has(m)));
+  toolbar.update(
+    runs,
+    theme.line,
+    store.metricNames().filter((m) => !charted.has(m)),
+  );
   samples.update(runs, state.search);
-  const message = runs.length ? (specs.length ? '' : 'Nothing to chart yet.') : 'No runs shown. Use Compare runs… to pick some.';
+  const message = runs.length
+    ? specs.length
+      ? ''
+      : 'Nothing to chart yet.'
+    : 'No runs shown. Use Compare runs… to pick some.';
   if (empty.textContent !== message) empty.textContent = message;
   empty.hidden = !message;
 }
@@ -150,13 +177,16 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
   else console.warn(`charts: ignored a message from the host (${parsed.error})`);
 });
 // Charts scrolled out of view are drawn when they come back (a little ahead of time).
-const inView = new IntersectionObserver((entries) => {
-  for (const entry of entries) {
-    const chart = charts.get((entry.target as HTMLElement).dataset.chart ?? '');
-    if (chart) chart.visible = entry.isIntersecting;
-  }
-  schedule();
-}, { rootMargin: '200px' });
+const inView = new IntersectionObserver(
+  (entries) => {
+    for (const entry of entries) {
+      const chart = charts.get((entry.target as HTMLElement).dataset.chart ?? '');
+      if (chart) chart.visible = entry.isIntersecting;
+    }
+    schedule();
+  },
+  { rootMargin: '200px' },
+);
 // VS Code changes the body's classes when the theme changes; the charts read colours when built.
 new MutationObserver(() => schedule(true)).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 

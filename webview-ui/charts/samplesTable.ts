@@ -24,7 +24,8 @@ export class SamplesTable {
     this.count.className = 'count';
     const table = document.createElement('table');
     const head = table.createTHead().insertRow();
-    for (const name of ['Run', 'Step', 'Prompt', 'Response', 'Score', 'KL']) head.appendChild(document.createElement('th')).textContent = name;
+    for (const name of ['Run', 'Step', 'Prompt', 'Response', 'Score', 'KL'])
+      head.appendChild(document.createElement('th')).textContent = name;
     this.body = table.createTBody();
     const scroller = document.createElement('div');
     scroller.className = 'table';
@@ -40,7 +41,9 @@ export class SamplesTable {
     this.drawn = drawn;
     const needle = search.trim().toLowerCase();
     const rows = runs
-      .flatMap((run) => [...run.samples.values()].flatMap((g) => g.rows.map((row) => ({ run: run.run.name, step: g.step, ...row }))))
+      .flatMap((run) =>
+        [...run.samples.values()].flatMap((g) => g.rows.map((row) => ({ run: run.run.name, step: g.step, ...row }))),
+      )
       .filter((r) => !needle || r.prompt.toLowerCase().includes(needle) || r.response.toLowerCase().includes(needle))
       .sort((a, b) => b.step - a.step);
     this.count.textContent = `${rows.length} sample${rows.length === 1 ? '' : 's'}`;
@@ -48,7 +51,8 @@ export class SamplesTable {
       ...rows.slice(0, MAX_ROWS).map((r) => {
         const tr = document.createElement('tr');
         tr.dataset.testid = 'sample';
-        for (const text of [r.run, String(r.step), r.prompt, r.response, number(r.score), number(r.kl)]) tr.insertCell().textContent = text;
+        for (const text of [r.run, String(r.step), r.prompt, r.response, number(r.score), number(r.kl)])
+          tr.insertCell().textContent = text;
         return tr;
       }),
     );

@@ -17,7 +17,15 @@ interface EmaState {
 const START: EmaState = { average: 0, debias: 0, points: 0, positive: 0 };
 
 /** Smooths values[from..to) into `out`, carrying `state` on; a point whose x is not a number counts as missing. */
-function smoothInto(values: ArrayLike<number>, x: ArrayLike<number>, out: Float64Array, from: number, to: number, weight: number, state: EmaState): void {
+function smoothInto(
+  values: ArrayLike<number>,
+  x: ArrayLike<number>,
+  out: Float64Array,
+  from: number,
+  to: number,
+  weight: number,
+  state: EmaState,
+): void {
   let { average, debias, points, positive } = state;
   for (let i = from; i < to; i++) {
     const v = Number.isFinite(x[i]) ? values[i] : NaN;
@@ -48,7 +56,10 @@ export class SmoothedLine {
   private beforeLast = { ...START };
   private afterLast = { ...START };
 
-  constructor(readonly run: RunData, readonly metric: string) {}
+  constructor(
+    readonly run: RunData,
+    readonly metric: string,
+  ) {}
 
   /** Points with a value; only the positive ones on a log scale. */
   points(logScale: boolean): number {

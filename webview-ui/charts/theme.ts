@@ -1,6 +1,13 @@
 /** Colours from the VS Code theme's variables, with fallbacks for a page outside VS Code. */
 const PALETTE = ['blue', 'orange', 'green', 'red', 'purple', 'yellow'];
-const FALLBACK: Record<string, string> = { blue: '#3794ff', orange: '#d18616', green: '#89d185', red: '#f14c4c', purple: '#b180d7', yellow: '#cca700' };
+const FALLBACK: Record<string, string> = {
+  blue: '#3794ff',
+  orange: '#d18616',
+  green: '#89d185',
+  red: '#f14c4c',
+  purple: '#b180d7',
+  yellow: '#cca700',
+};
 
 function variable(name: string, fallback: string): string {
   return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;

@@ -17,7 +17,10 @@ export class Toolbar {
   private readonly smoothingValue: HTMLOutputElement;
   private shown = '';
 
-  constructor(state: ChartsState, private readonly actions: ToolbarActions) {
+  constructor(
+    state: ChartsState,
+    private readonly actions: ToolbarActions,
+  ) {
     this.element = document.createElement('div');
     this.element.className = 'toolbar';
     this.runList = document.createElement('ul');
@@ -40,7 +43,8 @@ export class Toolbar {
 
     const xAxis = document.createElement('select');
     xAxis.dataset.testid = 'x-axis';
-    for (const axis of ['step', 'episode', 'time'] as const) xAxis.add(new Option(axis === 'time' ? 'time (s)' : axis, axis, false, axis === state.xAxis));
+    for (const axis of ['step', 'episode', 'time'] as const)
+      xAxis.add(new Option(axis === 'time' ? 'time (s)' : axis, axis, false, axis === state.xAxis));
     xAxis.addEventListener('change', () => actions.change({ xAxis: xAxis.value as XAxis }));
 
     this.addChart = document.createElement('select');

@@ -97,8 +97,14 @@ window.addEventListener('message', (event: MessageEvent) => {
 
 /** Keys act on the pair unless the person is typing (rationale) or choosing (queue picker). */
 function isTyping(event: KeyboardEvent): boolean {
-  return event.composedPath().some((target) =>
-    target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT|VSCODE-TEXTAREA|VSCODE-TEXTFIELD|VSCODE-SINGLE-SELECT)$/.test(target.tagName)));
+  return event
+    .composedPath()
+    .some(
+      (target) =>
+        target instanceof HTMLElement &&
+        (target.isContentEditable ||
+          /^(INPUT|TEXTAREA|SELECT|VSCODE-TEXTAREA|VSCODE-TEXTFIELD|VSCODE-SINGLE-SELECT)$/.test(target.tagName)),
+    );
 }
 
 document.addEventListener('keydown', (event) => {

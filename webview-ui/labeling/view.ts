@@ -27,7 +27,8 @@ export interface ViewEvents {
   rationaleChanged(text: string): void;
 }
 
-export type SaveStatus = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
+export type SaveStatus =
+  { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
 
 type Attributes = Record<string, string | boolean>;
 
@@ -54,32 +55,107 @@ function icon(name: string): HTMLElement {
 }
 
 export class LabelingView {
-  private readonly picker = h('vscode-single-select', { 'aria-label': 'Queue', 'data-testid': 'queue-picker' }) as HTMLElement & { value: string };
+  private readonly picker = h('vscode-single-select', {
+    'aria-label': 'Queue',
+    'data-testid': 'queue-picker',
+  }) as HTMLElement & { value: string };
   private readonly progressText = h('span', { 'data-testid': 'progress' });
   private readonly progressBar = h('progress', { 'aria-label': 'Labeling progress' }) as HTMLProgressElement;
-  private readonly header = h('header', { class: 'toolbar' }, this.picker, h('div', { class: 'progress' }, this.progressText, this.progressBar));
+  private readonly header = h(
+    'header',
+    { class: 'toolbar' },
+    this.picker,
+    h('div', { class: 'progress' }, this.progressText, this.progressBar),
+  );
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
-  private readonly restrictedBanner = h('section', { class: 'restricted', role: 'status', 'data-testid': 'restricted' },
-    h('p', {}, icon('shield'), ' Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.'),
-    this.commandButton({ command: 'workbench.trust.manage', text: 'Manage Workspace Trust' }, 'manage-trust'));
+  private readonly restrictedBanner = h(
+    'section',
+    { class: 'restricted', role: 'status', 'data-testid': 'restricted' },
+    h(
+      'p',
+      {},
+      icon('shield'),
+      ' Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.',
+    ),
+    this.commandButton({ command: 'workbench.trust.manage', text: 'Manage Workspace Trust' }, 'manage-trust'),
+  );
   private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
-  private readonly guidelines = h('vscode-collapsible', { heading: 'Guidelines', class: 'guidelines' }, this.guidelinesBody);
-  private readonly prompt = h('div', { class: 'text markdown', tabindex: '0', role: 'region', 'aria-label': 'Prompt', 'data-testid': 'prompt' });
-  private readonly left = h('div', { class: 'text markdown', tabindex: '0', role: 'region', 'aria-label': 'Response A', 'data-testid': 'response-left' });
-  private readonly right = h('div', { class: 'text markdown', tabindex: '0', role: 'region', 'aria-label': 'Response B', 'data-testid': 'response-right' });
+  private readonly guidelines = h(
+    'vscode-collapsible',
+    { heading: 'Guidelines', class: 'guidelines' },
+    this.guidelinesBody,
+  );
+  private readonly prompt = h('div', {
+    class: 'text markdown',
+    tabindex: '0',
+    role: 'region',
+    'aria-label': 'Prompt',
+    'data-testid': 'prompt',
+  });
+  private readonly left = h('div', {
+    class: 'text markdown',
+    tabindex: '0',
+    role: 'region',
+    'aria-label': 'Response A',
+    'data-testid': 'response-left',
+  });
+  private readonly right = h('div', {
+    class: 'text markdown',
+    tabindex: '0',
+    role: 'region',
+    'aria-label': 'Response B',
+    'data-testid': 'response-right',
+  });
   private readonly rationale = h('vscode-textarea', {
-    label: 'Rationale (optional)', placeholder: 'Why? (optional; Escape returns to the keys)', rows: '2', resize: 'vertical', 'data-testid': 'rationale',
+    label: 'Rationale (optional)',
+    placeholder: 'Why? (optional; Escape returns to the keys)',
+    rows: '2',
+    resize: 'vertical',
+    'data-testid': 'rationale',
   }) as HTMLElement & { value: string };
   private readonly choiceButtons = CHOICES.map(({ choice, text, key }) =>
-    h('vscode-button', { 'aria-label': text, 'aria-keyshortcuts': key.toUpperCase(), 'data-testid': `choice-${choice}`, 'data-choice': choice, secondary: choice !== 'left' && choice !== 'right' }, text, keyHint(key)));
-  private readonly undoButton = h('vscode-button', { secondary: true, 'aria-label': 'Undo the last label', 'aria-keyshortcuts': 'Control+Z Meta+Z U', 'data-testid': 'undo' }, icon('discard'), ' Undo', keyHint('u'));
+    h(
+      'vscode-button',
+      {
+        'aria-label': text,
+        'aria-keyshortcuts': key.toUpperCase(),
+        'data-testid': `choice-${choice}`,
+        'data-choice': choice,
+        secondary: choice !== 'left' && choice !== 'right',
+      },
+      text,
+      keyHint(key),
+    ),
+  );
+  private readonly undoButton = h(
+    'vscode-button',
+    {
+      secondary: true,
+      'aria-label': 'Undo the last label',
+      'aria-keyshortcuts': 'Control+Z Meta+Z U',
+      'data-testid': 'undo',
+    },
+    icon('discard'),
+    ' Undo',
+    keyHint('u'),
+  );
   private readonly saveStatus = h('span', { class: 'save-status', role: 'status', 'data-testid': 'save-status' });
-  private readonly problems = h('ul', { class: 'problems', 'aria-label': 'Problems in the experiment and queue files', 'data-testid': 'problems' });
-  private readonly pair = h('section', { class: 'pair', 'aria-label': 'Comparison' },
-    h('h2', { class: 'label' }, 'Prompt'), this.prompt,
-    h('div', { class: 'responses', 'data-testid': 'responses' },
+  private readonly problems = h('ul', {
+    class: 'problems',
+    'aria-label': 'Problems in the experiment and queue files',
+    'data-testid': 'problems',
+  });
+  private readonly pair = h(
+    'section',
+    { class: 'pair', 'aria-label': 'Comparison' },
+    h('h2', { class: 'label' }, 'Prompt'),
+    this.prompt,
+    h(
+      'div',
+      { class: 'responses', 'data-testid': 'responses' },
       h('section', { class: 'response' }, h('h2', { class: 'label' }, 'A'), this.left),
-      h('section', { class: 'response' }, h('h2', { class: 'label' }, 'B'), this.right)),
+      h('section', { class: 'response' }, h('h2', { class: 'label' }, 'B'), this.right),
+    ),
     this.rationale,
     h('div', { class: 'choices', role: 'group', 'aria-label': 'Which response is better?' }, ...this.choiceButtons),
   );
@@ -88,9 +164,25 @@ export class LabelingView {
   /** Restricted Mode: the choices, undo and rationale stay disabled. */
   private restricted = false;
 
-  constructor(root: HTMLElement, private readonly events: ViewEvents) {
-    root.append(h('main', {}, this.header, this.restrictedBanner, this.notice, this.guidelines, this.pair, this.footer, this.problems));
-    for (const button of this.choiceButtons) button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
+  constructor(
+    root: HTMLElement,
+    private readonly events: ViewEvents,
+  ) {
+    root.append(
+      h(
+        'main',
+        {},
+        this.header,
+        this.restrictedBanner,
+        this.notice,
+        this.guidelines,
+        this.pair,
+        this.footer,
+        this.problems,
+      ),
+    );
+    for (const button of this.choiceButtons)
+      button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
     this.undoButton.addEventListener('click', () => events.undo());
     this.picker.addEventListener('change', () => events.selectQueue(this.picker.value));
     this.rationale.addEventListener('input', () => events.rationaleChanged(this.rationale.value));
@@ -108,12 +200,27 @@ export class LabelingView {
     this.show(this.footer, state.kind === 'queue');
     this.setRestricted(state.kind === 'queue' && state.restricted);
     if (state.kind === 'noQueue') {
-      this.setNotice([
-        h('p', {}, 'No labeling queue is set up in this workspace.'),
-        h('p', {}, 'Add a ', h('code', {}, 'comparisons'), ' section to an experiment file (', h('code', {}, '*.rlhf.json'), '): ',
-          h('code', {}, 'prompts'), ' is a JSONL file of prompts to sample responses for; ', h('code', {}, 'queue'), ' and ',
-          h('code', {}, 'preferences'), ' name the pairs to label and where the labels go.'),
-      ], { command: 'rlhf.newExperiment', text: 'New Experiment' });
+      this.setNotice(
+        [
+          h('p', {}, 'No labeling queue is set up in this workspace.'),
+          h(
+            'p',
+            {},
+            'Add a ',
+            h('code', {}, 'comparisons'),
+            ' section to an experiment file (',
+            h('code', {}, '*.rlhf.json'),
+            '): ',
+            h('code', {}, 'prompts'),
+            ' is a JSONL file of prompts to sample responses for; ',
+            h('code', {}, 'queue'),
+            ' and ',
+            h('code', {}, 'preferences'),
+            ' name the pairs to label and where the labels go.',
+          ),
+        ],
+        { command: 'rlhf.newExperiment', text: 'New Experiment' },
+      );
       this.show(this.guidelines, false);
       this.showPair(undefined, undefined);
       this.setProblems(state.problems);
@@ -126,9 +233,15 @@ export class LabelingView {
     this.setGuidelines(state.guidelines);
     if (state.pair) this.setNotice([]);
     else if (state.total === 0) {
-      this.setNotice([h('p', {}, 'This queue is empty. Generate Comparisons samples pairs of responses to label.')], { command: 'rlhf.generateComparisons', text: 'Generate Comparisons' });
+      this.setNotice([h('p', {}, 'This queue is empty. Generate Comparisons samples pairs of responses to label.')], {
+        command: 'rlhf.generateComparisons',
+        text: 'Generate Comparisons',
+      });
     } else {
-      this.setNotice([h('p', {}, `All ${state.total} pairs are labeled.`)], { command: 'rlhf.generateComparisons', text: 'Generate More Comparisons' });
+      this.setNotice([h('p', {}, `All ${state.total} pairs are labeled.`)], {
+        command: 'rlhf.generateComparisons',
+        text: 'Generate More Comparisons',
+      });
     }
     this.showPair(state.pair, draft?.pairId === state.pair?.pairId ? draft?.rationale : undefined);
     setDisabled(this.undoButton, !state.canUndo || state.restricted);
@@ -160,11 +273,13 @@ export class LabelingView {
     if (!pair) return;
     if (typeof pair.prompt === 'string') renderMarkdown(this.prompt, pair.prompt);
     else {
-      this.prompt.replaceChildren(...pair.prompt.map((turn) => {
-        const body = h('div', { class: 'turn-body' });
-        renderMarkdown(body, turn.content);
-        return h('div', { class: 'turn' }, h('div', { class: 'turn-role' }, turn.role), body);
-      }));
+      this.prompt.replaceChildren(
+        ...pair.prompt.map((turn) => {
+          const body = h('div', { class: 'turn-body' });
+          renderMarkdown(body, turn.content);
+          return h('div', { class: 'turn' }, h('div', { class: 'turn-role' }, turn.role), body);
+        }),
+      );
     }
     renderMarkdown(this.left, pair.left);
     renderMarkdown(this.right, pair.right);
@@ -172,16 +287,21 @@ export class LabelingView {
   }
 
   private setQueues(state: QueueState): void {
-    const options = state.queues.map((q) => h('vscode-option', { value: q.key, description: q.detail }, `${q.label} (${q.detail})`));
+    const options = state.queues.map((q) =>
+      h('vscode-option', { value: q.key, description: q.detail }, `${q.label} (${q.detail})`),
+    );
     const current = [...this.picker.children].map((o) => `${o.getAttribute('value')}\n${o.textContent}`).join('\n');
-    if (current !== options.map((o) => `${o.getAttribute('value')}\n${o.textContent}`).join('\n')) this.picker.replaceChildren(...options);
+    if (current !== options.map((o) => `${o.getAttribute('value')}\n${o.textContent}`).join('\n'))
+      this.picker.replaceChildren(...options);
     if (this.picker.value !== state.selected) this.picker.value = state.selected;
   }
 
   private setGuidelines(markdown: string | undefined): void {
     this.show(this.guidelines, true);
     if (markdown === undefined) {
-      this.guidelinesBody.replaceChildren(h('p', { class: 'hint' }, 'Put labeling guidelines in guidelines.md beside the queue file to see them here.'));
+      this.guidelinesBody.replaceChildren(
+        h('p', { class: 'hint' }, 'Put labeling guidelines in guidelines.md beside the queue file to see them here.'),
+      );
     } else {
       renderMarkdown(this.guidelinesBody, markdown);
     }

@@ -34,7 +34,11 @@ export class ChartsPanel {
     return ChartsPanel.current?.stream.keys ?? [];
   }
 
-  private constructor(private readonly panel: vscode.WebviewPanel, services: Services, refs: RunRef[]) {
+  private constructor(
+    private readonly panel: vscode.WebviewPanel,
+    services: Services,
+    refs: RunRef[],
+  ) {
     const extensionUri = vscode.Uri.file(services.extensionPath);
     this.stream = new ChartsStream(services.supervisor, {
       post: (message) => void panel.webview.postMessage(message),
@@ -44,7 +48,11 @@ export class ChartsPanel {
       warn: (message) => services.log.warn(message),
     });
     panel.webview.options = webviewOptions(extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, extensionUri, { title: 'Training Charts', bundle: 'charts', styles: ['uPlot.min.css'] });
+    panel.webview.html = webviewHtml(panel.webview, extensionUri, {
+      title: 'Training Charts',
+      bundle: 'charts',
+      styles: ['uPlot.min.css'],
+    });
     panel.webview.onDidReceiveMessage((message: unknown) => this.stream.receive(message));
     // A hidden webview is discarded; it reloads when shown and asks for everything again.
     panel.onDidChangeViewState(() => panel.visible || this.stream.detach());

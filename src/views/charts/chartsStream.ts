@@ -47,7 +47,10 @@ export class ChartsStream {
   private attached = false;
   private readonly unsubscribe: () => void;
 
-  constructor(private readonly supervisor: RunSupervisor, private readonly host: ChartsHost) {
+  constructor(
+    private readonly supervisor: RunSupervisor,
+    private readonly host: ChartsHost,
+  ) {
     // Subscribed before any history is read: the read is synchronous, so no event falls between.
     const onEvent = (live: LiveRun, event: RunEvent) => this.onEvent(live, event);
     const onStatus = (live: LiveRun) => this.onStatus(live);
@@ -222,6 +225,10 @@ function pngBytes(dataUrl: string): Buffer | undefined {
 
 /** The webview proposes a name; only a plain file name with the format's extension is kept. */
 function safeFileName(proposed: string, format: string): string {
-  const base = proposed.replace(/\.[a-z]+$/i, '').replace(/[^\w.-]+/g, '-').replace(/^[.-]+/, '') || 'chart';
+  const base =
+    proposed
+      .replace(/\.[a-z]+$/i, '')
+      .replace(/[^\w.-]+/g, '-')
+      .replace(/^[.-]+/, '') || 'chart';
   return `${base}.${format}`;
 }

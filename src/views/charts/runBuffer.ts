@@ -93,7 +93,9 @@ export class RunBuffer {
       groups.set(step, rows);
       this.lastSampleStep = step;
     }
-    const changed = [...groups].map(([step, rows]) => this.addSamples(step, rows)).filter((g): g is SampleGroup => g !== undefined);
+    const changed = [...groups]
+      .map(([step, rows]) => this.addSamples(step, rows))
+      .filter((g): g is SampleGroup => g !== undefined);
     const messages: HostMessage[] = [];
     if (from !== undefined) messages.push(this.points(from));
     if (changed.length) messages.push({ type: 'samples', run: this.key, groups: changed });
@@ -156,7 +158,14 @@ export class RunBuffer {
     const to = this.length;
     const values: Record<string, Float64Array> = {};
     for (const [name, column] of this.metrics) values[name] = column.slice(from, to);
-    return { type: 'points', run: this.key, from, steps: this.steps.slice(from, to), times: this.times.slice(from, to), values };
+    return {
+      type: 'points',
+      run: this.key,
+      from,
+      steps: this.steps.slice(from, to),
+      times: this.times.slice(from, to),
+      values,
+    };
   }
 
   sampleGroups(): SampleGroup[] {
@@ -217,7 +226,8 @@ export class RunBuffer {
 
   /** The first index whose step is not below `step`. */
   private insertionPoint(step: number): number {
-    let lo = 0, hi = this.length;
+    let lo = 0,
+      hi = this.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (this.steps.get(mid) < step) lo = mid + 1;

@@ -14,7 +14,10 @@ const HISTORY_KEY = 'rlhf.labeling.history';
 /** Files whose changes can change what the view shows: experiments, queues, preferences, guidelines. */
 const WATCHED = '**/*.{rlhf.json,jsonl,md}';
 
-export function registerLabelingView(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): vscode.Disposable[] {
+export function registerLabelingView(
+  context: vscode.ExtensionContext,
+  log: vscode.LogOutputChannel,
+): vscode.Disposable[] {
   const provider = new LabelingViewProvider(context, log);
   return [provider, vscode.window.registerWebviewViewProvider(LABELING_VIEW, provider)];
 }
@@ -24,14 +27,21 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
   private session: LabelingSession | undefined;
   private viewSubscriptions: vscode.Disposable | undefined;
 
-  constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {}
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
     const session = this.startSession();
     const { extensionUri } = this.context;
     view.webview.options = webviewOptions(extensionUri);
-    view.webview.html = webviewHtml(view.webview, extensionUri, { title: 'Labeling', bundle: 'labeling', styles: ['codicon.css'] });
+    view.webview.html = webviewHtml(view.webview, extensionUri, {
+      title: 'Labeling',
+      bundle: 'labeling',
+      styles: ['codicon.css'],
+    });
     const watcher = vscode.workspace.createFileSystemWatcher(WATCHED);
     const refresh = debounce(() => view.visible && void session.refresh({ rescan: true }), 200);
     // Training writes metrics.jsonl in its run folder at every logged step: not a labeling file.
@@ -40,7 +50,10 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       view.webview.onDidReceiveMessage((message) => session.handle(message)),
       // Trusting the workspace lifts Restricted Mode's read-only view.
       vscode.workspace.onDidGrantWorkspaceTrust(() => void session.refresh()),
-      watcher, watcher.onDidCreate(changed), watcher.onDidChange(changed), watcher.onDidDelete(changed),
+      watcher,
+      watcher.onDidCreate(changed),
+      watcher.onDidChange(changed),
+      watcher.onDidDelete(changed),
     );
     this.viewSubscriptions = subscriptions;
     view.onDidDispose(() => {

@@ -48,7 +48,10 @@ export function queuesOf(experiments: ExperimentFile[], report: (problem: string
  * the experiment was loaded.
  */
 export function queuePathProblems(queue: Queue): string[] {
-  const files: [string, string][] = [['comparisons.queue', queue.queueFile], ['comparisons.preferences', queue.preferencesFile]];
+  const files: [string, string][] = [
+    ['comparisons.queue', queue.queueFile],
+    ['comparisons.preferences', queue.preferencesFile],
+  ];
   return files.flatMap(([field, file]) => {
     const problem = workspacePathProblem(field, file, queue.workspaceFolder);
     return problem === undefined ? [] : [`${queue.key}: ${problem}`];

@@ -8,7 +8,16 @@
  * next pair is the first one of the queue without a label.
  */
 import * as fs from 'fs';
-import { Choice, LabelRequest, QueueState, ShownPair, parseToHost, ToWebview, ViewCommand, ViewState } from '../../protocol/labeling';
+import {
+  Choice,
+  LabelRequest,
+  QueueState,
+  ShownPair,
+  parseToHost,
+  ToWebview,
+  ViewCommand,
+  ViewState,
+} from '../../protocol/labeling';
 import { ComparisonPair, labelPair, QueueStatus, queueStatus, readQueue } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
 import { Label } from '../../data/preference-record';
@@ -73,19 +82,24 @@ export class LabelingSession {
       return this.pending;
     }
     const message = parsed.value;
-    this.pending = this.pending.then(async () => {
-      if (!this.queues) await this.scan();
-      switch (message.type) {
-        case 'ready': return this.refresh({ rescan: true, force: true });
-        case 'label': return this.label(message);
-        case 'undo': return this.undo(message.id);
-        case 'selectQueue':
-          this.host.selection.set(message.queue);
-          return this.refresh();
-        case 'runCommand':
-          return this.host.runCommand(message.command);
-      }
-    }).catch((err) => this.host.warn(`Labeling view: ${(err as Error).message}`));
+    this.pending = this.pending
+      .then(async () => {
+        if (!this.queues) await this.scan();
+        switch (message.type) {
+          case 'ready':
+            return this.refresh({ rescan: true, force: true });
+          case 'label':
+            return this.label(message);
+          case 'undo':
+            return this.undo(message.id);
+          case 'selectQueue':
+            this.host.selection.set(message.queue);
+            return this.refresh();
+          case 'runCommand':
+            return this.host.runCommand(message.command);
+        }
+      })
+      .catch((err) => this.host.warn(`Labeling view: ${(err as Error).message}`));
     return this.pending;
   }
 
@@ -125,13 +139,21 @@ export class LabelingSession {
     const restricted = !this.host.isTrusted();
     const state: QueueState = {
       kind: 'queue',
-      queues: (this.queues ?? []).map((q) => ({ key: q.key, label: q.name, detail: this.host.describe?.(q.queueFile) ?? q.queueFile })),
+      queues: (this.queues ?? []).map((q) => ({
+        key: q.key,
+        label: q.name,
+        detail: this.host.describe?.(q.queueFile) ?? q.queueFile,
+      })),
       selected: queue.key,
       done: status.done,
       total: status.total,
       canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
       restricted,
-      problems: [...this.experimentProblems, ...outside, ...status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`)],
+      problems: [
+        ...this.experimentProblems,
+        ...outside,
+        ...status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`),
+      ],
     };
     if (status.next) state.pair = this.shown(status.next);
     const guidelines = readGuidelines(queue);
@@ -154,16 +176,23 @@ export class LabelingSession {
     const queue = this.selectedQueue();
     const refusal = this.writeRefusal(queue);
     if (refusal) return this.answer(request.id, refusal);
-    const pair = queue && fs.existsSync(queue.queueFile) ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId) : undefined;
+    const pair =
+      queue && fs.existsSync(queue.queueFile)
+        ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId)
+        : undefined;
     if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
     const rationale = request.rationale?.trim();
     const annotator = this.host.annotator?.()?.trim();
-    const record = labelPair(pair, storedLabel(request.choice, this.isSwapped(pair.pair_id)), { ...(rationale ? { rationale } : {}), ...(annotator ? { annotator } : {}) });
+    const record = labelPair(pair, storedLabel(request.choice, this.isSwapped(pair.pair_id)), {
+      ...(rationale ? { rationale } : {}),
+      ...(annotator ? { annotator } : {}),
+    });
     try {
       await appendPreference(queue.preferencesFile, record, { once: true });
     } catch (err) {
       // Labeled meanwhile, e.g. in another window on the same workspace: keep that label.
-      if (err instanceof AlreadyLabeledError) return this.answer(request.id, 'This pair was already labeled (in another window?); showing the next one.');
+      if (err instanceof AlreadyLabeledError)
+        return this.answer(request.id, 'This pair was already labeled (in another window?); showing the next one.');
       return this.answer(request.id, `The label was not saved: ${(err as Error).message}`);
     }
     this.remember(queue, [...this.labeledIn(queue), pair.pair_id]);
