@@ -14,110 +14,18 @@ import { DataError, DataFileError, assertNoDataErrors, readJsonl } from './data/
 import { exportPreferences, ImportFormat, importPreferences } from './data/preferences';
 import { expectString } from './data/preference-record';
 import { PROVIDERS, ProviderChoice } from './engine/runtime';
-import { incompleteCheckpoint } from './model/checkpoint-layout';
-import { EXPERIMENT_STAGES, ExperimentStage, RunEvent } from './protocol/runner';
+import { EXPERIMENT_STAGES, ExperimentStage } from './protocol/runner';
 import { STAGE_INFO } from './shared/stages';
-import { stageRunners } from './runner/stages';
-import {
-  NO_PROCESS,
-  RunRecord,
-  RunRegistry,
-  checkResumable,
-  findCheckpoints,
-  liveProcess,
-  recordEvent,
-  runOfCheckpoint,
-  skippedCheckpoints,
-} from './runs/registry';
 import { Rng } from './util/rng';
-import { isInsideWorkspace } from './util/workspace-path';
 import { experimentJsonSchema, loadExperiment } from './experiment/config';
 import { runDemo } from './train/demo';
-import { DownloadProgress, formatDownload } from './hub/progress';
-import { modelFromHub } from './hub/resolve';
-import { hubSpecOf } from './hub/spec';
 import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
+import { modelFolder, printEvent, stopOnInterrupt } from './cli/output';
+import { StageOptions, runsDir, stage } from './cli/stage';
 
 const HUB_MODEL = 'or Hugging Face Hub repo id (org/name or org/name@revision, downloaded into the Hugging Face cache)';
 const DEMO_CONFIG = path.join(packageRoot(), 'media', 'demo', 'experiment.json');
-
-function printEvent(e: RunEvent): void {
-  switch (e.type) {
-    case 'log':
-      console.log(e.level === 'info' ? e.message : `${e.level}: ${e.message}`);
-      break;
-    case 'metrics':
-      console.log(
-        `[${e.stage} ${e.step}] ${Object.entries(e.values)
-          .map(([k, v]) => `${k} ${formatNumber(v)}`)
-          .join('  ')}`,
-      );
-      break;
-    case 'samples':
-      console.log(`--- samples at ${e.stage} step ${e.step}`);
-      for (const r of e.rows) console.log(`  ${r.prompt.trim()}\n    → ${r.response.trim() || '(nothing)'}`);
-      break;
-    case 'checkpoint':
-      console.log(`saved ${e.path}`);
-      break;
-    case 'done':
-      console.log(e.stopped ? `stopped at step ${e.step}; resume from the last checkpoint` : `done: ${e.outputDir}`);
-      if (e.warning) console.warn(`warning: ${e.warning}`);
-      break;
-    case 'progress':
-      // Training steps show in their metrics; a progress message (sampling comparisons) is all there is.
-      if (e.message) console.log(`[${e.stage} ${e.step}/${e.total}] ${e.message}`);
-      break;
-    case 'download':
-      showDownload(e);
-      break;
-  }
-}
-
-/** Download progress on stderr: one line rewritten in a terminal, else a line per tenth done. */
-function downloadPrinter(): (p: DownloadProgress) => void {
-  let shown = -1;
-  return (p) => {
-    const tenth = Math.floor((10 * p.received) / Math.max(p.total, 1));
-    if (process.stderr.isTTY) process.stderr.write(`\r${formatDownload(p)}\x1b[K${p.received >= p.total ? '\n' : ''}`);
-    else if (tenth !== shown) console.error(formatDownload(p));
-    shown = tenth;
-  };
-}
-
-const showDownload = downloadPrinter();
-
-/** A --model: a folder, or a Hub repo id, fetched into the Hugging Face cache if it is not there. */
-async function modelFolder(spec: string): Promise<string> {
-  const hub = hubSpecOf(spec, path.resolve(spec));
-  if (!hub) return path.resolve(spec);
-  return modelFromHub(hub, { onProgress: showDownload, log: (message) => console.error(message) });
-}
-
-function formatNumber(v: number): string {
-  return Math.abs(v) >= 1000 || Number.isInteger(v)
-    ? v.toFixed(0)
-    : Math.abs(v) < 1e-2
-      ? v.toExponential(2)
-      : v.toFixed(4);
-}
-
-/** Ctrl-C stops a run after the current step and saves a checkpoint; a second Ctrl-C exits. */
-function stopOnInterrupt(): AbortSignal {
-  const controller = new AbortController();
-  process.on('SIGINT', () => {
-    if (controller.signal.aborted) process.exit(130);
-    console.log('\nstopping after this step (Ctrl-C again to quit now)');
-    controller.abort();
-  });
-  return controller.signal;
-}
-
-function runsDir(name: string, stage: string): string {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  return path.resolve('.rlhf', 'runs', `${stamp}-${name}-${stage}`);
-}
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -129,103 +37,6 @@ const number = (v: string) => {
   if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
   return n;
 };
-
-type StageOptions = { out?: string; resume?: string; steps?: number; provider?: ProviderChoice; workspace?: string };
-
-/**
- * Runs a stage as the extension's training process does. The run is recorded in the runs folder
- * of the workspace folder (`.rlhf/runs/<id>/run.json`), so VS Code's Runs view and charts show it,
- * and the config's unset models are the experiment's earlier runs' models, as in VS Code. A resume
- * from a checkpoint of a recorded run goes on in that run's folder and record, with its models.
- * With --out the run goes to that folder instead, unrecorded.
- */
-async function stage(name: ExperimentStage, configFile: string, opts: StageOptions) {
-  const config = path.resolve(configFile);
-  const workspaceFolder = workspaceOf(config, opts);
-  const experiment = loadExperiment(config, workspaceFolder); // a bad config stops here, before a run folder exists
-  const resumeFrom = opts.resume && resumePoint(path.resolve(opts.resume), name);
-  const resumed = resumeFrom ? runOfCheckpoint(resumeFrom) : undefined;
-  const registry = resumed?.registry ?? new RunRegistry(path.join(workspaceFolder, '.rlhf', 'runs'));
-  const models = resumed?.record.models ?? registry.stageModels(config);
-  const record = opts.out
-    ? undefined
-    : resumed
-      ? continuedRun(resumed.record, name, resumeFrom!)
-      : registry.create({ name: experiment.name, stage: name, configFile: config });
-  const outputDir = record ? registry.dir(record.id) : path.resolve(opts.out!);
-  console.log(`run directory: ${outputDir}`);
-  const starting = {
-    status: 'running',
-    models,
-    resumedFrom: resumeFrom,
-    error: undefined,
-    logTail: undefined,
-  } as const;
-  if (record) registry.save(Object.assign(record, starting, liveProcess(process.pid)));
-  const emit = (e: RunEvent) => {
-    printEvent(e);
-    if (!record) return;
-    if (e.type === 'done') {
-      Object.assign(record, { status: e.stopped ? 'stopped' : 'finished', step: e.step }, NO_PROCESS);
-    }
-    if (recordEvent(record, e) || e.type === 'done') registry.save(record);
-  };
-  const command = {
-    type: 'start' as const,
-    stage: name,
-    configFile: config,
-    workspaceFolder,
-    outputDir,
-    resumeFrom,
-    models,
-    steps: opts.steps,
-    runtime: { provider: opts.provider },
-  };
-  try {
-    await stageRunners[name](command, { emit, signal: stopOnInterrupt() });
-  } catch (e) {
-    if (record) registry.save(Object.assign(record, { status: 'failed', error: (e as Error).message }, NO_PROCESS));
-    throw e;
-  }
-}
-
-/**
- * The checkpoint a resume starts from: the one named, or when that one is incomplete (a save cut
- * off by a kill), the newest complete one before it in the same folder, with a warning.
- */
-function resumePoint(checkpoint: string, stage: ExperimentStage): string {
-  const reason = incompleteCheckpoint(checkpoint, STAGE_INFO[stage].checkpointModels);
-  const step = /^checkpoint-(\d+)$/.exec(path.basename(checkpoint))?.[1];
-  if (!reason || step === undefined) return checkpoint; // the stage says what is wrong with any other folder
-  const search = findCheckpoints(path.dirname(checkpoint), stage, Number(step) + 1);
-  if (!search.latest)
-    throw new Error(`cannot resume from ${checkpoint}: ${reason}, and no complete checkpoint precedes it`);
-  for (const warning of skippedCheckpoints(search)) console.warn(`warning: ${warning}`);
-  return search.latest.path;
-}
-
-/**
- * The workspace folder: --workspace, else the current directory. The experiment file and every
- * file it names must be inside it, as in VS Code; its `.rlhf/runs` records the runs.
- */
-function workspaceOf(config: string, opts: StageOptions): string {
-  const workspace = path.resolve(opts.workspace ?? '.');
-  if (isInsideWorkspace(config, workspace)) return workspace;
-  const which = opts.workspace ? 'the --workspace folder' : 'the current directory';
-  throw new Error(
-    `${config} is outside ${which} (${workspace}): run rlhf in a folder that holds the experiment, or name one with --workspace`,
-  );
-}
-
-/** The recorded run a resume goes on with: one of this stage that stopped or failed. */
-function continuedRun(record: RunRecord, stage: ExperimentStage, checkpoint: string): RunRecord {
-  if (record.stage !== stage) {
-    const run = `${record.stage} run "${record.id}"`;
-    throw new Error(`${checkpoint} is a checkpoint of ${run}; resume it with "rlhf ${record.stage}"`);
-  }
-  checkResumable(record);
-  return record;
-}
 
 /** The whole pipeline on the demo data, in one run directory. The bundled demo folder is its own workspace. */
 async function demo(opts: { out?: string; provider?: ProviderChoice }) {

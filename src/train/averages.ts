@@ -1,5 +1,5 @@
 /** What the training loop logs: values averaged over a logging window or an eval set. */
-import type { StepResult } from './trainer';
+import type { StepResult } from './stage';
 
 /** Weighted means of named values; names starting "min_" or "max_" keep the extreme instead. */
 export class Averages {

@@ -11,15 +11,10 @@
  * reference under "ref.".
  */
 import * as path from 'path';
-import { maskedMean, tokenLogprobs } from '../engine/nn';
-import { toOnnx } from '../engine/onnx';
 import { Program } from '../engine/runtime';
-import { input } from '../engine/tensor';
 import { BatchSampler } from '../data/batch';
 import { readJsonl, expectNonEmptyString, assertNoDataErrors } from '../data/jsonl';
-import { Params } from '../model/architecture';
 import { Head, ModelConfig } from '../model/config';
-import { lmHead, paramInputs, scoreHead, sequenceInputs, transformer } from '../model/decoder';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
 import { responseText } from '../model/text-stream';
@@ -33,63 +28,16 @@ import { Generator } from './generate';
 import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
-import { entropy, policyLoss, valueLoss } from './ppo-losses';
+import { rolloutGraph, updateGraph } from './ppo-graphs';
 import { Scorer } from './scorer';
-import { ModelSlot, StageGraph, StepSource, Trainer, TrainerSetup } from './trainer';
+import { Trainer } from './trainer';
+import { ModelSlot, StepSource, TrainerSetup } from './stage';
 
 /** The models of a checkpoint-N/ folder: the policy (what `generate` reads) and the value model. */
 const [POLICY, VALUE] = STAGE_INFO.ppo.checkpointModels;
 
 /** Scores responses (token ids) to prompts (token ids): one number per pair. */
 export type RewardFn = (prompts: number[][], responses: number[][]) => Promise<number[]>;
-
-// ---------------------------------------------------------------- graphs
-
-/** Per-position log-probs under policy and reference (temperature-scaled), and the value model's values. */
-function rolloutGraph(cfg: ModelConfig, temperature: number) {
-  const inputs = sequenceInputs();
-  const targets = input('targets', 'int32', ['B', 'T']);
-  const hidden = (p: Params) => transformer(p, cfg, inputs).hidden;
-  const logprobs = (p: Params) => tokenLogprobs(lmHead(p, cfg, hidden(p)).div(temperature), targets);
-  const value = paramInputs(cfg, 'score', 'value.');
-  return toOnnx(
-    {
-      logprobs: logprobs(paramInputs(cfg, 'lm', 'policy.')),
-      ref_logprobs: logprobs(paramInputs(cfg, 'lm', 'ref.')),
-      values: scoreHead(value, hidden(value)),
-    },
-    'ppo_rollout',
-  );
-}
-
-/** The PPO update: pg_loss + vf_coef · vf_loss, with TRL's statistics. */
-function updateGraph(cfg: ModelConfig, s: PpoSettings): StageGraph {
-  const inputs = sequenceInputs();
-  const dense = (name: string) => input(name, 'float32', ['B', 'T']);
-  const targets = input('targets', 'int32', ['B', 'T']);
-  const mask = dense('response_mask');
-  const policy = paramInputs(cfg, 'lm', 'policy.');
-  const value = paramInputs(cfg, 'score', 'value.');
-  const logits = lmHead(policy, cfg, transformer(policy, cfg, inputs).hidden).div(s.temperature);
-  const values = scoreHead(value, transformer(value, cfg, inputs).hidden);
-  const pg = policyLoss(tokenLogprobs(logits, targets), dense('old_logprobs'), dense('advantages'), mask, s.cliprange);
-  const vf = valueLoss(values, dense('old_values'), dense('returns'), mask, s.cliprange_value);
-  return {
-    loss: pg.loss.add(vf.loss.mul(s.vf_coef)),
-    params: [...Object.values(policy), ...Object.values(value)],
-    metrics: {
-      pg_loss: pg.loss,
-      vf_loss: vf.loss,
-      pg_clipfrac: pg.clipfrac,
-      vf_clipfrac: vf.clipfrac,
-      approxkl: pg.approxkl,
-      ratio: pg.ratio,
-      entropy: maskedMean(entropy(logits), mask),
-    },
-  };
-}
-
-// ---------------------------------------------------------------- the run
 
 export interface PpoRun {
   experiment: Experiment;

@@ -31,7 +31,8 @@ import {
   rewardSequence,
   withNormalization,
 } from './scorer';
-import { Batch, CheckpointExtras, StageGraph, Trainer, describeModel, sampledData, oneModel } from './trainer';
+import { Trainer } from './trainer';
+import { Batch, CheckpointExtras, StageGraph, describeModel, sampledData, oneModel } from './stage';
 
 /** A preference pair: text, or conversation messages rendered by the model's chat format. */
 export interface RewardPair {

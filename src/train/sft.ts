@@ -19,7 +19,8 @@ import { checkBatchFits, longest } from './memory';
 import { loadModel } from './model-state';
 import { sampleResponses } from './samples';
 import { Generator } from './generate';
-import { Batch, Trainer, describeModel, sampledData, oneModel } from './trainer';
+import { Trainer } from './trainer';
+import { Batch, describeModel, sampledData, oneModel } from './stage';
 
 /** Mean next-token loss over masked positions, and how often the argmax prediction is right there. */
 export function sftLossGraph(cfg: ModelConfig) {

@@ -14,197 +14,26 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../engine/onnx';
-import { BatchSampler } from '../data/batch';
 import { adamw } from '../engine/optim';
 import { Program, Runtime } from '../engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../engine/step';
-import { Tensor } from '../engine/tensor';
 import {
   CheckpointContents,
-  OptimizerState,
   TrainerState,
   checkFinite,
   saveCheckpoint,
   saveMultiModelCheckpoint,
 } from '../model/checkpoint';
-import { Head, ModelConfig } from '../model/config';
+import { ModelConfig } from '../model/config';
 import { paramShapes } from '../model/decoder';
 import { FloatDType, NamedTensor } from '../model/safetensors';
-import { EmitEvent, SampleRow } from '../protocol/runner';
-import { Experiment } from '../experiment/config';
+import { SampleRow } from '../protocol/runner';
 import { Averages, LogWindow } from './averages';
 import { MetricsLog, appendSamples } from './metrics-log';
 import { DivergenceGuard, LossRise } from './divergence';
-import { LoadedModel, modelContents, putOptimizerState, putTensors, readTensors } from './model-state';
-import { Schedule, SchedulerType, learningRate } from './schedule';
-
-/** The stage settings the loop reads (TRL names). */
-export interface LoopSettings {
-  /** Micro-batches per optimizer update, their gradients averaged (memory for a larger batch). */
-  gradient_accumulation_steps: number;
-  learning_rate: number;
-  lr_scheduler_type: SchedulerType;
-  warmup_steps: number;
-  min_lr_ratio: number;
-  weight_decay: number;
-  max_grad_norm: number;
-  logging_steps: number;
-  save_steps: number;
-  /** Steps between evaluations, for stages with held-out data. */
-  eval_steps?: number;
-}
-
-export interface Batch {
-  feeds: Record<string, ort.Tensor>;
-  /** Its weight in eval averages: the tokens (SFT) or pairs (reward model) it is scored on. */
-  weight: number;
-  /** Real (not padding) tokens, for tokens_per_second. */
-  tokens: number;
-}
-
-export interface StageGraph {
-  loss: Tensor;
-  params: Tensor[];
-  /**
-   * Scalars reported beside the loss, by TRL name; "min_…" and "max_…" ones keep a window's extreme,
-   * the rest its mean.
-   */
-  metrics: Record<string, Tensor>;
-}
-
-/** An offline stage's data. */
-export interface StageData {
-  /** Training micro-batch `index` (1-based; one per step without gradient accumulation). */
-  batch(index: number): Batch;
-  /** The held-out batches, when there is a held-out set. */
-  evalBatches?: () => Iterable<Batch>;
-  /** Training examples, for the epoch count. */
-  size: number;
-  /** Examples per micro-batch, for the epoch count. */
-  batchSize: number;
-}
-
-/** What one step gave, for the log. */
-export interface StepResult {
-  /** Averaged over the logging window. */
-  averaged?: Record<string, number>;
-  /** The window's last value is logged. */
-  latest?: Record<string, number>;
-  /** Tokens processed, for tokens_per_second over the window. */
-  tokens?: number;
-}
-
-/** A stage's steps: `step(k)` takes step k (1-based) and must depend only on the seed and k. */
-export interface StepSource {
-  step(at: number): Promise<StepResult>;
-  evalBatches?: () => Iterable<Batch>;
-  /** Keys a checkpoint's trainer_state.json holds beside the stage, step and seed. */
-  trainerState?(): TrainerState;
-}
-
-/** A model the run holds in its State. */
-export interface ModelSlot {
-  /**
-   * Its prefix in the State (name + "."), and its folder in a checkpoint of several models; "" for a
-   * stage's only model.
-   */
-  name: string;
-  config: ModelConfig;
-  head: Head;
-  params: Map<string, NamedTensor>;
-  /** Frozen models (a reference) are neither updated nor saved. */
-  trainable: boolean;
-  /** AdamW's moments, when resuming. */
-  optimizerState?: OptimizerState;
-  /** Where in the run directory the finished run saves it ("model" is what comes next reads). */
-  finalDir?: string;
-  /** The model folder it came from, whose tokenizer and generation files every save of it gets. */
-  source?: string;
-  /** Its dtype (the source's), which the finished run saves it in when the experiment's torch_dtype is "auto". */
-  dtype?: FloatDType;
-}
-
-/** What a final save changes: keys of trainer_state.json, and a config in place of the (only) trained model's. */
-export interface CheckpointExtras {
-  trainerState?: TrainerState;
-  config?: ModelConfig;
-}
-
-export interface TrainerSetup {
-  stage: 'sft' | 'rm' | 'ppo';
-  /** How messages name the stage. */
-  title: string;
-  experiment: Experiment;
-  settings: LoopSettings;
-  models: ModelSlot[];
-  /** The last step. */
-  totalSteps: number;
-  /** Optimizer updates per step: 1 for an offline stage; PPO's epochs × mini-batches. */
-  updatesPerStep?: number;
-  /** How messages name a step ("step", PPO's "iteration"). */
-  stepName?: string;
-  /** The logged metric whose climb far above its start is warned of. */
-  watchedLoss?: string;
-  /** The checkpoint the run resumed from, and its trainer state (which gives the step). */
-  resumed?: { from: string; trainerState?: TrainerState };
-  graph: StageGraph;
-  outputDir: string;
-  emit: EmitEvent;
-}
-
-export function describeModel(cfg: ModelConfig): string {
-  return `${cfg.nLayer} layers, d=${cfg.nEmbd}, ${cfg.nHead} heads, context ${cfg.nPositions}`;
-}
-
-/**
- * An offline stage's data: training batches of `batchSize` drawn by a BatchSampler (batch k a
- * function of the seed and k, so a resumed run sees the same ones), held-out batches in order.
- */
-export function sampledData<T>(
-  train: T[],
-  evaluation: T[],
-  batchSize: number,
-  seed: number,
-  make: (items: T[]) => Batch,
-): StageData {
-  const sampler = new BatchSampler(train, batchSize, seed);
-  return {
-    batch: (at) => make(sampler.batch(at - 1)),
-    evalBatches: evaluation.length ? () => inBatches(evaluation, batchSize, make) : undefined,
-    size: train.length,
-    batchSize,
-  };
-}
-
-/** `items` in consecutive batches of `size`, each made by `make`. */
-function* inBatches<T>(items: readonly T[], size: number, make: (items: T[]) => Batch): Generator<Batch> {
-  for (let i = 0; i < items.length; i += size) yield make(items.slice(i, i + size));
-}
-
-/**
- * The models of a stage that trains one: `model`, or its checkpoint's weights, moments and step when
- * resuming from it.
- */
-export function oneModel(model: LoadedModel, resumeFrom?: string): Pick<TrainerSetup, 'models' | 'resumed'> {
-  const checkpoint = resumeFrom ? model.checkpoint : undefined;
-  const { config, head, params, source, dtype } = model;
-  return {
-    models: [
-      {
-        name: '',
-        config,
-        head,
-        params,
-        trainable: true,
-        optimizerState: checkpoint?.optimizerState,
-        finalDir: 'model',
-        source,
-        dtype,
-      },
-    ],
-    resumed: resumeFrom ? { from: resumeFrom, trainerState: checkpoint?.trainerState } : undefined,
-  };
-}
+import { modelContents, putOptimizerState, putTensors, readTensors } from './model-state';
+import { Schedule, learningRate } from './schedule';
+import { Batch, CheckpointExtras, ModelSlot, StageData, StepSource, TrainerSetup } from './stage';
 
 const prefixOf = (slot: ModelSlot) => (slot.name ? `${slot.name}.` : '');
 

@@ -1,0 +1,57 @@
+/**
+ * PPO's two graphs: the rollout's forward pass (log-probs under policy and reference, the value
+ * model's values) and the update's loss, the clipped policy loss plus vf_coef times the clipped
+ * value loss (./ppo-losses.ts).
+ */
+import { maskedMean, tokenLogprobs } from '../engine/nn';
+import { toOnnx } from '../engine/onnx';
+import { input } from '../engine/tensor';
+import { Params } from '../model/architecture';
+import { ModelConfig } from '../model/config';
+import { lmHead, paramInputs, scoreHead, sequenceInputs, transformer } from '../model/decoder';
+import { PpoSettings } from '../experiment/config';
+import { entropy, policyLoss, valueLoss } from './ppo-losses';
+import { StageGraph } from './stage';
+/** Per-position log-probs under policy and reference (temperature-scaled), and the value model's values. */
+export function rolloutGraph(cfg: ModelConfig, temperature: number) {
+  const inputs = sequenceInputs();
+  const targets = input('targets', 'int32', ['B', 'T']);
+  const hidden = (p: Params) => transformer(p, cfg, inputs).hidden;
+  const logprobs = (p: Params) => tokenLogprobs(lmHead(p, cfg, hidden(p)).div(temperature), targets);
+  const value = paramInputs(cfg, 'score', 'value.');
+  return toOnnx(
+    {
+      logprobs: logprobs(paramInputs(cfg, 'lm', 'policy.')),
+      ref_logprobs: logprobs(paramInputs(cfg, 'lm', 'ref.')),
+      values: scoreHead(value, hidden(value)),
+    },
+    'ppo_rollout',
+  );
+}
+
+/** The PPO update: pg_loss + vf_coef · vf_loss, with TRL's statistics. */
+export function updateGraph(cfg: ModelConfig, s: PpoSettings): StageGraph {
+  const inputs = sequenceInputs();
+  const dense = (name: string) => input(name, 'float32', ['B', 'T']);
+  const targets = input('targets', 'int32', ['B', 'T']);
+  const mask = dense('response_mask');
+  const policy = paramInputs(cfg, 'lm', 'policy.');
+  const value = paramInputs(cfg, 'score', 'value.');
+  const logits = lmHead(policy, cfg, transformer(policy, cfg, inputs).hidden).div(s.temperature);
+  const values = scoreHead(value, transformer(value, cfg, inputs).hidden);
+  const pg = policyLoss(tokenLogprobs(logits, targets), dense('old_logprobs'), dense('advantages'), mask, s.cliprange);
+  const vf = valueLoss(values, dense('old_values'), dense('returns'), mask, s.cliprange_value);
+  return {
+    loss: pg.loss.add(vf.loss.mul(s.vf_coef)),
+    params: [...Object.values(policy), ...Object.values(value)],
+    metrics: {
+      pg_loss: pg.loss,
+      vf_loss: vf.loss,
+      pg_clipfrac: pg.clipfrac,
+      vf_clipfrac: vf.clipfrac,
+      approxkl: pg.approxkl,
+      ratio: pg.ratio,
+      entropy: maskedMean(entropy(logits), mask),
+    },
+  };
+}
