@@ -37,6 +37,15 @@ export interface Tokenizer {
   chat(variables?: Record<string, unknown>): ChatFormat;
 }
 
+/** Text in several scripts, whose ids tell two tokenizers apart. */
+const PROBE = 'The reward reads these tokens: 猫吃鱼。 Ünïcödé 🙂 <|endoftext|> 123';
+
+/** Whether two tokenizers give text the same ids (so one model can read the other's tokens). */
+export function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
+  const [x, y] = [a.encode(PROBE), b.encode(PROBE)];
+  return a.vocabSize === b.vocabSize && a.eosId === b.eosId && x.length === y.length && x.every((id, i) => id === y[i]);
+}
+
 /** A text that starts a sequence: BOS when the tokenizer adds one, then the text's ids. */
 export function sequenceIds(tokenizer: Tokenizer, text: string): number[] {
   const ids = tokenizer.encode(text);

@@ -18,7 +18,7 @@ import { Head, ModelConfig } from '../model/config';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
 import { responseText } from '../model/text-stream';
-import { Tokenizer, sequenceIds } from '../model/tokenizer';
+import { Tokenizer, sameTokenizer, sequenceIds } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
@@ -80,6 +80,13 @@ function ppoModels(run: PpoRun, s: PpoSettings, sft: LoadedModel): Pick<TrainerS
       }
     : undefined;
   const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
+  if (valueInit && !sameTokenizer(valueInit.tokenizer, sft.tokenizer)) {
+    const which = resumeFrom ? `the value model in ${resumeFrom}` : `the reward model ${s.reward_model}`;
+    throw new Error(
+      `${which} reads another tokenizer (${valueInit.tokenizer.name}) than the policy ${s.sft_model ?? exp.model} ` +
+        `(${sft.tokenizer.name}), so it would score the policy's token ids as other text: train it from the same base model`,
+    );
+  }
   const size = (c: ModelConfig) => `${c.modelType}, ${c.nLayer} layers, d=${c.nEmbd}`;
   if (valueInit && size(valueInit.config) !== size(cfg)) {
     throw new Error(

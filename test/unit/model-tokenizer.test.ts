@@ -129,3 +129,26 @@ test('comparisons sample a model folder with its own tokenizer', async () => {
   for (const pair of pairs)
     for (const response of [pair.response_a, pair.response_b]) assert.match(response as string, WORDS);
 });
+
+test('PPO refuses a reward model that reads another tokenizer than the policy, naming both', async () => {
+  const { runPpo } = await import('../../src/train/ppo');
+  const policy = savedModel('ppo-policy', true);
+  const gpt2Reward = resizeConfig(presetConfig('tiny'), { nPositions: 32, nEmbd: 16, nLayer: 1, nHead: 2 });
+  const params = initParams(gpt2Reward, new Rng(2));
+  params.set('score.weight', { dtype: 'float32', shape: [1, 16], data: new Float32Array(16) });
+  const reward = path.join(scratch, 'ppo-reward-gpt2');
+  saveCheckpoint(reward, { config: gpt2Reward, params });
+  const prompts = path.join(scratch, 'ppo-prompts.jsonl');
+  fs.writeFileSync(prompts, `${JSON.stringify({ prompt: 'hello' })}\n`);
+  const experiment = parseExperiment(
+    {
+      model: policy,
+      runtime: { provider: 'cpu', threads: 1 },
+      ppo: { prompts, reward_model: reward, total_episodes: 2 },
+    },
+    'test',
+  );
+  await assert.rejects(runPpo({ experiment, outputDir: path.join(scratch, 'ppo-run'), emit: () => {} }), (e: Error) =>
+    e.message.startsWith(`the reward model ${reward} reads another tokenizer (gpt2) than the policy ${policy}`),
+  );
+});
