@@ -2,11 +2,10 @@
  * Checkpoint files as the Hub has them: bfloat16 and float16 weights, shards, generation_config.json,
  * tokenizer files.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   loadCheckpoint,
@@ -15,7 +14,6 @@ import {
   saveMultiModelCheckpoint,
 } from '../../src/model/checkpoint';
 import { incompleteCheckpoint } from '../../src/model/checkpoint-layout';
-import { ModelConfig } from '../../src/model/config';
 import { paramShapes } from '../../src/model/decoder';
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../../src/model/half';
 import { COMPANION_FILES } from '../../src/model/model-files';
@@ -28,24 +26,9 @@ import {
   writeSafetensors,
 } from '../../src/model/safetensors';
 import { Rng } from '../../src/util/rng';
+import { MINI, scratchFolder } from '../helpers/checkpoints';
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpoint-io-'));
-after(() => fs.rmSync(scratch, { recursive: true, force: true }));
-let dirCount = 0;
-const freshDir = () => path.join(scratch, `d${dirCount++}`);
-
-const MINI: ModelConfig = {
-  modelType: 'gpt2',
-  vocabSize: 64,
-  nPositions: 16,
-  nEmbd: 8,
-  nLayer: 2,
-  nHead: 2,
-  nKvHead: 2,
-  headDim: 4,
-  layerNormEpsilon: 1e-5,
-  tiedHead: true,
-};
+const { scratch, freshDir } = scratchFolder('checkpoint-io-');
 
 function randomParams(seed: number): Map<string, NamedTensor> {
   const rng = new Rng(seed);

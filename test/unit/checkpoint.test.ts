@@ -1,8 +1,7 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   decodeSafetensors,
@@ -16,24 +15,9 @@ import { configFromHF, configToHF, Head, ModelConfig, presetConfig } from '../..
 import { paramShapes } from '../../src/model/decoder';
 import { loadCheckpoint, OptimizerState, saveCheckpoint, saveMultiModelCheckpoint } from '../../src/model/checkpoint';
 import { Rng } from '../../src/util/rng';
+import { MINI, scratchFolder } from '../helpers/checkpoints';
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpoint-test-'));
-after(() => fs.rmSync(scratch, { recursive: true, force: true }));
-let dirCount = 0;
-const freshDir = () => path.join(scratch, `d${dirCount++}`);
-
-const MINI: ModelConfig = {
-  modelType: 'gpt2',
-  vocabSize: 64,
-  nPositions: 16,
-  nEmbd: 8,
-  nLayer: 2,
-  nHead: 2,
-  nKvHead: 2,
-  headDim: 4,
-  layerNormEpsilon: 1e-5,
-  tiedHead: true,
-};
+const { scratch, freshDir } = scratchFolder('checkpoint-test-');
 
 function f32(shape: number[], values: number[]): NamedTensor {
   return { dtype: 'float32', shape, data: Float32Array.from(values) };
