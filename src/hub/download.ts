@@ -4,6 +4,7 @@
  * sha256 the Hub lists, then renamed into place.
  */
 import { createHash } from 'crypto';
+import { once } from 'events';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Readable, Transform } from 'stream';
@@ -79,11 +80,14 @@ async function fetchRest(job: BlobJob, partial: string, fetcher: typeof fetch, p
   }
   progress.rewind(offset - start);
   const body = Readable.fromWeb(res.body as ReadableStream<Uint8Array>);
-  await pipeline(
-    body,
-    sizeGuard(job, start, progress),
-    fs.createWriteStream(partial, { flags: start > 0 ? 'a' : 'w' }),
-  );
+  const out = fs.createWriteStream(partial, { flags: start > 0 ? 'a' : 'w' });
+  try {
+    await pipeline(body, sizeGuard(job, start, progress), out);
+  } finally {
+    // A cut connection rejects the pipeline while writes may still be under way: the next try
+    // reads the file's size for its Range, so it must wait until every byte that came is written.
+    if (!out.closed) await once(out, 'close');
+  }
   const got = sizeOf(partial);
   if (got < job.size) throw new ConnectionCutError(`${job.file}: the connection ended at byte ${got} of ${job.size}`);
 }
