@@ -7,7 +7,7 @@
  * characters.
  */
 import { getEncoding } from 'js-tiktoken';
-import { ChatFormat, plainChat } from './chat';
+import { ChatFormat, ChatMessage, plainChat } from './chat';
 
 export interface Tokenizer {
   /** "gpt2", or the path of the tokenizer.json it was loaded from. */
@@ -50,6 +50,11 @@ export function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
 export function sequenceIds(tokenizer: Tokenizer, text: string): number[] {
   const ids = tokenizer.encode(text);
   return tokenizer.bosId === undefined ? ids : [tokenizer.bosId, ...ids];
+}
+
+/** A prompt to continue, encoded as SFT encodes it: plain text as is, a conversation through the chat format. */
+export function promptIds(tokenizer: Tokenizer, chat: ChatFormat, prompt: string | readonly ChatMessage[]): number[] {
+  return typeof prompt === 'string' ? sequenceIds(tokenizer, prompt) : chat.generationPrompt(prompt);
 }
 
 let gpt2: Tokenizer | undefined;

@@ -21,7 +21,7 @@ import { ProviderChoice, Runtime } from '../engine/runtime';
 import { State } from '../engine/step';
 import { ChatFormat } from '../model/chat';
 import { responseText } from '../model/text-stream';
-import { Tokenizer, sequenceIds } from '../model/tokenizer';
+import { Tokenizer, promptIds } from '../model/tokenizer';
 import { Generator, SamplingOptions } from './generate';
 import { loadModel, putTensors } from './model-state';
 import { Rng } from '../util/rng';
@@ -126,7 +126,7 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
         summary.stopped = true;
         break;
       }
-      const ids = promptIds(prompt, sampler);
+      const ids = promptIds(sampler.tokenizer, sampler.chat, prompt);
       if (ids.length >= sampler.contextLength) {
         summary.errors.push({
           file: options.prompts,
@@ -236,11 +236,6 @@ async function openSampler(
   const { tokenizer } = loaded;
   const generator = await Generator.create(runtime, loaded.config, state, tokenizer.padId);
   return { generator, tokenizer, chat: tokenizer.chat(chatTemplateKwargs), contextLength: loaded.config.nPositions };
-}
-
-/** Encoded as SFT encodes it: plain text as is, a conversation through the model's chat format. */
-function promptIds(prompt: TextOrMessages, { tokenizer, chat }: Sampler): number[] {
-  return typeof prompt === 'string' ? sequenceIds(tokenizer, prompt) : chat.generationPrompt(prompt);
 }
 
 async function sampleResponses(

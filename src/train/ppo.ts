@@ -13,12 +13,13 @@
 import * as path from 'path';
 import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
-import { readJsonl, expectNonEmptyString, assertNoDataErrors } from '../data/jsonl';
+import { readJsonl, assertNoDataErrors } from '../data/jsonl';
+import { parsePrompt, TextOrMessages } from '../data/preference-record';
 import { Head, ModelConfig } from '../model/config';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
 import { responseText } from '../model/text-stream';
-import { Tokenizer, sameTokenizer, sequenceIds } from '../model/tokenizer';
+import { Tokenizer, promptIds, sameTokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
@@ -53,11 +54,21 @@ export interface PpoRun {
   signal?: AbortSignal;
 }
 
-export function readPrompts(file: string, tokenizer: Tokenizer): Prompt[] {
-  const { records, errors } = readJsonl(file, (r) => expectNonEmptyString(r.prompt, 'prompt'));
+/**
+ * The prompts of `file`, `{"prompt": text or chat messages}` per line: plain text as is, a
+ * conversation through the model's chat format with the assistant's turn opened.
+ */
+export function readPrompts(file: string, tokenizer: Tokenizer, chat = tokenizer.chat()): Prompt[] {
+  const { records, errors } = readJsonl(file, (r) => parsePrompt(r.prompt));
   assertNoDataErrors(errors);
-  if (!records.length) throw new Error(`${file}: no prompts found (expected {"prompt": "..."} per line)`);
-  return records.map((r) => ({ text: r.value, ids: sequenceIds(tokenizer, r.value) }));
+  if (!records.length)
+    throw new Error(`${file}: no prompts found (expected {"prompt": text or chat messages} per line)`);
+  return records.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) }));
+}
+
+/** How a prompt shows in the samples table: its text, or a conversation's last message. */
+function promptText(prompt: TextOrMessages): string {
+  return typeof prompt === 'string' ? prompt : prompt[prompt.length - 1].content;
 }
 
 interface Prompt {
@@ -132,7 +143,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   if (!s) throw new Error('the experiment config has no "ppo" section');
   const sft = loadModel(s.sft_model ?? exp.model, exp.seed, exp.model_size);
   const { config: cfg, tokenizer } = sft;
-  const prompts = readPrompts(s.prompts, tokenizer);
+  const prompts = readPrompts(s.prompts, tokenizer, tokenizer.chat(exp.chat_template_kwargs));
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
   const models = ppoModels(run, s, sft);

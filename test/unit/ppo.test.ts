@@ -9,7 +9,7 @@ import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { RunEvent } from '../../src/protocol/runner';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from '../../src/train/advantages';
 import { parseExperiment } from '../../src/experiment/config';
-import { runPpo } from '../../src/train/ppo';
+import { readPrompts, runPpo } from '../../src/train/ppo';
 import { entropy, policyLoss, valueLoss } from '../../src/train/ppo-losses';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
@@ -304,4 +304,33 @@ test('PPO: gradient accumulation splits each mini-batch into micro-batches and s
     for (const key of ['loss/policy_avg', 'loss/value_avg', 'policy/approxkl_avg'])
       assert.ok(Number.isFinite(m[key]), key);
   assert.notEqual(metrics[0]['loss/value_avg'], metricsOf(plain)[0]['loss/value_avg']);
+});
+
+test('PPO prompts: text as is, a conversation through the chat format with the reply opened; bad lines name file and line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-prompts-'));
+  const file = path.join(dir, 'prompts.jsonl');
+  const messages = [
+    { role: 'system' as const, content: 'Answer briefly.' },
+    { role: 'user' as const, content: 'What does a cat eat?' },
+  ];
+  fs.writeFileSync(
+    file,
+    [{ prompt: 'What does a dog eat?' }, { prompt: messages }].map((p) => JSON.stringify(p)).join('\n'),
+  );
+  const tokenizer = gpt2Tokenizer();
+  const [text, chat] = readPrompts(file, tokenizer);
+  assert.deepEqual(text, { text: 'What does a dog eat?', ids: tokenizer.encode('What does a dog eat?') });
+  assert.deepEqual(chat, { text: 'What does a cat eat?', ids: tokenizer.chat().generationPrompt(messages) });
+  assert.notDeepEqual(
+    chat.ids,
+    tokenizer.encode('What does a cat eat?'),
+    'the conversation is rendered, not its last text',
+  );
+
+  fs.appendFileSync(file, `\n${JSON.stringify({ prompt: 42 })}`);
+  assert.throws(
+    () => readPrompts(file, tokenizer),
+    new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3: .*prompt`),
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
 });
