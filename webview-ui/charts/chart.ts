@@ -1,6 +1,6 @@
 /**
  * One chart card: a uPlot of some metrics for every run shown, raw values faded behind the
- * smoothed line, and the chart's CSV and PNG exports. What is drawn is decimated to the pixel
+ * smoothed line, and the chart's CSV and PNG exports (chart-export.ts). What is drawn is decimated to the pixel
  * columns (decimate.ts); several runs are aligned on the union of their drawn x values (uPlot
  * draws one x array per chart). The legend on hover and the CSV read the full columns.
  */
@@ -12,6 +12,7 @@ import { Decimator, XRange, nearestPoint, pickPoints } from './decimate';
 import { SmoothedLine } from './smoothing';
 import { RunData } from './store';
 import { Theme, currentTheme, faded } from './theme';
+import { LineStyle, chartCsv, chartPng } from './chart-export';
 
 export interface ChartSettings {
   smoothing: number;
@@ -37,14 +38,6 @@ interface Line {
   x: ArrayLike<number>;
   /** Which of the theme's line colours: by run, then by the metric's place in the chart. */
   colour: number;
-}
-
-interface LineStyle {
-  label: string;
-  colour: string;
-  width: number;
-  /** The raw values behind a smoothed line. */
-  raw: boolean;
 }
 
 /** Where the legend reads a series' value under the cursor: the run's full columns and the points drawn of them. */
@@ -155,81 +148,12 @@ export class Chart {
 
   /** Every value, one row per run, metric and step: run,metric,step,time,value,smoothed. */
   csv(runs: RunData[], settings: ChartSettings): string {
-    const rows = ['run,metric,step,time,value,smoothed'];
-    for (const run of runs) {
-      for (const metric of this.spec.metrics) {
-        const raw = run.metrics.get(metric)?.values;
-        if (!raw) continue;
-        const line = new SmoothedLine(run, metric);
-        line.update(settings.smoothing, 'step', run.steps.values);
-        for (let i = 0; i < run.length; i++) {
-          if (Number.isNaN(raw[i]) || !Number.isFinite(run.steps.values[i])) continue;
-          rows.push(
-            [
-              csvField(run.run.name),
-              csvField(metric),
-              run.steps.values[i],
-              run.times.values[i],
-              raw[i],
-              line.values[i],
-            ].join(','),
-          );
-        }
-      }
-    }
-    return rows.join('\n') + '\n';
+    return chartCsv(this.spec.metrics, runs, settings.smoothing);
   }
 
-  /**
-   * The chart as a PNG data URL: its title, the plot as drawn (axes and lines) and a legend of its
-   * lines, on the theme's background, at the screen's pixel density.
-   */
+  /** The chart as a PNG data URL (chart-export.ts). */
   png(): string | undefined {
-    const plot = this.plot;
-    if (!plot) return undefined;
-    const theme = currentTheme();
-    const scale = plot.ctx.canvas.width / plot.width;
-    const font = (size: number, weight = 'normal') =>
-      `${weight} ${size * scale}px ${getComputedStyle(document.body).fontFamily || 'sans-serif'}`;
-    const canvas = document.createElement('canvas');
-    const ctx = canvas.getContext('2d')!;
-    // The legend flows in rows under the plot; measured first, since the canvas size comes from it.
-    ctx.font = font(12);
-    const pad = 8 * scale,
-      swatch = 16 * scale,
-      row = 18 * scale,
-      title = 24 * scale;
-    const entries = this.lineStyles(this.settings, theme).filter((l) => !l.raw);
-    const placed: { x: number; y: number; entry: LineStyle }[] = [];
-    let x = pad,
-      y = 0;
-    for (const entry of entries) {
-      const width = swatch + 6 * scale + ctx.measureText(entry.label).width + 16 * scale;
-      if (x > pad && x + width > plot.ctx.canvas.width - pad) {
-        x = pad;
-        y += row;
-      }
-      placed.push({ x, y, entry });
-      x += width;
-    }
-    canvas.width = plot.ctx.canvas.width;
-    canvas.height = title + plot.ctx.canvas.height + y + row + pad;
-    ctx.fillStyle = theme.background;
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.fillStyle = theme.foreground;
-    ctx.textBaseline = 'middle';
-    ctx.font = font(13, '600');
-    ctx.fillText(this.spec.title, pad, title / 2);
-    ctx.drawImage(plot.ctx.canvas, 0, title);
-    ctx.font = font(12);
-    const top = title + plot.ctx.canvas.height + row / 2;
-    for (const { x, y, entry } of placed) {
-      ctx.fillStyle = entry.colour;
-      ctx.fillRect(x, top + y - 1.5 * scale, swatch, 3 * scale);
-      ctx.fillStyle = theme.foreground;
-      ctx.fillText(entry.label, x + swatch + 6 * scale, top + y);
-    }
-    return canvas.toDataURL('image/png');
+    return this.plot && chartPng(this.plot, this.spec.title, this.lineStyles(this.settings, currentTheme()));
   }
 
   destroy(): void {
@@ -445,8 +369,4 @@ function button(text: string, title: string, onClick: () => void): HTMLButtonEle
   b.title = title;
   b.addEventListener('click', onClick);
   return b;
-}
-
-function csvField(text: string): string {
-  return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
