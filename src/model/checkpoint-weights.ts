@@ -69,7 +69,7 @@ function readShards(dir: string, index: string): StoredWeights {
 }
 
 /** The index's weight_map, tensor → shard file name, each shard a file of this folder. */
-function readWeightMap(index: string): Map<string, string> {
+export function readWeightMap(index: string): Map<string, string> {
   const weightMap = readJsonObjectFile(index).weight_map;
   if (!isPlainObject(weightMap))
     throw new Error(`${index}: weight_map must be an object mapping tensor names to shard files`);

@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
+import { trainingServices } from '../helpers/services';
 
 const root = path.resolve(__dirname, '..', '..');
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'workspace-'));
@@ -191,19 +192,9 @@ test('New Experiment copies the demo into the workspace as <name>/<name>.rlhf.js
 
 test('Train SFT starts a training process from the experiment file, and the Runs view lists the run', async () => {
   const { startStage } = await import('../../src/commands/training');
-  const { RunSupervisor } = await import('../../src/runner/supervisor');
-  const { WorkspaceRuns } = await import('../../src/views/workspaceRuns');
   const { RunsTreeProvider } = await import('../../src/views/runsTree');
   const { logRuns } = await import('../../src/views/runLog');
-  const processOptions = {
-    entry: path.join(root, 'src', 'runner', 'train-process.ts'),
-    execArgv: ['--import', 'tsx'],
-    cwd: root,
-  };
-  const supervisor = new RunSupervisor(processOptions);
-  const runs = new WorkspaceRuns(supervisor);
-  const log = vscode.window.createOutputChannel('test');
-  const services = { supervisor, runs, log, processOptions, extensionPath: root } as never;
+  const { services, supervisor, runs, log } = await trainingServices();
   const logging = logRuns(supervisor, log as never);
 
   const dir = path.join(workspace, 'tiny');
@@ -247,22 +238,7 @@ test('Train SFT starts a training process from the experiment file, and the Runs
 
 test('a run whose loss climbs far above its start ends with a warning notification, not as plainly finished', async () => {
   const { startStage } = await import('../../src/commands/training');
-  const { RunSupervisor } = await import('../../src/runner/supervisor');
-  const { WorkspaceRuns } = await import('../../src/views/workspaceRuns');
-  const processOptions = {
-    entry: path.join(root, 'src', 'runner', 'train-process.ts'),
-    execArgv: ['--import', 'tsx'],
-    cwd: root,
-  };
-  const supervisor = new RunSupervisor(processOptions);
-  const runs = new WorkspaceRuns(supervisor);
-  const services = {
-    supervisor,
-    runs,
-    log: vscode.window.createOutputChannel('test'),
-    processOptions,
-    extensionPath: root,
-  } as never;
+  const { services, runs } = await trainingServices();
   const dir = path.join(workspace, 'climb');
   fs.mkdirSync(dir);
   fs.writeFileSync(

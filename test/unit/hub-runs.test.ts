@@ -11,8 +11,8 @@ import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { FakeHub, tinyModelFiles } from '../helpers/fake-hub';
 import { cli } from '../helpers/processes';
+import { trainingServices } from '../helpers/services';
 
-const root = path.resolve(__dirname, '..', '..');
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-runs-'));
 workbench.setFolders([workspace]);
 let hub: FakeHub;
@@ -70,31 +70,11 @@ test('rlhf sft on a Hub model downloads it with progress and trains; generate th
   assert.equal(hub.requests.length, requests, 'the cached model needs no request');
 });
 
-async function trainingServices(env: NodeJS.ProcessEnv) {
-  const { RunSupervisor } = await import('../../src/runner/supervisor');
-  const { WorkspaceRuns } = await import('../../src/views/workspaceRuns');
-  const processOptions = {
-    entry: path.join(root, 'src', 'runner', 'train-process.ts'),
-    execArgv: ['--import', 'tsx'],
-    cwd: root,
-    env,
-  };
-  const supervisor = new RunSupervisor(processOptions);
-  const runs = new WorkspaceRuns(supervisor);
-  return {
-    supervisor,
-    runs,
-    log: vscode.window.createOutputChannel('test'),
-    processOptions,
-    extensionPath: root,
-  } as never;
-}
-
 test('Train SFT on a Hub model shows the download in its notification, then trains', async () => {
   const { startStage } = await import('../../src/commands/training');
   ui.reset();
   const run = (await startStage(
-    await trainingServices(hubEnv('vscode-cache')),
+    (await trainingServices(hubEnv('vscode-cache'))).services,
     'sft',
     vscode.Uri.file(experiment('vscode')) as never,
   ))!;
@@ -114,7 +94,11 @@ test('Cancel on the notification stops a download; the part that arrived is kept
   const env = hubEnv('stopped-cache');
   ui.reset();
   void hub.stallAfter('model.safetensors', 300_000).then(() => setTimeout(() => ui.cancelProgress(), 200));
-  const run = (await startStage(await trainingServices(env), 'sft', vscode.Uri.file(experiment('stopped')) as never))!;
+  const run = (await startStage(
+    (await trainingServices(env)).services,
+    'sft',
+    vscode.Uri.file(experiment('stopped')) as never,
+  ))!;
   const outcome = await run.process.outcome;
   assert.equal(outcome.status, 'failed');
   assert.equal(
