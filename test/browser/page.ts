@@ -90,7 +90,13 @@ export interface PageOptions {
   /** Viewport width in pixels (the sidebar is narrow, a panel wide). */
   width?: number;
   height?: number;
+  /** The font VS Code's default theme sets on a webview (13 px), for tests that measure layout. */
+  workbenchFont?: boolean;
 }
+
+/** The variables VS Code sets on a webview's root for its default font. */
+const WORKBENCH_FONT =
+  ':root { --vscode-font-family: system-ui, sans-serif; --vscode-font-size: 13px; --vscode-editor-font-size: 14px; }';
 
 let browser: Promise<Browser> | undefined;
 
@@ -163,8 +169,9 @@ function html(name: string, options: PageOptions): string {
   const styles = [...(options.styles ?? []), `${name}.css`]
     .map((f) => `<link rel="stylesheet" href="${ORIGIN}/${f}" nonce="${NONCE}">`)
     .join('\n');
+  const font = options.workbenchFont ? `<style nonce="${NONCE}">${WORKBENCH_FONT}</style>` : '';
   return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
-${styles}<title>${name}</title></head>
+${font}${styles}<title>${name}</title></head>
 <body><script nonce="${NONCE}" src="${ORIGIN}/${name}.js"></script></body></html>`;
 }

@@ -71,6 +71,19 @@ function undo(): void {
   post({ type: 'undo', id });
 }
 
+let lastLayout = '';
+
+/** Tells the host the view's size and whether its content fits without scrolling, when either changed. */
+function reportLayout(): void {
+  const root = document.documentElement;
+  const fits = root.scrollHeight <= window.innerHeight + 1 && root.scrollWidth <= window.innerWidth + 1;
+  const layout = { width: window.innerWidth, height: window.innerHeight, fits };
+  const key = JSON.stringify(layout);
+  if (key === lastLayout) return;
+  lastLayout = key;
+  post({ type: 'layout', ...layout });
+}
+
 window.addEventListener('message', (event: MessageEvent) => {
   const parsed = parseToWebview(event.data);
   if (!parsed.ok) {
@@ -81,6 +94,7 @@ window.addEventListener('message', (event: MessageEvent) => {
   if (message.type === 'state') {
     state = message.state;
     view.render(state, pageState.draft);
+    requestAnimationFrame(reportLayout);
     return;
   }
   const request = pending.get(message.id);
@@ -124,3 +138,4 @@ document.addEventListener('keydown', (event) => {
 });
 
 post({ type: 'ready' });
+window.addEventListener('resize', reportLayout);

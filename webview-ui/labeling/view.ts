@@ -3,7 +3,6 @@
  * it while pairs come and go. Every control has an accessible name and a data-testid.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
@@ -61,11 +60,24 @@ export class LabelingView {
   }) as HTMLElement & { value: string };
   private readonly progressText = h('span', { 'data-testid': 'progress' });
   private readonly progressBar = h('progress', { 'aria-label': 'Labeling progress' }) as HTMLProgressElement;
+  private readonly guidelinesToggle = h(
+    'vscode-button',
+    {
+      secondary: true,
+      title: 'Labeling guidelines',
+      'aria-label': 'Labeling guidelines',
+      'aria-controls': 'guidelines',
+      'aria-expanded': 'false',
+      'data-testid': 'guidelines-toggle',
+    },
+    icon('book'),
+  );
   private readonly header = h(
     'header',
     { class: 'toolbar' },
     this.picker,
     h('div', { class: 'progress' }, this.progressText, this.progressBar),
+    this.guidelinesToggle,
   );
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
   private readonly restrictedBanner = h(
@@ -80,9 +92,10 @@ export class LabelingView {
     this.commandButton({ command: 'workbench.trust.manage', text: 'Manage Workspace Trust' }, 'manage-trust'),
   );
   private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
+  /** Opened from the footer's book button, so closed guidelines take no room from the pair. */
   private readonly guidelines = h(
-    'vscode-collapsible',
-    { heading: 'Guidelines', class: 'guidelines' },
+    'section',
+    { class: 'guidelines', 'aria-label': 'Guidelines', id: 'guidelines' },
     this.guidelinesBody,
   );
   private readonly prompt = h('div', {
@@ -108,8 +121,10 @@ export class LabelingView {
   });
   private readonly rationale = h('vscode-textarea', {
     label: 'Rationale (optional)',
-    placeholder: 'Why? (optional; Escape returns to the keys)',
-    rows: '2',
+    'aria-label': 'Rationale (optional)',
+    placeholder: 'Why? (optional)',
+    title: 'Why? (optional; Escape returns to the keys)',
+    rows: '1',
     resize: 'vertical',
     'data-testid': 'rationale',
   }) as HTMLElement & { value: string };
@@ -140,26 +155,33 @@ export class LabelingView {
     keyHint('u'),
   );
   private readonly saveStatus = h('span', { class: 'save-status', role: 'status', 'data-testid': 'save-status' });
-  private readonly problems = h('ul', {
-    class: 'problems',
+  private readonly problemList = h('ul', {
     'aria-label': 'Problems in the experiment and queue files',
     'data-testid': 'problems',
   });
+  private readonly problemSummary = h('summary', { 'data-testid': 'problems-summary' });
+  /** Problems sit under the toolbar, one line until opened, so they show beside the queue without pushing it away. */
+  private readonly problems = h('details', { class: 'problems' }, this.problemSummary, this.problemList);
   private readonly pair = h(
     'section',
     { class: 'pair', 'aria-label': 'Comparison' },
-    h('h2', { class: 'label' }, 'Prompt'),
-    this.prompt,
+    h('section', { class: 'box prompt' }, h('h2', { class: 'label' }, 'Prompt'), this.prompt),
     h(
       'div',
       { class: 'responses', 'data-testid': 'responses' },
-      h('section', { class: 'response' }, h('h2', { class: 'label' }, 'A'), this.left),
-      h('section', { class: 'response' }, h('h2', { class: 'label' }, 'B'), this.right),
+      h('section', { class: 'box response' }, h('h2', { class: 'label' }, 'A'), this.left),
+      h('section', { class: 'box response' }, h('h2', { class: 'label' }, 'B'), this.right),
     ),
     this.rationale,
-    h('div', { class: 'choices', role: 'group', 'aria-label': 'Which response is better?' }, ...this.choiceButtons),
   );
-  private readonly footer = h('footer', { class: 'footer' }, this.undoButton, this.saveStatus);
+  /** The choices and undo, in three columns; the choices hide when no pair is shown, undo stays. */
+  private readonly choices = h(
+    'div',
+    { class: 'choices', role: 'group', 'aria-label': 'Which response is better?' },
+    ...this.choiceButtons,
+    this.undoButton,
+  );
+  private readonly footer = h('footer', { class: 'footer' }, this.saveStatus);
   private shownPairId: string | undefined;
   /** Restricted Mode: the choices, undo and rationale stay disabled. */
   private restricted = false;
@@ -174,22 +196,36 @@ export class LabelingView {
         {},
         this.header,
         this.restrictedBanner,
+        this.problems,
         this.notice,
         this.guidelines,
         this.pair,
+        this.choices,
         this.footer,
-        this.problems,
       ),
     );
     for (const button of this.choiceButtons)
       button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
     this.undoButton.addEventListener('click', () => events.undo());
+    this.guidelinesToggle.addEventListener('click', () => {
+      const open = this.guidelines.hidden;
+      this.show(this.guidelines, open);
+      this.guidelinesToggle.setAttribute('aria-expanded', String(open));
+    });
     this.picker.addEventListener('change', () => events.selectQueue(this.picker.value));
     this.rationale.addEventListener('input', () => events.rationaleChanged(this.rationale.value));
     this.rationale.addEventListener('keydown', (e) => {
       if ((e as KeyboardEvent).key === 'Escape') this.choiceButtons[0].focus();
     });
-    const parts = [this.header, this.restrictedBanner, this.guidelines, this.pair, this.footer, this.problems];
+    const parts = [
+      this.header,
+      this.restrictedBanner,
+      this.guidelines,
+      this.pair,
+      this.choices,
+      this.footer,
+      this.problems,
+    ];
     for (const part of parts) this.show(part, false);
     this.notice.textContent = 'Loading…';
   }
@@ -198,6 +234,7 @@ export class LabelingView {
   render(state: ViewState, draft: { pairId: string; rationale: string } | undefined): void {
     this.show(this.header, state.kind === 'queue');
     this.show(this.footer, state.kind === 'queue');
+    this.show(this.choices, state.kind === 'queue');
     this.setRestricted(state.kind === 'queue' && state.restricted);
     if (state.kind === 'noQueue') {
       this.setNotice(
@@ -223,7 +260,7 @@ export class LabelingView {
       );
       this.show(this.guidelines, false);
       this.showPair(undefined, undefined);
-      this.setProblems(state.problems);
+      this.setProblems(state.problems, true);
       return;
     }
     this.setQueues(state);
@@ -245,7 +282,7 @@ export class LabelingView {
     }
     this.showPair(state.pair, draft?.pairId === state.pair?.pairId ? draft?.rationale : undefined);
     setDisabled(this.undoButton, !state.canUndo || state.restricted);
-    this.setProblems(state.problems);
+    this.setProblems(state.problems, false);
   }
 
   setSaveStatus(status: SaveStatus): void {
@@ -267,6 +304,7 @@ export class LabelingView {
 
   private showPair(pair: ShownPair | undefined, draft: string | undefined): void {
     this.show(this.pair, pair !== undefined);
+    for (const button of this.choiceButtons) this.show(button, pair !== undefined);
     if (pair?.pairId === this.shownPairId) return;
     this.shownPairId = pair?.pairId;
     this.rationale.value = draft ?? '';
@@ -297,7 +335,6 @@ export class LabelingView {
   }
 
   private setGuidelines(markdown: string | undefined): void {
-    this.show(this.guidelines, true);
     if (markdown === undefined) {
       this.guidelinesBody.replaceChildren(
         h('p', { class: 'hint' }, 'Put labeling guidelines in guidelines.md beside the queue file to see them here.'),
@@ -327,8 +364,13 @@ export class LabelingView {
     for (const control of [...this.choiceButtons, this.rationale]) setDisabled(control, restricted);
   }
 
-  private setProblems(problems: string[]): void {
-    this.problems.replaceChildren(...problems.map((p) => h('li', {}, icon('warning'), ` ${p}`)));
+  /** The problems, one line until opened; open when there is no queue to show beside them. */
+  private setProblems(problems: string[], open: boolean): void {
+    this.problemList.replaceChildren(...problems.map((p) => h('li', {}, p)));
+    const more = problems.length > 1 ? ` (+${problems.length - 1} more)` : '';
+    this.problemSummary.replaceChildren(icon('warning'), ` ${problems[0] ?? ''}`, h('span', { class: 'more' }, more));
+    this.problemSummary.title = problems.join('\n');
+    if (open) (this.problems as HTMLDetailsElement).open = true;
     this.show(this.problems, problems.length > 0);
   }
 

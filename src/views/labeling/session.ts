@@ -16,6 +16,7 @@ import {
   parseToHost,
   ToWebview,
   ViewCommand,
+  ViewLayout,
   ViewState,
 } from '../../protocol/labeling';
 import { ComparisonPair, labelPair, QueueStatus, queueStatus, readQueue } from '../../data/queue';
@@ -42,6 +43,8 @@ export interface SessionHost {
   random?(): number;
   /** Who labels (the `rlhf.annotator` setting), stored with each label; nothing when unset. */
   annotator?(): string | undefined;
+  /** The view's size, and whether what it shows fits without scrolling. */
+  layout?(layout: ViewLayout): void;
 }
 
 /** The stored label for a choice about the responses as shown. */
@@ -97,6 +100,8 @@ export class LabelingSession {
             return this.refresh();
           case 'runCommand':
             return this.host.runCommand(message.command);
+          case 'layout':
+            return this.host.layout?.({ width: message.width, height: message.height, fits: message.fits });
         }
       })
       .catch((err) => this.host.warn(`Labeling view: ${(err as Error).message}`));
