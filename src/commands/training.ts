@@ -8,6 +8,7 @@ import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { formatMetric } from '../shared/format';
 import { formatDownload } from '../hub/progress';
+import { weakRewardModel } from '../model/reward-warnings';
 import { NextStep, STAGE_INFO, stageLabel } from '../shared/stages';
 import { Services } from '../services';
 import { experimentWorkspace, pickExperiment, pickRun, requireTrust } from './common';
@@ -45,7 +46,23 @@ export async function startStage(
   const runtime = runtimeOverrides(config);
   const run = services.supervisor.start({ stage, configFile: config.fsPath, workspaceFolder, registry, runtime });
   void followRun(services, run);
+  if (stage === 'ppo') warnOfWeakRewardModel(run, workspaceFolder);
   return run;
+}
+
+/** PPO is about to score with a reward model whose training warned: say so now, not only in the log. */
+function warnOfWeakRewardModel(run: LiveRun, workspaceFolder: string): void {
+  // Loaded on use: the config module is not needed at activation.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { loadExperiment } = require('../experiment/config') as typeof import('../experiment/config');
+  let configured: string | undefined;
+  try {
+    configured = loadExperiment(run.record.configFile, workspaceFolder).ppo?.reward_model;
+  } catch {
+    return; // The training process reports the config's error.
+  }
+  const weak = weakRewardModel(configured ?? run.record.models?.rm);
+  if (weak) void vscode.window.showWarningMessage(`${stageLabel('ppo')} "${run.record.name}" starts, but ${weak}.`);
 }
 
 /** Stops a run after its step: this window's own, or one that another window or a terminal trains. */

@@ -3,6 +3,7 @@ import * as path from 'path';
 import { ProviderChoice } from '../engine/runtime';
 import { experimentCandidates, generateCandidates } from '../train/comparisons';
 import { incompleteCheckpoint } from '../model/checkpoint-layout';
+import { weakRewardModel } from '../model/reward-warnings';
 import { STAGE_INFO } from '../shared/stages';
 import {
   EXECUTION_PROVIDERS,
@@ -42,6 +43,7 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
       .then(() => {}),
   ppo: (command, context) =>
     stageRun(command, context)
+      .then((run) => withRewardModelWarning(run, run.experiment.ppo?.reward_model))
       .then(runPpo)
       .then(() => {}),
 };
@@ -58,6 +60,18 @@ async function stageRun(command: StartCommand, context: StageContext) {
   const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);
   await fetchHubModels(experiment, command.stage, command.resumeFrom !== undefined, context);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
+}
+
+/**
+ * A stage that scores with a weak reward model (its training warned) says so in the log as it
+ * starts, and again in its final warning.
+ */
+export function withRewardModelWarning<R extends { emit: EmitEvent }>(run: R, rewardModel: string | undefined): R {
+  const weak = weakRewardModel(rewardModel);
+  if (!weak) return run;
+  run.emit({ type: 'log', level: 'warn', message: weak });
+  const warned = (warning?: string) => (warning ? `${warning}; ${weak}` : weak);
+  return { ...run, emit: (e) => run.emit(e.type === 'done' && !e.stopped ? { ...e, warning: warned(e.warning) } : e) };
 }
 
 /** Samples candidate pairs into the labeling queue; stopping keeps what is queued, and a new run goes on from there. */
