@@ -9,6 +9,7 @@ import { runtimeOverrides } from '../settings';
 import { formatMetric } from '../shared/format';
 import { formatDownload } from '../hub/progress';
 import { weakRewardModel } from '../model/reward-warnings';
+import type { Experiment } from '../experiment/config';
 import { NextStep, STAGE_INFO, stageLabel } from '../shared/stages';
 import { Services } from '../services';
 import { experimentWorkspace, pickExperiment, pickRun, requireTrust } from './common';
@@ -43,25 +44,37 @@ export async function startStage(
   const workspaceFolder = config && (await experimentWorkspace(config));
   const registry = config && services.runs.registryFor(config);
   if (!config || !workspaceFolder || !registry) return undefined;
+  const experiment = loadConfig(config, workspaceFolder);
+  if (!experiment) return undefined;
   const runtime = runtimeOverrides(config);
   const run = services.supervisor.start({ stage, configFile: config.fsPath, workspaceFolder, registry, runtime });
   void followRun(services, run);
-  if (stage === 'ppo') warnOfWeakRewardModel(run, workspaceFolder);
+  if (stage === 'ppo') warnOfWeakRewardModel(run, experiment.ppo?.reward_model ?? run.record.models?.rm);
   return run;
 }
 
-/** PPO is about to score with a reward model whose training warned: say so now, not only in the log. */
-function warnOfWeakRewardModel(run: LiveRun, workspaceFolder: string): void {
+/**
+ * The experiment file, validated before a run starts: one the schema refuses shows its errors,
+ * with the file a click away, and leaves no failed run behind.
+ */
+function loadConfig(config: vscode.Uri, workspaceFolder: string): Experiment | undefined {
   // Loaded on use: the config module is not needed at activation.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { loadExperiment } = require('../experiment/config') as typeof import('../experiment/config');
-  let configured: string | undefined;
   try {
-    configured = loadExperiment(run.record.configFile, workspaceFolder).ppo?.reward_model;
-  } catch {
-    return; // The training process reports the config's error.
+    return loadExperiment(config.fsPath, workspaceFolder);
+  } catch (err) {
+    const open = 'Open Experiment';
+    void vscode.window
+      .showErrorMessage(`Not started: ${(err as Error).message}`, open)
+      .then((choice) => choice && vscode.window.showTextDocument(config));
+    return undefined;
   }
-  const weak = weakRewardModel(configured ?? run.record.models?.rm);
+}
+
+/** PPO is about to score with a reward model whose training warned: say so now, not only in the log. */
+function warnOfWeakRewardModel(run: LiveRun, rewardModel: string | undefined): void {
+  const weak = weakRewardModel(rewardModel);
   if (weak) void vscode.window.showWarningMessage(`${stageLabel('ppo')} "${run.record.name}" starts, but ${weak}.`);
 }
 
