@@ -1,13 +1,14 @@
-/** Actions on runs: Show Training Charts, open folder, delete, refresh, and the log. */
+/** Actions on runs: Show Training Charts, Compare Training Charts, open folder, delete, refresh, and the log. */
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { ChartsPanel, pickChartRuns } from '../views/charts/chartsPanel';
 import { Services } from '../services';
-import { isRunRef, pickRun } from './common';
+import { pickRun } from './common';
 
 export function registerRunCommands(services: Services): vscode.Disposable[] {
   return [
     vscode.commands.registerCommand('rlhf.showCharts', (arg?: unknown) => showCharts(services, arg)),
+    vscode.commands.registerCommand('rlhf.compareCharts', () => compareCharts(services)),
     vscode.commands.registerCommand('rlhf.openRunFolder', (arg?: unknown) => openRunFolder(services, arg)),
     vscode.commands.registerCommand('rlhf.deleteRun', (arg?: unknown) => deleteRun(services, arg)),
     vscode.commands.registerCommand('rlhf.refreshRuns', () => services.runs.refresh()),
@@ -15,10 +16,15 @@ export function registerRunCommands(services: Services): vscode.Disposable[] {
   ];
 }
 
-/** A run from the Runs view joins the panel's runs; from the palette, the runs to show are picked. */
+/** One run's charts, on its own stage's dashboard: the run given (a click in the Runs view), or one picked. */
 async function showCharts(services: Services, arg: unknown): Promise<void> {
-  if (isRunRef(arg)) return ChartsPanel.show(services, [arg], 'add');
-  const refs = await pickChartRuns(services, ChartsPanel.shownKeys());
+  const ref = await pickRun(arg, services.runs.list(), 'Run to chart', 'There are no runs yet.');
+  if (ref) ChartsPanel.show(services, [ref], 'replace');
+}
+
+/** Several runs' charts side by side, picked afresh. */
+async function compareCharts(services: Services): Promise<void> {
+  const refs = await pickChartRuns(services, []);
   if (refs) ChartsPanel.show(services, refs, 'replace');
 }
 

@@ -44,6 +44,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunRef>, vscode
       .filter(Boolean)
       .join(' · ');
     item.iconPath = STATUS_ICONS[record.status];
+    // One click shows the run's charts, on its own stage's dashboard.
+    item.command = { command: 'rlhf.showCharts', title: 'Show Training Charts', arguments: [{ registry, record }] };
 
     const tooltip = new vscode.MarkdownString(undefined, true);
     tooltip.appendMarkdown(`**${record.name}** · ${stageLabel(record.stage)} · ${record.status}\n\n`);

@@ -84,7 +84,6 @@ test('reward model and PPO: the charts follow the live run, Stop Run leaves a ch
 
       await wb.command('RLHF: Show Training Charts');
       await wb.pick('PPO · running');
-      await wb.quickInput().press('Enter');
       const charts = await wb.webview('Training Charts');
       const before = await points(charts, 'objective/kl', 1);
       const after = await points(charts, 'objective/kl', before + 2);

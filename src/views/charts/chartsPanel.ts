@@ -94,7 +94,7 @@ export async function pickChartRuns(services: Services, shown: string[]): Promis
       picked: shown.includes(runKey(ref)),
       ref,
     })),
-    { placeHolder: 'Runs to chart (several to compare them)', canPickMany: true },
+    { placeHolder: 'Runs to compare: tick each with Space, then Enter', canPickMany: true },
   );
   return picked?.length ? picked.map((p) => p.ref) : undefined;
 }
