@@ -404,3 +404,62 @@ test('a long run is drawn decimated, while hover, CSV and zoom read every point'
     await w.close();
   }
 });
+
+test(
+  'charts tell the truth: eval and schedules unsmoothed, the legend shows the last value, whole steps, y labels that fit',
+  { skip: noBrowser },
+  async () => {
+    const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 900, height: 900 });
+    try {
+      const run = '/runs/sft';
+      const loss = [6.9, 6.5, 6.3];
+      const evalLoss = [null, 6.7, 6.26];
+      const lr = [0.00075, 0.0005, 0.00025];
+      await w.send({ type: 'runs', runs: [{ key: run, name: 'sft', stage: 'sft', status: 'finished' }] });
+      await w.send({
+        type: 'points',
+        run,
+        from: 0,
+        steps: column([1, 2, 3]),
+        times: column([1_700_000_000, 1_700_000_001, 1_700_000_002]),
+        values: { loss: column(loss), eval_loss: column(evalLoss), learning_rate: column(lr) },
+      });
+      await chart(w, 'eval_loss').and(w.page.locator('[data-points="2"]')).waitFor();
+      await chart(w, 'learning_rate').and(w.page.locator('[data-points="3"]')).waitFor();
+      const labels = (title: string) => chart(w, title).locator('.u-legend .u-label').allTextContents();
+      const values = (title: string) => chart(w, title).locator('.u-legend .u-value').allTextContents();
+      // The default smoothing (0.6) smooths the training loss only.
+      assert.deepEqual(await labels('loss'), ['step', 'loss', 'loss (raw)']);
+      assert.deepEqual(await labels('eval_loss'), ['step', 'eval_loss']);
+      assert.deepEqual(await labels('learning_rate'), ['step', 'learning_rate']);
+      // Without hovering, the legend reads the last values.
+      assert.deepEqual(await values('eval_loss'), ['3', formatMetric(6.26)]);
+      assert.deepEqual(await values('learning_rate'), ['3', formatMetric(0.00025)]);
+      assert.equal((await values('loss'))[2], formatMetric(6.3));
+
+      for (const title of ['eval_loss', 'learning_rate']) {
+        const ticks = (await chart(w, title).getAttribute('data-x-ticks'))!.split(' ');
+        assert.ok(ticks.length >= 2 && ticks.every((t) => /^\d+$/.test(t)), `${title}: whole steps (${ticks})`);
+      }
+      // The y axis is as wide as its longest label (0.00075 needs more than the old fixed 60 px with a title).
+      const yTicks = (await chart(w, 'learning_rate').getAttribute('data-y-ticks'))!.split(' ');
+      const fits = await chart(w, 'learning_rate').evaluate((card, ticks) => {
+        const over = card.querySelector('.u-over')!.getBoundingClientRect();
+        const wrap = card.querySelector('.u-wrap')!.getBoundingClientRect();
+        const ctx = document.createElement('canvas').getContext('2d')!;
+        ctx.font =
+          '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif';
+        const longest = Math.max(...ticks.map((t) => ctx.measureText(t).width));
+        return { axis: over.left - wrap.left, longest };
+      }, yTicks);
+      assert.ok(
+        yTicks.some((t) => t.length >= 6),
+        `small learning rates (${yTicks})`,
+      );
+      assert.ok(fits.axis >= fits.longest + 30, JSON.stringify(fits));
+      assert.deepEqual(await w.cspViolations(), []);
+    } finally {
+      await w.close();
+    }
+  },
+);
