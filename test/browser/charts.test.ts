@@ -253,6 +253,7 @@ test(
       assert.equal(await samples.count(), 4);
       assert.deepEqual(await samples.first().locator('td').allTextContents(), [
         'ppo a',
+        'PPO',
         '20',
         'What does a cat eat? (20)',
         'Fish.',
@@ -457,6 +458,47 @@ test(
         `small learning rates (${yTicks})`,
       );
       assert.ok(fits.axis >= fits.longest + 30, JSON.stringify(fits));
+      assert.deepEqual(await w.cspViolations(), []);
+    } finally {
+      await w.close();
+    }
+  },
+);
+
+test(
+  'the samples table: the stage, "(empty)" for an empty response, runs on one line, and full width on demand',
+  {
+    skip: noBrowser,
+  },
+  async () => {
+    const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 1400, height: 900 });
+    try {
+      const run = '/runs/demo';
+      await w.send({ type: 'runs', runs: [{ key: run, name: 'demo PPO', stage: 'ppo', status: 'running' }] });
+      await w.send({
+        type: 'samples',
+        run,
+        groups: [{ step: 5, rows: [{ prompt: 'What does a cat eat?', response: ' ', score: 0.1, kl: 0 }] }],
+      });
+      const row = w.page.locator('[data-testid="sample"]').first();
+      await row.waitFor();
+      const cells = await row.locator('td').allTextContents();
+      assert.deepEqual(cells.slice(0, 5), ['demo PPO', 'PPO', '5', 'What does a cat eat?', '(empty)']);
+      const runCell = await row
+        .locator('td')
+        .first()
+        .evaluate((td) => {
+          const lineHeight = parseFloat(getComputedStyle(td).lineHeight) || 16;
+          return { height: td.getBoundingClientRect().height, lineHeight };
+        });
+      assert.ok(
+        runCell.height < 2 * runCell.lineHeight + 8,
+        `the run's name stays on one line (${JSON.stringify(runCell)})`,
+      );
+      const width = () => w.page.locator('.samples').evaluate((e) => e.getBoundingClientRect().width);
+      assert.ok((await width()) >= 360);
+      await w.page.getByTestId('samples-wide').click();
+      assert.ok((await width()) > 1300, 'full width');
       assert.deepEqual(await w.cspViolations(), []);
     } finally {
       await w.close();

@@ -1,5 +1,9 @@
-/** The latest generations of the runs shown, newest step first, filtered by a search over prompt and response. */
+/**
+ * The latest generations of the runs shown, newest step first, filtered by a search over prompt and
+ * response; beside the charts, or under them at full width for long responses.
+ */
 import { formatMetric } from '../../src/shared/format';
+import { stageLabel } from '../../src/shared/stages';
 import { RunData } from './store';
 
 /** Rows drawn at most; the search narrows the rest down. */
@@ -22,16 +26,26 @@ export class SamplesTable {
     input.addEventListener('input', () => onSearch(input.value));
     this.count = document.createElement('span');
     this.count.className = 'count';
+    const wide = document.createElement('button');
+    wide.textContent = 'Full width';
+    wide.title = 'Show the samples under the charts, at full width';
+    wide.dataset.testid = 'samples-wide';
+    wide.setAttribute('aria-pressed', 'false');
+    wide.addEventListener('click', () => {
+      const on = wide.getAttribute('aria-pressed') !== 'true';
+      wide.setAttribute('aria-pressed', String(on));
+      document.body.classList.toggle('wide-samples', on);
+    });
     const table = document.createElement('table');
     const head = table.createTHead().insertRow();
-    for (const name of ['Run', 'Step', 'Prompt', 'Response', 'Score', 'KL'])
+    for (const name of ['Run', 'Stage', 'Step', 'Prompt', 'Response', 'Score', 'KL'])
       head.appendChild(document.createElement('th')).textContent = name;
     this.body = table.createTBody();
     const scroller = document.createElement('div');
     scroller.className = 'table';
     scroller.append(table);
     const header = document.createElement('header');
-    header.append(input, this.count);
+    header.append(input, this.count, wide);
     this.element.append(header, scroller);
   }
 
@@ -42,7 +56,9 @@ export class SamplesTable {
     const needle = search.trim().toLowerCase();
     const rows = runs
       .flatMap((run) =>
-        [...run.samples.values()].flatMap((g) => g.rows.map((row) => ({ run: run.run.name, step: g.step, ...row }))),
+        [...run.samples.values()].flatMap((g) =>
+          g.rows.map((row) => ({ run: run.run.name, stage: stageLabel(run.run.stage), step: g.step, ...row })),
+        ),
       )
       .filter((r) => !needle || r.prompt.toLowerCase().includes(needle) || r.response.toLowerCase().includes(needle))
       .sort((a, b) => b.step - a.step);
@@ -51,8 +67,10 @@ export class SamplesTable {
       ...rows.slice(0, MAX_ROWS).map((r) => {
         const tr = document.createElement('tr');
         tr.dataset.testid = 'sample';
-        for (const text of [r.run, String(r.step), r.prompt, r.response, number(r.score), number(r.kl)])
+        for (const text of [r.run, r.stage, String(r.step), r.prompt, r.response, number(r.score), number(r.kl)])
           tr.insertCell().textContent = text;
+        // An empty response says so, rather than leaving a blank cell.
+        if (!r.response.trim()) Object.assign(tr.cells[4], { textContent: '(empty)', className: 'none' });
         return tr;
       }),
     );
