@@ -245,6 +245,7 @@ export const vscode = {
     findFiles: async () => [] as Uri[],
     asRelativePath: (p: string) => p,
     openTextDocument: async (doc: { content: string }) => ({ uri: Uri.file('/untitled'), getText: () => doc.content }),
+    registerTextDocumentContentProvider: () => new Disposable(),
   },
   commands: {
     registerCommand(id: string, handler: (...args: unknown[]) => unknown) {
