@@ -6,6 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { generate } from '../runner/runner';
 import { RunRef } from '../views/workspaceRuns';
+import { runTitle } from '../runs/registry';
 import { runtimeOverrides } from '../settings';
 import { STAGE_INFO, stageLabel } from '../shared/stages';
 import { generationMarkdown } from '../shared/generation-report';
@@ -91,8 +92,9 @@ function modelOf({ registry, record }: RunRef): string | undefined {
 /** A run's model with the name it goes by: the run, its stage and when it started. */
 function runModel(ref: RunRef): { model: string; name: string } | undefined {
   const model = modelOf(ref);
-  const { name, stage, created } = ref.record;
-  return model ? { model, name: `${name} ${stageLabel(stage)} (${new Date(created).toLocaleString()})` } : undefined;
+  return model
+    ? { model, name: `${runTitle(ref.record)} (${new Date(ref.record.created).toLocaleString()})` }
+    : undefined;
 }
 
 /** A run's model (runs told apart by stage and start time), or a model folder browsed for. */
@@ -106,7 +108,7 @@ async function pickModel(services: Services): Promise<{ model: string; name: str
       return use
         ? [
             {
-              label: ref.record.name,
+              label: runTitle(ref.record),
               description: `${stageLabel(ref.record.stage)} · ${new Date(ref.record.created).toLocaleString()} · ${path.basename(use.model)}`,
               detail: ref.record.id,
               use,

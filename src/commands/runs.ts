@@ -1,8 +1,9 @@
-/** Actions on runs: Show Training Charts, Compare Training Charts, open folder, delete, refresh, and the log. */
+/** Actions on runs: show or compare their charts, open their folder, rename, delete, refresh, and the log. */
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { ChartsPanel, pickChartRuns } from '../views/charts/chartsPanel';
 import { Services } from '../services';
+import { runTitle } from '../runs/registry';
 import { pickRun } from './common';
 
 export function registerRunCommands(services: Services): vscode.Disposable[] {
@@ -11,6 +12,7 @@ export function registerRunCommands(services: Services): vscode.Disposable[] {
     vscode.commands.registerCommand('rlhf.compareCharts', () => compareCharts(services)),
     vscode.commands.registerCommand('rlhf.openRunFolder', (arg?: unknown) => openRunFolder(services, arg)),
     vscode.commands.registerCommand('rlhf.deleteRun', (arg?: unknown) => deleteRun(services, arg)),
+    vscode.commands.registerCommand('rlhf.renameRun', (arg?: unknown) => renameRun(services, arg)),
     vscode.commands.registerCommand('rlhf.refreshRuns', () => services.runs.refresh()),
     vscode.commands.registerCommand('rlhf.showLog', () => services.log.show()),
   ];
@@ -52,5 +54,27 @@ async function deleteRun(services: Services, arg: unknown): Promise<void> {
   } catch (e) {
     await vscode.window.showErrorMessage((e as Error).message);
   }
+  services.runs.refresh();
+}
+
+/** Names a run as the person likes; a run another window or a terminal trains is renamed once it has ended. */
+async function renameRun(services: Services, arg: unknown): Promise<void> {
+  const ref = await pickRun(arg, services.runs.list(), 'Run to rename', 'There are no runs yet.');
+  if (!ref) return;
+  const live = services.supervisor.find(ref.registry, ref.record.id);
+  if (ref.record.status === 'running' && !live) {
+    await vscode.window.showWarningMessage(
+      `"${runTitle(ref.record)}" is trained by another window or a terminal; rename it once it has ended.`,
+    );
+    return;
+  }
+  const label = await vscode.window.showInputBox({
+    title: `Rename ${runTitle(ref.record)}`,
+    value: runTitle(ref.record),
+    prompt: 'Empty: its name from the experiment, stage and number',
+  });
+  if (label === undefined) return;
+  // A live run's record is the one its process's events update: rename that one.
+  ref.registry.rename(live?.record ?? ref.record, label);
   services.runs.refresh();
 }

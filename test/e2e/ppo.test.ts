@@ -105,7 +105,7 @@ test('reward model and PPO: the charts follow the live run, Stop Run leaves a ch
       assert.ok(fs.existsSync(path.join(run.dir, `checkpoint-${step}`)), `checkpoint-${step} was saved`);
 
       await wb.openRlhfViews();
-      await wb.runRows('ppo').filter({ hasText: 'PPO · stopped' }).waitFor();
+      await wb.runRows('ppo PPO #1').filter({ hasText: 'stopped' }).waitFor();
     },
   ),
 );

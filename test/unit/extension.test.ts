@@ -252,8 +252,8 @@ test('Train SFT starts a training process from the experiment file, and the Runs
   const tree = new RunsTreeProvider(runs);
   const [ref] = tree.getChildren();
   const item = tree.getTreeItem(ref) as unknown as { label: string; description: string; contextValue: string };
-  assert.equal(item.label, 'tiny');
-  assert.match(item.description, /^SFT · finished · step 2\/2 · loss \d/);
+  assert.equal(item.label, 'tiny SFT #1');
+  assert.match(item.description, /^loss \d.* · finished · step 2\/2$/);
   assert.match(item.contextValue, /^rlhfRun\.finished.*\.hasModel/);
   tree.dispose();
   runs.dispose();

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { ChartRun, parseChartsState } from '../../protocol/charts';
 import { Services } from '../../services';
 import { stageLabel } from '../../shared/stages';
+import { runTitle } from '../../runs/registry';
 import { RunRef } from '../workspaceRuns';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { ChartsStream, runKey } from './chartsStream';
@@ -88,7 +89,7 @@ export async function pickChartRuns(services: Services, shown: string[]): Promis
   }
   const picked = await vscode.window.showQuickPick(
     runs.map((ref) => ({
-      label: ref.record.name,
+      label: runTitle(ref.record),
       description: `${stageLabel(ref.record.stage)} · ${ref.record.status}`,
       detail: ref.record.id,
       picked: shown.includes(runKey(ref)),
