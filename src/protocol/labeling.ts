@@ -68,6 +68,8 @@ export const shownPairSchema = z.object({
   prompt: z.union([z.string(), z.array(chatMessageSchema)]),
   left: z.string(),
   right: z.string(),
+  /** Where the pair is among the pairs of its prompt, in queue order ("pair 3 of 6"). */
+  position: z.object({ index: z.number().int().positive(), count: z.number().int().positive() }).optional(),
 });
 export type ShownPair = z.infer<typeof shownPairSchema>;
 

@@ -413,6 +413,15 @@ test(
   },
 );
 
+test('labeling webview: the prompt says which of its pairs is shown', { skip: noBrowser }, async () => {
+  const page = await open({ width: 300, height: 382, workbenchFont: true });
+  await page.send(queueState(2, 600, { pairId: 'p2', position: { index: 3, count: 6 } }));
+  await showsText(page, 'prompt-label', 'Prompt · pair 3 of 6');
+  await page.send(queueState(3, 600, { pairId: 'p3', position: { index: 1, count: 1 } }));
+  await showsText(page, 'prompt-label', 'Prompt');
+  await page.close();
+});
+
 test(
   'labeling webview: a view too short for the pair says so to the host, and the guidelines open on demand',
   { skip: noBrowser },

@@ -101,3 +101,25 @@ test('labeling: with a mistake elsewhere, comparison files outside the workspace
   assert.equal(refused.kind, 'noQueue');
   assert.match(refused.problems.join('\n'), /ppo/);
 });
+
+test('labeling: each pair says where it is among the pairs of its prompt', async () => {
+  const ws = workspace(`{ "name": "pets", ${COMPARISONS} }`);
+  const pair = (id: string, prompt: string) =>
+    JSON.stringify({ pair_id: id, prompt, response_a: ' a', response_b: ' b', candidate_ids: { a: 'x', b: 'y' } });
+  const lines = [pair('c0', 'Cats?'), pair('d0', 'Dogs?'), pair('c1', 'Cats?'), pair('c2', 'Cats?')];
+  fs.writeFileSync(path.join(ws.dir, 'queue.jsonl'), lines.join('\n') + '\n');
+  const { session, state } = await viewOf(ws);
+  const positions: unknown[] = [];
+  for (let id = 0; id < 4; id++) {
+    const shown = state();
+    assert.ok(shown.kind === 'queue' && shown.pair);
+    positions.push([shown.pair.pairId, shown.pair.position]);
+    await session.handle({ type: 'label', id, pairId: shown.pair.pairId, choice: 'tie' });
+  }
+  assert.deepEqual(positions, [
+    ['c0', { index: 1, count: 3 }],
+    ['d0', { index: 1, count: 1 }],
+    ['c1', { index: 2, count: 3 }],
+    ['c2', { index: 3, count: 3 }],
+  ]);
+});

@@ -98,6 +98,7 @@ export class LabelingView {
     { class: 'guidelines', 'aria-label': 'Guidelines', id: 'guidelines' },
     this.guidelinesBody,
   );
+  private readonly promptLabel = h('h2', { class: 'label', 'data-testid': 'prompt-label' }, 'Prompt');
   private readonly prompt = h('div', {
     class: 'text markdown',
     tabindex: '0',
@@ -165,7 +166,7 @@ export class LabelingView {
   private readonly pair = h(
     'section',
     { class: 'pair', 'aria-label': 'Comparison' },
-    h('section', { class: 'box prompt' }, h('h2', { class: 'label' }, 'Prompt'), this.prompt),
+    h('section', { class: 'box prompt' }, this.promptLabel, this.prompt),
     h(
       'div',
       { class: 'responses', 'data-testid': 'responses' },
@@ -319,6 +320,9 @@ export class LabelingView {
         }),
       );
     }
+    const { position } = pair;
+    this.promptLabel.textContent =
+      position && position.count > 1 ? `Prompt · pair ${position.index} of ${position.count}` : 'Prompt';
     renderMarkdown(this.left, pair.left);
     renderMarkdown(this.right, pair.right);
     for (const text of [this.prompt, this.left, this.right]) text.scrollTop = 0;

@@ -19,7 +19,7 @@ import {
   ViewLayout,
   ViewState,
 } from '../../protocol/labeling';
-import { ComparisonPair, labelPair, QueueStatus, queueStatus, readQueue } from '../../data/queue';
+import { ComparisonPair, labelPair, readQueue, unlabeledPairs } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
 import { Label } from '../../data/preference-record';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
@@ -59,7 +59,12 @@ const UNDO_DEPTH = 200;
 
 const RESTRICTED = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
 
-const NO_STATUS: QueueStatus = { total: 0, done: 0, next: undefined, errors: [] };
+/** Where a pair is among the pairs of its prompt, in queue order. */
+function positionOf(pair: ComparisonPair, pairs: ComparisonPair[]): { index: number; count: number } {
+  const prompt = JSON.stringify(pair.prompt);
+  const same = pairs.filter((p) => JSON.stringify(p.prompt) === prompt);
+  return { index: same.indexOf(pair) + 1, count: same.length };
+}
 
 export class LabelingSession {
   private queues: Queue[] | undefined;
@@ -140,7 +145,10 @@ export class LabelingSession {
     if (!queue) return { kind: 'noQueue', problems: this.experimentProblems };
     const outside = queuePathProblems(queue);
     const readable = outside.length === 0 && fs.existsSync(queue.queueFile);
-    const status = readable ? queueStatus(queue.queueFile, queue.preferencesFile) : NO_STATUS;
+    const { pairs, unlabeled, errors } = readable
+      ? unlabeledPairs(queue.queueFile, queue.preferencesFile)
+      : { pairs: [], unlabeled: [], errors: [] };
+    const next = unlabeled.at(0);
     const restricted = !this.host.isTrusted();
     const state: QueueState = {
       kind: 'queue',
@@ -150,17 +158,13 @@ export class LabelingSession {
         detail: this.host.describe?.(q.queueFile) ?? q.queueFile,
       })),
       selected: queue.key,
-      done: status.done,
-      total: status.total,
+      done: pairs.length - unlabeled.length,
+      total: pairs.length,
       canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
       restricted,
-      problems: [
-        ...this.experimentProblems,
-        ...outside,
-        ...status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`),
-      ],
+      problems: [...this.experimentProblems, ...outside, ...errors.map((e) => `${e.file}:${e.line}: ${e.message}`)],
     };
-    if (status.next) state.pair = this.shown(status.next);
+    if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
     const guidelines = readGuidelines(queue);
     if (guidelines !== undefined) state.guidelines = guidelines;
     return state;
