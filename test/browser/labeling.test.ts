@@ -4,6 +4,8 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
 import { QueueState, ToHost, ToWebview } from '../../src/protocol/labeling';
 import { closeBrowser, noBrowser, openWebview, WebviewPage } from './page';
 
@@ -441,6 +443,28 @@ test(
     await page.page.getByTestId('guidelines-toggle').click();
     assert.equal(await page.page.getByTestId('guidelines').locator('h1').innerText(), 'Be kind');
     assert.equal(await page.page.getByTestId('guidelines-toggle').getAttribute('aria-expanded'), 'true');
+    await page.close();
+  },
+);
+
+test(
+  'labeling webview: in Chinese, the choices keep their keys and still fit the sidebar',
+  { skip: noBrowser },
+  async () => {
+    const l10n = JSON.parse(
+      fs.readFileSync(path.join(__dirname, '..', '..', 'l10n', 'bundle.l10n.zh-cn.json'), 'utf8'),
+    ) as Record<string, string>;
+    const page = await open({ width: 300, height: 382, workbenchFont: true, l10n });
+    await page.send(queueState(5, 600, { pairId: 'p5', position: { index: 2, count: 6 } }));
+    await showsText(page, 'progress', '已标注 5 / 600');
+    await showsText(page, 'prompt-label', '提示 · 第 2 对，共 6 对');
+    assert.equal((await page.page.getByTestId('choice-left').innerText()).replace(/\s+/g, ' '), 'A 更好 1');
+    assert.equal(await page.page.getByRole('button', { name: '都不好' }).count(), 1);
+    const m = await measure(page);
+    assert.deepEqual(m.scroll, m.view, 'fits without scrolling');
+    await page.page.keyboard.press('2');
+    assert.deepEqual((await postedCount(page, 2))[1], { type: 'label', id: 0, pairId: 'p5', choice: 'right' });
+    assert.deepEqual(await page.cspViolations(), []);
     await page.close();
   },
 );

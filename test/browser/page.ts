@@ -9,6 +9,7 @@ import * as esbuild from 'esbuild';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Browser, chromium, Page } from 'playwright-core';
+import { l10nScript } from '../../src/views/l10nScript';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ORIGIN = 'https://webview.test';
@@ -92,6 +93,8 @@ export interface PageOptions {
   height?: number;
   /** The font VS Code's default theme sets on a webview (13 px), for tests that measure layout. */
   workbenchFont?: boolean;
+  /** The display language's messages, as vscode.l10n.bundle holds them (none: English). */
+  l10n?: Record<string, string>;
 }
 
 /** The variables VS Code sets on a webview's root for its default font. */
@@ -173,5 +176,5 @@ function html(name: string, options: PageOptions): string {
   return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 ${font}${styles}<title>${name}</title></head>
-<body><script nonce="${NONCE}" src="${ORIGIN}/${name}.js"></script></body></html>`;
+<body>${options.l10n ? l10nScript(NONCE, options.l10n) : ''}<script nonce="${NONCE}" src="${ORIGIN}/${name}.js"></script></body></html>`;
 }

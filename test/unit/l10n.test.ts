@@ -57,3 +57,35 @@ test('l10n: package.nls.zh-cn.json translates every key, keeping commands, setti
     assert.deepEqual(kept(translated), kept(text), `${key} keeps its command links and code`);
   }
 });
+
+/** The English messages the code passes to vscode.l10n.t (host) and t / tNodes (webviews). */
+function messagesInCode(): string[] {
+  const files = (dir: string): string[] =>
+    fs
+      .readdirSync(path.join(root, dir), { withFileTypes: true })
+      .flatMap((e) =>
+        e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+      );
+  const call = /(?:vscode\.l10n\.t|\bt|\btNodes)\(\s*'((?:[^'\\]|\\.)*)'/g;
+  return [...files('src'), ...files('webview-ui')].flatMap((file) =>
+    [...fs.readFileSync(path.join(root, file), 'utf8').matchAll(call)].map((m) => m[1].replace(/\\'/g, "'")),
+  );
+}
+
+test('l10n: every message the extension and its webviews translate has a zh-cn translation with the same holes', () => {
+  const bundle: Record<string, string> = read('l10n/bundle.l10n.zh-cn.json');
+  assert.equal(manifest.l10n, './l10n');
+  const messages = [...new Set(messagesInCode())];
+  assert.ok(messages.length > 40, `${messages.length} messages`);
+  const holes = (text: string) => (text.match(/\{\d+\}/g) ?? []).sort();
+  for (const message of messages) {
+    assert.ok(message in bundle, `"${message}" has no translation`);
+    assert.deepEqual(holes(bundle[message]), holes(message), message);
+    assert.match(bundle[message], /[\u4e00-\u9fff]/, message);
+  }
+  assert.deepEqual(
+    Object.keys(bundle).filter((k) => !messages.includes(k)),
+    [],
+    'no stale translations',
+  );
+});

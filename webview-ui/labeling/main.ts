@@ -6,6 +6,7 @@ import '../shared/zod-jitless';
 import { Choice, parseToWebview, ToHost, ViewState } from '../../src/protocol/labeling';
 import { vscodeApi } from '../shared/vscode';
 import { CHOICES, LabelingView } from './view';
+import { t } from '../shared/l10n';
 
 /** Kept by VS Code across reloads of the page: the rationale being written. */
 interface PageState {
@@ -101,12 +102,12 @@ window.addEventListener('message', (event: MessageEvent) => {
   if (!request) return;
   pending.delete(message.id);
   if (!message.ok) {
-    view.setSaveStatus({ kind: 'failed', error: message.error ?? 'Not saved.' });
+    view.setSaveStatus({ kind: 'failed', error: message.error ?? t('Not saved.') });
     return;
   }
   if (request.kind === 'label') savePageState({});
   const choice = request.kind === 'label' ? CHOICES.find((c) => c.choice === request.choice)!.text : undefined;
-  view.setSaveStatus({ kind: 'saved', text: choice ? `Saved: ${choice}` : 'Undone' });
+  view.setSaveStatus({ kind: 'saved', text: choice ? t('Saved: {0}', choice) : t('Undone') });
 });
 
 /** Keys act on the pair unless the person is typing (rationale) or choosing (queue picker). */

@@ -8,14 +8,15 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import type { Choice, QueueState, ShownPair, ViewCommand, ViewState } from '../../src/protocol/labeling';
 import { renderMarkdown } from './markdown';
+import { t, tNodes } from '../shared/l10n';
 
 /** The choices in button order, with their keys. */
 export const CHOICES: readonly { choice: Choice; text: string; key: string }[] = [
-  { choice: 'left', text: 'A better', key: '1' },
-  { choice: 'right', text: 'B better', key: '2' },
-  { choice: 'tie', text: 'Tie', key: '3' },
-  { choice: 'both_bad', text: 'Both bad', key: '4' },
-  { choice: 'skip', text: 'Skip', key: 's' },
+  { choice: 'left', text: t('A better'), key: '1' },
+  { choice: 'right', text: t('B better'), key: '2' },
+  { choice: 'tie', text: t('Tie'), key: '3' },
+  { choice: 'both_bad', text: t('Both bad'), key: '4' },
+  { choice: 'skip', text: t('Skip'), key: 's' },
 ];
 
 export interface ViewEvents {
@@ -55,17 +56,17 @@ function icon(name: string): HTMLElement {
 
 export class LabelingView {
   private readonly picker = h('vscode-single-select', {
-    'aria-label': 'Queue',
+    'aria-label': t('Queue'),
     'data-testid': 'queue-picker',
   }) as HTMLElement & { value: string };
   private readonly progressText = h('span', { 'data-testid': 'progress' });
-  private readonly progressBar = h('progress', { 'aria-label': 'Labeling progress' }) as HTMLProgressElement;
+  private readonly progressBar = h('progress', { 'aria-label': t('Labeling progress') }) as HTMLProgressElement;
   private readonly guidelinesToggle = h(
     'vscode-button',
     {
       secondary: true,
-      title: 'Labeling guidelines',
-      'aria-label': 'Labeling guidelines',
+      title: t('Labeling guidelines'),
+      'aria-label': t('Labeling guidelines'),
       'aria-controls': 'guidelines',
       'aria-expanded': 'false',
       'data-testid': 'guidelines-toggle',
@@ -87,44 +88,44 @@ export class LabelingView {
       'p',
       {},
       icon('shield'),
-      ' Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.',
+      ` ${t('Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.')}`,
     ),
-    this.commandButton({ command: 'workbench.trust.manage', text: 'Manage Workspace Trust' }, 'manage-trust'),
+    this.commandButton({ command: 'workbench.trust.manage', text: t('Manage Workspace Trust') }, 'manage-trust'),
   );
   private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
   /** Opened from the footer's book button, so closed guidelines take no room from the pair. */
   private readonly guidelines = h(
     'section',
-    { class: 'guidelines', 'aria-label': 'Guidelines', id: 'guidelines' },
+    { class: 'guidelines', 'aria-label': t('Guidelines'), id: 'guidelines' },
     this.guidelinesBody,
   );
-  private readonly promptLabel = h('h2', { class: 'label', 'data-testid': 'prompt-label' }, 'Prompt');
+  private readonly promptLabel = h('h2', { class: 'label', 'data-testid': 'prompt-label' }, t('Prompt'));
   private readonly prompt = h('div', {
     class: 'text markdown',
     tabindex: '0',
     role: 'region',
-    'aria-label': 'Prompt',
+    'aria-label': t('Prompt'),
     'data-testid': 'prompt',
   });
   private readonly left = h('div', {
     class: 'text markdown',
     tabindex: '0',
     role: 'region',
-    'aria-label': 'Response A',
+    'aria-label': t('Response A'),
     'data-testid': 'response-left',
   });
   private readonly right = h('div', {
     class: 'text markdown',
     tabindex: '0',
     role: 'region',
-    'aria-label': 'Response B',
+    'aria-label': t('Response B'),
     'data-testid': 'response-right',
   });
   private readonly rationale = h('vscode-textarea', {
-    label: 'Rationale (optional)',
-    'aria-label': 'Rationale (optional)',
-    placeholder: 'Why? (optional)',
-    title: 'Why? (optional; Escape returns to the keys)',
+    label: t('Rationale (optional)'),
+    'aria-label': t('Rationale (optional)'),
+    placeholder: t('Why? (optional)'),
+    title: t('Why? (optional; Escape returns to the keys)'),
     rows: '1',
     resize: 'vertical',
     'data-testid': 'rationale',
@@ -147,17 +148,17 @@ export class LabelingView {
     'vscode-button',
     {
       secondary: true,
-      'aria-label': 'Undo the last label',
+      'aria-label': t('Undo the last label'),
       'aria-keyshortcuts': 'Control+Z Meta+Z U',
       'data-testid': 'undo',
     },
     icon('discard'),
-    ' Undo',
+    ` ${t('Undo')}`,
     keyHint('u'),
   );
   private readonly saveStatus = h('span', { class: 'save-status', role: 'status', 'data-testid': 'save-status' });
   private readonly problemList = h('ul', {
-    'aria-label': 'Problems in the experiment and queue files',
+    'aria-label': t('Problems in the experiment and queue files'),
     'data-testid': 'problems',
   });
   private readonly problemSummary = h('summary', { 'data-testid': 'problems-summary' });
@@ -165,7 +166,7 @@ export class LabelingView {
   private readonly problems = h('details', { class: 'problems' }, this.problemSummary, this.problemList);
   private readonly pair = h(
     'section',
-    { class: 'pair', 'aria-label': 'Comparison' },
+    { class: 'pair', 'aria-label': t('Comparison') },
     h('section', { class: 'box prompt' }, this.promptLabel, this.prompt),
     h(
       'div',
@@ -178,7 +179,7 @@ export class LabelingView {
   /** The choices and undo, in three columns; the choices hide when no pair is shown, undo stays. */
   private readonly choices = h(
     'div',
-    { class: 'choices', role: 'group', 'aria-label': 'Which response is better?' },
+    { class: 'choices', role: 'group', 'aria-label': t('Which response is better?') },
     ...this.choiceButtons,
     this.undoButton,
   );
@@ -228,7 +229,7 @@ export class LabelingView {
       this.problems,
     ];
     for (const part of parts) this.show(part, false);
-    this.notice.textContent = 'Loading…';
+    this.notice.textContent = t('Loading…');
   }
 
   /** Shows `state`; a rationale draft kept for its pair is put back. */
@@ -240,24 +241,17 @@ export class LabelingView {
     if (state.kind === 'noQueue') {
       this.setNotice(
         [
-          h('p', {}, 'No labeling queue is set up in this workspace.'),
+          h('p', {}, t('No labeling queue is set up in this workspace.')),
           h(
             'p',
             {},
-            'Add a ',
-            h('code', {}, 'comparisons'),
-            ' section to an experiment file (',
-            h('code', {}, '*.rlhf.json'),
-            '): ',
-            h('code', {}, 'prompts'),
-            ' is a JSONL file of prompts to sample responses for; ',
-            h('code', {}, 'queue'),
-            ' and ',
-            h('code', {}, 'preferences'),
-            ' name the pairs to label and where the labels go.',
+            ...tNodes(
+              'Add a {0} section to an experiment file ({1}): {2} is a JSONL file of prompts to sample responses for; {3} and {4} name the pairs to label and where the labels go.',
+              ...['comparisons', '*.rlhf.json', 'prompts', 'queue', 'preferences'].map((name) => h('code', {}, name)),
+            ),
           ),
         ],
-        { command: 'rlhf.newExperiment', text: 'New Experiment' },
+        { command: 'rlhf.newExperiment', text: t('New Experiment') },
       );
       this.show(this.guidelines, false);
       this.showPair(undefined, undefined);
@@ -265,20 +259,23 @@ export class LabelingView {
       return;
     }
     this.setQueues(state);
-    this.progressText.textContent = `${state.done} / ${state.total} labeled`;
+    this.progressText.textContent = t('{0} / {1} labeled', state.done, state.total);
     this.progressBar.max = Math.max(state.total, 1);
     this.progressBar.value = state.done;
     this.setGuidelines(state.guidelines);
     if (state.pair) this.setNotice([]);
     else if (state.total === 0) {
-      this.setNotice([h('p', {}, 'This queue is empty. Generate Comparisons samples pairs of responses to label.')], {
-        command: 'rlhf.generateComparisons',
-        text: 'Generate Comparisons',
-      });
+      this.setNotice(
+        [h('p', {}, t('This queue is empty. Generate Comparisons samples pairs of responses to label.'))],
+        {
+          command: 'rlhf.generateComparisons',
+          text: t('Generate Comparisons'),
+        },
+      );
     } else {
-      this.setNotice([h('p', {}, `All ${state.total} pairs are labeled.`)], {
+      this.setNotice([h('p', {}, t('All {0} pairs are labeled.', state.total))], {
         command: 'rlhf.generateComparisons',
-        text: 'Generate More Comparisons',
+        text: t('Generate More Comparisons'),
       });
     }
     this.showPair(state.pair, draft?.pairId === state.pair?.pairId ? draft?.rationale : undefined);
@@ -292,7 +289,7 @@ export class LabelingView {
     this.saveStatus.dataset.state = status.kind;
     const content: Record<SaveStatus['kind'], (Node | string)[]> = {
       idle: [],
-      saving: [icon('loading codicon-modifier-spin'), ' Saving…'],
+      saving: [icon('loading codicon-modifier-spin'), ` ${t('Saving…')}`],
       saved: [icon('check'), ` ${status.kind === 'saved' ? status.text : ''}`],
       failed: [icon('error'), ` ${status.kind === 'failed' ? status.error : ''}`],
     };
@@ -322,7 +319,7 @@ export class LabelingView {
     }
     const { position } = pair;
     this.promptLabel.textContent =
-      position && position.count > 1 ? `Prompt · pair ${position.index} of ${position.count}` : 'Prompt';
+      position && position.count > 1 ? t('Prompt · pair {0} of {1}', position.index, position.count) : t('Prompt');
     renderMarkdown(this.left, pair.left);
     renderMarkdown(this.right, pair.right);
     for (const text of [this.prompt, this.left, this.right]) text.scrollTop = 0;
@@ -341,7 +338,11 @@ export class LabelingView {
   private setGuidelines(markdown: string | undefined): void {
     if (markdown === undefined) {
       this.guidelinesBody.replaceChildren(
-        h('p', { class: 'hint' }, 'Put labeling guidelines in guidelines.md beside the queue file to see them here.'),
+        h(
+          'p',
+          { class: 'hint' },
+          t('Put labeling guidelines in guidelines.md beside the queue file to see them here.'),
+        ),
       );
     } else {
       renderMarkdown(this.guidelinesBody, markdown);
