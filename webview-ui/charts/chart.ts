@@ -13,6 +13,7 @@ import { SmoothedLine, smoothingOf } from './smoothing';
 import { RunData } from './store';
 import { Theme, currentTheme, faded } from './theme';
 import { LineStyle, chartCsv, chartPng } from './chart-export';
+import { t } from '../shared/l10n';
 
 export interface ChartSettings {
   smoothing: number;
@@ -88,14 +89,14 @@ export class Chart {
     const header = document.createElement('header');
     const title = document.createElement('h3');
     title.textContent = spec.title;
-    this.logButton = button('Log', 'Log scale (y axis)', () => actions.toggleLogScale(this));
+    this.logButton = button(t('Log'), t('Log scale (y axis)'), () => actions.toggleLogScale(this));
     this.logButton.setAttribute('aria-pressed', 'false');
     header.append(
       title,
       this.logButton,
-      button('CSV', 'Export as CSV', () => actions.exportCsv(this)),
-      button('PNG', 'Export as PNG', () => actions.exportPng(this)),
-      button('×', 'Remove chart', () => actions.remove(this)),
+      button('CSV', t('Export as CSV'), () => actions.exportCsv(this)),
+      button('PNG', t('Export as PNG'), () => actions.exportPng(this)),
+      button('×', t('Remove chart'), () => actions.remove(this)),
     );
     this.plotHost = document.createElement('div');
     this.plotHost.className = 'plot';

@@ -5,6 +5,7 @@
 import { formatMetric } from '../../src/shared/format';
 import { stageLabel } from '../../src/shared/stages';
 import { RunData } from './store';
+import { t } from '../shared/l10n';
 
 /** Rows drawn at most; the search narrows the rest down. */
 const MAX_ROWS = 300;
@@ -20,15 +21,15 @@ export class SamplesTable {
     this.element.className = 'samples';
     const input = document.createElement('input');
     input.type = 'search';
-    input.placeholder = 'Search prompts and responses';
+    input.placeholder = t('Search prompts and responses');
     input.value = search;
     input.dataset.testid = 'samples-search';
     input.addEventListener('input', () => onSearch(input.value));
     this.count = document.createElement('span');
     this.count.className = 'count';
     const wide = document.createElement('button');
-    wide.textContent = 'Full width';
-    wide.title = 'Show the samples under the charts, at full width';
+    wide.textContent = t('Full width');
+    wide.title = t('Show the samples under the charts, at full width');
     wide.dataset.testid = 'samples-wide';
     wide.setAttribute('aria-pressed', 'false');
     wide.addEventListener('click', () => {
@@ -38,7 +39,7 @@ export class SamplesTable {
     });
     const table = document.createElement('table');
     const head = table.createTHead().insertRow();
-    for (const name of ['Run', 'Stage', 'Step', 'Prompt', 'Response', 'Score', 'KL'])
+    for (const name of [t('Run'), t('Stage'), t('Step'), t('Prompt'), t('Response'), t('Score'), 'KL'])
       head.appendChild(document.createElement('th')).textContent = name;
     this.body = table.createTBody();
     const scroller = document.createElement('div');
@@ -62,7 +63,7 @@ export class SamplesTable {
       )
       .filter((r) => !needle || r.prompt.toLowerCase().includes(needle) || r.response.toLowerCase().includes(needle))
       .sort((a, b) => b.step - a.step);
-    this.count.textContent = `${rows.length} sample${rows.length === 1 ? '' : 's'}`;
+    this.count.textContent = rows.length === 1 ? t('1 sample') : t('{0} samples', rows.length);
     this.body.replaceChildren(
       ...rows.slice(0, MAX_ROWS).map((r) => {
         const tr = document.createElement('tr');
@@ -70,7 +71,7 @@ export class SamplesTable {
         for (const text of [r.run, r.stage, String(r.step), r.prompt, r.response, number(r.score), number(r.kl)])
           tr.insertCell().textContent = text;
         // An empty response says so, rather than leaving a blank cell.
-        if (!r.response.trim()) Object.assign(tr.cells[4], { textContent: '(empty)', className: 'none' });
+        if (!r.response.trim()) Object.assign(tr.cells[4], { textContent: t('(empty)'), className: 'none' });
         return tr;
       }),
     );
