@@ -10,7 +10,6 @@
  * update per step on its next batch (`train`); an online one (PPO) a rollout and several updates
  * per step (`run`).
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../engine/onnx';

@@ -69,7 +69,9 @@ test('a resumed run starts a new event file that tells TensorBoard to drop later
   writeRun(dir, 2);
   const files = eventFile(dir);
   assert.equal(files.length, 2);
-  const resumed = files.map((f) => decodeEvents(fs.readFileSync(f)).events).find((es) => es.some((e) => e.sessionStart))!;
+  const resumed = files
+    .map((f) => decodeEvents(fs.readFileSync(f)).events)
+    .find((es) => es.some((e) => e.sessionStart))!;
   const start = resumed.find((e) => e.sessionStart)!;
   assert.equal(start.step, 2);
   assert.deepEqual(
