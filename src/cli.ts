@@ -129,7 +129,7 @@ async function labelDemo(queue: string, prefs: string, opts: { rule?: string; re
     throw new Error('label-demo needs exactly one of --rule WORD and --reference FILE');
   const annotator = opts.rule
     ? wordAnnotator(opts.rule)
-    : referenceAnnotator(readReferences(path.resolve(opts.reference!)));
+    : referenceAnnotator(await readReferences(path.resolve(opts.reference!)));
   const { counts, errors } = await labelQueue(queue, prefs, annotator);
   warnOfBadLines(errors);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);

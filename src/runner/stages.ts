@@ -14,6 +14,7 @@ import {
   StartCommand,
 } from '../protocol/runner';
 import { Rng } from '../util/rng';
+import { formatDataError } from '../data/jsonl';
 import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
 import { fetchHubModels, hubOptions } from './hub-models';
@@ -71,7 +72,8 @@ async function runComparisons({ experiment: exp, outputDir, emit, signal }: Stag
     onProgress: (p) =>
       emit({ type: 'progress', stage: 'comparisons', step: p.done, total: p.total, message: `${p.pairs} pairs` }),
   });
-  for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: `${e.file}:${e.line}: ${e.message}` });
+  emit({ type: 'log', level: 'info', message: summary.read });
+  for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: formatDataError(e) });
   const already = summary.alreadyQueued > 0 ? `; ${summary.alreadyQueued} prompts were queued before` : '';
   emit({
     type: 'log',
