@@ -17,7 +17,7 @@ import { Rng } from '../util/rng';
 import { formatDataError } from '../data/jsonl';
 import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
-import { fetchHubModels, hubOptions } from './hub-models';
+import { fetchHubData, fetchHubModels, hubOptions } from './hub-models';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runPpo } from '../train/ppo';
 import { runRm } from '../train/reward';
@@ -49,7 +49,7 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
 
 type StageRun = Awaited<ReturnType<typeof stageRun>>;
 
-/** The stage's experiment, with its Hub models fetched. */
+/** The stage's experiment, with its Hub models and datasets fetched. */
 async function stageRun(command: StartCommand, context: StageContext) {
   const { emit, signal } = context;
   const incomplete =
@@ -58,6 +58,7 @@ async function stageRun(command: StartCommand, context: StageContext) {
   const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
   const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);
   await fetchHubModels(experiment, command.stage, command.resumeFrom !== undefined, context);
+  await fetchHubData(experiment, command.stage, context);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
 }
 
