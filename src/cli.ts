@@ -103,6 +103,7 @@ async function candidates(opts: {
     signal: stopOnInterrupt(),
     onProgress: (p) => console.log(`[${p.done}/${p.total}] ${p.pairs} pairs`),
   });
+  console.log(summary.read);
   warnOfBadLines(summary.errors);
   const queued = summary.alreadyQueued > 0 ? ` (${summary.alreadyQueued} prompts were already queued)` : '';
   console.log(
