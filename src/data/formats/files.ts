@@ -21,9 +21,7 @@ export interface RawBatch {
   errors: DataError[];
 }
 
-/** The file kinds read, by extension; anything else is read as JSON Lines or a JSON array. */
-export const DATA_EXTENSIONS = ['.jsonl', '.json', '.csv', '.tsv', '.parquet'];
-
+/** By extension: Parquet, CSV, TSV; anything else is read as JSON Lines or a JSON array. */
 export async function* rawRecords(file: string): AsyncGenerator<RawBatch> {
   const ext = path.extname(file).toLowerCase();
   if (ext === '.parquet') yield* parquetBatches(file);
@@ -39,7 +37,7 @@ function readJson(file: string): RawBatch {
   return { records: records.map(({ line, value }) => ({ place: { file, line }, fields: value })), errors };
 }
 
-export function readText(file: string): string {
+function readText(file: string): string {
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
@@ -57,7 +55,7 @@ export function readText(file: string): string {
  * The elements of a JSON array, each parsed on its own and placed at the line it starts on, so an
  * error names the line of the element at fault.
  */
-export function readJsonArray(file: string, text: string): RawBatch {
+function readJsonArray(file: string, text: string): RawBatch {
   const batch: RawBatch = { records: [], errors: [] };
   const elements = arrayElements(text);
   if ('error' in elements) {

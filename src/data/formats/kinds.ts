@@ -84,7 +84,7 @@ export const PREFERENCE_RECORDS: RecordKind<StoreLine> = {
     {
       name: 'Alpaca preference pairs',
       marks: ['instruction'],
-      expects: `${ALPACA_EXPECTS.replace('"output"', '"chosen", "rejected"')}`,
+      expects: 'Alpaca {"instruction", "input", "chosen", "rejected"}',
       convert: (fields, { templated = false }) => {
         const prompt = alpacaPrompt(fields, templated);
         return {
