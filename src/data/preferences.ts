@@ -244,6 +244,24 @@ function parseHHRecord(json: Record<string, unknown>): DecidedPreference {
   };
 }
 
+/**
+ * TRL's implicit prompt of two texts (no "prompt"): HH-RLHF transcripts split as above; other
+ * texts where they part, less the space before, as TRL's extract_prompt does
+ * ("The sky is blue." / "The sky is green." → "The sky is", " blue.", " green.").
+ */
+export function implicitTextPrompt(json: Record<string, unknown>): DecidedPreference {
+  const chosen = expectNonEmptyString(json.chosen, 'chosen');
+  const rejected = expectNonEmptyString(json.rejected, 'rejected');
+  if (chosen.includes(HH_ASSISTANT)) return parseHHRecord(json);
+  let end = commonPrefixLength(chosen, rejected);
+  if (end === chosen.length || end === rejected.length)
+    throw new RecordError('field "prompt" is missing, and "chosen" and "rejected" do not part to leave two replies');
+  if (end > 0 && chosen[end - 1] === ' ') end--;
+  if (end === 0)
+    throw new RecordError('field "prompt" is missing, and "chosen" and "rejected" share no opening to take it from');
+  return { prompt: chosen.slice(0, end), chosen: chosen.slice(end), rejected: rejected.slice(end) };
+}
+
 function commonPrefixLength(x: string, y: string): number {
   let n = 0;
   while (n < x.length && n < y.length && x[n] === y[n]) n++;

@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { DataFileError } from '../../src/data/jsonl';
 import { loadSft, tokenizeSftRecord } from '../../src/data/sft';
-import { PROMPT_RECORDS, SFT_RECORDS } from '../../src/data/formats/kinds';
+import { PREFERENCE_RECORDS, PROMPT_RECORDS, SFT_RECORDS } from '../../src/data/formats/kinds';
 import { rawRecords } from '../../src/data/formats/files';
 import { readDataset } from '../../src/data/formats/read';
 import { splitFiles } from '../../src/data/formats/source';
@@ -175,6 +175,35 @@ test('preference variants: implicit prompt, Alpaca and ShareGPT with chosen/reje
   );
   const templated = await loadPreferencePairs(file, { templated: true });
   assert.deepEqual(templated.pairs[1], { prompt: [user], chosen: reply('Apple.'), rejected: reply('Rock.') });
+});
+
+test("TRL's implicit prompt of texts: where chosen and rejected part; HH-RLHF transcripts at the last turn", async () => {
+  const hh = (reply: string) => `\n\nHuman: Hi\n\nAssistant: Hello.\n\nHuman: Sky?\n\nAssistant: ${reply}`;
+  const file = write(
+    'implicit.jsonl',
+    [
+      { chosen: 'The sky is blue.', rejected: 'The sky is green.' },
+      { chosen: hh('Blue.'), rejected: hh('Bread.') },
+      { chosen: 'Same.', rejected: 'Same.' },
+    ]
+      .map((r) => JSON.stringify(r))
+      .join('\n'),
+  );
+  const { records, errors } = await readDataset(file, PREFERENCE_RECORDS);
+  assert.deepEqual(
+    records.map((r) => r.value),
+    [
+      { prompt: 'The sky is', chosen: ' blue.', rejected: ' green.' },
+      { prompt: hh('').trimEnd(), chosen: ' Blue.', rejected: ' Bread.' },
+    ],
+  );
+  assert.deepEqual(errors, [
+    {
+      file,
+      line: 3,
+      message: 'field "prompt" is missing, and "chosen" and "rejected" do not part to leave two replies',
+    },
+  ]);
 });
 
 test("the labeling store's undos and ties are applied as the reward model always read them", async () => {

@@ -5,15 +5,15 @@
  * - SFT examples (SFT): ShareGPT conversations, Alpaca instruction data, and TRL's
  *   prompt-completion (text or messages), conversational messages and language-modeling text;
  * - preference pairs (reward model, DPO): ShareGPT or Alpaca prompts with "chosen"/"rejected",
- *   and TRL's preference format (text or messages, explicit or implicit prompt, with the labeling
- *   store's labels and undos);
+ *   and TRL's preference format (text or messages, explicit or implicit prompt, HH-RLHF
+ *   transcripts, with the labeling store's labels and undos);
  * - prompts (PPO, GRPO, comparisons): TRL's {"prompt"}, or the prompt of any record above (its
  *   conversation up to the reply, its instruction).
  */
 import { ChatMessage } from '../../model/chat';
 import { fieldError } from '../jsonl';
-import { parsePreferenceRecord, parsePrompt, PreferenceRecord, TextOrMessages } from '../preference-record';
-import { parseUndo, StoreLine } from '../preferences';
+import { parsePreferenceRecord, parsePrompt, TextOrMessages } from '../preference-record';
+import { implicitTextPrompt, parseUndo, StoreLine } from '../preferences';
 import { endsWithReply, parseSftRecord, SftRecord } from '../sft';
 import {
   alpacaPrompt,
@@ -103,8 +103,11 @@ export const PREFERENCE_RECORDS: RecordKind<StoreLine> = {
             : `TRL${typeof r.prompt === 'string' ? '' : ' conversational'} preference pairs`,
       marks: ['chosen', 'rejected', 'response_a', 'response_b', 'undo'],
       expects: 'TRL {"prompt", "chosen", "rejected"} or {"chosen", "rejected"} (implicit prompt)',
-      convert: (fields): StoreLine =>
-        fields.undo != null ? parseUndo(fields) : (parsePreferenceRecord(fields) as PreferenceRecord),
+      convert: (fields): StoreLine => {
+        if (fields.undo != null) return parseUndo(fields);
+        const implicit = fields.prompt == null && typeof fields.chosen === 'string';
+        return parsePreferenceRecord(implicit ? { ...fields, ...implicitTextPrompt(fields) } : fields);
+      },
     },
   ],
 };
