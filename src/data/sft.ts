@@ -6,8 +6,8 @@
  *   {"messages": [{"role": "user", "content": "..."}, ...]}   trained on the assistant turns
  *   {"text": "..."}   trained on every token
  *
- * and in the other formats ./formats/kinds.ts reads (Alpaca, ShareGPT), from any data file
- * ./formats/read.ts reads.
+ * and as Alpaca instruction data and ShareGPT conversations (./formats/community.ts), from any
+ * data ./formats/read.ts reads (SFT_RECORDS below).
  *
  * Each record becomes token ids with a loss mask marking the tokens the model must learn to write.
  * Text starts with the tokenizer's BOS, if it adds one, and ends in EOS; a conversation is
@@ -21,14 +21,48 @@ import { Rng } from '../util/rng';
 import { TokenExample } from './batch';
 import { assertNoDataErrors, expectNonEmptyString, expectObject, fieldError, RecordError } from './jsonl';
 import { expectString } from './preference-record';
-import { SFT_RECORDS } from './formats/kinds';
-import { ColumnMapping, readDataset } from './formats/read';
+import { ALPACA_EXPECTS, alpacaPrompt, nonEmptyText, SHAREGPT_EXPECTS, shareGptMessages } from './formats/community';
+import { ColumnMapping, readDataset, RecordKind } from './formats/read';
 
 export type SftRecord =
   | { prompt: string; completion: string }
   | { prompt: ChatMessage[]; completion: ChatMessage[] }
   | { messages: ChatMessage[] }
   | { text: string };
+
+export const SFT_RECORDS: RecordKind<SftRecord> = {
+  formats: [
+    {
+      name: 'ShareGPT conversations',
+      marks: ['conversations'],
+      expects: SHAREGPT_EXPECTS,
+      convert: (fields) => ({ messages: endsWithReply(shareGptMessages(fields.conversations), 'conversations') }),
+    },
+    {
+      name: 'Alpaca instruction data',
+      marks: ['instruction'],
+      expects: ALPACA_EXPECTS,
+      convert: (fields, { templated = false }) => {
+        const prompt = alpacaPrompt(fields, templated);
+        const output = nonEmptyText(fields.output, 'output');
+        return typeof prompt === 'string'
+          ? { prompt, completion: output }
+          : { messages: [...prompt, { role: 'assistant', content: output }] };
+      },
+    },
+    {
+      name: (r) =>
+        'text' in r
+          ? 'TRL language-modeling text'
+          : 'messages' in r
+            ? 'TRL conversational messages'
+            : `TRL${Array.isArray(r.prompt) ? ' conversational' : ''} prompt-completion`,
+      marks: ['prompt', 'completion', 'messages', 'text'],
+      expects: 'TRL {"prompt", "completion"}, {"messages"} or {"text"}',
+      convert: parseSftRecord,
+    },
+  ],
+};
 
 export interface SftData {
   examples: TokenExample[];

@@ -13,6 +13,10 @@ import { ChatMessage, ChatRole } from '../../model/chat';
 import { expectObject, fieldError } from '../jsonl';
 import { TextOrMessages } from '../preference-record';
 
+/** The formats as the error about a record of no known format shows them. */
+export const SHAREGPT_EXPECTS = 'ShareGPT {"conversations": [{"from": "human" | "gpt" | "system", "value"}]}';
+export const ALPACA_EXPECTS = 'Alpaca {"instruction", "input", "output"}';
+
 const ALPACA_WITH_INPUT =
   'Below is an instruction that describes a task, paired with an input that provides further context. ' +
   'Write a response that appropriately completes the request.\n\n' +

@@ -1,9 +1,7 @@
 /**
- * What each stage reads, and the formats it reads it in (tried in order, by the fields a record
- * has):
+ * What the stages other than SFT read (SFT's examples: ../sft.ts), and the formats they read it in
+ * (tried in order, by the fields a record has):
  *
- * - SFT examples (SFT): ShareGPT conversations, Alpaca instruction data, and TRL's
- *   prompt-completion (text or messages), conversational messages and language-modeling text;
  * - preference pairs (reward model, DPO): ShareGPT or Alpaca prompts with "chosen"/"rejected",
  *   and TRL's preference format (text or messages, explicit or implicit prompt, HH-RLHF
  *   transcripts, with the labeling store's labels and undos);
@@ -14,8 +12,8 @@ import { ChatMessage } from '../../model/chat';
 import { fieldError } from '../jsonl';
 import { parsePreferenceRecord, parsePrompt, TextOrMessages } from '../preference-record';
 import { implicitTextPrompt, parseUndo, StoreLine } from '../preferences';
-import { endsWithReply, parseSftRecord, SftRecord } from '../sft';
 import {
+  SHAREGPT_EXPECTS,
   alpacaPrompt,
   nonEmptyText,
   responseLike,
@@ -24,43 +22,6 @@ import {
   withoutFinalReply,
 } from './community';
 import { RecordFormat, RecordKind } from './read';
-
-const SHAREGPT_EXPECTS = 'ShareGPT {"conversations": [{"from": "human" | "gpt" | "system", "value"}]}';
-const ALPACA_EXPECTS = 'Alpaca {"instruction", "input", "output"}';
-
-export const SFT_RECORDS: RecordKind<SftRecord> = {
-  formats: [
-    {
-      name: 'ShareGPT conversations',
-      marks: ['conversations'],
-      expects: SHAREGPT_EXPECTS,
-      convert: (fields) => ({ messages: endsWithReply(shareGptMessages(fields.conversations), 'conversations') }),
-    },
-    {
-      name: 'Alpaca instruction data',
-      marks: ['instruction'],
-      expects: ALPACA_EXPECTS,
-      convert: (fields, { templated = false }) => {
-        const prompt = alpacaPrompt(fields, templated);
-        const output = nonEmptyText(fields.output, 'output');
-        return typeof prompt === 'string'
-          ? { prompt, completion: output }
-          : { messages: [...prompt, { role: 'assistant', content: output }] };
-      },
-    },
-    {
-      name: (r) =>
-        'text' in r
-          ? 'TRL language-modeling text'
-          : 'messages' in r
-            ? 'TRL conversational messages'
-            : `TRL${Array.isArray(r.prompt) ? ' conversational' : ''} prompt-completion`,
-      marks: ['prompt', 'completion', 'messages', 'text'],
-      expects: 'TRL {"prompt", "completion"}, {"messages"} or {"text"}',
-      convert: (fields) => parseSftRecord(fields),
-    },
-  ],
-};
 
 /** Preference records; "undo" lines of the labeling store take back an earlier label. */
 export const PREFERENCE_RECORDS: RecordKind<StoreLine> = {
