@@ -245,6 +245,8 @@ test('prompts from SFT-style records: messages up to the reply, Alpaca instructi
     records.map((r) => r.value),
     [[{ role: 'user', content: 'Hi' }], ALPACA_NO_INPUT_PROMPT, 'Plain.'],
   );
+  const templated = await loadPrompts(file, { templated: true });
+  assert.deepEqual(templated.prompts[1].value, [{ role: 'user', content: 'Give a synonym of "big".' }]);
 });
 
 test('a columns mapping renames fields; a mapped column that is missing names the line and column', async () => {

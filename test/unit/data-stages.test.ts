@@ -103,6 +103,7 @@ test('rlhf rm reads a Parquet dataset of the Hub, downloaded into the cache; the
     first.output,
   );
   assert.ok(!hub.requests.some((r) => r.url.includes('test-00000')), 'only the split asked for is downloaded');
+  assert.match(first.output, /test-org\/ultrafeedback: 1\.5 kB of 1\.5 kB \(100%\) · [\d.]+ [kMG]?B\/s/);
 
   const requests = hub.requests.length;
   const second = await cli(workspace, 'rm', config, '--out', path.join(workspace, 'rm-2')).exit;
