@@ -104,6 +104,7 @@ async function candidates(opts: {
     signal: stopOnInterrupt(),
     onProgress: (p) => console.log(`[${p.done}/${p.total}] ${p.pairs} pairs`),
   });
+  console.log(summary.read);
   warnOfBadLines(summary.errors);
   const queued = summary.alreadyQueued > 0 ? ` (${summary.alreadyQueued} prompts were already queued)` : '';
   console.log(
@@ -130,7 +131,7 @@ async function labelDemo(queue: string, prefs: string, opts: { rule?: string; re
     throw new Error('label-demo needs exactly one of --rule WORD and --reference FILE');
   const annotator = opts.rule
     ? wordAnnotator(opts.rule)
-    : referenceAnnotator(readReferences(path.resolve(opts.reference!)));
+    : referenceAnnotator(await readReferences(path.resolve(opts.reference!)));
   const { counts, errors } = await labelQueue(queue, prefs, annotator);
   warnOfBadLines(errors);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);

@@ -13,8 +13,9 @@
 import * as path from 'path';
 import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
-import { readJsonl, assertNoDataErrors } from '../data/jsonl';
-import { parsePrompt, TextOrMessages } from '../data/preference-record';
+import { loadPrompts } from '../data/formats/stage-data';
+import { ColumnMapping } from '../data/formats/read';
+import { TextOrMessages } from '../data/preference-record';
 import { Head, ModelConfig } from '../model/config';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
@@ -55,15 +56,21 @@ export interface PpoRun {
 }
 
 /**
- * The prompts of `file`, `{"prompt": text or chat messages}` per line: plain text as is, a
- * conversation through the model's chat format with the assistant's turn opened.
+ * The prompts of a data field (`{"prompt": text or chat messages}`, or the prompts of other
+ * records, see src/data/formats/kinds.ts): plain text as is, a conversation through the model's
+ * chat format with the assistant's turn opened.
  */
-export function readPrompts(file: string, tokenizer: Tokenizer, chat = tokenizer.chat()): Prompt[] {
-  const { records, errors } = readJsonl(file, (r) => parsePrompt(r.prompt));
-  assertNoDataErrors(errors);
-  if (!records.length)
-    throw new Error(`${file}: no prompts found (expected {"prompt": text or chat messages} per line)`);
-  return records.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) }));
+export async function readPrompts(
+  source: string,
+  tokenizer: Tokenizer,
+  chat = tokenizer.chat(),
+  columns?: ColumnMapping,
+): Promise<{ prompts: Prompt[]; summary: string }> {
+  const { prompts, summary } = await loadPrompts(source, { columns, templated: chat.templated });
+  return {
+    prompts: prompts.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) })),
+    summary,
+  };
 }
 
 /** How a prompt shows in the samples table: its text, or a conversation's last message. */
@@ -143,7 +150,13 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   if (!s) throw new Error('the experiment config has no "ppo" section');
   const sft = loadModel(s.sft_model ?? exp.model, exp.seed, exp.model_size);
   const { config: cfg, tokenizer } = sft;
-  const prompts = readPrompts(s.prompts, tokenizer, tokenizer.chat(exp.chat_template_kwargs));
+  const { prompts, summary } = await readPrompts(
+    s.prompts,
+    tokenizer,
+    tokenizer.chat(exp.chat_template_kwargs),
+    s.columns,
+  );
+  emit({ type: 'log', level: 'info', message: summary });
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
   const models = ppoModels(run, s, sft);
