@@ -115,6 +115,8 @@ export interface PreferencePair {
 export interface PairOptions {
   /** Also return "tie" and "both_bad" records, marked `tie` ("skip" never). */
   includeTies?: boolean;
+  /** How the file is written (see importPreferences); "trl" by default. */
+  format?: ImportFormat;
 }
 
 /**
@@ -125,7 +127,7 @@ export function readPreferencePairs(
   file: string,
   options: PairOptions = {},
 ): { pairs: PreferencePair[]; errors: DataError[]; skipped: number } {
-  const { records, errors } = readPreferences(file);
+  const { records, errors } = options.format === 'hh' ? readHH(file) : readPreferences(file);
   const pairs: PreferencePair[] = [];
   let skipped = 0;
   for (const r of records) {

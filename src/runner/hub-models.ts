@@ -23,6 +23,7 @@ export async function fetchHubModels(exp: Experiment, stage: ExperimentStage, re
   if (stage === 'sft' && !resuming) exp.model = await resolve(exp.model);
   if (stage === 'comparisons' && c) c.model = await resolve(c.model ?? exp.model);
   if (stage === 'rm' && rm && !resuming) rm.model = await resolve(rm.model ?? exp.model);
+  if (stage === 'dpo' && exp.dpo) exp.dpo.model = await resolve(exp.dpo.model ?? exp.model);
   if (stage === 'ppo' && ppo) {
     ppo.sft_model = await resolve(ppo.sft_model ?? exp.model);
     if (ppo.reward_model) ppo.reward_model = await resolve(ppo.reward_model);

@@ -14,7 +14,7 @@ import * as path from 'path';
 import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
 import { readJsonl, assertNoDataErrors } from '../data/jsonl';
-import { parsePrompt, TextOrMessages } from '../data/preference-record';
+import { parsePrompt } from '../data/preference-record';
 import { Head, ModelConfig } from '../model/config';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
@@ -30,6 +30,7 @@ import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { rolloutGraph, updateGraph } from './ppo-graphs';
+import { SamplePrompt, promptText } from './samples';
 import { Scorer } from './scorer';
 import { Trainer } from './trainer';
 import { ModelSlot, StepSource, TrainerSetup } from './stage';
@@ -58,22 +59,12 @@ export interface PpoRun {
  * The prompts of `file`, `{"prompt": text or chat messages}` per line: plain text as is, a
  * conversation through the model's chat format with the assistant's turn opened.
  */
-export function readPrompts(file: string, tokenizer: Tokenizer, chat = tokenizer.chat()): Prompt[] {
+export function readPrompts(file: string, tokenizer: Tokenizer, chat = tokenizer.chat()): SamplePrompt[] {
   const { records, errors } = readJsonl(file, (r) => parsePrompt(r.prompt));
   assertNoDataErrors(errors);
   if (!records.length)
     throw new Error(`${file}: no prompts found (expected {"prompt": text or chat messages} per line)`);
   return records.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) }));
-}
-
-/** How a prompt shows in the samples table: its text, or a conversation's last message. */
-function promptText(prompt: TextOrMessages): string {
-  return typeof prompt === 'string' ? prompt : prompt[prompt.length - 1].content;
-}
-
-interface Prompt {
-  text: string;
-  ids: number[];
 }
 
 /**
@@ -210,7 +201,7 @@ function ppoSteps(
   trainer: Trainer,
   s: PpoSettings,
   seed: number,
-  sampler: BatchSampler<Prompt>,
+  sampler: BatchSampler<SamplePrompt>,
   rollout: Rollout,
   klCoef: number,
 ): StepSource {
@@ -260,7 +251,7 @@ function ppoSteps(
 }
 
 /** Steps 1 and 2: the responses, their log-probs under policy and reference, their values and scores. */
-async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: Prompt[], rollout: Rollout, rng: Rng) {
+async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: SamplePrompt[], rollout: Rollout, rng: Rng) {
   let t0 = Date.now();
   const sampling = { maxNewTokens: s.response_length, temperature: s.temperature, topK: 0, topP: 1 };
   const generations = await rollout.generator.generate(
@@ -342,7 +333,7 @@ async function ppoUpdates(
 }
 
 /** The first responses of an iteration as a samples table. */
-function sampleRows(episodes: Episode[], batch: Prompt[], tokenizer: Tokenizer): SampleRow[] {
+function sampleRows(episodes: Episode[], batch: SamplePrompt[], tokenizer: Tokenizer): SampleRow[] {
   return episodes.slice(0, 8).map((e, i) => ({
     prompt: batch[i].text,
     response: responseText(tokenizer, e.response),

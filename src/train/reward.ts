@@ -11,7 +11,7 @@ import { cast, greater, max, mean, neg, reshape, slice, sub } from '../engine/op
 import { hostTensor } from '../engine/runtime';
 import { Tensor, input } from '../engine/tensor';
 import { assertNoDataErrors } from '../data/jsonl';
-import { readPreferencePairs } from '../data/preferences';
+import { PairOptions, PreferencePair, readPreferencePairs } from '../data/preferences';
 import { loadSft, splitTrainEval } from '../data/sft';
 import { ModelConfig } from '../model/config';
 import { rewardInputs, rewardParamInputs, rewards, withScoreHead } from '../model/reward';
@@ -168,15 +168,18 @@ export interface RmRun {
   signal?: AbortSignal;
 }
 
-/** Reads the config's preference file; bad lines stop the run, naming file and line. */
-function readRewardPairs(file: string, includeTies: boolean, emit: EmitEvent): RewardPair[] {
-  const { pairs, errors, skipped } = readPreferencePairs(file, { includeTies });
+/**
+ * Reads a stage's preference file (the labeling store, TRL's format or HH-RLHF); bad lines stop the
+ * run, naming file and line, and comparisons without a winner are counted in the log.
+ */
+export function readTrainingPairs(file: string, options: PairOptions, emit: EmitEvent): PreferencePair[] {
+  const { pairs, errors, skipped } = readPreferencePairs(file, options);
   assertNoDataErrors(errors);
   if (skipped)
     emit({
       type: 'log',
       level: 'info',
-      message: `${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${includeTies ? 'skip' : 'tie, both_bad or skip'})`,
+      message: `${file}: ${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${options.includeTies ? 'skip' : 'tie, both_bad or skip'})`,
     });
   return pairs;
 }
@@ -212,7 +215,12 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const chat = tokenizer.chat(exp.chat_template_kwargs);
-  const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, chat, maxLength);
+  const data = tokenizePairs(
+    run.pairs ?? readTrainingPairs(s.data, { includeTies: s.include_ties }, emit),
+    tokenizer,
+    chat,
+    maxLength,
+  );
   if (data.tooLong)
     emit({
       type: 'log',
