@@ -94,7 +94,7 @@ export function dpoObjective(
   const metrics: Record<string, Tensor> = {
     'rewards/chosen': mean(chosenRewards),
     'rewards/rejected': mean(rejectedRewards),
-    'rewards/accuracies': mean(cast(greater(chosenRewards, rejectedRewards), 'float32')),
+    'rewards/accuracies': mean(cast(greater(chosenRewards, rejectedRewards), chosenRewards.dtype)),
     'rewards/margins': mean(chosenRewards.sub(rejectedRewards)),
     'logps/chosen': mean(chosen),
     'logps/rejected': mean(rejected),

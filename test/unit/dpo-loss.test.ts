@@ -1,0 +1,143 @@
+/**
+ * DPO's loss and metrics against an independent PyTorch implementation of TRL's
+ * (bench/reference/dpo_torch.py) on fixed logits and reference log-probs, for every loss type; and
+ * the gradient check of the whole objective, from the logits to the loss.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { gradCheck } from '../../src/engine/gradcheck';
+import { toOnnx } from '../../src/engine/onnx';
+import { Runtime, hostTensor } from '../../src/engine/runtime';
+import { DType, input } from '../../src/engine/tensor';
+import { DpoLossSettings, dpoObjective } from '../../src/train/dpo-loss';
+import { Rng } from '../../src/util/rng';
+
+const torchAvailable = (() => {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const needsTorch = {
+  skip: torchAvailable ? false : 'PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread)',
+};
+
+const SETTINGS: DpoLossSettings[] = [
+  { beta: 0.1, loss_type: 'sigmoid', label_smoothing: 0 },
+  { beta: 0.5, loss_type: 'sigmoid', label_smoothing: 0.1 },
+  { beta: 0.1, loss_type: 'robust', label_smoothing: 0.2 },
+  { beta: 0.3, loss_type: 'hinge', label_smoothing: 0 },
+  { beta: 0.1, loss_type: 'ipo', label_smoothing: 0 },
+  { beta: 0.1, loss_type: 'sigmoid', label_smoothing: 0, rpo_alpha: 0.5 },
+];
+
+/** P = 3 pairs as 6 rows of T = 5 positions over V = 7 tokens: a prompt, a completion, then padding. */
+const [P, T, V] = [3, 5, 7];
+const rng = new Rng(11);
+const LOGITS = Float64Array.from({ length: 2 * P * T * V }, () => 3 * rng.normal());
+const TARGETS = Int32Array.from({ length: 2 * P * T }, () => rng.int(V));
+const MASK = Float64Array.from({ length: 2 * P * T }, (_, i) => {
+  const [row, t] = [Math.floor(i / T), i % T];
+  return t >= 1 + (row % 2) && t < T - (row % 3 === 0 ? 0 : 1) ? 1 : 0;
+});
+// Near the policy's own log-probs, so the pairs fall on both sides of the reference.
+const REF_CHOSEN = Float64Array.from({ length: P }, () => -12 + 4 * rng.normal());
+const REF_REJECTED = Float64Array.from({ length: P }, () => -12 + 4 * rng.normal());
+
+/** Our loss and metrics on the fixed batch, computed in `dtype`. */
+async function ours(s: DpoLossSettings, dtype: DType): Promise<Record<string, number>> {
+  const logits = input('logits', dtype, [2 * P, T, V]);
+  const targets = input('targets', 'int32', [2 * P, T]);
+  const mask = input('mask', dtype, [2 * P, T]);
+  const reference = { chosen: input('ref_chosen', dtype, [P]), rejected: input('ref_rejected', dtype, [P]) };
+  const { loss, metrics } = dpoObjective(logits, targets, mask, reference, s);
+  const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
+  const program = await runtime.load(toOnnx({ loss, ...metrics }, 'dpo_loss'));
+  const float = (data: Float64Array, shape: number[]) =>
+    hostTensor(dtype, dtype === 'float64' ? data : Float32Array.from(data), shape);
+  const out = await program.run({
+    logits: float(LOGITS, [2 * P, T, V]),
+    targets: hostTensor('int32', TARGETS, [2 * P, T]),
+    mask: float(MASK, [2 * P, T]),
+    ref_chosen: float(REF_CHOSEN, [P]),
+    ref_rejected: float(REF_REJECTED, [P]),
+  });
+  await program.release();
+  return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Number(t.data[0])]));
+}
+
+/** TRL's loss and metrics from bench/reference/dpo_torch.py, in float64. */
+function trl(s: DpoLossSettings): Record<string, number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-loss-'));
+  const nested = (data: ArrayLike<number>, shape: number[]): unknown =>
+    shape.length === 1
+      ? Array.from(data)
+      : Array.from({ length: shape[0] }, (_, i) => {
+          const size = shape.slice(1).reduce((a, b) => a * b, 1);
+          return nested(Array.prototype.slice.call(data, i * size, (i + 1) * size), shape.slice(1));
+        });
+  const casePath = path.join(dir, 'case.json');
+  fs.writeFileSync(
+    casePath,
+    JSON.stringify({
+      logits: nested(LOGITS, [2 * P, T, V]),
+      targets: nested(TARGETS, [2 * P, T]),
+      mask: nested(MASK, [2 * P, T]),
+      ref_chosen_logps: Array.from(REF_CHOSEN),
+      ref_rejected_logps: Array.from(REF_REJECTED),
+      beta: s.beta,
+      loss_type: s.loss_type,
+      label_smoothing: s.label_smoothing,
+      rpo_alpha: s.rpo_alpha ?? null,
+    }),
+  );
+  const outPath = path.join(dir, 'out.json');
+  execFileSync('/usr/bin/python3', ['bench/reference/dpo_torch.py', '--input', casePath, '--output', outPath]);
+  const out = JSON.parse(fs.readFileSync(outPath, 'utf8'));
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
+const describe = (s: DpoLossSettings) =>
+  `${s.loss_type}, beta ${s.beta}, label_smoothing ${s.label_smoothing}${s.rpo_alpha ? `, rpo_alpha ${s.rpo_alpha}` : ''}`;
+
+for (const s of SETTINGS) {
+  test(`DPO loss and metrics match TRL's (PyTorch) within 1e-6: ${describe(s)}`, needsTorch, async () => {
+    const expected = trl(s);
+    const names = ['loss', ...Object.keys(expected).filter((k) => k !== 'loss')];
+    assert.equal(names.length, s.rpo_alpha ? 10 : 9, JSON.stringify(expected));
+    const exact = await ours(s, 'float64');
+    const float32 = await ours(s, 'float32');
+    assert.deepEqual(Object.keys(exact).sort(), names.sort());
+    for (const name of names) {
+      assert.ok(Math.abs(exact[name] - expected[name]) <= 1e-6, `${name}: ${exact[name]} vs TRL ${expected[name]}`);
+      const tolerance = 1e-5 * Math.max(1, Math.abs(expected[name]));
+      assert.ok(Math.abs(float32[name] - expected[name]) <= tolerance, `${name} in float32: ${float32[name]}`);
+    }
+    // The batch has pairs on both sides: accuracy is neither 0 nor 1.
+    assert.ok(expected['rewards/accuracies'] > 0 && expected['rewards/accuracies'] < 1);
+  });
+}
+
+for (const s of SETTINGS) {
+  test(`DPO objective passes the gradient check from the logits: ${describe(s)}`, async () => {
+    const res = await gradCheck(
+      (logits, targets, mask, refChosen, refRejected) =>
+        dpoObjective(logits, targets, mask, { chosen: refChosen, rejected: refRejected }, s).loss,
+      [
+        { name: 'logits', shape: [2 * P, T, V], data: LOGITS.slice() },
+        { name: 'targets', shape: [2 * P, T], data: TARGETS, dtype: 'int32' },
+        { name: 'mask', shape: [2 * P, T], data: MASK, fixed: true },
+        { name: 'ref_chosen', shape: [P], data: REF_CHOSEN.slice() },
+        { name: 'ref_rejected', shape: [P], data: REF_REJECTED.slice() },
+      ],
+    );
+    assert.ok(res.maxRelError <= 1e-5, `max relative error ${res.maxRelError}: ${JSON.stringify(res.worst)}`);
+  });
+}
