@@ -1,10 +1,11 @@
 /**
  * Direct preference optimization (Rafailov et al. 2023) as graph code, with the variants and the
- * statistics of TRL's DPOTrainer. A batch of P pairs is 2P rows, the chosen sequences first; the
- * reference's log-probs of them come in as inputs (computed once before training, ./dpo-reference.ts).
+ * statistics of TRL's DPOTrainer. A batch of P pairs is 2P rows, the chosen sequences first; only
+ * the N positions that predict a response token are scored. The reference's log-probs of the rows
+ * come in as inputs (computed once before training, ./dpo-reference.ts).
  */
-import { logSigmoid, maskedMean, tokenLogprobs } from '../engine/nn';
-import { cast, detach, greater, mean, relu, reshape, slice, sum } from '../engine/ops';
+import { logSigmoid, tokenLogprobs } from '../engine/nn';
+import { cast, detach, gather, greater, matmul, mean, relu, reshape, slice, sum } from '../engine/ops';
 import { Tensor, input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
 import { lmHead, paramInputs, sequenceInputs, transformer } from '../model/decoder';
@@ -27,12 +28,20 @@ export interface PairLogps {
 }
 
 /**
- * Each row's log-prob of its completion: the sum of its token log-probs [R, T] where `mask` is 1,
- * or for IPO their mean (TRL averages over the completion's length for IPO).
+ * Sums over each row's scored tokens: x [N] (one value per scored token) → [2P], by `rows` [2P, N],
+ * 1 where token n belongs to row r.
  */
-export function sequenceLogps(tokenLogps: Tensor, mask: Tensor, average: boolean): Tensor {
-  const total = sum(tokenLogps.mul(mask), -1);
-  return average ? total.div(sum(mask, -1)) : total;
+export function rowSums(x: Tensor, rows: Tensor): Tensor {
+  return reshape(matmul(rows, reshape(x, [-1, 1])), [-1]);
+}
+
+/**
+ * Each row's log-prob of its completion from its tokens' log-probs [N]: their sum, or for IPO their
+ * mean (TRL averages over the completion's length for IPO).
+ */
+export function sequenceLogps(tokenLogps: Tensor, rows: Tensor, average: boolean): Tensor {
+  const total = rowSums(tokenLogps, rows);
+  return average ? total.div(sum(rows, -1)) : total;
 }
 
 /** Rows [0, P) and [P, 2P) of x [2P, ...]: the chosen and the rejected half. */
@@ -72,25 +81,26 @@ export function dpoLosses(policy: PairLogps, reference: PairLogps, s: DpoLossSet
 }
 
 /**
- * The DPO objective of a batch from the policy's logits [2P, T, V], the targets [2P, T] and the
- * completion mask [2P, T], with TRL's metrics: the implicit rewards β·(π - ref) of chosen and
- * rejected, their margin and how often chosen's is higher, the policy's log-probs, and its mean
- * logit over completion tokens. With rpo_alpha, the chosen completions' NLL joins the loss.
+ * The DPO objective of a batch from the policy's logits [N, V] at the N scored positions (where a
+ * response token is predicted), their targets [N] and `rows` [2P, N] (which row each belongs to),
+ * with TRL's metrics: the implicit rewards β·(π - ref) of chosen and rejected, their margin and how
+ * often chosen's is higher, the policy's log-probs, and its mean logit over completion tokens. With
+ * rpo_alpha, the chosen completions' NLL (per token) joins the loss.
  */
 export function dpoObjective(
   logits: Tensor,
   targets: Tensor,
-  mask: Tensor,
+  rows: Tensor,
   reference: PairLogps,
   s: DpoLossSettings,
 ): { loss: Tensor; metrics: Record<string, Tensor> } {
-  const tokenLogps = tokenLogprobs(logits, targets); // [2P, T]
-  const [chosen, rejected] = halves(sequenceLogps(tokenLogps, mask, s.loss_type === 'ipo'));
+  const tokenLogps = tokenLogprobs(logits, targets); // [N]
+  const [chosen, rejected] = halves(sequenceLogps(tokenLogps, rows, s.loss_type === 'ipo'));
   const losses = dpoLosses({ chosen, rejected }, reference, s);
   const chosenRewards = detach(chosen.sub(reference.chosen)).mul(s.beta);
   const rejectedRewards = detach(rejected.sub(reference.rejected)).mul(s.beta);
-  const [chosenMask, rejectedMask] = halves(mask);
-  const [chosenLogits, rejectedLogits] = halves(mean(logits, -1));
+  const [chosenTokens, rejectedTokens] = halves(sum(rows, -1)).map((n) => sum(n));
+  const [chosenLogits, rejectedLogits] = halves(rowSums(mean(logits, -1), rows)).map((x) => sum(x));
   const metrics: Record<string, Tensor> = {
     'rewards/chosen': mean(chosenRewards),
     'rewards/rejected': mean(rejectedRewards),
@@ -98,13 +108,13 @@ export function dpoObjective(
     'rewards/margins': mean(chosenRewards.sub(rejectedRewards)),
     'logps/chosen': mean(chosen),
     'logps/rejected': mean(rejected),
-    'logits/chosen': maskedMean(chosenLogits, chosenMask),
-    'logits/rejected': maskedMean(rejectedLogits, rejectedMask),
+    'logits/chosen': chosenLogits.div(chosenTokens),
+    'logits/rejected': rejectedLogits.div(rejectedTokens),
   };
   let loss = mean(losses);
   if (s.rpo_alpha !== undefined) {
-    const [chosenTokenLogps] = halves(tokenLogps);
-    metrics.nll_loss = maskedMean(chosenTokenLogps.neg(), chosenMask);
+    const [chosenNll] = halves(rowSums(tokenLogps.neg(), rows));
+    metrics.nll_loss = sum(chosenNll).div(chosenTokens);
     loss = loss.add(metrics.nll_loss.mul(s.rpo_alpha));
   }
   return { loss, metrics };
@@ -113,11 +123,15 @@ export function dpoObjective(
 /** A batch of P pairs has 2P rows. */
 const ROWS = '2*P';
 
-/** The completion mask and the reference's log-probs of a batch of pairs, as graph inputs. */
+/**
+ * The scored positions of a batch, as graph inputs: b·T + t of each position whose target is a
+ * response token, that target, and which row it is in; and the reference's log-probs.
+ */
 function pairInputs() {
   return {
-    targets: input('targets', 'int32', [ROWS, 'T']),
-    mask: input('loss_mask', 'float32', [ROWS, 'T']),
+    positions: input('scored_positions', 'int32', ['N']),
+    targets: input('scored_targets', 'int32', ['N']),
+    rows: input('scored_rows', 'float32', [ROWS, 'N']),
     reference: {
       chosen: input('ref_chosen_logps', 'float32', ['P']),
       rejected: input('ref_rejected_logps', 'float32', ['P']),
@@ -125,22 +139,27 @@ function pairInputs() {
   };
 }
 
-/** A language model's logits of a batch, [B, T, V]; `prefix` names its weights in the State. */
-function modelLogits(cfg: ModelConfig, prefix = '') {
+/**
+ * A language model's logits at the scored positions of a batch, [N, V]; `prefix` names its weights
+ * in the State. The LM head, the largest matmul, runs on those positions alone (as TRL's
+ * use_logits_to_keep saves the prompt's).
+ */
+function scoredLogits(cfg: ModelConfig, positions: Tensor, prefix = '') {
   const p = paramInputs(cfg, 'lm', prefix);
-  return { params: p, logits: lmHead(p, cfg, transformer(p, cfg, sequenceInputs('T', ROWS)).hidden) };
+  const { hidden } = transformer(p, cfg, sequenceInputs('T', ROWS)); // [2P, T, D]
+  return { params: p, logits: lmHead(p, cfg, gather(reshape(hidden, [-1, hidden.shape[2]]), positions)) };
 }
 
 /** DPO's training graph on batches of P pairs (2P rows, chosen first). */
 export function dpoLossGraph(cfg: ModelConfig, s: DpoLossSettings): StageGraph {
-  const { params, logits } = modelLogits(cfg);
-  const { targets, mask, reference } = pairInputs();
-  return { ...dpoObjective(logits, targets, mask, reference, s), params: Object.values(params) };
+  const { positions, targets, rows, reference } = pairInputs();
+  const { params, logits } = scoredLogits(cfg, positions);
+  return { ...dpoObjective(logits, targets, rows, reference, s), params: Object.values(params) };
 }
 
 /** Each row's log-prob of its completion under the model whose weights are under `prefix` (the reference's). */
 export function referenceLogpsGraph(cfg: ModelConfig, average: boolean, prefix: string) {
-  const { logits } = modelLogits(cfg, prefix);
-  const { targets, mask } = pairInputs();
-  return { logps: sequenceLogps(tokenLogprobs(logits, targets), mask, average) };
+  const { positions, targets, rows } = pairInputs();
+  const { logits } = scoredLogits(cfg, positions, prefix);
+  return { logps: sequenceLogps(tokenLogprobs(logits, targets), rows, average) };
 }

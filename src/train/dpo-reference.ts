@@ -8,29 +8,17 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../engine/onnx';
-import { makeBatch } from '../data/batch';
 import { ModelConfig } from '../model/config';
 import { EmitEvent } from '../protocol/runner';
 import { writeFileAtomic } from '../util/files';
 import { isPlainObject } from '../util/objects';
+import { pairRowFeeds } from './dpo-batch';
 import { DpoPair } from './dpo-data';
 import { referenceLogpsGraph } from './dpo-loss';
-import { batchFeeds } from './sft';
 import { Trainer } from './trainer';
 
 export const REFERENCE_LOGPS_FILE = 'ref_logps.json';
-
-/** The graph inputs of a batch's rows: the P chosen rows, then the P rejected ones, right-padded to the longest. */
-export function pairRowFeeds(
-  pairs: readonly DpoPair[],
-  padId: number,
-): { feeds: Record<string, ort.Tensor>; tokens: number } {
-  const rows = [...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)];
-  const b = makeBatch(rows, Math.max(...rows.map((r) => r.ids.length - 1)), padId);
-  return { feeds: batchFeeds(b), tokens: b.attentionMask.reduce((a, x) => a + x, 0) };
-}
 
 export interface ReferenceOptions {
   /** What the reference is (its model folder or preset and size), for the fingerprint. */

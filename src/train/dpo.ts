@@ -6,7 +6,6 @@
  * in the State without a prefix (its checkpoints are plain model folders, as SFT's), the reference
  * is held frozen under "ref.".
  */
-import { hostTensor } from '../engine/runtime';
 import { EmitEvent } from '../protocol/runner';
 import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { splitTrainEval } from '../data/sft';
@@ -15,14 +14,15 @@ import { Rng } from '../util/rng';
 import { DpoSettings, Experiment } from '../experiment/config';
 import { DpoData, DpoLimits, DpoPair, tokenizeDpoPairs } from './dpo-data';
 import { dpoLossGraph } from './dpo-loss';
-import { pairRowFeeds, referenceLogps } from './dpo-reference';
+import { dpoBatch } from './dpo-batch';
+import { referenceLogps } from './dpo-reference';
 import { Generator } from './generate';
 import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { readTrainingPairs } from './reward';
 import { SamplePrompt, sampleAnswers } from './samples';
 import { Trainer } from './trainer';
-import { Batch, ModelSlot, describeModel, oneModel, sampledData } from './stage';
+import { ModelSlot, describeModel, oneModel, sampledData } from './stage';
 
 export interface DpoRun {
   experiment: Experiment;
@@ -118,26 +118,6 @@ function readDpoPairs(
   reportData(s.data, pairs.length, data, limits, run.emit);
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
   return data.pairs;
-}
-
-/** A batch of P pairs: their 2P rows and the reference's log-probs of them, weighted by its pairs. */
-export function dpoBatch(pairs: readonly DpoPair[], padId: number): Batch {
-  const { feeds, tokens } = pairRowFeeds(pairs, padId);
-  const reference = (value: (p: DpoPair) => number | undefined) =>
-    hostTensor(
-      'float32',
-      Float32Array.from(pairs, (p) => value(p) ?? NaN),
-      [pairs.length],
-    );
-  return {
-    feeds: {
-      ...feeds,
-      ref_chosen_logps: reference((p) => p.refChosen),
-      ref_rejected_logps: reference((p) => p.refRejected),
-    },
-    weight: pairs.length,
-    tokens,
-  };
 }
 
 /** The config's sample prompts, else the first few distinct prompts of `pairs`. */

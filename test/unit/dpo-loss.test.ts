@@ -1,7 +1,8 @@
 /**
  * DPO's loss and metrics against an independent PyTorch implementation of TRL's
  * (bench/reference/dpo_torch.py) on fixed logits and reference log-probs, for every loss type; and
- * the gradient check of the whole objective, from the logits to the loss.
+ * the gradient check of the whole objective, from the logits to the loss. PyTorch reads the whole
+ * [2P, T, V] logits and a mask, as TRL does; ours the scored positions' logits gathered.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,21 +51,30 @@ const MASK = Float64Array.from({ length: 2 * P * T }, (_, i) => {
 const REF_CHOSEN = Float64Array.from({ length: P }, () => -12 + 4 * rng.normal());
 const REF_REJECTED = Float64Array.from({ length: P }, () => -12 + 4 * rng.normal());
 
+// What our graph reads: the logits and targets at the N scored positions, and each one's row.
+const SCORED = [...MASK.keys()].filter((i) => MASK[i] === 1);
+const N = SCORED.length;
+const SCORED_LOGITS = Float64Array.from({ length: N * V }, (_, k) => LOGITS[SCORED[Math.floor(k / V)] * V + (k % V)]);
+const SCORED_TARGETS = Int32Array.from(SCORED, (i) => TARGETS[i]);
+const ROWS = Float64Array.from({ length: 2 * P * N }, (_, k) =>
+  Math.floor(SCORED[k % N] / T) === Math.floor(k / N) ? 1 : 0,
+);
+
 /** Our loss and metrics on the fixed batch, computed in `dtype`. */
 async function ours(s: DpoLossSettings, dtype: DType): Promise<Record<string, number>> {
-  const logits = input('logits', dtype, [2 * P, T, V]);
-  const targets = input('targets', 'int32', [2 * P, T]);
-  const mask = input('mask', dtype, [2 * P, T]);
+  const logits = input('logits', dtype, [N, V]);
+  const targets = input('targets', 'int32', [N]);
+  const rows = input('rows', dtype, [2 * P, N]);
   const reference = { chosen: input('ref_chosen', dtype, [P]), rejected: input('ref_rejected', dtype, [P]) };
-  const { loss, metrics } = dpoObjective(logits, targets, mask, reference, s);
+  const { loss, metrics } = dpoObjective(logits, targets, rows, reference, s);
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
   const program = await runtime.load(toOnnx({ loss, ...metrics }, 'dpo_loss'));
   const float = (data: Float64Array, shape: number[]) =>
     hostTensor(dtype, dtype === 'float64' ? data : Float32Array.from(data), shape);
   const out = await program.run({
-    logits: float(LOGITS, [2 * P, T, V]),
-    targets: hostTensor('int32', TARGETS, [2 * P, T]),
-    mask: float(MASK, [2 * P, T]),
+    logits: float(SCORED_LOGITS, [N, V]),
+    targets: hostTensor('int32', SCORED_TARGETS, [N]),
+    rows: float(ROWS, [2 * P, N]),
     ref_chosen: float(REF_CHOSEN, [P]),
     ref_rejected: float(REF_REJECTED, [P]),
   });
@@ -128,12 +138,12 @@ for (const s of SETTINGS) {
 for (const s of SETTINGS) {
   test(`DPO objective passes the gradient check from the logits: ${describe(s)}`, async () => {
     const res = await gradCheck(
-      (logits, targets, mask, refChosen, refRejected) =>
-        dpoObjective(logits, targets, mask, { chosen: refChosen, rejected: refRejected }, s).loss,
+      (logits, targets, rows, refChosen, refRejected) =>
+        dpoObjective(logits, targets, rows, { chosen: refChosen, rejected: refRejected }, s).loss,
       [
-        { name: 'logits', shape: [2 * P, T, V], data: LOGITS.slice() },
-        { name: 'targets', shape: [2 * P, T], data: TARGETS, dtype: 'int32' },
-        { name: 'mask', shape: [2 * P, T], data: MASK, fixed: true },
+        { name: 'logits', shape: [N, V], data: SCORED_LOGITS.slice() },
+        { name: 'targets', shape: [N], data: SCORED_TARGETS, dtype: 'int32' },
+        { name: 'rows', shape: [2 * P, N], data: ROWS, fixed: true },
         { name: 'ref_chosen', shape: [P], data: REF_CHOSEN.slice() },
         { name: 'ref_rejected', shape: [P], data: REF_REJECTED.slice() },
       ],
