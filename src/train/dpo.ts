@@ -38,7 +38,11 @@ export interface DpoRun {
 /** At most this many held-out prompts are sampled before and after training when the config names none. */
 const SAMPLE_PROMPTS = 4;
 
-/** The frozen reference: the model the policy starts from, held under "ref.". */
+/**
+ * The frozen reference: the model the policy starts from, held under "ref.". The reference pass
+ * names the weights it reads by prefix (referenceLogpsGraph), so a policy that trains adapters on
+ * frozen base weights can be its own reference with the adapters left out, with no second copy.
+ */
 function referenceSlot(model: LoadedModel): ModelSlot {
   return { name: 'ref', config: model.config, head: 'lm', params: model.params, trainable: false };
 }
