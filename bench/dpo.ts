@@ -5,7 +5,7 @@
  *
  *   npm run bench:dpo -- [--layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --pairs 4 --prompt 64
  *                         --warmup 2 --steps 5 --rounds 3 --threads N --no-torch --python PATH
- *                         --max-load 0 --wait 600]
+ *                         --max-load 0 --wait 600 --profile]
  *
  * A step is --pairs pairs, 2 × pairs rows of --ctx tokens (the first --prompt of them the prompt,
  * the rest the scored response): the frozen reference's log-probs of the rows, then the policy's
@@ -14,8 +14,11 @@
  * (dpoLossGraph + buildTrainGraph, which also clips gradients and computes TRL's metrics); in
  * training the reference pass runs once per pair before the first step, here every step, so both
  * sides do the same work. Rounds alternate our runs with PyTorch's, so both see similar load.
+ * --profile prints where the time of our training step goes, by op type.
  */
+import * as fs from 'fs';
 import * as os from 'os';
+import * as path from 'path';
 import { Runtime, hostTensor } from '../src/engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
 import { adamw } from '../src/engine/optim';
@@ -26,7 +29,18 @@ import { DpoPair } from '../src/train/dpo-data';
 import { dpoLossGraph, referenceLogpsGraph } from '../src/train/dpo-loss';
 import { pairRowFeeds } from '../src/train/dpo-batch';
 import { Rng } from '../src/util/rng';
-import { findPython, load1, median, ortVersion, parseFlags, timeIt, torchCase, waitForLoad } from './common';
+import {
+  findPython,
+  load1,
+  median,
+  ortVersion,
+  overrideSessionOptions,
+  parseFlags,
+  printProfile,
+  timeIt,
+  torchCase,
+  waitForLoad,
+} from './common';
 
 const DEFAULTS = {
   layers: 4,
@@ -45,6 +59,7 @@ const DEFAULTS = {
   wait: 600,
   'no-torch': false,
   python: '',
+  profile: false,
 };
 type Flags = typeof DEFAULTS;
 const USAGE = `flags: ${Object.keys(DEFAULTS)
@@ -66,6 +81,10 @@ function randomPairs(f: Flags): DpoPair[] {
 /** Our DPO steps: the reference graph, then the training step fed its log-probs; ms per step. */
 async function ours(f: Flags, cfg: ModelConfig) {
   const runtime = await Runtime.create({ provider: 'cpu', threads: f.threads });
+  const profileDir = f.profile ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dpo-profile-')) : undefined;
+  const sessions = profileDir
+    ? overrideSessionOptions(runtime, { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'dpo') })
+    : [];
   const state = new State(runtime);
   for (const [name, t] of initParams(cfg, new Rng(f.seed))) {
     state.setHost(name, t.data as Float32Array, t.shape);
@@ -93,6 +112,10 @@ async function ours(f: Flags, cfg: ModelConfig) {
     time: (round: number) => timeIt(run, round === 0 ? f.warmup : 1, f.steps),
     losses,
     release: async () => {
+      if (profileDir) {
+        sessions.forEach((session) => session.endProfiling());
+        printProfile(profileDir, 'DPO training step');
+      }
       await reference.release();
       await step.release();
       await state.release();
