@@ -46,7 +46,11 @@ export async function referenceLogps(
   const fingerprint = fingerprintOf(pairs, options);
   const cached = readCache(file, fingerprint, pairs.length);
   const say = (message: string) => options.emit({ type: 'log', level: 'info', message });
-  if (cached) say(`reference log-probs of ${pairs.length} pairs read from ${file}`);
+  say(
+    cached
+      ? `reference log-probs of ${pairs.length} pairs read from ${file}`
+      : `computing the reference's log-probs of ${pairs.length} pairs, once`,
+  );
   const values = cached ?? (await computeLogps(trainer, cfg, pairs, options));
   pairs.forEach((p, i) => {
     p.refChosen = values.chosen[i];
