@@ -23,6 +23,7 @@ import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
 import { modelFolder, printEvent, stopOnInterrupt } from './cli/output';
 import { StageOptions, runsDir, stage } from './cli/stage';
+import { exportCommand } from './cli/export';
 
 const HUB_MODEL = 'or Hugging Face Hub repo id (org/name or org/name@revision, downloaded into the Hugging Face cache)';
 const DEMO_CONFIG = path.join(packageRoot(), 'media', 'demo', 'experiment.json');
@@ -217,6 +218,7 @@ export function program(): Command {
     .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2);
   withSampling(candidatesCommand, 0.9).action(candidates);
   labelCommands(cli);
+  exportCommand(cli);
   cli
     .command('schema')
     .description('print the JSON schema of experiment config files')
