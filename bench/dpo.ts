@@ -9,11 +9,13 @@
  *
  * A step is --pairs pairs, 2 × pairs rows of --ctx tokens (the first --prompt of them the prompt,
  * the rest the scored response): the frozen reference's log-probs of the rows, then the policy's
- * forward pass, the sigmoid DPO loss, backward and AdamW. Ours runs them as the stage runs them:
- * the reference graph (referenceLogpsGraph, weights under "ref.") and the training step
- * (dpoLossGraph + buildTrainGraph, which also clips gradients and computes TRL's metrics); in
- * training the reference pass runs once per pair before the first step, here every step, so both
- * sides do the same work. Rounds alternate our runs with PyTorch's, so both see similar load.
+ * forward pass, the sigmoid DPO loss and TRL's metrics, backward, clipping to norm 1 and AdamW, as
+ * a step of TRL's DPOTrainer. Ours runs them as the stage does: the reference graph
+ * (referenceLogpsGraph, weights under "ref.") and the training step (dpoLossGraph +
+ * buildTrainGraph); in training the reference pass runs once per pair before the first step, here
+ * every step, so both sides do the same work. PyTorch computes the logits at every position, as
+ * TRL does by default; ours only where a response token is predicted. Rounds alternate our runs
+ * with PyTorch's, so both see similar load.
  * --profile prints where the time of our training step goes, by op type.
  */
 import * as fs from 'fs';

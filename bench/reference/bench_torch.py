@@ -167,8 +167,8 @@ def bench_gpt2_sft(a):
 
 def bench_gpt2_dpo(a):
     """One DPO step on --batch pairs (2 x batch rows of --ctx tokens, the first --prompt of them the
-    prompt): the frozen reference's log-probs (no grad), the policy's forward, TRL's sigmoid loss,
-    backward and AdamW. With glibc's malloc tuned as ppo_torch.py tunes it (importing it does), so
+    prompt): the frozen reference's log-probs (no grad), the policy's forward, TRL's sigmoid loss and
+    metrics, backward, gradient clipping to norm 1 and AdamW, as a step of TRL's DPOTrainer. With glibc's malloc tuned as ppo_torch.py tunes it (importing it does), so
     the [2P, T, vocab] temporaries are not page-faulted in afresh on every step."""
     from ppo_torch import MALLOC
     policy = gpt2_model(a).train()
@@ -180,14 +180,17 @@ def bench_gpt2_dpo(a):
     mask = torch.zeros(rows, a.ctx, dtype=torch.bool)
     mask[:, a.prompt - 1:] = True
 
-    def loss_fn():
+    def step():
         with torch.no_grad():
             ref_logps = sequence_logps(reference(x)[0], y, mask, False)
         logits, _ = policy(x)
         loss, _ = batch_loss_metrics(logits, y, mask, ref_logps[:a.batch], ref_logps[a.batch:], 0.1, "sigmoid")
-        return loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)  # TRL's max_grad_norm, as ours
+        opt.step()
 
-    sec, sec_min = time_it(train_step(opt, loss_fn), a.warmup, a.steps)
+    sec, sec_min = time_it(step, a.warmup, a.steps)
     report("gpt2-dpo", a, sec, sec_min, tokens=rows * a.ctx, malloc=MALLOC)
 
 
