@@ -170,14 +170,20 @@ export function exportPreferences(
   return counts;
 }
 
-/** The decided comparisons of a store as plain TRL JSONL text, with the counts exportPreferences reports. */
-export function decidedPreferenceLines(src: string): {
+/**
+ * The decided comparisons of a store (or of an HH-RLHF file) as plain TRL JSONL text, with the
+ * counts exportPreferences reports.
+ */
+export function decidedPreferenceLines(
+  src: string,
+  format: ImportFormat = 'trl',
+): {
   text: string;
   exported: number;
   skipped: number;
   errors: DataError[];
 } {
-  const { records, errors } = readPreferences(src);
+  const { records, errors } = format === 'hh' ? readHH(src) : readPreferences(src);
   const decided = records.filter((r): r is DecidedPreference => 'chosen' in r);
   const text = decided
     .map(({ prompt, chosen, rejected }) => `${JSON.stringify({ prompt, chosen, rejected })}\n`)

@@ -158,6 +158,50 @@ function rewardScript(exp: Experiment, layout: ClusterLayout): StageScript {
   return { file: 'reward.py', source, unmapped: [...unmapped, ...floorUnmapped('rm', rm)], problem: model.problem };
 }
 
+function dpoScript(exp: Experiment, layout: ClusterLayout): StageScript {
+  const dpo = exp.dpo!;
+  const { args, unmapped } = mapSettings('dpo', dpo, {
+    ...trainingRules(layout),
+    ...Object.fromEntries(
+      [
+        'beta',
+        'loss_type',
+        'label_smoothing',
+        'rpo_alpha',
+        'max_prompt_length',
+        'max_completion_length',
+        'max_length',
+        'truncation_mode',
+      ].map((name) => [name, name]),
+    ),
+    data_format: 'script', // the pairs are exported in TRL's format
+    sample_prompts: dpo.sample_prompts.length
+      ? { unmapped: 'TRL logs no sample generations during training' }
+      : 'script',
+  });
+  const chosen = modelChoice('dpo.model', dpo.model, exp.sft ? 'sft' : undefined);
+  const model = chosen.name ? chosen : modelChoice('model', exp.model);
+  // As here, the reference's log-probs are computed once before training.
+  const config = { output_dir: outputDir('dpo'), seed: exp.seed, precompute_ref_log_probs: true, ...args };
+  const source = script(
+    launchDoc('Direct preference optimization', 'dpo.py'),
+    [
+      'from datasets import load_dataset',
+      'from transformers import AutoModelForCausalLM, AutoTokenizer',
+      'from trl import DPOConfig, DPOTrainer',
+    ],
+    [
+      modelLines(model, 'AutoModelForCausalLM'),
+      datasetLines('data/dpo-preferences.jsonl', dpo.eval_fraction, exp.seed),
+      `args = ${pyCall('DPOConfig', config)}`,
+      'trainer = DPOTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
+      'trainer.train()',
+      'trainer.save_model()',
+    ],
+  );
+  return { file: 'dpo.py', source, unmapped: [...unmapped, ...floorUnmapped('dpo', dpo)], problem: model.problem };
+}
+
 /** accelerate's config for `layout`: data parallel over every GPU, or DeepSpeed ZeRO. */
 export function accelerateConfig(layout: ClusterLayout): string {
   const processes = layout.gpus * layout.nodes;
@@ -245,7 +289,19 @@ export function trlExport(exp: Experiment, layout: ClusterLayout): ExportBundle 
         why: 'its preference file holds no decided pairs yet: label comparisons, then export again',
       });
   }
-  if (!scripts.length) throw new Error('the experiment has no stage TRL trains (sft, rm): nothing to export');
+  if (exp.dpo) {
+    const pairs = fs.existsSync(exp.dpo.data) ? decidedPreferenceLines(exp.dpo.data, exp.dpo.data_format) : undefined;
+    if (pairs?.exported) {
+      scripts.push(dpoScript(exp, layout));
+      files.set('data/dpo-preferences.jsonl', pairs.text);
+    } else
+      unmapped.push({
+        field: 'dpo',
+        value: { data: path.basename(exp.dpo.data) },
+        why: 'its preference file holds no decided pairs yet: label comparisons, then export again',
+      });
+  }
+  if (!scripts.length) throw new Error('the experiment has no stage TRL trains (sft, rm, dpo): nothing to export');
   for (const s of scripts) {
     files.set(s.file, s.source);
     unmapped.push(...s.unmapped);

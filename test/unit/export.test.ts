@@ -118,6 +118,34 @@ test('TRL: a script per stage with TRL config names, the data in TRL formats, an
   for (const file of ['sft.py', 'reward.py']) execFileSync('python3', ['-m', 'py_compile', path.join(out, file)]);
 });
 
+test('TRL: a dpo section becomes dpo.py with DPOConfig names, the reference log-probs precomputed as here', (t) => {
+  const { dir, config } = workspace({
+    sft: undefined,
+    rm: undefined,
+    dpo: { data: 'prefs.jsonl', beta: 0.2, loss_type: 'ipo', max_prompt_length: 64, sample_prompts: ['Q: hen?'] },
+  });
+  const out = path.join(dir, 'trl');
+  const { bundle } = exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 1, nodes: 1 }, out });
+  const dpo = fs.readFileSync(path.join(out, 'dpo.py'), 'utf8');
+  assert.deepEqual(
+    kwargsOf(dpo, 'DPOConfig').filter((k) => !ARGS.DPOConfig.includes(k)),
+    [],
+  );
+  assert.match(dpo, /beta=0\.2,/);
+  assert.match(dpo, /loss_type="ipo",/);
+  assert.match(dpo, /max_prompt_length=64,/);
+  assert.match(dpo, /precompute_ref_log_probs=True,/);
+  assert.match(dpo, /MODEL = "Qwen\/Qwen3-0\.6B"/);
+  const pairs = fs.readFileSync(path.join(out, 'data/dpo-preferences.jsonl'), 'utf8').trim().split('\n');
+  assert.deepEqual(
+    pairs.map((l) => JSON.parse(l)),
+    [{ prompt: 'Q: dog?', chosen: ' woof', rejected: ' meow' }],
+  );
+  assert.ok(bundle.unmapped.some((u) => u.field === 'dpo.sample_prompts'));
+  if (!hasPython) return t.skip('python3 is not installed: the script was not compiled');
+  execFileSync('python3', ['-m', 'py_compile', path.join(out, 'dpo.py')]);
+});
+
 test('OpenRLHF: a ray job submit of train_ppo_ray with its argument names, chat prompts templated', () => {
   const { dir, config } = workspace();
   const out = path.join(dir, 'openrlhf');
