@@ -23,12 +23,12 @@ export function exportCommand(cli: Command): void {
     .addOption(new Option('--zero <stage>', 'DeepSpeed ZeRO stage (TRL)').choices(['2', '3']))
     .option('--workspace <dir>', 'the workspace folder the experiment and its data must be inside (default: .)')
     .action(
-      (
+      async (
         target: ExportTarget,
         config: string,
         opts: { out?: string; gpus: number; nodes: number; zero?: '2' | '3'; workspace?: string },
       ) => {
-        const { dir, bundle } = exportExperiment({
+        const { dir, bundle } = await exportExperiment({
           target,
           config: path.resolve(config),
           workspace: path.resolve(opts.workspace ?? '.'),

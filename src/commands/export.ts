@@ -28,7 +28,7 @@ async function exportTo(services: Services, target: ExportTarget, uri?: vscode.U
   });
   if (!gpus) return;
   try {
-    const { dir, bundle } = exportExperiment({
+    const { dir, bundle } = await exportExperiment({
       target,
       config: config.fsPath,
       workspace,

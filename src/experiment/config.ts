@@ -13,17 +13,8 @@ import { hubSpecOf, parseHubSpec } from '../hub/spec';
 import { PRESET_NAMES, isPresetName } from '../model/preset-names';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
-
-const positiveInt = z.number().int().positive();
-/** Sequences per step. 2^20 of even one token each need over 200 GB for GPT-2's logits alone. */
-const batchSize = positiveInt.max(2 ** 20, 'must be at most 1048576 (2^20); a batch that large cannot fit in memory');
-const fraction = z.number().min(0).max(1);
-/** At least one example is always left to train on, so a share of 1 is not allowed. */
-const evalFraction = z
-  .number()
-  .min(0)
-  .lt(1, 'must be below 1: it is the share held out for evaluation, and the rest is what trains')
-  .describe('Share of the data held out for evaluation, in [0, 1).');
+import { dpoSchema } from './dpo-schema';
+import { batchSize, columnsSetting, dataField, evalFraction, optimizerSettings, positiveInt } from './schema-parts';
 
 const runtimeSchema = z
   .object({
@@ -39,41 +30,6 @@ const modelSizeSchema = z
   .object({ n_layer: positiveInt, n_head: positiveInt, n_embd: positiveInt, n_positions: positiveInt })
   .partial()
   .strict();
-
-const DATA_SOURCES =
-  'a file (JSONL, JSON array, CSV, TSV or Parquet), a folder laid out as a Hub dataset repo, or a Hub dataset ' +
-  '"hf://datasets/org/name"; a folder or Hub dataset takes "?config=NAME&split=NAME&revision=REV" (default: config "default", split "train", revision "main")';
-
-/** A stage's data field: where its records are (see src/data/formats/source.ts). */
-export function dataField(what: string) {
-  return z.string().min(1).describe(`${what}: ${DATA_SOURCES}.`);
-}
-
-/** Renames of a stage's data fields, e.g. {"prompt": "question", "completion": "answer"}. */
-export const columnsSetting = z
-  .record(z.string().min(1), z.string().min(1))
-  .optional()
-  .describe(
-    'Field renames for the data: the field a format reads → the column of the data that holds it, e.g. {"prompt": "question", "completion": "answer"}; CSV and TSV files need it unless their header names the fields.',
-  );
-
-/** The optimizer's settings every training stage has (TRL's names), with the stage's defaults. */
-function optimizerSettings(d: {
-  learning_rate: number;
-  lr_scheduler_type: 'cosine' | 'linear';
-  warmup_steps: number;
-  min_lr_ratio: number;
-  weight_decay: number;
-}) {
-  return {
-    learning_rate: z.number().positive().default(d.learning_rate),
-    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default(d.lr_scheduler_type),
-    warmup_steps: z.number().int().min(0).default(d.warmup_steps),
-    min_lr_ratio: fraction.default(d.min_lr_ratio),
-    weight_decay: z.number().min(0).default(d.weight_decay),
-    max_grad_norm: z.number().positive().default(1),
-  };
-}
 
 export const sftSchema = z
   .object({
@@ -277,6 +233,7 @@ export const experimentSchema = z
     comparisons: comparisonsSchema.optional(),
     rm: rmSchema.optional(),
     ppo: ppoSchema.optional(),
+    dpo: dpoSchema.optional(),
   })
   .strict();
 
@@ -285,6 +242,7 @@ export type SftSettings = z.infer<typeof sftSchema>;
 export type ComparisonsSettings = z.infer<typeof comparisonsSchema>;
 export type RmSettings = z.infer<typeof rmSchema>;
 export type PpoSettings = z.infer<typeof ppoSchema>;
+export type DpoSettings = z.infer<typeof dpoSchema>;
 
 export class ConfigError extends Error {}
 
@@ -344,7 +302,7 @@ function readConfigJson(file: string): unknown {
 
 /**
  * The data and output files of an experiment, which must be inside its workspace folder. The model
- * fields (`model`, `comparisons.model`, `rm.model`, `ppo.sft_model`, `ppo.reward_model`) are not
+ * fields (`model`, `comparisons.model`, `rm.model`, `ppo.sft_model`, `ppo.reward_model`, `dpo.model`) are not
  * confined: they name model folders that are only ever read, and parsed as models (config.json,
  * safetensors, tokenizer), which may live elsewhere (a shared checkpoint or model cache).
  */
@@ -355,6 +313,7 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
   ['comparisons.preferences', (exp) => exp.comparisons?.preferences],
   ['rm.data', (exp) => exp.rm?.data],
   ['ppo.prompts', (exp) => exp.ppo?.prompts],
+  ['dpo.data', (exp) => exp.dpo?.data],
 ];
 
 /**
@@ -388,6 +347,10 @@ function resolvePaths(exp: Experiment, dir: string, file: string): void {
     exp.ppo.prompts = resolveData('ppo.prompts', exp.ppo.prompts);
     if (exp.ppo.sft_model) exp.ppo.sft_model = resolveModel(exp.ppo.sft_model);
     if (exp.ppo.reward_model) exp.ppo.reward_model = resolveModel(exp.ppo.reward_model);
+  }
+  if (exp.dpo) {
+    exp.dpo.data = resolveData('dpo.data', exp.dpo.data);
+    if (exp.dpo.model) exp.dpo.model = resolveModel(exp.dpo.model);
   }
   exp.model = resolveModel(exp.model);
 }

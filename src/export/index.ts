@@ -22,9 +22,10 @@ export interface ExportRequest {
 }
 
 /** Writes the export and says where, what launches it, and how many settings did not carry over. */
-export function exportExperiment(request: ExportRequest): { dir: string; bundle: ExportBundle } {
+export async function exportExperiment(request: ExportRequest): Promise<{ dir: string; bundle: ExportBundle }> {
   const exp = loadExperiment(request.config, request.workspace);
-  const bundle = request.target === 'trl' ? trlExport(exp, request.layout) : openRlhfExport(exp, request.layout);
+  const bundle =
+    request.target === 'trl' ? await trlExport(exp, request.layout) : await openRlhfExport(exp, request.layout);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = path.resolve(
     request.out ?? path.join(request.workspace, '.rlhf', 'exports', `${stamp}-${exp.name}-${request.target}`),

@@ -3,32 +3,53 @@
  * a `ray job submit` script for `openrlhf.cli.train_ppo_ray` with the settings under OpenRLHF's
  * argument names, and a README with the command and what did not carry over.
  */
-import * as fs from 'fs';
-import { readJsonl } from '../data/jsonl';
+import { ColumnMapping } from '../data/formats/read';
+import { parseDataSpec } from '../data/formats/source';
+import { loadPrompts } from '../data/formats/stage-data';
 import { Experiment, PpoSettings } from '../experiment/config';
 import { ExportBundle, Unmapped, beforeLaunching, unmappedTable } from './bundle';
 import { Rule, mapSettings, modelChoice, outputDir } from './mapping';
 import { ClusterLayout } from './trl';
 
-/** The prompts file's records, counted for OpenRLHF's passes over it, and whether any is chat messages. */
-function promptsOf(file: string): { count: number; chat: boolean } {
-  const { records } = readJsonl(file, (r) => r.prompt);
-  return { count: records.length, chat: records.some((r) => Array.isArray(r.value)) };
+interface ExportedPrompts {
+  /** The prompt_data argument: the export's file, or a Hub dataset's repo id. */
+  data: string;
+  split?: string;
+  /** JSONL text of {"prompt"} records, for a local source. */
+  text?: string;
+  /** The prompts, when known (a local source). */
+  count?: number;
+  chat: boolean;
+  inputKey: string;
+}
+
+/** The prompts of `source` (any format the stage reads) as {"prompt"} records, or a Hub dataset as it is. */
+async function exportedPrompts(source: string, columns?: ColumnMapping): Promise<ExportedPrompts> {
+  const spec = parseDataSpec(source);
+  if (spec.hub) return { data: spec.path, split: spec.split, chat: false, inputKey: columns?.prompt ?? 'prompt' };
+  const { prompts } = await loadPrompts(source, { columns });
+  const text = prompts.map((p) => `${JSON.stringify({ prompt: p.value })}\n`).join('');
+  const chat = prompts.some((p) => Array.isArray(p.value));
+  return { data: 'data/prompts.jsonl', text, count: prompts.length, chat, inputKey: 'prompt' };
 }
 
 /** PPO's settings as train_ppo_ray's arguments, for `prompts` prompts on `processes` GPUs. */
-function ppoRules(ppo: PpoSettings, prompts: number, processes: number): Record<string, Rule> {
+function ppoRules(ppo: PpoSettings, prompts: number | undefined, processes: number): Record<string, Rule> {
   const iterations = Math.floor(ppo.total_episodes / ppo.per_device_train_batch_size);
   const updates = iterations * ppo.num_ppo_epochs * ppo.num_mini_batches;
   const miniBatch = Math.max(1, Math.floor(ppo.per_device_train_batch_size / ppo.num_mini_batches));
   return {
     prompts: 'script',
+    columns: 'script',
     sft_model: 'script',
     reward_model: 'script',
-    total_episodes: (episodes: number) => ({
-      num_episodes: Math.max(1, Math.ceil(episodes / Math.max(1, prompts))),
-      max_samples: Math.min(prompts, episodes),
-    }),
+    total_episodes: (episodes: number) =>
+      prompts === undefined
+        ? { num_episodes: 1, max_samples: episodes }
+        : {
+            num_episodes: Math.max(1, Math.ceil(episodes / Math.max(1, prompts))),
+            max_samples: Math.min(prompts, episodes),
+          },
     per_device_train_batch_size: (batch: number) => ({
       rollout_batch_size: batch,
       micro_rollout_batch_size: Math.max(1, Math.floor(batch / processes)),
@@ -126,11 +147,11 @@ function submitScript(args: Record<string, unknown>): string {
 }
 
 /** The OpenRLHF hand-off of a loaded experiment's PPO section. */
-export function openRlhfExport(exp: Experiment, layout: ClusterLayout): ExportBundle {
+export async function openRlhfExport(exp: Experiment, layout: ClusterLayout): Promise<ExportBundle> {
   const ppo = exp.ppo;
   if (!ppo) throw new Error('the experiment has no "ppo" section: nothing to export for OpenRLHF');
   const processes = layout.gpus * layout.nodes;
-  const prompts = promptsOf(ppo.prompts);
+  const prompts = await exportedPrompts(ppo.prompts, ppo.columns);
   const { args, unmapped } = mapSettings('ppo', ppo, ppoRules(ppo, prompts.count, processes));
   const models = ppoModels(exp, ppo);
   const nodes = (role: string) => ({ [`${role}_num_nodes`]: layout.nodes, [`${role}_num_gpus_per_node`]: layout.gpus });
@@ -148,8 +169,9 @@ export function openRlhfExport(exp: Experiment, layout: ClusterLayout): ExportBu
     reward_pretrain: models.reward,
     save_path: outputDir('ppo'),
     save_hf_ckpt: true,
-    prompt_data: 'data/prompts.jsonl',
-    input_key: 'prompt',
+    prompt_data: prompts.data,
+    prompt_split: prompts.split,
+    input_key: prompts.inputKey,
     apply_chat_template: prompts.chat,
     advantage_estimator: 'gae',
     seed: exp.seed,
@@ -158,7 +180,7 @@ export function openRlhfExport(exp: Experiment, layout: ClusterLayout): ExportBu
     ...args,
   });
   const files = new Map<string, string | Buffer>([
-    ['data/prompts.jsonl', fs.readFileSync(ppo.prompts)],
+    ...(prompts.text === undefined ? [] : ([[prompts.data, prompts.text]] as const)),
     ['train_ppo.sh', script],
     ['README.md', readme(exp, layout, models.problems, unmapped)],
   ]);

@@ -5,11 +5,13 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { decidedPreferenceLines } from '../data/preferences';
+import { ColumnMapping } from '../data/formats/read';
+import { parseDataSpec } from '../data/formats/source';
 import { Experiment } from '../experiment/config';
 import { ExportBundle, Unmapped, beforeLaunching, unmappedTable } from './bundle';
 import { ModelChoice, Rule, mapSettings, modelChoice, outputDir } from './mapping';
 import { pyCall, pyComment, pyLiteral } from './python';
+import { ExportedData, datasetLines, preferenceData, sftData } from './trl-data';
 
 export interface ClusterLayout {
   /** GPUs per machine. */
@@ -41,6 +43,7 @@ function trainingRules(layout: ClusterLayout): Record<string, Rule> {
     min_lr_ratio: () => ({}), // with lr_scheduler_type
     eval_fraction: 'script',
     data: 'script',
+    columns: 'script',
     model: 'script',
   };
 }
@@ -79,14 +82,6 @@ function modelLines(model: ModelChoice, loader: string, extra = ''): string {
   return lines.join('\n');
 }
 
-/** Loading a JSON/JSONL data file, split into training and held-out parts as the stage splits it. */
-function datasetLines(file: string, evalFraction: number, seed: number): string {
-  const load = `load_dataset("json", data_files=${pyLiteral(file)}, split="train")`;
-  return evalFraction > 0
-    ? `dataset = ${load}.train_test_split(test_size=${evalFraction}, seed=${seed})\ntrain_dataset, eval_dataset = dataset["train"], dataset["test"]`
-    : `train_dataset, eval_dataset = ${load}, None`;
-}
-
 function script(doc: string, imports: string[], body: string[]): string {
   return [`"""${doc}"""`, ...imports, '', ...body, ''].join('\n');
 }
@@ -95,7 +90,7 @@ function launchDoc(stage: string, file: string): string {
   return `${stage}, exported from an RLHF Studio experiment.\n\nLaunch: accelerate launch --config_file accelerate_config.yaml ${file}\n`;
 }
 
-function sftScript(exp: Experiment, layout: ClusterLayout): StageScript {
+function sftScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): StageScript {
   const sft = exp.sft!;
   const { args, unmapped } = mapSettings('sft', sft, {
     ...trainingRules(layout),
@@ -114,7 +109,7 @@ function sftScript(exp: Experiment, layout: ClusterLayout): StageScript {
     ],
     [
       modelLines(model, 'AutoModelForCausalLM'),
-      datasetLines(`data/sft${path.extname(sft.data) || '.jsonl'}`, sft.eval_fraction, exp.seed),
+      datasetLines(data, sft.eval_fraction, exp.seed, sft.columns),
       `args = ${pyCall('SFTConfig', { output_dir: outputDir('sft'), seed: exp.seed, ...args })}`,
       'trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
       'trainer.train()',
@@ -124,7 +119,7 @@ function sftScript(exp: Experiment, layout: ClusterLayout): StageScript {
   return { file: 'sft.py', source, unmapped: [...unmapped, ...floorUnmapped('sft', sft)], problem: model.problem };
 }
 
-function rewardScript(exp: Experiment, layout: ClusterLayout): StageScript {
+function rewardScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): StageScript {
   const rm = exp.rm!;
   const { args, unmapped } = mapSettings('rm', rm, {
     ...trainingRules(layout),
@@ -148,7 +143,7 @@ function rewardScript(exp: Experiment, layout: ClusterLayout): StageScript {
       'if tokenizer.pad_token is None:',
       '    tokenizer.pad_token = tokenizer.eos_token',
       'model.config.pad_token_id = tokenizer.pad_token_id',
-      datasetLines('data/preferences.jsonl', rm.eval_fraction, exp.seed),
+      datasetLines(data, rm.eval_fraction, exp.seed, rm.columns),
       `args = ${pyCall('RewardConfig', { output_dir: outputDir('reward'), seed: exp.seed, ...args })}`,
       'trainer = RewardTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
       'trainer.train()',
@@ -156,6 +151,49 @@ function rewardScript(exp: Experiment, layout: ClusterLayout): StageScript {
     ],
   );
   return { file: 'reward.py', source, unmapped: [...unmapped, ...floorUnmapped('rm', rm)], problem: model.problem };
+}
+
+function dpoScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): StageScript {
+  const dpo = exp.dpo!;
+  const { args, unmapped } = mapSettings('dpo', dpo, {
+    ...trainingRules(layout),
+    ...Object.fromEntries(
+      [
+        'beta',
+        'loss_type',
+        'label_smoothing',
+        'rpo_alpha',
+        'max_prompt_length',
+        'max_completion_length',
+        'max_length',
+        'truncation_mode',
+      ].map((name) => [name, name]),
+    ),
+    sample_prompts: dpo.sample_prompts.length
+      ? { unmapped: 'TRL logs no sample generations during training' }
+      : 'script',
+  });
+  const chosen = modelChoice('dpo.model', dpo.model, exp.sft ? 'sft' : undefined);
+  const model = chosen.name ? chosen : modelChoice('model', exp.model);
+  // As here, the reference's log-probs are computed once before training.
+  const config = { output_dir: outputDir('dpo'), seed: exp.seed, precompute_ref_log_probs: true, ...args };
+  const source = script(
+    launchDoc('Direct preference optimization', 'dpo.py'),
+    [
+      'from datasets import load_dataset',
+      'from transformers import AutoModelForCausalLM, AutoTokenizer',
+      'from trl import DPOConfig, DPOTrainer',
+    ],
+    [
+      modelLines(model, 'AutoModelForCausalLM'),
+      datasetLines(data, dpo.eval_fraction, exp.seed, dpo.columns),
+      `args = ${pyCall('DPOConfig', config)}`,
+      'trainer = DPOTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
+      'trainer.train()',
+      'trainer.save_model()',
+    ],
+  );
+  return { file: 'dpo.py', source, unmapped: [...unmapped, ...floorUnmapped('dpo', dpo)], problem: model.problem };
 }
 
 /** accelerate's config for `layout`: data parallel over every GPU, or DeepSpeed ZeRO. */
@@ -224,28 +262,40 @@ function sectionsWithoutScript(exp: Experiment): Unmapped[] {
 
 const isDefaultRuntime = (v: unknown) => JSON.stringify(v) === JSON.stringify({ provider: 'auto' });
 
+/** A preference stage's data, or undefined when its local file holds no pair with a winner yet. */
+async function labeledPairs(source: string, columns: ColumnMapping | undefined, file: string) {
+  const spec = parseDataSpec(source);
+  if (!spec.hub && !fs.existsSync(spec.path)) return undefined;
+  const data = await preferenceData(source, columns, file);
+  return 'count' in data && data.count === 0 ? undefined : data;
+}
+
+const NO_LABELS = 'its preference file holds no decided pairs yet: label comparisons, then export again';
+
 /** The TRL hand-off of a loaded experiment (paths absolute, as loadExperiment leaves them). */
-export function trlExport(exp: Experiment, layout: ClusterLayout): ExportBundle {
+export async function trlExport(exp: Experiment, layout: ClusterLayout): Promise<ExportBundle> {
   const files = new Map<string, string | Buffer>();
   const scripts: StageScript[] = [];
   const unmapped = sectionsWithoutScript(exp);
+  const add = (script: StageScript, data: ExportedData) => {
+    scripts.push(script);
+    if ('file' in data) files.set(data.file, data.text);
+  };
   if (exp.sft) {
-    scripts.push(sftScript(exp, layout));
-    files.set(`data/sft${path.extname(exp.sft.data) || '.jsonl'}`, fs.readFileSync(exp.sft.data));
+    const data = await sftData(exp.sft.data, exp.sft.columns, 'data/sft.jsonl');
+    add(sftScript(exp, layout, data), data);
   }
-  if (exp.rm) {
-    const pairs = fs.existsSync(exp.rm.data) ? decidedPreferenceLines(exp.rm.data) : undefined;
-    if (pairs?.exported) {
-      scripts.push(rewardScript(exp, layout));
-      files.set('data/preferences.jsonl', pairs.text);
-    } else
-      unmapped.push({
-        field: 'rm',
-        value: { data: path.basename(exp.rm.data) },
-        why: 'its preference file holds no decided pairs yet: label comparisons, then export again',
-      });
+  for (const [section, file, make] of [
+    ['rm', 'data/preferences.jsonl', rewardScript],
+    ['dpo', 'data/dpo-preferences.jsonl', dpoScript],
+  ] as const) {
+    const settings = exp[section];
+    if (!settings) continue;
+    const data = await labeledPairs(settings.data, settings.columns, file);
+    if (data) add(make(exp, layout, data), data);
+    else unmapped.push({ field: section, value: { data: path.basename(settings.data) }, why: NO_LABELS });
   }
-  if (!scripts.length) throw new Error('the experiment has no stage TRL trains (sft, rm): nothing to export');
+  if (!scripts.length) throw new Error('the experiment has no stage TRL trains (sft, rm, dpo): nothing to export');
   for (const s of scripts) {
     files.set(s.file, s.source);
     unmapped.push(...s.unmapped);

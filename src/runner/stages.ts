@@ -19,6 +19,7 @@ import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
 import { fetchHubData, fetchHubModels, hubOptions } from './hub-models';
 import { sampleFromCheckpoint } from '../train/samples';
+import { runDpo } from '../train/dpo';
 import { runPpo } from '../train/ppo';
 import { runRm } from '../train/reward';
 import { runSft } from '../train/sft';
@@ -44,6 +45,10 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
   ppo: (command, context) =>
     stageRun(command, context)
       .then(runPpo)
+      .then(() => {}),
+  dpo: (command, context) =>
+    stageRun(command, context)
+      .then(runDpo)
       .then(() => {}),
 };
 
@@ -102,7 +107,8 @@ function withRuntime(experiment: Experiment, overrides: RuntimeOverrides = {}): 
 
 /** A step count set for this run, in place of its stage's max_steps (PPO: its iterations). */
 function withSteps(experiment: Experiment, stage: ExperimentStage, steps: number | undefined): Experiment {
-  const { sft, rm, ppo } = experiment;
+  const { sft, rm, ppo, dpo } = experiment;
+  if (steps && stage === 'dpo' && dpo) dpo.max_steps = steps;
   if (steps && stage === 'sft' && sft) sft.max_steps = steps;
   if (steps && stage === 'rm' && rm) rm.max_steps = steps;
   if (steps && stage === 'ppo' && ppo) ppo.total_episodes = steps * ppo.per_device_train_batch_size;
@@ -120,6 +126,8 @@ function withModels(experiment: Experiment, models: StageModels = {}, emit: Emit
   if (rm && !rm.model) rm.model = use('reward model backbone: the SFT model', models.sft);
   if (ppo && !ppo.sft_model) ppo.sft_model = use('policy and reference: the SFT model', models.sft);
   if (ppo && !ppo.reward_model) ppo.reward_model = use('reward model', models.rm);
+  if (experiment.dpo && !experiment.dpo.model)
+    experiment.dpo.model = use('policy and reference: the SFT model', models.sft);
   return experiment;
 }
 

@@ -15,7 +15,6 @@ import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
 import { loadPrompts } from '../data/formats/stage-data';
 import { ColumnMapping } from '../data/formats/read';
-import { TextOrMessages } from '../data/preference-record';
 import { Head, ModelConfig } from '../model/config';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
@@ -31,6 +30,7 @@ import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { rolloutGraph, updateGraph } from './ppo-graphs';
+import { SamplePrompt, promptText } from './samples';
 import { Scorer } from './scorer';
 import { Trainer } from './trainer';
 import { ModelSlot, StepSource, TrainerSetup } from './stage';
@@ -65,22 +65,12 @@ export async function readPrompts(
   tokenizer: Tokenizer,
   chat = tokenizer.chat(),
   columns?: ColumnMapping,
-): Promise<{ prompts: Prompt[]; summary: string }> {
+): Promise<{ prompts: SamplePrompt[]; summary: string }> {
   const { prompts, summary } = await loadPrompts(source, { columns, templated: chat.templated });
   return {
     prompts: prompts.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) })),
     summary,
   };
-}
-
-/** How a prompt shows in the samples table: its text, or a conversation's last message. */
-function promptText(prompt: TextOrMessages): string {
-  return typeof prompt === 'string' ? prompt : prompt[prompt.length - 1].content;
-}
-
-interface Prompt {
-  text: string;
-  ids: number[];
 }
 
 /**
@@ -223,7 +213,7 @@ function ppoSteps(
   trainer: Trainer,
   s: PpoSettings,
   seed: number,
-  sampler: BatchSampler<Prompt>,
+  sampler: BatchSampler<SamplePrompt>,
   rollout: Rollout,
   klCoef: number,
 ): StepSource {
@@ -273,7 +263,7 @@ function ppoSteps(
 }
 
 /** Steps 1 and 2: the responses, their log-probs under policy and reference, their values and scores. */
-async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: Prompt[], rollout: Rollout, rng: Rng) {
+async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: SamplePrompt[], rollout: Rollout, rng: Rng) {
   let t0 = Date.now();
   const sampling = { maxNewTokens: s.response_length, temperature: s.temperature, topK: 0, topP: 1 };
   const generations = await rollout.generator.generate(
@@ -355,7 +345,7 @@ async function ppoUpdates(
 }
 
 /** The first responses of an iteration as a samples table. */
-function sampleRows(episodes: Episode[], batch: Prompt[], tokenizer: Tokenizer): SampleRow[] {
+function sampleRows(episodes: Episode[], batch: SamplePrompt[], tokenizer: Tokenizer): SampleRow[] {
   return episodes.slice(0, 8).map((e, i) => ({
     prompt: batch[i].text,
     response: responseText(tokenizer, e.response),

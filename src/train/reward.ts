@@ -10,7 +10,9 @@ import { logSigmoid, maskedMean } from '../engine/nn';
 import { cast, greater, max, mean, neg, reshape, slice, sub } from '../engine/ops';
 import { hostTensor } from '../engine/runtime';
 import { Tensor, input } from '../engine/tensor';
+import { ReadOptions } from '../data/formats/read';
 import { loadPreferencePairs } from '../data/formats/stage-data';
+import { PairOptions, PreferencePair } from '../data/preferences';
 import { loadSft, splitTrainEval } from '../data/sft';
 import { ModelConfig } from '../model/config';
 import { rewardInputs, rewardParamInputs, rewards, withScoreHead } from '../model/reward';
@@ -19,7 +21,7 @@ import { Tokenizer } from '../model/tokenizer';
 import { TextOrMessages } from '../data/preference-record';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
-import { Experiment, RmSettings } from '../experiment/config';
+import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import {
@@ -167,16 +169,23 @@ export interface RmRun {
   signal?: AbortSignal;
 }
 
-/** Reads the config's preference data; bad records stop the run, naming file and line. */
-async function readRewardPairs(s: RmSettings, templated: boolean, emit: EmitEvent): Promise<RewardPair[]> {
-  const includeTies = s.include_ties;
-  const { pairs, skipped, summary } = await loadPreferencePairs(s.data, { includeTies, columns: s.columns, templated });
+/**
+ * Reads a stage's preference data (any format src/data/formats reads: the labeling store, TRL's
+ * preference records, HH-RLHF transcripts…); bad records stop the run, naming file and line, and
+ * comparisons without a winner are counted in the log.
+ */
+export async function readTrainingPairs(
+  source: string,
+  options: ReadOptions & PairOptions,
+  emit: EmitEvent,
+): Promise<PreferencePair[]> {
+  const { pairs, skipped, summary } = await loadPreferencePairs(source, options);
   emit({ type: 'log', level: 'info', message: summary });
   if (skipped)
     emit({
       type: 'log',
       level: 'info',
-      message: `${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${includeTies ? 'skip' : 'tie, both_bad or skip'})`,
+      message: `${source}: ${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${options.includeTies ? 'skip' : 'tie, both_bad or skip'})`,
     });
   return pairs;
 }
@@ -212,7 +221,13 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const chat = tokenizer.chat(exp.chat_template_kwargs);
-  const pairs = run.pairs ?? (await readRewardPairs(s, chat.templated, emit));
+  const pairs =
+    run.pairs ??
+    (await readTrainingPairs(
+      s.data,
+      { includeTies: s.include_ties, columns: s.columns, templated: chat.templated },
+      emit,
+    ));
   const data = tokenizePairs(pairs, tokenizer, chat, maxLength);
   if (data.tooLong)
     emit({

@@ -66,10 +66,16 @@ function kwargsOf(source: string, call: string): string[] {
   return [...body.matchAll(/^ {4}(\w+)=/gm)].map((m) => m[1]);
 }
 
-test('TRL: a script per stage with TRL config names, the data in TRL formats, and what did not carry over', (t) => {
+test('TRL: a script per stage with TRL config names, the data in TRL formats, and what did not carry over', async (t) => {
   const { dir, config } = workspace();
   const out = path.join(dir, 'trl');
-  const { bundle } = exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 4, nodes: 1 }, out });
+  const { bundle } = await exportExperiment({
+    target: 'trl',
+    config,
+    workspace: dir,
+    layout: { gpus: 4, nodes: 1 },
+    out,
+  });
   for (const file of [
     'sft.py',
     'reward.py',
@@ -118,10 +124,44 @@ test('TRL: a script per stage with TRL config names, the data in TRL formats, an
   for (const file of ['sft.py', 'reward.py']) execFileSync('python3', ['-m', 'py_compile', path.join(out, file)]);
 });
 
-test('OpenRLHF: a ray job submit of train_ppo_ray with its argument names, chat prompts templated', () => {
+test('TRL: a dpo section becomes dpo.py with DPOConfig names, the reference log-probs precomputed as here', async (t) => {
+  const { dir, config } = workspace({
+    sft: undefined,
+    rm: undefined,
+    dpo: { data: 'prefs.jsonl', beta: 0.2, loss_type: 'ipo', max_prompt_length: 64, sample_prompts: ['Q: hen?'] },
+  });
+  const out = path.join(dir, 'trl');
+  const { bundle } = await exportExperiment({
+    target: 'trl',
+    config,
+    workspace: dir,
+    layout: { gpus: 1, nodes: 1 },
+    out,
+  });
+  const dpo = fs.readFileSync(path.join(out, 'dpo.py'), 'utf8');
+  assert.deepEqual(
+    kwargsOf(dpo, 'DPOConfig').filter((k) => !ARGS.DPOConfig.includes(k)),
+    [],
+  );
+  assert.match(dpo, /beta=0\.2,/);
+  assert.match(dpo, /loss_type="ipo",/);
+  assert.match(dpo, /max_prompt_length=64,/);
+  assert.match(dpo, /precompute_ref_log_probs=True,/);
+  assert.match(dpo, /MODEL = "Qwen\/Qwen3-0\.6B"/);
+  const pairs = fs.readFileSync(path.join(out, 'data/dpo-preferences.jsonl'), 'utf8').trim().split('\n');
+  assert.deepEqual(
+    pairs.map((l) => JSON.parse(l)),
+    [{ prompt: 'Q: dog?', chosen: ' woof', rejected: ' meow' }],
+  );
+  assert.ok(bundle.unmapped.some((u) => u.field === 'dpo.sample_prompts'));
+  if (!hasPython) return t.skip('python3 is not installed: the script was not compiled');
+  execFileSync('python3', ['-m', 'py_compile', path.join(out, 'dpo.py')]);
+});
+
+test('OpenRLHF: a ray job submit of train_ppo_ray with its argument names, chat prompts templated', async () => {
   const { dir, config } = workspace();
   const out = path.join(dir, 'openrlhf');
-  const { bundle } = exportExperiment({
+  const { bundle } = await exportExperiment({
     target: 'openrlhf',
     config,
     workspace: dir,
@@ -149,10 +189,10 @@ test('OpenRLHF: a ray job submit of train_ppo_ray with its argument names, chat 
   assert.equal(fs.readFileSync(path.join(out, 'data/prompts.jsonl'), 'utf8').trim().split('\n').length, 2);
 });
 
-test('a preset model or a local folder is named in the README as something to set before launching', (t) => {
+test('a preset model or a local folder is named in the README as something to set before launching', async (t) => {
   const { dir, config } = workspace({ model: 'tiny', rm: undefined, ppo: undefined });
   const out = path.join(dir, 'trl');
-  exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 1, nodes: 1 }, out });
+  await exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 1, nodes: 1 }, out });
   assert.match(
     fs.readFileSync(path.join(out, 'README.md'), 'utf8'),
     /## Before launching\n\n- model is the preset "tiny"/,
@@ -171,9 +211,9 @@ test('a preset model or a local folder is named in the README as something to se
   assert.match(run, /preset "tiny"/, 'the script stops with the reason before loading anything');
 });
 
-test('refusals: nothing to export, or a folder that holds files already', () => {
+test('refusals: nothing to export, or a folder that holds files already', async () => {
   const { dir, config } = workspace({ sft: undefined, rm: undefined });
-  assert.throws(
+  await assert.rejects(
     () => exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 1, nodes: 1 } }),
     /no stage TRL trains/,
   );
@@ -181,7 +221,7 @@ test('refusals: nothing to export, or a folder that holds files already', () => 
   const out = path.join(full.dir, 'taken');
   fs.mkdirSync(out);
   fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
-  assert.throws(
+  await assert.rejects(
     () =>
       exportExperiment({ target: 'trl', config: full.config, workspace: full.dir, layout: { gpus: 1, nodes: 1 }, out }),
     /the export folder exists and is not empty/,
