@@ -23,6 +23,7 @@ import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
 import { modelFolder, printEvent, stopOnInterrupt } from './cli/output';
 import { StageOptions, runsDir, stage } from './cli/stage';
+import { exportCommand } from './cli/export';
 
 const HUB_MODEL = 'or Hugging Face Hub repo id (org/name or org/name@revision, downloaded into the Hugging Face cache)';
 const DEMO_CONFIG = path.join(packageRoot(), 'media', 'demo', 'experiment.json');
@@ -103,6 +104,7 @@ async function candidates(opts: {
     signal: stopOnInterrupt(),
     onProgress: (p) => console.log(`[${p.done}/${p.total}] ${p.pairs} pairs`),
   });
+  console.log(summary.read);
   warnOfBadLines(summary.errors);
   const queued = summary.alreadyQueued > 0 ? ` (${summary.alreadyQueued} prompts were already queued)` : '';
   console.log(
@@ -129,7 +131,7 @@ async function labelDemo(queue: string, prefs: string, opts: { rule?: string; re
     throw new Error('label-demo needs exactly one of --rule WORD and --reference FILE');
   const annotator = opts.rule
     ? wordAnnotator(opts.rule)
-    : referenceAnnotator(readReferences(path.resolve(opts.reference!)));
+    : referenceAnnotator(await readReferences(path.resolve(opts.reference!)));
   const { counts, errors } = await labelQueue(queue, prefs, annotator);
   warnOfBadLines(errors);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -217,6 +219,7 @@ export function program(): Command {
     .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2);
   withSampling(candidatesCommand, 0.9).action(candidates);
   labelCommands(cli);
+  exportCommand(cli);
   cli
     .command('schema')
     .description('print the JSON schema of experiment config files')

@@ -2,7 +2,7 @@
 PyTorch speed reference for the RLHF Studio benches. Prints one JSON object
 per line on stdout.
 
-    python3 bench/reference/bench_torch.py --case mlp|block|gpt2-sft|decode|llama-sft|llama-decode|matmul-peak|all
+    python3 bench/reference/bench_torch.py --case mlp|block|gpt2-sft|gpt2-dpo|decode|llama-sft|llama-decode|matmul-peak|all
                                            [--threads N] [--warmup N] [--steps N] [config flags]
 
 Every case runs --warmup untimed steps, then times --steps steps (or whole
@@ -26,8 +26,9 @@ import torch.nn.functional as F  # noqa: E402
 
 from gpt2_torch import GPT2, Block, GPT2Config, init_weights, generate_greedy  # noqa: E402
 import llama_torch  # noqa: E402
+from dpo_torch import batch_loss_metrics, sequence_logps  # noqa: E402
 
-CASES = ["mlp", "block", "gpt2-sft", "decode", "llama-sft", "llama-decode", "matmul-peak"]
+CASES = ["mlp", "block", "gpt2-sft", "gpt2-dpo", "decode", "llama-sft", "llama-decode", "matmul-peak"]
 # SmolLM2-135M's shape, 4 of its 30 layers
 LLAMA = dict(d=576, heads=9, kv_heads=3, intermediate=1536, layers=4, vocab=49152, rope_theta=100000.0)
 
@@ -35,6 +36,7 @@ DEFAULTS = {
     "mlp": dict(batch=256, n_in=512, hidden=2048, n_out=512, warmup=3, steps=10),
     "block": dict(batch=8, ctx=128, d=256, heads=4, warmup=3, steps=10),
     "gpt2-sft": dict(batch=8, ctx=128, d=256, heads=4, layers=4, vocab=50257, warmup=2, steps=5),
+    "gpt2-dpo": dict(batch=4, ctx=128, d=256, heads=4, layers=4, vocab=50257, prompt=64, warmup=2, steps=5),
     "decode": dict(batch=16, ctx=128, d=256, heads=4, layers=4, vocab=50257, prompt=16,
                    new_tokens=64, warmup=1, steps=3),
     "llama-sft": dict(batch=8, ctx=128, **LLAMA, warmup=2, steps=5),
@@ -163,6 +165,35 @@ def bench_gpt2_sft(a):
     report("gpt2-sft", a, sec, sec_min, flops=flops, tokens=tokens, matmul_params=n_matmul)
 
 
+def bench_gpt2_dpo(a):
+    """One DPO step on --batch pairs (2 x batch rows of --ctx tokens, the first --prompt of them the
+    prompt): the frozen reference's log-probs (no grad), the policy's forward, TRL's sigmoid loss and
+    metrics, backward, gradient clipping to norm 1 and AdamW, as a step of TRL's DPOTrainer. With glibc's malloc tuned as ppo_torch.py tunes it (importing it does), so
+    the [2P, T, vocab] temporaries are not page-faulted in afresh on every step."""
+    from ppo_torch import MALLOC
+    policy = gpt2_model(a).train()
+    reference = gpt2_model(a).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(policy.parameters(), lr=3e-4)
+    rows = 2 * a.batch
+    data = torch.randint(a.vocab, (rows, a.ctx + 1), generator=torch.Generator().manual_seed(a.seed))
+    x, y = data[:, :-1], data[:, 1:]
+    mask = torch.zeros(rows, a.ctx, dtype=torch.bool)
+    mask[:, a.prompt - 1:] = True
+
+    def step():
+        with torch.no_grad():
+            ref_logps = sequence_logps(reference(x)[0], y, mask, False)
+        logits, _ = policy(x)
+        loss, _ = batch_loss_metrics(logits, y, mask, ref_logps[:a.batch], ref_logps[a.batch:], 0.1, "sigmoid")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)  # TRL's max_grad_norm, as ours
+        opt.step()
+
+    sec, sec_min = time_it(step, a.warmup, a.steps)
+    report("gpt2-dpo", a, sec, sec_min, tokens=rows * a.ctx, malloc=MALLOC)
+
+
 def bench_decode(a):
     if a.prompt + a.new_tokens > a.ctx:
         raise SystemExit(f"--prompt + --new-tokens must fit in --ctx ({a.ctx})")
@@ -216,7 +247,8 @@ def bench_matmul_peak(a):
     report("matmul-peak", a, sec, sec_min, gflops=gflops, best_size=n, gflops_by_size=by_size)
 
 
-BENCHES = {"mlp": bench_mlp, "block": bench_block, "gpt2-sft": bench_gpt2_sft, "decode": bench_decode,
+BENCHES = {"mlp": bench_mlp, "block": bench_block, "gpt2-sft": bench_gpt2_sft, "gpt2-dpo": bench_gpt2_dpo,
+           "decode": bench_decode,
            "llama-sft": bench_llama_sft, "llama-decode": bench_llama_decode, "matmul-peak": bench_matmul_peak}
 
 # -----------------------------------------------------------------------------

@@ -8,21 +8,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { decodeUtf8 } from '../data/jsonl';
+import { formatDataSpec, parseDataSpec } from '../data/formats/source';
 import { hubSpecOf, parseHubSpec } from '../hub/spec';
 import { PRESET_NAMES, isPresetName } from '../model/preset-names';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
-
-const positiveInt = z.number().int().positive();
-/** Sequences per step. 2^20 of even one token each need over 200 GB for GPT-2's logits alone. */
-const batchSize = positiveInt.max(2 ** 20, 'must be at most 1048576 (2^20); a batch that large cannot fit in memory');
-const fraction = z.number().min(0).max(1);
-/** At least one example is always left to train on, so a share of 1 is not allowed. */
-const evalFraction = z
-  .number()
-  .min(0)
-  .lt(1, 'must be below 1: it is the share held out for evaluation, and the rest is what trains')
-  .describe('Share of the data held out for evaluation, in [0, 1).');
+import { dpoSchema } from './dpo-schema';
+import { batchSize, columnsSetting, dataField, evalFraction, optimizerSettings, positiveInt } from './schema-parts';
 
 const runtimeSchema = z
   .object({
@@ -39,27 +31,12 @@ const modelSizeSchema = z
   .partial()
   .strict();
 
-/** The optimizer's settings every training stage has (TRL's names), with the stage's defaults. */
-function optimizerSettings(d: {
-  learning_rate: number;
-  lr_scheduler_type: 'cosine' | 'linear';
-  warmup_steps: number;
-  min_lr_ratio: number;
-  weight_decay: number;
-}) {
-  return {
-    learning_rate: z.number().positive().default(d.learning_rate),
-    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default(d.lr_scheduler_type),
-    warmup_steps: z.number().int().min(0).default(d.warmup_steps),
-    min_lr_ratio: fraction.default(d.min_lr_ratio),
-    weight_decay: z.number().min(0).default(d.weight_decay),
-    max_grad_norm: z.number().positive().default(1),
-  };
-}
-
 export const sftSchema = z
   .object({
-    data: z.string().min(1).describe('SFT data: JSONL with {prompt, completion}, {messages} or {text} per line.'),
+    data: dataField(
+      "SFT data, records in TRL's formats ({prompt, completion}, {messages}, {text}), Alpaca ({instruction, input, output}) or ShareGPT ({conversations})",
+    ),
+    columns: columnsSetting,
     eval_fraction: evalFraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
     per_device_train_batch_size: batchSize.default(8),
@@ -81,10 +58,10 @@ export const sftSchema = z
 
 export const comparisonsSchema = z
   .object({
-    prompts: z
-      .string()
-      .min(1)
-      .describe('Prompts to sample candidates for: JSONL with {"prompt": text or chat messages} per line.'),
+    prompts: dataField(
+      'Prompts to sample candidates for: records with {"prompt": text or chat messages}, or the prompts of SFT records (messages, Alpaca, ShareGPT)',
+    ),
+    columns: columnsSetting,
     queue: z
       .string()
       .min(1)
@@ -119,12 +96,10 @@ export const comparisonsSchema = z
 
 export const rmSchema = z
   .object({
-    data: z
-      .string()
-      .min(1)
-      .describe(
-        "Preference pairs: JSONL in TRL's preference format ({prompt, chosen, rejected}), e.g. the labeling store.",
-      ),
+    data: dataField(
+      "Preference pairs in TRL's preference format ({prompt, chosen, rejected}, or {chosen, rejected} with an implicit prompt), e.g. the labeling store, or Alpaca/ShareGPT records with chosen and rejected",
+    ),
+    columns: columnsSetting,
     model: z
       .string()
       .min(1)
@@ -167,7 +142,10 @@ export const rmSchema = z
 
 export const ppoSchema = z
   .object({
-    prompts: z.string().min(1).describe('Prompts: JSONL with {"prompt": "..."} per line.'),
+    prompts: dataField(
+      'Prompts: records with {"prompt": text or chat messages}, or the prompts of SFT records (messages, Alpaca, ShareGPT)',
+    ),
+    columns: columnsSetting,
     sft_model: z
       .string()
       .min(1)
@@ -255,6 +233,7 @@ export const experimentSchema = z
     comparisons: comparisonsSchema.optional(),
     rm: rmSchema.optional(),
     ppo: ppoSchema.optional(),
+    dpo: dpoSchema.optional(),
   })
   .strict();
 
@@ -263,6 +242,7 @@ export type SftSettings = z.infer<typeof sftSchema>;
 export type ComparisonsSettings = z.infer<typeof comparisonsSchema>;
 export type RmSettings = z.infer<typeof rmSchema>;
 export type PpoSettings = z.infer<typeof ppoSchema>;
+export type DpoSettings = z.infer<typeof dpoSchema>;
 
 export class ConfigError extends Error {}
 
@@ -292,11 +272,12 @@ export function loadExperiment(file: string, workspace: string): Experiment {
 
 /** Makes a validated config's paths absolute and checks that its files are inside `workspace`. */
 export function placed(exp: Experiment, file: string, workspace: string): Experiment {
-  resolvePaths(exp, path.dirname(path.resolve(file)));
+  resolvePaths(exp, path.dirname(path.resolve(file)), file);
   applyModelRevision(exp, file);
   const problems = WORKSPACE_FIELDS.flatMap(([field, get]) => {
     const value = get(exp);
-    const problem = value === undefined ? undefined : workspacePathProblem(field, value, workspace);
+    const local = value === undefined ? undefined : parseDataSpec(value);
+    const problem = local && !local.hub ? workspacePathProblem(field, local.path, workspace) : undefined;
     return problem === undefined ? [] : [`${file}: ${problem}`];
   });
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
@@ -325,7 +306,7 @@ function readConfigJson(file: string): unknown {
 
 /**
  * The data and output files of an experiment, which must be inside its workspace folder. The model
- * fields (`model`, `comparisons.model`, `rm.model`, `ppo.sft_model`, `ppo.reward_model`) are not
+ * fields (`model`, `comparisons.model`, `rm.model`, `ppo.sft_model`, `ppo.reward_model`, `dpo.model`) are not
  * confined: they name model folders that are only ever read, and parsed as models (config.json,
  * safetensors, tokenizer), which may live elsewhere (a shared checkpoint or model cache).
  */
@@ -336,29 +317,44 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
   ['comparisons.preferences', (exp) => exp.comparisons?.preferences],
   ['rm.data', (exp) => exp.rm?.data],
   ['ppo.prompts', (exp) => exp.ppo?.prompts],
+  ['dpo.data', (exp) => exp.dpo?.data],
 ];
 
 /**
  * Makes the config's paths absolute, relative to `dir` (the config file's folder); presets and Hub
  * repo ids stay names (a folder of the repo id's name wins).
  */
-function resolvePaths(exp: Experiment, dir: string): void {
+function resolvePaths(exp: Experiment, dir: string, file: string): void {
   const resolve = (p: string) => path.resolve(dir, p);
   const resolveModel = (m: string) => (isPresetName(m) || hubSpecOf(m, resolve(m)) ? m : resolve(m));
-  if (exp.sft) exp.sft.data = resolve(exp.sft.data);
+  const resolveData = (field: string, spec: string) => {
+    let data;
+    try {
+      data = parseDataSpec(spec);
+    } catch (e) {
+      throw new ConfigError(`${file}: ${field}: ${(e as Error).message}`);
+    }
+    return formatDataSpec(data.hub ? data : { ...data, path: resolve(data.path) });
+  };
+  if (exp.sft) exp.sft.data = resolveData('sft.data', exp.sft.data);
   if (exp.comparisons) {
     const c = exp.comparisons;
-    [c.prompts, c.queue, c.preferences] = [resolve(c.prompts), resolve(c.queue), resolve(c.preferences)];
+    [c.queue, c.preferences] = [resolve(c.queue), resolve(c.preferences)];
+    c.prompts = resolveData('comparisons.prompts', c.prompts);
     if (c.model) c.model = resolveModel(c.model);
   }
   if (exp.rm) {
-    exp.rm.data = resolve(exp.rm.data);
+    exp.rm.data = resolveData('rm.data', exp.rm.data);
     if (exp.rm.model) exp.rm.model = resolveModel(exp.rm.model);
   }
   if (exp.ppo) {
-    exp.ppo.prompts = resolve(exp.ppo.prompts);
+    exp.ppo.prompts = resolveData('ppo.prompts', exp.ppo.prompts);
     if (exp.ppo.sft_model) exp.ppo.sft_model = resolveModel(exp.ppo.sft_model);
     if (exp.ppo.reward_model) exp.ppo.reward_model = resolveModel(exp.ppo.reward_model);
+  }
+  if (exp.dpo) {
+    exp.dpo.data = resolveData('dpo.data', exp.dpo.data);
+    if (exp.dpo.model) exp.dpo.model = resolveModel(exp.dpo.model);
   }
   exp.model = resolveModel(exp.model);
 }

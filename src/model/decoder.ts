@@ -99,12 +99,12 @@ export function scoreHead(p: Params, hidden: Tensor): Tensor {
   return p['score.bias'] ? scores.add(reshape(p['score.bias'], [])) : scores;
 }
 
-/** The standard inputs of a forward pass over a [B, T] window that attends to S keys. */
-export function sequenceInputs(keys: string = 'T'): ForwardInputs {
+/** The standard inputs of a forward pass over a [B, T] window that attends to S keys; `rows` names B. */
+export function sequenceInputs(keys: string = 'T', rows: string = 'B'): ForwardInputs {
   return {
-    tokens: input('tokens', 'int32', ['B', 'T']),
-    positions: input('positions', 'int32', ['B', 'T']),
-    attnBias: input('attn_bias', 'float32', ['B', 1, 'T', keys]),
+    tokens: input('tokens', 'int32', [rows, 'T']),
+    positions: input('positions', 'int32', [rows, 'T']),
+    attnBias: input('attn_bias', 'float32', [rows, 1, 'T', keys]),
   };
 }
 

@@ -10,11 +10,11 @@ import { z } from 'zod';
 import { Parsed, parseWith } from './parse';
 
 /** Every stage an event can come from. */
-export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'generate'] as const;
+export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo', 'generate'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Stages that run from an experiment config into a run directory (the runs in the Runs view). */
-export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo'] as const;
+export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo'] as const;
 export type ExperimentStage = (typeof EXPERIMENT_STAGES)[number];
 
 /** The engine's provider choices (src/runner/stages.ts checks that they match the engine's). */
@@ -93,8 +93,8 @@ export const runtimeOverridesSchema = z.object({
 
 /**
  * The models of earlier stages of the same experiment (the newest finished SFT and reward-model
- * runs), for the config fields that name no model: comparisons.model, rm.model, ppo.sft_model and
- * ppo.reward_model. A field the config sets wins.
+ * runs), for the config fields that name no model: comparisons.model, rm.model, ppo.sft_model,
+ * ppo.reward_model and dpo.model. A field the config sets wins.
  */
 export const stageModelsSchema = z.object({ sft: z.string().min(1).optional(), rm: z.string().min(1).optional() });
 

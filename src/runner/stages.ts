@@ -15,10 +15,12 @@ import {
   StartCommand,
 } from '../protocol/runner';
 import { Rng } from '../util/rng';
+import { formatDataError } from '../data/jsonl';
 import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
-import { fetchHubModels, hubOptions } from './hub-models';
+import { fetchHubData, fetchHubModels, hubOptions } from './hub-models';
 import { sampleFromCheckpoint } from '../train/samples';
+import { runDpo } from '../train/dpo';
 import { runPpo } from '../train/ppo';
 import { runRm } from '../train/reward';
 import { runSft } from '../train/sft';
@@ -46,11 +48,15 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
       .then((run) => withRewardModelWarning(run, run.experiment.ppo?.reward_model))
       .then(runPpo)
       .then(() => {}),
+  dpo: (command, context) =>
+    stageRun(command, context)
+      .then(runDpo)
+      .then(() => {}),
 };
 
 type StageRun = Awaited<ReturnType<typeof stageRun>>;
 
-/** The stage's experiment, with its Hub models fetched. */
+/** The stage's experiment, with its Hub models and datasets fetched. */
 async function stageRun(command: StartCommand, context: StageContext) {
   const { emit, signal } = context;
   const incomplete =
@@ -59,6 +65,7 @@ async function stageRun(command: StartCommand, context: StageContext) {
   const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
   const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);
   await fetchHubModels(experiment, command.stage, command.resumeFrom !== undefined, context);
+  await fetchHubData(experiment, command.stage, context);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
 }
 
@@ -85,7 +92,8 @@ async function runComparisons({ experiment: exp, outputDir, emit, signal }: Stag
     onProgress: (p) =>
       emit({ type: 'progress', stage: 'comparisons', step: p.done, total: p.total, message: `${p.pairs} pairs` }),
   });
-  for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: `${e.file}:${e.line}: ${e.message}` });
+  emit({ type: 'log', level: 'info', message: summary.read });
+  for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: formatDataError(e) });
   const already = summary.alreadyQueued > 0 ? `; ${summary.alreadyQueued} prompts were queued before` : '';
   emit({
     type: 'log',
@@ -113,7 +121,8 @@ function withRuntime(experiment: Experiment, overrides: RuntimeOverrides = {}): 
 
 /** A step count set for this run, in place of its stage's max_steps (PPO: its iterations). */
 function withSteps(experiment: Experiment, stage: ExperimentStage, steps: number | undefined): Experiment {
-  const { sft, rm, ppo } = experiment;
+  const { sft, rm, ppo, dpo } = experiment;
+  if (steps && stage === 'dpo' && dpo) dpo.max_steps = steps;
   if (steps && stage === 'sft' && sft) sft.max_steps = steps;
   if (steps && stage === 'rm' && rm) rm.max_steps = steps;
   if (steps && stage === 'ppo' && ppo) ppo.total_episodes = steps * ppo.per_device_train_batch_size;
@@ -131,6 +140,8 @@ function withModels(experiment: Experiment, models: StageModels = {}, emit: Emit
   if (rm && !rm.model) rm.model = use('reward model backbone: the SFT model', models.sft);
   if (ppo && !ppo.sft_model) ppo.sft_model = use('policy and reference: the SFT model', models.sft);
   if (ppo && !ppo.reward_model) ppo.reward_model = use('reward model', models.rm);
+  if (experiment.dpo && !experiment.dpo.model)
+    experiment.dpo.model = use('policy and reference: the SFT model', models.sft);
   return experiment;
 }
 

@@ -108,6 +108,29 @@ export const STAGE_INFO: Readonly<Record<ExperimentStage, StageInfo>> = {
     checkpointModels: ['policy', 'value'],
     nextSteps: ['Generate with Model', 'Open Folder'],
   },
+  dpo: {
+    label: 'DPO',
+    work: 'DPO training',
+    command: 'rlhf.trainDpo',
+    cli: {
+      description:
+        'direct preference optimization on preference pairs, as set in the "dpo" section of an experiment config',
+      steps: 'override max_steps',
+    },
+    keyMetrics: ['eval_rewards/accuracies', 'rewards/accuracies'],
+    dashboard: [
+      { title: 'loss', metrics: ['loss', 'eval_loss'] },
+      { title: 'rewards/accuracies', metrics: ['rewards/accuracies', 'eval_rewards/accuracies'] },
+      { title: 'rewards', metrics: ['rewards/chosen', 'rewards/rejected'] },
+      { title: 'rewards/margins', metrics: ['rewards/margins', 'eval_rewards/margins'] },
+      { title: 'logps', metrics: ['logps/chosen', 'logps/rejected'] },
+      { title: 'logits', metrics: ['logits/chosen', 'logits/rejected'] },
+      ...['learning_rate', 'grad_norm'].map(singleChart),
+    ],
+    generates: true,
+    checkpointModels: [],
+    nextSteps: ['Generate with Model', 'Open Folder'],
+  },
 };
 
 export function stageLabel(stage: ExperimentStage): string {

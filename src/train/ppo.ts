@@ -13,8 +13,8 @@
 import * as path from 'path';
 import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
-import { readJsonl, assertNoDataErrors } from '../data/jsonl';
-import { parsePrompt, TextOrMessages } from '../data/preference-record';
+import { loadPrompts } from '../data/formats/stage-data';
+import { ColumnMapping } from '../data/formats/read';
 import { Head, ModelConfig } from '../model/config';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
@@ -30,6 +30,7 @@ import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { rolloutGraph, updateGraph } from './ppo-graphs';
+import { SamplePrompt, promptText } from './samples';
 import { Scorer } from './scorer';
 import { Trainer } from './trainer';
 import { ModelSlot, StepSource, TrainerSetup } from './stage';
@@ -55,25 +56,21 @@ export interface PpoRun {
 }
 
 /**
- * The prompts of `file`, `{"prompt": text or chat messages}` per line: plain text as is, a
- * conversation through the model's chat format with the assistant's turn opened.
+ * The prompts of a data field (`{"prompt": text or chat messages}`, or the prompts of other
+ * records, see src/data/formats/kinds.ts): plain text as is, a conversation through the model's
+ * chat format with the assistant's turn opened.
  */
-export function readPrompts(file: string, tokenizer: Tokenizer, chat = tokenizer.chat()): Prompt[] {
-  const { records, errors } = readJsonl(file, (r) => parsePrompt(r.prompt));
-  assertNoDataErrors(errors);
-  if (!records.length)
-    throw new Error(`${file}: no prompts found (expected {"prompt": text or chat messages} per line)`);
-  return records.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) }));
-}
-
-/** How a prompt shows in the samples table: its text, or a conversation's last message. */
-function promptText(prompt: TextOrMessages): string {
-  return typeof prompt === 'string' ? prompt : prompt[prompt.length - 1].content;
-}
-
-interface Prompt {
-  text: string;
-  ids: number[];
+export async function readPrompts(
+  source: string,
+  tokenizer: Tokenizer,
+  chat = tokenizer.chat(),
+  columns?: ColumnMapping,
+): Promise<{ prompts: SamplePrompt[]; summary: string }> {
+  const { prompts, summary } = await loadPrompts(source, { columns, templated: chat.templated });
+  return {
+    prompts: prompts.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) })),
+    summary,
+  };
 }
 
 /**
@@ -143,7 +140,13 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   if (!s) throw new Error('the experiment config has no "ppo" section');
   const sft = loadModel(s.sft_model ?? exp.model, exp.seed, exp.model_size);
   const { config: cfg, tokenizer } = sft;
-  const prompts = readPrompts(s.prompts, tokenizer, tokenizer.chat(exp.chat_template_kwargs));
+  const { prompts, summary } = await readPrompts(
+    s.prompts,
+    tokenizer,
+    tokenizer.chat(exp.chat_template_kwargs),
+    s.columns,
+  );
+  emit({ type: 'log', level: 'info', message: summary });
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
   const models = ppoModels(run, s, sft);
@@ -210,7 +213,7 @@ function ppoSteps(
   trainer: Trainer,
   s: PpoSettings,
   seed: number,
-  sampler: BatchSampler<Prompt>,
+  sampler: BatchSampler<SamplePrompt>,
   rollout: Rollout,
   klCoef: number,
 ): StepSource {
@@ -260,7 +263,7 @@ function ppoSteps(
 }
 
 /** Steps 1 and 2: the responses, their log-probs under policy and reference, their values and scores. */
-async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: Prompt[], rollout: Rollout, rng: Rng) {
+async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: SamplePrompt[], rollout: Rollout, rng: Rng) {
   let t0 = Date.now();
   const sampling = { maxNewTokens: s.response_length, temperature: s.temperature, topK: 0, topP: 1 };
   const generations = await rollout.generator.generate(
@@ -342,7 +345,7 @@ async function ppoUpdates(
 }
 
 /** The first responses of an iteration as a samples table. */
-function sampleRows(episodes: Episode[], batch: Prompt[], tokenizer: Tokenizer): SampleRow[] {
+function sampleRows(episodes: Episode[], batch: SamplePrompt[], tokenizer: Tokenizer): SampleRow[] {
   return episodes.slice(0, 8).map((e, i) => ({
     prompt: batch[i].text,
     response: responseText(tokenizer, e.response),

@@ -5,6 +5,7 @@
  * (src/model/reward-warnings.ts) for the stages that score with it.
  */
 import * as fs from 'fs';
+import { parseDataSpec } from '../data/formats/source';
 import { Experiment } from '../experiment/config';
 
 /**
@@ -13,9 +14,10 @@ import { Experiment } from '../experiment/config';
  */
 export const MIN_DECIDED_PAIRS = 50;
 
-/** What to do when the preference file does not exist yet; undefined when it does. */
-export function missingLabels(exp: Experiment, file: string): string | undefined {
-  if (fs.existsSync(file)) return undefined;
+/** What to do when the local preference file does not exist yet; undefined when it does (or is a Hub dataset). */
+export function missingLabels(exp: Experiment, source: string): string | undefined {
+  const { path: file, hub } = parseDataSpec(source);
+  if (hub || fs.existsSync(file)) return undefined;
   const comparisons = exp.comparisons;
   if (comparisons?.preferences === file) {
     return (

@@ -10,8 +10,9 @@ import { logSigmoid, maskedMean } from '../engine/nn';
 import { cast, greater, max, mean, neg, reshape, slice, sub } from '../engine/ops';
 import { hostTensor } from '../engine/runtime';
 import { Tensor, input } from '../engine/tensor';
-import { assertNoDataErrors } from '../data/jsonl';
-import { readPreferencePairs } from '../data/preferences';
+import { ReadOptions } from '../data/formats/read';
+import { loadPreferencePairs } from '../data/formats/stage-data';
+import { PairOptions, PreferencePair } from '../data/preferences';
 import { loadSft, splitTrainEval } from '../data/sft';
 import { ModelConfig } from '../model/config';
 import { rewardInputs, rewardParamInputs, rewards, withScoreHead } from '../model/reward';
@@ -170,17 +171,23 @@ export interface RmRun {
   signal?: AbortSignal;
 }
 
-/** Reads the config's preference file; a missing file or bad lines stop the run, saying what to do. */
-function readRewardPairs(exp: Experiment, file: string, includeTies: boolean, emit: EmitEvent): RewardPair[] {
-  const missing = missingLabels(exp, file);
-  if (missing) throw new Error(missing);
-  const { pairs, errors, skipped } = readPreferencePairs(file, { includeTies });
-  assertNoDataErrors(errors);
+/**
+ * Reads a stage's preference data (any format src/data/formats reads: the labeling store, TRL's
+ * preference records, HH-RLHF transcripts…); bad records stop the run, naming file and line, and
+ * comparisons without a winner are counted in the log.
+ */
+export async function readTrainingPairs(
+  source: string,
+  options: ReadOptions & PairOptions,
+  emit: EmitEvent,
+): Promise<PreferencePair[]> {
+  const { pairs, skipped, summary } = await loadPreferencePairs(source, options);
+  emit({ type: 'log', level: 'info', message: summary });
   if (skipped)
     emit({
       type: 'log',
       level: 'info',
-      message: `${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${includeTies ? 'skip' : 'tie, both_bad or skip'})`,
+      message: `${source}: ${skipped} comparison${skipped === 1 ? '' : 's'} without a winner left out (labeled ${options.includeTies ? 'skip' : 'tie, both_bad or skip'})`,
     });
   return pairs;
 }
@@ -217,12 +224,16 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const chat = tokenizer.chat(exp.chat_template_kwargs);
-  const data = tokenizePairs(
-    run.pairs ?? readRewardPairs(exp, s.data, s.include_ties, emit),
-    tokenizer,
-    chat,
-    maxLength,
-  );
+  const missing = run.pairs ? undefined : missingLabels(exp, s.data);
+  if (missing) throw new Error(missing);
+  const pairs =
+    run.pairs ??
+    (await readTrainingPairs(
+      s.data,
+      { includeTies: s.include_ties, columns: s.columns, templated: chat.templated },
+      emit,
+    ));
+  const data = tokenizePairs(pairs, tokenizer, chat, maxLength);
   if (data.tooLong)
     emit({
       type: 'log',
@@ -233,7 +244,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const sequences = data.pairs.flatMap((x) => [x.chosen.length, x.rejected.length]);
   checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences));
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
-  const reference = normalizationTexts(exp, train, tokenizer, chat, maxLength);
+  const reference = await normalizationTexts(exp, train, tokenizer, chat, maxLength);
   emit({
     type: 'log',
     level: 'info',
@@ -286,14 +297,16 @@ function watchAccuracy(emit: EmitEvent): { emit: EmitEvent; accuracy(): number |
  * when it has an "sft" section, else the training pairs' responses; at most NORMALIZATION_TEXTS,
  * picked by the seed.
  */
-function normalizationTexts(
+async function normalizationTexts(
   exp: Experiment,
   train: TokenPair[],
   tokenizer: Tokenizer,
   chat: ChatFormat,
   maxLength: number,
-): { sequences: number[][]; source: string } {
-  const sft = exp.sft && loadSft(exp.sft.data, tokenizer, maxLength - 1, chat).examples.map((e) => e.ids);
+): Promise<{ sequences: number[][]; source: string }> {
+  const sft =
+    exp.sft &&
+    (await loadSft(exp.sft.data, tokenizer, maxLength - 1, chat, exp.sft.columns)).examples.map((e) => e.ids);
   const sequences = sft ?? train.flatMap((x) => [x.chosen, x.rejected]);
   return {
     sequences: new Rng(exp.seed).shuffle(sequences).slice(0, NORMALIZATION_TEXTS),

@@ -106,7 +106,7 @@ export interface CheckpointExtras {
 }
 
 export interface TrainerSetup {
-  stage: 'sft' | 'rm' | 'ppo';
+  stage: 'sft' | 'rm' | 'ppo' | 'dpo';
   /** How messages name the stage. */
   title: string;
   experiment: Experiment;

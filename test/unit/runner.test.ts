@@ -91,7 +91,7 @@ test('protocol: malformed commands and events are rejected on arrival', () => {
     'stop',
     {},
     { type: 'launch' },
-    { ...start, stage: 'dpo' },
+    { ...start, stage: 'kto' },
     { ...start, configFile: '' },
     { ...start, workspaceFolder: undefined },
     { ...start, workspaceFolder: '' },
@@ -108,7 +108,7 @@ test('protocol: malformed commands and events are rejected on arrival', () => {
     const parsed = parseCommand(bad);
     assert.equal(parsed.ok, false, JSON.stringify(bad));
   }
-  const bad = parseCommand({ ...start, stage: 'dpo' });
+  const bad = parseCommand({ ...start, stage: 'kto' });
   assert.ok(!bad.ok && /stage/.test(bad.error), 'the error names the field');
 
   assert.equal(parseEvent({ type: 'metrics', stage: 'sft', step: 3, values: { loss: NaN } }).ok, true);

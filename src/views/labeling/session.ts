@@ -22,6 +22,7 @@ import {
 import { ComparisonPair, labelPair, readQueue, unlabeledPairs } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
 import { Label } from '../../data/preference-record';
+import { formatDataError } from '../../data/jsonl';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
@@ -162,7 +163,7 @@ export class LabelingSession {
       total: pairs.length,
       canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
       restricted,
-      problems: [...this.experimentProblems, ...outside, ...errors.map((e) => `${e.file}:${e.line}: ${e.message}`)],
+      problems: [...this.experimentProblems, ...outside, ...errors.map((e) => formatDataError(e))],
     };
     if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
     const guidelines = readGuidelines(queue);

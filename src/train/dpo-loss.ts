@@ -1,0 +1,165 @@
+/**
+ * Direct preference optimization (Rafailov et al. 2023) as graph code, with the variants and the
+ * statistics of TRL's DPOTrainer. A batch of P pairs is 2P rows, the chosen sequences first; only
+ * the N positions that predict a response token are scored. The reference's log-probs of the rows
+ * come in as inputs (computed once before training, ./dpo-reference.ts).
+ */
+import { logSigmoid, tokenLogprobs } from '../engine/nn';
+import { cast, detach, gather, greater, matmul, mean, relu, reshape, slice, sum } from '../engine/ops';
+import { Tensor, input } from '../engine/tensor';
+import { ModelConfig } from '../model/config';
+import { lmHead, paramInputs, sequenceInputs, transformer } from '../model/decoder';
+import { StageGraph } from './stage';
+
+export type DpoLossType = 'sigmoid' | 'ipo' | 'hinge' | 'robust';
+
+/** The loss settings of the "dpo" section (TRL's names). */
+export interface DpoLossSettings {
+  beta: number;
+  loss_type: DpoLossType;
+  label_smoothing: number;
+  rpo_alpha?: number;
+}
+
+/** Log-probs of the chosen and the rejected responses, [P] each. */
+export interface PairLogps {
+  chosen: Tensor;
+  rejected: Tensor;
+}
+
+/**
+ * Sums over each row's scored tokens: x [N] (one value per scored token) → [2P], by `rows` [2P, N],
+ * 1 where token n belongs to row r.
+ */
+export function rowSums(x: Tensor, rows: Tensor): Tensor {
+  return reshape(matmul(rows, reshape(x, [-1, 1])), [-1]);
+}
+
+/**
+ * Each row's log-prob of its completion from its tokens' log-probs [N]: their sum, or for IPO their
+ * mean (TRL averages over the completion's length for IPO).
+ */
+export function sequenceLogps(tokenLogps: Tensor, rows: Tensor, average: boolean): Tensor {
+  const total = rowSums(tokenLogps, rows);
+  return average ? total.div(sum(rows, -1)) : total;
+}
+
+/** Rows [0, P) and [P, 2P) of x [2P, ...]: the chosen and the rejected half. */
+export function halves(x: Tensor): [Tensor, Tensor] {
+  const rest = x.shape.slice(1);
+  const split = reshape(x, [2, -1, ...rest]);
+  const half = (i: number) => reshape(slice(split, 0, i, i + 1), [-1, ...rest]);
+  return [half(0), half(1)];
+}
+
+/**
+ * The loss of each pair, from h = β·((π_c - ref_c) - (π_r - ref_r)), ε = label_smoothing:
+ *   sigmoid  -(1 - ε) log σ(h) - ε log σ(-h)                (DPO; cDPO with ε > 0)
+ *   robust   (-(1 - ε) log σ(h) + ε log σ(-h)) / (1 - 2ε)   (Chowdhury et al. 2024)
+ *   hinge    max(0, 1 - h)                                   (SLiC)
+ *   ipo      (h/β - 1/(2β))²                                 (Azar et al. 2023)
+ */
+export function dpoLosses(policy: PairLogps, reference: PairLogps, s: DpoLossSettings): Tensor {
+  const logits = policy.chosen.sub(reference.chosen).sub(policy.rejected.sub(reference.rejected));
+  const h = logits.mul(s.beta);
+  const eps = s.label_smoothing;
+  switch (s.loss_type) {
+    case 'sigmoid':
+      return logSigmoid(h)
+        .mul(-(1 - eps))
+        .sub(logSigmoid(h.neg()).mul(eps));
+    case 'robust':
+      return logSigmoid(h)
+        .mul(-(1 - eps))
+        .add(logSigmoid(h.neg()).mul(eps))
+        .div(1 - 2 * eps);
+    case 'hinge':
+      return relu(h.neg().add(1));
+    case 'ipo':
+      return logits.sub(1 / (2 * s.beta)).pow(2);
+  }
+}
+
+/**
+ * The DPO objective of a batch from the policy's logits [N, V] at the N scored positions (where a
+ * response token is predicted), their targets [N] and `rows` [2P, N] (which row each belongs to),
+ * with TRL's metrics: the implicit rewards β·(π - ref) of chosen and rejected, their margin and how
+ * often chosen's is higher, the policy's log-probs, and its mean logit over completion tokens. With
+ * rpo_alpha, the chosen completions' NLL (per token) joins the loss.
+ */
+export function dpoObjective(
+  logits: Tensor,
+  targets: Tensor,
+  rows: Tensor,
+  reference: PairLogps,
+  s: DpoLossSettings,
+): { loss: Tensor; metrics: Record<string, Tensor> } {
+  const tokenLogps = tokenLogprobs(logits, targets); // [N]
+  const [chosen, rejected] = halves(sequenceLogps(tokenLogps, rows, s.loss_type === 'ipo'));
+  const losses = dpoLosses({ chosen, rejected }, reference, s);
+  const chosenRewards = detach(chosen.sub(reference.chosen)).mul(s.beta);
+  const rejectedRewards = detach(rejected.sub(reference.rejected)).mul(s.beta);
+  const [chosenTokens, rejectedTokens] = halves(sum(rows, -1)).map((n) => sum(n));
+  const [chosenLogits, rejectedLogits] = halves(rowSums(mean(logits, -1), rows)).map((x) => sum(x));
+  const metrics: Record<string, Tensor> = {
+    'rewards/chosen': mean(chosenRewards),
+    'rewards/rejected': mean(rejectedRewards),
+    'rewards/accuracies': mean(cast(greater(chosenRewards, rejectedRewards), chosenRewards.dtype)),
+    'rewards/margins': mean(chosenRewards.sub(rejectedRewards)),
+    'logps/chosen': mean(chosen),
+    'logps/rejected': mean(rejected),
+    'logits/chosen': chosenLogits.div(chosenTokens),
+    'logits/rejected': rejectedLogits.div(rejectedTokens),
+  };
+  let loss = mean(losses);
+  if (s.rpo_alpha !== undefined) {
+    const [chosenNll] = halves(rowSums(tokenLogps.neg(), rows));
+    metrics.nll_loss = sum(chosenNll).div(chosenTokens);
+    loss = loss.add(metrics.nll_loss.mul(s.rpo_alpha));
+  }
+  return { loss, metrics };
+}
+
+/** A batch of P pairs has 2P rows. */
+const ROWS = '2*P';
+
+/**
+ * The scored positions of a batch, as graph inputs: b·T + t of each position whose target is a
+ * response token, that target, and which row it is in; and the reference's log-probs.
+ */
+function pairInputs() {
+  return {
+    positions: input('scored_positions', 'int32', ['N']),
+    targets: input('scored_targets', 'int32', ['N']),
+    rows: input('scored_rows', 'float32', [ROWS, 'N']),
+    reference: {
+      chosen: input('ref_chosen_logps', 'float32', ['P']),
+      rejected: input('ref_rejected_logps', 'float32', ['P']),
+    },
+  };
+}
+
+/**
+ * A language model's logits at the scored positions of a batch, [N, V]; `prefix` names its weights
+ * in the State. The LM head, the largest matmul, runs on those positions alone (as TRL's
+ * use_logits_to_keep saves the prompt's).
+ */
+function scoredLogits(cfg: ModelConfig, positions: Tensor, prefix = '') {
+  const p = paramInputs(cfg, 'lm', prefix);
+  const { hidden } = transformer(p, cfg, sequenceInputs('T', ROWS)); // [2P, T, D]
+  return { params: p, logits: lmHead(p, cfg, gather(reshape(hidden, [-1, hidden.shape[2]]), positions)) };
+}
+
+/** DPO's training graph on batches of P pairs (2P rows, chosen first). */
+export function dpoLossGraph(cfg: ModelConfig, s: DpoLossSettings): StageGraph {
+  const { positions, targets, rows, reference } = pairInputs();
+  const { params, logits } = scoredLogits(cfg, positions);
+  return { ...dpoObjective(logits, targets, rows, reference, s), params: Object.values(params) };
+}
+
+/** Each row's log-prob of its completion under the model whose weights are under `prefix` (the reference's). */
+export function referenceLogpsGraph(cfg: ModelConfig, average: boolean, prefix: string) {
+  const { positions, targets, rows } = pairInputs();
+  const { logits } = scoredLogits(cfg, positions, prefix);
+  return { logps: sequenceLogps(tokenLogprobs(logits, targets), rows, average) };
+}
