@@ -12,17 +12,8 @@ import { hubSpecOf, parseHubSpec } from '../hub/spec';
 import { PRESET_NAMES, isPresetName } from '../model/preset-names';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
-
-const positiveInt = z.number().int().positive();
-/** Sequences per step. 2^20 of even one token each need over 200 GB for GPT-2's logits alone. */
-const batchSize = positiveInt.max(2 ** 20, 'must be at most 1048576 (2^20); a batch that large cannot fit in memory');
-const fraction = z.number().min(0).max(1);
-/** At least one example is always left to train on, so a share of 1 is not allowed. */
-const evalFraction = z
-  .number()
-  .min(0)
-  .lt(1, 'must be below 1: it is the share held out for evaluation, and the rest is what trains')
-  .describe('Share of the data held out for evaluation, in [0, 1).');
+import { batchSize, evalFraction, optimizerSettings, positiveInt } from './fields';
+import { grpoSchema, isRewardFuncFile, rewardFuncFiles, rlooSchema } from './group-rl';
 
 const runtimeSchema = z
   .object({
@@ -38,24 +29,6 @@ const modelSizeSchema = z
   .object({ n_layer: positiveInt, n_head: positiveInt, n_embd: positiveInt, n_positions: positiveInt })
   .partial()
   .strict();
-
-/** The optimizer's settings every training stage has (TRL's names), with the stage's defaults. */
-function optimizerSettings(d: {
-  learning_rate: number;
-  lr_scheduler_type: 'cosine' | 'linear';
-  warmup_steps: number;
-  min_lr_ratio: number;
-  weight_decay: number;
-}) {
-  return {
-    learning_rate: z.number().positive().default(d.learning_rate),
-    lr_scheduler_type: z.enum(['cosine', 'linear', 'constant']).default(d.lr_scheduler_type),
-    warmup_steps: z.number().int().min(0).default(d.warmup_steps),
-    min_lr_ratio: fraction.default(d.min_lr_ratio),
-    weight_decay: z.number().min(0).default(d.weight_decay),
-    max_grad_norm: z.number().positive().default(1),
-  };
-}
 
 export const sftSchema = z
   .object({
@@ -255,6 +228,8 @@ export const experimentSchema = z
     comparisons: comparisonsSchema.optional(),
     rm: rmSchema.optional(),
     ppo: ppoSchema.optional(),
+    grpo: grpoSchema.optional(),
+    rloo: rlooSchema.optional(),
   })
   .strict();
 
@@ -263,6 +238,7 @@ export type SftSettings = z.infer<typeof sftSchema>;
 export type ComparisonsSettings = z.infer<typeof comparisonsSchema>;
 export type RmSettings = z.infer<typeof rmSchema>;
 export type PpoSettings = z.infer<typeof ppoSchema>;
+export type { GrpoSettings, RlooSettings, GroupRlSettings } from './group-rl';
 
 export class ConfigError extends Error {}
 
@@ -290,8 +266,12 @@ export function loadExperiment(file: string, workspace: string): Experiment {
   const exp = parseExperiment(readConfigJson(file), file);
   resolvePaths(exp, path.dirname(path.resolve(file)));
   applyModelRevision(exp, file);
-  const problems = WORKSPACE_FIELDS.flatMap(([field, get]) => {
-    const value = get(exp);
+  const fields = [
+    ...WORKSPACE_FIELDS.map(([field, get]): [string, string | undefined] => [field, get(exp)]),
+    ...rewardFuncFiles('grpo', exp.grpo),
+    ...rewardFuncFiles('rloo', exp.rloo),
+  ];
+  const problems = fields.flatMap(([field, value]) => {
     const problem = value === undefined ? undefined : workspacePathProblem(field, value, workspace);
     return problem === undefined ? [] : [`${file}: ${problem}`];
   });
@@ -323,7 +303,8 @@ function readConfigJson(file: string): unknown {
  * The data and output files of an experiment, which must be inside its workspace folder. The model
  * fields (`model`, `comparisons.model`, `rm.model`, `ppo.sft_model`, `ppo.reward_model`) are not
  * confined: they name model folders that are only ever read, and parsed as models (config.json,
- * safetensors, tokenizer), which may live elsewhere (a shared checkpoint or model cache).
+ * safetensors, tokenizer), which may live elsewhere (a shared checkpoint or model cache). The reward
+ * function files of `grpo` and `rloo` are confined too: they run as code.
  */
 const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
   ['sft.data', (exp) => exp.sft?.data],
@@ -332,6 +313,8 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
   ['comparisons.preferences', (exp) => exp.comparisons?.preferences],
   ['rm.data', (exp) => exp.rm?.data],
   ['ppo.prompts', (exp) => exp.ppo?.prompts],
+  ['grpo.prompts', (exp) => exp.grpo?.prompts],
+  ['rloo.prompts', (exp) => exp.rloo?.prompts],
 ];
 
 /**
@@ -355,6 +338,12 @@ function resolvePaths(exp: Experiment, dir: string): void {
     exp.ppo.prompts = resolve(exp.ppo.prompts);
     if (exp.ppo.sft_model) exp.ppo.sft_model = resolveModel(exp.ppo.sft_model);
     if (exp.ppo.reward_model) exp.ppo.reward_model = resolveModel(exp.ppo.reward_model);
+  }
+  for (const g of [exp.grpo, exp.rloo]) {
+    if (!g) continue;
+    g.prompts = resolve(g.prompts);
+    g.reward_funcs = g.reward_funcs.map((f) => (isRewardFuncFile(f) ? resolve(f) : resolveModel(f)));
+    if (g.model) g.model = resolveModel(g.model);
   }
   exp.model = resolveModel(exp.model);
 }

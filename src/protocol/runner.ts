@@ -10,11 +10,11 @@ import { z } from 'zod';
 import { Parsed, parseWith } from './parse';
 
 /** Every stage an event can come from. */
-export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'generate'] as const;
+export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'grpo', 'rloo', 'generate'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Stages that run from an experiment config into a run directory (the runs in the Runs view). */
-export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo'] as const;
+export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'grpo', 'rloo'] as const;
 export type ExperimentStage = (typeof EXPERIMENT_STAGES)[number];
 
 /** The engine's provider choices (src/runner/stages.ts checks that they match the engine's). */
@@ -33,6 +33,8 @@ export const sampleRowSchema = z.object({
   response: z.string(),
   score: z.number().optional(),
   kl: z.number().optional(),
+  /** GRPO's and RLOO's reward of each reward function, by name (null: the function gave none). */
+  rewards: z.record(z.string(), z.number().nullable()).optional(),
 });
 
 export const runEventSchema = z.discriminatedUnion('type', [

@@ -4,6 +4,7 @@
  * events, and the run's Stop ends them (what arrived is resumed by the next run).
  */
 import { Experiment } from '../experiment/config';
+import { isRewardFuncFile } from '../experiment/group-rl';
 import { ResolveOptions, resolveModelSpec } from '../hub/resolve';
 import { ExperimentStage } from '../protocol/runner';
 import type { StageContext } from './stages';
@@ -26,5 +27,11 @@ export async function fetchHubModels(exp: Experiment, stage: ExperimentStage, re
   if (stage === 'ppo' && ppo) {
     ppo.sft_model = await resolve(ppo.sft_model ?? exp.model);
     if (ppo.reward_model) ppo.reward_model = await resolve(ppo.reward_model);
+  }
+  const group = (stage === 'grpo' || stage === 'rloo') && exp[stage];
+  if (group) {
+    group.model = await resolve(group.model ?? exp.model);
+    for (const [i, f] of group.reward_funcs.entries())
+      if (!isRewardFuncFile(f)) group.reward_funcs[i] = await resolve(f);
   }
 }

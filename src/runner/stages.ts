@@ -18,6 +18,7 @@ import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
 import { fetchHubModels, hubOptions } from './hub-models';
 import { sampleFromCheckpoint } from '../train/samples';
+import { runGroupRl } from '../train/group-rl';
 import { runPpo } from '../train/ppo';
 import { runRm } from '../train/reward';
 import { runSft } from '../train/sft';
@@ -43,6 +44,14 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
   ppo: (command, context) =>
     stageRun(command, context)
       .then(runPpo)
+      .then(() => {}),
+  grpo: (command, context) =>
+    stageRun(command, context)
+      .then((run) => runGroupRl({ ...run, stage: 'grpo' }))
+      .then(() => {}),
+  rloo: (command, context) =>
+    stageRun(command, context)
+      .then((run) => runGroupRl({ ...run, stage: 'rloo' }))
       .then(() => {}),
 };
 
@@ -100,6 +109,8 @@ function withRuntime(experiment: Experiment, overrides: RuntimeOverrides = {}): 
 /** A step count set for this run, in place of its stage's max_steps (PPO: its iterations). */
 function withSteps(experiment: Experiment, stage: ExperimentStage, steps: number | undefined): Experiment {
   const { sft, rm, ppo } = experiment;
+  const group = (stage === 'grpo' || stage === 'rloo') && experiment[stage];
+  if (steps && group) group.max_steps = steps;
   if (steps && stage === 'sft' && sft) sft.max_steps = steps;
   if (steps && stage === 'rm' && rm) rm.max_steps = steps;
   if (steps && stage === 'ppo' && ppo) ppo.total_episodes = steps * ppo.per_device_train_batch_size;
@@ -117,6 +128,8 @@ function withModels(experiment: Experiment, models: StageModels = {}, emit: Emit
   if (rm && !rm.model) rm.model = use('reward model backbone: the SFT model', models.sft);
   if (ppo && !ppo.sft_model) ppo.sft_model = use('policy and reference: the SFT model', models.sft);
   if (ppo && !ppo.reward_model) ppo.reward_model = use('reward model', models.rm);
+  for (const group of [experiment.grpo, experiment.rloo])
+    if (group && !group.model) group.model = use('policy and reference: the SFT model', models.sft);
   return experiment;
 }
 

@@ -13,13 +13,11 @@
 import * as path from 'path';
 import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
-import { readJsonl, assertNoDataErrors } from '../data/jsonl';
-import { parsePrompt, TextOrMessages } from '../data/preference-record';
 import { Head, ModelConfig } from '../model/config';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
 import { responseText } from '../model/text-stream';
-import { Tokenizer, promptIds, sameTokenizer } from '../model/tokenizer';
+import { Tokenizer, sameTokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
@@ -30,6 +28,7 @@ import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { rolloutGraph, updateGraph } from './ppo-graphs';
+import { Prompt, readPrompts } from './prompts';
 import { Scorer } from './scorer';
 import { Trainer } from './trainer';
 import { ModelSlot, StepSource, TrainerSetup } from './stage';
@@ -52,28 +51,6 @@ export interface PpoRun {
   reward?: RewardFn;
   emit: EmitEvent;
   signal?: AbortSignal;
-}
-
-/**
- * The prompts of `file`, `{"prompt": text or chat messages}` per line: plain text as is, a
- * conversation through the model's chat format with the assistant's turn opened.
- */
-export function readPrompts(file: string, tokenizer: Tokenizer, chat = tokenizer.chat()): Prompt[] {
-  const { records, errors } = readJsonl(file, (r) => parsePrompt(r.prompt));
-  assertNoDataErrors(errors);
-  if (!records.length)
-    throw new Error(`${file}: no prompts found (expected {"prompt": text or chat messages} per line)`);
-  return records.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) }));
-}
-
-/** How a prompt shows in the samples table: its text, or a conversation's last message. */
-function promptText(prompt: TextOrMessages): string {
-  return typeof prompt === 'string' ? prompt : prompt[prompt.length - 1].content;
-}
-
-interface Prompt {
-  text: string;
-  ids: number[];
 }
 
 /**

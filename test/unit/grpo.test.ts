@@ -1,0 +1,109 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { RunEvent } from '../../src/protocol/runner';
+import { parseExperiment } from '../../src/experiment/config';
+import { runGroupRl } from '../../src/train/group-rl';
+import { runSft } from '../../src/train/sft';
+
+/** A tiny SFT policy that names every food for every animal about evenly, trained once for the tests below. */
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpo-'));
+const base = {
+  seed: 1,
+  model: 'tiny',
+  model_size: { n_layer: 1, n_embd: 48, n_head: 2, n_positions: 32 },
+  runtime: { provider: 'cpu', threads: 1 },
+};
+let sftModel = '';
+before(async () => {
+  const animals = ['cat', 'dog', 'cow', 'bird', 'fox', 'bear'];
+  const foods = [' fish', ' grass', ' seeds', ' meat'];
+  fs.writeFileSync(
+    path.join(dir, 'sft.jsonl'),
+    animals
+      .flatMap((a) =>
+        foods.map((f) => JSON.stringify({ prompt: `What does a ${a} eat?`, completion: ` A ${a} eats${f}.` })),
+      )
+      .join('\n'),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'prompts.jsonl'),
+    animals.map((a) => JSON.stringify({ prompt: `What does a ${a} eat?`, animal: a })).join('\n'),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'fish.ts'),
+    [
+      'export function mentionsFish({ completions }: { completions: string[] }): number[] {',
+      "  return completions.map((c) => (c.includes('fish') ? 1 : 0));",
+      '}',
+    ].join('\n'),
+  );
+  const sft = await runSft({
+    experiment: parseExperiment(
+      {
+        ...base,
+        sft: {
+          data: path.join(dir, 'sft.jsonl'),
+          max_steps: 120,
+          per_device_train_batch_size: 8,
+          learning_rate: 1e-2,
+          warmup_steps: 10,
+          eval_fraction: 0,
+          logging_steps: 40,
+          save_steps: 1000,
+        },
+      },
+      'test',
+    ),
+    outputDir: path.join(dir, 'sft'),
+    emit: () => {},
+  });
+  sftModel = sft.modelDir;
+});
+
+function groupExperiment(stage: 'grpo' | 'rloo', steps: number, overrides: Record<string, unknown> = {}) {
+  return parseExperiment(
+    {
+      ...base,
+      model: sftModel,
+      [stage]: {
+        prompts: path.join(dir, 'prompts.jsonl'),
+        reward_funcs: [path.join(dir, 'fish.ts')],
+        max_steps: steps,
+        per_device_train_batch_size: 16,
+        num_generations: 4,
+        learning_rate: 3e-3,
+        max_completion_length: 8,
+        save_steps: 1000,
+        sample_steps: 1000,
+        ...overrides,
+      },
+    },
+    'test',
+  );
+}
+
+const metricsOf = (events: RunEvent[]) => events.flatMap((e) => (e.type === 'metrics' ? [e.values] : []));
+const avg = (rows: Record<string, number>[], key: string) => rows.reduce((a, r) => a + r[key], 0) / rows.length;
+
+test('GRPO end to end: a reward function in a TypeScript file is learned, and KL stays bounded with beta > 0', async () => {
+  const events: RunEvent[] = [];
+  const t0 = Date.now();
+  await runGroupRl({
+    stage: 'grpo',
+    experiment: groupExperiment('grpo', 20, { beta: 0.04 }),
+    outputDir: path.join(dir, 'grpo'),
+    emit: (e) => events.push(e),
+  });
+  const metrics = metricsOf(events);
+  console.log(
+    metrics.map((m) => [m.reward, m.kl, m.loss]),
+    (Date.now() - t0) / 1000,
+  );
+  assert.equal(metrics.length, 20);
+  const before = avg(metrics.slice(0, 3), 'reward'),
+    after = avg(metrics.slice(-3), 'reward');
+  assert.ok(after > before + 0.3, `mean reward ${before} → ${after}`);
+});
