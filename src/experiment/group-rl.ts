@@ -11,6 +11,14 @@ export const REWARD_FUNC_FILE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 
 export const isRewardFuncFile = (entry: string) => REWARD_FUNC_FILE.test(entry);
 
+/** How completions are sampled (TRL's generation settings). */
+const samplingFields = {
+  max_completion_length: positiveInt.default(256),
+  temperature: z.number().positive().default(1),
+  top_p: z.number().gt(0).max(1).default(1),
+  top_k: z.number().int().min(0).default(0).describe('Sample from the k most likely tokens (0: all).'),
+};
+
 function groupRlFields(d: { num_generations: number; beta: number }) {
   return {
     prompts: z
@@ -52,10 +60,7 @@ function groupRlFields(d: { num_generations: number; beta: number }) {
     }),
     max_steps: positiveInt.default(100).describe('Rollouts; each is followed by num_iterations optimizer updates.'),
     num_iterations: positiveInt.default(1).describe('Updates on each rollout (μ).'),
-    max_completion_length: positiveInt.default(256),
-    temperature: z.number().positive().default(1),
-    top_p: z.number().gt(0).max(1).default(1),
-    top_k: z.number().int().min(0).default(0).describe('Sample from the k most likely tokens (0: all).'),
+    ...samplingFields,
     beta: z
       .number()
       .min(0)
