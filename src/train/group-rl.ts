@@ -216,7 +216,7 @@ async function forwardPass(
  * Step 4: the weighted rewards and their advantages. RLOO subtracts beta · KL (k1, summed over the
  * completion) from each reward first; GRPO's KL is in the loss.
  */
-function computeAdvantages(
+export function computeAdvantages(
   stage: GroupStage,
   s: GroupRlSettings,
   rows: Completion[],
