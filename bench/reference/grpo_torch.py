@@ -86,10 +86,12 @@ def rloo(x, rewards, g, normalize):
     high = ((coef_1 > 1 + x["epsilon_high"]) & (advantages > 0)).double()
     return {
         "advantages": advantages.tolist(),
-        "loss": loss.mean().item(),
-        "clip_ratio/low_mean": low.mean().item(),
-        "clip_ratio/high_mean": high.mean().item(),
-        "clip_ratio/region_mean": torch.clamp(low + high, max=1).mean().item(),
+        "stats": {
+            "loss": loss.mean().item(),
+            "clip_ratio/low_mean": low.mean().item(),
+            "clip_ratio/high_mean": high.mean().item(),
+            "clip_ratio/region_mean": torch.clamp(low + high, max=1).mean().item(),
+        },
     }
 
 
