@@ -90,7 +90,6 @@ const avg = (rows: Record<string, number>[], key: string) => rows.reduce((a, r) 
 
 test('GRPO end to end: a reward function in a TypeScript file is learned, and KL stays bounded with beta > 0', async () => {
   const events: RunEvent[] = [];
-  const t0 = Date.now();
   await runGroupRl({
     stage: 'grpo',
     experiment: groupExperiment('grpo', 20, { beta: 0.04 }),
@@ -98,12 +97,61 @@ test('GRPO end to end: a reward function in a TypeScript file is learned, and KL
     emit: (e) => events.push(e),
   });
   const metrics = metricsOf(events);
-  console.log(
-    metrics.map((m) => [m.reward, m.kl, m.loss]),
-    (Date.now() - t0) / 1000,
-  );
   assert.equal(metrics.length, 20);
   const before = avg(metrics.slice(0, 3), 'reward'),
     after = avg(metrics.slice(-3), 'reward');
+  assert.ok(before < 0.5, `the SFT policy already prefers fish (${before})`);
   assert.ok(after > before + 0.3, `mean reward ${before} → ${after}`);
+  for (const m of metrics) {
+    assert.ok(m.kl >= 0 && m.kl < 1, `kl ${m.kl}`);
+    assert.equal(m['rewards/mentionsFish/mean'], m.reward);
+    for (const key of [
+      'loss',
+      'entropy',
+      'reward_std',
+      'frac_reward_zero_std',
+      'completions/mean_length',
+      'num_tokens',
+    ])
+      assert.ok(Number.isFinite(m[key]), key);
+  }
+  assert.ok(fs.existsSync(path.join(dir, 'grpo', 'model', 'model.safetensors')));
+  const samples = events.find((e) => e.type === 'samples');
+  assert.ok(samples?.type === 'samples' && samples.rows[0].rewards?.mentionsFish !== undefined);
+});
+
+test('RLOO end to end: the leave-one-out baseline learns the same reward', async () => {
+  const events: RunEvent[] = [];
+  await runGroupRl({
+    stage: 'rloo',
+    experiment: groupExperiment('rloo', 16),
+    outputDir: path.join(dir, 'rloo'),
+    emit: (e) => events.push(e),
+  });
+  const metrics = metricsOf(events);
+  const before = avg(metrics.slice(0, 3), 'reward'),
+    after = avg(metrics.slice(-3), 'reward');
+  assert.ok(after > before + 0.25, `mean reward ${before} → ${after}`);
+  assert.ok(
+    metrics.every((m) => Math.abs(m.kl) < 1),
+    'RLOO logs its KL (beta 0.05 by default)',
+  );
+});
+
+test('a reward function that throws stops the run with its file and line', async () => {
+  const file = path.join(dir, 'broken.ts');
+  const source = [
+    'export function broken({ completions }: { completions: string[] }) {',
+    "  throw new Error('not ready');",
+    '}',
+  ];
+  fs.writeFileSync(file, source.join('\n'));
+  const error = await runGroupRl({
+    stage: 'grpo',
+    experiment: groupExperiment('grpo', 2, { reward_funcs: [file] }),
+    outputDir: path.join(dir, 'broken'),
+    emit: () => {},
+  }).catch((e: Error) => e);
+  assert.ok(error instanceof Error && error.message.startsWith(`${file}:2:`), String(error));
+  assert.match(error.message, /broken threw on sample 0/);
 });
