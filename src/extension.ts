@@ -6,6 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { registerExperimentCommands } from './commands/experiments';
 import { registerGenerationCommands } from './commands/generation';
+import { registerRewardCommands } from './commands/rewards';
 import { registerLabelingCommands } from './commands/labeling';
 import { registerRunCommands } from './commands/runs';
 import { registerTrainingCommands } from './commands/training';
@@ -36,6 +37,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ...registerExperimentCommands(services),
     ...registerTrainingCommands(services),
     ...registerGenerationCommands(services),
+    ...registerRewardCommands(services),
     ...registerRunCommands(services),
     registerChartsSerializer(services),
     ...registerLabelingView(context, log),

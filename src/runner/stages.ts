@@ -12,6 +12,7 @@ import {
   RuntimeOverrides,
   StageModels,
   StartCommand,
+  TestRewardsCommand,
 } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../experiment/config';
@@ -20,6 +21,7 @@ import { fetchHubModels, hubOptions } from './hub-models';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runGroupRl } from '../train/group-rl';
 import { runPpo } from '../train/ppo';
+import { testRewardFunctions } from '../train/reward-test';
 import { runRm } from '../train/reward';
 import { runSft } from '../train/sft';
 
@@ -88,6 +90,24 @@ async function runComparisons({ experiment: exp, outputDir, emit, signal }: Stag
     message: `${summary.pairs} pairs from ${summary.sampled} prompts added to ${c.queue}${already}`,
   });
   emit({ type: 'done', stage: 'comparisons', step: summary.sampled, outputDir, stopped: summary.stopped });
+}
+
+/** Test Reward Functions: the section's reward functions on a few completions, as one `samples` event. */
+export async function runRewardTest(command: TestRewardsCommand, context: StageContext): Promise<void> {
+  const { emit } = context;
+  const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
+  const experiment = withModels(loaded, command.models, emit);
+  await fetchHubModels(experiment, command.stage, false, context);
+  const log = (message: string) => emit({ type: 'log', level: 'info', message });
+  const rows = await testRewardFunctions({
+    experiment,
+    stage: command.stage,
+    prompts: command.prompts,
+    seed: command.seed,
+    log,
+  });
+  emit({ type: 'samples', stage: command.stage, step: 0, rows });
+  emit({ type: 'done', stage: command.stage, step: 0, outputDir: path.dirname(command.configFile), stopped: false });
 }
 
 export async function runGeneration(command: GenerateCommand, context: StageContext): Promise<void> {

@@ -55,10 +55,10 @@ export function updateMetrics(stats: Record<string, number>[]): Record<string, n
   return out;
 }
 
-/** The first group's completions (at most 8) with their weighted reward and each function's reward (null: none). */
-export function sampleRows(group: Prompt[], texts: string[], scores: RewardScores): SampleRow[] {
+/** The first `limit` completions with their weighted reward and each function's reward (null: none). */
+export function sampleRows(group: Prompt[], texts: string[], scores: RewardScores, limit = 8): SampleRow[] {
   const total = weightedRewards(scores.perFunc, scores.weights);
-  return texts.slice(0, 8).map((response, i) => ({
+  return texts.slice(0, limit).map((response, i) => ({
     prompt: group[i].text,
     response,
     score: total[i],
