@@ -1,6 +1,6 @@
 """GRPO's and RLOO's advantage and loss math in PyTorch, written from TRL's GRPOTrainer and
 RLOOTrainer (their _generate_and_score_completions and _compute_loss), as an oracle for
-test/unit/grpo-math.test.ts.
+test/unit/grpo-math.test.ts; grpo_bench_torch.py times one GRPO iteration with it.
 
 Reads one fixed rollout as JSON on stdin:
   {"num_generations": G, "rewards_per_func": [[...] per completion] (null = not applicable),
@@ -31,9 +31,8 @@ def grpo_advantages(rewards, g, scale_rewards):
     return advantages, std, zero_std
 
 
-def grpo_loss(x, advantages, loss_type):
-    logps, old, ref, mask = x["logprobs"], x["old_logprobs"], x["ref_logprobs"], x["mask"]
-    eps_low, eps_high, beta = x["epsilon"], x["epsilon_high"], x["beta"]
+def grpo_per_token_loss(logps, old, ref, advantages, eps_low, eps_high, beta):
+    """-min(ratio * A, clip(ratio) * A) per token, plus beta * k3 KL; with the ratio and the KL."""
     per_token_kl = torch.exp(ref - logps) - (ref - logps) - 1
     coef_1 = torch.exp(logps - old)
     coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
@@ -41,22 +40,38 @@ def grpo_loss(x, advantages, loss_type):
     per_token_loss = -torch.min(coef_1 * a, coef_2 * a)
     if beta != 0.0:
         per_token_loss = per_token_loss + beta * per_token_kl
-    k = x["grad_accum"]
+    return per_token_loss, coef_1, per_token_kl
+
+
+def aggregate(per_token_loss, mask, loss_type, max_completion_length, num_items_in_batch, grad_accum):
+    """One micro-batch's loss as TRL sums it, scaled so that averaging it over grad_accum
+    micro-batches (as RLHF Studio's trainer does) gives TRL's accumulated gradient."""
     if loss_type == "grpo":
-        loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
-    elif loss_type == "bnpo":
-        loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)
-    elif loss_type == "dr_grpo":
-        loss = (per_token_loss * mask).sum() / (per_token_loss.size(0) * x["max_completion_length"])
-    elif loss_type == "dapo":
-        # Each of k micro-batches: sum / num_items_in_batch, not averaged; here the one micro-batch
-        # stands for them all, its gradient averaged k ways, so the loss is scaled back by k.
-        loss = (per_token_loss * mask).sum() / x["num_items_in_batch"] * k
+        return ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    if loss_type == "bnpo":
+        return (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)
+    if loss_type == "dr_grpo":
+        return (per_token_loss * mask).sum() / (per_token_loss.size(0) * max_completion_length)
+    # dapo: TRL divides each micro-batch's sum by the rollout's completion tokens and sums over
+    # micro-batches (no division by grad_accum), hence the factor.
+    return (per_token_loss * mask).sum() / num_items_in_batch * grad_accum
+
+
+def grpo_loss(x, advantages, loss_type):
+    mask = x["mask"]
+    eps_low, eps_high = x["epsilon"], x["epsilon_high"]
+    per_token_loss, coef_1, per_token_kl = grpo_per_token_loss(
+        x["logprobs"], x["old_logprobs"], x["ref_logprobs"], advantages, eps_low, eps_high, x["beta"]
+    )
+    loss = aggregate(
+        per_token_loss, mask, loss_type, x["max_completion_length"], x["num_items_in_batch"], x["grad_accum"]
+    )
     count = mask.sum().clamp(min=1.0)
 
     def masked_mean(t):
         return (t * mask).sum() / count
 
+    a = advantages.unsqueeze(1)
     low = ((coef_1 < 1 - eps_low) & (a < 0)).double()
     high = ((coef_1 > 1 + eps_high) & (a > 0)).double()
     return {
