@@ -72,21 +72,26 @@ class HostKvCache {
     this.slotSize = slotDims.reduce((a, d) => a * d, 1);
   }
 
-  /** The cache after the prefill run (`present.*` [B, H, T, hd]), with room for `capacity` positions. */
-  static fromPrefill(res: Record<string, ort.Tensor>, capacity: number): HostKvCache {
+  /**
+   * The cache after the prefill run (`present.*` [B, H, T, hd]), with room for `capacity` positions;
+   * each prefilled row becomes `copies` consecutive rows (continuations of one prompt share its keys/values).
+   */
+  static fromPrefill(res: Record<string, ort.Tensor>, capacity: number, copies = 1): HostKvCache {
     const names = Object.keys(res).filter((k) => k.startsWith('present.'));
     const [b, h, t, hd] = res[names[0]].dims;
-    const cache = new HostKvCache(new Map(names.map((n) => [pastName(n), new Float32Array(capacity * b * h * hd)])), [
-      b,
-      h,
-      hd,
-    ]);
+    const rows = b * copies;
+    const buffers = new Map(names.map((n) => [pastName(n), new Float32Array(capacity * rows * h * hd)]));
+    const cache = new HostKvCache(buffers, [rows, h, hd]);
     for (const n of names) {
       const from = res[n].data as Float32Array,
         to = cache.buffers.get(pastName(n))!;
-      for (let row = 0; row < b * h; row++) {
-        for (let pos = 0; pos < t; pos++)
-          to.set(from.subarray((row * t + pos) * hd, (row * t + pos + 1) * hd), (pos * b * h + row) * hd);
+      for (let src = 0; src < b * h; src++) {
+        const [row, head] = [Math.floor(src / h), src % h];
+        for (let c = 0; c < copies; c++) {
+          const dst = (row * copies + c) * h + head;
+          for (let pos = 0; pos < t; pos++)
+            to.set(from.subarray((src * t + pos) * hd, (src * t + pos + 1) * hd), (pos * rows * h + dst) * hd);
+        }
       }
     }
     cache.length = t;
@@ -183,7 +188,36 @@ export class Generator {
     rng: Rng,
     useCache = true,
   ): Promise<Generation[]> {
+    return this.continue(prompts, 1, opts, stop, rng, useCache);
+  }
+
+  /**
+   * `copies` continuations of each prompt, grouped (prompt 0's first), drawn as generate() draws them
+   * for the prompts repeated. Where the KV cache lives on the host, each prompt's prefill runs once
+   * and its keys/values are shared by its copies; a device-side cache prefills every copy.
+   */
+  generateGroups(
+    prompts: number[][],
+    copies: number,
+    opts: SamplingOptions,
+    stop: number | readonly number[],
+    rng: Rng,
+  ): Promise<Generation[]> {
+    if (this.hostCache) return this.continue(prompts, copies, opts, stop, rng, true);
+    const repeated = prompts.flatMap((p) => Array<number[]>(copies).fill(p));
+    return this.continue(repeated, 1, opts, stop, rng, true);
+  }
+
+  private async continue(
+    unique: number[][],
+    copies: number,
+    opts: SamplingOptions,
+    stop: number | readonly number[],
+    rng: Rng,
+    useCache: boolean,
+  ): Promise<Generation[]> {
     const stopIds = new Set(typeof stop === 'number' ? [stop] : stop);
+    const prompts = unique.flatMap((p) => Array<number[]>(copies).fill(p));
     const width = Math.max(...prompts.map((p) => p.length));
     if (prompts.some((p) => p.length === 0)) throw new Error('generate: empty prompt');
     if (width >= this.cfg.nPositions)
@@ -198,18 +232,25 @@ export class Generator {
     const greedy = opts.temperature === 0;
     const { prefill, decode } = greedy ? this.greedy : this.sampling;
     const vocab = this.cfg.vocabSize;
-    let res = await this.forward(prefill, ids, mask, width);
-    const cache = useCache && this.hostCache ? HostKvCache.fromPrefill(res, width + maxNew) : undefined;
+    // The prefill reads each distinct prompt once (copies share it through the cache).
+    let res = await this.forward(
+      prefill,
+      ids.filter((_, b) => b % copies === 0),
+      mask.filter((_, i) => Math.floor(i / width) % copies === 0),
+      width,
+    );
+    const cache = useCache && this.hostCache ? HostKvCache.fromPrefill(res, width + maxNew, copies) : undefined;
     for (let step = 0; ; step++) {
       // Greedy programs output each row's argmax; the others, logits to sample from.
       const chosen = greedy ? (res.next.data as BigInt64Array) : undefined;
       const logits = greedy ? undefined : (res.logits.data as Float32Array);
       out.forEach((g, b) => {
+        const r = step === 0 ? Math.floor(b / copies) : b; // the prefill's row of this continuation
         const next = g.finished
           ? this.padId
           : chosen
-            ? Number(chosen[b])
-            : sample(logits!.subarray(b * vocab, (b + 1) * vocab), opts, rng);
+            ? Number(chosen[r])
+            : sample(logits!.subarray(r * vocab, (r + 1) * vocab), opts, rng);
         ids[b].push(next);
         if (g.finished) return;
         g.tokens.push(next);

@@ -128,9 +128,10 @@ function groupSteps(
   return {
     step: async (at) => {
       const rng = new Rng(seed * 7919 + at); // a function of (seed, step): a resumed run samples alike
-      const group = sampler.batch(at - 1).flatMap((p) => Array<Prompt>(s.num_generations).fill(p));
+      const prompts = sampler.batch(at - 1);
+      const group = prompts.flatMap((p) => Array<Prompt>(s.num_generations).fill(p));
       let t0 = Date.now();
-      const generations = await sample(rollout, s, group, rng);
+      const generations = await sample(rollout, s, prompts, rng);
       const rolloutSeconds = (Date.now() - t0) / 1000;
       t0 = Date.now();
       const texts = generations.map((g) => responseText(rollout.tokenizer, g.tokens));
@@ -172,11 +173,12 @@ function groupSteps(
   };
 }
 
-/** Step 1: num_generations completions of each prompt (the prompt repeated once per completion). */
-function sample(rollout: Rollout, s: GroupRlSettings, group: Prompt[], rng: Rng): Promise<Generation[]> {
+/** Step 1: num_generations completions of each prompt, its prefill shared by its group. */
+function sample(rollout: Rollout, s: GroupRlSettings, prompts: Prompt[], rng: Rng): Promise<Generation[]> {
   const sampling = { maxNewTokens: s.max_completion_length, temperature: s.temperature, topK: s.top_k, topP: s.top_p };
-  return rollout.generator.generate(
-    group.map((p) => p.ids),
+  return rollout.generator.generateGroups(
+    prompts.map((p) => p.ids),
+    s.num_generations,
     sampling,
     rollout.tokenizer.stopIds,
     rng,

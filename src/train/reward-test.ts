@@ -94,8 +94,9 @@ async function sampled(
       topK: s.top_k,
       topP: s.top_p,
     };
-    const out = await generator.generate(
-      group.map((p) => p.ids),
+    const out = await generator.generateGroups(
+      prompts.map((p) => p.ids),
+      s.num_generations,
       sampling,
       policy.tokenizer.stopIds,
       rng,
