@@ -155,3 +155,40 @@ test('a reward function that throws stops the run with its file and line', async
   assert.ok(error instanceof Error && error.message.startsWith(`${file}:2:`), String(error));
   assert.match(error.message, /broken threw on sample 0/);
 });
+
+test('GRPO: a stopped run resumes to the same metrics as an uninterrupted one', async () => {
+  const experiment = () => groupExperiment('grpo', 4, { beta: 0.04, num_iterations: 2, save_steps: 1000 });
+  const straight: RunEvent[] = [];
+  await runGroupRl({
+    stage: 'grpo',
+    experiment: experiment(),
+    outputDir: path.join(dir, 'straight'),
+    emit: (e) => straight.push(e),
+  });
+  const stop = new AbortController();
+  const first = await runGroupRl({
+    stage: 'grpo',
+    experiment: experiment(),
+    outputDir: path.join(dir, 'resumed'),
+    signal: stop.signal,
+    emit: (e) => e.type === 'progress' && e.step === 2 && stop.abort(),
+  });
+  assert.equal(first.stopped, true);
+  const resumed: RunEvent[] = [];
+  await runGroupRl({
+    stage: 'grpo',
+    experiment: experiment(),
+    outputDir: path.join(dir, 'resumed'),
+    resumeFrom: first.modelDir,
+    emit: (e) => resumed.push(e),
+  });
+  const want = metricsOf(straight).slice(2),
+    got = metricsOf(resumed);
+  assert.equal(got.length, 2);
+  for (const [i, m] of got.entries())
+    for (const key of ['reward', 'kl', 'loss', 'num_tokens'])
+      assert.ok(
+        Math.abs(m[key] - want[i][key]) <= 1e-4 * Math.max(1, Math.abs(want[i][key])),
+        `step ${i + 3} ${key}: ${m[key]} vs ${want[i][key]}`,
+      );
+});
