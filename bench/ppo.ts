@@ -32,7 +32,7 @@ import { ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
 import { initParams } from '../src/model/decoder';
 import { RunEvent } from '../src/protocol/runner';
 import { parseExperiment } from '../src/experiment/config';
-import { sample } from '../src/train/generate';
+import { sampleProbs } from '../src/train/generate';
 import { RewardFn, runPpo } from '../src/train/ppo';
 import { Scorer } from '../src/train/scorer';
 import { Rng } from '../src/util/rng';
@@ -163,12 +163,13 @@ async function ours(f: Flags, dir: string, cfg: ModelConfig, promptFile: string,
     },
   });
   await reward.release();
-  // The host's share of the rollout: sample() per token on a vocabulary-wide row, times the tokens drawn.
+  // The host's share of the rollout: sampleProbs() per token on a vocabulary-wide row of probabilities
+  // (the session computes the softmax), times the tokens drawn.
   const rng = new Rng(7),
-    row = Float32Array.from({ length: cfg.vocabSize }, () => rng.normal());
-  for (let i = 0; i < 10; i++) sample(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
+    row = Float32Array.from({ length: cfg.vocabSize }, () => rng.next() / cfg.vocabSize);
+  for (let i = 0; i < 10; i++) sampleProbs(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
   const t0 = performance.now();
-  for (let i = 0; i < 50; i++) sample(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
+  for (let i = 0; i < 50; i++) sampleProbs(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
   const sampleMs = (performance.now() - t0) / 50;
   const timed = metrics.slice(f.warmup);
   const runs: PhaseTimes[] = timed.map((m) => ({
