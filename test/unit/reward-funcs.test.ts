@@ -4,7 +4,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { saveCheckpoint } from '../../src/model/checkpoint';
+import { PRESETS, resizeConfig } from '../../src/model/config';
+import { initParams } from '../../src/model/decoder';
 import { RewardInputs, Rewards } from '../../src/train/rewards/reward-funcs';
+import { Rng } from '../../src/util/rng';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reward-funcs-'));
 const cache = path.join(dir, 'cache');
@@ -93,4 +97,18 @@ test('a wrong number of rewards, or NaN, stops with the function, its file and l
     rewards.score(inputs),
     /bad\.mjs:3: reward function nan returned NaN for sample 2 \(prompt "Say hi", completion "hi there"\)/,
   );
+});
+
+test('a reward-model checkpoint is one of the rewards, named after its folder, beside a file of functions', async () => {
+  const cfg = resizeConfig(PRESETS.tiny, { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 64 });
+  const rm = path.join(dir, 'my-rm');
+  saveCheckpoint(rm, { config: cfg, params: initParams(cfg, new Rng(1), 'score') });
+  const file = write('one.js', ['export const one = ({ completions }) => completions.map(() => 1);']);
+  const rewards = await Rewards.create([rm, file], [0.5, 1], cache, { provider: 'cpu', threads: 1 });
+  const scores = await rewards.score(inputs);
+  assert.deepEqual(scores.names, ['my-rm', 'one']);
+  assert.equal(scores.perFunc[0].length, 3);
+  assert.ok(scores.perFunc[0].every(Number.isFinite));
+  assert.notEqual(scores.perFunc[0][0], scores.perFunc[0][1], 'each completion is scored on its own');
+  await rewards.release();
 });
