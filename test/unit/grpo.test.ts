@@ -6,6 +6,7 @@ import * as path from 'path';
 import { RunEvent } from '../../src/protocol/runner';
 import { parseExperiment } from '../../src/experiment/config';
 import { runGroupRl } from '../../src/train/group-rl';
+import { testRewardFunctions } from '../../src/train/reward-test';
 import { runSft } from '../../src/train/sft';
 
 /** A tiny SFT policy that names every food for every animal about evenly, trained once for the tests below. */
@@ -191,4 +192,17 @@ test('GRPO: a stopped run resumes to the same metrics as an uninterrupted one', 
         Math.abs(m[key] - want[i][key]) <= 1e-4 * Math.max(1, Math.abs(want[i][key])),
         `step ${i + 3} ${key}: ${m[key]} vs ${want[i][key]}`,
       );
+});
+
+test('Test Reward Functions samples num_generations completions per prompt from the policy and scores them', async () => {
+  const rows = await testRewardFunctions({
+    experiment: groupExperiment('grpo', 1),
+    stage: 'grpo',
+    prompts: 2,
+    seed: 3,
+    log: () => {},
+  });
+  assert.equal(rows.length, 2 * 4);
+  assert.equal(new Set(rows.map((r) => r.prompt)).size, 2);
+  for (const r of rows) assert.equal(r.rewards?.mentionsFish, r.response.includes('fish') ? 1 : 0);
 });
