@@ -36,6 +36,7 @@ export async function startStage(
   services: Services,
   stage: ExperimentStage,
   uri?: vscode.Uri,
+  debug = false,
 ): Promise<LiveRun | undefined> {
   if (!(await requireTrust(STAGE_INFO[stage].work))) return undefined;
   const config = await pickExperiment(uri);
@@ -43,7 +44,14 @@ export async function startStage(
   const registry = config && services.runs.registryFor(config);
   if (!config || !workspaceFolder || !registry) return undefined;
   const runtime = runtimeOverrides(config);
-  const run = services.supervisor.start({ stage, configFile: config.fsPath, workspaceFolder, registry, runtime });
+  const run = services.supervisor.start({
+    stage,
+    configFile: config.fsPath,
+    workspaceFolder,
+    registry,
+    runtime,
+    debug,
+  });
   void followRun(services, run);
   return run;
 }

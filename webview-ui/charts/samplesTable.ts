@@ -1,4 +1,7 @@
-/** The latest generations of the runs shown, newest step first, filtered by a search over prompt and response. */
+/**
+ * The latest generations of the runs shown, newest step first, filtered by a search over prompt and
+ * response; GRPO's and RLOO's rows add a column per reward function.
+ */
 import { formatMetric } from '../../src/shared/format';
 import { RunData } from './store';
 
@@ -7,6 +10,7 @@ const MAX_ROWS = 300;
 
 export class SamplesTable {
   readonly element: HTMLElement;
+  private readonly head: HTMLTableRowElement;
   private readonly body: HTMLTableSectionElement;
   private readonly count: HTMLElement;
   private drawn = '';
@@ -23,9 +27,7 @@ export class SamplesTable {
     this.count = document.createElement('span');
     this.count.className = 'count';
     const table = document.createElement('table');
-    const head = table.createTHead().insertRow();
-    for (const name of ['Run', 'Step', 'Prompt', 'Response', 'Score', 'KL'])
-      head.appendChild(document.createElement('th')).textContent = name;
+    this.head = table.createTHead().insertRow();
     this.body = table.createTBody();
     const scroller = document.createElement('div');
     scroller.className = 'table';
@@ -47,11 +49,21 @@ export class SamplesTable {
       .filter((r) => !needle || r.prompt.toLowerCase().includes(needle) || r.response.toLowerCase().includes(needle))
       .sort((a, b) => b.step - a.step);
     this.count.textContent = `${rows.length} sample${rows.length === 1 ? '' : 's'}`;
+    const shown = rows.slice(0, MAX_ROWS);
+    const rewardNames = [...new Set(shown.flatMap((r) => Object.keys(r.rewards ?? {})))];
+    this.head.replaceChildren(
+      ...['Run', 'Step', 'Prompt', 'Response', 'Score', 'KL', ...rewardNames].map((name) => {
+        const th = document.createElement('th');
+        th.textContent = name;
+        return th;
+      }),
+    );
     this.body.replaceChildren(
-      ...rows.slice(0, MAX_ROWS).map((r) => {
+      ...shown.map((r) => {
         const tr = document.createElement('tr');
         tr.dataset.testid = 'sample';
-        for (const text of [r.run, String(r.step), r.prompt, r.response, number(r.score), number(r.kl)])
+        const rewards = rewardNames.map((name) => number(r.rewards?.[name] ?? undefined));
+        for (const text of [r.run, String(r.step), r.prompt, r.response, number(r.score), number(r.kl), ...rewards])
           tr.insertCell().textContent = text;
         return tr;
       }),
