@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * One bundle per process, each built on its own: the extension host (never loads onnxruntime),
- * the training process and the CLI. onnxruntime-node stays external and ships from node_modules
- * with its native binaries. Each webview (webview-ui/<name>/) is a separate browser bundle,
+ * the training process and the CLI. onnxruntime-node and esbuild stay external and ship from
+ * node_modules with their native binaries. Each webview (webview-ui/<name>/) is a separate browser bundle,
  * dist/webview/<name>.js, with its stylesheet and the fonts and styles of its libraries beside it.
  */
 'use strict';
@@ -11,7 +11,8 @@ const webpack = require('webpack');
 const ConstDependency = require('webpack/lib/dependencies/ConstDependency');
 const CopyPlugin = require('copy-webpack-plugin');
 
-const EXTERNALS = ['vscode', 'onnxruntime-node'];
+// esbuild bundles the workspace's reward functions at run time, with its native binary from node_modules.
+const EXTERNALS = ['vscode', 'onnxruntime-node', 'esbuild'];
 
 /**
  * webpack turns `require.resolve('x')` into a module id. For an external that must stay Node's

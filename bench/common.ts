@@ -9,6 +9,8 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { OnnxModel } from '../src/engine/onnx';
 import { Program, Runtime } from '../src/engine/runtime';
+import { gpt2Tokenizer } from '../src/model/tokenizer';
+import { Rng } from '../src/util/rng';
 
 export type Flags = Record<string, number | string | boolean>;
 
@@ -165,3 +167,23 @@ export function printProfile(dir: string, title: string): void {
 }
 
 export const ortVersion: string = require('onnxruntime-node/package.json').version;
+
+// ---------------------------------------------------------------- the RL benches (bench/ppo.ts, bench/grpo.ts)
+
+/** `n` prompts of exactly `len` tokens each: random common words. */
+export function makePrompts(n: number, len: number, rng: Rng) {
+  const tok = gpt2Tokenizer();
+  const words =
+    ' the a cat dog cow bird fish eats grass seeds meat and what does big small red blue green old new good bad'
+      .split(' ')
+      .slice(1)
+      .map((w) => ' ' + w)
+      .filter((w) => tok.encode(w).length === 1);
+  const out: { text: string; ids: number[] }[] = [];
+  while (out.length < n) {
+    const text = Array.from({ length: len }, () => words[rng.int(words.length)]).join('');
+    const ids = tok.encode(text);
+    if (ids.length === len) out.push({ text, ids });
+  }
+  return out;
+}

@@ -30,14 +30,13 @@ import * as path from 'path';
 import { saveCheckpoint } from '../src/model/checkpoint';
 import { ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
 import { initParams } from '../src/model/decoder';
-import { gpt2Tokenizer } from '../src/model/tokenizer';
 import { RunEvent } from '../src/protocol/runner';
 import { parseExperiment } from '../src/experiment/config';
-import { sample } from '../src/train/generate';
+import { sampleProbs } from '../src/train/generate';
 import { RewardFn, runPpo } from '../src/train/ppo';
 import { Scorer } from '../src/train/scorer';
 import { Rng } from '../src/util/rng';
-import { findPython } from './common';
+import { findPython, load1, makePrompts, waitForLoad } from './common';
 
 // ---------------------------------------------------------------- flags
 
@@ -84,41 +83,6 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const load1 = () => os.loadavg()[0];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until the 1-minute load average is below `max` (or `timeoutS` passes); returns it. */
-async function waitForLoad(max: number, timeoutS: number, what: string): Promise<number> {
-  if (!(max > 0)) return load1();
-  const deadline = Date.now() + timeoutS * 1000;
-  let said = false;
-  while (load1() >= max && Date.now() < deadline) {
-    if (!said) console.error(`[${what}] waiting for the 1-minute load (${load1().toFixed(2)}) to fall below ${max}...`);
-    said = true;
-    await sleep(5000);
-  }
-  if (load1() >= max) console.error(`[${what}] load still ${load1().toFixed(2)} after ${timeoutS}s; measuring anyway`);
-  return load1();
-}
-
-/** `n` prompts of exactly `len` tokens each: random common words. */
-function makePrompts(n: number, len: number, rng: Rng) {
-  const tok = gpt2Tokenizer();
-  const words =
-    ' the a cat dog cow bird fish eats grass seeds meat and what does big small red blue green old new good bad'
-      .split(' ')
-      .slice(1)
-      .map((w) => ' ' + w)
-      .filter((w) => tok.encode(w).length === 1);
-  const out: { text: string; ids: number[] }[] = [];
-  while (out.length < n) {
-    const text = Array.from({ length: len }, () => words[rng.int(words.length)]).join('');
-    const ids = tok.encode(text);
-    if (ids.length === len) out.push({ text, ids });
-  }
-  return out;
-}
-
 /**
  * The reward: the trainer's own reward-model path (Scorer on the `reward_model` checkpoint, what
  * runPpo uses when given no reward function), wrapped to time it.
@@ -199,12 +163,13 @@ async function ours(f: Flags, dir: string, cfg: ModelConfig, promptFile: string,
     },
   });
   await reward.release();
-  // The host's share of the rollout: sample() per token on a vocabulary-wide row, times the tokens drawn.
+  // The host's share of the rollout: sampleProbs() per token on a vocabulary-wide row of probabilities
+  // (the session computes the softmax), times the tokens drawn.
   const rng = new Rng(7),
-    row = Float32Array.from({ length: cfg.vocabSize }, () => rng.normal());
-  for (let i = 0; i < 10; i++) sample(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
+    row = Float32Array.from({ length: cfg.vocabSize }, () => rng.next() / cfg.vocabSize);
+  for (let i = 0; i < 10; i++) sampleProbs(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
   const t0 = performance.now();
-  for (let i = 0; i < 50; i++) sample(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
+  for (let i = 0; i < 50; i++) sampleProbs(row, { temperature: 0.7, topK: 0, topP: 1 }, rng);
   const sampleMs = (performance.now() - t0) / 50;
   const timed = metrics.slice(f.warmup);
   const runs: PhaseTimes[] = timed.map((m) => ({

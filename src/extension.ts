@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { registerExperimentCommands } from './commands/experiments';
 import { registerExportCommands } from './commands/export';
 import { registerGenerationCommands } from './commands/generation';
+import { registerRewardCommands } from './commands/rewards';
 import { registerLabelingCommands } from './commands/labeling';
 import { registerRunCommands } from './commands/runs';
 import { registerTrainingCommands } from './commands/training';
@@ -39,6 +40,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ...registerExportCommands(services),
     ...registerTrainingCommands(services),
     ...registerGenerationCommands(services),
+    ...registerRewardCommands(services),
     ...registerRunCommands(services),
     registerChartsSerializer(services),
     ...labeling.disposables,

@@ -1,6 +1,7 @@
 /**
  * Writes the demo data beside this file: sft.jsonl (prompt/completion pairs) and prompts.jsonl
- * (prompts for generation and PPO, some never seen in sft.jsonl). Every answer follows a fixed
+ * (prompts for generation, PPO and GRPO, some never seen in sft.jsonl, each with its short answer
+ * for GRPO's exact-match reward). Every answer follows a fixed
  * template per question, in English and Chinese, so a tiny model's progress is easy to see.
  *
  *   npx tsx media/demo/make-demo-data.ts
@@ -72,6 +73,8 @@ const ANIMALS: Animal[] = [
 interface Pair {
   prompt: string;
   completion: string;
+  /** The fact the completion states, for exact-match rewards. */
+  answer: string;
 }
 
 const LEG_WORDS: Record<number, Both> = { 2: ['two', '两'], 4: ['four', '四'], 6: ['six', '六'], 8: ['eight', '八'] };
@@ -90,29 +93,29 @@ function questionsAbout(animal: Animal): Pair[] {
   const a = `${article(en)} ${en}`;
   const A = capitalize(a);
   const pairs: Pair[] = [];
-  const ask = (prompt: string, completion: string) => pairs.push({ prompt, completion });
+  const ask = (prompt: string, completion: string, answer: string) => pairs.push({ prompt, completion, answer });
   if (animal.sound) {
-    ask(`What sound does ${a} make?`, ` ${A} says ${animal.sound[0]}.`);
-    ask(`${zh}怎么叫？`, `${zh}${animal.sound[1]}。`);
+    ask(`What sound does ${a} make?`, ` ${A} says ${animal.sound[0]}.`, animal.sound[0]);
+    ask(`${zh}怎么叫？`, `${zh}${animal.sound[1]}。`, animal.sound[1]);
   }
   if (animal.colour) {
-    ask(`What colour is ${a}?`, ` ${A} is ${animal.colour[0]}.`);
-    ask(`${zh}是什么颜色的？`, `${zh}是${animal.colour[1]}的。`);
+    ask(`What colour is ${a}?`, ` ${A} is ${animal.colour[0]}.`, animal.colour[0]);
+    ask(`${zh}是什么颜色的？`, `${zh}是${animal.colour[1]}的。`, animal.colour[1]);
   }
-  ask(`Where does ${a} live?`, ` ${A} lives ${animal.home[0]}.`);
-  ask(`${zh}住在哪里？`, `${zh}住在${animal.home[1]}。`);
-  ask(`What does ${a} eat?`, ` ${A} eats ${animal.food[0]}.`);
-  ask(`${zh}吃什么？`, `${zh}吃${animal.food[1]}。`);
+  ask(`Where does ${a} live?`, ` ${A} lives ${animal.home[0]}.`, animal.home[0]);
+  ask(`${zh}住在哪里？`, `${zh}住在${animal.home[1]}。`, animal.home[1]);
+  ask(`What does ${a} eat?`, ` ${A} eats ${animal.food[0]}.`, animal.food[0]);
+  ask(`${zh}吃什么？`, `${zh}吃${animal.food[1]}。`, animal.food[1]);
   if (animal.legs === 0) {
-    ask(`How many legs does ${a} have?`, ` ${A} has no legs.`);
-    ask(`${zh}有几条腿？`, `${zh}没有腿。`);
+    ask(`How many legs does ${a} have?`, ` ${A} has no legs.`, 'no legs');
+    ask(`${zh}有几条腿？`, `${zh}没有腿。`, '没有腿');
   } else if (animal.legs !== undefined) {
-    ask(`How many legs does ${a} have?`, ` ${A} has ${LEG_WORDS[animal.legs][0]} legs.`);
-    ask(`${zh}有几条腿？`, `${zh}有${LEG_WORDS[animal.legs][1]}条腿。`);
+    ask(`How many legs does ${a} have?`, ` ${A} has ${LEG_WORDS[animal.legs][0]} legs.`, LEG_WORDS[animal.legs][0]);
+    ask(`${zh}有几条腿？`, `${zh}有${LEG_WORDS[animal.legs][1]}条腿。`, LEG_WORDS[animal.legs][1]);
   }
   if (animal.flies !== undefined) {
-    ask(`Can ${a} fly?`, animal.flies ? ` Yes, ${a} can fly.` : ` No, ${a} cannot fly.`);
-    ask(`${zh}会飞吗？`, animal.flies ? `会，${zh}会飞。` : `不会，${zh}不会飞。`);
+    ask(`Can ${a} fly?`, animal.flies ? ` Yes, ${a} can fly.` : ` No, ${a} cannot fly.`, animal.flies ? 'Yes' : 'No');
+    ask(`${zh}会飞吗？`, animal.flies ? `会，${zh}会飞。` : `不会，${zh}不会飞。`, animal.flies ? '会' : '不会');
   }
   return pairs;
 }
@@ -133,9 +136,9 @@ function main(): void {
   const rng = new Rng(2024);
   const order = rng.shuffle(all.map((_, i) => i));
   const heldOut = new Set(order.slice(0, HELD_OUT));
-  const train = all.filter((_, i) => !heldOut.has(i));
+  const train = all.filter((_, i) => !heldOut.has(i)).map(({ prompt, completion }) => ({ prompt, completion }));
   const seen = order.slice(HELD_OUT, PROMPTS).sort((x, y) => x - y);
-  const prompts = [...heldOut].sort((x, y) => x - y).concat(seen).map((i) => ({ prompt: all[i].prompt }));
+  const prompts = [...heldOut].sort((x, y) => x - y).concat(seen).map((i) => ({ prompt: all[i].prompt, answer: all[i].answer }));
 
   writeJsonl('sft.jsonl', train);
   writeJsonl('prompts.jsonl', prompts);

@@ -38,6 +38,7 @@ export async function startStage(
   services: Services,
   stage: ExperimentStage,
   uri?: vscode.Uri,
+  debug = false,
 ): Promise<LiveRun | undefined> {
   if (!(await requireTrust(STAGE_INFO[stage].work))) return undefined;
   const config = await pickExperiment(uri);
@@ -47,7 +48,14 @@ export async function startStage(
   const experiment = loadConfig(config, workspaceFolder);
   if (!experiment) return undefined;
   const runtime = runtimeOverrides(config);
-  const run = services.supervisor.start({ stage, configFile: config.fsPath, workspaceFolder, registry, runtime });
+  const run = services.supervisor.start({
+    stage,
+    configFile: config.fsPath,
+    workspaceFolder,
+    registry,
+    runtime,
+    debug,
+  });
   void followRun(services, run);
   if (stage === 'ppo') warnOfWeakRewardModel(run, experiment.ppo?.reward_model ?? run.record.models?.rm);
   return run;

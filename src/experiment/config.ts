@@ -15,6 +15,7 @@ import { EXECUTION_PROVIDERS } from '../protocol/runner';
 import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
 import { dpoSchema } from './dpo-schema';
 import { batchSize, columnsSetting, dataField, evalFraction, optimizerSettings, positiveInt } from './schema-parts';
+import { grpoSchema, isRewardFuncFile, rewardFuncFiles, rlooSchema } from './group-rl';
 
 const runtimeSchema = z
   .object({
@@ -234,6 +235,8 @@ export const experimentSchema = z
     rm: rmSchema.optional(),
     ppo: ppoSchema.optional(),
     dpo: dpoSchema.optional(),
+    grpo: grpoSchema.optional(),
+    rloo: rlooSchema.optional(),
   })
   .strict();
 
@@ -243,6 +246,7 @@ export type ComparisonsSettings = z.infer<typeof comparisonsSchema>;
 export type RmSettings = z.infer<typeof rmSchema>;
 export type PpoSettings = z.infer<typeof ppoSchema>;
 export type DpoSettings = z.infer<typeof dpoSchema>;
+export type { GrpoSettings, RlooSettings, GroupRlSettings } from './group-rl';
 
 export class ConfigError extends Error {}
 
@@ -274,8 +278,12 @@ export function loadExperiment(file: string, workspace: string): Experiment {
 export function placed(exp: Experiment, file: string, workspace: string): Experiment {
   resolvePaths(exp, path.dirname(path.resolve(file)), file);
   applyModelRevision(exp, file);
-  const problems = WORKSPACE_FIELDS.flatMap(([field, get]) => {
-    const value = get(exp);
+  const fields = [
+    ...WORKSPACE_FIELDS.map(([field, get]): [string, string | undefined] => [field, get(exp)]),
+    ...rewardFuncFiles('grpo', exp.grpo),
+    ...rewardFuncFiles('rloo', exp.rloo),
+  ];
+  const problems = fields.flatMap(([field, value]) => {
     const local = value === undefined ? undefined : parseDataSpec(value);
     const problem = local && !local.hub ? workspacePathProblem(field, local.path, workspace) : undefined;
     return problem === undefined ? [] : [`${file}: ${problem}`];
@@ -308,7 +316,8 @@ function readConfigJson(file: string): unknown {
  * The data and output files of an experiment, which must be inside its workspace folder. The model
  * fields (`model`, `comparisons.model`, `rm.model`, `ppo.sft_model`, `ppo.reward_model`, `dpo.model`) are not
  * confined: they name model folders that are only ever read, and parsed as models (config.json,
- * safetensors, tokenizer), which may live elsewhere (a shared checkpoint or model cache).
+ * safetensors, tokenizer), which may live elsewhere (a shared checkpoint or model cache). The reward
+ * function files of `grpo` and `rloo` are confined too: they run as code.
  */
 const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
   ['sft.data', (exp) => exp.sft?.data],
@@ -318,6 +327,8 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
   ['rm.data', (exp) => exp.rm?.data],
   ['ppo.prompts', (exp) => exp.ppo?.prompts],
   ['dpo.data', (exp) => exp.dpo?.data],
+  ['grpo.prompts', (exp) => exp.grpo?.prompts],
+  ['rloo.prompts', (exp) => exp.rloo?.prompts],
 ];
 
 /**
@@ -355,6 +366,12 @@ function resolvePaths(exp: Experiment, dir: string, file: string): void {
   if (exp.dpo) {
     exp.dpo.data = resolveData('dpo.data', exp.dpo.data);
     if (exp.dpo.model) exp.dpo.model = resolveModel(exp.dpo.model);
+  }
+  for (const g of [exp.grpo, exp.rloo]) {
+    if (!g) continue;
+    g.prompts = resolveData(`${g === exp.grpo ? 'grpo' : 'rloo'}.prompts`, g.prompts);
+    g.reward_funcs = g.reward_funcs.map((f) => (isRewardFuncFile(f) ? resolve(f) : resolveModel(f)));
+    if (g.model) g.model = resolveModel(g.model);
   }
   exp.model = resolveModel(exp.model);
 }

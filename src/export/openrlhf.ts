@@ -28,8 +28,8 @@ async function exportedPrompts(source: string, columns?: ColumnMapping): Promise
   const spec = parseDataSpec(source);
   if (spec.hub) return { data: spec.path, split: spec.split, chat: false, inputKey: columns?.prompt ?? 'prompt' };
   const { prompts } = await loadPrompts(source, { columns });
-  const text = prompts.map((p) => `${JSON.stringify({ prompt: p.value })}\n`).join('');
-  const chat = prompts.some((p) => Array.isArray(p.value));
+  const text = prompts.map((p) => `${JSON.stringify({ prompt: p.value.prompt, ...p.value.columns })}\n`).join('');
+  const chat = prompts.some((p) => Array.isArray(p.value.prompt));
   return { data: 'data/prompts.jsonl', text, count: prompts.length, chat, inputKey: 'prompt' };
 }
 

@@ -10,11 +10,11 @@ import { z } from 'zod';
 import { Parsed, parseWith } from './parse';
 
 /** Every stage an event can come from. */
-export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo', 'generate'] as const;
+export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo', 'grpo', 'rloo', 'generate'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Stages that run from an experiment config into a run directory (the runs in the Runs view). */
-export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo'] as const;
+export const EXPERIMENT_STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo', 'grpo', 'rloo'] as const;
 export type ExperimentStage = (typeof EXPERIMENT_STAGES)[number];
 
 /** The engine's provider choices (src/runner/stages.ts checks that they match the engine's). */
@@ -33,6 +33,8 @@ export const sampleRowSchema = z.object({
   response: z.string(),
   score: z.number().optional(),
   kl: z.number().optional(),
+  /** GRPO's and RLOO's reward of each reward function, by name (null: the function gave none). */
+  rewards: z.record(z.string(), z.number().nullable()).optional(),
 });
 
 export const runEventSchema = z.discriminatedUnion('type', [
@@ -57,6 +59,8 @@ export const runEventSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('samples'), stage, step, rows: z.array(sampleRowSchema) }),
   z.object({ type: z.literal('checkpoint'), stage, step, path: z.string() }),
+  /** A process started for debugging listens for the Node inspector at `url` and waits for it to attach. */
+  z.object({ type: z.literal('debugger'), url: z.string() }),
   /** `warning`: the run ended, but something about it needs a look (a training loss that climbed). */
   z.object({
     type: z.literal('done'),
@@ -131,12 +135,30 @@ export const generateCommandSchema = z.object({
   runtime: runtimeOverridesSchema.optional(),
 });
 
+/**
+ * Runs the reward functions of a GRPO or RLOO section on completions sampled from its policy (the
+ * prompts' "completion" or "answer" column where the policy is a preset with fresh weights), without
+ * training; answers with one `samples` event, each row with every function's reward, then `done`.
+ */
+export const testRewardsCommandSchema = z.object({
+  type: z.literal('test-rewards'),
+  stage: z.enum(['grpo', 'rloo']),
+  configFile: z.string().min(1),
+  workspaceFolder: z.string().min(1),
+  /** Prompts to sample (each gets num_generations completions). */
+  prompts: z.number().int().positive(),
+  seed: z.number().int().min(0),
+  runtime: runtimeOverridesSchema.optional(),
+  models: stageModelsSchema.optional(),
+});
+
 /** Ends the run after the current step, saving a checkpoint. */
 export const stopCommandSchema = z.object({ type: z.literal('stop') });
 
 export const runnerCommandSchema = z.discriminatedUnion('type', [
   startCommandSchema,
   generateCommandSchema,
+  testRewardsCommandSchema,
   stopCommandSchema,
 ]);
 
@@ -144,6 +166,7 @@ export type RuntimeOverrides = z.infer<typeof runtimeOverridesSchema>;
 export type StageModels = z.infer<typeof stageModelsSchema>;
 export type StartCommand = z.infer<typeof startCommandSchema>;
 export type GenerateCommand = z.infer<typeof generateCommandSchema>;
+export type TestRewardsCommand = z.infer<typeof testRewardsCommandSchema>;
 export type RunnerCommand = z.infer<typeof runnerCommandSchema>;
 
 // ── Validation on arrival ──────────────────────────────────────────────────────────────────────

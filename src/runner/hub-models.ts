@@ -6,6 +6,7 @@
  */
 import { Experiment } from '../experiment/config';
 import { resolveDataSpec } from '../hub/datasets';
+import { isRewardFuncFile } from '../experiment/group-rl';
 import { ResolveOptions, resolveModelSpec } from '../hub/resolve';
 import { ExperimentStage } from '../protocol/runner';
 import type { StageContext } from './stages';
@@ -30,6 +31,12 @@ export async function fetchHubModels(exp: Experiment, stage: ExperimentStage, re
     ppo.sft_model = await resolve(ppo.sft_model ?? exp.model);
     if (ppo.reward_model) ppo.reward_model = await resolve(ppo.reward_model);
   }
+  const group = (stage === 'grpo' || stage === 'rloo') && exp[stage];
+  if (group) {
+    group.model = await resolve(group.model ?? exp.model);
+    for (const [i, f] of group.reward_funcs.entries())
+      if (!isRewardFuncFile(f)) group.reward_funcs[i] = await resolve(f);
+  }
 }
 
 /** Resolves the data fields `stage` reads (the reward model also reads the SFT data, for its normalisation). */
@@ -41,4 +48,6 @@ export async function fetchHubData(exp: Experiment, stage: ExperimentStage, ctx:
   if (stage === 'rm' && rm) rm.data = await resolve(rm.data);
   if (stage === 'ppo' && ppo) ppo.prompts = await resolve(ppo.prompts);
   if (stage === 'dpo' && dpo) dpo.data = await resolve(dpo.data);
+  const group = (stage === 'grpo' || stage === 'rloo') && exp[stage];
+  if (group) group.prompts = await resolve(group.prompts);
 }

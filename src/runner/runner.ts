@@ -6,7 +6,18 @@
 import { ChildProcess, fork } from 'child_process';
 import { EventEmitter } from 'events';
 import * as readline from 'readline';
-import { GenerateCommand, ProcessEvent, RunEvent, SampleRow, StartCommand, parseEvent } from '../protocol/runner';
+import {
+  GenerateCommand,
+  ProcessEvent,
+  RunEvent,
+  SampleRow,
+  StartCommand,
+  TestRewardsCommand,
+  parseEvent,
+} from '../protocol/runner';
+
+/** A command a training process runs. */
+type JobCommand = StartCommand | GenerateCommand | TestRewardsCommand;
 
 export interface ProcessOptions {
   /** The training-process entry: dist/train-process.js, or src/runner/train-process.ts under tsx in tests. */
@@ -53,7 +64,7 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
   private error?: string;
   private killedAfterTimeout = false;
 
-  private constructor(command: StartCommand | GenerateCommand, options: ProcessOptions) {
+  private constructor(command: JobCommand, options: ProcessOptions) {
     super();
     this.stopTimeoutMs = options.stopTimeoutMs ?? STOP_TIMEOUT_MS;
     // VS Code's Electron binary runs as plain Node with ELECTRON_RUN_AS_NODE; in Node it is ignored.
@@ -77,7 +88,7 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
     this.child.send(command);
   }
 
-  static start(command: StartCommand | GenerateCommand, options: ProcessOptions): TrainingProcess {
+  static start(command: JobCommand, options: ProcessOptions): TrainingProcess {
     return new TrainingProcess(command, options);
   }
 
@@ -128,6 +139,7 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
         this.step = event.step;
         break;
       case 'samples':
+      case 'debugger':
         break;
     }
     this.emit('event', event);
@@ -168,12 +180,31 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
 }
 
 /** Continues prompts with a model in a training process; `signal` ends it early. */
-export async function generate(
+export function generate(
   command: Omit<GenerateCommand, 'type'>,
   options: ProcessOptions,
   signal?: AbortSignal,
 ): Promise<SampleRow[]> {
-  const proc = TrainingProcess.start({ type: 'generate', ...command }, options);
+  return samplesOf({ type: 'generate', ...command }, options, 'generation', signal);
+}
+
+/** Runs a GRPO or RLOO section's reward functions on a few completions in a training process. */
+export function testRewards(
+  command: Omit<TestRewardsCommand, 'type'>,
+  options: ProcessOptions,
+  signal?: AbortSignal,
+): Promise<SampleRow[]> {
+  return samplesOf({ type: 'test-rewards', ...command }, options, 'the reward test', signal);
+}
+
+/** The rows of the one `samples` event a job answers with. */
+async function samplesOf(
+  command: GenerateCommand | TestRewardsCommand,
+  options: ProcessOptions,
+  what: string,
+  signal?: AbortSignal,
+): Promise<SampleRow[]> {
+  const proc = TrainingProcess.start(command, options);
   let rows: SampleRow[] = [];
   proc.on('event', (e) => {
     if (e.type === 'samples') rows = e.rows;
@@ -182,7 +213,7 @@ export async function generate(
   signal?.addEventListener('abort', cancel);
   const outcome = await proc.outcome;
   signal?.removeEventListener('abort', cancel);
-  if (signal?.aborted) throw new Error('generation was cancelled');
-  if (outcome.status !== 'finished') throw new Error(outcome.error ?? 'generation ended without an answer');
+  if (signal?.aborted) throw new Error(`${what} was cancelled`);
+  if (outcome.status !== 'finished') throw new Error(outcome.error ?? `${what} ended without an answer`);
   return rows;
 }

@@ -4,6 +4,7 @@ import { ProviderChoice } from '../engine/runtime';
 import { experimentCandidates, generateCandidates } from '../train/comparisons';
 import { incompleteCheckpoint } from '../model/checkpoint-layout';
 import { weakRewardModel } from '../model/reward-warnings';
+import { isRewardFuncFile } from '../experiment/group-rl';
 import { STAGE_INFO } from '../shared/stages';
 import {
   EXECUTION_PROVIDERS,
@@ -13,6 +14,7 @@ import {
   RuntimeOverrides,
   StageModels,
   StartCommand,
+  TestRewardsCommand,
 } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { formatDataError } from '../data/jsonl';
@@ -21,7 +23,9 @@ import { resolveModelSpec } from '../hub/resolve';
 import { fetchHubData, fetchHubModels, hubOptions } from './hub-models';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runDpo } from '../train/dpo';
+import { runGroupRl } from '../train/group-rl';
 import { runPpo } from '../train/ppo';
+import { testRewardFunctions } from '../train/reward-test';
 import { runRm } from '../train/reward';
 import { runSft } from '../train/sft';
 
@@ -45,12 +49,22 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
       .then(() => {}),
   ppo: (command, context) =>
     stageRun(command, context)
-      .then((run) => withRewardModelWarning(run, run.experiment.ppo?.reward_model))
+      .then((run) => withRewardModelWarning(run, [run.experiment.ppo?.reward_model]))
       .then(runPpo)
       .then(() => {}),
   dpo: (command, context) =>
     stageRun(command, context)
       .then(runDpo)
+      .then(() => {}),
+  grpo: (command, context) =>
+    stageRun(command, context)
+      .then((run) => withRewardModelWarning(run, rewardModelsOf(run.experiment.grpo)))
+      .then((run) => runGroupRl({ ...run, stage: 'grpo' }))
+      .then(() => {}),
+  rloo: (command, context) =>
+    stageRun(command, context)
+      .then((run) => withRewardModelWarning(run, rewardModelsOf(run.experiment.rloo)))
+      .then((run) => runGroupRl({ ...run, stage: 'rloo' }))
       .then(() => {}),
 };
 
@@ -73,12 +87,20 @@ async function stageRun(command: StartCommand, context: StageContext) {
  * A stage that scores with a weak reward model (its training warned) says so in the log as it
  * starts, and again in its final warning.
  */
-export function withRewardModelWarning<R extends { emit: EmitEvent }>(run: R, rewardModel: string | undefined): R {
-  const weak = weakRewardModel(rewardModel);
+export function withRewardModelWarning<R extends { emit: EmitEvent }>(run: R, rewardModels: (string | undefined)[]): R {
+  const weak = rewardModels
+    .map(weakRewardModel)
+    .filter((w) => w !== undefined)
+    .join('; ');
   if (!weak) return run;
   run.emit({ type: 'log', level: 'warn', message: weak });
   const warned = (warning?: string) => (warning ? `${warning}; ${weak}` : weak);
   return { ...run, emit: (e) => run.emit(e.type === 'done' && !e.stopped ? { ...e, warning: warned(e.warning) } : e) };
+}
+
+/** The reward models among a GRPO or RLOO section's reward_funcs (the rest are files of functions). */
+function rewardModelsOf(section: { reward_funcs: string[] } | undefined): string[] {
+  return (section?.reward_funcs ?? []).filter((entry) => !isRewardFuncFile(entry));
 }
 
 /** Samples candidate pairs into the labeling queue; stopping keeps what is queued, and a new run goes on from there. */
@@ -103,6 +125,24 @@ async function runComparisons({ experiment: exp, outputDir, emit, signal }: Stag
   emit({ type: 'done', stage: 'comparisons', step: summary.sampled, outputDir, stopped: summary.stopped });
 }
 
+/** Test Reward Functions: the section's reward functions on a few completions, as one `samples` event. */
+export async function runRewardTest(command: TestRewardsCommand, context: StageContext): Promise<void> {
+  const { emit } = context;
+  const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
+  const experiment = withModels(loaded, command.models, emit);
+  await fetchHubModels(experiment, command.stage, false, context);
+  const log = (message: string) => emit({ type: 'log', level: 'info', message });
+  const rows = await testRewardFunctions({
+    experiment,
+    stage: command.stage,
+    prompts: command.prompts,
+    seed: command.seed,
+    log,
+  });
+  emit({ type: 'samples', stage: command.stage, step: 0, rows });
+  emit({ type: 'done', stage: command.stage, step: 0, outputDir: path.dirname(command.configFile), stopped: false });
+}
+
 export async function runGeneration(command: GenerateCommand, context: StageContext): Promise<void> {
   const { emit } = context;
   const runtime = { ...command.runtime, log: (message: string) => emit({ type: 'log', level: 'info', message }) };
@@ -123,6 +163,8 @@ function withRuntime(experiment: Experiment, overrides: RuntimeOverrides = {}): 
 function withSteps(experiment: Experiment, stage: ExperimentStage, steps: number | undefined): Experiment {
   const { sft, rm, ppo, dpo } = experiment;
   if (steps && stage === 'dpo' && dpo) dpo.max_steps = steps;
+  const group = (stage === 'grpo' || stage === 'rloo') && experiment[stage];
+  if (steps && group) group.max_steps = steps;
   if (steps && stage === 'sft' && sft) sft.max_steps = steps;
   if (steps && stage === 'rm' && rm) rm.max_steps = steps;
   if (steps && stage === 'ppo' && ppo) ppo.total_episodes = steps * ppo.per_device_train_batch_size;
@@ -142,6 +184,8 @@ function withModels(experiment: Experiment, models: StageModels = {}, emit: Emit
   if (ppo && !ppo.reward_model) ppo.reward_model = use('reward model', models.rm);
   if (experiment.dpo && !experiment.dpo.model)
     experiment.dpo.model = use('policy and reference: the SFT model', models.sft);
+  for (const group of [experiment.grpo, experiment.rloo])
+    if (group && !group.model) group.model = use('policy and reference: the SFT model', models.sft);
   return experiment;
 }
 

@@ -26,6 +26,8 @@ export interface RunRequest {
   workspaceFolder: string;
   registry: RunRegistry;
   runtime?: RuntimeOverrides;
+  /** Start the training process under Node's inspector; it waits for a debugger (a `debugger` event says where). */
+  debug?: boolean;
 }
 
 /** A run whose training process this host started and is watching. */
@@ -79,10 +81,12 @@ export class RunSupervisor extends EventEmitter<{
       configFile: request.configFile,
     });
     record.models = request.registry.stageModels(request.configFile);
-    return this.launch(request.registry, record, {
-      workspaceFolder: request.workspaceFolder,
-      runtime: request.runtime,
-    });
+    return this.launch(
+      request.registry,
+      record,
+      { workspaceFolder: request.workspaceFolder, runtime: request.runtime },
+      request.debug,
+    );
   }
 
   /**
@@ -130,7 +134,11 @@ export class RunSupervisor extends EventEmitter<{
     registry: RunRegistry,
     record: RunRecord,
     how: Pick<StartCommand, 'workspaceFolder' | 'resumeFrom' | 'runtime'>,
+    debug = false,
   ): LiveRun {
+    const options = debug
+      ? { ...this.processOptions, execArgv: [...(this.processOptions.execArgv ?? []), '--inspect=127.0.0.1:0'] }
+      : this.processOptions;
     const dir = registry.dir(record.id);
     const proc = TrainingProcess.start(
       {
@@ -141,7 +149,7 @@ export class RunSupervisor extends EventEmitter<{
         models: record.models,
         ...how,
       },
-      this.processOptions,
+      options,
     );
     Object.assign(record, { status: 'running', error: undefined, logTail: undefined }, liveProcess(proc.pid));
     registry.save(record);

@@ -1,11 +1,12 @@
 /**
  * The training process: one per run, started by the extension host (src/runner/runner.ts) with an
- * IPC channel. It takes one `start` or `generate` command, streams events back, stops after the
+ * IPC channel. It takes one `start`, `generate` or `test-rewards` command, streams events back, stops after the
  * current step on `stop`, on SIGINT or when the host goes away, and after a failure sends an `error` event
  * and exits non-zero. Every command is validated on arrival.
  */
 import { ProcessEvent, RunEvent, parseCommand } from '../protocol/runner';
-import { StageContext, runGeneration, stageRunners } from './stages';
+import * as inspector from 'inspector';
+import { StageContext, runGeneration, runRewardTest, stageRunners } from './stages';
 
 const LOG_TAIL = 30;
 
@@ -31,12 +32,25 @@ function emit(event: RunEvent): void {
 /** Runs the one job of this process, then exits: 0 when it ended (finished or stopped), 1 on failure. */
 async function run(job: () => Promise<void>): Promise<void> {
   try {
+    await waitForDebugger();
     await job();
     await pending;
     process.exit(0);
   } catch (e) {
     fail((e as Error).message);
   }
+}
+
+/**
+ * Started for debugging (Node's inspector is on): says where the inspector listens and waits until
+ * a debugger attaches, so breakpoints in reward functions are set before they first run.
+ */
+async function waitForDebugger(): Promise<void> {
+  const url = inspector.url();
+  if (!url) return;
+  emit({ type: 'debugger', url });
+  await pending;
+  inspector.waitForDebugger();
 }
 
 function fail(message: string): void {
@@ -63,6 +77,8 @@ function onMessage(message: unknown): void {
   const context: StageContext = { emit, signal: stop.signal };
   if (command.type === 'generate') {
     void run(() => runGeneration(command, context));
+  } else if (command.type === 'test-rewards') {
+    void run(() => runRewardTest(command, context));
   } else {
     const runStage = stageRunners[command.stage];
     void run(() => runStage(command, context));

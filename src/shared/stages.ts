@@ -39,6 +39,13 @@ export interface StageInfo {
 
 export const singleChart = (metric: string): ChartSpec => ({ title: metric, metrics: [metric] });
 
+/** GRPO's and RLOO's charts, by TRL's GRPO metric names (each reward function's come beside them). */
+const groupRlDashboard: ChartSpec[] = [
+  { title: 'reward', metrics: ['reward', 'reward_std'] },
+  ...['kl', 'entropy', 'frac_reward_zero_std', 'completions/mean_length', 'completions/clipped_ratio'].map(singleChart),
+  { title: 'clip ratio', metrics: ['clip_ratio/region_mean', 'clip_ratio/low_mean', 'clip_ratio/high_mean'] },
+];
+
 export const STAGE_INFO: Readonly<Record<ExperimentStage, StageInfo>> = {
   sft: {
     label: 'SFT',
@@ -127,6 +134,36 @@ export const STAGE_INFO: Readonly<Record<ExperimentStage, StageInfo>> = {
       { title: 'logits', metrics: ['logits/chosen', 'logits/rejected'] },
       ...['learning_rate', 'grad_norm'].map(singleChart),
     ],
+    generates: true,
+    checkpointModels: [],
+    nextSteps: ['Generate with Model', 'Open Folder'],
+  },
+  grpo: {
+    label: 'GRPO',
+    work: 'GRPO (it runs the reward functions of the workspace)',
+    command: 'rlhf.trainGrpo',
+    cli: {
+      description:
+        'GRPO against reward functions and/or reward models, as set in the "grpo" section of an experiment config',
+      steps: 'override max_steps (rollouts)',
+    },
+    keyMetrics: ['reward'],
+    dashboard: groupRlDashboard,
+    generates: true,
+    checkpointModels: [],
+    nextSteps: ['Generate with Model', 'Open Folder'],
+  },
+  rloo: {
+    label: 'RLOO',
+    work: 'RLOO (it runs the reward functions of the workspace)',
+    command: 'rlhf.trainRloo',
+    cli: {
+      description:
+        'RLOO against reward functions and/or reward models, as set in the "rloo" section of an experiment config',
+      steps: 'override max_steps (rollouts)',
+    },
+    keyMetrics: ['reward'],
+    dashboard: groupRlDashboard,
     generates: true,
     checkpointModels: [],
     nextSteps: ['Generate with Model', 'Open Folder'],

@@ -111,7 +111,7 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
   const model = languageModel(options.model, settings.seed);
   const chat = model.tokenizer.chat(options.chatTemplateKwargs);
   const read = await loadPrompts(options.prompts, { columns: options.columns, templated: chat.templated });
-  const prompts = read.prompts.map(({ place, value }) => ({ place, prompt: value }));
+  const prompts = read.prompts.map(({ place, value }) => ({ place, prompt: value.prompt }));
   const queue = fs.existsSync(options.queue) ? readQueue(options.queue) : { pairs: [], errors: [] };
   const queued = new Set(queue.pairs.map((p) => promptKey(p.prompt)));
   const todo = firstOfEach(prompts, (p) => promptKey(p.prompt), queued);

@@ -6,11 +6,11 @@
  * which picks the token in the graph.
  */
 import * as ort from 'onnxruntime-node';
-import { argmax, reshape, slice } from '../engine/ops';
+import { argmax, reshape, slice, softmax } from '../engine/ops';
 import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, hostTensor } from '../engine/runtime';
 import { State } from '../engine/step';
-import { Tensor } from '../engine/tensor';
+import { Tensor, input } from '../engine/tensor';
 import { KV } from '../model/architecture';
 import { ModelConfig } from '../model/config';
 import { kvShape, lastTokenLogits, paramInputs, pastInputs, sequenceInputs, transformer } from '../model/decoder';
@@ -36,8 +36,10 @@ export interface Generation {
 }
 
 /**
- * Outputs the last position's logits [B, V] to sample from, or for greedy decoding only their
- * argmax [B] (no vocabulary-sized output to copy out per token), and every layer's keys/values
+ * Outputs the last position's probabilities softmax(logits / temperature) [B, V] to sample from
+ * (the temperature an input; the exponentials run vectorised in the session, not per token on the
+ * host), or for greedy decoding only the logits' argmax [B] (no vocabulary-sized output to copy out
+ * per token), and every layer's keys/values
  * [B, nKvHead, S, headDim]: all S positions, or with `newOnly` just the new one (for a host-side cache).
  */
 function lastTokenGraph(cfg: ModelConfig, prefix: string, keys: string, greedy: boolean, past?: KV[], newOnly = false) {
@@ -46,7 +48,9 @@ function lastTokenGraph(cfg: ModelConfig, prefix: string, keys: string, greedy: 
   const { hidden, present } = transformer(p, cfg, inp, past);
   const last = reshape(slice(hidden, 1, -1), [hidden.shape[0], cfg.nEmbd]);
   const logits = lastTokenLogits(p, cfg, last);
-  const outputs: Record<string, Tensor> = greedy ? { next: argmax(logits, -1) } : { logits };
+  const outputs: Record<string, Tensor> = greedy
+    ? { next: argmax(logits, -1) }
+    : { probs: softmax(logits.div(input('temperature', 'float32', [])), -1) };
   present.forEach((kv, i) => {
     outputs[`present.${i}.key`] = newOnly ? slice(kv.key, 2, -1) : kv.key;
     outputs[`present.${i}.value`] = newOnly ? slice(kv.value, 2, -1) : kv.value;
@@ -72,21 +76,26 @@ class HostKvCache {
     this.slotSize = slotDims.reduce((a, d) => a * d, 1);
   }
 
-  /** The cache after the prefill run (`present.*` [B, H, T, hd]), with room for `capacity` positions. */
-  static fromPrefill(res: Record<string, ort.Tensor>, capacity: number): HostKvCache {
+  /**
+   * The cache after the prefill run (`present.*` [B, H, T, hd]), with room for `capacity` positions;
+   * each prefilled row becomes `copies` consecutive rows (continuations of one prompt share its keys/values).
+   */
+  static fromPrefill(res: Record<string, ort.Tensor>, capacity: number, copies = 1): HostKvCache {
     const names = Object.keys(res).filter((k) => k.startsWith('present.'));
     const [b, h, t, hd] = res[names[0]].dims;
-    const cache = new HostKvCache(new Map(names.map((n) => [pastName(n), new Float32Array(capacity * b * h * hd)])), [
-      b,
-      h,
-      hd,
-    ]);
+    const rows = b * copies;
+    const buffers = new Map(names.map((n) => [pastName(n), new Float32Array(capacity * rows * h * hd)]));
+    const cache = new HostKvCache(buffers, [rows, h, hd]);
     for (const n of names) {
       const from = res[n].data as Float32Array,
         to = cache.buffers.get(pastName(n))!;
-      for (let row = 0; row < b * h; row++) {
-        for (let pos = 0; pos < t; pos++)
-          to.set(from.subarray((row * t + pos) * hd, (row * t + pos + 1) * hd), (pos * b * h + row) * hd);
+      for (let src = 0; src < b * h; src++) {
+        const [row, head] = [Math.floor(src / h), src % h];
+        for (let c = 0; c < copies; c++) {
+          const dst = (row * copies + c) * h + head;
+          for (let pos = 0; pos < t; pos++)
+            to.set(from.subarray((src * t + pos) * hd, (src * t + pos + 1) * hd), (pos * rows * h + dst) * hd);
+        }
       }
     }
     cache.length = t;
@@ -150,20 +159,23 @@ export class Generator {
     return new Generator(cfg, state, await load(false), await load(true), padId, hostCache);
   }
 
-  /** Runs `program` over the last T of the S positions in `ids`/`mask` ([B, S] each). */
+  /**
+   * Runs `program` over the last T of the S positions in `ids`/`mask` ([B, S] each), with `extra`
+   * feeds (the cache, the temperature).
+   */
   private async forward(
     program: Program,
     ids: number[][],
     mask: Float32Array,
     t: number,
-    past: Record<string, ort.Tensor> = {},
+    extra: Record<string, ort.Tensor> = {},
   ) {
     const b = ids.length,
       s = ids[0].length;
     const tokens = Int32Array.from(ids.flatMap((row) => row.slice(s - t)));
     return program.run(
       this.state.feedsFor(program, {
-        ...past,
+        ...extra,
         tokens: hostTensor('int32', tokens, [b, t]),
         positions: hostTensor('int32', positionIds(mask, b, t, s), [b, t]),
         attn_bias: hostTensor('float32', attentionBias(mask, b, t, s), [b, 1, t, s]),
@@ -183,7 +195,36 @@ export class Generator {
     rng: Rng,
     useCache = true,
   ): Promise<Generation[]> {
+    return this.continue(prompts, 1, opts, stop, rng, useCache);
+  }
+
+  /**
+   * `copies` continuations of each prompt, grouped (prompt 0's first), drawn as generate() draws them
+   * for the prompts repeated. Where the KV cache lives on the host, each prompt's prefill runs once
+   * and its keys/values are shared by its copies; a device-side cache prefills every copy.
+   */
+  generateGroups(
+    prompts: number[][],
+    copies: number,
+    opts: SamplingOptions,
+    stop: number | readonly number[],
+    rng: Rng,
+  ): Promise<Generation[]> {
+    if (this.hostCache) return this.continue(prompts, copies, opts, stop, rng, true);
+    const repeated = prompts.flatMap((p) => Array<number[]>(copies).fill(p));
+    return this.continue(repeated, 1, opts, stop, rng, true);
+  }
+
+  private async continue(
+    unique: number[][],
+    copies: number,
+    opts: SamplingOptions,
+    stop: number | readonly number[],
+    rng: Rng,
+    useCache: boolean,
+  ): Promise<Generation[]> {
     const stopIds = new Set(typeof stop === 'number' ? [stop] : stop);
+    const prompts = unique.flatMap((p) => Array<number[]>(copies).fill(p));
     const width = Math.max(...prompts.map((p) => p.length));
     if (prompts.some((p) => p.length === 0)) throw new Error('generate: empty prompt');
     if (width >= this.cfg.nPositions)
@@ -197,35 +238,62 @@ export class Generator {
 
     const greedy = opts.temperature === 0;
     const { prefill, decode } = greedy ? this.greedy : this.sampling;
-    const vocab = this.cfg.vocabSize;
-    let res = await this.forward(prefill, ids, mask, width);
-    const cache = useCache && this.hostCache ? HostKvCache.fromPrefill(res, width + maxNew) : undefined;
+    const temperature: Record<string, ort.Tensor> = greedy
+      ? {}
+      : { temperature: hostTensor('float32', Float32Array.of(opts.temperature), []) };
+    // The prefill reads each distinct prompt once (copies share it through the cache).
+    let res = await this.forward(
+      prefill,
+      ids.filter((_, b) => b % copies === 0),
+      mask.filter((_, i) => Math.floor(i / width) % copies === 0),
+      width,
+      temperature,
+    );
+    const cache = useCache && this.hostCache ? HostKvCache.fromPrefill(res, width + maxNew, copies) : undefined;
     for (let step = 0; ; step++) {
-      // Greedy programs output each row's argmax; the others, logits to sample from.
-      const chosen = greedy ? (res.next.data as BigInt64Array) : undefined;
-      const logits = greedy ? undefined : (res.logits.data as Float32Array);
-      out.forEach((g, b) => {
-        const next = g.finished
-          ? this.padId
-          : chosen
-            ? Number(chosen[b])
-            : sample(logits!.subarray(b * vocab, (b + 1) * vocab), opts, rng);
-        ids[b].push(next);
-        if (g.finished) return;
-        g.tokens.push(next);
-        g.finished = stopIds.has(next);
-      });
+      // The prefill's rows are the distinct prompts: continuation b reads row b / copies.
+      this.draw(res, out, ids, step === 0 ? copies : 1, opts, rng, stopIds);
       if (step + 1 >= maxNew || out.every((g) => g.finished)) break;
       mask = appendColumn(mask, prompts.length);
       const past = !useCache ? undefined : cache ? cache.past() : presentAsPast(res);
       res = past
-        ? await this.forward(decode, ids, mask, 1, past)
-        : await this.forward(prefill, ids, mask, ids[0].length);
+        ? await this.forward(decode, ids, mask, 1, { ...past, ...temperature })
+        : await this.forward(prefill, ids, mask, ids[0].length, temperature);
       if (cache) cache.append(res);
       else if (past) for (const t of Object.values(past)) if (t.location === 'gpu-buffer') t.dispose();
     }
     for (const t of Object.values(res)) if (t.location === 'gpu-buffer') t.dispose();
     return out;
+  }
+
+  /**
+   * Appends each row's next token: the argmax a greedy program outputs, or a draw from the
+   * probabilities of the others; row b reads output row b / `share`. Finished rows get padding.
+   */
+  private draw(
+    res: Record<string, ort.Tensor>,
+    out: Generation[],
+    ids: number[][],
+    share: number,
+    opts: SamplingOptions,
+    rng: Rng,
+    stopIds: Set<number>,
+  ): void {
+    const vocab = this.cfg.vocabSize;
+    const chosen = res.next?.data as BigInt64Array | undefined;
+    const probs = res.probs?.data as Float32Array | undefined;
+    out.forEach((g, b) => {
+      const r = Math.floor(b / share);
+      const next = g.finished
+        ? this.padId
+        : chosen
+          ? Number(chosen[r])
+          : sampleProbs(probs!.subarray(r * vocab, (r + 1) * vocab), opts, rng);
+      ids[b].push(next);
+      if (g.finished) return;
+      g.tokens.push(next);
+      g.finished = stopIds.has(next);
+    });
   }
 
   async release(): Promise<void> {
@@ -258,27 +326,31 @@ function appendColumn(mask: Float32Array, batch: number): Float32Array {
 /** Draws a token from one row of logits with temperature, top-k and top-p. */
 export function sample(logits: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
   if (opts.temperature === 0) return argmaxOf(logits);
-  if ((opts.topK > 0 && opts.topK < logits.length) || opts.topP < 1) return sampleTruncated(logits, opts, rng);
-  // Every token is a candidate: one pass over typed arrays (the same draws as the general path).
   let top = -Infinity;
   for (let i = 0; i < logits.length; i++) top = Math.max(top, logits[i]);
-  const probs = new Float64Array(logits.length);
-  let total = 0;
-  for (let i = 0; i < logits.length; i++) {
-    probs[i] = Math.exp((logits[i] - top) / opts.temperature);
-    total += probs[i];
-  }
-  let u = rng.next() * total;
-  for (let i = 0; i < probs.length; i++) if ((u -= probs[i]) < 0) return i;
-  return logits.length - 1;
+  const probs = logits.map((l) => Math.exp((l - top) / opts.temperature));
+  return sampleProbs(probs, opts, rng);
 }
 
-/** sample() among the top-k tokens and/or the top-p probability mass. */
-function sampleTruncated(logits: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
-  let ids = Array.from(logits.keys());
-  if (opts.topK > 0 && opts.topK < ids.length) ids = ids.sort((a, b) => logits[b] - logits[a]).slice(0, opts.topK);
-  const top = ids.reduce((m, i) => Math.max(m, logits[i]), -Infinity);
-  let probs = ids.map((i) => Math.exp((logits[i] - top) / opts.temperature));
+/**
+ * Draws a token from one row of probabilities (softmax(logits / temperature), normalised or not),
+ * keeping the top-k tokens and/or the top-p probability mass.
+ */
+export function sampleProbs(probs: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
+  if ((opts.topK > 0 && opts.topK < probs.length) || opts.topP < 1) return sampleTruncated(probs, opts, rng);
+  // Every token is a candidate: one pass over the typed array.
+  let total = 0;
+  for (let i = 0; i < probs.length; i++) total += probs[i];
+  let u = rng.next() * total;
+  for (let i = 0; i < probs.length; i++) if ((u -= probs[i]) < 0) return i;
+  return probs.length - 1;
+}
+
+/** sampleProbs() among the top-k tokens and/or the top-p probability mass. */
+function sampleTruncated(all: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
+  let ids = Array.from(all.keys());
+  if (opts.topK > 0 && opts.topK < ids.length) ids = ids.sort((a, b) => all[b] - all[a]).slice(0, opts.topK);
+  let probs = ids.map((i) => all[i]);
   if (opts.topP < 1) {
     const order = [...probs.keys()].sort((a, b) => probs[b] - probs[a]);
     const total = probs.reduce((a, b) => a + b, 0);

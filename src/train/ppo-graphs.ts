@@ -5,25 +5,29 @@
  */
 import { maskedMean, tokenLogprobs } from '../engine/nn';
 import { toOnnx } from '../engine/onnx';
-import { input } from '../engine/tensor';
-import { Params } from '../model/architecture';
+import { Tensor, input } from '../engine/tensor';
+import { ForwardInputs, Params } from '../model/architecture';
 import { ModelConfig } from '../model/config';
 import { lmHead, paramInputs, scoreHead, sequenceInputs, transformer } from '../model/decoder';
 import { PpoSettings } from '../experiment/config';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
 import { StageGraph } from './stage';
+/** A language model's next-token logits divided by the sampling temperature, as they were sampled from. */
+export function temperedLogits(p: Params, cfg: ModelConfig, inputs: ForwardInputs, temperature: number): Tensor {
+  return lmHead(p, cfg, transformer(p, cfg, inputs).hidden).div(temperature);
+}
+
 /** Per-position log-probs under policy and reference (temperature-scaled), and the value model's values. */
 export function rolloutGraph(cfg: ModelConfig, temperature: number) {
   const inputs = sequenceInputs();
   const targets = input('targets', 'int32', ['B', 'T']);
-  const hidden = (p: Params) => transformer(p, cfg, inputs).hidden;
-  const logprobs = (p: Params) => tokenLogprobs(lmHead(p, cfg, hidden(p)).div(temperature), targets);
+  const logprobs = (p: Params) => tokenLogprobs(temperedLogits(p, cfg, inputs, temperature), targets);
   const value = paramInputs(cfg, 'score', 'value.');
   return toOnnx(
     {
       logprobs: logprobs(paramInputs(cfg, 'lm', 'policy.')),
       ref_logprobs: logprobs(paramInputs(cfg, 'lm', 'ref.')),
-      values: scoreHead(value, hidden(value)),
+      values: scoreHead(value, transformer(value, cfg, inputs).hidden),
     },
     'ppo_rollout',
   );
@@ -37,7 +41,7 @@ export function updateGraph(cfg: ModelConfig, s: PpoSettings): StageGraph {
   const mask = dense('response_mask');
   const policy = paramInputs(cfg, 'lm', 'policy.');
   const value = paramInputs(cfg, 'score', 'value.');
-  const logits = lmHead(policy, cfg, transformer(policy, cfg, inputs).hidden).div(s.temperature);
+  const logits = temperedLogits(policy, cfg, inputs, s.temperature);
   const values = scoreHead(value, transformer(value, cfg, inputs).hidden);
   const pg = policyLoss(tokenLogprobs(logits, targets), dense('old_logprobs'), dense('advantages'), mask, s.cliprange);
   const vf = valueLoss(values, dense('old_values'), dense('returns'), mask, s.cliprange_value);

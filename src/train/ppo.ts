@@ -13,13 +13,11 @@
 import * as path from 'path';
 import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
-import { loadPrompts } from '../data/formats/stage-data';
-import { ColumnMapping } from '../data/formats/read';
 import { Head, ModelConfig } from '../model/config';
 import { withScoreHead } from '../model/reward';
 import { NamedTensor } from '../model/safetensors';
 import { responseText } from '../model/text-stream';
-import { Tokenizer, promptIds, sameTokenizer } from '../model/tokenizer';
+import { Tokenizer, sameTokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
 import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
@@ -30,7 +28,7 @@ import { checkBatchFits, longest } from './memory';
 import { LoadedModel, loadModel } from './model-state';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { rolloutGraph, updateGraph } from './ppo-graphs';
-import { SamplePrompt, promptText } from './samples';
+import { Prompt, readPrompts } from './prompts';
 import { Scorer } from './scorer';
 import { Trainer } from './trainer';
 import { ModelSlot, StepSource, TrainerSetup } from './stage';
@@ -53,24 +51,6 @@ export interface PpoRun {
   reward?: RewardFn;
   emit: EmitEvent;
   signal?: AbortSignal;
-}
-
-/**
- * The prompts of a data field (`{"prompt": text or chat messages}`, or the prompts of other
- * records, see src/data/formats/kinds.ts): plain text as is, a conversation through the model's
- * chat format with the assistant's turn opened.
- */
-export async function readPrompts(
-  source: string,
-  tokenizer: Tokenizer,
-  chat = tokenizer.chat(),
-  columns?: ColumnMapping,
-): Promise<{ prompts: SamplePrompt[]; summary: string }> {
-  const { prompts, summary } = await loadPrompts(source, { columns, templated: chat.templated });
-  return {
-    prompts: prompts.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) })),
-    summary,
-  };
 }
 
 /**
@@ -213,7 +193,7 @@ function ppoSteps(
   trainer: Trainer,
   s: PpoSettings,
   seed: number,
-  sampler: BatchSampler<SamplePrompt>,
+  sampler: BatchSampler<Prompt>,
   rollout: Rollout,
   klCoef: number,
 ): StepSource {
@@ -263,7 +243,7 @@ function ppoSteps(
 }
 
 /** Steps 1 and 2: the responses, their log-probs under policy and reference, their values and scores. */
-async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: SamplePrompt[], rollout: Rollout, rng: Rng) {
+async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: Prompt[], rollout: Rollout, rng: Rng) {
   let t0 = Date.now();
   const sampling = { maxNewTokens: s.response_length, temperature: s.temperature, topK: 0, topP: 1 };
   const generations = await rollout.generator.generate(
@@ -345,7 +325,7 @@ async function ppoUpdates(
 }
 
 /** The first responses of an iteration as a samples table. */
-function sampleRows(episodes: Episode[], batch: SamplePrompt[], tokenizer: Tokenizer): SampleRow[] {
+function sampleRows(episodes: Episode[], batch: Prompt[], tokenizer: Tokenizer): SampleRow[] {
   return episodes.slice(0, 8).map((e, i) => ({
     prompt: batch[i].text,
     response: responseText(tokenizer, e.response),

@@ -9,7 +9,7 @@ import { BatchSampler } from '../data/batch';
 import { OptimizerState, TrainerState } from '../model/checkpoint';
 import { Head, ModelConfig } from '../model/config';
 import { FloatDType, NamedTensor } from '../model/safetensors';
-import { EmitEvent } from '../protocol/runner';
+import { EmitEvent, ExperimentStage } from '../protocol/runner';
 import { Experiment } from '../experiment/config';
 import { LoadedModel } from './model-state';
 import { SchedulerType } from './schedule';
@@ -106,7 +106,7 @@ export interface CheckpointExtras {
 }
 
 export interface TrainerSetup {
-  stage: 'sft' | 'rm' | 'ppo' | 'dpo';
+  stage: Exclude<ExperimentStage, 'comparisons'>;
   /** How messages name the stage. */
   title: string;
   experiment: Experiment;

@@ -51,9 +51,12 @@ describe('the packaged VSIX', () => {
       'media/demo/experiment.json',
       'media/demo/sft.jsonl',
       'media/demo/prompts.jsonl',
+      'media/demo/rewards.ts',
       'node_modules/onnxruntime-node/dist/index.js',
       'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
       'node_modules/onnxruntime-common/dist/cjs/index.js',
+      'node_modules/esbuild/lib/main.js',
+      'node_modules/@esbuild/linux-x64/bin/esbuild',
     ];
     assert.deepEqual(
       required.filter((f) => !files.includes(f)),

@@ -101,7 +101,7 @@ test('ShareGPT: human/gpt/system become user/assistant/system, rendered by the c
   assert.equal(trained, 'Hello.<|im_end|>');
 
   const prompts = await loadPrompts(file);
-  assert.deepEqual(prompts.prompts[0].value, messages.slice(0, 2));
+  assert.deepEqual(prompts.prompts[0].value.prompt, messages.slice(0, 2));
 
   const bad = write('sharegpt-bad.jsonl', JSON.stringify({ conversations: [{ from: 'bing', value: 'x' }] }));
   await assert.rejects(
@@ -246,7 +246,7 @@ test('prompts from SFT-style records: messages up to the reply, Alpaca instructi
     [[{ role: 'user', content: 'Hi' }], ALPACA_NO_INPUT_PROMPT, 'Plain.'],
   );
   const templated = await loadPrompts(file, { templated: true });
-  assert.deepEqual(templated.prompts[1].value, [{ role: 'user', content: 'Give a synonym of "big".' }]);
+  assert.deepEqual(templated.prompts[1].value.prompt, [{ role: 'user', content: 'Give a synonym of "big".' }]);
 });
 
 test('a columns mapping renames fields; a mapped column that is missing names the line and column', async () => {

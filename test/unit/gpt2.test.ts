@@ -103,6 +103,20 @@ test('greedy decoding with the KV cache equals decoding without it, batched and 
   assert.ok(cached.every((g) => g.tokens.length > 0));
 });
 
+test("groups of continuations share each prompt's prefill and draw what the repeated prompts draw", async () => {
+  const { runtime, state } = await setup();
+  const gen = await Generator.create(runtime, cfg, state, 0);
+  const repeated = rows.flatMap((r) => [r, r, r]);
+  for (const opts of [
+    { temperature: 1, topK: 0, topP: 1, maxNewTokens: 8 },
+    { ...GREEDY, maxNewTokens: 8 },
+  ]) {
+    const grouped = await gen.generateGroups(rows, 3, opts, 96, new Rng(9));
+    assert.deepEqual(grouped, await gen.generate(repeated, opts, 96, new Rng(9)));
+    if (opts.temperature > 0) assert.ok(new Set(grouped.slice(0, 3).map((g) => g.tokens.join())).size > 1);
+  }
+});
+
 test('sampling is reproducible from the seed', async () => {
   const { runtime, state } = await setup();
   const gen = await Generator.create(runtime, cfg, state, 0);

@@ -9,7 +9,8 @@ import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { RunEvent } from '../../src/protocol/runner';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from '../../src/train/advantages';
 import { parseExperiment } from '../../src/experiment/config';
-import { readPrompts, runPpo } from '../../src/train/ppo';
+import { runPpo } from '../../src/train/ppo';
+import { readPrompts } from '../../src/train/prompts';
 import { entropy, policyLoss, valueLoss } from '../../src/train/ppo-losses';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
@@ -315,12 +316,24 @@ test('PPO prompts: text as is, a conversation through the chat format with the r
   ];
   fs.writeFileSync(
     file,
-    [{ prompt: 'What does a dog eat?' }, { prompt: messages }].map((p) => JSON.stringify(p)).join('\n'),
+    [{ prompt: 'What does a dog eat?', answer: 'bones' }, { prompt: messages }]
+      .map((p) => JSON.stringify(p))
+      .join('\n'),
   );
   const tokenizer = gpt2Tokenizer();
   const [text, chat] = (await readPrompts(file, tokenizer)).prompts;
-  assert.deepEqual(text, { text: 'What does a dog eat?', ids: tokenizer.encode('What does a dog eat?') });
-  assert.deepEqual(chat, { text: 'What does a cat eat?', ids: tokenizer.chat().generationPrompt(messages) });
+  assert.deepEqual(text, {
+    text: 'What does a dog eat?',
+    prompt: 'What does a dog eat?',
+    ids: tokenizer.encode('What does a dog eat?'),
+    columns: { answer: 'bones' },
+  });
+  assert.deepEqual(chat, {
+    text: 'What does a cat eat?',
+    prompt: messages,
+    ids: tokenizer.chat().generationPrompt(messages),
+    columns: {},
+  });
   assert.notDeepEqual(
     chat.ids,
     tokenizer.encode('What does a cat eat?'),

@@ -71,7 +71,7 @@ test('RM on 3 labels finishes with a warning, saved with the model, which PPO re
   assert.deepEqual(rewardModelWarnings(modelDir), done.warning?.split('; '));
 
   const ppoEvents: RunEvent[] = [];
-  const ppo = withRewardModelWarning({ emit: (e: RunEvent) => void ppoEvents.push(e) }, modelDir);
+  const ppo = withRewardModelWarning({ emit: (e: RunEvent) => void ppoEvents.push(e) }, [modelDir]);
   ppo.emit({ type: 'done', stage: 'ppo', step: 4, outputDir: 'x', stopped: false });
   assert.deepEqual(
     ppoEvents.map((e) => e.type),
@@ -82,7 +82,7 @@ test('RM on 3 labels finishes with a warning, saved with the model, which PPO re
   assert.ok(ppoEvents[1].type === 'done' && ppoEvents[1].warning === sentence);
   assert.equal(weakRewardModel(path.join(dir, 'no-such-model')), undefined);
   const fine = { emit: () => {} };
-  assert.equal(withRewardModelWarning(fine, undefined), fine);
+  assert.equal(withRewardModelWarning(fine, [undefined, path.join(dir, 'no-such-model')]), fine);
 });
 
 test('RM checks: the minimum of decided pairs, and accuracy at or below chance', () => {

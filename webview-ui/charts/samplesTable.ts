@@ -1,6 +1,7 @@
 /**
  * The latest generations of the runs shown, newest step first, filtered by a search over prompt and
- * response; beside the charts, or under them at full width for long responses.
+ * response; GRPO's and RLOO's rows add a column per reward function. Beside the charts, or under
+ * them at full width for long responses.
  */
 import { formatMetric } from '../../src/shared/format';
 import { stageLabel } from '../../src/shared/stages';
@@ -12,6 +13,7 @@ const MAX_ROWS = 300;
 
 export class SamplesTable {
   readonly element: HTMLElement;
+  private readonly head: HTMLTableRowElement;
   private readonly body: HTMLTableSectionElement;
   private readonly count: HTMLElement;
   private drawn = '';
@@ -38,9 +40,7 @@ export class SamplesTable {
       document.body.classList.toggle('wide-samples', on);
     });
     const table = document.createElement('table');
-    const head = table.createTHead().insertRow();
-    for (const name of [t('Run'), t('Stage'), t('Step'), t('Prompt'), t('Response'), t('Score'), 'KL'])
-      head.appendChild(document.createElement('th')).textContent = name;
+    this.head = table.createTHead().insertRow();
     this.body = table.createTBody();
     const scroller = document.createElement('div');
     scroller.className = 'table';
@@ -64,11 +64,24 @@ export class SamplesTable {
       .filter((r) => !needle || r.prompt.toLowerCase().includes(needle) || r.response.toLowerCase().includes(needle))
       .sort((a, b) => b.step - a.step);
     this.count.textContent = rows.length === 1 ? t('1 sample') : t('{0} samples', rows.length);
+    const shown = rows.slice(0, MAX_ROWS);
+    // Reward functions' names, like metric names, stay as the run wrote them.
+    const rewardNames = [...new Set(shown.flatMap((r) => Object.keys(r.rewards ?? {})))];
+    const columns = [t('Run'), t('Stage'), t('Step'), t('Prompt'), t('Response'), t('Score'), 'KL'];
+    this.head.replaceChildren(
+      ...[...columns, ...rewardNames].map((name) => {
+        const th = document.createElement('th');
+        th.textContent = name;
+        return th;
+      }),
+    );
     this.body.replaceChildren(
-      ...rows.slice(0, MAX_ROWS).map((r) => {
+      ...shown.map((r) => {
         const tr = document.createElement('tr');
         tr.dataset.testid = 'sample';
-        for (const text of [r.run, r.stage, String(r.step), r.prompt, r.response, number(r.score), number(r.kl)])
+        const rewards = rewardNames.map((name) => number(r.rewards?.[name] ?? undefined));
+        const scores = [number(r.score), number(r.kl), ...rewards];
+        for (const text of [r.run, r.stage, String(r.step), r.prompt, r.response, ...scores])
           tr.insertCell().textContent = text;
         // An empty response says so, rather than leaving a blank cell.
         if (!r.response.trim()) Object.assign(tr.cells[4], { textContent: t('(empty)'), className: 'none' });

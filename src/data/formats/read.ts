@@ -50,13 +50,13 @@ export interface Dataset<T> {
 
 /**
  * Reads every record of `source`, each through `map` once converted (so a stage can keep what it
- * needs of a record, e.g. its token ids, rather than its text).
+ * needs of a record, e.g. its token ids, rather than its text), with the record's fields as read.
  */
 export async function readDataset<T, U = T>(
   source: string,
   kind: RecordKind<T>,
   options: ReadOptions = {},
-  map: (value: T, place: RecordPlace) => U = (value) => value as unknown as U,
+  map: (value: T, place: RecordPlace, fields: Record<string, unknown>) => U = (value) => value as unknown as U,
 ): Promise<Dataset<U>> {
   const records: DataRecord<U>[] = [];
   const errors: DataError[] = [];
@@ -67,8 +67,9 @@ export async function readDataset<T, U = T>(
       errors.push(...batch.errors);
       for (const { place, fields } of batch.records) {
         try {
-          const { name, value } = convertRecord(kind, renameColumns(fields, options.columns), options);
-          records.push({ place, value: map(value, place) });
+          const renamed = renameColumns(fields, options.columns);
+          const { name, value } = convertRecord(kind, renamed, options);
+          records.push({ place, value: map(value, place, renamed) });
           counts.set(name, (counts.get(name) ?? 0) + 1);
         } catch (err) {
           if (!(err instanceof RecordError)) throw err;

@@ -9,11 +9,20 @@ import { applyUndos, PairOptions, pairsOf, PreferencePair } from '../preferences
 import { PREFERENCE_RECORDS, PROMPT_RECORDS } from './kinds';
 import { DataRecord, readDataset, ReadOptions } from './read';
 
+/** A prompt and the other columns of its record (a reward function's dataset columns). */
+export interface PromptRecord {
+  prompt: TextOrMessages;
+  columns: Record<string, unknown>;
+}
+
 export async function loadPrompts(
   source: string,
   options: ReadOptions = {},
-): Promise<{ prompts: DataRecord<TextOrMessages>[]; summary: string }> {
-  const { records, errors, summary } = await readDataset(source, PROMPT_RECORDS, options);
+): Promise<{ prompts: DataRecord<PromptRecord>[]; summary: string }> {
+  const { records, errors, summary } = await readDataset(source, PROMPT_RECORDS, options, (prompt, _, fields) => {
+    const { prompt: _prompt, ...columns } = fields;
+    return { prompt, columns };
+  });
   assertNoDataErrors(errors);
   if (!records.length) throw new Error(`${source}: no prompts found`);
   return { prompts: records, summary };

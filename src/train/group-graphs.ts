@@ -1,0 +1,98 @@
+/**
+ * GRPO's and RLOO's graphs: the rollout's forward pass (the log-probs the updates and the KL need)
+ * and the update's loss (./group-losses.ts). The policy is the State's unprefixed model, the frozen
+ * reference is under "ref.".
+ */
+import { maskedMean, tokenLogprobs } from '../engine/nn';
+import { toOnnx } from '../engine/onnx';
+import { detach, sum } from '../engine/ops';
+import { Tensor, input } from '../engine/tensor';
+import { ModelConfig } from '../model/config';
+import { paramInputs, sequenceInputs } from '../model/decoder';
+import { GroupRlSettings } from '../experiment/config';
+import { grpoLoss, rlooLoss } from './group-losses';
+import { entropy } from './ppo-losses';
+import { temperedLogits } from './ppo-graphs';
+import { StageGraph } from './stage';
+
+export type GroupStage = 'grpo' | 'rloo';
+
+/** Which of the optional inputs a run's graphs read: they follow from the stage and its settings. */
+export interface GroupInputs {
+  stage: GroupStage;
+  /** The rollout's log-probs, for num_iterations > 1 (with one update the policy is still the rollout's). */
+  old: boolean;
+  /** The reference's log-probs: GRPO's KL term, or RLOO's KL in the reward (beta > 0). */
+  ref: boolean;
+  /** GRPO's KL term in the loss: the update reads the reference's log-probs (RLOO puts the KL in the reward). */
+  klInLoss: boolean;
+  /** The policy's log-probs at the rollout, when the rollout pass computes them (old, or RLOO's KL). */
+  rolloutLogprobs: boolean;
+  /** The dapo loss's normalizer, the rollout's completion tokens per micro-batch. */
+  normalizer: boolean;
+}
+
+export function groupInputs(stage: GroupStage, s: GroupRlSettings): GroupInputs {
+  const old = s.num_iterations > 1;
+  const ref = s.beta > 0;
+  return {
+    stage,
+    old,
+    ref,
+    klInLoss: stage === 'grpo' && ref,
+    rolloutLogprobs: old || (stage === 'rloo' && ref),
+    normalizer: 'loss_type' in s && s.loss_type === 'dapo',
+  };
+}
+
+/** The rollout's forward pass: `logprobs` (policy) and `ref_logprobs`, as far as `needs` asks; none: no pass. */
+export function rolloutGraph(cfg: ModelConfig, temperature: number, needs: GroupInputs) {
+  const inputs = sequenceInputs();
+  const targets = input('targets', 'int32', ['B', 'T']);
+  const logprobs = (prefix: string) =>
+    tokenLogprobs(temperedLogits(paramInputs(cfg, 'lm', prefix), cfg, inputs, temperature), targets);
+  const outputs: Record<string, Tensor> = {
+    ...(needs.rolloutLogprobs && { logprobs: logprobs('') }),
+    ...(needs.ref && { ref_logprobs: logprobs('ref.') }),
+  };
+  return Object.keys(outputs).length ? toOnnx(outputs, 'group_rollout') : undefined;
+}
+
+/** The update: GRPO's token-level or RLOO's sequence-level clipped loss, with TRL's statistics. */
+export function updateGraph(cfg: ModelConfig, stage: GroupStage, s: GroupRlSettings, needs: GroupInputs): StageGraph {
+  const dense = (name: string) => input(name, 'float32', ['B', 'T']);
+  const targets = input('targets', 'int32', ['B', 'T']);
+  const mask = dense('response_mask');
+  const advantages = input('advantages', 'float32', ['B']);
+  const policy = paramInputs(cfg, 'lm');
+  const logits = temperedLogits(policy, cfg, sequenceInputs(), s.temperature);
+  const logprobs = tokenLogprobs(logits, targets);
+  const range = { epsilon: s.epsilon, epsilonHigh: s.epsilon_high ?? s.epsilon };
+  const { loss, metrics } =
+    'loss_type' in s && stage === 'grpo'
+      ? grpoLoss(
+          {
+            logprobs,
+            oldLogprobs: needs.old ? dense('old_logprobs') : detach(logprobs),
+            advantages,
+            mask,
+            refLogprobs: needs.klInLoss ? dense('ref_logprobs') : undefined,
+            normalizer: needs.normalizer ? input('loss_normalizer', 'float32', []) : undefined,
+          },
+          { ...range, beta: s.beta, lossType: s.loss_type, maxCompletionLength: s.max_completion_length },
+        )
+      : rlooLoss(
+          {
+            logprobs,
+            oldLogps: needs.old ? input('old_logps', 'float32', ['B']) : detach(sum(logprobs.mul(mask), 1)),
+            advantages,
+            mask,
+          },
+          range,
+        );
+  return {
+    loss,
+    params: Object.values(policy),
+    metrics: { ...metrics, entropy: maskedMean(entropy(logits), mask) },
+  };
+}
