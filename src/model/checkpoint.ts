@@ -21,7 +21,7 @@ import { architectureOf } from './architecture';
 import { CHECKPOINT_FILES as FILES, MODEL_FOLDER, readableDir, saveFolder } from './checkpoint-layout';
 import { checkVocabSize, configFromHF, configToHF, Head, ModelConfig, validateConfig, Vocabulary } from './config';
 import { readWeights, StoredWeights, writeWeights } from './checkpoint-weights';
-import { paramShapes, tokenizerFor } from './decoder';
+import { hfName, paramShapes, tokenizerFor } from './decoder';
 import { LARGEST, OVERFLOW } from './half';
 import { copyCompanionFiles, GenerationConfig, readGenerationConfig } from './model-files';
 import { FLOAT_DTYPES, FloatDType, NamedTensor, readSafetensors, writeSafetensors } from './safetensors';
@@ -286,9 +286,7 @@ function checkOptimizerState(opt: OptimizerState, params: Map<string, NamedTenso
 // Hugging Face saves the transformer trunk under a prefix ("transformer." for GPT-2) beside the
 // head; without it, transformers refuses a file that also holds lm_head.weight or score.weight.
 function hfNames(params: Map<string, NamedTensor>, config: ModelConfig): Map<string, NamedTensor> {
-  const { trunkPrefix } = architectureOf(config).checkpoint;
-  const isHead = (name: string) => name.startsWith('lm_head.') || name.startsWith('score.');
-  return new Map([...params].map(([name, t]) => [isHead(name) ? name : trunkPrefix + name, t]));
+  return new Map([...params].map(([name, t]) => [hfName(config, name), t]));
 }
 
 /** Our names for a file's tensors, as float32, without the buffers that are not parameters. */
