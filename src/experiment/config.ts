@@ -57,6 +57,34 @@ function optimizerSettings(d: {
   };
 }
 
+/**
+ * LoRA adapters (PEFT's LoraConfig names): the model's weights stay frozen, and only low-rank paths
+ * on the chosen projections (and modules_to_save) train; the run saves a PEFT adapter folder.
+ * A stage opts in with `peft: peftSchema.optional()`.
+ */
+export const peftSchema = z
+  .object({
+    r: positiveInt.default(8).describe('The adapters\' rank.'),
+    lora_alpha: z.number().positive().default(8).describe('Scales the low-rank path by lora_alpha / r.'),
+    lora_dropout: z
+      .number()
+      .refine((v) => v === 0, 'only 0 is supported: training computes without dropout')
+      .default(0),
+    target_modules: z
+      .union([z.array(z.string().min(1)).min(1), z.string().min(1)])
+      .default('all-linear')
+      .describe(
+        'Projections to adapt: module names matched as PEFT does (whole or as the last parts, e.g. "c_attn", "q_proj"), a regex matched in full, or "all-linear" (every projection but the output head).',
+      ),
+    modules_to_save: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Modules trained in full and saved with the adapter (a reward model's \"score\" always is)."),
+    use_rslora: z.boolean().default(false).describe('Scale by lora_alpha / sqrt(r) (rank-stabilised LoRA).'),
+  })
+  .strict()
+  .describe('Train LoRA adapters instead of the whole model, saved as a PEFT adapter folder.');
+
 export const sftSchema = z
   .object({
     data: z.string().min(1).describe('SFT data: JSONL with {prompt, completion}, {messages} or {text} per line.'),
@@ -76,6 +104,7 @@ export const sftSchema = z
     eval_steps: positiveInt.default(50),
     save_steps: positiveInt.default(100),
     sample_prompts: z.array(z.string().min(1)).default([]).describe('Prompts to sample before and after training.'),
+    peft: peftSchema.optional(),
   })
   .strict();
 
@@ -162,6 +191,7 @@ export const rmSchema = z
       .positive()
       .optional()
       .describe('Adds this times mean((r_chosen + r_rejected)²) to the loss, keeping rewards centred on 0.'),
+    peft: peftSchema.optional(),
   })
   .strict();
 
@@ -217,6 +247,11 @@ export const ppoSchema = z
     logging_steps: positiveInt.default(1),
     save_steps: positiveInt.default(20).describe('Iterations between checkpoints.'),
     sample_steps: positiveInt.default(5).describe('Iterations between sample tables.'),
+    peft: peftSchema
+      .optional()
+      .describe(
+        'Train adapters for the policy and value model over one shared copy of the SFT model, whose adapters off are the reference.',
+      ),
   })
   .strict();
 
@@ -263,6 +298,7 @@ export type SftSettings = z.infer<typeof sftSchema>;
 export type ComparisonsSettings = z.infer<typeof comparisonsSchema>;
 export type RmSettings = z.infer<typeof rmSchema>;
 export type PpoSettings = z.infer<typeof ppoSchema>;
+export type PeftSettings = z.infer<typeof peftSchema>;
 
 export class ConfigError extends Error {}
 

@@ -11,6 +11,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { ADAPTER_FILES } from './checkpoint-layout';
 import type { Head, ModelConfig } from './config';
 import { hfName } from './decoder';
 import { loraA, loraB } from './blocks';
@@ -18,8 +19,6 @@ import { LoraAdapter, LoraConfig } from './lora';
 import { NamedTensor, readSafetensors, writeSafetensors } from './safetensors';
 import { isPlainObject } from '../util/objects';
 import { readJsonObjectFile, writeJsonFile } from '../util/json-files';
-
-export const ADAPTER_FILES = { config: 'adapter_config.json', model: 'adapter_model.safetensors' };
 
 /** PEFT's prefix of every tensor name in adapter_model.safetensors. */
 const PEFT_PREFIX = 'base_model.model.';

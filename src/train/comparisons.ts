@@ -23,6 +23,7 @@ import { ChatFormat } from '../model/chat';
 import { responseText } from '../model/text-stream';
 import { Tokenizer, promptIds } from '../model/tokenizer';
 import { Generator, SamplingOptions } from './generate';
+import { mergedModel } from './adapters';
 import { loadModel, putTensors } from './model-state';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
@@ -227,7 +228,7 @@ async function openSampler(
   { model, provider = 'auto', threads, chatTemplateKwargs }: CandidateOptions,
   seed: number,
 ): Promise<Sampler> {
-  const loaded = loadModel(model, seed);
+  const loaded = mergedModel(loadModel(model, seed));
   if (loaded.head !== 'lm')
     throw new Error(`${model}: a ${loaded.head} model cannot write responses; give a language model`);
   const runtime = await Runtime.create({ provider, threads });

@@ -22,6 +22,8 @@ import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
+import { LoraAdapter, trainableInputs } from '../model/lora';
+import { trainedModel } from './adapters';
 import { LoadedModel, loadModel } from './model-state';
 import {
   NORMALIZATION_KEY,
@@ -90,8 +92,8 @@ export function bradleyTerry(
 }
 
 /** The reward model's training graph on batches of P pairs: 2P rows, chosen ones first. */
-export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number): StageGraph {
-  const p = rewardParamInputs(cfg);
+export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number, adapter?: LoraAdapter): StageGraph {
+  const p = rewardParamInputs(cfg, false, '', adapter && { adapter });
   const r = rewards(p, cfg, rewardInputs([2, 'P'])); // [2, P]
   const bt = bradleyTerry(
     r,
@@ -99,7 +101,7 @@ export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number): StageGra
     input('pair_target', 'float32', ['P']),
     centerCoef,
   );
-  return { loss: bt.loss, params: Object.values(p), metrics: bt.metrics };
+  return { loss: bt.loss, params: trainableInputs(p, adapter), metrics: bt.metrics };
 }
 
 /** The graph inputs of a batch of pairs, weighted by its pairs. */
@@ -144,17 +146,18 @@ function tokenizePairs(
 
 /**
  * The model to train: a checkpoint to resume or a reward model as it is, else a backbone (SFT
- * checkpoint or preset) with a fresh score head.
+ * checkpoint or preset) with a fresh score head; with rm.peft, an adapter on it (./adapters.ts).
  */
-function rewardModel(spec: string, exp: Experiment): LoadedModel {
+function rewardModel(spec: string, exp: Experiment, outputDir: string): LoadedModel {
   const m = loadModel(spec, exp.seed, exp.model_size);
   // A normalisation belongs to the finished model it was measured on, not to what trains from it.
-  return {
+  const scored: LoadedModel = {
     ...m,
     head: 'score',
     config: withNormalization(m.config),
     params: withScoreHead(m.params, m.config, new Rng(exp.seed)),
   };
+  return trainedModel(scored, exp.rm?.peft, { seed: exp.seed, outputDir, where: 'rm.peft' });
 }
 
 export interface RmRun {
@@ -191,7 +194,8 @@ async function normalizedByReference(
   reference: { sequences: number[][]; source: string },
   emit: EmitEvent,
 ): Promise<CheckpointExtras> {
-  const scorer = await Scorer.create(trainer.runtime, model.config, trainer.state, { tokenizer: model.tokenizer });
+  const { tokenizer, adapter } = model;
+  const scorer = await Scorer.create(trainer.runtime, model.config, trainer.state, { tokenizer, adapter });
   const normalization = measureNormalization(await scorer.scoreIds(reference.sequences));
   await scorer.release();
   const { mean, std } = normalization;
@@ -207,7 +211,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.rm;
   if (!s) throw new Error('the experiment config has no "rm" section');
-  const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp);
+  const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp, outputDir);
   const { config: cfg, tokenizer } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
@@ -237,7 +241,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     settings: s,
     totalSteps: s.max_steps,
     ...oneModel(model, run.resumeFrom),
-    graph: rewardLossGraph(cfg, s.center_rewards_coefficient),
+    graph: rewardLossGraph(cfg, s.center_rewards_coefficient, model.adapter),
     outputDir,
     emit,
   });

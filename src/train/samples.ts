@@ -6,6 +6,7 @@ import { responseText } from '../model/text-stream';
 import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { Rng } from '../util/rng';
 import { GREEDY, Generator, SamplingOptions } from './generate';
+import { mergedModel } from './adapters';
 import { loadModel, putTensors } from './model-state';
 
 /** Greedy by default, so before/after comparisons are not down to sampling luck. */
@@ -33,7 +34,7 @@ export async function sampleFromCheckpoint(
   options: SamplingOptions,
   runtime: RuntimeOptions = {},
 ): Promise<SampleRow[]> {
-  const model = loadModel(dir, 0);
+  const model = mergedModel(loadModel(dir, 0));
   const state = new State(await Runtime.create(runtime));
   putTensors(state, model.params);
   const { tokenizer } = model;
