@@ -64,7 +64,7 @@ function optimizerSettings(d: {
  */
 export const peftSchema = z
   .object({
-    r: positiveInt.default(8).describe('The adapters\' rank.'),
+    r: positiveInt.default(8).describe("The adapters' rank."),
     lora_alpha: z.number().positive().default(8).describe('Scales the low-rank path by lora_alpha / r.'),
     lora_dropout: z
       .number()
@@ -79,7 +79,7 @@ export const peftSchema = z
     modules_to_save: z
       .array(z.string().min(1))
       .default([])
-      .describe("Modules trained in full and saved with the adapter (a reward model's \"score\" always is)."),
+      .describe('Modules trained in full and saved with the adapter (a reward model\'s "score" always is).'),
     use_rslora: z.boolean().default(false).describe('Scale by lora_alpha / sqrt(r) (rank-stabilised LoRA).'),
   })
   .strict()

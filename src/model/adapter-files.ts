@@ -84,7 +84,11 @@ export function readAdapterConfig(dir: string): AdapterConfigFile {
     throw new Error(`${file}: ${field}: ${why}, got ${JSON.stringify(json[field])}`);
   };
   if (json.peft_type !== 'LORA') bad('peft_type', 'only "LORA" adapters load');
-  if (json.task_type !== undefined && json.task_type !== null && !['CAUSAL_LM', 'SEQ_CLS'].includes(json.task_type as string))
+  if (
+    json.task_type !== undefined &&
+    json.task_type !== null &&
+    !['CAUSAL_LM', 'SEQ_CLS'].includes(json.task_type as string)
+  )
     bad('task_type', 'must be "CAUSAL_LM" or "SEQ_CLS"');
   if (typeof json.base_model_name_or_path !== 'string' || !json.base_model_name_or_path)
     bad('base_model_name_or_path', 'must name the base model');
@@ -149,7 +153,10 @@ export function readAdapterTensors(
       throw new Error(
         `${file}: tensor "${key}" has shape [${t.shape}], but the base ${adapter.baseModel} needs [${shape}]: the adapter was made for another base model`,
       );
-    out.set(name, t.dtype === 'float32' ? t : { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) });
+    out.set(
+      name,
+      t.dtype === 'float32' ? t : { dtype: 'float32', shape: t.shape, data: Float32Array.from(t.data as Float64Array) },
+    );
   }
   const extra = [...stored.keys()].filter((k) => ![...expected.keys()].some((n) => PEFT_PREFIX + hfName(cfg, n) === k));
   if (extra.length) throw new Error(`${file}: tensors the config does not explain: ${extra.slice(0, 5).join(', ')}`);

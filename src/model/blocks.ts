@@ -61,7 +61,12 @@ export function rmsNormParams(name: string, d: number): ParamSpec[] {
 
 /** A torch.nn.Linear, its weight stored [out, in] and drawn from N(0, INIT_STD), its bias (if any) zeros. */
 export function linearParams(name: string, nIn: number, nOut: number, bias: boolean): ParamSpec[] {
-  const weight: ParamSpec = { name: `${name}.weight`, shape: [nOut, nIn], init: { normal: INIT_STD }, layout: 'linear' };
+  const weight: ParamSpec = {
+    name: `${name}.weight`,
+    shape: [nOut, nIn],
+    init: { normal: INIT_STD },
+    layout: 'linear',
+  };
   return bias ? [weight, { name: `${name}.bias`, shape: [nOut], init: 'zeros' }] : [weight];
 }
 

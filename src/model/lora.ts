@@ -58,7 +58,9 @@ export function projectionModules(cfg: ModelConfig, head: Head): LoraModule[] {
     if (!s.layout) return [];
     const [a, b] = s.shape;
     const name = s.name.slice(0, -'.weight'.length);
-    return [s.layout === 'conv1d' ? { name, nIn: a, nOut: b, layout: s.layout } : { name, nIn: b, nOut: a, layout: s.layout }];
+    return [
+      s.layout === 'conv1d' ? { name, nIn: a, nOut: b, layout: s.layout } : { name, nIn: b, nOut: a, layout: s.layout },
+    ];
   });
 }
 

@@ -11,7 +11,15 @@ import { ADAPTER_FILES, readableDir } from '../model/checkpoint-layout';
 import { readTrainingState, saveCheckpoint } from '../model/checkpoint';
 import { Head, ModelConfig } from '../model/config';
 import { paramShapes } from '../model/decoder';
-import { LoraAdapter, LoraConfig, mergeLora, newAdapter, resolveModules, savedParams, trainedNames } from '../model/lora';
+import {
+  LoraAdapter,
+  LoraConfig,
+  mergeLora,
+  newAdapter,
+  resolveModules,
+  savedParams,
+  trainedNames,
+} from '../model/lora';
 import { NamedTensor } from '../model/safetensors';
 import { Rng } from '../util/rng';
 import type { LoadedModel } from './model-state';
@@ -83,7 +91,8 @@ export function trainedModel(
   o: { seed: number; outputDir: string; where: string },
 ): LoadedModel {
   if (!peft) return mergedModel(m);
-  if (m.adapter) return { ...m, adapter: { ...m.adapter, saved: savedParams(m.adapter.config, m.config, m.head, o.where) } };
+  if (m.adapter)
+    return { ...m, adapter: { ...m.adapter, saved: savedParams(m.adapter.config, m.config, m.head, o.where) } };
   const base = m.source ?? savePresetBase(m, path.join(o.outputDir, 'base'));
   return { ...m, adapter: newAdapter(peft, m.config, m.head, base, new Rng(o.seed), o.where) };
 }

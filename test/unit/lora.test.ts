@@ -104,9 +104,18 @@ test('target_modules match module names by suffix, as PEFT does, or by a regex i
 });
 
 test('bad settings name the field: targets matching nothing list the modules, r ≤ 0, an unknown saved module', () => {
-  const make = (c: Partial<LoraConfig>, cfg = GPT2) => () => newAdapter({ ...LORA, ...c }, cfg, 'lm', 'b', new Rng(0), 'sft.peft');
-  assert.throws(make({ target_modules: ['q_proj'] }), /sft\.peft: target_modules \["q_proj"\] match no module.*c_attn, c_proj, c_fc/);
-  assert.throws(make({ target_modules: ['c_attn'] }, LLAMA), /q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj/);
+  const make =
+    (c: Partial<LoraConfig>, cfg = GPT2) =>
+    () =>
+      newAdapter({ ...LORA, ...c }, cfg, 'lm', 'b', new Rng(0), 'sft.peft');
+  assert.throws(
+    make({ target_modules: ['q_proj'] }),
+    /sft\.peft: target_modules \["q_proj"\] match no module.*c_attn, c_proj, c_fc/,
+  );
+  assert.throws(
+    make({ target_modules: ['c_attn'] }, LLAMA),
+    /q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj/,
+  );
   assert.throws(make({ r: 0 }), /sft\.peft: r must be a positive integer, got 0/);
   assert.throws(make({ modules_to_save: ['classifier'] }), /sft\.peft: modules_to_save "classifier" names no module/);
 });

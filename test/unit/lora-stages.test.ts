@@ -1,0 +1,208 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Experiment, parseExperiment } from '../../src/experiment/config';
+import { saveCheckpoint } from '../../src/model/checkpoint';
+import { presetConfig, resizeConfig } from '../../src/model/config';
+import { initParams } from '../../src/model/decoder';
+import { readSafetensors } from '../../src/model/safetensors';
+import { RunEvent } from '../../src/protocol/runner';
+import { mergedModel } from '../../src/train/adapters';
+import { loadModel } from '../../src/train/model-state';
+import { sampleFromCheckpoint } from '../../src/train/samples';
+import { Scorer } from '../../src/train/scorer';
+import { runRm } from '../../src/train/reward';
+import { runSft } from '../../src/train/sft';
+import { Rng } from '../../src/util/rng';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-stages-'));
+const data = path.join(dir, 'sft.jsonl');
+const animals = [
+  ['cat', 'fish'],
+  ['dog', 'meat'],
+  ['cow', 'grass'],
+  ['bird', 'seeds'],
+];
+fs.writeFileSync(
+  data,
+  animals
+    .map(([en, food]) => JSON.stringify({ prompt: `What does a ${en} eat?`, completion: ` A ${en} eats ${food}.` }))
+    .join('\n'),
+);
+
+/** A small GPT-2 saved as a model folder: the base the adapters train on. */
+const base = path.join(dir, 'base');
+const baseConfig = resizeConfig(presetConfig('tiny'), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 32 });
+saveCheckpoint(base, { config: baseConfig, params: initParams(baseConfig, new Rng(3)) });
+const baseBytes = fs.readFileSync(path.join(base, 'model.safetensors'));
+
+const PEFT = { r: 4, lora_alpha: 8, target_modules: ['c_attn', 'c_fc'] };
+
+function experiment(section: Record<string, unknown>, model = base): Experiment {
+  return parseExperiment(
+    {
+      seed: 3,
+      model,
+      runtime: { provider: 'cpu', threads: 1 },
+      sft: {
+        data,
+        max_steps: 12,
+        per_device_train_batch_size: 4,
+        learning_rate: 3e-2,
+        warmup_steps: 2,
+        logging_steps: 1,
+        eval_fraction: 0,
+        save_steps: 4,
+        peft: PEFT,
+        ...section,
+      },
+    },
+    'test',
+  );
+}
+
+const losses = (run: string) =>
+  fs
+    .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => 'loss' in r)
+    .map((r) => r.loss as number);
+
+test('SFT with LoRA: the loss falls, a PEFT adapter folder is saved, the base stays as it was', async () => {
+  const run = path.join(dir, 'sft');
+  const { modelDir } = await runSft({ experiment: experiment({}), outputDir: run, emit: () => {} });
+  const curve = losses(run);
+  // A random base's logits are small (tied embeddings at N(0, 0.02²)), which bounds how far adapters
+  // on its projections move them: the loss falls steadily, not far.
+  assert.ok(curve[11] < curve[0] - 0.3 && curve[11] < curve[5], `loss ${curve.join(' → ')}`);
+  assert.deepEqual(fs.readdirSync(modelDir).sort(), [
+    'adapter_config.json',
+    'adapter_model.safetensors',
+    'trainer_state.json',
+  ]);
+  const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'adapter_config.json'), 'utf8'));
+  assert.equal(config.peft_type, 'LORA');
+  assert.equal(config.task_type, 'CAUSAL_LM');
+  assert.equal(config.base_model_name_or_path, base);
+  assert.deepEqual([config.r, config.lora_alpha, config.fan_in_fan_out, config.bias], [4, 8, true, 'none']);
+  assert.deepEqual(config.target_modules, ['c_attn', 'c_fc']);
+  const names = [...readSafetensors(path.join(modelDir, 'adapter_model.safetensors')).tensors.keys()].sort();
+  assert.deepEqual(names, [
+    'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight',
+    'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight',
+    'base_model.model.transformer.h.0.mlp.c_fc.lora_A.weight',
+    'base_model.model.transformer.h.0.mlp.c_fc.lora_B.weight',
+  ]);
+  assert.ok(fs.readFileSync(path.join(base, 'model.safetensors')).equals(baseBytes), 'the base folder is untouched');
+
+  // The adapter loads as base + adapter: the base's weights bit-identical, the adapter trained.
+  const loaded = loadModel(modelDir, 0);
+  const original = loadModel(base, 0);
+  for (const [name, t] of original.params) assert.deepEqual(loaded.params.get(name)!.data, t.data, name);
+  const b = loaded.adapter!.weights.get('h.0.attn.c_attn.lora_B.weight')!.data as Float32Array;
+  assert.ok(
+    b.some((v) => v !== 0),
+    'lora_B trained',
+  );
+  const merged = mergedModel(loaded).params;
+  assert.notDeepEqual(merged.get('h.0.attn.c_attn.weight')!.data, original.params.get('h.0.attn.c_attn.weight')!.data);
+  assert.deepEqual(merged.get('h.0.attn.c_proj.weight')!.data, original.params.get('h.0.attn.c_proj.weight')!.data);
+
+  // Generation reads an adapter folder as the model it makes.
+  const rows = await sampleFromCheckpoint(modelDir, ['What does a cat eat?'], new Rng(1), {
+    maxNewTokens: 4,
+    temperature: 0,
+    topK: 0,
+    topP: 1,
+  });
+  assert.equal(rows.length, 1);
+});
+
+test('SFT with LoRA: checkpoints hold only the adapter and its moments; a stopped run resumes to the same curve', async () => {
+  const straight = path.join(dir, 'straight');
+  await runSft({ experiment: experiment({}), outputDir: straight, emit: () => {} });
+  const checkpoint = path.join(straight, 'checkpoint-4');
+  const moments = [...readSafetensors(path.join(checkpoint, 'optimizer.safetensors')).tensors.keys()];
+  assert.equal(moments.length, 8);
+  assert.ok(
+    moments.every((n) => /lora_[AB]\.weight$/.test(n)),
+    moments.join(),
+  );
+
+  const resumed = path.join(dir, 'resumed');
+  const stop = new AbortController();
+  const first = await runSft({
+    experiment: experiment({}),
+    outputDir: resumed,
+    signal: stop.signal,
+    emit: (e: RunEvent) => e.type === 'progress' && e.step === 6 && stop.abort(),
+  });
+  assert.equal(first.stopped, true);
+  await runSft({ experiment: experiment({}), outputDir: resumed, resumeFrom: first.modelDir, emit: () => {} });
+  const curve = losses(straight),
+    again = losses(resumed);
+  assert.equal(again.length, curve.length);
+  again.forEach((loss, i) =>
+    assert.ok(Math.abs(loss - curve[i]) <= 1e-5 * Math.abs(curve[i]), `${i}: ${loss} vs ${curve[i]}`),
+  );
+});
+
+test('SFT with LoRA on a preset: its drawn weights are saved once as the base the adapter names', async () => {
+  const run = path.join(dir, 'preset');
+  const exp = experiment({ max_steps: 2 }, 'tiny');
+  exp.model_size = { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 };
+  const { modelDir } = await runSft({ experiment: exp, outputDir: run, emit: () => {} });
+  const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'adapter_config.json'), 'utf8'));
+  assert.equal(config.base_model_name_or_path, path.join(run, 'base'));
+  assert.ok(loadModel(modelDir, 0).adapter);
+});
+
+test('SFT with LoRA: bad settings name the field', async () => {
+  const out = path.join(dir, 'bad');
+  await assert.rejects(
+    runSft({ experiment: experiment({ peft: { target_modules: ['q_proj'] } }), outputDir: out, emit: () => {} }),
+    /sft\.peft: target_modules \["q_proj"\] match no module of the model; its projections are c_attn, c_proj, c_fc/,
+  );
+  assert.throws(() => experiment({ peft: { r: 0 } }), /test: sft\.peft\.r: /);
+  assert.throws(() => experiment({ peft: { lora_dropout: 0.1 } }), /sft\.peft\.lora_dropout: only 0 is supported/);
+});
+
+test('reward model with LoRA on the SFT adapter: a SEQ_CLS adapter with the score head, which scores', async () => {
+  const sft = path.join(dir, 'sft', 'model');
+  const pairs = animals.flatMap(([en, food]) =>
+    Array.from({ length: 4 }, () => ({ prompt: `What does a ${en} eat?`, chosen: ` ${food}.`, rejected: ' rocks.' })),
+  );
+  const exp = parseExperiment(
+    {
+      seed: 1,
+      model: base,
+      runtime: { provider: 'cpu', threads: 1 },
+      rm: {
+        data: path.join(dir, 'unused.jsonl'),
+        model: sft,
+        max_steps: 6,
+        per_device_train_batch_size: 8,
+        learning_rate: 1e-2,
+        eval_fraction: 0,
+        peft: { r: 4, target_modules: 'all-linear' },
+      },
+    },
+    'test',
+  );
+  const run = path.join(dir, 'rm');
+  const { modelDir } = await runRm({ experiment: exp, outputDir: run, pairs, emit: () => {} });
+  const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'adapter_config.json'), 'utf8'));
+  assert.equal(config.task_type, 'SEQ_CLS');
+  assert.equal(config.base_model_name_or_path, base, 'the SFT adapter continues on its own base');
+  const names = [...readSafetensors(path.join(modelDir, 'adapter_model.safetensors')).tensors.keys()];
+  assert.ok(names.includes('base_model.model.score.weight'), names.join());
+  const scorer = await Scorer.load(modelDir, { provider: 'cpu', threads: 1 });
+  assert.ok(scorer.normalization, 'the normalisation is read from the adapter checkpoint');
+  const scores = await scorer.scoreTexts([{ prompt: 'What does a cat eat?', response: ' fish.' }]);
+  assert.ok(Number.isFinite(scores[0]));
+  await scorer.release();
+});
