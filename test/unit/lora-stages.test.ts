@@ -8,11 +8,13 @@ import { saveCheckpoint } from '../../src/model/checkpoint';
 import { presetConfig, resizeConfig } from '../../src/model/config';
 import { initParams } from '../../src/model/decoder';
 import { readSafetensors } from '../../src/model/safetensors';
+import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { RunEvent } from '../../src/protocol/runner';
 import { mergedModel } from '../../src/train/adapters';
 import { loadModel } from '../../src/train/model-state';
 import { sampleFromCheckpoint } from '../../src/train/samples';
 import { Scorer } from '../../src/train/scorer';
+import { runPpo } from '../../src/train/ppo';
 import { runRm } from '../../src/train/reward';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
@@ -205,4 +207,87 @@ test('reward model with LoRA on the SFT adapter: a SEQ_CLS adapter with the scor
   const scores = await scorer.scoreTexts([{ prompt: 'What does a cat eat?', response: ' fish.' }]);
   assert.ok(Number.isFinite(scores[0]));
   await scorer.release();
+});
+
+const fish = gpt2Tokenizer().encode(' fish')[0];
+const fishReward = async (_: number[][], responses: number[][]) => responses.map((r) => (r.includes(fish) ? 1 : 0));
+
+function ppoExperiment(sftModel: string, overrides: Record<string, unknown> = {}): Experiment {
+  const prompts = path.join(dir, 'prompts.jsonl');
+  fs.writeFileSync(prompts, animals.map(([en]) => JSON.stringify({ prompt: `What does a ${en} eat?` })).join('\n'));
+  return parseExperiment(
+    {
+      seed: 1,
+      model: base,
+      runtime: { provider: 'cpu', threads: 1 },
+      ppo: {
+        prompts,
+        sft_model: sftModel,
+        total_episodes: 24,
+        per_device_train_batch_size: 8,
+        num_mini_batches: 2,
+        num_ppo_epochs: 2,
+        learning_rate: 1e-2,
+        response_length: 6,
+        temperature: 1,
+        save_steps: 2,
+        peft: { r: 4, target_modules: 'all-linear' },
+        ...overrides,
+      },
+    },
+    'test',
+  );
+}
+
+test('PPO with LoRA on the SFT adapter: the reference is the SFT model, the run saves policy and value adapters', async () => {
+  const run = path.join(dir, 'ppo');
+  const events: RunEvent[] = [];
+  const sft = path.join(dir, 'sft', 'model');
+  await runPpo({ experiment: ppoExperiment(sft), outputDir: run, reward: fishReward, emit: (e) => events.push(e) });
+  const metrics = events.flatMap((e) => (e.type === 'metrics' ? [e.values] : []));
+  assert.equal(metrics.length, 3);
+  assert.ok(
+    Math.abs(metrics[0]['objective/kl']) < 1e-4,
+    `the policy starts as the reference: ${metrics[0]['objective/kl']}`,
+  );
+  assert.ok(metrics.every((m) => Number.isFinite(m['loss/policy_avg']) && Number.isFinite(m['loss/value_avg'])));
+  const adapterConfig = (folder: string) =>
+    JSON.parse(fs.readFileSync(path.join(run, folder, 'adapter_config.json'), 'utf8'));
+  assert.deepEqual(
+    [adapterConfig('model').task_type, adapterConfig('model').base_model_name_or_path],
+    ['CAUSAL_LM', base],
+  );
+  assert.equal(adapterConfig('value').task_type, 'SEQ_CLS');
+  assert.equal(adapterConfig('checkpoint-2/policy').task_type, 'CAUSAL_LM');
+  // The policy adapter continued the SFT adapter: it loads on the base and has moved from it.
+  const policy = loadModel(path.join(run, 'model'), 0).adapter!.weights;
+  const start = loadModel(sft, 0).adapter!.weights;
+  assert.notDeepEqual(
+    policy.get('h.0.attn.c_attn.lora_B.weight')!.data,
+    start.get('h.0.attn.c_attn.lora_B.weight')!.data,
+  );
+
+  // Resumed from its checkpoint, the run goes on to the same metrics.
+  const resumed = path.join(dir, 'ppo-resumed');
+  const again: RunEvent[] = [];
+  await runPpo({
+    experiment: ppoExperiment(sft),
+    outputDir: resumed,
+    resumeFrom: path.join(run, 'checkpoint-2'),
+    reward: fishReward,
+    emit: (e) => again.push(e),
+  });
+  const last = again.flatMap((e) => (e.type === 'metrics' ? [e.values] : [])).at(-1)!;
+  for (const key of ['objective/kl', 'loss/policy_avg', 'loss/value_avg'])
+    assert.ok(Math.abs(last[key] - metrics[2][key]) <= 1e-4 * Math.max(1, Math.abs(metrics[2][key])), key);
+});
+
+test('PPO with LoRA on a full SFT model: the reference is the base with the adapters off', async () => {
+  const run = path.join(dir, 'ppo-full-base');
+  const events: RunEvent[] = [];
+  await runPpo({ experiment: ppoExperiment(base), outputDir: run, reward: fishReward, emit: (e) => events.push(e) });
+  const first = events.find((e) => e.type === 'metrics');
+  assert.ok(first?.type === 'metrics' && Math.abs(first.values['objective/kl']) < 1e-4);
+  assert.ok(loadModel(path.join(run, 'model'), 0).adapter);
+  assert.ok(loadModel(path.join(run, 'value'), 0).adapter);
 });
