@@ -13,7 +13,7 @@ import { withScoreHead } from '../model/reward';
 import { sameTokenizer } from '../model/tokenizer';
 import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
-import { PpoSettings } from '../experiment/config';
+import { Experiment, PpoSettings } from '../experiment/config';
 import { mergedModel, trainedModel } from './adapters';
 import { LoadedModel, loadModel } from './model-state';
 import { ModelSlot, TrainerSetup } from './stage';
@@ -30,6 +30,12 @@ export interface PpoPlaces {
 
 export interface PpoModels extends Pick<TrainerSetup, 'models' | 'resumed'> {
   places: PpoPlaces;
+}
+
+/** The SFT model (the policy's start and the reference): with ppo.peft as loaded, else with any adapter merged. */
+export function sftModel(s: PpoSettings, exp: Experiment): LoadedModel {
+  const loaded = loadModel(s.sft_model ?? exp.model, exp.seed, exp.model_size);
+  return s.peft ? loaded : mergedModel(loaded);
 }
 
 interface Inputs {

@@ -22,11 +22,9 @@ import { Experiment, PpoSettings } from '../experiment/config';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
 import { Generator } from './generate';
 import { checkBatchFits, longest } from './memory';
-import { mergedModel } from './adapters';
-import { loadModel } from './model-state';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { rolloutGraph, updateGraph } from './ppo-graphs';
-import { POLICY, ppoModels } from './ppo-models';
+import { POLICY, ppoModels, sftModel } from './ppo-models';
 import { Scorer } from './scorer';
 import { Trainer } from './trainer';
 import { StepSource } from './stage';
@@ -74,15 +72,13 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.ppo;
   if (!s) throw new Error('the experiment config has no "ppo" section');
-  const loaded = loadModel(s.sft_model ?? exp.model, exp.seed, exp.model_size);
-  const sft = s.peft ? loaded : mergedModel(loaded);
+  const sft = sftModel(s, exp);
   const { config: cfg, tokenizer } = sft;
   const prompts = readPrompts(s.prompts, tokenizer, tokenizer.chat(exp.chat_template_kwargs));
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
-  const sftName = s.sft_model ?? exp.model;
-  const models = ppoModels({ seed: exp.seed, outputDir, resumeFrom: run.resumeFrom, sftName }, s, sft);
-  const { places } = models;
+  const where = { seed: exp.seed, outputDir, resumeFrom: run.resumeFrom, sftName: s.sft_model ?? exp.model };
+  const { places, ...models } = ppoModels(where, s, sft);
   const iterations = Math.ceil(s.total_episodes / s.per_device_train_batch_size);
   const trainer = await Trainer.create({
     stage: 'ppo',
@@ -99,15 +95,9 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     emit,
   });
   const scorer = run.reward ? undefined : await loadRewardModel(s, exp);
+  const policy = { prefix: `${POLICY}.`, lora: places.policy };
   const rollout: Rollout = {
-    generator: await Generator.create(
-      trainer.runtime,
-      cfg,
-      trainer.state,
-      tokenizer.padId,
-      `${POLICY}.`,
-      places.policy,
-    ),
+    generator: await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId, policy.prefix, policy.lora),
     scores: await trainer.runtime.load(rolloutGraph(cfg, s.temperature, places)),
     reward: run.reward ?? ((p, r) => scorer!.scoreTokens(p, r)),
     tokenizer,
