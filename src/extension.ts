@@ -4,6 +4,7 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { registerAdapterCommands } from './commands/adapters';
 import { registerExperimentCommands } from './commands/experiments';
 import { registerGenerationCommands } from './commands/generation';
 import { registerLabelingCommands } from './commands/labeling';
@@ -36,6 +37,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ...registerExperimentCommands(services),
     ...registerTrainingCommands(services),
     ...registerGenerationCommands(services),
+    ...registerAdapterCommands(services),
     ...registerRunCommands(services),
     registerChartsSerializer(services),
     ...registerLabelingView(context, log),

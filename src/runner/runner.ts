@@ -6,7 +6,15 @@
 import { ChildProcess, fork } from 'child_process';
 import { EventEmitter } from 'events';
 import * as readline from 'readline';
-import { GenerateCommand, ProcessEvent, RunEvent, SampleRow, StartCommand, parseEvent } from '../protocol/runner';
+import {
+  GenerateCommand,
+  MergeCommand,
+  ProcessEvent,
+  RunEvent,
+  SampleRow,
+  StartCommand,
+  parseEvent,
+} from '../protocol/runner';
 
 export interface ProcessOptions {
   /** The training-process entry: dist/train-process.js, or src/runner/train-process.ts under tsx in tests. */
@@ -53,7 +61,7 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
   private error?: string;
   private killedAfterTimeout = false;
 
-  private constructor(command: StartCommand | GenerateCommand, options: ProcessOptions) {
+  private constructor(command: StartCommand | GenerateCommand | MergeCommand, options: ProcessOptions) {
     super();
     this.stopTimeoutMs = options.stopTimeoutMs ?? STOP_TIMEOUT_MS;
     // VS Code's Electron binary runs as plain Node with ELECTRON_RUN_AS_NODE; in Node it is ignored.
@@ -77,7 +85,7 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
     this.child.send(command);
   }
 
-  static start(command: StartCommand | GenerateCommand, options: ProcessOptions): TrainingProcess {
+  static start(command: StartCommand | GenerateCommand | MergeCommand, options: ProcessOptions): TrainingProcess {
     return new TrainingProcess(command, options);
   }
 
@@ -185,4 +193,10 @@ export async function generate(
   if (signal?.aborted) throw new Error('generation was cancelled');
   if (outcome.status !== 'finished') throw new Error(outcome.error ?? 'generation ended without an answer');
   return rows;
+}
+
+/** Merges a PEFT adapter folder into its base as a full model folder, in a training process. */
+export async function mergeAdapter(command: Omit<MergeCommand, 'type'>, options: ProcessOptions): Promise<void> {
+  const outcome = await TrainingProcess.start({ type: 'merge', ...command }, options).outcome;
+  if (outcome.status !== 'finished') throw new Error(outcome.error ?? 'the merge ended without writing the model');
 }

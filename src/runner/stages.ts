@@ -9,6 +9,7 @@ import {
   EmitEvent,
   ExperimentStage,
   GenerateCommand,
+  MergeCommand,
   RuntimeOverrides,
   StageModels,
   StartCommand,
@@ -17,6 +18,7 @@ import { Rng } from '../util/rng';
 import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
 import { fetchHubModels, hubOptions } from './hub-models';
+import { mergeAdapterFolder } from '../train/merge';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runPpo } from '../train/ppo';
 import { runRm } from '../train/reward';
@@ -88,6 +90,11 @@ export async function runGeneration(command: GenerateCommand, context: StageCont
   const rows = await sampleFromCheckpoint(model, command.prompts, new Rng(command.seed), command.sampling, runtime);
   emit({ type: 'samples', stage: 'generate', step: 0, rows });
   emit({ type: 'done', stage: 'generate', step: 0, outputDir: command.model, stopped: false });
+}
+
+export async function runMerge(command: MergeCommand, { emit }: StageContext): Promise<void> {
+  mergeAdapterFolder(command.adapter, command.outputDir);
+  emit({ type: 'done', stage: 'merge', step: 0, outputDir: command.outputDir, stopped: false });
 }
 
 /** VS Code's settings win over the experiment file's `runtime` section. */

@@ -1,11 +1,11 @@
 /**
  * The training process: one per run, started by the extension host (src/runner/runner.ts) with an
- * IPC channel. It takes one `start` or `generate` command, streams events back, stops after the
+ * IPC channel. It takes one `start`, `generate` or `merge` command, streams events back, stops after the
  * current step on `stop`, on SIGINT or when the host goes away, and after a failure sends an `error` event
  * and exits non-zero. Every command is validated on arrival.
  */
 import { ProcessEvent, RunEvent, parseCommand } from '../protocol/runner';
-import { StageContext, runGeneration, stageRunners } from './stages';
+import { StageContext, runGeneration, runMerge, stageRunners } from './stages';
 
 const LOG_TAIL = 30;
 
@@ -63,6 +63,8 @@ function onMessage(message: unknown): void {
   const context: StageContext = { emit, signal: stop.signal };
   if (command.type === 'generate') {
     void run(() => runGeneration(command, context));
+  } else if (command.type === 'merge') {
+    void run(() => runMerge(command, context));
   } else {
     const runStage = stageRunners[command.stage];
     void run(() => runStage(command, context));

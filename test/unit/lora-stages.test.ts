@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { program } from '../../src/cli';
 import { Experiment, parseExperiment } from '../../src/experiment/config';
 import { saveCheckpoint } from '../../src/model/checkpoint';
 import { presetConfig, resizeConfig } from '../../src/model/config';
@@ -11,6 +12,7 @@ import { readSafetensors } from '../../src/model/safetensors';
 import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { RunEvent } from '../../src/protocol/runner';
 import { mergedModel } from '../../src/train/adapters';
+import { mergeAdapterFolder } from '../../src/train/merge';
 import { loadModel } from '../../src/train/model-state';
 import { sampleFromCheckpoint } from '../../src/train/samples';
 import { Scorer } from '../../src/train/scorer';
@@ -84,6 +86,7 @@ test('SFT with LoRA: the loss falls, a PEFT adapter folder is saved, the base st
   assert.deepEqual(fs.readdirSync(modelDir).sort(), [
     'adapter_config.json',
     'adapter_model.safetensors',
+    'optimizer.safetensors',
     'trainer_state.json',
   ]);
   const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'adapter_config.json'), 'utf8'));
@@ -290,4 +293,37 @@ test('PPO with LoRA on a full SFT model: the reference is the base with the adap
   assert.ok(first?.type === 'metrics' && Math.abs(first.values['objective/kl']) < 1e-4);
   assert.ok(loadModel(path.join(run, 'model'), 0).adapter);
   assert.ok(loadModel(path.join(run, 'value'), 0).adapter);
+});
+
+test('rlhf merge writes the adapter folded into its base as a full model folder', async () => {
+  const adapter = path.join(dir, 'sft', 'model');
+  const out = path.join(dir, 'merged');
+  await program().parseAsync(['node', 'rlhf', 'merge', adapter, '--out', out]);
+  assert.ok(fs.existsSync(path.join(out, 'config.json')) && fs.existsSync(path.join(out, 'model.safetensors')));
+  const merged = loadModel(out, 0);
+  const expected = mergedModel(loadModel(adapter, 0)).params;
+  for (const [name, t] of expected) assert.deepEqual(merged.params.get(name)!.data, t.data, name);
+  assert.equal(merged.adapter, undefined);
+
+  assert.throws(
+    () => mergeAdapterFolder(base, path.join(dir, 'not-merged')),
+    /base: not a PEFT adapter folder \(it has no adapter_config\.json\)/,
+  );
+});
+
+test('an adapter whose base does not match names the base it needs', () => {
+  const other = path.join(dir, 'other-base');
+  const cfg = resizeConfig(presetConfig('tiny'), { nLayer: 1, nEmbd: 64, nHead: 2, nPositions: 32 });
+  saveCheckpoint(other, { config: cfg, params: initParams(cfg, new Rng(1)) });
+  const moved = path.join(dir, 'moved-adapter');
+  fs.cpSync(path.join(dir, 'sft', 'model'), moved, { recursive: true });
+  const file = path.join(moved, 'adapter_config.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), base_model_name_or_path: other }),
+  );
+  assert.throws(
+    () => loadModel(moved, 0),
+    /tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" has shape \[4,32\], but the base .*other-base needs \[4,64\]: the adapter was made for another base model/,
+  );
 });
