@@ -1,15 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { gradCheck } from '../../src/engine/gradcheck';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { scalar } from '../../src/engine/tensor';
 import { conv1d, linear } from '../../src/model/blocks';
+import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
+import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { ModelConfig, PRESETS, resizeConfig } from '../../src/model/config';
 import { initParams, lmHead, sequenceInputs, transformer } from '../../src/model/decoder';
 import { LoraAdapter, LoraConfig, mergeLora, modelInputs, newAdapter } from '../../src/model/lora';
 import { attentionBias, positionIds } from '../../src/model/masks';
 import { NamedTensor } from '../../src/model/safetensors';
+import { loadAdapterFolder } from '../../src/train/adapters';
 import { Rng } from '../../src/util/rng';
 
 export const GPT2: ModelConfig = resizeConfig(PRESETS.tiny, { nEmbd: 32, nHead: 4, nLayer: 2, vocabSize: 97 });
@@ -160,3 +167,67 @@ test('grad check through the LoRA path of a Linear and a Conv1D projection (x, W
     assert.ok(res.maxRelError <= 1e-5, JSON.stringify(res));
   }
 });
+
+const torchAvailable = (() => {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const needsTorch = {
+  skip: torchAvailable ? false : 'PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread)',
+};
+
+for (const [family, cfg, targets] of [
+  ['gpt2', GPT2, ['c_attn', 'mlp.c_proj']],
+  ['llama', LLAMA, ['q_proj', 'v_proj', 'down_proj']],
+] as const) {
+  test(
+    `${family}: a PEFT adapter written by the independent PyTorch LoRA loads here and gives its logits`,
+    needsTorch,
+    async () => {
+      const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-torch-'));
+      const base = path.join(scratch, 'base'),
+        adapterDir = path.join(scratch, 'adapter');
+      saveCheckpoint(base, { config: cfg, params: initParams(cfg, new Rng(11)) });
+      execFileSync('/usr/bin/python3', [
+        'bench/reference/lora_torch.py',
+        'adapter',
+        '--base',
+        base,
+        '--family',
+        family,
+        '--out',
+        adapterDir,
+        '--targets',
+        ...targets,
+        '--r',
+        '4',
+        '--alpha',
+        '12',
+        '--rslora',
+      ]);
+      const ref: { prompts: number[][]; logits: number[][][] } = JSON.parse(
+        fs.readFileSync(path.join(adapterDir, 'reference.json'), 'utf8'),
+      );
+      // The toy vocabulary holds fewer ids than a real tokenizer, so the base loads without that check.
+      const model = loadAdapterFolder(adapterDir, (dir) => {
+        const c = loadCheckpoint(dir);
+        return { ...c, checkpoint: c, tokenizer: gpt2Tokenizer() };
+      });
+      assert.equal(model.adapter!.modules.length, targets.length * cfg.nLayer);
+      let worst = 0;
+      for (const [b, prompt] of ref.prompts.entries()) {
+        const ours = await modelLogits(model.config, model.params, model.adapter, [prompt]);
+        ref.logits[b].flat().forEach((x, i) => (worst = Math.max(worst, Math.abs(ours[i] - x))));
+      }
+      assert.ok(worst <= 1e-4, `max |Δlogit| ${worst}`);
+      // And without the adapter the logits differ: the adapter is what matches.
+      const plain = await modelLogits(model.config, model.params, undefined, [ref.prompts[0]]);
+      assert.ok(ref.logits[0].flat().some((x, i) => Math.abs(plain[i] - x) > 1e-3));
+      fs.rmSync(scratch, { recursive: true, force: true });
+    },
+  );
+}
