@@ -76,7 +76,9 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const { config: cfg, tokenizer } = sft;
   const prompts = readPrompts(s.prompts, tokenizer, tokenizer.chat(exp.chat_template_kwargs));
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
-  checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
+  checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength, {
+    frozen: !!s.peft,
+  });
   const where = { seed: exp.seed, outputDir, resumeFrom: run.resumeFrom, sftName: s.sft_model ?? exp.model };
   const { places, ...models } = ppoModels(where, s, sft);
   const iterations = Math.ceil(s.total_episodes / s.per_device_train_batch_size);

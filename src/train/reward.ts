@@ -225,7 +225,9 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     });
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
   const sequences = data.pairs.flatMap((x) => [x.chosen.length, x.rejected.length]);
-  checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences));
+  checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences), {
+    frozen: !!model.adapter,
+  });
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
   const reference = normalizationTexts(exp, train, tokenizer, chat, maxLength);
   emit({

@@ -83,7 +83,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const data = loadSft(s.data, tokenizer, maxLength, tokenizer.chat(exp.chat_template_kwargs));
   warnOfCuts(data, maxLength, emit);
   const seqLen = longest(data.examples.map((e) => e.ids.length - 1));
-  checkBatchFits('sft.per_device_train_batch_size', cfg, s.per_device_train_batch_size, seqLen);
+  checkBatchFits('sft.per_device_train_batch_size', cfg, s.per_device_train_batch_size, seqLen, { frozen: !!adapter });
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.examples, s.eval_fraction, new Rng(exp.seed));
   emit({
     type: 'log',
