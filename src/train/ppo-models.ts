@@ -132,7 +132,7 @@ function adaptedModels(
   const policy = resumedPolicy ? trainedModel(resumedPolicy, s.peft, at) : start;
   if (!onBase(policy))
     throw new Error(
-      `${o.resumeFrom}: the policy adapter was made for the base ${policy.adapter!.baseModel}, but ${o.sftName} is an adapter on ${base}`,
+      `${o.resumeFrom}: the policy adapter was made for the base ${policy.adapter!.baseModel}, but the SFT model ${o.sftName} has the base ${base}`,
     );
   const value = trainedModel(withScore(valueInit ?? { ...sft, source: sft.source ?? base }, o.seed), s.peft, at);
   const resuming = o.resumeFrom !== undefined;

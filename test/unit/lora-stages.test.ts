@@ -327,3 +327,30 @@ test('an adapter whose base does not match names the base it needs', () => {
     /tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" has shape \[4,32\], but the base .*other-base needs \[4,64\]: the adapter was made for another base model/,
   );
 });
+
+test('PPO with LoRA: a value model from a full reward model keeps its own frozen base; a resumed policy must fit the base', async () => {
+  const rm = path.join(dir, 'full-rm');
+  saveCheckpoint(rm, { config: baseConfig, params: initParams(baseConfig, new Rng(9), 'score') });
+  const run = path.join(dir, 'ppo-own-value-base');
+  await runPpo({
+    experiment: ppoExperiment(base, { reward_model: rm, total_episodes: 8 }),
+    outputDir: run,
+    reward: fishReward,
+    emit: () => {},
+  });
+  const value = JSON.parse(fs.readFileSync(path.join(run, 'value', 'adapter_config.json'), 'utf8'));
+  assert.deepEqual([value.task_type, value.base_model_name_or_path], ['SEQ_CLS', rm]);
+
+  const copy = path.join(dir, 'base-copy');
+  fs.cpSync(base, copy, { recursive: true });
+  await assert.rejects(
+    runPpo({
+      experiment: ppoExperiment(copy),
+      outputDir: path.join(dir, 'ppo-other-base'),
+      resumeFrom: path.join(dir, 'ppo', 'checkpoint-2'),
+      reward: fishReward,
+      emit: () => {},
+    }),
+    new RegExp(`the policy adapter was made for the base ${base}, but the SFT model ${copy} has the base ${copy}`),
+  );
+});
