@@ -15,7 +15,7 @@ const isAdapterFolder = (dir: string) => fs.existsSync(path.join(dir, ADAPTER_FI
 
 async function mergeLoraAdapter(services: Services, arg: unknown): Promise<void> {
   if (!(await requireTrust('Merging an adapter'))) return;
-  const adapter = isRunRef(arg) ? arg.registry.modelDir(arg.record.id) : await pickAdapter(services);
+  const adapter = isRunRef(arg) ? arg.registry.adapterDir(arg.record.id) : await pickAdapter(services);
   if (!adapter) return;
   if (!isAdapterFolder(adapter)) {
     void vscode.window.showErrorMessage(`${adapter} is not a LoRA adapter folder (it has no adapter_config.json).`);

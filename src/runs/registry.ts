@@ -184,6 +184,12 @@ export class RunRegistry {
     return has(CHECKPOINT_FILES.config) || has(ADAPTER_FILES.config) ? dir : undefined;
   }
 
+  /** The final model of a finished LoRA run: its PEFT adapter folder. */
+  adapterDir(id: string): string | undefined {
+    const dir = this.modelDir(id);
+    return dir && fs.existsSync(path.join(dir, ADAPTER_FILES.config)) ? dir : undefined;
+  }
+
   /**
    * Asks a run that another process trains (another window's training process, or the CLI) to
    * stop after its current step, as Ctrl-C does, and waits up to `wait.timeoutMs` for it to end.
