@@ -24,6 +24,7 @@ import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
 import { modelFolder, printEvent, stopOnInterrupt } from './cli/output';
 import { StageOptions, runsDir, stage } from './cli/stage';
+import { exportCommand } from './cli/export';
 
 const HUB_MODEL = 'or Hugging Face Hub repo id (org/name or org/name@revision, downloaded into the Hugging Face cache)';
 const DEMO_CONFIG = path.join(packageRoot(), 'media', 'demo', 'experiment.json');
@@ -104,6 +105,7 @@ async function candidates(opts: {
     signal: stopOnInterrupt(),
     onProgress: (p) => console.log(`[${p.done}/${p.total}] ${p.pairs} pairs`),
   });
+  console.log(summary.read);
   warnOfBadLines(summary.errors);
   const queued = summary.alreadyQueued > 0 ? ` (${summary.alreadyQueued} prompts were already queued)` : '';
   console.log(
@@ -130,7 +132,7 @@ async function labelDemo(queue: string, prefs: string, opts: { rule?: string; re
     throw new Error('label-demo needs exactly one of --rule WORD and --reference FILE');
   const annotator = opts.rule
     ? wordAnnotator(opts.rule)
-    : referenceAnnotator(readReferences(path.resolve(opts.reference!)));
+    : referenceAnnotator(await readReferences(path.resolve(opts.reference!)));
   const { counts, errors } = await labelQueue(queue, prefs, annotator);
   warnOfBadLines(errors);
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -227,6 +229,7 @@ export function program(): Command {
       console.log(`merged ${adapter} into its base: ${path.resolve(opts.out)}`);
     });
   labelCommands(cli);
+  exportCommand(cli);
   cli
     .command('schema')
     .description('print the JSON schema of experiment config files')

@@ -6,6 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { registerAdapterCommands } from './commands/adapters';
 import { registerExperimentCommands } from './commands/experiments';
+import { registerExportCommands } from './commands/export';
 import { registerGenerationCommands } from './commands/generation';
 import { registerLabelingCommands } from './commands/labeling';
 import { registerRunCommands } from './commands/runs';
@@ -35,6 +36,7 @@ export function activate(context: vscode.ExtensionContext): void {
     new TrainingStatusBar(supervisor),
     logRuns(supervisor, log),
     ...registerExperimentCommands(services),
+    ...registerExportCommands(services),
     ...registerTrainingCommands(services),
     ...registerGenerationCommands(services),
     ...registerAdapterCommands(services),

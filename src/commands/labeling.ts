@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { LABELING_VIEW } from '../views/labeling/provider';
 import { Services } from '../services';
 import { experimentWorkspace, pickExperiment } from './common';
+import { formatDataError } from '../data/jsonl';
 
 export function registerLabelingCommands(services: Services): vscode.Disposable[] {
   return [
@@ -44,7 +45,7 @@ async function exportPreferences(services: Services, uri?: vscode.Uri): Promise<
   if (!dest) return;
   try {
     const { exported, skipped, errors } = writeExport(source, dest.fsPath);
-    for (const e of errors) services.log.warn(`${e.file}:${e.line}: ${e.message}`);
+    for (const e of errors) services.log.warn(formatDataError(e));
     const notes = [
       skipped > 0 ? `${skipped} tie, both-bad or skipped label${skipped === 1 ? '' : 's'} left out` : '',
       errors.length > 0 ? `${errors.length} bad line${errors.length === 1 ? '' : 's'} skipped (see the log)` : '',

@@ -1,6 +1,7 @@
-/** Actions on runs: Show Training Charts, open folder, delete, refresh, and the log. */
+/** Actions on runs: Show Training Charts, metrics from another trainer, open folder, delete, refresh, and the log. */
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { readImportedMetrics } from '../runs/imported-metrics';
 import { ChartsPanel, pickChartRuns } from '../views/charts/chartsPanel';
 import { Services } from '../services';
 import { isRunRef, pickRun } from './common';
@@ -8,6 +9,9 @@ import { isRunRef, pickRun } from './common';
 export function registerRunCommands(services: Services): vscode.Disposable[] {
   return [
     vscode.commands.registerCommand('rlhf.showCharts', (arg?: unknown) => showCharts(services, arg)),
+    vscode.commands.registerCommand('rlhf.openExternalMetrics', (uri?: vscode.Uri) =>
+      openExternalMetrics(services, uri),
+    ),
     vscode.commands.registerCommand('rlhf.openRunFolder', (arg?: unknown) => openRunFolder(services, arg)),
     vscode.commands.registerCommand('rlhf.deleteRun', (arg?: unknown) => deleteRun(services, arg)),
     vscode.commands.registerCommand('rlhf.refreshRuns', () => services.runs.refresh()),
@@ -20,6 +24,30 @@ async function showCharts(services: Services, arg: unknown): Promise<void> {
   if (isRunRef(arg)) return ChartsPanel.show(services, [arg], 'add');
   const refs = await pickChartRuns(services, ChartsPanel.shownKeys());
   if (refs) ChartsPanel.show(services, refs, 'replace');
+}
+
+/**
+ * Charts a run trained elsewhere (a cluster, TRL, another tool) beside the local ones, from its
+ * trainer_state.json, TensorBoard event file or JSONL metrics.
+ */
+async function openExternalMetrics(services: Services, uri?: vscode.Uri): Promise<void> {
+  const file =
+    uri?.fsPath ??
+    (
+      await vscode.window.showOpenDialog({
+        title: 'Metrics of a run trained elsewhere',
+        openLabel: 'Chart',
+        filters: { 'trainer_state.json, TensorBoard events, JSONL': ['json', 'jsonl', '*'] },
+      })
+    )?.[0]?.fsPath;
+  if (!file) return;
+  try {
+    const imported = readImportedMetrics(file);
+    for (const note of imported.notes) services.log.warn(`charts: ${note}`);
+    ChartsPanel.showImported(services, imported);
+  } catch (e) {
+    await vscode.window.showErrorMessage((e as Error).message);
+  }
 }
 
 async function openRunFolder(services: Services, arg: unknown): Promise<void> {

@@ -6,11 +6,17 @@
 import * as fs from 'fs';
 import { isPlainObject } from '../util/objects';
 
-/** One bad line. */
-export interface DataError {
+/** Where a record is: a line of a text file (JSONL, a JSON array, CSV), or a row of a Parquet file. */
+export interface RecordPlace {
   file: string;
-  /** 1-based. */
-  line: number;
+  /** 1-based; for a JSON array, the line its element starts on. */
+  line?: number;
+  /** 0-based, as the datasets library indexes rows. */
+  row?: number;
+}
+
+/** One bad line or record. */
+export interface DataError extends RecordPlace {
   message: string;
 }
 
@@ -38,12 +44,18 @@ export class DataFileError extends Error {
   ) {
     const shown = errors.slice(0, limit).map(formatDataError);
     if (errors.length > limit) shown.push(`... and ${errors.length - limit} more`);
-    super(`${errors.length} bad line${errors.length === 1 ? '' : 's'} in data:\n${shown.join('\n')}`);
+    const what = errors.every((e) => e.line !== undefined) ? 'line' : 'record';
+    super(`${errors.length} bad ${what}${errors.length === 1 ? '' : 's'} in data:\n${shown.join('\n')}`);
   }
 }
 
 export function formatDataError(e: DataError): string {
-  return `${e.file}:${e.line}: ${e.message}`;
+  return `${formatPlace(e)}: ${e.message}`;
+}
+
+/** "file:12" for a line, "file, row 12" for a Parquet row. */
+export function formatPlace({ file, line, row }: RecordPlace): string {
+  return line !== undefined ? `${file}:${line}` : row !== undefined ? `${file}, row ${row}` : file;
 }
 
 /** For callers that treat bad lines as fatal: throws a DataFileError listing up to `limit` of them. */
@@ -71,7 +83,7 @@ export function expectObject(value: unknown, field: string): Record<string, unkn
 }
 
 /** A JSON value in a few words, for error messages. */
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';

@@ -41,7 +41,7 @@
 import * as fs from 'fs';
 import { writeFileAtomic } from '../util/files';
 import { appendJsonLines } from './jsonl-append';
-import { DataError, expectNonEmptyString, JsonlRecord, readJsonl, RecordError } from './jsonl';
+import { DataError, expectNonEmptyString, readJsonl, RecordError, RecordPlace } from './jsonl';
 import { DecidedPreference, parsePreferenceRecord, PreferenceRecord, TextOrMessages } from './preference-record';
 
 export interface Preferences {
@@ -53,8 +53,11 @@ export interface Preferences {
 /** Reads a preference file. Bad lines are reported with their line numbers and skipped. */
 export function readPreferences(file: string): Preferences {
   const { records, errors } = readJsonl(file, parseStoreLine);
-  const live = applyUndos(records, file, errors);
-  errors.sort((x, y) => x.line - y.line);
+  const live = applyUndos(
+    records.map(({ line, value }) => ({ place: { file, line }, value })),
+    errors,
+  );
+  errors.sort((x, y) => x.line! - y.line!);
   return { records: live, errors };
 }
 
@@ -126,6 +129,11 @@ export function readPreferencePairs(
   options: PairOptions = {},
 ): { pairs: PreferencePair[]; errors: DataError[]; skipped: number } {
   const { records, errors } = readPreferences(file);
+  return { ...pairsOf(records, options), errors };
+}
+
+/** The training pairs among preference records; `skipped` counts those left out for their label. */
+export function pairsOf(records: PreferenceRecord[], options: PairOptions = {}) {
   const pairs: PreferencePair[] = [];
   let skipped = 0;
   for (const r of records) {
@@ -134,7 +142,7 @@ export function readPreferencePairs(
       pairs.push({ prompt: r.prompt, chosen: r.response_a, rejected: r.response_b, tie: true });
     else skipped++;
   }
-  return { pairs, errors, skipped };
+  return { pairs, skipped };
 }
 
 export type ImportFormat = 'trl' | 'hh';
@@ -163,30 +171,49 @@ export function exportPreferences(
   src: string,
   dest: string,
 ): { exported: number; skipped: number; errors: DataError[] } {
+  const { text, ...counts } = decidedPreferenceLines(src);
+  writeFileAtomic(dest, [Buffer.from(text)]);
+  return counts;
+}
+
+/** The decided comparisons of a store as plain TRL JSONL text, with the counts exportPreferences reports. */
+export function decidedPreferenceLines(src: string): {
+  text: string;
+  exported: number;
+  skipped: number;
+  errors: DataError[];
+} {
   const { records, errors } = readPreferences(src);
   const decided = records.filter((r): r is DecidedPreference => 'chosen' in r);
-  const lines = decided.map(({ prompt, chosen, rejected }) => `${JSON.stringify({ prompt, chosen, rejected })}\n`);
-  writeFileAtomic(dest, [Buffer.from(lines.join(''))]);
-  return { exported: decided.length, skipped: records.length - decided.length, errors };
+  const text = decided
+    .map(({ prompt, chosen, rejected }) => `${JSON.stringify({ prompt, chosen, rejected })}\n`)
+    .join('');
+  return { text, exported: decided.length, skipped: records.length - decided.length, errors };
 }
 
 // ---- Reading lines
 
-type StoreLine = PreferenceRecord | { undo: string };
+/** A line of the store: a record, or the tombstone of an undone label. */
+export type StoreLine = PreferenceRecord | Undo;
+export type Undo = { undo: string };
 
 function parseStoreLine(json: Record<string, unknown>): StoreLine {
-  if ('undo' in json) return { undo: expectNonEmptyString(json.undo, 'undo') };
+  if ('undo' in json) return parseUndo(json);
   return parsePreferenceRecord(json);
 }
 
+export function parseUndo(json: Record<string, unknown>): Undo {
+  return { undo: expectNonEmptyString(json.undo, 'undo') };
+}
+
 /** Drops undone records; an undo of an id no earlier record has is reported. */
-function applyUndos(lines: JsonlRecord<StoreLine>[], file: string, errors: DataError[]): PreferenceRecord[] {
+export function applyUndos(lines: { place: RecordPlace; value: StoreLine }[], errors: DataError[]): PreferenceRecord[] {
   const live: (PreferenceRecord | undefined)[] = [];
   const positionsById = new Map<string, number[]>();
-  for (const { line, value } of lines) {
+  for (const { place, value } of lines) {
     if ('undo' in value) {
       const positions = positionsById.get(value.undo);
-      if (!positions) errors.push({ file, line, message: `undo of "${value.undo}" matches no earlier record` });
+      if (!positions) errors.push({ ...place, message: `undo of "${value.undo}" matches no earlier record` });
       // A repeated undo of a label already undone takes back nothing.
       const position = positions?.pop();
       if (position !== undefined) live[position] = undefined;
@@ -228,6 +255,24 @@ function parseHHRecord(json: Record<string, unknown>): DecidedPreference {
     chosen: chosen.slice(promptLength),
     rejected: rejected.slice(promptLength),
   };
+}
+
+/**
+ * TRL's implicit prompt of two texts (no "prompt"): HH-RLHF transcripts split as above; other
+ * texts where they part, less the space before, as TRL's extract_prompt does
+ * ("The sky is blue." / "The sky is green." → "The sky is", " blue.", " green.").
+ */
+export function implicitTextPrompt(json: Record<string, unknown>): DecidedPreference {
+  const chosen = expectNonEmptyString(json.chosen, 'chosen');
+  const rejected = expectNonEmptyString(json.rejected, 'rejected');
+  if (chosen.includes(HH_ASSISTANT)) return parseHHRecord(json);
+  let end = commonPrefixLength(chosen, rejected);
+  if (end === chosen.length || end === rejected.length)
+    throw new RecordError('field "prompt" is missing, and "chosen" and "rejected" do not part to leave two replies');
+  if (end > 0 && chosen[end - 1] === ' ') end--;
+  if (end === 0)
+    throw new RecordError('field "prompt" is missing, and "chosen" and "rejected" share no opening to take it from');
+  return { prompt: chosen.slice(0, end), chosen: chosen.slice(end), rejected: rejected.slice(end) };
 }
 
 function commonPrefixLength(x: string, y: string): number {

@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { decodeUtf8 } from '../data/jsonl';
+import { formatDataSpec, parseDataSpec } from '../data/formats/source';
 import { hubSpecOf, parseHubSpec } from '../hub/spec';
 import { PRESET_NAMES, isPresetName } from '../model/preset-names';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
@@ -38,6 +39,23 @@ const modelSizeSchema = z
   .object({ n_layer: positiveInt, n_head: positiveInt, n_embd: positiveInt, n_positions: positiveInt })
   .partial()
   .strict();
+
+const DATA_SOURCES =
+  'a file (JSONL, JSON array, CSV, TSV or Parquet), a folder laid out as a Hub dataset repo, or a Hub dataset ' +
+  '"hf://datasets/org/name"; a folder or Hub dataset takes "?config=NAME&split=NAME&revision=REV" (default: config "default", split "train", revision "main")';
+
+/** A stage's data field: where its records are (see src/data/formats/source.ts). */
+export function dataField(what: string) {
+  return z.string().min(1).describe(`${what}: ${DATA_SOURCES}.`);
+}
+
+/** Renames of a stage's data fields, e.g. {"prompt": "question", "completion": "answer"}. */
+export const columnsSetting = z
+  .record(z.string().min(1), z.string().min(1))
+  .optional()
+  .describe(
+    'Field renames for the data: the field a format reads → the column of the data that holds it, e.g. {"prompt": "question", "completion": "answer"}; CSV and TSV files need it unless their header names the fields.',
+  );
 
 /** The optimizer's settings every training stage has (TRL's names), with the stage's defaults. */
 function optimizerSettings(d: {
@@ -87,7 +105,10 @@ export const peftSchema = z
 
 export const sftSchema = z
   .object({
-    data: z.string().min(1).describe('SFT data: JSONL with {prompt, completion}, {messages} or {text} per line.'),
+    data: dataField(
+      "SFT data, records in TRL's formats ({prompt, completion}, {messages}, {text}), Alpaca ({instruction, input, output}) or ShareGPT ({conversations})",
+    ),
+    columns: columnsSetting,
     eval_fraction: evalFraction.default(0.1),
     max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
     per_device_train_batch_size: batchSize.default(8),
@@ -110,10 +131,10 @@ export const sftSchema = z
 
 export const comparisonsSchema = z
   .object({
-    prompts: z
-      .string()
-      .min(1)
-      .describe('Prompts to sample candidates for: JSONL with {"prompt": text or chat messages} per line.'),
+    prompts: dataField(
+      'Prompts to sample candidates for: records with {"prompt": text or chat messages}, or the prompts of SFT records (messages, Alpaca, ShareGPT)',
+    ),
+    columns: columnsSetting,
     queue: z
       .string()
       .min(1)
@@ -148,12 +169,10 @@ export const comparisonsSchema = z
 
 export const rmSchema = z
   .object({
-    data: z
-      .string()
-      .min(1)
-      .describe(
-        "Preference pairs: JSONL in TRL's preference format ({prompt, chosen, rejected}), e.g. the labeling store.",
-      ),
+    data: dataField(
+      "Preference pairs in TRL's preference format ({prompt, chosen, rejected}, or {chosen, rejected} with an implicit prompt), e.g. the labeling store, or Alpaca/ShareGPT records with chosen and rejected",
+    ),
+    columns: columnsSetting,
     model: z
       .string()
       .min(1)
@@ -197,7 +216,10 @@ export const rmSchema = z
 
 export const ppoSchema = z
   .object({
-    prompts: z.string().min(1).describe('Prompts: JSONL with {"prompt": "..."} per line.'),
+    prompts: dataField(
+      'Prompts: records with {"prompt": text or chat messages}, or the prompts of SFT records (messages, Alpaca, ShareGPT)',
+    ),
+    columns: columnsSetting,
     sft_model: z
       .string()
       .min(1)
@@ -324,11 +346,12 @@ export function loadExperiment(file: string, workspace: string): Experiment {
   if (!isInsideWorkspace(file, workspace))
     throw new ConfigError(`${file}: the experiment file is outside the workspace folder ${workspace}`);
   const exp = parseExperiment(readConfigJson(file), file);
-  resolvePaths(exp, path.dirname(path.resolve(file)));
+  resolvePaths(exp, path.dirname(path.resolve(file)), file);
   applyModelRevision(exp, file);
   const problems = WORKSPACE_FIELDS.flatMap(([field, get]) => {
     const value = get(exp);
-    const problem = value === undefined ? undefined : workspacePathProblem(field, value, workspace);
+    const local = value === undefined ? undefined : parseDataSpec(value);
+    const problem = local && !local.hub ? workspacePathProblem(field, local.path, workspace) : undefined;
     return problem === undefined ? [] : [`${file}: ${problem}`];
   });
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
@@ -374,21 +397,31 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
  * Makes the config's paths absolute, relative to `dir` (the config file's folder); presets and Hub
  * repo ids stay names (a folder of the repo id's name wins).
  */
-function resolvePaths(exp: Experiment, dir: string): void {
+function resolvePaths(exp: Experiment, dir: string, file: string): void {
   const resolve = (p: string) => path.resolve(dir, p);
   const resolveModel = (m: string) => (isPresetName(m) || hubSpecOf(m, resolve(m)) ? m : resolve(m));
-  if (exp.sft) exp.sft.data = resolve(exp.sft.data);
+  const resolveData = (field: string, spec: string) => {
+    let data;
+    try {
+      data = parseDataSpec(spec);
+    } catch (e) {
+      throw new ConfigError(`${file}: ${field}: ${(e as Error).message}`);
+    }
+    return formatDataSpec(data.hub ? data : { ...data, path: resolve(data.path) });
+  };
+  if (exp.sft) exp.sft.data = resolveData('sft.data', exp.sft.data);
   if (exp.comparisons) {
     const c = exp.comparisons;
-    [c.prompts, c.queue, c.preferences] = [resolve(c.prompts), resolve(c.queue), resolve(c.preferences)];
+    [c.queue, c.preferences] = [resolve(c.queue), resolve(c.preferences)];
+    c.prompts = resolveData('comparisons.prompts', c.prompts);
     if (c.model) c.model = resolveModel(c.model);
   }
   if (exp.rm) {
-    exp.rm.data = resolve(exp.rm.data);
+    exp.rm.data = resolveData('rm.data', exp.rm.data);
     if (exp.rm.model) exp.rm.model = resolveModel(exp.rm.model);
   }
   if (exp.ppo) {
-    exp.ppo.prompts = resolve(exp.ppo.prompts);
+    exp.ppo.prompts = resolveData('ppo.prompts', exp.ppo.prompts);
     if (exp.ppo.sft_model) exp.ppo.sft_model = resolveModel(exp.ppo.sft_model);
     if (exp.ppo.reward_model) exp.ppo.reward_model = resolveModel(exp.ppo.reward_model);
   }

@@ -3,6 +3,7 @@
  * downloads:
  *
  *   <cache>/models--org--name/blobs/<etag>                 file contents, named by sha256 (LFS) or git oid
+ *   (datasets: <cache>/datasets--org--name/…, the same within)
  *   <cache>/models--org--name/snapshots/<commit>/<file>    relative symlinks to the blobs
  *   <cache>/models--org--name/refs/<revision>              the commit a branch or tag pointed to
  *
@@ -14,14 +15,17 @@ import { getRepoFolderName } from '@huggingface/hub';
 
 const COMMIT = /^[0-9a-f]{40}$/;
 
+export type RepoType = 'model' | 'dataset';
+
 export class RepoCache {
   readonly folder: string;
 
   constructor(
     cacheDir: string,
     readonly repo: string,
+    readonly type: RepoType = 'model',
   ) {
-    this.folder = path.join(cacheDir, getRepoFolderName({ type: 'model', name: repo }));
+    this.folder = path.join(cacheDir, getRepoFolderName({ type, name: repo }));
   }
 
   snapshot(commit: string): string {

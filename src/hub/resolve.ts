@@ -5,8 +5,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ListFileEntry, listFiles, modelInfo } from '@huggingface/hub';
-import { RepoCache } from './cache';
+import { ListFileEntry, datasetInfo, listFiles, modelInfo } from '@huggingface/hub';
+import { RepoCache, RepoType } from './cache';
 import { BlobJob, fetchBlob, heldBytes } from './download';
 import { HubError, explain } from './errors';
 import { CONFIG, METADATA_FILES, WEIGHTS, WEIGHTS_INDEX, missingModelFiles, shardsOf } from './model-files';
@@ -50,7 +50,7 @@ export async function modelFromHub(hub: HubSpec, options: ResolveOptions = {}): 
 }
 
 /** What one download works with. */
-interface Session {
+export interface Session {
   hub: HubSpec;
   cache: RepoCache;
   settings: HubSettings;
@@ -62,26 +62,38 @@ interface Session {
 }
 
 async function download(hub: HubSpec, cache: RepoCache, settings: HubSettings, options: ResolveOptions) {
-  const fetcher = hubFetch(settings, options.signal);
-  const listing = await listRepo(hub, settings, fetcher);
-  const session = { hub, cache, settings, fetcher, signal: options.signal, ...listing };
+  const session = await openSession(hub, cache, settings, options.signal);
   if (session.files.has(WEIGHTS_INDEX)) await fetchFiles(session, [WEIGHTS_INDEX]);
   await fetchFiles(session, modelFiles(session), options.onProgress);
   cache.writeRef(hub.revision, session.commit);
   return cache.snapshot(session.commit);
 }
 
+/** A download of `hub`'s files into `cache`: the commit its revision points to, and its files there. */
+export async function openSession(
+  hub: HubSpec,
+  cache: RepoCache,
+  settings: HubSettings,
+  signal?: AbortSignal,
+): Promise<Session> {
+  const fetcher = hubFetch(settings, signal);
+  const listing = await listRepo(hub, cache.type, settings, fetcher);
+  return { hub, cache, settings, fetcher, signal, ...listing };
+}
+
 /** The commit a revision points to, and the repo's files there. */
 async function listRepo(
   hub: HubSpec,
+  type: RepoType,
   settings: HubSettings,
   fetcher: typeof fetch,
 ): Promise<Pick<Session, 'commit' | 'files'>> {
   const api = { hubUrl: settings.endpoint, fetch: fetcher };
-  const { sha } = await modelInfo({ name: hub.repo, revision: hub.revision, additionalFields: ['sha'], ...api });
+  const info = { name: hub.repo, revision: hub.revision, additionalFields: ['sha'] as ['sha'], ...api };
+  const { sha } = type === 'dataset' ? await datasetInfo(info) : await modelInfo(info);
   const files = new Map<string, ListFileEntry>();
   for await (const entry of listFiles({
-    repo: { type: 'model', name: hub.repo },
+    repo: { type, name: hub.repo },
     revision: sha,
     recursive: true,
     ...api,
@@ -106,7 +118,7 @@ function modelFiles({ hub, cache, commit, files }: Session): string[] {
 }
 
 /** Fetches the files whose blobs the cache lacks, and links them all into the snapshot. */
-async function fetchFiles(session: Session, files: string[], onProgress?: (p: DownloadProgress) => void) {
+export async function fetchFiles(session: Session, files: string[], onProgress?: (p: DownloadProgress) => void) {
   const jobs = files.map((f) => blobJob(session, f));
   const needed = [...new Map(jobs.map((job) => [job.dest, job])).values()].filter((job) => !fs.existsSync(job.dest));
   const progress = new ProgressTracker(
@@ -125,7 +137,8 @@ function blobJob({ hub, cache, settings, commit, files }: Session, file: string)
   const entry = files.get(file)!;
   const etag = entry.lfs?.oid ?? entry.oid;
   if (!etag) throw new HubError(`${formatHubSpec(hub)}: the Hub lists no object id for ${file}`);
-  const url = `${settings.endpoint}/${hub.repo}/resolve/${commit}/${file.split('/').map(encodeURIComponent).join('/')}`;
+  const repoPath = cache.type === 'dataset' ? `datasets/${hub.repo}` : hub.repo;
+  const url = `${settings.endpoint}/${repoPath}/resolve/${commit}/${file.split('/').map(encodeURIComponent).join('/')}`;
   return { file, url, dest: cache.blob(etag), size: entry.lfs?.size ?? entry.size, sha256: entry.lfs?.oid };
 }
 

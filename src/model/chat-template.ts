@@ -51,6 +51,7 @@ export function templateChat(source: ChatTemplateSource, variables: Record<strin
     conversation: (messages) => chat.encode(messages, false),
     generationPrompt: (messages) => chat.encode(messages, true).ids,
     replyContent: (written) => written,
+    templated: true,
   };
 }
 

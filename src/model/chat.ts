@@ -24,6 +24,8 @@ export interface ChatFormat {
   generationPrompt(messages: readonly ChatMessage[]): number[];
   /** The assistant message's content, from the text a model wrote after generationPrompt(). */
   replyContent(written: string): string;
+  /** Whether the model's own chat template renders conversations (false: the plain format below). */
+  templated: boolean;
 }
 
 /** The parts of a tokenizer the plain format uses. */
@@ -64,6 +66,7 @@ export function plainChat(tokenizer: PlainTokens): ChatFormat {
     generationPrompt: (messages) => [...conversation(messages).ids, ...tokenizer.encode(ROLE_HEADERS.assistant)],
     // The format puts a space between "Assistant:" and the content.
     replyContent: (written) => (written.startsWith(' ') ? written.slice(1) : written),
+    templated: false,
   };
 }
 

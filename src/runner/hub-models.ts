@@ -1,9 +1,11 @@
 /**
- * The Hub models a stage loads, fetched into the Hugging Face cache before it starts: each model
- * field that names a Hub repo becomes the repo's snapshot folder. Downloads report `download`
+ * The Hub models and datasets a stage loads, fetched into the Hugging Face cache before it starts:
+ * each model field that names a Hub repo becomes the repo's snapshot folder, each data field that
+ * names a Hub dataset its snapshot folder (with its config and split). Downloads report `download`
  * events, and the run's Stop ends them (what arrived is resumed by the next run).
  */
 import { Experiment } from '../experiment/config';
+import { resolveDataSpec } from '../hub/datasets';
 import { ResolveOptions, resolveModelSpec } from '../hub/resolve';
 import { ExperimentStage } from '../protocol/runner';
 import type { StageContext } from './stages';
@@ -27,4 +29,14 @@ export async function fetchHubModels(exp: Experiment, stage: ExperimentStage, re
     ppo.sft_model = await resolve(ppo.sft_model ?? exp.model);
     if (ppo.reward_model) ppo.reward_model = await resolve(ppo.reward_model);
   }
+}
+
+/** Resolves the data fields `stage` reads (the reward model also reads the SFT data, for its normalisation). */
+export async function fetchHubData(exp: Experiment, stage: ExperimentStage, ctx: StageContext) {
+  const resolve = (spec: string) => resolveDataSpec(spec, hubOptions(ctx));
+  const { sft, comparisons: c, rm, ppo } = exp;
+  if (sft && (stage === 'sft' || stage === 'rm')) sft.data = await resolve(sft.data);
+  if (stage === 'comparisons' && c) c.prompts = await resolve(c.prompts);
+  if (stage === 'rm' && rm) rm.data = await resolve(rm.data);
+  if (stage === 'ppo' && ppo) ppo.prompts = await resolve(ppo.prompts);
 }

@@ -15,9 +15,10 @@ import {
   StartCommand,
 } from '../protocol/runner';
 import { Rng } from '../util/rng';
+import { formatDataError } from '../data/jsonl';
 import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
-import { fetchHubModels, hubOptions } from './hub-models';
+import { fetchHubData, fetchHubModels, hubOptions } from './hub-models';
 import { mergeAdapterFolder } from '../train/merge';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runPpo } from '../train/ppo';
@@ -50,7 +51,7 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
 
 type StageRun = Awaited<ReturnType<typeof stageRun>>;
 
-/** The stage's experiment, with its Hub models fetched. */
+/** The stage's experiment, with its Hub models and datasets fetched. */
 async function stageRun(command: StartCommand, context: StageContext) {
   const { emit, signal } = context;
   const incomplete =
@@ -59,6 +60,7 @@ async function stageRun(command: StartCommand, context: StageContext) {
   const loaded = withRuntime(loadExperiment(command.configFile, command.workspaceFolder), command.runtime);
   const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);
   await fetchHubModels(experiment, command.stage, command.resumeFrom !== undefined, context);
+  await fetchHubData(experiment, command.stage, context);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
 }
 
@@ -73,7 +75,8 @@ async function runComparisons({ experiment: exp, outputDir, emit, signal }: Stag
     onProgress: (p) =>
       emit({ type: 'progress', stage: 'comparisons', step: p.done, total: p.total, message: `${p.pairs} pairs` }),
   });
-  for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: `${e.file}:${e.line}: ${e.message}` });
+  emit({ type: 'log', level: 'info', message: summary.read });
+  for (const e of summary.errors) emit({ type: 'log', level: 'warn', message: formatDataError(e) });
   const already = summary.alreadyQueued > 0 ? `; ${summary.alreadyQueued} prompts were queued before` : '';
   emit({
     type: 'log',

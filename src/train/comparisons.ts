@@ -24,19 +24,23 @@ import { responseText } from '../model/text-stream';
 import { Tokenizer, promptIds } from '../model/tokenizer';
 import { Generator, SamplingOptions } from './generate';
 import { mergedModel } from './adapters';
-import { loadModel, putTensors } from './model-state';
+import { LoadedModel, loadModel, putTensors } from './model-state';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
 import { appendJsonLines } from '../data/jsonl-append';
-import { assertNoDataErrors, DataError, readJsonl } from '../data/jsonl';
-import { GenerationSettings, parsePrompt, TextOrMessages } from '../data/preference-record';
+import { DataError } from '../data/jsonl';
+import { ColumnMapping } from '../data/formats/read';
+import { loadPrompts } from '../data/formats/stage-data';
+import { GenerationSettings, TextOrMessages } from '../data/preference-record';
 import { ComparisonPair, firstOfEach, readQueue } from '../data/queue';
 
 export interface CandidateOptions {
   /** Checkpoint directory (or a preset name, for a randomly initialised model). */
   model: string;
-  /** JSONL of {"prompt": text or messages}. */
+  /** A data field of {"prompt": text or messages} records (or others with a prompt, see src/data/formats/kinds.ts). */
   prompts: string;
+  /** Field renames for the prompts' records. */
+  columns?: ColumnMapping;
   /** Queue file; created if missing, appended to otherwise. */
   queue: string;
   /** Samples per prompt, at least 2. Default 2. */
@@ -63,6 +67,7 @@ export function experimentCandidates(exp: Experiment, model: string, queue: stri
   return {
     model,
     prompts: c.prompts,
+    columns: c.columns,
     queue,
     n: c.num_candidates,
     maxNewTokens: c.max_new_tokens,
@@ -93,11 +98,8 @@ export interface CandidateSummary {
   stopped: boolean;
   /** Bad lines of the queue, and prompts too long for the model's context. */
   errors: DataError[];
-}
-
-interface PromptLine {
-  line: number;
-  prompt: TextOrMessages;
+  /** What was read of the prompts, for the log. */
+  read: string;
 }
 
 /**
@@ -107,7 +109,10 @@ interface PromptLine {
  */
 export async function generateCandidates(options: CandidateOptions): Promise<CandidateSummary> {
   const settings = candidateSettings(options);
-  const prompts = readPrompts(options.prompts);
+  const model = languageModel(options.model, settings.seed);
+  const chat = model.tokenizer.chat(options.chatTemplateKwargs);
+  const read = await loadPrompts(options.prompts, { columns: options.columns, templated: chat.templated });
+  const prompts = read.prompts.map(({ place, value }) => ({ place, prompt: value }));
   const queue = fs.existsSync(options.queue) ? readQueue(options.queue) : { pairs: [], errors: [] };
   const queued = new Set(queue.pairs.map((p) => promptKey(p.prompt)));
   const todo = firstOfEach(prompts, (p) => promptKey(p.prompt), queued);
@@ -117,12 +122,13 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
     pairs: 0,
     stopped: false,
     errors: queue.errors,
+    read: read.summary,
   };
   if (todo.length === 0) return summary;
 
-  const sampler = await openSampler(options, settings.seed);
+  const sampler = await openSampler(model, chat, options);
   try {
-    for (const { line, prompt } of todo) {
+    for (const { place, prompt } of todo) {
       if (options.signal?.aborted) {
         summary.stopped = true;
         break;
@@ -130,8 +136,7 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
       const ids = promptIds(sampler.tokenizer, sampler.chat, prompt);
       if (ids.length >= sampler.contextLength) {
         summary.errors.push({
-          file: options.prompts,
-          line,
+          ...place,
           message: `prompt is ${ids.length} tokens; the model's context is ${sampler.contextLength}`,
         });
       } else {
@@ -197,12 +202,6 @@ async function queuePrompt(
   return pairs.length;
 }
 
-function readPrompts(file: string): PromptLine[] {
-  const { records, errors } = readJsonl(file, (json) => parsePrompt(json.prompt));
-  assertNoDataErrors(errors);
-  return records.map(({ line, value }) => ({ line, prompt: value }));
-}
-
 /** Same prompt, same key: messages keep only role and content, in that order. */
 function promptKey(prompt: TextOrMessages): string {
   return JSON.stringify(typeof prompt === 'string' ? prompt : prompt.map(({ role, content }) => ({ role, content })));
@@ -224,19 +223,25 @@ interface Sampler {
   contextLength: number;
 }
 
-async function openSampler(
-  { model, provider = 'auto', threads, chatTemplateKwargs }: CandidateOptions,
-  seed: number,
-): Promise<Sampler> {
+/** The model to sample from; an adapter folder merged into its base. */
+function languageModel(model: string, seed: number): LoadedModel {
   const loaded = mergedModel(loadModel(model, seed));
   if (loaded.head !== 'lm')
     throw new Error(`${model}: a ${loaded.head} model cannot write responses; give a language model`);
+  return loaded;
+}
+
+async function openSampler(
+  loaded: LoadedModel,
+  chat: ChatFormat,
+  { provider = 'auto', threads }: CandidateOptions,
+): Promise<Sampler> {
   const runtime = await Runtime.create({ provider, threads });
   const state = new State(runtime);
   putTensors(state, loaded.params);
   const { tokenizer } = loaded;
   const generator = await Generator.create(runtime, loaded.config, state, tokenizer.padId);
-  return { generator, tokenizer, chat: tokenizer.chat(chatTemplateKwargs), contextLength: loaded.config.nPositions };
+  return { generator, tokenizer, chat, contextLength: loaded.config.nPositions };
 }
 
 async function sampleResponses(

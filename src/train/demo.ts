@@ -49,7 +49,7 @@ export async function runDemo(run: DemoRun): Promise<void> {
 
   step("3/5 labeling them: the stand-in annotator prefers the answer closer to the demo data's fact");
   const preferences = stage('preferences.jsonl');
-  const references = readReferences(exp.sft.data);
+  const references = await readReferences(exp.sft.data, exp.sft.columns);
   const { counts } = await labelQueue(queue, preferences, referenceAnnotator(references, 'demo:reference'));
   emit({
     type: 'log',
@@ -91,7 +91,9 @@ export async function compareModels(
   emit: EmitEvent,
 ): Promise<void> {
   const tokenizer = gpt2Tokenizer();
-  const prompts = readPrompts(exp.ppo!.prompts, tokenizer).map((p) => p.text);
+  const prompts = (await readPrompts(exp.ppo!.prompts, tokenizer, tokenizer.chat(), exp.ppo!.columns)).prompts.map(
+    (p) => p.text,
+  );
   const runtime = { provider: exp.runtime.provider, threads: exp.runtime.threads };
   const scorer = await Scorer.load(rmDir, runtime);
   const answers = async (dir: string) => {

@@ -12,8 +12,9 @@
  */
 import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
-import { readJsonl, assertNoDataErrors } from '../data/jsonl';
-import { parsePrompt, TextOrMessages } from '../data/preference-record';
+import { loadPrompts } from '../data/formats/stage-data';
+import { ColumnMapping } from '../data/formats/read';
+import { TextOrMessages } from '../data/preference-record';
 import { responseText } from '../model/text-stream';
 import { Tokenizer, promptIds } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
@@ -21,6 +22,7 @@ import { Rng } from '../util/rng';
 import { Experiment, PpoSettings } from '../experiment/config';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
 import { Generator } from './generate';
+import { LoadedModel } from './model-state';
 import { checkBatchFits, longest } from './memory';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { rolloutGraph, updateGraph } from './ppo-graphs';
@@ -47,15 +49,21 @@ export interface PpoRun {
 }
 
 /**
- * The prompts of `file`, `{"prompt": text or chat messages}` per line: plain text as is, a
- * conversation through the model's chat format with the assistant's turn opened.
+ * The prompts of a data field (`{"prompt": text or chat messages}`, or the prompts of other
+ * records, see src/data/formats/kinds.ts): plain text as is, a conversation through the model's
+ * chat format with the assistant's turn opened.
  */
-export function readPrompts(file: string, tokenizer: Tokenizer, chat = tokenizer.chat()): Prompt[] {
-  const { records, errors } = readJsonl(file, (r) => parsePrompt(r.prompt));
-  assertNoDataErrors(errors);
-  if (!records.length)
-    throw new Error(`${file}: no prompts found (expected {"prompt": text or chat messages} per line)`);
-  return records.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) }));
+export async function readPrompts(
+  source: string,
+  tokenizer: Tokenizer,
+  chat = tokenizer.chat(),
+  columns?: ColumnMapping,
+): Promise<{ prompts: Prompt[]; summary: string }> {
+  const { prompts, summary } = await loadPrompts(source, { columns, templated: chat.templated });
+  return {
+    prompts: prompts.map(({ value }) => ({ text: promptText(value), ids: promptIds(tokenizer, chat, value) })),
+    summary,
+  };
 }
 
 /** How a prompt shows in the samples table: its text, or a conversation's last message. */
@@ -68,17 +76,25 @@ interface Prompt {
   ids: number[];
 }
 
+/** The prompts, said in the log; a batch of episodes as long as the longest must fit in memory. */
+async function fittingPrompts(s: PpoSettings, exp: Experiment, sft: LoadedModel, emit: EmitEvent): Promise<Prompt[]> {
+  const { config: cfg, tokenizer } = sft;
+  const chat = tokenizer.chat(exp.chat_template_kwargs);
+  const { prompts, summary } = await readPrompts(s.prompts, tokenizer, chat, s.columns);
+  emit({ type: 'log', level: 'info', message: summary });
+  const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
+  const batch = s.per_device_train_batch_size;
+  checkBatchFits('ppo.per_device_train_batch_size', cfg, batch, episodeLength, { frozen: !!s.peft });
+  return prompts;
+}
+
 export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: boolean }> {
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.ppo;
   if (!s) throw new Error('the experiment config has no "ppo" section');
   const sft = sftModel(s, exp);
   const { config: cfg, tokenizer } = sft;
-  const prompts = readPrompts(s.prompts, tokenizer, tokenizer.chat(exp.chat_template_kwargs));
-  const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
-  checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength, {
-    frozen: !!s.peft,
-  });
+  const prompts = await fittingPrompts(s, exp, sft, emit);
   const where = { seed: exp.seed, outputDir, resumeFrom: run.resumeFrom, sftName: s.sft_model ?? exp.model };
   const { places, ...models } = ppoModels(where, s, sft);
   const iterations = Math.ceil(s.total_episodes / s.per_device_train_batch_size);

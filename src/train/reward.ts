@@ -10,8 +10,7 @@ import { logSigmoid, maskedMean } from '../engine/nn';
 import { cast, greater, max, mean, neg, reshape, slice, sub } from '../engine/ops';
 import { hostTensor } from '../engine/runtime';
 import { Tensor, input } from '../engine/tensor';
-import { assertNoDataErrors } from '../data/jsonl';
-import { readPreferencePairs } from '../data/preferences';
+import { loadPreferencePairs } from '../data/formats/stage-data';
 import { loadSft, splitTrainEval } from '../data/sft';
 import { ModelConfig } from '../model/config';
 import { rewardInputs, rewardParamInputs, rewards, withScoreHead } from '../model/reward';
@@ -20,7 +19,7 @@ import { Tokenizer } from '../model/tokenizer';
 import { TextOrMessages } from '../data/preference-record';
 import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
-import { Experiment } from '../experiment/config';
+import { Experiment, RmSettings } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
 import { LoraAdapter, trainableInputs } from '../model/lora';
 import { trainedModel } from './adapters';
@@ -171,10 +170,11 @@ export interface RmRun {
   signal?: AbortSignal;
 }
 
-/** Reads the config's preference file; bad lines stop the run, naming file and line. */
-function readRewardPairs(file: string, includeTies: boolean, emit: EmitEvent): RewardPair[] {
-  const { pairs, errors, skipped } = readPreferencePairs(file, { includeTies });
-  assertNoDataErrors(errors);
+/** Reads the config's preference data; bad records stop the run, naming file and line. */
+async function readRewardPairs(s: RmSettings, templated: boolean, emit: EmitEvent): Promise<RewardPair[]> {
+  const includeTies = s.include_ties;
+  const { pairs, skipped, summary } = await loadPreferencePairs(s.data, { includeTies, columns: s.columns, templated });
+  emit({ type: 'log', level: 'info', message: summary });
   if (skipped)
     emit({
       type: 'log',
@@ -216,7 +216,8 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const chat = tokenizer.chat(exp.chat_template_kwargs);
-  const data = tokenizePairs(run.pairs ?? readRewardPairs(s.data, s.include_ties, emit), tokenizer, chat, maxLength);
+  const pairs = run.pairs ?? (await readRewardPairs(s, chat.templated, emit));
+  const data = tokenizePairs(pairs, tokenizer, chat, maxLength);
   if (data.tooLong)
     emit({
       type: 'log',
@@ -229,7 +230,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     frozen: !!model.adapter,
   });
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
-  const reference = normalizationTexts(exp, train, tokenizer, chat, maxLength);
+  const reference = await normalizationTexts(exp, train, tokenizer, chat, maxLength);
   emit({
     type: 'log',
     level: 'info',
@@ -262,14 +263,16 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
  * when it has an "sft" section, else the training pairs' responses; at most NORMALIZATION_TEXTS,
  * picked by the seed.
  */
-function normalizationTexts(
+async function normalizationTexts(
   exp: Experiment,
   train: TokenPair[],
   tokenizer: Tokenizer,
   chat: ChatFormat,
   maxLength: number,
-): { sequences: number[][]; source: string } {
-  const sft = exp.sft && loadSft(exp.sft.data, tokenizer, maxLength - 1, chat).examples.map((e) => e.ids);
+): Promise<{ sequences: number[][]; source: string }> {
+  const sft =
+    exp.sft &&
+    (await loadSft(exp.sft.data, tokenizer, maxLength - 1, chat, exp.sft.columns)).examples.map((e) => e.ids);
   const sequences = sft ?? train.flatMap((x) => [x.chosen, x.rejected]);
   return {
     sequences: new Rng(exp.seed).shuffle(sequences).slice(0, NORMALIZATION_TEXTS),

@@ -80,7 +80,8 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const { config: cfg, tokenizer, adapter } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
-  const data = loadSft(s.data, tokenizer, maxLength, tokenizer.chat(exp.chat_template_kwargs));
+  const data = await loadSft(s.data, tokenizer, maxLength, tokenizer.chat(exp.chat_template_kwargs), s.columns);
+  emit({ type: 'log', level: 'info', message: data.summary });
   warnOfCuts(data, maxLength, emit);
   const seqLen = longest(data.examples.map((e) => e.ids.length - 1));
   checkBatchFits('sft.per_device_train_batch_size', cfg, s.per_device_train_batch_size, seqLen, { frozen: !!adapter });

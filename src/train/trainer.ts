@@ -10,7 +10,6 @@
  * update per step on its next batch (`train`); an online one (PPO) a rollout and several updates
  * per step (`run`).
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../engine/onnx';
@@ -29,7 +28,7 @@ import { FloatDType, NamedTensor } from '../model/safetensors';
 import { SampleRow } from '../protocol/runner';
 import { trainedShapes } from './adapters';
 import { Averages, LogWindow } from './averages';
-import { MetricsLog, appendSamples } from './metrics-log';
+import { MetricsLog } from './metrics-log';
 import { DivergenceGuard, LossRise } from './divergence';
 import { modelContents, putOptimizerState, putTensors, readTensors } from './model-state';
 import { Schedule, learningRate } from './schedule';
@@ -88,8 +87,7 @@ export class Trainer {
       buildTrainGraph({ ...graph, optimizer, maxGradNorm: s.max_grad_norm, accumulate }),
       state,
     );
-    fs.mkdirSync(setup.outputDir, { recursive: true });
-    const metricsLog = new MetricsLog(path.join(setup.outputDir, 'metrics.jsonl'), startStep);
+    const metricsLog = new MetricsLog(setup.outputDir, startStep);
     return new Trainer(setup, runtime, state, step, metricsLog, startStep);
   }
 
@@ -170,7 +168,7 @@ export class Trainer {
 
   /** Appends a table of samples to the run's samples.jsonl and shows it. */
   samples(rows: SampleRow[], at = this.at): void {
-    appendSamples(this.setup.outputDir, at, rows);
+    this.log.samples(at, rows);
     this.setup.emit({ type: 'samples', stage: this.setup.stage, step: at, rows });
   }
 

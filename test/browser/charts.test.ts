@@ -5,7 +5,12 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'events';
+import * as path from 'path';
+import { HostMessage } from '../../src/protocol/charts';
+import { readImportedMetrics } from '../../src/runs/imported-metrics';
 import { formatMetric } from '../../src/shared/format';
+import { ChartsStream } from '../../src/views/charts/chartsStream';
 import { closeBrowser, noBrowser, openWebview, WebviewPage } from './page';
 
 after(closeBrowser);
@@ -404,3 +409,35 @@ test('a long run is drawn decimated, while hover, CSV and zoom read every point'
     await w.close();
   }
 });
+
+test(
+  "a transformers trainer_state.json opened from elsewhere renders as an SFT run's dashboard",
+  { skip: noBrowser },
+  async () => {
+    const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 1400, height: 900 });
+    try {
+      const sent: HostMessage[] = [];
+      const stream = new ChartsStream(Object.assign(new EventEmitter(), { runs: () => [] }) as never, {
+        post: (m) => void sent.push(m),
+        pickRuns: async () => undefined,
+        save: async () => {},
+        runsChanged: () => {},
+        warn: () => {},
+      });
+      await stream.receive({ type: 'ready' });
+      stream.addImported(readImportedMetrics(path.join(__dirname, '..', 'fixtures', 'trainer_state.json')));
+      for (const message of sent) await w.send(message);
+      await chart(w, 'loss').and(w.page.locator('[data-points="20"]')).waitFor();
+      await chart(w, 'eval_loss').and(w.page.locator('[data-points="4"]')).waitFor();
+      const titles = await w.page
+        .locator('[data-testid="chart"]')
+        .evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.chart));
+      assert.deepEqual(titles, ['loss', 'eval_loss', 'learning_rate', 'grad_norm']);
+      assert.match((await w.page.locator('[data-testid="runs"]').textContent()) ?? '', /fixtures\/trainer_state\.json/);
+      stream.dispose();
+      assert.deepEqual(await w.cspViolations(), []);
+    } finally {
+      await w.close();
+    }
+  },
+);

@@ -1,6 +1,6 @@
 /**
  * A local stand-in for the Hugging Face Hub: the routes the Hub client and the downloads call
- * (model info, file tree, resolve with Range), for repos held in memory. It records every request,
+ * (model or dataset info, file tree, resolve with Range), for repos held in memory. It records every request,
  * and can misbehave on purpose: cut a file's response short, list a wrong size, refuse access.
  */
 import { createHash } from 'crypto';
@@ -29,9 +29,14 @@ export function tinyModelFiles(dir: string): Record<string, Buffer> {
 }
 
 export interface FakeRepo {
+  /** Served under /datasets/ and /api/datasets/ (default: a model repo). */
+  type?: 'dataset';
+  /** The files of every revision but those in `branches`. */
   files: Record<string, Buffer>;
   /** Revision name → commit; "main" is always there. */
   refs?: Record<string, string>;
+  /** Branches with files of their own (e.g. "refs/convert/parquet"), at commitOf(repo, branch). */
+  branches?: Record<string, Record<string, Buffer>>;
   /** Needs "Authorization: Bearer <token>". */
   token?: string;
   /** Files resolve with 403, as for a gated repo whose conditions were not accepted. */
@@ -46,7 +51,7 @@ export interface Request {
 }
 
 /** Files stored with LFS on the Hub (listed with a sha256). */
-const isLfs = (file: string) => file.endsWith('.safetensors') || file.endsWith('.bin');
+const isLfs = (file: string) => /\.(safetensors|bin|parquet)$/.test(file);
 
 const gitOid = (data: Buffer) => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -93,16 +98,20 @@ export class FakeHub {
     const { range, authorization } = req.headers;
     this.requests.push({ method: req.method!, url: req.url!, range, authorization });
     const url = new URL(req.url!, 'http://hub');
-    const api = /^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree)\/([^/]+)$/.exec(url.pathname);
-    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
-    const [name, revision] = api ? [api[1], decodeURIComponent(api[3])] : resolve ? [resolve[1], resolve[2]] : [];
+    const api = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/(revision|tree)\/([^/]+)$/.exec(url.pathname);
+    const resolve = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    const [type, name, revision] = api
+      ? [api[1] === 'datasets' ? 'dataset' : undefined, api[2], decodeURIComponent(api[4])]
+      : resolve
+        ? [resolve[1] ? 'dataset' : undefined, resolve[2], resolve[3]]
+        : [];
     const repo = name ? this.repos[name] : undefined;
-    if (!name || !repo) return json(res, 404, { error: 'Repository not found' });
+    if (!name || !repo || repo.type !== type) return json(res, 404, { error: 'Repository not found' });
     if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`)
       return json(res, 401, { error: 'Invalid username or password.' });
     const commit = this.commitFor(name, revision!);
     if (!commit) return json(res, 404, { error: `Invalid rev id: ${revision}` });
-    if (api?.[2] === 'revision')
+    if (api?.[3] === 'revision')
       return json(res, 200, {
         _id: name,
         id: name,
@@ -110,21 +119,32 @@ export class FakeHub {
         private: !!repo.token,
         lastModified: '2026-01-01T00:00:00.000Z',
       });
-    if (api) return json(res, 200, this.tree(repo));
+    const files = this.filesAt(name, commit);
+    if (api) return json(res, 200, this.tree(files));
     if (repo.gated)
       return json(res, 403, { error: 'Access to this model is restricted. You must accept its conditions.' });
-    const file = decodeURIComponent(resolve![3]);
-    this.sendFile(req, res, file, this.corrupted.get(file) ?? repo.files[file]);
+    const file = decodeURIComponent(resolve![4]);
+    this.sendFile(req, res, file, this.corrupted.get(file) ?? files[file]);
   }
 
   private commitFor(name: string, revision: string): string | undefined {
-    const commits: Record<string, string> = { main: commitOf(name), ...this.repos[name].refs };
+    const branches = Object.keys(this.repos[name].branches ?? {}).map((b) => [b, commitOf(name, b)]);
+    const commits: Record<string, string> = {
+      main: commitOf(name),
+      ...this.repos[name].refs,
+      ...Object.fromEntries(branches),
+    };
     if (Object.values(commits).includes(revision)) return revision;
     return commits[revision];
   }
 
-  private tree(repo: FakeRepo) {
-    return Object.entries(repo.files).map(([path, data]) => {
+  private filesAt(name: string, commit: string): Record<string, Buffer> {
+    const { files, branches = {} } = this.repos[name];
+    return Object.entries(branches).find(([branch]) => commitOf(name, branch) === commit)?.[1] ?? files;
+  }
+
+  private tree(files: Record<string, Buffer>) {
+    return Object.entries(files).map(([path, data]) => {
       const size = this.listedSizes.get(path) ?? data.length;
       const lfs = isLfs(path) ? { oid: sha256(data), size, pointerSize: 134 } : undefined;
       return {

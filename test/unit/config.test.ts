@@ -77,3 +77,23 @@ test('config: Hub repo ids in model fields stay ids, unless a folder of that nam
         `${file}: model_revision: applies to a Hub repo id in "model" ("org/name", without "@revision"), but "model" is "tiny"`,
   );
 });
+
+test('config: data fields take Hub datasets as they are, a dataset folder with its query, and a columns mapping', () => {
+  const file = path.join(dir, 'data.rlhf.json');
+  const write = (config: object) => fs.writeFileSync(file, JSON.stringify(config));
+  write({
+    sft: { data: 'instruction-data.json', columns: { prompt: 'question', completion: 'answer' } },
+    rm: { data: 'hf://datasets/trl-lib/ultrafeedback_binarized?split=test&revision=main' },
+    ppo: { prompts: 'my-dataset?config=en&split=train' },
+  });
+  const exp = loadExperiment(file, dir);
+  assert.equal(exp.sft?.data, path.join(dir, 'instruction-data.json'));
+  assert.deepEqual(exp.sft?.columns, { prompt: 'question', completion: 'answer' });
+  assert.equal(exp.rm?.data, 'hf://datasets/trl-lib/ultrafeedback_binarized?split=test&revision=main');
+  assert.equal(exp.ppo?.prompts, `${path.join(dir, 'my-dataset')}?config=en&split=train`);
+
+  write({ sft: { data: 'sft.jsonl?splt=train' } });
+  assert.throws(() => loadExperiment(file, dir), /sft\.data: sft\.jsonl\?splt=train: unknown "splt" in the query/);
+  write({ rm: { data: '../outside/?split=train' } });
+  assert.throws(() => loadExperiment(file, dir), /rm\.data/);
+});

@@ -67,6 +67,7 @@ const HEADLESS = [
   'shared',
   'util',
   'hub',
+  'export',
   'cli',
 ];
 

@@ -306,7 +306,7 @@ test('PPO: gradient accumulation splits each mini-batch into micro-batches and s
   assert.notEqual(metrics[0]['loss/value_avg'], metricsOf(plain)[0]['loss/value_avg']);
 });
 
-test('PPO prompts: text as is, a conversation through the chat format with the reply opened; bad lines name file and line', () => {
+test('PPO prompts: text as is, a conversation through the chat format with the reply opened; bad lines name file and line', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-prompts-'));
   const file = path.join(dir, 'prompts.jsonl');
   const messages = [
@@ -318,7 +318,7 @@ test('PPO prompts: text as is, a conversation through the chat format with the r
     [{ prompt: 'What does a dog eat?' }, { prompt: messages }].map((p) => JSON.stringify(p)).join('\n'),
   );
   const tokenizer = gpt2Tokenizer();
-  const [text, chat] = readPrompts(file, tokenizer);
+  const [text, chat] = (await readPrompts(file, tokenizer)).prompts;
   assert.deepEqual(text, { text: 'What does a dog eat?', ids: tokenizer.encode('What does a dog eat?') });
   assert.deepEqual(chat, { text: 'What does a cat eat?', ids: tokenizer.chat().generationPrompt(messages) });
   assert.notDeepEqual(
@@ -328,7 +328,7 @@ test('PPO prompts: text as is, a conversation through the chat format with the r
   );
 
   fs.appendFileSync(file, `\n${JSON.stringify({ prompt: 42 })}`);
-  assert.throws(
+  await assert.rejects(
     () => readPrompts(file, tokenizer),
     new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3: .*prompt`),
   );

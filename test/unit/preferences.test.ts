@@ -330,8 +330,8 @@ test('preferences: every acknowledged label survives SIGKILL at random points', 
       .split('\n')
       .filter((l) => l.trim() !== '').length;
     for (const e of errors) {
-      assert.ok(tornLines.has(e.line) || (e.line === lineCount && /incomplete/.test(e.message)), JSON.stringify(e));
-      tornLines.add(e.line);
+      assert.ok(tornLines.has(e.line!) || (e.line === lineCount && /incomplete/.test(e.message)), JSON.stringify(e));
+      tornLines.add(e.line!);
     }
     const ids = records.map((r) => r.id);
     assert.equal(new Set(ids).size, ids.length, 'a label was written twice');
@@ -404,7 +404,7 @@ test('preferences: fuzzed files give file:line errors and never a crash', () => 
     const { records, errors } = readPreferences(file);
     for (const e of errors) {
       assert.equal(e.file, file);
-      assert.ok(e.line >= 1 && e.line <= lineCount && e.message.length > 0, JSON.stringify(e));
+      assert.ok(e.line! >= 1 && e.line! <= lineCount && e.message.length > 0, JSON.stringify(e));
     }
     assert.ok(errors.length <= 2, JSON.stringify(errors));
     assert.ok(
@@ -416,5 +416,5 @@ test('preferences: fuzzed files give file:line errors and never a crash', () => 
   const noise = Buffer.from(Array.from({ length: 20_000 }, () => rng.int(256)));
   fs.writeFileSync(file, noise);
   const { errors } = readPreferences(file);
-  assert.ok(errors.length > 0 && errors.every((e) => e.file === file && e.line >= 1));
+  assert.ok(errors.length > 0 && errors.every((e) => e.file === file && e.line! >= 1));
 });

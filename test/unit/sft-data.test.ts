@@ -76,14 +76,14 @@ test('messages: rendered with the chat template, loss on assistant turns only', 
   assert.deepEqual(tok.chat().conversation(messages), example);
 });
 
-test('a good file loads despite a BOM, CRLF line ends, blank lines and no final newline', () => {
+test('a good file loads despite a BOM, CRLF line ends, blank lines and no final newline', async () => {
   const file = writeFile(
     'good.jsonl',
     '\uFEFF{"prompt": "Hi", "completion": " Hello."}\r\n\r\n  \n' +
       '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}], "id": 7}\r\n' +
       '{"text": "<|endoftext|> is just text here"}',
   );
-  const data = loadSft(file, tok, 64);
+  const data = await loadSft(file, tok, 64);
   assert.equal(data.examples.length, 3);
   assert.equal(data.truncated, 0);
   assert.equal(data.dropped, 0);
@@ -91,7 +91,7 @@ test('a good file loads despite a BOM, CRLF line ends, blank lines and no final 
   assert.equal(literal.ids.filter((id) => id === tok.eosId).length, 1, 'only the appended EOS is the EOS id');
 });
 
-test('bad lines are all reported as file:line with the field at fault', () => {
+test('bad lines are all reported as file:line with the field at fault', async () => {
   const lines = [
     '{"prompt": "ok", "completion": " fine"}',
     '{"prompt": "x", ',
@@ -135,7 +135,7 @@ test('bad lines are all reported as file:line with the field at fault', () => {
   assert.match(messages[10], /^record mixes formats \("prompt", "text"\)/);
   assert.match(messages[11], /^last line is incomplete \(was the file cut off\?\): invalid JSON/);
 
-  assert.throws(
+  await assert.rejects(
     () => loadSft(file, tok, 64),
     (err: unknown) => {
       assert.ok(err instanceof DataFileError);
@@ -159,20 +159,20 @@ test('bytes that are not UTF-8 are reported on their line', () => {
   assert.deepEqual(errors, [{ file, line: 2, message: 'not valid UTF-8 text' }]);
 });
 
-test('an empty file and a missing file are clear errors', () => {
+test('an empty file and a missing file are clear errors', async () => {
   const empty = writeFile('empty.jsonl', '\n\n');
-  assert.throws(
+  await assert.rejects(
     () => loadSft(empty, tok, 64),
     (err: Error) => err.message.startsWith(`${empty}: no examples found`),
   );
   const missing = path.join(dir, 'missing.jsonl');
-  assert.throws(
+  await assert.rejects(
     () => loadSft(missing, tok, 64),
     (err: Error) => err.message.startsWith(`${missing}: cannot read data file`),
   );
 });
 
-test('long examples are cut to the context and counted; ones with nothing left to learn are dropped', () => {
+test('long examples are cut to the context and counted; ones with nothing left to learn are dropped', async () => {
   const long = 'one two three four five six seven eight nine ten';
   const file = writeFile(
     'long.jsonl',
@@ -182,7 +182,7 @@ test('long examples are cut to the context and counted; ones with nothing left t
       JSON.stringify({ prompt: 'Count:', completion: ' one' }),
     ].join('\n'),
   );
-  const data = loadSft(file, tok, 4);
+  const data = await loadSft(file, tok, 4);
   assert.equal(data.truncated, 2);
   assert.equal(data.dropped, 1);
   assert.equal(data.examples.length, 2);

@@ -5,6 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { ChartRun, parseChartsState } from '../../protocol/charts';
+import { ImportedRun, readImportedMetrics } from '../../runs/imported-metrics';
 import { Services } from '../../services';
 import { stageLabel } from '../../shared/stages';
 import { RunRef } from '../workspaceRuns';
@@ -19,14 +20,25 @@ export class ChartsPanel {
 
   /** Shows the runs in the panel (opening it if needed): added to those shown, or instead of them. */
   static show(services: Services, refs: RunRef[], mode: 'add' | 'replace'): void {
+    const { stream, panel } = ChartsPanel.opened(services);
+    if (mode === 'add') stream.add(refs);
+    else stream.set(refs);
+    panel.reveal();
+  }
+
+  /** Shows a run trained elsewhere beside those shown (opening the panel if needed). */
+  static showImported(services: Services, imported: ImportedRun): void {
+    const { stream, panel } = ChartsPanel.opened(services);
+    stream.addImported(imported);
+    panel.reveal();
+  }
+
+  private static opened(services: Services): ChartsPanel {
     if (!ChartsPanel.current) {
       const panel = vscode.window.createWebviewPanel(CHARTS_VIEW_TYPE, 'Training Charts', vscode.ViewColumn.Active);
       ChartsPanel.current = new ChartsPanel(panel, services, []);
     }
-    const { stream, panel } = ChartsPanel.current;
-    if (mode === 'add') stream.add(refs);
-    else stream.set(refs);
-    panel.reveal();
+    return ChartsPanel.current;
   }
 
   /** The runs the open panel shows, for the command's quick pick. */
@@ -63,13 +75,23 @@ export class ChartsPanel {
     this.stream.add(refs);
   }
 
-  /** Restores a panel after a reload, with the runs its saved state names that still exist. */
+  /**
+   * Restores a panel after a reload, with the runs its saved state names that still exist: the
+   * workspace's, and the metrics files of runs trained elsewhere, read again.
+   */
   static revive(panel: vscode.WebviewPanel, services: Services, state: unknown): void {
     const keys = parseChartsState(state)?.runs ?? [];
     const byKey = new Map(services.runs.list().map((ref) => [runKey(ref), ref]));
     const refs = keys.map((key) => byKey.get(key)).filter((ref): ref is RunRef => !!ref);
     ChartsPanel.current?.panel.dispose();
     ChartsPanel.current = new ChartsPanel(panel, services, refs);
+    for (const key of keys.filter((k) => !byKey.has(k))) {
+      try {
+        ChartsPanel.current.stream.addImported(readImportedMetrics(key));
+      } catch {
+        // the file is gone or no longer reads: the run is no longer shown
+      }
+    }
   }
 }
 

@@ -5,9 +5,11 @@
  * (chartsPanel.ts) only connects this to a webview, so everything here runs in plain Node.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { ChartRun, HostMessage, parseViewMessage } from '../../protocol/charts';
 import { RunEvent } from '../../protocol/runner';
 import { LiveRun, RunSupervisor } from '../../runner/supervisor';
+import { ImportedRun } from '../../runs/imported-metrics';
 import { RunStatus } from '../../runs/registry';
 import { RunRef } from '../workspaceRuns';
 import { RunBuffer } from './runBuffer';
@@ -34,7 +36,8 @@ const PNG_DATA_URL = /^data:image\/png;base64,([A-Za-z0-9+/]+={0,2})$/;
 const FOLLOW_DELAY_MS = 100;
 
 interface Shown {
-  ref: RunRef;
+  /** None for a run imported from another trainer's file. */
+  ref?: RunRef;
   run: ChartRun;
   buffer: RunBuffer;
   /** Watches the folder of a run that another process trains (another window, or the CLI). */
@@ -83,11 +86,23 @@ export class ChartsStream {
     for (const ref of added) this.sendBuffer(runKey(ref));
   }
 
-  /** Shows exactly these runs. */
+  /** Shows a run trained elsewhere, from its metrics file (the file's path is its key). */
+  addImported(imported: ImportedRun): void {
+    const key = imported.file;
+    this.forget(key);
+    const buffer = new RunBuffer(key);
+    for (const row of imported.rows) buffer.addMetrics(row.step, row.time, row.values);
+    const name = `${path.basename(path.dirname(key))}/${path.basename(key)}`;
+    this.shown.set(key, { run: { key, name, stage: imported.stage, status: 'finished' }, buffer });
+    this.runsChanged();
+    this.sendBuffer(key);
+  }
+
+  /** Shows exactly these runs of the workspace (and the imported ones shown). */
   set(refs: RunRef[]): void {
     const keep = new Set(refs.map(runKey));
-    for (const key of this.keys) if (!keep.has(key)) this.forget(key);
-    if (this.shown.size === keep.size) this.runsChanged();
+    for (const [key, entry] of this.shown) if (entry.ref && !keep.has(key)) this.forget(key);
+    if (refs.every((ref) => this.shown.has(runKey(ref)))) this.runsChanged();
     else this.add(refs);
   }
 
@@ -167,12 +182,13 @@ export class ChartsStream {
    * appends to the metrics and samples files, and its status in run.json (file events, no polling).
    */
   private follow(entry: Shown): void {
-    if (entry.watcher) return;
+    const ref = entry.ref;
+    if (entry.watcher || !ref) return;
     let timer: NodeJS.Timeout | undefined;
     const catchUp = () => {
       timer = undefined;
       for (const message of entry.buffer.catchUp()) this.post(message);
-      const record = entry.ref.registry.get(entry.ref.record.id);
+      const record = ref.registry.get(ref.record.id);
       if (record) this.setStatus(entry, record.status);
     };
     try {

@@ -21,6 +21,7 @@ import {
 import { ComparisonPair, labelPair, QueueStatus, queueStatus, readQueue } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
 import { Label } from '../../data/preference-record';
+import { formatDataError } from '../../data/jsonl';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
@@ -149,11 +150,7 @@ export class LabelingSession {
       total: status.total,
       canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
       restricted,
-      problems: [
-        ...this.experimentProblems,
-        ...outside,
-        ...status.errors.map((e) => `${e.file}:${e.line}: ${e.message}`),
-      ],
+      problems: [...this.experimentProblems, ...outside, ...status.errors.map((e) => formatDataError(e))],
     };
     if (status.next) state.pair = this.shown(status.next);
     const guidelines = readGuidelines(queue);

@@ -1,0 +1,290 @@
+/**
+ * `rlhf export trl`: an experiment as a folder that TRL trains on any number of GPUs with
+ * accelerate: its data in TRL's formats, a script per stage with the settings under TRL's config
+ * names, an accelerate config, and a README with the commands and what did not carry over.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { decidedPreferenceLines } from '../data/preferences';
+import { Experiment } from '../experiment/config';
+import { ExportBundle, Unmapped, beforeLaunching, unmappedTable } from './bundle';
+import { ModelChoice, Rule, mapSettings, modelChoice, outputDir } from './mapping';
+import { pyCall, pyComment, pyLiteral } from './python';
+
+export interface ClusterLayout {
+  /** GPUs per machine. */
+  gpus: number;
+  /** Machines. */
+  nodes: number;
+  /** DeepSpeed ZeRO stage (accelerate's DeepSpeed plugin), or none for plain data parallelism. */
+  zero?: 2 | 3;
+}
+
+/** The optimizer and loop settings every training stage shares, as TrainingArguments names them. */
+function trainingRules(layout: ClusterLayout): Record<string, Rule> {
+  const processes = layout.gpus * layout.nodes;
+  return {
+    learning_rate: 'learning_rate',
+    warmup_steps: 'warmup_steps',
+    weight_decay: 'weight_decay',
+    max_grad_norm: 'max_grad_norm',
+    gradient_accumulation_steps: 'gradient_accumulation_steps',
+    max_steps: 'max_steps',
+    logging_steps: 'logging_steps',
+    save_steps: 'save_steps',
+    eval_steps: (steps: number, s) => (s.eval_fraction ? { eval_strategy: 'steps', eval_steps: steps } : {}),
+    per_device_train_batch_size: (batch: number) => ({
+      // The same global batch over all processes where it divides evenly.
+      per_device_train_batch_size: batch % processes === 0 ? batch / processes : batch,
+    }),
+    lr_scheduler_type: (type: string, s) => scheduler(type, s.min_lr_ratio as number),
+    min_lr_ratio: () => ({}), // with lr_scheduler_type
+    eval_fraction: 'script',
+    data: 'script',
+    model: 'script',
+  };
+}
+
+/** TRL's schedule for ours: cosine to a floor is transformers' cosine_with_min_lr. */
+function scheduler(type: string, minLrRatio: number): Record<string, unknown> {
+  if (type === 'cosine' && minLrRatio > 0)
+    return { lr_scheduler_type: 'cosine_with_min_lr', lr_scheduler_kwargs: { min_lr_rate: minLrRatio } };
+  if (type === 'constant') return { lr_scheduler_type: 'constant_with_warmup' };
+  return { lr_scheduler_type: type };
+}
+
+/** The settings a linear schedule to a floor cannot carry (transformers' linear decays to 0). */
+function floorUnmapped(section: string, s: { lr_scheduler_type: string; min_lr_ratio: number }): Unmapped[] {
+  return s.lr_scheduler_type === 'linear' && s.min_lr_ratio > 0
+    ? [{ field: `${section}.min_lr_ratio`, value: s.min_lr_ratio, why: "transformers' linear schedule decays to 0" }]
+    : [];
+}
+
+interface StageScript {
+  file: string;
+  source: string;
+  unmapped: Unmapped[];
+  /** The model's problem, for the README. */
+  problem?: string;
+}
+
+/** The lines that load the model and tokenizer, stopping with the reason when the model needs a person's choice. */
+function modelLines(model: ModelChoice, loader: string, extra = ''): string {
+  const lines = [`MODEL = ${pyLiteral(model.problem && !model.name ? null : model.name)}`];
+  lines.push(`REVISION = ${pyLiteral(model.revision && model.revision !== 'main' ? model.revision : null)}`);
+  if (model.problem) lines.push(pyComment([model.problem]));
+  lines.push('if MODEL is None:', `    raise SystemExit(${pyLiteral(model.problem ?? 'set MODEL')})`);
+  lines.push(`model = ${loader}.from_pretrained(MODEL, revision=REVISION${extra})`);
+  lines.push('tokenizer = AutoTokenizer.from_pretrained(MODEL, revision=REVISION)');
+  return lines.join('\n');
+}
+
+/** Loading a JSON/JSONL data file, split into training and held-out parts as the stage splits it. */
+function datasetLines(file: string, evalFraction: number, seed: number): string {
+  const load = `load_dataset("json", data_files=${pyLiteral(file)}, split="train")`;
+  return evalFraction > 0
+    ? `dataset = ${load}.train_test_split(test_size=${evalFraction}, seed=${seed})\ntrain_dataset, eval_dataset = dataset["train"], dataset["test"]`
+    : `train_dataset, eval_dataset = ${load}, None`;
+}
+
+function script(doc: string, imports: string[], body: string[]): string {
+  return [`"""${doc}"""`, ...imports, '', ...body, ''].join('\n');
+}
+
+function launchDoc(stage: string, file: string): string {
+  return `${stage}, exported from an RLHF Studio experiment.\n\nLaunch: accelerate launch --config_file accelerate_config.yaml ${file}\n`;
+}
+
+function sftScript(exp: Experiment, layout: ClusterLayout): StageScript {
+  const sft = exp.sft!;
+  const { args, unmapped } = mapSettings('sft', sft, {
+    ...trainingRules(layout),
+    max_length: 'max_length',
+    sample_prompts: sft.sample_prompts.length
+      ? { unmapped: 'TRL logs no sample generations during training' }
+      : 'script',
+  });
+  const model = modelChoice('model', exp.model);
+  const source = script(
+    launchDoc('Supervised fine-tuning', 'sft.py'),
+    [
+      'from datasets import load_dataset',
+      'from transformers import AutoModelForCausalLM, AutoTokenizer',
+      'from trl import SFTConfig, SFTTrainer',
+    ],
+    [
+      modelLines(model, 'AutoModelForCausalLM'),
+      datasetLines(`data/sft${path.extname(sft.data) || '.jsonl'}`, sft.eval_fraction, exp.seed),
+      `args = ${pyCall('SFTConfig', { output_dir: outputDir('sft'), seed: exp.seed, ...args })}`,
+      'trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
+      'trainer.train()',
+      'trainer.save_model()',
+    ],
+  );
+  return { file: 'sft.py', source, unmapped: [...unmapped, ...floorUnmapped('sft', sft)], problem: model.problem };
+}
+
+function rewardScript(exp: Experiment, layout: ClusterLayout): StageScript {
+  const rm = exp.rm!;
+  const { args, unmapped } = mapSettings('rm', rm, {
+    ...trainingRules(layout),
+    max_length: 'max_length',
+    center_rewards_coefficient: 'center_rewards_coefficient',
+    include_ties: rm.include_ties
+      ? { unmapped: "TRL's RewardTrainer trains on decided pairs only; ties and both-bad labels are left out" }
+      : 'script',
+  });
+  const chosen = modelChoice('rm.model', rm.model, exp.sft ? 'sft' : undefined);
+  const model = chosen.name ? chosen : modelChoice('model', exp.model);
+  const source = script(
+    launchDoc('Reward model training', 'reward.py'),
+    [
+      'from datasets import load_dataset',
+      'from transformers import AutoModelForSequenceClassification, AutoTokenizer',
+      'from trl import RewardConfig, RewardTrainer',
+    ],
+    [
+      modelLines(model, 'AutoModelForSequenceClassification', ', num_labels=1'),
+      'if tokenizer.pad_token is None:',
+      '    tokenizer.pad_token = tokenizer.eos_token',
+      'model.config.pad_token_id = tokenizer.pad_token_id',
+      datasetLines('data/preferences.jsonl', rm.eval_fraction, exp.seed),
+      `args = ${pyCall('RewardConfig', { output_dir: outputDir('reward'), seed: exp.seed, ...args })}`,
+      'trainer = RewardTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
+      'trainer.train()',
+      'trainer.save_model()',
+    ],
+  );
+  return { file: 'reward.py', source, unmapped: [...unmapped, ...floorUnmapped('rm', rm)], problem: model.problem };
+}
+
+/** accelerate's config for `layout`: data parallel over every GPU, or DeepSpeed ZeRO. */
+export function accelerateConfig(layout: ClusterLayout): string {
+  const processes = layout.gpus * layout.nodes;
+  const distributed = layout.zero ? 'DEEPSPEED' : processes > 1 ? 'MULTI_GPU' : 'NO';
+  const lines = [
+    'compute_environment: LOCAL_MACHINE',
+    `distributed_type: ${distributed}`,
+    ...(layout.zero
+      ? [
+          'deepspeed_config:',
+          `  zero_stage: ${layout.zero}`,
+          '  offload_optimizer_device: none',
+          '  offload_param_device: none',
+          `  zero3_init_flag: ${layout.zero === 3}`,
+        ]
+      : []),
+    'machine_rank: 0',
+    "main_process_ip: null # the first machine's address when num_machines > 1",
+    'main_process_port: 29500',
+    'mixed_precision: bf16',
+    `num_machines: ${layout.nodes}`,
+    `num_processes: ${processes}`,
+    'rdzv_backend: static',
+    'same_network: true',
+    'use_cpu: false',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The settings of sections that have no TRL script. */
+function sectionsWithoutScript(exp: Experiment): Unmapped[] {
+  const out: Unmapped[] = [];
+  if (exp.comparisons)
+    out.push({
+      field: 'comparisons',
+      value: { prompts: path.basename(exp.comparisons.prompts) },
+      why: 'sampling pairs to label happens in the editor; the labeled pairs are exported as data/preferences.jsonl',
+    });
+  if (exp.ppo)
+    out.push({
+      field: 'ppo',
+      value: { prompts: path.basename(exp.ppo.prompts) },
+      why: 'TRL no longer ships a PPO trainer: `rlhf export openrlhf` writes the PPO job for OpenRLHF on Ray',
+    });
+  const top: [string, unknown, string][] = [
+    [
+      'torch_dtype',
+      exp.torch_dtype,
+      'the scripts train in bf16 (accelerate_config.yaml) and save as transformers does',
+    ],
+    ['runtime', exp.runtime, "this machine's execution provider; accelerate places the processes on the GPUs"],
+    ['model_size', exp.model_size, 'a size of a built-in preset, which has no Hub counterpart'],
+    ['chat_template_kwargs', exp.chat_template_kwargs, 'the chat template is applied by TRL with its defaults'],
+  ];
+  for (const [field, value, why] of top)
+    if (
+      value !== undefined &&
+      !(field === 'torch_dtype' && value === 'auto') &&
+      !(field === 'runtime' && isDefaultRuntime(value))
+    )
+      out.push({ field, value, why });
+  return out;
+}
+
+const isDefaultRuntime = (v: unknown) => JSON.stringify(v) === JSON.stringify({ provider: 'auto' });
+
+/** The TRL hand-off of a loaded experiment (paths absolute, as loadExperiment leaves them). */
+export function trlExport(exp: Experiment, layout: ClusterLayout): ExportBundle {
+  const files = new Map<string, string | Buffer>();
+  const scripts: StageScript[] = [];
+  const unmapped = sectionsWithoutScript(exp);
+  if (exp.sft) {
+    scripts.push(sftScript(exp, layout));
+    files.set(`data/sft${path.extname(exp.sft.data) || '.jsonl'}`, fs.readFileSync(exp.sft.data));
+  }
+  if (exp.rm) {
+    const pairs = fs.existsSync(exp.rm.data) ? decidedPreferenceLines(exp.rm.data) : undefined;
+    if (pairs?.exported) {
+      scripts.push(rewardScript(exp, layout));
+      files.set('data/preferences.jsonl', pairs.text);
+    } else
+      unmapped.push({
+        field: 'rm',
+        value: { data: path.basename(exp.rm.data) },
+        why: 'its preference file holds no decided pairs yet: label comparisons, then export again',
+      });
+  }
+  if (!scripts.length) throw new Error('the experiment has no stage TRL trains (sft, rm): nothing to export');
+  for (const s of scripts) {
+    files.set(s.file, s.source);
+    unmapped.push(...s.unmapped);
+  }
+  files.set('accelerate_config.yaml', accelerateConfig(layout));
+  const launch = scripts.map((s) => `accelerate launch --config_file accelerate_config.yaml ${s.file}`);
+  const problems = [...new Set(scripts.flatMap((s) => (s.problem ? [s.problem] : [])))];
+  files.set('README.md', readme(exp, layout, launch, problems, unmapped));
+  return { files, unmapped, launch };
+}
+
+function readme(
+  exp: Experiment,
+  layout: ClusterLayout,
+  launch: string[],
+  problems: string[],
+  unmapped: Unmapped[],
+): string {
+  const processes = layout.gpus * layout.nodes;
+  return [
+    `# ${exp.name}: training with TRL`,
+    '',
+    `Exported from an RLHF Studio experiment for ${layout.nodes} machine(s) with ${layout.gpus} GPU(s) each${layout.zero ? ` (DeepSpeed ZeRO-${layout.zero})` : ''}.`,
+    'Install `trl`, `transformers`, `datasets` and `accelerate` (and `deepspeed` for ZeRO), then run, in order:',
+    '',
+    '```sh',
+    ...launch,
+    '```',
+    '',
+    `Each stage saves its model in \`outputs/<stage>/\`; a later stage starts from an earlier one's output where the experiment chains them.`,
+    processes > 1
+      ? `Batch sizes are per GPU: each is the experiment's batch divided by the ${processes} processes where it divides evenly, so the global batch stays the same.`
+      : '',
+    `On several machines, set \`main_process_ip\` in accelerate_config.yaml and run the same command on each with \`--machine_rank\`.`,
+    '',
+    beforeLaunching(problems),
+    '## Settings that did not carry over',
+    '',
+    unmappedTable(unmapped),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,198 @@
+/**
+ * Exports to TRL and OpenRLHF: the data in TRL's formats, scripts that parse, arguments that the
+ * targets declare (a fixture list of their names), every setting either mapped or listed as not
+ * carried over, and clear refusals.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { exportExperiment } from '../../src/export';
+import { scratchFolder } from '../helpers/checkpoints';
+import { cli } from '../helpers/processes';
+
+const ARGS = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'trainer-arguments.json'), 'utf8'),
+) as Record<string, string[]>;
+const { freshDir } = scratchFolder('export-');
+
+const hasPython = (() => {
+  try {
+    execFileSync('python3', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+const jsonl = (rows: object[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
+
+/** A workspace with a Hub-model experiment of every stage. */
+function workspace(overrides: Record<string, unknown> = {}): { dir: string; config: string } {
+  const dir = freshDir();
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'sft.jsonl'), jsonl([{ prompt: 'Q: cat?', completion: ' meow' }]));
+  fs.writeFileSync(
+    path.join(dir, 'prefs.jsonl'),
+    jsonl([
+      { prompt: 'Q: dog?', chosen: ' woof', rejected: ' meow' },
+      { label: 'tie', prompt: 'Q: cow?', response_a: ' moo', response_b: ' mooo' },
+    ]),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'prompts.jsonl'),
+    jsonl([{ prompt: 'Q: owl?' }, { prompt: [{ role: 'user', content: 'What does a duck say?' }] }]),
+  );
+  const experiment = {
+    name: 'animals',
+    model: 'Qwen/Qwen3-0.6B',
+    sft: { data: 'sft.jsonl', min_lr_ratio: 0.1, lr_scheduler_type: 'cosine', max_steps: 120 },
+    comparisons: { prompts: 'prompts.jsonl' },
+    rm: { data: 'prefs.jsonl', lr_scheduler_type: 'linear', min_lr_ratio: 0.2, center_rewards_coefficient: 0.01 },
+    ppo: { prompts: 'prompts.jsonl', total_episodes: 64, per_device_train_batch_size: 8, vf_coef: 0.2 },
+    ...overrides,
+  };
+  const config = path.join(dir, 'animals.rlhf.json');
+  fs.writeFileSync(config, JSON.stringify(experiment));
+  return { dir, config };
+}
+
+/** The keyword names inside `Name(` … `)` of a generated script. */
+function kwargsOf(source: string, call: string): string[] {
+  const start = source.indexOf(`${call}(\n`);
+  assert.ok(start >= 0, `${call}( in the script`);
+  const body = source.slice(start, source.indexOf('\n)', start));
+  return [...body.matchAll(/^ {4}(\w+)=/gm)].map((m) => m[1]);
+}
+
+test('TRL: a script per stage with TRL config names, the data in TRL formats, and what did not carry over', (t) => {
+  const { dir, config } = workspace();
+  const out = path.join(dir, 'trl');
+  const { bundle } = exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 4, nodes: 1 }, out });
+  for (const file of [
+    'sft.py',
+    'reward.py',
+    'accelerate_config.yaml',
+    'README.md',
+    'data/sft.jsonl',
+    'data/preferences.jsonl',
+  ])
+    assert.ok(fs.existsSync(path.join(out, file)), file);
+
+  const sft = fs.readFileSync(path.join(out, 'sft.py'), 'utf8');
+  const sftArgs = kwargsOf(sft, 'SFTConfig');
+  assert.deepEqual(
+    sftArgs.filter((k) => !ARGS.SFTConfig.includes(k)),
+    [],
+  );
+  assert.match(sft, /lr_scheduler_type="cosine_with_min_lr"/);
+  assert.match(sft, /lr_scheduler_kwargs=\{"min_lr_rate": 0\.1\}/);
+  assert.match(sft, /per_device_train_batch_size=2,/, 'the global batch of 8 over 4 GPUs');
+  assert.match(sft, /MODEL = "Qwen\/Qwen3-0\.6B"/);
+  const reward = fs.readFileSync(path.join(out, 'reward.py'), 'utf8');
+  assert.deepEqual(
+    kwargsOf(reward, 'RewardConfig').filter((k) => !ARGS.RewardConfig.includes(k)),
+    [],
+  );
+  assert.match(reward, /MODEL = "outputs\/sft"/, 'the reward model starts from the SFT output');
+  assert.match(reward, /center_rewards_coefficient=0\.01/);
+
+  const prefs = fs.readFileSync(path.join(out, 'data/preferences.jsonl'), 'utf8').trim().split('\n');
+  assert.deepEqual(
+    prefs.map((l) => JSON.parse(l)),
+    [{ prompt: 'Q: dog?', chosen: ' woof', rejected: ' meow' }],
+  );
+  assert.match(fs.readFileSync(path.join(out, 'accelerate_config.yaml'), 'utf8'), /num_processes: 4\n/);
+
+  const fields = bundle.unmapped.map((u) => u.field);
+  assert.deepEqual(fields.sort(), ['comparisons', 'ppo', 'rm.min_lr_ratio']);
+  const readme = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
+  assert.match(
+    readme,
+    /accelerate launch --config_file accelerate_config\.yaml sft\.py\naccelerate launch --config_file accelerate_config\.yaml reward\.py/,
+  );
+  assert.match(readme, /\| `rm\.min_lr_ratio` \| `0\.2` \| transformers' linear schedule decays to 0 \|/);
+
+  if (!hasPython) return t.skip('python3 is not installed: the scripts were not compiled');
+  for (const file of ['sft.py', 'reward.py']) execFileSync('python3', ['-m', 'py_compile', path.join(out, file)]);
+});
+
+test('OpenRLHF: a ray job submit of train_ppo_ray with its argument names, chat prompts templated', () => {
+  const { dir, config } = workspace();
+  const out = path.join(dir, 'openrlhf');
+  const { bundle } = exportExperiment({
+    target: 'openrlhf',
+    config,
+    workspace: dir,
+    layout: { gpus: 2, nodes: 2 },
+    out,
+  });
+  const script = fs.readFileSync(path.join(out, 'train_ppo.sh'), 'utf8');
+  execFileSync('bash', ['-n', path.join(out, 'train_ppo.sh')]);
+  assert.match(script, /ray job submit .*\n.*\n {2}-- python3 -m openrlhf\.cli\.train_ppo_ray/);
+  const names = [...script.matchAll(/^ {2}--(\w+)(?= |$)/gm)].map((m) => m[1]);
+  assert.ok(names.length > 30, `${names.length} arguments`);
+  assert.deepEqual(
+    names.filter((n) => !ARGS.train_ppo_ray.includes(n)),
+    [],
+  );
+  const arg = (name: string) => new RegExp(`^  --${name} (\\S+)`, 'm').exec(script)?.[1];
+  assert.equal(arg('pretrain'), 'outputs/sft');
+  assert.equal(arg('reward_pretrain'), 'outputs/reward');
+  assert.equal(arg('rollout_batch_size'), '8');
+  assert.equal(arg('num_episodes'), '32', '64 episodes over 2 prompts');
+  assert.equal(arg('micro_rollout_batch_size'), '2', '8 prompts over 4 GPUs');
+  assert.match(script, /^ {2}--apply_chat_template/m);
+  assert.ok(bundle.unmapped.some((u) => u.field === 'ppo.vf_coef'));
+  assert.match(fs.readFileSync(path.join(out, 'README.md'), 'utf8'), /`ppo\.vf_coef`/);
+  assert.equal(fs.readFileSync(path.join(out, 'data/prompts.jsonl'), 'utf8').trim().split('\n').length, 2);
+});
+
+test('a preset model or a local folder is named in the README as something to set before launching', (t) => {
+  const { dir, config } = workspace({ model: 'tiny', rm: undefined, ppo: undefined });
+  const out = path.join(dir, 'trl');
+  exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 1, nodes: 1 }, out });
+  assert.match(
+    fs.readFileSync(path.join(out, 'README.md'), 'utf8'),
+    /## Before launching\n\n- model is the preset "tiny"/,
+  );
+  const sft = fs.readFileSync(path.join(out, 'sft.py'), 'utf8');
+  assert.match(sft, /MODEL = None\n/);
+  if (!hasPython) return t.skip('python3 is not installed');
+  const run = (() => {
+    try {
+      execFileSync('python3', ['-c', sft.slice(sft.indexOf('MODEL = '), sft.indexOf('model = '))], { stdio: 'pipe' });
+      return '';
+    } catch (e) {
+      return String((e as { stderr: Buffer }).stderr);
+    }
+  })();
+  assert.match(run, /preset "tiny"/, 'the script stops with the reason before loading anything');
+});
+
+test('refusals: nothing to export, or a folder that holds files already', () => {
+  const { dir, config } = workspace({ sft: undefined, rm: undefined });
+  assert.throws(
+    () => exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 1, nodes: 1 } }),
+    /no stage TRL trains/,
+  );
+  const full = workspace();
+  const out = path.join(full.dir, 'taken');
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
+  assert.throws(
+    () =>
+      exportExperiment({ target: 'trl', config: full.config, workspace: full.dir, layout: { gpus: 1, nodes: 1 }, out }),
+    /the export folder exists and is not empty/,
+  );
+  assert.equal(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'mine');
+});
+
+test('rlhf export trl writes into .rlhf/exports and prints the launch commands', async () => {
+  const { dir } = workspace();
+  const { code, output } = await cli(dir, 'export', 'trl', 'animals.rlhf.json', '--gpus', '8').exit;
+  assert.equal(code, 0, output);
+  assert.match(output, /exported to .*\.rlhf\/exports\/.*-animals-trl\n {2}accelerate launch/);
+  assert.match(output, /3 settings did not carry over; README\.md lists them/);
+});
