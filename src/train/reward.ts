@@ -23,6 +23,8 @@ import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
+import { LoraAdapter, trainableInputs } from '../model/lora';
+import { trainedModel } from './adapters';
 import { LoadedModel, loadModel } from './model-state';
 import {
   NORMALIZATION_KEY,
@@ -91,8 +93,8 @@ export function bradleyTerry(
 }
 
 /** The reward model's training graph on batches of P pairs: 2P rows, chosen ones first. */
-export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number): StageGraph {
-  const p = rewardParamInputs(cfg);
+export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number, adapter?: LoraAdapter): StageGraph {
+  const p = rewardParamInputs(cfg, false, '', adapter && { adapter });
   const r = rewards(p, cfg, rewardInputs([2, 'P'])); // [2, P]
   const bt = bradleyTerry(
     r,
@@ -100,7 +102,7 @@ export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number): StageGra
     input('pair_target', 'float32', ['P']),
     centerCoef,
   );
-  return { loss: bt.loss, params: Object.values(p), metrics: bt.metrics };
+  return { loss: bt.loss, params: trainableInputs(p, adapter), metrics: bt.metrics };
 }
 
 /** The graph inputs of a batch of pairs, weighted by its pairs. */
@@ -145,17 +147,18 @@ function tokenizePairs(
 
 /**
  * The model to train: a checkpoint to resume or a reward model as it is, else a backbone (SFT
- * checkpoint or preset) with a fresh score head.
+ * checkpoint or preset) with a fresh score head; with rm.peft, an adapter on it (./adapters.ts).
  */
-function rewardModel(spec: string, exp: Experiment): LoadedModel {
+function rewardModel(spec: string, exp: Experiment, outputDir: string): LoadedModel {
   const m = loadModel(spec, exp.seed, exp.model_size);
   // A normalisation belongs to the finished model it was measured on, not to what trains from it.
-  return {
+  const scored: LoadedModel = {
     ...m,
     head: 'score',
     config: withNormalization(m.config),
     params: withScoreHead(m.params, m.config, new Rng(exp.seed)),
   };
+  return trainedModel(scored, exp.rm?.peft, { seed: exp.seed, outputDir, where: 'rm.peft' });
 }
 
 export interface RmRun {
@@ -200,7 +203,8 @@ async function normalizedByReference(
   reference: { sequences: number[][]; source: string },
   emit: EmitEvent,
 ): Promise<CheckpointExtras> {
-  const scorer = await Scorer.create(trainer.runtime, model.config, trainer.state, { tokenizer: model.tokenizer });
+  const { tokenizer, adapter } = model;
+  const scorer = await Scorer.create(trainer.runtime, model.config, trainer.state, { tokenizer, adapter });
   const normalization = measureNormalization(await scorer.scoreIds(reference.sequences));
   await scorer.release();
   const { mean, std } = normalization;
@@ -216,7 +220,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.rm;
   if (!s) throw new Error('the experiment config has no "rm" section');
-  const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp);
+  const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp, outputDir);
   const { config: cfg, tokenizer } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
@@ -237,7 +241,9 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     });
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
   const sequences = data.pairs.flatMap((x) => [x.chosen.length, x.rejected.length]);
-  checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences));
+  checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences), {
+    frozen: !!model.adapter,
+  });
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
   const reference = await normalizationTexts(exp, train, tokenizer, chat, maxLength);
   emit({
@@ -253,7 +259,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     settings: s,
     totalSteps: s.max_steps,
     ...oneModel(model, run.resumeFrom),
-    graph: rewardLossGraph(cfg, s.center_rewards_coefficient),
+    graph: rewardLossGraph(cfg, s.center_rewards_coefficient, model.adapter),
     outputDir,
     emit,
   });
