@@ -187,3 +187,39 @@ export function makePrompts(n: number, len: number, rng: Rng) {
   }
   return out;
 }
+/**
+ * Full fine-tuning against LoRA of rank `rank` on the same model, each in a fresh process (peak RSS
+ * is per process): runs `script` with `args` and --lora-rank 0, then `rank`, and returns the line
+ * of each one's stdout that starts with `marker` (its JSON result), parsed.
+ */
+export function fullAndLora(
+  script: string,
+  args: string[],
+  rank: number,
+  marker: string,
+): { full: Record<string, unknown>; lora: Record<string, unknown> } {
+  const run = (r: number) => {
+    const child = [...process.execArgv, script, ...args, '--lora-rank', String(r)];
+    console.error(`[${r ? `LoRA r=${r}` : 'full fine-tuning'}] ${path.basename(script)} ${args.join(' ')}`);
+    const res = spawnSync(process.execPath, child, {
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    if (res.status !== 0) throw new Error(`${script} --lora-rank ${r} failed (${res.status})`);
+    const line = res.stdout.split('\n').find((l) => l.startsWith(marker));
+    if (!line) throw new Error(`${script} --lora-rank ${r} printed no ${marker} line`);
+    return JSON.parse(line) as Record<string, unknown>;
+  };
+  return { full: run(0), lora: run(rank) };
+}
+
+/** The LoRA settings the benches train with: every projection, lora_alpha = 2r. */
+export const benchLora = (r: number) => ({
+  r,
+  lora_alpha: 2 * r,
+  lora_dropout: 0,
+  target_modules: 'all-linear',
+  modules_to_save: [],
+  use_rslora: false,
+});

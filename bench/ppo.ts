@@ -6,7 +6,7 @@
  *   npm run bench:ppo -- [--layers 2 --d 128 --heads 4 --ctx 128 --batch 16 --prompt-len 16
  *                         --response-length 53 --warmup 1 --iters 3 --threads N
  *                         --max-load 1.5 --wait 900 --no-torch --torch-default-malloc --keep DIR
- *                         --python PATH]
+ *                         --python PATH --lora --lora-rank 16]
  *
  * Ours is runPpo itself, on random-init GPT-2s: the policy and reference from the `tiny` preset
  * resized by the flags, and a reward model of the same shape with a scalar head, written as a
@@ -22,6 +22,11 @@
  * blocks (ppo_torch.py --malloc tuned): by default its [B, T, vocab] temporaries page-fault in afresh
  * on every use, which nearly doubles its score and update phases; --torch-default-malloc measures
  * that slower default instead.
+ *
+ * --lora compares full PPO with PPO on LoRA adapters of rank --lora-rank (16) on every projection
+ * (ppo.peft: the policy's and value model's adapters over one shared copy of the SFT weights), on
+ * the same models, each run in a process of its own: phase times and peak RSS. --lora-rank alone
+ * runs PPO with adapters of that rank (0: full).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -36,7 +41,7 @@ import { sampleProbs } from '../src/train/generate';
 import { RewardFn, runPpo } from '../src/train/ppo';
 import { Scorer } from '../src/train/scorer';
 import { Rng } from '../src/util/rng';
-import { findPython, load1, makePrompts, waitForLoad } from './common';
+import { benchLora, findPython, fullAndLora, load1, makePrompts, waitForLoad } from './common';
 
 // ---------------------------------------------------------------- flags
 
@@ -54,14 +59,21 @@ const DEFAULTS = {
   seed: 0,
   'max-load': 0,
   wait: 900,
+  'lora-rank': 0,
 };
-type Flags = typeof DEFAULTS & { 'no-torch': boolean; 'torch-default-malloc': boolean; keep?: string; python: string };
+type Flags = typeof DEFAULTS & {
+  'no-torch': boolean;
+  'torch-default-malloc': boolean;
+  lora: boolean;
+  keep?: string;
+  python: string;
+};
 
 function parseFlags(argv: string[]): Flags {
-  const flags: Flags = { ...DEFAULTS, 'no-torch': false, 'torch-default-malloc': false, python: '' };
+  const flags: Flags = { ...DEFAULTS, 'no-torch': false, 'torch-default-malloc': false, lora: false, python: '' };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '');
-    if (name === 'no-torch' || name === 'torch-default-malloc') flags[name] = true;
+    if (name === 'no-torch' || name === 'torch-default-malloc' || name === 'lora') flags[name] = true;
     else if (name === 'keep' || name === 'python') flags[name] = argv[++i];
     else if (name in DEFAULTS) {
       const v = Number(argv[++i]);
@@ -137,6 +149,7 @@ async function ours(f: Flags, dir: string, cfg: ModelConfig, promptFile: string,
         logging_steps: 1,
         save_steps: 1_000_000,
         sample_steps: 1_000_000,
+        ...(f['lora-rank'] > 0 && { peft: benchLora(f['lora-rank']) }),
       },
     },
     'bench',
@@ -199,6 +212,8 @@ async function ours(f: Flags, dir: string, cfg: ModelConfig, promptFile: string,
     tokens_per_second: median(timed.map((m) => m.tokens_per_second)),
     scores: timed.map((m) => m['objective/scores']),
     kl: timed.map((m) => m['objective/kl']),
+    lora_rank: f['lora-rank'],
+    max_rss_mb: process.resourceUsage().maxRSS / 1024,
   };
 }
 
@@ -245,8 +260,36 @@ function pytorch(f: Flags, py: string, idsFile: string) {
 
 // ---------------------------------------------------------------- main
 
+/** Full PPO against PPO with LoRA adapters of rank --lora-rank (16 unless given), each in its own process. */
+function compareLora(argv: string[], f: Flags): void {
+  const rank = f['lora-rank'] || 16;
+  const args = argv.filter((a, i) => a !== '--lora' && a !== '--lora-rank' && argv[i - 1] !== '--lora-rank');
+  const { full, lora } = fullAndLora(__filename, [...args, '--no-torch'], rank, '{"bench":"ppo-iteration"');
+  const rows: [string, string, string][] = [
+    ['rollout', 'rollout_s', 's'],
+    ['score', 'score_s', 's'],
+    ['update', 'update_s', 's'],
+    ['total', 'total_s', 's'],
+    ['peak RSS', 'max_rss_mb', 'MB'],
+  ];
+  console.log(`\nfull PPO vs PPO with LoRA r=${rank} (all-linear), ${JSON.stringify(full.config)}`);
+  console.log(`${'what'.padEnd(12)}${'full'.padStart(14)}${'LoRA'.padStart(14)}   LoRA/full`);
+  for (const [what, key, unit] of rows) {
+    const a = Number(full[key]),
+      b = Number(lora[key]);
+    const fmt = (x: number) => `${x >= 100 ? x.toFixed(0) : x.toFixed(3)} ${unit}`.padStart(14);
+    console.log(`${what.padEnd(12)}${fmt(a)}${fmt(b)}   ${((100 * b) / a).toFixed(1)} %`);
+  }
+  const ratio = Number(lora.max_rss_mb) / Number(full.max_rss_mb);
+  console.log(
+    `goal: peak RSS with LoRA < 60 % of full PPO's: ${ratio < 0.6 ? 'met' : 'not met'} (${(100 * ratio).toFixed(1)} %)`,
+  );
+}
+
 async function main() {
-  const f = parseFlags(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const f = parseFlags(argv);
+  if (f.lora) return compareLora(argv, f);
   const cfg = resizeConfig(PRESETS.tiny, { nLayer: f.layers, nEmbd: f.d, nHead: f.heads, nPositions: f.ctx });
   if (f['prompt-len'] + f['response-length'] > f.ctx)
     throw new Error(`--prompt-len + --response-length must fit --ctx (${f.ctx})`);

@@ -7,7 +7,8 @@
  *   npm run bench:sft -- [--arch gpt2|llama --layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --batch 8
  *                         --decode-batch 16 --prompt 16 --new-tokens 64 --warmup 2 --steps 5
  *                         --decode-steps 3 --rounds 3 --threads N --only train,decode,peak
- *                         --no-torch --python PATH --max-load 0 --wait 600 --profile --ort JSON]
+ *                         --no-torch --python PATH --max-load 0 --wait 600 --profile --ort JSON
+ *                         --lora --lora-rank 16]
  *
  * - train: one SFT step as training runs it (loss, token accuracy, gradient clipping, AdamW; the
  *   graph of sftLossGraph + buildTrainGraph) on full-length rows of random tokens; tokens/s, and
@@ -24,6 +25,11 @@
  * load on a shared machine; --max-load waits for the 1-minute load average to fall below it first.
  * --profile prints where the time of our training step and decode step goes, by op type;
  * --ort adds session options (JSON, e.g. '{"extra":{"session":{"intra_op.allow_spinning":"0"}}}').
+ *
+ * --lora compares full fine-tuning with LoRA adapters of rank --lora-rank (16) on every projection,
+ * on the same model, each training in a process of its own: step time, peak RSS, and the floats
+ * that have a gradient and AdamW's two moments (what the adapters save). --lora-rank alone trains
+ * with LoRA of that rank (0: the whole model).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -37,12 +43,15 @@ import { adamw } from '../src/engine/optim';
 import { input } from '../src/engine/tensor';
 import { ConfigSize, ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
 import { initParams } from '../src/model/decoder';
+import { newAdapter } from '../src/model/lora';
 import { makeBatch } from '../src/data/batch';
 import { GREEDY, Generator } from '../src/train/generate';
 import { batchFeeds, sftLossGraph } from '../src/train/sft';
 import { Rng } from '../src/util/rng';
 import {
+  benchLora,
   findPython,
+  fullAndLora,
   load1,
   median,
   ortVersion,
@@ -78,6 +87,8 @@ const DEFAULTS = {
   python: '',
   profile: false,
   ort: '',
+  lora: false,
+  'lora-rank': 0,
 };
 const USAGE = `flags: ${Object.keys(DEFAULTS)
   .map((k) => `--${k}`)
@@ -178,8 +189,12 @@ async function rounds(f: Flags, what: string, ours: (round: number) => Promise<n
 async function train(f: Flags, cfg: ModelConfig, torch?: (extra: (string | number)[]) => Json) {
   const { runtime, endProfiling } = await runtimeFor(f, 'train');
   const state = modelState(runtime, cfg, f.seed);
+  const rank = f['lora-rank'];
+  const adapter = rank > 0 ? newAdapter(benchLora(rank), cfg, 'lm', 'bench', new Rng(f.seed), 'bench') : undefined;
+  for (const [name, t] of adapter?.weights ?? []) state.setHost(name, t.data as Float32Array, t.shape);
   const t0 = performance.now();
-  const g = sftLossGraph(cfg);
+  const g = sftLossGraph(cfg, adapter);
+  const trainedFloats = g.params.reduce((n, p) => n + (p.shape as number[]).reduce((a, b) => a * b, 1), 0);
   const graph = buildTrainGraph({
     loss: g.loss,
     params: g.params,
@@ -211,7 +226,16 @@ async function train(f: Flags, cfg: ModelConfig, torch?: (extra: (string | numbe
   endProfiling('SFT training step');
   await step.release();
   await state.release();
-  return { ...res, ms: median(res.mine), buildMs: t1 - t0, createMs: t2 - t1, maxRssMb, losses: losses.slice(0, 4) };
+  const losses4 = losses.slice(0, 4);
+  return {
+    ...res,
+    ms: median(res.mine),
+    buildMs: t1 - t0,
+    createMs: t2 - t1,
+    maxRssMb,
+    trainedFloats,
+    losses: losses4,
+  };
 }
 
 async function decode(f: Flags, cfg: ModelConfig, torch?: (extra: (string | number)[]) => Json) {
@@ -309,8 +333,37 @@ function printTable(rows: Row[], haveTorch: boolean) {
   if (haveTorch) console.log('ratio: how many times faster (or smaller) ours is than PyTorch');
 }
 
+/** Full fine-tuning against LoRA of rank --lora-rank (16 unless given), each training in its own process. */
+function compareLora(argv: string[], f: Flags): void {
+  const rank = f['lora-rank'] || 16;
+  const args = argv.filter((a, i) => a !== '--lora' && a !== '--lora-rank' && argv[i - 1] !== '--lora-rank');
+  const { full, lora } = fullAndLora(__filename, [...args, '--only', 'train', '--no-torch'], rank, '{"bench":"sft"');
+  const t = (r: Json) => r.train as Json;
+  const floats = (r: Json) => Number(t(r).trainedFloats);
+  // A gradient and AdamW's exp_avg and exp_avg_sq per trained float, float32.
+  const optimizerMb = (r: Json) => (3 * 4 * floats(r)) / 2 ** 20;
+  const rows: [string, (r: Json) => number, string][] = [
+    ['SFT step', (r) => Number(t(r).ms), 'ms'],
+    ['peak RSS while training', (r) => Number(t(r).maxRssMb), 'MB'],
+    ['trained floats', floats, ''],
+    ['gradient + AdamW moments', optimizerMb, 'MB'],
+  ];
+  console.log(`\nfull fine-tuning vs LoRA r=${rank} (all-linear), ${JSON.stringify(full.config)}`);
+  console.log(`${'what'.padEnd(28)}${'full'.padStart(14)}${'LoRA'.padStart(14)}   LoRA/full`);
+  for (const [what, get, unit] of rows) {
+    const a = get(full),
+      b = get(lora);
+    const fmt = (x: number) => `${x >= 100 ? x.toFixed(0) : x.toFixed(2)} ${unit}`.padStart(14);
+    console.log(`${what.padEnd(28)}${fmt(a)}${fmt(b)}   ${((100 * b) / a).toFixed(1)} %`);
+  }
+  const goal = optimizerMb(lora) / optimizerMb(full) < 0.1;
+  console.log(`goal: LoRA's gradient + optimizer memory < 10 % of full fine-tuning's: ${goal ? 'met' : 'not met'}`);
+}
+
 async function main() {
-  const f = parseFlags(process.argv.slice(2), DEFAULTS, USAGE);
+  const argv = process.argv.slice(2);
+  const f = parseFlags(argv, DEFAULTS, USAGE);
+  if (f.lora) return compareLora(argv, f);
   const only = new Set(f.only.split(','));
   const cfg = benchConfig(f),
     arch = ARCHS[f.arch as keyof typeof ARCHS];

@@ -19,6 +19,7 @@ import { STAGE_INFO } from './shared/stages';
 import { Rng } from './util/rng';
 import { experimentJsonSchema, loadExperiment } from './experiment/config';
 import { runDemo } from './train/demo';
+import { mergeAdapterFolder } from './train/merge';
 import { sampleFromCheckpoint } from './train/samples';
 import { Scorer } from './train/scorer';
 import { modelFolder, printEvent, stopOnInterrupt } from './cli/output';
@@ -218,6 +219,15 @@ export function program(): Command {
     .requiredOption('--out <queue>', 'queue file (JSONL) to add pairs to')
     .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2);
   withSampling(candidatesCommand, 0.9).action(candidates);
+  cli
+    .command('merge')
+    .description('merge a LoRA adapter (a PEFT adapter folder) into its base, writing a full Hugging Face model folder')
+    .argument('<adapter-dir>', 'adapter folder (adapter_config.json + adapter_model.safetensors)')
+    .requiredOption('--out <dir>', 'the model folder to write')
+    .action((adapter: string, opts: { out: string }) => {
+      mergeAdapterFolder(adapter, opts.out);
+      console.log(`merged ${adapter} into its base: ${path.resolve(opts.out)}`);
+    });
   labelCommands(cli);
   exportCommand(cli);
   cli

@@ -4,6 +4,7 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { registerAdapterCommands } from './commands/adapters';
 import { registerExperimentCommands } from './commands/experiments';
 import { registerExportCommands } from './commands/export';
 import { registerGenerationCommands } from './commands/generation';
@@ -41,6 +42,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ...registerTrainingCommands(services),
     ...registerGenerationCommands(services),
     ...registerRewardCommands(services),
+    ...registerAdapterCommands(services),
     ...registerRunCommands(services),
     registerChartsSerializer(services),
     ...labeling.disposables,

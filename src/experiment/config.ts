@@ -16,6 +16,7 @@ import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path'
 import { dpoSchema } from './dpo-schema';
 import { batchSize, columnsSetting, dataField, evalFraction, optimizerSettings, positiveInt } from './schema-parts';
 import { grpoSchema, isRewardFuncFile, rewardFuncFiles, rlooSchema } from './group-rl';
+import { peftSchema } from './peft-schema';
 
 const runtimeSchema = z
   .object({
@@ -54,6 +55,7 @@ export const sftSchema = z
     eval_steps: positiveInt.default(50),
     save_steps: positiveInt.default(100),
     sample_prompts: z.array(z.string().min(1)).default([]).describe('Prompts to sample before and after training.'),
+    peft: peftSchema.optional(),
   })
   .strict();
 
@@ -138,6 +140,7 @@ export const rmSchema = z
       .positive()
       .optional()
       .describe('Adds this times mean((r_chosen + r_rejected)²) to the loss, keeping rewards centred on 0.'),
+    peft: peftSchema.optional(),
   })
   .strict();
 
@@ -196,6 +199,11 @@ export const ppoSchema = z
     logging_steps: positiveInt.default(1),
     save_steps: positiveInt.default(20).describe('Iterations between checkpoints.'),
     sample_steps: positiveInt.default(5).describe('Iterations between sample tables.'),
+    peft: peftSchema
+      .optional()
+      .describe(
+        'Train adapters for the policy and value model over one shared copy of the SFT model, whose adapters off are the reference.',
+      ),
   })
   .strict();
 
@@ -247,6 +255,7 @@ export type RmSettings = z.infer<typeof rmSchema>;
 export type PpoSettings = z.infer<typeof ppoSchema>;
 export type DpoSettings = z.infer<typeof dpoSchema>;
 export type { GrpoSettings, RlooSettings, GroupRlSettings } from './group-rl';
+export type PeftSettings = z.infer<typeof peftSchema>;
 
 export class ConfigError extends Error {}
 

@@ -30,13 +30,15 @@ export interface ForwardInputs {
 }
 
 /** How a parameter starts out in a fresh model. */
-export type Init = 'zeros' | 'ones' | { normal: number };
+export type Init = 'zeros' | 'ones' | { normal: number } | { uniform: number };
 
 export interface ParamSpec {
   /** The Hugging Face name, without the checkpoint's trunk prefix. */
   name: string;
   shape: number[];
   init: Init;
+  /** A projection's weight, which LoRA can adapt: [in, out] (GPT-2's Conv1D) or [out, in] (torch.nn.Linear). */
+  layout?: 'conv1d' | 'linear';
 }
 
 /** Layers, key/value heads and head width of the KV cache. */

@@ -49,7 +49,7 @@ export function layerNormParams(name: string, d: number): ParamSpec[] {
 /** A projection stored [in, out] (GPT-2's Conv1D), its weight drawn from N(0, std), its bias zeros. */
 export function conv1dParams(name: string, nIn: number, nOut: number, std = INIT_STD): ParamSpec[] {
   return [
-    { name: `${name}.weight`, shape: [nIn, nOut], init: { normal: std } },
+    { name: `${name}.weight`, shape: [nIn, nOut], init: { normal: std }, layout: 'conv1d' },
     { name: `${name}.bias`, shape: [nOut], init: 'zeros' },
   ];
 }
@@ -61,7 +61,12 @@ export function rmsNormParams(name: string, d: number): ParamSpec[] {
 
 /** A torch.nn.Linear, its weight stored [out, in] and drawn from N(0, INIT_STD), its bias (if any) zeros. */
 export function linearParams(name: string, nIn: number, nOut: number, bias: boolean): ParamSpec[] {
-  const weight: ParamSpec = { name: `${name}.weight`, shape: [nOut, nIn], init: { normal: INIT_STD } };
+  const weight: ParamSpec = {
+    name: `${name}.weight`,
+    shape: [nOut, nIn],
+    init: { normal: INIT_STD },
+    layout: 'linear',
+  };
   return bias ? [weight, { name: `${name}.bias`, shape: [nOut], init: 'zeros' }] : [weight];
 }
 
@@ -80,14 +85,28 @@ export function rmsNorm(x: Tensor, p: Params, name: string, eps: number): Tensor
   return rmsNormalize(x, p[`${name}.weight`], eps);
 }
 
-/** x @ weight + bias, weight stored [in, out]. */
+/** x @ weight + bias, weight stored [in, out]; plus the module's LoRA path when it has one. */
 export function conv1d(x: Tensor, p: Params, name: string): Tensor {
-  return affine(x, p[`${name}.weight`], p[`${name}.bias`]);
+  return withLora(affine(x, p[`${name}.weight`], p[`${name}.bias`]), x, p, name);
 }
 
-/** x @ weightᵀ (+ bias, when the module has one), weight stored [out, in] (torch.nn.Linear). */
+/** x @ weightᵀ (+ bias, when the module has one), weight stored [out, in] (torch.nn.Linear); plus its LoRA path. */
 export function linear(x: Tensor, p: Params, name: string): Tensor {
-  return affine(x, transpose(p[`${name}.weight`], [1, 0]), p[`${name}.bias`]);
+  return withLora(affine(x, transpose(p[`${name}.weight`], [1, 0]), p[`${name}.bias`]), x, p, name);
+}
+
+/** PEFT's names of a module's LoRA matrices, A [r, in] and B [out, r], whatever the weight's layout. */
+export const loraA = (module: string) => `${module}.lora_A.weight`;
+export const loraB = (module: string) => `${module}.lora_B.weight`;
+/** The graph constant that carries a module's LoRA scaling (lora_alpha / r). */
+export const loraScalingKey = (module: string) => `${module}.lora_scaling`;
+
+/** y + scaling · (x Aᵀ) Bᵀ when `p` holds the module's LoRA matrices (./lora.ts), else y. */
+function withLora(y: Tensor, x: Tensor, p: Params, name: string): Tensor {
+  const a = p[loraA(name)];
+  if (!a) return y;
+  const down = matmul(x, transpose(a, [1, 0])); // [..., r]
+  return y.add(matmul(down, transpose(p[loraB(name)], [1, 0])).mul(p[loraScalingKey(name)]));
 }
 
 /** The GELU (tanh) feed-forward: `proj`(gelu(`fc`(x))). */

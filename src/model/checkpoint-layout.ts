@@ -21,15 +21,19 @@ export const CHECKPOINT_FILES = {
   optimizer: 'optimizer.safetensors',
 };
 
+/** A PEFT adapter folder's files (./adapter-files.ts), in place of config.json and the weights. */
+export const ADAPTER_FILES = { config: 'adapter_config.json', model: 'adapter_model.safetensors' };
+
 /** The files a model folder lacks to load: its config, and its weights whole or sharded. */
 function missingFiles(folder: string): string[] {
   const has = (file: string) => fs.existsSync(path.join(folder, file));
   const { config, model, modelIndex } = CHECKPOINT_FILES;
+  if (has(ADAPTER_FILES.config)) return has(ADAPTER_FILES.model) ? [] : [ADAPTER_FILES.model];
   return [...(has(config) ? [] : [config]), ...(has(model) || has(modelIndex) ? [] : [model])];
 }
 
 /** What a model folder holds, for messages. */
-export const MODEL_FOLDER = `a model folder holds ${CHECKPOINT_FILES.config} and ${CHECKPOINT_FILES.model} or ${CHECKPOINT_FILES.modelIndex} with its shards`;
+export const MODEL_FOLDER = `a model folder holds ${CHECKPOINT_FILES.config} and ${CHECKPOINT_FILES.model} or ${CHECKPOINT_FILES.modelIndex} with its shards, or is a PEFT adapter folder (${ADAPTER_FILES.config} and ${ADAPTER_FILES.model})`;
 
 /** A save writes "<dir>.partial", then parks the folder it replaces as "<dir>.previous" while it swaps. */
 export function sidePaths(dir: string): { partial: string; previous: string } {
@@ -127,7 +131,7 @@ function refuseToReplaceNonCheckpoint(dir: string, models: string[]): void {
 /** Why a folder holding `entries` is not a checkpoint of `models`, if it is not. */
 function notACheckpoint(entries: string[], models: string[]): string | undefined {
   if (!models.length)
-    return entries.length > 0 && !entries.includes(CHECKPOINT_FILES.config)
+    return entries.length > 0 && !entries.includes(CHECKPOINT_FILES.config) && !entries.includes(ADAPTER_FILES.config)
       ? `no ${CHECKPOINT_FILES.config}`
       : undefined;
   const stranger = entries.find((entry) => !models.includes(entry.replace(/\.(partial|previous)$/, '')));

@@ -21,7 +21,9 @@ import { architectureOf } from './architecture';
 import { CHECKPOINT_FILES as FILES, MODEL_FOLDER, readableDir, saveFolder } from './checkpoint-layout';
 import { checkVocabSize, configFromHF, configToHF, Head, ModelConfig, validateConfig, Vocabulary } from './config';
 import { readWeights, StoredWeights, writeWeights } from './checkpoint-weights';
-import { paramShapes, tokenizerFor } from './decoder';
+import { writeAdapter } from './adapter-files';
+import { hfName, paramShapes, tokenizerFor } from './decoder';
+import { LoraAdapter, trainedNames } from './lora';
 import { LARGEST, OVERFLOW } from './half';
 import { copyCompanionFiles, GenerationConfig, readGenerationConfig } from './model-files';
 import { FLOAT_DTYPES, FloatDType, NamedTensor, readSafetensors, writeSafetensors } from './safetensors';
@@ -53,6 +55,11 @@ export interface CheckpointContents {
   source?: string;
   /** Weights above this many bytes are saved in shards (default transformers' 5 GB). */
   maxShardSize?: number;
+  /**
+   * The model is this adapter on a frozen base: `params` are what it trains (its LoRA matrices and
+   * saved modules), written as a PEFT adapter folder (./adapter-files.ts), always float32.
+   */
+  adapter?: LoraAdapter;
 }
 
 export interface LoadedCheckpoint extends CheckpointContents {
@@ -100,9 +107,12 @@ export function saveMultiModelCheckpoint(dir: string, models: Record<string, Che
 function checkContents(ckpt: CheckpointContents, where: string): void {
   validateConfig(ckpt.config, where);
   const head = headOf(ckpt.params);
-  checkParams(ckpt.params, expectedShapes(ckpt.config, head, ckpt.params), where);
+  const expected = ckpt.adapter
+    ? adapterShapes(ckpt.adapter, ckpt.config, head)
+    : expectedShapes(ckpt.config, head, ckpt.params);
+  checkParams(ckpt.params, expected, where);
   checkFinite(ckpt.params, where);
-  if (!ckpt.storeFloat32) checkRepresentable(ckpt.params, ckpt.dtype ?? 'float32', where);
+  if (!ckpt.storeFloat32 && !ckpt.adapter) checkRepresentable(ckpt.params, ckpt.dtype ?? 'float32', where);
   if (ckpt.optimizerState) checkOptimizerState(ckpt.optimizerState, ckpt.params, where);
   if (ckpt.trainerState && OPTIMIZER_STEP in ckpt.trainerState) {
     throw new Error(`${where}: trainerState may not use the reserved key "${OPTIMIZER_STEP}"`);
@@ -113,9 +123,15 @@ function checkContents(ckpt: CheckpointContents, where: string): void {
 function writeContents(dir: string, ckpt: CheckpointContents): void {
   fs.mkdirSync(dir, { recursive: true });
   const dtype = ckpt.dtype ?? 'float32';
-  // torch_dtype, the key every version of transformers reads, names the model's dtype.
-  writeJsonFile(path.join(dir, FILES.config), { ...configToHF(ckpt.config, headOf(ckpt.params)), torch_dtype: dtype });
-  writeWeights(dir, hfNames(ckpt.params, ckpt.config), ckpt.storeFloat32 ? 'float32' : dtype, ckpt.maxShardSize);
+  if (ckpt.adapter) writeAdapter(dir, ckpt.adapter, ckpt.params, ckpt.config, headOf(ckpt.params));
+  else {
+    // torch_dtype, the key every version of transformers reads, names the model's dtype.
+    writeJsonFile(path.join(dir, FILES.config), {
+      ...configToHF(ckpt.config, headOf(ckpt.params)),
+      torch_dtype: dtype,
+    });
+    writeWeights(dir, hfNames(ckpt.params, ckpt.config), ckpt.storeFloat32 ? 'float32' : dtype, ckpt.maxShardSize);
+  }
   if (ckpt.source) copyCompanionFiles(ckpt.source, dir);
   const opt = ckpt.optimizerState;
   if (ckpt.trainerState || opt) {
@@ -161,8 +177,8 @@ export function loadCheckpoint(
   return { config, head, params, dtype, source: from, generation, ...readTrainingState(from, params) };
 }
 
-/** trainer_state.json and optimizer.safetensors, when the folder has them. */
-function readTrainingState(
+/** trainer_state.json and optimizer.safetensors, when the folder has them; the moments are of `params`. */
+export function readTrainingState(
   from: string,
   params: Map<string, NamedTensor>,
 ): Pick<CheckpointContents, 'trainerState' | 'optimizerState'> {
@@ -206,6 +222,12 @@ function withoutDtypeKeys<T extends { config: ModelConfig }>(declared: T): T {
 
 function headOf(params: Map<string, unknown>): Head {
   return params.has('score.weight') ? 'score' : 'lm';
+}
+
+/** The shapes of what an adapter trains on a model: its LoRA matrices and saved modules. */
+function adapterShapes(adapter: LoraAdapter, config: ModelConfig, head: Head): Map<string, number[]> {
+  const all = paramShapes(config, { head });
+  return new Map(trainedNames(adapter).map((n) => [n, adapter.weights.get(n)?.shape ?? all.get(n)!]));
 }
 
 function expectedShapes(config: ModelConfig, head: Head, params: Map<string, unknown>): Map<string, number[]> {
@@ -286,9 +308,7 @@ function checkOptimizerState(opt: OptimizerState, params: Map<string, NamedTenso
 // Hugging Face saves the transformer trunk under a prefix ("transformer." for GPT-2) beside the
 // head; without it, transformers refuses a file that also holds lm_head.weight or score.weight.
 function hfNames(params: Map<string, NamedTensor>, config: ModelConfig): Map<string, NamedTensor> {
-  const { trunkPrefix } = architectureOf(config).checkpoint;
-  const isHead = (name: string) => name.startsWith('lm_head.') || name.startsWith('score.');
-  return new Map([...params].map(([name, t]) => [isHead(name) ? name : trunkPrefix + name, t]));
+  return new Map([...params].map(([name, t]) => [hfName(config, name), t]));
 }
 
 /** Our names for a file's tensors, as float32, without the buffers that are not parameters. */

@@ -51,14 +51,30 @@ export function paramInputs(cfg: ModelConfig, head: Head = 'lm', prefix = ''): P
 
 /** Fresh weights as the architecture declares them, drawn from `rng` in checkpoint order. */
 export function initParams(cfg: ModelConfig, rng: Rng, head: Head = 'lm'): Map<string, NamedTensor> {
+  return initTensors(paramSpecs(cfg, { head }), rng);
+}
+
+/** Tensors as `specs` declare them, drawn from `rng` in order. */
+export function initTensors(specs: ParamSpec[], rng: Rng): Map<string, NamedTensor> {
   const out = new Map<string, NamedTensor>();
-  for (const { name, shape, init } of paramSpecs(cfg, { head })) {
+  for (const { name, shape, init } of specs) {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (init === 'ones') data.fill(1);
-    else if (init !== 'zeros') for (let i = 0; i < data.length; i++) data[i] = rng.normal() * init.normal;
+    else if (init === 'zeros') data.fill(0);
+    else if ('normal' in init) for (let i = 0; i < data.length; i++) data[i] = rng.normal() * init.normal;
+    else for (let i = 0; i < data.length; i++) data[i] = (2 * rng.next() - 1) * init.uniform;
     out.set(name, { dtype: 'float32', shape, data });
   }
   return out;
+}
+
+/**
+ * A parameter's name in Hugging Face's files and module tree: the trunk's under the architecture's
+ * prefix ("transformer.h.0.attn.c_attn.weight"), the heads' ("lm_head.", "score.") as they are.
+ */
+export function hfName(cfg: ModelConfig, name: string): string {
+  const isHead = name.startsWith('lm_head.') || name.startsWith('score.');
+  return isHead ? name : architectureOf(cfg).checkpoint.trunkPrefix + name;
 }
 
 /**

@@ -10,12 +10,13 @@ import { Shape, Tensor, input } from '../engine/tensor';
 import { Rng } from '../util/rng';
 import { Params } from './architecture';
 import { ModelConfig } from './config';
-import { paramInputs, scoreHead, sequenceInputs, transformer } from './decoder';
+import { scoreHead, sequenceInputs, transformer } from './decoder';
+import { AdapterPlace, modelInputs } from './lora';
 import { NamedTensor } from './safetensors';
 
-/** The parameter inputs of a reward model; `bias` adds score.bias. */
-export function rewardParamInputs(cfg: ModelConfig, bias = false, prefix = ''): Params {
-  const p = paramInputs(cfg, 'score', prefix);
+/** The parameter inputs of a reward model; `bias` adds score.bias; `lora` its adapter's. */
+export function rewardParamInputs(cfg: ModelConfig, bias = false, prefix = '', lora?: AdapterPlace): Params {
+  const p = modelInputs(cfg, 'score', prefix, lora);
   return bias ? { ...p, 'score.bias': input(`${prefix}score.bias`, 'float32', [1]) } : p;
 }
 

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { Parsed, parseWith } from './parse';
 
 /** Every stage an event can come from. */
-export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo', 'grpo', 'rloo', 'generate'] as const;
+export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo', 'grpo', 'rloo', 'generate', 'merge'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Stages that run from an experiment config into a run directory (the runs in the Runs view). */
@@ -152,6 +152,13 @@ export const testRewardsCommandSchema = z.object({
   models: stageModelsSchema.optional(),
 });
 
+/** Writes a PEFT adapter folder merged into its base as a full model folder; answers with `done`. */
+export const mergeCommandSchema = z.object({
+  type: z.literal('merge'),
+  adapter: z.string().min(1),
+  outputDir: z.string().min(1),
+});
+
 /** Ends the run after the current step, saving a checkpoint. */
 export const stopCommandSchema = z.object({ type: z.literal('stop') });
 
@@ -159,6 +166,7 @@ export const runnerCommandSchema = z.discriminatedUnion('type', [
   startCommandSchema,
   generateCommandSchema,
   testRewardsCommandSchema,
+  mergeCommandSchema,
   stopCommandSchema,
 ]);
 
@@ -167,6 +175,7 @@ export type StageModels = z.infer<typeof stageModelsSchema>;
 export type StartCommand = z.infer<typeof startCommandSchema>;
 export type GenerateCommand = z.infer<typeof generateCommandSchema>;
 export type TestRewardsCommand = z.infer<typeof testRewardsCommandSchema>;
+export type MergeCommand = z.infer<typeof mergeCommandSchema>;
 export type RunnerCommand = z.infer<typeof runnerCommandSchema>;
 
 // ── Validation on arrival ──────────────────────────────────────────────────────────────────────

@@ -8,6 +8,7 @@ import { EventEmitter } from 'events';
 import * as readline from 'readline';
 import {
   GenerateCommand,
+  MergeCommand,
   ProcessEvent,
   RunEvent,
   SampleRow,
@@ -17,7 +18,7 @@ import {
 } from '../protocol/runner';
 
 /** A command a training process runs. */
-type JobCommand = StartCommand | GenerateCommand | TestRewardsCommand;
+type JobCommand = StartCommand | GenerateCommand | TestRewardsCommand | MergeCommand;
 
 export interface ProcessOptions {
   /** The training-process entry: dist/train-process.js, or src/runner/train-process.ts under tsx in tests. */
@@ -216,4 +217,10 @@ async function samplesOf(
   if (signal?.aborted) throw new Error(`${what} was cancelled`);
   if (outcome.status !== 'finished') throw new Error(outcome.error ?? `${what} ended without an answer`);
   return rows;
+}
+
+/** Merges a PEFT adapter folder into its base as a full model folder, in a training process. */
+export async function mergeAdapter(command: Omit<MergeCommand, 'type'>, options: ProcessOptions): Promise<void> {
+  const outcome = await TrainingProcess.start({ type: 'merge', ...command }, options).outcome;
+  if (outcome.status !== 'finished') throw new Error(outcome.error ?? 'the merge ended without writing the model');
 }

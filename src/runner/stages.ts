@@ -11,6 +11,7 @@ import {
   EmitEvent,
   ExperimentStage,
   GenerateCommand,
+  MergeCommand,
   RuntimeOverrides,
   StageModels,
   StartCommand,
@@ -21,6 +22,7 @@ import { formatDataError } from '../data/jsonl';
 import { Experiment, loadExperiment } from '../experiment/config';
 import { resolveModelSpec } from '../hub/resolve';
 import { fetchHubData, fetchHubModels, hubOptions } from './hub-models';
+import { mergeAdapterFolder } from '../train/merge';
 import { sampleFromCheckpoint } from '../train/samples';
 import { runDpo } from '../train/dpo';
 import { runGroupRl } from '../train/group-rl';
@@ -150,6 +152,11 @@ export async function runGeneration(command: GenerateCommand, context: StageCont
   const rows = await sampleFromCheckpoint(model, command.prompts, new Rng(command.seed), command.sampling, runtime);
   emit({ type: 'samples', stage: 'generate', step: 0, rows });
   emit({ type: 'done', stage: 'generate', step: 0, outputDir: command.model, stopped: false });
+}
+
+export async function runMerge(command: MergeCommand, { emit }: StageContext): Promise<void> {
+  mergeAdapterFolder(command.adapter, command.outputDir);
+  emit({ type: 'done', stage: 'merge', step: 0, outputDir: command.outputDir, stopped: false });
 }
 
 /** VS Code's settings win over the experiment file's `runtime` section. */

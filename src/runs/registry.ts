@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { incompleteCheckpoint } from '../model/checkpoint-layout';
+import { ADAPTER_FILES, CHECKPOINT_FILES, incompleteCheckpoint } from '../model/checkpoint-layout';
 import { STAGE_INFO, stageLabel } from '../shared/stages';
 import { EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
 import { CAN_IDENTIFY_PROCESSES, isRecordedProcessAlive, readProcessIdentity } from './process-identity';
@@ -204,10 +204,17 @@ export class RunRegistry {
     return { sft: newest('sft'), rm: newest('rm') };
   }
 
-  /** The final model of a finished run. */
+  /** The final model of a finished run: a model folder, or a PEFT adapter folder (base + adapter). */
   modelDir(id: string): string | undefined {
     const dir = path.join(this.dir(id), 'model');
-    return fs.existsSync(path.join(dir, 'config.json')) ? dir : undefined;
+    const has = (file: string) => fs.existsSync(path.join(dir, file));
+    return has(CHECKPOINT_FILES.config) || has(ADAPTER_FILES.config) ? dir : undefined;
+  }
+
+  /** The final model of a finished LoRA run: its PEFT adapter folder. */
+  adapterDir(id: string): string | undefined {
+    const dir = this.modelDir(id);
+    return dir && fs.existsSync(path.join(dir, ADAPTER_FILES.config)) ? dir : undefined;
   }
 
   /**

@@ -23,6 +23,7 @@ import { ChatFormat } from '../model/chat';
 import { responseText } from '../model/text-stream';
 import { Tokenizer, promptIds } from '../model/tokenizer';
 import { Generator, SamplingOptions } from './generate';
+import { mergedModel } from './adapters';
 import { LoadedModel, loadModel, putTensors } from './model-state';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
@@ -222,8 +223,9 @@ interface Sampler {
   contextLength: number;
 }
 
+/** The model to sample from; an adapter folder merged into its base. */
 function languageModel(model: string, seed: number): LoadedModel {
-  const loaded = loadModel(model, seed);
+  const loaded = mergedModel(loadModel(model, seed));
   if (loaded.head !== 'lm')
     throw new Error(`${model}: a ${loaded.head} model cannot write responses; give a language model`);
   return loaded;

@@ -13,7 +13,8 @@ import { State } from '../engine/step';
 import { Tensor, input } from '../engine/tensor';
 import { KV } from '../model/architecture';
 import { ModelConfig } from '../model/config';
-import { kvShape, lastTokenLogits, paramInputs, pastInputs, sequenceInputs, transformer } from '../model/decoder';
+import { kvShape, lastTokenLogits, pastInputs, sequenceInputs, transformer } from '../model/decoder';
+import { AdapterPlace, modelInputs } from '../model/lora';
 import { attentionBias, positionIds } from '../model/masks';
 import { Rng } from '../util/rng';
 
@@ -42,8 +43,15 @@ export interface Generation {
  * per token), and every layer's keys/values
  * [B, nKvHead, S, headDim]: all S positions, or with `newOnly` just the new one (for a host-side cache).
  */
-function lastTokenGraph(cfg: ModelConfig, prefix: string, keys: string, greedy: boolean, past?: KV[], newOnly = false) {
-  const p = paramInputs(cfg, 'lm', prefix);
+function lastTokenGraph(
+  cfg: ModelConfig,
+  model: { prefix: string; lora?: AdapterPlace },
+  keys: string,
+  greedy: boolean,
+  past?: KV[],
+  newOnly = false,
+) {
+  const p = modelInputs(cfg, 'lm', model.prefix, model.lora);
   const inp = sequenceInputs(keys);
   const { hidden, present } = transformer(p, cfg, inp, past);
   const last = reshape(slice(hidden, 1, -1), [hidden.shape[0], cfg.nEmbd]);
@@ -136,13 +144,17 @@ export class Generator {
     private readonly hostCache: boolean,
   ) {}
 
-  /** `state` holds the model's parameters under their HF names, each preceded by `prefix`. */
+  /**
+   * `state` holds the model's parameters under their HF names, each preceded by `prefix`; with
+   * `lora`, its adapter's too, on the base where the place says.
+   */
   static async create(
     runtime: Runtime,
     cfg: ModelConfig,
     state: State,
     padId: number,
     prefix = '',
+    lora?: AdapterPlace,
   ): Promise<Generator> {
     const hostCache = !runtime.keepsStateOnDevice;
     const { layers } = kvShape(cfg);
@@ -150,9 +162,9 @@ export class Generator {
       ? []
       : Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
     const load = async (greedy: boolean): Promise<Programs> => ({
-      prefill: await runtime.load(lastTokenGraph(cfg, prefix, 'T', greedy), cache),
+      prefill: await runtime.load(lastTokenGraph(cfg, { prefix, lora }, 'T', greedy), cache),
       decode: await runtime.load(
-        lastTokenGraph(cfg, prefix, 'P+T', greedy, pastInputs(cfg, hostCache), hostCache),
+        lastTokenGraph(cfg, { prefix, lora }, 'P+T', greedy, pastInputs(cfg, hostCache), hostCache),
         cache,
       ),
     });

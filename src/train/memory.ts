@@ -25,26 +25,30 @@ export function parameterCount(cfg: ModelConfig): number {
 
 /**
  * At least the bytes of a training step on `batch` sequences of `seqLen` tokens: every weight with
- * its gradient and moments, each position's logits over the vocabulary, and each layer's activations.
+ * its gradient and moments (once, when the weights are frozen under LoRA adapters), each position's
+ * logits over the vocabulary, and each layer's activations.
  */
-export function trainingBytes(cfg: ModelConfig, batch: number, seqLen: number): number {
+export function trainingBytes(cfg: ModelConfig, batch: number, seqLen: number, frozen = false): number {
   const perToken = cfg.vocabSize + LAYER_ACTIVATIONS * cfg.nEmbd * cfg.nLayer;
-  return FLOAT_BYTES * (TRAINING_COPIES * parameterCount(cfg) + batch * seqLen * perToken);
+  return FLOAT_BYTES * ((frozen ? 1 : TRAINING_COPIES) * parameterCount(cfg) + batch * seqLen * perToken);
 }
 
-/** Refuses a training batch that cannot fit, naming the config `field` that sets its size. */
+/**
+ * Refuses a training batch that cannot fit, naming the config `field` that sets its size; `frozen`:
+ * the weights do not train (LoRA adapters do).
+ */
 export function checkBatchFits(
   field: string,
   cfg: ModelConfig,
   batch: number,
   seqLen: number,
-  memory = os.totalmem(),
+  { memory = os.totalmem(), frozen = false }: { memory?: number; frozen?: boolean } = {},
 ): void {
   const sequences = `${batch} sequence${batch === 1 ? '' : 's'} of up to ${seqLen} tokens`;
   checkFits(
     field,
     `training on batches of ${sequences} (vocabulary ${cfg.vocabSize}, ` + `n_embd ${cfg.nEmbd}, ${layers(cfg)})`,
-    trainingBytes(cfg, batch, seqLen),
+    trainingBytes(cfg, batch, seqLen, frozen),
     memory,
   );
 }

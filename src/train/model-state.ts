@@ -20,11 +20,14 @@ import {
   resizeConfig,
   validateConfig,
 } from '../model/config';
-import { initParams, paramShapes, tokenizerFor } from '../model/decoder';
+import { initParams, tokenizerFor } from '../model/decoder';
 import { folderTokenizer } from '../model/hf-tokenizer';
 import { FloatDType, NamedTensor } from '../model/safetensors';
 import { Tokenizer } from '../model/tokenizer';
 import { checkWeightsFit } from './memory';
+import { isAdapterFolder } from '../model/adapter-files';
+import { LoraAdapter } from '../model/lora';
+import { loadAdapterFolder } from './adapters';
 import { Rng } from '../util/rng';
 
 export interface ModelSize {
@@ -49,6 +52,8 @@ export interface LoadedModel {
    * float32 for a preset.
    */
   dtype: FloatDType;
+  /** An adapter folder's adapter: `params` are then its base's (with its saved modules in place). */
+  adapter?: LoraAdapter;
 }
 
 export function isPreset(spec: string): boolean {
@@ -79,8 +84,12 @@ export function loadModel(spec: string, seed: number, size: ModelSize = {}): Loa
   };
 }
 
-/** A checkpoint directory with its tokenizer: the folder's tokenizer.json when it has one, else its architecture's. */
+/**
+ * A checkpoint directory with its tokenizer: the folder's tokenizer.json when it has one, else its
+ * architecture's. A PEFT adapter folder loads as its base with the adapter beside (./adapters.ts).
+ */
 export function loadModelFolder(dir: string): LoadedModel {
+  if (isAdapterFolder(dir)) return loadAdapterFolder(dir, loadModelFolder);
   const own = folderTokenizer(dir);
   const checkpoint = loadCheckpoint(dir, { tokenizer: own ?? 'architecture' });
   const { config, head, params, source, dtype } = checkpoint;
@@ -129,18 +138,18 @@ export async function readTensors(
 }
 
 /**
- * The model in `state` as checkpoint contents (with AdamW's slots when `optimizerStep` is given).
- * `prefix` is the model's name prefix in the state (PPO keeps several models in one).
+ * The model in `state` as checkpoint contents (with AdamW's slots when `optimizerStep` is given): the
+ * tensors of `shapes` (all its parameters, or what its adapter trains). `prefix` is the model's
+ * name prefix in the state (PPO keeps several models in one).
  */
 export async function modelContents(
   state: State,
   config: ModelConfig,
-  head: Head,
+  shapes: Map<string, number[]>,
   trainerState: TrainerState,
   optimizerStep?: number,
   prefix = '',
 ): Promise<CheckpointContents> {
-  const shapes = paramShapes(config, { head });
   const params = await readTensors(state, shapes, prefix);
   let optimizerState: OptimizerState | undefined;
   if (optimizerStep !== undefined) {

@@ -8,25 +8,47 @@ import { toOnnx } from '../engine/onnx';
 import { Tensor, input } from '../engine/tensor';
 import { ForwardInputs, Params } from '../model/architecture';
 import { ModelConfig } from '../model/config';
-import { lmHead, paramInputs, scoreHead, sequenceInputs, transformer } from '../model/decoder';
+import { lmHead, scoreHead, sequenceInputs, transformer } from '../model/decoder';
+import { modelInputs, trainableInputs } from '../model/lora';
 import { PpoSettings } from '../experiment/config';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
+import type { PpoPlaces } from './ppo-models';
 import { StageGraph } from './stage';
+
 /** A language model's next-token logits divided by the sampling temperature, as they were sampled from. */
 export function temperedLogits(p: Params, cfg: ModelConfig, inputs: ForwardInputs, temperature: number): Tensor {
   return lmHead(p, cfg, transformer(p, cfg, inputs).hidden).div(temperature);
 }
 
+/** The three models' inputs, each under its prefix; adapters where `places` says (./ppo-models.ts). */
+function ppoInputs(cfg: ModelConfig, places: PpoPlaces) {
+  const models = {
+    policy: modelInputs(cfg, 'lm', 'policy.', places.policy),
+    ref: modelInputs(cfg, 'lm', 'ref.', places.ref),
+    value: modelInputs(cfg, 'score', 'value.', places.value),
+  };
+  // Models on a shared base read its tensors through one graph input each.
+  const byName = new Map<string, Tensor>();
+  for (const p of Object.values(models))
+    for (const [key, t] of Object.entries(p)) {
+      if (t.op !== 'Input') continue;
+      const first = byName.get(t.name!);
+      if (first) p[key] = first;
+      else byName.set(t.name!, t);
+    }
+  return models;
+}
+
 /** Per-position log-probs under policy and reference (temperature-scaled), and the value model's values. */
-export function rolloutGraph(cfg: ModelConfig, temperature: number) {
+export function rolloutGraph(cfg: ModelConfig, temperature: number, places: PpoPlaces = {}) {
   const inputs = sequenceInputs();
   const targets = input('targets', 'int32', ['B', 'T']);
   const logprobs = (p: Params) => tokenLogprobs(temperedLogits(p, cfg, inputs, temperature), targets);
-  const value = paramInputs(cfg, 'score', 'value.');
+  const { policy, ref, value } = ppoInputs(cfg, places);
   return toOnnx(
     {
-      logprobs: logprobs(paramInputs(cfg, 'lm', 'policy.')),
-      ref_logprobs: logprobs(paramInputs(cfg, 'lm', 'ref.')),
+      logprobs: logprobs(policy),
+      ref_logprobs: logprobs(ref),
       values: scoreHead(value, transformer(value, cfg, inputs).hidden),
     },
     'ppo_rollout',
@@ -34,20 +56,19 @@ export function rolloutGraph(cfg: ModelConfig, temperature: number) {
 }
 
 /** The PPO update: pg_loss + vf_coef · vf_loss, with TRL's statistics. */
-export function updateGraph(cfg: ModelConfig, s: PpoSettings): StageGraph {
+export function updateGraph(cfg: ModelConfig, s: PpoSettings, places: PpoPlaces = {}): StageGraph {
   const inputs = sequenceInputs();
   const dense = (name: string) => input(name, 'float32', ['B', 'T']);
   const targets = input('targets', 'int32', ['B', 'T']);
   const mask = dense('response_mask');
-  const policy = paramInputs(cfg, 'lm', 'policy.');
-  const value = paramInputs(cfg, 'score', 'value.');
+  const { policy, value } = ppoInputs(cfg, places);
   const logits = temperedLogits(policy, cfg, inputs, s.temperature);
   const values = scoreHead(value, transformer(value, cfg, inputs).hidden);
   const pg = policyLoss(tokenLogprobs(logits, targets), dense('old_logprobs'), dense('advantages'), mask, s.cliprange);
   const vf = valueLoss(values, dense('old_values'), dense('returns'), mask, s.cliprange_value);
   return {
     loss: pg.loss.add(vf.loss.mul(s.vf_coef)),
-    params: [...Object.values(policy), ...Object.values(value)],
+    params: [...trainableInputs(policy, places.policy?.adapter), ...trainableInputs(value, places.value?.adapter)],
     metrics: {
       pg_loss: pg.loss,
       vf_loss: vf.loss,

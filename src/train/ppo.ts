@@ -10,31 +10,24 @@
  * The policy and value model train in one State under the prefixes "policy." and "value.", the
  * reference under "ref.".
  */
-import * as path from 'path';
 import { Program } from '../engine/runtime';
 import { BatchSampler } from '../data/batch';
-import { Head, ModelConfig } from '../model/config';
-import { withScoreHead } from '../model/reward';
-import { NamedTensor } from '../model/safetensors';
 import { responseText } from '../model/text-stream';
-import { Tokenizer, sameTokenizer } from '../model/tokenizer';
+import { Tokenizer } from '../model/tokenizer';
 import { EmitEvent, SampleRow } from '../protocol/runner';
-import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
 import { Experiment, PpoSettings } from '../experiment/config';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from './advantages';
 import { Generator } from './generate';
+import { LoadedModel } from './model-state';
 import { checkBatchFits, longest } from './memory';
-import { LoadedModel, loadModel } from './model-state';
 import { Episode, layout, microBatches, updateFeeds } from './ppo-batches';
 import { rolloutGraph, updateGraph } from './ppo-graphs';
 import { Prompt, readPrompts } from './prompts';
+import { POLICY, ppoModels, sftModel } from './ppo-models';
 import { Scorer } from './scorer';
 import { Trainer } from './trainer';
-import { ModelSlot, StepSource, TrainerSetup } from './stage';
-
-/** The models of a checkpoint-N/ folder: the policy (what `generate` reads) and the value model. */
-const [POLICY, VALUE] = STAGE_INFO.ppo.checkpointModels;
+import { StepSource } from './stage';
 
 /** Scores responses (token ids) to prompts (token ids): one number per pair. */
 export type RewardFn = (prompts: number[][], responses: number[][]) => Promise<number[]>;
@@ -53,83 +46,27 @@ export interface PpoRun {
   signal?: AbortSignal;
 }
 
-/**
- * PPO's models: the policy (from the SFT model) and the value model (from the reward model, else
- * the SFT model, with a fresh score head) trained; the SFT model frozen as the reference. Resuming,
- * the policy and value model come from the checkpoint's folders.
- */
-function ppoModels(run: PpoRun, s: PpoSettings, sft: LoadedModel): Pick<TrainerSetup, 'models' | 'resumed'> {
-  const { experiment: exp, resumeFrom } = run;
-  const cfg = sft.config;
-  const resumed = resumeFrom
-    ? {
-        policy: loadModel(path.join(resumeFrom, POLICY), exp.seed),
-        value: loadModel(path.join(resumeFrom, VALUE), exp.seed),
-      }
-    : undefined;
-  const valueInit = resumed?.value ?? (s.reward_model ? loadModel(s.reward_model, exp.seed) : undefined);
-  if (valueInit && !sameTokenizer(valueInit.tokenizer, sft.tokenizer)) {
-    const which = resumeFrom ? `the value model in ${resumeFrom}` : `the reward model ${s.reward_model}`;
-    throw new Error(
-      `${which} reads another tokenizer (${valueInit.tokenizer.name}) than the policy ${s.sft_model ?? exp.model} ` +
-        `(${sft.tokenizer.name}), so it would score the policy's token ids as other text: train it from the same base model`,
-    );
-  }
-  const size = (c: ModelConfig) => `${c.modelType}, ${c.nLayer} layers, d=${c.nEmbd}`;
-  if (valueInit && size(valueInit.config) !== size(cfg)) {
-    throw new Error(
-      `the value model (${size(valueInit.config)}) must have the policy's architecture and size (${size(cfg)})`,
-    );
-  }
-  // `origin` is the model a slot's weights come from: its source folder and dtype go on to the saves.
-  const slot = (
-    name: string,
-    head: Head,
-    params: Map<string, NamedTensor>,
-    origin: LoadedModel,
-    finalDir: string,
-  ): ModelSlot => {
-    const optimizerState = resumeFrom ? origin.checkpoint?.optimizerState : undefined;
-    return {
-      name,
-      config: cfg,
-      head,
-      params,
-      trainable: true,
-      optimizerState,
-      finalDir,
-      source: origin.source,
-      dtype: origin.dtype,
-    };
-  };
-  const policy = resumed?.policy ?? sft;
-  const value = valueInit ?? sft;
-  return {
-    models: [
-      { name: 'ref', config: cfg, head: 'lm', params: sft.params, trainable: false },
-      slot(POLICY, 'lm', policy.params, policy, 'model'),
-      slot(VALUE, 'score', withScoreHead(value.params, cfg, new Rng(exp.seed)), value, 'value'),
-    ],
-    resumed: resumeFrom ? { from: resumeFrom, trainerState: resumed?.policy.checkpoint?.trainerState } : undefined,
-  };
+/** The prompts, said in the log; a batch of episodes as long as the longest must fit in memory. */
+async function fittingPrompts(s: PpoSettings, exp: Experiment, sft: LoadedModel, emit: EmitEvent): Promise<Prompt[]> {
+  const { config: cfg, tokenizer } = sft;
+  const chat = tokenizer.chat(exp.chat_template_kwargs);
+  const { prompts, summary } = await readPrompts(s.prompts, tokenizer, chat, s.columns);
+  emit({ type: 'log', level: 'info', message: summary });
+  const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
+  const batch = s.per_device_train_batch_size;
+  checkBatchFits('ppo.per_device_train_batch_size', cfg, batch, episodeLength, { frozen: !!s.peft });
+  return prompts;
 }
 
 export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: boolean }> {
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.ppo;
   if (!s) throw new Error('the experiment config has no "ppo" section');
-  const sft = loadModel(s.sft_model ?? exp.model, exp.seed, exp.model_size);
+  const sft = sftModel(s, exp);
   const { config: cfg, tokenizer } = sft;
-  const { prompts, summary } = await readPrompts(
-    s.prompts,
-    tokenizer,
-    tokenizer.chat(exp.chat_template_kwargs),
-    s.columns,
-  );
-  emit({ type: 'log', level: 'info', message: summary });
-  const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
-  checkBatchFits('ppo.per_device_train_batch_size', cfg, s.per_device_train_batch_size, episodeLength);
-  const models = ppoModels(run, s, sft);
+  const prompts = await fittingPrompts(s, exp, sft, emit);
+  const where = { seed: exp.seed, outputDir, resumeFrom: run.resumeFrom, sftName: s.sft_model ?? exp.model };
+  const { places, ...models } = ppoModels(where, s, sft);
   const iterations = Math.ceil(s.total_episodes / s.per_device_train_batch_size);
   const trainer = await Trainer.create({
     stage: 'ppo',
@@ -141,14 +78,15 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     updatesPerStep: s.num_ppo_epochs * s.num_mini_batches,
     stepName: 'iteration',
     watchedLoss: 'loss/value_avg',
-    graph: updateGraph(cfg, s),
+    graph: updateGraph(cfg, s, places),
     outputDir,
     emit,
   });
   const scorer = run.reward ? undefined : await loadRewardModel(s, exp);
+  const policy = { prefix: `${POLICY}.`, lora: places.policy };
   const rollout: Rollout = {
-    generator: await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId, `${POLICY}.`),
-    scores: await trainer.runtime.load(rolloutGraph(cfg, s.temperature)),
+    generator: await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId, policy.prefix, policy.lora),
+    scores: await trainer.runtime.load(rolloutGraph(cfg, s.temperature, places)),
     reward: run.reward ?? ((p, r) => scorer!.scoreTokens(p, r)),
     tokenizer,
   };

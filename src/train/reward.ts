@@ -24,6 +24,8 @@ import { REWARD_WARNINGS_KEY } from '../model/reward-warnings';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
+import { LoraAdapter, trainableInputs } from '../model/lora';
+import { trainedModel } from './adapters';
 import { LoadedModel, loadModel } from './model-state';
 import {
   NORMALIZATION_KEY,
@@ -93,8 +95,8 @@ export function bradleyTerry(
 }
 
 /** The reward model's training graph on batches of P pairs: 2P rows, chosen ones first. */
-export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number): StageGraph {
-  const p = rewardParamInputs(cfg);
+export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number, adapter?: LoraAdapter): StageGraph {
+  const p = rewardParamInputs(cfg, false, '', adapter && { adapter });
   const r = rewards(p, cfg, rewardInputs([2, 'P'])); // [2, P]
   const bt = bradleyTerry(
     r,
@@ -102,7 +104,7 @@ export function rewardLossGraph(cfg: ModelConfig, centerCoef?: number): StageGra
     input('pair_target', 'float32', ['P']),
     centerCoef,
   );
-  return { loss: bt.loss, params: Object.values(p), metrics: bt.metrics };
+  return { loss: bt.loss, params: trainableInputs(p, adapter), metrics: bt.metrics };
 }
 
 /** The graph inputs of a batch of pairs, weighted by its pairs. */
@@ -147,17 +149,18 @@ function tokenizePairs(
 
 /**
  * The model to train: a checkpoint to resume or a reward model as it is, else a backbone (SFT
- * checkpoint or preset) with a fresh score head.
+ * checkpoint or preset) with a fresh score head; with rm.peft, an adapter on it (./adapters.ts).
  */
-function rewardModel(spec: string, exp: Experiment): LoadedModel {
+function rewardModel(spec: string, exp: Experiment, outputDir: string): LoadedModel {
   const m = loadModel(spec, exp.seed, exp.model_size);
   // A normalisation belongs to the finished model it was measured on, not to what trains from it.
-  return {
+  const scored: LoadedModel = {
     ...m,
     head: 'score',
     config: withNormalization(m.config),
     params: withScoreHead(m.params, m.config, new Rng(exp.seed)),
   };
+  return trainedModel(scored, exp.rm?.peft, { seed: exp.seed, outputDir, where: 'rm.peft' });
 }
 
 export interface RmRun {
@@ -203,7 +206,8 @@ async function normalizedByReference(
   emit: EmitEvent,
   warnings: string[],
 ): Promise<CheckpointExtras> {
-  const scorer = await Scorer.create(trainer.runtime, model.config, trainer.state, { tokenizer: model.tokenizer });
+  const { tokenizer, adapter } = model;
+  const scorer = await Scorer.create(trainer.runtime, model.config, trainer.state, { tokenizer, adapter });
   const normalization = measureNormalization(await scorer.scoreIds(reference.sequences));
   await scorer.release();
   const { mean, std } = normalization;
@@ -215,25 +219,26 @@ async function normalizedByReference(
   };
 }
 
+/** The run's pairs, else those of rm.data, saying what to do next when nothing is labeled yet. */
+async function rewardPairs(run: RmRun, chat: ChatFormat): Promise<RewardPair[]> {
+  const s = run.experiment.rm!;
+  if (run.pairs) return run.pairs;
+  const missing = missingLabels(run.experiment, s.data);
+  if (missing) throw new Error(missing);
+  const options = { includeTies: s.include_ties, columns: s.columns, templated: chat.templated };
+  return readTrainingPairs(s.data, options, run.emit);
+}
+
 export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: boolean }> {
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.rm;
   if (!s) throw new Error('the experiment config has no "rm" section');
-  const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp);
+  const model = rewardModel(run.resumeFrom ?? s.model ?? exp.model, exp, outputDir);
   const { config: cfg, tokenizer } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const chat = tokenizer.chat(exp.chat_template_kwargs);
-  const missing = run.pairs ? undefined : missingLabels(exp, s.data);
-  if (missing) throw new Error(missing);
-  const pairs =
-    run.pairs ??
-    (await readTrainingPairs(
-      s.data,
-      { includeTies: s.include_ties, columns: s.columns, templated: chat.templated },
-      emit,
-    ));
-  const data = tokenizePairs(pairs, tokenizer, chat, maxLength);
+  const data = tokenizePairs(await rewardPairs(run, chat), tokenizer, chat, maxLength);
   if (data.tooLong)
     emit({
       type: 'log',
@@ -242,7 +247,9 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     });
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
   const sequences = data.pairs.flatMap((x) => [x.chosen.length, x.rejected.length]);
-  checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences));
+  checkBatchFits('rm.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(sequences), {
+    frozen: !!model.adapter,
+  });
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.pairs, s.eval_fraction, new Rng(exp.seed));
   const reference = await normalizationTexts(exp, train, tokenizer, chat, maxLength);
   emit({
@@ -262,7 +269,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     settings: s,
     totalSteps: s.max_steps,
     ...oneModel(model, run.resumeFrom),
-    graph: rewardLossGraph(cfg, s.center_rewards_coefficient),
+    graph: rewardLossGraph(cfg, s.center_rewards_coefficient, model.adapter),
     outputDir,
     emit: watched.emit,
   });

@@ -7,6 +7,7 @@ import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { Rng } from '../util/rng';
 import { TextOrMessages } from '../data/preference-record';
 import { GREEDY, Generator, SamplingOptions } from './generate';
+import { mergedModel } from './adapters';
 import { loadModel, putTensors } from './model-state';
 
 /** A prompt to sample from: as the samples table shows it, and as token ids. */
@@ -57,7 +58,7 @@ export async function sampleFromCheckpoint(
   options: SamplingOptions,
   runtime: RuntimeOptions = {},
 ): Promise<SampleRow[]> {
-  const model = loadModel(dir, 0);
+  const model = mergedModel(loadModel(dir, 0));
   const state = new State(await Runtime.create(runtime));
   putTensors(state, model.params);
   const { tokenizer } = model;

@@ -14,6 +14,8 @@ import { isPlainObject } from '../util/objects';
 import { ChatFormat, ChatMessage } from '../model/chat';
 import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { TextOrMessages } from '../data/preference-record';
+import { LoraAdapter } from '../model/lora';
+import { mergedModel } from './adapters';
 import { loadModelFolder, putTensors } from './model-state';
 
 export interface RewardNormalization {
@@ -115,6 +117,8 @@ export interface ScorerOptions {
   normalization?: RewardNormalization;
   /** Sequences per run. */
   batchSize?: number;
+  /** The model's adapter, when it has one (its tensors beside the model's under `prefix`). */
+  adapter?: LoraAdapter;
 }
 
 export class Scorer {
@@ -133,13 +137,18 @@ export class Scorer {
     return Scorer.build(runtime, cfg, state, options, false);
   }
 
-  /** Loads a reward-model checkpoint with its tokenizer, normalising as it records. */
+  /**
+   * Loads a reward-model checkpoint with its tokenizer, normalising as it records (an adapter's
+   * normalisation is in its trainer_state.json); an adapter folder is merged into its base.
+   */
   static async load(
     dir: string,
     runtime: RuntimeOptions = {},
     options: Pick<ScorerOptions, 'batchSize'> = {},
   ): Promise<Scorer> {
-    const model = loadModelFolder(dir);
+    const loaded = loadModelFolder(dir);
+    const recorded = loaded.adapter && loaded.checkpoint?.trainerState?.[NORMALIZATION_KEY];
+    const model = mergedModel(loaded);
     if (model.head !== 'score')
       throw new Error(`${dir} is not a reward model (it has no score head); train one with "rlhf rm"`);
     const rt = await Runtime.create(runtime);
@@ -150,7 +159,12 @@ export class Scorer {
       rt,
       config,
       state,
-      { ...options, tokenizer, bias: params.has('score.bias'), normalization: normalizationOf(config) },
+      {
+        ...options,
+        tokenizer,
+        bias: params.has('score.bias'),
+        normalization: normalizationOf(recorded ? withNormalization(config, recorded as never) : config),
+      },
       true,
     );
   }
@@ -162,7 +176,8 @@ export class Scorer {
     options: ScorerOptions,
     ownsState: boolean,
   ): Promise<Scorer> {
-    const p = rewardParamInputs(cfg, options.bias, options.prefix);
+    const lora = options.adapter && { adapter: options.adapter };
+    const p = rewardParamInputs(cfg, options.bias, options.prefix, lora);
     const program = await runtime.load(toOnnx({ rewards: rewards(p, cfg, rewardInputs()) }, 'reward'));
     return new Scorer(
       program,

@@ -8,7 +8,8 @@ import { cast, gatherElements, greaterOrEqual, max, reshape, unsqueeze } from '.
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHead, paramInputs, sequenceInputs, transformer } from '../model/decoder';
+import { lmHead, sequenceInputs, transformer } from '../model/decoder';
+import { LoraAdapter, modelInputs, trainableInputs } from '../model/lora';
 import { attentionBias } from '../model/masks';
 import { TokenBatch, TokenExample, makeBatch } from '../data/batch';
 import { loadSft, splitTrainEval } from '../data/sft';
@@ -16,15 +17,19 @@ import { EmitEvent } from '../protocol/runner';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
+import { trainedModel } from './adapters';
 import { loadModel } from './model-state';
 import { sampleResponses } from './samples';
 import { Generator } from './generate';
 import { Trainer } from './trainer';
 import { Batch, describeModel, sampledData, oneModel } from './stage';
 
-/** Mean next-token loss over masked positions, and how often the argmax prediction is right there. */
-export function sftLossGraph(cfg: ModelConfig) {
-  const p = paramInputs(cfg);
+/**
+ * Mean next-token loss over masked positions, and how often the argmax prediction is right there;
+ * with an adapter, only it trains.
+ */
+export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter) {
+  const p = modelInputs(cfg, 'lm', '', adapter && { adapter });
   const inputs = sequenceInputs();
   const targets = input('targets', 'int32', ['B', 'T']);
   const lossMask = input('loss_mask', 'float32', ['B', 'T']);
@@ -36,7 +41,7 @@ export function sftLossGraph(cfg: ModelConfig) {
   return {
     loss: crossEntropy(logits, targets, lossMask),
     accuracy: maskedMean(correct, lossMask),
-    params: Object.values(p),
+    params: trainableInputs(p, adapter),
   };
 }
 
@@ -70,15 +75,16 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.sft;
   if (!s) throw new Error('the experiment config has no "sft" section');
-  const model = loadModel(run.resumeFrom ?? exp.model, exp.seed, exp.model_size);
-  const { config: cfg, tokenizer } = model;
+  const loaded = loadModel(run.resumeFrom ?? exp.model, exp.seed, exp.model_size);
+  const model = trainedModel(loaded, s.peft, { seed: exp.seed, outputDir, where: 'sft.peft' });
+  const { config: cfg, tokenizer, adapter } = model;
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const data = await loadSft(s.data, tokenizer, maxLength, tokenizer.chat(exp.chat_template_kwargs), s.columns);
   emit({ type: 'log', level: 'info', message: data.summary });
   warnOfCuts(data, maxLength, emit);
   const seqLen = longest(data.examples.map((e) => e.ids.length - 1));
-  checkBatchFits('sft.per_device_train_batch_size', cfg, s.per_device_train_batch_size, seqLen);
+  checkBatchFits('sft.per_device_train_batch_size', cfg, s.per_device_train_batch_size, seqLen, { frozen: !!adapter });
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data.examples, s.eval_fraction, new Rng(exp.seed));
   emit({
     type: 'log',
@@ -86,7 +92,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
     message: `SFT on ${train.length} examples (${evaluation.length} held out), model ${describeModel(cfg)}`,
   });
 
-  const graph = sftLossGraph(cfg);
+  const graph = sftLossGraph(cfg, adapter);
   const trainer = await Trainer.create({
     stage: 'sft',
     title: 'SFT',
@@ -100,7 +106,14 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
   });
   const showSamples = async (at: number) => {
     if (!s.sample_prompts.length) return;
-    const generator = await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId);
+    const generator = await Generator.create(
+      trainer.runtime,
+      cfg,
+      trainer.state,
+      tokenizer.padId,
+      '',
+      adapter && { adapter },
+    );
     const rows = await sampleResponses(generator, tokenizer, s.sample_prompts, new Rng(exp.seed));
     await generator.release();
     trainer.samples(rows, at);

@@ -11,6 +11,7 @@ import { Head, ModelConfig } from '../model/config';
 import { FloatDType, NamedTensor } from '../model/safetensors';
 import { EmitEvent, ExperimentStage } from '../protocol/runner';
 import { Experiment } from '../experiment/config';
+import { LoraAdapter } from '../model/lora';
 import { LoadedModel } from './model-state';
 import { SchedulerType } from './schedule';
 /** The stage settings the loop reads (TRL names). */
@@ -89,6 +90,11 @@ export interface ModelSlot {
   params: Map<string, NamedTensor>;
   /** Frozen models (a reference) are neither updated nor saved. */
   trainable: boolean;
+  /**
+   * A LoRA adapter on the model (../model/lora.ts): its weights join `params` in the State, and it is
+   * what trains and saves (as a PEFT adapter folder), with the saved modules; the base stays frozen.
+   */
+  adapter?: LoraAdapter;
   /** AdamW's moments, when resuming. */
   optimizerState?: OptimizerState;
   /** Where in the run directory the finished run saves it ("model" is what comes next reads). */
@@ -162,7 +168,7 @@ function* inBatches<T>(items: readonly T[], size: number, make: (items: T[]) => 
  */
 export function oneModel(model: LoadedModel, resumeFrom?: string): Pick<TrainerSetup, 'models' | 'resumed'> {
   const checkpoint = resumeFrom ? model.checkpoint : undefined;
-  const { config, head, params, source, dtype } = model;
+  const { config, head, params, source, dtype, adapter } = model;
   return {
     models: [
       {
@@ -170,6 +176,7 @@ export function oneModel(model: LoadedModel, resumeFrom?: string): Pick<TrainerS
         config,
         head,
         params,
+        adapter,
         trainable: true,
         optimizerState: checkpoint?.optimizerState,
         finalDir: 'model',

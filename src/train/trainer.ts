@@ -24,9 +24,9 @@ import {
   saveMultiModelCheckpoint,
 } from '../model/checkpoint';
 import { ModelConfig } from '../model/config';
-import { paramShapes } from '../model/decoder';
 import { FloatDType, NamedTensor } from '../model/safetensors';
 import { SampleRow } from '../protocol/runner';
+import { trainedShapes } from './adapters';
 import { Averages, LogWindow } from './averages';
 import { MetricsLog } from './metrics-log';
 import { DivergenceGuard, LossRise } from './divergence';
@@ -77,6 +77,7 @@ export class Trainer {
     const state = new State(runtime);
     for (const slot of setup.models) {
       putTensors(state, slot.params, prefixOf(slot));
+      if (slot.adapter) putTensors(state, slot.adapter.weights, prefixOf(slot));
       if (slot.optimizerState) putOptimizerState(state, slot.optimizerState, prefixOf(slot));
     }
     const startStep = Number(setup.resumed?.trainerState?.step ?? 0);
@@ -248,11 +249,12 @@ export class Trainer {
         ...(await modelContents(
           this.state,
           config ?? slot.config,
-          slot.head,
+          trainedShapes(slot),
           trainerState,
           optimizerStep,
           prefixOf(slot),
         )),
+        adapter: slot.adapter,
         source: slot.source,
         dtype: this.dtypeOf(slot),
         storeFloat32: !final,
@@ -277,7 +279,7 @@ export class Trainer {
   private async weights(): Promise<Map<string, NamedTensor>> {
     const all = new Map<string, NamedTensor>();
     for (const slot of this.trained()) {
-      const weights = await readTensors(this.state, paramShapes(slot.config, { head: slot.head }), prefixOf(slot));
+      const weights = await readTensors(this.state, trainedShapes(slot), prefixOf(slot));
       for (const [name, t] of weights) all.set(prefixOf(slot) + name, t);
     }
     return all;

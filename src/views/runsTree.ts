@@ -56,6 +56,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunRef>, vscode
     if (record.status !== 'running' && record.status !== 'finished' && registry.latestCheckpoint(record))
       flags.push('resumable');
     if (registry.modelDir(record.id) || registry.latestCheckpoint(record)) flags.push('hasModel');
+    if (registry.adapterDir(record.id)) flags.push('hasAdapter');
     item.contextValue = flags.join('.');
     return item;
   }

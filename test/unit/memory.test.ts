@@ -45,7 +45,7 @@ test('memory: a batch is refused exactly when its estimate exceeds the memory, n
   const cfg = presetConfig('tiny');
   const needed = trainingBytes(cfg, 8, 64);
   assert.ok(needed > 50257 * 8 * 64 * 4, 'the logits alone are counted');
-  const check = (memory: number) => () => checkBatchFits('sft.per_device_train_batch_size', cfg, 8, 64, memory);
+  const check = (memory: number) => () => checkBatchFits('sft.per_device_train_batch_size', cfg, 8, 64, { memory });
   assert.doesNotThrow(check(needed));
   assert.throws(check(needed - 1));
   const estimate = `${(needed / 1e6).toPrecision(3)} MB`;
