@@ -50,8 +50,8 @@ test('malformed preferences and config files give clear errors and overwrite not
         const runs = runsOnDisk(wb.workspace).length;
         await wb.command('RLHF: Train SFT');
         // Checked before starting: the error names the problem, and no failed run is left behind.
-        const configError = await wb.notificationInCenter(/Not started: .*exp\.rlhf\.json/);
-        assert.match(await configError.innerText(), problem);
+        const configError = await wb.notificationInCenter(problem);
+        assert.match(await configError.innerText(), /Not started: .*exp\.rlhf\.json/);
         assert.equal(runsOnDisk(wb.workspace).length, runs, 'no run for a config the schema refuses');
         assert.equal(
           fs.readFileSync(configFile, 'utf8'),
