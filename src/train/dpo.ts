@@ -45,14 +45,7 @@ export async function runDpo(run: DpoRun): Promise<{ modelDir: string; stopped: 
   if (!s) throw new Error('the experiment config has no "dpo" section');
   const base = s.model ?? exp.model;
   const start = loadModel(base, exp.seed, exp.model_size);
-  const { places, policy, ...models } = policyModels(start, {
-    peft: s.peft,
-    seed: exp.seed,
-    outputDir,
-    where: 'dpo.peft',
-    resumeFrom: run.resumeFrom,
-    reference: true,
-  });
+  const { places, policy, ...models } = policyModels(start, run, s, { where: 'dpo.peft', reference: true });
   const { config: cfg, tokenizer } = policy;
   const data = await readDpoPairs(run, s, policy, exp.chat_template_kwargs);
   const rows = data.flatMap((p) => [p.chosen.ids.length - 1, p.rejected.ids.length - 1]);

@@ -55,14 +55,7 @@ export async function runGroupRl(run: GroupRlRun): Promise<{ modelDir: string; s
   const title = stage === 'grpo' ? 'GRPO' : 'RLOO';
   const needs = groupInputs(stage, s);
   const start = loadModel(s.model ?? exp.model, exp.seed, exp.model_size);
-  const { places, policy, ...models } = policyModels(start, {
-    peft: s.peft,
-    seed: exp.seed,
-    outputDir,
-    where: `${stage}.peft`,
-    resumeFrom: run.resumeFrom,
-    reference: needs.ref,
-  });
+  const { places, policy, ...models } = policyModels(start, run, s, { where: `${stage}.peft`, reference: needs.ref });
   const { config: cfg, tokenizer } = policy;
   const read = await readPrompts(s.prompts, tokenizer, tokenizer.chat(exp.chat_template_kwargs), s.columns);
   emit({ type: 'log', level: 'info', message: read.summary });

@@ -7,6 +7,7 @@
  * policy's base with the trained adapter off. Without a reference (beta 0), the policy is the only model.
  */
 import { AdapterPlace, LoraConfig } from '../model/lora';
+import { Experiment } from '../experiment/config';
 import { isOnBase, placeOnBase, trainedModel } from './adapters';
 import { LoadedModel, loadModel } from './model-state';
 import { ModelSlot, TrainerSetup, oneModel } from './stage';
@@ -23,27 +24,31 @@ export interface PolicyModels extends Pick<TrainerSetup, 'models' | 'resumed'> {
   places: PolicyPlaces;
 }
 
-export interface PolicyInputs {
-  /** The stage's peft section. */
-  peft?: LoraConfig;
-  seed: number;
+/** The run a stage's models are for: its experiment, run folder and the checkpoint it resumes from. */
+export interface PolicyRun {
+  experiment: Experiment;
   outputDir: string;
-  /** How errors name the peft section ("dpo.peft"). */
-  where: string;
   /** A checkpoint of this run to continue from: the policy's weights (or adapter) and moments. */
   resumeFrom?: string;
-  /** Whether the stage holds the reference. */
-  reference: boolean;
 }
 
-/** The policy, trained, and the frozen reference both start from `start` (as loaded, adapter and all). */
-export function policyModels(start: LoadedModel, o: PolicyInputs): PolicyModels {
-  const at = { seed: o.seed, outputDir: o.outputDir, where: o.where };
-  const first = trainedModel(start, o.peft, at);
-  const policy = o.resumeFrom ? trainedModel(loadModel(o.resumeFrom, o.seed), o.peft, at) : first;
-  const one = oneModel(policy, o.resumeFrom);
+/**
+ * The policy, trained, and the frozen reference both start from `start` (as loaded, adapter and
+ * all); `where` names the stage's peft section in errors; without `reference`, none is held.
+ */
+export function policyModels(
+  start: LoadedModel,
+  run: PolicyRun,
+  { peft }: { peft?: LoraConfig },
+  o: { where: string; reference: boolean },
+): PolicyModels {
+  const { seed } = run.experiment;
+  const at = { seed, outputDir: run.outputDir, where: o.where };
+  const first = trainedModel(start, peft, at);
+  const policy = run.resumeFrom ? trainedModel(loadModel(run.resumeFrom, seed), peft, at) : first;
+  const one = oneModel(policy, run.resumeFrom);
   if (!o.reference) return { ...one, policy, places: { policy: policy.adapter && { adapter: policy.adapter } } };
-  const reference = o.peft ? start : first;
+  const reference = peft ? start : first;
   const ref: ModelSlot = {
     name: 'ref',
     config: reference.config,
@@ -56,7 +61,7 @@ export function policyModels(start: LoadedModel, o: PolicyInputs): PolicyModels 
   const base = first.adapter!.baseModel;
   if (!isOnBase(policy, base))
     throw new Error(
-      `${o.resumeFrom}: the policy adapter was made for the base ${policy.adapter.baseModel}, but the model it starts from has the base ${base}`,
+      `${run.resumeFrom}: the policy adapter was made for the base ${policy.adapter.baseModel}, but the model it starts from has the base ${base}`,
     );
   const shared = placeOnBase(policy, base, `${ref.name}.`);
   return {
