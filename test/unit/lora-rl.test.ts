@@ -19,6 +19,7 @@ import { REFERENCE_LOGPS_FILE } from '../../src/train/dpo-reference';
 import { GREEDY } from '../../src/train/generate';
 import { runGroupRl } from '../../src/train/group-rl';
 import { loadModel } from '../../src/train/model-state';
+import { policyModels } from '../../src/train/policy-models';
 import { sampleFromCheckpoint } from '../../src/train/samples';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
@@ -81,8 +82,7 @@ const rows = (run: string) =>
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, number>);
 const training = (run: string) => rows(run).filter((r) => 'loss' in r);
-const adapterConfig = (folder: string) =>
-  JSON.parse(fs.readFileSync(path.join(folder, 'adapter_config.json'), 'utf8'));
+const adapterConfig = (folder: string) => JSON.parse(fs.readFileSync(path.join(folder, 'adapter_config.json'), 'utf8'));
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 test('DPO with LoRA: learns the preference rule on a frozen base, starts at its reference, and saves an adapter Generate reads', async () => {
@@ -129,11 +129,30 @@ test('DPO with LoRA: learns the preference rule on a frozen base, starts at its 
   assert.equal(answer.prompt, 'Tell me about the cat.');
 });
 
+test('the base is held once: the reference\'s slot holds it, the policy\'s only its adapter, read at "ref."', () => {
+  const experiment = dpoExperiment({});
+  const run = { experiment, outputDir: path.join(dir, 'layout') };
+  const { models, places } = policyModels(loadModel(base, 0), run, experiment.dpo!, {
+    where: 'dpo.peft',
+    reference: true,
+  });
+  const [ref, policy] = models;
+  assert.deepEqual([ref.name, ref.trainable, policy.name, policy.trainable], ['ref', false, '', true]);
+  assert.ok(ref.params.has('h.0.attn.c_attn.weight') && ref.adapter === undefined);
+  assert.equal(policy.params.size, 0, 'no copy of the base in the policy slot');
+  assert.ok(policy.adapter!.weights.has('h.0.attn.c_attn.lora_A.weight'));
+  assert.equal(places.policy?.basePrefix, 'ref.');
+  const full = policyModels(loadModel(base, 0), run, {}, { where: 'dpo.peft', reference: true });
+  assert.equal(full.models[1].params.size, ref.params.size, 'in full, the policy has its own weights');
+});
+
 test('DPO with LoRA on an SFT adapter: the adapter continues, the SFT model is the reference, and a resumed run recomputes it alike', async () => {
   const sftData = path.join(dir, 'sft.jsonl');
   fs.writeFileSync(
     sftData,
-    ANIMALS.map((a) => JSON.stringify({ prompt: `Tell me about the ${a}.`, completion: ' red banana tree' })).join('\n'),
+    ANIMALS.map((a) => JSON.stringify({ prompt: `Tell me about the ${a}.`, completion: ' red banana tree' })).join(
+      '\n',
+    ),
   );
   const sft = await runSft({
     experiment: parseExperiment(
