@@ -201,6 +201,43 @@ test('DPO with LoRA on an SFT adapter: the adapter continues, the SFT model is t
   assert.ok(Math.abs(last(cut).loss - last(whole).loss) < 1e-5, `${last(cut).loss} vs ${last(whole).loss}`);
 });
 
+test('DPO with LoRA on a Llama preset: q_proj and v_proj adapters on its drawn weights, saved once as the base', async () => {
+  const llama = (peft: Record<string, unknown>) => {
+    const exp = dpoExperiment({ max_steps: 2, eval_fraction: 0, peft: { ...PEFT, ...peft } });
+    return { ...exp, model: 'tiny-llama', model_size: { n_layer: 1, n_embd: 32, n_head: 2, n_positions: 32 } };
+  };
+  const run = path.join(dir, 'dpo-llama');
+  const pairs = markerPairs(16, 2);
+  const experiment = llama({ target_modules: ['q_proj', 'v_proj'] });
+  const { modelDir } = await runDpo({ experiment, outputDir: run, pairs, emit: () => {} });
+  const config = adapterConfig(modelDir);
+  assert.deepEqual(
+    [config.base_model_name_or_path, config.target_modules],
+    [path.join(run, 'base'), ['q_proj', 'v_proj']],
+  );
+  const names = [...readSafetensors(path.join(modelDir, 'adapter_model.safetensors')).tensors.keys()].sort();
+  assert.deepEqual(names, [
+    'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight',
+    'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight',
+    'base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight',
+    'base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight',
+  ]);
+  const [answer] = await sampleFromCheckpoint(modelDir, ['Tell me about the owl.'], new Rng(0), {
+    ...GREEDY,
+    maxNewTokens: 3,
+  });
+  assert.equal(answer.prompt, 'Tell me about the owl.');
+  await assert.rejects(
+    runDpo({
+      experiment: llama({ target_modules: ['c_attn'] }),
+      outputDir: path.join(dir, 'bad'),
+      pairs,
+      emit: () => {},
+    }),
+    /dpo\.peft: target_modules \["c_attn"\] match no module of the model; its projections are q_proj, k_proj, v_proj, o_proj/,
+  );
+});
+
 function groupExperiment(stage: 'grpo' | 'rloo', overrides: Record<string, unknown> = {}): Experiment {
   const prompts = path.join(dir, 'prompts.jsonl');
   fs.writeFileSync(prompts, ANIMALS.map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'));
