@@ -28,6 +28,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const runs = new WorkspaceRuns(supervisor);
   const runsTree = new RunsTreeProvider(runs);
   const services: Services = { supervisor, runs, log, processOptions, extensionPath: context.extensionPath };
+  const labeling = registerLabelingView(context, log);
 
   context.subscriptions.push(
     log,
@@ -44,8 +45,8 @@ export function activate(context: vscode.ExtensionContext): void {
     ...registerAdapterCommands(services),
     ...registerRunCommands(services),
     registerChartsSerializer(services),
-    ...registerLabelingView(context, log),
-    ...registerLabelingCommands(services),
+    ...labeling.disposables,
+    ...registerLabelingCommands(services, labeling.view),
     // Closing the window stops every run after its current step, with a checkpoint to resume from.
     { dispose: () => supervisor.stopAll() },
   );

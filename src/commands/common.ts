@@ -3,6 +3,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB } from '../services';
 import { RunRef } from '../views/workspaceRuns';
+import { runTitle } from '../runs/registry';
 import { stageLabel } from '../shared/stages';
 
 /**
@@ -78,7 +79,7 @@ export async function pickRun(
   }
   const picked = await vscode.window.showQuickPick(
     candidates.map((ref) => ({
-      label: ref.record.name,
+      label: runTitle(ref.record),
       description: `${stageLabel(ref.record.stage)} · ${ref.record.status}`,
       detail: ref.record.id,
       ref,

@@ -1,26 +1,53 @@
-/** Generate with Model: a prompt, a completion from a run's model, shown in a new editor. */
+/**
+ * Generate with Model: a prompt, a completion from a run's model, shown in a read-only editor with
+ * the model, its settings and the time (nothing to save, nothing asks to be saved on close).
+ */
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { generate } from '../runner/runner';
 import { RunRef } from '../views/workspaceRuns';
+import { runTitle } from '../runs/registry';
 import { runtimeOverrides } from '../settings';
 import { STAGE_INFO, stageLabel } from '../shared/stages';
+import { generationMarkdown } from '../shared/generation-report';
 import { Services } from '../services';
 import { isRunRef, requireTrust } from './common';
 
 /** The CLI's defaults; the seed changes per call so asking again gives another answer. */
 const SAMPLING = { maxNewTokens: 48, temperature: 0.7, topK: 0, topP: 1 };
 
+const RESULT_SCHEME = 'rlhf-generation';
+
+/** The generations of this window, as read-only documents. */
+class GenerationResults implements vscode.TextDocumentContentProvider {
+  private readonly texts = new Map<string, string>();
+
+  add(title: string, text: string): vscode.Uri {
+    const uri = vscode.Uri.from({ scheme: RESULT_SCHEME, path: `/${this.texts.size + 1} ${title}.md` });
+    this.texts.set(uri.toString(), text);
+    return uri;
+  }
+
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.texts.get(uri.toString()) ?? '';
+  }
+}
+
 export function registerGenerationCommands(services: Services): vscode.Disposable[] {
+  const results = new GenerationResults();
   return [
-    vscode.commands.registerCommand('rlhf.generateWithModel', (arg?: unknown) => generateWithModel(services, arg)),
+    vscode.workspace.registerTextDocumentContentProvider(RESULT_SCHEME, results),
+    vscode.commands.registerCommand('rlhf.generateWithModel', (arg?: unknown) =>
+      generateWithModel(services, results, arg),
+    ),
   ];
 }
 
-async function generateWithModel(services: Services, arg: unknown): Promise<void> {
+async function generateWithModel(services: Services, results: GenerationResults, arg: unknown): Promise<void> {
   if (!(await requireTrust('Generation'))) return;
-  const model = isRunRef(arg) ? modelOf(arg) : await pickModel(services);
-  if (!model) return;
+  const picked = isRunRef(arg) ? runModel(arg) : await pickModel(services);
+  if (!picked) return;
+  const { model, name: modelName } = picked;
   const prompt = await vscode.window.showInputBox({
     title: `Generate with ${path.basename(path.dirname(model))}/${path.basename(model)}`,
     prompt: 'Prompt',
@@ -29,12 +56,13 @@ async function generateWithModel(services: Services, arg: unknown): Promise<void
   });
   if (!prompt) return;
   try {
+    const started = new Date();
+    const seed = Math.floor(Math.random() * 2 ** 31);
     const rows = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: 'Generating…', cancellable: true },
       (_progress, token) => {
         const cancel = new AbortController();
         token.onCancellationRequested(() => cancel.abort());
-        const seed = Math.floor(Math.random() * 2 ** 31);
         return generate(
           { model, prompts: [prompt], sampling: SAMPLING, seed, runtime: runtimeOverrides() },
           services.processOptions,
@@ -42,11 +70,11 @@ async function generateWithModel(services: Services, arg: unknown): Promise<void
         );
       },
     );
-    const doc = await vscode.workspace.openTextDocument({
-      content: `${prompt}${rows[0]?.response ?? ''}`,
-      language: 'plaintext',
-    });
-    await vscode.window.showTextDocument(doc);
+    const seconds = (Date.now() - started.getTime()) / 1000;
+    const completion = rows[0]?.response ?? '';
+    const report = { modelName, model, prompt, completion, sampling: SAMPLING, seed, started, seconds };
+    const uri = results.add(`Generation with ${modelName}`, generationMarkdown(report));
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: false });
   } catch (e) {
     services.log.error(`generation with ${model} failed: ${(e as Error).message}`);
     const choice = await vscode.window.showErrorMessage(`Generation failed: ${(e as Error).message}`, 'Show Log');
@@ -61,32 +89,42 @@ function modelOf({ registry, record }: RunRef): string | undefined {
   return registry.modelDir(record.id) ?? (checkpoint && path.join(checkpoint.path, ...generating));
 }
 
-async function pickModel(services: Services): Promise<string | undefined> {
-  const browse = { label: '$(folder-opened) Browse for a model folder…', model: undefined };
+/** A run's model with the name it goes by: the run, its stage and when it started. */
+function runModel(ref: RunRef): { model: string; name: string } | undefined {
+  const model = modelOf(ref);
+  return model
+    ? { model, name: `${runTitle(ref.record)} (${new Date(ref.record.created).toLocaleString()})` }
+    : undefined;
+}
+
+/** A run's model (runs told apart by stage and start time), or a model folder browsed for. */
+async function pickModel(services: Services): Promise<{ model: string; name: string } | undefined> {
+  const browse = { label: '$(folder-opened) Browse for a model folder…', use: undefined };
   const items = services.runs
     .list()
     .filter((ref) => STAGE_INFO[ref.record.stage].generates)
     .flatMap((ref) => {
-      const model = modelOf(ref);
-      return model
+      const use = runModel(ref);
+      return use
         ? [
             {
-              label: ref.record.name,
-              description: `${stageLabel(ref.record.stage)} · ${path.basename(model)}`,
+              label: runTitle(ref.record),
+              description: `${stageLabel(ref.record.stage)} · ${new Date(ref.record.created).toLocaleString()} · ${path.basename(use.model)}`,
               detail: ref.record.id,
-              model,
+              use,
             },
           ]
         : [];
     });
-  const picked = await vscode.window.showQuickPick([...items, browse], { placeHolder: 'Model to generate with' });
-  if (!picked) return undefined;
-  if (picked.model) return picked.model;
+  const chosen = await vscode.window.showQuickPick([...items, browse], { placeHolder: 'Model to generate with' });
+  if (!chosen) return undefined;
+  if (chosen.use) return chosen.use;
   const folders = await vscode.window.showOpenDialog({
     canSelectFolders: true,
     canSelectFiles: false,
     openLabel: 'Use this model',
     title: 'A checkpoint folder (config.json + model.safetensors)',
   });
-  return folders?.[0]?.fsPath;
+  const folder = folders?.[0]?.fsPath;
+  return folder ? { model: folder, name: path.basename(folder) } : undefined;
 }

@@ -1,19 +1,17 @@
 /**
- * Open Labeling shows the Labeling view; Export Preferences writes a queue's decided labels as
+ * Open Labeling shows the Labeling view, with room to label in; Export Preferences writes a queue's decided labels as
  * plain TRL preference pairs to a file the user picks.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { LABELING_VIEW } from '../views/labeling/provider';
+import type { LabelingView } from '../views/labeling/provider';
 import { Services } from '../services';
 import { experimentWorkspace, pickExperiment } from './common';
 import { formatDataError } from '../data/jsonl';
 
-export function registerLabelingCommands(services: Services): vscode.Disposable[] {
+export function registerLabelingCommands(services: Services, view: LabelingView): vscode.Disposable[] {
   return [
-    vscode.commands.registerCommand('rlhf.openLabeling', () =>
-      vscode.commands.executeCommand(`${LABELING_VIEW}.focus`),
-    ),
+    vscode.commands.registerCommand('rlhf.openLabeling', () => view.reveal()),
     vscode.commands.registerCommand('rlhf.exportPreferences', (uri?: vscode.Uri) => exportPreferences(services, uri)),
   ];
 }

@@ -1,28 +1,39 @@
-/** Actions on runs: Show Training Charts, metrics from another trainer, open folder, delete, refresh, and the log. */
+/**
+ * Actions on runs: show or compare their charts, metrics from another trainer, open their folder,
+ * rename, delete, refresh, and the log.
+ */
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { readImportedMetrics } from '../runs/imported-metrics';
 import { ChartsPanel, pickChartRuns } from '../views/charts/chartsPanel';
 import { Services } from '../services';
-import { isRunRef, pickRun } from './common';
+import { runTitle } from '../runs/registry';
+import { pickRun } from './common';
 
 export function registerRunCommands(services: Services): vscode.Disposable[] {
   return [
     vscode.commands.registerCommand('rlhf.showCharts', (arg?: unknown) => showCharts(services, arg)),
+    vscode.commands.registerCommand('rlhf.compareCharts', () => compareCharts(services)),
     vscode.commands.registerCommand('rlhf.openExternalMetrics', (uri?: vscode.Uri) =>
       openExternalMetrics(services, uri),
     ),
     vscode.commands.registerCommand('rlhf.openRunFolder', (arg?: unknown) => openRunFolder(services, arg)),
     vscode.commands.registerCommand('rlhf.deleteRun', (arg?: unknown) => deleteRun(services, arg)),
+    vscode.commands.registerCommand('rlhf.renameRun', (arg?: unknown) => renameRun(services, arg)),
     vscode.commands.registerCommand('rlhf.refreshRuns', () => services.runs.refresh()),
     vscode.commands.registerCommand('rlhf.showLog', () => services.log.show()),
   ];
 }
 
-/** A run from the Runs view joins the panel's runs; from the palette, the runs to show are picked. */
+/** One run's charts, on its own stage's dashboard: the run given (a click in the Runs view), or one picked. */
 async function showCharts(services: Services, arg: unknown): Promise<void> {
-  if (isRunRef(arg)) return ChartsPanel.show(services, [arg], 'add');
-  const refs = await pickChartRuns(services, ChartsPanel.shownKeys());
+  const ref = await pickRun(arg, services.runs.list(), 'Run to chart', 'There are no runs yet.');
+  if (ref) ChartsPanel.show(services, [ref], 'replace');
+}
+
+/** Several runs' charts side by side, picked afresh. */
+async function compareCharts(services: Services): Promise<void> {
+  const refs = await pickChartRuns(services, []);
   if (refs) ChartsPanel.show(services, refs, 'replace');
 }
 
@@ -74,5 +85,27 @@ async function deleteRun(services: Services, arg: unknown): Promise<void> {
   } catch (e) {
     await vscode.window.showErrorMessage((e as Error).message);
   }
+  services.runs.refresh();
+}
+
+/** Names a run as the person likes; a run another window or a terminal trains is renamed once it has ended. */
+async function renameRun(services: Services, arg: unknown): Promise<void> {
+  const ref = await pickRun(arg, services.runs.list(), 'Run to rename', 'There are no runs yet.');
+  if (!ref) return;
+  const live = services.supervisor.find(ref.registry, ref.record.id);
+  if (ref.record.status === 'running' && !live) {
+    await vscode.window.showWarningMessage(
+      `"${runTitle(ref.record)}" is trained by another window or a terminal; rename it once it has ended.`,
+    );
+    return;
+  }
+  const label = await vscode.window.showInputBox({
+    title: `Rename ${runTitle(ref.record)}`,
+    value: runTitle(ref.record),
+    prompt: 'Empty: its name from the experiment, stage and number',
+  });
+  if (label === undefined) return;
+  // A live run's record is the one its process's events update: rename that one.
+  ref.registry.rename(live?.record ?? ref.record, label);
   services.runs.refresh();
 }

@@ -8,6 +8,8 @@ import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { formatMetric } from '../shared/format';
 import { formatDownload } from '../hub/progress';
+import { weakRewardModel } from '../model/reward-warnings';
+import type { Experiment } from '../experiment/config';
 import { NextStep, STAGE_INFO, stageLabel } from '../shared/stages';
 import { Services } from '../services';
 import { experimentWorkspace, pickExperiment, pickRun, requireTrust } from './common';
@@ -43,6 +45,8 @@ export async function startStage(
   const workspaceFolder = config && (await experimentWorkspace(config));
   const registry = config && services.runs.registryFor(config);
   if (!config || !workspaceFolder || !registry) return undefined;
+  const experiment = loadConfig(config, workspaceFolder);
+  if (!experiment) return undefined;
   const runtime = runtimeOverrides(config);
   const run = services.supervisor.start({
     stage,
@@ -53,7 +57,36 @@ export async function startStage(
     debug,
   });
   void followRun(services, run);
+  if (stage === 'ppo') warnOfWeakRewardModel(run, experiment.ppo?.reward_model ?? run.record.models?.rm);
   return run;
+}
+
+/**
+ * The experiment file, validated before a run starts: one the schema refuses shows its errors,
+ * with the file a click away, and leaves no failed run behind.
+ */
+function loadConfig(config: vscode.Uri, workspaceFolder: string): Experiment | undefined {
+  // Loaded on use: the config module is not needed at activation.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { loadExperiment } = require('../experiment/config') as typeof import('../experiment/config');
+  try {
+    return loadExperiment(config.fsPath, workspaceFolder);
+  } catch (err) {
+    const open = 'Open Experiment';
+    void vscode.window
+      .showErrorMessage(vscode.l10n.t('Not started: {0}', (err as Error).message), open)
+      .then((choice) => choice && vscode.window.showTextDocument(config));
+    return undefined;
+  }
+}
+
+/** PPO is about to score with a reward model whose training warned: say so now, not only in the log. */
+function warnOfWeakRewardModel(run: LiveRun, rewardModel: string | undefined): void {
+  const weak = weakRewardModel(rewardModel);
+  if (weak)
+    void vscode.window.showWarningMessage(
+      vscode.l10n.t('{0} "{1}" starts, but {2}.', stageLabel('ppo'), run.record.name, weak),
+    );
 }
 
 /** Stops a run after its step: this window's own, or one that another window or a terminal trains. */
@@ -178,26 +211,38 @@ async function followRun(services: Services, run: LiveRun): Promise<void> {
 
 async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessOutcome): Promise<void> {
   const ref = { registry: run.registry, record: run.record };
-  const name = `${stageLabel(run.record.stage)} run "${run.record.name}"`;
+  const name = vscode.l10n.t('{0} run "{1}"', stageLabel(run.record.stage), run.record.name);
   if (outcome.status === 'finished') {
     const actions = STAGE_INFO[run.record.stage].nextSteps;
     const choice = outcome.warning
-      ? await vscode.window.showWarningMessage(`${name} finished, but ${outcome.warning}`, ...actions)
-      : await vscode.window.showInformationMessage(`${name} finished.`, ...actions);
+      ? await vscode.window.showWarningMessage(
+          vscode.l10n.t('{0} finished, but {1}', name, outcome.warning),
+          ...actions,
+        )
+      : await vscode.window.showInformationMessage(vscode.l10n.t('{0} finished.', name), ...actions);
     if (choice) await vscode.commands.executeCommand(NEXT_STEP_COMMANDS[choice], ref);
   } else if (outcome.status === 'stopped' && run.record.stage === 'comparisons') {
     await vscode.window.showInformationMessage(
-      `${name} stopped; the pairs queued so far are kept, and Generate Comparisons goes on from there.`,
+      vscode.l10n.t(
+        '{0} stopped; the pairs queued so far are kept, and Generate Comparisons goes on from there.',
+        name,
+      ),
     );
   } else if (outcome.status === 'stopped') {
-    const stopped = `${name} stopped at step ${outcome.step}; a checkpoint was saved.`;
+    const stopped = vscode.l10n.t('{0} stopped at step {1}; a checkpoint was saved.', name, outcome.step);
     const choice = outcome.warning
-      ? await vscode.window.showWarningMessage(`${stopped} Before resuming: ${outcome.warning}`, 'Resume Run')
+      ? await vscode.window.showWarningMessage(
+          vscode.l10n.t('{0} Before resuming: {1}', stopped, outcome.warning),
+          'Resume Run',
+        )
       : await vscode.window.showInformationMessage(stopped, 'Resume Run');
     if (choice) await vscode.commands.executeCommand('rlhf.resumeRun', ref);
   } else {
     const actions = run.registry.latestCheckpoint(run.record) ? ['Show Log', 'Resume Run'] : ['Show Log'];
-    const choice = await vscode.window.showErrorMessage(`${name} failed: ${outcome.error}`, ...actions);
+    const choice = await vscode.window.showErrorMessage(
+      vscode.l10n.t('{0} failed: {1}', name, outcome.error ?? ''),
+      ...actions,
+    );
     if (choice === 'Show Log') services.log.show();
     if (choice === 'Resume Run') await vscode.commands.executeCommand('rlhf.resumeRun', ref);
   }

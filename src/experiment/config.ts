@@ -280,7 +280,11 @@ export function loadExperiment(file: string, workspace: string): Experiment {
   // Checked before reading, so nothing of a file outside is ever shown (in a JSON error, say).
   if (!isInsideWorkspace(file, workspace))
     throw new ConfigError(`${file}: the experiment file is outside the workspace folder ${workspace}`);
-  const exp = parseExperiment(readConfigJson(file), file);
+  return placed(parseExperiment(readConfigJson(file), file), file, workspace);
+}
+
+/** Makes a validated config's paths absolute and checks that its files are inside `workspace`. */
+export function placed(exp: Experiment, file: string, workspace: string): Experiment {
   resolvePaths(exp, path.dirname(path.resolve(file)), file);
   applyModelRevision(exp, file);
   const fields = [

@@ -41,9 +41,22 @@ export const toHostSchema = z.discriminatedUnion('type', [
   /** Picks a queue by its key (QueueInfo.key). */
   z.object({ type: z.literal('selectQueue'), queue: z.string().min(1) }).strict(),
   z.object({ type: z.literal('runCommand'), command: viewCommandSchema }).strict(),
+  /**
+   * The view's size in CSS pixels, and whether everything it shows fits without scrolling the view
+   * (sent when either changes), so Open Labeling can give a view that is too small more room.
+   */
+  z
+    .object({
+      type: z.literal('layout'),
+      width: z.number().nonnegative(),
+      height: z.number().nonnegative(),
+      fits: z.boolean(),
+    })
+    .strict(),
 ]);
 export type ToHost = z.infer<typeof toHostSchema>;
 export type LabelRequest = Extract<ToHost, { type: 'label' }>;
+export type ViewLayout = Omit<Extract<ToHost, { type: 'layout' }>, 'type'>;
 
 // ---- Host → webview
 
@@ -55,6 +68,8 @@ export const shownPairSchema = z.object({
   prompt: z.union([z.string(), z.array(chatMessageSchema)]),
   left: z.string(),
   right: z.string(),
+  /** Where the pair is among the pairs of its prompt, in queue order ("pair 3 of 6"). */
+  position: z.object({ index: z.number().int().positive(), count: z.number().int().positive() }).optional(),
 });
 export type ShownPair = z.infer<typeof shownPairSchema>;
 

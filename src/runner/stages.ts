@@ -3,6 +3,8 @@ import * as path from 'path';
 import { ProviderChoice } from '../engine/runtime';
 import { experimentCandidates, generateCandidates } from '../train/comparisons';
 import { incompleteCheckpoint } from '../model/checkpoint-layout';
+import { weakRewardModel } from '../model/reward-warnings';
+import { isRewardFuncFile } from '../experiment/group-rl';
 import { STAGE_INFO } from '../shared/stages';
 import {
   EXECUTION_PROVIDERS,
@@ -49,6 +51,7 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
       .then(() => {}),
   ppo: (command, context) =>
     stageRun(command, context)
+      .then((run) => withRewardModelWarning(run, [run.experiment.ppo?.reward_model]))
       .then(runPpo)
       .then(() => {}),
   dpo: (command, context) =>
@@ -57,10 +60,12 @@ export const stageRunners: Record<ExperimentStage, StageRunner> = {
       .then(() => {}),
   grpo: (command, context) =>
     stageRun(command, context)
+      .then((run) => withRewardModelWarning(run, rewardModelsOf(run.experiment.grpo)))
       .then((run) => runGroupRl({ ...run, stage: 'grpo' }))
       .then(() => {}),
   rloo: (command, context) =>
     stageRun(command, context)
+      .then((run) => withRewardModelWarning(run, rewardModelsOf(run.experiment.rloo)))
       .then((run) => runGroupRl({ ...run, stage: 'rloo' }))
       .then(() => {}),
 };
@@ -78,6 +83,26 @@ async function stageRun(command: StartCommand, context: StageContext) {
   await fetchHubModels(experiment, command.stage, command.resumeFrom !== undefined, context);
   await fetchHubData(experiment, command.stage, context);
   return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
+}
+
+/**
+ * A stage that scores with a weak reward model (its training warned) says so in the log as it
+ * starts, and again in its final warning.
+ */
+export function withRewardModelWarning<R extends { emit: EmitEvent }>(run: R, rewardModels: (string | undefined)[]): R {
+  const weak = rewardModels
+    .map(weakRewardModel)
+    .filter((w) => w !== undefined)
+    .join('; ');
+  if (!weak) return run;
+  run.emit({ type: 'log', level: 'warn', message: weak });
+  const warned = (warning?: string) => (warning ? `${warning}; ${weak}` : weak);
+  return { ...run, emit: (e) => run.emit(e.type === 'done' && !e.stopped ? { ...e, warning: warned(e.warning) } : e) };
+}
+
+/** The reward models among a GRPO or RLOO section's reward_funcs (the rest are files of functions). */
+function rewardModelsOf(section: { reward_funcs: string[] } | undefined): string[] {
+  return (section?.reward_funcs ?? []).filter((entry) => !isRewardFuncFile(entry));
 }
 
 /** Samples candidate pairs into the labeling queue; stopping keeps what is queued, and a new run goes on from there. */

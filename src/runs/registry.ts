@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
 import { ADAPTER_FILES, CHECKPOINT_FILES, incompleteCheckpoint } from '../model/checkpoint-layout';
-import { STAGE_INFO } from '../shared/stages';
+import { STAGE_INFO, stageLabel } from '../shared/stages';
 import { EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
 import { CAN_IDENTIFY_PROCESSES, isRecordedProcessAlive, readProcessIdentity } from './process-identity';
 
@@ -43,6 +43,10 @@ const runRecordSchema = z.object({
   resumedFrom: z.string().optional(),
   /** The earlier stages' models the run started with; a resume uses the same ones. */
   models: stageModelsSchema.optional(),
+  /** Its place among its experiment's runs of its stage (1, 2…), which tells them apart. */
+  number: z.number().int().positive().optional(),
+  /** A name the person gave the run, shown in place of the one made up for it. */
+  label: z.string().min(1).optional(),
 });
 
 export type RunRecord = z.infer<typeof runRecordSchema>;
@@ -85,6 +89,11 @@ export interface StopWait {
   pollMs?: number;
 }
 
+/** How a run is called: the name given it, else its experiment, stage and number ("demo SFT #2"). */
+export function runTitle(record: Pick<RunRecord, 'name' | 'stage' | 'number' | 'label'>): string {
+  return record.label ?? `${record.name} ${stageLabel(record.stage)}${record.number ? ` #${record.number}` : ''}`;
+}
+
 /** The record's fields for a live process: its id and what identifies it. */
 export function liveProcess(pid: number | undefined): Pick<RunRecord, 'pid' | 'pidIdentity'> {
   return { pid, pidIdentity: pid === undefined ? undefined : readProcessIdentity(pid) };
@@ -103,6 +112,7 @@ export class RunRegistry {
   /** A new run folder and its record, named `<time>-<name>-<stage>` like the CLI's runs. */
   create(run: { name: string; stage: ExperimentStage; configFile: string }): RunRecord {
     const now = new Date();
+    const number = this.records().filter((r) => r.configFile === run.configFile && r.stage === run.stage).length + 1;
     const base = `${now.toISOString().replace(/[:.]/g, '-')}-${safeName(run.name)}-${run.stage}`;
     fs.mkdirSync(this.root, { recursive: true });
     let id = base;
@@ -118,9 +128,17 @@ export class RunRegistry {
       configFile: run.configFile,
       step: 0,
       metrics: {},
+      number,
     };
     this.save(record);
     return record;
+  }
+
+  /** Gives a run a name of the person's choosing; an empty one brings back the one made up for it. */
+  rename(record: RunRecord, label: string): void {
+    const trimmed = label.trim();
+    record.label = trimmed || undefined;
+    this.save(record);
   }
 
   /** Writes run.json whole or not at all (a reader never sees half a file). */
@@ -138,22 +156,31 @@ export class RunRegistry {
    */
   get(id: string): RunRecord | undefined {
     const record = this.read(id);
-    if (record?.status === 'running' && !hasLiveProcess(record)) this.endUnseen(record);
-    return record;
+    return record && this.checked(record);
   }
 
   /** Every run with a readable run.json, newest first. */
   list(): RunRecord[] {
+    return this.records()
+      .map((r) => this.checked(r))
+      .sort((a, b) => b.created.localeCompare(a.created));
+  }
+
+  /** The record, ended (see `endUnseen`) if it says running but its process is gone. */
+  private checked(record: RunRecord): RunRecord {
+    if (record.status === 'running' && !hasLiveProcess(record)) this.endUnseen(record);
+    return record;
+  }
+
+  /** Every readable run.json as it is on disk (a live-looking run is not checked against its process). */
+  private records(): RunRecord[] {
     let ids: string[];
     try {
       ids = fs.readdirSync(this.root);
     } catch {
       return [];
     }
-    return ids
-      .map((id) => this.get(id))
-      .filter((r): r is RunRecord => r !== undefined)
-      .sort((a, b) => b.created.localeCompare(a.created));
+    return ids.map((id) => this.read(id)).filter((r): r is RunRecord => r !== undefined);
   }
 
   /** The newest complete `checkpoint-<step>` folder of a run. */

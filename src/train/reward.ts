@@ -19,7 +19,8 @@ import { rewardInputs, rewardParamInputs, rewards, withScoreHead } from '../mode
 import { ChatFormat } from '../model/chat';
 import { Tokenizer } from '../model/tokenizer';
 import { TextOrMessages } from '../data/preference-record';
-import { EmitEvent } from '../protocol/runner';
+import { EmitEvent, RunEvent } from '../protocol/runner';
+import { REWARD_WARNINGS_KEY } from '../model/reward-warnings';
 import { Rng } from '../util/rng';
 import { Experiment } from '../experiment/config';
 import { checkBatchFits, longest } from './memory';
@@ -35,6 +36,7 @@ import {
   withNormalization,
 } from './scorer';
 import { Trainer } from './trainer';
+import { atChance, fewPairs, missingLabels } from './reward-checks';
 import { Batch, CheckpointExtras, StageGraph, describeModel, sampledData, oneModel } from './stage';
 
 /** A preference pair: text, or conversation messages rendered by the model's chat format. */
@@ -195,13 +197,14 @@ export async function readTrainingPairs(
 
 /**
  * The trained model's rewards of the reference texts give the mean and std scores are normalised
- * by, saved in its config and trainer state.
+ * by, saved in its config and trainer state, with the model's warnings.
  */
 async function normalizedByReference(
   trainer: Trainer,
   model: LoadedModel,
   reference: { sequences: number[][]; source: string },
   emit: EmitEvent,
+  warnings: string[],
 ): Promise<CheckpointExtras> {
   const { tokenizer, adapter } = model;
   const scorer = await Scorer.create(trainer.runtime, model.config, trainer.state, { tokenizer, adapter });
@@ -211,9 +214,19 @@ async function normalizedByReference(
   const message = `rewards of ${reference.sequences.length} ${reference.source}: mean ${mean.toFixed(4)}, std ${std.toFixed(4)}; scores are normalised by them`;
   emit({ type: 'log', level: 'info', message });
   return {
-    trainerState: { [NORMALIZATION_KEY]: normalization },
+    trainerState: { [NORMALIZATION_KEY]: normalization, ...(warnings.length && { [REWARD_WARNINGS_KEY]: warnings }) },
     config: withNormalization(model.config, normalization),
   };
+}
+
+/** The run's pairs, else those of rm.data, saying what to do next when nothing is labeled yet. */
+async function rewardPairs(run: RmRun, chat: ChatFormat): Promise<RewardPair[]> {
+  const s = run.experiment.rm!;
+  if (run.pairs) return run.pairs;
+  const missing = missingLabels(run.experiment, s.data);
+  if (missing) throw new Error(missing);
+  const options = { includeTies: s.include_ties, columns: s.columns, templated: chat.templated };
+  return readTrainingPairs(s.data, options, run.emit);
 }
 
 export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: boolean }> {
@@ -225,14 +238,7 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
   const maxLength = Math.min(s.max_length ?? cfg.nPositions, cfg.nPositions);
 
   const chat = tokenizer.chat(exp.chat_template_kwargs);
-  const pairs =
-    run.pairs ??
-    (await readTrainingPairs(
-      s.data,
-      { includeTies: s.include_ties, columns: s.columns, templated: chat.templated },
-      emit,
-    ));
-  const data = tokenizePairs(pairs, tokenizer, chat, maxLength);
+  const data = tokenizePairs(await rewardPairs(run, chat), tokenizer, chat, maxLength);
   if (data.tooLong)
     emit({
       type: 'log',
@@ -251,6 +257,10 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     level: 'info',
     message: `reward model on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}`,
   });
+  const decided = data.pairs.filter((x) => x.target === 1).length;
+  const few = fewPairs(decided, evaluation.length);
+  if (few) emit({ type: 'log', level: 'warn', message: few });
+  const watched = watchAccuracy(emit);
 
   const trainer = await Trainer.create({
     stage: 'rm',
@@ -261,16 +271,32 @@ export async function runRm(run: RmRun): Promise<{ modelDir: string; stopped: bo
     ...oneModel(model, run.resumeFrom),
     graph: rewardLossGraph(cfg, s.center_rewards_coefficient, model.adapter),
     outputDir,
-    emit,
+    emit: watched.emit,
   });
   const toBatch = (pairs: TokenPair[]) => pairBatch(pairs, tokenizer.padId);
   const batches = sampledData(train, evaluation, s.per_device_train_batch_size, exp.seed, toBatch);
   const { stopped } = await trainer.train(batches, run.signal);
 
-  const final = stopped ? {} : await normalizedByReference(trainer, model, reference, emit);
+  const weak = stopped ? undefined : atChance(evaluation.length ? watched.accuracy() : undefined);
+  if (weak) emit({ type: 'log', level: 'warn', message: weak });
+  const warnings = stopped ? [] : [few, weak].filter((w): w is string => w !== undefined);
+  const final = stopped ? {} : await normalizedByReference(trainer, model, reference, emit, warnings);
   const modelDir = await trainer.saveFinal(stopped, final);
-  await trainer.close(stopped);
+  await trainer.close(stopped, warnings);
   return { modelDir, stopped };
+}
+
+/** `emit`, noting the latest held-out accuracy on the way. */
+function watchAccuracy(emit: EmitEvent): { emit: EmitEvent; accuracy(): number | undefined } {
+  let latest: number | undefined;
+  return {
+    emit: (e: RunEvent) => {
+      const accuracy = e.type === 'metrics' ? e.values.eval_accuracy : undefined;
+      if (typeof accuracy === 'number') latest = accuracy;
+      emit(e);
+    },
+    accuracy: () => latest,
+  };
 }
 
 /**

@@ -211,17 +211,14 @@ export class Trainer {
     return modelDir;
   }
 
-  /** Announces the end of the run, with the loss's warning if it climbed, and releases the sessions and the state. */
-  async close(stopped: boolean): Promise<void> {
+  /**
+   * Announces the end of the run, with the loss's warning if it climbed and the stage's own
+   * `warnings`, and releases the sessions and the state.
+   */
+  async close(stopped: boolean, warnings: string[] = []): Promise<void> {
     const { stage, outputDir, emit } = this.setup;
-    emit({
-      type: 'done',
-      stage,
-      step: this.at,
-      outputDir,
-      stopped,
-      ...(this.rise.warning && { warning: this.rise.warning }),
-    });
+    const warning = [this.rise.warning, ...warnings].filter((w) => !!w).join('; ');
+    emit({ type: 'done', stage, step: this.at, outputDir, stopped, ...(warning && { warning }) });
     await this.step.release();
     await this.evaluator?.release();
     await this.state.release();

@@ -1,6 +1,6 @@
 /** The Runs view: every run of the workspace with its stage, status and key metric. */
 import * as vscode from 'vscode';
-import { RunStatus } from '../runs/registry';
+import { RunStatus, runTitle } from '../runs/registry';
 import { RunRef, WorkspaceRuns } from './workspaceRuns';
 import { formatMetric, formatMetrics } from '../shared/format';
 import { STAGE_INFO, stageLabel } from '../shared/stages';
@@ -31,22 +31,20 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunRef>, vscode
   }
 
   getTreeItem({ registry, record }: RunRef): vscode.TreeItem {
-    const item = new vscode.TreeItem(record.name, vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(runTitle(record), vscode.TreeItemCollapsibleState.None);
     item.id = registry.dir(record.id);
     const progress = record.total ? `step ${record.step}/${record.total}` : `step ${record.step}`;
     const key = STAGE_INFO[record.stage].keyMetrics.find((k) => record.metrics[k] !== undefined);
-    item.description = [
-      stageLabel(record.stage),
-      record.status,
-      progress,
-      key && `${key} ${formatMetric(record.metrics[key])}`,
-    ]
+    // The key metric first, where a narrow view cannot cut it off.
+    item.description = [key && `${key} ${formatMetric(record.metrics[key])}`, record.status, progress]
       .filter(Boolean)
       .join(' · ');
     item.iconPath = STATUS_ICONS[record.status];
+    // One click shows the run's charts, on its own stage's dashboard.
+    item.command = { command: 'rlhf.showCharts', title: 'Show Training Charts', arguments: [{ registry, record }] };
 
     const tooltip = new vscode.MarkdownString(undefined, true);
-    tooltip.appendMarkdown(`**${record.name}** · ${stageLabel(record.stage)} · ${record.status}\n\n`);
+    tooltip.appendMarkdown(`**${runTitle(record)}** · ${stageLabel(record.stage)} · ${record.status}\n\n`);
     tooltip.appendMarkdown(`started ${new Date(record.created).toLocaleString()} · ${progress}\n\n`);
     tooltip.appendText(`${record.configFile}\n\n`);
     if (Object.keys(record.metrics).length) tooltip.appendCodeblock(formatMetrics(record.metrics), 'text');

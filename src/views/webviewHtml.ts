@@ -1,9 +1,11 @@
 /**
  * The HTML shell of every webview: a strict Content Security Policy with a per-load nonce (no
- * inline code, no eval), scripts and styles only from the extension's dist/ folder.
+ * inline code, no eval), scripts and styles only from the extension's dist/ folder, and the
+ * display language's messages.
  */
 import * as crypto from 'crypto';
 import * as vscode from 'vscode';
+import { l10nScript } from './l10nScript';
 
 /** Webviews may load files from these folders of the extension and nowhere else. */
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
@@ -36,7 +38,7 @@ export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, p
     (file) => `<link rel="stylesheet" href="${asset(file)}" nonce="${nonce}">`,
   );
   return `<!DOCTYPE html>
-<html lang="en">
+<html lang="${escapeHtml(vscode.env.language)}">
 <head>
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
@@ -45,6 +47,7 @@ ${styles.join('\n')}
 <title>${escapeHtml(page.title)}</title>
 </head>
 <body>
+${l10nScript(nonce, vscode.l10n.bundle ?? {})}
 <script nonce="${nonce}" src="${asset(`${page.bundle}.js`)}"></script>
 </body>
 </html>`;

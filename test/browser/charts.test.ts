@@ -258,6 +258,7 @@ test(
       assert.equal(await samples.count(), 4);
       assert.deepEqual(await samples.first().locator('td').allTextContents(), [
         'ppo a',
+        'PPO',
         '20',
         'What does a cat eat? (20)',
         'Fish.',
@@ -409,6 +410,106 @@ test('a long run is drawn decimated, while hover, CSV and zoom read every point'
     await w.close();
   }
 });
+
+test(
+  'charts tell the truth: eval and schedules unsmoothed, the legend shows the last value, whole steps, y labels that fit',
+  { skip: noBrowser },
+  async () => {
+    const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 900, height: 900 });
+    try {
+      const run = '/runs/sft';
+      const loss = [6.9, 6.5, 6.3];
+      const evalLoss = [null, 6.7, 6.26];
+      const lr = [0.00075, 0.0005, 0.00025];
+      await w.send({ type: 'runs', runs: [{ key: run, name: 'sft', stage: 'sft', status: 'finished' }] });
+      await w.send({
+        type: 'points',
+        run,
+        from: 0,
+        steps: column([1, 2, 3]),
+        times: column([1_700_000_000, 1_700_000_001, 1_700_000_002]),
+        values: { loss: column(loss), eval_loss: column(evalLoss), learning_rate: column(lr) },
+      });
+      await chart(w, 'eval_loss').and(w.page.locator('[data-points="2"]')).waitFor();
+      await chart(w, 'learning_rate').and(w.page.locator('[data-points="3"]')).waitFor();
+      const labels = (title: string) => chart(w, title).locator('.u-legend .u-label').allTextContents();
+      const values = (title: string) => chart(w, title).locator('.u-legend .u-value').allTextContents();
+      // The default smoothing (0.6) smooths the training loss only.
+      assert.deepEqual(await labels('loss'), ['step', 'loss', 'loss (raw)']);
+      assert.deepEqual(await labels('eval_loss'), ['step', 'eval_loss']);
+      assert.deepEqual(await labels('learning_rate'), ['step', 'learning_rate']);
+      // Without hovering, the legend reads the last values.
+      assert.deepEqual(await values('eval_loss'), ['3', formatMetric(6.26)]);
+      assert.deepEqual(await values('learning_rate'), ['3', formatMetric(0.00025)]);
+      assert.equal((await values('loss'))[2], formatMetric(6.3));
+
+      for (const title of ['eval_loss', 'learning_rate']) {
+        const ticks = (await chart(w, title).getAttribute('data-x-ticks'))!.split(' ');
+        assert.ok(ticks.length >= 2 && ticks.every((t) => /^\d+$/.test(t)), `${title}: whole steps (${ticks})`);
+      }
+      // The y axis is as wide as its longest label (0.00075 needs more than the old fixed 60 px with a title).
+      const yTicks = (await chart(w, 'learning_rate').getAttribute('data-y-ticks'))!.split(' ');
+      const fits = await chart(w, 'learning_rate').evaluate((card, ticks) => {
+        const over = card.querySelector('.u-over')!.getBoundingClientRect();
+        const wrap = card.querySelector('.u-wrap')!.getBoundingClientRect();
+        const ctx = document.createElement('canvas').getContext('2d')!;
+        ctx.font =
+          '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif';
+        const longest = Math.max(...ticks.map((t) => ctx.measureText(t).width));
+        return { axis: over.left - wrap.left, longest };
+      }, yTicks);
+      assert.ok(
+        yTicks.some((t) => t.length >= 6),
+        `small learning rates (${yTicks})`,
+      );
+      assert.ok(fits.axis >= fits.longest + 30, JSON.stringify(fits));
+      assert.deepEqual(await w.cspViolations(), []);
+    } finally {
+      await w.close();
+    }
+  },
+);
+
+test(
+  'the samples table: the stage, "(empty)" for an empty response, runs on one line, and full width on demand',
+  {
+    skip: noBrowser,
+  },
+  async () => {
+    const w = await openWebview('charts', { styles: ['uPlot.min.css'], width: 1400, height: 900 });
+    try {
+      const run = '/runs/demo';
+      await w.send({ type: 'runs', runs: [{ key: run, name: 'demo PPO', stage: 'ppo', status: 'running' }] });
+      await w.send({
+        type: 'samples',
+        run,
+        groups: [{ step: 5, rows: [{ prompt: 'What does a cat eat?', response: ' ', score: 0.1, kl: 0 }] }],
+      });
+      const row = w.page.locator('[data-testid="sample"]').first();
+      await row.waitFor();
+      const cells = await row.locator('td').allTextContents();
+      assert.deepEqual(cells.slice(0, 5), ['demo PPO', 'PPO', '5', 'What does a cat eat?', '(empty)']);
+      const runCell = await row
+        .locator('td')
+        .first()
+        .evaluate((td) => {
+          const lineHeight = parseFloat(getComputedStyle(td).lineHeight) || 16;
+          return { height: td.getBoundingClientRect().height, lineHeight };
+        });
+      assert.ok(
+        runCell.height < 2 * runCell.lineHeight + 8,
+        `the run's name stays on one line (${JSON.stringify(runCell)})`,
+      );
+      const width = () => w.page.locator('.samples').evaluate((e) => e.getBoundingClientRect().width);
+      assert.ok((await width()) >= 360);
+      await w.page.getByTestId('samples-wide').click();
+      assert.ok((await width()) > 1300, 'full width');
+      assert.deepEqual(await w.cspViolations(), []);
+    } finally {
+      await w.close();
+    }
+  },
+);
 
 test(
   "a transformers trainer_state.json opened from elsewhere renders as an SFT run's dashboard",

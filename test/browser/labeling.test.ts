@@ -4,6 +4,8 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
 import { QueueState, ToHost, ToWebview } from '../../src/protocol/labeling';
 import { closeBrowser, noBrowser, openWebview, WebviewPage } from './page';
 
@@ -43,14 +45,23 @@ function queueState(
   };
 }
 
-/** Waits until the page has posted `count` messages; returns them. */
+/** Waits until the page has posted `count` messages other than layout reports; returns those. */
 async function postedCount(page: WebviewPage, count: number): Promise<ToHost[]> {
-  await page.page.waitForFunction((n) => (window as unknown as { __posted: unknown[] }).__posted.length >= n, count);
+  await page.page.waitForFunction(
+    (n) =>
+      (window as unknown as { __posted: { type: string }[] }).__posted.filter((m) => m.type !== 'layout').length >= n,
+    count,
+  );
   return (await page.posted()) as ToHost[];
 }
 
+/** The page with its posted messages less the layout reports, which come whenever the layout settles. */
 async function open(options: Parameters<typeof openWebview>[1] = {}): Promise<WebviewPage> {
-  const page = await openWebview('labeling', { styles: ['codicon.css'], ...options });
+  const opened = await openWebview('labeling', { styles: ['codicon.css'], ...options });
+  const page = {
+    ...opened,
+    posted: async () => ((await opened.posted()) as ToHost[]).filter((m) => m.type !== 'layout'),
+  };
   assert.deepEqual(await postedCount(page, 1), [{ type: 'ready' }]);
   return page;
 }
@@ -312,6 +323,147 @@ test(
     await page.page.waitForFunction(() => document.querySelector('[data-testid="restricted"]')?.hasAttribute('hidden'));
     await page.page.keyboard.press('1');
     assert.deepEqual((await postedCount(page, 3))[2], { type: 'label', id: 0, pairId: 'p1', choice: 'left' });
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
+
+const CHOICE_NAMES = ['left', 'right', 'tie', 'both_bad', 'skip'];
+
+/** Where each part is, and whether the view scrolls either way. */
+async function measure(page: WebviewPage) {
+  await page.page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
+  return page.page.evaluate((names) => {
+    const box = (selector: string) => {
+      const r = document.querySelector(selector)!.getBoundingClientRect();
+      return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height };
+    };
+    const ids = ['prompt', 'response-left', 'response-right', 'rationale', 'undo', 'save-status'];
+    const choices = names.map((c) => `choice-${c}`);
+    const root = document.documentElement;
+    return {
+      view: { width: innerWidth, height: innerHeight },
+      scroll: { width: root.scrollWidth, height: root.scrollHeight },
+      boxes: Object.fromEntries([...ids, ...choices].map((id) => [id, box(`[data-testid="${id}"]`)])),
+      keys: choices.map((id) => box(`[data-testid="${id}"] kbd`)),
+      scrolls: Object.fromEntries(
+        ['prompt', 'response-left', 'response-right'].map((id) => {
+          const e = document.querySelector(`[data-testid="${id}"]`)!;
+          return [id, e.scrollHeight > e.clientHeight];
+        }),
+      ),
+    };
+  }, CHOICE_NAMES);
+}
+
+test(
+  "labeling webview: at the sidebar's default 300×382 px the prompt, both answers and every choice with its key are in sight without scrolling the view",
+  { skip: noBrowser },
+  async () => {
+    const words = (n: number, what: string) => Array.from({ length: n }, (_, i) => `${what} word ${i}`).join(' ');
+    const cases = [
+      { name: 'short texts', prompt: 'What do cats eat?', left: 'Fish.', right: 'Mice and fish.', problems: [] },
+      {
+        name: 'long texts and a config problem',
+        prompt: words(80, 'prompt'),
+        left: words(300, 'left'),
+        right: words(300, 'right'),
+        problems: ['/work/pets.rlhf.json: sft.learning_rat: Unrecognized key: "learning_rat"'],
+      },
+    ];
+    for (const c of cases) {
+      const page = await open({ width: 300, height: 382, workbenchFont: true });
+      const { prompt, left, right, problems } = c;
+      await page.send(queueState(5, 600, { pairId: 'p5', prompt, left, right }, { problems }));
+      await showsText(page, 'response-left', left);
+      const m = await measure(page);
+      assert.deepEqual(m.scroll, m.view, `${c.name}: the view does not scroll either way`);
+      const order = ['prompt', 'response-left', 'response-right', 'rationale', 'choice-left', 'choice-both_bad'];
+      for (const [id, b] of Object.entries(m.boxes)) {
+        assert.ok(b.top >= 0 && b.bottom <= m.view.height, `${c.name}: ${id} is in sight (${b.top}–${b.bottom})`);
+        assert.ok(b.left >= 0 && b.right <= m.view.width, `${c.name}: ${id} is not cut off at the side`);
+      }
+      for (let i = 1; i < order.length; i++) {
+        const [above, below] = [m.boxes[order[i - 1]], m.boxes[order[i]]];
+        assert.ok(above.bottom <= below.top, `${c.name}: ${order[i - 1]} ends above ${order[i]}`);
+      }
+      for (const [i, key] of m.keys.entries()) {
+        const button = m.boxes[`choice-${CHOICE_NAMES[i]}`];
+        assert.ok(
+          key.height > 0 && key.left >= button.left && key.right <= button.right,
+          `key ${i} shows on its button`,
+        );
+      }
+      const long = c.problems.length > 0;
+      // Short texts show whole; long ones scroll inside their boxes, which keep at least two lines.
+      assert.deepEqual(m.scrolls, { prompt: long, 'response-left': long, 'response-right': long }, c.name);
+      for (const id of ['prompt', 'response-left', 'response-right'])
+        assert.ok(!long || m.boxes[id].height >= 30, `${c.name}: ${id} shows two lines (${m.boxes[id].height} px)`);
+      if (long) {
+        await showsText(page, 'problems-summary', /sft\.learning_rat/);
+        assert.equal(await page.page.getByTestId('problems-summary').isVisible(), true);
+      }
+      const layouts = (
+        (await page.page.evaluate(() => (window as unknown as { __posted: ToHost[] }).__posted)) as ToHost[]
+      )
+        .filter((p) => p.type === 'layout')
+        .at(-1);
+      assert.deepEqual(layouts, { type: 'layout', width: 300, height: 382, fits: true });
+      assert.deepEqual(await page.cspViolations(), []);
+      await page.close();
+    }
+  },
+);
+
+test('labeling webview: the prompt says which of its pairs is shown', { skip: noBrowser }, async () => {
+  const page = await open({ width: 300, height: 382, workbenchFont: true });
+  await page.send(queueState(2, 600, { pairId: 'p2', position: { index: 3, count: 6 } }));
+  await showsText(page, 'prompt-label', 'Prompt · pair 3 of 6');
+  await page.send(queueState(3, 600, { pairId: 'p3', position: { index: 1, count: 1 } }));
+  await showsText(page, 'prompt-label', 'Prompt');
+  await page.close();
+});
+
+test(
+  'labeling webview: a view too short for the pair says so to the host, and the guidelines open on demand',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 300, height: 220, workbenchFont: true });
+    await page.send(queueState(0, 4, { pairId: 'p0' }, { guidelines: '# Be kind' }));
+    await page.page.waitForFunction(() =>
+      (window as unknown as { __posted: ToHost[] }).__posted.some((m) => m.type === 'layout' && !m.fits),
+    );
+    await page.page.setViewportSize({ width: 900, height: 600 });
+    await page.page.waitForFunction(() =>
+      (window as unknown as { __posted: ToHost[] }).__posted.some(
+        (m) => m.type === 'layout' && m.fits && m.width === 900,
+      ),
+    );
+    assert.equal(await page.page.getByTestId('guidelines').isVisible(), false);
+    await page.page.getByTestId('guidelines-toggle').click();
+    assert.equal(await page.page.getByTestId('guidelines').locator('h1').innerText(), 'Be kind');
+    assert.equal(await page.page.getByTestId('guidelines-toggle').getAttribute('aria-expanded'), 'true');
+    await page.close();
+  },
+);
+
+test(
+  'labeling webview: in Chinese, the choices keep their keys and still fit the sidebar',
+  { skip: noBrowser },
+  async () => {
+    const l10n = JSON.parse(
+      fs.readFileSync(path.join(__dirname, '..', '..', 'l10n', 'bundle.l10n.zh-cn.json'), 'utf8'),
+    ) as Record<string, string>;
+    const page = await open({ width: 300, height: 382, workbenchFont: true, l10n });
+    await page.send(queueState(5, 600, { pairId: 'p5', position: { index: 2, count: 6 } }));
+    await showsText(page, 'progress', '已标注 5 / 600');
+    await showsText(page, 'prompt-label', '提示 · 第 2 对，共 6 对');
+    assert.equal((await page.page.getByTestId('choice-left').innerText()).replace(/\s+/g, ' '), 'A 更好 1');
+    assert.equal(await page.page.getByRole('button', { name: '都不好' }).count(), 1);
+    const m = await measure(page);
+    assert.deepEqual(m.scroll, m.view, 'fits without scrolling');
+    await page.page.keyboard.press('2');
+    assert.deepEqual((await postedCount(page, 2))[1], { type: 'label', id: 0, pairId: 'p5', choice: 'right' });
     assert.deepEqual(await page.cspViolations(), []);
     await page.close();
   },

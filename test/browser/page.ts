@@ -9,6 +9,7 @@ import * as esbuild from 'esbuild';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Browser, chromium, Page } from 'playwright-core';
+import { l10nScript } from '../../src/views/l10nScript';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ORIGIN = 'https://webview.test';
@@ -90,7 +91,15 @@ export interface PageOptions {
   /** Viewport width in pixels (the sidebar is narrow, a panel wide). */
   width?: number;
   height?: number;
+  /** The font VS Code's default theme sets on a webview (13 px), for tests that measure layout. */
+  workbenchFont?: boolean;
+  /** The display language's messages, as vscode.l10n.bundle holds them (none: English). */
+  l10n?: Record<string, string>;
 }
+
+/** The variables VS Code sets on a webview's root for its default font. */
+const WORKBENCH_FONT =
+  ':root { --vscode-font-family: system-ui, sans-serif; --vscode-font-size: 13px; --vscode-editor-font-size: 14px; }';
 
 let browser: Promise<Browser> | undefined;
 
@@ -163,8 +172,9 @@ function html(name: string, options: PageOptions): string {
   const styles = [...(options.styles ?? []), `${name}.css`]
     .map((f) => `<link rel="stylesheet" href="${ORIGIN}/${f}" nonce="${NONCE}">`)
     .join('\n');
+  const font = options.workbenchFont ? `<style nonce="${NONCE}">${WORKBENCH_FONT}</style>` : '';
   return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
-${styles}<title>${name}</title></head>
-<body><script nonce="${NONCE}" src="${ORIGIN}/${name}.js"></script></body></html>`;
+${font}${styles}<title>${name}</title></head>
+<body>${options.l10n ? l10nScript(NONCE, options.l10n) : ''}<script nonce="${NONCE}" src="${ORIGIN}/${name}.js"></script></body></html>`;
 }

@@ -57,6 +57,18 @@ test(
 
         const view = await wb.webview('Labeling');
         await progress(view, 0, pairs.length);
+        // At the default layout the pair and every choice are in sight, and the view does not scroll.
+        const sight = await view.evaluate(() => {
+          const root = document.documentElement;
+          const ids = ['prompt', 'response-left', 'response-right', 'choice-left', 'choice-both_bad', 'choice-skip'];
+          const outside = ids.filter((id) => {
+            const r = document.querySelector(`[data-testid="${id}"]`)!.getBoundingClientRect();
+            return r.height === 0 || r.top < 0 || r.bottom > innerHeight || r.right > innerWidth;
+          });
+          const scrolls = root.scrollHeight > innerHeight + 1 || root.scrollWidth > innerWidth + 1;
+          return { outside, scrolls, size: `${innerWidth}×${innerHeight}` };
+        });
+        assert.deepEqual([sight.outside, sight.scrolls], [[], false], `in a ${sight.size} view`);
         const labels = new Map<string, { key: string; shown: Shown }>();
         const order: string[] = [];
         for (const key of KEYS) {

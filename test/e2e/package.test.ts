@@ -40,6 +40,8 @@ describe('the packaged VSIX', () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { main: string };
     const required = [
       'package.json',
+      'package.nls.json',
+      'package.nls.zh-cn.json',
       manifest.main.replace(/^\.\//, ''),
       'dist/train-process.js',
       'dist/webview/labeling.js',

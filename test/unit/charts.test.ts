@@ -229,7 +229,8 @@ test('a page that went away gets nothing until it is ready again, then every buf
   await stream.receive({ type: 'ready' });
   assert.deepEqual(posted[0], {
     type: 'runs',
-    runs: [a.dir, b.dir].map((key, i) => ({ key, name: `reopen-${'ab'[i]}`, stage: 'ppo', status: 'running' })),
+    // Runs go by their titles: experiment, stage and number (these records predate numbers).
+    runs: [a.dir, b.dir].map((key, i) => ({ key, name: `reopen-${'ab'[i]} PPO`, stage: 'ppo', status: 'running' })),
   });
   assert.deepEqual(replay(posted, a.dir), fromFile(a.dir));
 
@@ -238,8 +239,8 @@ test('a page that went away gets nothing until it is ready again, then every buf
   assert.deepEqual(posted.at(-1), {
     type: 'runs',
     runs: [
-      { key: a.dir, name: 'reopen-a', stage: 'ppo', status: 'finished' },
-      { key: b.dir, name: 'reopen-b', stage: 'ppo', status: 'running' },
+      { key: a.dir, name: 'reopen-a PPO', stage: 'ppo', status: 'finished' },
+      { key: b.dir, name: 'reopen-b PPO', stage: 'ppo', status: 'running' },
     ],
   });
   stream.dispose();

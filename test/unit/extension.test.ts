@@ -172,6 +172,30 @@ test('commands: an experiment outside the workspace folders, or naming files out
   assert.equal(fs.existsSync(path.join(dir, 'out.jsonl')), false);
 });
 
+test('a training command on an experiment the schema refuses starts nothing and names the field', async () => {
+  const dir = path.join(workspace, 'typo');
+  fs.mkdirSync(dir);
+  const experiment = path.join(dir, 'typo.rlhf.json');
+  const texts = [
+    [
+      JSON.stringify({ name: 'typo', sft: { data: 'sft.jsonl', learning_rat: 1 } }),
+      /sft: Unrecognized key: "learning_rat"/,
+    ],
+    ['{ "name": "typo", ', /typo\.rlhf\.json: not valid JSON/],
+  ] as const;
+  for (const [text, problem] of texts) {
+    fs.writeFileSync(experiment, text);
+    ui.reset();
+    await vscode.commands.executeCommand('rlhf.trainSft', vscode.Uri.file(experiment));
+    assert.equal(ui.shown.length, 1);
+    assert.equal(ui.shown[0].kind, 'error');
+    assert.match(ui.shown[0].message, /^Not started: /);
+    assert.match(ui.shown[0].message, problem);
+  }
+  assert.deepEqual(fs.readdirSync(dir), ['typo.rlhf.json'], 'no run folder');
+  assert.equal(fs.existsSync(path.join(workspace, '.rlhf')), false, 'no run in the registry');
+});
+
 test('New Experiment copies the demo into the workspace as <name>/<name>.rlhf.json', async () => {
   ui.reset();
   ui.answers.push('From the demo', 'animals', undefined);
@@ -228,8 +252,8 @@ test('Train SFT starts a training process from the experiment file, and the Runs
   const tree = new RunsTreeProvider(runs);
   const [ref] = tree.getChildren();
   const item = tree.getTreeItem(ref) as unknown as { label: string; description: string; contextValue: string };
-  assert.equal(item.label, 'tiny');
-  assert.match(item.description, /^SFT · finished · step 2\/2 · loss \d/);
+  assert.equal(item.label, 'tiny SFT #1');
+  assert.match(item.description, /^loss \d.* · finished · step 2\/2$/);
   assert.match(item.contextValue, /^rlhfRun\.finished.*\.hasModel/);
   tree.dispose();
   runs.dispose();

@@ -150,7 +150,14 @@ function logChannel(name: string) {
   };
 }
 
+/** vscode.l10n.t in English: the message with {0}, {1}… filled in. */
+function translate(message: string, ...args: unknown[]): string {
+  return message.replace(/\{(\d+)\}/g, (hole, i: string) => (i in args ? String(args[Number(i)]) : hole));
+}
+
 export const vscode = {
+  l10n: { bundle: undefined, t: translate },
+  env: { language: 'en' },
   EventEmitter,
   Disposable,
   Uri,
@@ -245,6 +252,7 @@ export const vscode = {
     findFiles: async () => [] as Uri[],
     asRelativePath: (p: string) => p,
     openTextDocument: async (doc: { content: string }) => ({ uri: Uri.file('/untitled'), getText: () => doc.content }),
+    registerTextDocumentContentProvider: () => new Disposable(),
   },
   commands: {
     registerCommand(id: string, handler: (...args: unknown[]) => unknown) {

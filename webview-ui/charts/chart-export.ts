@@ -1,6 +1,6 @@
 /** A chart's exports: every value as CSV, and the chart as drawn, with its title and legend, as a PNG. */
 import uPlot from 'uplot';
-import { SmoothedLine } from './smoothing';
+import { SmoothedLine, smoothingOf } from './smoothing';
 import { RunData } from './store';
 import { currentTheme } from './theme';
 
@@ -12,7 +12,10 @@ export interface LineStyle {
   raw: boolean;
 }
 
-/** Every value of `metrics`, one row per run, metric and step: run,metric,step,time,value,smoothed. */
+/**
+ * Every value of `metrics`, one row per run, metric and step: run,metric,step,time,value,smoothed
+ * (the value itself for a metric that is not smoothed).
+ */
 export function chartCsv(metrics: string[], runs: RunData[], smoothing: number): string {
   const rows = ['run,metric,step,time,value,smoothed'];
   for (const run of runs) {
@@ -20,7 +23,7 @@ export function chartCsv(metrics: string[], runs: RunData[], smoothing: number):
       const raw = run.metrics.get(metric)?.values;
       if (!raw) continue;
       const line = new SmoothedLine(run, metric);
-      line.update(smoothing, 'step', run.steps.values);
+      line.update(smoothingOf(metric, smoothing), 'step', run.steps.values);
       for (let i = 0; i < run.length; i++) {
         if (Number.isNaN(raw[i]) || !Number.isFinite(run.steps.values[i])) continue;
         rows.push(

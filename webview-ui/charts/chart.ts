@@ -9,10 +9,11 @@ import { XAxis } from '../../src/protocol/charts';
 import { formatMetric } from '../../src/shared/format';
 import { ChartSpec } from '../../src/shared/stages';
 import { Decimator, XRange, nearestPoint, pickPoints } from './decimate';
-import { SmoothedLine } from './smoothing';
+import { SmoothedLine, smoothingOf } from './smoothing';
 import { RunData } from './store';
 import { Theme, currentTheme, faded } from './theme';
 import { LineStyle, chartCsv, chartPng } from './chart-export';
+import { t } from '../shared/l10n';
 
 export interface ChartSettings {
   smoothing: number;
@@ -38,6 +39,8 @@ interface Line {
   x: ArrayLike<number>;
   /** Which of the theme's line colours: by run, then by the metric's place in the chart. */
   colour: number;
+  /** Drawn smoothed, its raw values faded behind (only noisy training metrics are). */
+  smooth: boolean;
 }
 
 /** Where the legend reads a series' value under the cursor: the run's full columns and the points drawn of them. */
@@ -45,6 +48,8 @@ interface LegendSource {
   x: ArrayLike<number>;
   values: ArrayLike<number>;
   picked: number[];
+  /** The run's points (the columns may be longer). */
+  length: number;
 }
 
 export class Chart {
@@ -84,14 +89,14 @@ export class Chart {
     const header = document.createElement('header');
     const title = document.createElement('h3');
     title.textContent = spec.title;
-    this.logButton = button('Log', 'Log scale (y axis)', () => actions.toggleLogScale(this));
+    this.logButton = button(t('Log'), t('Log scale (y axis)'), () => actions.toggleLogScale(this));
     this.logButton.setAttribute('aria-pressed', 'false');
     header.append(
       title,
       this.logButton,
-      button('CSV', 'Export as CSV', () => actions.exportCsv(this)),
-      button('PNG', 'Export as PNG', () => actions.exportPng(this)),
-      button('×', 'Remove chart', () => actions.remove(this)),
+      button('CSV', t('Export as CSV'), () => actions.exportCsv(this)),
+      button('PNG', t('Export as PNG'), () => actions.exportPng(this)),
+      button('×', t('Remove chart'), () => actions.remove(this)),
     );
     this.plotHost = document.createElement('div');
     this.plotHost.className = 'plot';
@@ -153,7 +158,7 @@ export class Chart {
 
   /** The chart as a PNG data URL (chart-export.ts). */
   png(): string | undefined {
-    return this.plot && chartPng(this.plot, this.spec.title, this.lineStyles(this.settings, currentTheme()));
+    return this.plot && chartPng(this.plot, this.spec.title, this.lineStyles(currentTheme()));
   }
 
   destroy(): void {
@@ -173,9 +178,10 @@ export class Chart {
         const id = JSON.stringify([run.run.key, metric]);
         const kept = this.smoothed.get(id);
         const line = kept?.run === run ? kept : new SmoothedLine(run, metric);
-        line.update(settings.smoothing, settings.xAxis, x);
+        const weight = smoothingOf(metric, settings.smoothing);
+        line.update(weight, settings.xAxis, x);
         smoothed.set(id, line);
-        lines.push({ smoothed: line, x, colour: r * this.spec.metrics.length + m });
+        lines.push({ smoothed: line, x, colour: r * this.spec.metrics.length + m, smooth: weight > 0 });
       });
     });
     this.smoothed = smoothed;
@@ -188,8 +194,7 @@ export class Chart {
 
   private plotLines(settings: ChartSettings): void {
     const shape = JSON.stringify([
-      this.lines.map((l) => [l.smoothed.run.run.name, l.smoothed.metric]),
-      settings.smoothing > 0,
+      this.lines.map((l) => [l.smoothed.run.run.name, l.smoothed.metric, l.smooth]),
       settings.xAxis,
       settings.logScale,
     ]);
@@ -219,7 +224,7 @@ export class Chart {
       const { run } = lines[0].smoothed;
       // Points are picked by the raw values; the smoothed line is drawn through the same ones.
       const raws = lines.map((l) => run.metrics.get(l.smoothed.metric)!.values);
-      const series = lines.flatMap((l, n) => (settings.smoothing > 0 ? [l.smoothed.values, raws[n]] : [raws[n]]));
+      const series = lines.flatMap((l, n) => (l.smooth ? [l.smoothed.values, raws[n]] : [raws[n]]));
       const x = lines[0].x;
       const key = JSON.stringify([settings.xAxis, settings.logScale, columns, lines.map((l) => l.smoothed.metric)]);
       const kept = this.decimators.get(run);
@@ -228,8 +233,9 @@ export class Chart {
       const picked = this.zoom
         ? pickPoints(x, run.length, raws, floor, columns, this.zoom)
         : decimator.update(run, x, raws);
-      if (!this.legend.length) this.legend.push({ x, values: x, picked });
-      this.legend.push(...series.map((values) => ({ x, values, picked })));
+      const { length } = run;
+      if (!this.legend.length) this.legend.push({ x, values: x, picked, length });
+      this.legend.push(...series.map((values) => ({ x, values, picked, length })));
       drawn.push({
         x: picked.map((i) => x[i]),
         columns: series.map((values) => valuesAt(values, picked, settings.logScale)),
@@ -239,16 +245,20 @@ export class Chart {
     return align(drawn);
   }
 
-  /** The value under the cursor from the full columns (the nearest point of the series' run). */
+  /**
+   * The value under the cursor from the full columns (the nearest point of the series' run); away
+   * from the plot, the run's last value, so the legend always reads something.
+   */
   private legendValue(u: uPlot, value: number | null, s: number, logScale: boolean): string {
     const source = this.legend[s];
     const left = u.cursor.left;
-    if (source && left !== undefined && left >= 0) {
-      const i = nearestPoint(source.x, source.picked, u.posToVal(left, 'x'));
-      value =
-        i < 0 || Number.isNaN(source.values[i]) || (s > 0 && logScale && source.values[i] <= 0)
-          ? null
-          : source.values[i];
+    const shown = (i: number) =>
+      i >= 0 && !Number.isNaN(source.values[i]) && !(s > 0 && logScale && source.values[i] <= 0);
+    if (source) {
+      const hovered = left !== undefined && left >= 0;
+      let i = hovered ? nearestPoint(source.x, source.picked, u.posToVal(left, 'x')) : source.length - 1;
+      if (!hovered) while (i >= 0 && !shown(i)) i--;
+      value = shown(i) ? source.values[i] : null;
     }
     return value === null ? (s === 0 ? '' : '–') : formatMetric(value);
   }
@@ -273,7 +283,7 @@ export class Chart {
     const value = (u: uPlot, v: number | null, s: number) => this.legendValue(u, v, s, settings.logScale);
     const series: uPlot.Series[] = [
       { label: settings.xAxis === 'time' ? 'seconds' : settings.xAxis, value },
-      ...this.lineStyles(settings, theme).map(({ label, colour, width }) => ({
+      ...this.lineStyles(theme).map(({ label, colour, width }) => ({
         label,
         stroke: colour,
         width,
@@ -281,11 +291,17 @@ export class Chart {
         value,
       })),
     ];
+    const xLabel = settings.xAxis === 'time' ? 'seconds' : settings.xAxis;
+    const ticks = (which: 'xTicks' | 'yTicks') => (_u: uPlot, splits: number[]) => this.showTicks(which, splits);
     return {
       width: this.width(),
       height: HEIGHT,
       scales: { x: { time: false }, y: { distr: settings.logScale ? 3 : 1 } },
-      axes: [{ ...axis }, { ...axis, size: 60, values: (_u, splits) => splits.map(formatTick) }],
+      axes: [
+        // Steps and episodes are whole numbers: ticks at 1, 2, 5, 10…, never 1.2.
+        { ...axis, label: xLabel, values: ticks('xTicks'), ...(settings.xAxis !== 'time' && { incrs: WHOLE_STEPS }) },
+        { ...axis, label: this.spec.title, size: fitTickLabels, values: ticks('yTicks') },
+      ],
       series,
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
@@ -293,13 +309,21 @@ export class Chart {
     };
   }
 
+  /** An axis's tick labels, also kept on the element for tests and the e2e suite (written when they change). */
+  private showTicks(which: 'xTicks' | 'yTicks', splits: number[]): string[] {
+    const labels = splits.map(formatTick);
+    const text = labels.join(' ');
+    if (this.element.dataset[which] !== text) this.element.dataset[which] = text;
+    return labels;
+  }
+
   /** How each series is drawn and named, in uPlot's order: with smoothing, each line's raw values after it, faded. */
-  private lineStyles(settings: ChartSettings, theme: Theme): LineStyle[] {
+  private lineStyles(theme: Theme): LineStyle[] {
     const runs = new Set(this.lines.map((l) => l.smoothed.run)).size;
     return this.lines.flatMap((line) => {
       const label = runs > 1 ? `${line.smoothed.run.run.name} · ${line.smoothed.metric}` : line.smoothed.metric;
       const colour = theme.line(line.colour);
-      if (settings.smoothing === 0) return [{ label, colour, width: 1.5, raw: false }];
+      if (!line.smooth) return [{ label, colour, width: 1.5, raw: false }];
       return [
         { label, colour, width: 2, raw: false },
         { label: `${label} (raw)`, colour: faded(colour), width: 1, raw: true },
@@ -322,6 +346,19 @@ function xColumn(run: RunData, axis: XAxis): ArrayLike<number> {
   if (axis === 'step') return run.steps.values;
   const times = run.times.values;
   return Float64Array.from({ length: run.length }, (_, i) => times[i] - times[0]);
+}
+
+/** Tick spacings of whole numbers: 1, 2, 5, 10, 20, 50… */
+const WHOLE_STEPS = Array.from({ length: 30 }, (_, i) => [1, 2, 5][i % 3] * 10 ** Math.floor(i / 3));
+
+/** An axis as wide as its longest tick label, so no label is cut off (uPlot calls it as the ticks settle). */
+function fitTickLabels(u: uPlot, values: string[] | null, axisIndex: number, cycle: number): number {
+  const axis = u.axes[axisIndex] as uPlot.Axis & { _size?: number; font: [string] };
+  if (cycle > 1 && axis._size) return axis._size;
+  const longest = (values ?? []).reduce((a, v) => (v.length > a.length ? v : a), '');
+  u.ctx.font = axis.font[0];
+  const text = u.ctx.measureText(longest).width / devicePixelRatio;
+  return Math.ceil((axis.ticks?.size ?? 10) + (axis.gap ?? 5) + text + 4);
 }
 
 /** An axis tick: ticks are round numbers, so the shortest form that is exact (1.5, 0.001, 2e-7) reads best. */

@@ -19,6 +19,7 @@ import { SamplesTable } from './samplesTable';
 import { RunStore } from './store';
 import { currentTheme } from './theme';
 import { Toolbar } from './toolbar';
+import { t } from '../shared/l10n';
 
 const api = vscodeApi<ChartsState>();
 let state: ChartsState = parseChartsState(api.getState()) ?? DEFAULT_STATE;
@@ -131,8 +132,8 @@ function render(): void {
   const message = runs.length
     ? specs.length
       ? ''
-      : 'Nothing to chart yet.'
-    : 'No runs shown. Use Compare runs… to pick some.';
+      : t('Nothing to chart yet.')
+    : t('No runs shown. Use Compare runs… to pick some.');
   if (empty.textContent !== message) empty.textContent = message;
   empty.hidden = !message;
 }

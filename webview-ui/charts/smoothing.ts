@@ -6,6 +6,23 @@
 import { XAxis } from '../../src/protocol/charts';
 import { RunData } from './store';
 
+/** Schedules and counters: exact values with no noise to smooth away. */
+const UNSMOOTHED = new Set(['learning_rate', 'lr', 'epoch', 'episode', 'objective/kl_coef']);
+
+/**
+ * Whether a metric is smoothed: only the noisy per-step training metrics are. Evaluations
+ * (`eval_*`, one value per evaluation) and schedules are drawn as they are, so what a chart shows
+ * is the value the run had.
+ */
+export function isSmoothed(metric: string): boolean {
+  return !metric.startsWith('eval_') && !UNSMOOTHED.has(metric);
+}
+
+/** The smoothing weight for a metric: the chosen one where it applies, else none. */
+export function smoothingOf(metric: string, smoothing: number): number {
+  return isSmoothed(metric) ? smoothing : 0;
+}
+
 /** The average after some points, and how many of them had a value (and a positive one, for log scale). */
 interface EmaState {
   average: number;

@@ -2,6 +2,7 @@
 import { ChartsState, XAxis } from '../../src/protocol/charts';
 import { stageLabel } from '../../src/shared/stages';
 import { RunData } from './store';
+import { t } from '../shared/l10n';
 
 export interface ToolbarActions {
   pickRuns(): void;
@@ -28,7 +29,7 @@ export class Toolbar {
     this.runList.dataset.testid = 'runs';
 
     const compare = document.createElement('button');
-    compare.textContent = 'Compare runs…';
+    compare.textContent = t('Compare runs…');
     compare.dataset.testid = 'pick-runs';
     compare.addEventListener('click', () => actions.pickRuns());
 
@@ -43,8 +44,8 @@ export class Toolbar {
 
     const xAxis = document.createElement('select');
     xAxis.dataset.testid = 'x-axis';
-    for (const axis of ['step', 'episode', 'time'] as const)
-      xAxis.add(new Option(axis === 'time' ? 'time (s)' : axis, axis, false, axis === state.xAxis));
+    const axes: Record<XAxis, string> = { step: t('step'), episode: t('episode'), time: t('time (s)') };
+    for (const [axis, name] of Object.entries(axes)) xAxis.add(new Option(name, axis, false, axis === state.xAxis));
     xAxis.addEventListener('change', () => actions.change({ xAxis: xAxis.value as XAxis }));
 
     this.addChart = document.createElement('select');
@@ -56,8 +57,8 @@ export class Toolbar {
     this.element.append(
       this.runList,
       compare,
-      labelled('Smoothing', smoothing, this.smoothingValue),
-      labelled('X axis', xAxis),
+      labelled(t('Smoothing'), smoothing, this.smoothingValue),
+      labelled(t('X axis'), xAxis),
       this.addChart,
     );
   }
@@ -80,13 +81,13 @@ export class Toolbar {
         name.title = data.run.key;
         const remove = document.createElement('button');
         remove.textContent = '×';
-        remove.title = 'Stop showing this run';
+        remove.title = t('Stop showing this run');
         remove.addEventListener('click', () => this.actions.removeRun(data.run.key));
         item.append(swatch, name, remove);
         return item;
       }),
     );
-    this.addChart.replaceChildren(new Option('Add chart…', ''), ...unchartedMetrics.map((m) => new Option(m, m)));
+    this.addChart.replaceChildren(new Option(t('Add chart…'), ''), ...unchartedMetrics.map((m) => new Option(m, m)));
     this.addChart.disabled = unchartedMetrics.length === 0;
   }
 }

@@ -6,6 +6,7 @@ import '../shared/zod-jitless';
 import { Choice, parseToWebview, ToHost, ViewState } from '../../src/protocol/labeling';
 import { vscodeApi } from '../shared/vscode';
 import { CHOICES, LabelingView } from './view';
+import { t } from '../shared/l10n';
 
 /** Kept by VS Code across reloads of the page: the rationale being written. */
 interface PageState {
@@ -71,6 +72,19 @@ function undo(): void {
   post({ type: 'undo', id });
 }
 
+let lastLayout = '';
+
+/** Tells the host the view's size and whether its content fits without scrolling, when either changed. */
+function reportLayout(): void {
+  const root = document.documentElement;
+  const fits = root.scrollHeight <= window.innerHeight + 1 && root.scrollWidth <= window.innerWidth + 1;
+  const layout = { width: window.innerWidth, height: window.innerHeight, fits };
+  const key = JSON.stringify(layout);
+  if (key === lastLayout) return;
+  lastLayout = key;
+  post({ type: 'layout', ...layout });
+}
+
 window.addEventListener('message', (event: MessageEvent) => {
   const parsed = parseToWebview(event.data);
   if (!parsed.ok) {
@@ -81,18 +95,19 @@ window.addEventListener('message', (event: MessageEvent) => {
   if (message.type === 'state') {
     state = message.state;
     view.render(state, pageState.draft);
+    requestAnimationFrame(reportLayout);
     return;
   }
   const request = pending.get(message.id);
   if (!request) return;
   pending.delete(message.id);
   if (!message.ok) {
-    view.setSaveStatus({ kind: 'failed', error: message.error ?? 'Not saved.' });
+    view.setSaveStatus({ kind: 'failed', error: message.error ?? t('Not saved.') });
     return;
   }
   if (request.kind === 'label') savePageState({});
   const choice = request.kind === 'label' ? CHOICES.find((c) => c.choice === request.choice)!.text : undefined;
-  view.setSaveStatus({ kind: 'saved', text: choice ? `Saved: ${choice}` : 'Undone' });
+  view.setSaveStatus({ kind: 'saved', text: choice ? t('Saved: {0}', choice) : t('Undone') });
 });
 
 /** Keys act on the pair unless the person is typing (rationale) or choosing (queue picker). */
@@ -124,3 +139,4 @@ document.addEventListener('keydown', (event) => {
 });
 
 post({ type: 'ready' });
+window.addEventListener('resize', reportLayout);

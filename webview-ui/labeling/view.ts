@@ -3,20 +3,20 @@
  * it while pairs come and go. Every control has an accessible name and a data-testid.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import type { Choice, QueueState, ShownPair, ViewCommand, ViewState } from '../../src/protocol/labeling';
 import { renderMarkdown } from './markdown';
+import { t, tNodes } from '../shared/l10n';
 
 /** The choices in button order, with their keys. */
 export const CHOICES: readonly { choice: Choice; text: string; key: string }[] = [
-  { choice: 'left', text: 'A better', key: '1' },
-  { choice: 'right', text: 'B better', key: '2' },
-  { choice: 'tie', text: 'Tie', key: '3' },
-  { choice: 'both_bad', text: 'Both bad', key: '4' },
-  { choice: 'skip', text: 'Skip', key: 's' },
+  { choice: 'left', text: t('A better'), key: '1' },
+  { choice: 'right', text: t('B better'), key: '2' },
+  { choice: 'tie', text: t('Tie'), key: '3' },
+  { choice: 'both_bad', text: t('Both bad'), key: '4' },
+  { choice: 'skip', text: t('Skip'), key: 's' },
 ];
 
 export interface ViewEvents {
@@ -56,16 +56,29 @@ function icon(name: string): HTMLElement {
 
 export class LabelingView {
   private readonly picker = h('vscode-single-select', {
-    'aria-label': 'Queue',
+    'aria-label': t('Queue'),
     'data-testid': 'queue-picker',
   }) as HTMLElement & { value: string };
   private readonly progressText = h('span', { 'data-testid': 'progress' });
-  private readonly progressBar = h('progress', { 'aria-label': 'Labeling progress' }) as HTMLProgressElement;
+  private readonly progressBar = h('progress', { 'aria-label': t('Labeling progress') }) as HTMLProgressElement;
+  private readonly guidelinesToggle = h(
+    'vscode-button',
+    {
+      secondary: true,
+      title: t('Labeling guidelines'),
+      'aria-label': t('Labeling guidelines'),
+      'aria-controls': 'guidelines',
+      'aria-expanded': 'false',
+      'data-testid': 'guidelines-toggle',
+    },
+    icon('book'),
+  );
   private readonly header = h(
     'header',
     { class: 'toolbar' },
     this.picker,
     h('div', { class: 'progress' }, this.progressText, this.progressBar),
+    this.guidelinesToggle,
   );
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
   private readonly restrictedBanner = h(
@@ -75,41 +88,45 @@ export class LabelingView {
       'p',
       {},
       icon('shield'),
-      ' Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.',
+      ` ${t('Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.')}`,
     ),
-    this.commandButton({ command: 'workbench.trust.manage', text: 'Manage Workspace Trust' }, 'manage-trust'),
+    this.commandButton({ command: 'workbench.trust.manage', text: t('Manage Workspace Trust') }, 'manage-trust'),
   );
   private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
+  /** Opened from the footer's book button, so closed guidelines take no room from the pair. */
   private readonly guidelines = h(
-    'vscode-collapsible',
-    { heading: 'Guidelines', class: 'guidelines' },
+    'section',
+    { class: 'guidelines', 'aria-label': t('Guidelines'), id: 'guidelines' },
     this.guidelinesBody,
   );
+  private readonly promptLabel = h('h2', { class: 'label', 'data-testid': 'prompt-label' }, t('Prompt'));
   private readonly prompt = h('div', {
     class: 'text markdown',
     tabindex: '0',
     role: 'region',
-    'aria-label': 'Prompt',
+    'aria-label': t('Prompt'),
     'data-testid': 'prompt',
   });
   private readonly left = h('div', {
     class: 'text markdown',
     tabindex: '0',
     role: 'region',
-    'aria-label': 'Response A',
+    'aria-label': t('Response A'),
     'data-testid': 'response-left',
   });
   private readonly right = h('div', {
     class: 'text markdown',
     tabindex: '0',
     role: 'region',
-    'aria-label': 'Response B',
+    'aria-label': t('Response B'),
     'data-testid': 'response-right',
   });
   private readonly rationale = h('vscode-textarea', {
-    label: 'Rationale (optional)',
-    placeholder: 'Why? (optional; Escape returns to the keys)',
-    rows: '2',
+    label: t('Rationale (optional)'),
+    'aria-label': t('Rationale (optional)'),
+    placeholder: t('Why? (optional)'),
+    title: t('Why? (optional; Escape returns to the keys)'),
+    rows: '1',
     resize: 'vertical',
     'data-testid': 'rationale',
   }) as HTMLElement & { value: string };
@@ -131,35 +148,42 @@ export class LabelingView {
     'vscode-button',
     {
       secondary: true,
-      'aria-label': 'Undo the last label',
+      'aria-label': t('Undo the last label'),
       'aria-keyshortcuts': 'Control+Z Meta+Z U',
       'data-testid': 'undo',
     },
     icon('discard'),
-    ' Undo',
+    ` ${t('Undo')}`,
     keyHint('u'),
   );
   private readonly saveStatus = h('span', { class: 'save-status', role: 'status', 'data-testid': 'save-status' });
-  private readonly problems = h('ul', {
-    class: 'problems',
-    'aria-label': 'Problems in the experiment and queue files',
+  private readonly problemList = h('ul', {
+    'aria-label': t('Problems in the experiment and queue files'),
     'data-testid': 'problems',
   });
+  private readonly problemSummary = h('summary', { 'data-testid': 'problems-summary' });
+  /** Problems sit under the toolbar, one line until opened, so they show beside the queue without pushing it away. */
+  private readonly problems = h('details', { class: 'problems' }, this.problemSummary, this.problemList);
   private readonly pair = h(
     'section',
-    { class: 'pair', 'aria-label': 'Comparison' },
-    h('h2', { class: 'label' }, 'Prompt'),
-    this.prompt,
+    { class: 'pair', 'aria-label': t('Comparison') },
+    h('section', { class: 'box prompt' }, this.promptLabel, this.prompt),
     h(
       'div',
       { class: 'responses', 'data-testid': 'responses' },
-      h('section', { class: 'response' }, h('h2', { class: 'label' }, 'A'), this.left),
-      h('section', { class: 'response' }, h('h2', { class: 'label' }, 'B'), this.right),
+      h('section', { class: 'box response' }, h('h2', { class: 'label' }, 'A'), this.left),
+      h('section', { class: 'box response' }, h('h2', { class: 'label' }, 'B'), this.right),
     ),
     this.rationale,
-    h('div', { class: 'choices', role: 'group', 'aria-label': 'Which response is better?' }, ...this.choiceButtons),
   );
-  private readonly footer = h('footer', { class: 'footer' }, this.undoButton, this.saveStatus);
+  /** The choices and undo, in three columns; the choices hide when no pair is shown, undo stays. */
+  private readonly choices = h(
+    'div',
+    { class: 'choices', role: 'group', 'aria-label': t('Which response is better?') },
+    ...this.choiceButtons,
+    this.undoButton,
+  );
+  private readonly footer = h('footer', { class: 'footer' }, this.saveStatus);
   private shownPairId: string | undefined;
   /** Restricted Mode: the choices, undo and rationale stay disabled. */
   private restricted = false;
@@ -174,78 +198,89 @@ export class LabelingView {
         {},
         this.header,
         this.restrictedBanner,
+        this.problems,
         this.notice,
         this.guidelines,
         this.pair,
+        this.choices,
         this.footer,
-        this.problems,
       ),
     );
     for (const button of this.choiceButtons)
       button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
     this.undoButton.addEventListener('click', () => events.undo());
+    this.guidelinesToggle.addEventListener('click', () => {
+      const open = this.guidelines.hidden;
+      this.show(this.guidelines, open);
+      this.guidelinesToggle.setAttribute('aria-expanded', String(open));
+    });
     this.picker.addEventListener('change', () => events.selectQueue(this.picker.value));
     this.rationale.addEventListener('input', () => events.rationaleChanged(this.rationale.value));
     this.rationale.addEventListener('keydown', (e) => {
       if ((e as KeyboardEvent).key === 'Escape') this.choiceButtons[0].focus();
     });
-    const parts = [this.header, this.restrictedBanner, this.guidelines, this.pair, this.footer, this.problems];
+    const parts = [
+      this.header,
+      this.restrictedBanner,
+      this.guidelines,
+      this.pair,
+      this.choices,
+      this.footer,
+      this.problems,
+    ];
     for (const part of parts) this.show(part, false);
-    this.notice.textContent = 'Loading…';
+    this.notice.textContent = t('Loading…');
   }
 
   /** Shows `state`; a rationale draft kept for its pair is put back. */
   render(state: ViewState, draft: { pairId: string; rationale: string } | undefined): void {
     this.show(this.header, state.kind === 'queue');
     this.show(this.footer, state.kind === 'queue');
+    this.show(this.choices, state.kind === 'queue');
     this.setRestricted(state.kind === 'queue' && state.restricted);
     if (state.kind === 'noQueue') {
       this.setNotice(
         [
-          h('p', {}, 'No labeling queue is set up in this workspace.'),
+          h('p', {}, t('No labeling queue is set up in this workspace.')),
           h(
             'p',
             {},
-            'Add a ',
-            h('code', {}, 'comparisons'),
-            ' section to an experiment file (',
-            h('code', {}, '*.rlhf.json'),
-            '): ',
-            h('code', {}, 'prompts'),
-            ' is a JSONL file of prompts to sample responses for; ',
-            h('code', {}, 'queue'),
-            ' and ',
-            h('code', {}, 'preferences'),
-            ' name the pairs to label and where the labels go.',
+            ...tNodes(
+              'Add a {0} section to an experiment file ({1}): {2} is a JSONL file of prompts to sample responses for; {3} and {4} name the pairs to label and where the labels go.',
+              ...['comparisons', '*.rlhf.json', 'prompts', 'queue', 'preferences'].map((name) => h('code', {}, name)),
+            ),
           ),
         ],
-        { command: 'rlhf.newExperiment', text: 'New Experiment' },
+        { command: 'rlhf.newExperiment', text: t('New Experiment') },
       );
       this.show(this.guidelines, false);
       this.showPair(undefined, undefined);
-      this.setProblems(state.problems);
+      this.setProblems(state.problems, true);
       return;
     }
     this.setQueues(state);
-    this.progressText.textContent = `${state.done} / ${state.total} labeled`;
+    this.progressText.textContent = t('{0} / {1} labeled', state.done, state.total);
     this.progressBar.max = Math.max(state.total, 1);
     this.progressBar.value = state.done;
     this.setGuidelines(state.guidelines);
     if (state.pair) this.setNotice([]);
     else if (state.total === 0) {
-      this.setNotice([h('p', {}, 'This queue is empty. Generate Comparisons samples pairs of responses to label.')], {
-        command: 'rlhf.generateComparisons',
-        text: 'Generate Comparisons',
-      });
+      this.setNotice(
+        [h('p', {}, t('This queue is empty. Generate Comparisons samples pairs of responses to label.'))],
+        {
+          command: 'rlhf.generateComparisons',
+          text: t('Generate Comparisons'),
+        },
+      );
     } else {
-      this.setNotice([h('p', {}, `All ${state.total} pairs are labeled.`)], {
+      this.setNotice([h('p', {}, t('All {0} pairs are labeled.', state.total))], {
         command: 'rlhf.generateComparisons',
-        text: 'Generate More Comparisons',
+        text: t('Generate More Comparisons'),
       });
     }
     this.showPair(state.pair, draft?.pairId === state.pair?.pairId ? draft?.rationale : undefined);
     setDisabled(this.undoButton, !state.canUndo || state.restricted);
-    this.setProblems(state.problems);
+    this.setProblems(state.problems, false);
   }
 
   setSaveStatus(status: SaveStatus): void {
@@ -254,7 +289,7 @@ export class LabelingView {
     this.saveStatus.dataset.state = status.kind;
     const content: Record<SaveStatus['kind'], (Node | string)[]> = {
       idle: [],
-      saving: [icon('loading codicon-modifier-spin'), ' Saving…'],
+      saving: [icon('loading codicon-modifier-spin'), ` ${t('Saving…')}`],
       saved: [icon('check'), ` ${status.kind === 'saved' ? status.text : ''}`],
       failed: [icon('error'), ` ${status.kind === 'failed' ? status.error : ''}`],
     };
@@ -267,6 +302,7 @@ export class LabelingView {
 
   private showPair(pair: ShownPair | undefined, draft: string | undefined): void {
     this.show(this.pair, pair !== undefined);
+    for (const button of this.choiceButtons) this.show(button, pair !== undefined);
     if (pair?.pairId === this.shownPairId) return;
     this.shownPairId = pair?.pairId;
     this.rationale.value = draft ?? '';
@@ -281,6 +317,9 @@ export class LabelingView {
         }),
       );
     }
+    const { position } = pair;
+    this.promptLabel.textContent =
+      position && position.count > 1 ? t('Prompt · pair {0} of {1}', position.index, position.count) : t('Prompt');
     renderMarkdown(this.left, pair.left);
     renderMarkdown(this.right, pair.right);
     for (const text of [this.prompt, this.left, this.right]) text.scrollTop = 0;
@@ -297,10 +336,13 @@ export class LabelingView {
   }
 
   private setGuidelines(markdown: string | undefined): void {
-    this.show(this.guidelines, true);
     if (markdown === undefined) {
       this.guidelinesBody.replaceChildren(
-        h('p', { class: 'hint' }, 'Put labeling guidelines in guidelines.md beside the queue file to see them here.'),
+        h(
+          'p',
+          { class: 'hint' },
+          t('Put labeling guidelines in guidelines.md beside the queue file to see them here.'),
+        ),
       );
     } else {
       renderMarkdown(this.guidelinesBody, markdown);
@@ -327,8 +369,13 @@ export class LabelingView {
     for (const control of [...this.choiceButtons, this.rationale]) setDisabled(control, restricted);
   }
 
-  private setProblems(problems: string[]): void {
-    this.problems.replaceChildren(...problems.map((p) => h('li', {}, icon('warning'), ` ${p}`)));
+  /** The problems, one line until opened; open when there is no queue to show beside them. */
+  private setProblems(problems: string[], open: boolean): void {
+    this.problemList.replaceChildren(...problems.map((p) => h('li', {}, p)));
+    const more = problems.length > 1 ? ` (+${problems.length - 1} more)` : '';
+    this.problemSummary.replaceChildren(icon('warning'), ` ${problems[0] ?? ''}`, h('span', { class: 'more' }, more));
+    this.problemSummary.title = problems.join('\n');
+    if (open) (this.problems as HTMLDetailsElement).open = true;
     this.show(this.problems, problems.length > 0);
   }
 

@@ -8,6 +8,7 @@ import { ChartRun, parseChartsState } from '../../protocol/charts';
 import { ImportedRun, readImportedMetrics } from '../../runs/imported-metrics';
 import { Services } from '../../services';
 import { stageLabel } from '../../shared/stages';
+import { runTitle } from '../../runs/registry';
 import { RunRef } from '../workspaceRuns';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { ChartsStream, runKey } from './chartsStream';
@@ -110,13 +111,13 @@ export async function pickChartRuns(services: Services, shown: string[]): Promis
   }
   const picked = await vscode.window.showQuickPick(
     runs.map((ref) => ({
-      label: ref.record.name,
+      label: runTitle(ref.record),
       description: `${stageLabel(ref.record.stage)} · ${ref.record.status}`,
       detail: ref.record.id,
       picked: shown.includes(runKey(ref)),
       ref,
     })),
-    { placeHolder: 'Runs to chart (several to compare them)', canPickMany: true },
+    { placeHolder: 'Runs to compare: tick each with Space, then Enter', canPickMany: true },
   );
   return picked?.length ? picked.map((p) => p.ref) : undefined;
 }

@@ -10,7 +10,7 @@ import { ChartRun, HostMessage, parseViewMessage } from '../../protocol/charts';
 import { RunEvent } from '../../protocol/runner';
 import { LiveRun, RunSupervisor } from '../../runner/supervisor';
 import { ImportedRun } from '../../runs/imported-metrics';
-import { RunStatus } from '../../runs/registry';
+import { RunStatus, runTitle } from '../../runs/registry';
 import { RunRef } from '../workspaceRuns';
 import { RunBuffer } from './runBuffer';
 
@@ -231,7 +231,7 @@ export class ChartsStream {
 }
 
 function chartRun(key: string, { record }: RunRef): ChartRun {
-  return { key, name: record.name, stage: record.stage, status: record.status };
+  return { key, name: runTitle(record), stage: record.stage, status: record.status };
 }
 
 function pngBytes(dataUrl: string): Buffer | undefined {

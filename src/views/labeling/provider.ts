@@ -5,7 +5,9 @@
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB } from '../../services';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
+import type { ViewLayout } from '../../protocol/labeling';
 import type { ExperimentFile } from './queues';
+import { revealWithRoom, Room } from './room';
 import type { LabelingSession } from './session';
 
 export const LABELING_VIEW = 'rlhf.labeling';
@@ -14,18 +16,29 @@ const HISTORY_KEY = 'rlhf.labeling.history';
 /** Files whose changes can change what the view shows: experiments, queues, preferences, guidelines. */
 const WATCHED = '**/*.{rlhf.json,jsonl,md}';
 
+/** What Open Labeling needs of the view. */
+export interface LabelingView {
+  /** Shows the view, giving it more room when what it shows does not fit. */
+  reveal(): Promise<Room>;
+}
+
 export function registerLabelingView(
   context: vscode.ExtensionContext,
   log: vscode.LogOutputChannel,
-): vscode.Disposable[] {
+): { view: LabelingView; disposables: vscode.Disposable[] } {
   const provider = new LabelingViewProvider(context, log);
-  return [provider, vscode.window.registerWebviewViewProvider(LABELING_VIEW, provider)];
+  return {
+    view: provider,
+    disposables: [provider, vscode.window.registerWebviewViewProvider(LABELING_VIEW, provider)],
+  };
 }
 
-class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
+class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposable, LabelingView {
   private view: vscode.WebviewView | undefined;
   private session: LabelingSession | undefined;
   private viewSubscriptions: vscode.Disposable | undefined;
+  private layout: ViewLayout | undefined;
+  private readonly layouts = new vscode.EventEmitter<ViewLayout>();
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -62,6 +75,28 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
     });
   }
 
+  reveal(): Promise<Room> {
+    return revealWithRoom(
+      {
+        run: (command, ...args) => vscode.commands.executeCommand(command, ...args),
+        lastLayout: () => this.layout,
+        nextLayout: (ms) =>
+          new Promise((resolve) => {
+            const timer = setTimeout(() => {
+              listener.dispose();
+              resolve(undefined);
+            }, ms);
+            const listener = this.layouts.event((layout) => {
+              clearTimeout(timer);
+              listener.dispose();
+              resolve(layout);
+            });
+          }),
+      },
+      LABELING_VIEW,
+    );
+  }
+
   private startSession(): LabelingSession {
     if (this.session) return this.session;
     // Loaded here so activation does not load the data modules.
@@ -78,12 +113,17 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       history: { get: () => state.get(HISTORY_KEY), set: (history) => void state.update(HISTORY_KEY, history) },
       describe: (file) => vscode.workspace.asRelativePath(file),
       annotator: () => vscode.workspace.getConfiguration('rlhf').get<string>('annotator'),
+      layout: (layout) => {
+        this.layout = layout;
+        this.layouts.fire(layout);
+      },
     });
     return this.session;
   }
 
   dispose(): void {
     this.viewSubscriptions?.dispose();
+    this.layouts.dispose();
   }
 }
 

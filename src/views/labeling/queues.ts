@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadExperiment } from '../../experiment/config';
+import { loadComparisons } from '../../experiment/comparisons-section';
 import { isInsideWorkspace, workspacePathProblem } from '../../util/workspace-path';
 
 /** An experiment file (*.rlhf.json) and the workspace folder holding it. */
@@ -23,18 +23,20 @@ export interface Queue {
 }
 
 /**
- * The queues of these experiment files, in the files' order. A file that does not load (one that
- * names a file outside its workspace folder, say) is reported and left out, so nothing it names
- * is read or written.
+ * The queues of these experiment files, in the files' order. A file with a mistake outside its
+ * `comparisons` section keeps its queue, and its error is reported. A file whose queue cannot be
+ * used (one that names a file outside its workspace folder, say) is reported and left out, so
+ * nothing it names is read or written.
  */
 export function queuesOf(experiments: ExperimentFile[], report: (problem: string) => void): Queue[] {
   const queues: Queue[] = [];
   for (const { file, workspaceFolder } of experiments) {
     try {
-      const experiment = loadExperiment(file, workspaceFolder);
-      if (!experiment.comparisons) continue;
-      const { queue: queueFile, preferences: preferencesFile } = experiment.comparisons;
-      queues.push({ key: file, name: experiment.name, queueFile, preferencesFile, workspaceFolder });
+      const { name, comparisons, problem } = loadComparisons(file, workspaceFolder);
+      if (problem) report(problem);
+      if (!comparisons) continue;
+      const { queue: queueFile, preferences: preferencesFile } = comparisons;
+      queues.push({ key: file, name, queueFile, preferencesFile, workspaceFolder });
     } catch (err) {
       report((err as Error).message);
     }

@@ -16,9 +16,10 @@ import {
   parseToHost,
   ToWebview,
   ViewCommand,
+  ViewLayout,
   ViewState,
 } from '../../protocol/labeling';
-import { ComparisonPair, labelPair, QueueStatus, queueStatus, readQueue } from '../../data/queue';
+import { ComparisonPair, labelPair, readQueue, unlabeledPairs } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
 import { Label } from '../../data/preference-record';
 import { formatDataError } from '../../data/jsonl';
@@ -43,6 +44,8 @@ export interface SessionHost {
   random?(): number;
   /** Who labels (the `rlhf.annotator` setting), stored with each label; nothing when unset. */
   annotator?(): string | undefined;
+  /** The view's size, and whether what it shows fits without scrolling. */
+  layout?(layout: ViewLayout): void;
 }
 
 /** The stored label for a choice about the responses as shown. */
@@ -57,7 +60,12 @@ const UNDO_DEPTH = 200;
 
 const RESTRICTED = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
 
-const NO_STATUS: QueueStatus = { total: 0, done: 0, next: undefined, errors: [] };
+/** Where a pair is among the pairs of its prompt, in queue order. */
+function positionOf(pair: ComparisonPair, pairs: ComparisonPair[]): { index: number; count: number } {
+  const prompt = JSON.stringify(pair.prompt);
+  const same = pairs.filter((p) => JSON.stringify(p.prompt) === prompt);
+  return { index: same.indexOf(pair) + 1, count: same.length };
+}
 
 export class LabelingSession {
   private queues: Queue[] | undefined;
@@ -98,6 +106,8 @@ export class LabelingSession {
             return this.refresh();
           case 'runCommand':
             return this.host.runCommand(message.command);
+          case 'layout':
+            return this.host.layout?.({ width: message.width, height: message.height, fits: message.fits });
         }
       })
       .catch((err) => this.host.warn(`Labeling view: ${(err as Error).message}`));
@@ -136,7 +146,10 @@ export class LabelingSession {
     if (!queue) return { kind: 'noQueue', problems: this.experimentProblems };
     const outside = queuePathProblems(queue);
     const readable = outside.length === 0 && fs.existsSync(queue.queueFile);
-    const status = readable ? queueStatus(queue.queueFile, queue.preferencesFile) : NO_STATUS;
+    const { pairs, unlabeled, errors } = readable
+      ? unlabeledPairs(queue.queueFile, queue.preferencesFile)
+      : { pairs: [], unlabeled: [], errors: [] };
+    const next = unlabeled.at(0);
     const restricted = !this.host.isTrusted();
     const state: QueueState = {
       kind: 'queue',
@@ -146,13 +159,13 @@ export class LabelingSession {
         detail: this.host.describe?.(q.queueFile) ?? q.queueFile,
       })),
       selected: queue.key,
-      done: status.done,
-      total: status.total,
+      done: pairs.length - unlabeled.length,
+      total: pairs.length,
       canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
       restricted,
-      problems: [...this.experimentProblems, ...outside, ...status.errors.map((e) => formatDataError(e))],
+      problems: [...this.experimentProblems, ...outside, ...errors.map((e) => formatDataError(e))],
     };
-    if (status.next) state.pair = this.shown(status.next);
+    if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
     const guidelines = readGuidelines(queue);
     if (guidelines !== undefined) state.guidelines = guidelines;
     return state;
