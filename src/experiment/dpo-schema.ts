@@ -1,5 +1,6 @@
 /** The "dpo" section of the experiment config: TRL's DPOConfig names and defaults. */
 import { z } from 'zod';
+import { peftSchema } from './peft-schema';
 import { batchSize, columnsSetting, dataField, evalFraction, optimizerSettings, positiveInt } from './schema-parts';
 
 export const dpoSchema = z
@@ -63,5 +64,6 @@ export const dpoSchema = z
       .array(z.string().min(1))
       .default([])
       .describe('Prompts to sample before and after training (default: a few held-out prompts).'),
+    peft: peftSchema.optional(),
   })
   .strict();

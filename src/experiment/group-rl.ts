@@ -4,6 +4,7 @@
  * (per_device_train_batch_size × gradient_accumulation_steps) / num_generations prompts.
  */
 import { z } from 'zod';
+import { peftSchema } from './peft-schema';
 import { batchSize, columnsSetting, dataField, optimizerSettings, positiveInt } from './schema-parts';
 
 /** A reward_funcs entry that names a file of reward functions (else it names a reward model). */
@@ -73,6 +74,7 @@ function groupRlFields(d: { num_generations: number; beta: number }) {
     logging_steps: positiveInt.default(1),
     save_steps: positiveInt.default(20).describe('Rollouts between checkpoints.'),
     sample_steps: positiveInt.default(5).describe('Rollouts between sample tables.'),
+    peft: peftSchema.optional(),
   };
 }
 

@@ -9,6 +9,7 @@ import { loadPrompts } from '../data/formats/stage-data';
 import { Experiment, PpoSettings } from '../experiment/config';
 import { ExportBundle, Unmapped, beforeLaunching, unmappedTable } from './bundle';
 import { Rule, mapSettings, modelChoice, outputDir } from './mapping';
+import { openRlhfLora } from './peft';
 import { ClusterLayout } from './trl';
 
 interface ExportedPrompts {
@@ -91,17 +92,22 @@ function ppoRules(ppo: PpoSettings, prompts: number | undefined, processes: numb
     logging_steps: 'logging_steps',
     save_steps: 'save_steps',
     sample_steps: { unmapped: 'OpenRLHF logs no sample tables' },
+    peft: 'script', // ./peft.ts
   };
 }
 
-/** `--name value` lines of a shell command, flags (true) alone and false ones left out. */
+/** `--name value` lines of a shell command, flags (true) alone, false ones left out, lists space-separated. */
 function shellArgs(args: Record<string, unknown>): string[] {
   const quote = (v: unknown) => {
     const s = String(v);
     return /^[\w./:@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
   };
   return Object.entries(args).flatMap(([k, v]) =>
-    v === true ? [`--${k}`] : v === false || v === undefined ? [] : [`--${k} ${quote(v)}`],
+    v === true
+      ? [`--${k}`]
+      : v === false || v === undefined
+        ? []
+        : [`--${k} ${Array.isArray(v) ? v.map(quote).join(' ') : quote(v)}`],
   );
 }
 
@@ -152,7 +158,10 @@ export async function openRlhfExport(exp: Experiment, layout: ClusterLayout): Pr
   if (!ppo) throw new Error('the experiment has no "ppo" section: nothing to export for OpenRLHF');
   const processes = layout.gpus * layout.nodes;
   const prompts = await exportedPrompts(ppo.prompts, ppo.columns);
-  const { args, unmapped } = mapSettings('ppo', ppo, ppoRules(ppo, prompts.count, processes));
+  const settings = mapSettings('ppo', ppo, ppoRules(ppo, prompts.count, processes));
+  const lora = openRlhfLora('ppo', ppo.peft);
+  const args = { ...settings.args, ...lora.args };
+  const unmapped = [...settings.unmapped, ...lora.unmapped];
   const models = ppoModels(exp, ppo);
   const nodes = (role: string) => ({ [`${role}_num_nodes`]: layout.nodes, [`${role}_num_gpus_per_node`]: layout.gpus });
   const script = submitScript({

@@ -10,6 +10,7 @@ import { parseDataSpec } from '../data/formats/source';
 import { Experiment } from '../experiment/config';
 import { ExportBundle, Unmapped, beforeLaunching, unmappedTable } from './bundle';
 import { ModelChoice, Rule, mapSettings, modelChoice, outputDir } from './mapping';
+import { loraScript } from './peft';
 import { pyCall, pyComment, pyLiteral } from './python';
 import { ExportedData, datasetLines, preferenceData, sftData } from './trl-data';
 
@@ -45,6 +46,7 @@ function trainingRules(layout: ClusterLayout): Record<string, Rule> {
     data: 'script',
     columns: 'script',
     model: 'script',
+    peft: 'script', // LoraConfig, ./peft.ts
   };
 }
 
@@ -100,10 +102,12 @@ function sftScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): 
       : 'script',
   });
   const model = modelChoice('model', exp.model);
+  const lora = loraScript('sft', sft.peft, 'CAUSAL_LM');
   const source = script(
     launchDoc('Supervised fine-tuning', 'sft.py'),
     [
       'from datasets import load_dataset',
+      ...lora.imports,
       'from transformers import AutoModelForCausalLM, AutoTokenizer',
       'from trl import SFTConfig, SFTTrainer',
     ],
@@ -111,12 +115,14 @@ function sftScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): 
       modelLines(model, 'AutoModelForCausalLM'),
       datasetLines(data, sft.eval_fraction, exp.seed, sft.columns),
       `args = ${pyCall('SFTConfig', { output_dir: outputDir('sft'), seed: exp.seed, ...args })}`,
-      'trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
+      ...lora.lines,
+      `trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer${lora.trainerArg})`,
       'trainer.train()',
       'trainer.save_model()',
     ],
   );
-  return { file: 'sft.py', source, unmapped: [...unmapped, ...floorUnmapped('sft', sft)], problem: model.problem };
+  const notCarried = [...unmapped, ...lora.unmapped, ...floorUnmapped('sft', sft)];
+  return { file: 'sft.py', source, unmapped: notCarried, problem: model.problem };
 }
 
 function rewardScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): StageScript {
@@ -131,10 +137,12 @@ function rewardScript(exp: Experiment, layout: ClusterLayout, data: ExportedData
   });
   const chosen = modelChoice('rm.model', rm.model, exp.sft ? 'sft' : undefined);
   const model = chosen.name ? chosen : modelChoice('model', exp.model);
+  const lora = loraScript('rm', rm.peft, 'SEQ_CLS');
   const source = script(
     launchDoc('Reward model training', 'reward.py'),
     [
       'from datasets import load_dataset',
+      ...lora.imports,
       'from transformers import AutoModelForSequenceClassification, AutoTokenizer',
       'from trl import RewardConfig, RewardTrainer',
     ],
@@ -145,12 +153,14 @@ function rewardScript(exp: Experiment, layout: ClusterLayout, data: ExportedData
       'model.config.pad_token_id = tokenizer.pad_token_id',
       datasetLines(data, rm.eval_fraction, exp.seed, rm.columns),
       `args = ${pyCall('RewardConfig', { output_dir: outputDir('reward'), seed: exp.seed, ...args })}`,
-      'trainer = RewardTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
+      ...lora.lines,
+      `trainer = RewardTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer${lora.trainerArg})`,
       'trainer.train()',
       'trainer.save_model()',
     ],
   );
-  return { file: 'reward.py', source, unmapped: [...unmapped, ...floorUnmapped('rm', rm)], problem: model.problem };
+  const notCarried = [...unmapped, ...lora.unmapped, ...floorUnmapped('rm', rm)];
+  return { file: 'reward.py', source, unmapped: notCarried, problem: model.problem };
 }
 
 function dpoScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): StageScript {
@@ -177,10 +187,13 @@ function dpoScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): 
   const model = chosen.name ? chosen : modelChoice('model', exp.model);
   // As here, the reference's log-probs are computed once before training.
   const config = { output_dir: outputDir('dpo'), seed: exp.seed, precompute_ref_log_probs: true, ...args };
+  // With peft_config, TRL's reference is the model with its adapter off, as here.
+  const lora = loraScript('dpo', dpo.peft, 'CAUSAL_LM');
   const source = script(
     launchDoc('Direct preference optimization', 'dpo.py'),
     [
       'from datasets import load_dataset',
+      ...lora.imports,
       'from transformers import AutoModelForCausalLM, AutoTokenizer',
       'from trl import DPOConfig, DPOTrainer',
     ],
@@ -188,12 +201,14 @@ function dpoScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): 
       modelLines(model, 'AutoModelForCausalLM'),
       datasetLines(data, dpo.eval_fraction, exp.seed, dpo.columns),
       `args = ${pyCall('DPOConfig', config)}`,
-      'trainer = DPOTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer)',
+      ...lora.lines,
+      `trainer = DPOTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer${lora.trainerArg})`,
       'trainer.train()',
       'trainer.save_model()',
     ],
   );
-  return { file: 'dpo.py', source, unmapped: [...unmapped, ...floorUnmapped('dpo', dpo)], problem: model.problem };
+  const notCarried = [...unmapped, ...lora.unmapped, ...floorUnmapped('dpo', dpo)];
+  return { file: 'dpo.py', source, unmapped: notCarried, problem: model.problem };
 }
 
 /** accelerate's config for `layout`: data parallel over every GPU, or DeepSpeed ZeRO. */

@@ -170,6 +170,21 @@ export function modelInputs(cfg: ModelConfig, head: Head, prefix = '', lora?: Ad
   return { ...p, ...loraInputs(lora.adapter, prefix) };
 }
 
+/**
+ * The models' inputs with one graph input per State tensor: models on a shared base read its tensors
+ * through the same input. Changes the models' Params in place.
+ */
+export function sharedInputs(...models: Params[]): void {
+  const byName = new Map<string, Tensor>();
+  for (const p of models)
+    for (const [key, t] of Object.entries(p)) {
+      if (t.op !== 'Input') continue;
+      const first = byName.get(t.name!);
+      if (first) p[key] = first;
+      else byName.set(t.name!, t);
+    }
+}
+
 /** The inputs a training step updates: all of a model's, or with an adapter only what it trains. */
 export function trainableInputs(p: Params, adapter?: LoraAdapter): Tensor[] {
   return adapter ? trainedNames(adapter).map((name) => p[name]) : Object.values(p);

@@ -12,6 +12,7 @@ import { readTrainingState, saveCheckpoint } from '../model/checkpoint';
 import { Head, ModelConfig } from '../model/config';
 import { paramShapes } from '../model/decoder';
 import {
+  AdapterPlace,
   LoraAdapter,
   LoraConfig,
   mergeLora,
@@ -95,6 +96,26 @@ export function trainedModel(
     return { ...m, adapter: { ...m.adapter, saved: savedParams(m.adapter.config, m.config, m.head, o.where) } };
   const base = m.source ?? savePresetBase(m, path.join(o.outputDir, 'base'));
   return { ...m, adapter: newAdapter(peft, m.config, m.head, base, new Rng(o.seed), o.where) };
+}
+
+/** Whether an adapted model's adapter was made for the base folder `base`. */
+export function isOnBase(m: LoadedModel, base: string): boolean {
+  return path.resolve(m.adapter!.baseModel) === path.resolve(base);
+}
+
+/**
+ * An adapted model beside another that holds the base `base` under `basePrefix` (a frozen
+ * reference): on that base, it keeps only what it trains (its saved modules; the adapter's weights
+ * join its slot anyway) and reads the base there; on another base, it keeps that base too.
+ */
+export function placeOnBase(
+  m: LoadedModel,
+  base: string,
+  basePrefix: string,
+): { params: Map<string, NamedTensor>; place: AdapterPlace } {
+  const adapter = m.adapter!;
+  if (!isOnBase(m, base)) return { params: m.params, place: { adapter } };
+  return { params: new Map(adapter.saved.map((n) => [n, m.params.get(n)!])), place: { adapter, basePrefix } };
 }
 
 /** A preset's drawn weights as a model folder, for its adapters to name as their base. */

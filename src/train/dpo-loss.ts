@@ -8,7 +8,8 @@ import { logSigmoid, tokenLogprobs } from '../engine/nn';
 import { cast, detach, gather, greater, matmul, mean, relu, reshape, slice, sum } from '../engine/ops';
 import { Tensor, input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHead, paramInputs, sequenceInputs, transformer } from '../model/decoder';
+import { lmHead, sequenceInputs, transformer } from '../model/decoder';
+import { AdapterPlace, modelInputs, trainableInputs } from '../model/lora';
 import { StageGraph } from './stage';
 
 export type DpoLossType = 'sigmoid' | 'ipo' | 'hinge' | 'robust';
@@ -141,25 +142,28 @@ function pairInputs() {
 
 /**
  * A language model's logits at the scored positions of a batch, [N, V]; `prefix` names its weights
- * in the State. The LM head, the largest matmul, runs on those positions alone (as TRL's
- * use_logits_to_keep saves the prompt's).
+ * in the State, `lora` its adapter's place. The LM head, the largest matmul, runs on those positions
+ * alone (as TRL's use_logits_to_keep saves the prompt's).
  */
-function scoredLogits(cfg: ModelConfig, positions: Tensor, prefix = '') {
-  const p = paramInputs(cfg, 'lm', prefix);
+function scoredLogits(cfg: ModelConfig, positions: Tensor, prefix = '', lora?: AdapterPlace) {
+  const p = modelInputs(cfg, 'lm', prefix, lora);
   const { hidden } = transformer(p, cfg, sequenceInputs('T', ROWS)); // [2P, T, D]
   return { params: p, logits: lmHead(p, cfg, gather(reshape(hidden, [-1, hidden.shape[2]]), positions)) };
 }
 
-/** DPO's training graph on batches of P pairs (2P rows, chosen first). */
-export function dpoLossGraph(cfg: ModelConfig, s: DpoLossSettings): StageGraph {
+/** DPO's training graph on batches of P pairs (2P rows, chosen first); with `lora`, only the adapter trains. */
+export function dpoLossGraph(cfg: ModelConfig, s: DpoLossSettings, lora?: AdapterPlace): StageGraph {
   const { positions, targets, rows, reference } = pairInputs();
-  const { params, logits } = scoredLogits(cfg, positions);
-  return { ...dpoObjective(logits, targets, rows, reference, s), params: Object.values(params) };
+  const { params, logits } = scoredLogits(cfg, positions, '', lora);
+  return { ...dpoObjective(logits, targets, rows, reference, s), params: trainableInputs(params, lora?.adapter) };
 }
 
-/** Each row's log-prob of its completion under the model whose weights are under `prefix` (the reference's). */
-export function referenceLogpsGraph(cfg: ModelConfig, average: boolean, prefix: string) {
+/**
+ * Each row's log-prob of its completion under the model whose weights are under `prefix` (the
+ * reference's), with its own adapter where `lora` says.
+ */
+export function referenceLogpsGraph(cfg: ModelConfig, average: boolean, prefix: string, lora?: AdapterPlace) {
   const { positions, targets, rows } = pairInputs();
-  const { logits } = scoredLogits(cfg, positions, prefix);
+  const { logits } = scoredLogits(cfg, positions, prefix, lora);
   return { logps: sequenceLogps(tokenLogprobs(logits, targets), rows, average) };
 }

@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { toOnnx } from '../engine/onnx';
 import { ModelConfig } from '../model/config';
+import { AdapterPlace } from '../model/lora';
 import { EmitEvent } from '../protocol/runner';
 import { writeFileAtomic } from '../util/files';
 import { isPlainObject } from '../util/objects';
@@ -23,6 +24,8 @@ export const REFERENCE_LOGPS_FILE = 'ref_logps.json';
 export interface ReferenceOptions {
   /** What the reference is (its model folder or preset and size), for the fingerprint. */
   identity: string;
+  /** The reference's own adapter, when it has one (its base is under "ref." either way). */
+  lora?: AdapterPlace;
   /** IPO's per-token mean in place of the sum. */
   average: boolean;
   batchSize: number;
@@ -73,7 +76,7 @@ async function computeLogps(
   options: ReferenceOptions,
 ): Promise<PairValues> {
   const program = await trainer.runtime.load(
-    toOnnx(referenceLogpsGraph(cfg, options.average, 'ref.'), 'dpo_reference'),
+    toOnnx(referenceLogpsGraph(cfg, options.average, 'ref.', options.lora), 'dpo_reference'),
   );
   const values: PairValues = { chosen: [], rejected: [] };
   try {

@@ -3,8 +3,8 @@
  * ./dpo-loss.ts against a frozen reference (the model it starts from), trained by the shared loop
  * (./trainer.ts) as TRL's DPOTrainer trains it. The reference's log-probs of every pair are
  * computed once before training and kept in the run folder (./dpo-reference.ts). The policy trains
- * in the State without a prefix (its checkpoints are plain model folders, as SFT's), the reference
- * is held frozen under "ref.".
+ * in the State without a prefix (its checkpoints are plain model folders, as SFT's, or with
+ * dpo.peft adapter folders), the reference is held frozen under "ref." (./policy-models.ts).
  */
 import { EmitEvent } from '../protocol/runner';
 import { Tokenizer, sequenceIds } from '../model/tokenizer';
@@ -22,7 +22,8 @@ import { LoadedModel, loadModel } from './model-state';
 import { readTrainingPairs } from './reward';
 import { SamplePrompt, sampleAnswers } from './samples';
 import { Trainer } from './trainer';
-import { ModelSlot, describeModel, oneModel, sampledData } from './stage';
+import { policyModels } from './policy-models';
+import { describeModel, sampledData } from './stage';
 
 export interface DpoRun {
   experiment: Experiment;
@@ -38,26 +39,19 @@ export interface DpoRun {
 /** At most this many held-out prompts are sampled before and after training when the config names none. */
 const SAMPLE_PROMPTS = 4;
 
-/**
- * The frozen reference: the model the policy starts from, held under "ref.". The reference pass
- * names the weights it reads by prefix (referenceLogpsGraph), so a policy that trains adapters on
- * frozen base weights can be its own reference with the adapters left out, with no second copy.
- */
-function referenceSlot(model: LoadedModel): ModelSlot {
-  return { name: 'ref', config: model.config, head: 'lm', params: model.params, trainable: false };
-}
-
 export async function runDpo(run: DpoRun): Promise<{ modelDir: string; stopped: boolean }> {
   const { experiment: exp, emit, outputDir } = run;
   const s = exp.dpo;
   if (!s) throw new Error('the experiment config has no "dpo" section');
   const base = s.model ?? exp.model;
-  const reference = loadModel(base, exp.seed, exp.model_size);
-  const policy = run.resumeFrom ? loadModel(run.resumeFrom, exp.seed) : reference;
-  const { config: cfg, tokenizer } = reference;
-  const data = await readDpoPairs(run, s, reference, exp.chat_template_kwargs);
+  const start = loadModel(base, exp.seed, exp.model_size);
+  const { places, policy, ...models } = policyModels(start, run, s, { where: 'dpo.peft', reference: true });
+  const { config: cfg, tokenizer } = policy;
+  const data = await readDpoPairs(run, s, policy, exp.chat_template_kwargs);
   const rows = data.flatMap((p) => [p.chosen.ids.length - 1, p.rejected.ids.length - 1]);
-  checkBatchFits('dpo.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(rows));
+  checkBatchFits('dpo.per_device_train_batch_size', cfg, 2 * s.per_device_train_batch_size, longest(rows), {
+    frozen: !!s.peft,
+  });
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data, s.eval_fraction, new Rng(exp.seed));
   emit({
     type: 'log',
@@ -65,21 +59,20 @@ export async function runDpo(run: DpoRun): Promise<{ modelDir: string; stopped: 
     message: `DPO (${s.loss_type}, beta ${s.beta}) on ${train.length} pairs (${evaluation.length} held out), model ${describeModel(cfg)}`,
   });
 
-  const one = oneModel(policy, run.resumeFrom);
   const trainer = await Trainer.create({
     stage: 'dpo',
     title: 'DPO',
     experiment: exp,
     settings: s,
     totalSteps: s.max_steps,
-    models: [referenceSlot(reference), ...one.models],
-    resumed: one.resumed,
-    graph: dpoLossGraph(cfg, s),
+    ...models,
+    graph: dpoLossGraph(cfg, s, places.policy),
     outputDir,
     emit,
   });
   await referenceLogps(trainer, cfg, [...train, ...evaluation], {
     identity: JSON.stringify({ model: base, seed: exp.seed, size: exp.model_size }),
+    lora: places.ref,
     average: s.loss_type === 'ipo',
     batchSize: s.per_device_train_batch_size,
     padId: tokenizer.padId,
@@ -89,7 +82,7 @@ export async function runDpo(run: DpoRun): Promise<{ modelDir: string; stopped: 
 
   const prompts = samplePrompts(s, tokenizer, evaluation.length ? evaluation : train);
   const showSamples = async (at: number) => {
-    const generator = await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId);
+    const generator = await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId, '', places.policy);
     const answers = await sampleAnswers(generator, tokenizer, prompts, new Rng(exp.seed));
     await generator.release();
     trainer.samples(answers, at);

@@ -1,18 +1,21 @@
 /**
  * GRPO's and RLOO's graphs: the rollout's forward pass (the log-probs the updates and the KL need)
  * and the update's loss (./group-losses.ts). The policy is the State's unprefixed model, the frozen
- * reference is under "ref.".
+ * reference is under "ref." (with adapters, the base is held there once: ./policy-models.ts).
  */
 import { maskedMean, tokenLogprobs } from '../engine/nn';
 import { toOnnx } from '../engine/onnx';
 import { detach, sum } from '../engine/ops';
 import { Tensor, input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { paramInputs, sequenceInputs } from '../model/decoder';
+import { Params } from '../model/architecture';
+import { sequenceInputs } from '../model/decoder';
+import { AdapterPlace, modelInputs, sharedInputs, trainableInputs } from '../model/lora';
 import { GroupRlSettings } from '../experiment/config';
 import { grpoLoss, rlooLoss } from './group-losses';
 import { entropy } from './ppo-losses';
 import { temperedLogits } from './ppo-graphs';
+import type { PolicyPlaces } from './policy-models';
 import { StageGraph } from './stage';
 
 export type GroupStage = 'grpo' | 'rloo';
@@ -45,26 +48,40 @@ export function groupInputs(stage: GroupStage, s: GroupRlSettings): GroupInputs 
   };
 }
 
-/** The rollout's forward pass: `logprobs` (policy) and `ref_logprobs`, as far as `needs` asks; none: no pass. */
-export function rolloutGraph(cfg: ModelConfig, temperature: number, needs: GroupInputs) {
+/**
+ * The rollout's forward pass: `logprobs` (policy) and `ref_logprobs`, as far as `needs` asks; none:
+ * no pass. With adapters, the two models read the one base through the same inputs.
+ */
+export function rolloutGraph(cfg: ModelConfig, temperature: number, needs: GroupInputs, places: PolicyPlaces = {}) {
   const inputs = sequenceInputs();
   const targets = input('targets', 'int32', ['B', 'T']);
-  const logprobs = (prefix: string) =>
-    tokenLogprobs(temperedLogits(paramInputs(cfg, 'lm', prefix), cfg, inputs, temperature), targets);
+  const policy = modelInputs(cfg, 'lm', '', places.policy);
+  const ref = modelInputs(cfg, 'lm', 'ref.', places.ref);
+  sharedInputs(policy, ref);
+  const logprobs = (p: Params) => tokenLogprobs(temperedLogits(p, cfg, inputs, temperature), targets);
   const outputs: Record<string, Tensor> = {
-    ...(needs.rolloutLogprobs && { logprobs: logprobs('') }),
-    ...(needs.ref && { ref_logprobs: logprobs('ref.') }),
+    ...(needs.rolloutLogprobs && { logprobs: logprobs(policy) }),
+    ...(needs.ref && { ref_logprobs: logprobs(ref) }),
   };
   return Object.keys(outputs).length ? toOnnx(outputs, 'group_rollout') : undefined;
 }
 
-/** The update: GRPO's token-level or RLOO's sequence-level clipped loss, with TRL's statistics. */
-export function updateGraph(cfg: ModelConfig, stage: GroupStage, s: GroupRlSettings, needs: GroupInputs): StageGraph {
+/**
+ * The update: GRPO's token-level or RLOO's sequence-level clipped loss, with TRL's statistics; with
+ * an adapter at `lora`, only it trains.
+ */
+export function updateGraph(
+  cfg: ModelConfig,
+  stage: GroupStage,
+  s: GroupRlSettings,
+  needs: GroupInputs,
+  lora?: AdapterPlace,
+): StageGraph {
   const dense = (name: string) => input(name, 'float32', ['B', 'T']);
   const targets = input('targets', 'int32', ['B', 'T']);
   const mask = dense('response_mask');
   const advantages = input('advantages', 'float32', ['B']);
-  const policy = paramInputs(cfg, 'lm');
+  const policy = modelInputs(cfg, 'lm', '', lora);
   const logits = temperedLogits(policy, cfg, sequenceInputs(), s.temperature);
   const logprobs = tokenLogprobs(logits, targets);
   const range = { epsilon: s.epsilon, epsilonHigh: s.epsilon_high ?? s.epsilon };
@@ -92,7 +109,7 @@ export function updateGraph(cfg: ModelConfig, stage: GroupStage, s: GroupRlSetti
         );
   return {
     loss,
-    params: Object.values(policy),
+    params: trainableInputs(policy, lora?.adapter),
     metrics: { ...metrics, entropy: maskedMean(entropy(logits), mask) },
   };
 }

@@ -7,7 +7,8 @@
  *      > 1, or RLOO's KL in the reward);
  *   4. advantages within each prompt's group: GRPO's (r - mean) / std, RLOO's leave-one-out baseline;
  *   5. num_iterations optimizer updates on the whole rollout (gradient_accumulation_steps micro-batches).
- * The policy is the State's only trained model; the reference (beta > 0 only) is frozen under "ref.".
+ * The policy is the State's only trained model (with grpo.peft or rloo.peft an adapter on a frozen
+ * base); the reference (beta > 0 only) is frozen under "ref." (./policy-models.ts).
  */
 import * as path from 'path';
 import { Program } from '../engine/runtime';
@@ -27,7 +28,8 @@ import { loadModel } from './model-state';
 import { layout } from './ppo-batches';
 import { Prompt, readPrompts } from './prompts';
 import { RewardScores, Rewards } from './rewards/reward-funcs';
-import { oneModel, StepSource } from './stage';
+import { policyModels } from './policy-models';
+import { StepSource } from './stage';
 import { Trainer } from './trainer';
 
 export interface GroupRlRun {
@@ -51,19 +53,18 @@ export async function runGroupRl(run: GroupRlRun): Promise<{ modelDir: string; s
   const { experiment: exp, stage, emit, outputDir } = run;
   const s = groupSettings(exp, stage);
   const title = stage === 'grpo' ? 'GRPO' : 'RLOO';
-  const base = loadModel(s.model ?? exp.model, exp.seed, exp.model_size);
-  const policy = run.resumeFrom ? loadModel(run.resumeFrom, exp.seed) : base;
+  const needs = groupInputs(stage, s);
+  const start = loadModel(s.model ?? exp.model, exp.seed, exp.model_size);
+  const { places, policy, ...models } = policyModels(start, run, s, { where: `${stage}.peft`, reference: needs.ref });
   const { config: cfg, tokenizer } = policy;
   const read = await readPrompts(s.prompts, tokenizer, tokenizer.chat(exp.chat_template_kwargs), s.columns);
   emit({ type: 'log', level: 'info', message: read.summary });
   const prompts = read.prompts;
   const completions = s.per_device_train_batch_size * s.gradient_accumulation_steps;
   const length = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.max_completion_length);
-  checkBatchFits(`${stage}.per_device_train_batch_size`, cfg, s.per_device_train_batch_size, length);
-  const needs = groupInputs(stage, s);
-  const models = oneModel(policy, run.resumeFrom);
-  if (needs.ref)
-    models.models.push({ name: 'ref', config: base.config, head: 'lm', params: base.params, trainable: false });
+  checkBatchFits(`${stage}.per_device_train_batch_size`, cfg, s.per_device_train_batch_size, length, {
+    frozen: !!s.peft,
+  });
   const rewards = await Rewards.create(s.reward_funcs, s.reward_weights, path.join(outputDir, 'reward-funcs'), {
     provider: exp.runtime.provider,
     threads: exp.runtime.threads,
@@ -76,13 +77,13 @@ export async function runGroupRl(run: GroupRlRun): Promise<{ modelDir: string; s
     ...models,
     totalSteps: s.max_steps,
     updatesPerStep: s.num_iterations,
-    graph: updateGraph(cfg, stage, s, needs),
+    graph: updateGraph(cfg, stage, s, needs, places.policy),
     outputDir,
     emit,
   });
-  const rolloutOnnx = rolloutGraph(cfg, s.temperature, needs);
+  const rolloutOnnx = rolloutGraph(cfg, s.temperature, needs, places);
   const rollout: Rollout = {
-    generator: await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId),
+    generator: await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId, '', places.policy),
     forward: rolloutOnnx && (await trainer.runtime.load(rolloutOnnx)),
     rewards,
     tokenizer,

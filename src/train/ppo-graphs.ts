@@ -9,7 +9,7 @@ import { Tensor, input } from '../engine/tensor';
 import { ForwardInputs, Params } from '../model/architecture';
 import { ModelConfig } from '../model/config';
 import { lmHead, scoreHead, sequenceInputs, transformer } from '../model/decoder';
-import { modelInputs, trainableInputs } from '../model/lora';
+import { modelInputs, sharedInputs, trainableInputs } from '../model/lora';
 import { PpoSettings } from '../experiment/config';
 import { entropy, policyLoss, valueLoss } from './ppo-losses';
 import type { PpoPlaces } from './ppo-models';
@@ -27,15 +27,7 @@ function ppoInputs(cfg: ModelConfig, places: PpoPlaces) {
     ref: modelInputs(cfg, 'lm', 'ref.', places.ref),
     value: modelInputs(cfg, 'score', 'value.', places.value),
   };
-  // Models on a shared base read its tensors through one graph input each.
-  const byName = new Map<string, Tensor>();
-  for (const p of Object.values(models))
-    for (const [key, t] of Object.entries(p)) {
-      if (t.op !== 'Input') continue;
-      const first = byName.get(t.name!);
-      if (first) p[key] = first;
-      else byName.set(t.name!, t);
-    }
+  sharedInputs(...Object.values(models));
   return models;
 }
 

@@ -14,7 +14,7 @@ import { sameTokenizer } from '../model/tokenizer';
 import { STAGE_INFO } from '../shared/stages';
 import { Rng } from '../util/rng';
 import { Experiment, PpoSettings } from '../experiment/config';
-import { mergedModel, trainedModel } from './adapters';
+import { isOnBase, mergedModel, placeOnBase, trainedModel } from './adapters';
 import { LoadedModel, loadModel } from './model-state';
 import { ModelSlot, TrainerSetup } from './stage';
 
@@ -128,9 +128,8 @@ function adaptedModels(
   const at = { seed: o.seed, outputDir: o.outputDir, where: 'ppo.peft' };
   const start = trainedModel(sft, s.peft, at);
   const base = start.adapter!.baseModel;
-  const onBase = (m: LoadedModel) => path.resolve(m.adapter!.baseModel) === path.resolve(base);
   const policy = resumedPolicy ? trainedModel(resumedPolicy, s.peft, at) : start;
-  if (!onBase(policy))
+  if (!isOnBase(policy, base))
     throw new Error(
       `${o.resumeFrom}: the policy adapter was made for the base ${policy.adapter!.baseModel}, but the SFT model ${o.sftName} has the base ${base}`,
     );
@@ -138,12 +137,8 @@ function adaptedModels(
   const resuming = o.resumeFrom !== undefined;
   /** A model on the shared base holds only its saved modules; the base's weights are the reference's. */
   const place = (name: string, m: LoadedModel, finalDir: string) => {
-    const shared = onBase(m);
-    const own = shared ? new Map(m.adapter!.saved.map((n) => [n, m.params.get(n)!])) : m.params;
-    return {
-      slot: { ...slot(name, m, finalDir, resuming), params: own },
-      place: { adapter: m.adapter!, basePrefix: shared ? 'ref.' : undefined },
-    };
+    const { params, place } = placeOnBase(m, base, 'ref.');
+    return { slot: { ...slot(name, m, finalDir, resuming), params }, place };
   };
   const p = place(POLICY, policy, 'model'),
     v = place(VALUE, value, 'value');

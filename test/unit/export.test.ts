@@ -189,6 +189,72 @@ test('OpenRLHF: a ray job submit of train_ppo_ray with its argument names, chat 
   assert.equal(fs.readFileSync(path.join(out, 'data/prompts.jsonl'), 'utf8').trim().split('\n').length, 2);
 });
 
+test("a peft section becomes PEFT's LoraConfig passed as peft_config in TRL, and OpenRLHF's LoRA arguments", async (t) => {
+  const peft = { r: 16, lora_alpha: 32, target_modules: ['q_proj', 'v_proj'], use_rslora: true };
+  const { dir, config } = workspace({
+    sft: { data: 'sft.jsonl', peft },
+    rm: { data: 'prefs.jsonl', peft: { r: 4, target_modules: 'all-linear' } },
+    dpo: { data: 'prefs.jsonl', peft: { r: 8, lora_alpha: 16.5, target_modules: 'all-linear' } },
+    ppo: { prompts: 'prompts.jsonl', peft: { ...peft, modules_to_save: ['lm_head'] } },
+  });
+  const trl = path.join(dir, 'trl');
+  const { bundle } = await exportExperiment({
+    target: 'trl',
+    config,
+    workspace: dir,
+    layout: { gpus: 1, nodes: 1 },
+    out: trl,
+  });
+  const scripts = Object.fromEntries(
+    ['sft', 'reward', 'dpo'].map((stage) => [stage, fs.readFileSync(path.join(trl, `${stage}.py`), 'utf8')]),
+  );
+  for (const [stage, source] of Object.entries(scripts)) {
+    assert.deepEqual(
+      kwargsOf(source, 'LoraConfig').filter((k) => !ARGS.LoraConfig.includes(k)),
+      [],
+      stage,
+    );
+    assert.match(source, /^from peft import LoraConfig$/m, stage);
+    assert.match(source, /processing_class=tokenizer, peft_config=peft_config\)/, stage);
+  }
+  assert.match(
+    scripts.sft,
+    /r=16,\n {4}lora_alpha=32,\n {4}lora_dropout=0,\n {4}target_modules=\["q_proj", "v_proj"\],/,
+  );
+  assert.match(scripts.sft, /use_rslora=True,\n {4}task_type="CAUSAL_LM",/);
+  assert.match(scripts.reward, /target_modules="all-linear",[^)]*task_type="SEQ_CLS",/);
+  assert.match(scripts.dpo, /lora_alpha=16\.5,[^)]*task_type="CAUSAL_LM",/);
+  const fields = bundle.unmapped.map((u) => u.field);
+  assert.ok(!fields.some((f) => f.includes('peft')), fields.join());
+
+  const ray = path.join(dir, 'openrlhf');
+  const openrlhf = await exportExperiment({
+    target: 'openrlhf',
+    config,
+    workspace: dir,
+    layout: { gpus: 1, nodes: 1 },
+    out: ray,
+  });
+  const script = fs.readFileSync(path.join(ray, 'train_ppo.sh'), 'utf8');
+  execFileSync('bash', ['-n', path.join(ray, 'train_ppo.sh')]);
+  const names = [...script.matchAll(/^ {2}--(\w+)(?= |$)/gm)].map((m) => m[1]);
+  assert.deepEqual(
+    names.filter((n) => !ARGS.train_ppo_ray.includes(n)),
+    [],
+  );
+  assert.match(script, /^ {2}--lora_rank 16 \\$/m);
+  assert.match(script, /^ {2}--lora_alpha 32 \\$/m);
+  assert.match(script, /^ {2}--lora_dropout 0 \\$/m);
+  assert.match(script, /^ {2}--target_modules q_proj v_proj/m);
+  assert.deepEqual(
+    openrlhf.bundle.unmapped.map((u) => u.field).filter((f) => f.includes('peft')),
+    ['ppo.peft.modules_to_save', 'ppo.peft.use_rslora'],
+  );
+  if (!hasPython) return t.skip('python3 is not installed: the scripts were not compiled');
+  for (const stage of Object.keys(scripts))
+    execFileSync('python3', ['-m', 'py_compile', path.join(trl, `${stage}.py`)]);
+});
+
 test('a preset model or a local folder is named in the README as something to set before launching', async (t) => {
   const { dir, config } = workspace({ model: 'tiny', rm: undefined, ppo: undefined });
   const out = path.join(dir, 'trl');
