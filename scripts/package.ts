@@ -1,6 +1,7 @@
 /**
  * `npm run package [-- <target>]`: a platform-specific VSIX (default linux-x64) holding only that
- * platform's onnxruntime binaries. vsce takes the ignore list from .vscodeignore plus the other
+ * platform's onnxruntime and esbuild binaries (esbuild bundles GRPO's reward functions at run
+ * time). vsce takes the ignore list from .vscodeignore plus the other
  * platforms' binary folders; it builds first through `vscode:prepublish` and needs no network.
  */
 import { execFileSync } from 'child_process';
@@ -28,12 +29,28 @@ const binaries = path.join(root, 'node_modules', 'onnxruntime-node', 'bin', 'nap
 const others = Object.values(TARGETS).filter(
   (dir) => dir !== TARGETS[target] && fs.existsSync(path.join(binaries, dir)),
 );
+// esbuild's binary comes in one package per platform, @esbuild/<target>; npm installs the host's only.
+const esbuilds = path.join(root, 'node_modules', '@esbuild');
+if (!fs.existsSync(path.join(esbuilds, target))) {
+  const version = (
+    JSON.parse(fs.readFileSync(path.join(root, 'node_modules', 'esbuild', 'package.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+  console.error(
+    `node_modules/@esbuild/${target} is missing: esbuild's binary for ${target} must be in the VSIX. ` +
+      `Install it first: npm install --no-save --force @esbuild/${target}@${version}`,
+  );
+  process.exit(2);
+}
+const otherEsbuilds = fs.readdirSync(esbuilds).filter((dir) => dir !== target);
 const ignoreFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vsce-')), '.vscodeignore');
 fs.writeFileSync(
   ignoreFile,
   [
     fs.readFileSync(path.join(root, '.vscodeignore'), 'utf8'),
     ...others.map((dir) => `node_modules/onnxruntime-node/bin/napi-v6/${dir}/**`),
+    ...otherEsbuilds.map((dir) => `node_modules/@esbuild/${dir}/**`),
   ].join('\n'),
 );
 

@@ -71,12 +71,13 @@ const checks: [string, () => Promise<void>][] = [
   ],
 
   [
-    'Train SFT on an experiment file that is not JSON fails saying so, and leaves the file as it was',
+    'Train SFT on an experiment file that is not JSON does not start, leaves no run, and leaves the file as it was',
     async () => {
       const before = fs.readFileSync(experiment('broken').fsPath, 'utf8');
-      await vscode.commands.executeCommand('rlhf.trainSft', experiment('broken'));
-      const run = await runOf('sft', 'failed');
-      assert.match(run.record.error ?? '', /broken\.rlhf\.json: not valid JSON/);
+      const runs = runsOnDisk(workspace()).length;
+      const started = await vscode.commands.executeCommand('rlhf.trainSft', experiment('broken'));
+      assert.equal(started, undefined, 'no run starts on a config that does not parse');
+      assert.equal(runsOnDisk(workspace()).length, runs, 'no failed run left behind');
       assert.equal(fs.readFileSync(experiment('broken').fsPath, 'utf8'), before);
     },
   ],
