@@ -86,8 +86,7 @@ test('reward model and PPO: the charts follow the live run, Stop Run leaves a ch
         .waitFor({ timeout: 120_000 });
       const ppo = () => runsOnDisk(wb.workspace).find((r) => r.record.stage === 'ppo')!;
 
-      await wb.command('RLHF: Show Training Charts');
-      await wb.pick('PPO · running');
+      await wb.commandAndPick('RLHF: Show Training Charts', 'PPO · running');
       const charts = await wb.webview('Training Charts');
       const before = await points(charts, 'objective/kl', 1);
       const after = await points(charts, 'objective/kl', before + 2);
@@ -98,8 +97,7 @@ test('reward model and PPO: the charts follow the live run, Stop Run leaves a ch
       );
       assert.ok(await points(charts, 'reward', 1), 'the reward chart has points too');
 
-      await wb.command('RLHF: Stop Run');
-      await wb.pick('PPO · running');
+      await wb.commandAndPick('RLHF: Stop Run', 'PPO · running');
       const stopped = wb.notification(/PPO run "ppo" stopped at step \d+; a checkpoint was saved/);
       await stopped.waitFor({ timeout: 120_000 });
       const step = Number(/step (\d+)/.exec(await stopped.innerText())![1]);

@@ -188,8 +188,23 @@ export class Workbench {
   }
 
   /** Picks the item containing `text` from the open quick pick. */
-  async pick(text: string): Promise<void> {
-    await this.page.locator('.quick-input-widget .monaco-list-row', { hasText: text }).click({ timeout: UI_TIMEOUT });
+  async pick(text: string, timeout = UI_TIMEOUT): Promise<void> {
+    await this.page.locator('.quick-input-widget .monaco-list-row', { hasText: text }).click({ timeout });
+  }
+
+  /**
+   * Runs a command that asks for an item and picks the one containing `text`. A quick pick closes
+   * when the focus moves (a webview loading beside it), so one closed before the pick is asked again.
+   */
+  async commandAndPick(title: string, text: string, attempts = 3): Promise<void> {
+    await this.command(title);
+    try {
+      await this.pick(text, attempts > 1 ? UI_TIMEOUT / 3 : UI_TIMEOUT);
+    } catch (e) {
+      if (attempts <= 1) throw e;
+      await this.page.keyboard.press('Escape');
+      return this.commandAndPick(title, text, attempts - 1);
+    }
   }
 
   /** Answers the open input box with `value` (or accepts its default). */
