@@ -87,14 +87,9 @@ export async function runDpo(run: DpoRun): Promise<{ modelDir: string; stopped: 
     await generator.release();
     trainer.samples(answers, at);
   };
-  if (trainer.startStep === 0) await showSamples(0);
   const toBatch = (batch: DpoPair[]) => dpoBatch(batch, tokenizer.padId);
   const batches = sampledData(train, evaluation, s.per_device_train_batch_size, exp.seed, toBatch);
-  const { step, stopped } = await trainer.train(batches, run.signal);
-  const modelDir = await trainer.saveFinal(stopped);
-  if (!stopped) await showSamples(step);
-  await trainer.close(stopped);
-  return { modelDir, stopped };
+  return trainer.trainWithSamples(batches, showSamples, run.signal);
 }
 
 /** The pairs of the run, or of the config's data file, as token rows; what was left out or cut is reported. */

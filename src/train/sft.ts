@@ -119,14 +119,9 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
     trainer.samples(rows, at);
   };
 
-  if (trainer.startStep === 0) await showSamples(0);
   const toBatch = (examples: TokenExample[]) => sftBatch(examples, tokenizer.padId);
   const batches = sampledData(train, evaluation, s.per_device_train_batch_size, exp.seed, toBatch);
-  const { step, stopped } = await trainer.train(batches, run.signal);
-  const modelDir = await trainer.saveFinal(stopped);
-  if (!stopped) await showSamples(step);
-  await trainer.close(stopped);
-  return { modelDir, stopped };
+  return trainer.trainWithSamples(batches, showSamples, run.signal);
 }
 
 /** Says how many examples were truncated to `maxLength` tokens, and how many left nothing to train on. */

@@ -120,6 +120,23 @@ export class Trainer {
     return metrics;
   }
 
+  /**
+   * An offline stage from start to end: the samples before training (on a fresh start) and after it
+   * (unless stopped), the training, the final save; returns where the model went.
+   */
+  async trainWithSamples(
+    data: StageData,
+    showSamples: (at: number) => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<{ modelDir: string; stopped: boolean }> {
+    if (this.startStep === 0) await showSamples(0);
+    const { step, stopped } = await this.train(data, signal);
+    const modelDir = await this.saveFinal(stopped);
+    if (!stopped) await showSamples(step);
+    await this.close(stopped);
+    return { modelDir, stopped };
+  }
+
   /** Trains an offline stage: one update per step on the next micro-batches of `data`. */
   train(data: StageData, signal?: AbortSignal): Promise<{ step: number; stopped: boolean }> {
     const k = this.setup.settings.gradient_accumulation_steps;
