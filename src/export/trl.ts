@@ -255,6 +255,18 @@ function sectionsWithoutScript(exp: Experiment): Unmapped[] {
       value: { prompts: path.basename(exp.ppo.prompts) },
       why: 'TRL no longer ships a PPO trainer: `rlhf export openrlhf` writes the PPO job for OpenRLHF on Ray',
     });
+  for (const section of ['grpo', 'rloo'] as const) {
+    const settings = exp[section];
+    if (settings)
+      out.push({
+        field: section,
+        value: {
+          prompts: path.basename(settings.prompts),
+          reward_funcs: settings.reward_funcs.map((f) => path.basename(f)),
+        },
+        why: `the export writes no ${section.toUpperCase()} script yet; its reward functions are TypeScript/JavaScript, which TRL cannot call`,
+      });
+  }
   const top: [string, unknown, string][] = [
     [
       'torch_dtype',

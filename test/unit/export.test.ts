@@ -51,8 +51,13 @@ function workspace(overrides: Record<string, unknown> = {}): { dir: string; conf
     comparisons: { prompts: 'prompts.jsonl' },
     rm: { data: 'prefs.jsonl', lr_scheduler_type: 'linear', min_lr_ratio: 0.2, center_rewards_coefficient: 0.01 },
     ppo: { prompts: 'prompts.jsonl', total_episodes: 64, per_device_train_batch_size: 8, vf_coef: 0.2 },
+    grpo: { prompts: 'prompts.jsonl', reward_funcs: ['rewards.ts'], num_generations: 2 },
     ...overrides,
   };
+  fs.writeFileSync(
+    path.join(dir, 'rewards.ts'),
+    'export const short = ({ completions }) => completions.map((c) => -c.length);\n',
+  );
   const config = path.join(dir, 'animals.rlhf.json');
   fs.writeFileSync(config, JSON.stringify(experiment));
   return { dir, config };
@@ -112,7 +117,11 @@ test('TRL: a script per stage with TRL config names, the data in TRL formats, an
   assert.match(fs.readFileSync(path.join(out, 'accelerate_config.yaml'), 'utf8'), /num_processes: 4\n/);
 
   const fields = bundle.unmapped.map((u) => u.field);
-  assert.deepEqual(fields.sort(), ['comparisons', 'ppo', 'rm.min_lr_ratio']);
+  assert.deepEqual(fields.sort(), ['comparisons', 'grpo', 'ppo', 'rm.min_lr_ratio']);
+  assert.match(
+    fs.readFileSync(path.join(out, 'README.md'), 'utf8'),
+    /\| `grpo` \| .*rewards\.ts.* \| the export writes no GRPO script yet/,
+  );
   const readme = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
   assert.match(
     readme,
@@ -300,5 +309,5 @@ test('rlhf export trl writes into .rlhf/exports and prints the launch commands',
   const { code, output } = await cli(dir, 'export', 'trl', 'animals.rlhf.json', '--gpus', '8').exit;
   assert.equal(code, 0, output);
   assert.match(output, /exported to .*\.rlhf\/exports\/.*-animals-trl\n {2}accelerate launch/);
-  assert.match(output, /3 settings did not carry over; README\.md lists them/);
+  assert.match(output, /4 settings did not carry over; README\.md lists them/);
 });
