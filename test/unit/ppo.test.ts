@@ -9,10 +9,10 @@ import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { RunEvent } from '../../src/protocol/runner';
 import { adaptKlCoef, gae, klEstimate, tokenRewards, whiten } from '../../src/train/advantages';
 import { parseExperiment } from '../../src/experiment/config';
+import { TINY_BASE, trainAnimalPolicy } from '../helpers/animal-policy';
 import { runPpo } from '../../src/train/ppo';
 import { readPrompts } from '../../src/train/prompts';
 import { entropy, policyLoss, valueLoss } from '../../src/train/ppo-losses';
-import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
@@ -98,49 +98,10 @@ test('gradients of the clipped policy loss, clipped value loss and entropy pass 
 
 /** A tiny SFT policy that names every food for every animal about evenly, trained once for the tests below. */
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-'));
-const base = {
-  seed: 1,
-  model: 'tiny',
-  model_size: { n_layer: 1, n_embd: 48, n_head: 2, n_positions: 32 },
-  runtime: { provider: 'cpu', threads: 1 },
-};
+const base = TINY_BASE;
 let sftModel = '';
 before(async () => {
-  const animals = ['cat', 'dog', 'cow', 'bird', 'fox', 'bear'];
-  const foods = [' fish', ' grass', ' seeds', ' meat'];
-  fs.writeFileSync(
-    path.join(dir, 'sft.jsonl'),
-    animals
-      .flatMap((a) =>
-        foods.map((f) => JSON.stringify({ prompt: `What does a ${a} eat?`, completion: ` A ${a} eats${f}.` })),
-      )
-      .join('\n'),
-  );
-  fs.writeFileSync(
-    path.join(dir, 'prompts.jsonl'),
-    animals.map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'),
-  );
-  const sft = await runSft({
-    experiment: parseExperiment(
-      {
-        ...base,
-        sft: {
-          data: path.join(dir, 'sft.jsonl'),
-          max_steps: 120,
-          per_device_train_batch_size: 8,
-          learning_rate: 1e-2,
-          warmup_steps: 10,
-          eval_fraction: 0,
-          logging_steps: 40,
-          save_steps: 1000,
-        },
-      },
-      'test',
-    ),
-    outputDir: path.join(dir, 'sft'),
-    emit: () => {},
-  });
-  sftModel = sft.modelDir;
+  sftModel = await trainAnimalPolicy(dir);
 });
 
 const fish = gpt2Tokenizer().encode(' fish')[0];
