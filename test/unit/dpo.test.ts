@@ -5,36 +5,12 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { RunEvent } from '../../src/protocol/runner';
-import { PreferencePair } from '../../src/data/preferences';
 import { Experiment, parseExperiment } from '../../src/experiment/config';
 import { runDpo } from '../../src/train/dpo';
 import { REFERENCE_LOGPS_FILE } from '../../src/train/dpo-reference';
-import { Rng } from '../../src/util/rng';
+import { markerPairs } from '../helpers/marker-pairs';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-'));
-
-const WORDS = ['red', 'blue', 'green', 'cat', 'dog', 'runs', 'sleeps', 'big', 'small', 'tree', 'river', 'stone'];
-const ANIMALS = ['cat', 'dog', 'cow', 'bird', 'fox', 'owl', 'bee', 'pig'];
-
-/**
- * Pairs with a rule to learn: the chosen response has " banana" in it, the rejected one does not;
- * both are 2 to 4 random words besides. `shuffled` swaps chosen and rejected by a coin flip, leaving
- * no rule.
- */
-function markerPairs(n: number, seed: number, shuffled = false): PreferencePair[] {
-  const rng = new Rng(seed);
-  const words = (k: number) => Array.from({ length: k }, () => ` ${WORDS[rng.int(WORDS.length)]}`);
-  return Array.from({ length: n }, () => {
-    const good = words(2 + rng.int(3));
-    good.splice(rng.int(good.length + 1), 0, ' banana');
-    const pair = {
-      prompt: `Tell me about the ${ANIMALS[rng.int(ANIMALS.length)]}.`,
-      chosen: good.join(''),
-      rejected: words(3 + rng.int(3)).join(''),
-    };
-    return shuffled && rng.next() < 0.5 ? { ...pair, chosen: pair.rejected, rejected: pair.chosen } : pair;
-  });
-}
 
 function experiment(dpo: Record<string, unknown>): Experiment {
   return parseExperiment(

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { PreferencePair } from '../../src/data/preferences';
 import { Experiment, parseExperiment } from '../../src/experiment/config';
 import { saveCheckpoint } from '../../src/model/checkpoint';
 import { presetConfig, resizeConfig } from '../../src/model/config';
@@ -23,6 +22,7 @@ import { policyModels } from '../../src/train/policy-models';
 import { sampleFromCheckpoint } from '../../src/train/samples';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
+import { MARKER_ANIMALS, markerPairs } from '../helpers/marker-pairs';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-rl-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -34,23 +34,6 @@ saveCheckpoint(base, { config: baseConfig, params: initParams(baseConfig, new Rn
 const baseBytes = fs.readFileSync(path.join(base, 'model.safetensors'));
 
 const PEFT = { r: 4, lora_alpha: 16, target_modules: 'all-linear' };
-const WORDS = ['red', 'blue', 'green', 'cat', 'dog', 'runs', 'sleeps', 'big', 'small', 'tree', 'river', 'stone'];
-const ANIMALS = ['cat', 'dog', 'cow', 'bird', 'fox', 'owl', 'bee', 'pig'];
-
-/** Pairs with a rule to learn: the chosen response has " banana" in it, the rejected one does not. */
-function markerPairs(n: number, seed: number): PreferencePair[] {
-  const rng = new Rng(seed);
-  const words = (k: number) => Array.from({ length: k }, () => ` ${WORDS[rng.int(WORDS.length)]}`);
-  return Array.from({ length: n }, () => {
-    const good = words(2 + rng.int(3));
-    good.splice(rng.int(good.length + 1), 0, ' banana');
-    return {
-      prompt: `Tell me about the ${ANIMALS[rng.int(ANIMALS.length)]}.`,
-      chosen: good.join(''),
-      rejected: words(3 + rng.int(3)).join(''),
-    };
-  });
-}
 
 function dpoExperiment(dpo: Record<string, unknown>): Experiment {
   return parseExperiment(
@@ -150,9 +133,9 @@ test('DPO with LoRA on an SFT adapter: the adapter continues, the SFT model is t
   const sftData = path.join(dir, 'sft.jsonl');
   fs.writeFileSync(
     sftData,
-    ANIMALS.map((a) => JSON.stringify({ prompt: `Tell me about the ${a}.`, completion: ' red banana tree' })).join(
-      '\n',
-    ),
+    MARKER_ANIMALS.map((a) =>
+      JSON.stringify({ prompt: `Tell me about the ${a}.`, completion: ' red banana tree' }),
+    ).join('\n'),
   );
   const sft = await runSft({
     experiment: parseExperiment(
@@ -240,7 +223,7 @@ test('DPO with LoRA on a Llama preset: q_proj and v_proj adapters on its drawn w
 
 function groupExperiment(stage: 'grpo' | 'rloo', overrides: Record<string, unknown> = {}): Experiment {
   const prompts = path.join(dir, 'prompts.jsonl');
-  fs.writeFileSync(prompts, ANIMALS.map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'));
+  fs.writeFileSync(prompts, MARKER_ANIMALS.map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'));
   const reward = path.join(dir, 'fish.ts');
   fs.writeFileSync(
     reward,

@@ -11,6 +11,7 @@ import { Experiment, loadExperiment, parseExperiment } from '../../src/experimen
 import { RewardPair, bradleyTerry, runRm } from '../../src/train/reward';
 import { Scorer } from '../../src/train/scorer';
 import { Rng } from '../../src/util/rng';
+import { markerPairs } from '../helpers/marker-pairs';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-'));
 
@@ -32,27 +33,6 @@ const WORDS = [
   'slow',
   'sun',
 ];
-const ANIMALS = ['cat', 'dog', 'cow', 'bird', 'fox', 'owl', 'bee', 'pig'];
-
-/**
- * Synthetic preferences with a known rule: the response with " banana" in it wins. Both responses
- * have 3 to 5 random words, so nothing but the marker tells them apart. `shuffled` swaps chosen
- * and rejected of each pair by a coin flip, leaving no rule to learn.
- */
-function markerPairs(n: number, seed: number, shuffled = false): RewardPair[] {
-  const rng = new Rng(seed);
-  const words = (k: number) => Array.from({ length: k }, () => ` ${WORDS[rng.int(WORDS.length)]}`);
-  return Array.from({ length: n }, () => {
-    const good = words(2 + rng.int(3));
-    good.splice(rng.int(good.length + 1), 0, ' banana');
-    const pair = {
-      prompt: `Tell me about the ${ANIMALS[rng.int(ANIMALS.length)]}.`,
-      chosen: good.join(''),
-      rejected: words(3 + rng.int(3)).join(''),
-    };
-    return shuffled && rng.next() < 0.5 ? { ...pair, chosen: pair.rejected, rejected: pair.chosen } : pair;
-  });
-}
 
 function experiment(rm: Record<string, unknown>): Experiment {
   return parseExperiment(
@@ -118,7 +98,7 @@ test('RM: learns a known preference rule (held-out accuracy ≥ 95%), saves a GP
   const { modelDir } = await runRm({
     experiment: experiment({ max_steps: 40, eval_fraction: 0.25 }),
     outputDir: run,
-    pairs: markerPairs(320, 5),
+    pairs: markerPairs(320, 5, false, WORDS),
     emit: () => {},
   });
   const evalRow = lastEval(run);
@@ -147,7 +127,7 @@ test('RM: learns a known preference rule (held-out accuracy ≥ 95%), saves a GP
 
   // Fresh pairs from another seed, scored through the saved checkpoint.
   const scorer = await Scorer.load(modelDir, { provider: 'cpu', threads: 1 });
-  const fresh = await accuracy(scorer, markerPairs(100, 99));
+  const fresh = await accuracy(scorer, markerPairs(100, 99, false, WORDS));
   assert.ok(fresh >= 0.95, `accuracy on fresh pairs ${fresh}`);
 
   // The pick of the last real token: a sequence scores the same alone as padded in a batch.
@@ -175,7 +155,7 @@ test('RM: with shuffled labels held-out accuracy stays near chance', async () =>
   await runRm({
     experiment: experiment({ max_steps: 40, eval_fraction: 0.25 }),
     outputDir: run,
-    pairs: markerPairs(320, 5, true),
+    pairs: markerPairs(320, 5, true, WORDS),
     emit: () => {},
   });
   const { eval_accuracy } = lastEval(run);
@@ -183,7 +163,7 @@ test('RM: with shuffled labels held-out accuracy stays near chance', async () =>
 });
 
 test('RM from a preference file: a stopped run resumes to the same loss curve; scores are normalised to mean 0, std 1 on the reference texts', async () => {
-  const pairs = markerPairs(48, 3);
+  const pairs = markerPairs(48, 3, false, WORDS);
   const data = path.join(dir, 'prefs.jsonl');
   const tie = { id: 't1', label: 'tie', prompt: 'Tell me about the cat.', response_a: ' sun', response_b: ' sky' };
   fs.writeFileSync(data, [...pairs, tie].map((p) => JSON.stringify(p)).join('\n') + '\n');
@@ -267,7 +247,7 @@ test('RM from a preference file: a stopped run resumes to the same loss curve; s
 });
 
 test('RM: a non-finite loss stops the run with a clear message', async () => {
-  const pairs = markerPairs(8, 4).map((p) => ({ ...p, margin: NaN }));
+  const pairs = markerPairs(8, 4, false, WORDS).map((p) => ({ ...p, margin: NaN }));
   await assert.rejects(
     runRm({
       experiment: experiment({ max_steps: 3, eval_fraction: 0 }),
