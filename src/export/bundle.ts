@@ -33,7 +33,7 @@ export function writeBundle(dir: string, bundle: ExportBundle): void {
 }
 
 /** A Markdown table of the unmapped settings, or a line saying there are none. */
-export function unmappedTable(unmapped: Unmapped[]): string {
+function unmappedTable(unmapped: Unmapped[]): string {
   if (!unmapped.length) return 'Every setting of the experiment has a counterpart here.\n';
   const cell = (s: string) => s.replace(/\|/g, '\\|');
   return [
@@ -43,7 +43,8 @@ export function unmappedTable(unmapped: Unmapped[]): string {
   ].join('\n');
 }
 
-/** The README section of what a person must do before launching (none: nothing). */
-export function beforeLaunching(problems: string[]): string {
-  return problems.length ? ['## Before launching', '', ...problems.map((p) => `- ${p}`), ''].join('\n') : '';
+/** A README's closing sections: what a person must do before launching (if anything), and what did not carry over. */
+export function readmeEnd(problems: string[], unmapped: Unmapped[]): string {
+  const before = problems.length ? ['## Before launching', '', ...problems.map((p) => `- ${p}`), ''] : [];
+  return [...before, '## Settings that did not carry over', '', unmappedTable(unmapped), ''].join('\n');
 }

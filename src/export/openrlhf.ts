@@ -7,7 +7,7 @@ import { ColumnMapping } from '../data/formats/read';
 import { parseDataSpec } from '../data/formats/source';
 import { loadPrompts } from '../data/formats/stage-data';
 import { Experiment, PpoSettings } from '../experiment/config';
-import { ExportBundle, Unmapped, beforeLaunching, unmappedTable } from './bundle';
+import { ExportBundle, Unmapped, readmeEnd } from './bundle';
 import { Rule, mapSettings, modelChoice, outputDir } from './mapping';
 import { openRlhfLora } from './peft';
 import { ClusterLayout } from './trl';
@@ -207,10 +207,6 @@ function readme(exp: Experiment, layout: ClusterLayout, problems: string[], unma
     'bash train_ppo.sh',
     '```',
     '',
-    beforeLaunching(problems),
-    '## Settings that did not carry over',
-    '',
-    unmappedTable(unmapped),
-    '',
+    readmeEnd(problems, unmapped),
   ].join('\n');
 }

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { ColumnMapping } from '../data/formats/read';
 import { parseDataSpec } from '../data/formats/source';
 import { Experiment } from '../experiment/config';
-import { ExportBundle, Unmapped, beforeLaunching, unmappedTable } from './bundle';
+import { ExportBundle, Unmapped, readmeEnd } from './bundle';
 import { ModelChoice, Rule, mapSettings, modelChoice, outputDir } from './mapping';
 import { loraScript } from './peft';
 import { pyCall, pyComment, pyLiteral } from './python';
@@ -358,10 +358,6 @@ function readme(
       : '',
     `On several machines, set \`main_process_ip\` in accelerate_config.yaml and run the same command on each with \`--machine_rank\`.`,
     '',
-    beforeLaunching(problems),
-    '## Settings that did not carry over',
-    '',
-    unmappedTable(unmapped),
-    '',
+    readmeEnd(problems, unmapped),
   ].join('\n');
 }
