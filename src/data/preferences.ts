@@ -171,24 +171,11 @@ export function exportPreferences(
   src: string,
   dest: string,
 ): { exported: number; skipped: number; errors: DataError[] } {
-  const { text, ...counts } = decidedPreferenceLines(src);
-  writeFileAtomic(dest, [Buffer.from(text)]);
-  return counts;
-}
-
-/** The decided comparisons of a store as plain TRL JSONL text, with the counts exportPreferences reports. */
-export function decidedPreferenceLines(src: string): {
-  text: string;
-  exported: number;
-  skipped: number;
-  errors: DataError[];
-} {
   const { records, errors } = readPreferences(src);
   const decided = records.filter((r): r is DecidedPreference => 'chosen' in r);
-  const text = decided
-    .map(({ prompt, chosen, rejected }) => `${JSON.stringify({ prompt, chosen, rejected })}\n`)
-    .join('');
-  return { text, exported: decided.length, skipped: records.length - decided.length, errors };
+  const lines = decided.map(({ prompt, chosen, rejected }) => `${JSON.stringify({ prompt, chosen, rejected })}\n`);
+  writeFileAtomic(dest, [Buffer.from(lines.join(''))]);
+  return { exported: decided.length, skipped: records.length - decided.length, errors };
 }
 
 // ---- Reading lines
