@@ -70,26 +70,37 @@ function newestMtime(files: string[]): number {
 
 /** Bundles `file` into cacheDir; a compile error names the file, line and column. */
 async function bundle(file: string, cacheDir: string): Promise<{ bundle: string; sources: string[] }> {
-  if (!fs.existsSync(file)) throw new RewardFileError(`${file}: reward function file not found`);
   fs.mkdirSync(cacheDir, { recursive: true });
   const stem = path.basename(file).replace(/\.[^.]+$/, '');
   const outfile = path.join(cacheDir, `${stem}-${Date.now().toString(36)}.cjs`);
+  const result = await compileRewardFile(file, { outfile, format: 'cjs' });
+  const sources = Object.keys(result.metafile.inputs).map((f) => path.resolve(path.dirname(file), f));
+  return { bundle: outfile, sources: [file, ...sources.filter((s) => s !== file)] };
+}
+
+/**
+ * esbuild's build of a reward file with its imports, for Node, with an inline source map of the
+ * user's lines; `options` say where and in which module format. A compile error is a
+ * RewardFileError naming the file, line and column.
+ */
+export async function compileRewardFile(
+  file: string,
+  options: Pick<esbuild.BuildOptions, 'outfile' | 'format' | 'write'>,
+): Promise<esbuild.BuildResult<{ metafile: true }>> {
+  if (!fs.existsSync(file)) throw new RewardFileError(`${file}: reward function file not found`);
   try {
-    const result = await esbuild.build({
+    return await esbuild.build({
       entryPoints: [file],
-      outfile,
       bundle: true,
       platform: 'node',
-      format: 'cjs',
       target: 'node18',
       sourcemap: 'inline',
       sourcesContent: true,
       metafile: true,
       logLevel: 'silent',
       absWorkingDir: path.dirname(file),
+      ...options,
     });
-    const sources = Object.keys(result.metafile.inputs).map((f) => path.resolve(path.dirname(file), f));
-    return { bundle: outfile, sources: [file, ...sources.filter((s) => s !== file)] };
   } catch (e) {
     const errors = (e as esbuild.BuildFailure).errors;
     if (!errors?.length) throw e;
