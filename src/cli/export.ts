@@ -13,7 +13,7 @@ export function exportCommand(cli: Command): void {
   cli
     .command('export')
     .description(
-      'write the experiment as a folder for TRL (accelerate, any number of GPUs) or OpenRLHF (PPO on Ray): data, scripts, README',
+      'write the experiment as a folder for TRL (accelerate, any number of GPUs) or OpenRLHF (PPO, GRPO, RLOO on Ray): data, scripts, README',
     )
     .addArgument(new Command().createArgument('<target>', 'trl or openrlhf').choices(EXPORT_TARGETS))
     .argument('<config>', 'experiment config file')
