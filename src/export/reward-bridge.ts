@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { compileRewardFile, declarationLine } from '../train/rewards/reward-module';
+import { compileRewardFile, declarationLine } from '../util/reward-file';
 import { pyLiteral } from './python';
 
 /** One exported reward function as the Python module names it. */
