@@ -14,6 +14,7 @@ import type { TestContext } from 'node:test';
 import { Browser, chromium, Frame, Locator, Page } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/page';
 import { ROOT } from './fixtures';
+import { languagePackVsix, registerLanguagePack } from './language-pack';
 
 export const VSIX = path.join(ROOT, 'rlhf-studio-linux-x64.vsix');
 export const CODE_SERVER_VERSION = '4.100.3';
@@ -58,6 +59,8 @@ export interface WorkbenchOptions {
    * once the workbench is up, with the installed VSIX as the extension under development.
    */
   extensionTests?: string;
+  /** VS Code's display language ("zh-cn"), with a language pack for it installed (./language-pack.ts). */
+  locale?: string;
 }
 
 export class Workbench {
@@ -87,16 +90,20 @@ export class Workbench {
     const env = serverEnv(home);
     const common = ['--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions];
 
-    const install = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', VSIX], {
-      env,
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    if (install.status !== 0 || !/successfully installed/.test(install.stdout)) {
-      fs.rmSync(home, { recursive: true, force: true });
-      throw new Error(`installing ${VSIX} into code-server failed:\n${install.stdout}\n${install.stderr}`);
+    const vsixes = [VSIX, ...(options.locale ? [await languagePackVsix(options.locale, home)] : [])];
+    for (const vsix of vsixes) {
+      const install = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', vsix], {
+        env,
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      if (install.status !== 0 || !/successfully installed/.test(install.stdout)) {
+        fs.rmSync(home, { recursive: true, force: true });
+        throw new Error(`installing ${vsix} into code-server failed:\n${install.stdout}\n${install.stderr}`);
+      }
     }
 
+    if (options.locale) registerLanguagePack(dirs.userData, dirs.extensions, options.locale);
     const port = await freePort();
     const serverLog = path.join(home, 'code-server.log');
     const logFd = fs.openSync(serverLog, 'w');
@@ -113,6 +120,7 @@ export class Workbench {
         '--disable-update-check',
         '--disable-workspace-trust',
         '--disable-getting-started-override',
+        ...(options.locale ? ['--locale', options.locale] : []),
       ],
       // Its own process group, so closing kills the extension host and the training processes with it.
       { env, detached: true, stdio: ['ignore', logFd, logFd] },
