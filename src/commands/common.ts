@@ -12,12 +12,12 @@ import { stageLabel } from '../shared/stages';
  */
 export async function requireTrust(
   action: string,
-  why = 'it runs training code on the files of this workspace',
+  why = vscode.l10n.t('it runs training code on the files of this workspace'),
 ): Promise<boolean> {
   if (vscode.workspace.isTrusted) return true;
-  const manage = 'Manage Workspace Trust';
+  const manage = vscode.l10n.t('Manage Workspace Trust');
   const choice = await vscode.window.showWarningMessage(
-    `${action} is disabled in Restricted Mode: ${why}. Trust the workspace to enable it.`,
+    vscode.l10n.t('{0} is disabled in Restricted Mode: {1}. Trust the workspace to enable it.', action, why),
     manage,
   );
   if (choice === manage) await vscode.commands.executeCommand('workbench.trust.manage');
@@ -32,8 +32,11 @@ export async function experimentWorkspace(config: vscode.Uri): Promise<string | 
   const folder = vscode.workspace.getWorkspaceFolder(config);
   if (folder) return folder.uri.fsPath;
   const why = vscode.workspace.workspaceFolders?.length
-    ? `${config.fsPath} is outside the workspace folders: open the folder that holds it. An experiment and the files it names must be inside a workspace folder.`
-    : 'Open a folder first: experiments and their runs live in the workspace.';
+    ? vscode.l10n.t(
+        '{0} is outside the workspace folders: open the folder that holds it. An experiment and the files it names must be inside a workspace folder.',
+        config.fsPath,
+      )
+    : vscode.l10n.t('Open a folder first: experiments and their runs live in the workspace.');
   await vscode.window.showErrorMessage(why);
   return undefined;
 }
@@ -46,9 +49,9 @@ export async function pickExperiment(uri?: vscode.Uri): Promise<vscode.Uri | und
   const files = await vscode.workspace.findFiles(EXPERIMENT_GLOB, '**/node_modules/**', 100);
   if (files.length === 1) return files[0];
   if (files.length === 0) {
-    const create = 'New Experiment';
+    const create = vscode.l10n.t('New Experiment');
     const choice = await vscode.window.showInformationMessage(
-      'There is no experiment file (*.rlhf.json) in this workspace yet.',
+      vscode.l10n.t('There is no experiment file (*.rlhf.json) in this workspace yet.'),
       create,
     );
     if (choice === create) await vscode.commands.executeCommand('rlhf.newExperiment');
@@ -60,7 +63,7 @@ export async function pickExperiment(uri?: vscode.Uri): Promise<vscode.Uri | und
       description: vscode.workspace.asRelativePath(path.dirname(uri.fsPath)),
       uri,
     })),
-    { placeHolder: 'Experiment to run' },
+    { placeHolder: vscode.l10n.t('Experiment to run') },
   );
   return picked?.uri;
 }

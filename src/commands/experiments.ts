@@ -15,27 +15,28 @@ export function registerExperimentCommands(services: Services): vscode.Disposabl
 }
 
 async function newExperiment(services: Services): Promise<void> {
-  if (!(await requireTrust('New Experiment', 'it writes files into this workspace'))) return;
+  if (!(await requireTrust(vscode.l10n.t('New Experiment'), vscode.l10n.t('it writes files into this workspace'))))
+    return;
   const folder = await pickWorkspaceFolder();
   if (!folder) return;
   const template = await vscode.window.showQuickPick(
     [
       {
-        label: '$(beaker) From the demo',
-        description: 'animal questions and answers; a tiny GPT-2 that trains on a CPU in minutes',
+        label: `$(beaker) ${vscode.l10n.t('From the demo')}`,
+        description: vscode.l10n.t('animal questions and answers; a tiny GPT-2 that trains on a CPU in minutes'),
         template: 'demo' as const,
       },
       {
-        label: '$(new-file) Empty',
-        description: 'an experiment file and an empty SFT data file to fill',
+        label: `$(new-file) ${vscode.l10n.t('Empty')}`,
+        description: vscode.l10n.t('an experiment file and an empty SFT data file to fill'),
         template: 'empty' as const,
       },
     ],
-    { placeHolder: 'New RLHF experiment' },
+    { placeHolder: vscode.l10n.t('New RLHF experiment') },
   );
   if (!template) return;
   const name = await vscode.window.showInputBox({
-    prompt: `Experiment name; its folder is created in ${folder.name}`,
+    prompt: vscode.l10n.t('Experiment name; its folder is created in {0}', folder.name),
     value: template.template === 'demo' ? 'demo' : 'experiment',
     validateInput: (value) => experimentNameProblem(folder.uri.fsPath, value),
   });
@@ -48,19 +49,19 @@ async function newExperiment(services: Services): Promise<void> {
   );
   const uri = vscode.Uri.file(file);
   await vscode.window.showTextDocument(uri);
-  const train = 'Train SFT';
+  const train = vscode.l10n.t('Train SFT');
   const next =
     template.template === 'demo'
-      ? `Experiment "${name}" is ready.`
-      : `Experiment "${name}" is ready: add SFT examples to ${name}/sft.jsonl.`;
+      ? vscode.l10n.t('Experiment "{0}" is ready.', name)
+      : vscode.l10n.t('Experiment "{0}" is ready: add SFT examples to {1}.', name, `${name}/sft.jsonl`);
   if ((await vscode.window.showInformationMessage(next, train)) === train)
     await vscode.commands.executeCommand('rlhf.trainSft', uri);
 }
 
 /** Why `name` cannot be a new experiment folder in `parent`, or undefined when it can. */
 export function experimentNameProblem(parent: string, name: string): string | undefined {
-  if (!/^[\w][\w.-]*$/.test(name)) return 'Use letters, digits, "-", "_" and "."';
-  if (fs.existsSync(path.join(parent, name))) return `${name} already exists`;
+  if (!/^[\w][\w.-]*$/.test(name)) return vscode.l10n.t('Use letters, digits, "-", "_" and "."');
+  if (fs.existsSync(path.join(parent, name))) return vscode.l10n.t('{0} already exists', name);
   return undefined;
 }
 
@@ -97,11 +98,11 @@ async function pickWorkspaceFolder(): Promise<vscode.WorkspaceFolder | undefined
   const folders = vscode.workspace.workspaceFolders ?? [];
   if (folders.length === 1) return folders[0];
   if (folders.length > 1)
-    return vscode.window.showWorkspaceFolderPick({ placeHolder: 'Workspace folder for the experiment' });
-  const open = 'Open Folder';
+    return vscode.window.showWorkspaceFolderPick({ placeHolder: vscode.l10n.t('Workspace folder for the experiment') });
+  const open = vscode.l10n.t('Open Folder');
   if (
     (await vscode.window.showInformationMessage(
-      'Open a folder first: experiments and their runs live in the workspace.',
+      vscode.l10n.t('Open a folder first: experiments and their runs live in the workspace.'),
       open,
     )) === open
   ) {

@@ -46,8 +46,8 @@ async function openExternalMetrics(services: Services, uri?: vscode.Uri): Promis
     uri?.fsPath ??
     (
       await vscode.window.showOpenDialog({
-        title: 'Metrics of a run trained elsewhere',
-        openLabel: 'Chart',
+        title: vscode.l10n.t('Metrics of a run trained elsewhere'),
+        openLabel: vscode.l10n.t('Chart'),
         filters: { 'trainer_state.json, TensorBoard events, JSONL': ['json', 'jsonl', '*'] },
       })
     )?.[0]?.fsPath;
@@ -62,7 +62,12 @@ async function openExternalMetrics(services: Services, uri?: vscode.Uri): Promis
 }
 
 async function openRunFolder(services: Services, arg: unknown): Promise<void> {
-  const ref = await pickRun(arg, services.runs.list(), 'Run folder to open', 'There are no runs yet.');
+  const ref = await pickRun(
+    arg,
+    services.runs.list(),
+    vscode.l10n.t('Run folder to open'),
+    vscode.l10n.t('There are no runs yet.'),
+  );
   if (ref)
     await vscode.commands.executeCommand(
       'revealFileInOS',
@@ -72,14 +77,15 @@ async function openRunFolder(services: Services, arg: unknown): Promise<void> {
 
 async function deleteRun(services: Services, arg: unknown): Promise<void> {
   const finished = services.runs.list().filter((r) => r.record.status !== 'running');
-  const ref = await pickRun(arg, finished, 'Run to delete', 'There is no run to delete.');
+  const ref = await pickRun(arg, finished, vscode.l10n.t('Run to delete'), vscode.l10n.t('There is no run to delete.'));
   if (!ref) return;
+  const remove = vscode.l10n.t('Delete');
   const confirm = await vscode.window.showWarningMessage(
-    `Delete run "${ref.record.name}" (${ref.record.id}) with its checkpoints and metrics?`,
+    vscode.l10n.t('Delete run "{0}" ({1}) with its checkpoints and metrics?', runTitle(ref.record), ref.record.id),
     { modal: true },
-    'Delete',
+    remove,
   );
-  if (confirm !== 'Delete') return;
+  if (confirm !== remove) return;
   try {
     ref.registry.delete(ref.record.id);
   } catch (e) {
@@ -90,19 +96,27 @@ async function deleteRun(services: Services, arg: unknown): Promise<void> {
 
 /** Names a run as the person likes; a run another window or a terminal trains is renamed once it has ended. */
 async function renameRun(services: Services, arg: unknown): Promise<void> {
-  const ref = await pickRun(arg, services.runs.list(), 'Run to rename', 'There are no runs yet.');
+  const ref = await pickRun(
+    arg,
+    services.runs.list(),
+    vscode.l10n.t('Run to rename'),
+    vscode.l10n.t('There are no runs yet.'),
+  );
   if (!ref) return;
   const live = services.supervisor.find(ref.registry, ref.record.id);
   if (ref.record.status === 'running' && !live) {
     await vscode.window.showWarningMessage(
-      `"${runTitle(ref.record)}" is trained by another window or a terminal; rename it once it has ended.`,
+      vscode.l10n.t(
+        '"{0}" is trained by another window or a terminal; rename it once it has ended.',
+        runTitle(ref.record),
+      ),
     );
     return;
   }
   const label = await vscode.window.showInputBox({
-    title: `Rename ${runTitle(ref.record)}`,
+    title: vscode.l10n.t('Rename {0}', runTitle(ref.record)),
     value: runTitle(ref.record),
-    prompt: 'Empty: its name from the experiment, stage and number',
+    prompt: vscode.l10n.t('Empty: its name from the experiment, stage and number'),
   });
   if (label === undefined) return;
   // A live run's record is the one its process's events update: rename that one.
