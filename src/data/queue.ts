@@ -23,6 +23,8 @@ export interface ComparisonPair {
   response_b: string;
   candidate_ids: { a: string; b: string };
   generation: GenerationSettings;
+  /** The run whose model sampled the pair ("demo DPO #2"), when it was sampled from a run's model. */
+  source?: string;
 }
 
 /** A queue's pairs in file order, each pair_id once; bad lines are reported and skipped. */
@@ -55,6 +57,7 @@ function parsePair(json: Record<string, unknown>): ComparisonPair {
     response_b: expectString(json.response_b, 'response_b'),
     candidate_ids: parseCandidateIds(json.candidate_ids),
     generation: parseGeneration(json.generation ?? {}),
+    ...(json.source !== undefined && { source: expectNonEmptyString(json.source, 'source') }),
   };
 }
 

@@ -10,7 +10,18 @@ import { z } from 'zod';
 import { Parsed, parseWith } from './parse';
 
 /** Every stage an event can come from. */
-export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo', 'grpo', 'rloo', 'generate', 'merge'] as const;
+export const STAGES = [
+  'sft',
+  'comparisons',
+  'rm',
+  'ppo',
+  'dpo',
+  'grpo',
+  'rloo',
+  'generate',
+  'merge',
+  'margins',
+] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Stages that run from an experiment config into a run directory (the runs in the Runs view). */
@@ -159,6 +170,18 @@ export const mergeCommandSchema = z.object({
   outputDir: z.string().min(1),
 });
 
+/**
+ * Scores a labeling queue's pairs with a reward model, appending r(A) − r(B) of each pair not yet
+ * in `cache` (src/data/margins.ts); answers with `progress` events, then `done`.
+ */
+export const scoreQueueCommandSchema = z.object({
+  type: z.literal('score-queue'),
+  model: z.string().min(1),
+  queue: z.string().min(1),
+  cache: z.string().min(1),
+  runtime: runtimeOverridesSchema.optional(),
+});
+
 /** Ends the run after the current step, saving a checkpoint. */
 export const stopCommandSchema = z.object({ type: z.literal('stop') });
 
@@ -167,6 +190,7 @@ export const runnerCommandSchema = z.discriminatedUnion('type', [
   generateCommandSchema,
   testRewardsCommandSchema,
   mergeCommandSchema,
+  scoreQueueCommandSchema,
   stopCommandSchema,
 ]);
 
@@ -176,6 +200,7 @@ export type StartCommand = z.infer<typeof startCommandSchema>;
 export type GenerateCommand = z.infer<typeof generateCommandSchema>;
 export type TestRewardsCommand = z.infer<typeof testRewardsCommandSchema>;
 export type MergeCommand = z.infer<typeof mergeCommandSchema>;
+export type ScoreQueueCommand = z.infer<typeof scoreQueueCommandSchema>;
 export type RunnerCommand = z.infer<typeof runnerCommandSchema>;
 
 // ── Validation on arrival ──────────────────────────────────────────────────────────────────────
