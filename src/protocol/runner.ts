@@ -113,6 +113,9 @@ export const runtimeOverridesSchema = z.object({
  */
 export const stageModelsSchema = z.object({ sft: z.string().min(1).optional(), rm: z.string().min(1).optional() });
 
+/** A run's model to sample comparisons from, and the run's name the pairs carry as their "source". */
+export const sampleFromSchema = z.object({ model: z.string().min(1), source: z.string().min(1) });
+
 /**
  * Runs one experiment stage; `outputDir` is the run directory. The experiment file and every file
  * it names must be inside `workspaceFolder` (src/train/config.ts refuses the rest).
@@ -129,6 +132,8 @@ export const startCommandSchema = z.object({
   models: stageModelsSchema.optional(),
   /** Overrides the stage's max_steps (PPO: its iterations), as the CLI's --steps does. */
   steps: z.number().int().positive().optional(),
+  /** comparisons: sample from this model in place of comparisons.model, tagging each pair with `source`. */
+  sampleFrom: sampleFromSchema.optional(),
 });
 
 /** Continues prompts with a model; answers with one `samples` event, then `done`. */
@@ -197,6 +202,7 @@ export const runnerCommandSchema = z.discriminatedUnion('type', [
 export type RuntimeOverrides = z.infer<typeof runtimeOverridesSchema>;
 export type StageModels = z.infer<typeof stageModelsSchema>;
 export type StartCommand = z.infer<typeof startCommandSchema>;
+export type SampleFrom = z.infer<typeof sampleFromSchema>;
 export type GenerateCommand = z.infer<typeof generateCommandSchema>;
 export type TestRewardsCommand = z.infer<typeof testRewardsCommandSchema>;
 export type MergeCommand = z.infer<typeof mergeCommandSchema>;

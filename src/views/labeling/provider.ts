@@ -113,7 +113,8 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
     this.session = new LabelingSession({
       post: (message) => void this.view?.webview.postMessage(message),
       warn: (message) => this.services.log.warn(message),
-      runCommand: (command) => void vscode.commands.executeCommand(command),
+      runCommand: (command, file) =>
+        void vscode.commands.executeCommand(command, ...(file ? [vscode.Uri.file(file)] : [])),
       findExperiments: () => findExperiments(),
       isTrusted: () => vscode.workspace.isTrusted,
       selection: { get: () => state.get<string>(SELECTION_KEY), set: (key) => void state.update(SELECTION_KEY, key) },

@@ -33,7 +33,8 @@ import type { ScoringModel } from './scoring-model';
 export interface SessionHost {
   post(message: ToWebview): void;
   warn(message: string): void;
-  runCommand(command: ViewCommand): void;
+  /** Runs a command the view may start; the generate commands get the selected queue's experiment file. */
+  runCommand(command: ViewCommand, experimentFile?: string): void;
   /** The workspace's experiment files (*.rlhf.json), each with its workspace folder. */
   findExperiments(): Promise<ExperimentFile[]>;
   /** Whether the workspace is trusted; in Restricted Mode no label is written. */
@@ -122,7 +123,10 @@ export class LabelingSession {
             this.host.selection.set(message.queue);
             return this.refresh();
           case 'runCommand':
-            return this.host.runCommand(message.command);
+            return this.host.runCommand(
+              message.command,
+              message.command.startsWith('rlhf.generate') ? this.selectedQueue()?.key : undefined,
+            );
           case 'review':
             this.review = message.pairId;
             return this.refresh();
