@@ -90,15 +90,18 @@ export function unlabeledPairs(queueFile: string, preferencesFile: string) {
   };
 }
 
+/** A response of the pair as the store keeps it: text for a text prompt, the assistant's turn for a conversation. */
+export function responseOf(pair: ComparisonPair, text: string): TextOrMessages {
+  return typeof pair.prompt === 'string' ? text : [{ role: 'assistant', content: text }];
+}
+
 /** The preference record for labeling `pair` with `label`. */
 export function labelPair(
   pair: ComparisonPair,
   label: Label,
   extra: { rationale?: string; annotator?: string } = {},
 ): PreferenceRecord {
-  const response = (text: string): TextOrMessages =>
-    typeof pair.prompt === 'string' ? text : [{ role: 'assistant', content: text }];
-  const [a, b] = [response(pair.response_a), response(pair.response_b)];
+  const [a, b] = [responseOf(pair, pair.response_a), responseOf(pair, pair.response_b)];
   const about = {
     ...extra,
     created_at: new Date().toISOString(),

@@ -177,13 +177,22 @@ export const mergeCommandSchema = z.object({
 
 /**
  * Scores a labeling queue's pairs with a reward model, appending r(A) − r(B) of each pair not yet
- * in `cache` (src/data/margins.ts); answers with `progress` events, then `done`.
+ * in `cache` (src/data/margins.ts); answers with `progress` events, then `done`. With `dpo` the
+ * model is a DPO run's policy, scored by its implicit reward against the reference of the
+ * experiment's dpo section (`models`: the earlier stages' models the run started with).
  */
 export const scoreQueueCommandSchema = z.object({
   type: z.literal('score-queue'),
   model: z.string().min(1),
   queue: z.string().min(1),
   cache: z.string().min(1),
+  dpo: z
+    .object({
+      configFile: z.string().min(1),
+      workspaceFolder: z.string().min(1),
+      models: stageModelsSchema.optional(),
+    })
+    .optional(),
   runtime: runtimeOverridesSchema.optional(),
 });
 

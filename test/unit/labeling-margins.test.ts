@@ -1,8 +1,8 @@
 /**
- * What labels teach: the reward model's margins on a queue (scored in the training process's code,
- * cached by pair and model), the labels it confidently contradicts, the queue ordered by its
- * uncertainty, relabeling in the append-only store, and pairs sampled from a run's model tagged
- * with it.
+ * What labels teach: a reward model's margins on a queue and a DPO policy's implicit reward
+ * margins (scored by the training process's code, cached by pair and model), the labels a model
+ * confidently contradicts, the queue ordered by its uncertainty, relabeling in the append-only
+ * store, and pairs sampled from a run's model tagged with it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +25,8 @@ import { relabelPreference } from '../../src/data/relabel';
 import { ComparisonPair, labelPair, readQueue } from '../../src/data/queue';
 import { generateCandidates } from '../../src/train/comparisons';
 import { scoreQueueMargins } from '../../src/train/queue-margins';
+import { parseExperiment } from '../../src/experiment/config';
+import { scoreQueue } from '../../src/runner/runner';
 import { Scorer } from '../../src/train/scorer';
 import { Rng } from '../../src/util/rng';
 import { scratchFolder } from '../helpers/checkpoints';
@@ -184,7 +186,7 @@ test("the reward model's margins are r(A) − r(B), scored once per pair and mod
   const model = tinyModel('rm-a', 'score', 1);
   const runtime = { provider: 'cpu' as const, threads: 1 };
   const first = await scoreQueueMargins({ model, queue, cache, runtime, batchSize: 1 });
-  assert.deepEqual(first, { scored: 3, cached: 0, tooLong: 1, stopped: false });
+  assert.deepEqual(first, { scored: 3, cached: 0, skipped: 1, stopped: false });
   const { margins } = readMargins(cache, model);
   assert.deepEqual([...margins.keys()], ['p1', 'p2', 'p4']);
 
@@ -198,7 +200,7 @@ test("the reward model's margins are r(A) − r(B), scored once per pair and mod
   assert.notEqual(margins.get('p1'), 0);
 
   const again = await scoreQueueMargins({ model, queue, cache, runtime });
-  assert.deepEqual(again, { scored: 0, cached: 3, tooLong: 1, stopped: false });
+  assert.deepEqual(again, { scored: 0, cached: 3, skipped: 1, stopped: false });
   const other = tinyModel('rm-b', 'score', 2);
   assert.equal((await scoreQueueMargins({ model: other, queue, cache, runtime })).scored, 3);
   assert.notEqual(readMargins(cache, other).margins.get('p1'), margins.get('p1'));
@@ -238,4 +240,62 @@ test("pairs sampled from a run's model carry its name, and a prompt is sampled a
   assert.equal((await sample('demo DPO #2')).alreadyQueued, 2);
   fs.appendFileSync(queue, `${JSON.stringify({ ...pair('bad'), source: 7 })}\n`);
   assert.match(readQueue(queue).errors[0].message, /source/);
+});
+
+test("a DPO policy's margin is β·[(log πθ − log πref)(A) − (log πθ − log πref)(B)]", async () => {
+  const dir = freshDir();
+  fs.mkdirSync(dir);
+  const queue = path.join(dir, 'queue.jsonl');
+  writeQueue(queue, [
+    pair('p1', ' hello', ' world !'),
+    pair('p2', ' world world', ' hello'),
+    pair('p3', ' ! hello', ' world'),
+  ]);
+  const [policy, reference, other] = [
+    tinyModel('dpo-policy', 'lm', 4),
+    tinyModel('dpo-ref', 'lm', 5),
+    tinyModel('x', 'lm', 6),
+  ];
+  const runtime = { provider: 'cpu' as const, threads: 1 };
+  const section = (beta: number) =>
+    parseExperiment({ model: 'tiny', dpo: { data: 'prefs.jsonl', beta } }, 'exp.rlhf.json').dpo!;
+  /** Each pair's margin of `model` against `ref`, scored into a cache of its own. */
+  const margins = async (model: string, ref: string, beta = 0.1) => {
+    const cache = path.join(freshDir(), 'margins.jsonl');
+    fs.mkdirSync(path.dirname(cache));
+    const dpo = { reference: ref, seed: 0, section: section(beta) };
+    const summary = await scoreQueueMargins({ model, queue, cache, runtime, dpo });
+    assert.equal(summary.scored, 3);
+    return [...readMargins(cache, model).margins.values()];
+  };
+  const m = await margins(policy, reference);
+  assert.ok(m.every((x) => x !== 0 && Number.isFinite(x)));
+  assert.deepEqual(await margins(policy, policy), [0, 0, 0], 'the reference itself has no preference');
+  const doubled = await margins(policy, reference, 0.2);
+  doubled.forEach((x, i) => assert.ok(Math.abs(x - 2 * m[i]) < 1e-5, 'linear in β'));
+  // The reference's log-probs cancel: margin(θ | ref) = margin(θ | x) − margin(ref | x) for any model x.
+  const [viaOther, refViaOther] = [await margins(policy, other), await margins(reference, other)];
+  m.forEach((x, i) => assert.ok(Math.abs(x - (viaOther[i] - refViaOther[i])) < 1e-5, `pair ${i}`));
+});
+
+test('score-queue runs in a training process: margins land in the cache, and a model that cannot score says why', async () => {
+  const root = path.resolve(__dirname, '..', '..');
+  const processOptions = {
+    entry: path.join(root, 'src', 'runner', 'train-process.ts'),
+    execArgv: ['--import', 'tsx'],
+    cwd: root,
+  };
+  const dir = freshDir();
+  fs.mkdirSync(dir);
+  const queue = path.join(dir, 'queue.jsonl');
+  const cache = path.join(dir, 'margins.jsonl');
+  writeQueue(queue, [pair('p1', ' hello', ' world'), pair('p2', ' world', ' hello !')]);
+  const model = tinyModel('rm-process', 'score', 7);
+  const runtime = { provider: 'cpu' as const, threads: 1 };
+  await scoreQueue({ model, queue, cache, runtime }, processOptions);
+  assert.deepEqual([...readMargins(cache, model).margins.keys()], ['p1', 'p2']);
+  await assert.rejects(
+    scoreQueue({ model: tinyModel('lm-process', 'lm', 8), queue, cache, runtime }, processOptions),
+    /not a reward model/,
+  );
 });

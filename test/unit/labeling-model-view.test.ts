@@ -14,7 +14,8 @@ import { QueueState, ToWebview } from '../../src/protocol/labeling';
 import { appendMargins } from '../../src/data/margins';
 import { readPreferences } from '../../src/data/preferences';
 import { LabelingSession } from '../../src/views/labeling/session';
-import { ScoringModel } from '../../src/views/labeling/scoring-model';
+import { ScoringModel, scoringModel } from '../../src/views/labeling/scoring-model';
+import { RunRecord, RunRegistry, runTitle } from '../../src/runs/registry';
 import { LabelOrder } from '../../src/views/labeling/model-view';
 
 /** r(A) − r(B) of each pair as the fake model scores them. */
@@ -43,6 +44,8 @@ function workspace() {
   fs.writeFileSync(path.join(dir, 'queue.jsonl'), pairs.map((p) => `${JSON.stringify(p)}\n`).join(''));
   const model: ScoringModel = {
     name: 'pets Reward Model #1',
+    stage: 'rm',
+    configFile: experiment,
     model: path.join(dir, 'rm', 'model'),
     cache: path.join(dir, 'rm', 'margins.jsonl'),
     accuracy: 0.75,
@@ -178,4 +181,56 @@ test('in Restricted Mode nothing is scored and no model view is sent', async () 
   await session.handle({ type: 'ready' });
   assert.equal(state().model, undefined);
   assert.deepEqual(scorings, []);
+});
+
+test("the scoring model is the experiment's newest finished reward-model or DPO run with a model, with its held-out accuracy", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labeling-scoring-'));
+  const registry = new RunRegistry(path.join(dir, 'runs'));
+  const config = path.join(dir, 'pets.rlhf.json');
+  const run = (
+    stage: 'rm' | 'dpo' | 'sft',
+    status: RunRecord['status'],
+    metrics: RunRecord['metrics'],
+    model = true,
+  ) => {
+    const record = registry.create({ name: 'pets', stage, configFile: config });
+    Object.assign(record, { status, metrics, models: { sft: '/sft/model' } });
+    registry.save(record);
+    if (model) {
+      fs.mkdirSync(path.join(registry.dir(record.id), 'model'));
+      fs.writeFileSync(path.join(registry.dir(record.id), 'model', 'config.json'), '{}');
+    }
+    return record;
+  };
+  assert.equal(scoringModel(registry, config), undefined);
+  const rm = run('rm', 'finished', { eval_accuracy: 0.8 });
+  assert.deepEqual(scoringModel(registry, config), {
+    name: runTitle(rm),
+    stage: 'rm',
+    model: path.join(registry.dir(rm.id), 'model'),
+    cache: path.join(registry.dir(rm.id), 'margins.jsonl'),
+    configFile: config,
+    models: { sft: '/sft/model' },
+    accuracy: 0.8,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  run('rm', 'stopped', { eval_accuracy: 0.9 });
+  run('sft', 'finished', {});
+  run('rm', 'finished', {}, false);
+  assert.equal(
+    scoringModel(registry, config)?.model,
+    path.join(registry.dir(rm.id), 'model'),
+    'only finished runs with a model',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const dpo = run('dpo', 'finished', { 'eval_rewards/accuracies': 0.625, eval_accuracy: 0.1 });
+  assert.deepEqual(
+    [
+      scoringModel(registry, config)?.stage,
+      scoringModel(registry, config)?.name,
+      scoringModel(registry, config)?.accuracy,
+    ],
+    ['dpo', runTitle(dpo), 0.625],
+  );
+  assert.equal(scoringModel(registry, path.join(dir, 'other.rlhf.json')), undefined);
 });

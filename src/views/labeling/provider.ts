@@ -2,6 +2,7 @@
  * The Labeling view in the RLHF sidebar: VS Code's side of LabelingSession. The session (and the
  * data modules it reads with) loads when the view is first shown, not at activation.
  */
+import * as path from 'path';
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB, Services } from '../../services';
 import { scoreQueue } from '../../runner/runner';
@@ -129,11 +130,15 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
         const registry = runs.registryFor(vscode.Uri.file(file));
         return registry && scoringModel(registry, file);
       },
-      scoreQueue: (model, queue) =>
-        scoreQueue(
-          { model: model.model, queue, cache: model.cache, runtime: runtimeOverrides(vscode.Uri.file(queue)) },
-          processOptions,
-        ),
+      scoreQueue: (model, queue) => {
+        const config = vscode.Uri.file(model.configFile);
+        const workspaceFolder =
+          vscode.workspace.getWorkspaceFolder(config)?.uri.fsPath ?? path.dirname(model.configFile);
+        const { configFile, models } = model;
+        const dpo = model.stage === 'dpo' ? { dpo: { configFile, workspaceFolder, models } } : {};
+        const runtime = runtimeOverrides(config);
+        return scoreQueue({ model: model.model, queue, cache: model.cache, runtime, ...dpo }, processOptions);
+      },
       order: () =>
         vscode.workspace.getConfiguration('rlhf').get<string>('labeling.order') === 'uncertainty'
           ? 'uncertainty'
