@@ -6,14 +6,7 @@
  * at a time. A margin is only ever sent for a pair that has a label.
  */
 import { ModelView, QueueState, ScoredChoice } from '../../protocol/labeling';
-import {
-  CONFIDENT_MARGIN,
-  ScoredLabel,
-  disagreements,
-  readMargins,
-  scoredLabels,
-  unscoredPairs,
-} from '../../data/margins';
+import { ScoredLabel, disagreements, readMargins, scoredLabels, unscoredPairs } from '../../data/margins';
 import { ComparisonPair } from '../../data/queue';
 import { PreferenceRecord } from '../../data/preference-record';
 import { ScoringModel } from './scoring-model';
@@ -31,8 +24,8 @@ export interface ScoringHost {
   changed(): void;
 }
 
-/** Which response of a pair is shown on the left. */
-export type Sides = (pairId: string) => { swapped: boolean };
+/** Whether a pair's response B is shown on the left. */
+export type Sides = (pairId: string) => boolean;
 
 /** Starts background scoring of pairs not tried yet, and reads the cache. */
 export class QueueScoring {
@@ -76,7 +69,7 @@ function shownChoice(label: 'a' | 'b', swapped: boolean): 'left' | 'right' {
 }
 
 /** A stored label and margin as the view shows the pair: left and right in place of A and B. */
-export function asShown(label: ScoredLabel, swapped: boolean): Omit<ScoredChoice, 'prompt'> {
+function asShown(label: ScoredLabel, swapped: boolean): Omit<ScoredChoice, 'prompt'> {
   return {
     pairId: label.pairId,
     choice: shownChoice(label.label, swapped),
@@ -94,18 +87,17 @@ export interface ModelViewInput {
   /** This window's latest label. */
   latest?: string;
   sides: Sides;
-  threshold?: number;
 }
 
 export function modelView(input: ModelViewInput): ModelView {
   const inQueue = new Map(input.pairs.map((p) => [p.pair_id, p]));
   const labels = scoredLabels(input.records, input.margins).filter((l) => inQueue.has(l.pairId));
   const shown = (label: ScoredLabel): ScoredChoice => ({
-    ...asShown(label, input.sides(label.pairId).swapped),
+    ...asShown(label, input.sides(label.pairId)),
     prompt: excerpt(inQueue.get(label.pairId)!.prompt),
   });
   const latest = labels.find((l) => l.pairId === input.latest);
-  const contradicted = disagreements(labels, input.threshold ?? CONFIDENT_MARGIN);
+  const contradicted = disagreements(labels);
   return {
     name: input.model.name,
     ...(input.model.accuracy !== undefined && { accuracy: input.model.accuracy }),
@@ -129,7 +121,7 @@ export function reviewOf(
   const record = records.filter((r) => r.id === pairId).at(-1);
   if (record?.label !== 'a' && record?.label !== 'b') return { pairId };
   const margin = margins?.get(pairId);
-  const { swapped } = sides(pairId);
+  const swapped = sides(pairId);
   if (margin === undefined) return { pairId, choice: shownChoice(record.label, swapped) };
   return asShown({ pairId, label: record.label, margin }, swapped);
 }

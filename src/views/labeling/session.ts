@@ -198,7 +198,7 @@ export class LabelingSession {
         ...[...errors, ...(scored?.errors ?? [])].map((e) => formatDataError(e)),
       ],
     };
-    const sides = (pairId: string) => ({ swapped: this.isSwapped(pairId) });
+    const sides = (pairId: string) => this.isSwapped(pairId);
     if (reviewed) {
       state.pair = { ...this.shown(reviewed), position: positionOf(reviewed, pairs) };
       state.review = reviewOf(reviewed.pair_id, records, scored?.margins, sides);
