@@ -27,12 +27,21 @@ import { generateCandidates } from '../../src/train/comparisons';
 import { scoreQueueMargins } from '../../src/train/queue-margins';
 import { parseExperiment } from '../../src/experiment/config';
 import { scoreQueue } from '../../src/runner/runner';
+import { RunSupervisor } from '../../src/runner/supervisor';
+import { RunRegistry } from '../../src/runs/registry';
 import { Scorer } from '../../src/train/scorer';
 import { Rng } from '../../src/util/rng';
 import { scratchFolder } from '../helpers/checkpoints';
 import { writeTinyTokenizer } from '../helpers/tokenizers';
 
 const { scratch, freshDir } = scratchFolder('labeling-margins-');
+const root = path.resolve(__dirname, '..', '..');
+/** The actual training entry, under tsx. */
+const processOptions = {
+  entry: path.join(root, 'src', 'runner', 'train-process.ts'),
+  execArgv: ['--import', 'tsx'],
+  cwd: root,
+};
 
 function pair(id: string, a = ' hello', b = ' world', prompt = 'hello'): ComparisonPair {
   return {
@@ -279,12 +288,6 @@ test("a DPO policy's margin is β·[(log πθ − log πref)(A) − (log πθ �
 });
 
 test('score-queue runs in a training process: margins land in the cache, and a model that cannot score says why', async () => {
-  const root = path.resolve(__dirname, '..', '..');
-  const processOptions = {
-    entry: path.join(root, 'src', 'runner', 'train-process.ts'),
-    execArgv: ['--import', 'tsx'],
-    cwd: root,
-  };
   const dir = freshDir();
   fs.mkdirSync(dir);
   const queue = path.join(dir, 'queue.jsonl');
@@ -298,4 +301,41 @@ test('score-queue runs in a training process: margins land in the cache, and a m
     scoreQueue({ model: tinyModel('lm-process', 'lm', 8), queue, cache, runtime }, processOptions),
     /not a reward model/,
   );
+});
+
+test("the comparisons stage samples from a run's model when told to, and its pairs carry the run's name", async () => {
+  const dir = freshDir();
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'prompts.jsonl'), `${JSON.stringify({ prompt: 'hello' })}\n`);
+  const configFile = path.join(dir, 'pets.rlhf.json');
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      name: 'pets',
+      model: 'no-such-model',
+      runtime: { provider: 'cpu', threads: 1 },
+      comparisons: {
+        prompts: 'prompts.jsonl',
+        queue: 'queue.jsonl',
+        preferences: 'prefs.jsonl',
+        num_candidates: 3,
+        max_new_tokens: 4,
+        temperature: 2,
+      },
+    }),
+  );
+  const model = tinyModel('policy-run', 'lm', 9);
+  const registry = new RunRegistry(path.join(dir, 'runs'));
+  const run = new RunSupervisor(processOptions).start({
+    stage: 'comparisons',
+    configFile,
+    workspaceFolder: dir,
+    registry,
+    sampleFrom: { model, source: 'pets DPO #1' },
+  });
+  const outcome = await run.process.outcome;
+  assert.equal(outcome.status, 'finished', outcome.error);
+  const { pairs } = readQueue(path.join(dir, 'queue.jsonl'));
+  assert.ok(pairs.length > 0);
+  for (const p of pairs) assert.deepEqual([p.source, p.generation.model], ['pets DPO #1', model]);
 });
