@@ -51,7 +51,7 @@ export interface SessionHost {
   annotator?(): string | undefined;
   /** The view's size, and whether what it shows fits without scrolling. */
   layout?(layout: ViewLayout): void;
-  /** The model that scores an experiment's queue (its newest reward model), if it has one. */
+  /** The model that scores an experiment's queue (of its newest reward-model or DPO run), if it has one. */
   scoringModel?(experimentFile: string): ScoringModel | undefined;
   /** Scores a queue's unscored pairs into the model's margins cache (in a training process). */
   scoreQueue?(model: ScoringModel, queueFile: string): Promise<void>;
