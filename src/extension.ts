@@ -28,7 +28,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const runs = new WorkspaceRuns(supervisor);
   const runsTree = new RunsTreeProvider(runs);
   const services: Services = { supervisor, runs, log, processOptions, extensionPath: context.extensionPath };
-  const labeling = registerLabelingView(context, log);
+  const labeling = registerLabelingView(context, services);
 
   context.subscriptions.push(
     log,

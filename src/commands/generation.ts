@@ -98,7 +98,10 @@ function runModel(ref: RunRef): { model: string; name: string } | undefined {
 }
 
 /** A run's model (runs told apart by stage and start time), or a model folder browsed for. */
-async function pickModel(services: Services): Promise<{ model: string; name: string } | undefined> {
+export async function pickModel(
+  services: Services,
+  placeHolder = 'Model to generate with',
+): Promise<{ model: string; name: string } | undefined> {
   const browse = { label: '$(folder-opened) Browse for a model folder…', use: undefined };
   const items = services.runs
     .list()
@@ -116,7 +119,7 @@ async function pickModel(services: Services): Promise<{ model: string; name: str
           ]
         : [];
     });
-  const chosen = await vscode.window.showQuickPick([...items, browse], { placeHolder: 'Model to generate with' });
+  const chosen = await vscode.window.showQuickPick([...items, browse], { placeHolder });
   if (!chosen) return undefined;
   if (chosen.use) return chosen.use;
   const folders = await vscode.window.showOpenDialog({

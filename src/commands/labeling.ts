@@ -8,11 +8,13 @@ import type { LabelingView } from '../views/labeling/provider';
 import { Services } from '../services';
 import { experimentWorkspace, pickExperiment } from './common';
 import { formatDataError } from '../data/jsonl';
+import { registerComparisonsFromRun } from './comparisons-from-run';
 
 export function registerLabelingCommands(services: Services, view: LabelingView): vscode.Disposable[] {
   return [
     vscode.commands.registerCommand('rlhf.openLabeling', () => view.reveal()),
     vscode.commands.registerCommand('rlhf.exportPreferences', (uri?: vscode.Uri) => exportPreferences(services, uri)),
+    registerComparisonsFromRun(services),
   ];
 }
 

@@ -1,6 +1,6 @@
 /** Train SFT, Generate Comparisons, Train Reward Model, Run PPO, Stop Run, Resume Run. */
 import * as vscode from 'vscode';
-import { EXPERIMENT_STAGES, ExperimentStage } from '../protocol/runner';
+import { EXPERIMENT_STAGES, ExperimentStage, SampleFrom } from '../protocol/runner';
 import { ProcessOutcome, STOP_TIMEOUT_MS } from '../runner/runner';
 import { LiveRun } from '../runner/supervisor';
 import { StopWait, runTitle, skippedCheckpoints } from '../runs/registry';
@@ -39,6 +39,7 @@ export async function startStage(
   stage: ExperimentStage,
   uri?: vscode.Uri,
   debug = false,
+  sampleFrom?: SampleFrom,
 ): Promise<LiveRun | undefined> {
   if (!(await requireTrust(STAGE_INFO[stage].work))) return undefined;
   const config = await pickExperiment(uri);
@@ -55,6 +56,7 @@ export async function startStage(
     registry,
     runtime,
     debug,
+    sampleFrom,
   });
   void followRun(services, run);
   if (stage === 'ppo') warnOfWeakRewardModel(run, experiment.ppo?.reward_model ?? run.record.models?.rm);

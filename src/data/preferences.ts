@@ -74,17 +74,21 @@ export async function appendPreference(
   record: PreferenceRecord,
   options: { once?: boolean } = {},
 ): Promise<void> {
-  let checked: PreferenceRecord;
-  try {
-    checked = parsePreferenceRecord(JSON.parse(JSON.stringify(record)) as Record<string, unknown>);
-  } catch (err) {
-    if (!(err instanceof RecordError)) throw err;
-    throw new Error(`not a valid preference record: ${err.message}`);
-  }
+  const checked = validRecord(record);
   const once = () => {
     if (stands(file, checked.id!)) throw new AlreadyLabeledError(`${file}: pair ${checked.id} is already labeled`);
   };
   await appendJsonLines(file, [checked], options.once && checked.id !== undefined ? once : undefined);
+}
+
+/** The record as it will be read back; throws if it is not valid. */
+export function validRecord(record: PreferenceRecord): PreferenceRecord {
+  try {
+    return parsePreferenceRecord(JSON.parse(JSON.stringify(record)) as Record<string, unknown>);
+  } catch (err) {
+    if (!(err instanceof RecordError)) throw err;
+    throw new Error(`not a valid preference record: ${err.message}`);
+  }
 }
 
 /** An undo of a pair with no label standing (undone already, e.g. in another window). */
@@ -103,7 +107,7 @@ export async function undoPreference(file: string, id: string): Promise<void> {
 }
 
 /** Whether a record with this id stands (is in the file and not undone). */
-function stands(file: string, id: string): boolean {
+export function stands(file: string, id: string): boolean {
   return fs.existsSync(file) && readPreferences(file).records.some((r) => r.id === id);
 }
 

@@ -23,6 +23,8 @@ export interface ComparisonPair {
   response_b: string;
   candidate_ids: { a: string; b: string };
   generation: GenerationSettings;
+  /** The run whose model sampled the pair ("demo DPO #2"), when it was sampled from a run's model. */
+  source?: string;
 }
 
 /** A queue's pairs in file order, each pair_id once; bad lines are reported and skipped. */
@@ -55,6 +57,7 @@ function parsePair(json: Record<string, unknown>): ComparisonPair {
     response_b: expectString(json.response_b, 'response_b'),
     candidate_ids: parseCandidateIds(json.candidate_ids),
     generation: parseGeneration(json.generation ?? {}),
+    ...(json.source !== undefined && { source: expectNonEmptyString(json.source, 'source') }),
   };
 }
 
@@ -79,7 +82,17 @@ export function unlabeledPairs(queueFile: string, preferencesFile: string) {
   const preferences = fs.existsSync(preferencesFile) ? readPreferences(preferencesFile) : { records: [], errors: [] };
   const labeled = new Set(preferences.records.map((r) => r.id));
   const unlabeled = queue.pairs.filter((p) => !labeled.has(p.pair_id));
-  return { pairs: queue.pairs, unlabeled, errors: [...queue.errors, ...preferences.errors] };
+  return {
+    pairs: queue.pairs,
+    unlabeled,
+    records: preferences.records,
+    errors: [...queue.errors, ...preferences.errors],
+  };
+}
+
+/** A response of the pair as the store keeps it: text for a text prompt, the assistant's turn for a conversation. */
+export function responseOf(pair: ComparisonPair, text: string): TextOrMessages {
+  return typeof pair.prompt === 'string' ? text : [{ role: 'assistant', content: text }];
 }
 
 /** The preference record for labeling `pair` with `label`. */
@@ -88,9 +101,7 @@ export function labelPair(
   label: Label,
   extra: { rationale?: string; annotator?: string } = {},
 ): PreferenceRecord {
-  const response = (text: string): TextOrMessages =>
-    typeof pair.prompt === 'string' ? text : [{ role: 'assistant', content: text }];
-  const [a, b] = [response(pair.response_a), response(pair.response_b)];
+  const [a, b] = [responseOf(pair, pair.response_a), responseOf(pair, pair.response_b)];
   const about = {
     ...extra,
     created_at: new Date().toISOString(),

@@ -17,7 +17,12 @@ export const choiceSchema = z.enum(['left', 'right', 'tie', 'both_bad', 'skip'])
 export type Choice = z.infer<typeof choiceSchema>;
 
 /** Commands the view may start; nothing else runs from a webview message. */
-export const viewCommandSchema = z.enum(['rlhf.generateComparisons', 'rlhf.newExperiment', 'workbench.trust.manage']);
+export const viewCommandSchema = z.enum([
+  'rlhf.generateComparisons',
+  'rlhf.generateComparisonsFromRun',
+  'rlhf.newExperiment',
+  'workbench.trust.manage',
+]);
 export type ViewCommand = z.infer<typeof viewCommandSchema>;
 
 const requestId = z.number().int().nonnegative();
@@ -41,6 +46,11 @@ export const toHostSchema = z.discriminatedUnion('type', [
   /** Picks a queue by its key (QueueInfo.key). */
   z.object({ type: z.literal('selectQueue'), queue: z.string().min(1) }).strict(),
   z.object({ type: z.literal('runCommand'), command: viewCommandSchema }).strict(),
+  /**
+   * Shows a labeled pair again to re-check it (a label then replaces its standing one); without
+   * `pairId`, back to the queue.
+   */
+  z.object({ type: z.literal('review'), pairId: z.string().min(1).optional() }).strict(),
   /**
    * The view's size in CSS pixels, and whether everything it shows fits without scrolling the view
    * (sent when either changes), so Open Labeling can give a view that is too small more room.
@@ -70,6 +80,8 @@ export const shownPairSchema = z.object({
   right: z.string(),
   /** Where the pair is among the pairs of its prompt, in queue order ("pair 3 of 6"). */
   position: z.object({ index: z.number().int().positive(), count: z.number().int().positive() }).optional(),
+  /** The run whose model sampled the pair ("demo DPO #2"), when it came from one. */
+  source: z.string().optional(),
 });
 export type ShownPair = z.infer<typeof shownPairSchema>;
 
@@ -88,6 +100,36 @@ export type QueueInfo = z.infer<typeof queueInfoSchema>;
  */
 const problems = z.array(z.string());
 
+/**
+ * A labeled pair beside the scoring model's margin, both as shown: `margin` is r(left) − r(right),
+ * so a positive margin agrees with "left". Never sent for a pair that has no label.
+ */
+export const scoredChoiceSchema = z.object({
+  pairId: z.string().min(1),
+  /** The prompt's opening, to tell pairs apart in a list. */
+  prompt: z.string(),
+  choice: z.enum(['left', 'right']),
+  margin: z.number(),
+});
+export type ScoredChoice = z.infer<typeof scoredChoiceSchema>;
+
+/** What the labels teach: the newest reward model (or DPO policy) of the experiment, on the labeled pairs. */
+export const modelViewSchema = z.object({
+  /** The run whose model scores ("demo Reward Model #2"). */
+  name: z.string(),
+  /** Its accuracy on the held-out labels (the run's eval split), when the run recorded one. */
+  accuracy: z.number().min(0).max(1).optional(),
+  /** Pairs are being scored in the background. */
+  scoring: z.boolean(),
+  /** This window's latest label, once scored. */
+  latest: scoredChoiceSchema.optional(),
+  /** Labels the model confidently contradicts, most confident first. */
+  disagreements: z.array(scoredChoiceSchema),
+  /** Of how many, when the list is cut short. */
+  disagreementCount: z.number().int().nonnegative(),
+});
+export type ModelView = z.infer<typeof modelViewSchema>;
+
 export const viewStateSchema = z.discriminatedUnion('kind', [
   /** No experiment file in the workspace has a `comparisons` section that can be used. */
   z.object({ kind: z.literal('noQueue'), problems }),
@@ -105,6 +147,10 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
     /** Restricted Mode (an untrusted workspace): the queue shows read-only, and labels are not written. */
     restricted: z.boolean(),
     problems,
+    /** Present once the experiment has a model that scores pairs. */
+    model: modelViewSchema.optional(),
+    /** `pair` is a labeled pair shown again to re-check: its standing label and the model's margin. */
+    review: scoredChoiceSchema.omit({ prompt: true }).partial({ choice: true, margin: true }).optional(),
   }),
 ]);
 export type ViewState = z.infer<typeof viewStateSchema>;

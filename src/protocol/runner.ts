@@ -10,7 +10,18 @@ import { z } from 'zod';
 import { Parsed, parseWith } from './parse';
 
 /** Every stage an event can come from. */
-export const STAGES = ['sft', 'comparisons', 'rm', 'ppo', 'dpo', 'grpo', 'rloo', 'generate', 'merge'] as const;
+export const STAGES = [
+  'sft',
+  'comparisons',
+  'rm',
+  'ppo',
+  'dpo',
+  'grpo',
+  'rloo',
+  'generate',
+  'merge',
+  'margins',
+] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Stages that run from an experiment config into a run directory (the runs in the Runs view). */
@@ -102,6 +113,9 @@ export const runtimeOverridesSchema = z.object({
  */
 export const stageModelsSchema = z.object({ sft: z.string().min(1).optional(), rm: z.string().min(1).optional() });
 
+/** A run's model to sample comparisons from, and the run's name the pairs carry as their "source". */
+export const sampleFromSchema = z.object({ model: z.string().min(1), source: z.string().min(1) });
+
 /**
  * Runs one experiment stage; `outputDir` is the run directory. The experiment file and every file
  * it names must be inside `workspaceFolder` (src/train/config.ts refuses the rest).
@@ -118,6 +132,8 @@ export const startCommandSchema = z.object({
   models: stageModelsSchema.optional(),
   /** Overrides the stage's max_steps (PPO: its iterations), as the CLI's --steps does. */
   steps: z.number().int().positive().optional(),
+  /** comparisons: sample from this model in place of comparisons.model, tagging each pair with `source`. */
+  sampleFrom: sampleFromSchema.optional(),
 });
 
 /** Continues prompts with a model; answers with one `samples` event, then `done`. */
@@ -159,6 +175,27 @@ export const mergeCommandSchema = z.object({
   outputDir: z.string().min(1),
 });
 
+/**
+ * Scores a labeling queue's pairs with a reward model, appending r(A) − r(B) of each pair not yet
+ * in `cache` (src/data/margins.ts); answers with `progress` events, then `done`. With `dpo` the
+ * model is a DPO run's policy, scored by its implicit reward against the reference of the
+ * experiment's dpo section (`models`: the earlier stages' models the run started with).
+ */
+export const scoreQueueCommandSchema = z.object({
+  type: z.literal('score-queue'),
+  model: z.string().min(1),
+  queue: z.string().min(1),
+  cache: z.string().min(1),
+  dpo: z
+    .object({
+      configFile: z.string().min(1),
+      workspaceFolder: z.string().min(1),
+      models: stageModelsSchema.optional(),
+    })
+    .optional(),
+  runtime: runtimeOverridesSchema.optional(),
+});
+
 /** Ends the run after the current step, saving a checkpoint. */
 export const stopCommandSchema = z.object({ type: z.literal('stop') });
 
@@ -167,15 +204,18 @@ export const runnerCommandSchema = z.discriminatedUnion('type', [
   generateCommandSchema,
   testRewardsCommandSchema,
   mergeCommandSchema,
+  scoreQueueCommandSchema,
   stopCommandSchema,
 ]);
 
 export type RuntimeOverrides = z.infer<typeof runtimeOverridesSchema>;
 export type StageModels = z.infer<typeof stageModelsSchema>;
 export type StartCommand = z.infer<typeof startCommandSchema>;
+export type SampleFrom = z.infer<typeof sampleFromSchema>;
 export type GenerateCommand = z.infer<typeof generateCommandSchema>;
 export type TestRewardsCommand = z.infer<typeof testRewardsCommandSchema>;
 export type MergeCommand = z.infer<typeof mergeCommandSchema>;
+export type ScoreQueueCommand = z.infer<typeof scoreQueueCommandSchema>;
 export type RunnerCommand = z.infer<typeof runnerCommandSchema>;
 
 // ── Validation on arrival ──────────────────────────────────────────────────────────────────────

@@ -12,13 +12,14 @@ import {
   ProcessEvent,
   RunEvent,
   SampleRow,
+  ScoreQueueCommand,
   StartCommand,
   TestRewardsCommand,
   parseEvent,
 } from '../protocol/runner';
 
 /** A command a training process runs. */
-type JobCommand = StartCommand | GenerateCommand | TestRewardsCommand | MergeCommand;
+type JobCommand = StartCommand | GenerateCommand | TestRewardsCommand | MergeCommand | ScoreQueueCommand;
 
 export interface ProcessOptions {
   /** The training-process entry: dist/train-process.js, or src/runner/train-process.ts under tsx in tests. */
@@ -223,4 +224,18 @@ async function samplesOf(
 export async function mergeAdapter(command: Omit<MergeCommand, 'type'>, options: ProcessOptions): Promise<void> {
   const outcome = await TrainingProcess.start({ type: 'merge', ...command }, options).outcome;
   if (outcome.status !== 'finished') throw new Error(outcome.error ?? 'the merge ended without writing the model');
+}
+
+/** Scores a labeling queue's new pairs with a reward model into its margins cache, in a training process. */
+export async function scoreQueue(
+  command: Omit<ScoreQueueCommand, 'type'>,
+  options: ProcessOptions,
+  signal?: AbortSignal,
+): Promise<void> {
+  const proc = TrainingProcess.start({ type: 'score-queue', ...command }, options);
+  const stop = () => void proc.stop();
+  signal?.addEventListener('abort', stop);
+  const outcome = await proc.outcome;
+  signal?.removeEventListener('abort', stop);
+  if (outcome.status === 'failed') throw new Error(outcome.error ?? 'scoring the queue ended without an answer');
 }

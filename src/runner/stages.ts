@@ -82,7 +82,8 @@ async function stageRun(command: StartCommand, context: StageContext) {
   const experiment = withSteps(withModels(loaded, command.models, emit), command.stage, command.steps);
   await fetchHubModels(experiment, command.stage, command.resumeFrom !== undefined, context);
   await fetchHubData(experiment, command.stage, context);
-  return { experiment, outputDir: command.outputDir, resumeFrom: command.resumeFrom, emit, signal };
+  const { outputDir, resumeFrom, sampleFrom } = command;
+  return { experiment, outputDir, resumeFrom, sampleFrom, emit, signal };
 }
 
 /**
@@ -106,12 +107,15 @@ function rewardModelsOf(section: { reward_funcs: string[] } | undefined): string
 }
 
 /** Samples candidate pairs into the labeling queue; stopping keeps what is queued, and a new run goes on from there. */
-async function runComparisons({ experiment: exp, outputDir, emit, signal }: StageRun): Promise<void> {
+async function runComparisons({ experiment: exp, outputDir, sampleFrom, emit, signal }: StageRun): Promise<void> {
   const c = exp.comparisons;
   if (!c)
     throw new Error('the experiment has no "comparisons" section: add one with the prompts to sample candidates for');
+  if (sampleFrom)
+    emit({ type: 'log', level: 'info', message: `sampling from ${sampleFrom.source}: ${sampleFrom.model}` });
   const summary = await generateCandidates({
-    ...experimentCandidates(exp, c.model ?? exp.model, c.queue),
+    ...experimentCandidates(exp, sampleFrom?.model ?? c.model ?? exp.model, c.queue),
+    source: sampleFrom?.source,
     signal,
     onProgress: (p) =>
       emit({ type: 'progress', stage: 'comparisons', step: p.done, total: p.total, message: `${p.pairs} pairs` }),

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { EventEmitter } from 'events';
 import { decodeUtf8 } from '../data/jsonl';
-import { ExperimentStage, RunEvent, RuntimeOverrides, StartCommand } from '../protocol/runner';
+import { ExperimentStage, RunEvent, RuntimeOverrides, SampleFrom, StartCommand } from '../protocol/runner';
 import {
   NO_PROCESS,
   RunRecord,
@@ -28,6 +28,8 @@ export interface RunRequest {
   runtime?: RuntimeOverrides;
   /** Start the training process under Node's inspector; it waits for a debugger (a `debugger` event says where). */
   debug?: boolean;
+  /** comparisons: the run's model to sample from. */
+  sampleFrom?: SampleFrom;
 }
 
 /** A run whose training process this host started and is watching. */
@@ -84,7 +86,7 @@ export class RunSupervisor extends EventEmitter<{
     return this.launch(
       request.registry,
       record,
-      { workspaceFolder: request.workspaceFolder, runtime: request.runtime },
+      { workspaceFolder: request.workspaceFolder, runtime: request.runtime, sampleFrom: request.sampleFrom },
       request.debug,
     );
   }
@@ -133,7 +135,7 @@ export class RunSupervisor extends EventEmitter<{
   private launch(
     registry: RunRegistry,
     record: RunRecord,
-    how: Pick<StartCommand, 'workspaceFolder' | 'resumeFrom' | 'runtime'>,
+    how: Pick<StartCommand, 'workspaceFolder' | 'resumeFrom' | 'runtime' | 'sampleFrom'>,
     debug = false,
   ): LiveRun {
     const options = debug

@@ -1,12 +1,13 @@
 /**
  * The training process: one per run, started by the extension host (src/runner/runner.ts) with an
- * IPC channel. It takes one `start`, `generate`, `test-rewards` or `merge` command, streams events
+ * IPC channel. It takes one `start`, `generate`, `test-rewards`, `merge` or `score-queue` command, streams events
  * back, stops after the current step on `stop`, on SIGINT or when the host goes away, and after a
  * failure sends an `error` event and exits non-zero. Every command is validated on arrival.
  */
 import { ProcessEvent, RunEvent, parseCommand } from '../protocol/runner';
 import * as inspector from 'inspector';
 import { StageContext, runGeneration, runMerge, runRewardTest, stageRunners } from './stages';
+import { runQueueMargins } from './queue-margins';
 
 const LOG_TAIL = 30;
 
@@ -81,6 +82,8 @@ function onMessage(message: unknown): void {
     void run(() => runRewardTest(command, context));
   } else if (command.type === 'merge') {
     void run(() => runMerge(command, context));
+  } else if (command.type === 'score-queue') {
+    void run(() => runQueueMargins(command, context));
   } else {
     const runStage = stageRunners[command.stage];
     void run(() => runStage(command, context));

@@ -11,9 +11,10 @@
  * The prompt is text or chat messages, as in the prompts file. A response is what follows the
  * prompt: for text, the raw continuation (prompt + response is what the model wrote); for a
  * conversation, the assistant message's content. A candidate id is "<prompt hash>-<sample
- * index>"; pair_id hashes the prompt and both candidates (ids and texts), so the same prompts
- * sampled by another model give new pairs. A label is a preference record whose id is the
- * pair_id (see preferences.ts).
+ * index>"; pair_id hashes the prompt and both candidates (ids and texts, and the source when
+ * there is one), so the same prompts sampled by another model give new pairs. Pairs sampled from
+ * a run's model carry the run's name in "source" (see CandidateOptions.source). A label is a
+ * preference record whose id is the pair_id (see preferences.ts).
  */
 import { createHash } from 'crypto';
 import * as fs from 'fs';
@@ -43,6 +44,11 @@ export interface CandidateOptions {
   columns?: ColumnMapping;
   /** Queue file; created if missing, appended to otherwise. */
   queue: string;
+  /**
+   * The run the model comes from ("demo DPO #2"), recorded as each pair's "source". A prompt
+   * counts as queued only when it has pairs of the same source, so each run's model gets its turn.
+   */
+  source?: string;
   /** Samples per prompt, at least 2. Default 2. */
   n?: number;
   maxNewTokens?: number;
@@ -114,7 +120,7 @@ export async function generateCandidates(options: CandidateOptions): Promise<Can
   const read = await loadPrompts(options.prompts, { columns: options.columns, templated: chat.templated });
   const prompts = read.prompts.map(({ place, value }) => ({ place, prompt: value.prompt }));
   const queue = fs.existsSync(options.queue) ? readQueue(options.queue) : { pairs: [], errors: [] };
-  const queued = new Set(queue.pairs.map((p) => promptKey(p.prompt)));
+  const queued = new Set(queue.pairs.filter((p) => p.source === options.source).map((p) => promptKey(p.prompt)));
   const todo = firstOfEach(prompts, (p) => promptKey(p.prompt), queued);
   const summary: CandidateSummary = {
     sampled: 0,
@@ -157,6 +163,7 @@ interface CandidateSettings {
   sampling: SamplingOptions;
   /** Recorded with every pair. */
   generation: GenerationSettings;
+  source?: string;
 }
 
 function candidateSettings(options: CandidateOptions): CandidateSettings {
@@ -178,7 +185,7 @@ function candidateSettings(options: CandidateOptions): CandidateSettings {
     top_p: sampling.topP,
     max_new_tokens: sampling.maxNewTokens,
   };
-  return { n, seed, sampling, generation };
+  return { n, seed, sampling, generation, source: options.source };
 }
 
 /** Samples one prompt and appends its pairs in one durable write; returns how many. */
@@ -197,7 +204,7 @@ async function queuePrompt(
     settings.sampling,
     promptSeed(settings.seed, prompt),
   );
-  const pairs = pairUp(prompt, texts, settings.generation);
+  const pairs = pairUp(prompt, texts, settings);
   if (pairs.length > 0) await appendJsonLines(queueFile, pairs);
   return pairs.length;
 }
@@ -266,13 +273,13 @@ async function sampleResponses(
 }
 
 /** Every pair of distinct responses; responses that match once trimmed cannot be judged apart. */
-function pairUp(prompt: TextOrMessages, texts: string[], generation: GenerationSettings): ComparisonPair[] {
+function pairUp(prompt: TextOrMessages, texts: string[], settings: CandidateSettings): ComparisonPair[] {
   const promptHash = hash(promptKey(prompt), 12);
   const candidates = texts.map((text, i) => ({ id: `${promptHash}-${i}`, text }));
   const distinct = candidates.filter((c, i) => candidates.findIndex((d) => d.text.trim() === c.text.trim()) === i);
   const pairs: ComparisonPair[] = [];
   for (let i = 0; i < distinct.length; i++) {
-    for (let j = i + 1; j < distinct.length; j++) pairs.push(makePair(prompt, distinct[i], distinct[j], generation));
+    for (let j = i + 1; j < distinct.length; j++) pairs.push(makePair(prompt, distinct[i], distinct[j], settings));
   }
   return pairs;
 }
@@ -283,9 +290,10 @@ function makePair(
   prompt: TextOrMessages,
   first: Candidate,
   second: Candidate,
-  generation: GenerationSettings,
+  { generation, source }: Pick<CandidateSettings, 'generation' | 'source'>,
 ): ComparisonPair {
-  const pairId = hash(JSON.stringify([promptKey(prompt), first.id, first.text, second.id, second.text]), 16);
+  const hashed = [promptKey(prompt), first.id, first.text, second.id, second.text, ...(source ? [source] : [])];
+  const pairId = hash(JSON.stringify(hashed), 16);
   // The pair id picks which sample is shown as A, so the earlier one is not always on the same side.
   const [a, b] = parseInt(pairId[0], 16) % 2 === 0 ? [first, second] : [second, first];
   return {
@@ -295,5 +303,6 @@ function makePair(
     response_b: b.text,
     candidate_ids: { a: a.id, b: b.id },
     generation,
+    ...(source !== undefined && { source }),
   };
 }

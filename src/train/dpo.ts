@@ -7,6 +7,7 @@
  * dpo.peft adapter folders), the reference is held frozen under "ref." (./policy-models.ts).
  */
 import { EmitEvent } from '../protocol/runner';
+import { ModelConfig } from '../model/config';
 import { Tokenizer, sequenceIds } from '../model/tokenizer';
 import { splitTrainEval } from '../data/sft';
 import { PreferencePair } from '../data/preferences';
@@ -99,12 +100,7 @@ async function readDpoPairs(
   model: LoadedModel,
   chatTemplateKwargs?: Record<string, unknown>,
 ): Promise<DpoPair[]> {
-  const limits: DpoLimits = {
-    maxPromptLength: s.max_prompt_length,
-    maxCompletionLength: s.max_completion_length,
-    maxLength: Math.min(s.max_length, model.config.nPositions + 1),
-    truncationMode: s.truncation_mode,
-  };
+  const limits = dpoLimits(s, model.config);
   const chat = model.tokenizer.chat(chatTemplateKwargs);
   const pairs =
     run.pairs ?? (await readTrainingPairs(s.data, { columns: s.columns, templated: chat.templated }, run.emit));
@@ -112,6 +108,16 @@ async function readDpoPairs(
   reportData(s.data, pairs.length, data, limits, run.emit);
   if (!data.pairs.length) throw new Error(`${s.data}: no preference pairs to train on`);
   return data.pairs;
+}
+
+/** How a DPO section truncates pairs for a model. */
+export function dpoLimits(s: DpoSettings, cfg: ModelConfig): DpoLimits {
+  return {
+    maxPromptLength: s.max_prompt_length,
+    maxCompletionLength: s.max_completion_length,
+    maxLength: Math.min(s.max_length, cfg.nPositions + 1),
+    truncationMode: s.truncation_mode,
+  };
 }
 
 /** The config's sample prompts, else the first few distinct prompts of `pairs`. */

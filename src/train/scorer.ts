@@ -126,7 +126,7 @@ export class Scorer {
     private readonly program: Program,
     private readonly state: State,
     readonly config: ModelConfig,
-    private readonly tokenizer: Tokenizer,
+    readonly tokenizer: Tokenizer,
     private readonly batchSize: number,
     readonly normalization: RewardNormalization | undefined,
     private readonly ownsState: boolean,

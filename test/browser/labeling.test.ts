@@ -468,3 +468,111 @@ test(
     await page.close();
   },
 );
+
+/** Presses Tab until the focused element (or its shadow host) is the one with `testId`. */
+async function tabTo(page: WebviewPage, testId: string): Promise<void> {
+  for (let tabs = 0; tabs < 30; tabs++) {
+    await page.page.keyboard.press('Tab');
+    if (await page.page.evaluate((id) => (document.activeElement as HTMLElement | null)?.dataset.testid === id, testId))
+      return;
+  }
+  assert.fail(`Tab never reaches ${testId}`);
+}
+
+const MODEL = { name: 'pets Reward Model #1', accuracy: 0.75, scoring: true, disagreements: [], disagreementCount: 0 };
+
+test(
+  "labeling webview: the reward model's margin shows only after the label; a disagreement re-checked and relabeled by keyboard",
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 360, height: 700 });
+    await page.send(queueState(0, 3, { pairId: 'p0' }, { model: MODEL }));
+    await showsText(page, 'model-name', 'pets Reward Model #1');
+    await showsText(page, 'model-accuracy', '75% held-out accuracy');
+    assert.equal(await page.page.getByTestId('model-scoring').isVisible(), true);
+    // Before the label: nothing in the page says what the model makes of the pair.
+    assert.equal(await page.page.getByTestId('model-latest').isVisible(), false);
+    assert.doesNotMatch(await page.page.evaluate(() => document.body.textContent ?? ''), /prefers|agrees/);
+
+    await page.page.keyboard.press('1');
+    const [, label] = await postedCount(page, 2);
+    if (label.type !== 'label') throw new Error('not a label');
+    assert.equal(label.pairId, 'p0');
+    const scored = { pairId: 'p0', prompt: 'Prompt of p0', choice: 'left' as const, margin: -2.5 };
+    await page.send({ type: 'result', id: label.id, ok: true });
+    await page.send(
+      queueState(
+        1,
+        3,
+        { pairId: 'p1' },
+        {
+          model: { ...MODEL, scoring: false, latest: scored, disagreements: [scored], disagreementCount: 1 },
+        },
+      ),
+    );
+    await showsText(page, 'model-latest', 'Last label: You chose A; the model prefers B by 2.50 (disagrees)');
+    assert.equal(await page.page.getByTestId('model-scoring').isVisible(), false);
+    await showsText(page, 'disagreements-summary', 'Disagreements (1)');
+
+    // Open the list and the pair with the keyboard alone.
+    await tabTo(page, 'disagreements-summary');
+    await page.page.keyboard.press('Enter');
+    await tabTo(page, 'disagreement');
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, 3))[2], { type: 'review', pairId: 'p0' });
+
+    await page.send(
+      queueState(
+        1,
+        3,
+        { pairId: 'p0' },
+        {
+          model: { ...MODEL, scoring: false, latest: scored, disagreements: [scored], disagreementCount: 1 },
+          review: { pairId: 'p0', choice: 'left', margin: -2.5 },
+        },
+      ),
+    );
+    await showsText(page, 'review-text', /Re-checking a labeled pair\. You chose A; the model prefers B by 2\.50/);
+    await showsText(page, 'response-left', 'Left of p0');
+    await page.page.keyboard.press('2');
+    const relabel = (await postedCount(page, 4))[3];
+    assert.deepEqual(relabel, { type: 'label', id: label.id + 1, pairId: 'p0', choice: 'right' });
+    await page.send({ type: 'result', id: relabel.type === 'label' ? relabel.id : -1, ok: true });
+    await page.send(queueState(1, 3, { pairId: 'p1' }, { model: { ...MODEL, scoring: false } }));
+    await showsText(page, 'response-left', 'Left of p1');
+    assert.equal(await page.page.getByTestId('review').isVisible(), false);
+    await showsText(page, 'disagreements-summary', 'Disagreements (0)');
+
+    // Back to the queue from a re-check, by keyboard.
+    await page.send(queueState(1, 3, { pairId: 'p0' }, { review: { pairId: 'p0' } }));
+    await showsText(page, 'review-text', /This pair is labeled\./);
+    await tabTo(page, 'review-back');
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, 5))[4], { type: 'review' });
+    assert.equal(await page.page.getByTestId('model-name').isVisible(), false, 'no model, no panel');
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
+
+test(
+  'labeling webview: Generate from a Run is a keyboard-reachable toolbar button, and a pair shows the run it came from',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 300, height: 382, workbenchFont: true });
+    await page.send(queueState(0, 2, { pairId: 'p0', source: 'pets DPO #2' }));
+    await showsText(page, 'prompt-label', 'Prompt · from pets DPO #2');
+    await tabTo(page, 'generate-from-run');
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, 2))[1], {
+      type: 'runCommand',
+      command: 'rlhf.generateComparisonsFromRun',
+    });
+    await page.send(queueState(0, 2, { pairId: 'p1' }));
+    await showsText(page, 'prompt-label', 'Prompt');
+    const m = await measure(page);
+    assert.deepEqual(m.scroll, m.view, 'the toolbar button leaves the pair fitting the sidebar');
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);

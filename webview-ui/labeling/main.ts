@@ -26,6 +26,7 @@ const view = new LabelingView(document.body, {
   undo,
   selectQueue: (queue) => post({ type: 'selectQueue', queue }),
   run: (command) => post({ type: 'runCommand', command }),
+  review: (pairId) => post({ type: 'review', ...(pairId ? { pairId } : {}) }),
   rationaleChanged: (rationale) => {
     const pairId = currentPair()?.pairId;
     if (pairId) savePageState({ draft: { pairId, rationale } });

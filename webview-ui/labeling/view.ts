@@ -8,6 +8,8 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import type { Choice, QueueState, ShownPair, ViewCommand, ViewState } from '../../src/protocol/labeling';
 import { renderMarkdown } from './markdown';
+import { h, icon } from './dom';
+import { ModelPanel } from './margins';
 import { t, tNodes } from '../shared/l10n';
 
 /** The choices in button order, with their keys. */
@@ -25,22 +27,12 @@ export interface ViewEvents {
   selectQueue(key: string): void;
   run(command: ViewCommand): void;
   rationaleChanged(text: string): void;
+  /** Shows a labeled pair again to re-check it; without one, back to the queue. */
+  review(pairId?: string): void;
 }
 
 export type SaveStatus =
   { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
-
-type Attributes = Record<string, string | boolean>;
-
-/** An element with attributes (true: present, false: absent) and children. */
-function h<K extends string>(tag: K, attributes: Attributes = {}, ...children: (Node | string)[]): HTMLElement {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value !== false) element.setAttribute(name, value === true ? '' : value);
-  }
-  element.append(...children);
-  return element;
-}
 
 function keyHint(key: string): HTMLElement {
   return h('kbd', { 'aria-hidden': 'true' }, key.toUpperCase());
@@ -48,10 +40,6 @@ function keyHint(key: string): HTMLElement {
 
 function setDisabled(element: HTMLElement, disabled: boolean): void {
   (element as HTMLElement & { disabled: boolean }).disabled = disabled;
-}
-
-function icon(name: string): HTMLElement {
-  return h('span', { class: `codicon codicon-${name}`, 'aria-hidden': 'true' });
 }
 
 export class LabelingView {
@@ -80,6 +68,8 @@ export class LabelingView {
     h('div', { class: 'progress' }, this.progressText, this.progressBar),
     this.guidelinesToggle,
   );
+  /** The reward model's view of the labels, and Generate from a Run in the toolbar (margins.ts). */
+  private readonly model: ModelPanel;
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
   private readonly restrictedBanner = h(
     'section',
@@ -192,6 +182,8 @@ export class LabelingView {
     root: HTMLElement,
     private readonly events: ViewEvents,
   ) {
+    this.model = new ModelPanel(events);
+    this.header.append(this.model.generate);
     root.append(
       h(
         'main',
@@ -201,8 +193,10 @@ export class LabelingView {
         this.problems,
         this.notice,
         this.guidelines,
+        this.model.reviewBanner,
         this.pair,
         this.choices,
+        this.model.element,
         this.footer,
       ),
     );
@@ -227,6 +221,8 @@ export class LabelingView {
       this.choices,
       this.footer,
       this.problems,
+      this.model.element,
+      this.model.reviewBanner,
     ];
     for (const part of parts) this.show(part, false);
     this.notice.textContent = t('Loading…');
@@ -255,6 +251,7 @@ export class LabelingView {
       );
       this.show(this.guidelines, false);
       this.showPair(undefined, undefined);
+      this.model.render(undefined, undefined);
       this.setProblems(state.problems, true);
       return;
     }
@@ -279,6 +276,7 @@ export class LabelingView {
       });
     }
     this.showPair(state.pair, draft?.pairId === state.pair?.pairId ? draft?.rationale : undefined);
+    this.model.render(state.model, state.review);
     setDisabled(this.undoButton, !state.canUndo || state.restricted);
     this.setProblems(state.problems, false);
   }
@@ -320,6 +318,11 @@ export class LabelingView {
     const { position } = pair;
     this.promptLabel.textContent =
       position && position.count > 1 ? t('Prompt · pair {0} of {1}', position.index, position.count) : t('Prompt');
+    if (pair.source)
+      this.promptLabel.append(
+        ' · ',
+        h('span', { class: 'source', 'data-testid': 'pair-source' }, t('from {0}', pair.source)),
+      );
     renderMarkdown(this.left, pair.left);
     renderMarkdown(this.right, pair.right);
     for (const text of [this.prompt, this.left, this.right]) text.scrollTop = 0;

@@ -2,8 +2,11 @@
  * The Labeling view in the RLHF sidebar: VS Code's side of LabelingSession. The session (and the
  * data modules it reads with) loads when the view is first shown, not at activation.
  */
+import * as path from 'path';
 import * as vscode from 'vscode';
-import { EXPERIMENT_GLOB } from '../../services';
+import { EXPERIMENT_GLOB, Services } from '../../services';
+import { scoreQueue } from '../../runner/runner';
+import { runtimeOverrides } from '../../settings';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import type { ViewLayout } from '../../protocol/labeling';
 import type { ExperimentFile } from './queues';
@@ -24,9 +27,9 @@ export interface LabelingView {
 
 export function registerLabelingView(
   context: vscode.ExtensionContext,
-  log: vscode.LogOutputChannel,
+  services: Services,
 ): { view: LabelingView; disposables: vscode.Disposable[] } {
-  const provider = new LabelingViewProvider(context, log);
+  const provider = new LabelingViewProvider(context, services);
   return {
     view: provider,
     disposables: [provider, vscode.window.registerWebviewViewProvider(LABELING_VIEW, provider)],
@@ -42,7 +45,7 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
 
   constructor(
     private readonly context: vscode.ExtensionContext,
-    private readonly log: vscode.LogOutputChannel,
+    private readonly services: Services,
   ) {}
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -67,6 +70,8 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       watcher.onDidCreate(changed),
       watcher.onDidChange(changed),
       watcher.onDidDelete(changed),
+      // A run that ends may be a new reward model to score the queue with.
+      onEnded(this.services, () => view.visible && void session.refresh()),
     );
     this.viewSubscriptions = subscriptions;
     view.onDidDispose(() => {
@@ -102,11 +107,15 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
     // Loaded here so activation does not load the data modules.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { LabelingSession } = require('./session') as typeof import('./session');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { scoringModel } = require('./scoring-model') as typeof import('./scoring-model');
     const state = this.context.workspaceState;
+    const { runs, processOptions } = this.services;
     this.session = new LabelingSession({
       post: (message) => void this.view?.webview.postMessage(message),
-      warn: (message) => this.log.warn(message),
-      runCommand: (command) => void vscode.commands.executeCommand(command),
+      warn: (message) => this.services.log.warn(message),
+      runCommand: (command, file) =>
+        void vscode.commands.executeCommand(command, ...(file ? [vscode.Uri.file(file)] : [])),
       findExperiments: () => findExperiments(),
       isTrusted: () => vscode.workspace.isTrusted,
       selection: { get: () => state.get<string>(SELECTION_KEY), set: (key) => void state.update(SELECTION_KEY, key) },
@@ -117,6 +126,23 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
         this.layout = layout;
         this.layouts.fire(layout);
       },
+      scoringModel: (file) => {
+        const registry = runs.registryFor(vscode.Uri.file(file));
+        return registry && scoringModel(registry, file);
+      },
+      scoreQueue: (model, queue) => {
+        const config = vscode.Uri.file(model.configFile);
+        const workspaceFolder =
+          vscode.workspace.getWorkspaceFolder(config)?.uri.fsPath ?? path.dirname(model.configFile);
+        const { configFile, models } = model;
+        const dpo = model.stage === 'dpo' ? { dpo: { configFile, workspaceFolder, models } } : {};
+        const runtime = runtimeOverrides(config);
+        return scoreQueue({ model: model.model, queue, cache: model.cache, runtime, ...dpo }, processOptions);
+      },
+      order: () =>
+        vscode.workspace.getConfiguration('rlhf').get<string>('labeling.order') === 'uncertainty'
+          ? 'uncertainty'
+          : 'queue',
     });
     return this.session;
   }
@@ -136,6 +162,11 @@ async function findExperiments(): Promise<ExperimentFile[]> {
       return folder ? [{ file: uri.fsPath, workspaceFolder: folder.uri.fsPath }] : [];
     })
     .sort((a, b) => a.file.localeCompare(b.file));
+}
+
+function onEnded(services: Services, run: () => void): vscode.Disposable {
+  services.supervisor.on('ended', run);
+  return new vscode.Disposable(() => services.supervisor.off('ended', run));
 }
 
 function debounce(run: () => unknown, ms: number): () => void {

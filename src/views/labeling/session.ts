@@ -21,15 +21,20 @@ import {
 } from '../../protocol/labeling';
 import { ComparisonPair, labelPair, readQueue, unlabeledPairs } from '../../data/queue';
 import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
-import { Label } from '../../data/preference-record';
+import { relabelPreference } from '../../data/relabel';
+import { uncertaintyOrder } from '../../data/margins';
+import { Label, PreferenceRecord } from '../../data/preference-record';
 import { formatDataError } from '../../data/jsonl';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
+import { LabelOrder, QueueScoring, modelView, reviewOf } from './model-view';
+import type { ScoringModel } from './scoring-model';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
 export interface SessionHost {
   post(message: ToWebview): void;
   warn(message: string): void;
-  runCommand(command: ViewCommand): void;
+  /** Runs a command the view may start; the generate commands get the selected queue's experiment file. */
+  runCommand(command: ViewCommand, experimentFile?: string): void;
   /** The workspace's experiment files (*.rlhf.json), each with its workspace folder. */
   findExperiments(): Promise<ExperimentFile[]>;
   /** Whether the workspace is trusted; in Restricted Mode no label is written. */
@@ -46,6 +51,12 @@ export interface SessionHost {
   annotator?(): string | undefined;
   /** The view's size, and whether what it shows fits without scrolling. */
   layout?(layout: ViewLayout): void;
+  /** The model that scores an experiment's queue (of its newest reward-model or DPO run), if it has one. */
+  scoringModel?(experimentFile: string): ScoringModel | undefined;
+  /** Scores a queue's unscored pairs into the model's margins cache (in a training process). */
+  scoreQueue?(model: ScoringModel, queueFile: string): Promise<void>;
+  /** The order of the unlabeled pairs (the `rlhf.labeling.order` setting); the queue's when absent. */
+  order?(): LabelOrder;
 }
 
 /** The stored label for a choice about the responses as shown. */
@@ -78,6 +89,13 @@ export class LabelingSession {
   /** Messages are handled one at a time, in arrival order (an undo after a label undoes that label). */
   private pending: Promise<void> = Promise.resolve();
   private lastPosted = '';
+  /** A labeled pair shown again to re-check; a label for it replaces the standing one. */
+  private review: string | undefined;
+  private readonly scoring = new QueueScoring({
+    scoreQueue: (model, queueFile) => this.host.scoreQueue!(model, queueFile),
+    warn: (message) => this.host.warn(`Labeling view: ${message}`),
+    changed: () => void this.refresh(),
+  });
 
   constructor(private readonly host: SessionHost) {
     this.labeled = new Map(Object.entries(host.history.get() ?? {}));
@@ -105,7 +123,13 @@ export class LabelingSession {
             this.host.selection.set(message.queue);
             return this.refresh();
           case 'runCommand':
-            return this.host.runCommand(message.command);
+            return this.host.runCommand(
+              message.command,
+              message.command.startsWith('rlhf.generate') ? this.selectedQueue()?.key : undefined,
+            );
+          case 'review':
+            this.review = message.pairId;
+            return this.refresh();
           case 'layout':
             return this.host.layout?.({ width: message.width, height: message.height, fits: message.fits });
         }
@@ -146,11 +170,16 @@ export class LabelingSession {
     if (!queue) return { kind: 'noQueue', problems: this.experimentProblems };
     const outside = queuePathProblems(queue);
     const readable = outside.length === 0 && fs.existsSync(queue.queueFile);
-    const { pairs, unlabeled, errors } = readable
+    const { pairs, unlabeled, records, errors } = readable
       ? unlabeledPairs(queue.queueFile, queue.preferencesFile)
-      : { pairs: [], unlabeled: [], errors: [] };
-    const next = unlabeled.at(0);
+      : { pairs: [], unlabeled: [], records: [], errors: [] };
     const restricted = !this.host.isTrusted();
+    // Scoring runs the model in a training process: not in Restricted Mode.
+    const model = readable && !restricted && this.host.scoreQueue ? this.host.scoringModel?.(queue.key) : undefined;
+    const scored = model && this.scoring.margins(model, queue.queueFile, pairs);
+    const uncertainFirst = scored && this.host.order?.() === 'uncertainty';
+    const next = (uncertainFirst ? uncertaintyOrder(unlabeled, scored.margins) : unlabeled).at(0);
+    const reviewed = records.some((r) => r.id === this.review) && pairs.find((p) => p.pair_id === this.review);
     const state: QueueState = {
       kind: 'queue',
       queues: (this.queues ?? []).map((q) => ({
@@ -163,9 +192,21 @@ export class LabelingSession {
       total: pairs.length,
       canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
       restricted,
-      problems: [...this.experimentProblems, ...outside, ...errors.map((e) => formatDataError(e))],
+      problems: [
+        ...this.experimentProblems,
+        ...outside,
+        ...[...errors, ...(scored?.errors ?? [])].map((e) => formatDataError(e)),
+      ],
     };
-    if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
+    const sides = (pairId: string) => this.isSwapped(pairId);
+    if (reviewed) {
+      state.pair = { ...this.shown(reviewed), position: positionOf(reviewed, pairs) };
+      state.review = reviewOf(reviewed.pair_id, records, scored?.margins, sides);
+    } else if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
+    if (model && scored) {
+      const latest = this.labeledIn(queue).at(-1);
+      state.model = modelView({ model, ...scored, pairs, records, latest, sides });
+    }
     const guidelines = readGuidelines(queue);
     if (guidelines !== undefined) state.guidelines = guidelines;
     return state;
@@ -174,7 +215,7 @@ export class LabelingSession {
   private shown(pair: ComparisonPair): ShownPair {
     const swapped = this.isSwapped(pair.pair_id);
     const [left, right] = swapped ? [pair.response_b, pair.response_a] : [pair.response_a, pair.response_b];
-    return { pairId: pair.pair_id, prompt: pair.prompt, left, right };
+    return { pairId: pair.pair_id, prompt: pair.prompt, left, right, ...(pair.source && { source: pair.source }) };
   }
 
   private isSwapped(pairId: string): boolean {
@@ -197,6 +238,7 @@ export class LabelingSession {
       ...(rationale ? { rationale } : {}),
       ...(annotator ? { annotator } : {}),
     });
+    if (request.pairId === this.review) return this.relabel(request.id, queue, record);
     try {
       await appendPreference(queue.preferencesFile, record, { once: true });
     } catch (err) {
@@ -207,6 +249,17 @@ export class LabelingSession {
     }
     this.remember(queue, [...this.labeledIn(queue), pair.pair_id]);
     return this.answer(request.id);
+  }
+
+  /** Replaces the standing label of the pair under review, then goes back to the queue. */
+  private async relabel(id: number, queue: Queue, record: PreferenceRecord): Promise<void> {
+    try {
+      await relabelPreference(queue.preferencesFile, record);
+    } catch (err) {
+      return this.answer(id, `The new label was not saved: ${(err as Error).message}`);
+    }
+    this.review = undefined;
+    return this.answer(id);
   }
 
   private async undo(id: number): Promise<void> {
