@@ -14,48 +14,52 @@ export function registerAdapterCommands(services: Services): vscode.Disposable[]
 const isAdapterFolder = (dir: string) => fs.existsSync(path.join(dir, ADAPTER_FILES.config));
 
 async function mergeLoraAdapter(services: Services, arg: unknown): Promise<void> {
-  if (!(await requireTrust('Merging an adapter'))) return;
+  if (!(await requireTrust(vscode.l10n.t('Merging an adapter')))) return;
   const adapter = isRunRef(arg) ? arg.registry.adapterDir(arg.record.id) : await pickAdapter(services);
   if (!adapter) return;
   if (!isAdapterFolder(adapter)) {
-    void vscode.window.showErrorMessage(`${adapter} is not a LoRA adapter folder (it has no adapter_config.json).`);
+    void vscode.window.showErrorMessage(
+      vscode.l10n.t('{0} is not a LoRA adapter folder (it has no adapter_config.json).', adapter),
+    );
     return;
   }
   const outputDir = await vscode.window.showInputBox({
-    title: 'Merge LoRA Adapter: folder for the merged model',
+    title: vscode.l10n.t('Merge LoRA Adapter: folder for the merged model'),
     value: path.join(path.dirname(adapter), 'merged'),
     ignoreFocusOut: true,
   });
   if (!outputDir) return;
   try {
     await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'Merging the adapter…' },
+      { location: vscode.ProgressLocation.Notification, title: vscode.l10n.t('Merging the adapter…') },
       () => mergeAdapter({ adapter, outputDir }, services.processOptions),
     );
-    void vscode.window.showInformationMessage(`Merged model written to ${outputDir}`);
+    void vscode.window.showInformationMessage(vscode.l10n.t('Merged model written to {0}', outputDir));
   } catch (e) {
     services.log.error(`merging ${adapter} failed: ${(e as Error).message}`);
-    void vscode.window.showErrorMessage(`Merge failed: ${(e as Error).message}`);
+    void vscode.window.showErrorMessage(vscode.l10n.t('Merge failed: {0}', (e as Error).message));
   }
 }
 
 /** A LoRA run's final model, or a folder to browse for. */
 async function pickAdapter(services: Services): Promise<string | undefined> {
-  const browse = { label: '$(folder-opened) Browse for an adapter folder…', dir: undefined };
+  const browse = { label: `$(folder-opened) ${vscode.l10n.t('Browse for an adapter folder…')}`, dir: undefined };
   const items = services.runs.list().flatMap((ref) => {
     const dir = ref.registry.modelDir(ref.record.id);
     return dir && isAdapterFolder(dir)
       ? [{ label: ref.record.name, description: ref.record.stage, detail: dir, dir }]
       : [];
   });
-  const picked = await vscode.window.showQuickPick([...items, browse], { placeHolder: 'Adapter to merge' });
+  const picked = await vscode.window.showQuickPick([...items, browse], {
+    placeHolder: vscode.l10n.t('Adapter to merge'),
+  });
   if (!picked) return undefined;
   if (picked.dir) return picked.dir;
   const folders = await vscode.window.showOpenDialog({
     canSelectFolders: true,
     canSelectFiles: false,
-    openLabel: 'Merge this adapter',
-    title: 'A PEFT adapter folder (adapter_config.json + adapter_model.safetensors)',
+    openLabel: vscode.l10n.t('Merge this adapter'),
+    title: vscode.l10n.t('A PEFT adapter folder (adapter_config.json + adapter_model.safetensors)'),
   });
   return folders?.[0]?.fsPath;
 }

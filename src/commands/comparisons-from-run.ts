@@ -17,7 +17,7 @@ export function registerComparisonsFromRun(services: Services): vscode.Disposabl
 }
 
 async function generateFromRun(services: Services, uri?: vscode.Uri): Promise<void> {
-  if (!(await requireTrust('Generating comparisons'))) return;
-  const picked = await pickModel(services, 'Model to sample new comparisons from');
+  if (!(await requireTrust(vscode.l10n.t('Generating comparisons')))) return;
+  const picked = await pickModel(services, vscode.l10n.t('Model to sample new comparisons from'));
   if (picked) await startStage(services, 'comparisons', uri, false, { model: picked.model, source: picked.name });
 }

@@ -17,14 +17,18 @@ export function registerExportCommands(services: Services): vscode.Disposable[] 
 
 async function exportTo(services: Services, target: ExportTarget, uri?: vscode.Uri): Promise<void> {
   const title = TARGETS[target].title;
-  if (!(await requireTrust(`Export for ${title}`, 'it writes files into this workspace'))) return;
+  if (
+    !(await requireTrust(vscode.l10n.t('Export for {0}', title), vscode.l10n.t('it writes files into this workspace')))
+  )
+    return;
   const config = await pickExperiment(uri);
   const workspace = config && (await experimentWorkspace(config));
   if (!config || !workspace) return;
   const gpus = await vscode.window.showInputBox({
-    prompt: `GPUs per machine the ${title} job will use`,
+    prompt: vscode.l10n.t('GPUs per machine the {0} job will use', title),
     value: '8',
-    validateInput: (v) => (/^[1-9]\d*$/.test(v.trim()) ? undefined : 'a whole number of GPUs, at least 1'),
+    validateInput: (v) =>
+      /^[1-9]\d*$/.test(v.trim()) ? undefined : vscode.l10n.t('a whole number of GPUs, at least 1'),
   });
   if (!gpus) return;
   try {
@@ -39,11 +43,12 @@ async function exportTo(services: Services, target: ExportTarget, uri?: vscode.U
       'markdown.showPreview',
       vscode.Uri.joinPath(vscode.Uri.file(dir), 'README.md'),
     );
+    const launch = vscode.l10n.t('Exported for {0}: {1}.', title, bundle.launch.join(vscode.l10n.t(', then ')));
     const unmapped = bundle.unmapped.length
-      ? ` ${bundle.unmapped.length} settings did not carry over (see README).`
-      : '';
-    void vscode.window.showInformationMessage(`Exported for ${title}: ${bundle.launch.join(', then ')}.${unmapped}`);
+      ? vscode.l10n.t('{0} {1} settings did not carry over (see README).', launch, bundle.unmapped.length)
+      : launch;
+    void vscode.window.showInformationMessage(unmapped);
   } catch (e) {
-    await vscode.window.showErrorMessage(`Export for ${title} failed: ${(e as Error).message}`);
+    await vscode.window.showErrorMessage(vscode.l10n.t('Export for {0} failed: {1}', title, (e as Error).message));
   }
 }

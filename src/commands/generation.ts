@@ -44,14 +44,14 @@ export function registerGenerationCommands(services: Services): vscode.Disposabl
 }
 
 async function generateWithModel(services: Services, results: GenerationResults, arg: unknown): Promise<void> {
-  if (!(await requireTrust('Generation'))) return;
+  if (!(await requireTrust(vscode.l10n.t('Generation')))) return;
   const picked = isRunRef(arg) ? runModel(arg) : await pickModel(services);
   if (!picked) return;
   const { model, name: modelName } = picked;
   const prompt = await vscode.window.showInputBox({
-    title: `Generate with ${path.basename(path.dirname(model))}/${path.basename(model)}`,
-    prompt: 'Prompt',
-    placeHolder: 'What does a cat eat?',
+    title: vscode.l10n.t('Generate with {0}', `${path.basename(path.dirname(model))}/${path.basename(model)}`),
+    prompt: vscode.l10n.t('Prompt'),
+    placeHolder: vscode.l10n.t('What does a cat eat?'),
     ignoreFocusOut: true,
   });
   if (!prompt) return;
@@ -59,7 +59,7 @@ async function generateWithModel(services: Services, results: GenerationResults,
     const started = new Date();
     const seed = Math.floor(Math.random() * 2 ** 31);
     const rows = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'Generating…', cancellable: true },
+      { location: vscode.ProgressLocation.Notification, title: vscode.l10n.t('Generating…'), cancellable: true },
       (_progress, token) => {
         const cancel = new AbortController();
         token.onCancellationRequested(() => cancel.abort());
@@ -77,7 +77,10 @@ async function generateWithModel(services: Services, results: GenerationResults,
     await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: false });
   } catch (e) {
     services.log.error(`generation with ${model} failed: ${(e as Error).message}`);
-    const choice = await vscode.window.showErrorMessage(`Generation failed: ${(e as Error).message}`, 'Show Log');
+    const choice = await vscode.window.showErrorMessage(
+      vscode.l10n.t('Generation failed: {0}', (e as Error).message),
+      vscode.l10n.t('Show Log'),
+    );
     if (choice) services.log.show();
   }
 }
@@ -100,9 +103,9 @@ function runModel(ref: RunRef): { model: string; name: string } | undefined {
 /** A run's model (runs told apart by stage and start time), or a model folder browsed for. */
 export async function pickModel(
   services: Services,
-  placeHolder = 'Model to generate with',
+  placeHolder = vscode.l10n.t('Model to generate with'),
 ): Promise<{ model: string; name: string } | undefined> {
-  const browse = { label: '$(folder-opened) Browse for a model folder…', use: undefined };
+  const browse = { label: `$(folder-opened) ${vscode.l10n.t('Browse for a model folder…')}`, use: undefined };
   const items = services.runs
     .list()
     .filter((ref) => STAGE_INFO[ref.record.stage].generates)
@@ -125,8 +128,8 @@ export async function pickModel(
   const folders = await vscode.window.showOpenDialog({
     canSelectFolders: true,
     canSelectFiles: false,
-    openLabel: 'Use this model',
-    title: 'A checkpoint folder (config.json + model.safetensors)',
+    openLabel: vscode.l10n.t('Use this model'),
+    title: vscode.l10n.t('A checkpoint folder (config.json + model.safetensors)'),
   });
   const folder = folders?.[0]?.fsPath;
   return folder ? { model: folder, name: path.basename(folder) } : undefined;

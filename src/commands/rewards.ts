@@ -14,7 +14,7 @@ import { experimentWorkspace, pickExperiment, requireTrust } from './common';
 import { startStage } from './training';
 
 const REWARD_STAGES = ['grpo', 'rloo'] as const;
-const WHY = 'it runs the reward functions and training code of this workspace';
+const why = () => vscode.l10n.t('it runs the reward functions and training code of this workspace');
 
 export function registerRewardCommands(services: Services): vscode.Disposable[] {
   return [
@@ -26,7 +26,7 @@ export function registerRewardCommands(services: Services): vscode.Disposable[] 
 }
 
 async function testRewardFunctions(services: Services, uri?: vscode.Uri): Promise<void> {
-  if (!(await requireTrust('Testing reward functions', WHY))) return;
+  if (!(await requireTrust(vscode.l10n.t('Testing reward functions'), why()))) return;
   const config = await pickExperiment(uri);
   const workspaceFolder = config && (await experimentWorkspace(config));
   if (!config || !workspaceFolder) return;
@@ -34,11 +34,15 @@ async function testRewardFunctions(services: Services, uri?: vscode.Uri): Promis
     const exp = loadExperiment(config.fsPath, workspaceFolder);
     const stage = await pickStage(
       REWARD_STAGES.filter((st) => exp[st]),
-      'Section whose reward functions to test',
+      vscode.l10n.t('Section whose reward functions to test'),
     );
     if (!stage) return;
     const rows = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'Testing reward functions…', cancellable: true },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: vscode.l10n.t('Testing reward functions…'),
+        cancellable: true,
+      },
       (_progress, token) => {
         const cancel = new AbortController();
         token.onCancellationRequested(() => cancel.abort());
@@ -52,7 +56,10 @@ async function testRewardFunctions(services: Services, uri?: vscode.Uri): Promis
     await vscode.window.showTextDocument(doc);
   } catch (e) {
     services.log.error(`testing reward functions failed: ${(e as Error).message}`);
-    const choice = await vscode.window.showErrorMessage(`Reward functions: ${(e as Error).message}`, 'Show Log');
+    const choice = await vscode.window.showErrorMessage(
+      vscode.l10n.t('Reward functions: {0}', (e as Error).message),
+      vscode.l10n.t('Show Log'),
+    );
     if (choice) services.log.show();
   }
 }
@@ -78,10 +85,10 @@ export function rewardTable(rows: SampleRow[]): string {
  * debugger once it listens (the process waits for it).
  */
 async function debugRun(services: Services, uri?: vscode.Uri): Promise<void> {
-  if (!(await requireTrust('Debugging a run', WHY))) return;
+  if (!(await requireTrust(vscode.l10n.t('Debugging a run'), why()))) return;
   const training = (Object.keys(STAGE_INFO) as ExperimentStage[]).filter((st) => STAGE_INFO[st].cli.steps);
   const ordered = [...REWARD_STAGES, ...training.filter((st) => !(REWARD_STAGES as readonly string[]).includes(st))];
-  const stage = await pickStage(ordered, 'Stage to run under the debugger');
+  const stage = await pickStage(ordered, vscode.l10n.t('Stage to run under the debugger'));
   if (!stage) return;
   const run = await startStage(services, stage, uri, true);
   if (!run) return;
@@ -103,7 +110,9 @@ async function debugRun(services: Services, uri?: vscode.Uri): Promise<void> {
 
 async function pickStage<S extends ExperimentStage>(stages: readonly S[], placeHolder: string): Promise<S | undefined> {
   if (stages.length === 0) {
-    await vscode.window.showErrorMessage('The experiment has no "grpo" or "rloo" section with reward functions.');
+    await vscode.window.showErrorMessage(
+      vscode.l10n.t('The experiment has no "grpo" or "rloo" section with reward functions.'),
+    );
     return undefined;
   }
   if (stages.length === 1) return stages[0];

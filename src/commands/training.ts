@@ -41,7 +41,7 @@ export async function startStage(
   debug = false,
   sampleFrom?: SampleFrom,
 ): Promise<LiveRun | undefined> {
-  if (!(await requireTrust(STAGE_INFO[stage].work))) return undefined;
+  if (!(await requireTrust(vscode.l10n.t(STAGE_INFO[stage].work)))) return undefined;
   const config = await pickExperiment(uri);
   const workspaceFolder = config && (await experimentWorkspace(config));
   const registry = config && services.runs.registryFor(config);
@@ -91,17 +91,17 @@ function warnOfWeakRewardModel(run: LiveRun, rewardModel: string | undefined): v
 /** Stops a run after its step: this window's own, or one that another window or a terminal trains. */
 export async function stopRun(services: Services, arg: unknown): Promise<void> {
   const running = services.runs.list().filter((r) => r.record.status === 'running');
-  const ref = await pickRun(arg, running, 'Run to stop', 'No run is training.');
+  const ref = await pickRun(arg, running, vscode.l10n.t('Run to stop'), vscode.l10n.t('No run is training.'));
   if (!ref) return;
   const run = services.supervisor.find(ref.registry, ref.record.id);
   if (!run && process.platform === 'win32') {
     // Windows has no SIGINT to send: a signal would end the process without its checkpoint.
     await vscode.window.showWarningMessage(
-      `"${ref.record.name}" is trained by another window or a terminal; stop it there.`,
+      vscode.l10n.t('"{0}" is trained by another window or a terminal; stop it there.', runTitle(ref.record)),
     );
     return;
   }
-  const title = `Stopping ${ref.record.name} after this step…`;
+  const title = vscode.l10n.t('Stopping {0} after this step…', runTitle(ref.record));
   try {
     if (run) await withWindowProgress(title, () => services.supervisor.stop(run));
     else await stopElsewhere(services, ref, title);
@@ -120,29 +120,40 @@ async function stopElsewhere(services: Services, ref: RunRef, title: string): Pr
   const stop = await withWindowProgress(title, () => ref.registry.stopElsewhere(ref.record.id, wait));
   if (stop.result === 'timeout') return offerForceStop(ref, wait);
   if (stop.result !== 'stale') return;
-  const stale = `${processOf(ref)} is gone or is another program, so it was not signalled`;
-  const name = `Run "${ref.record.name}"`;
-  await vscode.window.showWarningMessage(`${name} looks stale: ${stale}. It is now marked ${stop.record?.status}.`);
+  await vscode.window.showWarningMessage(
+    vscode.l10n.t(
+      '{0} looks stale: {1} is gone or is another program, so it was not signalled. It is now marked {2}.',
+      runTitle(ref.record),
+      processOf(ref),
+      stop.record?.status ?? '',
+    ),
+  );
 }
 
 /** A process that has not ended within the wait may be forced to (its current step is lost), or left running. */
 async function offerForceStop(ref: RunRef, wait: StopWait): Promise<void> {
-  const name = `Run "${ref.record.name}"`;
-  const force = 'Force Stop';
+  const name = runTitle(ref.record);
+  const force = vscode.l10n.t('Force Stop');
   const choice = await vscode.window.showWarningMessage(
-    `${name} did not stop within ${wait.timeoutMs / 1000} s; ${processOf(ref)} is still running. ` +
-      'Force Stop ends it now, without a checkpoint for the current step; otherwise it is left running.',
+    vscode.l10n.t(
+      '{0} did not stop within {1} s; {2} is still running. Force Stop ends it now, without a checkpoint for the current step; otherwise it is left running.',
+      name,
+      wait.timeoutMs / 1000,
+      processOf(ref),
+    ),
     force,
   );
   if (choice !== force) return;
-  const title = `Ending ${ref.record.name}…`;
+  const title = vscode.l10n.t('Ending {0}…', name);
   const forced = await withWindowProgress(title, () => ref.registry.forceStopElsewhere(ref.record.id, wait));
   if (forced.result !== 'timeout') return;
-  await vscode.window.showErrorMessage(`${name}: ${processOf(ref)} has not ended, even when killed.`);
+  await vscode.window.showErrorMessage(
+    vscode.l10n.t('{0}: {1} has not ended, even when killed.', name, processOf(ref)),
+  );
 }
 
 function processOf(ref: RunRef): string {
-  return ref.record.pid ? `its process ${ref.record.pid}` : 'its process';
+  return ref.record.pid ? vscode.l10n.t('its process {0}', ref.record.pid) : vscode.l10n.t('its process');
 }
 
 function withWindowProgress<T>(title: string, task: () => Promise<T>): Thenable<T> {
@@ -158,10 +169,10 @@ async function resumeRun(services: Services, arg: unknown): Promise<void> {
   const ref = await pickRun(
     arg,
     resumable,
-    'Run to resume from its last checkpoint',
-    'No stopped or failed run has a checkpoint to resume from.',
+    vscode.l10n.t('Run to resume from its last checkpoint'),
+    vscode.l10n.t('No stopped or failed run has a checkpoint to resume from.'),
   );
-  if (!ref || !(await requireTrust(STAGE_INFO[ref.record.stage].work))) return;
+  if (!ref || !(await requireTrust(vscode.l10n.t(STAGE_INFO[ref.record.stage].work)))) return;
   const config = vscode.Uri.file(ref.record.configFile);
   const workspaceFolder = await experimentWorkspace(config);
   if (!workspaceFolder) return;
@@ -186,13 +197,14 @@ async function followRun(services: Services, run: LiveRun): Promise<void> {
     { location: vscode.ProgressLocation.Notification, title, cancellable: true },
     (progress, token) => {
       token.onCancellationRequested(() => {
-        progress.report({ message: 'stopping after this step…' });
+        progress.report({ message: vscode.l10n.t('stopping after this step…') });
         void services.supervisor.stop(run);
       });
       let done = 0;
       run.process.on('event', (e) => {
         if (token.isCancellationRequested) return;
-        if (e.type === 'download') return progress.report({ message: `downloading ${formatDownload(e)}` });
+        if (e.type === 'download')
+          return progress.report({ message: vscode.l10n.t('downloading {0}', formatDownload(e)) });
         if (e.type !== 'progress' || !e.total) return;
         const percent = (100 * e.step) / e.total;
         const loss = record.metrics.loss;
@@ -211,15 +223,18 @@ async function followRun(services: Services, run: LiveRun): Promise<void> {
 async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessOutcome): Promise<void> {
   const ref = { registry: run.registry, record: run.record };
   const name = runTitle(run.record);
+  const resume = vscode.l10n.t('Resume Run');
   if (outcome.status === 'finished') {
-    const actions = STAGE_INFO[run.record.stage].nextSteps;
+    const steps = STAGE_INFO[run.record.stage].nextSteps;
+    const buttons = steps.map((step) => vscode.l10n.t(step));
     const choice = outcome.warning
       ? await vscode.window.showWarningMessage(
           vscode.l10n.t('{0} finished, but {1}', name, outcome.warning),
-          ...actions,
+          ...buttons,
         )
-      : await vscode.window.showInformationMessage(vscode.l10n.t('{0} finished.', name), ...actions);
-    if (choice) await vscode.commands.executeCommand(NEXT_STEP_COMMANDS[choice], ref);
+      : await vscode.window.showInformationMessage(vscode.l10n.t('{0} finished.', name), ...buttons);
+    const step = choice && steps[buttons.indexOf(choice)];
+    if (step) await vscode.commands.executeCommand(NEXT_STEP_COMMANDS[step], ref);
   } else if (outcome.status === 'stopped' && run.record.stage === 'comparisons') {
     await vscode.window.showInformationMessage(
       vscode.l10n.t(
@@ -232,17 +247,18 @@ async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessO
     const choice = outcome.warning
       ? await vscode.window.showWarningMessage(
           vscode.l10n.t('{0} Before resuming: {1}', stopped, outcome.warning),
-          'Resume Run',
+          resume,
         )
-      : await vscode.window.showInformationMessage(stopped, 'Resume Run');
+      : await vscode.window.showInformationMessage(stopped, resume);
     if (choice) await vscode.commands.executeCommand('rlhf.resumeRun', ref);
   } else {
-    const actions = run.registry.latestCheckpoint(run.record) ? ['Show Log', 'Resume Run'] : ['Show Log'];
+    const showLog = vscode.l10n.t('Show Log');
+    const actions = run.registry.latestCheckpoint(run.record) ? [showLog, resume] : [showLog];
     const choice = await vscode.window.showErrorMessage(
       vscode.l10n.t('{0} failed: {1}', name, outcome.error ?? ''),
       ...actions,
     );
-    if (choice === 'Show Log') services.log.show();
-    if (choice === 'Resume Run') await vscode.commands.executeCommand('rlhf.resumeRun', ref);
+    if (choice === showLog) services.log.show();
+    if (choice === resume) await vscode.commands.executeCommand('rlhf.resumeRun', ref);
   }
 }

@@ -339,7 +339,7 @@ test('Stop Run signals no process a stale run.json names, and offers to kill one
     ['warning'],
   );
   const stale = `its process ${stranger.pid} is gone or is another program, so it was not signalled`;
-  assert.equal(ui.shown[0].message, `Run "copied" looks stale: ${stale}. It is now marked failed.`);
+  assert.equal(ui.shown[0].message, `copied SFT #1 looks stale: ${stale}. It is now marked failed.`);
   assert.equal(isRunning(stranger), true);
   stranger.kill();
 
@@ -354,7 +354,7 @@ test('Stop Run signals no process a stale run.json names, and offers to kill one
       ui.shown.map((s) => [s.kind, s.items]),
       [['warning', ['Force Stop']]],
     );
-    const message = `Run "deaf" did not stop within 0.3 s; its process ${child.pid} is still running.`;
+    const message = `deaf SFT #1 did not stop within 0.3 s; its process ${child.pid} is still running.`;
     assert.ok(ui.shown[0].message.startsWith(message), ui.shown[0].message);
     if (!answer) assert.deepEqual([isRunning(child), registry.get(deaf.id)?.status], [true, 'running'], 'left running');
   }

@@ -73,8 +73,10 @@ function messagesInCode(): string[] {
       (m[1] ?? m[2]).replace(/\\(['"])/g, '$1'),
     ),
   );
-  // Passed to t by value: the CLI's stage commands, and the headings of commander's help.
+  // Passed to t by value: what each stage does, its next steps and its CLI command; commander's headings.
   const stageTexts = Object.values(STAGE_INFO).flatMap((s) => [
+    s.work,
+    ...s.nextSteps,
     s.cli.description,
     ...(s.cli.steps ? [s.cli.steps] : []),
   ]);

@@ -36,7 +36,11 @@ export class ChartsPanel {
 
   private static opened(services: Services): ChartsPanel {
     if (!ChartsPanel.current) {
-      const panel = vscode.window.createWebviewPanel(CHARTS_VIEW_TYPE, 'Training Charts', vscode.ViewColumn.Active);
+      const panel = vscode.window.createWebviewPanel(
+        CHARTS_VIEW_TYPE,
+        vscode.l10n.t('Training Charts'),
+        vscode.ViewColumn.Active,
+      );
       ChartsPanel.current = new ChartsPanel(panel, services, []);
     }
     return ChartsPanel.current;
@@ -62,7 +66,7 @@ export class ChartsPanel {
     });
     panel.webview.options = webviewOptions(extensionUri);
     panel.webview.html = webviewHtml(panel.webview, extensionUri, {
-      title: 'Training Charts',
+      title: vscode.l10n.t('Training Charts'),
       bundle: 'charts',
       styles: ['uPlot.min.css'],
     });
@@ -106,7 +110,7 @@ export function registerChartsSerializer(services: Services): vscode.Disposable 
 export async function pickChartRuns(services: Services, shown: string[]): Promise<RunRef[] | undefined> {
   const runs = services.runs.list();
   if (!runs.length) {
-    await vscode.window.showInformationMessage('There are no runs yet.');
+    await vscode.window.showInformationMessage(vscode.l10n.t('There are no runs yet.'));
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(
@@ -117,7 +121,7 @@ export async function pickChartRuns(services: Services, shown: string[]): Promis
       picked: shown.includes(runKey(ref)),
       ref,
     })),
-    { placeHolder: 'Runs to compare: tick each with Space, then Enter', canPickMany: true },
+    { placeHolder: vscode.l10n.t('Runs to compare: tick each with Space, then Enter'), canPickMany: true },
   );
   return picked?.length ? picked.map((p) => p.ref) : undefined;
 }
@@ -127,13 +131,13 @@ async function saveExport(fileName: string, contents: Buffer): Promise<void> {
   const extension = fileName.slice(fileName.lastIndexOf('.') + 1);
   const target = await vscode.window.showSaveDialog({
     defaultUri: folder && vscode.Uri.joinPath(folder, fileName),
-    filters: extension === 'png' ? { 'PNG image': ['png'] } : { CSV: ['csv'] },
-    title: `Export ${fileName}`,
+    filters: extension === 'png' ? { [vscode.l10n.t('PNG image')]: ['png'] } : { CSV: ['csv'] },
+    title: vscode.l10n.t('Export {0}', fileName),
   });
   if (target) await vscode.workspace.fs.writeFile(target, contents);
 }
 
 function panelTitle(runs: ChartRun[]): string {
-  if (runs.length === 1) return `Charts: ${runs[0].name} (${stageLabel(runs[0].stage)})`;
-  return runs.length ? `Charts: ${runs.length} runs` : 'Training Charts';
+  if (runs.length === 1) return vscode.l10n.t('Charts: {0} ({1})', runs[0].name, stageLabel(runs[0].stage));
+  return runs.length ? vscode.l10n.t('Charts: {0} runs', runs.length) : vscode.l10n.t('Training Charts');
 }
