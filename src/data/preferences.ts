@@ -24,6 +24,8 @@
  *   created_at     when, as an ISO 8601 time
  *   candidate_ids  {"a": ..., "b": ...}: the candidates shown as A and B
  *   generation     how the candidates were sampled: an object of strings, numbers, booleans, nulls
+ *   shown_left     "a" | "b": the response shown on the left when it was labeled
+ *   duration_seconds  seconds from the pair being shown to the label
  *
  * With label "a" or "b", chosen/rejected hold the winner and the loser. "tie", "both_bad" and
  * "skip" name no winner, so those records hold the two responses as shown, each in the form
@@ -194,8 +196,11 @@ export function parseUndo(json: Record<string, unknown>): Undo {
 }
 
 /** Drops undone records; an undo of an id no earlier record has is reported. */
-export function applyUndos(lines: { place: RecordPlace; value: StoreLine }[], errors: DataError[]): PreferenceRecord[] {
-  const live: (PreferenceRecord | undefined)[] = [];
+export function applyUndos<R extends { id?: string }>(
+  lines: { place: RecordPlace; value: R | Undo }[],
+  errors: DataError[],
+): R[] {
+  const live: (R | undefined)[] = [];
   const positionsById = new Map<string, number[]>();
   for (const { place, value } of lines) {
     if ('undo' in value) {
@@ -213,7 +218,7 @@ export function applyUndos(lines: { place: RecordPlace; value: StoreLine }[], er
     }
     live.push(value);
   }
-  return live.filter((r): r is PreferenceRecord => r !== undefined);
+  return live.filter((r): r is R => r !== undefined);
 }
 
 // ---- Anthropic HH-RLHF

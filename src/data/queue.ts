@@ -12,6 +12,7 @@ import {
   parseCandidateIds,
   parseGeneration,
   parsePrompt,
+  PreferenceFields,
   PreferenceRecord,
   TextOrMessages,
 } from './preference-record';
@@ -86,7 +87,7 @@ export function unlabeledPairs(queueFile: string, preferencesFile: string) {
 export function labelPair(
   pair: ComparisonPair,
   label: Label,
-  extra: { rationale?: string; annotator?: string } = {},
+  extra: Pick<PreferenceFields, 'rationale' | 'annotator' | 'shown_left' | 'duration_seconds'> = {},
 ): PreferenceRecord {
   const response = (text: string): TextOrMessages =>
     typeof pair.prompt === 'string' ? text : [{ role: 'assistant', content: text }];
