@@ -70,8 +70,34 @@ export const shownPairSchema = z.object({
   right: z.string(),
   /** Where the pair is among the pairs of its prompt, in queue order ("pair 3 of 6"). */
   position: z.object({ index: z.number().int().positive(), count: z.number().int().positive() }).optional(),
+  /** A quality check: a pair labeled before, shown again with the sides swapped; the answer is kept apart. */
+  check: z.literal(true).optional(),
 });
 export type ShownPair = z.infer<typeof shownPairSchema>;
+
+const count = z.number().int().nonnegative();
+
+/** How consistent the labels of the selected queue are (src/data/agreement.ts). */
+export const labelingStatisticsSchema = z.object({
+  /** Who labels in this window; the figures below but `agreement` are this annotator's. */
+  annotator: z.string(),
+  labels: count,
+  /** Quality checks of the annotator's own labels, and how many repeated the label. */
+  selfAgreement: z.object({ checks: count, agreed: count }),
+  /** Labels and checks with a winner, and how many of them chose the response shown on the left. */
+  positionBias: z.object({ decided: count, left: count }),
+  medianSeconds: z.number().nonnegative().optional(),
+  /** Cohen's κ per two annotators on the pairs both judged; null where κ is undefined. */
+  agreement: z.array(
+    z.object({
+      annotators: z.tuple([z.string(), z.string()]),
+      pairs: count,
+      agreement: z.number().min(0).max(1),
+      kappa: z.number().nullable(),
+    }),
+  ),
+});
+export type LabelingStatistics = z.infer<typeof labelingStatisticsSchema>;
 
 export const queueInfoSchema = z.object({
   /** Stable name of the queue: the experiment file's path. */
@@ -102,6 +128,7 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
     /** guidelines.md beside the queue file, as Markdown; absent when there is none. */
     guidelines: z.string().optional(),
     canUndo: z.boolean(),
+    statistics: labelingStatisticsSchema.optional(),
     /** Restricted Mode (an untrusted workspace): the queue shows read-only, and labels are not written. */
     restricted: z.boolean(),
     problems,

@@ -2,6 +2,7 @@
  * The Labeling view in the RLHF sidebar: VS Code's side of LabelingSession. The session (and the
  * data modules it reads with) loads when the view is first shown, not at activation.
  */
+import * as os from 'os';
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB } from '../../services';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
@@ -112,7 +113,8 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       selection: { get: () => state.get<string>(SELECTION_KEY), set: (key) => void state.update(SELECTION_KEY, key) },
       history: { get: () => state.get(HISTORY_KEY), set: (history) => void state.update(HISTORY_KEY, history) },
       describe: (file) => vscode.workspace.asRelativePath(file),
-      annotator: () => vscode.workspace.getConfiguration('rlhf').get<string>('annotator'),
+      annotator: () => vscode.workspace.getConfiguration('rlhf').get<string>('annotator')?.trim() || userName(),
+      checkRate: () => vscode.workspace.getConfiguration('rlhf').get<number>('labeling.checkRate') ?? 0.05,
       layout: (layout) => {
         this.layout = layout;
         this.layouts.fire(layout);
@@ -136,6 +138,15 @@ async function findExperiments(): Promise<ExperimentFile[]> {
       return folder ? [{ file: uri.fsPath, workspaceFolder: folder.uri.fsPath }] : [];
     })
     .sort((a, b) => a.file.localeCompare(b.file));
+}
+
+/** The user name on this computer; "" when the system has none for this process. */
+function userName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return '';
+  }
 }
 
 function debounce(run: () => unknown, ms: number): () => void {

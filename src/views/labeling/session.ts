@@ -24,6 +24,7 @@ import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference 
 import { Label } from '../../data/preference-record';
 import { formatDataError } from '../../data/jsonl';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
+import { QualityChecks } from './quality';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
 export interface SessionHost {
@@ -44,6 +45,10 @@ export interface SessionHost {
   random?(): number;
   /** Who labels (the `rlhf.annotator` setting), stored with each label; nothing when unset. */
   annotator?(): string | undefined;
+  /** The share of labels followed by a quality check (the `rlhf.labeling.checkRate` setting); none when unset. */
+  checkRate?(): number;
+  /** Milliseconds since some fixed time, for the time per label. */
+  now?(): number;
   /** The view's size, and whether what it shows fits without scrolling. */
   layout?(layout: ViewLayout): void;
 }
@@ -57,6 +62,9 @@ export function storedLabel(choice: Choice, swapped: boolean): Label {
 
 /** How many of its latest labels per preferences file a window can undo. */
 const UNDO_DEPTH = 200;
+
+/** History entries of checks start with this; pair ids hold no control characters. */
+const CHECK_ENTRY = '\u0001check:';
 
 const RESTRICTED = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
 
@@ -78,9 +86,17 @@ export class LabelingSession {
   /** Messages are handled one at a time, in arrival order (an undo after a label undoes that label). */
   private pending: Promise<void> = Promise.resolve();
   private lastPosted = '';
+  private readonly checks: QualityChecks;
+  /** When each pair (or check, by its history entry) was first shown, for the time per label. */
+  private readonly shownAt = new Map<string, number>();
 
   constructor(private readonly host: SessionHost) {
     this.labeled = new Map(Object.entries(host.history.get() ?? {}));
+    this.checks = new QualityChecks({
+      annotator: () => this.annotator() ?? '',
+      checkRate: () => host.checkRate?.() ?? 0,
+      random: () => (host.random ?? Math.random)(),
+    });
   }
 
   /** Handles one message from the webview; anything that is not in the protocol is logged and dropped. */
@@ -165,14 +181,42 @@ export class LabelingSession {
       restricted,
       problems: [...this.experimentProblems, ...outside, ...errors.map((e) => formatDataError(e))],
     };
-    if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
+    const check = readable && !restricted ? this.dueCheck(queue, pairs) : undefined;
+    if (check) state.pair = check;
+    else if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
+    if (state.pair) this.markShown(state.pair.check ? CHECK_ENTRY + state.pair.pairId : state.pair.pairId);
+    if (readable) state.statistics = this.checks.statistics(queue.preferencesFile);
     const guidelines = readGuidelines(queue);
     if (guidelines !== undefined) state.guidelines = guidelines;
     return state;
   }
 
-  private shown(pair: ComparisonPair): ShownPair {
-    const swapped = this.isSwapped(pair.pair_id);
+  /** The check due in this queue, shown with the sides swapped from when the pair was labeled. */
+  private dueCheck(queue: Queue, pairs: ComparisonPair[]): ShownPair | undefined {
+    const pairId = this.checks.dueIn(queue.preferencesFile);
+    const pair = pairId === undefined ? undefined : pairs.find((p) => p.pair_id === pairId);
+    const record = pair && this.checks.labelOf(queue.preferencesFile, pair.pair_id);
+    if (!pair || !record) return undefined;
+    const wasSwapped = record.shown_left === undefined ? this.isSwapped(pair.pair_id) : record.shown_left === 'b';
+    return { ...this.shown(pair, !wasSwapped), position: positionOf(pair, pairs), check: true };
+  }
+
+  private markShown(entry: string): void {
+    if (!this.shownAt.has(entry)) this.shownAt.set(entry, (this.host.now ?? Date.now)());
+  }
+
+  /** Seconds since the pair (or check) was first shown, to a tenth. */
+  private secondsOn(entry: string): number | undefined {
+    const shown = this.shownAt.get(entry);
+    this.shownAt.delete(entry);
+    return shown === undefined ? undefined : Math.round(((this.host.now ?? Date.now)() - shown) / 100) / 10;
+  }
+
+  private annotator(): string | undefined {
+    return this.host.annotator?.()?.trim() || undefined;
+  }
+
+  private shown(pair: ComparisonPair, swapped = this.isSwapped(pair.pair_id)): ShownPair {
     const [left, right] = swapped ? [pair.response_b, pair.response_a] : [pair.response_a, pair.response_b];
     return { pairId: pair.pair_id, prompt: pair.prompt, left, right };
   }
@@ -191,11 +235,16 @@ export class LabelingSession {
         ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId)
         : undefined;
     if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
+    if (this.checks.dueIn(queue.preferencesFile) === pair.pair_id) return this.check(queue, pair, request);
     const rationale = request.rationale?.trim();
-    const annotator = this.host.annotator?.()?.trim();
-    const record = labelPair(pair, storedLabel(request.choice, this.isSwapped(pair.pair_id)), {
+    const annotator = this.annotator();
+    const swapped = this.isSwapped(pair.pair_id);
+    const seconds = this.secondsOn(pair.pair_id);
+    const record = labelPair(pair, storedLabel(request.choice, swapped), {
       ...(rationale ? { rationale } : {}),
       ...(annotator ? { annotator } : {}),
+      shown_left: swapped ? 'b' : 'a',
+      ...(seconds !== undefined && { duration_seconds: seconds }),
     });
     try {
       await appendPreference(queue.preferencesFile, record, { once: true });
@@ -206,6 +255,27 @@ export class LabelingSession {
       return this.answer(request.id, `The label was not saved: ${(err as Error).message}`);
     }
     this.remember(queue, [...this.labeledIn(queue), pair.pair_id]);
+    this.checks.afterLabel(queue.preferencesFile, pair.pair_id);
+    return this.answer(request.id);
+  }
+
+  /** Stores the answer to a quality check in the check store; the pair's label stays as it is. */
+  private async check(queue: Queue, pair: ComparisonPair, request: LabelRequest): Promise<void> {
+    const record = this.checks.labelOf(queue.preferencesFile, pair.pair_id);
+    if (!record) return this.answer(request.id, 'This pair is no longer labeled; showing the next one.');
+    const swapped = record.shown_left === undefined ? !this.isSwapped(pair.pair_id) : record.shown_left === 'a';
+    const entry = CHECK_ENTRY + pair.pair_id;
+    const seconds = this.secondsOn(entry);
+    try {
+      await this.checks.record(queue.preferencesFile, pair.pair_id, {
+        label: storedLabel(request.choice, swapped),
+        shownLeft: swapped ? 'b' : 'a',
+        ...(seconds !== undefined && { seconds }),
+      });
+    } catch (err) {
+      return this.answer(request.id, `The check was not saved: ${(err as Error).message}`);
+    }
+    this.remember(queue, [...this.labeledIn(queue), entry]);
     return this.answer(request.id);
   }
 
@@ -216,7 +286,12 @@ export class LabelingSession {
     const target = queue && this.undoTarget(queue);
     if (!queue || !target) return this.answer(id, 'There is no label to undo.');
     try {
-      await undoPreference(queue.preferencesFile, target);
+      if (target.startsWith(CHECK_ENTRY))
+        await this.checks.undo(queue.preferencesFile, target.slice(CHECK_ENTRY.length));
+      else {
+        await undoPreference(queue.preferencesFile, target);
+        this.checks.forget(queue.preferencesFile);
+      }
     } catch (err) {
       return this.answer(id, `The undo was not saved: ${(err as Error).message}`);
     }
@@ -239,7 +314,11 @@ export class LabelingSession {
     const live = this.liveIds(queue);
     const mine = this.labeledIn(queue);
     let standing = mine.length;
-    while (standing > 0 && !live.has(mine[standing - 1])) standing--;
+    const stands = (entry: string) =>
+      entry.startsWith(CHECK_ENTRY)
+        ? this.checks.stands(queue.preferencesFile, entry.slice(CHECK_ENTRY.length))
+        : live.has(entry);
+    while (standing > 0 && !stands(mine[standing - 1])) standing--;
     if (standing < mine.length) this.remember(queue, mine.slice(0, standing));
     return standing > 0 ? mine[standing - 1] : undefined;
   }
