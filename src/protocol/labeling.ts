@@ -125,7 +125,7 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
     total: z.number().int().nonnegative(),
     /** The next unlabeled pair; absent when the queue is empty or all labeled. */
     pair: shownPairSchema.optional(),
-    /** guidelines.md beside the queue file, as Markdown; absent when there is none. */
+    /** The queue's guidelines (comparisons.guidelines, else guidelines.md beside the queue file) as Markdown; absent when there are none. */
     guidelines: z.string().optional(),
     canUndo: z.boolean(),
     statistics: labelingStatisticsSchema.optional(),

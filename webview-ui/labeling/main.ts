@@ -5,12 +5,14 @@
 import '../shared/zod-jitless';
 import { Choice, parseToWebview, ToHost, ViewState } from '../../src/protocol/labeling';
 import { vscodeApi } from '../shared/vscode';
-import { CHOICES, LabelingView } from './view';
+import { CHOICES, LabelingView, Section } from './view';
 import { t } from '../shared/l10n';
 
 /** Kept by VS Code across reloads of the page: the rationale being written. */
 interface PageState {
   draft?: { pairId: string; rationale: string };
+  /** The sections the person left open. */
+  open?: Partial<Record<Section, boolean>>;
 }
 
 type Pending = { kind: 'label'; choice: Choice } | { kind: 'undo' };
@@ -28,9 +30,11 @@ const view = new LabelingView(document.body, {
   run: (command) => post({ type: 'runCommand', command }),
   rationaleChanged: (rationale) => {
     const pairId = currentPair()?.pairId;
-    if (pairId) savePageState({ draft: { pairId, rationale } });
+    if (pairId) savePageState({ ...pageState, draft: { pairId, rationale } });
   },
+  sectionToggled: (section, open) => savePageState({ ...pageState, open: { ...pageState.open, [section]: open } }),
 });
+view.openSections(pageState.open ?? {});
 
 function post(message: ToHost): void {
   api.postMessage(message);
@@ -105,7 +109,7 @@ window.addEventListener('message', (event: MessageEvent) => {
     view.setSaveStatus({ kind: 'failed', error: message.error ?? t('Not saved.') });
     return;
   }
-  if (request.kind === 'label') savePageState({});
+  if (request.kind === 'label') savePageState({ open: pageState.open });
   const choice = request.kind === 'label' ? CHOICES.find((c) => c.choice === request.choice)!.text : undefined;
   view.setSaveStatus({ kind: 'saved', text: choice ? t('Saved: {0}', choice) : t('Undone') });
 });

@@ -8,6 +8,8 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import type { Choice, QueueState, ShownPair, ViewCommand, ViewState } from '../../src/protocol/labeling';
 import { renderMarkdown } from './markdown';
+import { h, icon, keyHint, SectionToggle, setDisabled } from './dom';
+import { StatisticsPanel } from './stats';
 import { t, tNodes } from '../shared/l10n';
 
 /** The choices in button order, with their keys. */
@@ -25,34 +27,15 @@ export interface ViewEvents {
   selectQueue(key: string): void;
   run(command: ViewCommand): void;
   rationaleChanged(text: string): void;
+  /** A section (guidelines, statistics) was opened or closed. */
+  sectionToggled(section: Section, open: boolean): void;
 }
+
+/** The sections the toolbar opens and closes; which are open is remembered. */
+export type Section = 'guidelines' | 'statistics';
 
 export type SaveStatus =
   { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
-
-type Attributes = Record<string, string | boolean>;
-
-/** An element with attributes (true: present, false: absent) and children. */
-function h<K extends string>(tag: K, attributes: Attributes = {}, ...children: (Node | string)[]): HTMLElement {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value !== false) element.setAttribute(name, value === true ? '' : value);
-  }
-  element.append(...children);
-  return element;
-}
-
-function keyHint(key: string): HTMLElement {
-  return h('kbd', { 'aria-hidden': 'true' }, key.toUpperCase());
-}
-
-function setDisabled(element: HTMLElement, disabled: boolean): void {
-  (element as HTMLElement & { disabled: boolean }).disabled = disabled;
-}
-
-function icon(name: string): HTMLElement {
-  return h('span', { class: `codicon codicon-${name}`, 'aria-hidden': 'true' });
-}
 
 export class LabelingView {
   private readonly picker = h('vscode-single-select', {
@@ -61,24 +44,33 @@ export class LabelingView {
   }) as HTMLElement & { value: string };
   private readonly progressText = h('span', { 'data-testid': 'progress' });
   private readonly progressBar = h('progress', { 'aria-label': t('Labeling progress') }) as HTMLProgressElement;
-  private readonly guidelinesToggle = h(
-    'vscode-button',
-    {
-      secondary: true,
-      title: t('Labeling guidelines'),
-      'aria-label': t('Labeling guidelines'),
-      'aria-controls': 'guidelines',
-      'aria-expanded': 'false',
-      'data-testid': 'guidelines-toggle',
-    },
-    icon('book'),
+  private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
+  /** Opened from the toolbar's book button, so closed guidelines take no room from the pair. */
+  private readonly guidelines = h(
+    'section',
+    { class: 'guidelines', 'aria-label': t('Guidelines'), id: 'guidelines' },
+    this.guidelinesBody,
   );
+  private readonly statistics = new StatisticsPanel();
+  private readonly toggles: Record<Section, SectionToggle> = {
+    guidelines: new SectionToggle(
+      this.guidelines,
+      { name: t('Labeling guidelines'), codicon: 'book', testId: 'guidelines-toggle' },
+      (open) => this.events.sectionToggled('guidelines', open),
+    ),
+    statistics: new SectionToggle(
+      this.statistics.element,
+      { name: t('Labeling statistics'), codicon: 'graph', testId: 'statistics-toggle' },
+      (open) => this.events.sectionToggled('statistics', open),
+    ),
+  };
   private readonly header = h(
     'header',
     { class: 'toolbar' },
     this.picker,
     h('div', { class: 'progress' }, this.progressText, this.progressBar),
-    this.guidelinesToggle,
+    this.toggles.guidelines.button,
+    this.toggles.statistics.button,
   );
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
   private readonly restrictedBanner = h(
@@ -91,13 +83,6 @@ export class LabelingView {
       ` ${t('Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.')}`,
     ),
     this.commandButton({ command: 'workbench.trust.manage', text: t('Manage Workspace Trust') }, 'manage-trust'),
-  );
-  private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
-  /** Opened from the footer's book button, so closed guidelines take no room from the pair. */
-  private readonly guidelines = h(
-    'section',
-    { class: 'guidelines', 'aria-label': t('Guidelines'), id: 'guidelines' },
-    this.guidelinesBody,
   );
   private readonly promptLabel = h('h2', { class: 'label', 'data-testid': 'prompt-label' }, t('Prompt'));
   private readonly prompt = h('div', {
@@ -200,6 +185,7 @@ export class LabelingView {
         this.restrictedBanner,
         this.problems,
         this.notice,
+        this.statistics.element,
         this.guidelines,
         this.pair,
         this.choices,
@@ -209,25 +195,12 @@ export class LabelingView {
     for (const button of this.choiceButtons)
       button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
     this.undoButton.addEventListener('click', () => events.undo());
-    this.guidelinesToggle.addEventListener('click', () => {
-      const open = this.guidelines.hidden;
-      this.show(this.guidelines, open);
-      this.guidelinesToggle.setAttribute('aria-expanded', String(open));
-    });
     this.picker.addEventListener('change', () => events.selectQueue(this.picker.value));
     this.rationale.addEventListener('input', () => events.rationaleChanged(this.rationale.value));
     this.rationale.addEventListener('keydown', (e) => {
       if ((e as KeyboardEvent).key === 'Escape') this.choiceButtons[0].focus();
     });
-    const parts = [
-      this.header,
-      this.restrictedBanner,
-      this.guidelines,
-      this.pair,
-      this.choices,
-      this.footer,
-      this.problems,
-    ];
+    const parts = [this.header, this.restrictedBanner, this.pair, this.choices, this.footer, this.problems];
     for (const part of parts) this.show(part, false);
     this.notice.textContent = t('Loading…');
   }
@@ -253,7 +226,7 @@ export class LabelingView {
         ],
         { command: 'rlhf.newExperiment', text: t('New Experiment') },
       );
-      this.show(this.guidelines, false);
+      for (const toggle of Object.values(this.toggles)) toggle.section.hidden = true;
       this.showPair(undefined, undefined);
       this.setProblems(state.problems, true);
       return;
@@ -263,6 +236,9 @@ export class LabelingView {
     this.progressBar.max = Math.max(state.total, 1);
     this.progressBar.value = state.done;
     this.setGuidelines(state.guidelines);
+    this.statistics.render(state.statistics);
+    for (const toggle of Object.values(this.toggles))
+      toggle.set(toggle.button.getAttribute('aria-expanded') === 'true');
     if (state.pair) this.setNotice([]);
     else if (state.total === 0) {
       this.setNotice(
@@ -296,6 +272,11 @@ export class LabelingView {
     this.saveStatus.replaceChildren(...content[status.kind]);
   }
 
+  /** Opens the sections that were open when the page was last shown. */
+  openSections(open: Partial<Record<Section, boolean>>): void {
+    for (const [section, toggle] of Object.entries(this.toggles)) toggle.set(open[section as Section] === true);
+  }
+
   get rationaleText(): string {
     return this.rationale.value;
   }
@@ -318,8 +299,9 @@ export class LabelingView {
       );
     }
     const { position } = pair;
-    this.promptLabel.textContent =
+    const where =
       position && position.count > 1 ? t('Prompt · pair {0} of {1}', position.index, position.count) : t('Prompt');
+    this.promptLabel.textContent = pair.check ? t('{0} · quality check (sides swapped)', where) : where;
     renderMarkdown(this.left, pair.left);
     renderMarkdown(this.right, pair.right);
     for (const text of [this.prompt, this.left, this.right]) text.scrollTop = 0;
@@ -341,7 +323,9 @@ export class LabelingView {
         h(
           'p',
           { class: 'hint' },
-          t('Put labeling guidelines in guidelines.md beside the queue file to see them here.'),
+          t(
+            'Put labeling guidelines in guidelines.md beside the queue file, or name a Markdown file in comparisons.guidelines, to see them here.',
+          ),
         ),
       );
     } else {
