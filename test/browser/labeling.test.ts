@@ -468,3 +468,64 @@ test(
     await page.close();
   },
 );
+
+const STATISTICS: QueueState['statistics'] = {
+  annotator: 'ana',
+  labels: 40,
+  selfAgreement: { checks: 4, agreed: 3 },
+  positionBias: { decided: 30, left: 18 },
+  medianSeconds: 4.25,
+  agreement: [{ annotators: ['ana', 'bo'], pairs: 8, agreement: 0.75, kappa: 0.5 }],
+};
+
+/** Tabs until the element with this test id has focus. */
+async function tabTo(page: WebviewPage, testId: string): Promise<void> {
+  for (let tabs = 0; tabs < 30; tabs++) {
+    if (await page.page.evaluate((id) => document.activeElement?.getAttribute('data-testid') === id, testId)) return;
+    await page.page.keyboard.press('Tab');
+  }
+  assert.fail(`${testId} cannot be reached with Tab`);
+}
+
+test(
+  'labeling webview: the statistics and guidelines open from the keyboard, and stay open after a reload',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 360, height: 600 });
+    const state = queueState(40, 60, { pairId: 'p40' }, { statistics: STATISTICS, guidelines: '# Be kind' });
+    await page.send(state);
+    assert.equal(await page.page.getByTestId('statistics').isVisible(), false, 'closed at first');
+    await tabTo(page, 'statistics-toggle');
+    await page.page.keyboard.press('Enter');
+    await showsText(page, 'stat-labels', '40');
+    await showsText(page, 'stat-self-agreement', '3 of 4 checks (75%)');
+    await showsText(page, 'stat-position-bias', '60% of 30');
+    await showsText(page, 'stat-median-seconds', '4.3 s');
+    await showsText(page, 'statistics-agreement', 'ana · bo: Cohen κ 0.50, same label on 75% of 8 pairs');
+    assert.equal(await page.page.getByTestId('statistics-toggle').getAttribute('aria-expanded'), 'true');
+    await tabTo(page, 'guidelines-toggle');
+    await page.page.keyboard.press(' ');
+    assert.equal(await page.page.getByTestId('guidelines').locator('h1').innerText(), 'Be kind');
+    await page.page.keyboard.press('Enter');
+    assert.equal(await page.page.getByTestId('guidelines').isVisible(), false, 'closed again');
+    assert.deepEqual((await page.state()) as unknown, { open: { statistics: true, guidelines: false } });
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+
+    const reloaded = await open({ width: 360, height: 600, state: { open: { statistics: true, guidelines: false } } });
+    await reloaded.send(state);
+    await showsText(reloaded, 'stat-labels', '40');
+    assert.equal(await reloaded.page.getByTestId('statistics').isVisible(), true);
+    assert.equal(await reloaded.page.getByTestId('guidelines').isVisible(), false);
+    await reloaded.close();
+  },
+);
+
+test('labeling webview: a quality check says so, and is labeled with the same keys', { skip: noBrowser }, async () => {
+  const page = await open({ width: 300, height: 382, workbenchFont: true });
+  await page.send(queueState(2, 6, { pairId: 'p0', position: { index: 1, count: 6 }, check: true }));
+  await showsText(page, 'prompt-label', 'Prompt · pair 1 of 6 · quality check (sides swapped)');
+  await page.page.keyboard.press('2');
+  assert.deepEqual((await postedCount(page, 2))[1], { type: 'label', id: 0, pairId: 'p0', choice: 'right' });
+  await page.close();
+});
