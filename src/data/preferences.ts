@@ -76,17 +76,34 @@ export async function appendPreference(
   record: PreferenceRecord,
   options: { once?: boolean } = {},
 ): Promise<void> {
-  let checked: PreferenceRecord;
-  try {
-    checked = parsePreferenceRecord(JSON.parse(JSON.stringify(record)) as Record<string, unknown>);
-  } catch (err) {
-    if (!(err instanceof RecordError)) throw err;
-    throw new Error(`not a valid preference record: ${err.message}`);
-  }
+  const checked = validRecord(record);
   const once = () => {
     if (stands(file, checked.id!)) throw new AlreadyLabeledError(`${file}: pair ${checked.id} is already labeled`);
   };
   await appendJsonLines(file, [checked], options.once && checked.id !== undefined ? once : undefined);
+}
+
+/** The record as it will be read back; throws if it is not valid. */
+function validRecord(record: PreferenceRecord): PreferenceRecord {
+  try {
+    return parsePreferenceRecord(JSON.parse(JSON.stringify(record)) as Record<string, unknown>);
+  } catch (err) {
+    if (!(err instanceof RecordError)) throw err;
+    throw new Error(`not a valid preference record: ${err.message}`);
+  }
+}
+
+/**
+ * Replaces the standing label of the record's pair: the old one's undo and the new record in one
+ * append, so readers never see the pair without a label. NothingToUndoError if none stands.
+ */
+export async function relabelPreference(file: string, record: PreferenceRecord): Promise<void> {
+  const checked = validRecord(record);
+  const id = expectNonEmptyString(checked.id, 'id');
+  const standing = () => {
+    if (!stands(file, id)) throw new NothingToUndoError(`${file}: pair ${id} has no label to replace (undone?)`);
+  };
+  await appendJsonLines(file, [{ undo: id }, checked], standing);
 }
 
 /** An undo of a pair with no label standing (undone already, e.g. in another window). */

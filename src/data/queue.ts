@@ -80,7 +80,12 @@ export function unlabeledPairs(queueFile: string, preferencesFile: string) {
   const preferences = fs.existsSync(preferencesFile) ? readPreferences(preferencesFile) : { records: [], errors: [] };
   const labeled = new Set(preferences.records.map((r) => r.id));
   const unlabeled = queue.pairs.filter((p) => !labeled.has(p.pair_id));
-  return { pairs: queue.pairs, unlabeled, errors: [...queue.errors, ...preferences.errors] };
+  return {
+    pairs: queue.pairs,
+    unlabeled,
+    records: preferences.records,
+    errors: [...queue.errors, ...preferences.errors],
+  };
 }
 
 /** The preference record for labeling `pair` with `label`. */

@@ -22,6 +22,12 @@ export type ViewCommand = z.infer<typeof viewCommandSchema>;
 
 const requestId = z.number().int().nonnegative();
 
+/** A pair's status in the queue: unlabeled, or its stored label ("a": the queue's response_a won). */
+export const pairStatusSchema = z.enum(['unlabeled', 'a', 'b', 'tie', 'both_bad', 'skip']);
+export type PairStatus = z.infer<typeof pairStatusSchema>;
+export const statusFilterSchema = z.enum(['all', ...pairStatusSchema.options]);
+export type StatusFilter = z.infer<typeof statusFilterSchema>;
+
 // ---- Webview → host
 
 export const toHostSchema = z.discriminatedUnion('type', [
@@ -41,6 +47,13 @@ export const toHostSchema = z.discriminatedUnion('type', [
   /** Picks a queue by its key (QueueInfo.key). */
   z.object({ type: z.literal('selectQueue'), queue: z.string().min(1) }).strict(),
   z.object({ type: z.literal('runCommand'), command: viewCommandSchema }).strict(),
+  /**
+   * Lists the selected queue's pairs holding `text` with this status (state.found); no text and
+   * "all" list every pair.
+   */
+  z.object({ type: z.literal('find'), text: z.string().max(500), status: statusFilterSchema }).strict(),
+  /** Shows this pair next (a labeled one to look at or label again); none: back to the queue's order. */
+  z.object({ type: z.literal('openPair'), pairId: z.string().min(1).optional() }).strict(),
   /**
    * The view's size in CSS pixels, and whether everything it shows fits without scrolling the view
    * (sent when either changes), so Open Labeling can give a view that is too small more room.
@@ -72,6 +85,8 @@ export const shownPairSchema = z.object({
   position: z.object({ index: z.number().int().positive(), count: z.number().int().positive() }).optional(),
   /** A quality check: a pair labeled before, shown again with the sides swapped; the answer is kept apart. */
   check: z.literal(true).optional(),
+  /** The choice that stands for a pair opened from the search, as shown; a new choice replaces it. */
+  labeled: choiceSchema.optional(),
 });
 export type ShownPair = z.infer<typeof shownPairSchema>;
 
@@ -125,10 +140,17 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
     total: z.number().int().nonnegative(),
     /** The next unlabeled pair; absent when the queue is empty or all labeled. */
     pair: shownPairSchema.optional(),
-    /** The queue's guidelines (comparisons.guidelines, else guidelines.md beside the queue file) as Markdown; absent when there are none. */
+    /** The queue's guidelines (comparisons.guidelines, else guidelines.md beside the queue) as Markdown, if any. */
     guidelines: z.string().optional(),
     canUndo: z.boolean(),
     statistics: labelingStatisticsSchema.optional(),
+    /** The pairs the latest `find` matched, the first ones of `count` in queue order. */
+    found: z
+      .object({
+        count: count,
+        pairs: z.array(z.object({ pairId: z.string().min(1), prompt: z.string(), status: pairStatusSchema })),
+      })
+      .optional(),
     /** Restricted Mode (an untrusted workspace): the queue shows read-only, and labels are not written. */
     restricted: z.boolean(),
     problems,

@@ -32,6 +32,8 @@ const view = new LabelingView(document.body, {
     const pairId = currentPair()?.pairId;
     if (pairId) savePageState({ ...pageState, draft: { pairId, rationale } });
   },
+  find: (text, status) => post({ type: 'find', text, status }),
+  openPair: (pairId) => post({ type: 'openPair', pairId }),
   sectionToggled: (section, open) => savePageState({ ...pageState, open: { ...pageState.open, [section]: open } }),
 });
 view.openSections(pageState.open ?? {});
@@ -133,6 +135,11 @@ document.addEventListener('keydown', (event) => {
   if ((command && key === 'z' && !event.shiftKey) || (!command && key === 'u')) {
     event.preventDefault();
     undo();
+    return;
+  }
+  if (!command && key === '/') {
+    event.preventDefault();
+    view.openSearch();
     return;
   }
   const choice = command ? undefined : CHOICES.find((c) => c.key === key);

@@ -6,10 +6,11 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
-import type { Choice, QueueState, ShownPair, ViewCommand, ViewState } from '../../src/protocol/labeling';
+import type { Choice, QueueState, ShownPair, StatusFilter, ViewCommand, ViewState } from '../../src/protocol/labeling';
 import { renderMarkdown } from './markdown';
 import { h, icon, keyHint, SectionToggle, setDisabled } from './dom';
 import { StatisticsPanel } from './stats';
+import { SearchPanel } from './search';
 import { t, tNodes } from '../shared/l10n';
 
 /** The choices in button order, with their keys. */
@@ -29,10 +30,13 @@ export interface ViewEvents {
   rationaleChanged(text: string): void;
   /** A section (guidelines, statistics) was opened or closed. */
   sectionToggled(section: Section, open: boolean): void;
+  find(text: string, status: StatusFilter): void;
+  /** Shows this pair instead of the next unlabeled one. */
+  openPair(pairId: string): void;
 }
 
 /** The sections the toolbar opens and closes; which are open is remembered. */
-export type Section = 'guidelines' | 'statistics';
+export type Section = 'guidelines' | 'statistics' | 'search';
 
 export type SaveStatus =
   { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
@@ -52,6 +56,10 @@ export class LabelingView {
     this.guidelinesBody,
   );
   private readonly statistics = new StatisticsPanel();
+  private readonly search = new SearchPanel({
+    find: (text, status) => this.events.find(text, status),
+    openPair: (pairId) => this.events.openPair(pairId),
+  });
   private readonly toggles: Record<Section, SectionToggle> = {
     guidelines: new SectionToggle(
       this.guidelines,
@@ -63,6 +71,11 @@ export class LabelingView {
       { name: t('Labeling statistics'), codicon: 'graph', testId: 'statistics-toggle' },
       (open) => this.events.sectionToggled('statistics', open),
     ),
+    search: new SectionToggle(
+      this.search.element,
+      { name: t('Find pairs (/)'), codicon: 'search', testId: 'search-toggle' },
+      (open) => this.searchToggled(open),
+    ),
   };
   private readonly header = h(
     'header',
@@ -71,6 +84,7 @@ export class LabelingView {
     h('div', { class: 'progress' }, this.progressText, this.progressBar),
     this.toggles.guidelines.button,
     this.toggles.statistics.button,
+    this.toggles.search.button,
   );
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
   private readonly restrictedBanner = h(
@@ -186,6 +200,7 @@ export class LabelingView {
         this.problems,
         this.notice,
         this.statistics.element,
+        this.search.element,
         this.guidelines,
         this.pair,
         this.choices,
@@ -237,6 +252,7 @@ export class LabelingView {
     this.progressBar.value = state.done;
     this.setGuidelines(state.guidelines);
     this.statistics.render(state.statistics);
+    this.search.render(state.found);
     for (const toggle of Object.values(this.toggles))
       toggle.set(toggle.button.getAttribute('aria-expanded') === 'true');
     if (state.pair) this.setNotice([]);
@@ -275,6 +291,21 @@ export class LabelingView {
   /** Opens the sections that were open when the page was last shown. */
   openSections(open: Partial<Record<Section, boolean>>): void {
     for (const [section, toggle] of Object.entries(this.toggles)) toggle.set(open[section as Section] === true);
+    if (open.search) this.search.send();
+  }
+
+  /** Opens the Find section and puts the cursor in its text field. */
+  openSearch(): void {
+    if (!this.toggles.search.open) {
+      this.toggles.search.set(true);
+      this.searchToggled(true);
+    }
+    this.search.focus();
+  }
+
+  private searchToggled(open: boolean): void {
+    this.events.sectionToggled('search', open);
+    if (open) this.search.send();
   }
 
   get rationaleText(): string {
@@ -301,7 +332,12 @@ export class LabelingView {
     const { position } = pair;
     const where =
       position && position.count > 1 ? t('Prompt · pair {0} of {1}', position.index, position.count) : t('Prompt');
-    this.promptLabel.textContent = pair.check ? t('{0} · quality check (sides swapped)', where) : where;
+    const labeled = pair.labeled && CHOICES.find((c) => c.choice === pair.labeled)?.text;
+    this.promptLabel.textContent = pair.check
+      ? t('{0} · quality check (sides swapped)', where)
+      : labeled
+        ? t('{0} · labeled: {1}; a new choice replaces it', where, labeled)
+        : where;
     renderMarkdown(this.left, pair.left);
     renderMarkdown(this.right, pair.right);
     for (const text of [this.prompt, this.left, this.right]) text.scrollTop = 0;

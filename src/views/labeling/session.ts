@@ -20,11 +20,18 @@ import {
   ViewState,
 } from '../../protocol/labeling';
 import { ComparisonPair, labelPair, readQueue, unlabeledPairs } from '../../data/queue';
-import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
-import { Label } from '../../data/preference-record';
+import {
+  AlreadyLabeledError,
+  appendPreference,
+  readPreferences,
+  relabelPreference,
+  undoPreference,
+} from '../../data/preferences';
+import { Label, PreferenceRecord } from '../../data/preference-record';
 import { formatDataError } from '../../data/jsonl';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
 import { QualityChecks } from './quality';
+import { QueueBrowser, shownChoice } from './browse';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
 export interface SessionHost {
@@ -87,6 +94,7 @@ export class LabelingSession {
   private pending: Promise<void> = Promise.resolve();
   private lastPosted = '';
   private readonly checks: QualityChecks;
+  private readonly browser = new QueueBrowser();
   /** When each pair (or check, by its history entry) was first shown, for the time per label. */
   private readonly shownAt = new Map<string, number>();
 
@@ -119,6 +127,13 @@ export class LabelingSession {
             return this.undo(message.id);
           case 'selectQueue':
             this.host.selection.set(message.queue);
+            this.browser.reset();
+            return this.refresh();
+          case 'find':
+            this.browser.find(message.text, message.status);
+            return this.refresh();
+          case 'openPair':
+            this.browser.open(message.pairId);
             return this.refresh();
           case 'runCommand':
             return this.host.runCommand(message.command);
@@ -162,9 +177,9 @@ export class LabelingSession {
     if (!queue) return { kind: 'noQueue', problems: this.experimentProblems };
     const outside = queuePathProblems(queue);
     const readable = outside.length === 0 && fs.existsSync(queue.queueFile);
-    const { pairs, unlabeled, errors } = readable
+    const { pairs, unlabeled, records, errors } = readable
       ? unlabeledPairs(queue.queueFile, queue.preferencesFile)
-      : { pairs: [], unlabeled: [], errors: [] };
+      : { pairs: [], unlabeled: [], records: [], errors: [] };
     const next = unlabeled.at(0);
     const restricted = !this.host.isTrusted();
     const state: QueueState = {
@@ -181,9 +196,13 @@ export class LabelingSession {
       restricted,
       problems: [...this.experimentProblems, ...outside, ...errors.map((e) => formatDataError(e))],
     };
+    const opened = this.browser.openedPair(pairs);
     const check = readable && !restricted ? this.dueCheck(queue, pairs) : undefined;
-    if (check) state.pair = check;
+    if (opened) state.pair = this.shownOpened(opened, pairs, records);
+    else if (check) state.pair = check;
     else if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
+    const found = this.browser.found(pairs, records);
+    if (found) state.found = found;
     if (state.pair) this.markShown(state.pair.check ? CHECK_ENTRY + state.pair.pairId : state.pair.pairId);
     if (readable) state.statistics = this.checks.statistics(queue.preferencesFile);
     const guidelines = readGuidelines(queue);
@@ -199,6 +218,13 @@ export class LabelingSession {
     if (!pair || !record) return undefined;
     const wasSwapped = record.shown_left === undefined ? this.isSwapped(pair.pair_id) : record.shown_left === 'b';
     return { ...this.shown(pair, !wasSwapped), position: positionOf(pair, pairs), check: true };
+  }
+
+  /** A pair opened from the search, with the choice that stands for it, if any. */
+  private shownOpened(pair: ComparisonPair, pairs: ComparisonPair[], records: PreferenceRecord[]): ShownPair {
+    const label = records.filter((r) => r.id === pair.pair_id && r.label !== undefined).at(-1)?.label;
+    const shown = { ...this.shown(pair), position: positionOf(pair, pairs) };
+    return label === undefined ? shown : { ...shown, labeled: shownChoice(label, this.isSwapped(pair.pair_id)) };
   }
 
   private markShown(entry: string): void {
@@ -235,7 +261,8 @@ export class LabelingSession {
         ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId)
         : undefined;
     if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
-    if (this.checks.dueIn(queue.preferencesFile) === pair.pair_id) return this.check(queue, pair, request);
+    const checking = this.checks.dueIn(queue.preferencesFile) === pair.pair_id && !this.browser.isOpened(pair.pair_id);
+    if (checking) return this.check(queue, pair, request);
     const rationale = request.rationale?.trim();
     const annotator = this.annotator();
     const swapped = this.isSwapped(pair.pair_id);
@@ -246,8 +273,10 @@ export class LabelingSession {
       shown_left: swapped ? 'b' : 'a',
       ...(seconds !== undefined && { duration_seconds: seconds }),
     });
+    const replace = this.browser.isOpened(pair.pair_id) && this.liveIds(queue).has(pair.pair_id);
     try {
-      await appendPreference(queue.preferencesFile, record, { once: true });
+      if (replace) await relabelPreference(queue.preferencesFile, record);
+      else await appendPreference(queue.preferencesFile, record, { once: true });
     } catch (err) {
       // Labeled meanwhile, e.g. in another window on the same workspace: keep that label.
       if (err instanceof AlreadyLabeledError)
@@ -255,7 +284,8 @@ export class LabelingSession {
       return this.answer(request.id, `The label was not saved: ${(err as Error).message}`);
     }
     this.remember(queue, [...this.labeledIn(queue), pair.pair_id]);
-    this.checks.afterLabel(queue.preferencesFile, pair.pair_id);
+    if (this.browser.isOpened(pair.pair_id)) this.browser.open(undefined);
+    else this.checks.afterLabel(queue.preferencesFile, pair.pair_id);
     return this.answer(request.id);
   }
 
