@@ -529,3 +529,51 @@ test('labeling webview: a quality check says so, and is labeled with the same ke
   assert.deepEqual((await postedCount(page, 2))[1], { type: 'label', id: 0, pairId: 'p0', choice: 'right' });
   await page.close();
 });
+
+test(
+  'labeling webview: / opens Find, typing and the status search the queue, arrows and Enter open a match',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 360, height: 600 });
+    await page.send(queueState(1, 3, { pairId: 'p1' }));
+    await showsText(page, 'response-left', 'Left of p1');
+    await page.page.keyboard.press('/');
+    assert.deepEqual(
+      (await postedCount(page, 2))[1],
+      { type: 'find', text: '', status: 'all' },
+      'opening Find lists the queue',
+    );
+    await page.page.keyboard.type('cat');
+    await page.page.waitForFunction(() =>
+      (window as unknown as { __posted: ToHost[] }).__posted.some((m) => m.type === 'find' && m.text === 'cat'),
+    );
+    const finds = ((await page.posted()) as ToHost[]).filter((m) => m.type === 'find');
+    assert.deepEqual(finds.at(-1), { type: 'find', text: 'cat', status: 'all' }, 'typing is sent once it pauses');
+    await page.page.getByTestId('search-status').evaluate((select) => {
+      (select as HTMLElement & { value: string }).value = 'a';
+      select.dispatchEvent(new Event('change'));
+    });
+    assert.deepEqual((await page.posted()).at(-1), { type: 'find', text: 'cat', status: 'a' });
+    const found: QueueState['found'] = {
+      count: 2,
+      pairs: [
+        { pairId: 'p0', prompt: 'What does a cat eat?', status: 'a' },
+        { pairId: 'p2', prompt: 'Is a cat a fish?', status: 'unlabeled' },
+      ],
+    };
+    await page.send(queueState(1, 3, { pairId: 'p1' }, { found }));
+    await showsText(page, 'search-count', '2 pairs match');
+    await showsText(page, 'found-p0', 'Chosen: response_a What does a cat eat?');
+    await page.page.getByTestId('search-text').focus();
+    await page.page.keyboard.press('ArrowDown');
+    await page.page.keyboard.press('ArrowDown');
+    await page.page.keyboard.press('ArrowUp');
+    const before = (await page.posted()).length;
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, before + 1))[before], { type: 'openPair', pairId: 'p0' });
+    await page.send(queueState(1, 3, { pairId: 'p0', labeled: 'right' }, { found }));
+    await showsText(page, 'prompt-label', 'Prompt · labeled: B better; a new choice replaces it');
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
