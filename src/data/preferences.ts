@@ -76,11 +76,22 @@ export async function appendPreference(
   record: PreferenceRecord,
   options: { once?: boolean } = {},
 ): Promise<void> {
-  const checked = validRecord(record);
+  await appendPreferences(file, [record], options);
+}
+
+/** Appends records in one write (all or none, as appendPreference appends one). */
+export async function appendPreferences(
+  file: string,
+  records: readonly PreferenceRecord[],
+  options: { once?: boolean } = {},
+): Promise<void> {
+  const checked = records.map(validRecord);
   const once = () => {
-    if (stands(file, checked.id!)) throw new AlreadyLabeledError(`${file}: pair ${checked.id} is already labeled`);
+    const live = standingIds(file);
+    const labeled = checked.find((r) => r.id !== undefined && live.has(r.id));
+    if (labeled) throw new AlreadyLabeledError(`${file}: pair ${labeled.id} is already labeled`);
   };
-  await appendJsonLines(file, [checked], options.once && checked.id !== undefined ? once : undefined);
+  await appendJsonLines(file, checked, options.once ? once : undefined);
 }
 
 /** The record as it will be read back; throws if it is not valid. */
@@ -114,16 +125,30 @@ export class NothingToUndoError extends Error {}
  * file's lock, so of two windows undoing the same label at once exactly one succeeds.
  */
 export async function undoPreference(file: string, id: string): Promise<void> {
-  const undo = { undo: expectNonEmptyString(id, 'undo') };
+  await undoPreferences(file, [id]);
+}
+
+/** Takes back the latest record of each id in one write; NothingToUndoError (and nothing written) if one has none. */
+export async function undoPreferences(file: string, ids: readonly string[]): Promise<void> {
+  const undos = ids.map((id) => ({ undo: expectNonEmptyString(id, 'undo') }));
   const standing = () => {
-    if (!stands(file, id)) throw new NothingToUndoError(`${file}: pair ${id} has no label to undo (undone already?)`);
+    const live = standingIds(file);
+    const gone = ids.find((id) => !live.has(id));
+    if (gone !== undefined)
+      throw new NothingToUndoError(`${file}: pair ${gone} has no label to undo (undone already?)`);
   };
-  await appendJsonLines(file, [undo], standing);
+  await appendJsonLines(file, undos, standing);
 }
 
 /** Whether a record with this id stands (is in the file and not undone). */
 function stands(file: string, id: string): boolean {
-  return fs.existsSync(file) && readPreferences(file).records.some((r) => r.id === id);
+  return standingIds(file).has(id);
+}
+
+/** The ids of the records that stand. */
+function standingIds(file: string): Set<string> {
+  if (!fs.existsSync(file)) return new Set();
+  return new Set(readPreferences(file).records.flatMap((r) => (r.id === undefined ? [] : [r.id])));
 }
 
 export interface PreferencePair {

@@ -22,6 +22,10 @@ export type ViewCommand = z.infer<typeof viewCommandSchema>;
 
 const requestId = z.number().int().nonnegative();
 
+/** Pairwise: one pair at a time. Ranking: all candidates of a prompt at once, stored as the pairs they imply. */
+export const labelingModeSchema = z.enum(['pairwise', 'ranking']);
+export type LabelingMode = z.infer<typeof labelingModeSchema>;
+
 /** A pair's status in the queue: unlabeled, or its stored label ("a": the queue's response_a won). */
 export const pairStatusSchema = z.enum(['unlabeled', 'a', 'b', 'tie', 'both_bad', 'skip']);
 export type PairStatus = z.infer<typeof pairStatusSchema>;
@@ -52,6 +56,22 @@ export const toHostSchema = z.discriminatedUnion('type', [
    * "all" list every pair.
    */
   z.object({ type: z.literal('find'), text: z.string().max(500), status: statusFilterSchema }).strict(),
+  /**
+   * Ranks the candidates of the prompt shown (state.ranking, whose pairIds it names): rank 1 is best,
+   * equal ranks tie; "skip" skips the prompt's pairs. Answered like a label.
+   */
+  z
+    .object({
+      type: z.literal('rank'),
+      id: requestId,
+      pairIds: z.array(z.string().min(1)).min(1),
+      ranks: z.union([
+        z.array(z.object({ candidate: z.string().min(1), rank: z.number().int().positive() }).strict()).min(2),
+        z.literal('skip'),
+      ]),
+    })
+    .strict(),
+  z.object({ type: z.literal('setMode'), mode: labelingModeSchema }).strict(),
   /** Shows this pair next (a labeled one to look at or label again); none: back to the queue's order. */
   z.object({ type: z.literal('openPair'), pairId: z.string().min(1).optional() }).strict(),
   /**
@@ -69,6 +89,7 @@ export const toHostSchema = z.discriminatedUnion('type', [
 ]);
 export type ToHost = z.infer<typeof toHostSchema>;
 export type LabelRequest = Extract<ToHost, { type: 'label' }>;
+export type RankRequest = Extract<ToHost, { type: 'rank' }>;
 export type ViewLayout = Omit<Extract<ToHost, { type: 'layout' }>, 'type'>;
 
 // ---- Host → webview
@@ -144,6 +165,16 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
     guidelines: z.string().optional(),
     canUndo: z.boolean(),
     statistics: labelingStatisticsSchema.optional(),
+    /** Absent: pairwise. */
+    mode: labelingModeSchema.optional(),
+    /** In ranking mode, the prompt to rank (instead of `pair`), its candidates in the order to show. */
+    ranking: z
+      .object({
+        pairIds: z.array(z.string().min(1)).min(1),
+        prompt: z.union([z.string(), z.array(chatMessageSchema)]),
+        candidates: z.array(z.object({ id: z.string().min(1), text: z.string() })).min(2),
+      })
+      .optional(),
     /** The pairs the latest `find` matched, the first ones of `count` in queue order. */
     found: z
       .object({

@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB } from '../../services';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
-import type { ViewLayout } from '../../protocol/labeling';
+import type { LabelingMode, ViewLayout } from '../../protocol/labeling';
 import type { ExperimentFile } from './queues';
 import { revealWithRoom, Room } from './room';
 import type { LabelingSession } from './session';
@@ -14,6 +14,7 @@ import type { LabelingSession } from './session';
 export const LABELING_VIEW = 'rlhf.labeling';
 const SELECTION_KEY = 'rlhf.labeling.queue';
 const HISTORY_KEY = 'rlhf.labeling.history';
+const MODE_KEY = 'rlhf.labeling.mode';
 /** Files whose changes can change what the view shows: experiments, queues, preferences, guidelines. */
 const WATCHED = '**/*.{rlhf.json,jsonl,md}';
 
@@ -114,6 +115,12 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       history: { get: () => state.get(HISTORY_KEY), set: (history) => void state.update(HISTORY_KEY, history) },
       describe: (file) => vscode.workspace.asRelativePath(file),
       annotator: () => vscode.workspace.getConfiguration('rlhf').get<string>('annotator')?.trim() || userName(),
+      mode: {
+        get: () =>
+          state.get<LabelingMode>(MODE_KEY) ??
+          vscode.workspace.getConfiguration('rlhf').get<LabelingMode>('labeling.mode'),
+        set: (mode) => void state.update(MODE_KEY, mode),
+      },
       checkRate: () => vscode.workspace.getConfiguration('rlhf').get<number>('labeling.checkRate') ?? 0.05,
       layout: (layout) => {
         this.layout = layout;

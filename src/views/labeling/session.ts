@@ -10,7 +10,9 @@
 import * as fs from 'fs';
 import {
   Choice,
+  LabelingMode,
   LabelRequest,
+  RankRequest,
   QueueState,
   ShownPair,
   parseToHost,
@@ -23,15 +25,18 @@ import { ComparisonPair, labelPair, readQueue, unlabeledPairs } from '../../data
 import {
   AlreadyLabeledError,
   appendPreference,
+  appendPreferences,
   readPreferences,
   relabelPreference,
-  undoPreference,
+  undoPreferences,
 } from '../../data/preferences';
 import { Label, PreferenceRecord } from '../../data/preference-record';
 import { formatDataError } from '../../data/jsonl';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
 import { QualityChecks } from './quality';
 import { QueueBrowser, shownChoice } from './browse';
+import { decodeEntry, encodeEntry } from './history';
+import { Rankings } from './ranking';
 
 /** What the session needs from its surroundings (VS Code, or a test). */
 export interface SessionHost {
@@ -56,6 +61,8 @@ export interface SessionHost {
   checkRate?(): number;
   /** Milliseconds since some fixed time, for the time per label. */
   now?(): number;
+  /** Pairwise or ranking, remembered for the workspace (default: the `rlhf.labeling.mode` setting). */
+  mode?: { get(): LabelingMode | undefined; set(mode: LabelingMode): void };
   /** The view's size, and whether what it shows fits without scrolling. */
   layout?(layout: ViewLayout): void;
 }
@@ -69,9 +76,6 @@ export function storedLabel(choice: Choice, swapped: boolean): Label {
 
 /** How many of its latest labels per preferences file a window can undo. */
 const UNDO_DEPTH = 200;
-
-/** History entries of checks start with this; pair ids hold no control characters. */
-const CHECK_ENTRY = '\u0001check:';
 
 const RESTRICTED = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
 
@@ -95,6 +99,7 @@ export class LabelingSession {
   private lastPosted = '';
   private readonly checks: QualityChecks;
   private readonly browser = new QueueBrowser();
+  private readonly rankings = new Rankings(() => (this.host.random ?? Math.random)());
   /** When each pair (or check, by its history entry) was first shown, for the time per label. */
   private readonly shownAt = new Map<string, number>();
 
@@ -131,6 +136,11 @@ export class LabelingSession {
             return this.refresh();
           case 'find':
             this.browser.find(message.text, message.status);
+            return this.refresh();
+          case 'rank':
+            return this.rank(message);
+          case 'setMode':
+            this.host.mode?.set(message.mode);
             return this.refresh();
           case 'openPair':
             this.browser.open(message.pairId);
@@ -197,13 +207,19 @@ export class LabelingSession {
       problems: [...this.experimentProblems, ...outside, ...errors.map((e) => formatDataError(e))],
     };
     const opened = this.browser.openedPair(pairs);
-    const check = readable && !restricted ? this.dueCheck(queue, pairs) : undefined;
+    const mode = this.host.mode?.get() ?? 'pairwise';
+    const group = mode === 'ranking' ? this.rankings.group(pairs, unlabeled) : undefined;
+    const check = readable && !restricted && mode === 'pairwise' ? this.dueCheck(queue, pairs) : undefined;
+    if (mode === 'ranking') state.mode = mode;
     if (opened) state.pair = this.shownOpened(opened, pairs, records);
+    else if (group) state.ranking = this.rankings.shown(group);
     else if (check) state.pair = check;
     else if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
+    if (state.ranking) this.markShown(encodeEntry({ kind: 'rank', pairIds: state.ranking.pairIds }));
     const found = this.browser.found(pairs, records);
     if (found) state.found = found;
-    if (state.pair) this.markShown(state.pair.check ? CHECK_ENTRY + state.pair.pairId : state.pair.pairId);
+    if (state.pair)
+      this.markShown(encodeEntry({ kind: state.pair.check ? 'check' : 'label', pairId: state.pair.pairId }));
     if (readable) state.statistics = this.checks.statistics(queue.preferencesFile);
     const guidelines = readGuidelines(queue);
     if (guidelines !== undefined) state.guidelines = guidelines;
@@ -289,12 +305,33 @@ export class LabelingSession {
     return this.answer(request.id);
   }
 
+  /** Stores a ranking of a prompt's candidates as the pairwise labels it implies, in one append. */
+  private async rank(request: RankRequest): Promise<void> {
+    const queue = this.selectedQueue();
+    const refusal = this.writeRefusal(queue);
+    if (refusal) return this.answer(request.id, refusal);
+    if (!queue || !fs.existsSync(queue.queueFile)) return this.answer(request.id, 'There is no queue to rank in.');
+    const { pairs, unlabeled } = unlabeledPairs(queue.queueFile, queue.preferencesFile);
+    const entry = encodeEntry({ kind: 'rank', pairIds: request.pairIds });
+    try {
+      const records = this.rankings.records(this.rankings.group(pairs, unlabeled), request, {
+        annotator: this.annotator(),
+        seconds: this.secondsOn(entry),
+      });
+      await appendPreferences(queue.preferencesFile, records, { once: true });
+    } catch (err) {
+      return this.answer(request.id, `The ranking was not saved: ${(err as Error).message}`);
+    }
+    this.remember(queue, [...this.labeledIn(queue), entry]);
+    return this.answer(request.id);
+  }
+
   /** Stores the answer to a quality check in the check store; the pair's label stays as it is. */
   private async check(queue: Queue, pair: ComparisonPair, request: LabelRequest): Promise<void> {
     const record = this.checks.labelOf(queue.preferencesFile, pair.pair_id);
     if (!record) return this.answer(request.id, 'This pair is no longer labeled; showing the next one.');
     const swapped = record.shown_left === undefined ? !this.isSwapped(pair.pair_id) : record.shown_left === 'a';
-    const entry = CHECK_ENTRY + pair.pair_id;
+    const entry = encodeEntry({ kind: 'check', pairId: pair.pair_id });
     const seconds = this.secondsOn(entry);
     try {
       await this.checks.record(queue.preferencesFile, pair.pair_id, {
@@ -315,11 +352,11 @@ export class LabelingSession {
     if (refusal) return this.answer(id, refusal);
     const target = queue && this.undoTarget(queue);
     if (!queue || !target) return this.answer(id, 'There is no label to undo.');
+    const entry = decodeEntry(target);
     try {
-      if (target.startsWith(CHECK_ENTRY))
-        await this.checks.undo(queue.preferencesFile, target.slice(CHECK_ENTRY.length));
+      if (entry.kind === 'check') await this.checks.undo(queue.preferencesFile, entry.pairId);
       else {
-        await undoPreference(queue.preferencesFile, target);
+        await undoPreferences(queue.preferencesFile, entry.kind === 'rank' ? entry.pairIds : [entry.pairId]);
         this.checks.forget(queue.preferencesFile);
       }
     } catch (err) {
@@ -344,10 +381,11 @@ export class LabelingSession {
     const live = this.liveIds(queue);
     const mine = this.labeledIn(queue);
     let standing = mine.length;
-    const stands = (entry: string) =>
-      entry.startsWith(CHECK_ENTRY)
-        ? this.checks.stands(queue.preferencesFile, entry.slice(CHECK_ENTRY.length))
-        : live.has(entry);
+    const stands = (text: string) => {
+      const entry = decodeEntry(text);
+      if (entry.kind === 'check') return this.checks.stands(queue.preferencesFile, entry.pairId);
+      return entry.kind === 'rank' ? entry.pairIds.every((id) => live.has(id)) : live.has(entry.pairId);
+    };
     while (standing > 0 && !stands(mine[standing - 1])) standing--;
     if (standing < mine.length) this.remember(queue, mine.slice(0, standing));
     return standing > 0 ? mine[standing - 1] : undefined;
