@@ -3,6 +3,9 @@
  * toolbar's toggles that open and close a section of the view.
  */
 
+import type { ShownPair } from '../../src/protocol/labeling';
+import { renderMarkdown } from './markdown';
+
 type Attributes = Record<string, string | boolean>;
 
 /** An element with attributes (true: present, false: absent) and children. */
@@ -25,6 +28,21 @@ export function setDisabled(element: HTMLElement, disabled: boolean): void {
 
 export function icon(name: string): HTMLElement {
   return h('span', { class: `codicon codicon-${name}`, 'aria-hidden': 'true' });
+}
+
+/** A prompt: Markdown text, or a conversation's turns, each with its role. */
+export function renderPrompt(element: HTMLElement, prompt: ShownPair['prompt']): void {
+  if (typeof prompt === 'string') {
+    renderMarkdown(element, prompt);
+    return;
+  }
+  element.replaceChildren(
+    ...prompt.map((turn) => {
+      const body = h('div', { class: 'turn-body' });
+      renderMarkdown(body, turn.content);
+      return h('div', { class: 'turn' }, h('div', { class: 'turn-role' }, turn.role), body);
+    }),
+  );
 }
 
 /** A toolbar button that opens and closes `section` (closed at first), saying which in aria-expanded. */

@@ -6,6 +6,7 @@ import '../shared/zod-jitless';
 import { Choice, parseToWebview, ToHost, ViewState } from '../../src/protocol/labeling';
 import { vscodeApi } from '../shared/vscode';
 import { CHOICES, LabelingView, Section } from './view';
+import type { Ranks } from './ranking';
 import { t } from '../shared/l10n';
 
 /** Kept by VS Code across reloads of the page: the rationale being written. */
@@ -15,7 +16,7 @@ interface PageState {
   open?: Partial<Record<Section, boolean>>;
 }
 
-type Pending = { kind: 'label'; choice: Choice } | { kind: 'undo' };
+type Pending = { kind: 'label'; choice: Choice } | { kind: 'rank'; skip: boolean } | { kind: 'undo' };
 
 const api = vscodeApi<PageState>();
 let pageState: PageState = api.getState() ?? {};
@@ -34,6 +35,8 @@ const view = new LabelingView(document.body, {
   },
   find: (text, status) => post({ type: 'find', text, status }),
   openPair: (pairId) => post({ type: 'openPair', pairId }),
+  rank,
+  setMode: (mode) => post({ type: 'setMode', mode }),
   sectionToggled: (section, open) => savePageState({ ...pageState, open: { ...pageState.open, [section]: open } }),
 });
 view.openSections(pageState.open ?? {});
@@ -68,6 +71,14 @@ function choose(choice: Choice): void {
   view.setSaveStatus({ kind: 'saving' });
   const rationale = view.rationaleText.trim();
   post({ type: 'label', id, pairId: pair.pairId, choice, ...(rationale ? { rationale } : {}) });
+}
+
+function rank(pairIds: string[], ranks: Ranks | 'skip'): void {
+  if (state?.kind !== 'queue' || !state.ranking || busy() || restricted()) return;
+  const id = nextId++;
+  pending.set(id, { kind: 'rank', skip: ranks === 'skip' });
+  view.setSaveStatus({ kind: 'saving' });
+  post({ type: 'rank', id, pairIds, ranks });
 }
 
 function undo(): void {
@@ -112,9 +123,14 @@ window.addEventListener('message', (event: MessageEvent) => {
     return;
   }
   if (request.kind === 'label') savePageState({ open: pageState.open });
-  const choice = request.kind === 'label' ? CHOICES.find((c) => c.choice === request.choice)!.text : undefined;
-  view.setSaveStatus({ kind: 'saved', text: choice ? t('Saved: {0}', choice) : t('Undone') });
+  view.setSaveStatus({ kind: 'saved', text: savedText(request) });
 });
+
+function savedText(request: Pending): string {
+  if (request.kind === 'undo') return t('Undone');
+  if (request.kind === 'rank') return request.skip ? t('Saved: prompt skipped') : t('Saved: ranking');
+  return t('Saved: {0}', CHOICES.find((c) => c.choice === request.choice)!.text);
+}
 
 /** Keys act on the pair unless the person is typing (rationale) or choosing (queue picker). */
 function isTyping(event: KeyboardEvent): boolean {

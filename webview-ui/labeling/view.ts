@@ -6,11 +6,20 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
-import type { Choice, QueueState, ShownPair, StatusFilter, ViewCommand, ViewState } from '../../src/protocol/labeling';
+import type {
+  Choice,
+  LabelingMode,
+  QueueState,
+  ShownPair,
+  StatusFilter,
+  ViewCommand,
+  ViewState,
+} from '../../src/protocol/labeling';
 import { renderMarkdown } from './markdown';
-import { h, icon, keyHint, SectionToggle, setDisabled } from './dom';
+import { h, icon, keyHint, renderPrompt, SectionToggle, setDisabled } from './dom';
 import { StatisticsPanel } from './stats';
 import { SearchPanel } from './search';
+import { RankingPanel, Ranks } from './ranking';
 import { t, tNodes } from '../shared/l10n';
 
 /** The choices in button order, with their keys. */
@@ -33,6 +42,8 @@ export interface ViewEvents {
   find(text: string, status: StatusFilter): void;
   /** Shows this pair instead of the next unlabeled one. */
   openPair(pairId: string): void;
+  rank(pairIds: string[], ranks: Ranks | 'skip'): void;
+  setMode(mode: LabelingMode): void;
 }
 
 /** The sections the toolbar opens and closes; which are open is remembered. */
@@ -56,6 +67,19 @@ export class LabelingView {
     this.guidelinesBody,
   );
   private readonly statistics = new StatisticsPanel();
+  private readonly ranking = new RankingPanel({ rank: (pairIds, ranks) => this.events.rank(pairIds, ranks) });
+  private mode: LabelingMode = 'pairwise';
+  private readonly modeToggle = h(
+    'vscode-button',
+    {
+      secondary: true,
+      title: t('Rank all responses of a prompt at once'),
+      'aria-label': t('Rank all responses of a prompt at once'),
+      'aria-pressed': 'false',
+      'data-testid': 'mode-toggle',
+    },
+    icon('list-ordered'),
+  );
   private readonly search = new SearchPanel({
     find: (text, status) => this.events.find(text, status),
     openPair: (pairId) => this.events.openPair(pairId),
@@ -85,6 +109,7 @@ export class LabelingView {
     this.toggles.guidelines.button,
     this.toggles.statistics.button,
     this.toggles.search.button,
+    this.modeToggle,
   );
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
   private readonly restrictedBanner = h(
@@ -203,6 +228,7 @@ export class LabelingView {
         this.search.element,
         this.guidelines,
         this.pair,
+        this.ranking.element,
         this.choices,
         this.footer,
       ),
@@ -216,6 +242,8 @@ export class LabelingView {
       if ((e as KeyboardEvent).key === 'Escape') this.choiceButtons[0].focus();
     });
     const parts = [this.header, this.restrictedBanner, this.pair, this.choices, this.footer, this.problems];
+    this.show(this.ranking.element, false);
+    this.modeToggle.addEventListener('click', () => events.setMode(this.mode === 'ranking' ? 'pairwise' : 'ranking'));
     for (const part of parts) this.show(part, false);
     this.notice.textContent = t('Loading…');
   }
@@ -243,6 +271,7 @@ export class LabelingView {
       );
       for (const toggle of Object.values(this.toggles)) toggle.section.hidden = true;
       this.showPair(undefined, undefined);
+      this.show(this.ranking.element, false);
       this.setProblems(state.problems, true);
       return;
     }
@@ -255,7 +284,11 @@ export class LabelingView {
     this.search.render(state.found);
     for (const toggle of Object.values(this.toggles))
       toggle.set(toggle.button.getAttribute('aria-expanded') === 'true');
-    if (state.pair) this.setNotice([]);
+    this.mode = state.mode ?? 'pairwise';
+    this.modeToggle.setAttribute('aria-pressed', String(this.mode === 'ranking'));
+    this.show(this.ranking.element, state.ranking !== undefined && !state.pair);
+    if (state.ranking) this.ranking.render(state.ranking);
+    if (state.pair || state.ranking) this.setNotice([]);
     else if (state.total === 0) {
       this.setNotice(
         [h('p', {}, t('This queue is empty. Generate Comparisons samples pairs of responses to label.'))],
@@ -278,6 +311,7 @@ export class LabelingView {
   setSaveStatus(status: SaveStatus): void {
     const saving = status.kind === 'saving';
     for (const button of this.choiceButtons) setDisabled(button, saving || this.restricted);
+    this.ranking.setDisabled(saving || this.restricted);
     this.saveStatus.dataset.state = status.kind;
     const content: Record<SaveStatus['kind'], (Node | string)[]> = {
       idle: [],
@@ -319,16 +353,7 @@ export class LabelingView {
     this.shownPairId = pair?.pairId;
     this.rationale.value = draft ?? '';
     if (!pair) return;
-    if (typeof pair.prompt === 'string') renderMarkdown(this.prompt, pair.prompt);
-    else {
-      this.prompt.replaceChildren(
-        ...pair.prompt.map((turn) => {
-          const body = h('div', { class: 'turn-body' });
-          renderMarkdown(body, turn.content);
-          return h('div', { class: 'turn' }, h('div', { class: 'turn-role' }, turn.role), body);
-        }),
-      );
-    }
+    renderPrompt(this.prompt, pair.prompt);
     const { position } = pair;
     const where =
       position && position.count > 1 ? t('Prompt · pair {0} of {1}', position.index, position.count) : t('Prompt');
@@ -387,6 +412,7 @@ export class LabelingView {
     this.restricted = restricted;
     this.show(this.restrictedBanner, restricted);
     for (const control of [...this.choiceButtons, this.rationale]) setDisabled(control, restricted);
+    this.ranking.setDisabled(restricted);
   }
 
   /** The problems, one line until opened; open when there is no queue to show beside them. */
