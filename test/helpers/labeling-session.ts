@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { QueueState, ToWebview } from '../../src/protocol/labeling';
+import { LabelingMode, QueueState, ToWebview } from '../../src/protocol/labeling';
 import { LabelingSession, SessionHost } from '../../src/views/labeling/session';
 
 export interface Workspace {
@@ -54,6 +54,8 @@ interface OpenOptions {
   trusted?: () => boolean;
   checkRate?: number;
   now?: () => number;
+  /** Pairwise or ranking at first (default: none remembered, so pairwise). */
+  mode?: LabelingMode;
 }
 
 /** A session as the view provider makes one, recording what it posts and warns about. */
@@ -63,6 +65,7 @@ export function open(ws: Workspace, options: OpenOptions = {}) {
   const warnings: string[] = [];
   const commands: string[] = [];
   let selected: string | undefined;
+  let mode = options.mode;
   const host: SessionHost = {
     post: (m) => {
       posted.push(m);
@@ -85,6 +88,7 @@ export function open(ws: Workspace, options: OpenOptions = {}) {
     annotator: () => options.annotator,
     checkRate: () => options.checkRate ?? 0,
     now: options.now,
+    mode: { get: () => mode, set: (m) => (mode = m) },
   };
   const session = new LabelingSession(host);
   const state = () => {

@@ -69,16 +69,18 @@ export class LabelingView {
   private readonly statistics = new StatisticsPanel();
   private readonly ranking = new RankingPanel({ rank: (pairIds, ranks) => this.events.rank(pairIds, ranks) });
   private mode: LabelingMode = 'pairwise';
+  /** In the footer, one text line high, so it takes no room from the pair. */
   private readonly modeToggle = h(
-    'vscode-button',
+    'button',
     {
-      secondary: true,
+      type: 'button',
+      class: 'mode-toggle',
       title: t('Rank all responses of a prompt at once'),
-      'aria-label': t('Rank all responses of a prompt at once'),
       'aria-pressed': 'false',
       'data-testid': 'mode-toggle',
     },
     icon('list-ordered'),
+    ` ${t('Rank')}`,
   );
   private readonly search = new SearchPanel({
     find: (text, status) => this.events.find(text, status),
@@ -109,7 +111,6 @@ export class LabelingView {
     this.toggles.guidelines.button,
     this.toggles.statistics.button,
     this.toggles.search.button,
-    this.modeToggle,
   );
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
   private readonly restrictedBanner = h(
@@ -207,7 +208,7 @@ export class LabelingView {
     ...this.choiceButtons,
     this.undoButton,
   );
-  private readonly footer = h('footer', { class: 'footer' }, this.saveStatus);
+  private readonly footer = h('footer', { class: 'footer' }, this.saveStatus, this.modeToggle);
   private shownPairId: string | undefined;
   /** Restricted Mode: the choices, undo and rationale stay disabled. */
   private restricted = false;
