@@ -577,3 +577,88 @@ test(
     await page.close();
   },
 );
+
+const RANKING: QueueState['ranking'] = {
+  pairIds: ['q:0-1', 'q:0-2', 'q:0-3', 'q:1-2', 'q:1-3', 'q:2-3'],
+  prompt: 'Name a cat',
+  candidates: ['c0', 'c1', 'c2', 'c3'].map((id) => ({ id, text: `Answer **${id}**` })),
+};
+
+/** The candidate ids as the ranking list shows them, with their rank marks. */
+const listed = (page: WebviewPage) =>
+  page.page
+    .getByTestId('ranking-list')
+    .locator('li')
+    .evaluateAll((items) => items.map((li) => `${li.querySelector('.rank')!.textContent} ${li.dataset.candidate}`));
+
+test(
+  'labeling webview: ranking mode orders the responses from the keyboard and sends the ranks',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 300, height: 382, workbenchFont: true });
+    await page.send(queueState(0, 12, undefined, { mode: 'ranking', ranking: RANKING }));
+    await showsText(page, 'ranking-label', 'Prompt · rank 4 responses for 6 pairs');
+    assert.equal(await page.page.getByTestId('responses').isVisible(), false, 'no pair in ranking mode');
+    assert.equal(await page.page.getByTestId('mode-toggle').getAttribute('aria-pressed'), 'true');
+    assert.equal(
+      await page.page.evaluate(() => document.activeElement?.getAttribute('data-candidate')),
+      'c0',
+      'the first response has the focus',
+    );
+    await page.page.keyboard.press('3'); // c0 to third place
+    assert.deepEqual(await listed(page), ['1 c1', '2 c2', '3 c0', '4 c3']);
+    await page.page.keyboard.press('ArrowDown'); // focus c3
+    await page.page.keyboard.press('Alt+ArrowUp'); // c3 above c0
+    await page.page.keyboard.press('Alt+ArrowUp'); // c3 above c2
+    await page.page.keyboard.press('ArrowDown'); // focus c2
+    await page.page.keyboard.press('t'); // c2 ties with c3
+    assert.deepEqual(await listed(page), ['1 c1', '2 c3', '=2 c2', '4 c0']);
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, 2))[1], {
+      type: 'rank',
+      id: 0,
+      pairIds: RANKING!.pairIds,
+      ranks: [
+        { candidate: 'c1', rank: 1 },
+        { candidate: 'c3', rank: 2 },
+        { candidate: 'c2', rank: 2 },
+        { candidate: 'c0', rank: 4 },
+      ],
+    });
+    await showsText(page, 'save-status', /Saving/);
+    await page.send({ type: 'result', id: 0, ok: true });
+    await showsText(page, 'save-status', /Saved: ranking/);
+    await page.page.keyboard.press('s');
+    assert.deepEqual((await postedCount(page, 3))[2], {
+      type: 'rank',
+      id: 1,
+      pairIds: RANKING!.pairIds,
+      ranks: 'skip',
+    });
+    await page.send({ type: 'result', id: 1, ok: true });
+    await showsText(page, 'save-status', /Saved: prompt skipped/);
+    await tabTo(page, 'mode-toggle');
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, 4))[3], { type: 'setMode', mode: 'pairwise' });
+    const m = await measure(page);
+    assert.deepEqual(m.scroll, m.view, 'fits the sidebar without scrolling the view');
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
+
+test('labeling webview: a response is ranked by dragging it', { skip: noBrowser }, async () => {
+  const page = await open({ width: 600, height: 800 });
+  await page.send(queueState(0, 6, undefined, { mode: 'ranking', ranking: RANKING }));
+  await showsText(page, 'ranking-label', 'Prompt · rank 4 responses for 6 pairs');
+  await page.page.getByTestId('candidate-c3').dragTo(page.page.getByTestId('candidate-c0'));
+  assert.deepEqual(await listed(page), ['1 c3', '2 c0', '3 c1', '4 c2']);
+  await page.page.getByTestId('ranking-save').click();
+  const sent = (await postedCount(page, 2))[1];
+  assert.ok(sent.type === 'rank' && sent.ranks !== 'skip');
+  assert.deepEqual(
+    sent.ranks.map((r) => r.candidate),
+    ['c3', 'c0', 'c1', 'c2'],
+  );
+  await page.close();
+});
