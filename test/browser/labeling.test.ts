@@ -651,6 +651,14 @@ test('labeling webview: a response is ranked by dragging it', { skip: noBrowser 
   const page = await open({ width: 600, height: 800 });
   await page.send(queueState(0, 6, undefined, { mode: 'ranking', ranking: RANKING }));
   await showsText(page, 'ranking-label', 'Prompt · rank 4 responses for 6 pairs');
+  // The list is one Tab stop, at its first response.
+  await page.page.getByTestId('mode-toggle').focus();
+  const stops: (string | null)[] = [];
+  for (let i = 0; i < 3; i++) {
+    await page.page.keyboard.press('Shift+Tab');
+    stops.push(await page.page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? null));
+  }
+  assert.deepEqual(stops, ['ranking-skip', 'ranking-save', 'candidate-c0']);
   await page.page.getByTestId('candidate-c3').dragTo(page.page.getByTestId('candidate-c0'));
   assert.deepEqual(await listed(page), ['1 c3', '2 c0', '3 c1', '4 c2']);
   await page.page.getByTestId('ranking-save').click();

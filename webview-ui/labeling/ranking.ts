@@ -116,7 +116,7 @@ export class RankingPanel {
           {
             class: 'candidate',
             role: 'option',
-            tabindex: '-1',
+            tabindex: i === 0 ? '0' : '-1',
             draggable: 'true',
             'aria-selected': 'false',
             'aria-label': tie ? t('Rank {0} (tie)', ranks[i].rank) : t('Rank {0}', ranks[i].rank),
