@@ -25,18 +25,21 @@ import { Scorer } from './train/scorer';
 import { modelFolder, printEvent, stopOnInterrupt } from './cli/output';
 import { StageOptions, runsDir, stage } from './cli/stage';
 import { exportCommand } from './cli/export';
+import { useSystemLanguage } from './cli/language';
+import { t } from '@vscode/l10n';
 
-const HUB_MODEL = 'or Hugging Face Hub repo id (org/name or org/name@revision, downloaded into the Hugging Face cache)';
+const hubModel = () =>
+  t('or Hugging Face Hub repo id (org/name or org/name@revision, downloaded into the Hugging Face cache)');
 const DEMO_CONFIG = path.join(packageRoot(), 'media', 'demo', 'experiment.json');
 
 const positiveInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(t('expected a positive integer'));
   return n;
 };
 const number = (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(t('expected a number'));
   return n;
 };
 
@@ -45,7 +48,7 @@ async function demo(opts: { out?: string; provider?: ProviderChoice }) {
   const exp = loadExperiment(DEMO_CONFIG, path.dirname(DEMO_CONFIG));
   if (opts.provider) exp.runtime.provider = opts.provider;
   const outputDir = path.resolve(opts.out ?? runsDir('demo', 'pipeline'));
-  console.log(`run directory: ${outputDir}`);
+  console.log(t('run directory: {0}', outputDir));
   await runDemo({ experiment: exp, outputDir, emit: printEvent, signal: stopOnInterrupt() });
 }
 
@@ -107,29 +110,27 @@ async function candidates(opts: {
   });
   console.log(summary.read);
   warnOfBadLines(summary.errors);
-  const queued = summary.alreadyQueued > 0 ? ` (${summary.alreadyQueued} prompts were already queued)` : '';
-  console.log(
-    `${summary.stopped ? 'stopped; run again to resume. ' : ''}${summary.pairs} pairs from ${summary.sampled} prompts added to ${opts.out}${queued}`,
-  );
+  const queued = summary.alreadyQueued > 0 ? t(' ({0} prompts were already queued)', summary.alreadyQueued) : '';
+  const added = t('{0} pairs from {1} prompts added to {2}', summary.pairs, summary.sampled, opts.out);
+  console.log(`${summary.stopped ? t('stopped; run again to resume. ') : ''}${added}${queued}`);
 }
 
 async function importPrefs(src: string, dest: string, opts: { format: ImportFormat }) {
   const { imported, errors } = await importPreferences(src, dest, opts.format);
   warnOfBadLines(errors);
-  console.log(`imported ${imported} comparisons into ${dest}`);
+  console.log(t('imported {0} comparisons into {1}', imported, dest));
 }
 
 function exportPrefs(src: string, dest: string) {
   const { exported, skipped, errors } = exportPreferences(src, dest);
   warnOfBadLines(errors);
-  console.log(
-    `exported ${exported} comparisons to ${dest}${skipped > 0 ? ` (${skipped} labeled tie, both_bad or skip left out)` : ''}`,
-  );
+  const done = t('exported {0} comparisons to {1}', exported, dest);
+  console.log(skipped > 0 ? t('{0} ({1} labeled tie, both_bad or skip left out)', done, skipped) : done);
 }
 
 async function labelDemo(queue: string, prefs: string, opts: { rule?: string; reference?: string }) {
   if (!opts.rule === !opts.reference)
-    throw new Error('label-demo needs exactly one of --rule WORD and --reference FILE');
+    throw new Error(t('label-demo needs exactly one of --rule WORD and --reference FILE'));
   const annotator = opts.rule
     ? wordAnnotator(opts.rule)
     : referenceAnnotator(await readReferences(path.resolve(opts.reference!)));
@@ -139,11 +140,11 @@ async function labelDemo(queue: string, prefs: string, opts: { rule?: string; re
   const byLabel = Object.entries(counts)
     .filter(([, n]) => n > 0)
     .map(([label, n]) => `${label} ${n}`);
-  console.log(`labeled ${total} pairs into ${prefs}${total > 0 ? `: ${byLabel.join(', ')}` : ''}`);
+  console.log(`${t('labeled {0} pairs into {1}', total, prefs)}${total > 0 ? `: ${byLabel.join(', ')}` : ''}`);
 }
 
 function warnOfBadLines(errors: DataError[]): void {
-  if (errors.length > 0) console.warn(`warning: skipped ${new DataFileError(errors, 10).message}`);
+  if (errors.length > 0) console.warn(t('warning: skipped {0}', new DataFileError(errors, 10).message));
 }
 
 /** `rlhf <stage> <config>` with the options every stage shares. */
@@ -151,133 +152,150 @@ function stageCommand(cli: Command, name: ExperimentStage) {
   const { description, steps } = STAGE_INFO[name].cli;
   const command = cli
     .command(name)
-    .description(description)
-    .argument('<config>', 'experiment config file (JSON)')
+    .description(t(description))
+    .argument('<config>', t('experiment config file (JSON)'))
     .option(
       '--out <dir>',
-      `run directory (default: .rlhf/runs/<time>-<name>-${name} in the workspace folder, recorded for VS Code's Runs view)`,
+      t(
+        "run directory (default: .rlhf/runs/<time>-<name>-{0} in the workspace folder, recorded for VS Code's Runs view)",
+        name,
+      ),
     )
     .option(
       '--workspace <dir>',
-      'the workspace folder: the experiment and the files it names must be inside it (default: the current directory)',
+      t(
+        'the workspace folder: the experiment and the files it names must be inside it (default: the current directory)',
+      ),
     )
     .addOption(providerOption());
   // Training stages; comparisons go on from what is queued instead.
   if (steps)
     command
-      .option('--resume <checkpoint>', 'continue from a checkpoint-N directory of an earlier run')
-      .option('--steps <n>', steps, positiveInt);
+      .option('--resume <checkpoint>', t('continue from a checkpoint-N directory of an earlier run'))
+      .option('--steps <n>', t(steps), positiveInt);
   command.action((config: string, opts: StageOptions) => stage(name, config, opts));
 }
 
 /** The sampling options that `generate` and `candidates` share. */
 function withSampling(command: Command, temperature: number): Command {
   return command
-    .option('--max-new-tokens <n>', 'tokens per response', positiveInt, 48)
-    .option('--temperature <t>', 'sampling temperature (0 for greedy)', number, temperature)
-    .option('--seed <n>', 'sampling seed', number, 0)
+    .option('--max-new-tokens <n>', t('tokens per response'), positiveInt, 48)
+    .option('--temperature <t>', t('sampling temperature (0 for greedy)'), number, temperature)
+    .option('--seed <n>', t('sampling seed'), number, 0)
     .addOption(providerOption().default('auto'));
 }
 
 function providerOption(): Option {
-  return new Option('--provider <name>', 'execution provider (overrides the config)').choices(PROVIDERS);
+  return new Option('--provider <name>', t('execution provider (overrides the config)')).choices(PROVIDERS);
 }
 
 export function program(): Command {
   const cli = new Command('rlhf')
-    .description('RLHF Studio: SFT, reward model and PPO on your own machine')
-    .showHelpAfterError();
+    .description(t('RLHF Studio: SFT, reward model, PPO, DPO, GRPO and RLOO on your own machine'))
+    .showHelpAfterError()
+    .configureHelp({ styleTitle: (title) => t(title) })
+    .helpOption('-h, --help', t('display help for command'))
+    .helpCommand('help [command]', t('display help for command'));
   cli
     .command('demo')
     .description(
-      'the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, then before/after',
+      t(
+        'the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, then before/after',
+      ),
     )
-    .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-demo-pipeline)')
+    .option('--out <dir>', t('run directory (default: .rlhf/runs/<time>-demo-pipeline)'))
     .addOption(providerOption())
     .action(demo);
   for (const name of EXPERIMENT_STAGES) stageCommand(cli, name);
   cli
     .command('score')
-    .description('score {"prompt", "response"} JSONL lines with a reward model, printing them with their "score"')
-    .requiredOption('--model <model>', `reward-model checkpoint directory, ${HUB_MODEL}`)
-    .option('--input <file>', 'JSONL file (default: standard input)')
+    .description(t('score {"prompt", "response"} JSONL lines with a reward model, printing them with their "score"'))
+    .requiredOption('--model <model>', t('reward-model checkpoint directory, {0}', hubModel()))
+    .option('--input <file>', t('JSONL file (default: standard input)'))
     .addOption(providerOption().default('auto'))
     .action(score);
   const generateCommand = cli
     .command('generate')
-    .description('continue prompts with a model checkpoint')
-    .argument('<prompts...>', 'prompt texts')
-    .requiredOption('--model <model>', `checkpoint directory, ${HUB_MODEL}`)
-    .option('--top-k <k>', '0 for no top-k', number, 0)
-    .option('--top-p <p>', '1 for no nucleus sampling', number, 1);
+    .description(t('continue prompts with a model checkpoint'))
+    .argument('<prompts...>', t('prompt texts'))
+    .requiredOption('--model <model>', t('checkpoint directory, {0}', hubModel()))
+    .option('--top-k <k>', t('0 for no top-k'), number, 0)
+    .option('--top-p <p>', t('1 for no nucleus sampling'), number, 1);
   withSampling(generateCommand, 0.7).action(generate);
   const candidatesCommand = cli
     .command('candidates')
-    .description('sample responses to prompts and queue pairs of them for labeling (run again to resume)')
-    .requiredOption('--model <model>', `checkpoint directory, ${HUB_MODEL}`)
-    .requiredOption('--prompts <file>', 'JSONL of {"prompt": text or chat messages}')
-    .requiredOption('--out <queue>', 'queue file (JSONL) to add pairs to')
-    .option('--n <n>', 'responses per prompt (at least 2)', positiveInt, 2);
+    .description(t('sample responses to prompts and queue pairs of them for labeling (run again to resume)'))
+    .requiredOption('--model <model>', t('checkpoint directory, {0}', hubModel()))
+    .requiredOption('--prompts <file>', t('JSONL of {"prompt": text or chat messages}'))
+    .requiredOption('--out <queue>', t('queue file (JSONL) to add pairs to'))
+    .option('--n <n>', t('responses per prompt (at least 2)'), positiveInt, 2);
   withSampling(candidatesCommand, 0.9).action(candidates);
   cli
     .command('merge')
-    .description('merge a LoRA adapter (a PEFT adapter folder) into its base, writing a full Hugging Face model folder')
-    .argument('<adapter-dir>', 'adapter folder (adapter_config.json + adapter_model.safetensors)')
-    .requiredOption('--out <dir>', 'the model folder to write')
+    .description(
+      t('merge a LoRA adapter (a PEFT adapter folder) into its base, writing a full Hugging Face model folder'),
+    )
+    .argument('<adapter-dir>', t('adapter folder (adapter_config.json + adapter_model.safetensors)'))
+    .requiredOption('--out <dir>', t('the model folder to write'))
     .action((adapter: string, opts: { out: string }) => {
       mergeAdapterFolder(adapter, opts.out);
-      console.log(`merged ${adapter} into its base: ${path.resolve(opts.out)}`);
+      console.log(t('merged {0} into its base: {1}', adapter, path.resolve(opts.out)));
     });
   labelCommands(cli);
   exportCommand(cli);
   cli
     .command('schema')
-    .description('print the JSON schema of experiment config files')
+    .description(t('print the JSON schema of experiment config files'))
     .action(() => console.log(JSON.stringify(experimentJsonSchema(), null, 2)));
   return cli;
 }
 
 /** `rlhf prefs import|export` and `rlhf label-demo`: preference files and rule labels. */
 function labelCommands(cli: Command): void {
-  const prefs = cli.command('prefs').description('preference files in TRL format: import and export');
+  const prefs = cli.command('prefs').description(t('preference files in TRL format: import and export'));
   prefs
     .command('import')
-    .description('append the comparisons of a file to a preference store')
-    .argument('<src>', 'file to import')
-    .argument('<dest>', 'preference store (created if missing)')
+    .description(t('append the comparisons of a file to a preference store'))
+    .argument('<src>', t('file to import'))
+    .argument('<dest>', t('preference store (created if missing)'))
     .addOption(
-      new Option('--format <format>', 'trl: TRL preference JSONL; hh: Anthropic HH-RLHF transcripts')
+      new Option('--format <format>', t('trl: TRL preference JSONL; hh: Anthropic HH-RLHF transcripts'))
         .choices(['trl', 'hh'])
         .makeOptionMandatory(),
     )
     .action(importPrefs);
   prefs
     .command('export')
-    .description('write the comparisons that have a winner as plain TRL {prompt, chosen, rejected} lines')
-    .argument('<src>', 'preference store')
-    .argument('<dest>', 'file to write (replaced)')
+    .description(t('write the comparisons that have a winner as plain TRL {prompt, chosen, rejected} lines'))
+    .argument('<src>', t('preference store'))
+    .argument('<dest>', t('file to write (replaced)'))
     .action(exportPrefs);
   cli
     .command('label-demo')
-    .description('label a queue by a fixed rule, standing in for a person in the headless demo')
-    .argument('<queue>', 'queue file from "candidates"')
-    .argument('<prefs>', 'preference store to append labels to')
+    .description(t('label a queue by a fixed rule, standing in for a person in the headless demo'))
+    .argument('<queue>', t('queue file from "candidates"'))
+    .argument('<prefs>', t('preference store to append labels to'))
     .option(
       '--rule <word>',
-      'prefer the response containing WORD (ignoring case); if both or neither do, the shorter one; if as long, a tie',
+      t(
+        'prefer the response containing WORD (ignoring case); if both or neither do, the shorter one; if as long, a tie',
+      ),
     )
     .option(
       '--reference <file>',
-      'prefer the response closer (word overlap) to the completion an SFT file ({"prompt", "completion"} lines) gives its prompt',
+      t(
+        'prefer the response closer (word overlap) to the completion an SFT file ({"prompt", "completion"} lines) gives its prompt',
+      ),
     )
     .action(labelDemo);
 }
 
 if (require.main === module) {
+  useSystemLanguage();
   program()
     .parseAsync(process.argv)
     .catch((e: Error) => {
-      console.error(`error: ${e.message}`);
+      console.error(t('error: {0}', e.message));
       process.exit(1);
     });
 }

@@ -1,11 +1,12 @@
 /** `rlhf export trl|openrlhf <config>`: the experiment as a folder another trainer launches. */
 import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { t } from '@vscode/l10n';
 import { EXPORT_TARGETS, ExportTarget, exportExperiment } from '../export';
 
 const count = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(t('expected a positive integer'));
   return n;
 };
 
@@ -13,15 +14,17 @@ export function exportCommand(cli: Command): void {
   cli
     .command('export')
     .description(
-      'write the experiment as a folder for TRL (accelerate, any number of GPUs) or OpenRLHF (PPO on Ray): data, scripts, README',
+      t(
+        'write the experiment as a folder for TRL (accelerate, any number of GPUs) or OpenRLHF (PPO, GRPO, RLOO on Ray): data, scripts, README',
+      ),
     )
-    .addArgument(new Command().createArgument('<target>', 'trl or openrlhf').choices(EXPORT_TARGETS))
-    .argument('<config>', 'experiment config file')
-    .option('--out <dir>', 'folder to write, empty or new (default: .rlhf/exports/<time>-<name>-<target>)')
-    .option('--gpus <n>', 'GPUs per machine', count, 1)
-    .option('--nodes <n>', 'machines', count, 1)
-    .addOption(new Option('--zero <stage>', 'DeepSpeed ZeRO stage (TRL)').choices(['2', '3']))
-    .option('--workspace <dir>', 'the workspace folder the experiment and its data must be inside (default: .)')
+    .addArgument(new Command().createArgument('<target>', t('trl or openrlhf')).choices(EXPORT_TARGETS))
+    .argument('<config>', t('experiment config file'))
+    .option('--out <dir>', t('folder to write, empty or new (default: .rlhf/exports/<time>-<name>-<target>)'))
+    .option('--gpus <n>', t('GPUs per machine'), count, 1)
+    .option('--nodes <n>', t('machines'), count, 1)
+    .addOption(new Option('--zero <stage>', t('DeepSpeed ZeRO stage (TRL)')).choices(['2', '3']))
+    .option('--workspace <dir>', t('the workspace folder the experiment and its data must be inside (default: .)'))
     .action(
       async (
         target: ExportTarget,
@@ -35,10 +38,10 @@ export function exportCommand(cli: Command): void {
           layout: { gpus: opts.gpus, nodes: opts.nodes, zero: opts.zero ? (Number(opts.zero) as 2 | 3) : undefined },
           out: opts.out,
         });
-        console.log(`exported to ${dir}`);
+        console.log(t('exported to {0}', dir));
         for (const line of bundle.launch) console.log(`  ${line}`);
         if (bundle.unmapped.length)
-          console.log(`${bundle.unmapped.length} settings did not carry over; README.md lists them`);
+          console.log(t('{0} settings did not carry over; README.md lists them', bundle.unmapped.length));
       },
     );
 }

@@ -4,6 +4,8 @@ import { DownloadProgress, formatDownload } from '../hub/progress';
 import { modelFromHub } from '../hub/resolve';
 import { hubSpecOf } from '../hub/spec';
 import { RunEvent } from '../protocol/runner';
+import { t } from '@vscode/l10n';
+
 export function printEvent(e: RunEvent): void {
   switch (e.type) {
     case 'log':
@@ -17,15 +19,17 @@ export function printEvent(e: RunEvent): void {
       );
       break;
     case 'samples':
-      console.log(`--- samples at ${e.stage} step ${e.step}`);
-      for (const r of e.rows) console.log(`  ${r.prompt.trim()}\n    → ${r.response.trim() || '(nothing)'}`);
+      console.log(t('--- samples at {0} step {1}', e.stage, e.step));
+      for (const r of e.rows) console.log(`  ${r.prompt.trim()}\n    → ${r.response.trim() || t('(nothing)')}`);
       break;
     case 'checkpoint':
-      console.log(`saved ${e.path}`);
+      console.log(t('saved {0}', e.path));
       break;
     case 'done':
-      console.log(e.stopped ? `stopped at step ${e.step}; resume from the last checkpoint` : `done: ${e.outputDir}`);
-      if (e.warning) console.warn(`warning: ${e.warning}`);
+      console.log(
+        e.stopped ? t('stopped at step {0}; resume from the last checkpoint', e.step) : t('done: {0}', e.outputDir),
+      );
+      if (e.warning) console.warn(t('warning: {0}', e.warning));
       break;
     case 'progress':
       // Training steps show in their metrics; a progress message (sampling comparisons) is all there is.
@@ -70,7 +74,7 @@ export function stopOnInterrupt(): AbortSignal {
   const controller = new AbortController();
   process.on('SIGINT', () => {
     if (controller.signal.aborted) process.exit(130);
-    console.log('\nstopping after this step (Ctrl-C again to quit now)');
+    console.log(`\n${t('stopping after this step (Ctrl-C again to quit now)')}`);
     controller.abort();
   });
   return controller.signal;

@@ -21,6 +21,7 @@ import {
 } from '../runs/registry';
 import { STAGE_INFO } from '../shared/stages';
 import { isInsideWorkspace } from '../util/workspace-path';
+import { t } from '@vscode/l10n';
 import { printEvent, stopOnInterrupt } from './output';
 export function runsDir(name: string, stage: string): string {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -56,7 +57,7 @@ export async function stage(name: ExperimentStage, configFile: string, opts: Sta
       ? continuedRun(resumed.record, name, resumeFrom!)
       : registry.create({ name: experiment.name, stage: name, configFile: config });
   const outputDir = record ? registry.dir(record.id) : path.resolve(opts.out!);
-  console.log(`run directory: ${outputDir}`);
+  console.log(t('run directory: {0}', outputDir));
   const starting = {
     status: 'running',
     models,
@@ -103,7 +104,7 @@ function resumePoint(checkpoint: string, stage: ExperimentStage): string {
   const search = findCheckpoints(path.dirname(checkpoint), stage, Number(step) + 1);
   if (!search.latest)
     throw new Error(`cannot resume from ${checkpoint}: ${reason}, and no complete checkpoint precedes it`);
-  for (const warning of skippedCheckpoints(search)) console.warn(`warning: ${warning}`);
+  for (const warning of skippedCheckpoints(search)) console.warn(t('warning: {0}', warning));
   return search.latest.path;
 }
 

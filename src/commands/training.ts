@@ -3,14 +3,14 @@ import * as vscode from 'vscode';
 import { EXPERIMENT_STAGES, ExperimentStage } from '../protocol/runner';
 import { ProcessOutcome, STOP_TIMEOUT_MS } from '../runner/runner';
 import { LiveRun } from '../runner/supervisor';
-import { StopWait, skippedCheckpoints } from '../runs/registry';
+import { StopWait, runTitle, skippedCheckpoints } from '../runs/registry';
 import { RunRef } from '../views/workspaceRuns';
 import { runtimeOverrides } from '../settings';
 import { formatMetric } from '../shared/format';
 import { formatDownload } from '../hub/progress';
 import { weakRewardModel } from '../model/reward-warnings';
 import type { Experiment } from '../experiment/config';
-import { NextStep, STAGE_INFO, stageLabel } from '../shared/stages';
+import { NextStep, STAGE_INFO } from '../shared/stages';
 import { Services } from '../services';
 import { experimentWorkspace, pickExperiment, pickRun, requireTrust } from './common';
 
@@ -83,10 +83,7 @@ function loadConfig(config: vscode.Uri, workspaceFolder: string): Experiment | u
 /** PPO is about to score with a reward model whose training warned: say so now, not only in the log. */
 function warnOfWeakRewardModel(run: LiveRun, rewardModel: string | undefined): void {
   const weak = weakRewardModel(rewardModel);
-  if (weak)
-    void vscode.window.showWarningMessage(
-      vscode.l10n.t('{0} "{1}" starts, but {2}.', stageLabel('ppo'), run.record.name, weak),
-    );
+  if (weak) void vscode.window.showWarningMessage(vscode.l10n.t('{0} starts, but {1}.', runTitle(run.record), weak));
 }
 
 /** Stops a run after its step: this window's own, or one that another window or a terminal trains. */
@@ -182,7 +179,7 @@ async function resumeRun(services: Services, arg: unknown): Promise<void> {
  */
 async function followRun(services: Services, run: LiveRun): Promise<void> {
   const { record } = run;
-  const title = `${stageLabel(record.stage)} · ${record.name}`;
+  const title = runTitle(record);
   const outcome = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title, cancellable: true },
     (progress, token) => {
@@ -211,7 +208,7 @@ async function followRun(services: Services, run: LiveRun): Promise<void> {
 
 async function reportOutcome(services: Services, run: LiveRun, outcome: ProcessOutcome): Promise<void> {
   const ref = { registry: run.registry, record: run.record };
-  const name = vscode.l10n.t('{0} run "{1}"', stageLabel(run.record.stage), run.record.name);
+  const name = runTitle(run.record);
   if (outcome.status === 'finished') {
     const actions = STAGE_INFO[run.record.stage].nextSteps;
     const choice = outcome.warning

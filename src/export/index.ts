@@ -6,7 +6,8 @@ import * as path from 'path';
 import { loadExperiment } from '../experiment/config';
 import { ExportBundle, writeBundle } from './bundle';
 import { openRlhfExport } from './openrlhf';
-import { ClusterLayout, trlExport } from './trl';
+import { trlExport } from './trl';
+import { ClusterLayout } from './trl-script';
 
 export const EXPORT_TARGETS = ['trl', 'openrlhf'] as const;
 export type ExportTarget = (typeof EXPORT_TARGETS)[number];

@@ -1,38 +1,15 @@
 /**
- * `rlhf export openrlhf`: the experiment's PPO as an OpenRLHF job on a Ray cluster: the prompts,
- * a `ray job submit` script for `openrlhf.cli.train_ppo_ray` with the settings under OpenRLHF's
- * argument names, and a README with the command and what did not carry over.
+ * `rlhf export openrlhf`: the experiment's PPO, GRPO and RLOO as OpenRLHF jobs on a Ray cluster:
+ * the prompts, a `ray job submit` script per section for `openrlhf.cli.train_ppo_ray` with the
+ * settings under OpenRLHF's argument names, and a README with the commands and what did not carry over.
  */
-import { ColumnMapping } from '../data/formats/read';
-import { parseDataSpec } from '../data/formats/source';
-import { loadPrompts } from '../data/formats/stage-data';
 import { Experiment, PpoSettings } from '../experiment/config';
 import { ExportBundle, Unmapped, readmeEnd } from './bundle';
 import { Rule, mapSettings, modelChoice, outputDir } from './mapping';
 import { openRlhfLora } from './peft';
-import { ClusterLayout } from './trl';
-
-interface ExportedPrompts {
-  /** The prompt_data argument: the export's file, or a Hub dataset's repo id. */
-  data: string;
-  split?: string;
-  /** JSONL text of {"prompt"} records, for a local source. */
-  text?: string;
-  /** The prompts, when known (a local source). */
-  count?: number;
-  chat: boolean;
-  inputKey: string;
-}
-
-/** The prompts of `source` (any format the stage reads) as {"prompt"} records, or a Hub dataset as it is. */
-async function exportedPrompts(source: string, columns?: ColumnMapping): Promise<ExportedPrompts> {
-  const spec = parseDataSpec(source);
-  if (spec.hub) return { data: spec.path, split: spec.split, chat: false, inputKey: columns?.prompt ?? 'prompt' };
-  const { prompts } = await loadPrompts(source, { columns });
-  const text = prompts.map((p) => `${JSON.stringify({ prompt: p.value.prompt, ...p.value.columns })}\n`).join('');
-  const chat = prompts.some((p) => Array.isArray(p.value.prompt));
-  return { data: 'data/prompts.jsonl', text, count: prompts.length, chat, inputKey: 'prompt' };
-}
+import { ExportedPrompts, OpenRlhfJob, episodeArgs, exportedPrompts, loopRules, promptArgs } from './openrlhf-job';
+import { groupJob } from './openrlhf-group';
+import { ClusterLayout } from './trl-script';
 
 /** PPO's settings as train_ppo_ray's arguments, for `prompts` prompts on `processes` GPUs. */
 function ppoRules(ppo: PpoSettings, prompts: number | undefined, processes: number): Record<string, Rule> {
@@ -40,17 +17,10 @@ function ppoRules(ppo: PpoSettings, prompts: number | undefined, processes: numb
   const updates = iterations * ppo.num_ppo_epochs * ppo.num_mini_batches;
   const miniBatch = Math.max(1, Math.floor(ppo.per_device_train_batch_size / ppo.num_mini_batches));
   return {
-    prompts: 'script',
-    columns: 'script',
+    ...loopRules(ppo, updates),
     sft_model: 'script',
     reward_model: 'script',
-    total_episodes: (episodes: number) =>
-      prompts === undefined
-        ? { num_episodes: 1, max_samples: episodes }
-        : {
-            num_episodes: Math.max(1, Math.ceil(episodes / Math.max(1, prompts))),
-            max_samples: Math.min(prompts, episodes),
-          },
+    total_episodes: (episodes: number) => episodeArgs(episodes, prompts),
     per_device_train_batch_size: (batch: number) => ({
       rollout_batch_size: batch,
       micro_rollout_batch_size: Math.max(1, Math.floor(batch / processes)),
@@ -61,16 +31,6 @@ function ppoRules(ppo: PpoSettings, prompts: number | undefined, processes: numb
     }),
     num_ppo_epochs: 'max_epochs',
     learning_rate: (lr: number) => ({ actor_learning_rate: lr, critic_learning_rate: lr }),
-    lr_scheduler_type: (type: string) => ({
-      lr_scheduler: type === 'cosine' ? 'cosine_with_min_lr' : type === 'constant' ? 'constant_with_warmup' : type,
-    }),
-    min_lr_ratio:
-      ppo.lr_scheduler_type === 'cosine' && ppo.min_lr_ratio !== 0.1
-        ? { unmapped: "OpenRLHF's cosine_with_min_lr floors at 0.1 × the learning rate" }
-        : () => ({}),
-    warmup_steps: (steps: number) => ({ lr_warmup_ratio: updates > 0 ? Math.min(1, steps / updates) : 0 }),
-    weight_decay: 'l2',
-    max_grad_norm: 'max_norm',
     response_length: 'generate_max_len',
     temperature: 'temperature',
     missing_eos_penalty: { unmapped: 'OpenRLHF has no penalty for responses without EOS' },
@@ -89,10 +49,6 @@ function ppoRules(ppo: PpoSettings, prompts: number | undefined, processes: numb
     },
     gamma: 'gamma',
     lam: 'lambd',
-    logging_steps: 'logging_steps',
-    save_steps: 'save_steps',
-    sample_steps: { unmapped: 'OpenRLHF logs no sample tables' },
-    peft: 'script', // ./peft.ts
   };
 }
 
@@ -136,11 +92,11 @@ function ppoModels(exp: Experiment, ppo: PpoSettings): { pretrain: string; rewar
   };
 }
 
-/** The script that submits the job, one argument per line. */
-function submitScript(args: Record<string, unknown>): string {
+/** The script that submits a job, one argument per line. */
+function submitScript(title: string, args: Record<string, unknown>): string {
   return [
     '#!/usr/bin/env bash',
-    '# PPO exported from an RLHF Studio experiment, for OpenRLHF on a Ray cluster (see README.md).',
+    `# ${title} exported from an RLHF Studio experiment, for OpenRLHF on a Ray cluster (see README.md).`,
     'set -euo pipefail',
     'ray job submit --address="${RAY_ADDRESS:-http://127.0.0.1:8265}" \\',
     `  --runtime-env-json='{"working_dir": "."}' \\`,
@@ -152,59 +108,93 @@ function submitScript(args: Record<string, unknown>): string {
   ].join('\n');
 }
 
-/** The OpenRLHF hand-off of a loaded experiment's PPO section. */
-export async function openRlhfExport(exp: Experiment, layout: ClusterLayout): Promise<ExportBundle> {
-  const ppo = exp.ppo;
-  if (!ppo) throw new Error('the experiment has no "ppo" section: nothing to export for OpenRLHF');
-  const processes = layout.gpus * layout.nodes;
-  const prompts = await exportedPrompts(ppo.prompts, ppo.columns);
+/** PPO with a critic (GAE) against the reward model. */
+function ppoJob(exp: Experiment, ppo: PpoSettings, prompts: ExportedPrompts, processes: number): OpenRlhfJob {
   const settings = mapSettings('ppo', ppo, ppoRules(ppo, prompts.count, processes));
   const lora = openRlhfLora('ppo', ppo.peft);
-  const args = { ...settings.args, ...lora.args };
-  const unmapped = [...settings.unmapped, ...lora.unmapped];
   const models = ppoModels(exp, ppo);
-  const nodes = (role: string) => ({ [`${role}_num_nodes`]: layout.nodes, [`${role}_num_gpus_per_node`]: layout.gpus });
-  const script = submitScript({
-    ...nodes('ref'),
-    ...nodes('reward'),
-    ...nodes('critic'),
-    ...nodes('actor'),
-    colocate_all_models: true,
-    vllm_num_engines: processes,
-    vllm_tensor_parallel_size: 1,
-    vllm_enable_sleep: true,
-    deepspeed_enable_sleep: true,
-    pretrain: models.pretrain,
-    reward_pretrain: models.reward,
-    save_path: outputDir('ppo'),
-    save_hf_ckpt: true,
-    prompt_data: prompts.data,
-    prompt_split: prompts.split,
-    input_key: prompts.inputKey,
-    apply_chat_template: prompts.chat,
-    advantage_estimator: 'gae',
-    seed: exp.seed,
-    zero_stage: layout.zero ?? 2,
-    bf16: true,
-    ...args,
-  });
-  const files = new Map<string, string | Buffer>([
-    ...(prompts.text === undefined ? [] : ([[prompts.data, prompts.text]] as const)),
-    ['train_ppo.sh', script],
-    ['README.md', readme(exp, layout, models.problems, unmapped)],
-  ]);
-  return { files, unmapped, launch: ['bash train_ppo.sh'] };
+  return {
+    args: {
+      pretrain: models.pretrain,
+      reward_pretrain: models.reward,
+      advantage_estimator: 'gae',
+      ...settings.args,
+      ...lora.args,
+    },
+    roles: ['ref', 'reward', 'critic'],
+    unmapped: [...settings.unmapped, ...lora.unmapped],
+    problems: models.problems,
+    files: new Map(),
+  };
 }
 
-function readme(exp: Experiment, layout: ClusterLayout, problems: string[], unmapped: Unmapped[]): string {
+const SECTIONS = { ppo: 'PPO', grpo: 'GRPO', rloo: 'RLOO' } as const;
+type Section = keyof typeof SECTIONS;
+
+/** The OpenRLHF hand-off of a loaded experiment's online RL sections (ppo, grpo, rloo): one job each. */
+export async function openRlhfExport(exp: Experiment, layout: ClusterLayout): Promise<ExportBundle> {
+  const sections = (Object.keys(SECTIONS) as Section[]).filter((section) => exp[section]);
+  if (!sections.length)
+    throw new Error('the experiment has no "ppo", "grpo" or "rloo" section: nothing to export for OpenRLHF');
+  const processes = layout.gpus * layout.nodes;
+  const files = new Map<string, string | Buffer>();
+  const unmapped: Unmapped[] = [];
+  const problems: string[] = [];
+  const launch: string[] = [];
+  for (const section of sections) {
+    const settings = exp[section]!;
+    const prompts = await exportedPrompts(settings.prompts, settings.columns, `data/${section}-prompts.jsonl`);
+    if (prompts.text !== undefined) files.set(prompts.data, prompts.text);
+    const job =
+      section === 'ppo' ? ppoJob(exp, exp.ppo!, prompts, processes) : await groupJob(exp, section, prompts, processes);
+    const nodes = (role: string) => ({
+      [`${role}_num_nodes`]: layout.nodes,
+      [`${role}_num_gpus_per_node`]: layout.gpus,
+    });
+    const script = `train_${section}.sh`;
+    files.set(
+      script,
+      submitScript(SECTIONS[section], {
+        ...Object.assign({}, ...[...job.roles, 'actor'].map(nodes)),
+        colocate_all_models: true,
+        vllm_num_engines: processes,
+        vllm_tensor_parallel_size: 1,
+        vllm_enable_sleep: true,
+        deepspeed_enable_sleep: true,
+        save_path: outputDir(section),
+        save_hf_ckpt: true,
+        ...promptArgs(prompts),
+        seed: exp.seed,
+        zero_stage: layout.zero ?? 2,
+        bf16: true,
+        ...job.args,
+      }),
+    );
+    for (const [file, text] of job.files) files.set(file, text);
+    unmapped.push(...job.unmapped);
+    problems.push(...job.problems.filter((p) => !problems.includes(p)));
+    launch.push(`bash ${script}`);
+  }
+  files.set('README.md', readme(exp, layout, sections, launch, problems, unmapped));
+  return { files, unmapped, launch };
+}
+
+function readme(
+  exp: Experiment,
+  layout: ClusterLayout,
+  sections: Section[],
+  launch: string[],
+  problems: string[],
+  unmapped: Unmapped[],
+): string {
   return [
-    `# ${exp.name}: PPO with OpenRLHF on Ray`,
+    `# ${exp.name}: ${sections.map((s) => SECTIONS[s]).join(', ')} with OpenRLHF on Ray`,
     '',
     `Exported from an RLHF Studio experiment for ${layout.nodes} machine(s) with ${layout.gpus} GPU(s) each; every model is colocated on the same GPUs.`,
     'Start a Ray cluster with OpenRLHF installed (`ray start --head` on the first machine), then, from this folder:',
     '',
     '```sh',
-    'bash train_ppo.sh',
+    ...launch,
     '```',
     '',
     readmeEnd(problems, unmapped),

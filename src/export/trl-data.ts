@@ -6,12 +6,13 @@
 import { assertNoDataErrors } from '../data/jsonl';
 import { ColumnMapping, readDataset } from '../data/formats/read';
 import { isHubDataset, parseDataSpec } from '../data/formats/source';
-import { loadPreferencePairs } from '../data/formats/stage-data';
+import { loadPreferencePairs, loadPrompts } from '../data/formats/stage-data';
 import { SFT_RECORDS } from '../data/sft';
 import { pyLiteral } from './python';
 
 /** Where a script's dataset comes from: a file of the export, or a Hub dataset. */
-export type ExportedData = { file: string; text: string; count: number } | { hub: string };
+export type ExportedData =
+  { file: string; text: string; count: number; chat?: boolean; columns?: string[] } | { hub: string };
 
 const jsonLines = (rows: object[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
 
@@ -35,6 +36,26 @@ export async function preferenceData(
     file,
     text: jsonLines(pairs.map(({ prompt, chosen, rejected }) => ({ prompt, chosen, rejected }))),
     count: pairs.length,
+  };
+}
+
+/**
+ * Prompts as {"prompt", ...other columns} records (`chat`: some prompt is a list of messages;
+ * `columns`: the other columns' names).
+ */
+export async function promptData(
+  source: string,
+  columns: ColumnMapping | undefined,
+  file: string,
+): Promise<ExportedData> {
+  if (isHubDataset(source)) return { hub: source };
+  const { prompts } = await loadPrompts(source, { columns });
+  return {
+    file,
+    text: jsonLines(prompts.map((p) => ({ prompt: p.value.prompt, ...p.value.columns }))),
+    count: prompts.length,
+    chat: prompts.some((p) => Array.isArray(p.value.prompt)),
+    columns: [...new Set(prompts.flatMap((p) => Object.keys(p.value.columns)))],
   };
 }
 

@@ -9,88 +9,14 @@ import { ColumnMapping } from '../data/formats/read';
 import { parseDataSpec } from '../data/formats/source';
 import { Experiment } from '../experiment/config';
 import { ExportBundle, Unmapped, readmeEnd } from './bundle';
-import { ModelChoice, Rule, mapSettings, modelChoice, outputDir } from './mapping';
+import { mapSettings, modelChoice, outputDir } from './mapping';
 import { loraScript } from './peft';
-import { pyCall, pyComment, pyLiteral } from './python';
-import { ExportedData, datasetLines, preferenceData, sftData } from './trl-data';
-
-export interface ClusterLayout {
-  /** GPUs per machine. */
-  gpus: number;
-  /** Machines. */
-  nodes: number;
-  /** DeepSpeed ZeRO stage (accelerate's DeepSpeed plugin), or none for plain data parallelism. */
-  zero?: 2 | 3;
-}
-
-/** The optimizer and loop settings every training stage shares, as TrainingArguments names them. */
-function trainingRules(layout: ClusterLayout): Record<string, Rule> {
-  const processes = layout.gpus * layout.nodes;
-  return {
-    learning_rate: 'learning_rate',
-    warmup_steps: 'warmup_steps',
-    weight_decay: 'weight_decay',
-    max_grad_norm: 'max_grad_norm',
-    gradient_accumulation_steps: 'gradient_accumulation_steps',
-    max_steps: 'max_steps',
-    logging_steps: 'logging_steps',
-    save_steps: 'save_steps',
-    eval_steps: (steps: number, s) => (s.eval_fraction ? { eval_strategy: 'steps', eval_steps: steps } : {}),
-    per_device_train_batch_size: (batch: number) => ({
-      // The same global batch over all processes where it divides evenly.
-      per_device_train_batch_size: batch % processes === 0 ? batch / processes : batch,
-    }),
-    lr_scheduler_type: (type: string, s) => scheduler(type, s.min_lr_ratio as number),
-    min_lr_ratio: () => ({}), // with lr_scheduler_type
-    eval_fraction: 'script',
-    data: 'script',
-    columns: 'script',
-    model: 'script',
-    peft: 'script', // LoraConfig, ./peft.ts
-  };
-}
-
-/** TRL's schedule for ours: cosine to a floor is transformers' cosine_with_min_lr. */
-function scheduler(type: string, minLrRatio: number): Record<string, unknown> {
-  if (type === 'cosine' && minLrRatio > 0)
-    return { lr_scheduler_type: 'cosine_with_min_lr', lr_scheduler_kwargs: { min_lr_rate: minLrRatio } };
-  if (type === 'constant') return { lr_scheduler_type: 'constant_with_warmup' };
-  return { lr_scheduler_type: type };
-}
-
-/** The settings a linear schedule to a floor cannot carry (transformers' linear decays to 0). */
-function floorUnmapped(section: string, s: { lr_scheduler_type: string; min_lr_ratio: number }): Unmapped[] {
-  return s.lr_scheduler_type === 'linear' && s.min_lr_ratio > 0
-    ? [{ field: `${section}.min_lr_ratio`, value: s.min_lr_ratio, why: "transformers' linear schedule decays to 0" }]
-    : [];
-}
-
-interface StageScript {
-  file: string;
-  source: string;
-  unmapped: Unmapped[];
-  /** The model's problem, for the README. */
-  problem?: string;
-}
-
-/** The lines that load the model and tokenizer, stopping with the reason when the model needs a person's choice. */
-function modelLines(model: ModelChoice, loader: string, extra = ''): string {
-  const lines = [`MODEL = ${pyLiteral(model.problem && !model.name ? null : model.name)}`];
-  lines.push(`REVISION = ${pyLiteral(model.revision && model.revision !== 'main' ? model.revision : null)}`);
-  if (model.problem) lines.push(pyComment([model.problem]));
-  lines.push('if MODEL is None:', `    raise SystemExit(${pyLiteral(model.problem ?? 'set MODEL')})`);
-  lines.push(`model = ${loader}.from_pretrained(MODEL, revision=REVISION${extra})`);
-  lines.push('tokenizer = AutoTokenizer.from_pretrained(MODEL, revision=REVISION)');
-  return lines.join('\n');
-}
-
-function script(doc: string, imports: string[], body: string[]): string {
-  return [`"""${doc}"""`, ...imports, '', ...body, ''].join('\n');
-}
-
-function launchDoc(stage: string, file: string): string {
-  return `${stage}, exported from an RLHF Studio experiment.\n\nLaunch: accelerate launch --config_file accelerate_config.yaml ${file}\n`;
-}
+import { pyCall } from './python';
+import { ClusterLayout, StageScript, floorUnmapped, launchDoc, modelLines, script, trainingRules } from './trl-script';
+import { isRewardFuncFile } from '../experiment/group-rl';
+import { rewardBridge } from './reward-bridge';
+import { ExportedData, datasetLines, preferenceData, promptData, sftData } from './trl-data';
+import { groupRlScript } from './trl-group';
 
 function sftScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): StageScript {
   const sft = exp.sft!;
@@ -122,7 +48,7 @@ function sftScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): 
     ],
   );
   const notCarried = [...unmapped, ...lora.unmapped, ...floorUnmapped('sft', sft)];
-  return { file: 'sft.py', source, unmapped: notCarried, problem: model.problem };
+  return { file: 'sft.py', source, unmapped: notCarried, problems: model.problem ? [model.problem] : [] };
 }
 
 function rewardScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): StageScript {
@@ -160,7 +86,7 @@ function rewardScript(exp: Experiment, layout: ClusterLayout, data: ExportedData
     ],
   );
   const notCarried = [...unmapped, ...lora.unmapped, ...floorUnmapped('rm', rm)];
-  return { file: 'reward.py', source, unmapped: notCarried, problem: model.problem };
+  return { file: 'reward.py', source, unmapped: notCarried, problems: model.problem ? [model.problem] : [] };
 }
 
 function dpoScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): StageScript {
@@ -208,7 +134,7 @@ function dpoScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): 
     ],
   );
   const notCarried = [...unmapped, ...lora.unmapped, ...floorUnmapped('dpo', dpo)];
-  return { file: 'dpo.py', source, unmapped: notCarried, problem: model.problem };
+  return { file: 'dpo.py', source, unmapped: notCarried, problems: model.problem ? [model.problem] : [] };
 }
 
 /** accelerate's config for `layout`: data parallel over every GPU, or DeepSpeed ZeRO. */
@@ -255,18 +181,6 @@ function sectionsWithoutScript(exp: Experiment): Unmapped[] {
       value: { prompts: path.basename(exp.ppo.prompts) },
       why: 'TRL no longer ships a PPO trainer: `rlhf export openrlhf` writes the PPO job for OpenRLHF on Ray',
     });
-  for (const section of ['grpo', 'rloo'] as const) {
-    const settings = exp[section];
-    if (settings)
-      out.push({
-        field: section,
-        value: {
-          prompts: path.basename(settings.prompts),
-          reward_funcs: settings.reward_funcs.map((f) => path.basename(f)),
-        },
-        why: `the export writes no ${section.toUpperCase()} script yet; its reward functions are TypeScript/JavaScript, which TRL cannot call`,
-      });
-  }
   const top: [string, unknown, string][] = [
     [
       'torch_dtype',
@@ -322,14 +236,26 @@ export async function trlExport(exp: Experiment, layout: ClusterLayout): Promise
     if (data) add(make(exp, layout, data), data);
     else unmapped.push({ field: section, value: { data: path.basename(settings.data) }, why: NO_LABELS });
   }
-  if (!scripts.length) throw new Error('the experiment has no stage TRL trains (sft, rm, dpo): nothing to export');
+  const groups = (['grpo', 'rloo'] as const).filter((section) => exp[section]);
+  if (groups.length) {
+    const rewardFiles = groups.flatMap((section) => exp[section]!.reward_funcs.filter(isRewardFuncFile));
+    const bridge = await rewardBridge(rewardFiles);
+    if (rewardFiles.length) for (const [file, text] of bridge.files) files.set(file, text);
+    for (const section of groups) {
+      const settings = exp[section]!;
+      const data = await promptData(settings.prompts, settings.columns, `data/${section}-prompts.jsonl`);
+      add(groupRlScript(exp, section, layout, bridge, data), data);
+    }
+  }
+  if (!scripts.length)
+    throw new Error('the experiment has no stage TRL trains (sft, rm, dpo, grpo, rloo): nothing to export');
   for (const s of scripts) {
     files.set(s.file, s.source);
     unmapped.push(...s.unmapped);
   }
   files.set('accelerate_config.yaml', accelerateConfig(layout));
   const launch = scripts.map((s) => `accelerate launch --config_file accelerate_config.yaml ${s.file}`);
-  const problems = [...new Set(scripts.flatMap((s) => (s.problem ? [s.problem] : [])))];
+  const problems = [...new Set(scripts.flatMap((s) => s.problems))];
   files.set('README.md', readme(exp, layout, launch, problems, unmapped));
   return { files, unmapped, launch };
 }

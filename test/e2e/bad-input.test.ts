@@ -24,7 +24,7 @@ test('malformed preferences and config files give clear errors and overwrite not
     async (wb) => {
       // A good run first: the bad input later must not touch it.
       await wb.command('RLHF: Train SFT');
-      await wb.notification('SFT run "exp" finished.').waitFor({ timeout: 120_000 });
+      await wb.notification(/exp SFT #\d+ finished\./).waitFor({ timeout: 120_000 });
       const sft = await eventually('the SFT run recorded as finished', () =>
         runsOnDisk(wb.workspace).find((run) => run.record.status === 'finished'),
       );
@@ -33,7 +33,7 @@ test('malformed preferences and config files give clear errors and overwrite not
       await wb.command('Notifications: Clear All Notifications');
 
       await expectFailure(wb, 'RLHF: Train Reward Model', 'rm', /preferences\.jsonl:2: invalid JSON/);
-      const rmError = await wb.notificationInCenter(/Reward Model run "exp" failed/);
+      const rmError = await wb.notificationInCenter(/exp Reward Model #\d+ failed/);
       assert.match(await rmError.innerText(), /preferences\.jsonl:2: invalid JSON/);
       await wb.command('Notifications: Clear All Notifications');
 

@@ -51,7 +51,7 @@ test(
         const preferencesFile = path.join(wb.workspace, 'lab', 'preferences.jsonl');
 
         await wb.command('RLHF: Generate Comparisons');
-        await wb.clickNotification('Comparisons run "lab" finished.', 'Open Labeling');
+        await wb.clickNotification(/lab Comparisons #\d+ finished\./, 'Open Labeling');
         const pairs = readQueue(queueFile).pairs;
         assert.equal(pairs.length, PROMPTS.length, 'one pair per prompt');
 

@@ -42,7 +42,7 @@ test('New Experiment from the demo, Train SFT, the run finishes in the Runs view
         .notification('SFT · demo')
         .filter({ hasText: new RegExp(`step \\d+/${SFT_STEPS}`) })
         .waitFor({ timeout: 120_000 });
-      await wb.notification('SFT run "demo" finished.').waitFor({ timeout: 180_000 });
+      await wb.notification(/demo SFT #\d+ finished\./).waitFor({ timeout: 180_000 });
 
       const [run] = await eventually('the finished run on disk', () => {
         const runs = runsOnDisk(wb.workspace);

@@ -71,7 +71,7 @@ test('reward model and PPO: the charts follow the live run, Stop Run leaves a ch
       await wb.command('RLHF: Train Reward Model');
       // Trained on fewer pairs than a reward model needs: it finishes, and says so.
       await wb
-        .notification(/Reward Model run "ppo" finished, but only \d+ labeled pairs with a winner/)
+        .notification(/ppo Reward Model #\d+ finished, but only \d+ labeled pairs with a winner/)
         .waitFor({ timeout: 120_000 });
       const rm = await eventually('the finished reward model run', () =>
         runsOnDisk(wb.workspace).find((r) => r.record.stage === 'rm' && r.record.status === 'finished'),
@@ -98,7 +98,7 @@ test('reward model and PPO: the charts follow the live run, Stop Run leaves a ch
       assert.ok(await points(charts, 'reward', 1), 'the reward chart has points too');
 
       await wb.commandAndPick('RLHF: Stop Run', 'PPO · running');
-      const stopped = wb.notification(/PPO run "ppo" stopped at step \d+; a checkpoint was saved/);
+      const stopped = wb.notification(/ppo PPO #\d+ stopped at step \d+; a checkpoint was saved/);
       await stopped.waitFor({ timeout: 120_000 });
       const step = Number(/step (\d+)/.exec(await stopped.innerText())![1]);
       const run = await eventually('the PPO run recorded as stopped', () => ppo().record.status === 'stopped' && ppo());

@@ -10,10 +10,16 @@ const root = path.resolve(__dirname, '..', '..');
 
 /** The rlhf CLI from the sources, run from `cwd`; `exit` resolves with its exit code and output. */
 export function cli(cwd: string, ...args: string[]) {
+  return cliIn({}, cwd, ...args);
+}
+
+/** The CLI in a locale (`locale`: LANG, LC_ALL…; default English whatever this machine's locale). */
+export function cliIn(locale: NodeJS.ProcessEnv, cwd: string, ...args: string[]) {
+  const env = { ...process.env, LC_ALL: undefined, LC_MESSAGES: undefined, LANG: 'C.UTF-8', ...locale };
   const child = spawn(
     process.execPath,
     ['--import', require.resolve('tsx'), path.join(root, 'src', 'cli.ts'), ...args],
-    { cwd },
+    { cwd, env },
   );
   let output = '';
   child.stdout.on('data', (d) => (output += d));

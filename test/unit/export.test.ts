@@ -11,20 +11,12 @@ import * as path from 'path';
 import { exportExperiment } from '../../src/export';
 import { scratchFolder } from '../helpers/checkpoints';
 import { cli } from '../helpers/processes';
+import { hasPython, kwargsOf } from '../helpers/python-scripts';
 
 const ARGS = JSON.parse(
   fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'trainer-arguments.json'), 'utf8'),
 ) as Record<string, string[]>;
 const { freshDir } = scratchFolder('export-');
-
-const hasPython = (() => {
-  try {
-    execFileSync('python3', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const jsonl = (rows: object[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
 
@@ -61,14 +53,6 @@ function workspace(overrides: Record<string, unknown> = {}): { dir: string; conf
   const config = path.join(dir, 'animals.rlhf.json');
   fs.writeFileSync(config, JSON.stringify(experiment));
   return { dir, config };
-}
-
-/** The keyword names inside `Name(` … `)` of a generated script. */
-function kwargsOf(source: string, call: string): string[] {
-  const start = source.indexOf(`${call}(\n`);
-  assert.ok(start >= 0, `${call}( in the script`);
-  const body = source.slice(start, source.indexOf('\n)', start));
-  return [...body.matchAll(/^ {4}(\w+)=/gm)].map((m) => m[1]);
 }
 
 test('TRL: a script per stage with TRL config names, the data in TRL formats, and what did not carry over', async (t) => {
@@ -117,11 +101,7 @@ test('TRL: a script per stage with TRL config names, the data in TRL formats, an
   assert.match(fs.readFileSync(path.join(out, 'accelerate_config.yaml'), 'utf8'), /num_processes: 4\n/);
 
   const fields = bundle.unmapped.map((u) => u.field);
-  assert.deepEqual(fields.sort(), ['comparisons', 'grpo', 'ppo', 'rm.min_lr_ratio']);
-  assert.match(
-    fs.readFileSync(path.join(out, 'README.md'), 'utf8'),
-    /\| `grpo` \| .*rewards\.ts.* \| the export writes no GRPO script yet/,
-  );
+  assert.deepEqual(fields.sort(), ['comparisons', 'ppo', 'rm.min_lr_ratio']);
   const readme = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
   assert.match(
     readme,
@@ -130,7 +110,8 @@ test('TRL: a script per stage with TRL config names, the data in TRL formats, an
   assert.match(readme, /\| `rm\.min_lr_ratio` \| `0\.2` \| transformers' linear schedule decays to 0 \|/);
 
   if (!hasPython) return t.skip('python3 is not installed: the scripts were not compiled');
-  for (const file of ['sft.py', 'reward.py']) execFileSync('python3', ['-m', 'py_compile', path.join(out, file)]);
+  for (const file of ['sft.py', 'reward.py', 'grpo.py', 'reward_funcs.py'])
+    execFileSync('python3', ['-m', 'py_compile', path.join(out, file)]);
 });
 
 test('TRL: a dpo section becomes dpo.py with DPOConfig names, the reference log-probs precomputed as here', async (t) => {
@@ -195,7 +176,7 @@ test('OpenRLHF: a ray job submit of train_ppo_ray with its argument names, chat 
   assert.match(script, /^ {2}--apply_chat_template/m);
   assert.ok(bundle.unmapped.some((u) => u.field === 'ppo.vf_coef'));
   assert.match(fs.readFileSync(path.join(out, 'README.md'), 'utf8'), /`ppo\.vf_coef`/);
-  assert.equal(fs.readFileSync(path.join(out, 'data/prompts.jsonl'), 'utf8').trim().split('\n').length, 2);
+  assert.equal(fs.readFileSync(path.join(out, 'data/ppo-prompts.jsonl'), 'utf8').trim().split('\n').length, 2);
 });
 
 test("a peft section becomes PEFT's LoraConfig passed as peft_config in TRL, and OpenRLHF's LoRA arguments", async (t) => {
@@ -287,10 +268,10 @@ test('a preset model or a local folder is named in the README as something to se
 });
 
 test('refusals: nothing to export, or a folder that holds files already', async () => {
-  const { dir, config } = workspace({ sft: undefined, rm: undefined });
+  const { dir, config } = workspace({ sft: undefined, rm: undefined, grpo: undefined });
   await assert.rejects(
     () => exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 1, nodes: 1 } }),
-    /no stage TRL trains/,
+    /no stage TRL trains \(sft, rm, dpo, grpo, rloo\)/,
   );
   const full = workspace();
   const out = path.join(full.dir, 'taken');
@@ -309,5 +290,5 @@ test('rlhf export trl writes into .rlhf/exports and prints the launch commands',
   const { code, output } = await cli(dir, 'export', 'trl', 'animals.rlhf.json', '--gpus', '8').exit;
   assert.equal(code, 0, output);
   assert.match(output, /exported to .*\.rlhf\/exports\/.*-animals-trl\n {2}accelerate launch/);
-  assert.match(output, /4 settings did not carry over; README\.md lists them/);
+  assert.match(output, /3 settings did not carry over; README\.md lists them/);
 });

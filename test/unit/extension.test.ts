@@ -243,7 +243,7 @@ test('Train SFT starts a training process from the experiment file, and the Runs
   assert.equal(path.dirname(run.dir), path.join(workspace, '.rlhf', 'runs'));
   assert.equal((await run.process.outcome).status, 'finished');
   await new Promise((r) => setTimeout(r, 50));
-  assert.match(ui.shown.at(-1)?.message ?? '', /SFT run "tiny" finished/);
+  assert.match(ui.shown.at(-1)?.message ?? '', /tiny SFT #\d+ finished/);
   assert.ok(
     log.lines.some((l) => /step 2: loss/.test(l)),
     'metrics reach the log channel',
@@ -302,7 +302,7 @@ test('a run whose loss climbs far above its start ends with a warning notificati
   assert.equal(ui.shown.at(-1)?.kind, 'warning');
   assert.match(
     ui.shown.at(-1)?.message ?? '',
-    /SFT run "climb" finished, but loss rose from [\d.]+ \(first logged\) to/,
+    /climb SFT #\d+ finished, but loss rose from [\d.]+ \(first logged\) to/,
   );
   runs.dispose();
 });

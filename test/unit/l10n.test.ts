@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
+import { STAGE_INFO } from '../../src/shared/stages';
 
 const root = path.resolve(__dirname, '..', '..');
 const read = (file: string) => JSON.parse(fs.readFileSync(path.join(root, file), 'utf8'));
@@ -58,7 +59,7 @@ test('l10n: package.nls.zh-cn.json translates every key, keeping commands, setti
   }
 });
 
-/** The English messages the code passes to vscode.l10n.t (host) and t / tNodes (webviews). */
+/** The English messages the code passes to vscode.l10n.t (host), t / tNodes (webviews) and t (CLI). */
 function messagesInCode(): string[] {
   const files = (dir: string): string[] =>
     fs
@@ -66,11 +67,21 @@ function messagesInCode(): string[] {
       .flatMap((e) =>
         e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
       );
-  const call = /(?:vscode\.l10n\.t|\bt|\btNodes)\(\s*'((?:[^'\\]|\\.)*)'/g;
-  return [...files('src'), ...files('webview-ui')].flatMap((file) =>
-    [...fs.readFileSync(path.join(root, file), 'utf8').matchAll(call)].map((m) => m[1].replace(/\\'/g, "'")),
+  const call = /(?:vscode\.l10n\.t|\bt|\btNodes)\(\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")/g;
+  const inCode = [...files('src'), ...files('webview-ui')].flatMap((file) =>
+    [...fs.readFileSync(path.join(root, file), 'utf8').matchAll(call)].map((m) =>
+      (m[1] ?? m[2]).replace(/\\(['"])/g, '$1'),
+    ),
   );
+  // Passed to t by value: the CLI's stage commands, and the headings of commander's help.
+  const stageTexts = Object.values(STAGE_INFO).flatMap((s) => [
+    s.cli.description,
+    ...(s.cli.steps ? [s.cli.steps] : []),
+  ]);
+  return [...inCode, ...stageTexts, ...COMMANDER_TITLES];
 }
+
+const COMMANDER_TITLES = ['Usage:', 'Options:', 'Commands:', 'Arguments:', 'Global Options:'];
 
 test('l10n: every message the extension and its webviews translate has a zh-cn translation with the same holes', () => {
   const bundle: Record<string, string> = read('l10n/bundle.l10n.zh-cn.json');

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import { createRequire } from 'module';
 import * as path from 'path';
-import * as esbuild from 'esbuild';
+import { RewardFileError, compileRewardFile, declarationLine } from '../../util/reward-file';
 
 /** One exported function of a reward file, with where it is declared. */
 export interface ExportedFunction {
@@ -24,9 +24,6 @@ export interface RewardModule {
   /** The files the bundle was built from (absolute), the reward file first. */
   sources: string[];
 }
-
-/** A reward file that does not compile or load, with the file, line and column of the cause where known. */
-export class RewardFileError extends Error {}
 
 interface Loaded {
   module: RewardModule;
@@ -70,38 +67,12 @@ function newestMtime(files: string[]): number {
 
 /** Bundles `file` into cacheDir; a compile error names the file, line and column. */
 async function bundle(file: string, cacheDir: string): Promise<{ bundle: string; sources: string[] }> {
-  if (!fs.existsSync(file)) throw new RewardFileError(`${file}: reward function file not found`);
   fs.mkdirSync(cacheDir, { recursive: true });
   const stem = path.basename(file).replace(/\.[^.]+$/, '');
   const outfile = path.join(cacheDir, `${stem}-${Date.now().toString(36)}.cjs`);
-  try {
-    const result = await esbuild.build({
-      entryPoints: [file],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      target: 'node18',
-      sourcemap: 'inline',
-      sourcesContent: true,
-      metafile: true,
-      logLevel: 'silent',
-      absWorkingDir: path.dirname(file),
-    });
-    const sources = Object.keys(result.metafile.inputs).map((f) => path.resolve(path.dirname(file), f));
-    return { bundle: outfile, sources: [file, ...sources.filter((s) => s !== file)] };
-  } catch (e) {
-    const errors = (e as esbuild.BuildFailure).errors;
-    if (!errors?.length) throw e;
-    throw new RewardFileError(errors.map((m) => formatMessage(file, m)).join('\n'));
-  }
-}
-
-function formatMessage(file: string, m: esbuild.Message): string {
-  const loc = m.location;
-  if (!loc) return `${file}: ${m.text}`;
-  const where = `${path.resolve(path.dirname(file), loc.file)}:${loc.line}:${loc.column + 1}`;
-  return `${where}: ${m.text}\n    ${loc.lineText}`;
+  const result = await compileRewardFile(file, { outfile, format: 'cjs' });
+  const sources = Object.keys(result.metafile.inputs).map((f) => path.resolve(path.dirname(file), f));
+  return { bundle: outfile, sources: [file, ...sources.filter((s) => s !== file)] };
 }
 
 /** Node's own require (not a bundler's) of a file on disk: the debugger sees it with its source map. */
@@ -133,17 +104,6 @@ function exportedFunctions(file: string, exports: Record<string, unknown>): Expo
       `${file}: exports no function (export one per reward: ({ prompts, completions }) => number[])`,
     );
   return functions;
-}
-
-/** The line where `name` is declared or exported in `text` (1 where it is not found). */
-export function declarationLine(text: string, name: string): number {
-  const id = name.replace(/[$]/g, '\\$');
-  const pattern =
-    name === 'default'
-      ? /export\s+default\b/
-      : new RegExp(`(function\\s*\\*?\\s*${id}\\b|(const|let|var)\\s+${id}\\b|export\\s*\\{[^}]*\\b${id}\\b)`);
-  const at = text.search(pattern);
-  return at < 0 ? 1 : text.slice(0, at).split('\n').length;
 }
 
 /**
