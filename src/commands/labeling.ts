@@ -12,6 +12,7 @@ import { formatDataError } from '../data/jsonl';
 export function registerLabelingCommands(services: Services, view: LabelingView): vscode.Disposable[] {
   return [
     vscode.commands.registerCommand('rlhf.openLabeling', () => view.reveal()),
+    vscode.commands.registerCommand('rlhf.showLabelingStatistics', () => view.showStatistics()),
     vscode.commands.registerCommand('rlhf.exportPreferences', (uri?: vscode.Uri) => exportPreferences(services, uri)),
   ];
 }

@@ -190,8 +190,14 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
 export type ViewState = z.infer<typeof viewStateSchema>;
 export type QueueState = Extract<ViewState, { kind: 'queue' }>;
 
+/** The sections of the view that open and close; which are open is remembered. */
+export const viewSectionSchema = z.enum(['guidelines', 'statistics', 'search']);
+export type ViewSection = z.infer<typeof viewSectionSchema>;
+
 export const toWebviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('state'), state: viewStateSchema }),
+  /** Opens a section of the view (Show Labeling Statistics opens the statistics). */
+  z.object({ type: z.literal('openSection'), section: viewSectionSchema }),
   /** The answer to a request: ok once the change is on disk. */
   z.object({ type: z.literal('result'), id: requestId, ok: z.boolean(), error: z.string().optional() }),
 ]);

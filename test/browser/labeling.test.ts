@@ -518,6 +518,15 @@ test(
     assert.equal(await reloaded.page.getByTestId('statistics').isVisible(), true);
     assert.equal(await reloaded.page.getByTestId('guidelines').isVisible(), false);
     await reloaded.close();
+
+    // Show Labeling Statistics opens the section from the command palette.
+    const fresh = await open({ width: 360, height: 600 });
+    await fresh.send(state);
+    await fresh.send({ type: 'openSection', section: 'statistics' });
+    await showsText(fresh, 'stat-labels', '40');
+    assert.equal(await fresh.page.getByTestId('statistics-toggle').getAttribute('aria-expanded'), 'true');
+    assert.deepEqual(await fresh.state(), { open: { statistics: true } });
+    await fresh.close();
   },
 );
 

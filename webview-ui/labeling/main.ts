@@ -109,6 +109,10 @@ window.addEventListener('message', (event: MessageEvent) => {
     return;
   }
   const message = parsed.value;
+  if (message.type === 'openSection') {
+    view.openSection(message.section);
+    return;
+  }
   if (message.type === 'state') {
     state = message.state;
     view.render(state, pageState.draft);

@@ -13,6 +13,7 @@ import type {
   ShownPair,
   StatusFilter,
   ViewCommand,
+  ViewSection,
   ViewState,
 } from '../../src/protocol/labeling';
 import { renderMarkdown } from './markdown';
@@ -46,8 +47,7 @@ export interface ViewEvents {
   setMode(mode: LabelingMode): void;
 }
 
-/** The sections the toolbar opens and closes; which are open is remembered. */
-export type Section = 'guidelines' | 'statistics' | 'search';
+export type Section = ViewSection;
 
 export type SaveStatus =
   { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
@@ -329,12 +329,17 @@ export class LabelingView {
     if (open.search) this.search.send();
   }
 
+  /** Opens a section (remembered as the toolbar's button would). */
+  openSection(section: Section): void {
+    if (this.toggles[section].open) return;
+    this.toggles[section].set(true);
+    if (section === 'search') this.searchToggled(true);
+    else this.events.sectionToggled(section, true);
+  }
+
   /** Opens the Find section and puts the cursor in its text field. */
   openSearch(): void {
-    if (!this.toggles.search.open) {
-      this.toggles.search.set(true);
-      this.searchToggled(true);
-    }
+    this.openSection('search');
     this.search.focus();
   }
 

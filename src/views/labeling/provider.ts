@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB } from '../../services';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
-import type { LabelingMode, ViewLayout } from '../../protocol/labeling';
+import type { LabelingMode, ToWebview, ViewLayout } from '../../protocol/labeling';
 import type { ExperimentFile } from './queues';
 import { revealWithRoom, Room } from './room';
 import type { LabelingSession } from './session';
@@ -22,6 +22,8 @@ const WATCHED = '**/*.{rlhf.json,jsonl,md}';
 export interface LabelingView {
   /** Shows the view, giving it more room when what it shows does not fit. */
   reveal(): Promise<Room>;
+  /** Shows the view with its statistics open. */
+  showStatistics(): Promise<void>;
 }
 
 export function registerLabelingView(
@@ -97,6 +99,11 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       },
       LABELING_VIEW,
     );
+  }
+
+  async showStatistics(): Promise<void> {
+    await this.reveal();
+    await this.view?.webview.postMessage({ type: 'openSection', section: 'statistics' } satisfies ToWebview);
   }
 
   private startSession(): LabelingSession {
