@@ -13,6 +13,7 @@ import { registerComparisonsFromRun } from './comparisons-from-run';
 export function registerLabelingCommands(services: Services, view: LabelingView): vscode.Disposable[] {
   return [
     vscode.commands.registerCommand('rlhf.openLabeling', () => view.reveal()),
+    vscode.commands.registerCommand('rlhf.showLabelingStatistics', () => view.showStatistics()),
     vscode.commands.registerCommand('rlhf.exportPreferences', (uri?: vscode.Uri) => exportPreferences(services, uri)),
     registerComparisonsFromRun(services),
   ];

@@ -20,6 +20,10 @@ export interface PreferenceFields {
   created_at?: string;
   candidate_ids?: { a: string; b: string };
   generation?: GenerationSettings;
+  /** Which response was shown on the left when it was labeled. */
+  shown_left?: 'a' | 'b';
+  /** Seconds from the pair being shown to the label. */
+  duration_seconds?: number;
 }
 
 /** A comparison with a winner: labeled "a" or "b", or imported. */
@@ -153,7 +157,8 @@ function sameMessage(x: ChatMessage, y: ChatMessage): boolean {
   return x.role === y.role && x.content === y.content;
 }
 
-function parseOptionalFields(json: Record<string, unknown>): PreferenceFields {
+/** The optional fields of a record (also those of a quality check), each checked. */
+export function parseOptionalFields(json: Record<string, unknown>): PreferenceFields {
   const fields: PreferenceFields = {
     id: optional(json.id, 'id', expectNonEmptyString),
     rationale: optional(json.rationale, 'rationale', expectString),
@@ -161,6 +166,8 @@ function parseOptionalFields(json: Record<string, unknown>): PreferenceFields {
     created_at: optional(json.created_at, 'created_at', expectTime),
     candidate_ids: optional(json.candidate_ids, 'candidate_ids', parseCandidateIds),
     generation: optional(json.generation, 'generation', parseGeneration),
+    shown_left: optional(json.shown_left, 'shown_left', parseSide),
+    duration_seconds: optional(json.duration_seconds, 'duration_seconds', expectSeconds),
   };
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
 }
@@ -178,6 +185,17 @@ export function expectString(value: unknown, field: string): string {
 function expectTime(value: unknown, field: string): string {
   if (typeof value !== 'string' || Number.isNaN(Date.parse(value)))
     throw fieldError(field, 'must be an ISO 8601 time', value);
+  return value;
+}
+
+export function parseSide(value: unknown, field: string): 'a' | 'b' {
+  if (value !== 'a' && value !== 'b') throw fieldError(field, 'must be "a" or "b"', value);
+  return value;
+}
+
+function expectSeconds(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    throw fieldError(field, 'must be a number of seconds, 0 or more', value);
   return value;
 }
 

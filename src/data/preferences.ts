@@ -24,6 +24,8 @@
  *   created_at     when, as an ISO 8601 time
  *   candidate_ids  {"a": ..., "b": ...}: the candidates shown as A and B
  *   generation     how the candidates were sampled: an object of strings, numbers, booleans, nulls
+ *   shown_left     "a" | "b": the response shown on the left when it was labeled
+ *   duration_seconds  seconds from the pair being shown to the label
  *
  * With label "a" or "b", chosen/rejected hold the winner and the loser. "tie", "both_bad" and
  * "skip" name no winner, so those records hold the two responses as shown, each in the form
@@ -74,11 +76,35 @@ export async function appendPreference(
   record: PreferenceRecord,
   options: { once?: boolean } = {},
 ): Promise<void> {
-  const checked = validRecord(record);
+  await appendPreferences(file, [record], options);
+}
+
+/** Appends records in one write (all or none, as appendPreference appends one). */
+export async function appendPreferences(
+  file: string,
+  records: readonly PreferenceRecord[],
+  options: { once?: boolean } = {},
+): Promise<void> {
+  const checked = records.map(validRecord);
   const once = () => {
-    if (stands(file, checked.id!)) throw new AlreadyLabeledError(`${file}: pair ${checked.id} is already labeled`);
+    const live = standingIds(file);
+    const labeled = checked.find((r) => r.id !== undefined && live.has(r.id));
+    if (labeled) throw new AlreadyLabeledError(`${file}: pair ${labeled.id} is already labeled`);
   };
-  await appendJsonLines(file, [checked], options.once && checked.id !== undefined ? once : undefined);
+  await appendJsonLines(file, checked, options.once ? once : undefined);
+}
+
+/**
+ * Replaces the standing label of the record's pair: the old one's undo and the new record in one
+ * append, so readers never see the pair without a label. NothingToUndoError if none stands.
+ */
+export async function relabelPreference(file: string, record: PreferenceRecord): Promise<void> {
+  const checked = validRecord(record);
+  const id = expectNonEmptyString(checked.id, 'id');
+  const standing = () => {
+    if (!stands(file, id)) throw new NothingToUndoError(`${file}: pair ${id} has no label to replace (undone?)`);
+  };
+  await appendJsonLines(file, [{ undo: id }, checked], standing);
 }
 
 /** The record as it will be read back; throws if it is not valid. */
@@ -99,16 +125,30 @@ export class NothingToUndoError extends Error {}
  * file's lock, so of two windows undoing the same label at once exactly one succeeds.
  */
 export async function undoPreference(file: string, id: string): Promise<void> {
-  const undo = { undo: expectNonEmptyString(id, 'undo') };
+  await undoPreferences(file, [id]);
+}
+
+/** Takes back the latest record of each id in one write; NothingToUndoError (and nothing written) if one has none. */
+export async function undoPreferences(file: string, ids: readonly string[]): Promise<void> {
+  const undos = ids.map((id) => ({ undo: expectNonEmptyString(id, 'undo') }));
   const standing = () => {
-    if (!stands(file, id)) throw new NothingToUndoError(`${file}: pair ${id} has no label to undo (undone already?)`);
+    const live = standingIds(file);
+    const gone = ids.find((id) => !live.has(id));
+    if (gone !== undefined)
+      throw new NothingToUndoError(`${file}: pair ${gone} has no label to undo (undone already?)`);
   };
-  await appendJsonLines(file, [undo], standing);
+  await appendJsonLines(file, undos, standing);
 }
 
 /** Whether a record with this id stands (is in the file and not undone). */
-export function stands(file: string, id: string): boolean {
-  return fs.existsSync(file) && readPreferences(file).records.some((r) => r.id === id);
+function stands(file: string, id: string): boolean {
+  return standingIds(file).has(id);
+}
+
+/** The ids of the records that stand. */
+function standingIds(file: string): Set<string> {
+  if (!fs.existsSync(file)) return new Set();
+  return new Set(readPreferences(file).records.flatMap((r) => (r.id === undefined ? [] : [r.id])));
 }
 
 export interface PreferencePair {
@@ -198,8 +238,11 @@ export function parseUndo(json: Record<string, unknown>): Undo {
 }
 
 /** Drops undone records; an undo of an id no earlier record has is reported. */
-export function applyUndos(lines: { place: RecordPlace; value: StoreLine }[], errors: DataError[]): PreferenceRecord[] {
-  const live: (PreferenceRecord | undefined)[] = [];
+export function applyUndos<R extends { id?: string }>(
+  lines: { place: RecordPlace; value: R | Undo }[],
+  errors: DataError[],
+): R[] {
+  const live: (R | undefined)[] = [];
   const positionsById = new Map<string, number[]>();
   for (const { place, value } of lines) {
     if ('undo' in value) {
@@ -217,7 +260,7 @@ export function applyUndos(lines: { place: RecordPlace; value: StoreLine }[], er
     }
     live.push(value);
   }
-  return live.filter((r): r is PreferenceRecord => r !== undefined);
+  return live.filter((r): r is R => r !== undefined);
 }
 
 // ---- Anthropic HH-RLHF

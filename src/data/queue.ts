@@ -12,6 +12,7 @@ import {
   parseCandidateIds,
   parseGeneration,
   parsePrompt,
+  PreferenceFields,
   PreferenceRecord,
   TextOrMessages,
 } from './preference-record';
@@ -99,7 +100,7 @@ export function responseOf(pair: ComparisonPair, text: string): TextOrMessages {
 export function labelPair(
   pair: ComparisonPair,
   label: Label,
-  extra: { rationale?: string; annotator?: string } = {},
+  extra: Pick<PreferenceFields, 'rationale' | 'annotator' | 'shown_left' | 'duration_seconds'> = {},
 ): PreferenceRecord {
   const [a, b] = [responseOf(pair, pair.response_a), responseOf(pair, pair.response_b)];
   const about = {

@@ -77,6 +77,11 @@ export const comparisonsSchema = z
       .min(1)
       .default('preferences.jsonl')
       .describe("Where labels of this queue are stored (TRL's preference format); usually also rm.data."),
+    guidelines: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Labeling guidelines (Markdown) shown above the pair (default: guidelines.md beside the queue).'),
     model: z
       .string()
       .min(1)
@@ -333,6 +338,7 @@ const WORKSPACE_FIELDS: [string, (exp: Experiment) => string | undefined][] = [
   ['comparisons.prompts', (exp) => exp.comparisons?.prompts],
   ['comparisons.queue', (exp) => exp.comparisons?.queue],
   ['comparisons.preferences', (exp) => exp.comparisons?.preferences],
+  ['comparisons.guidelines', (exp) => exp.comparisons?.guidelines],
   ['rm.data', (exp) => exp.rm?.data],
   ['ppo.prompts', (exp) => exp.ppo?.prompts],
   ['dpo.data', (exp) => exp.dpo?.data],
@@ -360,6 +366,7 @@ function resolvePaths(exp: Experiment, dir: string, file: string): void {
   if (exp.comparisons) {
     const c = exp.comparisons;
     [c.queue, c.preferences] = [resolve(c.queue), resolve(c.preferences)];
+    if (c.guidelines) c.guidelines = resolve(c.guidelines);
     c.prompts = resolveData('comparisons.prompts', c.prompts);
     if (c.model) c.model = resolveModel(c.model);
   }

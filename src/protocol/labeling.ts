@@ -27,6 +27,16 @@ export type ViewCommand = z.infer<typeof viewCommandSchema>;
 
 const requestId = z.number().int().nonnegative();
 
+/** Pairwise: one pair at a time. Ranking: all candidates of a prompt at once, stored as the pairs they imply. */
+export const labelingModeSchema = z.enum(['pairwise', 'ranking']);
+export type LabelingMode = z.infer<typeof labelingModeSchema>;
+
+/** A pair's status in the queue: unlabeled, or its stored label ("a": the queue's response_a won). */
+export const pairStatusSchema = z.enum(['unlabeled', 'a', 'b', 'tie', 'both_bad', 'skip']);
+export type PairStatus = z.infer<typeof pairStatusSchema>;
+export const statusFilterSchema = z.enum(['all', ...pairStatusSchema.options]);
+export type StatusFilter = z.infer<typeof statusFilterSchema>;
+
 // ---- Webview → host
 
 export const toHostSchema = z.discriminatedUnion('type', [
@@ -47,10 +57,28 @@ export const toHostSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('selectQueue'), queue: z.string().min(1) }).strict(),
   z.object({ type: z.literal('runCommand'), command: viewCommandSchema }).strict(),
   /**
-   * Shows a labeled pair again to re-check it (a label then replaces its standing one); without
-   * `pairId`, back to the queue.
+   * Lists the selected queue's pairs holding `text` with this status (state.found); no text and
+   * "all" list every pair.
    */
-  z.object({ type: z.literal('review'), pairId: z.string().min(1).optional() }).strict(),
+  z.object({ type: z.literal('find'), text: z.string().max(500), status: statusFilterSchema }).strict(),
+  /**
+   * Ranks the candidates of the prompt shown (state.ranking, whose pairIds it names): rank 1 is best,
+   * equal ranks tie; "skip" skips the prompt's pairs. Answered like a label.
+   */
+  z
+    .object({
+      type: z.literal('rank'),
+      id: requestId,
+      pairIds: z.array(z.string().min(1)).min(1),
+      ranks: z.union([
+        z.array(z.object({ candidate: z.string().min(1), rank: z.number().int().positive() }).strict()).min(2),
+        z.literal('skip'),
+      ]),
+    })
+    .strict(),
+  z.object({ type: z.literal('setMode'), mode: labelingModeSchema }).strict(),
+  /** Shows this pair next (a labeled one to look at or label again); none: back to the queue's order. */
+  z.object({ type: z.literal('openPair'), pairId: z.string().min(1).optional() }).strict(),
   /**
    * The view's size in CSS pixels, and whether everything it shows fits without scrolling the view
    * (sent when either changes), so Open Labeling can give a view that is too small more room.
@@ -66,6 +94,7 @@ export const toHostSchema = z.discriminatedUnion('type', [
 ]);
 export type ToHost = z.infer<typeof toHostSchema>;
 export type LabelRequest = Extract<ToHost, { type: 'label' }>;
+export type RankRequest = Extract<ToHost, { type: 'rank' }>;
 export type ViewLayout = Omit<Extract<ToHost, { type: 'layout' }>, 'type'>;
 
 // ---- Host → webview
@@ -82,8 +111,36 @@ export const shownPairSchema = z.object({
   position: z.object({ index: z.number().int().positive(), count: z.number().int().positive() }).optional(),
   /** The run whose model sampled the pair ("demo DPO #2"), when it came from one. */
   source: z.string().optional(),
+  /** A quality check: a pair labeled before, shown again with the sides swapped; the answer is kept apart. */
+  check: z.literal(true).optional(),
+  /** The choice that stands for a pair opened from the search, as shown; a new choice replaces it. */
+  labeled: choiceSchema.optional(),
 });
 export type ShownPair = z.infer<typeof shownPairSchema>;
+
+const count = z.number().int().nonnegative();
+
+/** How consistent the labels of the selected queue are (src/data/agreement.ts). */
+export const labelingStatisticsSchema = z.object({
+  /** Who labels in this window; the figures below but `agreement` are this annotator's. */
+  annotator: z.string(),
+  labels: count,
+  /** Quality checks of the annotator's own labels, and how many repeated the label. */
+  selfAgreement: z.object({ checks: count, agreed: count }),
+  /** Labels and checks with a winner, and how many of them chose the response shown on the left. */
+  positionBias: z.object({ decided: count, left: count }),
+  medianSeconds: z.number().nonnegative().optional(),
+  /** Cohen's κ per two annotators on the pairs both judged; null where κ is undefined. */
+  agreement: z.array(
+    z.object({
+      annotators: z.tuple([z.string(), z.string()]),
+      pairs: count,
+      agreement: z.number().min(0).max(1),
+      kappa: z.number().nullable(),
+    }),
+  ),
+});
+export type LabelingStatistics = z.infer<typeof labelingStatisticsSchema>;
 
 export const queueInfoSchema = z.object({
   /** Stable name of the queue: the experiment file's path. */
@@ -141,9 +198,27 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
     total: z.number().int().nonnegative(),
     /** The next unlabeled pair; absent when the queue is empty or all labeled. */
     pair: shownPairSchema.optional(),
-    /** guidelines.md beside the queue file, as Markdown; absent when there is none. */
+    /** The queue's guidelines (comparisons.guidelines, else guidelines.md beside the queue) as Markdown, if any. */
     guidelines: z.string().optional(),
     canUndo: z.boolean(),
+    statistics: labelingStatisticsSchema.optional(),
+    /** Absent: pairwise. */
+    mode: labelingModeSchema.optional(),
+    /** In ranking mode, the prompt to rank (instead of `pair`), its candidates in the order to show. */
+    ranking: z
+      .object({
+        pairIds: z.array(z.string().min(1)).min(1),
+        prompt: z.union([z.string(), z.array(chatMessageSchema)]),
+        candidates: z.array(z.object({ id: z.string().min(1), text: z.string() })).min(2),
+      })
+      .optional(),
+    /** The pairs the latest `find` matched, the first ones of `count` in queue order. */
+    found: z
+      .object({
+        count: count,
+        pairs: z.array(z.object({ pairId: z.string().min(1), prompt: z.string(), status: pairStatusSchema })),
+      })
+      .optional(),
     /** Restricted Mode (an untrusted workspace): the queue shows read-only, and labels are not written. */
     restricted: z.boolean(),
     problems,
@@ -156,8 +231,14 @@ export const viewStateSchema = z.discriminatedUnion('kind', [
 export type ViewState = z.infer<typeof viewStateSchema>;
 export type QueueState = Extract<ViewState, { kind: 'queue' }>;
 
+/** The sections of the view that open and close; which are open is remembered. */
+export const viewSectionSchema = z.enum(['guidelines', 'statistics', 'search']);
+export type ViewSection = z.infer<typeof viewSectionSchema>;
+
 export const toWebviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('state'), state: viewStateSchema }),
+  /** Opens a section of the view (Show Labeling Statistics opens the statistics). */
+  z.object({ type: z.literal('openSection'), section: viewSectionSchema }),
   /** The answer to a request: ok once the change is on disk. */
   z.object({ type: z.literal('result'), id: requestId, ok: z.boolean(), error: z.string().optional() }),
 ]);

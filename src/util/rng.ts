@@ -52,10 +52,15 @@ export class Rng {
 
   /** Fisher–Yates shuffle in place; returns the same array. */
   shuffle<T>(items: T[]): T[] {
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      [items[i], items[j]] = [items[j], items[i]];
-    }
-    return items;
+    return shuffleWith(items, () => this.next());
   }
+}
+
+/** Fisher–Yates shuffle in place with uniform draws in [0, 1) from `random`; returns the same array. */
+export function shuffleWith<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
 }

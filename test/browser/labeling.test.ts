@@ -469,15 +469,216 @@ test(
   },
 );
 
-/** Presses Tab until the focused element (or its shadow host) is the one with `testId`. */
+const STATISTICS: QueueState['statistics'] = {
+  annotator: 'ana',
+  labels: 40,
+  selfAgreement: { checks: 4, agreed: 3 },
+  positionBias: { decided: 30, left: 18 },
+  medianSeconds: 4.25,
+  agreement: [{ annotators: ['ana', 'bo'], pairs: 8, agreement: 0.75, kappa: 0.5 }],
+};
+
+/** Tabs until the element with this test id has focus. */
 async function tabTo(page: WebviewPage, testId: string): Promise<void> {
   for (let tabs = 0; tabs < 30; tabs++) {
+    if (await page.page.evaluate((id) => document.activeElement?.getAttribute('data-testid') === id, testId)) return;
     await page.page.keyboard.press('Tab');
-    if (await page.page.evaluate((id) => (document.activeElement as HTMLElement | null)?.dataset.testid === id, testId))
-      return;
   }
-  assert.fail(`Tab never reaches ${testId}`);
+  assert.fail(`${testId} cannot be reached with Tab`);
 }
+
+test(
+  'labeling webview: the statistics and guidelines open from the keyboard, and stay open after a reload',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 360, height: 600 });
+    const state = queueState(40, 60, { pairId: 'p40' }, { statistics: STATISTICS, guidelines: '# Be kind' });
+    await page.send(state);
+    assert.equal(await page.page.getByTestId('statistics').isVisible(), false, 'closed at first');
+    await tabTo(page, 'statistics-toggle');
+    await page.page.keyboard.press('Enter');
+    await showsText(page, 'stat-labels', '40');
+    await showsText(page, 'stat-self-agreement', '3 of 4 checks (75%)');
+    await showsText(page, 'stat-position-bias', '60% of 30');
+    await showsText(page, 'stat-median-seconds', '4.3 s');
+    await showsText(page, 'statistics-agreement', 'ana · bo: Cohen κ 0.50, same label on 75% of 8 pairs');
+    assert.equal(await page.page.getByTestId('statistics-toggle').getAttribute('aria-expanded'), 'true');
+    await tabTo(page, 'guidelines-toggle');
+    await page.page.keyboard.press(' ');
+    assert.equal(await page.page.getByTestId('guidelines').locator('h1').innerText(), 'Be kind');
+    await page.page.keyboard.press('Enter');
+    assert.equal(await page.page.getByTestId('guidelines').isVisible(), false, 'closed again');
+    assert.deepEqual((await page.state()) as unknown, { open: { statistics: true, guidelines: false } });
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+
+    const reloaded = await open({ width: 360, height: 600, state: { open: { statistics: true, guidelines: false } } });
+    await reloaded.send(state);
+    await showsText(reloaded, 'stat-labels', '40');
+    assert.equal(await reloaded.page.getByTestId('statistics').isVisible(), true);
+    assert.equal(await reloaded.page.getByTestId('guidelines').isVisible(), false);
+    await reloaded.close();
+
+    // Show Labeling Statistics opens the section from the command palette.
+    const fresh = await open({ width: 360, height: 600 });
+    await fresh.send(state);
+    await fresh.send({ type: 'openSection', section: 'statistics' });
+    await showsText(fresh, 'stat-labels', '40');
+    assert.equal(await fresh.page.getByTestId('statistics-toggle').getAttribute('aria-expanded'), 'true');
+    assert.deepEqual(await fresh.state(), { open: { statistics: true } });
+    await fresh.close();
+  },
+);
+
+test('labeling webview: a quality check says so, and is labeled with the same keys', { skip: noBrowser }, async () => {
+  const page = await open({ width: 300, height: 382, workbenchFont: true });
+  await page.send(queueState(2, 6, { pairId: 'p0', position: { index: 1, count: 6 }, check: true }));
+  await showsText(page, 'prompt-label', 'Prompt · pair 1 of 6 · quality check (sides swapped)');
+  await page.page.keyboard.press('2');
+  assert.deepEqual((await postedCount(page, 2))[1], { type: 'label', id: 0, pairId: 'p0', choice: 'right' });
+  await page.close();
+});
+
+test(
+  'labeling webview: / opens Find, typing and the status search the queue, arrows and Enter open a match',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 360, height: 600 });
+    await page.send(queueState(1, 3, { pairId: 'p1' }));
+    await showsText(page, 'response-left', 'Left of p1');
+    await page.page.keyboard.press('/');
+    assert.deepEqual(
+      (await postedCount(page, 2))[1],
+      { type: 'find', text: '', status: 'all' },
+      'opening Find lists the queue',
+    );
+    await page.page.keyboard.type('cat');
+    await page.page.waitForFunction(() =>
+      (window as unknown as { __posted: ToHost[] }).__posted.some((m) => m.type === 'find' && m.text === 'cat'),
+    );
+    const finds = ((await page.posted()) as ToHost[]).filter((m) => m.type === 'find');
+    assert.deepEqual(finds.at(-1), { type: 'find', text: 'cat', status: 'all' }, 'typing is sent once it pauses');
+    await page.page.getByTestId('search-status').evaluate((select) => {
+      (select as HTMLElement & { value: string }).value = 'a';
+      select.dispatchEvent(new Event('change'));
+    });
+    assert.deepEqual((await page.posted()).at(-1), { type: 'find', text: 'cat', status: 'a' });
+    const found: QueueState['found'] = {
+      count: 2,
+      pairs: [
+        { pairId: 'p0', prompt: 'What does a cat eat?', status: 'a' },
+        { pairId: 'p2', prompt: 'Is a cat a fish?', status: 'unlabeled' },
+      ],
+    };
+    await page.send(queueState(1, 3, { pairId: 'p1' }, { found }));
+    await showsText(page, 'search-count', '2 pairs match');
+    await showsText(page, 'found-p0', 'Chosen: response_a What does a cat eat?');
+    await page.page.getByTestId('search-text').focus();
+    await page.page.keyboard.press('ArrowDown');
+    await page.page.keyboard.press('ArrowDown');
+    await page.page.keyboard.press('ArrowUp');
+    const before = (await page.posted()).length;
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, before + 1))[before], { type: 'openPair', pairId: 'p0' });
+    await page.send(queueState(1, 3, { pairId: 'p0', labeled: 'right' }, { found }));
+    await showsText(page, 'prompt-label', 'Prompt · labeled: B better; a new choice replaces it');
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
+
+const RANKING: QueueState['ranking'] = {
+  pairIds: ['q:0-1', 'q:0-2', 'q:0-3', 'q:1-2', 'q:1-3', 'q:2-3'],
+  prompt: 'Name a cat',
+  candidates: ['c0', 'c1', 'c2', 'c3'].map((id) => ({ id, text: `Answer **${id}**` })),
+};
+
+/** The candidate ids as the ranking list shows them, with their rank marks. */
+const listed = (page: WebviewPage) =>
+  page.page
+    .getByTestId('ranking-list')
+    .locator('li')
+    .evaluateAll((items) => items.map((li) => `${li.querySelector('.rank')!.textContent} ${li.dataset.candidate}`));
+
+test(
+  'labeling webview: ranking mode orders the responses from the keyboard and sends the ranks',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 300, height: 382, workbenchFont: true });
+    await page.send(queueState(0, 12, undefined, { mode: 'ranking', ranking: RANKING }));
+    await showsText(page, 'ranking-label', 'Prompt · rank 4 responses for 6 pairs');
+    assert.equal(await page.page.getByTestId('responses').isVisible(), false, 'no pair in ranking mode');
+    assert.equal(await page.page.getByTestId('mode-toggle').getAttribute('aria-pressed'), 'true');
+    assert.equal(
+      await page.page.evaluate(() => document.activeElement?.getAttribute('data-candidate')),
+      'c0',
+      'the first response has the focus',
+    );
+    await page.page.keyboard.press('3'); // c0 to third place
+    assert.deepEqual(await listed(page), ['1 c1', '2 c2', '3 c0', '4 c3']);
+    await page.page.keyboard.press('ArrowDown'); // focus c3
+    await page.page.keyboard.press('Alt+ArrowUp'); // c3 above c0
+    await page.page.keyboard.press('Alt+ArrowUp'); // c3 above c2
+    await page.page.keyboard.press('ArrowDown'); // focus c2
+    await page.page.keyboard.press('t'); // c2 ties with c3
+    assert.deepEqual(await listed(page), ['1 c1', '2 c3', '=2 c2', '4 c0']);
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, 2))[1], {
+      type: 'rank',
+      id: 0,
+      pairIds: RANKING!.pairIds,
+      ranks: [
+        { candidate: 'c1', rank: 1 },
+        { candidate: 'c3', rank: 2 },
+        { candidate: 'c2', rank: 2 },
+        { candidate: 'c0', rank: 4 },
+      ],
+    });
+    await showsText(page, 'save-status', /Saving/);
+    await page.send({ type: 'result', id: 0, ok: true });
+    await showsText(page, 'save-status', /Saved: ranking/);
+    await page.page.keyboard.press('s');
+    assert.deepEqual((await postedCount(page, 3))[2], {
+      type: 'rank',
+      id: 1,
+      pairIds: RANKING!.pairIds,
+      ranks: 'skip',
+    });
+    await page.send({ type: 'result', id: 1, ok: true });
+    await showsText(page, 'save-status', /Saved: prompt skipped/);
+    await tabTo(page, 'mode-toggle');
+    await page.page.keyboard.press('Enter');
+    assert.deepEqual((await postedCount(page, 4))[3], { type: 'setMode', mode: 'pairwise' });
+    const m = await measure(page);
+    assert.deepEqual(m.scroll, m.view, 'fits the sidebar without scrolling the view');
+    assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
+
+test('labeling webview: a response is ranked by dragging it', { skip: noBrowser }, async () => {
+  const page = await open({ width: 600, height: 800 });
+  await page.send(queueState(0, 6, undefined, { mode: 'ranking', ranking: RANKING }));
+  await showsText(page, 'ranking-label', 'Prompt · rank 4 responses for 6 pairs');
+  // The list is one Tab stop, at its first response.
+  await page.page.getByTestId('mode-toggle').focus();
+  const stops: (string | null)[] = [];
+  for (let i = 0; i < 3; i++) {
+    await page.page.keyboard.press('Shift+Tab');
+    stops.push(await page.page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? null));
+  }
+  assert.deepEqual(stops, ['ranking-skip', 'ranking-save', 'candidate-c0']);
+  await page.page.getByTestId('candidate-c3').dragTo(page.page.getByTestId('candidate-c0'));
+  assert.deepEqual(await listed(page), ['1 c3', '2 c0', '3 c1', '4 c2']);
+  await page.page.getByTestId('ranking-save').click();
+  const sent = (await postedCount(page, 2))[1];
+  assert.ok(sent.type === 'rank' && sent.ranks !== 'skip');
+  assert.deepEqual(
+    sent.ranks.map((r) => r.candidate),
+    ['c3', 'c0', 'c1', 'c2'],
+  );
+  await page.close();
+});
 
 const MODEL = { name: 'pets Reward Model #1', accuracy: 0.75, scoring: true, disagreements: [], disagreementCount: 0 };
 
@@ -519,7 +720,7 @@ test(
     await page.page.keyboard.press('Enter');
     await tabTo(page, 'disagreement');
     await page.page.keyboard.press('Enter');
-    assert.deepEqual((await postedCount(page, 3))[2], { type: 'review', pairId: 'p0' });
+    assert.deepEqual((await postedCount(page, 3))[2], { type: 'openPair', pairId: 'p0' });
 
     await page.send(
       queueState(
@@ -548,7 +749,7 @@ test(
     await showsText(page, 'review-text', /This pair is labeled\./);
     await tabTo(page, 'review-back');
     await page.page.keyboard.press('Enter');
-    assert.deepEqual((await postedCount(page, 5))[4], { type: 'review' });
+    assert.deepEqual((await postedCount(page, 5))[4], { type: 'openPair' });
     assert.equal(await page.page.getByTestId('model-name').isVisible(), false, 'no model, no panel');
     assert.deepEqual(await page.cspViolations(), []);
     await page.close();

@@ -51,6 +51,8 @@ const USER_SETTINGS = {
   'update.mode': 'none',
   'security.workspace.trust.enabled': false,
   'rlhf.executionProvider': 'cpu',
+  // Quality checks come back at random; the labeling tests follow a known sequence of pairs.
+  'rlhf.labeling.checkRate': 0,
 };
 
 export interface WorkbenchOptions {

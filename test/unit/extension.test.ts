@@ -57,6 +57,15 @@ test('Open Labeling reveals the Labeling view', async () => {
   assert.deepEqual(ui.shown, []);
 });
 
+test('Show Labeling Statistics reveals the Labeling view', async () => {
+  ui.reset();
+  await vscode.commands.executeCommand('rlhf.showLabelingStatistics');
+  assert.deepEqual(
+    ui.executed.map((e) => e.command),
+    ['rlhf.showLabelingStatistics', 'rlhf.labeling.focus'],
+  );
+});
+
 test('Export Preferences writes the decided labels of a queue as TRL pairs, and reports what it left out', async () => {
   const dir = path.join(workspace, 'export');
   fs.mkdirSync(dir);

@@ -21,7 +21,7 @@ import {
   unscoredPairs,
 } from '../../src/data/margins';
 import { appendPreference, readPreferences, undoPreference } from '../../src/data/preferences';
-import { relabelPreference } from '../../src/data/relabel';
+import { relabelPreference } from '../../src/data/preferences';
 import { ComparisonPair, labelPair, readQueue } from '../../src/data/queue';
 import { generateCandidates } from '../../src/train/comparisons';
 import { scoreQueueMargins } from '../../src/train/queue-margins';

@@ -139,7 +139,7 @@ test('a confident disagreement is listed, re-checked and relabeled; the other la
   assert.deepEqual(state().model?.disagreements, [{ pairId: 'p0', prompt: 'Question 0?', choice: 'left', margin: -3 }]);
   assert.equal(state().model?.disagreementCount, 1);
 
-  await session.handle({ type: 'review', pairId: 'p0' });
+  await session.handle({ type: 'openPair', pairId: 'p0' });
   assert.equal(state().pair?.pairId, 'p0');
   assert.deepEqual(state().review, { pairId: 'p0', choice: 'left', margin: -3 });
   await session.handle({ type: 'label', id: 4, pairId: 'p0', choice: 'right' });
@@ -154,9 +154,9 @@ test('a confident disagreement is listed, re-checked and relabeled; the other la
   ]);
 
   // A pair without a label cannot be put under review: the queue goes on.
-  await session.handle({ type: 'review', pairId: 'p3' });
+  await session.handle({ type: 'openPair', pairId: 'p3' });
   assert.equal(state().review, undefined);
-  await session.handle({ type: 'review' });
+  await session.handle({ type: 'openPair' });
   assert.equal(state().pair?.pairId, 'p3');
 });
 

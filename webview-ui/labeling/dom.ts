@@ -1,4 +1,10 @@
-/** Building the labeling view's DOM. */
+/**
+ * Small DOM helpers of the labeling view: elements with attributes, codicons, key hints, and the
+ * toolbar's toggles that open and close a section of the view.
+ */
+
+import type { ShownPair } from '../../src/protocol/labeling';
+import { renderMarkdown } from './markdown';
 
 type Attributes = Record<string, string | boolean>;
 
@@ -12,6 +18,67 @@ export function h<K extends string>(tag: K, attributes: Attributes = {}, ...chil
   return element;
 }
 
+export function keyHint(key: string): HTMLElement {
+  return h('kbd', { 'aria-hidden': 'true' }, key.toUpperCase());
+}
+
+export function setDisabled(element: HTMLElement, disabled: boolean): void {
+  (element as HTMLElement & { disabled: boolean }).disabled = disabled;
+}
+
 export function icon(name: string): HTMLElement {
   return h('span', { class: `codicon codicon-${name}`, 'aria-hidden': 'true' });
+}
+
+/** A prompt: Markdown text, or a conversation's turns, each with its role. */
+export function renderPrompt(element: HTMLElement, prompt: ShownPair['prompt']): void {
+  if (typeof prompt === 'string') {
+    renderMarkdown(element, prompt);
+    return;
+  }
+  element.replaceChildren(
+    ...prompt.map((turn) => {
+      const body = h('div', { class: 'turn-body' });
+      renderMarkdown(body, turn.content);
+      return h('div', { class: 'turn' }, h('div', { class: 'turn-role' }, turn.role), body);
+    }),
+  );
+}
+
+/** A toolbar button that opens and closes `section` (closed at first), saying which in aria-expanded. */
+export class SectionToggle {
+  readonly button: HTMLElement;
+
+  constructor(
+    readonly section: HTMLElement,
+    options: { name: string; codicon: string; testId: string },
+    private readonly toggled: (open: boolean) => void,
+  ) {
+    this.button = h(
+      'vscode-button',
+      {
+        secondary: true,
+        title: options.name,
+        'aria-label': options.name,
+        'aria-controls': section.id,
+        'aria-expanded': 'false',
+        'data-testid': options.testId,
+      },
+      icon(options.codicon),
+    );
+    this.button.addEventListener('click', () => {
+      this.set(section.hidden);
+      this.toggled(!section.hidden);
+    });
+    this.set(false);
+  }
+
+  get open(): boolean {
+    return !this.section.hidden;
+  }
+
+  set(open: boolean): void {
+    this.section.hidden = !open;
+    this.button.setAttribute('aria-expanded', String(open));
+  }
 }

@@ -5,15 +5,19 @@
 import '../shared/zod-jitless';
 import { Choice, parseToWebview, ToHost, ViewState } from '../../src/protocol/labeling';
 import { vscodeApi } from '../shared/vscode';
-import { CHOICES, LabelingView } from './view';
+import { CHOICES } from './choices';
+import { LabelingView, Section } from './view';
+import type { Ranks } from './ranking';
 import { t } from '../shared/l10n';
 
 /** Kept by VS Code across reloads of the page: the rationale being written. */
 interface PageState {
   draft?: { pairId: string; rationale: string };
+  /** The sections the person left open. */
+  open?: Partial<Record<Section, boolean>>;
 }
 
-type Pending = { kind: 'label'; choice: Choice } | { kind: 'undo' };
+type Pending = { kind: 'label'; choice: Choice } | { kind: 'rank'; skip: boolean } | { kind: 'undo' };
 
 const api = vscodeApi<PageState>();
 let pageState: PageState = api.getState() ?? {};
@@ -26,12 +30,17 @@ const view = new LabelingView(document.body, {
   undo,
   selectQueue: (queue) => post({ type: 'selectQueue', queue }),
   run: (command) => post({ type: 'runCommand', command }),
-  review: (pairId) => post({ type: 'review', ...(pairId ? { pairId } : {}) }),
   rationaleChanged: (rationale) => {
     const pairId = currentPair()?.pairId;
-    if (pairId) savePageState({ draft: { pairId, rationale } });
+    if (pairId) savePageState({ ...pageState, draft: { pairId, rationale } });
   },
+  find: (text, status) => post({ type: 'find', text, status }),
+  openPair: (pairId) => post({ type: 'openPair', ...(pairId ? { pairId } : {}) }),
+  rank,
+  setMode: (mode) => post({ type: 'setMode', mode }),
+  sectionToggled: (section, open) => savePageState({ ...pageState, open: { ...pageState.open, [section]: open } }),
 });
+view.openSections(pageState.open ?? {});
 
 function post(message: ToHost): void {
   api.postMessage(message);
@@ -65,6 +74,14 @@ function choose(choice: Choice): void {
   post({ type: 'label', id, pairId: pair.pairId, choice, ...(rationale ? { rationale } : {}) });
 }
 
+function rank(pairIds: string[], ranks: Ranks | 'skip'): void {
+  if (state?.kind !== 'queue' || !state.ranking || busy() || restricted()) return;
+  const id = nextId++;
+  pending.set(id, { kind: 'rank', skip: ranks === 'skip' });
+  view.setSaveStatus({ kind: 'saving' });
+  post({ type: 'rank', id, pairIds, ranks });
+}
+
 function undo(): void {
   if (state?.kind !== 'queue' || !state.canUndo || busy() || restricted()) return;
   const id = nextId++;
@@ -93,6 +110,10 @@ window.addEventListener('message', (event: MessageEvent) => {
     return;
   }
   const message = parsed.value;
+  if (message.type === 'openSection') {
+    view.openSection(message.section);
+    return;
+  }
   if (message.type === 'state') {
     state = message.state;
     view.render(state, pageState.draft);
@@ -106,10 +127,15 @@ window.addEventListener('message', (event: MessageEvent) => {
     view.setSaveStatus({ kind: 'failed', error: message.error ?? t('Not saved.') });
     return;
   }
-  if (request.kind === 'label') savePageState({});
-  const choice = request.kind === 'label' ? CHOICES.find((c) => c.choice === request.choice)!.text : undefined;
-  view.setSaveStatus({ kind: 'saved', text: choice ? t('Saved: {0}', choice) : t('Undone') });
+  if (request.kind === 'label') savePageState({ open: pageState.open });
+  view.setSaveStatus({ kind: 'saved', text: savedText(request) });
 });
+
+function savedText(request: Pending): string {
+  if (request.kind === 'undo') return t('Undone');
+  if (request.kind === 'rank') return request.skip ? t('Saved: prompt skipped') : t('Saved: ranking');
+  return t('Saved: {0}', CHOICES.find((c) => c.choice === request.choice)!.text);
+}
 
 /** Keys act on the pair unless the person is typing (rationale) or choosing (queue picker). */
 function isTyping(event: KeyboardEvent): boolean {
@@ -130,6 +156,11 @@ document.addEventListener('keydown', (event) => {
   if ((command && key === 'z' && !event.shiftKey) || (!command && key === 'u')) {
     event.preventDefault();
     undo();
+    return;
+  }
+  if (!command && key === '/') {
+    event.preventDefault();
+    view.openSearch();
     return;
   }
   const choice = command ? undefined : CHOICES.find((c) => c.key === key);

@@ -12,7 +12,7 @@ import { h, icon } from './dom';
 
 export interface ModelPanelEvents {
   /** Shows a labeled pair again to re-check it; without one, back to the queue. */
-  review(pairId?: string): void;
+  openPair(pairId?: string): void;
   run(command: ViewCommand): void;
 }
 
@@ -76,7 +76,7 @@ export class ModelPanel {
 
   constructor(private readonly events: ModelPanelEvents) {
     this.generate.addEventListener('click', () => events.run('rlhf.generateComparisonsFromRun'));
-    this.back.addEventListener('click', () => events.review());
+    this.back.addEventListener('click', () => events.openPair());
   }
 
   render(model: ModelView | undefined, review: Review | undefined): void {
@@ -115,7 +115,7 @@ export class ModelPanel {
       h('span', { class: 'verdict' }, verdict(entry)),
     );
     button.title = t('Re-check this pair');
-    button.addEventListener('click', () => this.events.review(entry.pairId));
+    button.addEventListener('click', () => this.events.openPair(entry.pairId));
     return h('li', {}, button);
   }
 }

@@ -6,20 +6,25 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
-import type { Choice, QueueState, ShownPair, ViewCommand, ViewState } from '../../src/protocol/labeling';
+import type {
+  Choice,
+  LabelingMode,
+  QueueState,
+  ShownPair,
+  StatusFilter,
+  ViewCommand,
+  ViewSection,
+  ViewState,
+} from '../../src/protocol/labeling';
 import { renderMarkdown } from './markdown';
-import { h, icon } from './dom';
+import { h, icon, keyHint, renderPrompt, SectionToggle, setDisabled } from './dom';
+import { StatisticsPanel } from './stats';
+import { SearchPanel } from './search';
+import { RankingPanel, Ranks } from './ranking';
 import { ModelPanel } from './margins';
+import { GuidelinesPanel } from './guidelines';
+import { CHOICES } from './choices';
 import { t, tNodes } from '../shared/l10n';
-
-/** The choices in button order, with their keys. */
-export const CHOICES: readonly { choice: Choice; text: string; key: string }[] = [
-  { choice: 'left', text: t('A better'), key: '1' },
-  { choice: 'right', text: t('B better'), key: '2' },
-  { choice: 'tie', text: t('Tie'), key: '3' },
-  { choice: 'both_bad', text: t('Both bad'), key: '4' },
-  { choice: 'skip', text: t('Skip'), key: 's' },
-];
 
 export interface ViewEvents {
   choose(choice: Choice): void;
@@ -27,20 +32,19 @@ export interface ViewEvents {
   selectQueue(key: string): void;
   run(command: ViewCommand): void;
   rationaleChanged(text: string): void;
-  /** Shows a labeled pair again to re-check it; without one, back to the queue. */
-  review(pairId?: string): void;
+  /** A section (guidelines, statistics) was opened or closed. */
+  sectionToggled(section: Section, open: boolean): void;
+  find(text: string, status: StatusFilter): void;
+  /** Shows this pair instead of the next unlabeled one (a labeled one to re-check); none: back to the queue. */
+  openPair(pairId?: string): void;
+  rank(pairIds: string[], ranks: Ranks | 'skip'): void;
+  setMode(mode: LabelingMode): void;
 }
+
+export type Section = ViewSection;
 
 export type SaveStatus =
   { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
-
-function keyHint(key: string): HTMLElement {
-  return h('kbd', { 'aria-hidden': 'true' }, key.toUpperCase());
-}
-
-function setDisabled(element: HTMLElement, disabled: boolean): void {
-  (element as HTMLElement & { disabled: boolean }).disabled = disabled;
-}
 
 export class LabelingView {
   private readonly picker = h('vscode-single-select', {
@@ -49,24 +53,52 @@ export class LabelingView {
   }) as HTMLElement & { value: string };
   private readonly progressText = h('span', { 'data-testid': 'progress' });
   private readonly progressBar = h('progress', { 'aria-label': t('Labeling progress') }) as HTMLProgressElement;
-  private readonly guidelinesToggle = h(
-    'vscode-button',
+  private readonly guidelines = new GuidelinesPanel();
+  private readonly statistics = new StatisticsPanel();
+  private readonly ranking = new RankingPanel({ rank: (pairIds, ranks) => this.events.rank(pairIds, ranks) });
+  private mode: LabelingMode = 'pairwise';
+  /** In the footer, one text line high, so it takes no room from the pair. */
+  private readonly modeToggle = h(
+    'button',
     {
-      secondary: true,
-      title: t('Labeling guidelines'),
-      'aria-label': t('Labeling guidelines'),
-      'aria-controls': 'guidelines',
-      'aria-expanded': 'false',
-      'data-testid': 'guidelines-toggle',
+      type: 'button',
+      class: 'mode-toggle',
+      title: t('Rank all responses of a prompt at once'),
+      'aria-pressed': 'false',
+      'data-testid': 'mode-toggle',
     },
-    icon('book'),
+    icon('list-ordered'),
+    ` ${t('Rank')}`,
   );
+  private readonly search = new SearchPanel({
+    find: (text, status) => this.events.find(text, status),
+    openPair: (pairId) => this.events.openPair(pairId),
+  });
+  private readonly toggles: Record<Section, SectionToggle> = {
+    guidelines: new SectionToggle(
+      this.guidelines.element,
+      { name: t('Labeling guidelines'), codicon: 'book', testId: 'guidelines-toggle' },
+      (open) => this.events.sectionToggled('guidelines', open),
+    ),
+    statistics: new SectionToggle(
+      this.statistics.element,
+      { name: t('Labeling statistics'), codicon: 'graph', testId: 'statistics-toggle' },
+      (open) => this.events.sectionToggled('statistics', open),
+    ),
+    search: new SectionToggle(
+      this.search.element,
+      { name: t('Find pairs (/)'), codicon: 'search', testId: 'search-toggle' },
+      (open) => this.searchToggled(open),
+    ),
+  };
   private readonly header = h(
     'header',
     { class: 'toolbar' },
     this.picker,
     h('div', { class: 'progress' }, this.progressText, this.progressBar),
-    this.guidelinesToggle,
+    this.toggles.guidelines.button,
+    this.toggles.statistics.button,
+    this.toggles.search.button,
   );
   /** The reward model's view of the labels, and Generate from a Run in the toolbar (margins.ts). */
   private readonly model: ModelPanel;
@@ -81,13 +113,6 @@ export class LabelingView {
       ` ${t('Restricted Mode: this queue is read-only, and labels are not saved until you trust the workspace.')}`,
     ),
     this.commandButton({ command: 'workbench.trust.manage', text: t('Manage Workspace Trust') }, 'manage-trust'),
-  );
-  private readonly guidelinesBody = h('div', { class: 'markdown', 'data-testid': 'guidelines' });
-  /** Opened from the footer's book button, so closed guidelines take no room from the pair. */
-  private readonly guidelines = h(
-    'section',
-    { class: 'guidelines', 'aria-label': t('Guidelines'), id: 'guidelines' },
-    this.guidelinesBody,
   );
   private readonly promptLabel = h('h2', { class: 'label', 'data-testid': 'prompt-label' }, t('Prompt'));
   private readonly prompt = h('div', {
@@ -173,7 +198,7 @@ export class LabelingView {
     ...this.choiceButtons,
     this.undoButton,
   );
-  private readonly footer = h('footer', { class: 'footer' }, this.saveStatus);
+  private readonly footer = h('footer', { class: 'footer' }, this.saveStatus, this.modeToggle);
   private shownPairId: string | undefined;
   /** Restricted Mode: the choices, undo and rationale stay disabled. */
   private restricted = false;
@@ -192,9 +217,12 @@ export class LabelingView {
         this.restrictedBanner,
         this.problems,
         this.notice,
-        this.guidelines,
+        this.statistics.element,
+        this.search.element,
+        this.guidelines.element,
         this.model.reviewBanner,
         this.pair,
+        this.ranking.element,
         this.choices,
         this.model.element,
         this.footer,
@@ -203,11 +231,6 @@ export class LabelingView {
     for (const button of this.choiceButtons)
       button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
     this.undoButton.addEventListener('click', () => events.undo());
-    this.guidelinesToggle.addEventListener('click', () => {
-      const open = this.guidelines.hidden;
-      this.show(this.guidelines, open);
-      this.guidelinesToggle.setAttribute('aria-expanded', String(open));
-    });
     this.picker.addEventListener('change', () => events.selectQueue(this.picker.value));
     this.rationale.addEventListener('input', () => events.rationaleChanged(this.rationale.value));
     this.rationale.addEventListener('keydown', (e) => {
@@ -216,7 +239,6 @@ export class LabelingView {
     const parts = [
       this.header,
       this.restrictedBanner,
-      this.guidelines,
       this.pair,
       this.choices,
       this.footer,
@@ -224,6 +246,8 @@ export class LabelingView {
       this.model.element,
       this.model.reviewBanner,
     ];
+    this.show(this.ranking.element, false);
+    this.modeToggle.addEventListener('click', () => events.setMode(this.mode === 'ranking' ? 'pairwise' : 'ranking'));
     for (const part of parts) this.show(part, false);
     this.notice.textContent = t('Loading…');
   }
@@ -249,8 +273,9 @@ export class LabelingView {
         ],
         { command: 'rlhf.newExperiment', text: t('New Experiment') },
       );
-      this.show(this.guidelines, false);
+      for (const toggle of Object.values(this.toggles)) toggle.section.hidden = true;
       this.showPair(undefined, undefined);
+      this.show(this.ranking.element, false);
       this.model.render(undefined, undefined);
       this.setProblems(state.problems, true);
       return;
@@ -259,8 +284,16 @@ export class LabelingView {
     this.progressText.textContent = t('{0} / {1} labeled', state.done, state.total);
     this.progressBar.max = Math.max(state.total, 1);
     this.progressBar.value = state.done;
-    this.setGuidelines(state.guidelines);
-    if (state.pair) this.setNotice([]);
+    this.guidelines.render(state.guidelines);
+    this.statistics.render(state.statistics);
+    this.search.render(state.found);
+    for (const toggle of Object.values(this.toggles))
+      toggle.set(toggle.button.getAttribute('aria-expanded') === 'true');
+    this.mode = state.mode ?? 'pairwise';
+    this.modeToggle.setAttribute('aria-pressed', String(this.mode === 'ranking'));
+    this.show(this.ranking.element, state.ranking !== undefined && !state.pair);
+    if (state.ranking) this.ranking.render(state.ranking);
+    if (state.pair || state.ranking) this.setNotice([]);
     else if (state.total === 0) {
       this.setNotice(
         [h('p', {}, t('This queue is empty. Generate Comparisons samples pairs of responses to label.'))],
@@ -284,6 +317,7 @@ export class LabelingView {
   setSaveStatus(status: SaveStatus): void {
     const saving = status.kind === 'saving';
     for (const button of this.choiceButtons) setDisabled(button, saving || this.restricted);
+    this.ranking.setDisabled(saving || this.restricted);
     this.saveStatus.dataset.state = status.kind;
     const content: Record<SaveStatus['kind'], (Node | string)[]> = {
       idle: [],
@@ -292,6 +326,31 @@ export class LabelingView {
       failed: [icon('error'), ` ${status.kind === 'failed' ? status.error : ''}`],
     };
     this.saveStatus.replaceChildren(...content[status.kind]);
+  }
+
+  /** Opens the sections that were open when the page was last shown. */
+  openSections(open: Partial<Record<Section, boolean>>): void {
+    for (const [section, toggle] of Object.entries(this.toggles)) toggle.set(open[section as Section] === true);
+    if (open.search) this.search.send();
+  }
+
+  /** Opens a section (remembered as the toolbar's button would). */
+  openSection(section: Section): void {
+    if (this.toggles[section].open) return;
+    this.toggles[section].set(true);
+    if (section === 'search') this.searchToggled(true);
+    else this.events.sectionToggled(section, true);
+  }
+
+  /** Opens the Find section and puts the cursor in its text field. */
+  openSearch(): void {
+    this.openSection('search');
+    this.search.focus();
+  }
+
+  private searchToggled(open: boolean): void {
+    this.events.sectionToggled('search', open);
+    if (open) this.search.send();
   }
 
   get rationaleText(): string {
@@ -305,19 +364,16 @@ export class LabelingView {
     this.shownPairId = pair?.pairId;
     this.rationale.value = draft ?? '';
     if (!pair) return;
-    if (typeof pair.prompt === 'string') renderMarkdown(this.prompt, pair.prompt);
-    else {
-      this.prompt.replaceChildren(
-        ...pair.prompt.map((turn) => {
-          const body = h('div', { class: 'turn-body' });
-          renderMarkdown(body, turn.content);
-          return h('div', { class: 'turn' }, h('div', { class: 'turn-role' }, turn.role), body);
-        }),
-      );
-    }
+    renderPrompt(this.prompt, pair.prompt);
     const { position } = pair;
-    this.promptLabel.textContent =
+    const where =
       position && position.count > 1 ? t('Prompt · pair {0} of {1}', position.index, position.count) : t('Prompt');
+    const labeled = pair.labeled && CHOICES.find((c) => c.choice === pair.labeled)?.text;
+    this.promptLabel.textContent = pair.check
+      ? t('{0} · quality check (sides swapped)', where)
+      : labeled
+        ? t('{0} · labeled: {1}; a new choice replaces it', where, labeled)
+        : where;
     if (pair.source)
       this.promptLabel.append(
         ' · ',
@@ -338,20 +394,6 @@ export class LabelingView {
     if (this.picker.value !== state.selected) this.picker.value = state.selected;
   }
 
-  private setGuidelines(markdown: string | undefined): void {
-    if (markdown === undefined) {
-      this.guidelinesBody.replaceChildren(
-        h(
-          'p',
-          { class: 'hint' },
-          t('Put labeling guidelines in guidelines.md beside the queue file to see them here.'),
-        ),
-      );
-    } else {
-      renderMarkdown(this.guidelinesBody, markdown);
-    }
-  }
-
   private setNotice(paragraphs: HTMLElement[], action?: { command: ViewCommand; text: string }): void {
     const children: HTMLElement[] = [...paragraphs];
     if (action) children.push(this.commandButton(action, 'notice-action'));
@@ -370,6 +412,7 @@ export class LabelingView {
     this.restricted = restricted;
     this.show(this.restrictedBanner, restricted);
     for (const control of [...this.choiceButtons, this.rationale]) setDisabled(control, restricted);
+    this.ranking.setDisabled(restricted);
   }
 
   /** The problems, one line until opened; open when there is no queue to show beside them. */

@@ -3,12 +3,13 @@
  * data modules it reads with) loads when the view is first shown, not at activation.
  */
 import * as path from 'path';
+import * as os from 'os';
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB, Services } from '../../services';
 import { scoreQueue } from '../../runner/runner';
 import { runtimeOverrides } from '../../settings';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
-import type { ViewLayout } from '../../protocol/labeling';
+import type { LabelingMode, ToWebview, ViewLayout } from '../../protocol/labeling';
 import type { ExperimentFile } from './queues';
 import { revealWithRoom, Room } from './room';
 import type { LabelingSession } from './session';
@@ -16,6 +17,7 @@ import type { LabelingSession } from './session';
 export const LABELING_VIEW = 'rlhf.labeling';
 const SELECTION_KEY = 'rlhf.labeling.queue';
 const HISTORY_KEY = 'rlhf.labeling.history';
+const MODE_KEY = 'rlhf.labeling.mode';
 /** Files whose changes can change what the view shows: experiments, queues, preferences, guidelines. */
 const WATCHED = '**/*.{rlhf.json,jsonl,md}';
 
@@ -23,6 +25,8 @@ const WATCHED = '**/*.{rlhf.json,jsonl,md}';
 export interface LabelingView {
   /** Shows the view, giving it more room when what it shows does not fit. */
   reveal(): Promise<Room>;
+  /** Shows the view with its statistics open. */
+  showStatistics(): Promise<void>;
 }
 
 export function registerLabelingView(
@@ -102,6 +106,11 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
     );
   }
 
+  async showStatistics(): Promise<void> {
+    await this.reveal();
+    await this.view?.webview.postMessage({ type: 'openSection', section: 'statistics' } satisfies ToWebview);
+  }
+
   private startSession(): LabelingSession {
     if (this.session) return this.session;
     // Loaded here so activation does not load the data modules.
@@ -121,7 +130,14 @@ class LabelingViewProvider implements vscode.WebviewViewProvider, vscode.Disposa
       selection: { get: () => state.get<string>(SELECTION_KEY), set: (key) => void state.update(SELECTION_KEY, key) },
       history: { get: () => state.get(HISTORY_KEY), set: (history) => void state.update(HISTORY_KEY, history) },
       describe: (file) => vscode.workspace.asRelativePath(file),
-      annotator: () => vscode.workspace.getConfiguration('rlhf').get<string>('annotator'),
+      annotator: () => vscode.workspace.getConfiguration('rlhf').get<string>('annotator')?.trim() || userName(),
+      mode: {
+        get: () =>
+          state.get<LabelingMode>(MODE_KEY) ??
+          vscode.workspace.getConfiguration('rlhf').get<LabelingMode>('labeling.mode'),
+        set: (mode) => void state.update(MODE_KEY, mode),
+      },
+      checkRate: () => vscode.workspace.getConfiguration('rlhf').get<number>('labeling.checkRate') ?? 0.05,
       layout: (layout) => {
         this.layout = layout;
         this.layouts.fire(layout);
@@ -167,6 +183,15 @@ async function findExperiments(): Promise<ExperimentFile[]> {
 function onEnded(services: Services, run: () => void): vscode.Disposable {
   services.supervisor.on('ended', run);
   return new vscode.Disposable(() => services.supervisor.off('ended', run));
+}
+
+/** The user name on this computer; "" when the system has none for this process. */
+function userName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return '';
+  }
 }
 
 function debounce(run: () => unknown, ms: number): () => void {

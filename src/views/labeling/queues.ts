@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadComparisons } from '../../experiment/comparisons-section';
 import { isInsideWorkspace, workspacePathProblem } from '../../util/workspace-path';
+import { checksFileOf } from '../../data/checks';
 
 /** An experiment file (*.rlhf.json) and the workspace folder holding it. */
 export interface ExperimentFile {
@@ -19,6 +20,8 @@ export interface Queue {
   name: string;
   queueFile: string;
   preferencesFile: string;
+  /** comparisons.guidelines, else guidelines.md beside the queue file. */
+  guidelinesFile: string;
   workspaceFolder: string;
 }
 
@@ -36,7 +39,8 @@ export function queuesOf(experiments: ExperimentFile[], report: (problem: string
       if (problem) report(problem);
       if (!comparisons) continue;
       const { queue: queueFile, preferences: preferencesFile } = comparisons;
-      queues.push({ key: file, name, queueFile, preferencesFile, workspaceFolder });
+      const guidelinesFile = comparisons.guidelines ?? path.join(path.dirname(queueFile), 'guidelines.md');
+      queues.push({ key: file, name, queueFile, preferencesFile, guidelinesFile, workspaceFolder });
     } catch (err) {
       report((err as Error).message);
     }
@@ -53,6 +57,7 @@ export function queuePathProblems(queue: Queue): string[] {
   const files: [string, string][] = [
     ['comparisons.queue', queue.queueFile],
     ['comparisons.preferences', queue.preferencesFile],
+    ['comparisons.preferences (its quality checks)', checksFileOf(queue.preferencesFile)],
   ];
   return files.flatMap(([field, file]) => {
     const problem = workspacePathProblem(field, file, queue.workspaceFolder);
@@ -60,12 +65,11 @@ export function queuePathProblems(queue: Queue): string[] {
   });
 }
 
-/** The guidelines.md beside a queue file; undefined when there is none, or it leads outside the workspace. */
+/** The queue's guidelines; undefined when there are none, or the file leads outside the workspace. */
 export function readGuidelines(queue: Queue): string | undefined {
-  const file = path.join(path.dirname(queue.queueFile), 'guidelines.md');
-  if (!isInsideWorkspace(file, queue.workspaceFolder)) return undefined;
+  if (!isInsideWorkspace(queue.guidelinesFile, queue.workspaceFolder)) return undefined;
   try {
-    return fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(queue.guidelinesFile, 'utf8');
   } catch {
     return undefined;
   }

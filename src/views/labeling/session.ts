@@ -10,7 +10,9 @@
 import * as fs from 'fs';
 import {
   Choice,
+  LabelingMode,
   LabelRequest,
+  RankRequest,
   QueueState,
   ShownPair,
   parseToHost,
@@ -20,12 +22,22 @@ import {
   ViewState,
 } from '../../protocol/labeling';
 import { ComparisonPair, labelPair, readQueue, unlabeledPairs } from '../../data/queue';
-import { AlreadyLabeledError, appendPreference, readPreferences, undoPreference } from '../../data/preferences';
-import { relabelPreference } from '../../data/relabel';
-import { uncertaintyOrder } from '../../data/margins';
+import {
+  AlreadyLabeledError,
+  appendPreference,
+  appendPreferences,
+  readPreferences,
+  relabelPreference,
+  undoPreferences,
+} from '../../data/preferences';
 import { Label, PreferenceRecord } from '../../data/preference-record';
 import { formatDataError } from '../../data/jsonl';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
+import { QualityChecks } from './quality';
+import { QueueBrowser, shownChoice } from './browse';
+import { decodeEntry, encodeEntry } from './history';
+import { Rankings } from './ranking';
+import { uncertaintyOrder } from '../../data/margins';
 import { LabelOrder, QueueScoring, modelView, reviewOf } from './model-view';
 import type { ScoringModel } from './scoring-model';
 
@@ -49,6 +61,12 @@ export interface SessionHost {
   random?(): number;
   /** Who labels (the `rlhf.annotator` setting), stored with each label; nothing when unset. */
   annotator?(): string | undefined;
+  /** The share of labels followed by a quality check (the `rlhf.labeling.checkRate` setting); none when unset. */
+  checkRate?(): number;
+  /** Milliseconds since some fixed time, for the time per label. */
+  now?(): number;
+  /** Pairwise or ranking, remembered for the workspace (default: the `rlhf.labeling.mode` setting). */
+  mode?: { get(): LabelingMode | undefined; set(mode: LabelingMode): void };
   /** The view's size, and whether what it shows fits without scrolling. */
   layout?(layout: ViewLayout): void;
   /** The model that scores an experiment's queue (of its newest reward-model or DPO run), if it has one. */
@@ -89,16 +107,24 @@ export class LabelingSession {
   /** Messages are handled one at a time, in arrival order (an undo after a label undoes that label). */
   private pending: Promise<void> = Promise.resolve();
   private lastPosted = '';
-  /** A labeled pair shown again to re-check; a label for it replaces the standing one. */
-  private review: string | undefined;
   private readonly scoring = new QueueScoring({
     scoreQueue: (model, queueFile) => this.host.scoreQueue!(model, queueFile),
     warn: (message) => this.host.warn(`Labeling view: ${message}`),
     changed: () => void this.refresh(),
   });
+  private readonly checks: QualityChecks;
+  private readonly browser = new QueueBrowser();
+  private readonly rankings = new Rankings(() => (this.host.random ?? Math.random)());
+  /** When each pair (or check, by its history entry) was first shown, for the time per label. */
+  private readonly shownAt = new Map<string, number>();
 
   constructor(private readonly host: SessionHost) {
     this.labeled = new Map(Object.entries(host.history.get() ?? {}));
+    this.checks = new QualityChecks({
+      annotator: () => this.annotator() ?? '',
+      checkRate: () => host.checkRate?.() ?? 0,
+      random: () => (host.random ?? Math.random)(),
+    });
   }
 
   /** Handles one message from the webview; anything that is not in the protocol is logged and dropped. */
@@ -121,15 +147,24 @@ export class LabelingSession {
             return this.undo(message.id);
           case 'selectQueue':
             this.host.selection.set(message.queue);
+            this.browser.reset();
+            return this.refresh();
+          case 'find':
+            this.browser.find(message.text, message.status);
+            return this.refresh();
+          case 'rank':
+            return this.rank(message);
+          case 'setMode':
+            this.host.mode?.set(message.mode);
+            return this.refresh();
+          case 'openPair':
+            this.browser.open(message.pairId);
             return this.refresh();
           case 'runCommand':
             return this.host.runCommand(
               message.command,
               message.command.startsWith('rlhf.generate') ? this.selectedQueue()?.key : undefined,
             );
-          case 'review':
-            this.review = message.pairId;
-            return this.refresh();
           case 'layout':
             return this.host.layout?.({ width: message.width, height: message.height, fits: message.fits });
         }
@@ -179,7 +214,6 @@ export class LabelingSession {
     const scored = model && this.scoring.margins(model, queue.queueFile, pairs);
     const uncertainFirst = scored && this.host.order?.() === 'uncertainty';
     const next = (uncertainFirst ? uncertaintyOrder(unlabeled, scored.margins) : unlabeled).at(0);
-    const reviewed = records.some((r) => r.id === this.review) && pairs.find((p) => p.pair_id === this.review);
     const state: QueueState = {
       kind: 'queue',
       queues: (this.queues ?? []).map((q) => ({
@@ -199,12 +233,27 @@ export class LabelingSession {
       ],
     };
     const sides = (pairId: string) => this.isSwapped(pairId);
-    if (reviewed) {
-      state.pair = { ...this.shown(reviewed), position: positionOf(reviewed, pairs) };
-      state.review = reviewOf(reviewed.pair_id, records, scored?.margins, sides);
-    } else if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
+    const opened = this.browser.openedPair(pairs);
+    const mode = this.host.mode?.get() ?? 'pairwise';
+    const group = mode === 'ranking' ? this.rankings.group(pairs, unlabeled) : undefined;
+    const check = readable && !restricted && mode === 'pairwise' ? this.dueCheck(queue, pairs) : undefined;
+    if (mode === 'ranking') state.mode = mode;
+    if (opened) {
+      state.pair = this.shownOpened(opened, pairs, records);
+      if (records.some((r) => r.id === opened.pair_id))
+        state.review = reviewOf(opened.pair_id, records, scored?.margins, sides);
+    } else if (group) state.ranking = this.rankings.shown(group);
+    else if (check) state.pair = check;
+    else if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
+    if (state.ranking) this.markShown(encodeEntry({ kind: 'rank', pairIds: state.ranking.pairIds }));
+    const found = this.browser.found(pairs, records);
+    if (found) state.found = found;
+    if (state.pair)
+      this.markShown(encodeEntry({ kind: state.pair.check ? 'check' : 'label', pairId: state.pair.pairId }));
+    if (readable) state.statistics = this.checks.statistics(queue.preferencesFile);
     if (model && scored) {
-      const latest = this.labeledIn(queue).at(-1);
+      const last = this.labeledIn(queue).at(-1);
+      const latest = last !== undefined && decodeEntry(last).kind === 'label' ? last : undefined;
       state.model = modelView({ model, ...scored, pairs, records, latest, sides });
     }
     const guidelines = readGuidelines(queue);
@@ -212,8 +261,39 @@ export class LabelingSession {
     return state;
   }
 
-  private shown(pair: ComparisonPair): ShownPair {
-    const swapped = this.isSwapped(pair.pair_id);
+  /** The check due in this queue, shown with the sides swapped from when the pair was labeled. */
+  private dueCheck(queue: Queue, pairs: ComparisonPair[]): ShownPair | undefined {
+    const pairId = this.checks.dueIn(queue.preferencesFile);
+    const pair = pairId === undefined ? undefined : pairs.find((p) => p.pair_id === pairId);
+    const record = pair && this.checks.labelOf(queue.preferencesFile, pair.pair_id);
+    if (!pair || !record) return undefined;
+    const wasSwapped = record.shown_left === undefined ? this.isSwapped(pair.pair_id) : record.shown_left === 'b';
+    return { ...this.shown(pair, !wasSwapped), position: positionOf(pair, pairs), check: true };
+  }
+
+  /** A pair opened from the search, with the choice that stands for it, if any. */
+  private shownOpened(pair: ComparisonPair, pairs: ComparisonPair[], records: PreferenceRecord[]): ShownPair {
+    const label = records.filter((r) => r.id === pair.pair_id && r.label !== undefined).at(-1)?.label;
+    const shown = { ...this.shown(pair), position: positionOf(pair, pairs) };
+    return label === undefined ? shown : { ...shown, labeled: shownChoice(label, this.isSwapped(pair.pair_id)) };
+  }
+
+  private markShown(entry: string): void {
+    if (!this.shownAt.has(entry)) this.shownAt.set(entry, (this.host.now ?? Date.now)());
+  }
+
+  /** Seconds since the pair (or check) was first shown, to a tenth. */
+  private secondsOn(entry: string): number | undefined {
+    const shown = this.shownAt.get(entry);
+    this.shownAt.delete(entry);
+    return shown === undefined ? undefined : Math.round(((this.host.now ?? Date.now)() - shown) / 100) / 10;
+  }
+
+  private annotator(): string | undefined {
+    return this.host.annotator?.()?.trim() || undefined;
+  }
+
+  private shown(pair: ComparisonPair, swapped = this.isSwapped(pair.pair_id)): ShownPair {
     const [left, right] = swapped ? [pair.response_b, pair.response_a] : [pair.response_a, pair.response_b];
     return { pairId: pair.pair_id, prompt: pair.prompt, left, right, ...(pair.source && { source: pair.source }) };
   }
@@ -232,15 +312,22 @@ export class LabelingSession {
         ? readQueue(queue.queueFile).pairs.find((p) => p.pair_id === request.pairId)
         : undefined;
     if (!queue || !pair) return this.answer(request.id, 'This pair is not in the selected queue.');
+    const checking = this.checks.dueIn(queue.preferencesFile) === pair.pair_id && !this.browser.isOpened(pair.pair_id);
+    if (checking) return this.check(queue, pair, request);
     const rationale = request.rationale?.trim();
-    const annotator = this.host.annotator?.()?.trim();
-    const record = labelPair(pair, storedLabel(request.choice, this.isSwapped(pair.pair_id)), {
+    const annotator = this.annotator();
+    const swapped = this.isSwapped(pair.pair_id);
+    const seconds = this.secondsOn(pair.pair_id);
+    const record = labelPair(pair, storedLabel(request.choice, swapped), {
       ...(rationale ? { rationale } : {}),
       ...(annotator ? { annotator } : {}),
+      shown_left: swapped ? 'b' : 'a',
+      ...(seconds !== undefined && { duration_seconds: seconds }),
     });
-    if (request.pairId === this.review) return this.relabel(request.id, queue, record);
+    const replace = this.browser.isOpened(pair.pair_id) && this.liveIds(queue).has(pair.pair_id);
     try {
-      await appendPreference(queue.preferencesFile, record, { once: true });
+      if (replace) await relabelPreference(queue.preferencesFile, record);
+      else await appendPreference(queue.preferencesFile, record, { once: true });
     } catch (err) {
       // Labeled meanwhile, e.g. in another window on the same workspace: keep that label.
       if (err instanceof AlreadyLabeledError)
@@ -248,18 +335,50 @@ export class LabelingSession {
       return this.answer(request.id, `The label was not saved: ${(err as Error).message}`);
     }
     this.remember(queue, [...this.labeledIn(queue), pair.pair_id]);
+    if (this.browser.isOpened(pair.pair_id)) this.browser.open(undefined);
+    else this.checks.afterLabel(queue.preferencesFile, pair.pair_id);
     return this.answer(request.id);
   }
 
-  /** Replaces the standing label of the pair under review, then goes back to the queue. */
-  private async relabel(id: number, queue: Queue, record: PreferenceRecord): Promise<void> {
+  /** Stores a ranking of a prompt's candidates as the pairwise labels it implies, in one append. */
+  private async rank(request: RankRequest): Promise<void> {
+    const queue = this.selectedQueue();
+    const refusal = this.writeRefusal(queue);
+    if (refusal) return this.answer(request.id, refusal);
+    if (!queue || !fs.existsSync(queue.queueFile)) return this.answer(request.id, 'There is no queue to rank in.');
+    const { pairs, unlabeled } = unlabeledPairs(queue.queueFile, queue.preferencesFile);
+    const entry = encodeEntry({ kind: 'rank', pairIds: request.pairIds });
     try {
-      await relabelPreference(queue.preferencesFile, record);
+      const records = this.rankings.records(this.rankings.group(pairs, unlabeled), request, {
+        annotator: this.annotator(),
+        seconds: this.secondsOn(entry),
+      });
+      await appendPreferences(queue.preferencesFile, records, { once: true });
     } catch (err) {
-      return this.answer(id, `The new label was not saved: ${(err as Error).message}`);
+      return this.answer(request.id, `The ranking was not saved: ${(err as Error).message}`);
     }
-    this.review = undefined;
-    return this.answer(id);
+    this.remember(queue, [...this.labeledIn(queue), entry]);
+    return this.answer(request.id);
+  }
+
+  /** Stores the answer to a quality check in the check store; the pair's label stays as it is. */
+  private async check(queue: Queue, pair: ComparisonPair, request: LabelRequest): Promise<void> {
+    const record = this.checks.labelOf(queue.preferencesFile, pair.pair_id);
+    if (!record) return this.answer(request.id, 'This pair is no longer labeled; showing the next one.');
+    const swapped = record.shown_left === undefined ? !this.isSwapped(pair.pair_id) : record.shown_left === 'a';
+    const entry = encodeEntry({ kind: 'check', pairId: pair.pair_id });
+    const seconds = this.secondsOn(entry);
+    try {
+      await this.checks.record(queue.preferencesFile, pair.pair_id, {
+        label: storedLabel(request.choice, swapped),
+        shownLeft: swapped ? 'b' : 'a',
+        ...(seconds !== undefined && { seconds }),
+      });
+    } catch (err) {
+      return this.answer(request.id, `The check was not saved: ${(err as Error).message}`);
+    }
+    this.remember(queue, [...this.labeledIn(queue), entry]);
+    return this.answer(request.id);
   }
 
   private async undo(id: number): Promise<void> {
@@ -268,8 +387,13 @@ export class LabelingSession {
     if (refusal) return this.answer(id, refusal);
     const target = queue && this.undoTarget(queue);
     if (!queue || !target) return this.answer(id, 'There is no label to undo.');
+    const entry = decodeEntry(target);
     try {
-      await undoPreference(queue.preferencesFile, target);
+      if (entry.kind === 'check') await this.checks.undo(queue.preferencesFile, entry.pairId);
+      else {
+        await undoPreferences(queue.preferencesFile, entry.kind === 'rank' ? entry.pairIds : [entry.pairId]);
+        this.checks.forget(queue.preferencesFile);
+      }
     } catch (err) {
       return this.answer(id, `The undo was not saved: ${(err as Error).message}`);
     }
@@ -292,7 +416,12 @@ export class LabelingSession {
     const live = this.liveIds(queue);
     const mine = this.labeledIn(queue);
     let standing = mine.length;
-    while (standing > 0 && !live.has(mine[standing - 1])) standing--;
+    const stands = (text: string) => {
+      const entry = decodeEntry(text);
+      if (entry.kind === 'check') return this.checks.stands(queue.preferencesFile, entry.pairId);
+      return entry.kind === 'rank' ? entry.pairIds.every((id) => live.has(id)) : live.has(entry.pairId);
+    };
+    while (standing > 0 && !stands(mine[standing - 1])) standing--;
     if (standing < mine.length) this.remember(queue, mine.slice(0, standing));
     return standing > 0 ? mine[standing - 1] : undefined;
   }
