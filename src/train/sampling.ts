@@ -18,7 +18,6 @@
  * so the same seed gives the same tokens whatever the batch holds.
  */
 import * as ort from 'onnxruntime-node';
-import { logSoftmax } from '../engine/nn';
 import {
   argmax,
   cast,
@@ -27,7 +26,6 @@ import {
   greaterOrEqual,
   less,
   lessOrEqual,
-  minimum,
   slice,
   topkValues,
   unsqueeze,
@@ -59,36 +57,38 @@ export function samplingMode(o: SamplingKnobs, vocab: number): SamplingMode {
 /**
  * The sampling head over `logits` [B, V]: `next` [B] for greedy, else `next` [B, N] (N draws per
  * row, one per uniform fed in `uniform` [B, N]) and `logprob` [B, N], each drawn token's log-prob
- * under softmax(logits / temperature), the whole distribution's (what PPO's graphs compute).
+ * under softmax(logits / temperature), the whole distribution's (what PPO's graphs compute). The
+ * exponentials are left unnormalised: the draw and the top-p cut only compare them with their sums.
  */
 export function samplingHead(logits: Tensor, mode: SamplingMode): Record<string, Tensor> {
   if (mode === 'greedy') return { next: argmax(logits, -1) };
-  const logp = logSoftmax(logits.div(input('temperature', 'float32', [])), -1);
-  const probs = logp.exp();
-  const weights = mode === 'full' ? probs : truncated(probs);
-  const next = inverseCdf(weights, input('uniform', 'float32', ['B', 'N']));
-  return { next, logprob: gatherElements(logp, next, -1) };
+  const scaled = logits.div(input('temperature', 'float32', []));
+  const top = scaled.max(-1, true);
+  const weights = scaled.sub(top).exp();
+  const running = cumsum(mode === 'full' ? weights : truncated(weights), -1);
+  const next = inverseCdf(running, input('uniform', 'float32', ['B', 'N']));
+  const total = mode === 'full' ? slice(running, 1, -1) : weights.sum(-1, true);
+  return { next, logprob: gatherElements(scaled, next, -1).sub(top).sub(total.log()) };
 }
 
-/** probs [B, V] with every token outside the top-k / top-p set zeroed. */
-function truncated(probs: Tensor): Tensor {
-  const sorted = topkValues(probs, input('candidates', 'int64', [1]));
+/** weights [B, V] with every token outside the top-k / top-p set zeroed. */
+function truncated(weights: Tensor): Tensor {
+  const sorted = topkValues(weights, input('candidates', 'int64', [1]));
   const mass = cumsum(sorted, -1);
   const kept = less(mass.sub(sorted), input('top_p', 'float32', []).mul(slice(mass, 1, -1)));
   const threshold = where(kept, sorted, Infinity).neg().max(-1, true).neg();
-  return where(greaterOrEqual(probs, threshold), probs, 0);
+  return where(greaterOrEqual(weights, threshold), weights, 0);
 }
 
 /**
- * For each u in `uniform` [B, N], the first token whose running sum of `weights` [B, V] passes
- * u · total: a draw from weights / total. Never past the last token of non-zero weight.
+ * For each u in `uniform` [B, N], the first token whose running sum (`running` [B, V], of
+ * non-negative weights) passes u · total: a draw from weights / total. With u at most 1 - 2⁻²³,
+ * u · total rounds below the total, so the token drawn always has a non-zero weight.
  */
-function inverseCdf(weights: Tensor, uniform: Tensor): Tensor {
-  const running = cumsum(weights, -1);
+function inverseCdf(running: Tensor, uniform: Tensor): Tensor {
   const target = uniform.mul(slice(running, 1, -1));
   const passed = lessOrEqual(unsqueeze(running, 1), unsqueeze(target, -1));
-  const index = cast(cast(passed, 'float32').sum(-1), 'int64');
-  return minimum(index, argmax(running, -1, true));
+  return cast(cast(passed, 'float32').sum(-1), 'int64');
 }
 
 /** The host's feeds for the sampling head's knobs. */
@@ -104,8 +104,8 @@ export function samplingFeeds(o: SamplingKnobs, mode: SamplingMode, vocab: numbe
   };
 }
 
-/** The largest float32 below 1: u stays in [0, 1) once rounded. */
-const BELOW_ONE = 1 - 2 ** -24;
+/** u's largest value: u · total then rounds below the total in float32 (see inverseCdf). */
+const U_MAX = 1 - 2 ** -23;
 
 /**
  * `uniform` [B, N]: N draws for each row that `drawing` marks, row after row; a row that draws
@@ -114,7 +114,7 @@ const BELOW_ONE = 1 - 2 ** -24;
 export function uniforms(rng: Rng, drawing: boolean[], n: number): Record<string, ort.Tensor> {
   const u = new Float32Array(drawing.length * n);
   drawing.forEach((draws, row) => {
-    if (draws) for (let j = 0; j < n; j++) u[row * n + j] = Math.min(rng.next(), BELOW_ONE);
+    if (draws) for (let j = 0; j < n; j++) u[row * n + j] = Math.min(rng.next(), U_MAX);
   });
   return { uniform: hostTensor('float32', u, [drawing.length, n]) };
 }
