@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { OnnxModel } from '../src/engine/onnx';
+import { ModelConfig, presetConfig, resizeConfig } from '../src/model/config';
 import { Program, Runtime } from '../src/engine/runtime';
 import { gpt2Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/util/rng';
@@ -223,3 +224,25 @@ export const benchLora = (r: number) => ({
   modules_to_save: [],
   use_rslora: false,
 });
+
+/**
+ * Weights used in matmuls per token, as bench_torch.py counts them: per layer the attention
+ * projections and the MLP's, and the tied LM head (no embeddings, norms or biases).
+ */
+export function matmulParams(cfg: ModelConfig): number {
+  const d = cfg.nEmbd,
+    attn = 2 * d * cfg.nHead * cfg.headDim + 2 * d * cfg.nKvHead * cfg.headDim;
+  const mlp = cfg.modelType === 'gpt2' ? 8 * d * d : 3 * d * cfg.intermediateSize!;
+  return cfg.nLayer * (attn + mlp) + cfg.vocabSize * d;
+}
+
+/** The model of the RL benches' --model preset, resized by --layers, --d and --heads (0: the preset's) to --ctx. */
+export function benchModel(f: { model: string; layers: number; d: number; heads: number; ctx: number }): ModelConfig {
+  const given = (v: number) => (v > 0 ? v : undefined);
+  return resizeConfig(presetConfig(f.model), {
+    nLayer: given(f.layers),
+    nEmbd: given(f.d),
+    nHead: given(f.heads),
+    nPositions: f.ctx,
+  });
+}
