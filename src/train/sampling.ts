@@ -4,8 +4,9 @@
  * a vocabulary-sized row per token; it only feeds one uniform draw per token from its seeded Rng.
  *
  * - greedy (temperature 0): ArgMax.
- * - temperature alone: inverse-CDF sampling over all of softmax(logits / T): CumSum over the
- *   vocabulary, and the token is the first whose running sum passes u · total. Exact.
+ * - temperature alone: inverse-CDF sampling over all of softmax(logits / T): the token is the
+ *   first whose running sum passes u · total (in two levels: blocks, then tokens). Exact, up to
+ *   float32 rounding.
  * - top-k and/or top-p: TopK gives the candidates' probabilities, largest first; top-p keeps the
  *   smallest prefix of them whose mass (among the candidates) reaches p; the smallest kept
  *   probability is a threshold, and the draw runs over the tokens at or above it, as above. With
@@ -21,18 +22,20 @@ import * as ort from 'onnxruntime-node';
 import {
   argmax,
   cast,
+  concat,
   cumsum,
   gatherElements,
   greaterOrEqual,
   less,
   lessOrEqual,
+  minimum,
   slice,
   topkValues,
   unsqueeze,
   where,
 } from '../engine/ops';
 import { hostTensor } from '../engine/runtime';
-import { Tensor, input } from '../engine/tensor';
+import { Dim, Tensor, constant, input } from '../engine/tensor';
 import { Rng } from '../util/rng';
 
 export interface SamplingKnobs {
@@ -65,10 +68,9 @@ export function samplingHead(logits: Tensor, mode: SamplingMode): Record<string,
   const scaled = logits.div(input('temperature', 'float32', []));
   const top = scaled.max(-1, true);
   const weights = scaled.sub(top).exp();
-  const running = cumsum(mode === 'full' ? weights : truncated(weights), -1);
-  const next = inverseCdf(running, input('uniform', 'float32', ['B', 'N']));
-  const total = mode === 'full' ? slice(running, 1, -1) : weights.sum(-1, true);
-  return { next, logprob: gatherElements(scaled, next, -1).sub(top).sub(total.log()) };
+  const drawn = inverseCdf(mode === 'full' ? weights : truncated(weights), input('uniform', 'float32', ['B', 'N']));
+  const total = mode === 'full' ? drawn.total : weights.sum(-1, true);
+  return { next: drawn.next, logprob: gatherElements(scaled, drawn.next, -1).sub(top).sub(total.log()) };
 }
 
 /** weights [B, V] with every token outside the top-k / top-p set zeroed. */
@@ -80,16 +82,37 @@ function truncated(weights: Tensor): Tensor {
   return where(greaterOrEqual(weights, threshold), weights, 0);
 }
 
+/** Tokens per block of the two-level draw. */
+const BLOCK = 256;
+
 /**
- * For each u in `uniform` [B, N], the first token whose running sum (`running` [B, V], of
- * non-negative weights) passes u · total: a draw from weights / total. With u at most 1 - 2⁻²³,
- * u · total rounds below the total, so the token drawn always has a non-zero weight.
+ * For each u in `uniform` [B, N], the first token whose running sum of `weights` [B, V] (not
+ * negative) passes u · total: a draw from weights / total. In two levels, so that no running sum
+ * spans the vocabulary (onnxruntime's CumSum is slow): the block of BLOCK tokens where the running
+ * sum over blocks passes u · total, then the token within it. With u at most 1 - 2⁻²³, u · total
+ * rounds below the total, so the block has weight; the token is never past its last one of
+ * non-zero weight. Also returns the total [B, 1].
  */
-function inverseCdf(running: Tensor, uniform: Tensor): Tensor {
-  const target = uniform.mul(slice(running, 1, -1));
-  const passed = lessOrEqual(unsqueeze(running, 1), unsqueeze(target, -1));
-  return cast(cast(passed, 'float32').sum(-1), 'int64');
+function inverseCdf(weights: Tensor, uniform: Tensor): { next: Tensor; total: Tensor } {
+  const [b, v] = weights.shape as [Dim, number];
+  const size = Math.min(BLOCK, v),
+    groups = Math.ceil(v / size);
+  const padded = groups * size === v ? weights : concat([weights, slice(weights, 1, 0, groups * size - v).mul(0)], 1);
+  const blocks = padded.reshape([b, groups, size]);
+  const mass = blocks.sum(-1);
+  const upTo = cumsum(mass, -1);
+  const total = slice(upTo, 1, -1);
+  const target = uniform.mul(total);
+  const block = countTrue(lessOrEqual(unsqueeze(upTo, 1), unsqueeze(target, -1)));
+  const rest = target.sub(gatherElements(upTo.sub(mass), block, -1));
+  const offsets = constant(new BigInt64Array(size), 'int64', [1, 1, size]);
+  const within = cumsum(gatherElements(blocks, unsqueeze(block, -1).add(offsets), 1), -1);
+  const token = minimum(countTrue(lessOrEqual(within, unsqueeze(rest, -1))), argmax(within, -1));
+  return { next: block.mul(size).add(token), total };
 }
+
+/** How many of the last axis are true (int64). */
+const countTrue = (x: Tensor) => cast(cast(x, 'float32').sum(-1), 'int64');
 
 /** The host's feeds for the sampling head's knobs. */
 export function samplingFeeds(o: SamplingKnobs, mode: SamplingMode, vocab: number): Record<string, ort.Tensor> {

@@ -51,22 +51,29 @@ async function draw(logits: number[], o: SamplingKnobs, n: number, seed: number)
   };
 }
 
-/** Pearson's chi-square of the counts against the probabilities, over the tokens that can be drawn. */
+/**
+ * Pearson's chi-square of the counts against the probabilities, over the tokens that can be drawn;
+ * tokens expected fewer than 5 times are pooled into one bin.
+ */
 function chiSquare(tokens: number[], probs: number[]): { stat: number; df: number } {
   const counts = probs.map(() => 0);
   for (const t of tokens) counts[t]++;
-  let stat = 0,
-    df = -1;
+  const bins: [number, number][] = [];
+  const pooled: [number, number] = [0, 0];
   probs.forEach((p, i) => {
     if (p === 0) return assert.equal(counts[i], 0, `token ${i} is outside the kept set but was drawn`);
-    stat += (counts[i] - tokens.length * p) ** 2 / (tokens.length * p);
-    df++;
+    if (tokens.length * p < 5) {
+      pooled[0] += counts[i];
+      pooled[1] += tokens.length * p;
+    } else bins.push([counts[i], tokens.length * p]);
   });
-  return { stat, df };
+  if (pooled[1] > 0) bins.push(pooled);
+  const stat = bins.reduce((a, [seen, want]) => a + (seen - want) ** 2 / want, 0);
+  return { stat, df: bins.length - 1 };
 }
 
-// The 0.999 quantile of chi-square for 1..11 degrees of freedom.
-const CHI2_999 = [10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88, 29.59, 31.26];
+/** The 0.999 quantile of chi-square with df degrees of freedom (Wilson–Hilferty; within 1% from df 1). */
+const chi2Quantile999 = (df: number) => df * (1 - 2 / (9 * df) + 3.0902 * Math.sqrt(2 / (9 * df))) ** 3;
 
 for (const o of [
   { temperature: 0.7, topK: 0, topP: 1 },
@@ -77,12 +84,25 @@ for (const o of [
   test(`the graph draws from the distribution the options describe: ${JSON.stringify(o)}`, async () => {
     const { tokens, logprobs } = await draw(LOGITS, o, 20000, 11);
     const { stat, df } = chiSquare(tokens, expected(LOGITS, o));
-    assert.ok(df >= 1 && stat < CHI2_999[df - 1], `chi-square ${stat.toFixed(2)} on ${df} degrees of freedom`);
+    assert.ok(df >= 1 && stat < chi2Quantile999(df), `chi-square ${stat.toFixed(2)} on ${df} degrees of freedom`);
     // Each token's log-prob is under the whole tempered distribution, whatever was cut.
     const full = expected(LOGITS, { ...o, topK: 0, topP: 1 });
     tokens.slice(0, 50).forEach((t, i) => assert.ok(Math.abs(logprobs![i] - Math.log(full[t])) < 1e-5));
   });
 }
+
+test('a vocabulary of several blocks (and a part block) draws as exactly', async () => {
+  const likely = [3, 255, 256, 300, 511, 512, 599];
+  const logits = Array.from({ length: 600 }, (_, i) => (likely.includes(i) ? 2 + (i % 5) / 2 : -1 + Math.sin(i)));
+  for (const o of [
+    { temperature: 1, topK: 0, topP: 1 },
+    { temperature: 0.8, topK: 5, topP: 1 },
+  ]) {
+    const { tokens } = await draw(logits, o, 20000, 8);
+    const { stat, df } = chiSquare(tokens, expected(logits, o));
+    assert.ok(df >= 4 && stat < chi2Quantile999(df), `chi-square ${stat.toFixed(2)} on ${df} degrees of freedom`);
+  }
+});
 
 test('the same seed draws the same tokens; greedy is the argmax', async () => {
   const o = { temperature: 1, topK: 5, topP: 0.9 };
@@ -97,7 +117,7 @@ test(`top-p alone draws among the ${TOP_P_CANDIDATES} most likely tokens; exact 
   const o = { temperature: 1, topK: 0, topP: 0.5 };
   const { tokens } = await draw(logits, o, 5000, 3);
   const { stat, df } = chiSquare(tokens, expected(logits, o));
-  assert.ok(stat < CHI2_999[df - 1], `chi-square ${stat.toFixed(2)} on ${df} degrees of freedom`);
+  assert.ok(stat < chi2Quantile999(df), `chi-square ${stat.toFixed(2)} on ${df} degrees of freedom`);
   // Past the candidates' mass, the tail beyond them is what is dropped.
   const wide = await draw(logits, { temperature: 1, topK: 0, topP: 0.9999 }, 2000, 3);
   const rank = [...logits.keys()].sort((a, b) => logits[b] - logits[a]);
