@@ -82,20 +82,26 @@ function truncated(weights: Tensor): Tensor {
   return where(greaterOrEqual(weights, threshold), weights, 0);
 }
 
-/** Tokens per block of the two-level draw. */
-const BLOCK = 256;
+/**
+ * Tokens per block of the two-level draw: a divisor of the vocabulary from √V up to 16·√V where
+ * there is one (GPT-2's 50257 = 29 · 1733; 49152 = 192 · 256), else 256 and the last block padded.
+ */
+export function blockSize(v: number): number {
+  for (let s = Math.ceil(Math.sqrt(v)); s <= Math.min(v, 16 * Math.sqrt(v)); s++) if (v % s === 0) return s;
+  return Math.min(256, v);
+}
 
 /**
  * For each u in `uniform` [B, N], the first token whose running sum of `weights` [B, V] (not
  * negative) passes u · total: a draw from weights / total. In two levels, so that no running sum
- * spans the vocabulary (onnxruntime's CumSum is slow): the block of BLOCK tokens where the running
+ * spans the vocabulary (onnxruntime's CumSum is slow): the block (of blockSize tokens) where the running
  * sum over blocks passes u · total, then the token within it. With u at most 1 - 2⁻²³, u · total
  * rounds below the total, so the block has weight; the token is never past its last one of
  * non-zero weight. Also returns the total [B, 1].
  */
 function inverseCdf(weights: Tensor, uniform: Tensor): { next: Tensor; total: Tensor } {
   const [b, v] = weights.shape as [Dim, number];
-  const size = Math.min(BLOCK, v),
+  const size = blockSize(v),
     groups = Math.ceil(v / size);
   const padded = groups * size === v ? weights : concat([weights, slice(weights, 1, 0, groups * size - v).mul(0)], 1);
   const blocks = padded.reshape([b, groups, size]);

@@ -5,6 +5,7 @@ import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { input } from '../../src/engine/tensor';
 import {
   SamplingKnobs,
+  blockSize,
   TOP_P_CANDIDATES,
   samplingFeeds,
   samplingHead,
@@ -91,18 +92,20 @@ for (const o of [
   });
 }
 
-test('a vocabulary of several blocks (and a part block) draws as exactly', async () => {
-  const likely = [3, 255, 256, 300, 511, 512, 599];
-  const logits = Array.from({ length: 600 }, (_, i) => (likely.includes(i) ? 2 + (i % 5) / 2 : -1 + Math.sin(i)));
-  for (const o of [
-    { temperature: 1, topK: 0, topP: 1 },
-    { temperature: 0.8, topK: 5, topP: 1 },
-  ]) {
-    const { tokens } = await draw(logits, o, 20000, 8);
-    const { stat, df } = chiSquare(tokens, expected(logits, o));
-    assert.ok(df >= 4 && stat < chi2Quantile999(df), `chi-square ${stat.toFixed(2)} on ${df} degrees of freedom`);
-  }
-});
+for (const v of [600, 601]) {
+  test(`a vocabulary of ${v} tokens: blocks of ${blockSize(v)}${v % blockSize(v) ? ', the last padded,' : ''} draw as exactly`, async () => {
+    const likely = [3, 255, 256, 300, 511, 512, 599];
+    const logits = Array.from({ length: v }, (_, i) => (likely.includes(i) ? 2 + (i % 5) / 2 : -1 + Math.sin(i)));
+    for (const o of [
+      { temperature: 1, topK: 0, topP: 1 },
+      { temperature: 0.8, topK: 5, topP: 1 },
+    ]) {
+      const { tokens } = await draw(logits, o, 20000, 8);
+      const { stat, df } = chiSquare(tokens, expected(logits, o));
+      assert.ok(df >= 4 && stat < chi2Quantile999(df), `chi-square ${stat.toFixed(2)} on ${df} degrees of freedom`);
+    }
+  });
+}
 
 test('the same seed draws the same tokens; greedy is the argmax', async () => {
   const o = { temperature: 1, topK: 5, topP: 0.9 };
