@@ -51,7 +51,7 @@ function lastTokenGraph(
   const inp = sequenceInputs(keys);
   const { hidden, present } = transformer(p, cfg, inp, past);
   const last = reshape(slice(hidden, 1, -1), [hidden.shape[0], cfg.nEmbd]);
-  const outputs: Record<string, Tensor> = samplingHead(lastTokenLogits(p, cfg, last), mode);
+  const outputs: Record<string, Tensor> = samplingHead((h) => lastTokenLogits(p, cfg, h), last, mode);
   present.forEach((kv, i) => {
     outputs[`present.${i}.key`] = newOnly ? slice(kv.key, 2, -1) : kv.key;
     outputs[`present.${i}.value`] = newOnly ? slice(kv.value, 2, -1) : kv.value;

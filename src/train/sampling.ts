@@ -58,14 +58,20 @@ export function samplingMode(o: SamplingKnobs, vocab: number): SamplingMode {
 }
 
 /**
- * The sampling head over `logits` [B, V]: `next` [B] for greedy, else `next` [B, N] (N draws per
- * row, one per uniform fed in `uniform` [B, N]) and `logprob` [B, N], each drawn token's log-prob
- * under softmax(logits / temperature), the whole distribution's (what PPO's graphs compute). The
- * exponentials are left unnormalised: the draw and the top-p cut only compare them with their sums.
+ * The sampling head over the logits [B, V] that `head` (a linear map, no bias) gives for `hidden`
+ * [B, D]: `next` [B] for greedy, else `next` [B, N] (N draws per row, one per uniform fed in
+ * `uniform` [B, N]) and `logprob` [B, N], each drawn token's log-prob under softmax(logits /
+ * temperature), the whole distribution's (what PPO's graphs compute). The temperature divides the
+ * hidden state, D numbers a row instead of V. The exponentials are left unnormalised: the draw and
+ * the top-p cut only compare them with their sums.
  */
-export function samplingHead(logits: Tensor, mode: SamplingMode): Record<string, Tensor> {
-  if (mode === 'greedy') return { next: argmax(logits, -1) };
-  const scaled = logits.div(input('temperature', 'float32', []));
+export function samplingHead(
+  head: (hidden: Tensor) => Tensor,
+  hidden: Tensor,
+  mode: SamplingMode,
+): Record<string, Tensor> {
+  if (mode === 'greedy') return { next: argmax(head(hidden), -1) };
+  const scaled = head(hidden.div(input('temperature', 'float32', [])));
   const top = scaled.max(-1, true);
   const weights = scaled.sub(top).exp();
   const drawn = inverseCdf(mode === 'full' ? weights : truncated(weights), input('uniform', 'float32', ['B', 'N']));

@@ -39,7 +39,7 @@ async function draw(logits: number[], o: SamplingKnobs, n: number, seed: number)
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
   const v = logits.length;
   const mode = samplingMode(o, v);
-  const program = await runtime.load(toOnnx(samplingHead(input('logits', 'float32', ['B', v]), mode)));
+  const program = await runtime.load(toOnnx(samplingHead((x) => x, input('logits', 'float32', ['B', v]), mode)));
   const out = await program.run({
     logits: hostTensor('float32', Float32Array.from(logits), [1, v]),
     ...samplingFeeds(o, mode, v),
