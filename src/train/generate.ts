@@ -327,7 +327,7 @@ export class Generator {
     rows: number[],
     stopIds: Set<number>,
   ): void {
-    const next = res.next.data as BigInt64Array;
+    const next = res.next.data as ArrayLike<number | bigint>;
     const logprob = res.logprob?.data as Float32Array | undefined;
     const share = rows.length / next.length;
     rows.forEach((b, i) => {

@@ -59,7 +59,7 @@ export function samplingMode(o: SamplingKnobs, vocab: number): SamplingMode {
 
 /**
  * The sampling head over the logits [B, V] that `head` (a linear map, no bias) gives for `hidden`
- * [B, D]: `next` [B] for greedy, else `next` [B, N] (N draws per row, one per uniform fed in
+ * [B, D]: `next` [B] (int64) for greedy, else `next` [B, N] (int32) (N draws per row, one per uniform fed in
  * `uniform` [B, N]) and `logprob` [B, N], each drawn token's log-prob under softmax(logits /
  * temperature), the whole distribution's (what PPO's graphs compute). The temperature divides the
  * hidden state, D numbers a row instead of V. The exponentials are left unnormalised: the draw and
@@ -117,14 +117,16 @@ function inverseCdf(weights: Tensor, uniform: Tensor): { next: Tensor; total: Te
   const target = uniform.mul(total);
   const block = countTrue(lessOrEqual(unsqueeze(upTo, 1), unsqueeze(target, -1)));
   const rest = target.sub(gatherElements(upTo.sub(mass), block, -1));
-  const offsets = constant(new BigInt64Array(size), 'int64', [1, 1, size]);
-  const within = cumsum(gatherElements(blocks, unsqueeze(block, -1).add(offsets), 1), -1);
-  const token = minimum(countTrue(lessOrEqual(within, unsqueeze(rest, -1))), argmax(within, -1));
+  const zeros = constant(new Int32Array(size), 'int32', [1, 1, size]);
+  const within = cumsum(gatherElements(blocks, unsqueeze(block, -1).add(zeros), 1), -1);
+  // The last token of non-zero weight: the first to reach the block's sum.
+  const last = countTrue(less(within, within.max(-1, true)));
+  const token = minimum(countTrue(lessOrEqual(within, unsqueeze(rest, -1))), last);
   return { next: block.mul(size).add(token), total };
 }
 
-/** How many of the last axis are true (int64). */
-const countTrue = (x: Tensor) => cast(cast(x, 'float32').sum(-1), 'int64');
+/** How many of the last axis are true (int32: WebGPU has no int64 arithmetic). */
+const countTrue = (x: Tensor) => cast(cast(x, 'float32').sum(-1), 'int32');
 
 /** The host's feeds for the sampling head's knobs. */
 export function samplingFeeds(o: SamplingKnobs, mode: SamplingMode, vocab: number): Record<string, ort.Tensor> {

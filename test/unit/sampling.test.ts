@@ -47,7 +47,7 @@ async function draw(logits: number[], o: SamplingKnobs, n: number, seed: number)
   });
   await program.release();
   return {
-    tokens: Array.from(out.next.data as BigInt64Array, Number),
+    tokens: Array.from(out.next.data as ArrayLike<number | bigint>, Number),
     logprobs: out.logprob && Array.from(out.logprob.data as Float32Array),
   };
 }
