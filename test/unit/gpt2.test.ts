@@ -143,6 +143,24 @@ test('rows that finish leave the batch; the others write what they write alone o
   }
 });
 
+test("each drawn token's log-prob is its log-softmax(logits / temperature) in a pass over the whole sequence", async () => {
+  const { runtime, state, run } = await setup();
+  const gen = await Generator.create(runtime, cfg, state, 0);
+  const temperature = 0.7;
+  const out = await gen.generate(rows, { temperature, topK: 0, topP: 1, maxNewTokens: 6 }, -1, new Rng(2));
+  for (const [b, g] of out.entries()) {
+    const seq = [...rows[b], ...g.tokens];
+    const { logits } = await run([seq]);
+    g.tokens.forEach((token, j) => {
+      const at = (rows[b].length - 1 + j) * cfg.vocabSize;
+      const scaled = Array.from(logits.subarray(at, at + cfg.vocabSize), (l) => l / temperature);
+      const top = Math.max(...scaled);
+      const logZ = top + Math.log(scaled.reduce((a, l) => a + Math.exp(l - top), 0));
+      assert.ok(Math.abs(g.logprobs[j] - (scaled[token] - logZ)) < 1e-4, `row ${b} token ${j}`);
+    });
+  }
+});
+
 test('sampling is reproducible from the seed', async () => {
   const { runtime, state } = await setup();
   const gen = await Generator.create(runtime, cfg, state, 0);
