@@ -467,7 +467,7 @@ async function main() {
     rows.push({ what: 'train graph: build + emit', unit: 'ms', ours: t.buildMs });
     rows.push({ what: 'train graph: InferenceSession', unit: 'ms', ours: t.createMs });
   }
-  if (d) rows.push({ what: 'Generator: greedy programs (2 sessions)', unit: 'ms', ours: d.createMs });
+  if (d) rows.push({ what: 'Generator: greedy sessions', unit: 'ms', ours: d.createMs });
   printTable(rows, Boolean(py));
   if (t)
     console.log(
