@@ -8,7 +8,9 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { OnnxModel } from '../src/engine/onnx';
-import { ModelConfig, presetConfig, resizeConfig } from '../src/model/config';
+import { saveCheckpoint } from '../src/model/checkpoint';
+import { ModelConfig, PRESETS, presetConfig, resizeConfig } from '../src/model/config';
+import { initParams } from '../src/model/decoder';
 import { Program, Runtime } from '../src/engine/runtime';
 import { gpt2Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/util/rng';
@@ -236,13 +238,26 @@ export function matmulParams(cfg: ModelConfig): number {
   return cfg.nLayer * (attn + mlp) + cfg.vocabSize * d;
 }
 
-/** The model of the RL benches' --model preset, resized by --layers, --d and --heads (0: the preset's) to --ctx. */
+/**
+ * The model of the RL benches' --model preset, resized by --layers, --d and --heads (0: the
+ * preset's) to --ctx. The prompts are GPT-2 tokens, so a smaller vocabulary (SmolLM2's 49152)
+ * grows to GPT-2's 50257.
+ */
 export function benchModel(f: { model: string; layers: number; d: number; heads: number; ctx: number }): ModelConfig {
   const given = (v: number) => (v > 0 ? v : undefined);
-  return resizeConfig(presetConfig(f.model), {
+  const preset = presetConfig(f.model);
+  return resizeConfig(preset, {
     nLayer: given(f.layers),
     nEmbd: given(f.d),
     nHead: given(f.heads),
     nPositions: f.ctx,
+    vocabSize: Math.max(preset.vocabSize, PRESETS.gpt2.vocabSize),
   });
+}
+
+/** A random-init language model of `cfg` written as a checkpoint folder in `dir`; returns the folder. */
+export function benchPolicy(dir: string, cfg: ModelConfig, seed: number): string {
+  const folder = path.join(dir, 'policy');
+  saveCheckpoint(folder, { config: cfg, params: initParams(cfg, new Rng(seed)) });
+  return folder;
 }

@@ -26,7 +26,7 @@ import { RunEvent } from '../src/protocol/runner';
 import { parseExperiment } from '../src/experiment/config';
 import { runGroupRl } from '../src/train/group-rl';
 import { Rng } from '../src/util/rng';
-import { benchModel, findPython, load1, makePrompts, median, parseFlags, waitForLoad } from './common';
+import { benchModel, benchPolicy, findPython, load1, makePrompts, median, parseFlags, waitForLoad } from './common';
 
 const DEFAULTS = {
   model: 'tiny',
@@ -68,8 +68,7 @@ async function ours(f: Flags, cfg: ModelConfig, dir: string, promptFile: string)
     {
       name: 'bench-grpo',
       seed: f.seed,
-      model: f.model,
-      model_size: { n_layer: cfg.nLayer, n_embd: cfg.nEmbd, n_head: cfg.nHead, n_positions: cfg.nPositions },
+      model: benchPolicy(dir, cfg, f.seed),
       runtime: { provider: f.provider as Provider, threads: f.threads },
       grpo: {
         prompts: promptFile,

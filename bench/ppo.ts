@@ -45,7 +45,7 @@ import { parseExperiment } from '../src/experiment/config';
 import { RewardFn, runPpo } from '../src/train/ppo';
 import { Scorer } from '../src/train/scorer';
 import { Rng } from '../src/util/rng';
-import { benchLora, benchModel, findPython, fullAndLora, load1, makePrompts, waitForLoad } from './common';
+import { benchLora, benchModel, benchPolicy, findPython, fullAndLora, load1, makePrompts, waitForLoad } from './common';
 
 // ---------------------------------------------------------------- flags
 
@@ -144,8 +144,7 @@ async function ours(f: Flags, dir: string, cfg: ModelConfig, promptFile: string,
     {
       name: 'bench-ppo',
       seed: f.seed,
-      model: f.model,
-      model_size: { n_layer: cfg.nLayer, n_embd: cfg.nEmbd, n_head: cfg.nHead, n_positions: cfg.nPositions },
+      model: benchPolicy(dir, cfg, f.seed),
       runtime: { provider: f.provider as Provider, threads: f.threads },
       ppo: {
         prompts: promptFile,
