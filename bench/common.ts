@@ -8,6 +8,9 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { OnnxModel } from '../src/engine/onnx';
+import { saveCheckpoint } from '../src/model/checkpoint';
+import { ModelConfig, PRESETS, presetConfig, resizeConfig } from '../src/model/config';
+import { initParams } from '../src/model/decoder';
 import { Program, Runtime } from '../src/engine/runtime';
 import { gpt2Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/util/rng';
@@ -223,3 +226,38 @@ export const benchLora = (r: number) => ({
   modules_to_save: [],
   use_rslora: false,
 });
+
+/**
+ * Weights used in matmuls per token, as bench_torch.py counts them: per layer the attention
+ * projections and the MLP's, and the tied LM head (no embeddings, norms or biases).
+ */
+export function matmulParams(cfg: ModelConfig): number {
+  const d = cfg.nEmbd,
+    attn = 2 * d * cfg.nHead * cfg.headDim + 2 * d * cfg.nKvHead * cfg.headDim;
+  const mlp = cfg.modelType === 'gpt2' ? 8 * d * d : 3 * d * cfg.intermediateSize!;
+  return cfg.nLayer * (attn + mlp) + cfg.vocabSize * d;
+}
+
+/**
+ * The model of the RL benches' --model preset, resized by --layers, --d and --heads (0: the
+ * preset's) to --ctx. The prompts are GPT-2 tokens, so a smaller vocabulary (SmolLM2's 49152)
+ * grows to GPT-2's 50257.
+ */
+export function benchModel(f: { model: string; layers: number; d: number; heads: number; ctx: number }): ModelConfig {
+  const given = (v: number) => (v > 0 ? v : undefined);
+  const preset = presetConfig(f.model);
+  return resizeConfig(preset, {
+    nLayer: given(f.layers),
+    nEmbd: given(f.d),
+    nHead: given(f.heads),
+    nPositions: f.ctx,
+    vocabSize: Math.max(preset.vocabSize, PRESETS.gpt2.vocabSize),
+  });
+}
+
+/** A random-init language model of `cfg` written as a checkpoint folder in `dir`; returns the folder. */
+export function benchPolicy(dir: string, cfg: ModelConfig, seed: number): string {
+  const folder = path.join(dir, 'policy');
+  saveCheckpoint(folder, { config: cfg, params: initParams(cfg, new Rng(seed)) });
+  return folder;
+}

@@ -7,9 +7,11 @@
  *
  *   npm run bench:grpo -- [--layers 2 --d 128 --heads 4 --ctx 128 --completions 32
  *                          --num-generations 8 --prompt-len 16 --max-completion-length 48
- *                          --warmup 1 --iters 3 --threads N --max-load 0 --wait 900 --no-torch]
+ *                          --warmup 1 --iters 3 --threads N --max-load 0 --wait 900 --no-torch
+ *                          --model tiny --provider cpu --device cpu]
  *
- * Ours is runGroupRl itself on a random-init GPT-2 (the `tiny` preset resized by the flags); the
+ * Ours is runGroupRl itself on a random-init model (the --model preset, `tiny` unless given, resized
+ * by --layers, --d and --heads, 0: the preset's), on --provider; PyTorch's (a GPT-2) on --device. The
  * figures are its own time/rollout, time/reward, time/reference and time/update, medians over the
  * iterations after the warm-up ones, and the fastest per phase. The same prompts (token ids) go to
  * the PyTorch side.
@@ -18,17 +20,19 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { PRESETS } from '../src/model/config';
+import { Provider } from '../src/engine/runtime';
+import { ModelConfig } from '../src/model/config';
 import { RunEvent } from '../src/protocol/runner';
 import { parseExperiment } from '../src/experiment/config';
 import { runGroupRl } from '../src/train/group-rl';
 import { Rng } from '../src/util/rng';
-import { findPython, load1, makePrompts, median, parseFlags, waitForLoad } from './common';
+import { benchModel, benchPolicy, findPython, load1, makePrompts, median, parseFlags, waitForLoad } from './common';
 
 const DEFAULTS = {
-  layers: 2,
-  d: 128,
-  heads: 4,
+  model: 'tiny',
+  layers: 0,
+  d: 0,
+  heads: 0,
   ctx: 128,
   completions: 32,
   'num-generations': 8,
@@ -42,6 +46,8 @@ const DEFAULTS = {
   wait: 900,
   'no-torch': false,
   python: '',
+  provider: 'cpu',
+  device: 'cpu',
 };
 type Flags = typeof DEFAULTS;
 const PHASES = ['rollout_s', 'reward_s', 'reference_s', 'update_s', 'total_s'] as const;
@@ -55,16 +61,15 @@ const REWARD_FILE = [
   '}',
 ].join('\n');
 
-async function ours(f: Flags, dir: string, promptFile: string) {
+async function ours(f: Flags, cfg: ModelConfig, dir: string, promptFile: string) {
   const rewardFile = path.join(dir, 'rewards.ts');
   fs.writeFileSync(rewardFile, REWARD_FILE);
   const exp = parseExperiment(
     {
       name: 'bench-grpo',
       seed: f.seed,
-      model: 'tiny',
-      model_size: { n_layer: f.layers, n_embd: f.d, n_head: f.heads, n_positions: f.ctx },
-      runtime: { provider: 'cpu', threads: f.threads },
+      model: benchPolicy(dir, cfg, f.seed),
+      runtime: { provider: f.provider as Provider, threads: f.threads },
       grpo: {
         prompts: promptFile,
         reward_funcs: [rewardFile],
@@ -104,7 +109,12 @@ async function ours(f: Flags, dir: string, promptFile: string) {
   return { med, least, runs, tokens: metrics.map((m) => m['completions/mean_length']) };
 }
 
-function pytorch(f: Flags, py: string, idsFile: string): { med: Times; least: Times } & Record<string, unknown> {
+function pytorch(
+  f: Flags,
+  cfg: ModelConfig,
+  py: string,
+  idsFile: string,
+): { med: Times; least: Times } & Record<string, unknown> {
   const flags: Record<string, number | string> = {
     threads: f.threads,
     seed: f.seed,
@@ -114,11 +124,12 @@ function pytorch(f: Flags, py: string, idsFile: string): { med: Times; least: Ti
     completions: f.completions,
     'num-generations': f['num-generations'],
     'max-completion-length': f['max-completion-length'],
-    layers: f.layers,
-    d: f.d,
-    heads: f.heads,
-    vocab: PRESETS.tiny.vocabSize,
-    ctx: f.ctx,
+    layers: cfg.nLayer,
+    d: cfg.nEmbd,
+    heads: cfg.nHead,
+    vocab: cfg.vocabSize,
+    ctx: cfg.nPositions,
+    device: f.device,
   };
   const args = [path.join(__dirname, 'reference', 'grpo_bench_torch.py')];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, String(v));
@@ -134,6 +145,7 @@ async function main() {
   const f = parseFlags(process.argv.slice(2), DEFAULTS, 'npm run bench:grpo -- [--flag value ...]');
   if (f['prompt-len'] + f['max-completion-length'] > f.ctx)
     throw new Error('--prompt-len + --max-completion-length must fit --ctx');
+  const cfg = benchModel(f);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-grpo-'));
   const prompts = makePrompts(64, f['prompt-len'], new Rng(f.seed + 3));
   const promptFile = path.join(dir, 'prompts.jsonl'),
@@ -144,18 +156,21 @@ async function main() {
   console.error(`GRPO iteration bench: ${JSON.stringify(config)}`);
 
   const loadBefore = await waitForLoad(f['max-load'], f.wait, 'ours');
-  const mine = await ours(f, dir, promptFile);
+  const mine = await ours(f, cfg, dir, promptFile);
   const loadAfter = load1();
   console.log(JSON.stringify({ bench: 'grpo-iteration', engine: 'rlhf-studio', ...mine, config }));
-  const py = f['no-torch'] ? '' : findPython(f.python);
+  const py = f['no-torch'] || cfg.modelType !== 'gpt2' ? '' : findPython(f.python);
   let ref: ReturnType<typeof pytorch> | undefined;
   let refLoad = [0, 0];
   if (py) {
     refLoad = [await waitForLoad(f['max-load'], f.wait, 'pytorch'), 0];
-    ref = pytorch(f, py, idsFile);
+    ref = pytorch(f, cfg, py, idsFile);
     refLoad[1] = load1();
     console.log(JSON.stringify(ref));
-  } else console.error('PyTorch reference skipped');
+  } else
+    console.error(
+      `PyTorch reference skipped${cfg.modelType === 'gpt2' ? '' : `: grpo_bench_torch.py is a GPT-2, not a ${cfg.modelType}`}`,
+    );
 
   const fmt = (x: number) => x.toFixed(3).padStart(11);
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`.padStart(8);

@@ -26,6 +26,9 @@
  * --profile prints where the time of our training step and decode step goes, by op type;
  * --ort adds session options (JSON, e.g. '{"extra":{"session":{"intra_op.allow_spinning":"0"}}}').
  *
+ * --provider runs ours on another execution provider (cuda, webgpu), --device PyTorch on another
+ * device (cuda): bench/gpu.ts runs this bench so on a GPU.
+ *
  * --lora compares full fine-tuning with LoRA adapters of rank --lora-rank (16) on every projection,
  * on the same model, each training in a process of its own: step time, peak RSS, and the floats
  * that have a gradient and AdamW's two moments (what the adapters save). --lora-rank alone trains
@@ -37,7 +40,7 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../src/engine/onnx';
 import { matmul, slice } from '../src/engine/ops';
-import { Runtime, hostTensor } from '../src/engine/runtime';
+import { Provider, Runtime, hostTensor } from '../src/engine/runtime';
 import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
 import { adamw } from '../src/engine/optim';
 import { input } from '../src/engine/tensor';
@@ -53,6 +56,7 @@ import {
   findPython,
   fullAndLora,
   load1,
+  matmulParams,
   median,
   ortVersion,
   overrideSessionOptions,
@@ -89,6 +93,8 @@ const DEFAULTS = {
   ort: '',
   lora: false,
   'lora-rank': 0,
+  provider: 'cpu',
+  device: 'cpu',
 };
 const USAGE = `flags: ${Object.keys(DEFAULTS)
   .map((k) => `--${k}`)
@@ -136,20 +142,9 @@ function torchModelFlags(cfg: ModelConfig): (string | number)[] {
   ];
 }
 
-/**
- * Weights used in matmuls per token, as bench_torch.py counts them: per layer the attention
- * projections and the MLP's, and the tied LM head (no embeddings, norms or biases).
- */
-function matmulParams(cfg: ModelConfig): number {
-  const d = cfg.nEmbd,
-    attn = 2 * d * cfg.nHead * cfg.headDim + 2 * d * cfg.nKvHead * cfg.headDim;
-  const mlp = cfg.modelType === 'gpt2' ? 8 * d * d : 3 * d * cfg.intermediateSize!;
-  return cfg.nLayer * (attn + mlp) + cfg.vocabSize * d;
-}
-
-/** A CPU runtime; with --ort or --profile, its sessions get those options. */
+/** A runtime on --provider; with --ort or --profile, its sessions get those options. */
 async function runtimeFor(f: Flags, what: string) {
-  const runtime = await Runtime.create({ provider: 'cpu', threads: f.threads });
+  const runtime = await Runtime.create({ provider: f.provider as Provider, threads: f.threads });
   const profileDir = f.profile ? fs.mkdtempSync(path.join(os.tmpdir(), `bench-${what}-profile-`)) : undefined;
   const extra: ort.InferenceSession.SessionOptions = f.ort ? JSON.parse(f.ort) : {};
   if (profileDir) Object.assign(extra, { enableProfiling: true, profileFilePrefix: path.join(profileDir, what) });
@@ -243,6 +238,7 @@ async function decode(f: Flags, cfg: ModelConfig, torch?: (extra: (string | numb
   const state = modelState(runtime, cfg, f.seed);
   const t0 = performance.now();
   const generator = await Generator.create(runtime, cfg, state, 0);
+  await generator.generate([[0]], { ...GREEDY, maxNewTokens: 1 }, -1, new Rng(0)); // loads the greedy programs
   const createMs = performance.now() - t0;
   const rng = new Rng(f.seed + 2);
   const prompts = Array.from({ length: f['decode-batch'] }, () =>
@@ -279,7 +275,7 @@ async function decode(f: Flags, cfg: ModelConfig, torch?: (extra: (string | numb
 
 /** Best GFLOP/s of one n×n×n MatMul graph (best single run), over the sizes of PyTorch's matmul-peak case. */
 async function matmulPeak(f: Flags) {
-  const runtime = await Runtime.create({ provider: 'cpu', threads: f.threads });
+  const runtime = await Runtime.create({ provider: f.provider as Provider, threads: f.threads });
   const bySize: Record<number, number> = {};
   for (const n of [1024, 2048, 4096]) {
     // Only the first row comes out: the product is computed in full, but not copied out each run.
@@ -391,7 +387,7 @@ async function main() {
         ? 'PyTorch reference skipped (--no-torch)'
         : 'PyTorch reference skipped: no python3 with torch found',
     );
-  const model = ['--threads', f.threads, '--seed', f.seed, ...torchModelFlags(cfg)];
+  const model = ['--threads', f.threads, '--seed', f.seed, '--device', f.device, ...torchModelFlags(cfg)];
   const torch = (bench: string) =>
     py ? (extra: (string | number)[]) => torchCase(py, bench, [...model, ...extra]) : undefined;
 
@@ -471,7 +467,7 @@ async function main() {
     rows.push({ what: 'train graph: build + emit', unit: 'ms', ours: t.buildMs });
     rows.push({ what: 'train graph: InferenceSession', unit: 'ms', ours: t.createMs });
   }
-  if (d) rows.push({ what: 'Generator.create (4 sessions)', unit: 'ms', ours: d.createMs });
+  if (d) rows.push({ what: 'Generator: greedy sessions', unit: 'ms', ours: d.createMs });
   printTable(rows, Boolean(py));
   if (t)
     console.log(

@@ -15,7 +15,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules, however this file is run
 from torch_threads import cores  # noqa: E402  sets the thread pools, so it comes before torch
@@ -25,6 +24,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from gpt2_torch import GPT2, Block, GPT2Config, init_weights, generate_greedy  # noqa: E402
+import device  # noqa: E402
 import llama_torch  # noqa: E402
 from dpo_torch import batch_loss_metrics, sequence_logps  # noqa: E402
 
@@ -54,9 +54,9 @@ def time_it(fn, warmup, steps):
         fn()
     times = []
     for _ in range(steps):
-        t0 = time.perf_counter()
+        t0 = device.clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(device.clock() - t0)
     return statistics.median(times), min(times)
 
 
@@ -78,7 +78,7 @@ def report(bench, a, sec, sec_min, flops=None, tokens=None, **extra):
         out["gflops"] = round(flops / sec / 1e9, 2)
     out.update(extra)
     out.update(threads=torch.get_num_threads(), blas=blas_in_use(), torch=torch.__version__,
-               omp_wait_policy=os.environ["OMP_WAIT_POLICY"],
+               omp_wait_policy=os.environ["OMP_WAIT_POLICY"], device=a.device, peak_device_mb=device.peak_mb(),
                warmup=a.warmup, steps=a.steps,
                config={k: getattr(a, k) for k in DEFAULTS[bench] if k not in ("warmup", "steps")})
     print(json.dumps(out), flush=True)
@@ -148,7 +148,7 @@ def bench_block(a):
 def bench_gpt2_sft(a):
     model = gpt2_model(a).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
-    data = torch.randint(a.vocab, (a.batch, a.ctx + 1), generator=torch.Generator().manual_seed(a.seed))
+    data = torch.randint(a.vocab, (a.batch, a.ctx + 1), generator=device.generator(a.seed))
     x, y = data[:, :-1], data[:, 1:]
 
     def loss_fn():
@@ -175,7 +175,7 @@ def bench_gpt2_dpo(a):
     reference = gpt2_model(a).eval().requires_grad_(False)
     opt = torch.optim.AdamW(policy.parameters(), lr=3e-4)
     rows = 2 * a.batch
-    data = torch.randint(a.vocab, (rows, a.ctx + 1), generator=torch.Generator().manual_seed(a.seed))
+    data = torch.randint(a.vocab, (rows, a.ctx + 1), generator=device.generator(a.seed))
     x, y = data[:, :-1], data[:, 1:]
     mask = torch.zeros(rows, a.ctx, dtype=torch.bool)
     mask[:, a.prompt - 1:] = True
@@ -198,7 +198,7 @@ def bench_decode(a):
     if a.prompt + a.new_tokens > a.ctx:
         raise SystemExit(f"--prompt + --new-tokens must fit in --ctx ({a.ctx})")
     model = gpt2_model(a).eval()
-    prompt = torch.randint(a.vocab, (a.batch, a.prompt), generator=torch.Generator().manual_seed(a.seed))
+    prompt = torch.randint(a.vocab, (a.batch, a.prompt), generator=device.generator(a.seed))
     # one timed step = a whole generation: prefill of the prompt + new_tokens cached steps
     run = lambda: generate_greedy(model, prompt, a.new_tokens, use_cache=True)  # noqa: E731
     sec, sec_min = time_it(run, a.warmup, a.steps)
@@ -209,7 +209,7 @@ def bench_decode(a):
 def bench_llama_sft(a):
     model = llama_model(a).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
-    data = torch.randint(a.vocab, (a.batch, a.ctx + 1), generator=torch.Generator().manual_seed(a.seed))
+    data = torch.randint(a.vocab, (a.batch, a.ctx + 1), generator=device.generator(a.seed))
     x, y = data[:, :-1], data[:, 1:]
 
     def loss_fn():
@@ -227,7 +227,7 @@ def bench_llama_decode(a):
     if a.prompt + a.new_tokens > a.ctx:
         raise SystemExit(f"--prompt + --new-tokens must fit in --ctx ({a.ctx})")
     model = llama_model(a).eval()
-    prompt = torch.randint(a.vocab, (a.batch, a.prompt), generator=torch.Generator().manual_seed(a.seed))
+    prompt = torch.randint(a.vocab, (a.batch, a.prompt), generator=device.generator(a.seed))
     run = lambda: llama_torch.generate_greedy(model, prompt, a.new_tokens)  # noqa: E731
     sec, sec_min = time_it(run, a.warmup, a.steps)
     report("llama-decode", a, sec, sec_min, tokens=a.batch * a.new_tokens,
@@ -261,6 +261,7 @@ def parse_args():
     p.add_argument("--warmup", type=int, help="untimed steps (default per case)")
     p.add_argument("--steps", type=int, help="timed steps (default per case)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torch >= 2.0 off the CPU)")
     p.add_argument("--batch", type=int)
     p.add_argument("--n-in", type=int, help="mlp input width")
     p.add_argument("--hidden", type=int, help="mlp hidden width")
@@ -289,6 +290,7 @@ def with_defaults(args, case):
 
 def main():
     args = parse_args()
+    device.use(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     for case in CASES if args.case == "all" else [args.case]:

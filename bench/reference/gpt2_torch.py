@@ -287,7 +287,7 @@ def init_weights(model, seed=0, std=0.02, perturb=0.0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g, dtype=p.dtype)
+            noise = torch.randn(p.shape, generator=g, dtype=p.dtype, device="cpu")  # the same weights on any device
             if name.endswith("c_proj.weight"):
                 p.copy_(noise * std / math.sqrt(2 * model.cfg.n_layer))
             elif p.dim() == 2:

@@ -25,7 +25,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules, however this file is run
 from ppo_torch import MALLOC, sample, token_logprobs  # noqa: E402  sets threads and malloc before torch
@@ -34,6 +33,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from bench_torch import blas_in_use  # noqa: E402
+import device  # noqa: E402
 from gpt2_torch import GPT2, GPT2Config, init_weights, positions_from_mask  # noqa: E402
 from grpo_torch import aggregate, grpo_advantages, grpo_per_token_loss  # noqa: E402
 from torch_threads import cores  # noqa: E402
@@ -46,6 +46,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=cores())
     p.add_argument("--malloc", choices=["tuned", "default"], default="tuned", help="see ppo_torch.tune_malloc")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torch >= 2.0 off the CPU)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--prompts", required=True, help="JSON list of prompts as token-id lists")
@@ -74,7 +75,7 @@ class GRPO:
         self.opt = torch.optim.AdamW(self.policy.parameters(), lr=a.learning_rate, weight_decay=0.0)
         self.prompts = prompts
         self.eos_id = self.pad_id = a.vocab - 1
-        self.gen = torch.Generator().manual_seed(a.seed)
+        self.gen = device.generator(a.seed)
 
     def batch(self):
         """completions / num_generations prompts, each repeated num_generations times, left-padded."""
@@ -94,17 +95,17 @@ class GRPO:
         prompts, prompt_mask = self.batch()
         P = prompts.size(1)
 
-        t0 = time.perf_counter()
+        t0 = device.clock()
         completions, lengths = sample(self.policy, prompts, prompt_mask, a.max_completion_length, a.temperature,
                                       self.eos_id, self.pad_id, self.gen)
-        times["rollout_s"] = time.perf_counter() - t0
+        times["rollout_s"] = device.clock() - t0
 
-        t0 = time.perf_counter()
+        t0 = device.clock()
         rewards = torch.tensor([sum(1 for t in ids[:n] if t % 2 == 0) / max(int(n), 1)
                                 for ids, n in zip(completions.tolist(), lengths.tolist())], dtype=torch.float64)
-        times["reward_s"] = time.perf_counter() - t0
+        times["reward_s"] = device.clock() - t0
 
-        t0 = time.perf_counter()
+        t0 = device.clock()
         R = completions.size(1)
         mask = (torch.arange(R)[None] < lengths[:, None]).float()
         qc = torch.cat([prompts, completions], 1)
@@ -114,14 +115,14 @@ class GRPO:
             ref_logits, _ = self.ref(qc, attn, pos)
             ref_logprobs = token_logprobs(ref_logits[:, P - 1:-1] / a.temperature, completions)
             del ref_logits
-        times["reference_s"] = time.perf_counter() - t0
+        times["reference_s"] = device.clock() - t0
 
-        t0 = time.perf_counter()
+        t0 = device.clock()
         advantages, _, _ = grpo_advantages(rewards, a.num_generations, "group")
         advantages = advantages.float()
-        times["advantages_s"] = time.perf_counter() - t0
+        times["advantages_s"] = device.clock() - t0
 
-        t0 = time.perf_counter()
+        t0 = device.clock()
         logits, _ = self.policy(qc, attn, pos)
         logits = logits[:, P - 1:-1] / a.temperature
         logps = token_logprobs(logits, completions)
@@ -142,7 +143,7 @@ class GRPO:
         stats = dict(loss=loss.item(), grad_norm=grad_norm.item(), entropy=entropy.item(), kl=kl.item(),
                      clip_low=low.item(), clip_high=high.item())
         del logits
-        times["update_s"] = time.perf_counter() - t0
+        times["update_s"] = device.clock() - t0
         times["total_s"] = sum(times[k] for k in PHASES[:-1])
         times["completion_tokens"] = int(lengths.sum())
         times["reward"] = float(rewards.mean())
@@ -152,6 +153,7 @@ class GRPO:
 
 def main():
     a = parse_args()
+    device.use(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     with open(a.prompts) as f:
@@ -170,7 +172,7 @@ def main():
     out.update(per_iteration=[{k: round(r[k], 4) for k in PHASES} for r in runs],
                completion_tokens=runs[-1]["completion_tokens"], loss_last=runs[-1]["loss"],
                threads=torch.get_num_threads(), blas=blas_in_use(), torch=torch.__version__, malloc=MALLOC,
-               warmup=a.warmup, iters=a.iters)
+               warmup=a.warmup, iters=a.iters, device=a.device, peak_device_mb=device.peak_mb())
     print(json.dumps(out), flush=True)
 
 

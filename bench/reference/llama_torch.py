@@ -229,7 +229,7 @@ def init_weights(model, seed, std):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
+            noise = torch.randn(p.shape, generator=g, device="cpu")  # the same weights on any device
             p.copy_(noise * std if p.dim() == 2 else (name.endswith("norm.weight") + 0.2 * noise))
 
 

@@ -32,7 +32,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules, however this file is run
 from torch_threads import cores  # noqa: E402  sets the thread pools, so it comes before torch
@@ -64,6 +63,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from gpt2_torch import GPT2, GPT2Config, init_weights, positions_from_mask  # noqa: E402
 from bench_torch import blas_in_use  # noqa: E402
+import device  # noqa: E402
 
 
 def parse_args():
@@ -71,6 +71,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=cores())
     p.add_argument("--malloc", choices=["tuned", "default"], default="tuned", help="see tune_malloc")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (torch >= 2.0 off the CPU)")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations")
     p.add_argument("--iters", type=int, default=3, help="timed iterations")
     p.add_argument("--batch", type=int, default=16, help="per_device_train_batch_size")
@@ -169,7 +170,7 @@ class PPO:
         self.opt = torch.optim.AdamW(self.params, lr=a.learning_rate, weight_decay=0.0)
         self.prompts = prompts
         self.eos_id = self.pad_id = a.vocab - 1
-        self.gen = torch.Generator().manual_seed(a.seed)
+        self.gen = device.generator(a.seed)
         self.updates = 0
         self.total_updates = (a.warmup + a.iters) * a.num_ppo_epochs * a.num_mini_batches
 
@@ -191,13 +192,13 @@ class PPO:
         P = prompts.size(1)
 
         # 1. rollout
-        t0 = time.perf_counter()
+        t0 = device.clock()
         responses, lengths = sample(self.policy, prompts, prompt_mask, a.response_length, a.temperature,
                                     self.eos_id, self.pad_id, self.gen)
-        times["rollout_s"] = time.perf_counter() - t0
+        times["rollout_s"] = device.clock() - t0
 
         # 2. logprobs, ref_logprobs, values (one no-grad pass each), reward-model score, KL
-        t0 = time.perf_counter()
+        t0 = device.clock()
         R = responses.size(1)
         resp_mask = (torch.arange(R)[None] < lengths[:, None])
         qr = torch.cat([prompts, responses], 1)
@@ -214,10 +215,10 @@ class PPO:
             values = values_of(self.value, qr, attn, pos)[:, P - 1:-1]
             scores = values_of(self.reward, qr, attn, pos)[torch.arange(qr.size(0)), P - 1 + lengths]
             kl = (logprobs - ref_logprobs) * mask  # k1
-        times["score_s"] = time.perf_counter() - t0
+        times["score_s"] = device.clock() - t0
 
         # 3. rewards, GAE, whitening
-        t0 = time.perf_counter()
+        t0 = device.clock()
         with torch.no_grad():
             logprobs, values = logprobs * mask, values * mask
             rewards = -a.kl_coef * kl
@@ -231,10 +232,10 @@ class PPO:
                 advantages[:, t] = last * mask[:, t]
             returns = advantages + values
             advantages = masked_whiten(advantages, mask)
-        times["advantages_s"] = time.perf_counter() - t0
+        times["advantages_s"] = device.clock() - t0
 
         # 4. updates
-        t0 = time.perf_counter()
+        t0 = device.clock()
         B = qr.size(0)
         size = -(-B // a.num_mini_batches)
         stats = []
@@ -277,7 +278,7 @@ class PPO:
                         approxkl=0.5 * masked_mean(logratio ** 2, m).item(),
                         ratio=masked_mean(ratio, m).item(), entropy=masked_mean(entropy, m).item()))
                 del logits
-        times["update_s"] = time.perf_counter() - t0
+        times["update_s"] = device.clock() - t0
         times["total_s"] = times["rollout_s"] + times["score_s"] + times["update_s"]
         times["iteration_s"] = times["total_s"] + times["advantages_s"]
         times["response_tokens"] = int(lengths.sum())
@@ -289,6 +290,7 @@ class PPO:
 
 def main():
     a = parse_args()
+    device.use(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     if a.prompts:
@@ -297,7 +299,7 @@ def main():
         if any(max(p) >= a.vocab for p in prompts):
             raise SystemExit("--prompts: a token id is outside --vocab")
     else:
-        g = torch.Generator().manual_seed(a.seed + 2)
+        g = device.generator(a.seed + 2)
         prompts = torch.randint(a.vocab - 1, (max(a.batch, 64), a.prompt_len), generator=g).tolist()
     if len(prompts) < a.batch:
         raise SystemExit(f"need at least --batch ({a.batch}) prompts, got {len(prompts)}")
@@ -317,6 +319,7 @@ def main():
                response_tokens=runs[-1]["response_tokens"], loss_last=runs[-1]["loss_last"],
                threads=torch.get_num_threads(), blas=blas_in_use(), torch=torch.__version__,
                omp_wait_policy=os.environ["OMP_WAIT_POLICY"], malloc=MALLOC, warmup=a.warmup, iters=a.iters,
+               device=a.device, peak_device_mb=device.peak_mb(),
                config=dict(batch=a.batch, prompt_len=max(len(p) for p in prompts), response_length=a.response_length,
                            layers=a.layers, d=a.d, heads=a.heads, vocab=a.vocab, ctx=a.ctx,
                            temperature=a.temperature, top_k=0, top_p=1.0,

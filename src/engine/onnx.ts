@@ -58,6 +58,7 @@ export function toOnnx(outputs: Record<string, Tensor>, graphName = 'main'): Onn
           t.inputs.map((i) => names.get(i.id)!),
           name,
           t.attrs,
+          Number(t.meta.unusedOutputs ?? 0),
         ),
       );
   }
@@ -74,12 +75,13 @@ export function toOnnx(outputs: Record<string, Tensor>, graphName = 'main'): Onn
   return { bytes: ModelProto.encode(ModelProto.fromObject(model)).finish(), inputs, outputs: outSpecs };
 }
 
-function nodeProto(op: string, inputs: string[], output: string, attrs: Record<string, AttrValue>): object {
+/** One node; an op whose schema requires outputs past the first gets `unused` more, named after it. */
+function nodeProto(op: string, inputs: string[], output: string, attrs: Record<string, AttrValue>, unused = 0): object {
   return {
     opType: op,
     name: output,
     input: inputs,
-    output: [output],
+    output: [output, ...Array.from({ length: unused }, (_, i) => `${output}_unused_${i + 1}`)],
     attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
   };
 }

@@ -561,4 +561,22 @@ export function addGradients(a: Tensor, b: Tensor): Tensor {
   return node(b.op, [a, b.inputs[1], b.inputs[2]], b.dtype, b.shape, b.attrs);
 }
 
+// ---------------------------------------------------------------- sampling (no gradient)
+
+/** Running sums along one axis (no gradient). */
+export function cumsum(x: Tensor, axis: number): Tensor {
+  const a = normAxis('cumsum', axis, x.rank);
+  return node('CumSum', [x, scalar(a, 'int64')], x.dtype, x.shape);
+}
+
+/**
+ * The k largest values along the last axis, largest first (no gradient); `k` is an int64 [1] tensor,
+ * so one graph serves every k. The indices output is left off.
+ */
+export function topkValues(x: Tensor, k: Tensor): Tensor {
+  if (k.dtype !== 'int64') throw new ShapeError(`topkValues: k must be int64, got ${k}`);
+  const shape = [...x.shape.slice(0, -1), 'K'];
+  return node('TopK', [x, k], x.dtype, shape, { axis: -1, largest: 1, sorted: 1 }, { unusedOutputs: 1 });
+}
+
 export const ONNX_DTYPE: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 };

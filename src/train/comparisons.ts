@@ -260,12 +260,8 @@ async function sampleResponses(
   seed: number,
 ): Promise<string[]> {
   const { generator, tokenizer, chat } = sampler;
-  const out = await generator.generate(
-    Array.from({ length: n }, () => ids),
-    sampling,
-    tokenizer.stopIds,
-    new Rng(seed),
-  );
+  // One prefill of the prompt, shared by its n samples.
+  const out = await generator.generateGroups([ids], n, sampling, tokenizer.stopIds, new Rng(seed));
   return out.map((g) => {
     const text = responseText(tokenizer, g.tokens);
     return typeof prompt === 'string' ? text : chat.replyContent(text);

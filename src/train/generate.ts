@@ -1,53 +1,49 @@
 /**
  * Batched sampling with a KV cache: one prefill run over the left-padded prompts, then one decode
  * run per new token that attends to the cached keys/values (kept in host memory between runs, or
- * on the device where the provider keeps state there). The graphs have symbolic batch and length
- * dims, so each is built and loaded once and serves every shape; greedy decoding has its own pair,
- * which picks the token in the graph.
+ * on the device where the provider keeps state there). The graphs pick the tokens themselves
+ * (./sampling.ts) and have symbolic batch and length dims, so each sampling mode's pair is built
+ * and loaded once, when first used, and serves every shape. Rows that finish leave the batch
+ * (with a host-side cache, or none): later runs decode only the rows still writing.
  */
 import * as ort from 'onnxruntime-node';
-import { argmax, reshape, slice, softmax } from '../engine/ops';
+import { reshape, slice } from '../engine/ops';
 import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, hostTensor } from '../engine/runtime';
 import { State } from '../engine/step';
-import { Tensor, input } from '../engine/tensor';
+import { Tensor } from '../engine/tensor';
 import { KV } from '../model/architecture';
 import { ModelConfig } from '../model/config';
 import { kvShape, lastTokenLogits, pastInputs, sequenceInputs, transformer } from '../model/decoder';
 import { AdapterPlace, modelInputs } from '../model/lora';
 import { attentionBias, positionIds } from '../model/masks';
 import { Rng } from '../util/rng';
+import { SamplingKnobs, SamplingMode, samplingFeeds, samplingHead, samplingMode, uniforms } from './sampling';
 
-export interface SamplingOptions {
+export interface SamplingOptions extends SamplingKnobs {
   maxNewTokens: number;
-  /** 0 means greedy. */
-  temperature: number;
-  /** Keep only the k most likely tokens (0 = all). */
-  topK: number;
-  /** Keep the smallest set of tokens whose probability reaches p (1 = all). */
-  topP: number;
 }
 
-export const GREEDY: Omit<SamplingOptions, 'maxNewTokens'> = { temperature: 0, topK: 0, topP: 1 };
+export const GREEDY: SamplingKnobs = { temperature: 0, topK: 0, topP: 1 };
 
 export interface Generation {
   /** New tokens, ending with a stop token when `finished`. */
   tokens: number[];
+  /** Each token's log-prob under softmax(logits / temperature), as drawn (none when greedy). */
+  logprobs: number[];
   finished: boolean;
 }
 
 /**
- * Outputs the last position's probabilities softmax(logits / temperature) [B, V] to sample from
- * (the temperature an input; the exponentials run vectorised in the session, not per token on the
- * host), or for greedy decoding only the logits' argmax [B] (no vocabulary-sized output to copy out
- * per token), and every layer's keys/values
- * [B, nKvHead, S, headDim]: all S positions, or with `newOnly` just the new one (for a host-side cache).
+ * Outputs the tokens drawn from the last position (./sampling.ts's head for `mode`) and every
+ * layer's keys/values [B, nKvHead, S, headDim]: all S positions, or with `newOnly` just the new one
+ * (for a host-side cache).
  */
 function lastTokenGraph(
   cfg: ModelConfig,
   model: { prefix: string; lora?: AdapterPlace },
   keys: string,
-  greedy: boolean,
+  mode: SamplingMode,
   past?: KV[],
   newOnly = false,
 ) {
@@ -55,15 +51,12 @@ function lastTokenGraph(
   const inp = sequenceInputs(keys);
   const { hidden, present } = transformer(p, cfg, inp, past);
   const last = reshape(slice(hidden, 1, -1), [hidden.shape[0], cfg.nEmbd]);
-  const logits = lastTokenLogits(p, cfg, last);
-  const outputs: Record<string, Tensor> = greedy
-    ? { next: argmax(logits, -1) }
-    : { probs: softmax(logits.div(input('temperature', 'float32', [])), -1) };
+  const outputs: Record<string, Tensor> = samplingHead((h) => lastTokenLogits(p, cfg, h), last, mode);
   present.forEach((kv, i) => {
     outputs[`present.${i}.key`] = newOnly ? slice(kv.key, 2, -1) : kv.key;
     outputs[`present.${i}.value`] = newOnly ? slice(kv.value, 2, -1) : kv.value;
   });
-  return toOnnx(outputs, `${past ? 'decode' : 'prefill'}${greedy ? '_greedy' : ''}`);
+  return toOnnx(outputs, `${past ? 'decode' : 'prefill'}_${mode}`);
 }
 
 /**
@@ -74,14 +67,19 @@ function lastTokenGraph(
  */
 class HostKvCache {
   private length = 0;
-  /** Floats per position: B · H · hd. */
-  private readonly slotSize: number;
+  /** Rows (B) and floats per position (B · H · hd). */
+  private rows: number;
+  private slotSize: number;
 
   private constructor(
     private readonly buffers: Map<string, Float32Array>,
-    private readonly slotDims: number[],
+    rows: number,
+    /** Floats per row and position: H · hd. */
+    private readonly rowSize: number,
+    private readonly heads: number,
   ) {
-    this.slotSize = slotDims.reduce((a, d) => a * d, 1);
+    this.rows = rows;
+    this.slotSize = rows * rowSize;
   }
 
   /**
@@ -93,7 +91,7 @@ class HostKvCache {
     const [b, h, t, hd] = res[names[0]].dims;
     const rows = b * copies;
     const buffers = new Map(names.map((n) => [pastName(n), new Float32Array(capacity * rows * h * hd)]));
-    const cache = new HostKvCache(buffers, [rows, h, hd]);
+    const cache = new HostKvCache(buffers, rows, h * hd, h);
     for (const n of names) {
       const from = res[n].data as Float32Array,
         to = cache.buffers.get(pastName(n))!;
@@ -112,8 +110,8 @@ class HostKvCache {
 
   /** The `past.*` feeds: the first S positions, [S, B, H, hd]. */
   past(): Record<string, ort.Tensor> {
-    const feed = (buf: Float32Array) =>
-      hostTensor('float32', buf.subarray(0, this.length * this.slotSize), [this.length, ...this.slotDims]);
+    const dims = [this.length, this.rows, this.heads, this.rowSize / this.heads];
+    const feed = (buf: Float32Array) => hostTensor('float32', buf.subarray(0, this.length * this.slotSize), dims);
     return Object.fromEntries([...this.buffers].map(([n, buf]) => [n, feed(buf)]));
   }
 
@@ -122,6 +120,22 @@ class HostKvCache {
     for (const [n, buf] of this.buffers)
       buf.set(res[n.replace('past.', 'present.')].data as Float32Array, this.length * this.slotSize);
     this.length++;
+  }
+
+  /**
+   * Keeps only the rows `keep` (ascending), moved down in place: each row lands at or before
+   * where it was read from, so nothing is overwritten before it is read.
+   */
+  keepRows(keep: number[]): void {
+    const size = this.rowSize;
+    for (const buf of this.buffers.values())
+      for (let pos = 0; pos < this.length; pos++)
+        keep.forEach((row, i) => {
+          const from = (pos * this.rows + row) * size;
+          buf.copyWithin((pos * keep.length + i) * size, from, from + size);
+        });
+    this.rows = keep.length;
+    this.slotSize = keep.length * size;
   }
 }
 
@@ -134,11 +148,14 @@ interface Programs {
 }
 
 export class Generator {
+  /** Each sampling mode's programs, loaded when first used. */
+  private readonly programs = new Map<SamplingMode, Promise<Programs>>();
+
   private constructor(
+    private readonly runtime: Runtime,
     private readonly cfg: ModelConfig,
     private readonly state: State,
-    private readonly sampling: Programs,
-    private readonly greedy: Programs,
+    private readonly model: { prefix: string; lora?: AdapterPlace },
     private readonly padId: number,
     /** Whether the KV cache lives on the host (HostKvCache), or stays on the device between runs. */
     private readonly hostCache: boolean,
@@ -156,24 +173,28 @@ export class Generator {
     prefix = '',
     lora?: AdapterPlace,
   ): Promise<Generator> {
-    const hostCache = !runtime.keepsStateOnDevice;
-    const { layers } = kvShape(cfg);
+    return new Generator(runtime, cfg, state, { prefix, lora }, padId, !runtime.keepsStateOnDevice);
+  }
+
+  private programsFor(mode: SamplingMode): Promise<Programs> {
+    const loaded = this.programs.get(mode);
+    if (loaded) return loaded;
+    const { cfg, model, hostCache, runtime } = this;
     const cache = hostCache
       ? []
-      : Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
-    const load = async (greedy: boolean): Promise<Programs> => ({
-      prefill: await runtime.load(lastTokenGraph(cfg, { prefix, lora }, 'T', greedy), cache),
-      decode: await runtime.load(
-        lastTokenGraph(cfg, { prefix, lora }, 'P+T', greedy, pastInputs(cfg, hostCache), hostCache),
-        cache,
-      ),
+      : Array.from({ length: kvShape(cfg).layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
+    const load = async (): Promise<Programs> => ({
+      prefill: await runtime.load(lastTokenGraph(cfg, model, 'T', mode), cache),
+      decode: await runtime.load(lastTokenGraph(cfg, model, 'P+T', mode, pastInputs(cfg, hostCache), hostCache), cache),
     });
-    return new Generator(cfg, state, await load(false), await load(true), padId, hostCache);
+    const programs = load();
+    this.programs.set(mode, programs);
+    return programs;
   }
 
   /**
    * Runs `program` over the last T of the S positions in `ids`/`mask` ([B, S] each), with `extra`
-   * feeds (the cache, the temperature).
+   * feeds (the cache, the sampling knobs and draws).
    */
   private async forward(
     program: Program,
@@ -212,8 +233,9 @@ export class Generator {
 
   /**
    * `copies` continuations of each prompt, grouped (prompt 0's first), drawn as generate() draws them
-   * for the prompts repeated. Where the KV cache lives on the host, each prompt's prefill runs once
-   * and its keys/values are shared by its copies; a device-side cache prefills every copy.
+   * for the prompts repeated. Where the KV cache lives on the host, each prompt's prefill runs once,
+   * draws its copies' first tokens, and its keys/values are shared by its copies; a device-side
+   * cache prefills every copy.
    */
   generateGroups(
     prompts: number[][],
@@ -236,41 +258,56 @@ export class Generator {
     useCache: boolean,
   ): Promise<Generation[]> {
     const stopIds = new Set(typeof stop === 'number' ? [stop] : stop);
-    const prompts = unique.flatMap((p) => Array<number[]>(copies).fill(p));
-    const width = Math.max(...prompts.map((p) => p.length));
-    if (prompts.some((p) => p.length === 0)) throw new Error('generate: empty prompt');
+    if (unique.some((p) => p.length === 0)) throw new Error('generate: empty prompt');
+    const width = Math.max(...unique.map((p) => p.length));
     if (width >= this.cfg.nPositions)
       throw new Error(`generate: prompt of ${width} tokens does not fit the context of ${this.cfg.nPositions}`);
     const maxNew = Math.min(opts.maxNewTokens, this.cfg.nPositions - width);
-    const ids = prompts.map((p) => [...Array(width - p.length).fill(this.padId), ...p]);
-    let mask: Float32Array = Float32Array.from(
-      prompts.flatMap((p) => [...Array(width - p.length).fill(0), ...Array(p.length).fill(1)]),
+    const padded = unique.map((p) => [...Array(width - p.length).fill(this.padId), ...p]);
+    const prefillMask = Float32Array.from(
+      unique.flatMap((p) => [...Array(width - p.length).fill(0), ...Array(p.length).fill(1)]),
     );
-    const out: Generation[] = prompts.map(() => ({ tokens: [], finished: false }));
+    // Continuation b (of prompt b / copies): its tokens so far, and what it has written.
+    const seqs = padded.flatMap((p) => Array.from({ length: copies }, () => [...p]));
+    const out: Generation[] = seqs.map(() => ({ tokens: [], logprobs: [], finished: false }));
 
-    const greedy = opts.temperature === 0;
-    const { prefill, decode } = greedy ? this.greedy : this.sampling;
-    const temperature: Record<string, ort.Tensor> = greedy
-      ? {}
-      : { temperature: hostTensor('float32', Float32Array.of(opts.temperature), []) };
-    // The prefill reads each distinct prompt once (copies share it through the cache).
-    let res = await this.forward(
-      prefill,
-      ids.filter((_, b) => b % copies === 0),
-      mask.filter((_, i) => Math.floor(i / width) % copies === 0),
-      width,
-      temperature,
-    );
+    const mode = samplingMode(opts, this.cfg.vocabSize);
+    const { prefill, decode } = await this.programsFor(mode);
+    const knobs = samplingFeeds(opts, mode, this.cfg.vocabSize);
+    const draws = (drawing: boolean[], n: number) => (mode === 'greedy' ? {} : uniforms(rng, drawing, n));
+    // The prefill reads each distinct prompt once and draws each of its copies' first token.
+    let res = await this.forward(prefill, padded, prefillMask, width, {
+      ...knobs,
+      ...draws(Array<boolean>(unique.length).fill(true), copies),
+    });
     const cache = useCache && this.hostCache ? HostKvCache.fromPrefill(res, width + maxNew, copies) : undefined;
+    // Finished rows leave the batch, except from a cache kept on the device.
+    const compact = !useCache || !!cache;
+    /** The continuation each batch row holds. */
+    let rows = [...seqs.keys()];
+    let mask = repeatRows(prefillMask, width, copies);
     for (let step = 0; ; step++) {
-      // The prefill's rows are the distinct prompts: continuation b reads row b / copies.
-      this.draw(res, out, ids, step === 0 ? copies : 1, opts, rng, stopIds);
+      this.draw(res, out, seqs, rows, stopIds);
       if (step + 1 >= maxNew || out.every((g) => g.finished)) break;
-      mask = appendColumn(mask, prompts.length);
+      const keep = [...rows.keys()].filter((i) => !out[rows[i]].finished);
+      if (compact && keep.length < rows.length) {
+        mask = selectRows(mask, rows.length, keep);
+        cache?.keepRows(keep);
+        rows = keep.map((i) => rows[i]);
+      }
+      mask = appendColumn(mask, rows.length);
+      const ids = rows.map((b) => seqs[b]);
+      const feeds = {
+        ...knobs,
+        ...draws(
+          rows.map((b) => !out[b].finished),
+          1,
+        ),
+      };
       const past = !useCache ? undefined : cache ? cache.past() : presentAsPast(res);
       res = past
-        ? await this.forward(decode, ids, mask, 1, { ...past, ...temperature })
-        : await this.forward(prefill, ids, mask, ids[0].length, temperature);
+        ? await this.forward(decode, ids, mask, 1, { ...past, ...feeds })
+        : await this.forward(prefill, ids, mask, ids[0].length, feeds);
       if (cache) cache.append(res);
       else if (past) for (const t of Object.values(past)) if (t.location === 'gpu-buffer') t.dispose();
     }
@@ -279,40 +316,39 @@ export class Generator {
   }
 
   /**
-   * Appends each row's next token: the argmax a greedy program outputs, or a draw from the
-   * probabilities of the others; row b reads output row b / `share`. Finished rows get padding.
+   * Appends the token each batch row drew (row i holds continuation rows[i]); the programs output
+   * one token per row, or per prompt where a greedy prefill serves every copy. Finished rows still
+   * in the batch get padding.
    */
   private draw(
     res: Record<string, ort.Tensor>,
     out: Generation[],
-    ids: number[][],
-    share: number,
-    opts: SamplingOptions,
-    rng: Rng,
+    seqs: number[][],
+    rows: number[],
     stopIds: Set<number>,
   ): void {
-    const vocab = this.cfg.vocabSize;
-    const chosen = res.next?.data as BigInt64Array | undefined;
-    const probs = res.probs?.data as Float32Array | undefined;
-    out.forEach((g, b) => {
-      const r = Math.floor(b / share);
-      const next = g.finished
-        ? this.padId
-        : chosen
-          ? Number(chosen[r])
-          : sampleProbs(probs!.subarray(r * vocab, (r + 1) * vocab), opts, rng);
-      ids[b].push(next);
+    const next = res.next.data as ArrayLike<number | bigint>;
+    const logprob = res.logprob?.data as Float32Array | undefined;
+    const share = rows.length / next.length;
+    rows.forEach((b, i) => {
+      const g = out[b],
+        r = Math.floor(i / share);
+      const token = g.finished ? this.padId : Number(next[r]);
+      seqs[b].push(token);
       if (g.finished) return;
-      g.tokens.push(next);
-      g.finished = stopIds.has(next);
+      g.tokens.push(token);
+      if (logprob) g.logprobs.push(logprob[r]);
+      g.finished = stopIds.has(token);
     });
   }
 
   async release(): Promise<void> {
-    for (const p of [this.sampling, this.greedy]) {
-      await p.prefill.release();
-      await p.decode.release();
+    for (const programs of this.programs.values()) {
+      const { prefill, decode } = await programs;
+      await prefill.release();
+      await decode.release();
     }
+    this.programs.clear();
   }
 }
 
@@ -335,55 +371,21 @@ function appendColumn(mask: Float32Array, batch: number): Float32Array {
   return next;
 }
 
-/** Draws a token from one row of logits with temperature, top-k and top-p. */
-export function sample(logits: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
-  if (opts.temperature === 0) return argmaxOf(logits);
-  let top = -Infinity;
-  for (let i = 0; i < logits.length; i++) top = Math.max(top, logits[i]);
-  const probs = logits.map((l) => Math.exp((l - top) / opts.temperature));
-  return sampleProbs(probs, opts, rng);
+/** Each row of a [B, S] mask `copies` times in a row. */
+function repeatRows(mask: Float32Array, s: number, copies: number): Float32Array {
+  if (copies === 1) return mask;
+  const rows = mask.length / s;
+  return selectRows(
+    mask,
+    rows,
+    Array.from({ length: rows * copies }, (_, i) => Math.floor(i / copies)),
+  );
 }
 
-/**
- * Draws a token from one row of probabilities (softmax(logits / temperature), normalised or not),
- * keeping the top-k tokens and/or the top-p probability mass.
- */
-export function sampleProbs(probs: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
-  if ((opts.topK > 0 && opts.topK < probs.length) || opts.topP < 1) return sampleTruncated(probs, opts, rng);
-  // Every token is a candidate: one pass over the typed array.
-  let total = 0;
-  for (let i = 0; i < probs.length; i++) total += probs[i];
-  let u = rng.next() * total;
-  for (let i = 0; i < probs.length; i++) if ((u -= probs[i]) < 0) return i;
-  return probs.length - 1;
-}
-
-/** sampleProbs() among the top-k tokens and/or the top-p probability mass. */
-function sampleTruncated(all: Float32Array, opts: Omit<SamplingOptions, 'maxNewTokens'>, rng: Rng): number {
-  let ids = Array.from(all.keys());
-  if (opts.topK > 0 && opts.topK < ids.length) ids = ids.sort((a, b) => all[b] - all[a]).slice(0, opts.topK);
-  let probs = ids.map((i) => all[i]);
-  if (opts.topP < 1) {
-    const order = [...probs.keys()].sort((a, b) => probs[b] - probs[a]);
-    const total = probs.reduce((a, b) => a + b, 0);
-    let mass = 0;
-    const keep = order.filter((k) => (mass += probs[k] / total) - probs[k] / total < opts.topP);
-    ids = keep.map((k) => ids[k]);
-    probs = keep.map((k) => probs[k]);
-  }
-  let u = rng.next() * probs.reduce((a, b) => a + b, 0);
-  for (let k = 0; k < ids.length; k++) if ((u -= probs[k]) < 0) return ids[k];
-  return ids[ids.length - 1];
-}
-
-function argmaxOf(xs: Float32Array): number {
-  let best = 0,
-    top = xs[0];
-  for (let i = 1; i < xs.length; i++) {
-    if (xs[i] > top) {
-      top = xs[i];
-      best = i;
-    }
-  }
-  return best;
+/** The rows `pick` of a [B, S] mask. */
+function selectRows(mask: Float32Array, batch: number, pick: number[]): Float32Array {
+  const s = mask.length / batch;
+  const next = new Float32Array(pick.length * s);
+  pick.forEach((row, i) => next.set(mask.subarray(row * s, (row + 1) * s), i * s));
+  return next;
 }

@@ -6,9 +6,8 @@
 import { maskedMean, tokenLogprobs } from '../engine/nn';
 import { toOnnx } from '../engine/onnx';
 import { detach, sum } from '../engine/ops';
-import { Tensor, input } from '../engine/tensor';
+import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { Params } from '../model/architecture';
 import { sequenceInputs } from '../model/decoder';
 import { AdapterPlace, modelInputs, sharedInputs, trainableInputs } from '../model/lora';
 import { GroupRlSettings } from '../experiment/config';
@@ -29,7 +28,7 @@ export interface GroupInputs {
   ref: boolean;
   /** GRPO's KL term in the loss: the update reads the reference's log-probs (RLOO puts the KL in the reward). */
   klInLoss: boolean;
-  /** The policy's log-probs at the rollout, when the rollout pass computes them (old, or RLOO's KL). */
+  /** The policy's log-probs at the rollout (old, or RLOO's KL): the generator's, as it drew the tokens. */
   rolloutLogprobs: boolean;
   /** The dapo loss's normalizer, the rollout's completion tokens per micro-batch. */
   normalizer: boolean;
@@ -49,21 +48,18 @@ export function groupInputs(stage: GroupStage, s: GroupRlSettings): GroupInputs 
 }
 
 /**
- * The rollout's forward pass: `logprobs` (policy) and `ref_logprobs`, as far as `needs` asks; none:
- * no pass. With adapters, the two models read the one base through the same inputs.
+ * The rollout's forward pass: the reference's `ref_logprobs`, when `needs` asks for them; else no
+ * pass (the policy's log-probs come from the generator). With adapters, the reference reads the
+ * base through the inputs the policy's graphs read it by.
  */
 export function rolloutGraph(cfg: ModelConfig, temperature: number, needs: GroupInputs, places: PolicyPlaces = {}) {
-  const inputs = sequenceInputs();
+  if (!needs.ref) return undefined;
   const targets = input('targets', 'int32', ['B', 'T']);
   const policy = modelInputs(cfg, 'lm', '', places.policy);
   const ref = modelInputs(cfg, 'lm', 'ref.', places.ref);
   sharedInputs(policy, ref);
-  const logprobs = (p: Params) => tokenLogprobs(temperedLogits(p, cfg, inputs, temperature), targets);
-  const outputs: Record<string, Tensor> = {
-    ...(needs.rolloutLogprobs && { logprobs: logprobs(policy) }),
-    ...(needs.ref && { ref_logprobs: logprobs(ref) }),
-  };
-  return Object.keys(outputs).length ? toOnnx(outputs, 'group_rollout') : undefined;
+  const logits = temperedLogits(ref, cfg, sequenceInputs(), temperature);
+  return toOnnx({ ref_logprobs: tokenLogprobs(logits, targets) }, 'group_rollout');
 }
 
 /**

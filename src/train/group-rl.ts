@@ -188,7 +188,7 @@ function sample(rollout: Rollout, s: GroupRlSettings, prompts: Prompt[], rng: Rn
   );
 }
 
-/** Step 3: the completions with the log-probs the run needs from the rollout's forward pass. */
+/** Step 3: the completions with the log-probs the run needs: the generator's, the reference's from a forward pass. */
 async function forwardPass(
   trainer: Trainer,
   rollout: Rollout,
@@ -202,6 +202,7 @@ async function forwardPass(
     finished: g.finished,
     counted: g.finished || !s.mask_truncated_completions,
     advantage: 0,
+    ...(rollout.needs.rolloutLogprobs && { logprobs: Float32Array.from(g.logprobs) }),
   }));
   if (!rollout.forward) return rows;
   const size = s.per_device_train_batch_size;
@@ -209,10 +210,7 @@ async function forwardPass(
     const chunk = rows.slice(start, start + size);
     const lay = layout(chunk, rollout.tokenizer.padId);
     const out = await rollout.forward.run(trainer.state.feedsFor(rollout.forward, { ...lay.feeds }));
-    chunk.forEach((r, i) => {
-      if (out.logprobs) r.logprobs = lay.read(out.logprobs.data as Float32Array, i);
-      if (out.ref_logprobs) r.refLogprobs = lay.read(out.ref_logprobs.data as Float32Array, i);
-    });
+    chunk.forEach((r, i) => (r.refLogprobs = lay.read(out.ref_logprobs.data as Float32Array, i)));
   }
   return rows;
 }

@@ -31,16 +31,18 @@ function ppoInputs(cfg: ModelConfig, places: PpoPlaces) {
   return models;
 }
 
-/** Per-position log-probs under policy and reference (temperature-scaled), and the value model's values. */
+/**
+ * Per-position log-probs under the reference (temperature-scaled), and the value model's values. The
+ * policy's log-probs are the generator's, as it drew the tokens (TRL's PPOTrainer takes them from
+ * the generation's logits too).
+ */
 export function rolloutGraph(cfg: ModelConfig, temperature: number, places: PpoPlaces = {}) {
   const inputs = sequenceInputs();
   const targets = input('targets', 'int32', ['B', 'T']);
-  const logprobs = (p: Params) => tokenLogprobs(temperedLogits(p, cfg, inputs, temperature), targets);
-  const { policy, ref, value } = ppoInputs(cfg, places);
+  const { ref, value } = ppoInputs(cfg, places);
   return toOnnx(
     {
-      logprobs: logprobs(policy),
-      ref_logprobs: logprobs(ref),
+      ref_logprobs: tokenLogprobs(temperedLogits(ref, cfg, inputs, temperature), targets),
       values: scoreHead(value, transformer(value, cfg, inputs).hidden),
     },
     'ppo_rollout',

@@ -2,8 +2,8 @@
  * Stage 3: PPO against a reward, with a per-token KL penalty to the frozen SFT reference, as TRL's
  * PPOTrainer does it. Each iteration:
  *   1. rollout: the policy samples responses to a batch of prompts (KV-cache generator);
- *   2. one forward pass gives logprobs (policy), ref_logprobs (reference) and values (value model);
- *      the reward scores each prompt + response;
+ *   2. the logprobs are the policy's as it sampled; one forward pass gives ref_logprobs (reference)
+ *      and values (value model); the reward scores each prompt + response;
  *   3. rewards = -kl_coef · kl per token + score on the last token; GAE gives advantages/returns;
  *   4. num_ppo_epochs × num_mini_batches updates of policy and value model on
  *      pg_loss + vf_coef · vf_loss (one AdamW over both).
@@ -116,16 +116,16 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
 /** What an iteration samples and scores with. */
 interface Rollout {
   generator: Generator;
-  /** The rollout graph: log-probs under policy and reference, and values. */
+  /** The rollout graph: log-probs under the reference, and values. */
   scores: Program;
   reward: RewardFn;
   tokenizer: Tokenizer;
 }
 
 /**
- * PPO's steps, one iteration each: (1) the policy samples responses to a batch of prompts; (2) one
- * forward pass gives logprobs, ref_logprobs and values, and the reward scores each response; (3)
- * rewards (the KL penalty per token, the score on the last) and GAE's advantages; (4) the updates.
+ * PPO's steps, one iteration each: (1) the policy samples responses to a batch of prompts, with
+ * their logprobs; (2) one forward pass gives ref_logprobs and values, and the reward scores each
+ * response; (3) rewards (the KL penalty per token, the score on the last) and GAE's advantages; (4) the updates.
  */
 function ppoSteps(
   trainer: Trainer,
@@ -203,7 +203,7 @@ async function sampleEpisodes(trainer: Trainer, s: PpoSettings, batch: Prompt[],
   const bad = scores.find((x) => !Number.isFinite(x));
   if (bad !== undefined) throw trainer.stoppedBy(`the reward gave a non-finite score (${bad})`);
   const episodes: Episode[] = shape.map((e, i) => {
-    const logprobs = lay.read(out.logprobs.data as Float32Array, i);
+    const logprobs = Float32Array.from(generations[i].logprobs);
     const refLogprobs = lay.read(out.ref_logprobs.data as Float32Array, i);
     const penalty = !generations[i].finished && s.missing_eos_penalty !== undefined ? s.missing_eos_penalty : 0;
     return {

@@ -11,7 +11,7 @@ import { saveCheckpoint } from '../../src/model/checkpoint';
 import { ModelConfig } from '../../src/model/config';
 import { lmHead, paramInputs, paramShapes, sequenceInputs, transformer } from '../../src/model/decoder';
 import { attentionBias, positionIds } from '../../src/model/masks';
-import { GREEDY, Generator, sample } from '../../src/train/generate';
+import { GREEDY, Generator } from '../../src/train/generate';
 import { Rng } from '../../src/util/rng';
 
 const cfg: ModelConfig = {
@@ -117,6 +117,50 @@ test("groups of continuations share each prompt's prefill and draw what the repe
   }
 });
 
+test('rows that finish leave the batch; the others write what they write alone or without the cache', async () => {
+  const { runtime, state } = await setup();
+  const gen = await Generator.create(runtime, cfg, state, 0);
+  const tokensOf = (gs: { tokens: number[]; finished: boolean }[]) => gs.map((g) => [g.tokens, g.finished]);
+  for (const opts of [
+    { ...GREEDY, maxNewTokens: 10 },
+    { temperature: 1, topK: 0, topP: 1, maxNewTokens: 10 },
+  ]) {
+    // A stop token that row 1 writes third: it finishes early, the others go on.
+    const open = await gen.generate(rows, opts, -1, new Rng(3));
+    const stop = open[1].tokens[2];
+    const cached = await gen.generate(rows, opts, stop, new Rng(3));
+    assert.ok(cached[1].finished && cached[1].tokens.length <= 3);
+    assert.ok(
+      cached.some((g) => g.tokens.length > 3),
+      'some row outlives the finished one',
+    );
+    assert.deepEqual(tokensOf(cached), tokensOf(await gen.generate(rows, opts, stop, new Rng(3), false)));
+    if (opts.temperature > 0) continue; // a finished row draws no more, so the later rows' draws move up
+    for (const [b, g] of cached.entries()) {
+      assert.deepEqual(g.tokens, open[b].tokens.slice(0, g.tokens.length), `row ${b} ends where it wrote the stop`);
+      assert.deepEqual((await gen.generate([rows[b]], opts, stop, new Rng(3)))[0], g);
+    }
+  }
+});
+
+test("each drawn token's log-prob is its log-softmax(logits / temperature) in a pass over the whole sequence", async () => {
+  const { runtime, state, run } = await setup();
+  const gen = await Generator.create(runtime, cfg, state, 0);
+  const temperature = 0.7;
+  const out = await gen.generate(rows, { temperature, topK: 0, topP: 1, maxNewTokens: 6 }, -1, new Rng(2));
+  for (const [b, g] of out.entries()) {
+    const seq = [...rows[b], ...g.tokens];
+    const { logits } = await run([seq]);
+    g.tokens.forEach((token, j) => {
+      const at = (rows[b].length - 1 + j) * cfg.vocabSize;
+      const scaled = Array.from(logits.subarray(at, at + cfg.vocabSize), (l) => l / temperature);
+      const top = Math.max(...scaled);
+      const logZ = top + Math.log(scaled.reduce((a, l) => a + Math.exp(l - top), 0));
+      assert.ok(Math.abs(g.logprobs[j] - (scaled[token] - logZ)) < 1e-4, `row ${b} token ${j}`);
+    });
+  }
+});
+
 test('sampling is reproducible from the seed', async () => {
   const { runtime, state } = await setup();
   const gen = await Generator.create(runtime, cfg, state, 0);
@@ -124,18 +168,6 @@ test('sampling is reproducible from the seed', async () => {
   const a = await gen.generate(rows, opts, 96, new Rng(5));
   const b = await gen.generate(rows, opts, 96, new Rng(5));
   assert.deepEqual(a, b);
-});
-
-test('sample: greedy is argmax, top-k and top-p keep only the most likely tokens', () => {
-  const logits = Float32Array.from([0.1, 3, -1, 2.5, 2, 0]); // order by likelihood: 1, 3, 4, 0, 5, 2
-  const rng = new Rng(3);
-  assert.equal(sample(logits, GREEDY, rng), 1);
-  const drawn = (opts: { temperature: number; topK: number; topP: number }) =>
-    new Set(Array.from({ length: 400 }, () => sample(logits, opts, rng)));
-  assert.deepEqual([...drawn({ temperature: 1, topK: 2, topP: 1 })].sort(), [1, 3]);
-  // p(1) ≈ 0.48, p(3) ≈ 0.29: together ≥ 0.7, so top-p 0.7 keeps exactly those two.
-  assert.deepEqual([...drawn({ temperature: 1, topK: 0, topP: 0.7 })].sort(), [1, 3]);
-  assert.equal(drawn({ temperature: 1, topK: 0, topP: 1 }).size, 6);
 });
 
 const torchAvailable = (() => {

@@ -18,6 +18,7 @@ import { State, TrainGraph, TrainStep, buildTrainGraph } from '../../src/engine/
 import { Tensor, constant, input } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
 import { presetConfig, resizeConfig } from '../../src/model/config';
+import { paramShapes } from '../../src/model/decoder';
 import { sftLossGraph } from '../../src/train/sft';
 import { rewardInputs, rewardParamInputs, rewards } from '../../src/model/reward';
 import { rewardLossGraph } from '../../src/train/reward';
@@ -405,9 +406,17 @@ for (const preset of ['tiny', 'tiny-llama']) {
       toOnnx({ loss: sft.loss, mean_token_accuracy: sft.accuracy }),
     ];
     for (const model of models) await (await gpu.load(model)).release();
-    // Generation: prefill and KV-cache decode graphs, loaded strictly inside Generator.create.
+    // Generation: each sampling mode's prefill and KV-cache decode graphs, loaded strictly on first use.
     const state = new State(gpu);
+    for (const [name, shape] of paramShapes(cfg))
+      state.setHost(name, new Float32Array(shape.reduce((x, y) => x * y, 1)), shape);
     const generator = await Generator.create(gpu, cfg, state, 0);
+    for (const knobs of [
+      { temperature: 0, topK: 0, topP: 1 },
+      { temperature: 1, topK: 0, topP: 1 },
+      { temperature: 1, topK: 5, topP: 0.9 },
+    ])
+      await generator.generate([[1, 2]], { ...knobs, maxNewTokens: 2 }, -1, new Rng(0));
     await generator.release();
     await state.release();
   });
