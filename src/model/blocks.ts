@@ -6,6 +6,7 @@
 import {
   cast,
   concat,
+  dense,
   expand,
   gather,
   layerNormalization,
@@ -92,7 +93,7 @@ export function conv1d(x: Tensor, p: Params, name: string): Tensor {
 
 /** x @ weightᵀ (+ bias, when the module has one), weight stored [out, in] (torch.nn.Linear); plus its LoRA path. */
 export function linear(x: Tensor, p: Params, name: string): Tensor {
-  return withLora(affine(x, transpose(p[`${name}.weight`], [1, 0]), p[`${name}.bias`]), x, p, name);
+  return withLora(affine(x, p[`${name}.weight`], p[`${name}.bias`], true), x, p, name);
 }
 
 /** PEFT's names of a module's LoRA matrices, A [r, in] and B [out, r], whatever the weight's layout. */
@@ -105,8 +106,8 @@ export const loraScalingKey = (module: string) => `${module}.lora_scaling`;
 function withLora(y: Tensor, x: Tensor, p: Params, name: string): Tensor {
   const a = p[loraA(name)];
   if (!a) return y;
-  const down = matmul(x, transpose(a, [1, 0])); // [..., r]
-  return y.add(matmul(down, transpose(p[loraB(name)], [1, 0])).mul(p[loraScalingKey(name)]));
+  const down = dense(x, a, true); // [..., r]
+  return y.add(dense(down, p[loraB(name)], true).mul(p[loraScalingKey(name)]));
 }
 
 /** The GELU (tanh) feed-forward: `proj`(gelu(`fc`(x))). */
