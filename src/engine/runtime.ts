@@ -216,7 +216,15 @@ export class Program {
     return !this.closed;
   }
 
-  async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  /**
+   * Runs the graph on `feeds`. Outputs named in `into` are written into those host tensors (of
+   * their shape), which may be inputs of the same run when the graph reads them first (see
+   * step.ts's `overwritable`); the others come back as new tensors.
+   */
+  async run(
+    feeds: Record<string, ort.Tensor>,
+    into: Record<string, ort.Tensor> = {},
+  ): Promise<Record<string, ort.Tensor>> {
     if (this.releaseRequested) throw new Error('this program was released');
     const missing = this.model.inputs.filter((i) => !(i.name in feeds)).map((i) => i.name);
     if (missing.length) throw new Error(`missing inputs: ${missing.join(', ')}`);
@@ -230,7 +238,12 @@ export class Program {
         throw new Error(`input "${i.name}" was disposed (a replaced or released state tensor?)`);
       only[i.name] = t;
     }
-    const out = await this.session.run(only);
+    const out = Object.keys(into).length
+      ? await this.session.run(
+          only,
+          Object.fromEntries(this.model.outputs.map((o) => [o.name, into[o.name] ?? null])) as ort.InferenceSession.FetchesType,
+        )
+      : await this.session.run(only);
     for (const t of Object.values(out)) if (t.location === 'gpu-buffer') this.track(t);
     return out;
   }
