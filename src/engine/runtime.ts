@@ -241,7 +241,9 @@ export class Program {
     const out = Object.keys(into).length
       ? await this.session.run(
           only,
-          Object.fromEntries(this.model.outputs.map((o) => [o.name, into[o.name] ?? null])) as ort.InferenceSession.FetchesType,
+          Object.fromEntries(
+            this.model.outputs.map((o) => [o.name, into[o.name] ?? null]),
+          ) as ort.InferenceSession.FetchesType,
         )
       : await this.session.run(only);
     for (const t of Object.values(out)) if (t.location === 'gpu-buffer') this.track(t);
