@@ -125,6 +125,15 @@ export function expandLike(t: Tensor, x: Tensor): Tensor {
   );
 }
 
+/**
+ * x, but computed only once `g` is: x reshaped to g's run-time shape (the same shape), which orders
+ * work after g without copying x (onnxruntime's Reshape is a view). No gradient flows to g.
+ */
+export function after(x: Tensor, g: Tensor): Tensor {
+  if (x.shape.join() !== g.shape.join()) throw new ShapeError(`after: ${x} and ${g} differ in shape`);
+  return node('Reshape', [x, shapeOf(g)], x.dtype, x.shape);
+}
+
 export function zerosLike(x: Tensor): Tensor {
   return expandLike(scalar(0, x.dtype), x);
 }

@@ -17,6 +17,7 @@ import {
   transpose,
   unsqueeze,
 } from '../engine/ops';
+import { recomputed } from '../engine/autodiff';
 import { cos, sin } from '../engine/ops-trig';
 import { gelu, linear as affine, rmsNorm as rmsNormalize, silu } from '../engine/nn';
 import { Tensor, constant } from '../engine/tensor';
@@ -181,6 +182,31 @@ export function causalAttention(
   const y = matmul(softmax(scores, -1), values); // [B, H, T, hd]
   const merged = transpose(y, [0, 2, 1, 3]).reshape([q.shape[0], q.shape[2], heads.nHead * heads.headDim]);
   return { y: merged, kv: { key, value } };
+}
+
+/**
+ * The residual stream through `n` layers, each given x, its index and its cached keys and values;
+ * the final x and every layer's keys and values. With `checkpointed`, each layer is recomputed in
+ * the backward pass (engine/autodiff.ts's `recomputed`) and no keys and values come back.
+ */
+export function decoderLayers(
+  x: Tensor,
+  n: number,
+  layer: (x: Tensor, i: number, past?: KV) => { x: Tensor; kv: KV },
+  past?: KV[],
+  checkpointed = false,
+): { x: Tensor; present: KV[] } {
+  const present: KV[] = [];
+  for (let i = 0; i < n; i++) {
+    if (checkpointed) {
+      x = recomputed((h) => layer(h, i).x, x);
+      continue;
+    }
+    const out = layer(x, i, past?.[i]);
+    x = out.x;
+    present.push(out.kv);
+  }
+  return { x, present };
 }
 
 /** [B, nKv, S, hd] → [B, nKv·times, S, hd], each head repeated `times` times in place. */
