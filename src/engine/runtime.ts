@@ -104,17 +104,7 @@ export class Runtime {
    * In strict mode, a graph that would need the CPU provider is refused, naming the nodes.
    */
   async load(model: OnnxModel, deviceOutputs: string[] = []): Promise<Program> {
-    const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: [this.provider],
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: this.threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      // Memory patterns keep one block per run sized for every intermediate of the graph at once:
-      // for training steps that is about 30% more peak memory and no speed (npm run bench:sft).
-      enableMemPattern: false,
-      logSeverityLevel: 3,
-    };
+    const options = this.sessionOptions();
     if (this.keepsStateOnDevice) {
       const keep = new Set(deviceOutputs);
       options.preferredOutputLocation = Object.fromEntries(
@@ -137,6 +127,21 @@ export class Runtime {
       );
     }
     return new Program(session, model, this.provider);
+  }
+
+  /** The options of every session this runtime loads (npm run bench:sft measured each choice). */
+  sessionOptions(): ort.InferenceSession.SessionOptions {
+    return {
+      executionProviders: [this.provider],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: this.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      // Memory patterns keep one block per run sized for every intermediate of the graph at once:
+      // for training steps that is about 30% more peak memory and no speed (npm run bench:sft).
+      enableMemPattern: false,
+      logSeverityLevel: 3,
+    };
   }
 
   /**
