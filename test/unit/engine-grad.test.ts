@@ -359,3 +359,41 @@ test('grad refuses a non-scalar loss, an int loss, and int wrt', () => {
   assert.throws(() => grad(ops.sum(ids), [x]), /grad: the loss must be float, got .*int64/);
   assert.throws(() => grad(ops.sum(x), [x, ids]), /grad: cannot differentiate with respect to .*int64/);
 });
+
+test('crossEntropy over a large vocabulary equals the plain log-softmax formulation, value and gradient', async () => {
+  const [n, v] = [6, 3000];
+  const rng = new Rng(11);
+  // Logits far from 0 (a naive exp overflows float32), the targets spread over the vocabulary.
+  const x = Float32Array.from({ length: n * v }, () => 300 + 20 * rng.normal());
+  const targets = Int32Array.from({ length: n }, (_, i) => (i * 977) % v);
+  const mask = Float32Array.from([1, 1, 0, 1, 0, 1]);
+  const logits = input('logits', 'float32', [n, v]);
+  const loss = nn.crossEntropy(logits, input('t', 'int32', [n]), input('mask', 'float32', [n]));
+  const [g] = grad(loss, [logits]);
+  const program = await (await Runtime.create({ provider: 'cpu', threads: 1 })).load(toOnnx({ loss, g }));
+  const out = await program.run({
+    logits: hostTensor('float32', x, [n, v]),
+    t: hostTensor('int32', targets, [n]),
+    mask: hostTensor('float32', mask, [n]),
+  });
+  // The plain formulation in float64: -log softmax(x)[t], averaged over the masked rows; its
+  // gradient (softmax(x) - onehot(t)) · mask / count.
+  const count = mask.reduce((a, b) => a + b, 0);
+  let want = 0;
+  const wantGrad = new Float64Array(n * v);
+  for (let i = 0; i < n; i++) {
+    const row = Array.from(x.subarray(i * v, (i + 1) * v));
+    const top = Math.max(...row);
+    const total = row.reduce((a, z) => a + Math.exp(z - top), 0);
+    const logProb = (z: number) => z - top - Math.log(total);
+    want -= (mask[i] * logProb(row[targets[i]])) / count;
+    row.forEach((z, j) => {
+      wantGrad[i * v + j] = ((Math.exp(logProb(z)) - (j === targets[i] ? 1 : 0)) * mask[i]) / count;
+    });
+  }
+  const got = (out.loss.data as Float32Array)[0];
+  assert.ok(Math.abs(got - want) <= 1e-5 * Math.abs(want), `loss ${got} vs ${want}`);
+  const gotGrad = out.g.data as Float32Array;
+  wantGrad.forEach((w, k) => assert.ok(Math.abs(gotGrad[k] - w) <= 1e-6, `grad[${k}]: ${gotGrad[k]} vs ${w}`));
+  await program.release();
+});
