@@ -7,7 +7,8 @@
  * --preset gpt2-124m (GPT-2: 12 layers, d=768, 12 heads) or smollm2-135m (all 30 layers of SmolLM2-135M)
  * sets the shape at batch 4, context 128; --gradient-checkpointing recomputes layers in the backward.
  *
- *   npm run bench:sft -- [--preset gpt2-124m|smollm2-135m --arch gpt2|llama --layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --batch 8
+ *   npm run bench:sft -- [--preset gpt2-124m|smollm2-135m --gradient-checkpointing
+ *                         --arch gpt2|llama --layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --batch 8
  *                         --decode-batch 16 --prompt 16 --new-tokens 64 --warmup 2 --steps 5
  *                         --decode-steps 3 --rounds 3 --threads N --only train,decode,peak
  *                         --no-torch --python PATH --max-load 0 --wait 600 --profile --ort JSON
