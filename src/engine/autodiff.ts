@@ -15,8 +15,11 @@ export function grad(loss: Tensor, wrt: Tensor[]): Tensor[] {
   return backward(loss, scalar(1, loss.dtype), wrt);
 }
 
-/** The vector-Jacobian products gᵀ ∂y/∂w of `y` for each w in `wrt`, given g, the gradient of y. */
-function backward(y: Tensor, g: Tensor, wrt: Tensor[]): Tensor[] {
+/**
+ * The vector-Jacobian products gᵀ ∂y/∂w of `y` for each w in `wrt`, given g, the gradient of y.
+ * Only tensors made from `since` on (and `wrt`) carry gradients: the rest of the graph is left alone.
+ */
+function backward(y: Tensor, g: Tensor, wrt: Tensor[], since = 0): Tensor[] {
   const loss = y;
   for (const w of wrt) if (!w.isFloat) throw new ShapeError(`grad: cannot differentiate with respect to ${w}`);
 
@@ -31,7 +34,8 @@ function backward(y: Tensor, g: Tensor, wrt: Tensor[]): Tensor[] {
   const needed = new Set<number>();
   for (const t of order) {
     const [rule, xs] = ruleOf(t);
-    if (targets.has(t.id) || (t.isFloat && rule && xs.some((i) => needed.has(i.id)))) needed.add(t.id);
+    if (targets.has(t.id) || (t.id >= since && t.isFloat && rule && xs.some((i) => needed.has(i.id))))
+      needed.add(t.id);
   }
 
   const grads = new Map<number, Tensor>([[loss.id, g]]);
@@ -68,7 +72,9 @@ export function recomputed(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
   if (y.shape.join() !== x.shape.join())
     throw new ShapeError(`recomputed: f must keep the shape of its input ${x}, got ${y}`);
   return withVjp(y, [x, ...outside], (g) => {
+    // The copy's own tensors only: its gradients stop at its input and at what f reads from outside.
+    const since = nextTensorId();
     const again = after(x, g);
-    return backward(f(again), g, [again, ...outside]);
+    return backward(f(again), g, [again, ...outside], since);
   });
 }
