@@ -124,25 +124,37 @@ export function overwritable(outputs: Record<string, Tensor>, stateNames: string
       readers.get(i.id)!.push(t);
     }
   const byName = new Map(order.filter((t) => t.op === 'Input').map((t) => [t.name!, t]));
-  const readersOf = (t: Tensor): Tensor[] =>
-    (readers.get(t.id) ?? []).flatMap((r) => (VIEWS.has(r.op) ? [r, ...readersOf(r)] : [r]));
-  return stateNames.filter((name) => {
+  const candidates = stateNames.filter((name) => {
     const old = byName.get(name),
       next = outputs[nextName(name)];
-    if (!old || !next || !ELEMENTWISE.has(next.op) || next.shape.join() !== old.shape.join()) return false;
-    const pending = new Set(readersOf(old).map((r) => r.id));
-    pending.delete(next.id);
-    // Walk back from the new value until every reader is found among its ancestors.
-    const seen = new Set<number>(),
-      stack = [...next.inputs];
-    while (stack.length && pending.size) {
-      const t = stack.pop()!;
-      if (seen.has(t.id)) continue;
-      seen.add(t.id);
-      pending.delete(t.id);
-      stack.push(...t.inputs);
+    return old && next && ELEMENTWISE.has(next.op) && next.shape.join() === old.shape.join();
+  });
+  // Which new values each tensor reaches, as bits (one per candidate), in one pass from the outputs back.
+  const words = Math.ceil(candidates.length / 32);
+  const reach = new Map<number, Uint32Array>();
+  candidates.forEach((name, k) => {
+    const id = outputs[nextName(name)].id;
+    const bits = reach.get(id) ?? new Uint32Array(words);
+    bits[k >> 5] |= 1 << (k & 31);
+    reach.set(id, bits);
+  });
+  for (let i = order.length - 1; i >= 0; i--) {
+    const bits = reach.get(order[i].id);
+    if (!bits) continue;
+    for (const input of order[i].inputs) {
+      const into = reach.get(input.id) ?? new Uint32Array(words);
+      for (let w = 0; w < words; w++) into[w] |= bits[w];
+      reach.set(input.id, into);
     }
-    return pending.size === 0;
+  }
+  const readersOf = (t: Tensor): Tensor[] =>
+    (readers.get(t.id) ?? []).flatMap((r) => (VIEWS.has(r.op) ? [r, ...readersOf(r)] : [r]));
+  return candidates.filter((name, k) => {
+    const next = outputs[nextName(name)];
+    // Every reader but the writer itself reaches the new value: it runs before the write.
+    return readersOf(byName.get(name)!).every(
+      (r) => r === next || ((reach.get(r.id)?.[k >> 5] ?? 0) & (1 << (k & 31))) !== 0,
+    );
   });
 }
 
