@@ -110,15 +110,7 @@ export function overrideSessionOptions(
 ): ort.InferenceSession[] {
   const sessions: ort.InferenceSession[] = [];
   runtime.load = async (model: OnnxModel) => {
-    const session = await ort.InferenceSession.create(model.bytes, {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: runtime.threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      logSeverityLevel: 3,
-      ...extra,
-    });
+    const session = await ort.InferenceSession.create(model.bytes, { ...runtime.sessionOptions(), ...extra });
     sessions.push(session);
     return new Program(session, model, 'cpu');
   };

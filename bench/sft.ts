@@ -4,7 +4,11 @@
  * vocab 50257; with --arch llama SmolLM2-135M's shape (d=576, 9 query and 3 KV heads, MLP 1536,
  * vocab 49152, tied head) with 4 of its 30 layers. --d, --heads and --vocab (0: the arch's) resize it.
  *
- *   npm run bench:sft -- [--arch gpt2|llama --layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --batch 8
+ * --preset gpt2-124m (GPT-2: 12 layers, d=768, 12 heads) or smollm2-135m (all 30 layers of SmolLM2-135M)
+ * sets the shape at batch 4, context 128; --gradient-checkpointing recomputes layers in the backward.
+ *
+ *   npm run bench:sft -- [--preset gpt2-124m|smollm2-135m --gradient-checkpointing
+ *                         --arch gpt2|llama --layers 4 --d 256 --heads 4 --ctx 128 --vocab 50257 --batch 8
  *                         --decode-batch 16 --prompt 16 --new-tokens 64 --warmup 2 --steps 5
  *                         --decode-steps 3 --rounds 3 --threads N --only train,decode,peak
  *                         --no-torch --python PATH --max-load 0 --wait 600 --profile --ort JSON
@@ -68,6 +72,7 @@ import {
 } from './common';
 
 const DEFAULTS = {
+  preset: '',
   arch: 'gpt2',
   layers: 4,
   d: 0,
@@ -95,6 +100,7 @@ const DEFAULTS = {
   'lora-rank': 0,
   provider: 'cpu',
   device: 'cpu',
+  'gradient-checkpointing': false,
 };
 const USAGE = `flags: ${Object.keys(DEFAULTS)
   .map((k) => `--${k}`)
@@ -112,6 +118,21 @@ const ARCHS = {
   },
   llama: { base: PRESETS['smollm2-135m'], sft: 'llama-sft', decode: 'llama-decode', goals: { train: 1.5, decode: 2 } },
 };
+
+/** Real model sizes: the shape flags each sets (flags given beside it still win). */
+const SIZES: Record<string, Partial<Flags>> = {
+  'gpt2-124m': { arch: 'gpt2', layers: 12, d: 768, heads: 12, vocab: 50257, batch: 4, ctx: 128 },
+  'smollm2-135m': { arch: 'llama', layers: 30, d: 576, heads: 9, vocab: 49152, batch: 4, ctx: 128 },
+};
+
+/** The flags with --preset's shape filled in where the command line does not set them. */
+function withPreset(f: Flags, argv: string[]): Flags {
+  if (!f.preset) return f;
+  const size = SIZES[f.preset];
+  if (!size) throw new Error(`--preset must be one of ${Object.keys(SIZES).join(', ')}, got "${f.preset}"`);
+  const given = Object.entries(size).filter(([k]) => !argv.includes(`--${k}`));
+  return { ...f, ...Object.fromEntries(given) };
+}
 
 function benchConfig(f: Flags): ModelConfig {
   const arch = ARCHS[f.arch as keyof typeof ARCHS];
@@ -188,7 +209,7 @@ async function train(f: Flags, cfg: ModelConfig, torch?: (extra: (string | numbe
   const adapter = rank > 0 ? newAdapter(benchLora(rank), cfg, 'lm', 'bench', new Rng(f.seed), 'bench') : undefined;
   for (const [name, t] of adapter?.weights ?? []) state.setHost(name, t.data as Float32Array, t.shape);
   const t0 = performance.now();
-  const g = sftLossGraph(cfg, adapter);
+  const g = sftLossGraph(cfg, adapter, f['gradient-checkpointing']);
   const trainedFloats = g.params.reduce((n, p) => n + (p.shape as number[]).reduce((a, b) => a * b, 1), 0);
   const graph = buildTrainGraph({
     loss: g.loss,
@@ -358,7 +379,7 @@ function compareLora(argv: string[], f: Flags): void {
 
 async function main() {
   const argv = process.argv.slice(2);
-  const f = parseFlags(argv, DEFAULTS, USAGE);
+  const f = withPreset(parseFlags(argv, DEFAULTS, USAGE), argv);
   if (f.lora) return compareLora(argv, f);
   const only = new Set(f.only.split(','));
   const cfg = benchConfig(f),
@@ -376,6 +397,7 @@ async function main() {
     prompt: f.prompt,
     new_tokens: f['new-tokens'],
     threads: f.threads,
+    gradient_checkpointing: f['gradient-checkpointing'],
   };
   console.error(
     `SFT/decode bench, onnxruntime-node ${ortVersion}: ${JSON.stringify(config)}${f.ort ? `, session options ${f.ort}` : ''}`,

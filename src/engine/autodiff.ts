@@ -2,8 +2,8 @@
  * Reverse-mode autodiff over the graph IR: walk the graph from the loss back to the inputs,
  * applying each op's VJP and summing the gradients of tensors used more than once.
  */
-import { CustomVjp, Vjp, addGradients, vjpOf, zerosLike } from './ops';
-import { ShapeError, Tensor, scalar, topoSort } from './tensor';
+import { CustomVjp, Vjp, addGradients, after, vjpOf, withVjp, zerosLike } from './ops';
+import { ShapeError, Tensor, nextTensorId, scalar, topoSort } from './tensor';
 
 /**
  * Gradients of a scalar `loss` with respect to each tensor in `wrt` (as new graph tensors).
@@ -12,6 +12,15 @@ import { ShapeError, Tensor, scalar, topoSort } from './tensor';
 export function grad(loss: Tensor, wrt: Tensor[]): Tensor[] {
   if (loss.rank !== 0) throw new ShapeError(`grad: the loss must be a scalar, got ${loss}`);
   if (!loss.isFloat) throw new ShapeError(`grad: the loss must be float, got ${loss}`);
+  return backward(loss, scalar(1, loss.dtype), wrt);
+}
+
+/**
+ * The vector-Jacobian products gᵀ ∂y/∂w of `y` for each w in `wrt`, given g, the gradient of y.
+ * Only tensors made from `since` on (and `wrt`) carry gradients: the rest of the graph is left alone.
+ */
+function backward(y: Tensor, g: Tensor, wrt: Tensor[], since = 0): Tensor[] {
+  const loss = y;
   for (const w of wrt) if (!w.isFloat) throw new ShapeError(`grad: cannot differentiate with respect to ${w}`);
 
   const order = topoSort([loss]);
@@ -25,16 +34,17 @@ export function grad(loss: Tensor, wrt: Tensor[]): Tensor[] {
   const needed = new Set<number>();
   for (const t of order) {
     const [rule, xs] = ruleOf(t);
-    if (targets.has(t.id) || (t.isFloat && rule && xs.some((i) => needed.has(i.id)))) needed.add(t.id);
+    if (targets.has(t.id) || (t.id >= since && t.isFloat && rule && xs.some((i) => needed.has(i.id))))
+      needed.add(t.id);
   }
 
-  const grads = new Map<number, Tensor>([[loss.id, scalar(1, loss.dtype)]]);
+  const grads = new Map<number, Tensor>([[loss.id, g]]);
   for (let k = order.length - 1; k >= 0; k--) {
-    const y = order[k];
-    const g = grads.get(y.id);
-    const [rule, xs] = ruleOf(y);
-    if (!g || !rule || !needed.has(y.id)) continue;
-    rule(g, y).forEach((gx, i) => {
+    const t = order[k];
+    const gt = grads.get(t.id);
+    const [rule, xs] = ruleOf(t);
+    if (!gt || !rule || !needed.has(t.id)) continue;
+    rule(gt, t).forEach((gx, i) => {
       const x = xs[i];
       if (!gx || !needed.has(x.id)) return;
       const prev = grads.get(x.id);
@@ -42,4 +52,29 @@ export function grad(loss: Tensor, wrt: Tensor[]): Tensor[] {
     });
   }
   return wrt.map((w) => grads.get(w.id) ?? zerosLike(w));
+}
+
+/**
+ * f(x) with its activations recomputed in the backward pass instead of kept from the forward
+ * (gradient checkpointing, Chen et al. 2016): only x is held, and the backward runs f again from
+ * x and differentiates that copy. The copy reads x through a Reshape to the run-time shape of the
+ * gradient arriving at f(x), so it cannot run before the backward reaches it. f's other inputs
+ * (parameters, masks) get their gradients through the copy as through f.
+ */
+export function recomputed(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
+  const first = nextTensorId();
+  const y = f(x);
+  // The tensors f reads from outside itself: made before it ran, read by a tensor it made.
+  const free = new Map<number, Tensor>();
+  for (const t of topoSort([y]))
+    if (t.id >= first) for (const i of t.inputs) if (i.id < first && i !== x && i.isFloat) free.set(i.id, i);
+  const outside = [...free.values()];
+  if (y.shape.join() !== x.shape.join())
+    throw new ShapeError(`recomputed: f must keep the shape of its input ${x}, got ${y}`);
+  return withVjp(y, [x, ...outside], (g) => {
+    // The copy's own tensors only: its gradients stop at its input and at what f reads from outside.
+    const since = nextTensorId();
+    const again = after(x, g);
+    return backward(f(again), g, [again, ...outside], since);
+  });
 }

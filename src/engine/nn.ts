@@ -7,11 +7,11 @@
 import {
   abs,
   cast,
+  dense,
   exp,
   gatherElements,
   layerNormalization,
   log,
-  matmul,
   max,
   maximum,
   mean,
@@ -101,9 +101,12 @@ export function gelu(x: Tensor): Tensor {
   );
 }
 
-/** x @ weight + bias, with weight stored [in, out] (GPT-2's Conv1D layout). */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-  const y = matmul(x, weight);
+/**
+ * x @ weight + bias, with weight stored [in, out] (GPT-2's Conv1D layout), or [out, in] with
+ * `transposed` (torch.nn.Linear's): x @ weightᵀ + bias, read in place.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor, transposed = false): Tensor {
+  const y = dense(x, weight, transposed);
   return bias ? y.add(bias) : y;
 }
 

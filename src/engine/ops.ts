@@ -125,6 +125,15 @@ export function expandLike(t: Tensor, x: Tensor): Tensor {
   );
 }
 
+/**
+ * x, but computed only once `g` is: x reshaped to g's run-time shape (the same shape), which orders
+ * work after g without copying x (onnxruntime's Reshape is a view). No gradient flows to g.
+ */
+export function after(x: Tensor, g: Tensor): Tensor {
+  if (x.shape.join() !== g.shape.join()) throw new ShapeError(`after: ${x} and ${g} differ in shape`);
+  return node('Reshape', [x, shapeOf(g)], x.dtype, x.shape);
+}
+
 export function zerosLike(x: Tensor): Tensor {
   return expandLike(scalar(0, x.dtype), x);
 }
@@ -277,14 +286,53 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 }
 vjps.set('MatMul', (g, y) => {
   const [a, b] = ab(y);
-  const ga = unbroadcast(matmul(g, swapLast(b)), a);
-  if (b.rank === 2 && a.rank > 2) {
-    // A shared weight: one [K, rows] @ [rows, N] product instead of a batched one and a sum.
-    const rows = a.reshape([-1, a.shape[a.rank - 1]]);
-    return [ga, matmul(swapLast(rows), g.reshape([-1, g.shape[g.rank - 1]]))];
+  if (b.rank === 2) {
+    // A shared weight: read as it is stored, and one [K, rows] @ [rows, N] product for its gradient
+    // instead of a batched one and a sum.
+    const rows = a.rank === 2 ? a : a.reshape([-1, a.shape[a.rank - 1]]);
+    const gRows = g.rank === 2 ? g : g.reshape([-1, g.shape[g.rank - 1]]);
+    return [dense(g, b, true), gemm(rows, gRows, true, false)];
   }
-  return [ga, unbroadcast(matmul(swapLast(a), g), b)];
+  return [unbroadcast(matmul(g, swapLast(b)), a), unbroadcast(matmul(swapLast(a), g), b)];
 });
+
+/**
+ * A 2-D matrix product op(a) @ op(b) as one ONNX Gemm, op transposing where `transA`/`transB` say:
+ * each operand is read in the layout it is stored in, so no Transpose of a weight is ever made
+ * (x Wᵀ for a [out, in] weight, and every product of the backward pass).
+ */
+export function gemm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
+  sameDtype('gemm', [a, b]);
+  requireFloat('gemm', a);
+  if (a.rank !== 2 || b.rank !== 2)
+    throw new ShapeError(`gemm: operands need rank 2, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
+  const [m, k] = transA ? [a.shape[1], a.shape[0]] : a.shape,
+    [k2, n] = transB ? [b.shape[1], b.shape[0]] : b.shape;
+  if (k !== k2 && typeof k === 'number' && typeof k2 === 'number')
+    throw new ShapeError(`gemm: inner dims differ in ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
+  return node('Gemm', [a, b], a.dtype, [m, n], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
+}
+vjps.set('Gemm', (g, y) => {
+  const [a, b] = ab(y),
+    tA = y.attrs.transA === 1,
+    tB = y.attrs.transB === 1;
+  // C = op(A) op(B): dop(A) = g op(B)ᵀ and dop(B) = op(A)ᵀ g, each laid out as its operand is stored.
+  const ga = tA ? gemm(b, g, tB, true) : gemm(g, b, false, !tB);
+  const gb = tB ? gemm(g, a, true, tA) : gemm(a, g, !tA, false);
+  return [ga, gb];
+});
+
+/**
+ * x [..., K] times a weight stored [K, N] (or [N, K] with `transposed`, torch.nn.Linear's layout),
+ * as one Gemm over the rows of x: [..., N].
+ */
+export function dense(x: Tensor, weight: Tensor, transposed = false): Tensor {
+  if (weight.rank !== 2) throw new ShapeError(`dense: the weight must be a matrix, got ${weight}`);
+  const k = x.shape[x.rank - 1];
+  const rows = x.rank === 2 ? x : reshape(x, [-1, k]);
+  const y = gemm(rows, weight, false, transposed);
+  return x.rank === 2 ? y : reshape(y, [...x.shape.slice(0, -1), y.shape[1]]);
+}
 
 function swapLast(x: Tensor): Tensor {
   const perm = [...x.shape.keys()];
@@ -317,6 +365,24 @@ vjps.set('ReduceSum', (g, y) => {
     axes = y.meta.axes as number[];
   const kept = y.attrs.keepdims ? g : g.reshape(reducedShape(x.shape, axes, true));
   return [expandLike(kept, x), undefined];
+});
+
+/** Sum of squares over axes (all when omitted), one pass that writes no x² (ONNX ReduceSumSquare). */
+export function sumSquares(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  const ax = normAxes('sumSquares', axes, x.rank);
+  return node(
+    'ReduceSumSquare',
+    [x],
+    x.dtype,
+    reducedShape(x.shape, ax, keepdims),
+    { axes: ax, keepdims: keepdims ? 1 : 0 },
+    { axes: ax },
+  );
+}
+vjps.set('ReduceSumSquare', (g, y) => {
+  const x = x0(y),
+    kept = y.attrs.keepdims ? g : g.reshape(reducedShape(x.shape, y.meta.axes as number[], true));
+  return [x.mul(kept).mul(2)];
 });
 
 /** Mean over axes (all axes when omitted). */

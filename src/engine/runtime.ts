@@ -104,17 +104,7 @@ export class Runtime {
    * In strict mode, a graph that would need the CPU provider is refused, naming the nodes.
    */
   async load(model: OnnxModel, deviceOutputs: string[] = []): Promise<Program> {
-    const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: [this.provider],
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: this.threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      // Memory patterns keep one block per run sized for every intermediate of the graph at once:
-      // for training steps that is about 30% more peak memory and no speed (npm run bench:sft).
-      enableMemPattern: false,
-      logSeverityLevel: 3,
-    };
+    const options = this.sessionOptions();
     if (this.keepsStateOnDevice) {
       const keep = new Set(deviceOutputs);
       options.preferredOutputLocation = Object.fromEntries(
@@ -137,6 +127,21 @@ export class Runtime {
       );
     }
     return new Program(session, model, this.provider);
+  }
+
+  /** The options of every session this runtime loads (npm run bench:sft measured each choice). */
+  sessionOptions(): ort.InferenceSession.SessionOptions {
+    return {
+      executionProviders: [this.provider],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: this.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      // Memory patterns keep one block per run sized for every intermediate of the graph at once:
+      // for training steps that is about 30% more peak memory and no speed (npm run bench:sft).
+      enableMemPattern: false,
+      logSeverityLevel: 3,
+    };
   }
 
   /**
@@ -216,7 +221,15 @@ export class Program {
     return !this.closed;
   }
 
-  async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  /**
+   * Runs the graph on `feeds`. Outputs named in `into` are written into those host tensors (of
+   * their shape), which may be inputs of the same run when the graph reads them first (see
+   * step.ts's `overwritable`); the others come back as new tensors.
+   */
+  async run(
+    feeds: Record<string, ort.Tensor>,
+    into: Record<string, ort.Tensor> = {},
+  ): Promise<Record<string, ort.Tensor>> {
     if (this.releaseRequested) throw new Error('this program was released');
     const missing = this.model.inputs.filter((i) => !(i.name in feeds)).map((i) => i.name);
     if (missing.length) throw new Error(`missing inputs: ${missing.join(', ')}`);
@@ -230,7 +243,14 @@ export class Program {
         throw new Error(`input "${i.name}" was disposed (a replaced or released state tensor?)`);
       only[i.name] = t;
     }
-    const out = await this.session.run(only);
+    const out = Object.keys(into).length
+      ? await this.session.run(
+          only,
+          Object.fromEntries(
+            this.model.outputs.map((o) => [o.name, into[o.name] ?? null]),
+          ) as ort.InferenceSession.FetchesType,
+        )
+      : await this.session.run(only);
     for (const t of Object.values(out)) if (t.location === 'gpu-buffer') this.track(t);
     return out;
   }

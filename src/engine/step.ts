@@ -8,7 +8,7 @@ import { grad } from './autodiff';
 import { OnnxModel, toOnnx } from './onnx';
 import { Optimizer, clipByGlobalNorm, globalNorm } from './optim';
 import { Program, Runtime, hostScalar, hostTensor } from './runtime';
-import { DType, ShapeError, Tensor, input, numel } from './tensor';
+import { DType, ShapeError, Tensor, input, numel, topoSort } from './tensor';
 
 export interface TrainStepSpec {
   loss: Tensor;
@@ -31,6 +31,8 @@ export interface TrainGraph {
   accumulation?: { grads: OnnxModel; apply: OnnxModel };
   /** Inputs whose new values the step outputs: parameters, then optimizer slots. */
   state: { name: string; dtype: DType; shape: number[] }[];
+  /** The state whose new value `model` (and `apply`) may write over the old one (see `overwritable`). */
+  overwrites: string[];
   /** Scalar outputs reported per step. */
   scalars: string[];
 }
@@ -53,25 +55,28 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean }):
   }
   const grads = grad(loss, params);
   const update = optimizerUpdate(spec, grads);
+  const stepOutputs = { loss, ...spec.metrics, ...update.outputs };
+  const stateNames = update.state.map((s) => s.name);
   const graph: TrainGraph = {
-    model: toOnnx({ loss, ...spec.metrics, ...update.outputs }, 'train_step'),
+    model: toOnnx(stepOutputs, 'train_step'),
     state: update.state,
     scalars: ['loss', 'grad_norm', ...Object.keys(spec.metrics ?? {})],
+    overwrites: overwritable(stepOutputs, stateNames),
   };
   if (spec.accumulate) {
     const sums = params.map((p) => input(accumulatorName(p), p.dtype, p.shape));
     const added = Object.fromEntries(params.map((p, i) => [nextName(accumulatorName(p)), sums[i].add(grads[i])]));
     const scale = input('grad_scale', loss.dtype, []);
+    const applied = optimizerUpdate(
+      spec,
+      sums.map((g) => g.mul(scale)),
+    ).outputs;
     graph.accumulation = {
       grads: toOnnx({ loss, ...spec.metrics, ...added }, 'accumulate_gradients'),
-      apply: toOnnx(
-        optimizerUpdate(
-          spec,
-          sums.map((g) => g.mul(scale)),
-        ).outputs,
-        'apply_gradients',
-      ),
+      apply: toOnnx(applied, 'apply_gradients'),
     };
+    const both = new Set(overwritable(applied, stateNames));
+    graph.overwrites = graph.overwrites.filter((n) => both.has(n));
   }
   return graph;
 }
@@ -99,6 +104,60 @@ function optimizerUpdate(spec: TrainStepSpec, grads: Tensor[]) {
   return { outputs, state: [...state, ...slotState] };
 }
 
+/** Ops whose output onnxruntime makes a view of their input's memory, not a copy. */
+const VIEWS = new Set(['Identity', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten']);
+/** Ops that read each element of their inputs only to write the same element of their output. */
+const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div']);
+
+/**
+ * The state inputs whose new value can be written over the old value's memory within the same
+ * run, so a step holds one copy of the parameters and optimizer slots, not two: those whose new
+ * value an elementwise op of the same shape writes, after every op that reads the old value (each
+ * reader, and each reader of a view of it, is an ancestor of the new value, so it has run).
+ */
+export function overwritable(outputs: Record<string, Tensor>, stateNames: string[]): string[] {
+  const order = topoSort(Object.values(outputs));
+  const readers = new Map<number, Tensor[]>();
+  for (const t of order)
+    for (const i of t.inputs) {
+      if (!readers.has(i.id)) readers.set(i.id, []);
+      readers.get(i.id)!.push(t);
+    }
+  const byName = new Map(order.filter((t) => t.op === 'Input').map((t) => [t.name!, t]));
+  const candidates = stateNames.filter((name) => {
+    const old = byName.get(name),
+      next = outputs[nextName(name)];
+    return old && next && ELEMENTWISE.has(next.op) && next.shape.join() === old.shape.join();
+  });
+  // Which new values each tensor reaches, as bits (one per candidate), in one pass from the outputs back.
+  const words = Math.ceil(candidates.length / 32);
+  const reach = new Map<number, Uint32Array>();
+  candidates.forEach((name, k) => {
+    const id = outputs[nextName(name)].id;
+    const bits = reach.get(id) ?? new Uint32Array(words);
+    bits[k >> 5] |= 1 << (k & 31);
+    reach.set(id, bits);
+  });
+  for (let i = order.length - 1; i >= 0; i--) {
+    const bits = reach.get(order[i].id);
+    if (!bits) continue;
+    for (const input of order[i].inputs) {
+      const into = reach.get(input.id) ?? new Uint32Array(words);
+      for (let w = 0; w < words; w++) into[w] |= bits[w];
+      reach.set(input.id, into);
+    }
+  }
+  const readersOf = (t: Tensor): Tensor[] =>
+    (readers.get(t.id) ?? []).flatMap((r) => (VIEWS.has(r.op) ? [r, ...readersOf(r)] : [r]));
+  return candidates.filter((name, k) => {
+    const next = outputs[nextName(name)];
+    // Every reader but the writer itself reaches the new value: it runs before the write.
+    return readersOf(byName.get(name)!).every(
+      (r) => r === next || ((reach.get(r.id)?.[k >> 5] ?? 0) & (1 << (k & 31))) !== 0,
+    );
+  });
+}
+
 /**
  * Named tensors that persist across runs (parameters, optimizer slots). On a provider that keeps
  * state on the device they are device tensors: replaced ones are disposed, and reading them
@@ -107,6 +166,8 @@ function optimizerUpdate(spec: TrainStepSpec, grads: Tensor[]) {
 export class State {
   private readonly tensors = new Map<string, ort.Tensor>();
   private readers = new Map<string, Program>();
+  /** Host tensors whose memory no one outside this State has seen: safe to overwrite in place. */
+  private readonly owned = new WeakSet<ort.Tensor>();
 
   constructor(readonly runtime: Runtime) {}
 
@@ -124,6 +185,24 @@ export class State {
     const old = this.tensors.get(name);
     if (old && old !== value && old.location === 'gpu-buffer') old.dispose();
     this.tensors.set(name, value);
+  }
+
+  /** Sets a host tensor that only this State holds (its memory may be overwritten in place). */
+  setOwned(name: string, value: ort.Tensor): void {
+    this.set(name, value);
+    this.owned.add(value);
+  }
+
+  /**
+   * The host tensor `name`, to be overwritten in place by a run: copied first (once) when its
+   * memory may be held elsewhere (set from outside, or handed out by `read`).
+   */
+  overwritable(name: string): ort.Tensor {
+    const t = this.get(name);
+    if (this.owned.has(t)) return t;
+    const own = hostTensor(t.type as DType, (t.data as Float32Array | Float64Array).slice(), t.dims);
+    this.setOwned(name, own);
+    return own;
   }
 
   /** Sets a float32 tensor from host data. */
@@ -154,7 +233,12 @@ export class State {
   async read(names: string[]): Promise<Map<string, Float32Array | Float64Array>> {
     const out = new Map<string, Float32Array | Float64Array>();
     const onDevice = names.filter((n) => this.get(n).location === 'gpu-buffer');
-    for (const n of names) if (!onDevice.includes(n)) out.set(n, this.get(n).data as Float32Array);
+    for (const n of names)
+      if (!onDevice.includes(n)) {
+        // The caller now holds this memory: a later in-place run must not change it under them.
+        this.owned.delete(this.get(n));
+        out.set(n, this.get(n).data as Float32Array);
+      }
     if (onDevice.length) {
       const reader = await this.reader(onDevice);
       const res = await reader.run(Object.fromEntries(onDevice.map((n) => [n, this.get(n)])));
@@ -195,7 +279,7 @@ export class TrainStep {
     for (const s of graph.state) {
       if (!state.has(s.name)) {
         if (s.dtype !== 'float32' && s.dtype !== 'float64') throw new Error(`state "${s.name}" has no initial value`);
-        state.set(s.name, hostTensor(s.dtype, zerosOf(s.dtype, numel(s.shape)), s.shape));
+        state.setOwned(s.name, hostTensor(s.dtype, zerosOf(s.dtype, numel(s.shape)), s.shape));
       }
     }
     const updated = graph.state.map((s) => nextName(s.name));
@@ -227,8 +311,9 @@ export class TrainStep {
         throw new Error(
           `this training step takes one batch (it was built without gradient accumulation), got ${micro.length}`,
         );
-      const out = await fused.run(this.state.feedsFor(fused, { ...micro[0], ...hyper }));
-      this.keepState(out);
+      const into = this.overwritten();
+      const out = await fused.run(this.state.feedsFor(fused, { ...micro[0], ...hyper }), into);
+      this.keepState(out, into);
       return this.scalars(out, this.graph.scalars);
     }
     const sumsSpec = grads!.model.inputs.filter((i) => i.name.startsWith('grad.'));
@@ -250,11 +335,13 @@ export class TrainStep {
       for (const [k, v] of Object.entries(values)) totals[k] = (totals[k] ?? 0) + v / micro.length;
     }
     const scaleType = hyper.lr.type as 'float32' | 'float64';
+    const into = this.overwritten();
     const out = await apply!.run(
       this.state.feedsFor(apply!, { ...hyper, ...sums, grad_scale: hostScalar(1 / micro.length, scaleType) }),
+      into,
     );
     for (const t of Object.values(sums)) if (t.location === 'gpu-buffer') t.dispose();
-    this.keepState(out);
+    this.keepState(out, into);
     return { ...totals, ...this.scalars(out, ['grad_norm']) };
   }
 
@@ -263,8 +350,18 @@ export class TrainStep {
     return { lr: hostScalar(lr, dtype), step: hostScalar(step, dtype) };
   }
 
-  private keepState(out: Record<string, ort.Tensor>): void {
-    for (const s of this.graph.state) this.state.set(s.name, out[nextName(s.name)]);
+  /**
+   * The outputs written over their state tensor's memory (host state only): the run updates the
+   * parameters and optimizer slots in place instead of holding a second copy of them.
+   */
+  private overwritten(): Record<string, ort.Tensor> {
+    const host = this.graph.overwrites.filter((n) => this.state.get(n).location === 'cpu');
+    return Object.fromEntries(host.map((n) => [nextName(n), this.state.overwritable(n)]));
+  }
+
+  /** Takes the new state from `out`, except where the run wrote it `into` the state's own tensors. */
+  private keepState(out: Record<string, ort.Tensor>, into: Record<string, ort.Tensor>): void {
+    for (const s of this.graph.state) if (!(nextName(s.name) in into)) this.state.set(s.name, out[nextName(s.name)]);
   }
 
   private scalars(out: Record<string, ort.Tensor>, names: string[]): Record<string, number> {

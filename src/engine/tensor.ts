@@ -22,6 +22,9 @@ export class ShapeError extends Error {}
 
 let nextId = 0;
 
+/** The id the next tensor made will have: tensors made later have ids at least this. */
+export const nextTensorId = (): number => nextId;
+
 export class Tensor {
   readonly id = nextId++;
 

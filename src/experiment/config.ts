@@ -43,6 +43,10 @@ export const sftSchema = z
     max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
     per_device_train_batch_size: batchSize.default(8),
     gradient_accumulation_steps: positiveInt.default(1),
+    gradient_checkpointing: z
+      .boolean()
+      .optional()
+      .describe("Recompute each layer's activations in the backward pass: less memory, about a third more time."),
     ...optimizerSettings({
       learning_rate: 5e-4,
       lr_scheduler_type: 'cosine',

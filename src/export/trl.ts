@@ -23,6 +23,7 @@ function sftScript(exp: Experiment, layout: ClusterLayout, data: ExportedData): 
   const { args, unmapped } = mapSettings('sft', sft, {
     ...trainingRules(layout),
     max_length: 'max_length',
+    gradient_checkpointing: 'gradient_checkpointing',
     sample_prompts: sft.sample_prompts.length
       ? { unmapped: 'TRL logs no sample generations during training' }
       : 'script',

@@ -27,6 +27,11 @@ export interface ForwardInputs {
   positions: Tensor;
   /** Additive attention bias [B, 1, T, S]: 0 where a query may look, -1e9 where it may not. */
   attnBias: Tensor;
+  /**
+   * Recompute each layer's activations in the backward pass instead of keeping them (TrainingArguments'
+   * gradient_checkpointing): less memory for a second forward's time. Training graphs only: no KV is returned.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** How a parameter starts out in a fresh model. */

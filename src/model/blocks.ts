@@ -6,6 +6,7 @@
 import {
   cast,
   concat,
+  dense,
   expand,
   gather,
   layerNormalization,
@@ -16,6 +17,7 @@ import {
   transpose,
   unsqueeze,
 } from '../engine/ops';
+import { recomputed } from '../engine/autodiff';
 import { cos, sin } from '../engine/ops-trig';
 import { gelu, linear as affine, rmsNorm as rmsNormalize, silu } from '../engine/nn';
 import { Tensor, constant } from '../engine/tensor';
@@ -92,7 +94,7 @@ export function conv1d(x: Tensor, p: Params, name: string): Tensor {
 
 /** x @ weightᵀ (+ bias, when the module has one), weight stored [out, in] (torch.nn.Linear); plus its LoRA path. */
 export function linear(x: Tensor, p: Params, name: string): Tensor {
-  return withLora(affine(x, transpose(p[`${name}.weight`], [1, 0]), p[`${name}.bias`]), x, p, name);
+  return withLora(affine(x, p[`${name}.weight`], p[`${name}.bias`], true), x, p, name);
 }
 
 /** PEFT's names of a module's LoRA matrices, A [r, in] and B [out, r], whatever the weight's layout. */
@@ -105,8 +107,8 @@ export const loraScalingKey = (module: string) => `${module}.lora_scaling`;
 function withLora(y: Tensor, x: Tensor, p: Params, name: string): Tensor {
   const a = p[loraA(name)];
   if (!a) return y;
-  const down = matmul(x, transpose(a, [1, 0])); // [..., r]
-  return y.add(matmul(down, transpose(p[loraB(name)], [1, 0])).mul(p[loraScalingKey(name)]));
+  const down = dense(x, a, true); // [..., r]
+  return y.add(dense(down, p[loraB(name)], true).mul(p[loraScalingKey(name)]));
 }
 
 /** The GELU (tanh) feed-forward: `proj`(gelu(`fc`(x))). */
@@ -180,6 +182,31 @@ export function causalAttention(
   const y = matmul(softmax(scores, -1), values); // [B, H, T, hd]
   const merged = transpose(y, [0, 2, 1, 3]).reshape([q.shape[0], q.shape[2], heads.nHead * heads.headDim]);
   return { y: merged, kv: { key, value } };
+}
+
+/**
+ * The residual stream through `n` layers, each given x, its index and its cached keys and values;
+ * the final x and every layer's keys and values. With `checkpointed`, each layer is recomputed in
+ * the backward pass (engine/autodiff.ts's `recomputed`) and no keys and values come back.
+ */
+export function decoderLayers(
+  x: Tensor,
+  n: number,
+  layer: (x: Tensor, i: number, past?: KV) => { x: Tensor; kv: KV },
+  past?: KV[],
+  checkpointed = false,
+): { x: Tensor; present: KV[] } {
+  const present: KV[] = [];
+  for (let i = 0; i < n; i++) {
+    if (checkpointed) {
+      x = recomputed((h) => layer(h, i).x, x);
+      continue;
+    }
+    const out = layer(x, i, past?.[i]);
+    x = out.x;
+    present.push(out.kv);
+  }
+  return { x, present };
 }
 
 /** [B, nKv, S, hd] → [B, nKv·times, S, hd], each head repeated `times` times in place. */

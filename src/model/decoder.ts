@@ -7,7 +7,7 @@
  * Masking is one additive bias [B, 1, T, S] fed by the host (0 = may attend, -1e9 = may not),
  * which covers causality, left padding and a KV cache with the same graph code.
  */
-import { matmul, reshape, transpose } from '../engine/ops';
+import { dense, matmul, reshape, transpose } from '../engine/ops';
 import { Tensor, input } from '../engine/tensor';
 import { Rng } from '../util/rng';
 import { ForwardInputs, KV, KvShape, ParamSpec, Params, architectureOf } from './architecture';
@@ -95,9 +95,9 @@ function lmHeadWeight(p: Params, cfg: ModelConfig): Tensor {
   return p['lm_head.weight'] ?? p[architectureOf(cfg).embedding];
 }
 
-/** Next-token logits [..., V] from hidden states [..., D]. */
+/** Next-token logits [..., V] from hidden states [..., D], the weight [V, D] read as it is stored. */
 export function lmHead(p: Params, cfg: ModelConfig, hidden: Tensor): Tensor {
-  return matmul(hidden, transpose(lmHeadWeight(p, cfg), [1, 0]));
+  return dense(hidden, lmHeadWeight(p, cfg), true);
 }
 
 /**
@@ -110,7 +110,7 @@ export function lastTokenLogits(p: Params, cfg: ModelConfig, hidden: Tensor): Te
 
 /** A scalar per position [..., D] → [...] from the score head (reward and value models). */
 export function scoreHead(p: Params, hidden: Tensor): Tensor {
-  const out = matmul(hidden, transpose(p['score.weight'], [1, 0])); // [..., 1]
+  const out = dense(hidden, p['score.weight'], true); // [..., 1]
   const scores = reshape(out, hidden.shape.slice(0, -1));
   return p['score.bias'] ? scores.add(reshape(p['score.bias'], [])) : scores;
 }

@@ -11,6 +11,7 @@ import {
   causalAttention,
   conv1d,
   conv1dParams,
+  decoderLayers,
   embedding,
   embeddingParams,
   geluMlp,
@@ -68,14 +69,10 @@ export function block(
 }
 
 function forward(p: Params, cfg: ModelConfig, inputs: ForwardInputs, past?: KV[]): { hidden: Tensor; present: KV[] } {
-  let x = embedding(p, 'wte', inputs.tokens).add(embedding(p, 'wpe', inputs.positions));
-  const present: KV[] = [];
-  for (let i = 0; i < cfg.nLayer; i++) {
-    const out = block(x, p, i, cfg, inputs.attnBias, past?.[i]);
-    x = out.x;
-    present.push(out.kv);
-  }
-  return { hidden: layerNorm(x, p, 'ln_f', cfg.layerNormEpsilon), present };
+  const x = embedding(p, 'wte', inputs.tokens).add(embedding(p, 'wpe', inputs.positions));
+  const layers = (h: Tensor, i: number, kv?: KV) => block(h, p, i, cfg, inputs.attnBias, kv);
+  const out = decoderLayers(x, cfg.nLayer, layers, past, inputs.gradientCheckpointing);
+  return { hidden: layerNorm(out.x, p, 'ln_f', cfg.layerNormEpsilon), present: out.present };
 }
 
 /** Heads split nEmbd evenly, one KV head each. */

@@ -12,6 +12,7 @@ import {
   Rotary,
   applyRotary,
   causalAttention,
+  decoderLayers,
   embedding,
   embeddingParams,
   linear,
@@ -152,14 +153,10 @@ function architectureOf(f: LlamaFamily): Architecture {
     embedding: 'embed_tokens.weight',
     forward(p, cfg, inputs, past) {
       const rotary = rotaryEmbedding(inputs.positions, ropeInvFreq(cfg));
-      let x = embedding(p, 'embed_tokens', inputs.tokens);
-      const present: KV[] = [];
-      for (let i = 0; i < cfg.nLayer; i++) {
-        const out = layer(f, x, p, i, cfg, rotary, inputs.attnBias, past?.[i]);
-        x = out.x;
-        present.push(out.kv);
-      }
-      return { hidden: rmsNorm(x, p, 'norm', cfg.layerNormEpsilon), present };
+      const x = embedding(p, 'embed_tokens', inputs.tokens);
+      const layers = (h: Tensor, i: number, kv?: KV) => layer(f, h, p, i, cfg, rotary, inputs.attnBias, kv);
+      const out = decoderLayers(x, cfg.nLayer, layers, past, inputs.gradientCheckpointing);
+      return { hidden: rmsNorm(out.x, p, 'norm', cfg.layerNormEpsilon), present: out.present };
     },
     kvShape: (cfg) => ({ layers: cfg.nLayer, nKvHead: cfg.nKvHead, headDim: cfg.headDim }),
     validate: (cfg, where) => validate(f, cfg, where),

@@ -26,11 +26,11 @@ import { Batch, describeModel, sampledData, oneModel } from './stage';
 
 /**
  * Mean next-token loss over masked positions, and how often the argmax prediction is right there;
- * with an adapter, only it trains.
+ * with an adapter, only it trains. `gradientCheckpointing` recomputes each layer in the backward.
  */
-export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter) {
+export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter, gradientCheckpointing = false) {
   const p = modelInputs(cfg, 'lm', '', adapter && { adapter });
-  const inputs = sequenceInputs();
+  const inputs = { ...sequenceInputs(), gradientCheckpointing };
   const targets = input('targets', 'int32', ['B', 'T']);
   const lossMask = input('loss_mask', 'float32', ['B', 'T']);
   const logits = lmHead(p, cfg, transformer(p, cfg, inputs).hidden); // [B, T, V]
@@ -92,7 +92,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
     message: `SFT on ${train.length} examples (${evaluation.length} held out), model ${describeModel(cfg)}`,
   });
 
-  const graph = sftLossGraph(cfg, adapter);
+  const graph = sftLossGraph(cfg, adapter, s.gradient_checkpointing);
   const trainer = await Trainer.create({
     stage: 'sft',
     title: 'SFT',

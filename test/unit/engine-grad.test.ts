@@ -138,6 +138,11 @@ const rows: Row[] = [
   ['MatMul [2,1,3,4] @ [1,2,4,5] (batch broadcast)', ops.matmul, [[[2, 1, 3, 4]], [[1, 2, 4, 5]]]],
   ['MatMul [2,3,4] @ [2,4,5]', ops.matmul, [[[2, 3, 4]], [[2, 4, 5]]]],
   ['MatMul [3,4] @ [2,4,5]', ops.matmul, [[[3, 4]], [[2, 4, 5]]]],
+  ['Gemm [3,4] @ [4,5]', (a, b) => ops.gemm(a, b), [[[3, 4]], [[4, 5]]]],
+  ['Gemm [3,4] @ [5,4]ᵀ', (a, b) => ops.gemm(a, b, false, true), [[[3, 4]], [[5, 4]]]],
+  ['Gemm [4,3]ᵀ @ [4,5]', (a, b) => ops.gemm(a, b, true, false), [[[4, 3]], [[4, 5]]]],
+  ['Gemm [4,3]ᵀ @ [5,4]ᵀ', (a, b) => ops.gemm(a, b, true, true), [[[4, 3]], [[5, 4]]]],
+  ['dense [2,3,4] @ [5,4]ᵀ', (x, w) => ops.dense(x, w, true), [x234, [[5, 4]]]],
 
   ['ReduceSum all axes', (x) => ops.sum(x), [x234]],
   ['ReduceSum axes [0,2]', (x) => ops.sum(x, [0, 2]), [x234]],
@@ -209,7 +214,8 @@ const rows: Row[] = [
   ['rmsNorm', (x, w) => nn.rmsNorm(x, w, 1e-5), [x234, [[4]]]],
   ['rmsNorm, weight broadcast over heads', (x, w) => nn.rmsNorm(x, w, 1e-2), [[[2, 3, 2, 4]], [[4]]]],
   ['gelu', nn.gelu, [[[2, 3], vals(-3, -1, -0.2, 0.3, 1.2, 2.5)]]],
-  ['linear with bias', nn.linear, [x234, [[4, 5]], [[5]]]],
+  ['linear with bias', (x, w, b) => nn.linear(x, w, b), [x234, [[4, 5]], [[5]]]],
+  ['linear with bias, weight stored [out, in]', (x, w, b) => nn.linear(x, w, b, true), [x234, [[5, 4]], [[5]]]],
   ['linear without bias', (x, w) => nn.linear(x, w), [[[3, 4]], [[4, 2]]]],
   ['tokenLogprobs', nn.tokenLogprobs, [[[2, 3, 5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)]]],
   ['crossEntropy', nn.crossEntropy, [[[2, 3, 5]], [[2, 3], int64(0, 4, 2, 2, 1, 3)]]],
@@ -352,4 +358,42 @@ test('grad refuses a non-scalar loss, an int loss, and int wrt', () => {
   assert.throws(() => grad(x.mul(2), [x]), /grad: the loss must be a scalar, got .*\[2, 3\]/);
   assert.throws(() => grad(ops.sum(ids), [x]), /grad: the loss must be float, got .*int64/);
   assert.throws(() => grad(ops.sum(x), [x, ids]), /grad: cannot differentiate with respect to .*int64/);
+});
+
+test('crossEntropy over a large vocabulary equals the plain log-softmax formulation, value and gradient', async () => {
+  const [n, v] = [6, 3000];
+  const rng = new Rng(11);
+  // Logits far from 0 (a naive exp overflows float32), the targets spread over the vocabulary.
+  const x = Float32Array.from({ length: n * v }, () => 300 + 20 * rng.normal());
+  const targets = Int32Array.from({ length: n }, (_, i) => (i * 977) % v);
+  const mask = Float32Array.from([1, 1, 0, 1, 0, 1]);
+  const logits = input('logits', 'float32', [n, v]);
+  const loss = nn.crossEntropy(logits, input('t', 'int32', [n]), input('mask', 'float32', [n]));
+  const [g] = grad(loss, [logits]);
+  const program = await (await Runtime.create({ provider: 'cpu', threads: 1 })).load(toOnnx({ loss, g }));
+  const out = await program.run({
+    logits: hostTensor('float32', x, [n, v]),
+    t: hostTensor('int32', targets, [n]),
+    mask: hostTensor('float32', mask, [n]),
+  });
+  // The plain formulation in float64: -log softmax(x)[t], averaged over the masked rows; its
+  // gradient (softmax(x) - onehot(t)) · mask / count.
+  const count = mask.reduce((a, b) => a + b, 0);
+  let want = 0;
+  const wantGrad = new Float64Array(n * v);
+  for (let i = 0; i < n; i++) {
+    const row = Array.from(x.subarray(i * v, (i + 1) * v));
+    const top = Math.max(...row);
+    const total = row.reduce((a, z) => a + Math.exp(z - top), 0);
+    const logProb = (z: number) => z - top - Math.log(total);
+    want -= (mask[i] * logProb(row[targets[i]])) / count;
+    row.forEach((z, j) => {
+      wantGrad[i * v + j] = ((Math.exp(logProb(z)) - (j === targets[i] ? 1 : 0)) * mask[i]) / count;
+    });
+  }
+  const got = (out.loss.data as Float32Array)[0];
+  assert.ok(Math.abs(got - want) <= 1e-5 * Math.abs(want), `loss ${got} vs ${want}`);
+  const gotGrad = out.g.data as Float32Array;
+  wantGrad.forEach((w, k) => assert.ok(Math.abs(gotGrad[k] - w) <= 1e-6, `grad[${k}]: ${gotGrad[k]} vs ${w}`));
+  await program.release();
 });
