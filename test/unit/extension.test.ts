@@ -363,7 +363,7 @@ test('Stop Run signals no process a stale run.json names, and offers to kill one
       ui.shown.map((s) => [s.kind, s.items]),
       [['warning', ['Force Stop']]],
     );
-    const message = `deaf SFT #1 did not stop within 0.3 s; its process ${child.pid} is still running.`;
+    const message = `deaf SFT #2 did not stop within 0.3 s; its process ${child.pid} is still running.`;
     assert.ok(ui.shown[0].message.startsWith(message), ui.shown[0].message);
     if (!answer) assert.deepEqual([isRunning(child), registry.get(deaf.id)?.status], [true, 'running'], 'left running');
   }
