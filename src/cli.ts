@@ -46,7 +46,8 @@ async function demo(opts: { out?: string; provider?: ProviderChoice }) {
   if (opts.provider) exp.runtime.provider = opts.provider;
   const outputDir = path.resolve(opts.out ?? runsDir('demo', 'pipeline'));
   console.log(`run directory: ${outputDir}`);
-  await runDemo({ experiment: exp, outputDir, emit: printEvent, signal: stopOnInterrupt() });
+  const evalPrompts = path.join(path.dirname(DEMO_CONFIG), 'eval.jsonl');
+  await runDemo({ experiment: exp, evalPrompts, outputDir, emit: printEvent, signal: stopOnInterrupt() });
 }
 
 /** Scores {"prompt", "response"} lines, printing each with its "score". */
@@ -190,7 +191,7 @@ export function program(): Command {
   cli
     .command('demo')
     .description(
-      'the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, then before/after',
+      'the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, DPO, GRPO, then a judge on held-out prompts',
     )
     .option('--out <dir>', 'run directory (default: .rlhf/runs/<time>-demo-pipeline)')
     .addOption(providerOption())
