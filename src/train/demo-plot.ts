@@ -1,6 +1,6 @@
 /**
  * The demo's chart, judge.png: the judge's score of each policy on the held-out prompts as a bar,
- * its 95 % interval as a whisker, on a 0–100 % axis.
+ * its 95 % interval as a whisker, on a 0–100 % axis, and under each bar its correct answers.
  */
 import { encodePng } from '../util/png';
 import { GLYPH_HEIGHT, Raster, Rgb } from '../util/raster';
@@ -47,7 +47,7 @@ export function demoPlot(report: DemoReport): Buffer {
     r.fill(centre - 10, y(low), 21, 2, WHISKER);
     centred(`${Math.round(row.judge * 100)}%`, centre, y(high) - GLYPH_HEIGHT * TEXT - 6);
     centred(row.policy, centre, PLOT.bottom + 12);
-    centred(`${row.correct}/${row.prompts} CORRECT`, centre, PLOT.bottom + 12 + GLYPH_HEIGHT * TEXT + 8, [90, 90, 90]);
+    centred(`${row.correct} CORRECT`, centre, PLOT.bottom + 12 + GLYPH_HEIGHT * TEXT + 8, [90, 90, 90]);
   });
   r.fill(PLOT.left, PLOT.bottom, PLOT.right - PLOT.left, 2, INK);
   return encodePng(WIDTH, HEIGHT, r.pixels);
