@@ -33,10 +33,9 @@ export interface DemoRun {
   outputDir: string;
   emit: EmitEvent;
   signal?: AbortSignal;
+  /** Sampled responses per held-out prompt for each policy's KL to the SFT policy (default 4). */
+  klSamples?: number;
 }
-
-/** Sampled responses per held-out prompt for each policy's KL to the SFT policy. */
-const KL_SAMPLES = 4;
 
 export async function runDemo(run: DemoRun): Promise<{ evals: PolicyEval[] } | undefined> {
   const { experiment: exp, outputDir, emit, signal } = run;
@@ -95,7 +94,12 @@ export async function runDemo(run: DemoRun): Promise<{ evals: PolicyEval[] } | u
     ['DPO', dpo.modelDir],
     ['GRPO', grpo.modelDir],
   ];
-  const settings = { maxNewTokens: exp.comparisons.max_new_tokens, klSamples: KL_SAMPLES, seed: exp.seed, runtime };
+  const settings = {
+    maxNewTokens: exp.comparisons.max_new_tokens,
+    klSamples: run.klSamples ?? 4,
+    seed: exp.seed,
+    runtime,
+  };
   const evals = await evaluatePolicies(policies, run.evalPrompts, scorer, settings).finally(() => scorer.release());
   writeReport(evals, stage('judge'), emit);
   return { evals };

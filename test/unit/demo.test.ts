@@ -26,7 +26,7 @@ function copyLines(dir: string, file: string, limit = Infinity): void {
   fs.writeFileSync(path.join(dir, file), lines.slice(0, limit).join('\n') + '\n');
 }
 
-test('the shortened demo: every RL stage beats SFT on the held-out judge, with whole characters only', async () => {
+test('the shortened demo: every RL stage beats SFT on the held-out judge, with whole characters only', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-'));
   copyLines(dir, 'sft.jsonl');
   copyLines(dir, 'prompts.jsonl', 48);
@@ -37,7 +37,7 @@ test('the shortened demo: every RL stage beats SFT on the held-out judge, with w
     ...demo,
     $schema: undefined,
     model_size: { n_layer: 1, n_embd: 64, n_head: 2, n_positions: 64 },
-    sft: { ...demo.sft, max_steps: 150, eval_steps: 150, save_steps: 150, logging_steps: 50 },
+    sft: { ...demo.sft, learning_rate: 3e-3, max_steps: 200, eval_steps: 200, save_steps: 200, logging_steps: 50 },
     rm: { ...demo.rm, max_steps: 60, eval_steps: 60, save_steps: 60 },
     ppo: { ...demo.ppo, total_episodes: 192, save_steps: 100, sample_steps: 100 },
     dpo: { ...demo.dpo, max_steps: 30, eval_steps: 30, save_steps: 30 },
@@ -53,6 +53,7 @@ test('the shortened demo: every RL stage beats SFT on the held-out judge, with w
     evalPrompts: path.join(dir, 'eval.jsonl'),
     outputDir,
     emit: (e) => events.push(e),
+    klSamples: 1,
   });
 
   assert.ok(result, 'the demo ran to its end');
@@ -61,6 +62,7 @@ test('the shortened demo: every RL stage beats SFT on the held-out judge, with w
     result.evals.map((e) => e.policy),
     ['SFT', 'PPO', 'DPO', 'GRPO'],
   );
+  for (const e of result.evals) t.diagnostic(`${e.policy}: ${e.passed}/${e.prompts} by the rule, ${e.correct} correct`);
   assert.equal(sft.kl, 0);
   for (const e of tuned)
     assert.ok(e.passed > sft.passed, `${e.policy}: ${e.passed} answers by the rule, SFT ${sft.passed}`);
