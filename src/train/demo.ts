@@ -33,7 +33,7 @@ export interface DemoRun {
   outputDir: string;
   emit: EmitEvent;
   signal?: AbortSignal;
-  /** Sampled responses per held-out prompt for each policy's KL to the SFT policy (default 4). */
+  /** Sampled responses per held-out prompt for each policy's KL to the SFT policy (default 2). */
   klSamples?: number;
 }
 
@@ -96,7 +96,7 @@ export async function runDemo(run: DemoRun): Promise<{ evals: PolicyEval[] } | u
   ];
   const settings = {
     maxNewTokens: exp.comparisons.max_new_tokens,
-    klSamples: run.klSamples ?? 4,
+    klSamples: run.klSamples ?? 2,
     seed: exp.seed,
     runtime,
   };
