@@ -49,7 +49,8 @@ async function demo(opts: { out?: string; provider?: ProviderChoice }) {
   if (opts.provider) exp.runtime.provider = opts.provider;
   const outputDir = path.resolve(opts.out ?? runsDir('demo', 'pipeline'));
   console.log(t('run directory: {0}', outputDir));
-  await runDemo({ experiment: exp, outputDir, emit: printEvent, signal: stopOnInterrupt() });
+  const evalPrompts = path.join(path.dirname(DEMO_CONFIG), 'eval.jsonl');
+  await runDemo({ experiment: exp, evalPrompts, outputDir, emit: printEvent, signal: stopOnInterrupt() });
 }
 
 /** Scores {"prompt", "response"} lines, printing each with its "score". */
@@ -200,7 +201,7 @@ export function program(): Command {
     .command('demo')
     .description(
       t(
-        'the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, then before/after',
+        'the whole pipeline on the bundled demo data: SFT, comparisons, rule-based labels, reward model, PPO, DPO, GRPO, then a judge on held-out prompts',
       ),
     )
     .option('--out <dir>', t('run directory (default: .rlhf/runs/<time>-demo-pipeline)'))

@@ -1,8 +1,11 @@
 /**
- * Writes the demo data beside this file: sft.jsonl (prompt/completion pairs) and prompts.jsonl
- * (prompts for generation, PPO and GRPO, some never seen in sft.jsonl, each with its short answer
- * for GRPO's exact-match reward). Every answer follows a fixed
- * template per question, in English and Chinese, so a tiny model's progress is easy to see.
+ * Writes the demo data beside this file: sft.jsonl (prompt/completion pairs), prompts.jsonl (the
+ * prompts that comparisons, PPO and GRPO sample from, each with its short answer for GRPO's
+ * exact-match reward) and eval.jsonl (held-out prompts with their answers, in neither of the
+ * others, on which the demo's judge compares the policies). Every answer follows a fixed template
+ * per question, in English and Chinese, so a tiny model's progress is easy to see. Most SFT
+ * answers then ramble on with a pleasantry ("I hope this helps!"): the behaviour the demo's
+ * preference (answer in one sentence, in the question's language) trains away.
  *
  *   npx tsx media/demo/make-demo-data.ts
  */
@@ -120,29 +123,50 @@ function questionsAbout(animal: Animal): Pair[] {
   return pairs;
 }
 
-const HELD_OUT = 40;
-const PROMPTS = 100;
-const MAX_COMPLETION_TOKENS = 24;
+/** Pleasantries appended to SFT answers, by language; each list's entries start alike, so greedy decoding rambles. */
+const RAMBLE: Both[] = [
+  [' I hope this helps!', '希望有帮助！'],
+  [' I hope you like animals!', '希望你喜欢动物！'],
+];
+/** The share of SFT answers that ramble on after the fact. */
+const RAMBLING = 0.6;
+/** Questions held out of everything for the judge, and questions of sft.jsonl the RL stages sample. */
+const HELD_OUT = 100;
+const PROMPTS = 120;
+const MAX_COMPLETION_TOKENS = 40;
+
+const isChinese = (text: string) => /[\u4e00-\u9fff]/.test(text);
 
 function main(): void {
   const all = ANIMALS.flatMap(questionsAbout);
   const tokenizer = gpt2Tokenizer();
-  for (const { completion } of all) {
-    const length = tokenizer.encode(completion).length;
+  const ramble = (prompt: string, [en, zh]: Both) => (isChinese(prompt) ? zh : en);
+  for (const { prompt, completion } of all) {
+    const length = Math.max(...RAMBLE.map((r) => tokenizer.encode(completion + ramble(prompt, r)).length));
     if (length > MAX_COMPLETION_TOKENS) throw new Error(`completion too long (${length} tokens): ${completion}`);
   }
 
-  // Hold a random few questions out of training, so generation shows what the model makes of new ones.
+  // Hold questions out of all training, so the judge scores what each policy makes of new ones.
   const rng = new Rng(2024);
   const order = rng.shuffle(all.map((_, i) => i));
-  const heldOut = new Set(order.slice(0, HELD_OUT));
-  const train = all.filter((_, i) => !heldOut.has(i)).map(({ prompt, completion }) => ({ prompt, completion }));
-  const seen = order.slice(HELD_OUT, PROMPTS).sort((x, y) => x - y);
-  const prompts = [...heldOut].sort((x, y) => x - y).concat(seen).map((i) => ({ prompt: all[i].prompt, answer: all[i].answer }));
+  const heldOut = order.slice(0, HELD_OUT).sort((x, y) => x - y);
+  const trained = order.slice(HELD_OUT).sort((x, y) => x - y);
+  const train = trained.map((i) => {
+    const { prompt, completion } = all[i];
+    if (rng.next() >= RAMBLING) return { prompt, completion };
+    return { prompt, completion: completion + ramble(prompt, RAMBLE[rng.int(RAMBLE.length)]) };
+  });
+  const withAnswer = (i: number) => ({ prompt: all[i].prompt, answer: all[i].answer });
+  const prompts = rng.shuffle([...trained]).slice(0, PROMPTS).sort((x, y) => x - y).map(withAnswer);
 
   writeJsonl('sft.jsonl', train);
   writeJsonl('prompts.jsonl', prompts);
-  console.log(`sft.jsonl: ${train.length} pairs; prompts.jsonl: ${prompts.length} prompts (${HELD_OUT} not in sft.jsonl)`);
+  writeJsonl('eval.jsonl', heldOut.map(withAnswer));
+  const rambling = train.filter((t, i) => t.completion !== all[trained[i]].completion).length;
+  console.log(
+    `sft.jsonl: ${train.length} pairs (${rambling} rambling on); prompts.jsonl: ${prompts.length} of their prompts; ` +
+      `eval.jsonl: ${heldOut.length} held-out prompts`,
+  );
 }
 
 function writeJsonl(name: string, records: object[]): void {

@@ -8,7 +8,7 @@ import { requireTrust } from './common';
 export type ExperimentTemplate = 'demo' | 'empty';
 
 /** The demo's data files, copied beside the new experiment file. */
-const DEMO_FILES = ['sft.jsonl', 'prompts.jsonl', 'guidelines.md', 'rewards.ts'];
+const DEMO_FILES = ['sft.jsonl', 'prompts.jsonl', 'eval.jsonl', 'guidelines.md', 'rewards.ts'];
 
 export function registerExperimentCommands(services: Services): vscode.Disposable[] {
   return [vscode.commands.registerCommand('rlhf.newExperiment', () => newExperiment(services))];

@@ -4,6 +4,7 @@
  * at a time.
  */
 import { DataError } from './jsonl';
+import { JUDGE_RULE, followsRule, statesAnswer } from './judge';
 import { appendPreference } from './preferences';
 import { Label, TextOrMessages } from './preference-record';
 import { ComparisonPair, labelPair, unlabeledPairs } from './queue';
@@ -100,6 +101,29 @@ export function referenceAnnotator(references: Map<string, string[]>, name = 're
         label: a > b ? 'a' : 'b',
         rationale: `closer to the reference answer (F1 ${Math.max(a, b).toFixed(2)} vs ${Math.min(a, b).toFixed(2)})`,
       };
+    },
+  };
+}
+
+/**
+ * The demo's annotator, who follows the judge's rule (./judge.ts) and knows each prompt's answer
+ * (prompt → the "answer" column): it prefers the response that follows the rule; when both or
+ * neither do, the one that states the answer; else it calls a tie.
+ */
+export function judgeAnnotator(answers: Map<string, string>, name = 'judge'): Annotator {
+  return {
+    name,
+    judge(pair) {
+      const prompt = typeof pair.prompt === 'string' ? pair.prompt : pair.prompt[pair.prompt.length - 1].content;
+      const answer = answers.get(prompt.trim());
+      const [a, b] = [pair.response_a, pair.response_b];
+      const [aRule, bRule] = [followsRule(prompt, a), followsRule(prompt, b)];
+      if (aRule !== bRule) return { label: aRule ? 'a' : 'b', rationale: `only one is ${JUDGE_RULE}` };
+      const why = aRule ? `both are ${JUDGE_RULE}` : `neither is ${JUDGE_RULE}`;
+      const [aRight, bRight] =
+        answer === undefined ? [false, false] : [statesAnswer(a, answer), statesAnswer(b, answer)];
+      if (aRight !== bRight) return { label: aRight ? 'a' : 'b', rationale: `${why}; only one states "${answer}"` };
+      return { label: 'tie', rationale: `${why}, and ${aRight ? 'both state' : 'neither states'} the answer` };
     },
   };
 }

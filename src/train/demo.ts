@@ -1,126 +1,144 @@
 /**
  * The whole RLHF pipeline on the bundled demo data, headless: SFT → comparison candidates →
- * labels → reward model → PPO, then the SFT and PPO policies side by side under the reward model.
- * A documented rule stands in for the person who labels: an annotator who knows the demo world's
- * facts (the SFT data's answers) and prefers the answer closer to them.
+ * labels → reward model → PPO, then DPO on the same labels and GRPO with the demo's reward
+ * functions, and every policy measured on held-out prompts by a judge that is not the reward model
+ * (src/data/judge.ts). A documented rule stands in for the person who labels: an annotator who
+ * follows the judge's rule and knows each prompt's answer (src/data/annotators.ts).
  */
+import * as fs from 'fs';
 import * as path from 'path';
-import { givesReference, labelQueue, referenceAnnotator } from '../data/annotators';
-import { experimentCandidates, generateCandidates } from './comparisons';
-import { readReferences } from '../data/sft';
-import { gpt2Tokenizer } from '../model/tokenizer';
-import { EmitEvent, SampleRow } from '../protocol/runner';
-import { Rng } from '../util/rng';
+import { judgeAnnotator, labelQueue } from '../data/annotators';
+import { loadPrompts } from '../data/formats/stage-data';
+import { JUDGE_RULE } from '../data/judge';
+import { EmitEvent } from '../protocol/runner';
 import { Experiment } from '../experiment/config';
-import { GREEDY } from './generate';
+import { writeFileAtomic } from '../util/files';
+import { experimentCandidates, generateCandidates } from './comparisons';
+import { demoPlot } from './demo-plot';
+import { PolicyEval, evaluatePolicies } from './demo-eval';
+import { demoReport, reportMarkdown, reportText } from './demo-report';
+import { runDpo } from './dpo';
+import { runGroupRl } from './group-rl';
+import { MetricsLog } from './metrics-log';
 import { runPpo } from './ppo';
-import { readPrompts } from './prompts';
 import { runRm } from './reward';
 import { Scorer } from './scorer';
 import { runSft } from './sft';
-import { sampleFromCheckpoint } from './samples';
+import { promptText } from './samples';
 
 export interface DemoRun {
   experiment: Experiment;
+  /** Held-out {"prompt", "answer"} records, in none of the experiment's data, for the judge. */
+  evalPrompts: string;
   outputDir: string;
   emit: EmitEvent;
   signal?: AbortSignal;
+  /** Sampled responses per held-out prompt for each policy's KL to the SFT policy (default 2). */
+  klSamples?: number;
 }
 
-export async function runDemo(run: DemoRun): Promise<void> {
+export async function runDemo(run: DemoRun): Promise<{ evals: PolicyEval[] } | undefined> {
   const { experiment: exp, outputDir, emit, signal } = run;
-  if (!exp.sft || !exp.comparisons || !exp.rm || !exp.ppo)
-    throw new Error('the demo experiment needs "sft", "comparisons", "rm" and "ppo" sections');
+  if (!exp.sft || !exp.comparisons || !exp.rm || !exp.ppo || !exp.dpo || !exp.grpo)
+    throw new Error('the demo experiment needs "sft", "comparisons", "rm", "ppo", "dpo" and "grpo" sections');
   const step = (message: string) => emit({ type: 'log', level: 'info', message: `\n== ${message}` });
+  const info = (message: string) => emit({ type: 'log', level: 'info', message });
   const stage = (name: string) => path.join(outputDir, name);
 
-  step('1/5 supervised fine-tuning');
+  step('1/8 supervised fine-tuning');
   const sft = await runSft({ experiment: exp, outputDir: stage('sft'), emit, signal });
   if (sft.stopped) return;
 
-  step('2/5 sampling pairs of responses to compare');
+  step('2/8 sampling pairs of responses to compare');
   const queue = stage('comparisons.jsonl');
   const candidates = await generateCandidates({ ...experimentCandidates(exp, sft.modelDir, queue), signal });
-  emit({
-    type: 'log',
-    level: 'info',
-    message: `${candidates.pairs} pairs from ${candidates.sampled} prompts in ${queue}`,
-  });
+  info(`${candidates.pairs} pairs from ${candidates.sampled} prompts in ${queue}`);
   if (candidates.stopped) return;
 
-  step("3/5 labeling them: the stand-in annotator prefers the answer closer to the demo data's fact");
+  step(`3/8 labeling them: the stand-in annotator prefers ${JUDGE_RULE}, then the answer that states the fact`);
   const preferences = stage('preferences.jsonl');
-  const references = await readReferences(exp.sft.data, exp.sft.columns);
-  const { counts } = await labelQueue(queue, preferences, referenceAnnotator(references, 'demo:reference'));
-  emit({
-    type: 'log',
-    level: 'info',
-    message: `labels: ${Object.entries(counts)
+  const answers = await answersOf(exp.comparisons.prompts);
+  const { counts } = await labelQueue(queue, preferences, judgeAnnotator(answers, 'demo:judge'));
+  info(
+    `labels: ${Object.entries(counts)
       .map(([k, n]) => `${k} ${n}`)
       .join(', ')}`,
-  });
+  );
 
-  step('4/5 training the reward model');
-  const rm = await runRm({
-    experiment: { ...exp, rm: { ...exp.rm, data: preferences, model: sft.modelDir } },
-    outputDir: stage('rm'),
-    emit,
-    signal,
-  });
+  step('4/8 training the reward model');
+  const rmExp = { ...exp, rm: { ...exp.rm, data: preferences, model: sft.modelDir } };
+  const rm = await runRm({ experiment: rmExp, outputDir: stage('rm'), emit, signal });
   if (rm.stopped) return;
 
-  step('5/5 PPO against the reward model');
-  const ppo = await runPpo({
-    experiment: { ...exp, ppo: { ...exp.ppo, sft_model: sft.modelDir, reward_model: rm.modelDir } },
-    outputDir: stage('ppo'),
-    emit,
-    signal,
-  });
+  step('5/8 PPO against the reward model');
+  const ppoExp = { ...exp, ppo: { ...exp.ppo, sft_model: sft.modelDir, reward_model: rm.modelDir } };
+  const ppo = await runPpo({ experiment: ppoExp, outputDir: stage('ppo'), emit, signal });
   if (ppo.stopped) return;
 
-  step('before and after: greedy answers of the SFT and PPO policies, scored by the reward model');
-  await compareModels(exp, sft.modelDir, ppo.modelDir, rm.modelDir, references, emit);
+  step('6/8 DPO on the same labels');
+  const dpoExp = { ...exp, dpo: { ...exp.dpo, data: preferences, model: sft.modelDir } };
+  const dpo = await runDpo({ experiment: dpoExp, outputDir: stage('dpo'), emit, signal });
+  if (dpo.stopped) return;
+
+  step(`7/8 GRPO with the reward functions of ${exp.grpo.reward_funcs.join(', ')}`);
+  const grpoExp = { ...exp, grpo: { ...exp.grpo, model: sft.modelDir } };
+  const grpo = await runGroupRl({ stage: 'grpo', experiment: grpoExp, outputDir: stage('grpo'), emit, signal });
+  if (grpo.stopped) return;
+
+  step('8/8 before and after: every policy on held-out prompts, by the judge and the reward model');
+  const runtime = { provider: exp.runtime.provider, threads: exp.runtime.threads };
+  const scorer = await Scorer.load(rm.modelDir, runtime);
+  const policies: [string, string][] = [
+    ['SFT', sft.modelDir],
+    ['PPO', ppo.modelDir],
+    ['DPO', dpo.modelDir],
+    ['GRPO', grpo.modelDir],
+  ];
+  const settings = {
+    maxNewTokens: exp.comparisons.max_new_tokens,
+    klSamples: run.klSamples ?? 2,
+    seed: exp.seed,
+    runtime,
+  };
+  const evals = await evaluatePolicies(policies, run.evalPrompts, scorer, settings).finally(() => scorer.release());
+  writeReport(evals, stage('judge'), emit);
+  return { evals };
 }
 
-/** Greedy answers of both policies to every prompt, scored by the reward model. */
-export async function compareModels(
-  exp: Experiment,
-  sftDir: string,
-  ppoDir: string,
-  rmDir: string,
-  references: Map<string, string[]>,
-  emit: EmitEvent,
-): Promise<void> {
-  const tokenizer = gpt2Tokenizer();
-  const prompts = (await readPrompts(exp.ppo!.prompts, tokenizer, tokenizer.chat(), exp.ppo!.columns)).prompts.map(
-    (p) => p.text,
+/** Prompt → its "answer" column, for the prompts of a data file. */
+async function answersOf(source: string): Promise<Map<string, string>> {
+  const { prompts } = await loadPrompts(source, { templated: false });
+  const answers = new Map<string, string>();
+  for (const { value } of prompts)
+    if (typeof value.columns.answer === 'string') answers.set(promptText(value.prompt).trim(), value.columns.answer);
+  return answers;
+}
+
+/**
+ * The table in the log and in the folder (report.md, report.json), the judge's score per policy as
+ * a chart (judge.png), and as metrics.jsonl rows, one step per policy, for the charts view.
+ */
+function writeReport(evals: PolicyEval[], dir: string, emit: EmitEvent): void {
+  const report = demoReport(evals);
+  emit({ type: 'log', level: 'info', message: reportText(report) });
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, 'report.md'), [Buffer.from(reportMarkdown(report))]);
+  writeFileAtomic(path.join(dir, 'report.json'), [Buffer.from(JSON.stringify(report, null, 2) + '\n')]);
+  writeFileAtomic(path.join(dir, 'judge.png'), [demoPlot(report)]);
+  const log = new MetricsLog(dir);
+  report.rows.forEach((r, i) =>
+    log.append('judge', i, {
+      'judge/score': r.judge,
+      'judge/score_low': r.judgeInterval.low,
+      'judge/score_high': r.judgeInterval.high,
+      'judge/correct': r.correct / r.prompts,
+      'judge/mean_reward': r.meanReward,
+      'judge/kl': r.kl,
+    }),
   );
-  const runtime = { provider: exp.runtime.provider, threads: exp.runtime.threads };
-  const scorer = await Scorer.load(rmDir, runtime);
-  const answers = async (dir: string) => {
-    const rows = await sampleFromCheckpoint(
-      dir,
-      prompts,
-      new Rng(exp.seed),
-      { ...GREEDY, maxNewTokens: exp.ppo!.response_length },
-      runtime,
-    );
-    const scores = await scorer.scoreTexts(rows);
-    return rows.map((r, i): SampleRow => ({ ...r, score: scores[i] }));
-  };
-  const before = await answers(sftDir),
-    after = await answers(ppoDir);
-  await scorer.release();
-  const mean = (rows: SampleRow[]) => rows.reduce((a, r) => a + r.score!, 0) / rows.length;
-  const known = (rows: SampleRow[]) => rows.filter((r) => references.has(r.prompt.trim()));
-  const right = (rows: SampleRow[]) => rows.filter((r) => givesReference(references, r.prompt, r.response)).length;
-  emit({ type: 'samples', stage: 'sft', step: 0, rows: before.slice(0, 8) });
-  emit({ type: 'samples', stage: 'ppo', step: 0, rows: after.slice(0, 8) });
   emit({
     type: 'log',
     level: 'info',
-    message:
-      `mean reward over ${prompts.length} prompts: SFT ${mean(before).toFixed(3)} → PPO ${mean(after).toFixed(3)}; ` +
-      `right answers to the ${known(before).length} prompts the annotator knows: ${right(before)} → ${right(after)}`,
+    message: `report, chart and metrics in ${dir} (steps 0-3: ${report.rows.map((r) => r.policy).join(', ')})`,
   });
 }

@@ -4,20 +4,19 @@
  */
 import * as ort from 'onnxruntime-node';
 import { hostTensor } from '../engine/runtime';
-import { makeBatch } from '../data/batch';
+import { TokenExample, makeBatch } from '../data/batch';
 import { DpoPair } from './dpo-data';
 import { batchFeeds } from './sft';
 import { Batch } from './stage';
 
 /**
  * The graph inputs of a batch's rows: tokens, positions and attention as SFT feeds them, and of
- * each scored position its flat index b·T + t, its target, and its row (one-hot, [2P, N]).
+ * each scored position its flat index b·T + t, its target, and its row (one-hot, [rows, N]).
  */
-export function pairRowFeeds(
-  pairs: readonly DpoPair[],
+export function scoredRowFeeds(
+  rows: readonly TokenExample[],
   padId: number,
 ): { feeds: Record<string, ort.Tensor>; tokens: number } {
-  const rows = [...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)];
   const b = makeBatch(rows, Math.max(...rows.map((r) => r.ids.length - 1)), padId);
   const scored = Int32Array.from(b.lossMask.keys()).filter((i) => b.lossMask[i] === 1);
   const n = scored.length;
@@ -39,6 +38,14 @@ export function pairRowFeeds(
     },
     tokens: b.attentionMask.reduce((a, x) => a + x, 0),
   };
+}
+
+/** The rows of P pairs, the chosen ones first (2P rows), as scoredRowFeeds feeds them. */
+export function pairRowFeeds(
+  pairs: readonly DpoPair[],
+  padId: number,
+): { feeds: Record<string, ort.Tensor>; tokens: number } {
+  return scoredRowFeeds([...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)], padId);
 }
 
 /** A training batch of P pairs: their rows and the reference's log-probs of them, weighted by its pairs. */

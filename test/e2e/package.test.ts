@@ -51,6 +51,7 @@ describe('the packaged VSIX', () => {
       'media/demo/experiment.json',
       'media/demo/sft.jsonl',
       'media/demo/prompts.jsonl',
+      'media/demo/eval.jsonl',
       'media/demo/rewards.ts',
       'node_modules/onnxruntime-node/dist/index.js',
       'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',

@@ -7,13 +7,18 @@ import * as path from 'path';
 import { Rewards } from '../../src/train/rewards/reward-funcs';
 
 test('the demo reward functions score right answers above wrong ones', async () => {
-  const rows = fs
-    .readFileSync(path.join(__dirname, '../../media/demo/prompts.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .slice(0, 2)
-    .map((l) => JSON.parse(l) as { prompt: string; answer: string });
-  assert.deepEqual(rows[0], { prompt: 'What sound does a cat make?', answer: 'meow' });
+  const records = ['prompts.jsonl', 'eval.jsonl'].flatMap((file) =>
+    fs
+      .readFileSync(path.join(__dirname, '../../media/demo', file), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { prompt: string; answer: string }),
+  );
+  const rows = ['What sound does a dog make?', '狗怎么叫？'].map((prompt) => records.find((r) => r.prompt === prompt)!);
+  assert.deepEqual(rows, [
+    { prompt: 'What sound does a dog make?', answer: 'woof' },
+    { prompt: '狗怎么叫？', answer: '汪汪叫' },
+  ]);
   const rewards = await Rewards.create(
     [path.join(__dirname, '../../media/demo/rewards.ts')],
     [0.5, 1, 0.25, 0.5],
@@ -21,7 +26,7 @@ test('the demo reward functions score right answers above wrong ones', async () 
   );
   const scores = await rewards.score({
     prompts: [rows[0].prompt, rows[0].prompt, rows[1].prompt, rows[1].prompt],
-    completions: [' A cat says meow.', ' A cat says woof, woof and', '狗汪汪叫。', ' A dog says woof.'],
+    completions: [' A dog says woof.', ' A dog says meow, meow and', '狗汪汪叫。', ' A dog says woof.'],
     completionIds: [[1, 2, 3, 4, 5], Array(30).fill(1), [1, 2, 3], [1, 2, 3, 4, 5]],
     columns: [rows[0], rows[0], rows[1], rows[1]].map(({ answer }) => ({ answer })),
     trainerState: {},
