@@ -369,15 +369,12 @@ vjps.set('ReduceSum', (g, y) => {
 
 /** Sum of squares over axes (all when omitted), one pass that writes no x² (ONNX ReduceSumSquare). */
 export function sumSquares(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
-  const ax = normAxes('sumSquares', axes, x.rank);
-  return node(
-    'ReduceSumSquare',
-    [x],
-    x.dtype,
-    reducedShape(x.shape, ax, keepdims),
-    { axes: ax, keepdims: keepdims ? 1 : 0 },
-    { axes: ax },
-  );
+  return reduction('ReduceSumSquare', x, normAxes('sumSquares', axes, x.rank), keepdims);
+}
+
+/** A reduction whose axes are an attribute (the ONNX opset-13 form of ReduceSumSquare and ReduceMax). */
+function reduction(op: string, x: Tensor, axes: number[], keepdims: boolean): Tensor {
+  return node(op, [x], x.dtype, reducedShape(x.shape, axes, keepdims), { axes, keepdims: keepdims ? 1 : 0 }, { axes });
 }
 vjps.set('ReduceSumSquare', (g, y) => {
   const x = x0(y),
@@ -413,15 +410,7 @@ function symbolicCount(sym: string, x: Tensor): Tensor {
 
 /** Max over axes; the gradient is shared equally among tied maxima. */
 export function max(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
-  const ax = normAxes('max', axes, x.rank);
-  return node(
-    'ReduceMax',
-    [x],
-    x.dtype,
-    reducedShape(x.shape, ax, keepdims),
-    { axes: ax, keepdims: keepdims ? 1 : 0 },
-    { axes: ax },
-  );
+  return reduction('ReduceMax', x, normAxes('max', axes, x.rank), keepdims);
 }
 vjps.set('ReduceMax', (g, y) => {
   const x = x0(y),

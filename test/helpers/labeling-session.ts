@@ -16,7 +16,8 @@ export interface Workspace {
   preferences: string;
 }
 
-export function workspace(pairs: number): Workspace {
+/** A workspace whose queue holds `pairs` pairs p0, p1…, each with the fields `extra` gives it. */
+export function workspace(pairs: number, extra: (i: number) => object = () => ({})): Workspace {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labeling-'));
   const experiment = path.join(dir, 'pets.rlhf.json');
   fs.writeFileSync(
@@ -35,6 +36,7 @@ export function workspace(pairs: number): Workspace {
       response_b: ` second ${i}`,
       candidate_ids: { a: `c${i}-0`, b: `c${i}-1` },
       generation: {},
+      ...extra(i),
     }),
   );
   fs.writeFileSync(path.join(dir, 'queue.jsonl'), lines.map((l) => `${l}\n`).join(''));

@@ -6,30 +6,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { ToWebview } from '../../src/protocol/labeling';
 import { readPreferences } from '../../src/data/preferences';
 import { LabelingSession } from '../../src/views/labeling/session';
+import { workspace as labelingWorkspace } from '../helpers/labeling-session';
 
 const COMPARISONS =
   '"comparisons": { "prompts": "prompts.jsonl", "queue": "queue.jsonl", "preferences": "prefs.jsonl" }';
 
 /** A workspace with a queue of 3 pairs and an experiment file of this text. */
 function workspace(experimentText: string) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labeling-config-'));
-  const experiment = path.join(dir, 'pets.rlhf.json');
-  fs.writeFileSync(experiment, experimentText);
-  const pair = (i: number) => ({
-    pair_id: `p${i}`,
-    prompt: `Question ${i}?`,
-    response_a: ` first ${i}`,
-    response_b: ` second ${i}`,
-    candidate_ids: { a: `c${i}-0`, b: `c${i}-1` },
-    generation: {},
-  });
-  fs.writeFileSync(path.join(dir, 'queue.jsonl'), [0, 1, 2].map((i) => `${JSON.stringify(pair(i))}\n`).join(''));
-  return { dir, experiment, preferences: path.join(dir, 'prefs.jsonl') };
+  const ws = labelingWorkspace(3);
+  fs.writeFileSync(ws.experiment, experimentText);
+  return ws;
 }
 
 async function viewOf(ws: ReturnType<typeof workspace>) {

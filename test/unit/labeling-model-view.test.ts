@@ -17,31 +17,15 @@ import { LabelingSession } from '../../src/views/labeling/session';
 import { ScoringModel, scoringModel } from '../../src/views/labeling/scoring-model';
 import { RunRecord, RunRegistry, runTitle } from '../../src/runs/registry';
 import { LabelOrder } from '../../src/views/labeling/model-view';
+import { workspace as labelingWorkspace } from '../helpers/labeling-session';
 
 /** r(A) − r(B) of each pair as the fake model scores them. */
 const MARGINS: Record<string, number> = { p0: -3, p1: 0.1, p2: 2.5, p3: -0.4 };
 
 function workspace() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labeling-model-'));
-  const experiment = path.join(dir, 'pets.rlhf.json');
-  fs.writeFileSync(
-    experiment,
-    JSON.stringify({
-      name: 'pets',
-      model: 'tiny',
-      comparisons: { prompts: 'prompts.jsonl', queue: 'queue.jsonl', preferences: 'prefs.jsonl' },
-    }),
+  const { dir, experiment, preferences } = labelingWorkspace(Object.keys(MARGINS).length, (i) =>
+    i === 1 ? { source: 'pets DPO #2' } : {},
   );
-  const pairs = Object.keys(MARGINS).map((id, i) => ({
-    pair_id: id,
-    prompt: `Question ${i}?`,
-    response_a: ` first ${i}`,
-    response_b: ` second ${i}`,
-    candidate_ids: { a: `c${i}-0`, b: `c${i}-1` },
-    generation: {},
-    ...(i === 1 && { source: 'pets DPO #2' }),
-  }));
-  fs.writeFileSync(path.join(dir, 'queue.jsonl'), pairs.map((p) => `${JSON.stringify(p)}\n`).join(''));
   const model: ScoringModel = {
     name: 'pets Reward Model #1',
     stage: 'rm',
@@ -50,7 +34,7 @@ function workspace() {
     cache: path.join(dir, 'rm', 'margins.jsonl'),
     accuracy: 0.75,
   };
-  return { dir, experiment, preferences: path.join(dir, 'prefs.jsonl'), model };
+  return { dir, experiment, preferences, model };
 }
 
 interface Options {
