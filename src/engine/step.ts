@@ -351,10 +351,12 @@ export class TrainStep {
   }
 
   /**
-   * The outputs written over their state tensor's memory (host state only): the run updates the
-   * parameters and optimizer slots in place instead of holding a second copy of them.
+   * The outputs written over their state tensor's memory (host state on the CPU provider only): the
+   * run updates the parameters and optimizer slots in place instead of holding a second copy of them.
+   * A GPU provider copies its outputs back after the run, so it gets fresh output tensors.
    */
   private overwritten(): Record<string, ort.Tensor> {
+    if (this.state.runtime.provider !== 'cpu') return {};
     const host = this.graph.overwrites.filter((n) => this.state.get(n).location === 'cpu');
     return Object.fromEntries(host.map((n) => [nextName(n), this.state.overwritable(n)]));
   }

@@ -224,12 +224,13 @@ test('DPO with LoRA on a Llama preset: q_proj and v_proj adapters on its drawn w
 function groupExperiment(stage: 'grpo' | 'rloo', overrides: Record<string, unknown> = {}): Experiment {
   const prompts = path.join(dir, 'prompts.jsonl');
   fs.writeFileSync(prompts, MARKER_ANIMALS.map((a) => JSON.stringify({ prompt: `What does a ${a} eat?` })).join('\n'));
-  const reward = path.join(dir, 'fish.ts');
+  // A reward that differs within every group of a random policy's completions, so updates move it.
+  const reward = path.join(dir, 'length.ts');
   fs.writeFileSync(
     reward,
     [
-      'export function mentionsFish({ completions }: { completions: string[] }): number[] {',
-      "  return completions.map((c) => (c.includes('fish') ? 1 : 0));",
+      'export function longer({ completions }: { completions: string[] }): number[] {',
+      '  return completions.map((c) => c.length / 10);',
       '}',
     ].join('\n'),
   );
@@ -263,7 +264,7 @@ test('GRPO with LoRA and beta > 0: the reference is the base with the adapter of
   const run = path.join(dir, 'grpo');
   const { modelDir } = await runGroupRl({
     stage: 'grpo',
-    experiment: groupExperiment('grpo', { beta: 0.04, num_iterations: 2 }),
+    experiment: groupExperiment('grpo', { beta: 0.04 }),
     outputDir: run,
     emit: (e) => events.push(e),
   });
