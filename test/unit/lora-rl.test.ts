@@ -283,7 +283,7 @@ test('GRPO with LoRA and beta > 0: the reference is the base with the adapter of
   const again: RunEvent[] = [];
   await runGroupRl({
     stage: 'grpo',
-    experiment: groupExperiment('grpo', { beta: 0.04, num_iterations: 2 }),
+    experiment: groupExperiment('grpo', { beta: 0.04 }),
     outputDir: path.join(dir, 'grpo-resumed'),
     resumeFrom: path.join(run, 'checkpoint-2'),
     emit: (e) => again.push(e),
