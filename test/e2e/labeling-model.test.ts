@@ -39,7 +39,7 @@ test('label, train a reward model, and see its margin beside the next label', { 
     },
     async (wb) => {
       await wb.command('RLHF: Generate Comparisons');
-      await wb.clickNotification('Comparisons run "teach" finished.', 'Open Labeling');
+      await wb.clickNotification(/teach Comparisons #\d+ finished\./, 'Open Labeling');
       let view = await wb.webview('Labeling');
       for (let i = 0; i < 8; i++) {
         await view.getByTestId('prompt').focus();
@@ -49,7 +49,7 @@ test('label, train a reward model, and see its margin beside the next label', { 
       assert.equal(await view.getByTestId('model-name').isVisible(), false, 'no reward model yet');
 
       await wb.command('RLHF: Train Reward Model');
-      await wb.notification(/Reward Model run "teach" finished/).waitFor({ timeout: 120_000 });
+      await wb.notification(/teach Reward Model #\d+ finished/).waitFor({ timeout: 120_000 });
       const rm = await eventually('the finished reward model run', () =>
         runsOnDisk(wb.workspace).find((r) => r.record.stage === 'rm' && r.record.status === 'finished'),
       );

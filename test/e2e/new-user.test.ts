@@ -39,7 +39,7 @@ test('New Experiment from the demo, Train SFT, the run finishes in the Runs view
       await wb.clickNotification(ready, 'Train SFT');
 
       await wb
-        .notification('SFT · demo')
+        .notification(/demo SFT #\d+/)
         .filter({ hasText: new RegExp(`step \\d+/${SFT_STEPS}`) })
         .waitFor({ timeout: 120_000 });
       await wb.notification(/demo SFT #\d+ finished\./).waitFor({ timeout: 180_000 });

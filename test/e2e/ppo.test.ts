@@ -79,9 +79,9 @@ test('reward model and PPO: the charts follow the live run, Stop Run leaves a ch
       assert.ok(fs.existsSync(path.join(rm.dir, 'model')));
 
       await wb.command('RLHF: Run PPO');
-      await wb.notification(/PPO "ppo" starts, but the reward model .* is weak/).waitFor();
+      await wb.notification(/ppo PPO #\d+ starts, but the reward model .* is weak/).waitFor();
       await wb
-        .notification('PPO · ppo')
+        .notification(/ppo PPO #\d+/)
         .filter({ hasText: /step \d+\/1000/ })
         .waitFor({ timeout: 120_000 });
       const ppo = () => runsOnDisk(wb.workspace).find((r) => r.record.stage === 'ppo')!;
