@@ -41,6 +41,7 @@ test('label, train a reward model, and see its margin beside the next label', { 
       await wb.command('RLHF: Generate Comparisons');
       await wb.clickNotification(/teach Comparisons #\d+ finished\./, 'Open Labeling');
       let view = await wb.webview('Labeling');
+      await progress(view, 0);
       for (let i = 0; i < 8; i++) {
         await view.getByTestId('prompt').focus();
         await wb.page.keyboard.press(i % 2 === 0 ? '1' : '2');
