@@ -34,8 +34,7 @@ function backward(y: Tensor, g: Tensor, wrt: Tensor[], since = 0): Tensor[] {
   const needed = new Set<number>();
   for (const t of order) {
     const [rule, xs] = ruleOf(t);
-    if (targets.has(t.id) || (t.id >= since && t.isFloat && rule && xs.some((i) => needed.has(i.id))))
-      needed.add(t.id);
+    if (targets.has(t.id) || (t.id >= since && t.isFloat && rule && xs.some((i) => needed.has(i.id)))) needed.add(t.id);
   }
 
   const grads = new Map<number, Tensor>([[loss.id, g]]);
