@@ -329,9 +329,16 @@ vjps.set('Gemm', (g, y) => {
 export function dense(x: Tensor, weight: Tensor, transposed = false): Tensor {
   if (weight.rank !== 2) throw new ShapeError(`dense: the weight must be a matrix, got ${weight}`);
   const k = x.shape[x.rank - 1];
+  const n = weight.shape[transposed ? 0 : 1];
+  const lead = x.shape.slice(0, -1);
+  // Gemm is 2-D: x's leading dims are flattened and restored, which needs a run-time shape (an
+  // int64 Concat, which GPU providers do not run) when more than one of them is symbolic; then
+  // MatMul takes x as it is.
+  if (x.rank > 2 && lead.filter((d) => typeof d !== 'number').length > 1)
+    return matmul(x, transposed ? swapLast(weight) : weight);
   const rows = x.rank === 2 ? x : reshape(x, [-1, k]);
   const y = gemm(rows, weight, false, transposed);
-  return x.rank === 2 ? y : reshape(y, [...x.shape.slice(0, -1), y.shape[1]]);
+  return x.rank === 2 ? y : reshape(y, [...lead, n]);
 }
 
 function swapLast(x: Tensor): Tensor {
