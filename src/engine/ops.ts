@@ -324,21 +324,26 @@ vjps.set('Gemm', (g, y) => {
 
 /**
  * x [..., K] times a weight stored [K, N] (or [N, K] with `transposed`, torch.nn.Linear's layout),
- * as one Gemm over the rows of x: [..., N].
+ * as one Gemm over the rows of x: [..., N]. The weight is read as it is stored, never transposed.
  */
 export function dense(x: Tensor, weight: Tensor, transposed = false): Tensor {
   if (weight.rank !== 2) throw new ShapeError(`dense: the weight must be a matrix, got ${weight}`);
-  const k = x.shape[x.rank - 1];
-  const n = weight.shape[transposed ? 0 : 1];
-  const lead = x.shape.slice(0, -1);
-  // Gemm is 2-D: x's leading dims are flattened and restored, which needs a run-time shape (an
-  // int64 Concat, which GPU providers do not run) when more than one of them is symbolic; then
-  // MatMul takes x as it is.
-  if (x.rank > 2 && lead.filter((d) => typeof d !== 'number').length > 1)
-    return matmul(x, transposed ? swapLast(weight) : weight);
-  const rows = x.rank === 2 ? x : reshape(x, [-1, k]);
-  const y = gemm(rows, weight, false, transposed);
-  return x.rank === 2 ? y : reshape(y, [...lead, n]);
+  if (x.rank === 2) return gemm(x, weight, false, transposed);
+  return unflattenRows(gemm(reshape(x, [-1, x.shape[x.rank - 1]]), weight, false, transposed), x);
+}
+
+/**
+ * Rows [R, N] of a product back to the leading dims of x [..., K]: [..., N]. When more than one
+ * of those dims is symbolic, the run-time shape is that of x sliced to nothing along its last axis,
+ * [..., 0], where the 0 keeps N from the rows seen as [R, 1, N]: only Shape, Slice and Reshape,
+ * with no int64 arithmetic (which GPU providers do not run), and every Reshape is a view.
+ */
+function unflattenRows(rows: Tensor, x: Tensor): Tensor {
+  const lead = x.shape.slice(0, -1),
+    n = rows.shape[1];
+  if (lead.filter((d) => typeof d !== 'number').length <= 1) return reshape(rows, [...lead, n]);
+  const spaced = reshape(rows, [-1, ...lead.slice(1).map(() => 1), n]);
+  return node('Reshape', [spaced, shapeOf(slice(x, -1, 0, 0))], rows.dtype, [...lead, n]);
 }
 
 function swapLast(x: Tensor): Tensor {
