@@ -9,9 +9,7 @@ import {
   cast,
   dense,
   exp,
-  gather,
   gatherElements,
-  gemm,
   layerNormalization,
   log,
   max,
@@ -36,7 +34,8 @@ import { Tensor, ShapeError } from './tensor';
  * softmax(x), which the forward already has: one pass over x for the backward.
  */
 export function logsumexp(x: Tensor, axis = -1, keepdims = false): Tensor {
-  const { p, lse } = softmaxAndLogsumexp(x, axis);
+  const p = softmax(x, axis);
+  const lse = max(x, axis, true).sub(log(max(p, axis, true)));
   const y = keepdims
     ? lse
     : reshape(
@@ -44,12 +43,6 @@ export function logsumexp(x: Tensor, axis = -1, keepdims = false): Tensor {
         x.shape.filter((_, i) => i !== (axis < 0 ? axis + x.rank : axis)),
       );
   return withVjp(y, [x], (g) => [g.reshape(lse.shape).mul(p)]);
-}
-
-/** softmax(x) and log(sum(exp(x))) (its axis kept) along an axis, the second read off the first. */
-function softmaxAndLogsumexp(x: Tensor, axis: number): { p: Tensor; lse: Tensor } {
-  const p = softmax(x, axis);
-  return { p, lse: max(x, axis, true).sub(log(max(p, axis, true))) };
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
@@ -123,32 +116,6 @@ export function tokenLogprobs(logits: Tensor, targets: Tensor): Tensor {
     throw new ShapeError(`tokenLogprobs: targets ${targets} must drop the last axis of logits ${logits}`);
   const picked = gatherElements(logits, unsqueeze(targets, -1), -1);
   return reshape(picked, targets.shape).sub(logsumexp(logits, -1));
-}
-
-/**
- * log p(target) under an LM head, softmax(hidden Wᵀ) with its weight W [V, D] read as stored:
- * [...] for hidden [..., D] and targets [...], with the logits [..., V] for metrics. The value of
- * tokenLogprobs(dense(hidden, W, true), targets), but the backward forms no [tokens, V] tensor
- * beyond the softmax p the forward keeps: the target's logit is the dot of its hidden state with
- * its row of W, so its gradient goes into rows of W rather than into the logits, and the
- * log-sum-exp's, g p, reaches hidden and W as g (p W) and pᵀ (g hidden), weighted on the D side.
- */
-export function headTokenLogprobs(
-  hidden: Tensor,
-  weight: Tensor,
-  targets: Tensor,
-): { logprobs: Tensor; logits: Tensor } {
-  if (targets.rank !== hidden.rank - 1)
-    throw new ShapeError(`headTokenLogprobs: targets ${targets} must drop the last axis of hidden ${hidden}`);
-  const logits = dense(hidden, weight, true);
-  const { p, lse } = softmaxAndLogsumexp(logits, -1);
-  const rows = (t: Tensor) => reshape(t, [-1, t.shape[t.rank - 1]]);
-  const partition = withVjp(reshape(lse, targets.shape), [hidden, weight], (g) => {
-    const perRow = unsqueeze(g, -1);
-    return [dense(p, weight).mul(perRow), gemm(rows(p), rows(hidden.mul(perRow)), true)];
-  });
-  const targetLogit = sum(hidden.mul(gather(weight, targets)), -1);
-  return { logprobs: targetLogit.sub(partition), logits };
 }
 
 /** Mean negative log-likelihood of targets; with a mask, over the positions where mask is 1. */

@@ -7,7 +7,6 @@
  * Masking is one additive bias [B, 1, T, S] fed by the host (0 = may attend, -1e9 = may not),
  * which covers causality, left padding and a KV cache with the same graph code.
  */
-import { headTokenLogprobs } from '../engine/nn';
 import { dense, matmul, reshape, transpose } from '../engine/ops';
 import { Tensor, input } from '../engine/tensor';
 import { Rng } from '../util/rng';
@@ -99,19 +98,6 @@ function lmHeadWeight(p: Params, cfg: ModelConfig): Tensor {
 /** Next-token logits [..., V] from hidden states [..., D], the weight [V, D] read as it is stored. */
 export function lmHead(p: Params, cfg: ModelConfig, hidden: Tensor): Tensor {
   return dense(hidden, lmHeadWeight(p, cfg), true);
-}
-
-/**
- * log p(target) [...] under the LM head for hidden states [..., D], and the logits [..., V]:
- * lmHead and tokenLogprobs, with a backward that keeps one [tokens, V] tensor (headTokenLogprobs).
- */
-export function lmHeadLogprobs(
-  p: Params,
-  cfg: ModelConfig,
-  hidden: Tensor,
-  targets: Tensor,
-): { logprobs: Tensor; logits: Tensor } {
-  return headTokenLogprobs(hidden, lmHeadWeight(p, cfg), targets);
 }
 
 /**

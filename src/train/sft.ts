@@ -3,12 +3,12 @@
  * tokens, trained by the shared loop (./trainer.ts): AdamW with warmup + decay, gradient clipping,
  * periodic eval and checkpoints, and resume to the same loss curve as an uninterrupted run.
  */
-import { maskedMean } from '../engine/nn';
-import { cast, gatherElements, greaterOrEqual, max, neg, reshape, unsqueeze } from '../engine/ops';
+import { crossEntropy, maskedMean } from '../engine/nn';
+import { cast, gatherElements, greaterOrEqual, max, reshape, unsqueeze } from '../engine/ops';
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHeadLogprobs, sequenceInputs, transformer } from '../model/decoder';
+import { lmHead, sequenceInputs, transformer } from '../model/decoder';
 import { LoraAdapter, modelInputs, trainableInputs } from '../model/lora';
 import { attentionBias } from '../model/masks';
 import { TokenBatch, TokenExample, makeBatch } from '../data/batch';
@@ -33,13 +33,13 @@ export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter, gradientCh
   const inputs = { ...sequenceInputs(), gradientCheckpointing };
   const targets = input('targets', 'int32', ['B', 'T']);
   const lossMask = input('loss_mask', 'float32', ['B', 'T']);
-  const { logprobs, logits } = lmHeadLogprobs(p, cfg, transformer(p, cfg, inputs).hidden, targets); // [B, T], [B, T, V]
+  const logits = lmHead(p, cfg, transformer(p, cfg, inputs).hidden); // [B, T, V]
   // Right when the target's logit is the largest (ArgMax would give int64, which not every provider casts).
   // Kept dims, so onnxruntime shares the row max with the loss's log-sum-exp.
   const targetLogit = gatherElements(logits, unsqueeze(targets, -1), -1); // [B, T, 1]
   const correct = reshape(cast(greaterOrEqual(targetLogit, max(logits, -1, true)), 'float32'), targets.shape);
   return {
-    loss: maskedMean(neg(logprobs), lossMask),
+    loss: crossEntropy(logits, targets, lossMask),
     accuracy: maskedMean(correct, lossMask),
     params: trainableInputs(p, adapter),
   };

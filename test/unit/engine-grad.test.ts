@@ -230,16 +230,6 @@ const rows: Row[] = [
     [[[2, 3, 5]], [[2, 3], int32(0, 4, 2, 2, 1, 3)], [[2, 3], vals(1, 0, 1, 1, 0, 0)]],
   ],
   [
-    'headTokenLogprobs',
-    (h, w, t) => nn.headTokenLogprobs(h, w, t).logprobs,
-    [x234, [[5, 4]], [[2, 3], int32(0, 4, 2, 2, 1, 3)]],
-  ],
-  [
-    'headTokenLogprobs, the head also the embedding (tied)',
-    (h, w, t) => nn.headTokenLogprobs(ops.gather(w, t).add(h), w, t).logprobs,
-    [x234, [[5, 4]], [[2, 3], int32(0, 4, 2, 2, 1, 3)]],
-  ],
-  [
     'maskedMean',
     nn.maskedMean,
     [x234, [[2, 3, 4], bool(...Array.from({ length: 24 }, (_, i) => ((i * 7) % 3 ? 1 : 0)))]],
@@ -406,58 +396,4 @@ test('crossEntropy over a large vocabulary equals the plain log-softmax formulat
   const gotGrad = out.g.data as Float32Array;
   wantGrad.forEach((w, k) => assert.ok(Math.abs(gotGrad[k] - w) <= 1e-6, `grad[${k}]: ${gotGrad[k]} vs ${w}`));
   await program.release();
-});
-
-test('headTokenLogprobs equals tokenLogprobs of the LM head, value and gradients, with symbolic sizes', async () => {
-  const [b, t, d, v] = [2, 5, 16, 3000];
-  const rng = new Rng(12);
-  const hidden = input('h', 'float32', ['B', 'T', d]),
-    weight = input('w', 'float32', [v, d]),
-    targets = input('t', 'int32', ['B', 'T']),
-    mask = input('mask', 'float32', ['B', 'T']);
-  const head = nn.headTokenLogprobs(hidden, weight, targets);
-  const plainLogits = ops.dense(hidden, weight, true);
-  const plain = nn.tokenLogprobs(plainLogits, targets);
-  const loss = (logprobs: Tensor) => nn.maskedMean(ops.neg(logprobs), mask);
-  const [gh, gw] = grad(loss(head.logprobs), [hidden, weight]);
-  const [ph, pw] = grad(loss(plain), [hidden, weight]);
-  const program = await (
-    await Runtime.create({ provider: 'cpu', threads: 1 })
-  ).load(toOnnx({ got: head.logprobs, logits: head.logits, gh, gw, want: plain, plainLogits, ph, pw }));
-  const out = await program.run({
-    // Logits of a few units: the softmax spreads over many tokens, so every row of W gets a gradient.
-    h: hostTensor(
-      'float32',
-      Float32Array.from({ length: b * t * d }, () => rng.normal()),
-      [b, t, d],
-    ),
-    w: hostTensor(
-      'float32',
-      Float32Array.from({ length: v * d }, () => rng.normal()),
-      [v, d],
-    ),
-    t: hostTensor(
-      'int32',
-      Int32Array.from({ length: b * t }, (_, i) => (i * 977) % v),
-      [b, t],
-    ),
-    mask: hostTensor(
-      'float32',
-      Float32Array.from({ length: b * t }, (_, i) => (i % 3 ? 1 : 0)),
-      [b, t],
-    ),
-  });
-  await program.release();
-  const close = (name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number) => {
-    assert.equal(got.length, want.length, name);
-    const scale = Math.max(...Array.from(want, Math.abs));
-    for (let i = 0; i < want.length; i++)
-      assert.ok(Math.abs(got[i] - want[i]) <= tol * scale, `${name}[${i}]: ${got[i]} vs ${want[i]}`);
-  };
-  const data = (name: string) => out[name].data as Float32Array;
-  assert.deepEqual(out.got.dims, [b, t]);
-  assert.deepEqual(data('logits'), data('plainLogits'));
-  close('logprobs', data('got'), data('want'), 1e-5);
-  close('d hidden', data('gh'), data('ph'), 1e-5);
-  close('d weight', data('gw'), data('pw'), 1e-5);
 });
