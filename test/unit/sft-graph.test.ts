@@ -2,12 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad } from '../../src/engine/autodiff';
 import { toOnnx } from '../../src/engine/onnx';
+import { adamw } from '../../src/engine/optim';
 import { Runtime } from '../../src/engine/runtime';
-import { topoSort } from '../../src/engine/tensor';
+import { buildTrainGraph } from '../../src/engine/step';
+import { Tensor, topoSort } from '../../src/engine/tensor';
 import { makeBatch } from '../../src/data/batch';
 import { ModelConfig, PRESETS, resizeConfig } from '../../src/model/config';
 import { initParams } from '../../src/model/decoder';
 import { LoraConfig, newAdapter } from '../../src/model/lora';
+import { rewardLossGraph } from '../../src/train/reward';
 import { batchFeeds, sftLossGraph } from '../../src/train/sft';
 import { hostTensor } from '../../src/engine/runtime';
 import { Rng } from '../../src/util/rng';
@@ -75,3 +78,33 @@ for (const [family, cfg] of MODELS)
         want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-5 * scale, `${name}[${i}]: ${got[i]} vs ${w}`));
       }
     });
+
+/** Transpose nodes that read a graph input (a weight, when the inputs are the model's parameters). */
+const transposedInputs = (outputs: Tensor[]) =>
+  topoSort(outputs).filter((t) => t.op === 'Transpose' && t.inputs[0].op === 'Input');
+
+for (const [family, cfg] of MODELS)
+  test(`${family}: the SFT training step reads every weight as it is stored (no Transpose of a parameter)`, () => {
+    for (const [lora, checkpointed] of [
+      [false, false],
+      [true, false],
+      [false, true],
+    ]) {
+      const adapter = lora ? newAdapter(LORA, cfg, 'lm', 'test', new Rng(2), 'test') : undefined;
+      const g = sftLossGraph(cfg, adapter, checkpointed);
+      const step = buildTrainGraph({ loss: g.loss, params: g.params, optimizer: adamw(), maxGradNorm: 1 });
+      // Forward, backward and update: the whole step as it is emitted.
+      const emitted = step.model.outputs.map((o) => o.name);
+      assert.ok(emitted.includes(`new:${g.params[0].name}`));
+      const grads = grad(g.loss, g.params);
+      const found = transposedInputs([g.loss, g.accuracy, ...grads]).map(String);
+      assert.deepEqual(found, [], `LoRA ${lora}, checkpointing ${checkpointed}`);
+    }
+  });
+
+for (const [family, cfg] of MODELS)
+  test(`${family}: the reward-model step reads every weight as it is stored (no Transpose of a parameter)`, () => {
+    const g = rewardLossGraph(cfg, 0.01);
+    const found = transposedInputs([g.loss, ...grad(g.loss, g.params)]).map(String);
+    assert.deepEqual(found, []);
+  });
