@@ -1,6 +1,6 @@
 /** The "comparisons" section of the experiment config: sampling pairs of responses into the labeling queue. */
 import { z } from 'zod';
-import { columnsSetting, dataField, positiveInt } from './schema-parts';
+import { columnsSetting, dataField, modelField, positiveInt } from './schema-parts';
 
 export const comparisonsSchema = z
   .object({
@@ -25,13 +25,9 @@ export const comparisonsSchema = z
       .min(1)
       .optional()
       .describe('Labeling guidelines (Markdown) shown above the pair (default: guidelines.md beside the queue).'),
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        'The model to sample from (default: the newest finished SFT run of this experiment, else the experiment model).',
-      ),
+    model: modelField(
+      'The model to sample from (default: the newest finished SFT run of this experiment, else the experiment model).',
+    ),
     num_candidates: z
       .number()
       .int()

@@ -1,7 +1,7 @@
 /** The "ppo" section of the experiment config: TRL's PPOConfig names and defaults. */
 import { z } from 'zod';
 import { peftSchema } from './peft-schema';
-import { batchSize, columnsSetting, dataField, optimizerSettings, positiveInt } from './schema-parts';
+import { batchSize, columnsSetting, dataField, modelField, optimizerSettings, positiveInt } from './schema-parts';
 
 export const ppoSchema = z
   .object({
@@ -9,16 +9,8 @@ export const ppoSchema = z
       'Prompts: records with {"prompt": text or chat messages}, or the prompts of SFT records (messages, Alpaca, ShareGPT)',
     ),
     columns: columnsSetting,
-    sft_model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('Policy and reference: an SFT checkpoint (default: the experiment model).'),
-    reward_model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('A reward-model checkpoint: scores responses and initialises the value model.'),
+    sft_model: modelField('Policy and reference: an SFT checkpoint (default: the experiment model).'),
+    reward_model: modelField('A reward-model checkpoint: scores responses and initialises the value model.'),
     total_episodes: positiveInt
       .default(512)
       .describe('Responses to train on; iterations = total_episodes / per_device_train_batch_size.'),

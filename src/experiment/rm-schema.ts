@@ -1,7 +1,16 @@
 /** The "rm" section of the experiment config: TRL's RewardConfig names and defaults. */
 import { z } from 'zod';
 import { peftSchema } from './peft-schema';
-import { batchSize, columnsSetting, dataField, evalFraction, optimizerSettings, positiveInt } from './schema-parts';
+import {
+  batchSize,
+  columnsSetting,
+  dataField,
+  evalFraction,
+  modelField,
+  optimizerSettings,
+  positiveInt,
+  preferenceSteps,
+} from './schema-parts';
 
 export const rmSchema = z
   .object({
@@ -9,13 +18,9 @@ export const rmSchema = z
       "Preference pairs in TRL's preference format ({prompt, chosen, rejected}, or {chosen, rejected} with an implicit prompt), e.g. the labeling store, or Alpaca/ShareGPT records with chosen and rejected",
     ),
     columns: columnsSetting,
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        'The backbone: an SFT checkpoint (default: the experiment model). Its LM head is replaced by a fresh scalar head.',
-      ),
+    model: modelField(
+      'The backbone: an SFT checkpoint (default: the experiment model). Its LM head is replaced by a fresh scalar head.',
+    ),
     include_ties: z
       .boolean()
       .default(false)
@@ -35,12 +40,7 @@ export const rmSchema = z
       min_lr_ratio: 0.1,
       weight_decay: 0,
     }),
-    max_steps: positiveInt
-      .default(200)
-      .describe('Training steps; an epoch is (training pairs) / per_device_train_batch_size steps.'),
-    logging_steps: positiveInt.default(10),
-    eval_steps: positiveInt.default(50),
-    save_steps: positiveInt.default(100),
+    ...preferenceSteps,
     center_rewards_coefficient: z
       .number()
       .positive()
