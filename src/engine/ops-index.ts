@@ -1,7 +1,6 @@
 /** Indexing (slice, gather) beside its VJPs, which scatter into zeros, and the sampling ops (no gradient). */
 import { ab, node, vjps, x0 } from './ops-core';
-import { cast } from './ops-elementwise';
-import { unsqueeze, zerosLike } from './ops-shape';
+import { expandLike, reshape, zerosLike } from './ops-shape';
 import { normAxis, sliceDim } from './shape';
 import { ShapeError, Tensor, constant, scalar, typedArray } from './tensor';
 
@@ -44,13 +43,19 @@ export function gather(x: Tensor, indices: Tensor): Tensor {
   checkIndices('gather', indices);
   return node('Gather', [x, indices], x.dtype, [...indices.shape, ...x.shape.slice(1)], { axis: 0 });
 }
+/**
+ * The rows of g added into the rows of x they were read from, as a ScatterElements of one row per
+ * index. Not ScatterND: onnxruntime's CPU ScatterND adds its updates on several threads without
+ * atomics, so updates of a repeated index (a token seen twice) race, and some are lost; its
+ * ScatterElements adds them one after another, so the sum is the same on every run.
+ */
 vjps.set('Gather', (g, y) => {
   const [x, indices] = ab(y);
-  const at = cast(unsqueeze(indices, -1), 'int64');
-  return [
-    node('ScatterND', [zerosLike(x), at, g], x.dtype, x.shape, { reduction: 'add' }, { intoZeros: true }),
-    undefined,
-  ];
+  const rest = x.shape.slice(1);
+  const rows = reshape(g, [-1, ...rest]); // [M, ...rest]
+  const at = expandLike(reshape(indices, [-1, ...rest.map(() => 1)]), rows); // each index along its row
+  const attrs = { axis: 0, reduction: 'add' };
+  return [node('ScatterElements', [zerosLike(x), at, rows], x.dtype, x.shape, attrs, { intoZeros: true }), undefined];
 });
 
 /** out[i][j] = x[i][indices[i][j]] along axis (torch.gather). */

@@ -13,10 +13,14 @@ import { hubSpecOf, parseHubSpec } from '../hub/spec';
 import { PRESET_NAMES, isPresetName } from '../model/preset-names';
 import { EXECUTION_PROVIDERS } from '../protocol/runner';
 import { isInsideWorkspace, workspacePathProblem } from '../util/workspace-path';
+import { comparisonsSchema } from './comparisons-schema';
 import { dpoSchema } from './dpo-schema';
-import { batchSize, columnsSetting, dataField, evalFraction, optimizerSettings, positiveInt } from './schema-parts';
+import { positiveInt } from './schema-parts';
 import { grpoSchema, isRewardFuncFile, rewardFuncFiles, rlooSchema } from './group-rl';
 import { peftSchema } from './peft-schema';
+import { ppoSchema } from './ppo-schema';
+import { rmSchema } from './rm-schema';
+import { sftSchema } from './sft-schema';
 
 const runtimeSchema = z
   .object({
@@ -31,189 +35,6 @@ const runtimeSchema = z
 const modelSizeSchema = z
   .object({ n_layer: positiveInt, n_head: positiveInt, n_embd: positiveInt, n_positions: positiveInt })
   .partial()
-  .strict();
-
-export const sftSchema = z
-  .object({
-    data: dataField(
-      "SFT data, records in TRL's formats ({prompt, completion}, {messages}, {text}), Alpaca ({instruction, input, output}) or ShareGPT ({conversations})",
-    ),
-    columns: columnsSetting,
-    eval_fraction: evalFraction.default(0.1),
-    max_length: positiveInt.optional().describe('Longest sequence in tokens (default: the model context).'),
-    per_device_train_batch_size: batchSize.default(8),
-    gradient_accumulation_steps: positiveInt.default(1),
-    gradient_checkpointing: z
-      .boolean()
-      .optional()
-      .describe("Recompute each layer's activations in the backward pass: less memory, about a third more time."),
-    ...optimizerSettings({
-      learning_rate: 5e-4,
-      lr_scheduler_type: 'cosine',
-      warmup_steps: 20,
-      min_lr_ratio: 0.1,
-      weight_decay: 0.1,
-    }),
-    max_steps: positiveInt.default(300),
-    logging_steps: positiveInt.default(10),
-    eval_steps: positiveInt.default(50),
-    save_steps: positiveInt.default(100),
-    sample_prompts: z.array(z.string().min(1)).default([]).describe('Prompts to sample before and after training.'),
-    peft: peftSchema.optional(),
-  })
-  .strict();
-
-export const comparisonsSchema = z
-  .object({
-    prompts: dataField(
-      'Prompts to sample candidates for: records with {"prompt": text or chat messages}, or the prompts of SFT records (messages, Alpaca, ShareGPT)',
-    ),
-    columns: columnsSetting,
-    queue: z
-      .string()
-      .min(1)
-      .default('comparisons.jsonl')
-      .describe(
-        'The labeling queue the pairs are added to (created if missing; a prompt already in it is not sampled again).',
-      ),
-    preferences: z
-      .string()
-      .min(1)
-      .default('preferences.jsonl')
-      .describe("Where labels of this queue are stored (TRL's preference format); usually also rm.data."),
-    guidelines: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('Labeling guidelines (Markdown) shown above the pair (default: guidelines.md beside the queue).'),
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        'The model to sample from (default: the newest finished SFT run of this experiment, else the experiment model).',
-      ),
-    num_candidates: z
-      .number()
-      .int()
-      .min(2)
-      .default(2)
-      .describe('Responses sampled per prompt; each prompt gives all pairs of its distinct responses.'),
-    max_new_tokens: positiveInt.default(48),
-    temperature: z.number().positive().default(1),
-    top_k: z.number().int().min(0).default(0).describe('Sample from the k most likely tokens (0: all).'),
-    top_p: z.number().gt(0).max(1).default(1),
-  })
-  .strict();
-
-export const rmSchema = z
-  .object({
-    data: dataField(
-      "Preference pairs in TRL's preference format ({prompt, chosen, rejected}, or {chosen, rejected} with an implicit prompt), e.g. the labeling store, or Alpaca/ShareGPT records with chosen and rejected",
-    ),
-    columns: columnsSetting,
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        'The backbone: an SFT checkpoint (default: the experiment model). Its LM head is replaced by a fresh scalar head.',
-      ),
-    include_ties: z
-      .boolean()
-      .default(false)
-      .describe('Also train on pairs labeled "tie" or "both_bad", towards equal rewards (target 0.5).'),
-    eval_fraction: evalFraction.default(0.1),
-    max_length: positiveInt
-      .optional()
-      .describe('Longest prompt + response + EOS in tokens; longer pairs are left out (default: the model context).'),
-    per_device_train_batch_size: batchSize
-      .default(8)
-      .describe('Pairs per step (each step scores twice as many sequences).'),
-    gradient_accumulation_steps: positiveInt.default(1),
-    ...optimizerSettings({
-      learning_rate: 1e-4,
-      lr_scheduler_type: 'cosine',
-      warmup_steps: 10,
-      min_lr_ratio: 0.1,
-      weight_decay: 0,
-    }),
-    max_steps: positiveInt
-      .default(200)
-      .describe('Training steps; an epoch is (training pairs) / per_device_train_batch_size steps.'),
-    logging_steps: positiveInt.default(10),
-    eval_steps: positiveInt.default(50),
-    save_steps: positiveInt.default(100),
-    center_rewards_coefficient: z
-      .number()
-      .positive()
-      .optional()
-      .describe('Adds this times mean((r_chosen + r_rejected)²) to the loss, keeping rewards centred on 0.'),
-    peft: peftSchema.optional(),
-  })
-  .strict();
-
-export const ppoSchema = z
-  .object({
-    prompts: dataField(
-      'Prompts: records with {"prompt": text or chat messages}, or the prompts of SFT records (messages, Alpaca, ShareGPT)',
-    ),
-    columns: columnsSetting,
-    sft_model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('Policy and reference: an SFT checkpoint (default: the experiment model).'),
-    reward_model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('A reward-model checkpoint: scores responses and initialises the value model.'),
-    total_episodes: positiveInt
-      .default(512)
-      .describe('Responses to train on; iterations = total_episodes / per_device_train_batch_size.'),
-    per_device_train_batch_size: batchSize.default(16).describe('Prompts per rollout.'),
-    num_mini_batches: positiveInt.default(1),
-    gradient_accumulation_steps: positiveInt
-      .default(1)
-      .describe('Micro-batches per mini-batch update, their gradients averaged.'),
-    num_ppo_epochs: positiveInt.default(4),
-    ...optimizerSettings({
-      learning_rate: 3e-6,
-      lr_scheduler_type: 'linear',
-      warmup_steps: 0,
-      min_lr_ratio: 0,
-      weight_decay: 0,
-    }),
-    response_length: positiveInt.default(53),
-    temperature: z.number().positive().default(0.7),
-    missing_eos_penalty: z
-      .number()
-      .min(0)
-      .optional()
-      .describe('Subtracted from the score of responses that do not end with EOS.'),
-    kl_coef: z.number().min(0).default(0.05),
-    kl_estimator: z.enum(['k1', 'k3']).default('k1'),
-    adaptive_kl: z
-      .object({ target: z.number().positive(), horizon: positiveInt })
-      .strict()
-      .optional()
-      .describe('Adapt kl_coef towards a target KL (Ziegler et al.).'),
-    whiten_rewards: z.boolean().default(false),
-    cliprange: z.number().positive().default(0.2),
-    cliprange_value: z.number().positive().default(0.2),
-    vf_coef: z.number().min(0).default(0.1),
-    gamma: z.number().min(0).max(1).default(1),
-    lam: z.number().min(0).max(1).default(0.95),
-    logging_steps: positiveInt.default(1),
-    save_steps: positiveInt.default(20).describe('Iterations between checkpoints.'),
-    sample_steps: positiveInt.default(5).describe('Iterations between sample tables.'),
-    peft: peftSchema
-      .optional()
-      .describe(
-        'Train adapters for the policy and value model over one shared copy of the SFT model, whose adapters off are the reference.',
-      ),
-  })
   .strict();
 
 export const experimentSchema = z

@@ -1,7 +1,16 @@
 /** The "dpo" section of the experiment config: TRL's DPOConfig names and defaults. */
 import { z } from 'zod';
 import { peftSchema } from './peft-schema';
-import { batchSize, columnsSetting, dataField, evalFraction, optimizerSettings, positiveInt } from './schema-parts';
+import {
+  batchSize,
+  columnsSetting,
+  dataField,
+  evalFraction,
+  modelField,
+  optimizerSettings,
+  positiveInt,
+  preferenceSteps,
+} from './schema-parts';
 
 export const dpoSchema = z
   .object({
@@ -9,11 +18,9 @@ export const dpoSchema = z
       "Preference pairs: TRL's preference records ({prompt, chosen, rejected}, text or chat messages, or chosen/rejected with an implicit prompt, as in HH-RLHF), the labeling store, or Alpaca/ShareGPT preference records",
     ),
     columns: columnsSetting,
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('The policy to train and the frozen reference: an SFT checkpoint (default: the experiment model).'),
+    model: modelField(
+      'The policy to train and the frozen reference: an SFT checkpoint (default: the experiment model).',
+    ),
     beta: z
       .number()
       .positive()
@@ -54,12 +61,7 @@ export const dpoSchema = z
       min_lr_ratio: 0,
       weight_decay: 0,
     }),
-    max_steps: positiveInt
-      .default(200)
-      .describe('Training steps; an epoch is (training pairs) / per_device_train_batch_size steps.'),
-    logging_steps: positiveInt.default(10),
-    eval_steps: positiveInt.default(50),
-    save_steps: positiveInt.default(100),
+    ...preferenceSteps,
     sample_prompts: z
       .array(z.string().min(1))
       .default([])

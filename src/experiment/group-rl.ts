@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { peftSchema } from './peft-schema';
-import { batchSize, columnsSetting, dataField, optimizerSettings, positiveInt } from './schema-parts';
+import { batchSize, columnsSetting, dataField, modelField, optimizerSettings, positiveInt } from './schema-parts';
 
 /** A reward_funcs entry that names a file of reward functions (else it names a reward model). */
 export const REWARD_FUNC_FILE = /\.(ts|mts|cts|js|mjs|cjs)$/;
@@ -26,13 +26,9 @@ function groupRlFields(d: { num_generations: number; beta: number }) {
       'Prompts: records with a "prompt" (text or chat messages) or the prompt of another format; the other columns are passed to the reward functions',
     ),
     columns: columnsSetting,
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        'The policy to train, and the reference (default: the newest SFT run of this experiment, else "model").',
-      ),
+    model: modelField(
+      'The policy to train, and the reference (default: the newest SFT run of this experiment, else "model").',
+    ),
     reward_funcs: z
       .array(z.string().min(1))
       .min(1)

@@ -33,6 +33,16 @@ export function optimizerSettings(d: {
   };
 }
 
+/** The step counts of the stages that train on preference pairs (reward model, DPO). */
+export const preferenceSteps = {
+  max_steps: positiveInt
+    .default(200)
+    .describe('Training steps; an epoch is (training pairs) / per_device_train_batch_size steps.'),
+  logging_steps: positiveInt.default(10),
+  eval_steps: positiveInt.default(50),
+  save_steps: positiveInt.default(100),
+};
+
 const DATA_SOURCES =
   'a file (JSONL, JSON array, CSV, TSV or Parquet), a folder laid out as a Hub dataset repo, or a Hub dataset ' +
   '"hf://datasets/org/name"; a folder or Hub dataset takes "?config=NAME&split=NAME&revision=REV" (default: config "default", split "train", revision "main")';
@@ -40,6 +50,11 @@ const DATA_SOURCES =
 /** A stage's data field: where its records are (see src/data/formats/source.ts). */
 export function dataField(what: string) {
   return z.string().min(1).describe(`${what}: ${DATA_SOURCES}.`);
+}
+
+/** A stage's model field: a checkpoint folder, a preset or a Hub repo id, optional (each stage has its default). */
+export function modelField(what: string) {
+  return z.string().min(1).optional().describe(what);
 }
 
 /** Renames of a stage's data fields, e.g. {"prompt": "question", "completion": "answer"}. */

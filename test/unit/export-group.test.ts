@@ -8,13 +8,9 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { exportExperiment } from '../../src/export';
 import { scratchFolder } from '../helpers/checkpoints';
-import { hasPython, kwargsOf } from '../helpers/python-scripts';
-
-const ARGS = JSON.parse(
-  fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'trainer-arguments.json'), 'utf8'),
-) as Record<string, string[]>;
+import { exportTo, scriptArgs, undeclared, undeclaredKwargs } from '../helpers/exports';
+import { hasPython } from '../helpers/python-scripts';
 const { freshDir } = scratchFolder('export-group-');
 
 const REWARDS = `
@@ -82,28 +78,15 @@ function workspace(sections: Record<string, object> = {}): { dir: string; config
 
 test('GRPO and RLOO become grpo.py and rloo.py with TRL names, the reward functions in the order their weights count', async (t) => {
   const { dir, config } = workspace();
-  const out = path.join(dir, 'trl');
-  const { bundle } = await exportExperiment({
-    target: 'trl',
-    config,
-    workspace: dir,
-    layout: { gpus: 2, nodes: 1 },
-    out,
-  });
+  const { out, bundle } = await exportTo('trl', { dir, config }, { gpus: 2 });
   assert.deepEqual(bundle.launch, [
     'accelerate launch --config_file accelerate_config.yaml grpo.py',
     'accelerate launch --config_file accelerate_config.yaml rloo.py',
   ]);
   const grpo = fs.readFileSync(path.join(out, 'grpo.py'), 'utf8');
   const rloo = fs.readFileSync(path.join(out, 'rloo.py'), 'utf8');
-  assert.deepEqual(
-    kwargsOf(grpo, 'GRPOConfig').filter((k) => !ARGS.GRPOConfig.includes(k)),
-    [],
-  );
-  assert.deepEqual(
-    kwargsOf(rloo, 'RLOOConfig').filter((k) => !ARGS.RLOOConfig.includes(k)),
-    [],
-  );
+  assert.deepEqual(undeclaredKwargs(grpo, 'GRPOConfig'), []);
+  assert.deepEqual(undeclaredKwargs(rloo, 'RLOOConfig'), []);
   assert.match(grpo, /max_steps=60,/, '30 rollouts of 2 optimizer updates each');
   assert.match(grpo, /save_steps=20,/);
   assert.match(grpo, /loss_type="dr_grpo",/);
@@ -159,24 +142,12 @@ test('OpenRLHF: GRPO and RLOO jobs with group_norm and rloo estimators, the func
     },
     rloo: { prompts: 'prompts.jsonl', reward_funcs: ['Skywork/Skywork-Reward-V2-Qwen3-0.6B'], num_generations: 2 },
   });
-  const out = path.join(dir, 'openrlhf');
-  const { bundle } = await exportExperiment({
-    target: 'openrlhf',
-    config,
-    workspace: dir,
-    layout: { gpus: 2, nodes: 1 },
-    out,
-  });
+  const { out, bundle } = await exportTo('openrlhf', { dir, config }, { gpus: 2 });
   assert.deepEqual(bundle.launch, ['bash train_grpo.sh', 'bash train_rloo.sh']);
   const args = (file: string) => {
     const script = fs.readFileSync(path.join(out, file), 'utf8');
     execFileSync('bash', ['-n', path.join(out, file)]);
-    const names = [...script.matchAll(/^ {2}--(\w+)(?= |$)/gm)].map((m) => m[1]);
-    assert.deepEqual(
-      names.filter((n) => !ARGS.train_ppo_ray.includes(n)),
-      [],
-      file,
-    );
+    assert.deepEqual(undeclared(scriptArgs(script), 'train_ppo_ray'), [], file);
     // "  --name value \\" lines; a flag alone stands for true.
     const values = new Map(
       [...script.matchAll(/^ {2}--(\w+)(?: ([^\s\\]\S*))?/gm)].map((m) => [m[1], m[2] ?? true] as const),

@@ -10,12 +10,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { exportExperiment } from '../../src/export';
 import { scratchFolder } from '../helpers/checkpoints';
+import { exportTo, scriptArgs, undeclared, undeclaredKwargs } from '../helpers/exports';
 import { cli } from '../helpers/processes';
-import { hasPython, kwargsOf } from '../helpers/python-scripts';
+import { hasPython } from '../helpers/python-scripts';
 
-const ARGS = JSON.parse(
-  fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'trainer-arguments.json'), 'utf8'),
-) as Record<string, string[]>;
 const { freshDir } = scratchFolder('export-');
 
 const jsonl = (rows: object[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
@@ -57,14 +55,7 @@ function workspace(overrides: Record<string, unknown> = {}): { dir: string; conf
 
 test('TRL: a script per stage with TRL config names, the data in TRL formats, and what did not carry over', async (t) => {
   const { dir, config } = workspace();
-  const out = path.join(dir, 'trl');
-  const { bundle } = await exportExperiment({
-    target: 'trl',
-    config,
-    workspace: dir,
-    layout: { gpus: 4, nodes: 1 },
-    out,
-  });
+  const { out, bundle } = await exportTo('trl', { dir, config }, { gpus: 4 });
   for (const file of [
     'sft.py',
     'reward.py',
@@ -76,20 +67,13 @@ test('TRL: a script per stage with TRL config names, the data in TRL formats, an
     assert.ok(fs.existsSync(path.join(out, file)), file);
 
   const sft = fs.readFileSync(path.join(out, 'sft.py'), 'utf8');
-  const sftArgs = kwargsOf(sft, 'SFTConfig');
-  assert.deepEqual(
-    sftArgs.filter((k) => !ARGS.SFTConfig.includes(k)),
-    [],
-  );
+  assert.deepEqual(undeclaredKwargs(sft, 'SFTConfig'), []);
   assert.match(sft, /lr_scheduler_type="cosine_with_min_lr"/);
   assert.match(sft, /lr_scheduler_kwargs=\{"min_lr_rate": 0\.1\}/);
   assert.match(sft, /per_device_train_batch_size=2,/, 'the global batch of 8 over 4 GPUs');
   assert.match(sft, /MODEL = "Qwen\/Qwen3-0\.6B"/);
   const reward = fs.readFileSync(path.join(out, 'reward.py'), 'utf8');
-  assert.deepEqual(
-    kwargsOf(reward, 'RewardConfig').filter((k) => !ARGS.RewardConfig.includes(k)),
-    [],
-  );
+  assert.deepEqual(undeclaredKwargs(reward, 'RewardConfig'), []);
   assert.match(reward, /MODEL = "outputs\/sft"/, 'the reward model starts from the SFT output');
   assert.match(reward, /center_rewards_coefficient=0\.01/);
 
@@ -120,19 +104,9 @@ test('TRL: a dpo section becomes dpo.py with DPOConfig names, the reference log-
     rm: undefined,
     dpo: { data: 'prefs.jsonl', beta: 0.2, loss_type: 'ipo', max_prompt_length: 64, sample_prompts: ['Q: hen?'] },
   });
-  const out = path.join(dir, 'trl');
-  const { bundle } = await exportExperiment({
-    target: 'trl',
-    config,
-    workspace: dir,
-    layout: { gpus: 1, nodes: 1 },
-    out,
-  });
+  const { out, bundle } = await exportTo('trl', { dir, config }, { gpus: 1 });
   const dpo = fs.readFileSync(path.join(out, 'dpo.py'), 'utf8');
-  assert.deepEqual(
-    kwargsOf(dpo, 'DPOConfig').filter((k) => !ARGS.DPOConfig.includes(k)),
-    [],
-  );
+  assert.deepEqual(undeclaredKwargs(dpo, 'DPOConfig'), []);
   assert.match(dpo, /beta=0\.2,/);
   assert.match(dpo, /loss_type="ipo",/);
   assert.match(dpo, /max_prompt_length=64,/);
@@ -150,23 +124,13 @@ test('TRL: a dpo section becomes dpo.py with DPOConfig names, the reference log-
 
 test('OpenRLHF: a ray job submit of train_ppo_ray with its argument names, chat prompts templated', async () => {
   const { dir, config } = workspace();
-  const out = path.join(dir, 'openrlhf');
-  const { bundle } = await exportExperiment({
-    target: 'openrlhf',
-    config,
-    workspace: dir,
-    layout: { gpus: 2, nodes: 2 },
-    out,
-  });
+  const { out, bundle } = await exportTo('openrlhf', { dir, config }, { gpus: 2, nodes: 2 });
   const script = fs.readFileSync(path.join(out, 'train_ppo.sh'), 'utf8');
   execFileSync('bash', ['-n', path.join(out, 'train_ppo.sh')]);
   assert.match(script, /ray job submit .*\n.*\n {2}-- python3 -m openrlhf\.cli\.train_ppo_ray/);
-  const names = [...script.matchAll(/^ {2}--(\w+)(?= |$)/gm)].map((m) => m[1]);
+  const names = scriptArgs(script);
   assert.ok(names.length > 30, `${names.length} arguments`);
-  assert.deepEqual(
-    names.filter((n) => !ARGS.train_ppo_ray.includes(n)),
-    [],
-  );
+  assert.deepEqual(undeclared(names, 'train_ppo_ray'), []);
   const arg = (name: string) => new RegExp(`^  --${name} (\\S+)`, 'm').exec(script)?.[1];
   assert.equal(arg('pretrain'), 'outputs/sft');
   assert.equal(arg('reward_pretrain'), 'outputs/reward');
@@ -187,23 +151,12 @@ test("a peft section becomes PEFT's LoraConfig passed as peft_config in TRL, and
     dpo: { data: 'prefs.jsonl', peft: { r: 8, lora_alpha: 16.5, target_modules: 'all-linear' } },
     ppo: { prompts: 'prompts.jsonl', peft: { ...peft, modules_to_save: ['lm_head'] } },
   });
-  const trl = path.join(dir, 'trl');
-  const { bundle } = await exportExperiment({
-    target: 'trl',
-    config,
-    workspace: dir,
-    layout: { gpus: 1, nodes: 1 },
-    out: trl,
-  });
+  const { out: trl, bundle } = await exportTo('trl', { dir, config }, { gpus: 1 });
   const scripts = Object.fromEntries(
     ['sft', 'reward', 'dpo'].map((stage) => [stage, fs.readFileSync(path.join(trl, `${stage}.py`), 'utf8')]),
   );
   for (const [stage, source] of Object.entries(scripts)) {
-    assert.deepEqual(
-      kwargsOf(source, 'LoraConfig').filter((k) => !ARGS.LoraConfig.includes(k)),
-      [],
-      stage,
-    );
+    assert.deepEqual(undeclaredKwargs(source, 'LoraConfig'), [], stage);
     assert.match(source, /^from peft import LoraConfig$/m, stage);
     assert.match(source, /processing_class=tokenizer, peft_config=peft_config\)/, stage);
   }
@@ -217,21 +170,12 @@ test("a peft section becomes PEFT's LoraConfig passed as peft_config in TRL, and
   const fields = bundle.unmapped.map((u) => u.field);
   assert.ok(!fields.some((f) => f.includes('peft')), fields.join());
 
-  const ray = path.join(dir, 'openrlhf');
-  const openrlhf = await exportExperiment({
-    target: 'openrlhf',
-    config,
-    workspace: dir,
-    layout: { gpus: 1, nodes: 1 },
-    out: ray,
-  });
+  const openrlhf = await exportTo('openrlhf', { dir, config }, { gpus: 1 });
+  const ray = openrlhf.out;
   const script = fs.readFileSync(path.join(ray, 'train_ppo.sh'), 'utf8');
   execFileSync('bash', ['-n', path.join(ray, 'train_ppo.sh')]);
-  const names = [...script.matchAll(/^ {2}--(\w+)(?= |$)/gm)].map((m) => m[1]);
-  assert.deepEqual(
-    names.filter((n) => !ARGS.train_ppo_ray.includes(n)),
-    [],
-  );
+  const names = scriptArgs(script);
+  assert.deepEqual(undeclared(names, 'train_ppo_ray'), []);
   assert.match(script, /^ {2}--lora_rank 16 \\$/m);
   assert.match(script, /^ {2}--lora_alpha 32 \\$/m);
   assert.match(script, /^ {2}--lora_dropout 0 \\$/m);
@@ -247,8 +191,7 @@ test("a peft section becomes PEFT's LoraConfig passed as peft_config in TRL, and
 
 test('a preset model or a local folder is named in the README as something to set before launching', async (t) => {
   const { dir, config } = workspace({ model: 'tiny', rm: undefined, ppo: undefined });
-  const out = path.join(dir, 'trl');
-  await exportExperiment({ target: 'trl', config, workspace: dir, layout: { gpus: 1, nodes: 1 }, out });
+  const { out } = await exportTo('trl', { dir, config }, { gpus: 1 });
   assert.match(
     fs.readFileSync(path.join(out, 'README.md'), 'utf8'),
     /## Before launching\n\n- model is the preset "tiny"/,

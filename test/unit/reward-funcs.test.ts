@@ -51,6 +51,15 @@ test('a TypeScript file: each exported function is a reward in declaration order
   await assert.rejects(Rewards.create([file], [1], cache), /reward_weights has 1 weights for 2 reward functions/);
 });
 
+test('a dataset column some records lack is one entry per completion, null where the record has none', async () => {
+  const file = write('columns.js', [
+    'export const hint = ({ completions, hint }) => completions.map((_, i) => (hint[i] === null ? null : hint[i].length));',
+  ]);
+  const rewards = await Rewards.create([file], undefined, cache);
+  const scores = await rewards.score({ ...inputs, columns: [{ answer: '4' }, { answer: 'Paris', hint: 'city' }, {}] });
+  assert.deepEqual(Array.from(scores.perFunc[0]), [NaN, 4, NaN]);
+});
+
 test('a file edited between rollouts is rebuilt, and a syntax error names the file, line and column', async () => {
   const file = write('edited.js', ['export const r = ({ completions }) => completions.map(() => 1);']);
   const rewards = await Rewards.create([file], undefined, cache);

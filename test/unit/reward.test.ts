@@ -11,28 +11,12 @@ import { Experiment, loadExperiment, parseExperiment } from '../../src/experimen
 import { RewardPair, bradleyTerry, runRm } from '../../src/train/reward';
 import { Scorer } from '../../src/train/scorer';
 import { Rng } from '../../src/util/rng';
-import { markerPairs } from '../helpers/marker-pairs';
+import { MARKER_WORDS, markerPairs } from '../helpers/marker-pairs';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-'));
 
-const WORDS = [
-  'red',
-  'blue',
-  'green',
-  'cat',
-  'dog',
-  'runs',
-  'sleeps',
-  'big',
-  'small',
-  'tree',
-  'river',
-  'stone',
-  'sky',
-  'fast',
-  'slow',
-  'sun',
-];
+/** The marker pairs' words and four more. */
+const WORDS = [...MARKER_WORDS, 'sky', 'fast', 'slow', 'sun'];
 
 function experiment(rm: Record<string, unknown>): Experiment {
   return parseExperiment(

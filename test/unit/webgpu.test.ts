@@ -342,7 +342,7 @@ function gptStep(): TrainGraph {
 
 test('GPT-2-style step (embeddings, symbolic sizes) on WebGPU with CPU fallback disabled matches CPU', async (t) => {
   if (!gpu) return t.skip(unavailable);
-  // The embedding gradient (ScatterND with reduction 'add', repeated token ids) and sizes read at run time.
+  // The embedding gradient (ScatterElements with reduction 'add', repeated token ids) and sizes read at run time.
   const graph = gptStep();
   const rng = new Rng(3);
   const b = 3,

@@ -2,7 +2,7 @@
  * One chart card: a uPlot of some metrics for every run shown, raw values faded behind the
  * smoothed line, and the chart's CSV and PNG exports (chart-export.ts). What is drawn is decimated to the pixel
  * columns (decimate.ts); several runs are aligned on the union of their drawn x values (uPlot
- * draws one x array per chart). The legend on hover and the CSV read the full columns.
+ * draws one x array per chart; plot-data.ts). The legend on hover and the CSV read the full columns.
  */
 import uPlot from 'uplot';
 import { XAxis } from '../../src/protocol/charts';
@@ -13,6 +13,8 @@ import { SmoothedLine, smoothingOf } from './smoothing';
 import { RunData } from './store';
 import { Theme, currentTheme, faded } from './theme';
 import { LineStyle, chartCsv, chartPng } from './chart-export';
+import { WHOLE_STEPS, fitTickLabels, formatTick } from './axis-ticks';
+import { Line, align, byRun, valuesAt, xColumn } from './plot-data';
 import { t } from '../shared/l10n';
 
 export interface ChartSettings {
@@ -31,17 +33,6 @@ export interface ChartActions {
 }
 
 const HEIGHT = 220;
-
-/** One metric of one run in this chart. */
-interface Line {
-  smoothed: SmoothedLine;
-  /** The x of each of the run's points. */
-  x: ArrayLike<number>;
-  /** Which of the theme's line colours: by run, then by the metric's place in the chart. */
-  colour: number;
-  /** Drawn smoothed, its raw values faded behind (only noisy training metrics are). */
-  smooth: boolean;
-}
 
 /** Where the legend reads a series' value under the cursor: the run's full columns and the points drawn of them. */
 interface LegendSource {
@@ -335,69 +326,6 @@ export class Chart {
     this.hostWidth ||= this.plotHost.clientWidth;
     return Math.max(200, this.hostWidth || 400);
   }
-}
-
-/**
- * The x of each point of a run: its step, its `episode` metric (the step where none is logged), or
- * seconds since its first point.
- */
-function xColumn(run: RunData, axis: XAxis): ArrayLike<number> {
-  if (axis === 'episode') return run.metrics.get('episode')?.values ?? run.steps.values;
-  if (axis === 'step') return run.steps.values;
-  const times = run.times.values;
-  return Float64Array.from({ length: run.length }, (_, i) => times[i] - times[0]);
-}
-
-/** Tick spacings of whole numbers: 1, 2, 5, 10, 20, 50… */
-const WHOLE_STEPS = Array.from({ length: 30 }, (_, i) => [1, 2, 5][i % 3] * 10 ** Math.floor(i / 3));
-
-/** An axis as wide as its longest tick label, so no label is cut off (uPlot calls it as the ticks settle). */
-function fitTickLabels(u: uPlot, values: string[] | null, axisIndex: number, cycle: number): number {
-  const axis = u.axes[axisIndex] as uPlot.Axis & { _size?: number; font: [string] };
-  if (cycle > 1 && axis._size) return axis._size;
-  const longest = (values ?? []).reduce((a, v) => (v.length > a.length ? v : a), '');
-  u.ctx.font = axis.font[0];
-  const text = u.ctx.measureText(longest).width / devicePixelRatio;
-  return Math.ceil((axis.ticks?.size ?? 10) + (axis.gap ?? 5) + text + 4);
-}
-
-/** An axis tick: ticks are round numbers, so the shortest form that is exact (1.5, 0.001, 2e-7) reads best. */
-function formatTick(v: number | null): string {
-  return v === null ? '' : String(Number(v.toPrecision(6)));
-}
-
-/** The values at the picked points, null where there is none (or none a log scale can show). */
-function valuesAt(values: ArrayLike<number>, picked: number[], logScale: boolean): (number | null)[] {
-  const out = new Array<number | null>(picked.length);
-  for (let n = 0; n < picked.length; n++) {
-    const v = values[picked[n]];
-    out[n] = Number.isNaN(v) || (logScale && v <= 0) ? null : v;
-  }
-  return out;
-}
-
-/** The lines grouped by run, in order. */
-function byRun(lines: Line[]): Line[][] {
-  const groups = new Map<RunData, Line[]>();
-  for (const line of lines) groups.set(line.smoothed.run, [...(groups.get(line.smoothed.run) ?? []), line]);
-  return [...groups.values()];
-}
-
-/** One x array for all runs, each column's values at those x (null where its run has no point). */
-function align(runs: { x: number[]; columns: (number | null)[][] }[]): uPlot.AlignedData {
-  if (runs.length <= 1) return [runs[0]?.x ?? [], ...(runs[0]?.columns ?? [])];
-  const xs = [...new Set(runs.flatMap((r) => r.x))].sort((a, b) => a - b);
-  const position = new Map(xs.map((x, i) => [x, i]));
-  return [
-    xs,
-    ...runs.flatMap((run) =>
-      run.columns.map((column) => {
-        const out = new Array<number | null>(xs.length).fill(null);
-        run.x.forEach((x, n) => (out[position.get(x)!] = column[n]));
-        return out;
-      }),
-    ),
-  ];
 }
 
 function button(text: string, title: string, onClick: () => void): HTMLButtonElement {

@@ -116,10 +116,15 @@ function asResponse(prompt: TextOrMessages, completion: string): TextOrMessages 
   return typeof prompt === 'string' ? completion : [{ role: 'assistant', content: completion }];
 }
 
-/** TRL's keyword arguments for the completions at `rows`: the batch's lists, and each dataset column as a list. */
+/**
+ * TRL's keyword arguments for the completions at `rows`: the batch's lists, and each dataset column
+ * as a list, one entry per completion (null where a record lacks the column, as datasets gives None).
+ */
 function argumentsFor(inputs: RewardInputs, rows: number[], logMetric: (name: string, value: number) => void) {
-  const columns: Record<string, unknown[]> = {};
-  for (const i of rows) for (const [k, v] of Object.entries(inputs.columns[i])) (columns[k] ??= []).push(v);
+  const names = new Set(rows.flatMap((i) => Object.keys(inputs.columns[i])));
+  const columns = Object.fromEntries(
+    [...names].map((k) => [k, rows.map((i) => (k in inputs.columns[i] ? inputs.columns[i][k] : null))]),
+  );
   return {
     ...columns,
     prompts: rows.map((i) => inputs.prompts[i]),
