@@ -329,31 +329,56 @@ test(
 );
 
 const CHOICE_NAMES = ['left', 'right', 'tie', 'both_bad', 'skip'];
+/** The header's buttons. */
+const TOOLS = ['guidelines-toggle', 'statistics-toggle', 'search-toggle', 'generate-from-run'];
 
 /** Where each part is, and whether the view scrolls either way. */
 async function measure(page: WebviewPage) {
   await page.page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
-  return page.page.evaluate((names) => {
-    const box = (selector: string) => {
-      const r = document.querySelector(selector)!.getBoundingClientRect();
-      return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height };
-    };
-    const ids = ['prompt', 'response-left', 'response-right', 'rationale', 'undo', 'save-status'];
-    const choices = names.map((c) => `choice-${c}`);
-    const root = document.documentElement;
-    return {
-      view: { width: innerWidth, height: innerHeight },
-      scroll: { width: root.scrollWidth, height: root.scrollHeight },
-      boxes: Object.fromEntries([...ids, ...choices].map((id) => [id, box(`[data-testid="${id}"]`)])),
-      keys: choices.map((id) => box(`[data-testid="${id}"] kbd`)),
-      scrolls: Object.fromEntries(
-        ['prompt', 'response-left', 'response-right'].map((id) => {
-          const e = document.querySelector(`[data-testid="${id}"]`)!;
-          return [id, e.scrollHeight > e.clientHeight];
-        }),
-      ),
-    };
-  }, CHOICE_NAMES);
+  return page.page.evaluate(
+    ({ names, tools }) => {
+      const box = (selector: string) => {
+        const r = document.querySelector(selector)!.getBoundingClientRect();
+        return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height };
+      };
+      const ids = ['prompt', 'response-left', 'response-right', 'rationale', 'undo', 'save-status'];
+      const choices = names.map((c) => `choice-${c}`);
+      const root = document.documentElement;
+      // The picker shows the selected queue's name in its shadow DOM.
+      const name = document
+        .querySelector('[data-testid="queue-picker"]')
+        ?.shadowRoot?.querySelector('.select-face .text');
+      return {
+        view: { width: innerWidth, height: innerHeight },
+        queueName: name && { text: name.textContent, scrollWidth: name.scrollWidth, clientWidth: name.clientWidth },
+        tools: tools.map((id) => box(`[data-testid="${id}"]`)),
+        scroll: { width: root.scrollWidth, height: root.scrollHeight },
+        boxes: Object.fromEntries([...ids, ...choices].map((id) => [id, box(`[data-testid="${id}"]`)])),
+        keys: choices.map((id) => box(`[data-testid="${id}"] kbd`)),
+        scrolls: Object.fromEntries(
+          ['prompt', 'response-left', 'response-right'].map((id) => {
+            const e = document.querySelector(`[data-testid="${id}"]`)!;
+            return [id, e.scrollHeight > e.clientHeight];
+          }),
+        ),
+      };
+    },
+    { names: CHOICE_NAMES, tools: TOOLS },
+  );
+}
+
+/** The queue picker shows the whole name, and the header's buttons are in sight side by side. */
+function assertHeaderFits(m: Awaited<ReturnType<typeof measure>>, name: string, what: string): void {
+  assert.equal(m.queueName?.text?.trim(), name, `${what}: the picker shows the queue`);
+  assert.ok(
+    m.queueName!.scrollWidth <= m.queueName!.clientWidth,
+    `${what}: the queue's name is not cut (${m.queueName!.scrollWidth} px wide in ${m.queueName!.clientWidth} px)`,
+  );
+  const tools = [...m.tools].sort((x, y) => x.left - y.left);
+  for (const [i, b] of tools.entries()) {
+    assert.ok(b.height > 0 && b.left >= 0 && b.right <= m.view.width && b.top >= 0, `${what}: button ${i} in sight`);
+    if (i > 0) assert.ok(tools[i - 1].right <= b.left || tools[i - 1].bottom <= b.top, `${what}: buttons overlap`);
+  }
 }
 
 test(
@@ -378,6 +403,7 @@ test(
       await showsText(page, 'response-left', left);
       const m = await measure(page);
       assert.deepEqual(m.scroll, m.view, `${c.name}: the view does not scroll either way`);
+      assertHeaderFits(m, 'pets (pets/queue.jsonl)', c.name);
       const order = ['prompt', 'response-left', 'response-right', 'rationale', 'choice-left', 'choice-both_bad'];
       for (const [id, b] of Object.entries(m.boxes)) {
         assert.ok(b.top >= 0 && b.bottom <= m.view.height, `${c.name}: ${id} is in sight (${b.top}–${b.bottom})`);
