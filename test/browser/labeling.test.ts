@@ -783,6 +783,49 @@ test(
 );
 
 test(
+  'labeling webview: with Find and the disagreements open in a short sidebar the view scrolls, and nothing covers the pair or the list',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 300, height: 382, workbenchFont: true });
+    const entry = (i: number) => ({ pairId: `d${i}`, prompt: `Question ${i}?`, choice: 'left' as const, margin: -3 });
+    const model = {
+      ...MODEL,
+      scoring: false,
+      latest: entry(0),
+      disagreements: [entry(1), entry(2)],
+      disagreementCount: 2,
+    };
+    const found = { count: 1, pairs: [{ pairId: 'd1', prompt: 'Question 1?', status: 'a' as const }] };
+    await page.send(queueState(9, 12, { pairId: 'p9' }, { model, found }));
+    await page.page.getByTestId('search-toggle').click();
+    await page.page.getByTestId('disagreements-summary').click();
+    const boxes = await page.page.evaluate(() =>
+      Object.fromEntries(
+        ['search-text', 'prompt', 'response-left', 'response-right', 'rationale', 'choice-left', 'model-name'].map(
+          (id) => {
+            const e = document.querySelector(`[data-testid="${id}"]`)!;
+            const r = e.getBoundingClientRect();
+            return [id, { top: r.top, bottom: r.bottom, width: r.width, whole: e.scrollHeight <= e.clientHeight }];
+          },
+        ),
+      ),
+    );
+    const order = ['prompt', 'response-left', 'response-right', 'rationale', 'choice-left', 'model-name'];
+    for (let i = 1; i < order.length; i++)
+      assert.ok(boxes[order[i - 1]].bottom <= boxes[order[i]].top, `${order[i - 1]} ends above ${order[i]}`);
+    for (const id of ['prompt', 'response-left', 'response-right'])
+      assert.ok(boxes[id].whole, `${id} shows its one line whole`);
+    assert.ok(boxes['search-text'].width >= 150, `the Find field has room to type (${boxes['search-text'].width} px)`);
+    await page.page.locator('[data-testid="disagreement"][data-pair="d2"]').click({ timeout: 5000 });
+    assert.deepEqual((await postedCount(page, 3)).at(-1), { type: 'openPair', pairId: 'd2' });
+    await page.page.waitForFunction(() =>
+      (window as unknown as { __posted: ToHost[] }).__posted.some((m) => m.type === 'layout' && !m.fits),
+    );
+    await page.close();
+  },
+);
+
+test(
   'labeling webview: Generate from a Run is a keyboard-reachable toolbar button, and a pair shows the run it came from',
   { skip: noBrowser },
   async () => {
