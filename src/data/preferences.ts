@@ -39,6 +39,8 @@
  * {"undo": "<id>"}, which takes back the latest earlier record with that id that is not already
  * undone, so repeated undos walk back through the labels. An undo with nothing left to take back
  * is refused; one already in a file (written by hand, or by an older version) changes nothing.
+ * A relabel appends the undo of the standing label and the new record together; taking it back
+ * appends the new record's undo and the replaced record again, as it was.
  */
 import * as fs from 'fs';
 import { writeFileAtomic } from '../util/files';
@@ -54,13 +56,19 @@ export interface Preferences {
 
 /** Reads a preference file. Bad lines are reported with their line numbers and skipped. */
 export function readPreferences(file: string): Preferences {
+  const { lines, errors } = readStandingLines(file);
+  return { records: lines.map((l) => l.value), errors };
+}
+
+/** The standing records of a preference file with the lines they are on. */
+function readStandingLines(file: string): { lines: StandingLine<PreferenceRecord>[]; errors: DataError[] } {
   const { records, errors } = readJsonl(file, parseStoreLine);
-  const live = applyUndos(
+  const lines = standingLines(
     records.map(({ line, value }) => ({ place: { file, line }, value })),
     errors,
   );
   errors.sort((x, y) => x.line! - y.line!);
-  return { records: live, errors };
+  return { lines, errors };
 }
 
 /** A label for a pair that already has one that is not undone (another window got there first). */
@@ -96,15 +104,41 @@ export async function appendPreferences(
 
 /**
  * Replaces the standing label of the record's pair: the old one's undo and the new record in one
- * append, so readers never see the pair without a label. NothingToUndoError if none stands.
+ * append, so readers never see the pair without a label. Resolves to the line of the label it
+ * replaced, which restorePreference puts back (the file is only appended to, so the number stays
+ * valid). NothingToUndoError if none stands.
  */
-export async function relabelPreference(file: string, record: PreferenceRecord): Promise<void> {
+export async function relabelPreference(file: string, record: PreferenceRecord): Promise<number> {
   const checked = validRecord(record);
   const id = expectNonEmptyString(checked.id, 'id');
+  let replaced: number | undefined;
   const standing = () => {
-    if (!stands(file, id)) throw new NothingToUndoError(`${file}: pair ${id} has no label to replace (undone?)`);
+    replaced = standingRecordOf(file, id)?.place.line;
+    if (replaced === undefined) throw new NothingToUndoError(`${file}: pair ${id} has no label to replace (undone?)`);
   };
   await appendJsonLines(file, [{ undo: id }, checked], standing);
+  return replaced!;
+}
+
+/**
+ * Takes a relabel back: the pair's standing label is undone and the label on `line` (the one the
+ * relabel replaced, as relabelPreference resolved) is appended again as it was, in one append, so
+ * the pair stands as before the relabel. NothingToUndoError if the pair has no standing label, or
+ * `line` holds no earlier label of it that is replaced.
+ */
+export async function restorePreference(file: string, id: string, line: number): Promise<void> {
+  const lines = fs.existsSync(file) ? readJsonl(file, parseStoreLine).records : [];
+  const previous = lines.find((r) => r.line === line)?.value;
+  if (!previous || 'undo' in previous || previous.id !== id)
+    throw new NothingToUndoError(`${file}:${line}: holds no earlier label of pair ${id} to restore`);
+  const replaced = () => {
+    const standing = standingRecordOf(file, id);
+    if (standing === undefined)
+      throw new NothingToUndoError(`${file}: pair ${id} has no label to undo (undone already?)`);
+    if (JSON.stringify(standing.value) === JSON.stringify(previous))
+      throw new NothingToUndoError(`${file}:${line}: the label of pair ${id} stands already`);
+  };
+  await appendJsonLines(file, [{ undo: id }, previous], replaced);
 }
 
 /** The record as it will be read back; throws if it is not valid. */
@@ -140,13 +174,16 @@ export async function undoPreferences(file: string, ids: readonly string[]): Pro
   await appendJsonLines(file, undos, standing);
 }
 
-/** Whether a record with this id stands (is in the file and not undone). */
-function stands(file: string, id: string): boolean {
-  return standingIds(file).has(id);
+/** The record with this id that stands (is in the file and not undone), with its line, if one does. */
+function standingRecordOf(file: string, id: string): StandingLine<PreferenceRecord> | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  return readStandingLines(file)
+    .lines.filter((l) => l.value.id === id)
+    .at(-1);
 }
 
 /** The ids of the records that stand. */
-function standingIds(file: string): Set<string> {
+export function standingIds(file: string): Set<string> {
   if (!fs.existsSync(file)) return new Set();
   return new Set(readPreferences(file).records.flatMap((r) => (r.id === undefined ? [] : [r.id])));
 }
@@ -242,7 +279,20 @@ export function applyUndos<R extends { id?: string }>(
   lines: { place: RecordPlace; value: R | Undo }[],
   errors: DataError[],
 ): R[] {
-  const live: (R | undefined)[] = [];
+  return standingLines(lines, errors).map((l) => l.value);
+}
+
+export interface StandingLine<R> {
+  place: RecordPlace;
+  value: R;
+}
+
+/** The lines whose records stand, in file order (as applyUndos, with where each record is). */
+function standingLines<R extends { id?: string }>(
+  lines: { place: RecordPlace; value: R | Undo }[],
+  errors: DataError[],
+): StandingLine<R>[] {
+  const live: (StandingLine<R> | undefined)[] = [];
   const positionsById = new Map<string, number[]>();
   for (const { place, value } of lines) {
     if ('undo' in value) {
@@ -258,9 +308,9 @@ export function applyUndos<R extends { id?: string }>(
       positions.push(live.length);
       positionsById.set(value.id, positions);
     }
-    live.push(value);
+    live.push({ place, value });
   }
-  return live.filter((r): r is R => r !== undefined);
+  return live.filter((r): r is StandingLine<R> => r !== undefined);
 }
 
 // ---- Anthropic HH-RLHF

@@ -329,31 +329,56 @@ test(
 );
 
 const CHOICE_NAMES = ['left', 'right', 'tie', 'both_bad', 'skip'];
+/** The header's buttons. */
+const TOOLS = ['guidelines-toggle', 'statistics-toggle', 'search-toggle', 'generate-from-run'];
 
 /** Where each part is, and whether the view scrolls either way. */
 async function measure(page: WebviewPage) {
   await page.page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
-  return page.page.evaluate((names) => {
-    const box = (selector: string) => {
-      const r = document.querySelector(selector)!.getBoundingClientRect();
-      return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height };
-    };
-    const ids = ['prompt', 'response-left', 'response-right', 'rationale', 'undo', 'save-status'];
-    const choices = names.map((c) => `choice-${c}`);
-    const root = document.documentElement;
-    return {
-      view: { width: innerWidth, height: innerHeight },
-      scroll: { width: root.scrollWidth, height: root.scrollHeight },
-      boxes: Object.fromEntries([...ids, ...choices].map((id) => [id, box(`[data-testid="${id}"]`)])),
-      keys: choices.map((id) => box(`[data-testid="${id}"] kbd`)),
-      scrolls: Object.fromEntries(
-        ['prompt', 'response-left', 'response-right'].map((id) => {
-          const e = document.querySelector(`[data-testid="${id}"]`)!;
-          return [id, e.scrollHeight > e.clientHeight];
-        }),
-      ),
-    };
-  }, CHOICE_NAMES);
+  return page.page.evaluate(
+    ({ names, tools }) => {
+      const box = (selector: string) => {
+        const r = document.querySelector(selector)!.getBoundingClientRect();
+        return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height };
+      };
+      const ids = ['prompt', 'response-left', 'response-right', 'rationale', 'undo', 'save-status'];
+      const choices = names.map((c) => `choice-${c}`);
+      const root = document.documentElement;
+      // The picker shows the selected queue's name in its shadow DOM.
+      const name = document
+        .querySelector('[data-testid="queue-picker"]')
+        ?.shadowRoot?.querySelector('.select-face .text');
+      return {
+        view: { width: innerWidth, height: innerHeight },
+        queueName: name && { text: name.textContent, scrollWidth: name.scrollWidth, clientWidth: name.clientWidth },
+        tools: tools.map((id) => box(`[data-testid="${id}"]`)),
+        scroll: { width: root.scrollWidth, height: root.scrollHeight },
+        boxes: Object.fromEntries([...ids, ...choices].map((id) => [id, box(`[data-testid="${id}"]`)])),
+        keys: choices.map((id) => box(`[data-testid="${id}"] kbd`)),
+        scrolls: Object.fromEntries(
+          ['prompt', 'response-left', 'response-right'].map((id) => {
+            const e = document.querySelector(`[data-testid="${id}"]`)!;
+            return [id, e.scrollHeight > e.clientHeight];
+          }),
+        ),
+      };
+    },
+    { names: CHOICE_NAMES, tools: TOOLS },
+  );
+}
+
+/** The queue picker shows the whole name, and the header's buttons are in sight side by side. */
+function assertHeaderFits(m: Awaited<ReturnType<typeof measure>>, name: string, what: string): void {
+  assert.equal(m.queueName?.text?.trim(), name, `${what}: the picker shows the queue`);
+  assert.ok(
+    m.queueName!.scrollWidth <= m.queueName!.clientWidth,
+    `${what}: the queue's name is not cut (${m.queueName!.scrollWidth} px wide in ${m.queueName!.clientWidth} px)`,
+  );
+  const tools = [...m.tools].sort((x, y) => x.left - y.left);
+  for (const [i, b] of tools.entries()) {
+    assert.ok(b.height > 0 && b.left >= 0 && b.right <= m.view.width && b.top >= 0, `${what}: button ${i} in sight`);
+    if (i > 0) assert.ok(tools[i - 1].right <= b.left || tools[i - 1].bottom <= b.top, `${what}: buttons overlap`);
+  }
 }
 
 test(
@@ -378,6 +403,7 @@ test(
       await showsText(page, 'response-left', left);
       const m = await measure(page);
       assert.deepEqual(m.scroll, m.view, `${c.name}: the view does not scroll either way`);
+      assertHeaderFits(m, 'pets (pets/queue.jsonl)', c.name);
       const order = ['prompt', 'response-left', 'response-right', 'rationale', 'choice-left', 'choice-both_bad'];
       for (const [id, b] of Object.entries(m.boxes)) {
         assert.ok(b.top >= 0 && b.bottom <= m.view.height, `${c.name}: ${id} is in sight (${b.top}–${b.bottom})`);
@@ -752,6 +778,49 @@ test(
     assert.deepEqual((await postedCount(page, 5))[4], { type: 'openPair' });
     assert.equal(await page.page.getByTestId('model-name').isVisible(), false, 'no model, no panel');
     assert.deepEqual(await page.cspViolations(), []);
+    await page.close();
+  },
+);
+
+test(
+  'labeling webview: with Find and the disagreements open in a short sidebar the view scrolls, and nothing covers the pair or the list',
+  { skip: noBrowser },
+  async () => {
+    const page = await open({ width: 300, height: 382, workbenchFont: true });
+    const entry = (i: number) => ({ pairId: `d${i}`, prompt: `Question ${i}?`, choice: 'left' as const, margin: -3 });
+    const model = {
+      ...MODEL,
+      scoring: false,
+      latest: entry(0),
+      disagreements: [entry(1), entry(2)],
+      disagreementCount: 2,
+    };
+    const found = { count: 1, pairs: [{ pairId: 'd1', prompt: 'Question 1?', status: 'a' as const }] };
+    await page.send(queueState(9, 12, { pairId: 'p9' }, { model, found }));
+    await page.page.getByTestId('search-toggle').click();
+    await page.page.getByTestId('disagreements-summary').click();
+    const boxes = await page.page.evaluate(() =>
+      Object.fromEntries(
+        ['search-text', 'prompt', 'response-left', 'response-right', 'rationale', 'choice-left', 'model-name'].map(
+          (id) => {
+            const e = document.querySelector(`[data-testid="${id}"]`)!;
+            const r = e.getBoundingClientRect();
+            return [id, { top: r.top, bottom: r.bottom, width: r.width, whole: e.scrollHeight <= e.clientHeight }];
+          },
+        ),
+      ),
+    );
+    const order = ['prompt', 'response-left', 'response-right', 'rationale', 'choice-left', 'model-name'];
+    for (let i = 1; i < order.length; i++)
+      assert.ok(boxes[order[i - 1]].bottom <= boxes[order[i]].top, `${order[i - 1]} ends above ${order[i]}`);
+    for (const id of ['prompt', 'response-left', 'response-right'])
+      assert.ok(boxes[id].whole, `${id} shows its one line whole`);
+    assert.ok(boxes['search-text'].width >= 150, `the Find field has room to type (${boxes['search-text'].width} px)`);
+    await page.page.locator('[data-testid="disagreement"][data-pair="d2"]').click({ timeout: 5000 });
+    assert.deepEqual((await postedCount(page, 3)).at(-1), { type: 'openPair', pairId: 'd2' });
+    await page.page.waitForFunction(() =>
+      (window as unknown as { __posted: ToHost[] }).__posted.some((m) => m.type === 'layout' && !m.fits),
+    );
     await page.close();
   },
 );

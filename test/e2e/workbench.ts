@@ -277,6 +277,23 @@ export class Workbench {
     }
   }
 
+  /**
+   * The webview titled `title` once it has stayed in one place for `quietMs`: Open Labeling moves
+   * a Labeling view that does not fit to the panel (src/views/labeling/room.ts) a moment after it
+   * shows, which replaces its frame.
+   */
+  async settledWebview(title: string, quietMs = 4000): Promise<Frame> {
+    const deadline = Date.now() + UI_TIMEOUT;
+    let frame = await this.webview(title);
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, quietMs));
+      const now = await this.webview(title);
+      if (now === frame && !frame.isDetached()) return frame;
+      if (Date.now() > deadline) throw new Error(`the webview titled "${title}" kept moving`);
+      frame = now;
+    }
+  }
+
   async reload(): Promise<void> {
     await this.command('Developer: Reload Window');
     await this.page.waitForEvent('load', { timeout: 60_000 });

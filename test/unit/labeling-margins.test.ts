@@ -20,8 +20,13 @@ import {
   uncertaintyOrder,
   unscoredPairs,
 } from '../../src/data/margins';
-import { appendPreference, readPreferences, undoPreference } from '../../src/data/preferences';
-import { relabelPreference } from '../../src/data/preferences';
+import {
+  appendPreference,
+  readPreferences,
+  relabelPreference,
+  restorePreference,
+  undoPreference,
+} from '../../src/data/preferences';
 import { ComparisonPair, labelPair, readQueue } from '../../src/data/queue';
 import { generateCandidates } from '../../src/train/comparisons';
 import { scoreQueueMargins } from '../../src/train/queue-margins';
@@ -178,6 +183,36 @@ test('a relabel replaces the standing label of one pair and keeps every other re
     readPreferences(file).records.map((r) => r.id),
     ['p3', 'p2'],
   );
+});
+
+test('restoring takes a relabel back: the replaced label stands again, as it was, and only while it is replaced', async () => {
+  const file = path.join(freshDir(), 'preferences.jsonl');
+  fs.mkdirSync(path.dirname(file));
+  const first = labelPair(pair('p1'), 'a', { rationale: 'first look' });
+  await appendPreference(file, first);
+  await appendPreference(file, labelPair(pair('p2'), 'b'));
+  const replaced = await relabelPreference(file, labelPair(pair('p1'), 'b'));
+  assert.equal(replaced, 1);
+  const second = await relabelPreference(file, labelPair(pair('p1'), 'tie'));
+  assert.equal(second, 4, 'the line of the label standing before');
+  await restorePreference(file, 'p1', second);
+  assert.deepEqual(
+    readPreferences(file).records.map((r) => [r.id, r.label]),
+    [
+      ['p2', 'b'],
+      ['p1', 'b'],
+    ],
+  );
+  await restorePreference(file, 'p1', replaced);
+  assert.deepEqual(readPreferences(file).records.at(-1), first);
+  const lines = fs.readFileSync(file, 'utf8');
+  await assert.rejects(restorePreference(file, 'p1', replaced), /stands already/);
+  await assert.rejects(restorePreference(file, 'p2', replaced), /no earlier label of pair p2/);
+  await assert.rejects(restorePreference(file, 'p1', 3), /no earlier label of pair p1/, 'line 3 is an undo');
+  await undoPreference(file, 'p1');
+  await assert.rejects(restorePreference(file, 'p1', second), /no label to undo/);
+  assert.equal(fs.readFileSync(file, 'utf8').length, lines.length + '{"undo":"p1"}\n'.length, 'refusals write nothing');
+  assert.deepEqual(readPreferences(file).errors, []);
 });
 
 test("the reward model's margins are r(A) − r(B), scored once per pair and model, long pairs left out", async () => {

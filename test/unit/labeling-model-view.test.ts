@@ -144,6 +144,50 @@ test('a confident disagreement is listed, re-checked and relabeled; the other la
   assert.equal(state().pair?.pairId, 'p3');
 });
 
+test('undoing a relabel puts the earlier label back, as it was; the next undo takes that label back', async () => {
+  const ws = workspace();
+  fs.mkdirSync(path.dirname(ws.model.cache));
+  const { session, state, settled } = open(ws);
+  await session.handle({ type: 'ready' });
+  await settled();
+  await session.handle({ type: 'label', id: 1, pairId: 'p0', choice: 'left', rationale: 'first look' });
+  await session.handle({ type: 'label', id: 2, pairId: 'p1', choice: 'left' });
+  const first = readPreferences(ws.preferences).records.find((r) => r.id === 'p0');
+  await session.handle({ type: 'openPair', pairId: 'p0' });
+  await session.handle({ type: 'label', id: 3, pairId: 'p0', choice: 'right' });
+  await session.handle({ type: 'openPair', pairId: 'p0' });
+  await session.handle({ type: 'label', id: 4, pairId: 'p0', choice: 'tie' });
+  const labels = () => readPreferences(ws.preferences).records.map((r) => [r.id, r.label]);
+  assert.deepEqual(labels(), [
+    ['p1', 'a'],
+    ['p0', 'tie'],
+  ]);
+
+  await session.handle({ type: 'undo', id: 5 });
+  assert.deepEqual(labels(), [
+    ['p1', 'a'],
+    ['p0', 'b'],
+  ]);
+  assert.deepEqual(state().model?.latest, { pairId: 'p0', prompt: 'Question 0?', choice: 'right', margin: -3 });
+  await session.handle({ type: 'undo', id: 6 });
+  assert.deepEqual(labels(), [
+    ['p1', 'a'],
+    ['p0', 'a'],
+  ]);
+  assert.deepEqual(
+    readPreferences(ws.preferences).records.find((r) => r.id === 'p0'),
+    first,
+    'the first label, rationale and time included',
+  );
+  assert.deepEqual([state().done, state().pair?.pairId, state().canUndo], [2, 'p2', true]);
+  // Then the labels themselves, newest first.
+  await session.handle({ type: 'undo', id: 7 });
+  assert.deepEqual(labels(), [['p0', 'a']]);
+  await session.handle({ type: 'undo', id: 8 });
+  assert.deepEqual(labels(), []);
+  assert.equal(state().canUndo, false);
+});
+
 test('the uncertainty order shows the smallest |margin| first; the default keeps the queue order', async () => {
   const ws = workspace();
   fs.mkdirSync(path.dirname(ws.model.cache));

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { readPreferences } from '../../src/data/preferences';
-import { storedLabel } from '../../src/views/labeling/session';
+import { storedLabel } from '../../src/views/labeling/shown';
 import { open, workspace } from '../helpers/labeling-session';
 
 test('labeling host: messages outside the protocol are rejected and logged, and change nothing', async () => {

@@ -45,6 +45,15 @@ export function renderPrompt(element: HTMLElement, prompt: ShownPair['prompt']):
   );
 }
 
+/** A toolbar button showing only its codicon, named for screen readers and in its tooltip. */
+export function toolButton(name: string, codicon: string, testId: string): HTMLElement {
+  return h(
+    'vscode-button',
+    { secondary: true, 'icon-only': true, title: name, 'aria-label': name, 'data-testid': testId },
+    icon(codicon),
+  );
+}
+
 /** A toolbar button that opens and closes `section` (closed at first), saying which in aria-expanded. */
 export class SectionToggle {
   readonly button: HTMLElement;
@@ -54,18 +63,8 @@ export class SectionToggle {
     options: { name: string; codicon: string; testId: string },
     private readonly toggled: (open: boolean) => void,
   ) {
-    this.button = h(
-      'vscode-button',
-      {
-        secondary: true,
-        title: options.name,
-        'aria-label': options.name,
-        'aria-controls': section.id,
-        'aria-expanded': 'false',
-        'data-testid': options.testId,
-      },
-      icon(options.codicon),
-    );
+    this.button = toolButton(options.name, options.codicon, options.testId);
+    this.button.setAttribute('aria-controls', section.id);
     this.button.addEventListener('click', () => {
       this.set(section.hidden);
       this.toggled(!section.hidden);

@@ -1,19 +1,18 @@
 /**
  * What the labels teach, in the labeling view: the scoring model (the experiment's newest reward
  * model) with its held-out accuracy, its margin beside the person's latest label, the labels it
- * confidently contradicts (each opens its pair to re-check and relabel), the re-check banner, and
- * Generate More Comparisons from a run's model. The host sends margins only for labeled pairs, so
+ * confidently contradicts (each opens its pair to re-check and relabel), and the re-check banner.
+ * The host sends margins only for labeled pairs, so
  * nothing here can show the model's opinion of a pair before the person has judged it.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import type { ModelView, QueueState, ScoredChoice, ViewCommand } from '../../src/protocol/labeling';
+import type { ModelView, QueueState, ScoredChoice } from '../../src/protocol/labeling';
 import { t } from '../shared/l10n';
 import { h, icon } from './dom';
 
 export interface ModelPanelEvents {
   /** Shows a labeled pair again to re-check it; without one, back to the queue. */
   openPair(pairId?: string): void;
-  run(command: ViewCommand): void;
 }
 
 type Review = NonNullable<QueueState['review']>;
@@ -45,18 +44,6 @@ export class ModelPanel {
   private readonly listSummary = h('summary', { 'data-testid': 'disagreements-summary' });
   private readonly list = h('ul', { class: 'disagreements', 'aria-label': t('Disagreements') });
   private readonly disagreements = h('details', { 'data-testid': 'disagreements' }, this.listSummary, this.list);
-  /** For the toolbar: Generate More Comparisons from a Run's Model. */
-  readonly generate = h(
-    'vscode-button',
-    {
-      secondary: true,
-      class: 'generate-from-run',
-      title: t('Sample new pairs from the model of a run'),
-      'aria-label': t('Sample new pairs from the model of a run'),
-      'data-testid': 'generate-from-run',
-    },
-    icon('sparkle'),
-  );
   private readonly back = h('vscode-button', { secondary: true, 'data-testid': 'review-back' }, t('Back to the Queue'));
   private readonly reviewText = h('p', { 'data-testid': 'review-text' });
   /** Over the pair while it is re-checked. */
@@ -75,7 +62,6 @@ export class ModelPanel {
   );
 
   constructor(private readonly events: ModelPanelEvents) {
-    this.generate.addEventListener('click', () => events.run('rlhf.generateComparisonsFromRun'));
     this.back.addEventListener('click', () => events.openPair());
   }
 

@@ -3,38 +3,19 @@
  * it while pairs come and go. Every control has an accessible name and a data-testid.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import '@vscode-elements/elements/dist/vscode-option/index.js';
-import '@vscode-elements/elements/dist/vscode-single-select/index.js';
-import '@vscode-elements/elements/dist/vscode-textarea/index.js';
-import type {
-  Choice,
-  LabelingMode,
-  QueueState,
-  ShownPair,
-  StatusFilter,
-  ViewCommand,
-  ViewSection,
-  ViewState,
-} from '../../src/protocol/labeling';
-import { renderMarkdown } from './markdown';
-import { h, icon, keyHint, renderPrompt, SectionToggle, setDisabled } from './dom';
-import { StatisticsPanel } from './stats';
-import { SearchPanel } from './search';
+import type { Choice, LabelingMode, ShownPair, ViewCommand, ViewSection, ViewState } from '../../src/protocol/labeling';
+import { h, icon, keyHint, setDisabled } from './dom';
 import { RankingPanel, Ranks } from './ranking';
 import { ModelPanel } from './margins';
-import { GuidelinesPanel } from './guidelines';
+import { HeaderEvents, ViewHeader } from './header';
+import { PairPanel } from './pair';
 import { CHOICES } from './choices';
 import { t, tNodes } from '../shared/l10n';
 
-export interface ViewEvents {
+export interface ViewEvents extends HeaderEvents {
   choose(choice: Choice): void;
   undo(): void;
-  selectQueue(key: string): void;
-  run(command: ViewCommand): void;
   rationaleChanged(text: string): void;
-  /** A section (guidelines, statistics) was opened or closed. */
-  sectionToggled(section: Section, open: boolean): void;
-  find(text: string, status: StatusFilter): void;
   /** Shows this pair instead of the next unlabeled one (a labeled one to re-check); none: back to the queue. */
   openPair(pairId?: string): void;
   rank(pairIds: string[], ranks: Ranks | 'skip'): void;
@@ -47,14 +28,6 @@ export type SaveStatus =
   { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; text: string } | { kind: 'failed'; error: string };
 
 export class LabelingView {
-  private readonly picker = h('vscode-single-select', {
-    'aria-label': t('Queue'),
-    'data-testid': 'queue-picker',
-  }) as HTMLElement & { value: string };
-  private readonly progressText = h('span', { 'data-testid': 'progress' });
-  private readonly progressBar = h('progress', { 'aria-label': t('Labeling progress') }) as HTMLProgressElement;
-  private readonly guidelines = new GuidelinesPanel();
-  private readonly statistics = new StatisticsPanel();
   private readonly ranking = new RankingPanel({ rank: (pairIds, ranks) => this.events.rank(pairIds, ranks) });
   private mode: LabelingMode = 'pairwise';
   /** In the footer, one text line high, so it takes no room from the pair. */
@@ -70,37 +43,9 @@ export class LabelingView {
     icon('list-ordered'),
     ` ${t('Rank')}`,
   );
-  private readonly search = new SearchPanel({
-    find: (text, status) => this.events.find(text, status),
-    openPair: (pairId) => this.events.openPair(pairId),
-  });
-  private readonly toggles: Record<Section, SectionToggle> = {
-    guidelines: new SectionToggle(
-      this.guidelines.element,
-      { name: t('Labeling guidelines'), codicon: 'book', testId: 'guidelines-toggle' },
-      (open) => this.events.sectionToggled('guidelines', open),
-    ),
-    statistics: new SectionToggle(
-      this.statistics.element,
-      { name: t('Labeling statistics'), codicon: 'graph', testId: 'statistics-toggle' },
-      (open) => this.events.sectionToggled('statistics', open),
-    ),
-    search: new SectionToggle(
-      this.search.element,
-      { name: t('Find pairs (/)'), codicon: 'search', testId: 'search-toggle' },
-      (open) => this.searchToggled(open),
-    ),
-  };
-  private readonly header = h(
-    'header',
-    { class: 'toolbar' },
-    this.picker,
-    h('div', { class: 'progress' }, this.progressText, this.progressBar),
-    this.toggles.guidelines.button,
-    this.toggles.statistics.button,
-    this.toggles.search.button,
-  );
-  /** The reward model's view of the labels, and Generate from a Run in the toolbar (margins.ts). */
+  private readonly header: ViewHeader;
+  private readonly pair: PairPanel;
+  /** The reward model's view of the labels (margins.ts). */
   private readonly model: ModelPanel;
   private readonly notice = h('section', { class: 'notice', 'data-testid': 'notice', 'aria-live': 'polite' });
   private readonly restrictedBanner = h(
@@ -114,37 +59,6 @@ export class LabelingView {
     ),
     this.commandButton({ command: 'workbench.trust.manage', text: t('Manage Workspace Trust') }, 'manage-trust'),
   );
-  private readonly promptLabel = h('h2', { class: 'label', 'data-testid': 'prompt-label' }, t('Prompt'));
-  private readonly prompt = h('div', {
-    class: 'text markdown',
-    tabindex: '0',
-    role: 'region',
-    'aria-label': t('Prompt'),
-    'data-testid': 'prompt',
-  });
-  private readonly left = h('div', {
-    class: 'text markdown',
-    tabindex: '0',
-    role: 'region',
-    'aria-label': t('Response A'),
-    'data-testid': 'response-left',
-  });
-  private readonly right = h('div', {
-    class: 'text markdown',
-    tabindex: '0',
-    role: 'region',
-    'aria-label': t('Response B'),
-    'data-testid': 'response-right',
-  });
-  private readonly rationale = h('vscode-textarea', {
-    label: t('Rationale (optional)'),
-    'aria-label': t('Rationale (optional)'),
-    placeholder: t('Why? (optional)'),
-    title: t('Why? (optional; Escape returns to the keys)'),
-    rows: '1',
-    resize: 'vertical',
-    'data-testid': 'rationale',
-  }) as HTMLElement & { value: string };
   private readonly choiceButtons = CHOICES.map(({ choice, text, key }) =>
     h(
       'vscode-button',
@@ -179,18 +93,6 @@ export class LabelingView {
   private readonly problemSummary = h('summary', { 'data-testid': 'problems-summary' });
   /** Problems sit under the toolbar, one line until opened, so they show beside the queue without pushing it away. */
   private readonly problems = h('details', { class: 'problems' }, this.problemSummary, this.problemList);
-  private readonly pair = h(
-    'section',
-    { class: 'pair', 'aria-label': t('Comparison') },
-    h('section', { class: 'box prompt' }, this.promptLabel, this.prompt),
-    h(
-      'div',
-      { class: 'responses', 'data-testid': 'responses' },
-      h('section', { class: 'box response' }, h('h2', { class: 'label' }, 'A'), this.left),
-      h('section', { class: 'box response' }, h('h2', { class: 'label' }, 'B'), this.right),
-    ),
-    this.rationale,
-  );
   /** The choices and undo, in three columns; the choices hide when no pair is shown, undo stays. */
   private readonly choices = h(
     'div',
@@ -199,7 +101,6 @@ export class LabelingView {
     this.undoButton,
   );
   private readonly footer = h('footer', { class: 'footer' }, this.saveStatus, this.modeToggle);
-  private shownPairId: string | undefined;
   /** Restricted Mode: the choices, undo and rationale stay disabled. */
   private restricted = false;
 
@@ -207,21 +108,23 @@ export class LabelingView {
     root: HTMLElement,
     private readonly events: ViewEvents,
   ) {
+    this.header = new ViewHeader(events);
+    this.pair = new PairPanel({
+      rationaleChanged: (text) => events.rationaleChanged(text),
+      leaveRationale: () => this.choiceButtons[0].focus(),
+    });
     this.model = new ModelPanel(events);
-    this.header.append(this.model.generate);
     root.append(
       h(
         'main',
         {},
-        this.header,
+        this.header.element,
         this.restrictedBanner,
         this.problems,
         this.notice,
-        this.statistics.element,
-        this.search.element,
-        this.guidelines.element,
+        ...this.header.sections,
         this.model.reviewBanner,
-        this.pair,
+        this.pair.element,
         this.ranking.element,
         this.choices,
         this.model.element,
@@ -231,15 +134,10 @@ export class LabelingView {
     for (const button of this.choiceButtons)
       button.addEventListener('click', () => events.choose(button.dataset.choice as Choice));
     this.undoButton.addEventListener('click', () => events.undo());
-    this.picker.addEventListener('change', () => events.selectQueue(this.picker.value));
-    this.rationale.addEventListener('input', () => events.rationaleChanged(this.rationale.value));
-    this.rationale.addEventListener('keydown', (e) => {
-      if ((e as KeyboardEvent).key === 'Escape') this.choiceButtons[0].focus();
-    });
     const parts = [
-      this.header,
+      this.header.element,
       this.restrictedBanner,
-      this.pair,
+      this.pair.element,
       this.choices,
       this.footer,
       this.problems,
@@ -254,7 +152,7 @@ export class LabelingView {
 
   /** Shows `state`; a rationale draft kept for its pair is put back. */
   render(state: ViewState, draft: { pairId: string; rationale: string } | undefined): void {
-    this.show(this.header, state.kind === 'queue');
+    this.show(this.header.element, state.kind === 'queue');
     this.show(this.footer, state.kind === 'queue');
     this.show(this.choices, state.kind === 'queue');
     this.setRestricted(state.kind === 'queue' && state.restricted);
@@ -273,22 +171,14 @@ export class LabelingView {
         ],
         { command: 'rlhf.newExperiment', text: t('New Experiment') },
       );
-      for (const toggle of Object.values(this.toggles)) toggle.section.hidden = true;
+      this.header.hideSections();
       this.showPair(undefined, undefined);
       this.show(this.ranking.element, false);
       this.model.render(undefined, undefined);
       this.setProblems(state.problems, true);
       return;
     }
-    this.setQueues(state);
-    this.progressText.textContent = t('{0} / {1} labeled', state.done, state.total);
-    this.progressBar.max = Math.max(state.total, 1);
-    this.progressBar.value = state.done;
-    this.guidelines.render(state.guidelines);
-    this.statistics.render(state.statistics);
-    this.search.render(state.found);
-    for (const toggle of Object.values(this.toggles))
-      toggle.set(toggle.button.getAttribute('aria-expanded') === 'true');
+    this.header.render(state);
     this.mode = state.mode ?? 'pairwise';
     this.modeToggle.setAttribute('aria-pressed', String(this.mode === 'ranking'));
     this.show(this.ranking.element, state.ranking !== undefined && !state.pair);
@@ -330,68 +220,26 @@ export class LabelingView {
 
   /** Opens the sections that were open when the page was last shown. */
   openSections(open: Partial<Record<Section, boolean>>): void {
-    for (const [section, toggle] of Object.entries(this.toggles)) toggle.set(open[section as Section] === true);
-    if (open.search) this.search.send();
+    this.header.openSections(open);
   }
 
   /** Opens a section (remembered as the toolbar's button would). */
   openSection(section: Section): void {
-    if (this.toggles[section].open) return;
-    this.toggles[section].set(true);
-    if (section === 'search') this.searchToggled(true);
-    else this.events.sectionToggled(section, true);
+    this.header.openSection(section);
   }
 
   /** Opens the Find section and puts the cursor in its text field. */
   openSearch(): void {
-    this.openSection('search');
-    this.search.focus();
-  }
-
-  private searchToggled(open: boolean): void {
-    this.events.sectionToggled('search', open);
-    if (open) this.search.send();
+    this.header.openSearch();
   }
 
   get rationaleText(): string {
-    return this.rationale.value;
+    return this.pair.rationaleText;
   }
 
   private showPair(pair: ShownPair | undefined, draft: string | undefined): void {
-    this.show(this.pair, pair !== undefined);
+    this.pair.show(pair, draft);
     for (const button of this.choiceButtons) this.show(button, pair !== undefined);
-    if (pair?.pairId === this.shownPairId) return;
-    this.shownPairId = pair?.pairId;
-    this.rationale.value = draft ?? '';
-    if (!pair) return;
-    renderPrompt(this.prompt, pair.prompt);
-    const { position } = pair;
-    const where =
-      position && position.count > 1 ? t('Prompt · pair {0} of {1}', position.index, position.count) : t('Prompt');
-    const labeled = pair.labeled && CHOICES.find((c) => c.choice === pair.labeled)?.text;
-    this.promptLabel.textContent = pair.check
-      ? t('{0} · quality check (sides swapped)', where)
-      : labeled
-        ? t('{0} · labeled: {1}; a new choice replaces it', where, labeled)
-        : where;
-    if (pair.source)
-      this.promptLabel.append(
-        ' · ',
-        h('span', { class: 'source', 'data-testid': 'pair-source' }, t('from {0}', pair.source)),
-      );
-    renderMarkdown(this.left, pair.left);
-    renderMarkdown(this.right, pair.right);
-    for (const text of [this.prompt, this.left, this.right]) text.scrollTop = 0;
-  }
-
-  private setQueues(state: QueueState): void {
-    const options = state.queues.map((q) =>
-      h('vscode-option', { value: q.key, description: q.detail }, `${q.label} (${q.detail})`),
-    );
-    const current = [...this.picker.children].map((o) => `${o.getAttribute('value')}\n${o.textContent}`).join('\n');
-    if (current !== options.map((o) => `${o.getAttribute('value')}\n${o.textContent}`).join('\n'))
-      this.picker.replaceChildren(...options);
-    if (this.picker.value !== state.selected) this.picker.value = state.selected;
   }
 
   private setNotice(paragraphs: HTMLElement[], action?: { command: ViewCommand; text: string }): void {
@@ -411,7 +259,8 @@ export class LabelingView {
   private setRestricted(restricted: boolean): void {
     this.restricted = restricted;
     this.show(this.restrictedBanner, restricted);
-    for (const control of [...this.choiceButtons, this.rationale]) setDisabled(control, restricted);
+    for (const button of this.choiceButtons) setDisabled(button, restricted);
+    this.pair.setDisabled(restricted);
     this.ranking.setDisabled(restricted);
   }
 

@@ -9,7 +9,6 @@
  */
 import * as fs from 'fs';
 import {
-  Choice,
   LabelingMode,
   LabelRequest,
   RankRequest,
@@ -26,16 +25,16 @@ import {
   AlreadyLabeledError,
   appendPreference,
   appendPreferences,
-  readPreferences,
   relabelPreference,
-  undoPreferences,
+  standingIds,
 } from '../../data/preferences';
-import { Label, PreferenceRecord } from '../../data/preference-record';
+import { PreferenceRecord } from '../../data/preference-record';
 import { formatDataError } from '../../data/jsonl';
 import { ExperimentFile, Queue, queuePathProblems, queuesOf, readGuidelines } from './queues';
 import { QualityChecks } from './quality';
 import { QueueBrowser, shownChoice } from './browse';
-import { decodeEntry, encodeEntry } from './history';
+import { encodeEntry, HistoryStore, UndoHistory } from './history';
+import { PairSides, positionOf, storedLabel } from './shown';
 import { Rankings } from './ranking';
 import { uncertaintyOrder } from '../../data/margins';
 import { LabelOrder, QueueScoring, modelView, reviewOf } from './model-view';
@@ -53,8 +52,8 @@ export interface SessionHost {
   isTrusted(): boolean;
   /** Where the picked queue is remembered between reloads. */
   selection: { get(): string | undefined; set(key: string): void };
-  /** Where this window's labels (pair ids per preferences file) are remembered between reloads, for undo. */
-  history: { get(): Record<string, string[]> | undefined; set(history: Record<string, string[]>): void };
+  /** Where this window's labels (per preferences file) are remembered between reloads, for undo. */
+  history: HistoryStore;
   /** How a queue file is named in the picker (e.g. relative to the workspace). */
   describe?(file: string): string;
   /** In [0, 1): decides which response is shown on the left. */
@@ -77,33 +76,14 @@ export interface SessionHost {
   order?(): LabelOrder;
 }
 
-/** The stored label for a choice about the responses as shown. */
-export function storedLabel(choice: Choice, swapped: boolean): Label {
-  if (choice === 'left') return swapped ? 'b' : 'a';
-  if (choice === 'right') return swapped ? 'a' : 'b';
-  return choice;
-}
-
-/** How many of its latest labels per preferences file a window can undo. */
-const UNDO_DEPTH = 200;
-
 const RESTRICTED = 'Labels are not saved in Restricted Mode: trust the workspace to label.';
-
-/** Where a pair is among the pairs of its prompt, in queue order. */
-function positionOf(pair: ComparisonPair, pairs: ComparisonPair[]): { index: number; count: number } {
-  const prompt = JSON.stringify(pair.prompt);
-  const same = pairs.filter((p) => JSON.stringify(p.prompt) === prompt);
-  return { index: same.indexOf(pair) + 1, count: same.length };
-}
 
 export class LabelingSession {
   private queues: Queue[] | undefined;
   /** Why experiment files were left out of `queues`, from the latest scan. */
   private experimentProblems: string[] = [];
-  /** Per pair, whether its response B is shown on the left; drawn once, kept while the session lives. */
-  private readonly swapped = new Map<string, boolean>();
-  /** Pair ids this window labeled, per preferences file, newest last: what undo takes back, newest first. */
-  private readonly labeled: Map<string, string[]>;
+  /** What this window labeled, per preferences file: what undo takes back, newest first. */
+  private readonly history: UndoHistory;
   /** Messages are handled one at a time, in arrival order (an undo after a label undoes that label). */
   private pending: Promise<void> = Promise.resolve();
   private lastPosted = '';
@@ -115,16 +95,18 @@ export class LabelingSession {
   private readonly checks: QualityChecks;
   private readonly browser = new QueueBrowser();
   private readonly rankings = new Rankings(() => (this.host.random ?? Math.random)());
-  /** When each pair (or check, by its history entry) was first shown, for the time per label. */
-  private readonly shownAt = new Map<string, number>();
+  private readonly sides = new PairSides(
+    () => (this.host.random ?? Math.random)(),
+    () => (this.host.now ?? Date.now)(),
+  );
 
   constructor(private readonly host: SessionHost) {
-    this.labeled = new Map(Object.entries(host.history.get() ?? {}));
     this.checks = new QualityChecks({
       annotator: () => this.annotator() ?? '',
       checkRate: () => host.checkRate?.() ?? 0,
       random: () => (host.random ?? Math.random)(),
     });
+    this.history = new UndoHistory(host.history, this.checks);
   }
 
   /** Handles one message from the webview; anything that is not in the protocol is logged and dropped. */
@@ -224,7 +206,7 @@ export class LabelingSession {
       selected: queue.key,
       done: pairs.length - unlabeled.length,
       total: pairs.length,
-      canUndo: !restricted && outside.length === 0 && this.undoTarget(queue) !== undefined,
+      canUndo: !restricted && outside.length === 0 && this.history.target(queue.preferencesFile) !== undefined,
       restricted,
       problems: [
         ...this.experimentProblems,
@@ -232,7 +214,7 @@ export class LabelingSession {
         ...[...errors, ...(scored?.errors ?? [])].map((e) => formatDataError(e)),
       ],
     };
-    const sides = (pairId: string) => this.isSwapped(pairId);
+    const sides = (pairId: string) => this.sides.isSwapped(pairId);
     const opened = this.browser.openedPair(pairs);
     const mode = this.host.mode?.get() ?? 'pairwise';
     const group = mode === 'ranking' ? this.rankings.group(pairs, unlabeled) : undefined;
@@ -244,16 +226,16 @@ export class LabelingSession {
         state.review = reviewOf(opened.pair_id, records, scored?.margins, sides);
     } else if (group) state.ranking = this.rankings.shown(group);
     else if (check) state.pair = check;
-    else if (next) state.pair = { ...this.shown(next), position: positionOf(next, pairs) };
-    if (state.ranking) this.markShown(encodeEntry({ kind: 'rank', pairIds: state.ranking.pairIds }));
+    else if (next) state.pair = { ...this.sides.shown(next), position: positionOf(next, pairs) };
+    if (state.ranking) this.sides.markShown(encodeEntry({ kind: 'rank', pairIds: state.ranking.pairIds }));
     const found = this.browser.found(pairs, records);
     if (found) state.found = found;
     if (state.pair)
-      this.markShown(encodeEntry({ kind: state.pair.check ? 'check' : 'label', pairId: state.pair.pairId }));
+      this.sides.markShown(encodeEntry({ kind: state.pair.check ? 'check' : 'label', pairId: state.pair.pairId }));
     if (readable) state.statistics = this.checks.statistics(queue.preferencesFile);
     if (model && scored) {
-      const last = this.labeledIn(queue).at(-1);
-      const latest = last !== undefined && decodeEntry(last).kind === 'label' ? last : undefined;
+      const last = this.history.latest(queue.preferencesFile);
+      const latest = last?.kind === 'label' || last?.kind === 'relabel' ? last.pairId : undefined;
       state.model = modelView({ model, ...scored, pairs, records, latest, sides });
     }
     const guidelines = readGuidelines(queue);
@@ -267,40 +249,19 @@ export class LabelingSession {
     const pair = pairId === undefined ? undefined : pairs.find((p) => p.pair_id === pairId);
     const record = pair && this.checks.labelOf(queue.preferencesFile, pair.pair_id);
     if (!pair || !record) return undefined;
-    const wasSwapped = record.shown_left === undefined ? this.isSwapped(pair.pair_id) : record.shown_left === 'b';
-    return { ...this.shown(pair, !wasSwapped), position: positionOf(pair, pairs), check: true };
+    const wasSwapped = record.shown_left === undefined ? this.sides.isSwapped(pair.pair_id) : record.shown_left === 'b';
+    return { ...this.sides.shown(pair, !wasSwapped), position: positionOf(pair, pairs), check: true };
   }
 
   /** A pair opened from the search, with the choice that stands for it, if any. */
   private shownOpened(pair: ComparisonPair, pairs: ComparisonPair[], records: PreferenceRecord[]): ShownPair {
     const label = records.filter((r) => r.id === pair.pair_id && r.label !== undefined).at(-1)?.label;
-    const shown = { ...this.shown(pair), position: positionOf(pair, pairs) };
-    return label === undefined ? shown : { ...shown, labeled: shownChoice(label, this.isSwapped(pair.pair_id)) };
-  }
-
-  private markShown(entry: string): void {
-    if (!this.shownAt.has(entry)) this.shownAt.set(entry, (this.host.now ?? Date.now)());
-  }
-
-  /** Seconds since the pair (or check) was first shown, to a tenth. */
-  private secondsOn(entry: string): number | undefined {
-    const shown = this.shownAt.get(entry);
-    this.shownAt.delete(entry);
-    return shown === undefined ? undefined : Math.round(((this.host.now ?? Date.now)() - shown) / 100) / 10;
+    const shown = { ...this.sides.shown(pair), position: positionOf(pair, pairs) };
+    return label === undefined ? shown : { ...shown, labeled: shownChoice(label, this.sides.isSwapped(pair.pair_id)) };
   }
 
   private annotator(): string | undefined {
     return this.host.annotator?.()?.trim() || undefined;
-  }
-
-  private shown(pair: ComparisonPair, swapped = this.isSwapped(pair.pair_id)): ShownPair {
-    const [left, right] = swapped ? [pair.response_b, pair.response_a] : [pair.response_a, pair.response_b];
-    return { pairId: pair.pair_id, prompt: pair.prompt, left, right, ...(pair.source && { source: pair.source }) };
-  }
-
-  private isSwapped(pairId: string): boolean {
-    if (!this.swapped.has(pairId)) this.swapped.set(pairId, (this.host.random ?? Math.random)() < 0.5);
-    return this.swapped.get(pairId)!;
   }
 
   private async label(request: LabelRequest): Promise<void> {
@@ -316,25 +277,29 @@ export class LabelingSession {
     if (checking) return this.check(queue, pair, request);
     const rationale = request.rationale?.trim();
     const annotator = this.annotator();
-    const swapped = this.isSwapped(pair.pair_id);
-    const seconds = this.secondsOn(pair.pair_id);
+    const swapped = this.sides.isSwapped(pair.pair_id);
+    const seconds = this.sides.secondsOn(pair.pair_id);
     const record = labelPair(pair, storedLabel(request.choice, swapped), {
       ...(rationale ? { rationale } : {}),
       ...(annotator ? { annotator } : {}),
       shown_left: swapped ? 'b' : 'a',
       ...(seconds !== undefined && { duration_seconds: seconds }),
     });
-    const replace = this.browser.isOpened(pair.pair_id) && this.liveIds(queue).has(pair.pair_id);
+    const replace = this.browser.isOpened(pair.pair_id) && standingIds(queue.preferencesFile).has(pair.pair_id);
     try {
-      if (replace) await relabelPreference(queue.preferencesFile, record);
-      else await appendPreference(queue.preferencesFile, record, { once: true });
+      if (replace) {
+        const replacedLine = await relabelPreference(queue.preferencesFile, record);
+        this.history.add(queue.preferencesFile, { kind: 'relabel', pairId: pair.pair_id, replacedLine });
+      } else {
+        await appendPreference(queue.preferencesFile, record, { once: true });
+        this.history.add(queue.preferencesFile, { kind: 'label', pairId: pair.pair_id });
+      }
     } catch (err) {
       // Labeled meanwhile, e.g. in another window on the same workspace: keep that label.
       if (err instanceof AlreadyLabeledError)
         return this.answer(request.id, 'This pair was already labeled (in another window?); showing the next one.');
       return this.answer(request.id, `The label was not saved: ${(err as Error).message}`);
     }
-    this.remember(queue, [...this.labeledIn(queue), pair.pair_id]);
     if (this.browser.isOpened(pair.pair_id)) this.browser.open(undefined);
     else this.checks.afterLabel(queue.preferencesFile, pair.pair_id);
     return this.answer(request.id);
@@ -351,13 +316,13 @@ export class LabelingSession {
     try {
       const records = this.rankings.records(this.rankings.group(pairs, unlabeled), request, {
         annotator: this.annotator(),
-        seconds: this.secondsOn(entry),
+        seconds: this.sides.secondsOn(entry),
       });
       await appendPreferences(queue.preferencesFile, records, { once: true });
     } catch (err) {
       return this.answer(request.id, `The ranking was not saved: ${(err as Error).message}`);
     }
-    this.remember(queue, [...this.labeledIn(queue), entry]);
+    this.history.add(queue.preferencesFile, { kind: 'rank', pairIds: request.pairIds });
     return this.answer(request.id);
   }
 
@@ -365,9 +330,8 @@ export class LabelingSession {
   private async check(queue: Queue, pair: ComparisonPair, request: LabelRequest): Promise<void> {
     const record = this.checks.labelOf(queue.preferencesFile, pair.pair_id);
     if (!record) return this.answer(request.id, 'This pair is no longer labeled; showing the next one.');
-    const swapped = record.shown_left === undefined ? !this.isSwapped(pair.pair_id) : record.shown_left === 'a';
-    const entry = encodeEntry({ kind: 'check', pairId: pair.pair_id });
-    const seconds = this.secondsOn(entry);
+    const swapped = record.shown_left === undefined ? !this.sides.isSwapped(pair.pair_id) : record.shown_left === 'a';
+    const seconds = this.sides.secondsOn(encodeEntry({ kind: 'check', pairId: pair.pair_id }));
     try {
       await this.checks.record(queue.preferencesFile, pair.pair_id, {
         label: storedLabel(request.choice, swapped),
@@ -377,7 +341,7 @@ export class LabelingSession {
     } catch (err) {
       return this.answer(request.id, `The check was not saved: ${(err as Error).message}`);
     }
-    this.remember(queue, [...this.labeledIn(queue), entry]);
+    this.history.add(queue.preferencesFile, { kind: 'check', pairId: pair.pair_id });
     return this.answer(request.id);
   }
 
@@ -385,19 +349,12 @@ export class LabelingSession {
     const queue = this.selectedQueue();
     const refusal = this.writeRefusal(queue);
     if (refusal) return this.answer(id, refusal);
-    const target = queue && this.undoTarget(queue);
-    if (!queue || !target) return this.answer(id, 'There is no label to undo.');
-    const entry = decodeEntry(target);
     try {
-      if (entry.kind === 'check') await this.checks.undo(queue.preferencesFile, entry.pairId);
-      else {
-        await undoPreferences(queue.preferencesFile, entry.kind === 'rank' ? entry.pairIds : [entry.pairId]);
-        this.checks.forget(queue.preferencesFile);
-      }
+      if (!queue || !(await this.history.undo(queue.preferencesFile)))
+        return this.answer(id, 'There is no label to undo.');
     } catch (err) {
       return this.answer(id, `The undo was not saved: ${(err as Error).message}`);
     }
-    this.remember(queue, this.labeledIn(queue).slice(0, -1));
     return this.answer(id);
   }
 
@@ -406,39 +363,6 @@ export class LabelingSession {
     if (!this.host.isTrusted()) return RESTRICTED;
     const [outside] = queue ? queuePathProblems(queue) : [];
     return outside && `Not saved: ${outside}`;
-  }
-
-  /**
-   * The pair whose label an undo takes back: this window's latest label that still stands (also
-   * after a reload; never another window's or another person's label).
-   */
-  private undoTarget(queue: Queue): string | undefined {
-    const live = this.liveIds(queue);
-    const mine = this.labeledIn(queue);
-    let standing = mine.length;
-    const stands = (text: string) => {
-      const entry = decodeEntry(text);
-      if (entry.kind === 'check') return this.checks.stands(queue.preferencesFile, entry.pairId);
-      return entry.kind === 'rank' ? entry.pairIds.every((id) => live.has(id)) : live.has(entry.pairId);
-    };
-    while (standing > 0 && !stands(mine[standing - 1])) standing--;
-    if (standing < mine.length) this.remember(queue, mine.slice(0, standing));
-    return standing > 0 ? mine[standing - 1] : undefined;
-  }
-
-  /** Keeps the window's latest labels of a preferences file, for undo after a reload. */
-  private remember(queue: Queue, ids: string[]): void {
-    this.labeled.set(queue.preferencesFile, ids.slice(-UNDO_DEPTH));
-    this.host.history.set(Object.fromEntries(this.labeled));
-  }
-
-  private liveIds(queue: Queue): Set<string> {
-    if (!fs.existsSync(queue.preferencesFile)) return new Set();
-    return new Set(readPreferences(queue.preferencesFile).records.flatMap((r) => (r.id === undefined ? [] : [r.id])));
-  }
-
-  private labeledIn(queue: Queue): string[] {
-    return this.labeled.get(queue.preferencesFile) ?? [];
   }
 
   /** Answers a request, then sends what the view shows now. */
