@@ -20,7 +20,7 @@ import {
 import { recomputed } from '../engine/autodiff';
 import { cos, sin } from '../engine/ops-trig';
 import { gelu, linear as affine, rmsNorm as rmsNormalize, silu } from '../engine/nn';
-import { Tensor, constant } from '../engine/tensor';
+import { Dim, Tensor, constant } from '../engine/tensor';
 import type { KV, ParamSpec, Params } from './architecture';
 
 /** The standard deviation of weights drawn at initialisation (HF's initializer_range). */
@@ -148,9 +148,18 @@ export function applyRotary(x: Tensor, rotary: Rotary): Tensor {
   return x.mul(rotary.cos).add(swapped.mul(rotary.sin));
 }
 
-/** x [B, T, n·headDim] as n heads, [B, n, T, headDim]. */
+/** x [B, T, n·headDim] as n heads, [B, n, T, headDim] (for one position, a reshape: no data moves). */
 export function splitHeads(x: Tensor, n: number, headDim: number): Tensor {
-  return transpose(x.reshape([x.shape[0], x.shape[1], n, headDim]), [0, 2, 1, 3]);
+  const [b, t] = x.shape;
+  if (t === 1) return x.reshape([b, n, 1, headDim]);
+  return transpose(x.reshape([b, t, n, headDim]), [0, 2, 1, 3]);
+}
+
+/** splitHeads undone: y [B, n, T, headDim] → [B, T, n·headDim]. */
+function mergeHeads(y: Tensor): Tensor {
+  const [b, n, t, headDim] = y.shape as [Dim, number, Dim, number];
+  const width = n * headDim;
+  return t === 1 ? y.reshape([b, 1, width]) : transpose(y, [0, 2, 1, 3]).reshape([b, t, width]);
 }
 
 /**
@@ -169,8 +178,7 @@ export function causalAttention(
   past?: KV,
 ): { y: Tensor; kv: KV } {
   const y = past ? attentionOverCache(q, k, v, heads, bias, past) : attention(q, k, v, heads, bias);
-  const merged = transpose(y, [0, 2, 1, 3]).reshape([q.shape[0], q.shape[2], heads.nHead * heads.headDim]);
-  return { y: merged, kv: { key: k, value: v } };
+  return { y: mergeHeads(y), kv: { key: k, value: v } };
 }
 
 /** softmax(q kᵀ / √hd + bias) v, [B, nHead, T, hd], each KV head repeated to its query heads. */

@@ -3,7 +3,7 @@
  * go in, the drawn token ids (and their log-probs) come out, so the host never copies out or walks
  * a vocabulary-sized row per token; it only feeds one uniform draw per token from its seeded Rng.
  *
- * - greedy (temperature 0): ArgMax.
+ * - greedy (temperature 0): the first largest logit, in two levels (blocks, then tokens).
  * - temperature alone: inverse-CDF sampling over all of softmax(logits / T): the token is the
  *   first whose running sum passes u · total (in two levels: blocks, then tokens). Exact, up to
  *   float32 rounding.
@@ -59,7 +59,7 @@ export function samplingMode(o: SamplingKnobs, vocab: number): SamplingMode {
 
 /**
  * The sampling head over the logits [B, V] that `head` (a linear map, no bias) gives for `hidden`
- * [B, D]: `next` [B] (int64) for greedy, else `next` [B, N] (int32) (N draws per row, one per uniform fed in
+ * [B, D]: `next` [B] (int32) for greedy, else `next` [B, N] (int32) (N draws per row, one per uniform fed in
  * `uniform` [B, N]) and `logprob` [B, N], each drawn token's log-prob under softmax(logits /
  * temperature), the whole distribution's (what PPO's graphs compute). The temperature divides the
  * hidden state, D numbers a row instead of V. The exponentials are left unnormalised: the draw and
@@ -70,13 +70,33 @@ export function samplingHead(
   hidden: Tensor,
   mode: SamplingMode,
 ): Record<string, Tensor> {
-  if (mode === 'greedy') return { next: argmax(head(hidden), -1) };
+  if (mode === 'greedy') return { next: firstLargest(head(hidden)) };
   const scaled = head(hidden.div(input('temperature', 'float32', [])));
   const top = scaled.max(-1, true);
   const weights = scaled.sub(top).exp();
   const drawn = inverseCdf(mode === 'full' ? weights : truncated(weights), input('uniform', 'float32', ['B', 'N']));
   const total = mode === 'full' ? drawn.total : weights.sum(-1, true);
   return { next: drawn.next, logprob: gatherElements(scaled, drawn.next, -1).sub(top).sub(total.log()) };
+}
+
+/**
+ * The index of each row's largest logit, the first on ties (as ArgMax), for logits [B, V]: the
+ * largest of each block (blockSize tokens), the first block holding the row's largest, then its
+ * first token that reaches it. onnxruntime's ArgMax over a vocabulary-sized row takes several
+ * times as long as its ReduceMax over it. A last block short of tokens is filled with copies of
+ * the row's first ones, which come later than the originals and so never win.
+ */
+function firstLargest(logits: Tensor): Tensor {
+  const [b, v] = logits.shape as [Dim, number];
+  const size = blockSize(v),
+    groups = Math.ceil(v / size);
+  const padded = groups * size === v ? logits : concat([logits, slice(logits, 1, 0, groups * size - v)], 1);
+  const blocks = padded.reshape([b, groups, size]);
+  const block = cast(argmax(blocks.max(-1), -1, true), 'int32'); // [B, 1]
+  const zeros = constant(new Int32Array(size), 'int32', [1, 1, size]);
+  const inBlock = gatherElements(blocks, unsqueeze(block, -1).add(zeros), 1); // [B, 1, size]
+  const token = cast(argmax(inBlock, -1), 'int32'); // [B, 1]
+  return block.mul(size).add(token).reshape([b]);
 }
 
 /** weights [B, V] with every token outside the top-k / top-p set zeroed. */
