@@ -20,7 +20,6 @@
  */
 import * as ort from 'onnxruntime-node';
 import {
-  argmax,
   cast,
   concat,
   cumsum,
@@ -31,6 +30,7 @@ import {
   minimum,
   slice,
   topkValues,
+  transpose,
   unsqueeze,
   where,
 } from '../engine/ops';
@@ -80,23 +80,37 @@ export function samplingHead(
 }
 
 /**
- * The index of each row's largest logit, the first on ties (as ArgMax), for logits [B, V]: the
- * largest of each block (blockSize tokens), the first block holding the row's largest, then its
- * first token that reaches it. onnxruntime's ArgMax over a vocabulary-sized row takes several
- * times as long as its ReduceMax over it. A last block short of tokens is filled with copies of
- * the row's first ones, which come later than the originals and so never win.
+ * The index of each row's largest logit, the first on ties (as ArgMax), for logits [B, V], in two
+ * levels over blocks of blockSize tokens: each block's largest, the first block holding the row's
+ * largest, then that block's first token to reach it. The logits are read vocabulary-major, [V, B]
+ * (how the LM head's W hᵀ gives them: the two transposes cancel), where each reduction runs over
+ * whole rows of B. onnxruntime's ArgMax over a vocabulary takes several times as long. A last
+ * block short of tokens is filled with copies of the first ones: they come later, so never win.
  */
 function firstLargest(logits: Tensor): Tensor {
   const [b, v] = logits.shape as [Dim, number];
   const size = blockSize(v),
     groups = Math.ceil(v / size);
-  const padded = groups * size === v ? logits : concat([logits, slice(logits, 1, 0, groups * size - v)], 1);
-  const blocks = padded.reshape([b, groups, size]);
-  const block = cast(argmax(blocks.max(-1), -1, true), 'int32'); // [B, 1]
-  const zeros = constant(new Int32Array(size), 'int32', [1, 1, size]);
-  const inBlock = gatherElements(blocks, unsqueeze(block, -1).add(zeros), 1); // [B, 1, size]
-  const token = cast(argmax(inBlock, -1), 'int32'); // [B, 1]
+  const byToken = transpose(logits, [1, 0]); // [V, B]
+  const padded = groups * size === v ? byToken : concat([byToken, slice(byToken, 0, 0, groups * size - v)], 0);
+  const blocks = padded.reshape([groups, size, b]);
+  const blockMax = blocks.max(1); // [groups, B]
+  const top = blockMax.max(0, true); // [1, B]
+  const block = firstReaching(blockMax, top, 0); // [1, B]
+  const rows = unsqueeze(block, 1).add(constant(new Int32Array(size), 'int32', [1, size, 1]));
+  const token = firstReaching(gatherElements(blocks, rows, 0), unsqueeze(top, 1), 1); // [1, 1, B]
   return block.mul(size).add(token).reshape([b]);
+}
+
+/** The index (int32) along `axis` of the first entry of x that reaches `top`: -max(-i where it does). */
+function firstReaching(x: Tensor, top: Tensor, axis: number): Tensor {
+  const n = x.shape[axis] as number;
+  const minusIndex = constant(
+    Float32Array.from({ length: n }, (_, i) => -i),
+    'float32',
+    x.shape.map((d, i) => (i === axis ? n : 1)),
+  );
+  return cast(where(greaterOrEqual(x, top), minusIndex, -n).max(axis, true).neg(), 'int32');
 }
 
 /** weights [B, V] with every token outside the top-k / top-p set zeroed. */
