@@ -136,7 +136,7 @@ export function kvShape(cfg: ModelConfig): KvShape {
 /**
  * Past keys/values inputs for decoding with a cache of P positions, [B, nKvHead, P, headDim]; or,
  * `byPosition`, fed as [P, B, nKvHead, headDim] (a host-side cache that grows by appending) and
- * transposed for attention.
+ * transposed for attention (onnxruntime folds the transposes into its MatMuls: nothing is copied).
  */
 export function pastInputs(cfg: ModelConfig, byPosition = false): KV[] {
   const { layers, nKvHead, headDim } = kvShape(cfg);
