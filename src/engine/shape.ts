@@ -116,5 +116,7 @@ export function sliceDim(op: string, dim: Dim, start: number, end: number | unde
   }
   if (end !== undefined && end >= 0) return end; // [0, end): a fixed number of leading items
   const cut = start + (end === undefined ? 0 : -end);
+  // The items a concatenation added at the end ("P+1" less its last 1) leave the dim it extended.
+  if (start === 0 && dim.endsWith(`+${cut}`)) return dim.slice(0, -`+${cut}`.length);
   return cut === 0 ? dim : `${dim}-${cut}`;
 }

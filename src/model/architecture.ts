@@ -89,7 +89,7 @@ export interface Architecture {
   params(cfg: ModelConfig): ParamSpec[];
   /** The token embedding's name: also the LM head's weight [V, D] when the head is tied. */
   embedding: string;
-  /** Final hidden states [B, T, D]; `present` holds every layer's keys and values for a KV cache. */
+  /** Final hidden states [B, T, D]; `present`: every layer's keys and values of the T positions, for a KV cache. */
   forward(p: Params, cfg: ModelConfig, inputs: ForwardInputs, past?: KV[]): { hidden: Tensor; present: KV[] };
   kvShape(cfg: ModelConfig): KvShape;
   /** The family's own rules on a config; errors start with `where`. */

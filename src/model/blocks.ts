@@ -20,7 +20,7 @@ import {
 import { recomputed } from '../engine/autodiff';
 import { cos, sin } from '../engine/ops-trig';
 import { gelu, linear as affine, rmsNorm as rmsNormalize, silu } from '../engine/nn';
-import { Tensor, constant } from '../engine/tensor';
+import { Dim, Tensor, constant } from '../engine/tensor';
 import type { KV, ParamSpec, Params } from './architecture';
 
 /** The standard deviation of weights drawn at initialisation (HF's initializer_range). */
@@ -148,16 +148,26 @@ export function applyRotary(x: Tensor, rotary: Rotary): Tensor {
   return x.mul(rotary.cos).add(swapped.mul(rotary.sin));
 }
 
-/** x [B, T, n·headDim] as n heads, [B, n, T, headDim]. */
+/** x [B, T, n·headDim] as n heads, [B, n, T, headDim] (for one position, a reshape: no data moves). */
 export function splitHeads(x: Tensor, n: number, headDim: number): Tensor {
-  return transpose(x.reshape([x.shape[0], x.shape[1], n, headDim]), [0, 2, 1, 3]);
+  const [b, t] = x.shape;
+  if (t === 1) return x.reshape([b, n, 1, headDim]);
+  return transpose(x.reshape([b, t, n, headDim]), [0, 2, 1, 3]);
+}
+
+/** splitHeads undone: y [B, n, T, headDim] → [B, T, n·headDim]. */
+function mergeHeads(y: Tensor): Tensor {
+  const [b, n, t, headDim] = y.shape as [Dim, number, Dim, number];
+  const width = n * headDim;
+  return t === 1 ? y.reshape([b, 1, width]) : transpose(y, [0, 2, 1, 3]).reshape([b, t, width]);
 }
 
 /**
  * Scaled dot-product attention of queries q [B, nHead, T, hd] over keys and values [B, nKvHead, T, hd],
- * appended to `past` when given, under the additive bias [B, 1, T, S]. Each KV head serves
- * nHead / nKvHead consecutive query heads (it is repeated to them in the graph, as HF's repeat_kv).
- * Returns the heads merged back, [B, T, nHead·hd], and the keys and values to cache.
+ * and over the cached ones in `past` when given, under the additive bias [B, 1, T, S] (S = P + T:
+ * the cached positions, then the new ones). Each KV head serves nHead / nKvHead consecutive query
+ * heads (as HF's repeat_kv). Returns the heads merged back, [B, T, nHead·hd], and this run's keys
+ * and values (what a cache adds).
  */
 export function causalAttention(
   q: Tensor,
@@ -167,21 +177,42 @@ export function causalAttention(
   bias: Tensor,
   past?: KV,
 ): { y: Tensor; kv: KV } {
-  let key = k,
-    value = v;
-  if (past) {
-    key = concat([past.key, key], 2);
-    value = concat([past.value, value], 2);
-  }
+  const y = past ? attentionOverCache(q, k, v, heads, bias, past) : attention(q, k, v, heads, bias);
+  return { y: mergeHeads(y), kv: { key: k, value: v } };
+}
+
+/** softmax(q kᵀ / √hd + bias) v, [B, nHead, T, hd], each KV head repeated to its query heads. */
+function attention(q: Tensor, k: Tensor, v: Tensor, heads: AttentionHeads, bias: Tensor): Tensor {
   const groups = heads.nHead / heads.nKvHead;
-  const keys = repeatKv(key, groups),
-    values = repeatKv(value, groups);
-  const scores = matmul(q, transpose(keys, [0, 1, 3, 2]))
+  const scores = matmul(q, transpose(repeatKv(k, groups), [0, 1, 3, 2]))
     .mul(1 / Math.sqrt(heads.headDim))
     .add(bias); // [B, H, T, S]
-  const y = matmul(softmax(scores, -1), values); // [B, H, T, hd]
-  const merged = transpose(y, [0, 2, 1, 3]).reshape([q.shape[0], q.shape[2], heads.nHead * heads.headDim]);
-  return { y: merged, kv: { key, value } };
+  return matmul(softmax(scores, -1), repeatKv(v, groups));
+}
+
+/**
+ * attention() over the cached keys and values and the new ones, without concatenating them: the
+ * scores against each are computed apart and softmaxed together, and the weights split again, so
+ * the cache ([B, nKvHead, P, hd], or a transposed view of how the host keeps it) is only read,
+ * once, per run. A KV head's query heads are its rows (no repeated keys). T must be a number.
+ */
+function attentionOverCache(q: Tensor, k: Tensor, v: Tensor, heads: AttentionHeads, bias: Tensor, past: KV): Tensor {
+  const [b, , t, hd] = q.shape;
+  if (typeof t !== 'number')
+    throw new Error(`attention over a KV cache needs a fixed number of new positions, not "${t}"`);
+  const groups = heads.nHead / heads.nKvHead,
+    rows = groups * t;
+  const byKvHead = (x: Tensor) => x.reshape([b, heads.nKvHead, rows, hd]); // [B, nKv, groups·T, hd]
+  const queries = byKvHead(q);
+  const [, , , s] = bias.shape;
+  const biasRows =
+    groups === 1 || t === 1 ? bias : expand(unsqueeze(bias, 2), [b, 1, groups, t, s]).reshape([b, 1, rows, s]);
+  const scoresAgainst = (keys: Tensor) =>
+    matmul(queries, transpose(keys, [0, 1, 3, 2])).mul(1 / Math.sqrt(hd as number));
+  const scores = concat([scoresAgainst(past.key), scoresAgainst(k)], 3).add(biasRows); // [B, nKv, groups·T, P + T]
+  const weights = softmax(scores, -1);
+  const y = matmul(slice(weights, 3, 0, -t), past.value).add(matmul(slice(weights, 3, -t), v));
+  return y.reshape([b, heads.nHead, t, hd]);
 }
 
 /**

@@ -8,7 +8,7 @@
  * which covers causality, left padding and a KV cache with the same graph code.
  */
 import { dense, matmul, reshape, transpose } from '../engine/ops';
-import { Tensor, input } from '../engine/tensor';
+import { Dim, Tensor, input } from '../engine/tensor';
 import { Rng } from '../util/rng';
 import { ForwardInputs, KV, KvShape, ParamSpec, Params, architectureOf } from './architecture';
 import { INIT_STD } from './blocks';
@@ -79,7 +79,8 @@ export function hfName(cfg: ModelConfig, name: string): string {
 
 /**
  * Final hidden states [B, T, D] for tokens at positions under the attention bias; with `past`,
- * the new keys and values are appended to the cached ones. `present` holds every layer's.
+ * attending to the cached keys and values too. `present` holds every layer's keys and values of
+ * these T positions (what a cache adds).
  */
 export function transformer(
   p: Params,
@@ -115,12 +116,15 @@ export function scoreHead(p: Params, hidden: Tensor): Tensor {
   return p['score.bias'] ? scores.add(reshape(p['score.bias'], [])) : scores;
 }
 
-/** The standard inputs of a forward pass over a [B, T] window that attends to S keys; `rows` names B. */
-export function sequenceInputs(keys: string = 'T', rows: string = 'B'): ForwardInputs {
+/**
+ * The standard inputs of a forward pass over a [B, T] window that attends to S keys; `rows` names
+ * B, `queries` T (a number for a KV-cache decode run).
+ */
+export function sequenceInputs(keys: Dim = 'T', rows: string = 'B', queries: Dim = 'T'): ForwardInputs {
   return {
-    tokens: input('tokens', 'int32', [rows, 'T']),
-    positions: input('positions', 'int32', [rows, 'T']),
-    attnBias: input('attn_bias', 'float32', [rows, 1, 'T', keys]),
+    tokens: input('tokens', 'int32', [rows, queries]),
+    positions: input('positions', 'int32', [rows, queries]),
+    attnBias: input('attn_bias', 'float32', [rows, 1, queries, keys]),
   };
 }
 
@@ -132,7 +136,7 @@ export function kvShape(cfg: ModelConfig): KvShape {
 /**
  * Past keys/values inputs for decoding with a cache of P positions, [B, nKvHead, P, headDim]; or,
  * `byPosition`, fed as [P, B, nKvHead, headDim] (a host-side cache that grows by appending) and
- * transposed for attention.
+ * transposed for attention (onnxruntime folds the transposes into its MatMuls: nothing is copied).
  */
 export function pastInputs(cfg: ModelConfig, byPosition = false): KV[] {
   const { layers, nKvHead, headDim } = kvShape(cfg);

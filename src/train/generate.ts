@@ -7,7 +7,7 @@
  * (with a host-side cache, or none): later runs decode only the rows still writing.
  */
 import * as ort from 'onnxruntime-node';
-import { reshape, slice } from '../engine/ops';
+import { concat, reshape, slice } from '../engine/ops';
 import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, hostTensor } from '../engine/runtime';
 import { State } from '../engine/step';
@@ -36,25 +36,27 @@ export interface Generation {
 
 /**
  * Outputs the tokens drawn from the last position (./sampling.ts's head for `mode`) and every
- * layer's keys/values [B, nKvHead, S, headDim]: all S positions, or with `newOnly` just the new one
- * (for a host-side cache).
+ * layer's keys/values [B, nKvHead, S, headDim]. A prefill run's S are its T positions; a decode
+ * run (`past`) reads one new position per row and outputs it alone (`appendedOnHost`: the host
+ * appends it to its cache) or the cache with it appended (a cache kept on the device).
  */
 function lastTokenGraph(
   cfg: ModelConfig,
   model: { prefix: string; lora?: AdapterPlace },
-  keys: string,
   mode: SamplingMode,
   past?: KV[],
-  newOnly = false,
+  appendedOnHost = false,
 ) {
   const p = modelInputs(cfg, 'lm', model.prefix, model.lora);
-  const inp = sequenceInputs(keys);
+  const inp = past ? sequenceInputs('P+1', 'B', 1) : sequenceInputs('T');
   const { hidden, present } = transformer(p, cfg, inp, past);
   const last = reshape(slice(hidden, 1, -1), [hidden.shape[0], cfg.nEmbd]);
   const outputs: Record<string, Tensor> = samplingHead((h) => lastTokenLogits(p, cfg, h), last, mode);
+  const whole = (cached: Tensor | undefined, added: Tensor) =>
+    cached && !appendedOnHost ? concat([cached, added], 2) : added;
   present.forEach((kv, i) => {
-    outputs[`present.${i}.key`] = newOnly ? slice(kv.key, 2, -1) : kv.key;
-    outputs[`present.${i}.value`] = newOnly ? slice(kv.value, 2, -1) : kv.value;
+    outputs[`present.${i}.key`] = whole(past?.[i].key, kv.key);
+    outputs[`present.${i}.value`] = whole(past?.[i].value, kv.value);
   });
   return toOnnx(outputs, `${past ? 'decode' : 'prefill'}_${mode}`);
 }
@@ -184,8 +186,8 @@ export class Generator {
       ? []
       : Array.from({ length: kvShape(cfg).layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat();
     const load = async (): Promise<Programs> => ({
-      prefill: await runtime.load(lastTokenGraph(cfg, model, 'T', mode), cache),
-      decode: await runtime.load(lastTokenGraph(cfg, model, 'P+T', mode, pastInputs(cfg, hostCache), hostCache), cache),
+      prefill: await runtime.load(lastTokenGraph(cfg, model, mode), cache),
+      decode: await runtime.load(lastTokenGraph(cfg, model, mode, pastInputs(cfg, hostCache), hostCache), cache),
     });
     const programs = load();
     this.programs.set(mode, programs);

@@ -3,7 +3,7 @@
  * go in, the drawn token ids (and their log-probs) come out, so the host never copies out or walks
  * a vocabulary-sized row per token; it only feeds one uniform draw per token from its seeded Rng.
  *
- * - greedy (temperature 0): ArgMax.
+ * - greedy (temperature 0): the first largest logit, in two levels (blocks, then tokens).
  * - temperature alone: inverse-CDF sampling over all of softmax(logits / T): the token is the
  *   first whose running sum passes u · total (in two levels: blocks, then tokens). Exact, up to
  *   float32 rounding.
@@ -20,7 +20,6 @@
  */
 import * as ort from 'onnxruntime-node';
 import {
-  argmax,
   cast,
   concat,
   cumsum,
@@ -31,6 +30,7 @@ import {
   minimum,
   slice,
   topkValues,
+  transpose,
   unsqueeze,
   where,
 } from '../engine/ops';
@@ -59,7 +59,7 @@ export function samplingMode(o: SamplingKnobs, vocab: number): SamplingMode {
 
 /**
  * The sampling head over the logits [B, V] that `head` (a linear map, no bias) gives for `hidden`
- * [B, D]: `next` [B] (int64) for greedy, else `next` [B, N] (int32) (N draws per row, one per uniform fed in
+ * [B, D]: `next` [B] (int32) for greedy, else `next` [B, N] (int32) (N draws per row, one per uniform fed in
  * `uniform` [B, N]) and `logprob` [B, N], each drawn token's log-prob under softmax(logits /
  * temperature), the whole distribution's (what PPO's graphs compute). The temperature divides the
  * hidden state, D numbers a row instead of V. The exponentials are left unnormalised: the draw and
@@ -70,13 +70,47 @@ export function samplingHead(
   hidden: Tensor,
   mode: SamplingMode,
 ): Record<string, Tensor> {
-  if (mode === 'greedy') return { next: argmax(head(hidden), -1) };
+  if (mode === 'greedy') return { next: firstLargest(head(hidden)) };
   const scaled = head(hidden.div(input('temperature', 'float32', [])));
   const top = scaled.max(-1, true);
   const weights = scaled.sub(top).exp();
   const drawn = inverseCdf(mode === 'full' ? weights : truncated(weights), input('uniform', 'float32', ['B', 'N']));
   const total = mode === 'full' ? drawn.total : weights.sum(-1, true);
   return { next: drawn.next, logprob: gatherElements(scaled, drawn.next, -1).sub(top).sub(total.log()) };
+}
+
+/**
+ * The index of each row's largest logit, the first on ties (as ArgMax), for logits [B, V], in two
+ * levels over blocks of blockSize tokens: each block's largest, the first block holding the row's
+ * largest, then that block's first token to reach it. The logits are read vocabulary-major, [V, B]
+ * (how the LM head's W hᵀ gives them: the two transposes cancel), where each reduction runs over
+ * whole rows of B. onnxruntime's ArgMax over a vocabulary takes several times as long. A last
+ * block short of tokens is filled with copies of the first ones: they come later, so never win.
+ */
+function firstLargest(logits: Tensor): Tensor {
+  const [b, v] = logits.shape as [Dim, number];
+  const size = blockSize(v),
+    groups = Math.ceil(v / size);
+  const byToken = transpose(logits, [1, 0]); // [V, B]
+  const padded = groups * size === v ? byToken : concat([byToken, slice(byToken, 0, 0, groups * size - v)], 0);
+  const blocks = padded.reshape([groups, size, b]);
+  const blockMax = blocks.max(1); // [groups, B]
+  const top = blockMax.max(0, true); // [1, B]
+  const block = firstReaching(blockMax, top, 0); // [1, B]
+  const rows = unsqueeze(block, 1).add(constant(new Int32Array(size), 'int32', [1, size, 1]));
+  const token = firstReaching(gatherElements(blocks, rows, 0), unsqueeze(top, 1), 1); // [1, 1, B]
+  return block.mul(size).add(token).reshape([b]);
+}
+
+/** The index (int32) along `axis` of the first entry of x that reaches `top`: -max(-i where it does). */
+function firstReaching(x: Tensor, top: Tensor, axis: number): Tensor {
+  const n = x.shape[axis] as number;
+  const minusIndex = constant(
+    Float32Array.from({ length: n }, (_, i) => -i),
+    'float32',
+    x.shape.map((d, i) => (i === axis ? n : 1)),
+  );
+  return cast(where(greaterOrEqual(x, top), minusIndex, -n).max(axis, true).neg(), 'int32');
 }
 
 /** weights [B, V] with every token outside the top-k / top-p set zeroed. */

@@ -228,3 +228,12 @@ test("a graph with a symbolic batch dim 'B' runs at two batch sizes with the rig
   }
   await program.release();
 });
+
+test('slicing off what a concatenation appended gives back the symbolic dim it extended', () => {
+  const joined = ops.concat([f32(['B', 'P']), f32(['B', 1], 'y')], 1);
+  assert.deepEqual(joined.shape, ['B', 'P+1']);
+  assert.deepEqual(ops.slice(joined, 1, 0, -1).shape, ['B', 'P']);
+  assert.deepEqual(ops.slice(joined, 1, -1).shape, ['B', 1]);
+  assert.deepEqual(ops.slice(joined, 1, 0, -2).shape, ['B', 'P+1-2']);
+  assert.deepEqual(ops.slice(f32(['B', 'P+11']), 1, 0, -1).shape, ['B', 'P+11-1']);
+});

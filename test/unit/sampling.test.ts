@@ -114,6 +114,19 @@ test('the same seed draws the same tokens; greedy is the argmax', async () => {
   assert.deepEqual((await draw(LOGITS, { temperature: 0, topK: 0, topP: 1 }, 1, 0)).tokens, [1]);
 });
 
+test('greedy picks the first largest logit across blocks, a padded last block included', async () => {
+  for (const v of [12, 1009, 50257]) {
+    const rng = new Rng(v);
+    const row = () => Array.from(Float32Array.from({ length: v }, () => rng.normal()));
+    const firstMax = (l: number[]) => l.indexOf(Math.max(...l));
+    const rows = [row(), row(), row()];
+    rows[1][v - 1] = rows[1][0] = 9; // tied with the first token, whose copies pad the last block
+    rows[2][v >> 1] = rows[2][v - 2] = 7; // tied in two blocks
+    const greedy = { temperature: 0, topK: 0, topP: 1 };
+    for (const l of rows) assert.deepEqual((await draw(l, greedy, 1, 0)).tokens, [firstMax(l)]);
+  }
+});
+
 test(`top-p alone draws among the ${TOP_P_CANDIDATES} most likely tokens; exact when they hold top_p`, async () => {
   // A flat tail: 2000 tokens, the first 10 holding most of the mass.
   const logits = Array.from({ length: 2000 }, (_, i) => (i < 10 ? 8 - i * 0.1 : Math.sin(i)));
