@@ -175,19 +175,21 @@ export class Workbench {
   /**
    * Runs a command from the palette by its full title ("RLHF: New Experiment"). The palette lists
    * the commands known when it opens: just after a reload, before the extensions' contributions
-   * are read, it is opened again.
+   * are read, it is opened again. A key pressed while a webview's frame is taking focus can be lost
+   * with it: F1 is pressed again when the palette does not open.
    */
   async command(title: string, attempts = 3): Promise<void> {
-    await this.page.keyboard.press('F1');
+    const wait = attempts > 1 ? UI_TIMEOUT / 3 : UI_TIMEOUT;
     const input = this.quickInput();
-    await input.waitFor({ timeout: UI_TIMEOUT });
-    await input.fill(`>${title}`);
     const row = this.page.locator('.quick-input-list .monaco-list-row.focused', { hasText: title });
     try {
-      await row.waitFor({ timeout: attempts > 1 ? UI_TIMEOUT / 3 : UI_TIMEOUT });
+      await this.page.keyboard.press('F1');
+      await input.waitFor({ timeout: wait });
+      await input.fill(`>${title}`);
+      await row.waitFor({ timeout: wait });
     } catch (e) {
       if (attempts <= 1) throw e;
-      await input.press('Escape');
+      if (await input.isVisible()) await input.press('Escape');
       return this.command(title, attempts - 1);
     }
     await input.press('Enter');
