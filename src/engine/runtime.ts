@@ -262,14 +262,15 @@ export class Program {
         )
       : await this.session.run(only);
     for (const t of Object.values(out)) if (t.location === 'gpu-buffer') this.track(t);
+    // onnxruntime-node hands back a copy of each output, even one written into a given tensor: that
+    // copy is freed now rather than at some later garbage collection (for a training step it is a
+    // second copy of every parameter and optimizer slot), and the given tensor returned instead.
+    const result: Record<string, ort.Tensor> = { ...out };
     for (const [name, t] of Object.entries(into)) {
-      // onnxruntime-node hands back a copy of each output, even one written into a given tensor:
-      // free that copy now rather than at some later garbage collection (for a training step it is
-      // a second copy of every parameter and optimizer slot).
       if (out[name] !== t && out[name].location === 'cpu') free(out[name].data as ArrayBufferView);
-      out[name] = t;
+      result[name] = t;
     }
-    return out;
+    return result;
   }
 
   /** Releases the session now, or once the last of its device outputs is disposed. */
@@ -300,10 +301,11 @@ export class Program {
  * closed port drops it (Node has no ArrayBuffer.prototype.transfer before version 21).
  */
 function free(view: ArrayBufferView): void {
-  if (view.byteOffset !== 0 || view.byteLength !== view.buffer.byteLength) return; // shares its buffer
+  const { buffer } = view;
+  if (!(buffer instanceof ArrayBuffer) || view.byteOffset !== 0 || view.byteLength !== buffer.byteLength) return;
   const { port1 } = new MessageChannel();
   port1.close();
-  port1.postMessage(null, [view.buffer]);
+  port1.postMessage(null, [buffer]);
 }
 
 /** onnxruntime's verbose "Node placements" log: provider → nodes ("OpType (node name)"). */
