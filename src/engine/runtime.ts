@@ -7,6 +7,7 @@ import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { MessageChannel } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
 import { matmul, softmax, sum } from './ops';
 import { OnnxModel, toOnnx } from './onnx';
@@ -261,7 +262,15 @@ export class Program {
         )
       : await this.session.run(only);
     for (const t of Object.values(out)) if (t.location === 'gpu-buffer') this.track(t);
-    return out;
+    // onnxruntime-node hands back a copy of each output, even one written into a given tensor: that
+    // copy is freed now rather than at some later garbage collection (for a training step it is a
+    // second copy of every parameter and optimizer slot), and the given tensor returned instead.
+    const result: Record<string, ort.Tensor> = { ...out };
+    for (const [name, t] of Object.entries(into)) {
+      if (out[name] !== t && out[name].location === 'cpu') free(out[name].data as ArrayBufferView);
+      result[name] = t;
+    }
+    return result;
   }
 
   /** Releases the session now, or once the last of its device outputs is disposed. */
@@ -285,6 +294,18 @@ export class Program {
     this.closed = true;
     await this.session.release();
   }
+}
+
+/**
+ * Frees the memory of `view` now: transferring an ArrayBuffer detaches it, and a transfer to a
+ * closed port drops it (Node has no ArrayBuffer.prototype.transfer before version 21).
+ */
+function free(view: ArrayBufferView): void {
+  const { buffer } = view;
+  if (!(buffer instanceof ArrayBuffer) || view.byteOffset !== 0 || view.byteLength !== buffer.byteLength) return;
+  const { port1 } = new MessageChannel();
+  port1.close();
+  port1.postMessage(null, [buffer]);
 }
 
 /** onnxruntime's verbose "Node placements" log: provider → nodes ("OpType (node name)"). */
