@@ -18,20 +18,12 @@ import { attentionBias, positionIds } from '../../src/model/masks';
 import { NamedTensor } from '../../src/model/safetensors';
 import { loadAdapterFolder } from '../../src/train/adapters';
 import { Rng } from '../../src/util/rng';
+import { LORA } from '../helpers/lora-config';
 
 export const GPT2: ModelConfig = resizeConfig(PRESETS.tiny, { nEmbd: 32, nHead: 4, nLayer: 2, vocabSize: 97 });
 export const LLAMA: ModelConfig = {
   ...resizeConfig(PRESETS['tiny-llama'], { nEmbd: 32, nHead: 4, nLayer: 2, vocabSize: 97 }),
   intermediateSize: 48,
-};
-
-export const LORA: LoraConfig = {
-  r: 4,
-  lora_alpha: 8,
-  lora_dropout: 0,
-  target_modules: 'all-linear',
-  modules_to_save: [],
-  use_rslora: false,
 };
 
 const rows = [

@@ -9,24 +9,17 @@ import { Tensor, topoSort } from '../../src/engine/tensor';
 import { makeBatch } from '../../src/data/batch';
 import { ModelConfig, PRESETS, resizeConfig } from '../../src/model/config';
 import { initParams } from '../../src/model/decoder';
-import { LoraConfig, newAdapter } from '../../src/model/lora';
+import { newAdapter } from '../../src/model/lora';
 import { rewardLossGraph } from '../../src/train/reward';
 import { batchFeeds, sftLossGraph } from '../../src/train/sft';
 import { hostTensor } from '../../src/engine/runtime';
 import { Rng } from '../../src/util/rng';
+import { LORA } from '../helpers/lora-config';
 
 const MODELS: [string, ModelConfig][] = [
   ['GPT-2', resizeConfig(PRESETS.tiny, { nLayer: 2, vocabSize: 61, nPositions: 16 })],
   ['Llama', resizeConfig(PRESETS['tiny-llama'], { nLayer: 2, vocabSize: 61, nPositions: 16 })],
 ];
-const LORA: LoraConfig = {
-  r: 4,
-  lora_alpha: 8,
-  lora_dropout: 0,
-  target_modules: 'all-linear',
-  modules_to_save: [],
-  use_rslora: false,
-};
 
 function feedsFor(cfg: ModelConfig) {
   const rng = new Rng(5);
