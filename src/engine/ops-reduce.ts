@@ -85,12 +85,6 @@ vjps.set('ReduceMax', (g, y) => {
   return [expandLike(g.reshape(keptShape), x).mul(share)];
 });
 
-/** Index of the max along an axis (int64; no gradient). */
-export function argmax(x: Tensor, axis: number, keepdims = false): Tensor {
-  const a = normAxis('argmax', axis, x.rank);
-  return node('ArgMax', [x], 'int64', reducedShape(x.shape, [a], keepdims), { axis: a, keepdims: keepdims ? 1 : 0 });
-}
-
 /** Softmax along one axis. */
 export function softmax(x: Tensor, axis = -1): Tensor {
   requireFloat('softmax', x);

@@ -39,7 +39,7 @@ export {
   clip,
 } from './ops-elementwise';
 export { matmul, gemm, dense } from './ops-matrix';
-export { sum, sumSquares, mean, max, argmax, softmax, layerNormalization } from './ops-reduce';
+export { sum, sumSquares, mean, max, softmax, layerNormalization } from './ops-reduce';
 export {
   shapeOf,
   unbroadcast,

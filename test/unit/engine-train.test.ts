@@ -70,7 +70,14 @@ function build() {
   const x2 = x1.add(nn.linear(nn.gelu(nn.linear(nn.layerNorm(x1, p.ln2g, p.ln2b), p.w1, p.b1)), p.w2, p.b2));
   const logits = ops.matmul(nn.layerNorm(x2, p.lnfg, p.lnfb), ops.transpose(p.wte, [1, 0]));
   const loss = nn.crossEntropy(logits, targets, lossMask);
-  const accuracy = nn.maskedMean(ops.equal(ops.argmax(logits, -1), targets).cast('float32'), lossMask);
+  const targetLogit = ops.gatherElements(logits, ops.unsqueeze(targets, -1), -1);
+  const accuracy = nn.maskedMean(
+    ops
+      .greaterOrEqual(targetLogit, ops.max(logits, -1, true))
+      .reshape(targets.shape)
+      .cast('float32'),
+    lossMask,
+  );
   return { params: names.map((n) => p[n]), loss, accuracy };
 }
 
