@@ -14,6 +14,7 @@ import { initParams } from '../src/model/decoder';
 import { Program, Runtime } from '../src/engine/runtime';
 import { gpt2Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/util/rng';
+import { withoutTrainingMalloc } from '../src/util/training-malloc';
 
 export type Flags = Record<string, number | string | boolean>;
 
@@ -87,7 +88,9 @@ export function torchCase(py: string, bench: string, args: (string | number)[]):
     "runpy.run_path(sys.argv[0], run_name='__main__')",
     "print(json.dumps({'max_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))",
   ].join('\n');
+  // PyTorch as its users run it: without the training process's malloc settings.
   const r = spawnSync(py, ['-c', wrapper, script, '--case', bench, ...args.map(String)], {
+    env: withoutTrainingMalloc(process.env),
     encoding: 'utf8',
     maxBuffer: 1 << 24,
   });

@@ -22,7 +22,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Runtime, hostTensor } from '../src/engine/runtime';
-import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
+import { State } from '../src/engine/state';
+import { TrainStep } from '../src/engine/step';
+import { buildTrainGraph } from '../src/engine/train-graph';
 import { adamw } from '../src/engine/optim';
 import { toOnnx } from '../src/engine/onnx';
 import { ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
@@ -43,6 +45,7 @@ import {
   torchCase,
   waitForLoad,
 } from './common';
+import { restartWithTrainingMalloc } from '../src/util/training-malloc';
 
 const DEFAULTS = {
   layers: 4,
@@ -200,7 +203,8 @@ async function main() {
   );
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-  process.exit(1);
-});
+if (!restartWithTrainingMalloc())
+  main().catch((e) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+    process.exit(1);
+  });

@@ -23,7 +23,9 @@ import { crossEntropy, gelu, linear } from '../src/engine/nn';
 import { mean } from '../src/engine/ops';
 import { adamw } from '../src/engine/optim';
 import { Runtime, hostTensor } from '../src/engine/runtime';
-import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
+import { State } from '../src/engine/state';
+import { TrainStep } from '../src/engine/step';
+import { buildTrainGraph } from '../src/engine/train-graph';
 import { Tensor, input } from '../src/engine/tensor';
 import { PRESETS, resizeConfig } from '../src/model/config';
 import { initParams, paramInputs } from '../src/model/decoder';
@@ -42,6 +44,7 @@ import {
   torchCase,
   waitForLoad,
 } from './common';
+import { restartWithTrainingMalloc } from '../src/util/training-malloc';
 
 const DEFAULTS = {
   cases: 'mlp,block',
@@ -230,7 +233,8 @@ async function main() {
   );
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-  process.exit(1);
-});
+if (!restartWithTrainingMalloc())
+  main().catch((e) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+    process.exit(1);
+  });

@@ -27,6 +27,7 @@ import { parseExperiment } from '../src/experiment/config';
 import { runGroupRl } from '../src/train/group-rl';
 import { Rng } from '../src/util/rng';
 import { benchModel, benchPolicy, findPython, load1, makePrompts, median, parseFlags, waitForLoad } from './common';
+import { restartWithTrainingMalloc, withoutTrainingMalloc } from '../src/util/training-malloc';
 
 const DEFAULTS = {
   model: 'tiny',
@@ -133,7 +134,7 @@ function pytorch(
   };
   const args = [path.join(__dirname, 'reference', 'grpo_bench_torch.py')];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, String(v));
-  const r = spawnSync(py, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(py, args, { encoding: 'utf8', maxBuffer: 1 << 26, env: withoutTrainingMalloc(process.env) });
   if (r.status !== 0) throw new Error(`grpo_bench_torch.py failed (${r.status}):\n${r.stderr}`);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>;
   const med = Object.fromEntries(PHASES.map((k) => [k, out[k]])) as Times;
@@ -194,7 +195,8 @@ async function main() {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-  process.exit(1);
-});
+if (!restartWithTrainingMalloc())
+  main().catch((e) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+    process.exit(1);
+  });

@@ -46,6 +46,7 @@ import { RewardFn, runPpo } from '../src/train/ppo';
 import { Scorer } from '../src/train/scorer';
 import { Rng } from '../src/util/rng';
 import { benchLora, benchModel, benchPolicy, findPython, fullAndLora, load1, makePrompts, waitForLoad } from './common';
+import { restartWithTrainingMalloc, withoutTrainingMalloc } from '../src/util/training-malloc';
 
 // ---------------------------------------------------------------- flags
 
@@ -261,7 +262,7 @@ function pytorch(f: Flags, cfg: ModelConfig, py: string, idsFile: string) {
     1,
   ].map(String);
   if (f['torch-default-malloc']) args.push('--malloc', 'default');
-  const r = spawnSync(py, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(py, args, { encoding: 'utf8', maxBuffer: 1 << 26, env: withoutTrainingMalloc(process.env) });
   if (r.status !== 0) throw new Error(`ppo_torch.py failed (${r.status}):\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').pop()!;
   return JSON.parse(line) as PhaseTimes & Record<string, unknown>;
@@ -394,7 +395,8 @@ async function main() {
   if (!f.keep) fs.rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-  process.exit(1);
-});
+if (!restartWithTrainingMalloc())
+  main().catch((e) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+    process.exit(1);
+  });

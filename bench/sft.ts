@@ -45,7 +45,9 @@ import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../src/engine/onnx';
 import { matmul, slice } from '../src/engine/ops';
 import { Provider, Runtime, hostTensor } from '../src/engine/runtime';
-import { State, TrainStep, buildTrainGraph } from '../src/engine/step';
+import { State } from '../src/engine/state';
+import { TrainStep } from '../src/engine/step';
+import { buildTrainGraph } from '../src/engine/train-graph';
 import { adamw } from '../src/engine/optim';
 import { input } from '../src/engine/tensor';
 import { ConfigSize, ModelConfig, PRESETS, resizeConfig } from '../src/model/config';
@@ -70,6 +72,7 @@ import {
   torchCase,
   waitForLoad,
 } from './common';
+import { restartWithTrainingMalloc, trainingMallocActive } from '../src/util/training-malloc';
 
 const DEFAULTS = {
   preset: '',
@@ -402,6 +405,11 @@ async function main() {
   console.error(
     `SFT/decode bench, onnxruntime-node ${ortVersion}: ${JSON.stringify(config)}${f.ort ? `, session options ${f.ort}` : ''}`,
   );
+  console.error(
+    trainingMallocActive()
+      ? `ours: glibc malloc keeps freed memory (${process.env.GLIBC_TUNABLES}), onnxruntime's CPU arena off; PyTorch: default malloc`
+      : "ours and PyTorch: this platform's default malloc, onnxruntime's CPU arena on",
+  );
   const py = f['no-torch'] ? '' : findPython(f.python);
   if (!py)
     console.error(
@@ -504,7 +512,8 @@ async function main() {
   );
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-  process.exit(1);
-});
+if (!restartWithTrainingMalloc())
+  main().catch((e) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+    process.exit(1);
+  });

@@ -27,6 +27,7 @@ import { StageOptions, runsDir, stage } from './cli/stage';
 import { exportCommand } from './cli/export';
 import { useSystemLanguage } from './cli/language';
 import { t } from '@vscode/l10n';
+import { restartWithTrainingMalloc } from './util/training-malloc';
 
 const hubModel = () =>
   t('or Hugging Face Hub repo id (org/name or org/name@revision, downloaded into the Hugging Face cache)');
@@ -291,7 +292,7 @@ function labelCommands(cli: Command): void {
     .action(labelDemo);
 }
 
-if (require.main === module) {
+if (require.main === module && !restartWithTrainingMalloc()) {
   useSystemLanguage();
   program()
     .parseAsync(process.argv)

@@ -102,8 +102,10 @@ export function globalNorm(grads: Tensor[]): Tensor {
   return sqrt(grads.map((g) => sumSquares(g)).reduce((a, b) => a.add(b)));
 }
 
-/** Scales gradients so their global norm is at most maxNorm (as torch.nn.utils.clip_grad_norm_). */
-export function clipByGlobalNorm(grads: Tensor[], norm: Tensor, maxNorm: number): Tensor[] {
-  const scale = minimum(div(maxNorm, norm.add(1e-6)), 1);
-  return grads.map((g) => g.mul(scale));
+/**
+ * The factor that brings gradients of global norm `norm` down to at most maxNorm, as
+ * torch.nn.utils.clip_grad_norm_ scales them: min(maxNorm / (norm + 1e-6), 1).
+ */
+export function clipScale(norm: Tensor, maxNorm: number): Tensor {
+  return minimum(div(maxNorm, norm.add(1e-6)), 1);
 }

@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { matmul, softmax, sum } from './ops';
 import { OnnxModel, toOnnx } from './onnx';
 import { DType, constant, input } from './tensor';
+import { trainingMallocActive } from '../util/training-malloc';
 
 export type Provider = 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
 export type ProviderChoice = Provider | 'auto';
@@ -149,6 +150,8 @@ export class Runtime {
       // Memory patterns keep one block per run sized for every intermediate of the graph at once:
       // for training steps that is about 30% more peak memory and no speed (npm run bench:sft).
       enableMemPattern: false,
+      // Where malloc keeps what is freed for reuse, the arena would only hold a second pool.
+      enableCpuMemArena: !trainingMallocActive(),
       logSeverityLevel: 3,
       extra: { session: SESSION_CONFIG },
     };

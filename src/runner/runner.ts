@@ -17,6 +17,7 @@ import {
   TestRewardsCommand,
   parseEvent,
 } from '../protocol/runner';
+import { withTrainingMalloc } from '../util/training-malloc';
 
 /** A command a training process runs. */
 type JobCommand = StartCommand | GenerateCommand | TestRewardsCommand | MergeCommand | ScoreQueueCommand;
@@ -74,7 +75,7 @@ export class TrainingProcess extends EventEmitter<{ event: [RunEvent]; log: [Log
       execPath: process.execPath,
       execArgv: options.execArgv ?? [],
       cwd: options.cwd,
-      env: { ...process.env, ...options.env, ELECTRON_RUN_AS_NODE: '1' },
+      env: withTrainingMalloc({ ...process.env, ...options.env, ELECTRON_RUN_AS_NODE: '1' }),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced', // carries NaN and Infinity in metrics, which JSON would turn into null
     });

@@ -19,7 +19,7 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { ProviderChoice, Runtime } from '../engine/runtime';
-import { State } from '../engine/step';
+import { State } from '../engine/state';
 import { ChatFormat } from '../model/chat';
 import { responseText } from '../model/text-stream';
 import { Tokenizer, promptIds } from '../model/tokenizer';

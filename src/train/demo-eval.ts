@@ -5,7 +5,7 @@
  * as TRL's objective/kl is: the mean over sampled responses y of log π(y|x) − log π_SFT(y|x).
  */
 import { Program, Runtime, RuntimeOptions } from '../engine/runtime';
-import { State } from '../engine/step';
+import { State } from '../engine/state';
 import { toOnnx } from '../engine/onnx';
 import { TokenExample } from '../data/batch';
 import { followsRule, statesAnswer } from '../data/judge';

@@ -7,7 +7,7 @@
  */
 import { toOnnx } from '../engine/onnx';
 import { Runtime, RuntimeOptions } from '../engine/runtime';
-import { State } from '../engine/step';
+import { State } from '../engine/state';
 import { mergedModel } from './adapters';
 import { DpoSettings } from '../experiment/config';
 import { DpoPair, tokenizeDpoPairs } from './dpo-data';

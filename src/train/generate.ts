@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { concat, reshape, slice } from '../engine/ops';
 import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, hostTensor } from '../engine/runtime';
-import { State } from '../engine/step';
+import { State } from '../engine/state';
 import { Tensor } from '../engine/tensor';
 import { KV } from '../model/architecture';
 import { ModelConfig } from '../model/config';

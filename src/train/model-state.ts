@@ -2,7 +2,7 @@
  * Getting a model's weights into engine State and back out: from a preset (fresh init) or a
  * checkpoint directory, to a checkpoint directory. Shared by every stage.
  */
-import { State } from '../engine/step';
+import { State } from '../engine/state';
 import {
   CheckpointContents,
   loadCheckpoint,

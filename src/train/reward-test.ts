@@ -7,7 +7,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import { Runtime } from '../engine/runtime';
-import { State } from '../engine/step';
+import { State } from '../engine/state';
 import { Experiment } from '../experiment/config';
 import { SampleRow } from '../protocol/runner';
 import { responseText } from '../model/text-stream';

@@ -1,6 +1,6 @@
 /** Sample generations for people to read: before/after SFT and DPO, during PPO, and from a saved model. */
 import { Runtime, RuntimeOptions } from '../engine/runtime';
-import { State } from '../engine/step';
+import { State } from '../engine/state';
 import { SampleRow } from '../protocol/runner';
 import { responseText } from '../model/text-stream';
 import { Tokenizer, sequenceIds } from '../model/tokenizer';

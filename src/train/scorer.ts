@@ -6,7 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../engine/onnx';
 import { Program, Runtime, RuntimeOptions, hostTensor } from '../engine/runtime';
-import { State } from '../engine/step';
+import { State } from '../engine/state';
 import { ModelConfig } from '../model/config';
 import { attentionBias } from '../model/masks';
 import { rewardInputs, rewardParamInputs, rewards } from '../model/reward';

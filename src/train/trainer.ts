@@ -15,7 +15,9 @@ import * as ort from 'onnxruntime-node';
 import { toOnnx } from '../engine/onnx';
 import { adamw } from '../engine/optim';
 import { Program, Runtime } from '../engine/runtime';
-import { State, TrainStep, buildTrainGraph } from '../engine/step';
+import { State } from '../engine/state';
+import { TrainStep } from '../engine/step';
+import { buildTrainGraph } from '../engine/train-graph';
 import {
   CheckpointContents,
   TrainerState,

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import * as nn from '../../src/engine/nn';
 import { adamw } from '../../src/engine/optim';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
-import { State, TrainStep, buildTrainGraph } from '../../src/engine/step';
+import { State } from '../../src/engine/state';
+import { TrainStep } from '../../src/engine/step';
+import { buildTrainGraph } from '../../src/engine/train-graph';
 import { input } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
 

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import * as ops from '../../src/engine/ops';
 import { adamw } from '../../src/engine/optim';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
-import { State, TrainStep, buildTrainGraph, overwritable } from '../../src/engine/step';
+import { State } from '../../src/engine/state';
+import { TrainStep } from '../../src/engine/step';
+import { buildTrainGraph, overwritable } from '../../src/engine/train-graph';
 import { toOnnx } from '../../src/engine/onnx';
 import { input } from '../../src/engine/tensor';
 

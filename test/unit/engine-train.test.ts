@@ -5,7 +5,9 @@ import * as ops from '../../src/engine/ops';
 import { toOnnx } from '../../src/engine/onnx';
 import { adamw } from '../../src/engine/optim';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
-import { State, TrainStep, buildTrainGraph } from '../../src/engine/step';
+import { State } from '../../src/engine/state';
+import { TrainStep } from '../../src/engine/step';
+import { buildTrainGraph } from '../../src/engine/train-graph';
 import { Tensor, input, numel } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
 

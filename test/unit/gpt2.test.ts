@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
-import { State } from '../../src/engine/step';
+import { State } from '../../src/engine/state';
 import { saveCheckpoint } from '../../src/model/checkpoint';
 import { ModelConfig } from '../../src/model/config';
 import { lmHead, paramInputs, paramShapes, sequenceInputs, transformer } from '../../src/model/decoder';

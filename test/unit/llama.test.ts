@@ -9,7 +9,7 @@ import { gradCheck } from '../../src/engine/gradcheck';
 import { crossEntropy } from '../../src/engine/nn';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
-import { State } from '../../src/engine/step';
+import { State } from '../../src/engine/state';
 import { input, numel } from '../../src/engine/tensor';
 import { applyRotary, linear } from '../../src/model/blocks';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';

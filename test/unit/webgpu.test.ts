@@ -14,7 +14,9 @@ import * as ops from '../../src/engine/ops';
 import { toOnnx } from '../../src/engine/onnx';
 import { adamw } from '../../src/engine/optim';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
-import { State, TrainGraph, TrainStep, buildTrainGraph } from '../../src/engine/step';
+import { State } from '../../src/engine/state';
+import { TrainStep } from '../../src/engine/step';
+import { TrainGraph, buildTrainGraph } from '../../src/engine/train-graph';
 import { Tensor, constant, input } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
 import { presetConfig, resizeConfig } from '../../src/model/config';
@@ -302,6 +304,9 @@ test('releasing a program waits for its device outputs to be disposed', async (t
  * split and merged with reshape/transpose, additive attention bias, tied LM head, masked
  * cross-entropy.
  */
+/** Every graph of a training step. */
+const stepModels = (g: TrainGraph) => [g.gradients, ...(g.accumulate ? [g.accumulate] : []), ...g.updates];
+
 function gptStep(): TrainGraph {
   const shapes: Record<string, number[]> = {
     wte: [V, D],
@@ -401,8 +406,10 @@ for (const preset of ['tiny', 'tiny-llama']) {
     const sft = sftLossGraph(cfg);
     const metrics = { mean_token_accuracy: sft.accuracy };
     const models = [
-      gptStep().model,
-      buildTrainGraph({ loss: sft.loss, params: sft.params, optimizer: adamw(), maxGradNorm: 1, metrics }).model,
+      ...stepModels(gptStep()),
+      ...stepModels(
+        buildTrainGraph({ loss: sft.loss, params: sft.params, optimizer: adamw(), maxGradNorm: 1, metrics }),
+      ),
       toOnnx({ loss: sft.loss, mean_token_accuracy: sft.accuracy }),
     ];
     for (const model of models) await (await gpu.load(model)).release();
@@ -427,7 +434,7 @@ test('the reward-model step, eval and scoring graphs load on WebGPU with CPU fal
   const cfg = resizeConfig(presetConfig('tiny'), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 });
   const rm = rewardLossGraph(cfg, 0.01);
   const models = [
-    buildTrainGraph({ ...rm, optimizer: adamw(), maxGradNorm: 1 }).model,
+    ...stepModels(buildTrainGraph({ ...rm, optimizer: adamw(), maxGradNorm: 1 })),
     toOnnx({ loss: rm.loss, ...rm.metrics }),
     toOnnx({ rewards: rewards(rewardParamInputs(cfg), cfg, rewardInputs()) }),
   ];
