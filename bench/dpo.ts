@@ -98,7 +98,12 @@ async function ours(f: Flags, cfg: ModelConfig) {
   const settings = { beta: 0.1, loss_type: 'sigmoid' as const, label_smoothing: 0 };
   const graph = dpoLossGraph(cfg, settings);
   const step = await TrainStep.create(
-    buildTrainGraph({ ...graph, optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1 }),
+    buildTrainGraph({
+      ...graph,
+      optimizer: adamw({ weightDecay: 0 }),
+      maxGradNorm: 1,
+      updateApart: runtime.updatesApart,
+    }),
     state,
   );
   const reference = await runtime.load(toOnnx(referenceLogpsGraph(cfg, false, 'ref.'), 'dpo_reference'));

@@ -140,7 +140,12 @@ async function ourStep(f: Flags, c: Case, profileDir?: string) {
   const { loss, params, batch } = c.build(new Rng(f.seed));
   const state = new State(runtime);
   for (const [t, data] of params) state.setHost(t.name!, data, t.shape as number[]);
-  const graph = buildTrainGraph({ loss, params: params.map(([t]) => t), optimizer: adamw({ decays: () => true }) });
+  const graph = buildTrainGraph({
+    loss,
+    params: params.map(([t]) => t),
+    optimizer: adamw({ decays: () => true }),
+    updateApart: runtime.updatesApart,
+  });
   const step = await TrainStep.create(graph, state);
   let at = 0;
   return {

@@ -220,6 +220,7 @@ async function train(f: Flags, cfg: ModelConfig, torch?: (extra: (string | numbe
     optimizer: adamw({ weightDecay: 0.1 }),
     maxGradNorm: 1,
     metrics: { mean_token_accuracy: g.accuracy },
+    updateApart: runtime.updatesApart,
   });
   const t1 = performance.now();
   const step = await TrainStep.create(graph, state);

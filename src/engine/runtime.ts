@@ -102,6 +102,22 @@ export class Runtime {
     return new Runtime('cpu', threads, false, log);
   }
 
+  /**
+   * Whether malloc keeps freed memory for reuse in this process (src/util/training-malloc.ts): then
+   * a host buffer freed and allocated again costs no page faults, and onnxruntime's arena is off.
+   */
+  readonly heapRetained = trainingMallocActive();
+
+  /**
+   * Whether training steps run the optimizer's update apart from the backward, by group of
+   * parameters (see buildTrainGraph): on the CPU where malloc keeps freed memory, where it lowers
+   * peak memory; with a malloc that maps large blocks afresh, the copies of each run's outputs
+   * would cost more page faults than one graph's (npm run bench:sft).
+   */
+  get updatesApart(): boolean {
+    return this.provider === 'cpu' && this.heapRetained;
+  }
+
   /** Whether training state should stay on the device between steps (WebGPU's gpu-buffer tensors). */
   get keepsStateOnDevice(): boolean {
     return this.provider === 'webgpu';
@@ -151,7 +167,7 @@ export class Runtime {
       // for training steps that is about 30% more peak memory and no speed (npm run bench:sft).
       enableMemPattern: false,
       // Where malloc keeps what is freed for reuse, the arena would only hold a second pool.
-      enableCpuMemArena: !trainingMallocActive(),
+      enableCpuMemArena: !this.heapRetained,
       logSeverityLevel: 3,
       extra: { session: SESSION_CONFIG },
     };

@@ -5,8 +5,12 @@
 import * as ort from 'onnxruntime-node';
 import { Program, hostScalar, hostTensor } from './runtime';
 import { State } from './state';
-import { StateSpec, TrainGraph, nextName } from './train-graph';
-import { numel } from './tensor';
+import { OnnxModel } from './onnx';
+import { StateSpec, TrainGraph, UPDATE_GROUP_BYTES, nextName } from './train-graph';
+
+/** The prefix of the outputs that carry new values of the state. */
+const NEW = nextName('');
+import { DType, numel } from './tensor';
 
 /** A loaded training step bound to a State. Missing optimizer slots start at zero. */
 export class TrainStep {
@@ -23,20 +27,18 @@ export class TrainStep {
         state.setOwned(s.name, hostTensor(s.dtype, zerosOf(s.dtype, numel(s.shape)), s.shape));
       }
     }
-    const runtime = state.runtime;
-    const gradients = graph.gradientState.map((s) => nextName(s.name));
+    // Every new value of the state (gradients included) stays on the device where the provider keeps it there.
+    const load = (model: OnnxModel) =>
+      state.runtime.load(
+        model,
+        model.outputs.map((o) => o.name).filter((n) => n.startsWith(NEW)),
+      );
     const programs = {
-      gradients: await runtime.load(graph.gradients, gradients),
-      accumulate: graph.accumulate && (await runtime.load(graph.accumulate, gradients)),
+      gradients: await load(graph.gradients),
+      accumulate: graph.accumulate && (await load(graph.accumulate)),
       updates: [] as Program[],
     };
-    for (const update of graph.updates)
-      programs.updates.push(
-        await runtime.load(
-          update,
-          update.outputs.map((o) => o.name),
-        ),
-      );
+    for (const { model } of graph.updates) programs.updates.push(await load(model));
     return new TrainStep(programs, graph, state);
   }
 
@@ -56,26 +58,26 @@ export class TrainStep {
       throw new Error(
         `this training step takes one batch (it was built without gradient accumulation), got ${micro.length}`,
       );
+    const dtype = this.graph.gradients.outputs.find((o) => o.name === 'loss')!.dtype as 'float32' | 'float64';
+    const hyper = { lr: hostScalar(lr, dtype), step: hostScalar(step, dtype) };
+    const state = this.writableOf(this.graph.state);
     const totals: Record<string, number> = {};
     const perBatch = this.graph.scalars.filter((k) => k !== 'grad_norm');
     let norm = 0;
     for (const [i, batch] of micro.entries()) {
-      const program = i === 0 ? gradients : accumulate!;
-      // The first batch writes the gradients, later ones add into them.
-      const writable = i === 0 ? this.graph.gradientState : this.writableOf(this.graph.gradientState);
-      const out = await this.runInto(program, batch, writable);
+      // The first batch writes the gradients (or, in a one-graph step, the new state), later ones add into them.
+      const [program, writable] =
+        i === 0
+          ? [gradients, [...this.graph.gradientState, ...state]]
+          : [accumulate!, this.writableOf(this.graph.gradientState)];
+      const out = await this.runInto(program, { ...batch, ...hyper }, writable);
       for (const [k, v] of Object.entries(this.scalars(out, perBatch))) totals[k] = (totals[k] ?? 0) + v / micro.length;
       norm = this.scalars(out, ['grad_norm']).grad_norm;
     }
-    const dtype = this.graph.gradients.outputs.find((o) => o.name === 'loss')!.dtype as 'float32' | 'float64';
-    const hyper = {
-      lr: hostScalar(lr, dtype),
-      step: hostScalar(step, dtype),
-      grad_norm: hostScalar(norm, dtype),
-      grad_scale: hostScalar(1 / micro.length, dtype),
-    };
-    const slots = this.writableOf(this.graph.state);
-    for (const update of updates) await this.runInto(update, hyper, slots);
+    const scaled = { ...hyper, grad_norm: hostScalar(norm, dtype), grad_scale: hostScalar(1 / micro.length, dtype) };
+    for (const [i, { rowsOf }] of this.graph.updates.entries())
+      if (!rowsOf || !(await this.runByRows(updates[i], rowsOf, scaled, state)))
+        await this.runInto(updates[i], scaled, state);
     return { ...totals, grad_norm: norm / micro.length };
   }
 
@@ -101,8 +103,46 @@ export class TrainStep {
     );
     const out = await program.run(this.state.feedsFor(program, feeds), into);
     for (const name of outputs)
-      if (name.startsWith(nextName('')) && !(name in into)) this.state.set(name.slice(nextName('').length), out[name]);
+      if (name.startsWith(NEW) && !(name in into)) this.state.set(name.slice(NEW.length), out[name]);
     return out;
+  }
+
+  /**
+   * Updates parameter `param` a range of rows at a time (about UPDATE_GROUP_BYTES each), in place:
+   * its state is fed as views of the rows, and each output written into the same view. Returns
+   * false, doing nothing, unless every output can be written so (host state, CPU provider).
+   */
+  private async runByRows(program: Program, param: string, feeds: Record<string, ort.Tensor>, writable: StateSpec[]) {
+    const overwrite = new Set(writable.map((s) => s.name));
+    const outputs = program.model.outputs.map((o) => o.name.slice(NEW.length));
+    const rowInputs = program.model.inputs.filter((i) => i.shape[0] === 'rows').map((i) => i.name);
+    if (
+      this.state.runtime.provider !== 'cpu' ||
+      !outputs.every((n) => overwrite.has(n)) ||
+      !rowInputs.every((n) => this.state.get(n).location === 'cpu')
+    )
+      return false;
+    const whole = Object.fromEntries(
+      rowInputs.map((n) => [n, overwrite.has(n) ? this.state.overwritable(n) : this.state.get(n)]),
+    );
+    const [rows, ...rest] = whole[param].dims;
+    const rowSize = numel(rest);
+    const data = (t: ort.Tensor) => t.data as Float32Array | Float64Array;
+    const step = Math.max(1, Math.floor(UPDATE_GROUP_BYTES / (rowSize * data(whole[param]).BYTES_PER_ELEMENT)));
+    for (let start = 0; start < rows; start += step) {
+      const end = Math.min(rows, start + step);
+      const views = Object.fromEntries(
+        rowInputs.map((n) => {
+          const t = whole[n];
+          return [
+            n,
+            hostTensor(t.type as DType, data(t).subarray(start * rowSize, end * rowSize), [end - start, ...rest]),
+          ];
+        }),
+      );
+      await program.run({ ...feeds, ...views }, Object.fromEntries(outputs.map((n) => [nextName(n), views[n]])));
+    }
+    return true;
   }
 
   private scalars(out: Record<string, ort.Tensor>, names: string[]): Record<string, number> {

@@ -40,7 +40,7 @@ export interface TrainGraph {
    * (1/micro-batches), clipped by its global norm (input `grad_norm`, of the unscaled gradients);
    * inputs `lr` and `step` (1-based) are scalars of the loss's dtype.
    */
-  updates: OnnxModel[];
+  updates: UpdateGraph[];
   /** Inputs whose new values the updates output: parameters, then optimizer slots. */
   state: StateSpec[];
   /** The gradient of each parameter, `grad.<param>`: written by `gradients`, summed by `accumulate`. */
@@ -51,16 +51,33 @@ export interface TrainGraph {
   scalars: string[];
 }
 
+export interface UpdateGraph {
+  model: OnnxModel;
+  /**
+   * Set for a parameter larger than a group, updated alone: its inputs (the parameter, its gradient
+   * and slots) have the leading axis `rows`, so a run may update any range of its rows.
+   */
+  rowsOf?: string;
+}
+
 /** Name of the output carrying the new value of state input `name`. */
 export const nextName = (name: string) => `new:${name}`;
 
 export const gradientName = (param: string) => `grad.${param}`;
 
-/** Parameters per update graph, in bytes: the update's outputs (and their copies) stay this small. */
-export const UPDATE_GROUP_BYTES = 64 << 20;
+/**
+ * Parameters per update run, in bytes: the update's intermediates and outputs (and the copies the
+ * binding makes of them) stay a few times this, however large the model.
+ */
+export const UPDATE_GROUP_BYTES = 16 << 20;
 
-/** Builds the step's graphs; with `accumulate`, also the one that adds gradients over micro-batches. */
-export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean }): TrainGraph {
+/**
+ * Builds the step's graphs; with `accumulate`, also the one that adds gradients over micro-batches.
+ * With `updateApart`, the update runs apart from the backward in groups of parameters; without it
+ * (and without accumulation) the whole step is one graph whose gradients never leave it, which
+ * is what a provider without host copies, or a malloc that maps each large block afresh, runs best.
+ */
+export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean; updateApart?: boolean }): TrainGraph {
   const { loss, params } = spec;
   for (const p of params) {
     if (p.op !== 'Input') throw new ShapeError(`train step: parameter ${p} must be a graph input`);
@@ -68,25 +85,28 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean }):
       throw new ShapeError(`train step: parameter "${p.name}" needs a fixed shape, got [${p.shape}]`);
   }
   const grads = grad(loss, params);
-  const gradientState = params.map((p) => specOf(p, gradientName(p.name!)));
-  const passes = (gs: Tensor[]) => ({
-    loss,
-    ...spec.metrics,
-    ...Object.fromEntries(params.map((p, i) => [nextName(gradientName(p.name!)), gs[i]])),
-    grad_norm: globalNorm(gs),
-  });
-  const accumulated = spec.accumulate
-    ? passes(params.map((p, i) => input(gradientName(p.name!), p.dtype, p.shape).add(grads[i])))
-    : undefined;
-  const updates = groupParams(params).map((group) => optimizerUpdate(spec, group));
+  const gradNorm = globalNorm(grads);
+  const whole = !spec.updateApart && !spec.accumulate;
+  const named = (gs: Tensor[]) => Object.fromEntries(params.map((p, i) => [nextName(gradientName(p.name!)), gs[i]]));
+  const updates = (spec.updateApart ? groupParams(params) : [params]).map((group) =>
+    optimizerUpdate(spec, group, whole ? { grads, gradNorm } : undefined),
+  );
+  const gradients = whole
+    ? { loss, ...spec.metrics, grad_norm: gradNorm, ...updates[0].outputs }
+    : { loss, ...spec.metrics, ...named(grads), grad_norm: gradNorm };
+  const sums = params.map((p, i) => input(gradientName(p.name!), p.dtype, p.shape).add(grads[i]));
+  const accumulated = spec.accumulate && { loss, ...spec.metrics, ...named(sums), grad_norm: globalNorm(sums) };
+  const gradientState = whole ? [] : params.map((p) => specOf(p, gradientName(p.name!)));
   return {
-    gradients: toOnnx(passes(grads), 'gradients'),
-    accumulate: accumulated && toOnnx(accumulated, 'accumulate_gradients'),
-    updates: updates.map((u) => toOnnx(u.outputs, 'optimizer_update')),
+    gradients: toOnnx(gradients, whole ? 'train_step' : 'gradients'),
+    accumulate: accumulated ? toOnnx(accumulated, 'accumulate_gradients') : undefined,
+    updates: whole ? [] : updates.map((u) => ({ model: toOnnx(u.outputs, 'optimizer_update'), rowsOf: u.rowsOf })),
     state: [...params.map((p) => specOf(p)), ...updates.flatMap((u) => u.slots)],
     gradientState,
     overwrites: [
-      ...updates.flatMap((u) => overwritable(u.outputs, u.stateNames)),
+      ...(whole
+        ? overwritable(gradients, updates[0].stateNames)
+        : updates.flatMap((u) => overwritable(u.outputs, u.stateNames))),
       ...(accumulated
         ? overwritable(
             accumulated,
@@ -98,6 +118,8 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean }):
   };
 }
 
+const bytesOf = (p: Tensor) => numel(p.shape as number[]) * (p.dtype === 'float64' ? 8 : 4);
+
 function specOf(t: Tensor, name = t.name!): StateSpec {
   return { name, dtype: t.dtype, shape: t.shape as number[] };
 }
@@ -107,7 +129,7 @@ function groupParams(params: Tensor[]): Tensor[][] {
   const groups: Tensor[][] = [];
   let bytes = Infinity;
   for (const p of params) {
-    const size = numel(p.shape as number[]) * (p.dtype === 'float64' ? 8 : 4);
+    const size = bytesOf(p);
     if (bytes + size > UPDATE_GROUP_BYTES) {
       groups.push([]);
       bytes = 0;
@@ -118,29 +140,40 @@ function groupParams(params: Tensor[]): Tensor[][] {
   return groups;
 }
 
-/** The optimizer's update of `params` from their (scaled, clipped) gradients, as named outputs. */
-function optimizerUpdate(spec: TrainStepSpec, params: Tensor[]) {
+/**
+ * The optimizer's update of `params` from their gradients, as named outputs: the `grads` given (of
+ * every parameter, with their norm), else inputs `grad.<param>` times `grad_scale`, with their
+ * norm as input `grad_norm`; then of any range of rows of a parameter larger than a group.
+ */
+function optimizerUpdate(spec: TrainStepSpec, params: Tensor[], given?: { grads: Tensor[]; gradNorm: Tensor }) {
   const { loss, optimizer } = spec;
+  const shape = params[0].shape as number[];
+  const rowsOf = !given && params.length === 1 && shape.length > 0 && bytesOf(params[0]) > UPDATE_GROUP_BYTES;
+  const shapeOf = (p: Tensor) => (rowsOf ? ['rows', ...shape.slice(1)] : p.shape);
   const lr = input('lr', loss.dtype, []);
   const step = input('step', loss.dtype, []);
-  const gradScale = input('grad_scale', loss.dtype, []);
-  const norm = input('grad_norm', loss.dtype, []);
+  const gradScale = given ? undefined : input('grad_scale', loss.dtype, []);
+  const norm = given?.gradNorm ?? input('grad_norm', loss.dtype, []);
   // One scalar for the mean over micro-batches and the clipping: the optimizer folds it into its coefficients.
-  const scale =
-    spec.maxGradNorm === undefined ? gradScale : gradScale.mul(clipScale(norm.mul(gradScale), spec.maxGradNorm));
+  const clip =
+    spec.maxGradNorm === undefined ? undefined : clipScale(gradScale ? norm.mul(gradScale) : norm, spec.maxGradNorm);
+  const scale = gradScale && clip ? gradScale.mul(clip) : (gradScale ?? clip);
+  const gradOf = (p: Tensor, i: number) => given?.grads[i] ?? input(gradientName(p.name!), p.dtype, p.shape);
   const outputs: Record<string, Tensor> = {};
   const slots: StateSpec[] = [];
-  for (const p of params) {
-    const g = input(gradientName(p.name!), p.dtype, p.shape).mul(scale);
+  for (const [i, param] of params.entries()) {
+    const p = given ? param : input(param.name!, param.dtype, shapeOf(param));
+    const g = scale ? gradOf(p, i).mul(scale) : gradOf(p, i);
     const olds = optimizer.slots.map((s) => input(`${s}.${p.name}`, p.dtype, p.shape));
     const next = optimizer.update(p, g, olds, lr, step);
     outputs[nextName(p.name!)] = next.param;
     olds.forEach((s, k) => {
       outputs[nextName(s.name!)] = next.slots[k];
-      slots.push(specOf(s));
+      slots.push(specOf(param, s.name!));
     });
   }
-  return { outputs, slots, stateNames: [...params.map((p) => p.name!), ...slots.map((s) => s.name)] };
+  const stateNames = [...params.map((p) => p.name!), ...slots.map((s) => s.name)];
+  return { outputs, slots, stateNames, rowsOf: rowsOf ? params[0].name! : undefined };
 }
 
 /** Ops whose output onnxruntime makes a view of their input's memory, not a copy. */

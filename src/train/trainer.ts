@@ -86,7 +86,13 @@ export class Trainer {
     const optimizer = adamw({ weightDecay: s.weight_decay });
     const accumulate = s.gradient_accumulation_steps > 1;
     const step = await TrainStep.create(
-      buildTrainGraph({ ...graph, optimizer, maxGradNorm: s.max_grad_norm, accumulate }),
+      buildTrainGraph({
+        ...graph,
+        optimizer,
+        maxGradNorm: s.max_grad_norm,
+        accumulate,
+        updateApart: runtime.updatesApart,
+      }),
       state,
     );
     const metricsLog = new MetricsLog(setup.outputDir, startStep);

@@ -29,8 +29,14 @@ const feeds = {
   ),
 };
 
-async function train(inPlace: boolean, steps: number) {
-  const graph = buildTrainGraph({ loss, params: [w, b], optimizer: adamw({ weightDecay: 0.1 }), maxGradNorm: 1 });
+async function train(inPlace: boolean, steps: number, updateApart: boolean) {
+  const graph = buildTrainGraph({
+    loss,
+    params: [w, b],
+    optimizer: adamw({ weightDecay: 0.1 }),
+    maxGradNorm: 1,
+    updateApart,
+  });
   if (!inPlace) graph.overwrites = [];
   const state = new State(await Runtime.create({ provider: 'cpu', threads: 1 }));
   state.setHost('W', Float32Array.from([0.5, -0.3, 0.2, 0.1, -0.4, 0.7]), [3, 2]);
@@ -41,20 +47,21 @@ async function train(inPlace: boolean, steps: number) {
   return { graph, state, step, losses };
 }
 
-test('AdamW updates every parameter and moment in place, with the same results as new tensors', async () => {
-  const a = await train(true, 5),
-    c = await train(false, 5);
-  assert.deepEqual(a.graph.overwrites.sort(), ['W', 'b', 'exp_avg.W', 'exp_avg.b', 'exp_avg_sq.W', 'exp_avg_sq.b']);
-  assert.deepEqual(a.losses, c.losses);
-  // The tensors stay the State's own from one step to the next.
-  const before = a.state.get('exp_avg.W');
-  await a.step.run(feeds, 0.05, 6);
-  await c.step.run(feeds, 0.05, 6);
-  assert.equal(a.state.get('exp_avg.W'), before);
-  const names = ['W', 'b', 'exp_avg.W', 'exp_avg_sq.b'];
-  const [got, want] = [await a.state.read(names), await c.state.read(names)];
-  for (const n of names) assert.deepEqual(Array.from(got.get(n)!), Array.from(want.get(n)!), n);
-});
+for (const updateApart of [false, true])
+  test(`AdamW updates every parameter and moment in place, with the same results as new tensors${updateApart ? ' (update apart)' : ''}`, async () => {
+    const a = await train(true, 5, updateApart),
+      c = await train(false, 5, updateApart);
+    assert.deepEqual(a.graph.overwrites.sort(), ['W', 'b', 'exp_avg.W', 'exp_avg.b', 'exp_avg_sq.W', 'exp_avg_sq.b']);
+    assert.deepEqual(a.losses, c.losses);
+    // The tensors stay the State's own from one step to the next.
+    const before = a.state.get('exp_avg.W');
+    await a.step.run(feeds, 0.05, 6);
+    await c.step.run(feeds, 0.05, 6);
+    assert.equal(a.state.get('exp_avg.W'), before);
+    const names = ['W', 'b', 'exp_avg.W', 'exp_avg_sq.b'];
+    const [got, want] = [await a.state.read(names), await c.state.read(names)];
+    for (const n of names) assert.deepEqual(Array.from(got.get(n)!), Array.from(want.get(n)!), n);
+  });
 
 test('memory handed out by State.read, or set from outside, is never overwritten', async () => {
   const initial = Float32Array.from([0.5, -0.3, 0.2, 0.1, -0.4, 0.7]);

@@ -94,8 +94,11 @@ function reference(o: Options): Snapshot[] {
   return out;
 }
 
-/** The same run with the engine: one graph, one TrainStep, lr and step fed each step. */
-async function engine(o: Options, dtype: 'float32' | 'float64'): Promise<Snapshot[]> {
+/**
+ * The same run with the engine: one TrainStep, lr and step fed each step; the update in the
+ * step's one graph, or with `updateApart`, run after the gradients.
+ */
+async function engine(o: Options, dtype: 'float32' | 'float64', updateApart: boolean): Promise<Snapshot[]> {
   const x = input('X', dtype, [N, D]),
     y = input('Y', dtype, [N, E]);
   const w = input('W', dtype, [D, E]),
@@ -106,6 +109,7 @@ async function engine(o: Options, dtype: 'float32' | 'float64'): Promise<Snapsho
     params: [w, b],
     optimizer: adamw(o),
     maxGradNorm: o.maxGradNorm,
+    updateApart,
   });
   const host = (data: number[], dims: number[]) =>
     hostTensor(dtype, dtype === 'float32' ? Float32Array.from(data) : Float64Array.from(data), dims);
@@ -142,27 +146,30 @@ const cases: [string, Options, 'float32' | 'float64', number][] = [
   ['AdamW + global-norm clipping in float64', { weightDecay: 0.1, maxGradNorm: 2 }, 'float64', 1e-12],
 ];
 
-for (const [name, o, dtype, tol] of cases) {
-  test(`${name} matches the reference over ${LRS.length} scheduled steps (${dtype})`, async () => {
-    const want = reference(o),
-      got = await engine(o, dtype);
-    if (o.maxGradNorm !== undefined) {
-      // Both branches of the clip are exercised.
-      assert.ok(want.some((s) => s.clipped) && want.some((s) => !s.clipped), `clipped: ${want.map((s) => s.clipped)}`);
-    }
-    // Relative to the tensor's scale (its largest magnitude), so elements that cross zero are fair.
-    const close = (a: number, r: number, scale: number, what: string) =>
-      assert.ok(Math.abs(a - r) <= tol * scale, `${what}: ${a} vs ${r}`);
-    want.forEach((w, i) => {
-      close(got[i].loss, w.loss, w.loss, `loss at step ${i + 1}`);
-      close(got[i].gradNorm, w.gradNorm, w.gradNorm, `grad_norm (before clipping) at step ${i + 1}`);
-      for (const [k, ref] of Object.entries(w.params)) {
-        const scale = Math.max(...ref.map(Math.abs));
-        ref.forEach((r, j) => close(got[i].params[k][j], r, scale, `${k}[${j}] after step ${i + 1}`));
+for (const [name, o, dtype, tol] of cases)
+  for (const updateApart of [false, true])
+    test(`${name} matches the reference over ${LRS.length} scheduled steps (${dtype}${updateApart ? ', update apart' : ''})`, async () => {
+      const want = reference(o),
+        got = await engine(o, dtype, updateApart);
+      if (o.maxGradNorm !== undefined) {
+        // Both branches of the clip are exercised.
+        assert.ok(
+          want.some((s) => s.clipped) && want.some((s) => !s.clipped),
+          `clipped: ${want.map((s) => s.clipped)}`,
+        );
       }
+      // Relative to the tensor's scale (its largest magnitude), so elements that cross zero are fair.
+      const close = (a: number, r: number, scale: number, what: string) =>
+        assert.ok(Math.abs(a - r) <= tol * scale, `${what}: ${a} vs ${r}`);
+      want.forEach((w, i) => {
+        close(got[i].loss, w.loss, w.loss, `loss at step ${i + 1}`);
+        close(got[i].gradNorm, w.gradNorm, w.gradNorm, `grad_norm (before clipping) at step ${i + 1}`);
+        for (const [k, ref] of Object.entries(w.params)) {
+          const scale = Math.max(...ref.map(Math.abs));
+          ref.forEach((r, j) => close(got[i].params[k][j], r, scale, `${k}[${j}] after step ${i + 1}`));
+        }
+      });
     });
-  });
-}
 
 /**
  * AdamW written out as the paper and PyTorch state it, each quantity its own tensor: the clipped

@@ -87,7 +87,7 @@ for (const [family, cfg] of MODELS)
       const g = sftLossGraph(cfg, adapter, checkpointed);
       const step = buildTrainGraph({ loss: g.loss, params: g.params, optimizer: adamw(), maxGradNorm: 1 });
       // Forward, backward and update: the whole step as it is emitted.
-      const emitted = step.updates.flatMap((u) => u.outputs.map((o) => o.name));
+      const emitted = step.gradients.outputs.map((o) => o.name);
       assert.ok(emitted.includes(`new:${g.params[0].name}`));
       const grads = grad(g.loss, g.params);
       const found = transposedInputs([g.loss, g.accuracy, ...grads]).map(String);

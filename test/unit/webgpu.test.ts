@@ -305,7 +305,11 @@ test('releasing a program waits for its device outputs to be disposed', async (t
  * cross-entropy.
  */
 /** Every graph of a training step. */
-const stepModels = (g: TrainGraph) => [g.gradients, ...(g.accumulate ? [g.accumulate] : []), ...g.updates];
+const stepModels = (g: TrainGraph) => [
+  g.gradients,
+  ...(g.accumulate ? [g.accumulate] : []),
+  ...g.updates.map((u) => u.model),
+];
 
 function gptStep(): TrainGraph {
   const shapes: Record<string, number[]> = {
