@@ -6,6 +6,7 @@
  */
 import {
   abs,
+  after,
   cast,
   dense,
   exp,
@@ -21,6 +22,7 @@ import {
   sigmoid,
   softmax,
   sqrt,
+  sub,
   sum,
   unbroadcast,
   unsqueeze,
@@ -78,9 +80,24 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   });
 }
 
+/**
+ * x σ(z(x)) with its gradient g σ (1 + x (1 - σ) z'(x)), σ computed again from x in the backward:
+ * only x is kept from the forward, as PyTorch keeps it for these activations, not σ and the
+ * intermediates of z too (at GPT-2 124M, two [B, T, 3072] tensors a layer). The backward's copy
+ * reads x once the gradient arrives (ops.after), so it cannot run early and be kept instead.
+ */
+function gatedBySigmoid(x: Tensor, z: (x: Tensor) => Tensor, dz?: (x: Tensor) => Tensor): Tensor {
+  return withVjp(x.mul(sigmoid(z(x))), [x], (g) => {
+    const xb = after(x, g);
+    const s = sigmoid(z(xb));
+    const slope = xb.mul(sub(1, s));
+    return [g.mul(s).mul((dz ? slope.mul(dz(xb)) : slope).add(1))];
+  });
+}
+
 /** SiLU (swish): x σ(x). */
 export function silu(x: Tensor): Tensor {
-  return x.mul(sigmoid(x));
+  return gatedBySigmoid(x, (v) => v);
 }
 
 /**
@@ -90,14 +107,19 @@ export function silu(x: Tensor): Tensor {
  */
 export function gelu(x: Tensor): Tensor {
   const c = 2 * Math.sqrt(2 / Math.PI);
-  return x.mul(
-    sigmoid(
-      x
-        .mul(x)
+  return gatedBySigmoid(
+    x,
+    (v) =>
+      v
+        .mul(v)
         .mul(c * 0.044715)
         .add(c)
-        .mul(x),
-    ),
+        .mul(v),
+    (v) =>
+      v
+        .mul(v)
+        .mul(3 * c * 0.044715)
+        .add(c),
   );
 }
 

@@ -84,7 +84,7 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean; up
     if (p.shape.some((d) => typeof d !== 'number'))
       throw new ShapeError(`train step: parameter "${p.name}" needs a fixed shape, got [${p.shape}]`);
   }
-  const grads = grad(loss, params);
+  const grads = grad(loss, params, Object.values(spec.metrics ?? {}));
   const gradNorm = globalNorm(grads);
   const whole = !spec.updateApart && !spec.accumulate;
   const named = (gs: Tensor[]) => Object.fromEntries(params.map((p, i) => [nextName(gradientName(p.name!)), gs[i]]));
