@@ -25,6 +25,10 @@
  * - session creation: building the training graph (forward, autodiff, AdamW, ONNX emission), and
  *   onnxruntime's InferenceSession.create for it; Generator.create for the generation graphs.
  *
+ * Ours runs as a training process does: on glibc Linux the bench restarts itself with the malloc
+ * settings of src/util/training-malloc.ts (and so onnxruntime's CPU arena off, the update apart from
+ * the backward); PyTorch runs without them, as its users run it.
+ *
  * Rounds alternate our runs with PyTorch's (a child process per case), so both sides see similar
  * load on a shared machine; --max-load waits for the 1-minute load average to fall below it first.
  * --profile prints where the time of our training step and decode step goes, by op type;

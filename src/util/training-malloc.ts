@@ -13,6 +13,7 @@
  * replaces malloc, so under Electron (VS Code's desktop extension host) they do nothing.
  */
 import { spawn } from 'child_process';
+import { Worker } from 'worker_threads';
 
 const SETTINGS: Record<string, string> = {
   'glibc.malloc.arena_max': '1',
@@ -64,17 +65,22 @@ export function trainingMallocActive(env: NodeJS.ProcessEnv = process.env): bool
   return mallocIsGlibc() && Object.entries(SETTINGS).every(([k, v]) => tunables.get(k) === v);
 }
 
+/** Set in the restarted program's environment: the process that restarted it. */
+const RESTARTED_BY = 'RLHF_STUDIO_RESTARTED_BY';
+
 /**
  * Where glibc would apply the settings but this process started without them, starts this same
- * program again with them (stdio shared, its exit status passed on) and returns true: the caller
- * then does nothing more. Returns false where the settings are in effect or cannot be.
+ * program again with them (stdio shared, signals passed on, its exit status passed back) and returns
+ * true: the caller then does nothing more. Returns false where the settings are in effect or cannot
+ * be; in a restarted program, after arranging that it ends with the process that started it.
  */
 export function restartWithTrainingMalloc(): boolean {
+  if (process.env[RESTARTED_BY]) endWithParent(Number(process.env[RESTARTED_BY]));
   if (!mallocIsGlibc() || trainingMallocActive()) return false;
   // In a process group of its own, so a terminal's Ctrl+C reaches it once, passed on from here.
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
-    env: withTrainingMalloc(process.env),
+    env: { ...withTrainingMalloc(process.env), [RESTARTED_BY]: String(process.pid) },
     detached: true,
   });
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -86,4 +92,14 @@ export function restartWithTrainingMalloc(): boolean {
     else process.exit(code ?? 1);
   });
   return true;
+}
+
+/**
+ * Ends this process (SIGKILL, as its parent was) once process `parent` is no longer its parent: a
+ * parent killed outright cannot pass that on. Watched from a worker thread every 50 ms, since a
+ * training step keeps the main thread busy for seconds.
+ */
+function endWithParent(parent: number): void {
+  const watch = `setInterval(() => { if (process.ppid !== ${parent}) process.kill(${process.pid}, 'SIGKILL'); }, 50);`;
+  new Worker(watch, { eval: true }).unref();
 }

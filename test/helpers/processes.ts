@@ -3,6 +3,7 @@
  * a stale run.json may name, and one that ignores SIGINT as a hung training process would.
  */
 import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import * as readline from 'readline';
 
@@ -48,6 +49,16 @@ export async function startDeafToSigint(): Promise<{ child: ChildProcess; ignore
 
 export function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
+}
+
+/**
+ * The process of a CLI run that trains: the CLI itself, or where it restarts itself with the training
+ * malloc settings (glibc Linux), the child it started (read from /proc).
+ */
+export function trainingProcessOf(cli: ChildProcess): number {
+  const children = `/proc/${cli.pid}/task/${cli.pid}/children`;
+  const pids = fs.existsSync(children) ? fs.readFileSync(children, 'utf8').trim().split(/\s+/).filter(Boolean) : [];
+  return pids.length ? Number(pids[0]) : cli.pid!;
 }
 
 /** Resolves once the process has exited (at once if it has). */

@@ -15,7 +15,7 @@ import { presetConfig, resizeConfig } from '../../src/model/config';
 import { initParams } from '../../src/model/decoder';
 import { findCheckpoints } from '../../src/runs/registry';
 import { Rng } from '../../src/util/rng';
-import { cli, exited, isRunning } from '../helpers/processes';
+import { cli, exited, isRunning, trainingProcessOf } from '../helpers/processes';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpoint-kill-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -105,7 +105,7 @@ test(
       const run = cli(dir, 'ppo', config, '--out', out, ...(latest ? ['--resume', latest.path] : []));
       const at = (latest?.step ?? 0) + rng.int(3);
       if (await midSave(run.child, at, rng.int(12))) {
-        run.child.kill('SIGKILL');
+        process.kill(trainingProcessOf(run.child), 'SIGKILL');
         kills++;
       }
       const { output } = await run.exit;

@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
+import * as readline from 'readline';
 import * as path from 'path';
+import { exited } from '../helpers/processes';
 import { trainingMallocActive, withTrainingMalloc, withoutTrainingMalloc } from '../../src/util/training-malloc';
+
+const glibc = () =>
+  Boolean((process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime);
 
 const SETTINGS = 'glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=70368744177664';
 
@@ -36,9 +41,57 @@ test("a process started with the settings turns onnxruntime's CPU arena off, and
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout.trim().split('\n').pop()!) as boolean;
   };
-  const glibc = Boolean(
-    (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime,
-  );
-  assert.equal(arena(withTrainingMalloc(process.env)), !glibc);
+  assert.equal(arena(withTrainingMalloc(process.env)), !glibc());
   assert.equal(arena(withoutTrainingMalloc(process.env)), true);
+});
+
+/** A program that restarts itself with the settings and, restarted, prints its pid and waits. */
+function startRestarting() {
+  const script = [
+    "const m = require('./src/util/training-malloc');",
+    'if (!m.restartWithTrainingMalloc()) {',
+    '  console.log(JSON.stringify({ pid: process.pid, active: m.trainingMallocActive() }));',
+    '  setInterval(() => {}, 1000);',
+    '}',
+  ].join('\n');
+  const parent = spawn(process.execPath, ['--import', require.resolve('tsx'), '-e', script], {
+    cwd: path.resolve(__dirname, '..', '..'),
+    env: withoutTrainingMalloc(process.env),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const restarted = new Promise<{ pid: number; active: boolean }>((resolve) =>
+    readline.createInterface({ input: parent.stdout! }).once('line', (l) => resolve(JSON.parse(l))),
+  );
+  return { parent, restarted };
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  return !alive(pid);
+}
+
+test('a program restarted with the settings gets signals passed on, and ends when its parent is killed outright', async (t) => {
+  if (!glibc()) return t.skip('glibc only');
+  const first = startRestarting();
+  const { pid, active } = await first.restarted;
+  assert.notEqual(pid, first.parent.pid);
+  assert.equal(active, true);
+  first.parent.kill('SIGTERM');
+  assert.ok(await gone(pid), 'SIGTERM reached the restarted program');
+  await exited(first.parent);
+  assert.equal(first.parent.signalCode, 'SIGTERM');
+
+  const second = startRestarting();
+  const restarted = (await second.restarted).pid;
+  second.parent.kill('SIGKILL');
+  assert.ok(await gone(restarted), 'the restarted program ended with its parent');
 });
