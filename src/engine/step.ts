@@ -1,16 +1,16 @@
 /**
- * A training step bound to a State: the gradients of one batch (or the sum over micro-batches),
- * then the optimizer's update, group by group (see train-graph.ts).
+ * A training step bound to a State: the gradients of one batch (or their sum over micro-batches),
+ * then the optimizer's update, group by group; or the whole step in one run (see train-graph.ts).
  */
 import * as ort from 'onnxruntime-node';
+import { OnnxModel } from './onnx';
 import { Program, hostScalar, hostTensor } from './runtime';
 import { State } from './state';
-import { OnnxModel } from './onnx';
+import { DType, numel } from './tensor';
 import { StateSpec, TrainGraph, UPDATE_GROUP_BYTES, nextName } from './train-graph';
 
 /** The prefix of the outputs that carry new values of the state. */
 const NEW = nextName('');
-import { DType, numel } from './tensor';
 
 /** A loaded training step bound to a State. Missing optimizer slots start at zero. */
 export class TrainStep {
@@ -28,11 +28,8 @@ export class TrainStep {
       }
     }
     // Every new value of the state (gradients included) stays on the device where the provider keeps it there.
-    const load = (model: OnnxModel) =>
-      state.runtime.load(
-        model,
-        model.outputs.map((o) => o.name).filter((n) => n.startsWith(NEW)),
-      );
+    const newState = (model: OnnxModel) => model.outputs.map((o) => o.name).filter((n) => n.startsWith(NEW));
+    const load = (model: OnnxModel) => state.runtime.load(model, newState(model));
     const programs = {
       gradients: await load(graph.gradients),
       accumulate: graph.accumulate && (await load(graph.accumulate)),

@@ -91,12 +91,14 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean; up
   const updates = (spec.updateApart ? groupParams(params) : [params]).map((group) =>
     optimizerUpdate(spec, group, whole ? { grads, gradNorm } : undefined),
   );
+  const passes = (gs: Tensor[], norm = globalNorm(gs)) => ({ loss, ...spec.metrics, ...named(gs), grad_norm: norm });
   const gradients = whole
     ? { loss, ...spec.metrics, grad_norm: gradNorm, ...updates[0].outputs }
-    : { loss, ...spec.metrics, ...named(grads), grad_norm: gradNorm };
-  const sums = params.map((p, i) => input(gradientName(p.name!), p.dtype, p.shape).add(grads[i]));
-  const accumulated = spec.accumulate && { loss, ...spec.metrics, ...named(sums), grad_norm: globalNorm(sums) };
+    : passes(grads, gradNorm);
+  const accumulated =
+    spec.accumulate && passes(params.map((p, i) => input(gradientName(p.name!), p.dtype, p.shape).add(grads[i])));
   const gradientState = whole ? [] : params.map((p) => specOf(p, gradientName(p.name!)));
+  const gradientNames = gradientState.map((g) => g.name);
   return {
     gradients: toOnnx(gradients, whole ? 'train_step' : 'gradients'),
     accumulate: accumulated ? toOnnx(accumulated, 'accumulate_gradients') : undefined,
@@ -107,12 +109,7 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean; up
       ...(whole
         ? overwritable(gradients, updates[0].stateNames)
         : updates.flatMap((u) => overwritable(u.outputs, u.stateNames))),
-      ...(accumulated
-        ? overwritable(
-            accumulated,
-            gradientState.map((g) => g.name),
-          )
-        : []),
+      ...(accumulated ? overwritable(accumulated, gradientNames) : []),
     ],
     scalars: ['loss', 'grad_norm', ...Object.keys(spec.metrics ?? {})],
   };
