@@ -63,7 +63,7 @@ export interface UpdateGraph {
 /** Name of the output carrying the new value of state input `name`. */
 export const nextName = (name: string) => `new:${name}`;
 
-export const gradientName = (param: string) => `grad.${param}`;
+const gradientName = (param: string) => `grad.${param}`;
 
 /**
  * Parameters per update run, in bytes: the update's intermediates and outputs (and the copies the
