@@ -55,8 +55,31 @@ vjps.set('Gather', (g, y) => {
   const rows = reshape(g, [-1, ...rest]); // [M, ...rest]
   const at = expandLike(reshape(indices, [-1, ...rest.map(() => 1)]), rows); // each index along its row
   const attrs = { axis: 0, reduction: 'add' };
-  return [node('ScatterElements', [zerosLike(x), at, rows], x.dtype, x.shape, attrs, { intoZeros: true }), undefined];
+  const added: RowsAdded = { indices: reshape(indices, [-1]), rows };
+  return [
+    node('ScatterElements', [zerosLike(x), at, rows], x.dtype, x.shape, attrs, { intoZeros: true, added }),
+    undefined,
+  ];
 });
+
+/** What a Gather's VJP adds into its gradient: `rows` [M, ...] at the rows `indices` [M]. */
+export interface RowsAdded {
+  indices: Tensor;
+  rows: Tensor;
+}
+
+/**
+ * A gradient as a dense part and the rows that Gathers' VJPs added into it (innermost first):
+ * the gradient is `dense`, then each `rows` added at its `indices` in turn.
+ */
+export function rowsAddedTo(g: Tensor): { dense: Tensor; added: RowsAdded[] } {
+  const added: RowsAdded[] = [];
+  while (g.meta.added) {
+    added.unshift(g.meta.added as RowsAdded);
+    g = g.inputs[0];
+  }
+  return { dense: g, added };
+}
 
 /** out[i][j] = x[i][indices[i][j]] along axis (torch.gather). */
 export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor {
@@ -90,7 +113,7 @@ export function addGradients(a: Tensor, b: Tensor): Tensor {
   if (intoZeros(a) && !intoZeros(b)) [a, b] = [b, a];
   if (!intoZeros(b) || a.dtype !== b.dtype || a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i]))
     return a.add(b);
-  return node(b.op, [a, b.inputs[1], b.inputs[2]], b.dtype, b.shape, b.attrs);
+  return node(b.op, [a, b.inputs[1], b.inputs[2]], b.dtype, b.shape, b.attrs, { added: b.meta.added });
 }
 
 // ---------------------------------------------------------------- sampling (no gradient)

@@ -7,7 +7,7 @@ import { OnnxModel } from './onnx';
 import { Program, hostScalar, hostTensor } from './runtime';
 import { State } from './state';
 import { DType, numel } from './tensor';
-import { StateSpec, TrainGraph, UPDATE_GROUP_BYTES, nextName } from './train-graph';
+import { RowsOutput, StateSpec, TrainGraph, UPDATE_GROUP_BYTES, nextName } from './train-graph';
 
 /** The prefix of the outputs that carry new values of the state. */
 const NEW = nextName('');
@@ -70,7 +70,9 @@ export class TrainStep {
       const out = await this.runInto(program, { ...batch, ...hyper }, writable);
       for (const [k, v] of Object.entries(this.scalars(out, perBatch))) totals[k] = (totals[k] ?? 0) + v / micro.length;
       norm = this.scalars(out, ['grad_norm']).grad_norm;
+      for (const added of this.graph.rowsAdded) this.addRows(added, out);
     }
+    norm = Math.hypot(norm, ...this.rowsAddedNorms());
     const scaled = { ...hyper, grad_norm: hostScalar(norm, dtype), grad_scale: hostScalar(1 / micro.length, dtype) };
     for (const [i, { rowsOf }] of this.graph.updates.entries())
       if (!rowsOf || !(await this.runByRows(updates[i], rowsOf, scaled, state)))
@@ -140,6 +142,32 @@ export class TrainStep {
       await program.run({ ...feeds, ...views }, Object.fromEntries(outputs.map((n) => [nextName(n), views[n]])));
     }
     return true;
+  }
+
+  /** Adds the rows a run output into their gradient's host buffer, as the scatter-add in the graph would. */
+  private addRows({ gradient, indices, rows }: RowsOutput, out: Record<string, ort.Tensor>): void {
+    const buffer = this.state.overwritable(gradient);
+    if (buffer.location !== 'cpu') throw new Error(`gradient "${gradient}" must be in host memory to add rows into`);
+    const into = buffer.data as Float32Array | Float64Array;
+    const at = out[indices].data as Int32Array | BigInt64Array;
+    const from = out[rows].data as Float32Array | Float64Array;
+    const [size, rowSize] = [buffer.dims[0], from.length / Math.max(at.length, 1)];
+    for (let m = 0; m < at.length; m++) {
+      const index = Number(at[m]);
+      const row = index < 0 ? index + size : index;
+      if (!(row >= 0 && row < size)) throw new RangeError(`${indices}: index ${index} is outside [${-size}, ${size})`);
+      for (let j = 0, o = row * rowSize, f = m * rowSize; j < rowSize; j++) into[o + j] += from[f + j];
+    }
+  }
+
+  /** The norms of the gradients that had rows added on the host (the graph's grad_norm leaves them out). */
+  private rowsAddedNorms(): number[] {
+    return [...new Set(this.graph.rowsAdded.map((r) => r.gradient))].map((name) => {
+      const data = this.state.get(name).data as Float32Array | Float64Array;
+      let sum = 0;
+      for (let i = 0; i < data.length; i++) sum += data[i] * data[i];
+      return Math.sqrt(sum);
+    });
   }
 
   private scalars(out: Record<string, ort.Tensor>, names: string[]): Record<string, number> {

@@ -10,9 +10,10 @@
  * parameter and optimizer slot at the end of each step. Run by group, that copy is one group's.
  */
 import { grad } from './autodiff';
+import { rowsAddedTo } from './ops';
 import { OnnxModel, toOnnx } from './onnx';
 import { Optimizer, clipScale, globalNorm } from './optim';
-import { DType, ShapeError, Tensor, input, numel, topoSort } from './tensor';
+import { DType, ShapeError, Tensor, input, numel, scalar, topoSort } from './tensor';
 
 export interface TrainStepSpec {
   loss: Tensor;
@@ -49,7 +50,18 @@ export interface TrainGraph {
   overwrites: string[];
   /** Scalar outputs reported per step. */
   scalars: string[];
+  /**
+   * With the update apart: rows that `gradients` and `accumulate` output for the step to add into
+   * a gradient's buffer after the run (an embedding lookup's gradient), in order. Their gradient's
+   * output is then its dense part only (a tied LM head's, written into the buffer as soon as it is
+   * made rather than held through the backward for the lookup's rows), and `grad_norm` covers the
+   * other gradients: the step adds the norm of these once their rows are in.
+   */
+  rowsAdded: RowsOutput[];
 }
+
+/** Outputs `indices` [M] and `rows` [M, ...] to add into `gradient`'s rows indices[m]. */
+export type RowsOutput = { gradient: string; indices: string; rows: string };
 
 export interface UpdateGraph {
   model: OnnxModel;
@@ -85,18 +97,31 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean; up
       throw new ShapeError(`train step: parameter "${p.name}" needs a fixed shape, got [${p.shape}]`);
   }
   const grads = grad(loss, params, Object.values(spec.metrics ?? {}));
-  const gradNorm = globalNorm(grads);
   const whole = !spec.updateApart && !spec.accumulate;
-  const named = (gs: Tensor[]) => Object.fromEntries(params.map((p, i) => [nextName(gradientName(p.name!)), gs[i]]));
+  const split = grads.map((g) => (spec.updateApart ? rowsAddedTo(g) : { dense: g, added: [] }));
+  const rowsAdded = params.flatMap((p, i) => split[i].added.map((_, k) => rowsOutput(p, k)));
+  const given = whole ? { grads, gradNorm: globalNorm(grads) } : undefined;
   const updates = (spec.updateApart ? groupParams(params) : [params]).map((group) =>
-    optimizerUpdate(spec, group, whole ? { grads, gradNorm } : undefined),
+    optimizerUpdate(spec, group, given),
   );
-  const passes = (gs: Tensor[], norm = globalNorm(gs)) => ({ loss, ...spec.metrics, ...named(gs), grad_norm: norm });
-  const gradients = whole
-    ? { loss, ...spec.metrics, grad_norm: gradNorm, ...updates[0].outputs }
-    : passes(grads, gradNorm);
-  const accumulated =
-    spec.accumulate && passes(params.map((p, i) => input(gradientName(p.name!), p.dtype, p.shape).add(grads[i])));
+  // Each gradient's dense part (plus its value in the buffer when accumulating), its rows, their norm.
+  const passes = (valueOf: (dense: Tensor, p: Tensor) => Tensor) => {
+    const out: Record<string, Tensor> = { loss, ...spec.metrics };
+    params.forEach((p, i) => {
+      out[nextName(gradientName(p.name!))] = valueOf(split[i].dense, p);
+      split[i].added.forEach(({ indices, rows }, k) => {
+        const names = rowsOutput(p, k);
+        Object.assign(out, { [names.indices]: indices, [names.rows]: rows });
+      });
+    });
+    const dense = params.filter((_, i) => !split[i].added.length).map((p) => out[nextName(gradientName(p.name!))]);
+    out.grad_norm = dense.length ? globalNorm(dense) : scalar(0, loss.dtype);
+    return out;
+  };
+  const gradients = given
+    ? { loss, ...spec.metrics, grad_norm: given.gradNorm, ...updates[0].outputs }
+    : passes((g) => g);
+  const accumulated = spec.accumulate && passes((g, p) => input(gradientName(p.name!), p.dtype, p.shape).add(g));
   const gradientState = whole ? [] : params.map((p) => specOf(p, gradientName(p.name!)));
   const gradientNames = gradientState.map((g) => g.name);
   return {
@@ -112,7 +137,13 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean; up
       ...(accumulated ? overwritable(accumulated, gradientNames) : []),
     ],
     scalars: ['loss', 'grad_norm', ...Object.keys(spec.metrics ?? {})],
+    rowsAdded,
   };
+}
+
+function rowsOutput(p: Tensor, k: number): RowsOutput {
+  const gradient = gradientName(p.name!);
+  return { gradient, indices: `${gradient}:indices${k}`, rows: `${gradient}:rows${k}` };
 }
 
 const bytesOf = (p: Tensor) => numel(p.shape as number[]) * (p.dtype === 'float64' ? 8 : 4);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ops from '../../src/engine/ops';
+import { logsumexp } from '../../src/engine/nn';
 import { adamw } from '../../src/engine/optim';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { State } from '../../src/engine/state';
@@ -82,3 +83,70 @@ test('a parameter larger than an update group is updated a range of rows at a ti
   await step.release();
   await state.release();
 });
+
+// A tied table E [V, D]: an embedding lookup (a token repeated, so rows add up) and the output head.
+// With the update apart, the lookup's rows are added into E's gradient by the step, after the run.
+const [V, D, N] = [11, 6, 9];
+
+function tiedStep(spec: { updateApart: boolean; accumulate: boolean }) {
+  const e = input('E', 'float32', [V, D]),
+    w = input('Wh', 'float32', [D, D]);
+  const ids = input('ids', 'int32', ['N']),
+    targets = input('targets', 'int32', ['N']);
+  const h = ops.sigmoid(ops.matmul(ops.gather(e, ids), w));
+  const logits = ops.matmul(h, ops.transpose(e, [1, 0]));
+  const picked = ops.reshape(ops.gatherElements(logits, ops.unsqueeze(targets, -1), -1), ['N']);
+  const loss = ops.mean(logsumexp(logits).sub(picked));
+  return buildTrainGraph({ loss, params: [e, w], optimizer: adamw({ weightDecay: 0.1 }), maxGradNorm: 0.05, ...spec });
+}
+
+async function trainTied(spec: { updateApart: boolean; accumulate: boolean }) {
+  const graph = tiedStep(spec);
+  const rng = new Rng(5);
+  const state = new State(await Runtime.create({ provider: 'cpu' }));
+  state.setHost(
+    'E',
+    Float32Array.from({ length: V * D }, () => rng.normal()),
+    [V, D],
+  );
+  state.setHost(
+    'Wh',
+    Float32Array.from({ length: D * D }, () => rng.normal() * 0.5),
+    [D, D],
+  );
+  const batch = () => ({
+    ids: hostTensor('int32', Int32Array.from([3, 3, 0, 10, 3, 7, 0, 1, 2]), [N]),
+    targets: hostTensor(
+      'int32',
+      Int32Array.from({ length: N }, () => rng.int(V)),
+      [N],
+    ),
+  });
+  const step = await TrainStep.create(graph, state);
+  const norms = [];
+  for (let t = 1; t <= 3; t++)
+    norms.push((await step.run(spec.accumulate ? [batch(), batch()] : batch(), 0.02, t)).grad_norm);
+  const got = await state.read(['E', 'Wh', 'exp_avg_sq.E']);
+  await step.release();
+  return { graph, norms, got };
+}
+
+for (const accumulate of [false, true])
+  test(`an embedding's rows added by the step after the run equal the scatter-add in the graph${accumulate ? ', over micro-batches' : ''}`, async () => {
+    const apart = await trainTied({ updateApart: true, accumulate });
+    const inGraph = await trainTied({ updateApart: false, accumulate });
+    assert.deepEqual(
+      apart.graph.rowsAdded.map((r) => r.gradient),
+      ['grad.E'],
+    );
+    assert.deepEqual(inGraph.graph.rowsAdded, []);
+    for (const [k, norm] of apart.norms.entries())
+      assert.ok(Math.abs(norm - inGraph.norms[k]) < 1e-5 * norm, `grad_norm ${k}`);
+    assert.ok(apart.norms[0] > 0.05, 'the gradients are clipped');
+    for (const name of ['E', 'Wh', 'exp_avg_sq.E']) {
+      const [a, b] = [apart.got.get(name)!, inGraph.got.get(name)!];
+      const scale = Math.max(...Array.from(b, Math.abs));
+      for (let i = 0; i < b.length; i++)
+        assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * scale, `${name}[${i}]: ${a[i]} vs ${b[i]}`);
+    }
+  });
