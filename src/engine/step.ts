@@ -69,10 +69,9 @@ export class TrainStep {
           : [accumulate!, this.writableOf(this.graph.gradientState)];
       const out = await this.runInto(program, { ...batch, ...hyper }, writable);
       for (const [k, v] of Object.entries(this.scalars(out, perBatch))) totals[k] = (totals[k] ?? 0) + v / micro.length;
-      norm = this.scalars(out, ['grad_norm']).grad_norm;
-      for (const added of this.graph.rowsAdded) this.addRows(added, out);
+      const squares = this.graph.rowsAdded.reduce((sq, added) => sq + this.addRows(added, out), 0);
+      norm = Math.sqrt(Math.max(0, this.scalars(out, ['grad_norm']).grad_norm ** 2 + squares));
     }
-    norm = Math.hypot(norm, ...this.rowsAddedNorms());
     const scaled = { ...hyper, grad_norm: hostScalar(norm, dtype), grad_scale: hostScalar(1 / micro.length, dtype) };
     for (const [i, { rowsOf }] of this.graph.updates.entries())
       if (!rowsOf || !(await this.runByRows(updates[i], rowsOf, scaled, state)))
@@ -144,30 +143,30 @@ export class TrainStep {
     return true;
   }
 
-  /** Adds the rows a run output into their gradient's host buffer, as the scatter-add in the graph would. */
-  private addRows({ gradient, indices, rows }: RowsOutput, out: Record<string, ort.Tensor>): void {
+  /**
+   * Adds the rows a run output into their gradient's host buffer, as the graph's scatter-add would,
+   * and returns how much the sum of the gradient's squares grew (only the rows it changed).
+   */
+  private addRows({ gradient, indices, rows }: RowsOutput, out: Record<string, ort.Tensor>): number {
     const buffer = this.state.overwritable(gradient);
     if (buffer.location !== 'cpu') throw new Error(`gradient "${gradient}" must be in host memory to add rows into`);
     const into = buffer.data as Float32Array | Float64Array;
     const at = out[indices].data as Int32Array | BigInt64Array;
     const from = out[rows].data as Float32Array | Float64Array;
     const [size, rowSize] = [buffer.dims[0], from.length / Math.max(at.length, 1)];
-    for (let m = 0; m < at.length; m++) {
-      const index = Number(at[m]);
-      const row = index < 0 ? index + size : index;
-      if (!(row >= 0 && row < size)) throw new RangeError(`${indices}: index ${index} is outside [${-size}, ${size})`);
-      for (let j = 0, o = row * rowSize, f = m * rowSize; j < rowSize; j++) into[o + j] += from[f + j];
-    }
-  }
-
-  /** The norms of the gradients that had rows added on the host (the graph's grad_norm leaves them out). */
-  private rowsAddedNorms(): number[] {
-    return [...new Set(this.graph.rowsAdded.map((r) => r.gradient))].map((name) => {
-      const data = this.state.get(name).data as Float32Array | Float64Array;
-      let sum = 0;
-      for (let i = 0; i < data.length; i++) sum += data[i] * data[i];
-      return Math.sqrt(sum);
+    const rowsAt = Array.from(at as ArrayLike<number | bigint>, (i): number => {
+      const row = Number(i) < 0 ? Number(i) + size : Number(i);
+      if (!(row >= 0 && row < size)) throw new RangeError(`${indices}: index ${i} is outside [${-size}, ${size})`);
+      return row;
     });
+    const changed = [...new Set(rowsAt)];
+    const squares = () =>
+      changed.reduce((sq, row) => sq + sumOfSquares(into.subarray(row * rowSize, (row + 1) * rowSize)), 0);
+    const before = squares();
+    rowsAt.forEach((row, m) => {
+      for (let j = 0, o = row * rowSize, f = m * rowSize; j < rowSize; j++) into[o + j] += from[f + j];
+    });
+    return squares() - before;
   }
 
   private scalars(out: Record<string, ort.Tensor>, names: string[]): Record<string, number> {
@@ -178,6 +177,12 @@ export class TrainStep {
     const { gradients, accumulate, updates } = this.programs;
     for (const p of [gradients, accumulate, ...updates]) await p?.release();
   }
+}
+
+function sumOfSquares(xs: Float32Array | Float64Array): number {
+  let sum = 0;
+  for (let i = 0; i < xs.length; i++) sum += xs[i] * xs[i];
+  return sum;
 }
 
 function zerosOf(dtype: 'float32' | 'float64', n: number): Float32Array | Float64Array {

@@ -13,7 +13,7 @@ import { grad } from './autodiff';
 import { rowsAddedTo } from './ops';
 import { OnnxModel, toOnnx } from './onnx';
 import { Optimizer, clipScale, globalNorm } from './optim';
-import { DType, ShapeError, Tensor, input, numel, scalar, topoSort } from './tensor';
+import { DType, ShapeError, Tensor, input, numel, topoSort } from './tensor';
 
 export interface TrainStepSpec {
   loss: Tensor;
@@ -54,8 +54,8 @@ export interface TrainGraph {
    * With the update apart: rows that `gradients` and `accumulate` output for the step to add into
    * a gradient's buffer after the run (an embedding lookup's gradient), in order. Their gradient's
    * output is then its dense part only (a tied LM head's, written into the buffer as soon as it is
-   * made rather than held through the backward for the lookup's rows), and `grad_norm` covers the
-   * other gradients: the step adds the norm of these once their rows are in.
+   * made rather than held through the backward for the lookup's rows), and `grad_norm` is the norm
+   * before the rows are added: the step brings it up to date for the rows they change.
    */
   rowsAdded: RowsOutput[];
 }
@@ -104,7 +104,7 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean; up
   const updates = (spec.updateApart ? groupParams(params) : [params]).map((group) =>
     optimizerUpdate(spec, group, given),
   );
-  // Each gradient's dense part (plus its value in the buffer when accumulating), its rows, their norm.
+  // Each gradient's dense part (plus its value in the buffer when accumulating), its rows, and their norm.
   const passes = (valueOf: (dense: Tensor, p: Tensor) => Tensor) => {
     const out: Record<string, Tensor> = { loss, ...spec.metrics };
     params.forEach((p, i) => {
@@ -114,8 +114,7 @@ export function buildTrainGraph(spec: TrainStepSpec & { accumulate?: boolean; up
         Object.assign(out, { [names.indices]: indices, [names.rows]: rows });
       });
     });
-    const dense = params.filter((_, i) => !split[i].added.length).map((p) => out[nextName(gradientName(p.name!))]);
-    out.grad_norm = dense.length ? globalNorm(dense) : scalar(0, loss.dtype);
+    out.grad_norm = globalNorm(params.map((p) => out[nextName(gradientName(p.name!))]));
     return out;
   };
   const gradients = given
