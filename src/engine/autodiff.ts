@@ -2,7 +2,7 @@
  * Reverse-mode autodiff over the graph IR: walk the graph from the loss back to the inputs,
  * applying each op's VJP and summing the gradients of tensors used more than once.
  */
-import { CustomVjp, Vjp, addGradients, after, equal, vjpOf, where, withVjp, zerosLike } from './ops';
+import { CustomVjp, Vjp, addGradients, after, afterAll, equal, vjpOf, where, withVjp, zerosLike } from './ops';
 import { ShapeError, Tensor, nextTensorId, scalar, topoSort } from './tensor';
 
 /**
@@ -55,7 +55,7 @@ function backward(y: Tensor, g: Tensor, wrt: Tensor[], since = 0): Tensor[] {
     const gt = grads.get(t.id);
     const [rule, xs] = ruleOf(t);
     if (!gt || !rule || !needed.has(t.id)) continue;
-    rule(gt, t).forEach((gx, i) => {
+    made(rule(gt, t), xs, targets).forEach((gx, i) => {
       const x = xs[i];
       if (!gx || !needed.has(x.id)) return;
       const prev = grads.get(x.id);
@@ -63,6 +63,19 @@ function backward(y: Tensor, g: Tensor, wrt: Tensor[], since = 0): Tensor[] {
     });
   }
   return wrt.map((w) => grads.get(w.id) ?? zerosLike(w));
+}
+
+/**
+ * One op's gradients, those of the `targets` (parameters) made before the others flow on, as
+ * PyTorch's autograd makes them: a layer's input and the gradient reaching its output can then go
+ * once its weight's gradient is made, whatever order the runtime picks for the nodes (left free,
+ * onnxruntime may hold them all until the end of the backward, or hold a tied LM head's [V, D]
+ * gradient through it).
+ */
+function made(gxs: (Tensor | undefined)[], xs: readonly Tensor[], targets: Set<number>): (Tensor | undefined)[] {
+  const own = gxs.filter((gx, i): gx is Tensor => gx !== undefined && targets.has(xs[i].id));
+  if (!own.length || own.length === gxs.filter((gx) => gx).length) return gxs;
+  return gxs.map((gx, i) => (gx && !targets.has(xs[i].id) ? afterAll(gx, own) : gx));
 }
 
 /**

@@ -1,5 +1,6 @@
 /** Indexing (slice, gather) beside its VJPs, which scatter into zeros, and the sampling ops (no gradient). */
 import { ab, node, vjps, x0 } from './ops-core';
+import { less, where } from './ops-elementwise';
 import { expandLike, reshape, zerosLike } from './ops-shape';
 import { normAxis, sliceDim } from './shape';
 import { ShapeError, Tensor, constant, scalar, typedArray } from './tensor';
@@ -114,6 +115,17 @@ export function addGradients(a: Tensor, b: Tensor): Tensor {
   if (!intoZeros(b) || a.dtype !== b.dtype || a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i]))
     return a.add(b);
   return node(b.op, [a, b.inputs[1], b.inputs[2]], b.dtype, b.shape, b.attrs, { added: b.meta.added });
+}
+
+/**
+ * x, computed only once every tensor in `deps` is, whatever their shapes: Where(e < e, e, x) with e
+ * one element read from each dep, which is x (e < e is false, NaN included). A Where rather than
+ * a view of x with a run-time shape, which would need int64 arithmetic that WebGPU cannot run.
+ * No gradient flows to `deps`.
+ */
+export function afterAll(x: Tensor, deps: Tensor[]): Tensor {
+  const e = deps.map((d) => slice(reshape(d, [-1]), 0, 0, 1)).reduce((a, b) => a.add(b));
+  return where(less(e, e), e, x);
 }
 
 // ---------------------------------------------------------------- sampling (no gradient)

@@ -7,7 +7,7 @@ import * as ops from '../../src/engine/ops';
 import * as trig from '../../src/engine/ops-trig';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
-import { Tensor, input } from '../../src/engine/tensor';
+import { Tensor, input, topoSort } from '../../src/engine/tensor';
 import { Rng } from '../../src/util/rng';
 
 type Gen = (n: number, seed: number) => Float64Array;
@@ -395,4 +395,49 @@ test('crossEntropy over a large vocabulary equals the plain log-softmax formulat
   const gotGrad = out.g.data as Float32Array;
   wantGrad.forEach((w, k) => assert.ok(Math.abs(gotGrad[k] - w) <= 1e-6, `grad[${k}]: ${gotGrad[k]} vs ${w}`));
   await program.release();
+});
+
+test("each layer's weight gradient is made before the backward flows on to the layer below", async () => {
+  // Two linear layers: the gradient reaching layer 1 (and so dW1) must wait for dW2, and still be
+  // the same values; without that ordering a runtime may hold every layer's inputs to the end.
+  const x = input('x', 'float32', [3, 4]),
+    w1 = input('w1', 'float32', [4, 5]),
+    w2 = input('w2', 'float32', [5, 2]);
+  const loss = ops.sum(ops.sigmoid(ops.matmul(ops.sigmoid(ops.matmul(x, w1)), w2)));
+  const [dw1, dw2] = grad(loss, [w1, w2]);
+  assert.ok(topoSort([dw1]).includes(dw2), 'dW1 is computed after dW2');
+  assert.ok(!topoSort([dw2]).includes(dw1), 'dW2 does not wait for dW1');
+  const rng = new Rng(2);
+  const feeds = Object.fromEntries(
+    [x, w1, w2].map((t) => {
+      const dims = t.shape as number[];
+      return [
+        t.name!,
+        hostTensor(
+          'float32',
+          Float32Array.from({ length: dims[0] * dims[1] }, () => rng.normal()),
+          dims,
+        ),
+      ];
+    }),
+  );
+  const out = await (await (await Runtime.create({ provider: 'cpu' })).load(toOnnx({ dw1, dw2 }, 'g'))).run(feeds);
+  // The same gradients by hand: h = σ(x W1), y = σ(h W2), dy = y(1-y), dW2 = hᵀ dy, dh = dy W2ᵀ, dW1 = xᵀ (dh h(1-h)).
+  const m = (name: string) => feeds[name].data as Float32Array;
+  const mm = (a: number[][], b: number[][]) =>
+    a.map((r) => b[0].map((_, j) => r.reduce((s, v, k) => s + v * b[k][j], 0)));
+  const rows = (d: Float32Array, c: number) =>
+    Array.from({ length: d.length / c }, (_, i) => Array.from(d.subarray(i * c, (i + 1) * c)));
+  const tr = (a: number[][]) => a[0].map((_, j) => a.map((r) => r[j]));
+  const sig = (a: number[][]) => a.map((r) => r.map((v) => 1 / (1 + Math.exp(-v))));
+  const [X, W1, W2] = [rows(m('x'), 4), rows(m('w1'), 5), rows(m('w2'), 2)];
+  const h = sig(mm(X, W1)),
+    y = sig(mm(h, W2));
+  const dy = y.map((r) => r.map((v) => v * (1 - v)));
+  const dh = mm(dy, tr(W2)).map((r, i) => r.map((v, j) => v * h[i][j] * (1 - h[i][j])));
+  for (const [got, want] of [
+    [out.dw2.data, mm(tr(h), dy).flat()],
+    [out.dw1.data, mm(tr(X), dh).flat()],
+  ] as const)
+    want.forEach((v, i) => assert.ok(Math.abs((got as Float32Array)[i] - v) < 1e-5 * (1 + Math.abs(v)), `${i}`));
 });
