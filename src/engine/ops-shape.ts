@@ -1,6 +1,6 @@
 /** Shapes: reshape, transpose, expand, concat, each beside its VJP, and the run-time shapes VJPs need. */
 import { node, sameDtype, vjps, x0 } from './ops-core';
-import { mul } from './ops-elementwise';
+import { equal, mul, where } from './ops-elementwise';
 import { sum } from './ops-reduce';
 import { slice } from './ops-index';
 import { broadcastShapes, normAxis, reshapeShape } from './shape';
@@ -103,6 +103,14 @@ export function expandLike(t: Tensor, x: Tensor): Tensor {
 export function after(x: Tensor, g: Tensor): Tensor {
   if (x.shape.join() !== g.shape.join()) throw new ShapeError(`after: ${x} and ${g} differ in shape`);
   return node('Reshape', [x, shapeOf(g)], x.dtype, x.shape);
+}
+
+/**
+ * x, but computed only once each scalar in `ts` is: Where(t = t, x, x), which is x whatever t is
+ * (NaN included) and which no runtime folds away. Orders work whose inputs do not already order it.
+ */
+export function afterScalars(x: Tensor, ts: Tensor[]): Tensor {
+  return ts.filter((t) => t.rank === 0).reduce((y, t) => where(equal(t, t), y, y), x);
 }
 
 export function zerosLike(x: Tensor): Tensor {

@@ -46,6 +46,7 @@ export {
   reshapeLike,
   expandLike,
   after,
+  afterScalars,
   zerosLike,
   reshape,
   transpose,
