@@ -52,14 +52,15 @@ export function fusedLinearCrossEntropy(
   const m = reshape(cast(mask, hidden.dtype), [-1, 1]);
   // Each position's share of the mean: the gradient reaching its loss, known before any logit.
   const share = m.div(maximum(sum(m), 1));
-  const columns = [reshape(hidden, [-1, weight.shape[1]]), reshape(targets, [-1, 1]), share];
+  // The targets ride along as floats (exact below 2^24), which every provider slices; WebGPU slices no ints.
+  const columns = [reshape(hidden, [-1, weight.shape[1]]), reshape(cast(targets, hidden.dtype), [-1, 1]), share];
   const padded = chunks === 1 ? columns : padRows(columns, chunks - 1);
   const dRows: Tensor[] = [];
   let sums: Tensor | undefined, dWeight: Tensor | undefined;
   for (let k = 0; k < chunks; k++) {
     const [h, t, w] = chunks === 1 ? padded : padded.map((x) => everyNth(x, k, chunks));
     const made = [dRows[k - 1], dWeight].filter((x): x is Tensor => x !== undefined);
-    const c = chunkOf(afterScalars(h, made.map(corner)), weight, t, w, gradients, dWeight);
+    const c = chunkOf(afterScalars(h, made.map(corner)), weight, cast(t, 'int32'), w, gradients, dWeight);
     sums = sums ? sums.add(c.sums) : c.sums;
     if (c.dHidden) dRows.push(c.dHidden);
     dWeight = c.dWeight;
