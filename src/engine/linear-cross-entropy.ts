@@ -7,10 +7,10 @@
  * the hidden states' gradient and, when the weight trains, one for the weight's.
  */
 import { cast, concat, cumsum, expand, gatherElements, gemm, greaterOrEqual, log, max, maximum } from './ops';
-import { reshape, reshapeLike, slice, softmax, sum, unsqueeze, withVjp } from './ops';
-import { after, afterScalars, expandLike, shapeOf, zerosLike } from './ops';
+import { reshape, reshapeLike, slice, softmax, sum, withVjp } from './ops';
+import { after, afterScalars, expandLike, zerosLike } from './ops';
 import { node } from './ops-core';
-import { ShapeError, Tensor, constant, typedArray } from './tensor';
+import { ShapeError, Tensor, constant, scalar, typedArray } from './tensor';
 
 /** Bytes of one chunk's logits that `chunkCount` aims at: small next to a model, large enough for fast products. */
 export const CHUNK_LOGITS_BYTES = 32 << 20;
@@ -58,6 +58,7 @@ export function fusedLinearCrossEntropy(
   const dRows: Tensor[] = [];
   let sums: Tensor | undefined, dWeight: Tensor | undefined;
   for (let k = 0; k < chunks; k++) {
+    // Chunk k reads its rows once chunk k - 1 has made its gradients (their first elements, to be exact).
     const [h, t, w] = chunks === 1 ? padded : padded.map((x) => everyNth(x, k, chunks));
     const made = [dRows[k - 1], dWeight].filter((x): x is Tensor => x !== undefined);
     const c = chunkOf(afterScalars(h, made.map(corner)), weight, cast(t, 'int32'), w, gradients, dWeight);
@@ -143,29 +144,15 @@ function everyNth(x: Tensor, start: number, step: number): Tensor {
  * empty chunk's softmax and max are refused by some providers (WebGPU). The zeros weigh nothing.
  */
 function padRows(xs: Tensor[], extra: number): Tensor[] {
-  return xs.map((x) => {
-    const zero = constant(typedArray(x.dtype, [0]), x.dtype, []);
-    return concat([x, expand(zero, [extra, ...x.shape.slice(1)])], 0);
-  });
+  return xs.map((x) => concat([x, expand(scalar(0, x.dtype), [extra, ...x.shape.slice(1)])], 0));
 }
 
 /** The chunks' rows [n/K, D] each, back in the order of `like` [n, D] they were taken from. */
 function unchunk(parts: Tensor[], like: Tensor, chunks: number): Tensor {
-  const ones = node(
-    'Expand',
-    [constant(typedArray(like.dtype, [1]), like.dtype, []), shapeOf(like, 0, 1)],
-    like.dtype,
-    [like.shape[0]],
-  );
-  const position = cumsum(ones, 0).sub(1);
-  const from = cast(
-    concat(
-      parts.map((_, k) => everyNth(position, k, chunks)),
-      0,
-    ),
-    'int32',
-  );
+  // Each row's index in `like` (as a float, exact below 2^24), taken into chunks as the rows were.
+  const index = cumsum(expandLike(scalar(1, like.dtype), slice(like, 1, 0, 1)), 0).sub(1); // [n, 1]
+  const taken = parts.map((_, k) => everyNth(index, k, chunks));
+  const from = cast(concat(taken, 0), 'int32');
   const rows = concat(parts, 0);
-  const at = expandLike(unsqueeze(from, 1), rows);
-  return node('ScatterElements', [zerosLike(like), at, rows], like.dtype, like.shape, { axis: 0 });
+  return node('ScatterElements', [zerosLike(like), expandLike(from, rows), rows], like.dtype, like.shape, { axis: 0 });
 }
