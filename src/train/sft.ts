@@ -27,7 +27,10 @@ import { Batch, describeModel, sampledData, oneModel } from './stage';
  * Mean next-token loss over masked positions, and how often the argmax prediction is right there;
  * with an adapter, only it trains. `gradientCheckpointing` recomputes each layer in the backward.
  * The LM head and its loss run over chunks of tokens (fusedLinearCrossEntropy), as many as keep
- * each chunk's logits near 32 MB for a batch of `batchTokens` tokens (one chunk when omitted);
+ * each chunk's logits near 32 MB for a batch of `batchTokens` tokens (one chunk when omitted) while
+ * the head is frozen (LoRA). A trained head stays one chunk: each chunk would add its share of W's
+ * gradient into a new [V, D] buffer (onnxruntime's CPU Gemm does not accumulate in place), which
+ * made the step slower and its peak memory larger than the logits saved (npm run bench:sft).
  * `evaluation` is the same loss and accuracy without the gradients' work, for held-out batches.
  */
 export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter, gradientCheckpointing = false, batchTokens = 0) {
@@ -38,10 +41,11 @@ export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter, gradientCh
   const hidden = transformer(p, cfg, inputs).hidden; // [B, T, D]
   const params = trainableInputs(p, adapter);
   const head = lmHeadWeight(p, cfg);
-  const chunks = chunkCount(batchTokens, cfg.vocabSize);
+  const headTrains = params.includes(head);
+  const chunks = headTrains ? 1 : chunkCount(batchTokens, cfg.vocabSize);
   const loss = (gradients: ChunkGradients) =>
     fusedLinearCrossEntropy(hidden, head, targets, lossMask, chunks, gradients);
-  const trained = loss(params.includes(head) ? 'hidden and weight' : 'hidden');
+  const trained = loss(headTrains ? 'hidden and weight' : 'hidden');
   return { ...trained, params, evaluation: loss('none') };
 }
 

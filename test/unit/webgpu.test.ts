@@ -22,6 +22,8 @@ import { Rng } from '../../src/util/rng';
 import { presetConfig, resizeConfig } from '../../src/model/config';
 import { paramShapes } from '../../src/model/decoder';
 import { sftLossGraph } from '../../src/train/sft';
+import { newAdapter } from '../../src/model/lora';
+import { LORA } from '../helpers/lora-config';
 import { CHUNK_LOGITS_BYTES, fusedLinearCrossEntropy } from '../../src/engine/linear-cross-entropy';
 import { grad } from '../../src/engine/autodiff';
 import { rewardInputs, rewardParamInputs, rewards } from '../../src/model/reward';
@@ -409,10 +411,12 @@ for (const preset of ['tiny', 'tiny-llama']) {
   test(`the real SFT step and generation graphs of ${preset} load on WebGPU with CPU fallback disabled`, async (t) => {
     if (!gpu) return t.skip(unavailable);
     const cfg = resizeConfig(presetConfig(preset), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 });
-    // The loss over the whole batch at once, and in three chunks of tokens.
-    const sfts = [0, 3 * Math.floor(CHUNK_LOGITS_BYTES / (4 * cfg.vocabSize))].map((tokens) =>
-      sftLossGraph(cfg, undefined, false, tokens),
-    );
+    // The loss over the whole batch at once, and with LoRA (a frozen head) in three chunks of tokens.
+    const adapter = newAdapter(LORA, cfg, 'lm', 'test', new Rng(2), 'test');
+    const sfts = [
+      sftLossGraph(cfg),
+      sftLossGraph(cfg, adapter, false, 3 * Math.floor(CHUNK_LOGITS_BYTES / (4 * cfg.vocabSize))),
+    ];
     const models = [
       ...stepModels(gptStep()),
       ...sfts.flatMap((sft) => [
