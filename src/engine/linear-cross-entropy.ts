@@ -73,7 +73,7 @@ export function fusedLinearCrossEntropy(
   // Once the last chunk's W gradient is made too, so that its logits' gradient is not held on.
   const last = dWeight ? [corner(dWeight)] : [];
   const dHidden = afterScalars(reshapeLike(chunks === 1 ? dPadded : slice(dPadded, 0, 0, 1 - chunks), hidden), last);
-  return { loss: withVjp(loss, [hidden, weight], (g) => [g.mul(dHidden), dWeight && g.mul(dWeight)]), accuracy };
+  return { loss: withVjp(loss, [hidden, weight], (g) => [dHidden.mul(g), dWeight?.mul(g)]), accuracy };
 }
 
 function checkOperands(hidden: Tensor, weight: Tensor, targets: Tensor, mask: Tensor, chunks: number): void {
