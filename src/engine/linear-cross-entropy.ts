@@ -55,25 +55,29 @@ export function fusedLinearCrossEntropy(
   // The targets ride along as floats (exact below 2^24), which every provider slices; WebGPU slices no ints.
   const columns = [reshape(hidden, [-1, weight.shape[1]]), reshape(cast(targets, hidden.dtype), [-1, 1]), share];
   const padded = chunks === 1 ? columns : padRows(columns, chunks - 1);
-  const dRows: Tensor[] = [];
+  const parts: Chunk[] = [];
   let sums: Tensor | undefined, dWeight: Tensor | undefined;
   for (let k = 0; k < chunks; k++) {
     // Chunk k reads its rows once chunk k - 1 has made its gradients (their first elements, to be exact).
     const [h, t, w] = chunks === 1 ? padded : padded.map((x) => everyNth(x, k, chunks));
-    const made = [dRows[k - 1], dWeight].filter((x): x is Tensor => x !== undefined);
-    const c = chunkOf(afterScalars(h, made.map(corner)), weight, cast(t, 'int32'), w, gradients, dWeight);
+    const made = [parts[k - 1]?.dHidden, dWeight].filter((x): x is Tensor => x !== undefined);
+    const c = chunkOf(afterScalars(h, made.map(corner)), weight, cast(t, 'int32'), w, gradients !== 'none');
     sums = sums ? sums.add(c.sums) : c.sums;
-    if (c.dHidden) dRows.push(c.dHidden);
-    dWeight = c.dWeight;
+    parts.push(c);
+    if (gradients === 'hidden and weight' && chunks > 1) dWeight = weightGradient(c, dWeight);
   }
   const loss = reshape(slice(sums!, 0, 0, 1), []);
   const accuracy = reshape(slice(sums!, 0, 1, 2), []);
   if (gradients === 'none') return { loss, accuracy };
+  const dRows = parts.map((c) => c.dHidden!);
   const dPadded = chunks === 1 ? dRows[0] : unchunk(dRows, padded[0], chunks);
   // Once the last chunk's W gradient is made too, so that its logits' gradient is not held on.
   const last = dWeight ? [corner(dWeight)] : [];
   const dHidden = afterScalars(reshapeLike(chunks === 1 ? dPadded : slice(dPadded, 0, 0, 1 - chunks), hidden), last);
-  return { loss: withVjp(loss, [hidden, weight], (g) => [dHidden.mul(g), dWeight?.mul(g)]), accuracy };
+  // With one chunk, W's gradient is made in the backward with g folded into the rows: no [V, D] product by g.
+  const dWeightTimes = (g: Tensor) => (chunks === 1 ? weightGradient(parts[0], undefined, g) : dWeight!.mul(g));
+  const vjp = (g: Tensor) => [dHidden.mul(g), gradients === 'hidden and weight' ? dWeightTimes(g) : undefined];
+  return { loss: withVjp(loss, [hidden, weight], vjp), accuracy };
 }
 
 function checkOperands(hidden: Tensor, weight: Tensor, targets: Tensor, mask: Tensor, chunks: number): void {
@@ -88,28 +92,22 @@ function checkOperands(hidden: Tensor, weight: Tensor, targets: Tensor, mask: Te
     throw new ShapeError(`fusedLinearCrossEntropy: chunks must be a positive integer, got ${chunks}`);
 }
 
-/** A chunk's weighted loss and accuracy sums [2] and the gradients it makes. */
+/** A chunk's rows, its weighted loss and accuracy sums [2], and its gradients. */
 interface Chunk {
+  h: Tensor;
   sums: Tensor;
+  /** d(loss)/d(its logits), [rows, V]. */
+  dz?: Tensor;
   /** d(loss)/d(its hidden rows), [rows, D]. */
   dHidden?: Tensor;
-  /** d(loss)/dW over its rows and those of the chunks before, [V, D]. */
-  dWeight?: Tensor;
 }
 
 /**
  * One chunk: logits z = h Wᵀ, log-sum-exp as max(z) - log(max(softmax(z))) (see nn.logsumexp),
- * and the gradient of Σ w · nll with respect to z, w (softmax(z) - onehot(t)), made from the
- * softmax in place of a one-hot (a scatter-add of -w at each target); W's is added to `dWeightBefore`.
+ * and, with `gradients`, the gradient of Σ w · nll with respect to z, w (softmax(z) - onehot(t)),
+ * made from the softmax in place of a one-hot (a scatter-add of -w at each target), and h's.
  */
-function chunkOf(
-  h: Tensor,
-  weight: Tensor,
-  t: Tensor,
-  w: Tensor,
-  gradients: ChunkGradients,
-  dWeightBefore?: Tensor,
-): Chunk {
+function chunkOf(h: Tensor, weight: Tensor, t: Tensor, w: Tensor, gradients: boolean): Chunk {
   const z = gemm(h, weight, false, true);
   const p = softmax(z, -1);
   const zMax = max(z, -1, true);
@@ -117,14 +115,20 @@ function chunkOf(
   const nll = zMax.sub(log(max(p, -1, true))).sub(zTarget);
   const right = cast(greaterOrEqual(zTarget, zMax), h.dtype);
   const sums = concat([sum(nll.mul(w), [0]), sum(right.mul(w), [0])], 0);
-  if (gradients === 'none') return { sums };
-  // The gradient once the loss and accuracy (the last readers of z and its softmax) are made, W's
-  // once the hidden states' is: then nothing of the chunk but its gradients outlives it.
+  if (!gradients) return { h, sums };
+  // The gradient once the loss and accuracy (the last readers of z and its softmax) are made.
   const wLast = afterScalars(w, [sum(sums)]);
   const dz = node('ScatterElements', [p.mul(wLast), t, wLast.neg()], p.dtype, p.shape, { axis: 1, reduction: 'add' });
-  const dHidden = gemm(dz, weight);
-  if (gradients === 'hidden') return { sums, dHidden };
-  return { sums, dHidden, dWeight: gemm(dz, after(h, dHidden), true, false, dWeightBefore) };
+  return { h, sums, dz, dHidden: gemm(dz, weight) };
+}
+
+/**
+ * W's gradient dzᵀ h over a chunk's rows (times `scale`), added to `before`; made once the hidden
+ * rows' gradient is, so that nothing of the chunk but its gradients outlives it.
+ */
+function weightGradient(c: Chunk, before?: Tensor, scale?: Tensor): Tensor {
+  const h = after(c.h, c.dHidden!);
+  return gemm(c.dz!, scale ? h.mul(scale) : h, true, false, before);
 }
 
 /** The first element of a matrix, as a scalar: something computed only once the whole matrix is. */
