@@ -216,7 +216,7 @@ async function train(f: Flags, cfg: ModelConfig, torch?: (extra: (string | numbe
   const adapter = rank > 0 ? newAdapter(benchLora(rank), cfg, 'lm', 'bench', new Rng(f.seed), 'bench') : undefined;
   for (const [name, t] of adapter?.weights ?? []) state.setHost(name, t.data as Float32Array, t.shape);
   const t0 = performance.now();
-  const g = sftLossGraph(cfg, adapter, f['gradient-checkpointing']);
+  const g = sftLossGraph(cfg, adapter, f['gradient-checkpointing'], f.batch * f.ctx);
   const trainedFloats = g.params.reduce((n, p) => n + (p.shape as number[]).reduce((a, b) => a * b, 1), 0);
   const graph = buildTrainGraph({
     loss: g.loss,

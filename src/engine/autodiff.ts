@@ -2,29 +2,22 @@
  * Reverse-mode autodiff over the graph IR: walk the graph from the loss back to the inputs,
  * applying each op's VJP and summing the gradients of tensors used more than once.
  */
-import { CustomVjp, Vjp, addGradients, after, afterAll, equal, vjpOf, where, withVjp, zerosLike } from './ops';
+import { CustomVjp, Vjp, addGradients, after, afterAll, vjpOf, withVjp, zerosLike } from './ops';
 import { ShapeError, Tensor, nextTensorId, scalar, topoSort } from './tensor';
 
 /**
  * Gradients of a scalar `loss` with respect to each tensor in `wrt` (as new graph tensors).
  * A tensor the loss does not depend on gets zeros. Integer and bool paths carry no gradient.
  * The backward pass starts once the loss and every scalar in `after` (the step's metrics) are
- * computed, so what only they read is freed before the gradients are made (see `seedAfter`).
+ * computed (its seed is ops.afterAll of them): whatever order a runtime picks for the nodes,
+ * the forward's last readers (an accuracy over the logits, the log-sum-exp's max over the softmax)
+ * then run before the backward, not at the end of it with the logits kept alive.
  */
 export function grad(loss: Tensor, wrt: Tensor[], after: Tensor[] = []): Tensor[] {
   if (loss.rank !== 0) throw new ShapeError(`grad: the loss must be a scalar, got ${loss}`);
   if (!loss.isFloat) throw new ShapeError(`grad: the loss must be float, got ${loss}`);
-  return backward(loss, seedAfter(scalar(1, loss.dtype), [loss, ...after]), wrt);
-}
-
-/**
- * The seed `one` as a value that exists only once each scalar in `ts` does (Where(t = t, one, one):
- * one whatever t is, NaN included, and no runtime folds it away). Whatever order a runtime picks
- * for the nodes, the forward's last readers (an accuracy over the logits, the log-sum-exp's max over
- * the softmax) then run before the backward, not at the end of it with the logits kept alive.
- */
-function seedAfter(one: Tensor, ts: Tensor[]): Tensor {
-  return ts.filter((t) => t.rank === 0).reduce((seed, t) => where(equal(t, t), seed, seed), one);
+  const scalars = [loss, ...after].filter((t) => t.rank === 0);
+  return backward(loss, afterAll(scalar(1, loss.dtype), scalars), wrt);
 }
 
 /**

@@ -118,14 +118,20 @@ export function addGradients(a: Tensor, b: Tensor): Tensor {
 }
 
 /**
- * x, computed only once every tensor in `deps` is, whatever their shapes: Where(e < e, e, x) with e
- * one element read from each dep, which is x (e < e is false, NaN included). A Where rather than
- * a view of x with a run-time shape, which would need int64 arithmetic that WebGPU cannot run.
- * No gradient flows to `deps`.
+ * x, computed only once every tensor in `deps` is, whatever their shapes: Where(e < e, x, x) with e
+ * an element of each dep (their first, summed by dtype), which is x (e < e is false, NaN included)
+ * and which no runtime folds away. Orders work that its inputs do not already order, on every
+ * provider (a view of x with a run-time shape would need int64 arithmetic WebGPU cannot run). No
+ * gradient flows to `deps`.
  */
 export function afterAll(x: Tensor, deps: Tensor[]): Tensor {
-  const e = deps.map((d) => slice(reshape(d, [-1]), 0, 0, 1)).reduce((a, b) => a.add(b));
-  return where(less(e, e), e, x);
+  const byDtype = new Map<string, Tensor>();
+  for (const d of deps) {
+    const e = slice(reshape(d, [-1]), 0, 0, 1);
+    const sum = byDtype.get(d.dtype);
+    byDtype.set(d.dtype, sum ? sum.add(e) : e);
+  }
+  return [...byDtype.values()].reduce((y, e) => where(less(e, e), y, y), x);
 }
 
 // ---------------------------------------------------------------- sampling (no gradient)

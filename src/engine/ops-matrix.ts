@@ -34,10 +34,11 @@ vjps.set('MatMul', (g, y) => {
 /**
  * A 2-D matrix product op(a) @ op(b) as one ONNX Gemm, op transposing where `transA`/`transB` say:
  * each operand is read in the layout it is stored in, so no Transpose of a weight is ever made
- * (x Wᵀ for a [out, in] weight, and every product of the backward pass).
+ * (x Wᵀ for a [out, in] weight, and every product of the backward pass). With `c`, the product is
+ * added to c, which onnxruntime can do in c's own memory (a sum of products held in one buffer).
  */
-export function gemm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
-  sameDtype('gemm', [a, b]);
+export function gemm(a: Tensor, b: Tensor, transA = false, transB = false, c?: Tensor): Tensor {
+  sameDtype('gemm', c ? [a, b, c] : [a, b]);
   requireFloat('gemm', a);
   if (a.rank !== 2 || b.rank !== 2)
     throw new ShapeError(`gemm: operands need rank 2, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
@@ -45,16 +46,19 @@ export function gemm(a: Tensor, b: Tensor, transA = false, transB = false): Tens
     [k2, n] = transB ? [b.shape[1], b.shape[0]] : b.shape;
   if (k !== k2 && typeof k === 'number' && typeof k2 === 'number')
     throw new ShapeError(`gemm: inner dims differ in ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
-  return node('Gemm', [a, b], a.dtype, [m, n], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
+  if (c && (c.rank !== 2 || c.shape[0] !== m || c.shape[1] !== n))
+    throw new ShapeError(`gemm: the addend ${c} must have the product's shape [${m}, ${n}]`);
+  return node('Gemm', c ? [a, b, c] : [a, b], a.dtype, [m, n], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
 }
 vjps.set('Gemm', (g, y) => {
   const [a, b] = ab(y),
     tA = y.attrs.transA === 1,
     tB = y.attrs.transB === 1;
-  // C = op(A) op(B): dop(A) = g op(B)ᵀ and dop(B) = op(A)ᵀ g, each laid out as its operand is stored.
+  // Y = op(A) op(B) (+ C): dop(A) = g op(B)ᵀ and dop(B) = op(A)ᵀ g, each laid out as its operand is
+  // stored, and dC = g.
   const ga = tA ? gemm(b, g, tB, true) : gemm(g, b, false, !tB);
   const gb = tB ? gemm(g, a, true, tA) : gemm(a, g, !tA, false);
-  return [ga, gb];
+  return y.inputs.length === 3 ? [ga, gb, g] : [ga, gb];
 });
 
 /**

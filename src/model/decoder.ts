@@ -92,7 +92,7 @@ export function transformer(
 }
 
 /** The LM head's weight [V, D]: its own, or the token embedding when tied. */
-function lmHeadWeight(p: Params, cfg: ModelConfig): Tensor {
+export function lmHeadWeight(p: Params, cfg: ModelConfig): Tensor {
   return p['lm_head.weight'] ?? p[architectureOf(cfg).embedding];
 }
 

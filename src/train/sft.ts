@@ -3,12 +3,11 @@
  * tokens, trained by the shared loop (./trainer.ts): AdamW with warmup + decay, gradient clipping,
  * periodic eval and checkpoints, and resume to the same loss curve as an uninterrupted run.
  */
-import { crossEntropy, maskedMean } from '../engine/nn';
-import { cast, gatherElements, greaterOrEqual, max, reshape, unsqueeze } from '../engine/ops';
+import { ChunkGradients, chunkCount, fusedLinearCrossEntropy } from '../engine/linear-cross-entropy';
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHead, sequenceInputs, transformer } from '../model/decoder';
+import { lmHeadWeight, sequenceInputs, transformer } from '../model/decoder';
 import { LoraAdapter, modelInputs, trainableInputs } from '../model/lora';
 import { attentionBias } from '../model/masks';
 import { TokenBatch, TokenExample, makeBatch } from '../data/batch';
@@ -27,22 +26,27 @@ import { Batch, describeModel, sampledData, oneModel } from './stage';
 /**
  * Mean next-token loss over masked positions, and how often the argmax prediction is right there;
  * with an adapter, only it trains. `gradientCheckpointing` recomputes each layer in the backward.
+ * The LM head and its loss run over chunks of tokens (fusedLinearCrossEntropy), as many as keep
+ * each chunk's logits near 32 MB for a batch of `batchTokens` tokens (one chunk when omitted) while
+ * the head is frozen (LoRA). A trained head stays one chunk: each chunk would add its share of W's
+ * gradient into a new [V, D] buffer (onnxruntime's CPU Gemm does not accumulate in place), which
+ * made the step slower and its peak memory larger than the logits saved (npm run bench:sft).
+ * `evaluation` is the same loss and accuracy without the gradients' work, for held-out batches.
  */
-export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter, gradientCheckpointing = false) {
+export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter, gradientCheckpointing = false, batchTokens = 0) {
   const p = modelInputs(cfg, 'lm', '', adapter && { adapter });
   const inputs = { ...sequenceInputs(), gradientCheckpointing };
   const targets = input('targets', 'int32', ['B', 'T']);
   const lossMask = input('loss_mask', 'float32', ['B', 'T']);
-  const logits = lmHead(p, cfg, transformer(p, cfg, inputs).hidden); // [B, T, V]
-  // Right when the target's logit is the largest (ArgMax would give int64, which not every provider casts).
-  // Kept dims, so onnxruntime shares the row max with the loss's log-sum-exp.
-  const targetLogit = gatherElements(logits, unsqueeze(targets, -1), -1); // [B, T, 1]
-  const correct = reshape(cast(greaterOrEqual(targetLogit, max(logits, -1, true)), 'float32'), targets.shape);
-  return {
-    loss: crossEntropy(logits, targets, lossMask),
-    accuracy: maskedMean(correct, lossMask),
-    params: trainableInputs(p, adapter),
-  };
+  const hidden = transformer(p, cfg, inputs).hidden; // [B, T, D]
+  const params = trainableInputs(p, adapter);
+  const head = lmHeadWeight(p, cfg);
+  const headTrains = params.includes(head);
+  const chunks = headTrains ? 1 : chunkCount(batchTokens, cfg.vocabSize);
+  const loss = (gradients: ChunkGradients) =>
+    fusedLinearCrossEntropy(hidden, head, targets, lossMask, chunks, gradients);
+  const trained = loss(headTrains ? 'hidden and weight' : 'hidden');
+  return { ...trained, params, evaluation: loss('none') };
 }
 
 /** The named inputs of the SFT graphs for one batch. */
@@ -92,7 +96,7 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
     message: `SFT on ${train.length} examples (${evaluation.length} held out), model ${describeModel(cfg)}`,
   });
 
-  const graph = sftLossGraph(cfg, adapter, s.gradient_checkpointing);
+  const graph = sftLossGraph(cfg, adapter, s.gradient_checkpointing, s.per_device_train_batch_size * seqLen);
   const trainer = await Trainer.create({
     stage: 'sft',
     title: 'SFT',
@@ -100,7 +104,12 @@ export async function runSft(run: SftRun): Promise<{ modelDir: string; stopped: 
     settings: s,
     totalSteps: s.max_steps,
     ...oneModel(model, run.resumeFrom),
-    graph: { loss: graph.loss, params: graph.params, metrics: { mean_token_accuracy: graph.accuracy } },
+    graph: {
+      loss: graph.loss,
+      params: graph.params,
+      metrics: { mean_token_accuracy: graph.accuracy },
+      evaluation: { loss: graph.evaluation.loss, metrics: { mean_token_accuracy: graph.evaluation.accuracy } },
+    },
     outputDir,
     emit,
   });

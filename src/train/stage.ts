@@ -46,6 +46,8 @@ export interface StageGraph {
    * the rest its mean.
    */
   metrics: Record<string, Tensor>;
+  /** The loss and metrics as held-out batches are scored, when they are computed otherwise than for training. */
+  evaluation?: { loss: Tensor; metrics: Record<string, Tensor> };
 }
 
 /** An offline stage's data. */

@@ -321,7 +321,8 @@ export class Trainer {
    */
   private async evaluate(at: number, batches: Iterable<Batch>): Promise<void> {
     const { graph, stage } = this.setup;
-    this.evaluator ??= await this.runtime.load(toOnnx({ loss: graph.loss, ...graph.metrics }, `${stage}_eval`));
+    const { loss, metrics } = graph.evaluation ?? graph;
+    this.evaluator ??= await this.runtime.load(toOnnx({ loss, ...metrics }, `${stage}_eval`));
     const totals = new Averages();
     for (const batch of batches) {
       const out = await this.evaluator.run(this.state.feedsFor(this.evaluator, batch.feeds));

@@ -12,6 +12,7 @@ import { initParams } from '../../src/model/decoder';
 import { newAdapter } from '../../src/model/lora';
 import { rewardLossGraph } from '../../src/train/reward';
 import { batchFeeds, sftLossGraph } from '../../src/train/sft';
+import { CHUNK_LOGITS_BYTES } from '../../src/engine/linear-cross-entropy';
 import { hostTensor } from '../../src/engine/runtime';
 import { Rng } from '../../src/util/rng';
 import { LORA } from '../helpers/lora-config';
@@ -32,9 +33,9 @@ function feedsFor(cfg: ModelConfig) {
 }
 
 /** The loss and the gradient of every trained tensor, run on one batch. */
-async function lossAndGrads(cfg: ModelConfig, checkpointed: boolean, lora: boolean) {
+async function lossAndGrads(cfg: ModelConfig, checkpointed: boolean, lora: boolean, batchTokens = 0) {
   const adapter = lora ? newAdapter(LORA, cfg, 'lm', 'test', new Rng(2), 'test') : undefined;
-  const g = sftLossGraph(cfg, adapter, checkpointed);
+  const g = sftLossGraph(cfg, adapter, checkpointed, batchTokens);
   const grads = grad(g.loss, g.params);
   const model = toOnnx({ loss: g.loss, ...Object.fromEntries(g.params.map((p, i) => [`grad:${p.name}`, grads[i]])) });
   const program = await (await Runtime.create({ provider: 'cpu', threads: 1 })).load(model);
@@ -71,6 +72,34 @@ for (const [family, cfg] of MODELS)
         want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-5 * scale, `${name}[${i}]: ${got[i]} vs ${w}`));
       }
     });
+
+/** Enough tokens for the LM head's loss to run in `chunks` chunks over `cfg`'s vocabulary. */
+const tokensFor = (cfg: ModelConfig, chunks: number) => chunks * Math.floor(CHUNK_LOGITS_BYTES / (4 * cfg.vocabSize));
+
+/** Softmax nodes of the SFT loss: one per layer's attention, and one per chunk of the LM head's loss. */
+function softmaxes(cfg: ModelConfig, lora: boolean, batchTokens: number): number {
+  const adapter = lora ? newAdapter(LORA, cfg, 'lm', 'test', new Rng(2), 'test') : undefined;
+  return topoSort([sftLossGraph(cfg, adapter, false, batchTokens).loss]).filter((t) => t.op === 'Softmax').length;
+}
+
+for (const [family, cfg] of MODELS)
+  test(`${family} with LoRA: the loss in chunks of tokens gives the loss and gradients of one chunk`, async () => {
+    assert.equal(softmaxes(cfg, true, tokensFor(cfg, 4)), softmaxes(cfg, true, 0) + 3);
+    const whole = await lossAndGrads(cfg, false, true),
+      chunked = await lossAndGrads(cfg, false, true, tokensFor(cfg, 4));
+    assert.ok(Object.keys(whole.out).length > 3);
+    for (const name of Object.keys(whole.out)) {
+      const want = whole.out[name].data as Float32Array,
+        got = chunked.out[name].data as Float32Array;
+      const scale = Math.max(1e-3, ...Array.from(want, Math.abs));
+      want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-5 * scale, `${name}[${i}]: ${got[i]} vs ${w}`));
+    }
+  });
+
+for (const [family, cfg] of MODELS)
+  test(`${family}: a trained LM head keeps the loss in one chunk`, () => {
+    assert.equal(softmaxes(cfg, false, tokensFor(cfg, 4)), softmaxes(cfg, false, 0));
+  });
 
 /** Transpose nodes that read a graph input (a weight, when the inputs are the model's parameters). */
 const transposedInputs = (outputs: Tensor[]) =>

@@ -22,6 +22,10 @@ import { Rng } from '../../src/util/rng';
 import { presetConfig, resizeConfig } from '../../src/model/config';
 import { paramShapes } from '../../src/model/decoder';
 import { sftLossGraph } from '../../src/train/sft';
+import { newAdapter } from '../../src/model/lora';
+import { LORA } from '../helpers/lora-config';
+import { CHUNK_LOGITS_BYTES, fusedLinearCrossEntropy } from '../../src/engine/linear-cross-entropy';
+import { grad } from '../../src/engine/autodiff';
 import { rewardInputs, rewardParamInputs, rewards } from '../../src/model/reward';
 import { rewardLossGraph } from '../../src/train/reward';
 import { Generator } from '../../src/train/generate';
@@ -407,14 +411,26 @@ for (const preset of ['tiny', 'tiny-llama']) {
   test(`the real SFT step and generation graphs of ${preset} load on WebGPU with CPU fallback disabled`, async (t) => {
     if (!gpu) return t.skip(unavailable);
     const cfg = resizeConfig(presetConfig(preset), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 });
-    const sft = sftLossGraph(cfg);
-    const metrics = { mean_token_accuracy: sft.accuracy };
+    // The loss over the whole batch at once, and with LoRA (a frozen head) in three chunks of tokens.
+    const adapter = newAdapter(LORA, cfg, 'lm', 'test', new Rng(2), 'test');
+    const sfts = [
+      sftLossGraph(cfg),
+      sftLossGraph(cfg, adapter, false, 3 * Math.floor(CHUNK_LOGITS_BYTES / (4 * cfg.vocabSize))),
+    ];
     const models = [
       ...stepModels(gptStep()),
-      ...stepModels(
-        buildTrainGraph({ loss: sft.loss, params: sft.params, optimizer: adamw(), maxGradNorm: 1, metrics }),
-      ),
-      toOnnx({ loss: sft.loss, mean_token_accuracy: sft.accuracy }),
+      ...sfts.flatMap((sft) => [
+        ...stepModels(
+          buildTrainGraph({
+            loss: sft.loss,
+            params: sft.params,
+            optimizer: adamw(),
+            maxGradNorm: 1,
+            metrics: { mean_token_accuracy: sft.accuracy },
+          }),
+        ),
+        toOnnx({ loss: sft.evaluation.loss, mean_token_accuracy: sft.evaluation.accuracy }),
+      ]),
     ];
     for (const model of models) await (await gpu.load(model)).release();
     // Generation: each sampling mode's prefill and KV-cache decode graphs, loaded strictly on first use.
@@ -458,4 +474,40 @@ test('strict mode names the nodes the provider cannot run', async (t) => {
     );
     return true;
   });
+});
+
+test('the fused linear cross-entropy and its gradients run on WebGPU as on CPU, with more chunks than tokens', async (t) => {
+  if (!gpu) return t.skip(unavailable);
+  const hidden = input('hidden', 'float32', ['B', 'T', D]),
+    weight = input('weight', 'float32', [V, D]);
+  const targets = input('targets', 'int32', ['B', 'T']),
+    mask = input('mask', 'float32', ['B', 'T']);
+  const { loss, accuracy } = fusedLinearCrossEntropy(hidden, weight, targets, mask, 5);
+  const [dHidden, dWeight] = grad(loss, [hidden, weight], [accuracy]);
+  const model = toOnnx({ loss, accuracy, dHidden, dWeight }, 'fused_linear_cross_entropy');
+  const rng = new Rng(4);
+  const feeds = {
+    hidden: hostTensor(
+      'float32',
+      Float32Array.from({ length: 3 * D }, () => rng.normal()),
+      [1, 3, D],
+    ),
+    weight: hostTensor(
+      'float32',
+      Float32Array.from({ length: V * D }, () => rng.normal()),
+      [V, D],
+    ),
+    targets: hostTensor('int32', Int32Array.from([3, 0, 7]), [1, 3]),
+    mask: hostTensor('float32', Float32Array.from([1, 0, 1]), [1, 3]),
+  };
+  const outputs = [];
+  for (const runtime of [await Runtime.create({ provider: 'cpu' }), gpu]) {
+    const program = await runtime.load(model);
+    outputs.push(await program.run(feeds));
+    await program.release();
+  }
+  for (const name of ['loss', 'accuracy', 'dHidden', 'dWeight']) {
+    const { diff, index } = worstDiff(outputs[0][name].data as Float32Array, outputs[1][name].data as Float32Array);
+    assert.ok(diff <= PARAM_TOL, `${name}[${index}] differs by ${diff}`);
+  }
 });
