@@ -13,7 +13,7 @@ import { node } from './ops-core';
 import { ShapeError, Tensor, constant, scalar, typedArray } from './tensor';
 
 /** Bytes of one chunk's logits that `chunkCount` aims at: small next to a model, large enough for fast products. */
-export const CHUNK_LOGITS_BYTES = 32 << 20;
+export const CHUNK_LOGITS_BYTES = 64 << 20;
 
 /** How many chunks keep the logits of `tokens` tokens over `vocabSize` entries near CHUNK_LOGITS_BYTES each. */
 export function chunkCount(tokens: number, vocabSize: number, bytesPerFloat = 4): number {

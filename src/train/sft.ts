@@ -27,7 +27,7 @@ import { Batch, describeModel, sampledData, oneModel } from './stage';
  * Mean next-token loss over masked positions, and how often the argmax prediction is right there;
  * with an adapter, only it trains. `gradientCheckpointing` recomputes each layer in the backward.
  * The LM head and its loss run over chunks of tokens (fusedLinearCrossEntropy), as many as keep
- * each chunk's logits near 32 MB for a batch of `batchTokens` tokens (one chunk when omitted) while
+ * each chunk's logits near 64 MB for a batch of `batchTokens` tokens (one chunk when omitted) while
  * the head is frozen (LoRA). A trained head stays one chunk: each chunk would add its share of W's
  * gradient into a new [V, D] buffer (onnxruntime's CPU Gemm does not accumulate in place), which
  * made the step slower and its peak memory larger than the logits saved (npm run bench:sft).
