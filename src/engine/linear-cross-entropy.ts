@@ -6,9 +6,28 @@
  * ever held. The head's matrix products are those of the plain loss: one for the logits, one for
  * the hidden states' gradient and, when the weight trains, one for the weight's.
  */
-import { cast, concat, cumsum, expand, gatherElements, gemm, greaterOrEqual, log, max, maximum } from './ops';
-import { reshape, reshapeLike, slice, softmax, sum, withVjp } from './ops';
-import { after, afterAll, expandLike, zerosLike } from './ops';
+import {
+  after,
+  afterAll,
+  cast,
+  concat,
+  cumsum,
+  expand,
+  expandLike,
+  gatherElements,
+  gemm,
+  greaterOrEqual,
+  log,
+  max,
+  maximum,
+  reshape,
+  reshapeLike,
+  slice,
+  softmax,
+  sum,
+  withVjp,
+  zerosLike,
+} from './ops';
 import { node } from './ops-core';
 import { ShapeError, Tensor, constant, scalar, typedArray } from './tensor';
 

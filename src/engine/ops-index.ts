@@ -1,6 +1,5 @@
 /** Indexing (slice, gather) beside its VJPs, which scatter into zeros, and the sampling ops (no gradient). */
 import { ab, node, vjps, x0 } from './ops-core';
-import { less, where } from './ops-elementwise';
 import { expandLike, reshape, zerosLike } from './ops-shape';
 import { normAxis, sliceDim } from './shape';
 import { ShapeError, Tensor, constant, scalar, typedArray } from './tensor';
@@ -115,23 +114,6 @@ export function addGradients(a: Tensor, b: Tensor): Tensor {
   if (!intoZeros(b) || a.dtype !== b.dtype || a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i]))
     return a.add(b);
   return node(b.op, [a, b.inputs[1], b.inputs[2]], b.dtype, b.shape, b.attrs, { added: b.meta.added });
-}
-
-/**
- * x, computed only once every tensor in `deps` is, whatever their shapes: Where(e < e, x, x) with e
- * an element of each dep (their first, summed by dtype), which is x (e < e is false, NaN included)
- * and which no runtime folds away. Orders work that its inputs do not already order, on every
- * provider (a view of x with a run-time shape would need int64 arithmetic WebGPU cannot run). No
- * gradient flows to `deps`.
- */
-export function afterAll(x: Tensor, deps: Tensor[]): Tensor {
-  const byDtype = new Map<string, Tensor>();
-  for (const d of deps) {
-    const e = slice(reshape(d, [-1]), 0, 0, 1);
-    const sum = byDtype.get(d.dtype);
-    byDtype.set(d.dtype, sum ? sum.add(e) : e);
-  }
-  return [...byDtype.values()].reduce((y, e) => where(less(e, e), y, y), x);
 }
 
 // ---------------------------------------------------------------- sampling (no gradient)

@@ -1,6 +1,6 @@
 /** Shapes: reshape, transpose, expand, concat, each beside its VJP, and the run-time shapes VJPs need. */
 import { node, sameDtype, vjps, x0 } from './ops-core';
-import { mul } from './ops-elementwise';
+import { less, mul, where } from './ops-elementwise';
 import { sum } from './ops-reduce';
 import { slice } from './ops-index';
 import { broadcastShapes, normAxis, reshapeShape } from './shape';
@@ -103,6 +103,23 @@ export function expandLike(t: Tensor, x: Tensor): Tensor {
 export function after(x: Tensor, g: Tensor): Tensor {
   if (x.shape.join() !== g.shape.join()) throw new ShapeError(`after: ${x} and ${g} differ in shape`);
   return node('Reshape', [x, shapeOf(g)], x.dtype, x.shape);
+}
+
+/**
+ * x, computed only once every tensor in `deps` is, whatever their shapes: Where(e < e, x, x) with e
+ * an element of each dep (their first, summed by dtype), which is x (e < e is false, NaN included)
+ * and which no runtime folds away. Orders work that its inputs do not already order, on every
+ * provider (a view of x with a run-time shape would need int64 arithmetic WebGPU cannot run). No
+ * gradient flows to `deps`.
+ */
+export function afterAll(x: Tensor, deps: Tensor[]): Tensor {
+  const byDtype = new Map<string, Tensor>();
+  for (const d of deps) {
+    const e = slice(reshape(d, [-1]), 0, 0, 1);
+    const sum = byDtype.get(d.dtype);
+    byDtype.set(d.dtype, sum ? sum.add(e) : e);
+  }
+  return [...byDtype.values()].reduce((y, e) => where(less(e, e), y, y), x);
 }
 
 export function zerosLike(x: Tensor): Tensor {

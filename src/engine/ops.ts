@@ -46,6 +46,7 @@ export {
   reshapeLike,
   expandLike,
   after,
+  afterAll,
   zerosLike,
   reshape,
   transpose,
@@ -53,5 +54,5 @@ export {
   unsqueeze,
   concat,
 } from './ops-shape';
-export { slice, gather, gatherElements, addGradients, afterAll, rowsAddedTo, cumsum, topkValues } from './ops-index';
+export { slice, gather, gatherElements, addGradients, rowsAddedTo, cumsum, topkValues } from './ops-index';
 export type { RowsAdded } from './ops-index';
