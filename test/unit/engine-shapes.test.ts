@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import * as protobuf from 'protobufjs';
 import assert from 'node:assert/strict';
 import { grad } from '../../src/engine/autodiff';
 import * as nn from '../../src/engine/nn';
@@ -227,6 +228,49 @@ test("a graph with a symbolic batch dim 'B' runs at two batch sizes with the rig
     }
   }
   await program.release();
+});
+
+/** The declared shapes (value_info) of an emitted model, read back with the fields of onnx.proto. */
+function declaredShapes(bytes: Uint8Array): Map<string, (number | string)[]> {
+  const message = (fields: Record<string, [string, number, string?]>) => ({
+    fields: Object.fromEntries(
+      Object.entries(fields).map(([k, [type, id, rule]]) => [k, rule ? { type, id, rule } : { type, id }]),
+    ),
+  });
+  const root = protobuf.Root.fromJSON({
+    nested: {
+      Model: message({ graph: ['Graph', 7] }),
+      Graph: message({ valueInfo: ['ValueInfo', 13, 'repeated'] }),
+      ValueInfo: message({ name: ['string', 1], type: ['Type', 2] }),
+      Type: message({ tensorType: ['TensorType', 1] }),
+      TensorType: message({ shape: ['Shape', 2] }),
+      Shape: message({ dim: ['Dim', 1, 'repeated'] }),
+      Dim: message({ dimValue: ['int64', 1], dimParam: ['string', 2] }),
+    },
+  });
+  const model = root.lookupType('Model').toObject(root.lookupType('Model').decode(bytes), { longs: Number }) as {
+    graph: {
+      valueInfo: {
+        name: string;
+        type: { tensorType: { shape: { dim: { dimValue?: number; dimParam?: string }[] } } };
+      }[];
+    };
+  };
+  return new Map(
+    model.graph.valueInfo.map((v) => [v.name, v.type.tensorType.shape.dim.map((d) => d.dimParam ?? d.dimValue!)]),
+  );
+}
+
+test("every node's output shape is declared in the model, symbolic sizes by name", () => {
+  const x = f32(['B', 4, 3]);
+  const rows = ops.reshape(x, [-1, 3]);
+  const scaled = rows.mul(2);
+  const y = ops.reshape(ops.relu(scaled), ['B', 4, 3]);
+  const declared = declaredShapes(toOnnx({ y }).bytes);
+  assert.deepEqual(declared.get(`Reshape_${rows.id}`), ['4*B', 3]);
+  assert.deepEqual(declared.get(`Mul_${scaled.id}`), ['4*B', 3]);
+  assert.ok(!declared.has('y'), 'a graph output is declared as an output, not again');
+  assert.ok(!declared.has('x'), 'nor is an input');
 });
 
 test('slicing off what a concatenation appended gives back the symbolic dim it extended', () => {

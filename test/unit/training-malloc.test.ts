@@ -9,18 +9,19 @@ import { trainingMallocActive, withTrainingMalloc, withoutTrainingMalloc } from 
 const glibc = () =>
   Boolean((process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime);
 
-const SETTINGS = 'glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=70368744177664';
+const SETTINGS =
+  'glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=70368744177664:glibc.malloc.tcache_count=0';
 
 test('the training malloc settings join the tunables a user set, and leave them as they were', () => {
   assert.equal(withTrainingMalloc({}).GLIBC_TUNABLES, SETTINGS);
-  const mine = 'glibc.malloc.tcache_count=0:glibc.malloc.arena_max=4';
+  const mine = 'glibc.malloc.perturb=7:glibc.malloc.arena_max=4';
   const env = withTrainingMalloc({ GLIBC_TUNABLES: mine, HOME: '/home/me' });
   assert.equal(env.HOME, '/home/me');
   assert.equal(
     env.GLIBC_TUNABLES,
-    'glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=70368744177664',
+    'glibc.malloc.perturb=7:glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=70368744177664:glibc.malloc.tcache_count=0',
   );
-  assert.deepEqual(withoutTrainingMalloc(env), { HOME: '/home/me', GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' });
+  assert.deepEqual(withoutTrainingMalloc(env), { HOME: '/home/me', GLIBC_TUNABLES: 'glibc.malloc.perturb=7' });
   assert.deepEqual(withoutTrainingMalloc(withTrainingMalloc({ HOME: '/' })), { HOME: '/' });
   // A setting the user changed after ours is theirs, so ours are not in effect.
   assert.equal(trainingMallocActive({ GLIBC_TUNABLES: `${SETTINGS}:glibc.malloc.mmap_max=8` }), false);
