@@ -1,14 +1,11 @@
 /** What the checkpoint tests share: a scratch folder removed after the file's tests, and a tiny GPT-2 config. */
-import { after } from 'node:test';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { ModelConfig } from '../../src/model/config';
+import { tempDir } from './temp';
 
 /** A scratch folder that goes once the file's tests end, and a maker of fresh, not yet existing folders in it. */
 export function scratchFolder(prefix: string): { scratch: string; freshDir: () => string } {
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+  const scratch = tempDir(prefix);
   let count = 0;
   return { scratch, freshDir: () => path.join(scratch, `d${count++}`) };
 }

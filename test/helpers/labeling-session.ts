@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { LabelingMode, QueueState, ToWebview } from '../../src/protocol/labeling';
 import { LabelingSession, SessionHost } from '../../src/views/labeling/session';
+import { tempDir } from './temp';
 
 export interface Workspace {
   dir: string;
@@ -18,7 +18,7 @@ export interface Workspace {
 
 /** A workspace whose queue holds `pairs` pairs p0, p1…, each with the fields `extra` gives it. */
 export function workspace(pairs: number, extra: (i: number) => object = () => ({})): Workspace {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labeling-'));
+  const dir = tempDir('labeling');
   const experiment = path.join(dir, 'pets.rlhf.json');
   fs.writeFileSync(
     experiment,

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import {
   cohensKappa,
@@ -16,6 +15,7 @@ import { appendCheck, checksFileOf, drawCheck, readChecks, readJudgements, undoC
 import { appendPreference, readPreferencePairs } from '../../src/data/preferences';
 import { dataFiles } from '../../src/data/formats/source';
 import { Label } from '../../src/data/preference-record';
+import { tempDir } from '../helpers/temp';
 
 const near = (actual: number, expected: number) =>
   assert.ok(Math.abs(actual - expected) < 1e-4, `${actual} ≠ ${expected}`);
@@ -188,7 +188,7 @@ test('drawCheck: at the rate asked, a labeled pair the annotator has not checked
 });
 
 test('checks are kept apart from the preference file: training reads the same pairs, folders skip them', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'checks-'));
+  const dir = tempDir('checks');
   const prefs = path.join(dir, 'train.jsonl');
   await appendPreference(prefs, {
     id: 'p1',

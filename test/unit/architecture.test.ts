@@ -1,7 +1,6 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { adamw } from '../../src/engine/optim';
 import { toOnnx } from '../../src/engine/onnx';
@@ -33,9 +32,9 @@ import { GREEDY, Generator } from '../../src/train/generate';
 import { putTensors } from '../../src/train/model-state';
 import { batchFeeds, sftLossGraph } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'architecture-test-'));
-after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+const scratch = tempDir('architecture-test');
 
 /**
  * A test-only family, registered here and nowhere else: one pre-LayerNorm attention layer with

@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'events';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { HostMessage, PointsMessage, parseHostMessage } from '../../src/protocol/charts';
 import { RunEvent } from '../../src/protocol/runner';
@@ -15,8 +14,9 @@ import { RunRecord, RunRegistry, liveProcess } from '../../src/runs/registry';
 import { RunRef } from '../../src/views/workspaceRuns';
 import { ChartsHost, ChartsStream } from '../../src/views/charts/chartsStream';
 import { RunBuffer } from '../../src/views/charts/runBuffer';
+import { tempDir } from '../helpers/temp';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'charts-'));
+const root = tempDir('charts');
 const registry = new RunRegistry(root);
 
 /** A run folder with a trainer that writes metrics.jsonl as MetricsLog does, then sends the event. */

@@ -3,10 +3,9 @@
  * transformers tokenizes a rendered template), and the exact token ranges the SFT loss covers.
  * Expected texts are written from the template's own logic (tokenizer_config.json "chat_template").
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { ChatMessage, MaskedIds } from '../../src/model/chat';
@@ -14,9 +13,9 @@ import { loadHFTokenizer } from '../../src/model/hf-tokenizer';
 import { tokenizeSftRecord } from '../../src/data/sft';
 import { rewardSequence } from '../../src/train/scorer';
 import { QWEN3, QWEN3_DIR, qwen3Folder } from '../helpers/tokenizers';
+import { tempDir } from '../helpers/temp';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'chat-template-test-'));
-after(() => fs.rmSync(root, { recursive: true, force: true }));
+const root = tempDir('chat-template-test');
 let folders = 0;
 const folder = (config?: (c: Record<string, unknown>) => Record<string, unknown>) =>
   qwen3Folder(path.join(root, `qwen3-${++folders}`), config);

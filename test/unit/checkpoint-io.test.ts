@@ -28,7 +28,7 @@ import {
 import { Rng } from '../../src/util/rng';
 import { MINI, scratchFolder } from '../helpers/checkpoints';
 
-const { scratch, freshDir } = scratchFolder('checkpoint-io-');
+const { scratch, freshDir } = scratchFolder('checkpoint-io');
 
 function randomParams(seed: number): Map<string, NamedTensor> {
   const rng = new Rng(seed);

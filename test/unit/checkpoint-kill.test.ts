@@ -3,11 +3,10 @@
  * iteration, through the rlhf CLI: every checkpoint-N it leaves holds both models whole, and the run
  * resumes; a checkpoint older versions left incomplete is skipped with a warning.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
 import { incompleteCheckpoint } from '../../src/model/checkpoint-layout';
@@ -16,9 +15,9 @@ import { initParams } from '../../src/model/decoder';
 import { findCheckpoints } from '../../src/runs/registry';
 import { Rng } from '../../src/util/rng';
 import { cli, exited, isRunning, trainingProcessOf } from '../helpers/processes';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpoint-kill-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('checkpoint-kill');
 const out = path.join(dir, 'out');
 
 // A model small enough that a checkpoint (two models with AdamW's moments) writes in milliseconds.

@@ -2,10 +2,9 @@
  * What the stages save: every model folder with its source's tokenizer and generation files, in the
  * dtype it should have.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
 import { presetConfig, resizeConfig } from '../../src/model/config';
@@ -15,9 +14,9 @@ import { parseExperiment } from '../../src/experiment/config';
 import { runPpo } from '../../src/train/ppo';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpoint-stages-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('checkpoint-stages');
 
 /** GPT-2's, as its Hub folder has them. */
 const COMPANIONS = {

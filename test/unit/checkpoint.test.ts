@@ -17,7 +17,7 @@ import { loadCheckpoint, OptimizerState, saveCheckpoint, saveMultiModelCheckpoin
 import { Rng } from '../../src/util/rng';
 import { MINI, scratchFolder } from '../helpers/checkpoints';
 
-const { scratch, freshDir } = scratchFolder('checkpoint-test-');
+const { scratch, freshDir } = scratchFolder('checkpoint-test');
 
 function f32(shape: number[], values: number[]): NamedTensor {
   return { dtype: 'float32', shape, data: Float32Array.from(values) };

@@ -7,7 +7,7 @@ import { bundleLanguage } from '../../src/cli/language';
 import { scratchFolder } from '../helpers/checkpoints';
 import { cliIn } from '../helpers/processes';
 
-const { freshDir } = scratchFolder('cli-language-');
+const { freshDir } = scratchFolder('cli-language');
 
 test('a POSIX locale picks the bundle: LC_ALL over LC_MESSAGES over LANG, Chinese for zh only', () => {
   assert.equal(bundleLanguage({ LANG: 'zh_CN.UTF-8' }), 'zh-cn');

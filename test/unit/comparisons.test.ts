@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import {
   givesReference,
@@ -16,8 +15,9 @@ import { CandidateOptions, generateCandidates } from '../../src/train/comparison
 import { appendPreference, readPreferencePairs, readPreferences, undoPreference } from '../../src/data/preferences';
 import { saveCheckpoint } from '../../src/model/checkpoint';
 import { loadModel } from '../../src/train/model-state';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comparisons-'));
+const dir = tempDir('comparisons');
 const modelDir = path.join(dir, 'model');
 const { config, params } = loadModel('tiny', 1, { n_layer: 1, n_embd: 16, n_head: 2, n_positions: 40 });
 saveCheckpoint(modelDir, { config, params });

@@ -2,12 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { experimentName } from '../../src/runner/supervisor';
 import { ConfigError, loadExperiment, parseExperiment } from '../../src/experiment/config';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'config-'));
+const dir = tempDir('config');
 
 test('config: a file that starts with a UTF-8 byte order mark reads as one without', () => {
   const file = path.join(dir, 'bom.rlhf.json');

@@ -6,7 +6,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { DataFileError } from '../../src/data/jsonl';
 import { loadSft, SFT_RECORDS, tokenizeSftRecord } from '../../src/data/sft';
@@ -18,9 +17,9 @@ import { loadPreferencePairs, loadPrompts } from '../../src/data/formats/stage-d
 import { loadHFTokenizer } from '../../src/model/hf-tokenizer';
 import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { QWEN3_DIR } from '../helpers/tokenizers';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'data-formats-'));
-test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('data-formats');
 const write = (name: string, text: string) => {
   const file = path.join(dir, name);
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -7,7 +7,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { resolveDataSpec } from '../../src/hub/datasets';
@@ -15,10 +14,11 @@ import { hubSettings } from '../../src/hub/settings';
 import { loadPreferencePairs } from '../../src/data/formats/stage-data';
 import { FakeHub, commitOf } from '../helpers/fake-hub';
 import { cli } from '../helpers/processes';
+import { tempDir } from '../helpers/temp';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures', 'data');
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name));
-const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'data-stages-'));
+const workspace = tempDir('data-stages');
 let hub: FakeHub;
 before(async () => {
   hub = await FakeHub.start({
@@ -39,7 +39,6 @@ before(async () => {
 });
 after(async () => {
   await hub.close();
-  fs.rmSync(workspace, { recursive: true, force: true });
 });
 
 /** A tiny fresh GPT-2, small enough to train in a moment. */

@@ -2,9 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { Rewards } from '../../src/train/rewards/reward-funcs';
+import { tempDir } from '../helpers/temp';
 
 test('the demo reward functions score right answers above wrong ones', async () => {
   const records = ['prompts.jsonl', 'eval.jsonl'].flatMap((file) =>
@@ -22,7 +22,7 @@ test('the demo reward functions score right answers above wrong ones', async () 
   const rewards = await Rewards.create(
     [path.join(__dirname, '../../media/demo/rewards.ts')],
     [0.5, 1, 0.25, 0.5],
-    fs.mkdtempSync(path.join(os.tmpdir(), 'demo-rewards-')),
+    tempDir('demo-rewards'),
   );
   const scores = await rewards.score({
     prompts: [rows[0].prompt, rows[0].prompt, rows[1].prompt, rows[1].prompt],

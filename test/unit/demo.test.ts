@@ -7,11 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadExperiment } from '../../src/experiment/config';
 import { RunEvent } from '../../src/protocol/runner';
 import { runDemo } from '../../src/train/demo';
+import { tempDir } from '../helpers/temp';
 
 const DEMO = path.join(__dirname, '../../media/demo');
 const ABOUT_FOOD_AND_HOMES = /eat\?|live\?|吃什么|住在哪里/;
@@ -27,7 +27,7 @@ function copyLines(dir: string, file: string, limit = Infinity): void {
 }
 
 test('the shortened demo: every RL stage beats SFT on the held-out judge, with whole characters only', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-'));
+  const dir = tempDir('demo');
   copyLines(dir, 'sft.jsonl');
   copyLines(dir, 'prompts.jsonl', 48);
   copyLines(dir, 'eval.jsonl', 40);

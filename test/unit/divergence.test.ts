@@ -3,10 +3,9 @@
  * says which checkpoint is intact (or that none was saved), and a loss that climbs far above its
  * start ends the run with a warning.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors';
@@ -16,9 +15,9 @@ import { LossRise } from '../../src/train/divergence';
 import { sampleFromCheckpoint } from '../../src/train/samples';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'divergence-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('divergence');
 const data = path.join(dir, 'sft.jsonl');
 fs.writeFileSync(
   data,

@@ -8,7 +8,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { gradCheck } from '../../src/engine/gradcheck';
 import { toOnnx } from '../../src/engine/onnx';
@@ -16,6 +15,7 @@ import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { DType, input } from '../../src/engine/tensor';
 import { DpoLossSettings, dpoObjective } from '../../src/train/dpo-loss';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
 const torchAvailable = (() => {
   try {
@@ -84,7 +84,7 @@ async function ours(s: DpoLossSettings, dtype: DType): Promise<Record<string, nu
 
 /** TRL's loss and metrics from bench/reference/dpo_torch.py, in float64. */
 function trl(s: DpoLossSettings): Record<string, number> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-loss-'));
+  const dir = tempDir('dpo-loss');
   const nested = (data: ArrayLike<number>, shape: number[]): unknown =>
     shape.length === 1
       ? Array.from(data)
@@ -110,7 +110,6 @@ function trl(s: DpoLossSettings): Record<string, number> {
   const outPath = path.join(dir, 'out.json');
   execFileSync('/usr/bin/python3', ['bench/reference/dpo_torch.py', '--input', casePath, '--output', outPath]);
   const out = JSON.parse(fs.readFileSync(outPath, 'utf8'));
-  fs.rmSync(dir, { recursive: true, force: true });
   return out;
 }
 

@@ -3,10 +3,9 @@
  * store) tokenized and truncated as TRL does, the `rlhf dpo` verb recording its run, and a Llama
  * policy saved where Generate reads it.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { PreferencePair } from '../../src/data/preferences';
 import { loadPreferencePairs } from '../../src/data/formats/stage-data';
@@ -19,9 +18,9 @@ import { sampleFromCheckpoint } from '../../src/train/samples';
 import { GREEDY } from '../../src/train/generate';
 import { Rng } from '../../src/util/rng';
 import { cli } from '../helpers/processes';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-stage-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('dpo-stage');
 
 const tokenizer = gpt2Tokenizer();
 const chat = tokenizer.chat();

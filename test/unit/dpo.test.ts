@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { RunEvent } from '../../src/protocol/runner';
@@ -9,8 +8,9 @@ import { Experiment, parseExperiment } from '../../src/experiment/config';
 import { runDpo } from '../../src/train/dpo';
 import { REFERENCE_LOGPS_FILE } from '../../src/train/dpo-reference';
 import { markerPairs } from '../helpers/marker-pairs';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-'));
+const dir = tempDir('dpo');
 
 function experiment(dpo: Record<string, unknown>): Experiment {
   return parseExperiment(

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { scratchFolder } from '../helpers/checkpoints';
 import { exportTo, scriptArgs, undeclared, undeclaredKwargs } from '../helpers/exports';
 import { hasPython } from '../helpers/python-scripts';
-const { freshDir } = scratchFolder('export-group-');
+const { freshDir } = scratchFolder('export-group');
 
 const REWARDS = `
 const text = (c: string | { content: string }[]) => (typeof c === 'string' ? c : c[c.length - 1].content);

@@ -14,7 +14,7 @@ import { exportTo, scriptArgs, undeclared, undeclaredKwargs } from '../helpers/e
 import { cli } from '../helpers/processes';
 import { hasPython } from '../helpers/python-scripts';
 
-const { freshDir } = scratchFolder('export-');
+const { freshDir } = scratchFolder('export');
 
 const jsonl = (rows: object[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
 

@@ -7,13 +7,13 @@ import { ui, vscode, workbench } from './vscode-stub';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { trainingServices } from '../helpers/services';
+import { tempDir } from '../helpers/temp';
 
 const root = path.resolve(__dirname, '..', '..');
-const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'workspace-'));
+const workspace = tempDir('workspace');
 workbench.setFolders([workspace]);
 
 test('activation registers every manifest command, fast, without loading onnxruntime or the engine', async (t) => {
@@ -137,7 +137,7 @@ test('commands: training, generation and New Experiment explain Restricted Mode 
 });
 
 test('commands: an experiment outside the workspace folders, or naming files outside, is refused', async () => {
-  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'outside-'));
+  const outside = tempDir('outside');
   const stray = path.join(outside, 'stray.rlhf.json');
   fs.writeFileSync(
     stray,

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
@@ -13,6 +12,7 @@ import { lmHead, paramInputs, paramShapes, sequenceInputs, transformer } from '.
 import { attentionBias, positionIds } from '../../src/model/masks';
 import { GREEDY, Generator } from '../../src/train/generate';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
 const cfg: ModelConfig = {
   modelType: 'gpt2',
@@ -192,7 +192,7 @@ test(
   { skip: torchAvailable ? false : 'PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread)' },
   async () => {
     const { params, run } = await setup();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parity-'));
+    const dir = tempDir('parity');
     const shapes = paramShapes(cfg);
     saveCheckpoint(path.join(dir, 'ckpt'), {
       config: cfg,

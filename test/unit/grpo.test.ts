@@ -1,16 +1,16 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { RunEvent } from '../../src/protocol/runner';
 import { parseExperiment } from '../../src/experiment/config';
 import { TINY_BASE, trainAnimalPolicy } from '../helpers/animal-policy';
 import { runGroupRl } from '../../src/train/group-rl';
 import { testRewardFunctions } from '../../src/train/reward-test';
+import { tempDir } from '../helpers/temp';
 
 /** A tiny SFT policy that names every food for every animal about evenly, trained once for the tests below. */
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpo-'));
+const dir = tempDir('grpo');
 const base = TINY_BASE;
 let sftModel = '';
 before(async () => {

@@ -6,14 +6,14 @@ import { ui, vscode, workbench } from './vscode-stub';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { FakeHub, tinyModelFiles } from '../helpers/fake-hub';
 import { cli } from '../helpers/processes';
 import { trainingServices } from '../helpers/services';
+import { tempDir } from '../helpers/temp';
 
-const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-runs-'));
+const workspace = tempDir('hub-runs');
 workbench.setFolders([workspace]);
 let hub: FakeHub;
 before(async () => {
@@ -21,7 +21,6 @@ before(async () => {
 });
 after(async () => {
   await hub.close();
-  fs.rmSync(workspace, { recursive: true, force: true });
 });
 
 /** An SFT experiment on the Hub's test-org/tiny, in a folder of its own. */

@@ -1,8 +1,7 @@
 /** Models from the Hugging Face Hub, against a local fake Hub: the cache layout, offline use, errors, resume. */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../../src/train/model-state';
 import { DownloadStoppedError } from '../../src/hub/errors';
@@ -11,9 +10,9 @@ import { ResolveOptions, modelFromHub } from '../../src/hub/resolve';
 import { HubSettings, hubSettings } from '../../src/hub/settings';
 import { hubSpecOf, parseHubSpec } from '../../src/hub/spec';
 import { FakeHub, FakeRepo, commitOf, sha256, tinyModelFiles } from '../helpers/fake-hub';
+import { tempDir } from '../helpers/temp';
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-'));
-after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+const scratch = tempDir('hub');
 
 const files = tinyModelFiles(path.join(scratch, 'source'));
 const MODEL_FILES = ['config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer_config.json'];

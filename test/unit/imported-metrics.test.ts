@@ -15,7 +15,7 @@ import { encodeEvent } from '../../src/util/tfevents';
 import { scratchFolder } from '../helpers/checkpoints';
 
 const fixture = path.join(__dirname, '..', 'fixtures', 'trainer_state.json');
-const { scratch } = scratchFolder('imported-');
+const { scratch } = scratchFolder('imported');
 
 test("a trainer_state.json's log_history: a step's training and eval entries make one row", () => {
   const run = readImportedMetrics(fixture);

@@ -39,7 +39,7 @@ import { Rng } from '../../src/util/rng';
 import { scratchFolder } from '../helpers/checkpoints';
 import { writeTinyTokenizer } from '../helpers/tokenizers';
 
-const { scratch, freshDir } = scratchFolder('labeling-margins-');
+const { scratch, freshDir } = scratchFolder('labeling-margins');
 const root = path.resolve(__dirname, '..', '..');
 /** The actual training entry, under tsx. */
 const processOptions = {

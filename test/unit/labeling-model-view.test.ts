@@ -8,7 +8,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { QueueState, ToWebview } from '../../src/protocol/labeling';
 import { appendMargins } from '../../src/data/margins';
@@ -18,6 +17,7 @@ import { ScoringModel, scoringModel } from '../../src/views/labeling/scoring-mod
 import { RunRecord, RunRegistry, runTitle } from '../../src/runs/registry';
 import { LabelOrder } from '../../src/views/labeling/model-view';
 import { workspace as labelingWorkspace } from '../helpers/labeling-session';
+import { tempDir } from '../helpers/temp';
 
 /** r(A) − r(B) of each pair as the fake model scores them. */
 const MARGINS: Record<string, number> = { p0: -3, p1: 0.1, p2: 2.5, p3: -0.4 };
@@ -212,7 +212,7 @@ test('in Restricted Mode nothing is scored and no model view is sent', async () 
 });
 
 test("the scoring model is the experiment's newest finished reward-model or DPO run with a model, with its held-out accuracy", async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labeling-scoring-'));
+  const dir = tempDir('labeling-scoring');
   const registry = new RunRegistry(path.join(dir, 'runs'));
   const config = path.join(dir, 'pets.rlhf.json');
   const run = (

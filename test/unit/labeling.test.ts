@@ -5,11 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { readPreferences } from '../../src/data/preferences';
 import { storedLabel } from '../../src/views/labeling/shown';
 import { open, workspace } from '../helpers/labeling-session';
+import { tempDir } from '../helpers/temp';
 
 test('labeling host: messages outside the protocol are rejected and logged, and change nothing', async () => {
   const ws = workspace(2);
@@ -234,7 +234,7 @@ test('labeling host: queue states, guidelines beside the queue, the picked queue
 
 test('labeling host: an experiment naming files outside the workspace is a problem by field; nothing outside is read, shown or written', async () => {
   const ws = workspace(0);
-  const victim = fs.mkdtempSync(path.join(os.tmpdir(), 'victim-'));
+  const victim = tempDir('victim');
   const bashrc = path.join(victim, '.bashrc');
   const secret = 'export SECRET=hunter2\nalias ls="ls --color"\n';
   fs.writeFileSync(bashrc, secret);
@@ -347,7 +347,7 @@ test(
   { skip: process.platform === 'win32' },
   async () => {
     const ws = workspace(2);
-    const victim = fs.mkdtempSync(path.join(os.tmpdir(), 'victim-'));
+    const victim = tempDir('victim');
     const bashrc = path.join(victim, '.bashrc');
     fs.writeFileSync(bashrc, 'export SECRET=hunter2\n');
     const { session, posted, state, results } = open(ws, { random: () => 0.9 });

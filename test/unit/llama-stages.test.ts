@@ -1,7 +1,6 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { parseExperiment } from '../../src/experiment/config';
 import { readQueue } from '../../src/data/queue';
@@ -11,10 +10,10 @@ import { runPpo } from '../../src/train/ppo';
 import { runRm } from '../../src/train/reward';
 import { Scorer } from '../../src/train/scorer';
 import { runSft } from '../../src/train/sft';
+import { tempDir } from '../helpers/temp';
 
 /** Every stage on one small tiny-llama, each stage starting from the model the one before saved. */
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llama-stages-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('llama-stages');
 
 const animals = [
   ['cat', 'fish'],

@@ -1,8 +1,7 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { grad } from '../../src/engine/autodiff';
 import { gradCheck } from '../../src/engine/gradcheck';
@@ -20,9 +19,9 @@ import { NamedTensor, readSafetensors } from '../../src/model/safetensors';
 import { GREEDY, Generator } from '../../src/train/generate';
 import { loadModel, putTensors } from '../../src/train/model-state';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'llama-test-'));
-after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+const scratch = tempDir('llama-test');
 
 const torchAvailable = (() => {
   try {

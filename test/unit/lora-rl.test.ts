@@ -2,10 +2,9 @@
  * LoRA in DPO, GRPO and RLOO: the policy trains an adapter on a frozen base, and the reference is
  * that base with the adapter off, held once.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { Experiment, parseExperiment } from '../../src/experiment/config';
 import { saveCheckpoint } from '../../src/model/checkpoint';
@@ -23,9 +22,9 @@ import { sampleFromCheckpoint } from '../../src/train/samples';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
 import { MARKER_ANIMALS, markerPairs } from '../helpers/marker-pairs';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-rl-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('lora-rl');
 
 /** A small GPT-2 saved as a model folder: the base the adapters train on. */
 const base = path.join(dir, 'base');

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { program } from '../../src/cli';
 import { Experiment, parseExperiment } from '../../src/experiment/config';
@@ -20,8 +19,9 @@ import { runPpo } from '../../src/train/ppo';
 import { runRm } from '../../src/train/reward';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-stages-'));
+const dir = tempDir('lora-stages');
 const data = path.join(dir, 'sft.jsonl');
 const animals = [
   ['cat', 'fish'],

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { gradCheck } from '../../src/engine/gradcheck';
 import { toOnnx } from '../../src/engine/onnx';
@@ -19,6 +18,7 @@ import { NamedTensor } from '../../src/model/safetensors';
 import { loadAdapterFolder } from '../../src/train/adapters';
 import { Rng } from '../../src/util/rng';
 import { LORA } from '../helpers/lora-config';
+import { tempDir } from '../helpers/temp';
 
 export const GPT2: ModelConfig = resizeConfig(PRESETS.tiny, { nEmbd: 32, nHead: 4, nLayer: 2, vocabSize: 97 });
 export const LLAMA: ModelConfig = {
@@ -180,7 +180,7 @@ for (const [family, cfg, targets] of [
     `${family}: a PEFT adapter written by the independent PyTorch LoRA loads here and gives its logits`,
     needsTorch,
     async () => {
-      const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-torch-'));
+      const scratch = tempDir('lora-torch');
       const base = path.join(scratch, 'base'),
         adapterDir = path.join(scratch, 'adapter');
       saveCheckpoint(base, { config: cfg, params: initParams(cfg, new Rng(11)) });
@@ -219,7 +219,6 @@ for (const [family, cfg, targets] of [
       // And without the adapter the logits differ: the adapter is what matches.
       const plain = await modelLogits(model.config, model.params, undefined, [ref.prompts[0]]);
       assert.ok(ref.logits[0].flat().some((x, i) => Math.abs(plain[i] - x) > 1e-3));
-      fs.rmSync(scratch, { recursive: true, force: true });
     },
   );
 }

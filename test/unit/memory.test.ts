@@ -2,7 +2,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { ModelConfig, presetConfig } from '../../src/model/config';
 import { paramShapes } from '../../src/model/decoder';
@@ -13,8 +12,9 @@ import { loadModel } from '../../src/train/model-state';
 import { runPpo } from '../../src/train/ppo';
 import { runRm } from '../../src/train/reward';
 import { runSft } from '../../src/train/sft';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memory-'));
+const dir = tempDir('memory');
 const HUGE = 2 ** 20;
 
 function experiment(sections: Record<string, unknown>) {

@@ -1,8 +1,7 @@
 /** Where a stage gets its model: what a model spec that is not a usable model folder is told. */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
 import { presetConfig, resizeConfig } from '../../src/model/config';
@@ -10,9 +9,9 @@ import { initParams } from '../../src/model/decoder';
 import { loadModel } from '../../src/train/model-state';
 import { Scorer } from '../../src/train/scorer';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'model-loading-'));
-after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+const scratch = tempDir('model-loading');
 
 /** A small model with the given vocabulary, saved as a checkpoint; a score head makes it a reward model. */
 function savedModel(name: string, vocabSize: number, head: 'lm' | 'score' = 'lm'): string {

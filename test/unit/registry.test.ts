@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { readProcessIdentity } from '../../src/runs/process-identity';
 import {
@@ -14,8 +13,9 @@ import {
   skippedCheckpoints,
 } from '../../src/runs/registry';
 import { exited, isRunning, startDeafToSigint, startStranger } from '../helpers/processes';
+import { tempDir } from '../helpers/temp';
 
-const fresh = () => new RunRegistry(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'registry-')), 'runs'));
+const fresh = () => new RunRegistry(path.join(tempDir('registry'), 'runs'));
 /** A model folder as far as the registry looks: config.json and model.safetensors. */
 function fakeCheckpoint(dir: string): void {
   fs.mkdirSync(dir, { recursive: true });

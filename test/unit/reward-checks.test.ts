@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadExperiment } from '../../src/experiment/config';
 import { rewardModelWarnings, weakRewardModel } from '../../src/model/reward-warnings';
@@ -13,8 +12,9 @@ import { RunEvent } from '../../src/protocol/runner';
 import { withRewardModelWarning } from '../../src/runner/stages';
 import { runRm } from '../../src/train/reward';
 import { atChance, fewPairs, MIN_DECIDED_PAIRS } from '../../src/train/reward-checks';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-checks-'));
+const dir = tempDir('rm-checks');
 
 function experimentFile(rm: Record<string, unknown> = {}): string {
   const file = path.join(dir, 'pets.rlhf.json');

@@ -5,15 +5,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { RunEvent } from '../../src/protocol/runner';
 import { testRewards } from '../../src/runner/runner';
 import { RunSupervisor } from '../../src/runner/supervisor';
 import { RunRegistry } from '../../src/runs/registry';
+import { tempDir } from '../helpers/temp';
 
 const root = path.resolve(__dirname, '..', '..');
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reward-commands-'));
+const dir = tempDir('reward-commands');
 const processOptions = {
   entry: path.join(root, 'src', 'runner', 'train-process.ts'),
   execArgv: ['--import', 'tsx'],
@@ -61,7 +61,7 @@ test("Test Reward Functions: a fresh preset scores the prompts' answer column, e
 });
 
 test('Test Reward Functions: a reward file outside the workspace is refused', async () => {
-  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'outside-'));
+  const outside = tempDir('outside');
   const bad = path.join(dir, 'outside.rlhf.json');
   const exp = JSON.parse(fs.readFileSync(config, 'utf8'));
   exp.grpo.reward_funcs = [path.join(outside, 'r.ts')];

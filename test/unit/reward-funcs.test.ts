@@ -2,15 +2,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { saveCheckpoint } from '../../src/model/checkpoint';
 import { PRESETS, resizeConfig } from '../../src/model/config';
 import { initParams } from '../../src/model/decoder';
 import { RewardInputs, Rewards } from '../../src/train/rewards/reward-funcs';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reward-funcs-'));
+const dir = tempDir('reward-funcs');
 const cache = path.join(dir, 'cache');
 
 function write(name: string, lines: string[]): string {

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { gradCheck } from '../../src/engine/gradcheck';
 import { loadCheckpoint } from '../../src/model/checkpoint';
@@ -12,8 +11,9 @@ import { RewardPair, bradleyTerry, runRm } from '../../src/train/reward';
 import { Scorer } from '../../src/train/scorer';
 import { Rng } from '../../src/util/rng';
 import { MARKER_WORDS, markerPairs } from '../helpers/marker-pairs';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-'));
+const dir = tempDir('rm');
 
 /** The marker pairs' words and four more. */
 const WORDS = [...MARKER_WORDS, 'sky', 'fast', 'slow', 'sun'];

@@ -5,16 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { RunEvent, parseCommand, parseEvent } from '../../src/protocol/runner';
 import { LiveRun, RunSupervisor } from '../../src/runner/supervisor';
 import { RunRecord, RunRegistry } from '../../src/runs/registry';
 import { cli } from '../helpers/processes';
+import { tempDir } from '../helpers/temp';
 
 const root = path.resolve(__dirname, '..', '..');
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runner-'));
+const dir = tempDir('runner');
 const data = path.join(dir, 'sft.jsonl');
 fs.writeFileSync(
   data,

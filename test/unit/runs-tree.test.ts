@@ -2,15 +2,13 @@
 import './vscode-stub';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { RunRegistry, runTitle } from '../../src/runs/registry';
 import type { WorkspaceRuns } from '../../src/views/workspaceRuns';
+import { tempDir } from '../helpers/temp';
 
 test('Runs view: a click on a run runs Show Training Charts with that run', () => {
   const { RunsTreeProvider } = require('../../src/views/runsTree') as typeof import('../../src/views/runsTree');
-  const registry = new RunRegistry(fs.mkdtempSync(path.join(os.tmpdir(), 'runs-tree-')));
+  const registry = new RunRegistry(tempDir('runs-tree'));
   const record = registry.create({ name: 'pets', stage: 'ppo', configFile: '/w/pets.rlhf.json' });
   const runs = { onDidChange: () => ({ dispose() {} }), list: () => [{ registry, record }] };
   const tree = new RunsTreeProvider(runs as unknown as WorkspaceRuns);
@@ -22,7 +20,7 @@ test('Runs view: a click on a run runs Show Training Charts with that run', () =
 
 test('Runs view: runs of one experiment and stage are numbered, a renamed run keeps its name, the key metric comes first', () => {
   const { RunsTreeProvider } = require('../../src/views/runsTree') as typeof import('../../src/views/runsTree');
-  const registry = new RunRegistry(fs.mkdtempSync(path.join(os.tmpdir(), 'runs-names-')));
+  const registry = new RunRegistry(tempDir('runs-names'));
   const config = '/w/demo.rlhf.json';
   const first = registry.create({ name: 'demo', stage: 'sft', configFile: config });
   const second = registry.create({ name: 'demo', stage: 'sft', configFile: config });

@@ -1,17 +1,16 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { BatchSampler, TokenExample, makeBatch } from '../../src/data/batch';
 import { DataFileError, readJsonl } from '../../src/data/jsonl';
 import { loadSft, parseSftRecord, splitTrainEval, tokenizeSftRecord } from '../../src/data/sft';
 import { gpt2Tokenizer } from '../../src/model/tokenizer';
 import { Rng } from '../../src/util/rng';
+import { tempDir } from '../helpers/temp';
 
 const tok = gpt2Tokenizer();
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sft-data-test-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('sft-data-test');
 
 function writeFile(name: string, contents: string | Buffer): string {
   const file = path.join(dir, name);

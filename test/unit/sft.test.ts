@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadCheckpoint } from '../../src/model/checkpoint';
 import { RunEvent } from '../../src/protocol/runner';
 import { Experiment, parseExperiment } from '../../src/experiment/config';
 import { runSft } from '../../src/train/sft';
+import { tempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sft-'));
+const dir = tempDir('sft');
 const data = path.join(dir, 'sft.jsonl');
 const animals = [
   ['cat', 'fish', '猫', '鱼'],

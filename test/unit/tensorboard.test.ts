@@ -32,7 +32,7 @@ test('scalars and samples are written as TensorBoard events that an independent 
   } catch {
     python = false;
   }
-  const dir = scratchFolder('tfevents-').scratch;
+  const dir = scratchFolder('tfevents').scratch;
   writeRun(dir);
   const [file] = eventFile(dir);
   assert.ok(file, 'an events.out.tfevents.* file in the run folder');
@@ -64,7 +64,7 @@ test('scalars and samples are written as TensorBoard events that an independent 
 });
 
 test('a resumed run starts a new event file that tells TensorBoard to drop later steps', () => {
-  const dir = scratchFolder('tfevents-resume-').scratch;
+  const dir = scratchFolder('tfevents-resume').scratch;
   writeRun(dir);
   writeRun(dir, 2);
   const files = eventFile(dir);

@@ -1,11 +1,11 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadHFTokenizer } from '../../src/model/hf-tokenizer';
 import { gpt2Tokenizer, sequenceIds } from '../../src/model/tokenizer';
 import { QWEN3, QWEN3_DIR, qwen3Folder, specialToken, writeTinyTokenizer } from '../helpers/tokenizers';
+import { tempDir } from '../helpers/temp';
 
 test('GPT-2 encodes known strings to the ids GPT-2 uses', () => {
   const tok = gpt2Tokenizer();
@@ -35,15 +35,14 @@ test('GPT-2 encodes a literal <|endoftext|> in user text as ordinary text', () =
   assert.equal(tok.decode(ids), 'before <|endoftext|> after');
 });
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tokenizer-test-'));
-after(() => fs.rmSync(root, { recursive: true, force: true }));
+const root = tempDir('tokenizer-test');
 
-function tempDir(): string {
+function caseDir(): string {
   return fs.mkdtempSync(path.join(root, 'case-'));
 }
 
 test('loadHFTokenizer reads a tokenizer.json and its config', () => {
-  const dir = tempDir();
+  const dir = caseDir();
   const file = writeTinyTokenizer(dir, { eos_token: '</s>', pad_token: '<unk>' });
   const tok = loadHFTokenizer(file);
   assert.equal(tok.name, file);
@@ -58,7 +57,7 @@ test('loadHFTokenizer reads a tokenizer.json and its config', () => {
 });
 
 test('loadHFTokenizer accepts a folder and finds a conventional EOS without a config', () => {
-  const dir = tempDir();
+  const dir = caseDir();
   writeTinyTokenizer(dir);
   const tok = loadHFTokenizer(dir);
   assert.equal(tok.eosId, 1);
@@ -66,7 +65,7 @@ test('loadHFTokenizer accepts a folder and finds a conventional EOS without a co
 });
 
 test('loadHFTokenizer names the file it could not use', () => {
-  const dir = tempDir();
+  const dir = caseDir();
   const missing = path.join(dir, 'nope', 'tokenizer.json');
   assert.throws(
     () => loadHFTokenizer(missing),
@@ -110,7 +109,7 @@ test('Qwen3: EOS and PAD from tokenizer_config.json, no BOS, and stop ids from g
   // The chat template ends assistant turns with <|im_end|>, the EOS already.
   assert.deepEqual(qwen3.stopIds, [QWEN3.imEnd]);
 
-  const dir = qwen3Folder(path.join(tempDir(), 'qwen3'));
+  const dir = qwen3Folder(path.join(caseDir(), 'qwen3'));
   fs.writeFileSync(
     path.join(dir, 'generation_config.json'),
     JSON.stringify({ eos_token_id: [QWEN3.imEnd, QWEN3.endOfText] }),
@@ -174,10 +173,10 @@ function byteLevelBpe(dir: string, merges: string[] | string[][]): string {
 
 test('a BPE tokenizer.json reads its merges as "a b" strings or as pairs alike', () => {
   const strings = ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or'];
-  const asStrings = loadHFTokenizer(byteLevelBpe(tempDir(), strings));
+  const asStrings = loadHFTokenizer(byteLevelBpe(caseDir(), strings));
   const asPairs = loadHFTokenizer(
     byteLevelBpe(
-      tempDir(),
+      caseDir(),
       strings.map((m) => m.split(' ')),
     ),
   );
@@ -189,7 +188,7 @@ test('a BPE tokenizer.json reads its merges as "a b" strings or as pairs alike',
 });
 
 test('a tokenizer whose post-processor adds BOS starts every plain-text sequence with it', () => {
-  const dir = tempDir();
+  const dir = caseDir();
   const bos = {
     type: 'TemplateProcessing',
     single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],

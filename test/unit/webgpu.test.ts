@@ -3,11 +3,8 @@
  * a GPU, `scripts/install-vulkan.sh` (Debian) installs Mesa's software Vulkan driver, which is
  * enough (slow, so these runs are small).
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import type * as ort from 'onnxruntime-node';
 import * as nn from '../../src/engine/nn';
 import * as ops from '../../src/engine/ops';
@@ -29,13 +26,11 @@ import { grad } from '../../src/engine/autodiff';
 import { rewardInputs, rewardParamInputs, rewards } from '../../src/model/reward';
 import { rewardLossGraph } from '../../src/train/reward';
 import { Generator } from '../../src/train/generate';
+import { tempDir } from '../helpers/temp';
 
 // Mesa complains on stderr when this is unset; the driver reads it when onnxruntime loads it.
-const runtimeDir = process.env.XDG_RUNTIME_DIR ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'xdg-'));
+const runtimeDir = process.env.XDG_RUNTIME_DIR ? undefined : tempDir('xdg');
 if (runtimeDir) process.env.XDG_RUNTIME_DIR = runtimeDir;
-after(() => {
-  if (runtimeDir) fs.rmSync(runtimeDir, { recursive: true, force: true });
-});
 
 /*
  * Tolerances. Both providers compute in float32 and differ only in the order of additions inside

@@ -6,16 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { ConfigError, loadExperiment } from '../../src/experiment/config';
 import { isInsideWorkspace, workspacePathProblem } from '../../src/util/workspace-path';
+import { tempDir } from '../helpers/temp';
 
 const symlinks = { skip: process.platform === 'win32' && 'symlinks need extra rights on Windows' };
 
 /** A workspace folder and, beside it, a folder outside holding a file nobody should see. */
 function folders() {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'workspace-paths-'));
+  const root = tempDir('workspace-paths');
   const workspace = path.join(root, 'ws');
   const outside = path.join(root, 'victim');
   fs.mkdirSync(workspace);
