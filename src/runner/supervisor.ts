@@ -16,6 +16,7 @@ import {
   liveProcess,
   recordEvent,
   skippedCheckpoints,
+  watchRun,
 } from '../runs/registry';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
@@ -154,6 +155,7 @@ export class RunSupervisor extends EventEmitter<{
       options,
     );
     Object.assign(record, { status: 'running', error: undefined, logTail: undefined }, liveProcess(proc.pid));
+    watchRun(dir, true);
     registry.save(record);
     const run = new LiveRun(registry, record, proc);
     this.live.set(dir, run);
@@ -181,6 +183,7 @@ export class RunSupervisor extends EventEmitter<{
       Object.assign(record, { status: outcome.status, step: outcome.step }, NO_PROCESS);
       if (outcome.status === 'failed') Object.assign(record, { error: outcome.error, logTail: outcome.logTail });
       run.registry.save(record);
+      watchRun(run.dir, false);
       this.live.delete(run.dir);
       this.emit('changed', record);
       this.emit('ended', run, outcome);

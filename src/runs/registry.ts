@@ -166,9 +166,13 @@ export class RunRegistry {
       .sort((a, b) => b.created.localeCompare(a.created));
   }
 
-  /** The record, ended (see `endUnseen`) if it says running but its process is gone. */
+  /**
+   * The record, ended (see `endUnseen`) if it says running but its process is gone, unless this
+   * host is watching that process: its watcher writes how the run ended, once it has read it all.
+   */
   private checked(record: RunRecord): RunRecord {
-    if (record.status === 'running' && !hasLiveProcess(record)) this.endUnseen(record);
+    if (record.status === 'running' && !watchedHere.has(path.resolve(this.dir(record.id))) && !hasLiveProcess(record))
+      this.endUnseen(record);
     return record;
   }
 
@@ -360,6 +364,19 @@ export function recordEvent(record: RunRecord, event: RunEvent): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * Run folders whose training process this host started and still watches. Between the process's
+ * exit and the moment its watcher has read its last output and written the record, the record
+ * still says running: another reader must not end it as gone meanwhile.
+ */
+const watchedHere = new Set<string>();
+
+/** Marks the run in `dir` as watched by this host (true) or no longer (false). */
+export function watchRun(dir: string, watching: boolean): void {
+  if (watching) watchedHere.add(path.resolve(dir));
+  else watchedHere.delete(path.resolve(dir));
 }
 
 /** Whether the process a running record names is still that process (not one that reused its id). */

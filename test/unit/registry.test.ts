@@ -11,6 +11,7 @@ import {
   liveProcess,
   runOfCheckpoint,
   skippedCheckpoints,
+  watchRun,
 } from '../../src/runs/registry';
 import { exited, isRunning, startDeafToSigint, startStranger } from '../helpers/processes';
 import { tempDir } from '../helpers/temp';
@@ -45,6 +46,22 @@ test('registry: runs get their own folders and run.json, written whole', () => {
       .sort(),
     [a.id, b.id].sort(),
   );
+});
+
+test('registry: a run whose process this host watches is left to its watcher, even once the process is gone', () => {
+  const registry = fresh();
+  const run = registry.create({ name: 'watched', stage: 'rm', configFile: 'c' });
+  registry.save(Object.assign(run, { pid: deadPid(), step: 0 }));
+  watchRun(registry.dir(run.id), true);
+  try {
+    // Its process has exited, but the host has not yet read its last words (the error it reported).
+    assert.equal(new RunRegistry(registry.root).get(run.id)?.status, 'running');
+    assert.equal(new RunRegistry(registry.root).list()[0].status, 'running');
+  } finally {
+    watchRun(registry.dir(run.id), false);
+  }
+  const ended = new RunRegistry(registry.root).get(run.id)!;
+  assert.deepEqual([ended.status, ended.error], ['failed', PROCESS_GONE]);
 });
 
 test('registry: a run recorded as running whose process is gone never reads as running', () => {
