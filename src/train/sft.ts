@@ -3,7 +3,8 @@
  * tokens, trained by the shared loop (./trainer.ts): AdamW with warmup + decay, gradient clipping,
  * periodic eval and checkpoints, and resume to the same loss curve as an uninterrupted run.
  */
-import { ChunkGradients, chunkCount, fusedLinearCrossEntropy } from '../engine/linear-cross-entropy';
+import { fusedLinearCrossEntropy } from '../engine/linear-cross-entropy';
+import { ChunkGradients, chunkCount } from '../engine/token-chunks';
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
