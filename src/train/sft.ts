@@ -4,11 +4,11 @@
  * periodic eval and checkpoints, and resume to the same loss curve as an uninterrupted run.
  */
 import { fusedLinearCrossEntropy } from '../engine/linear-cross-entropy';
-import { ChunkGradients, chunkCount } from '../engine/token-chunks';
+import { ChunkGradients } from '../engine/token-chunks';
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHeadWeight, sequenceInputs, transformer } from '../model/decoder';
+import { headChunks, lmHeadWeight, sequenceInputs, transformer } from '../model/decoder';
 import { LoraAdapter, modelInputs, trainableInputs } from '../model/lora';
 import { attentionBias } from '../model/masks';
 import { TokenBatch, TokenExample, makeBatch } from '../data/batch';
@@ -43,7 +43,7 @@ export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter, gradientCh
   const params = trainableInputs(p, adapter);
   const head = lmHeadWeight(p, cfg);
   const headTrains = params.includes(head);
-  const chunks = headTrains ? 1 : chunkCount(batchTokens, cfg.vocabSize);
+  const chunks = headChunks(cfg, batchTokens, headTrains);
   const loss = (gradients: ChunkGradients) =>
     fusedLinearCrossEntropy(hidden, head, targets, lossMask, chunks, gradients);
   const trained = loss(headTrains ? 'hidden and weight' : 'hidden');

@@ -8,16 +8,18 @@ import assert from 'node:assert/strict';
 import { grad } from '../../src/engine/autodiff';
 import { gradCheck } from '../../src/engine/gradcheck';
 import { LinearLogprobsOptions, fusedLinearLogprobs } from '../../src/engine/linear-logprobs';
-import { tokenLogprobs } from '../../src/engine/nn';
-import { dense, gather, mean, sum } from '../../src/engine/ops';
+import { logsumexp, tokenLogprobs } from '../../src/engine/nn';
+import { dense, gather, mean, softmax, sum } from '../../src/engine/ops';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { Tensor, input, topoSort } from '../../src/engine/tensor';
-import { entropy } from '../../src/train/ppo-losses';
 import { Rng } from '../../src/util/rng';
 
 const V = 37,
   D = 6;
+
+/** Entropy of softmax(logits) at each position: logsumexp(z) - Σ softmax(z) · z. */
+const entropy = (logits: Tensor) => logsumexp(logits, -1).sub(sum(softmax(logits, -1).mul(logits), -1));
 
 /** The plain head and statistics, as the RL stages computed them before. */
 function plain(hidden: Tensor, weight: Tensor, targets: Tensor, temperature: number) {
