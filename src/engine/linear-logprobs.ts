@@ -143,6 +143,9 @@ function backOf(c: Omit<Chunk, 'stats'>, w: Tensor, weight: Tensor, trainsWeight
   return { dHidden, dWeight: trainsWeight ? gemm(dz, after(c.h, dHidden), true, false, dWeight) : undefined };
 }
 
+/** The backward's chunks' name (token-chunks.everyNth): apart from the forward's. */
+const BACKWARD = "'";
+
 /**
  * The backward over chunks, from the padded rows h, targets t and row weights w [n + K − 1, 1]:
  * each chunk's logits made again once the chunk before has made its gradients (the first once w
@@ -161,14 +164,14 @@ function chunkedBackward(
   let dWeight: Tensor | undefined;
   for (let k = 0; k < chunks; k++) {
     const made = [dRows[k - 1] ?? w, dWeight].filter((x): x is Tensor => x !== undefined);
-    const hk = afterAll(everyNth(h, k, chunks), made);
-    const tk = cast(everyNth(t, k, chunks), 'int32');
+    const rows = (x: Tensor) => everyNth(x, k, chunks, BACKWARD);
+    const hk = afterAll(rows(h), made);
     const p = softmax(logitsOf(hk, weight, temperature), -1);
-    const d = backOf({ h: hk, t: tk, p }, everyNth(w, k, chunks), weight, trainsWeight, dWeight);
+    const d = backOf({ h: hk, t: cast(rows(t), 'int32'), p }, rows(w), weight, trainsWeight, dWeight);
     dRows.push(d.dHidden);
     dWeight = d.dWeight;
   }
   // Once the last chunk's W gradient is made too, so that its logits' gradient is not held on.
-  const dHidden = afterAll(slice(unchunk(dRows, h, chunks), 0, 0, 1 - chunks), dWeight ? [dWeight] : []);
+  const dHidden = afterAll(slice(unchunk(dRows, h, chunks, BACKWARD), 0, 0, 1 - chunks), dWeight ? [dWeight] : []);
   return { dHidden, dWeight };
 }

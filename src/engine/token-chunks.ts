@@ -23,11 +23,17 @@ export function chunkCount(tokens: number, vocabSize: number, bytesPerFloat = 4)
  */
 export type ChunkGradients = 'hidden' | 'hidden and weight' | 'none';
 
-/** Rows x[start], x[start + step], ... (a strided Slice: constant bounds, whatever the row count). */
-export function everyNth(x: Tensor, start: number, step: number): Tensor {
+/**
+ * Rows x[start], x[start + step], ... (a strided Slice: constant bounds, whatever the row count).
+ * Their count is named after x's, the chunk and `pass`: onnxruntime lets a value take over the freed
+ * buffer of another of the same declared shape, so two passes over the same chunks (a forward and
+ * the backward that computes it again) name their rows apart, or each forward chunk's buffers
+ * would be kept until the backward reached that chunk.
+ */
+export function everyNth(x: Tensor, start: number, step: number, pass = ''): Tensor {
   const int64 = (v: number) => constant(typedArray('int64', [v]), 'int64');
   const bounds = [int64(start), int64(Number.MAX_SAFE_INTEGER), int64(0), int64(step)];
-  return node('Slice', [x, ...bounds], x.dtype, [`${x.shape[0]}/${step}@${start}`, ...x.shape.slice(1)]);
+  return node('Slice', [x, ...bounds], x.dtype, [`${x.shape[0]}/${step}@${start}${pass}`, ...x.shape.slice(1)]);
 }
 
 /**
@@ -38,11 +44,11 @@ export function padRows(xs: Tensor[], extra: number): Tensor[] {
   return xs.map((x) => concat([x, expand(scalar(0, x.dtype), [extra, ...x.shape.slice(1)])], 0));
 }
 
-/** The chunks' rows [n/K, D] each, back in the order of `like` [n, D] they were taken from. */
-export function unchunk(parts: Tensor[], like: Tensor, chunks: number): Tensor {
+/** The chunks' rows [n/K, D] each (taken in `pass`), back in the order of `like` [n, D] they were taken from. */
+export function unchunk(parts: Tensor[], like: Tensor, chunks: number, pass = ''): Tensor {
   // Each row's index in `like` (as a float, exact below 2^24), taken into chunks as the rows were.
   const index = cumsum(expandLike(scalar(1, like.dtype), slice(like, 1, 0, 1)), 0).sub(1); // [n, 1]
-  const taken = parts.map((_, k) => everyNth(index, k, chunks));
+  const taken = parts.map((_, k) => everyNth(index, k, chunks, pass));
   const from = cast(concat(taken, 0), 'int32');
   const rows = concat(parts, 0);
   return node('ScatterElements', [zerosLike(like), expandLike(from, rows), rows], like.dtype, like.shape, { axis: 0 });
