@@ -235,10 +235,17 @@ export function matmulParams(cfg: ModelConfig): number {
 
 /**
  * The model of the RL benches' --model preset, resized by --layers, --d and --heads (0: the
- * preset's) to --ctx. The prompts are GPT-2 tokens, so a smaller vocabulary (SmolLM2's 49152)
- * grows to GPT-2's 50257.
+ * preset's) and --vocab (0: the preset's) to --ctx. The prompts are GPT-2 tokens, so a smaller
+ * vocabulary (SmolLM2's 49152) grows to GPT-2's 50257.
  */
-export function benchModel(f: { model: string; layers: number; d: number; heads: number; ctx: number }): ModelConfig {
+export function benchModel(f: {
+  model: string;
+  layers: number;
+  d: number;
+  heads: number;
+  ctx: number;
+  vocab?: number;
+}): ModelConfig {
   const given = (v: number) => (v > 0 ? v : undefined);
   const preset = presetConfig(f.model);
   return resizeConfig(preset, {
@@ -246,7 +253,7 @@ export function benchModel(f: { model: string; layers: number; d: number; heads:
     nEmbd: given(f.d),
     nHead: given(f.heads),
     nPositions: f.ctx,
-    vocabSize: Math.max(preset.vocabSize, PRESETS.gpt2.vocabSize),
+    vocabSize: Math.max(given(f.vocab ?? 0) ?? preset.vocabSize, PRESETS.gpt2.vocabSize),
   });
 }
 

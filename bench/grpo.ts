@@ -8,13 +8,14 @@
  *   npm run bench:grpo -- [--layers 2 --d 128 --heads 4 --ctx 128 --completions 32
  *                          --num-generations 8 --prompt-len 16 --max-completion-length 48
  *                          --warmup 1 --iters 3 --threads N --max-load 0 --wait 900 --no-torch
- *                          --model tiny --provider cpu --device cpu]
+ *                          --model tiny --vocab 0 --lora-rank 0 --provider cpu --device cpu]
  *
  * Ours is runGroupRl itself on a random-init model (the --model preset, `tiny` unless given, resized
- * by --layers, --d and --heads, 0: the preset's), on --provider; PyTorch's (a GPT-2) on --device. The
- * figures are its own time/rollout, time/reward, time/reference and time/update, medians over the
- * iterations after the warm-up ones, and the fastest per phase. The same prompts (token ids) go to
- * the PyTorch side.
+ * by --layers, --d, --heads and --vocab, 0: the preset's), on --provider; PyTorch's (a GPT-2) on
+ * --device. --lora-rank trains LoRA adapters of that rank on every projection (0: the whole model).
+ * The figures are its own time/rollout, time/reward, time/reference and time/update, medians over
+ * the iterations after the warm-up ones, and the fastest per phase, and our process's peak RSS. The
+ * same prompts (token ids) go to the PyTorch side.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -34,6 +35,8 @@ const DEFAULTS = {
   layers: 0,
   d: 0,
   heads: 0,
+  vocab: 0,
+  'lora-rank': 0,
   ctx: 128,
   completions: 32,
   'num-generations': 8,
@@ -83,6 +86,9 @@ async function ours(f: Flags, cfg: ModelConfig, dir: string, promptFile: string)
         loss_type: 'dapo',
         save_steps: 1_000_000,
         sample_steps: 1_000_000,
+        ...(f['lora-rank'] > 0 && {
+          peft: { r: f['lora-rank'], lora_alpha: 2 * f['lora-rank'], target_modules: 'all-linear' },
+        }),
       },
     },
     'bench',
@@ -157,7 +163,7 @@ async function main() {
   console.error(`GRPO iteration bench: ${JSON.stringify(config)}`);
 
   const loadBefore = await waitForLoad(f['max-load'], f.wait, 'ours');
-  const mine = await ours(f, cfg, dir, promptFile);
+  const mine = { ...(await ours(f, cfg, dir, promptFile)), maxRssMb: process.resourceUsage().maxRSS / 1024 };
   const loadAfter = load1();
   console.log(JSON.stringify({ bench: 'grpo-iteration', engine: 'rlhf-studio', ...mine, config }));
   const py = f['no-torch'] || cfg.modelType !== 'gpt2' ? '' : findPython(f.python);
@@ -185,6 +191,7 @@ async function main() {
         : row,
     );
   }
+  console.log(`peak RSS: ours ${mine.maxRssMb.toFixed(0)} MB`);
   console.log(
     `load (1 min): ours ${loadBefore.toFixed(2)} → ${loadAfter.toFixed(2)}${ref ? `, PyTorch ${refLoad[0].toFixed(2)} → ${refLoad[1].toFixed(2)}` : ''}`,
   );

@@ -11,9 +11,6 @@ import {
   afterAll,
   cast,
   concat,
-  cumsum,
-  expand,
-  expandLike,
   gatherElements,
   gemm,
   greaterOrEqual,
@@ -26,31 +23,15 @@ import {
   softmax,
   sum,
   withVjp,
-  zerosLike,
 } from './ops';
-import { node } from './ops-core';
-import { ShapeError, Tensor, constant, scalar, typedArray } from './tensor';
-
-/** Bytes of one chunk's logits that `chunkCount` aims at: small next to a model, large enough for fast products. */
-export const CHUNK_LOGITS_BYTES = 64 << 20;
-
-/** How many chunks keep the logits of `tokens` tokens over `vocabSize` entries near CHUNK_LOGITS_BYTES each. */
-export function chunkCount(tokens: number, vocabSize: number, bytesPerFloat = 4): number {
-  const rows = Math.max(1, Math.floor(CHUNK_LOGITS_BYTES / (vocabSize * bytesPerFloat)));
-  return Math.max(1, Math.ceil(tokens / rows));
-}
+import { ShapeError, Tensor } from './tensor';
+import { ChunkGradients, everyNth, padRows, softmaxGradient, unchunk } from './token-chunks';
 
 /** The masked mean negative log-likelihood of the targets, and how often the target has the largest logit. */
 export interface LinearCrossEntropy {
   loss: Tensor;
   accuracy: Tensor;
 }
-
-/**
- * The gradients each chunk makes as it goes: of the hidden states, of them and the weight, or none
- * (evaluation). Only these flow back from the loss.
- */
-export type ChunkGradients = 'hidden' | 'hidden and weight' | 'none';
 
 /**
  * Cross-entropy of softmax(hidden Wᵀ) against `targets` where `mask` is 1 (the mean over those
@@ -137,7 +118,7 @@ function chunkOf(h: Tensor, weight: Tensor, t: Tensor, w: Tensor, gradients: boo
   if (!gradients) return { h, sums };
   // The gradient once the loss and accuracy (the last readers of z and its softmax) are made.
   const wLast = afterAll(w, [sums]);
-  const dz = node('ScatterElements', [p.mul(wLast), t, wLast.neg()], p.dtype, p.shape, { axis: 1, reduction: 'add' });
+  const dz = softmaxGradient(p, t, wLast);
   return { h, sums, dz, dHidden: gemm(dz, weight) };
 }
 
@@ -148,29 +129,4 @@ function chunkOf(h: Tensor, weight: Tensor, t: Tensor, w: Tensor, gradients: boo
 function weightGradient(c: Chunk, before?: Tensor, scale?: Tensor): Tensor {
   const h = after(c.h, c.dHidden!);
   return gemm(c.dz!, scale ? h.mul(scale) : h, true, false, before);
-}
-
-/** Rows x[start], x[start + step], ... (a strided Slice: constant bounds, whatever the row count). */
-function everyNth(x: Tensor, start: number, step: number): Tensor {
-  const int64 = (v: number) => constant(typedArray('int64', [v]), 'int64');
-  const bounds = [int64(start), int64(Number.MAX_SAFE_INTEGER), int64(0), int64(step)];
-  return node('Slice', [x, ...bounds], x.dtype, [`${x.shape[0]}/${step}@${start}`, ...x.shape.slice(1)]);
-}
-
-/**
- * Each of `xs` [N, ...] with `extra` rows of zeros after it, so that every chunk has a row: an
- * empty chunk's softmax and max are refused by some providers (WebGPU). The zeros weigh nothing.
- */
-function padRows(xs: Tensor[], extra: number): Tensor[] {
-  return xs.map((x) => concat([x, expand(scalar(0, x.dtype), [extra, ...x.shape.slice(1)])], 0));
-}
-
-/** The chunks' rows [n/K, D] each, back in the order of `like` [n, D] they were taken from. */
-function unchunk(parts: Tensor[], like: Tensor, chunks: number): Tensor {
-  // Each row's index in `like` (as a float, exact below 2^24), taken into chunks as the rows were.
-  const index = cumsum(expandLike(scalar(1, like.dtype), slice(like, 1, 0, 1)), 0).sub(1); // [n, 1]
-  const taken = parts.map((_, k) => everyNth(index, k, chunks));
-  const from = cast(concat(taken, 0), 'int32');
-  const rows = concat(parts, 0);
-  return node('ScatterElements', [zerosLike(like), expandLike(from, rows), rows], like.dtype, like.shape, { axis: 0 });
 }

@@ -7,7 +7,9 @@
  * Masking is one additive bias [B, 1, T, S] fed by the host (0 = may attend, -1e9 = may not),
  * which covers causality, left padding and a KV cache with the same graph code.
  */
+import { LinearLogprobs, fusedLinearLogprobs } from '../engine/linear-logprobs';
 import { dense, matmul, reshape, transpose } from '../engine/ops';
+import { chunkCount } from '../engine/token-chunks';
 import { Dim, Tensor, input } from '../engine/tensor';
 import { Rng } from '../util/rng';
 import { ForwardInputs, KV, KvShape, ParamSpec, Params, architectureOf } from './architecture';
@@ -99,6 +101,50 @@ export function lmHeadWeight(p: Params, cfg: ModelConfig): Tensor {
 /** Next-token logits [..., V] from hidden states [..., D], the weight [V, D] read as it is stored. */
 export function lmHead(p: Params, cfg: ModelConfig, hidden: Tensor): Tensor {
   return dense(hidden, lmHeadWeight(p, cfg), true);
+}
+
+/**
+ * How many chunks of tokens the fused head functions (engine/linear-*.ts) take for batches of up to
+ * `batchTokens` tokens: about 64 MB of logits each while the head is frozen (LoRA, a reference);
+ * one when it trains, since onnxruntime's CPU Gemm does not add each chunk's share of W's gradient
+ * into one buffer in place but makes a new [V, D] one (npm run bench:sft measured it slower and larger).
+ */
+export function headChunks(cfg: ModelConfig, batchTokens: number, headTrains: boolean): number {
+  return headTrains ? 1 : chunkCount(batchTokens, cfg.vocabSize);
+}
+
+/** How lmHeadLogprobs reads the head. */
+export interface HeadLogprobsOptions {
+  /** The sampling temperature the logits are divided by. */
+  temperature: number;
+  /** The most tokens a batch of the graph holds: they set the number of chunks (headChunks). */
+  batchTokens: number;
+  /** The parameters that train; none: the log-probs send back no gradient (a frozen reference). */
+  params?: Tensor[];
+  /** Whether the per-position entropy is wanted too. */
+  entropy?: boolean;
+}
+
+/**
+ * The log-probs of `targets` [...] under the LM head at the sampling temperature, from hidden
+ * states [..., D], with the mean logit and (when asked for) the entropy at each position: the
+ * fused head (engine/linear-logprobs.ts), which never holds the logits of more than a chunk.
+ */
+export function lmHeadLogprobs(
+  p: Params,
+  cfg: ModelConfig,
+  hidden: Tensor,
+  targets: Tensor,
+  o: HeadLogprobsOptions,
+): LinearLogprobs {
+  const head = lmHeadWeight(p, cfg);
+  const headTrains = !!o.params?.includes(head);
+  return fusedLinearLogprobs(hidden, head, targets, {
+    temperature: o.temperature,
+    chunks: headChunks(cfg, o.batchTokens, headTrains),
+    gradients: !o.params ? 'none' : headTrains ? 'hidden and weight' : 'hidden',
+    entropy: o.entropy,
+  });
 }
 
 /**

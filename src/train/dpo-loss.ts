@@ -4,11 +4,12 @@
  * the N positions that predict a response token are scored. The reference's log-probs of the rows
  * come in as inputs (computed once before training, ./dpo-reference.ts).
  */
-import { logSigmoid, tokenLogprobs } from '../engine/nn';
+import { LinearLogprobs } from '../engine/linear-logprobs';
+import { logSigmoid } from '../engine/nn';
 import { cast, detach, gather, greater, matmul, mean, relu, reshape, slice, sum } from '../engine/ops';
 import { Tensor, input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHead, sequenceInputs, transformer } from '../model/decoder';
+import { lmHeadLogprobs, sequenceInputs, transformer } from '../model/decoder';
 import { AdapterPlace, modelInputs, trainableInputs } from '../model/lora';
 import { StageGraph } from './stage';
 
@@ -81,27 +82,29 @@ export function dpoLosses(policy: PairLogps, reference: PairLogps, s: DpoLossSet
   }
 }
 
+/** The policy's log-prob of each scored token and its mean logit there, [N] each. */
+export type ScoredTokens = Pick<LinearLogprobs, 'logprobs' | 'meanLogit'>;
+
 /**
- * The DPO objective of a batch from the policy's logits [N, V] at the N scored positions (where a
- * response token is predicted), their targets [N] and `rows` [2P, N] (which row each belongs to),
+ * The DPO objective of a batch from the policy's log-probs and mean logits at the N scored
+ * positions (where a response token is predicted) and `rows` [2P, N] (which row each belongs to),
  * with TRL's metrics: the implicit rewards β·(π - ref) of chosen and rejected, their margin and how
  * often chosen's is higher, the policy's log-probs, and its mean logit over completion tokens. With
  * rpo_alpha, the chosen completions' NLL (per token) joins the loss.
  */
 export function dpoObjective(
-  logits: Tensor,
-  targets: Tensor,
+  scored: ScoredTokens,
   rows: Tensor,
   reference: PairLogps,
   s: DpoLossSettings,
 ): { loss: Tensor; metrics: Record<string, Tensor> } {
-  const tokenLogps = tokenLogprobs(logits, targets); // [N]
+  const tokenLogps = scored.logprobs; // [N]
   const [chosen, rejected] = halves(sequenceLogps(tokenLogps, rows, s.loss_type === 'ipo'));
   const losses = dpoLosses({ chosen, rejected }, reference, s);
   const chosenRewards = detach(chosen.sub(reference.chosen)).mul(s.beta);
   const rejectedRewards = detach(rejected.sub(reference.rejected)).mul(s.beta);
   const [chosenTokens, rejectedTokens] = halves(sum(rows, -1)).map((n) => sum(n));
-  const [chosenLogits, rejectedLogits] = halves(rowSums(mean(logits, -1), rows)).map((x) => sum(x));
+  const [chosenLogits, rejectedLogits] = halves(rowSums(scored.meanLogit, rows)).map((x) => sum(x));
   const metrics: Record<string, Tensor> = {
     'rewards/chosen': mean(chosenRewards),
     'rewards/rejected': mean(rejectedRewards),
@@ -141,29 +144,50 @@ function pairInputs() {
 }
 
 /**
- * A language model's logits at the scored positions of a batch, [N, V]; `prefix` names its weights
- * in the State, `lora` its adapter's place. The LM head, the largest matmul, runs on those positions
- * alone (as TRL's use_logits_to_keep saves the prompt's).
+ * A language model's log-probs (and mean logits) of the scored targets of a batch, [N] each, from
+ * the LM head at those positions alone (as TRL's use_logits_to_keep saves the prompt's), in chunks
+ * of tokens for batches of up to `batchTokens` scored tokens while the head is frozen; `prefix`
+ * names its weights in the State, `lora` its adapter's place. The reference's (`frozen`) send back
+ * no gradient.
  */
-function scoredLogits(cfg: ModelConfig, positions: Tensor, prefix = '', lora?: AdapterPlace) {
+function scoredLogprobs(
+  cfg: ModelConfig,
+  batch: ReturnType<typeof pairInputs>,
+  batchTokens: number,
+  frozen: boolean,
+  prefix = '',
+  lora?: AdapterPlace,
+) {
   const p = modelInputs(cfg, 'lm', prefix, lora);
+  const params = trainableInputs(p, lora?.adapter);
   const { hidden } = transformer(p, cfg, sequenceInputs('T', ROWS)); // [2P, T, D]
-  return { params: p, logits: lmHead(p, cfg, gather(reshape(hidden, [-1, hidden.shape[2]]), positions)) };
+  const scoredHidden = gather(reshape(hidden, [-1, hidden.shape[2]]), batch.positions);
+  const head = { temperature: 1, batchTokens, params: frozen ? undefined : params };
+  return { params, scored: lmHeadLogprobs(p, cfg, scoredHidden, batch.targets, head) };
 }
 
-/** DPO's training graph on batches of P pairs (2P rows, chosen first); with `lora`, only the adapter trains. */
-export function dpoLossGraph(cfg: ModelConfig, s: DpoLossSettings, lora?: AdapterPlace): StageGraph {
-  const { positions, targets, rows, reference } = pairInputs();
-  const { params, logits } = scoredLogits(cfg, positions, '', lora);
-  return { ...dpoObjective(logits, targets, rows, reference, s), params: trainableInputs(params, lora?.adapter) };
+/**
+ * DPO's training graph on batches of P pairs (2P rows, chosen first), of up to `batchTokens` scored
+ * tokens (0: the head in one chunk); with `lora`, only the adapter trains.
+ */
+export function dpoLossGraph(cfg: ModelConfig, s: DpoLossSettings, lora?: AdapterPlace, batchTokens = 0): StageGraph {
+  const batch = pairInputs();
+  const { params, scored } = scoredLogprobs(cfg, batch, batchTokens, false, '', lora);
+  return { ...dpoObjective(scored, batch.rows, batch.reference, s), params };
 }
 
 /**
  * Each row's log-prob of its completion under the model whose weights are under `prefix` (the
- * reference's), with its own adapter where `lora` says.
+ * reference's), with its own adapter where `lora` says, on batches of up to `batchTokens` scored tokens.
  */
-export function referenceLogpsGraph(cfg: ModelConfig, average: boolean, prefix: string, lora?: AdapterPlace) {
-  const { positions, targets, rows } = pairInputs();
-  const { logits } = scoredLogits(cfg, positions, prefix, lora);
-  return { logps: sequenceLogps(tokenLogprobs(logits, targets), rows, average) };
+export function referenceLogpsGraph(
+  cfg: ModelConfig,
+  average: boolean,
+  prefix: string,
+  lora?: AdapterPlace,
+  batchTokens = 0,
+) {
+  const batch = pairInputs();
+  const { scored } = scoredLogprobs(cfg, batch, batchTokens, true, prefix, lora);
+  return { logps: sequenceLogps(scored.logprobs, batch.rows, average) };
 }

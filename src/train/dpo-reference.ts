@@ -29,6 +29,8 @@ export interface ReferenceOptions {
   /** IPO's per-token mean in place of the sum. */
   average: boolean;
   batchSize: number;
+  /** The most scored tokens of a batch, which size the head's chunks. */
+  batchTokens: number;
   padId: number;
   outputDir: string;
   emit: EmitEvent;
@@ -76,7 +78,7 @@ async function computeLogps(
   options: ReferenceOptions,
 ): Promise<PairValues> {
   const program = await trainer.runtime.load(
-    toOnnx(referenceLogpsGraph(cfg, options.average, 'ref.', options.lora), 'dpo_reference'),
+    toOnnx(referenceLogpsGraph(cfg, options.average, 'ref.', options.lora, options.batchTokens), 'dpo_reference'),
   );
   const values: PairValues = { chosen: [], rejected: [] };
   try {

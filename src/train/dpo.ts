@@ -9,6 +9,7 @@
 import { EmitEvent } from '../protocol/runner';
 import { ModelConfig } from '../model/config';
 import { Tokenizer, sequenceIds } from '../model/tokenizer';
+import { TokenExample } from '../data/batch';
 import { splitTrainEval } from '../data/sft';
 import { PreferencePair } from '../data/preferences';
 import { Rng } from '../util/rng';
@@ -54,6 +55,7 @@ export async function runDpo(run: DpoRun): Promise<{ modelDir: string; stopped: 
     frozen: !!s.peft,
   });
   const { trainSet: train, evalSet: evaluation } = splitTrainEval(data, s.eval_fraction, new Rng(exp.seed));
+  const batchTokens = mostScoredTokens(data, s.per_device_train_batch_size);
   emit({
     type: 'log',
     level: 'info',
@@ -67,7 +69,7 @@ export async function runDpo(run: DpoRun): Promise<{ modelDir: string; stopped: 
     settings: s,
     totalSteps: s.max_steps,
     ...models,
-    graph: dpoLossGraph(cfg, s, places.policy),
+    graph: dpoLossGraph(cfg, s, places.policy, batchTokens),
     outputDir,
     emit,
   });
@@ -76,6 +78,7 @@ export async function runDpo(run: DpoRun): Promise<{ modelDir: string; stopped: 
     lora: places.ref,
     average: s.loss_type === 'ipo',
     batchSize: s.per_device_train_batch_size,
+    batchTokens,
     padId: tokenizer.padId,
     outputDir,
     emit,
@@ -144,4 +147,11 @@ function reportData(file: string, read: number, data: DpoData, limits: DpoLimits
     warn(
       `${sequences} pairs had a response cut to max_completion_length or a sequence to max_length (${limits.maxLength})`,
     );
+}
+
+/** The most scored (response) tokens a batch of `size` pairs can hold: those of the pairs with the most. */
+function mostScoredTokens(pairs: DpoPair[], size: number): number {
+  const scored = (e: TokenExample) => e.lossMask.slice(1).reduce((a, b) => a + b, 0);
+  const counts = pairs.map((p) => scored(p.chosen) + scored(p.rejected)).sort((a, b) => b - a);
+  return counts.slice(0, size).reduce((a, b) => a + b, 0);
 }

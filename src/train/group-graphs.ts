@@ -3,7 +3,7 @@
  * and the update's loss (./group-losses.ts). The policy is the State's unprefixed model, the frozen
  * reference is under "ref." (with adapters, the base is held there once: ./policy-models.ts).
  */
-import { maskedMean, tokenLogprobs } from '../engine/nn';
+import { maskedMean } from '../engine/nn';
 import { toOnnx } from '../engine/onnx';
 import { detach, sum } from '../engine/ops';
 import { input } from '../engine/tensor';
@@ -12,8 +12,7 @@ import { sequenceInputs } from '../model/decoder';
 import { AdapterPlace, modelInputs, sharedInputs, trainableInputs } from '../model/lora';
 import { GroupRlSettings } from '../experiment/config';
 import { grpoLoss, rlooLoss } from './group-losses';
-import { entropy } from './ppo-losses';
-import { temperedLogits } from './ppo-graphs';
+import { sampledLogprobs } from './ppo-graphs';
 import type { PolicyPlaces } from './policy-models';
 import { StageGraph } from './stage';
 
@@ -50,21 +49,29 @@ export function groupInputs(stage: GroupStage, s: GroupRlSettings): GroupInputs 
 /**
  * The rollout's forward pass: the reference's `ref_logprobs`, when `needs` asks for them; else no
  * pass (the policy's log-probs come from the generator). With adapters, the reference reads the
- * base through the inputs the policy's graphs read it by.
+ * base through the inputs the policy's graphs read it by. `batchTokens`: the most tokens of a
+ * batch it runs (0: the head in one chunk).
  */
-export function rolloutGraph(cfg: ModelConfig, temperature: number, needs: GroupInputs, places: PolicyPlaces = {}) {
+export function rolloutGraph(
+  cfg: ModelConfig,
+  temperature: number,
+  needs: GroupInputs,
+  places: PolicyPlaces = {},
+  batchTokens = 0,
+) {
   if (!needs.ref) return undefined;
   const targets = input('targets', 'int32', ['B', 'T']);
   const policy = modelInputs(cfg, 'lm', '', places.policy);
   const ref = modelInputs(cfg, 'lm', 'ref.', places.ref);
   sharedInputs(policy, ref);
-  const logits = temperedLogits(ref, cfg, sequenceInputs(), temperature);
-  return toOnnx({ ref_logprobs: tokenLogprobs(logits, targets) }, 'group_rollout');
+  const { logprobs } = sampledLogprobs(ref, cfg, sequenceInputs(), targets, { temperature, batchTokens });
+  return toOnnx({ ref_logprobs: logprobs }, 'group_rollout');
 }
 
 /**
- * The update: GRPO's token-level or RLOO's sequence-level clipped loss, with TRL's statistics; with
- * an adapter at `lora`, only it trains.
+ * The update: GRPO's token-level or RLOO's sequence-level clipped loss, with TRL's statistics, on
+ * micro-batches of up to `batchTokens` tokens (0: the head in one chunk); with an adapter at
+ * `lora`, only it trains.
  */
 export function updateGraph(
   cfg: ModelConfig,
@@ -72,14 +79,16 @@ export function updateGraph(
   s: GroupRlSettings,
   needs: GroupInputs,
   lora?: AdapterPlace,
+  batchTokens = 0,
 ): StageGraph {
   const dense = (name: string) => input(name, 'float32', ['B', 'T']);
   const targets = input('targets', 'int32', ['B', 'T']);
   const mask = dense('response_mask');
   const advantages = input('advantages', 'float32', ['B']);
   const policy = modelInputs(cfg, 'lm', '', lora);
-  const logits = temperedLogits(policy, cfg, sequenceInputs(), s.temperature);
-  const logprobs = tokenLogprobs(logits, targets);
+  const params = trainableInputs(policy, lora?.adapter);
+  const head = { temperature: s.temperature, batchTokens, params, entropy: true };
+  const { logprobs, entropy } = sampledLogprobs(policy, cfg, sequenceInputs(), targets, head);
   const range = { epsilon: s.epsilon, epsilonHigh: s.epsilon_high ?? s.epsilon };
   const { loss, metrics } =
     'loss_type' in s && stage === 'grpo'
@@ -105,7 +114,7 @@ export function updateGraph(
         );
   return {
     loss,
-    params: trainableInputs(policy, lora?.adapter),
-    metrics: { ...metrics, entropy: maskedMean(entropy(logits), mask) },
+    params,
+    metrics: { ...metrics, entropy: maskedMean(entropy!, mask) },
   };
 }

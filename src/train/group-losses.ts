@@ -4,7 +4,7 @@
  * are [B], one per completion. Names follow TRL's GRPOTrainer and RLOOTrainer.
  */
 import { maskedMean } from '../engine/nn';
-import { and, cast, clip, exp, greater, less, maximum, mean, minimum, or, sum, unsqueeze } from '../engine/ops';
+import { and, cast, clip, exp, greater, less, maximum, mean, minimum, sum, unsqueeze } from '../engine/ops';
 import { Tensor } from '../engine/tensor';
 
 /** How per-token losses become one number (TRL's loss_type). */
@@ -37,7 +37,8 @@ export function clippedSurrogate(logRatio: Tensor, advantages: Tensor, range: Cl
   const low = and(less(ratio, 1 - range.epsilon), less(advantages, 0));
   const high = and(greater(ratio, 1 + range.epsilonHigh), greater(advantages, 0));
   const f = (b: Tensor) => cast(b, 'float32');
-  return { loss, low: f(low), high: f(high), region: f(or(low, high)) };
+  // Either of them as the larger of the two: WebGPU runs no boolean Or.
+  return { loss, low: f(low), high: f(high), region: maximum(f(low), f(high)) };
 }
 
 /**

@@ -65,6 +65,7 @@ export async function runGroupRl(run: GroupRlRun): Promise<{ modelDir: string; s
   checkBatchFits(`${stage}.per_device_train_batch_size`, cfg, s.per_device_train_batch_size, length, {
     frozen: !!s.peft,
   });
+  const batchTokens = s.per_device_train_batch_size * length; // of an update's micro-batch, and of a rollout's pass
   const rewards = await Rewards.create(s.reward_funcs, s.reward_weights, path.join(outputDir, 'reward-funcs'), {
     provider: exp.runtime.provider,
     threads: exp.runtime.threads,
@@ -77,11 +78,11 @@ export async function runGroupRl(run: GroupRlRun): Promise<{ modelDir: string; s
     ...models,
     totalSteps: s.max_steps,
     updatesPerStep: s.num_iterations,
-    graph: updateGraph(cfg, stage, s, needs, places.policy),
+    graph: updateGraph(cfg, stage, s, needs, places.policy, batchTokens),
     outputDir,
     emit,
   });
-  const rolloutOnnx = rolloutGraph(cfg, s.temperature, needs, places);
+  const rolloutOnnx = rolloutGraph(cfg, s.temperature, needs, places, batchTokens);
   const rollout: Rollout = {
     generator: await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId, '', places.policy),
     forward: rolloutOnnx && (await trainer.runtime.load(rolloutOnnx)),

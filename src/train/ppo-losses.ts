@@ -2,8 +2,8 @@
  * PPO's losses and statistics as graph code, over response tokens only (mask [B, T] is 1 where the
  * target at that position is a response token). Names follow TRL's PPOTrainer.
  */
-import { logsumexp, maskedMean } from '../engine/nn';
-import { cast, clip, exp, greater, maximum, softmax, sum } from '../engine/ops';
+import { maskedMean } from '../engine/nn';
+import { cast, clip, exp, greater, maximum } from '../engine/ops';
 import { Tensor } from '../engine/tensor';
 
 /**
@@ -38,9 +38,4 @@ export function valueLoss(values: Tensor, oldValues: Tensor, returns: Tensor, ma
     loss: maskedMean(maximum(unclippedLoss, clippedLoss), mask).mul(0.5),
     clipfrac: maskedMean(cast(greater(clippedLoss, unclippedLoss), 'float32'), mask),
   };
-}
-
-/** Entropy of softmax(logits) at each position: logsumexp(z) - Σ softmax(z) · z. */
-export function entropy(logits: Tensor): Tensor {
-  return logsumexp(logits, -1).sub(sum(softmax(logits, -1).mul(logits), -1));
 }

@@ -46,8 +46,11 @@ export interface PpoRun {
   signal?: AbortSignal;
 }
 
-/** The prompts, said in the log; a batch of episodes as long as the longest must fit in memory. */
-async function fittingPrompts(s: PpoSettings, exp: Experiment, sft: LoadedModel, emit: EmitEvent): Promise<Prompt[]> {
+/**
+ * The prompts, said in the log (a batch of episodes as long as the longest must fit in memory), and
+ * the most tokens of a rollout's batch and of an update's micro-batch, which size the head's chunks.
+ */
+async function fittingPrompts(s: PpoSettings, exp: Experiment, sft: LoadedModel, emit: EmitEvent) {
   const { config: cfg, tokenizer } = sft;
   const chat = tokenizer.chat(exp.chat_template_kwargs);
   const { prompts, summary } = await readPrompts(s.prompts, tokenizer, chat, s.columns);
@@ -55,7 +58,8 @@ async function fittingPrompts(s: PpoSettings, exp: Experiment, sft: LoadedModel,
   const episodeLength = Math.min(cfg.nPositions, longest(prompts.map((p) => p.ids.length)) + s.response_length);
   const batch = s.per_device_train_batch_size;
   checkBatchFits('ppo.per_device_train_batch_size', cfg, batch, episodeLength, { frozen: !!s.peft });
-  return prompts;
+  const micro = Math.ceil(Math.ceil(batch / s.num_mini_batches) / s.gradient_accumulation_steps);
+  return { prompts, rolloutTokens: batch * episodeLength, updateTokens: micro * episodeLength };
 }
 
 export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: boolean }> {
@@ -64,7 +68,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   if (!s) throw new Error('the experiment config has no "ppo" section');
   const sft = sftModel(s, exp);
   const { config: cfg, tokenizer } = sft;
-  const prompts = await fittingPrompts(s, exp, sft, emit);
+  const { prompts, rolloutTokens, updateTokens } = await fittingPrompts(s, exp, sft, emit);
   const where = { seed: exp.seed, outputDir, resumeFrom: run.resumeFrom, sftName: s.sft_model ?? exp.model };
   const { places, ...models } = ppoModels(where, s, sft);
   const iterations = Math.ceil(s.total_episodes / s.per_device_train_batch_size);
@@ -78,7 +82,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
     updatesPerStep: s.num_ppo_epochs * s.num_mini_batches,
     stepName: 'iteration',
     watchedLoss: 'loss/value_avg',
-    graph: updateGraph(cfg, s, places),
+    graph: updateGraph(cfg, s, places, updateTokens),
     outputDir,
     emit,
   });
@@ -86,7 +90,7 @@ export async function runPpo(run: PpoRun): Promise<{ modelDir: string; stopped: 
   const policy = { prefix: `${POLICY}.`, lora: places.policy };
   const rollout: Rollout = {
     generator: await Generator.create(trainer.runtime, cfg, trainer.state, tokenizer.padId, policy.prefix, policy.lora),
-    scores: await trainer.runtime.load(rolloutGraph(cfg, s.temperature, places)),
+    scores: await trainer.runtime.load(rolloutGraph(cfg, s.temperature, places, rolloutTokens)),
     reward: run.reward ?? ((p, r) => scorer!.scoreTokens(p, r)),
     tokenizer,
   };

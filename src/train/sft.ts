@@ -3,11 +3,12 @@
  * tokens, trained by the shared loop (./trainer.ts): AdamW with warmup + decay, gradient clipping,
  * periodic eval and checkpoints, and resume to the same loss curve as an uninterrupted run.
  */
-import { ChunkGradients, chunkCount, fusedLinearCrossEntropy } from '../engine/linear-cross-entropy';
+import { fusedLinearCrossEntropy } from '../engine/linear-cross-entropy';
+import { ChunkGradients } from '../engine/token-chunks';
 import { hostTensor } from '../engine/runtime';
 import { input } from '../engine/tensor';
 import { ModelConfig } from '../model/config';
-import { lmHeadWeight, sequenceInputs, transformer } from '../model/decoder';
+import { headChunks, lmHeadWeight, sequenceInputs, transformer } from '../model/decoder';
 import { LoraAdapter, modelInputs, trainableInputs } from '../model/lora';
 import { attentionBias } from '../model/masks';
 import { TokenBatch, TokenExample, makeBatch } from '../data/batch';
@@ -42,7 +43,7 @@ export function sftLossGraph(cfg: ModelConfig, adapter?: LoraAdapter, gradientCh
   const params = trainableInputs(p, adapter);
   const head = lmHeadWeight(p, cfg);
   const headTrains = params.includes(head);
-  const chunks = headTrains ? 1 : chunkCount(batchTokens, cfg.vocabSize);
+  const chunks = headChunks(cfg, batchTokens, headTrains);
   const loss = (gradients: ChunkGradients) =>
     fusedLinearCrossEntropy(hidden, head, targets, lossMask, chunks, gradients);
   const trained = loss(headTrains ? 'hidden and weight' : 'hidden');

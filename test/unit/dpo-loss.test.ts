@@ -12,8 +12,10 @@ import * as path from 'path';
 import { gradCheck } from '../../src/engine/gradcheck';
 import { toOnnx } from '../../src/engine/onnx';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
-import { DType, input } from '../../src/engine/tensor';
-import { DpoLossSettings, dpoObjective } from '../../src/train/dpo-loss';
+import { tokenLogprobs } from '../../src/engine/nn';
+import { mean } from '../../src/engine/ops';
+import { DType, Tensor, input } from '../../src/engine/tensor';
+import { DpoLossSettings, ScoredTokens, dpoObjective } from '../../src/train/dpo-loss';
 import { Rng } from '../../src/util/rng';
 import { tempDir } from '../helpers/temp';
 
@@ -60,13 +62,19 @@ const ROWS = Float64Array.from({ length: 2 * P * N }, (_, k) =>
   Math.floor(SCORED[k % N] / T) === Math.floor(k / N) ? 1 : 0,
 );
 
+/** The log-prob of each scored token and its mean logit, from their logits [N, V]. */
+const scoredTokens = (logits: Tensor, targets: Tensor): ScoredTokens => ({
+  logprobs: tokenLogprobs(logits, targets),
+  meanLogit: mean(logits, -1),
+});
+
 /** Our loss and metrics on the fixed batch, computed in `dtype`. */
 async function ours(s: DpoLossSettings, dtype: DType): Promise<Record<string, number>> {
   const logits = input('logits', dtype, [N, V]);
   const targets = input('targets', 'int32', [N]);
   const rows = input('rows', dtype, [2 * P, N]);
   const reference = { chosen: input('ref_chosen', dtype, [P]), rejected: input('ref_rejected', dtype, [P]) };
-  const { loss, metrics } = dpoObjective(logits, targets, rows, reference, s);
+  const { loss, metrics } = dpoObjective(scoredTokens(logits, targets), rows, reference, s);
   const runtime = await Runtime.create({ provider: 'cpu', threads: 1 });
   const program = await runtime.load(toOnnx({ loss, ...metrics }, 'dpo_loss'));
   const float = (data: Float64Array, shape: number[]) =>
@@ -138,7 +146,7 @@ for (const s of SETTINGS) {
   test(`DPO objective passes the gradient check from the logits: ${describe(s)}`, async () => {
     const res = await gradCheck(
       (logits, targets, rows, refChosen, refRejected) =>
-        dpoObjective(logits, targets, rows, { chosen: refChosen, rejected: refRejected }, s).loss,
+        dpoObjective(scoredTokens(logits, targets), rows, { chosen: refChosen, rejected: refRejected }, s).loss,
       [
         { name: 'logits', shape: [N, V], data: SCORED_LOGITS.slice() },
         { name: 'targets', shape: [N], data: SCORED_TARGETS, dtype: 'int32' },

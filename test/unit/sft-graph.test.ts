@@ -12,7 +12,7 @@ import { initParams } from '../../src/model/decoder';
 import { newAdapter } from '../../src/model/lora';
 import { rewardLossGraph } from '../../src/train/reward';
 import { batchFeeds, sftLossGraph } from '../../src/train/sft';
-import { CHUNK_LOGITS_BYTES } from '../../src/engine/linear-cross-entropy';
+import { CHUNK_LOGITS_BYTES } from '../../src/engine/token-chunks';
 import { hostTensor } from '../../src/engine/runtime';
 import { Rng } from '../../src/util/rng';
 import { LORA } from '../helpers/lora-config';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type * as ort from 'onnxruntime-node';
 import * as nn from '../../src/engine/nn';
 import * as ops from '../../src/engine/ops';
-import { toOnnx } from '../../src/engine/onnx';
+import { OnnxModel, toOnnx } from '../../src/engine/onnx';
 import { adamw } from '../../src/engine/optim';
 import { Runtime, hostTensor } from '../../src/engine/runtime';
 import { State } from '../../src/engine/state';
@@ -21,8 +21,18 @@ import { paramShapes } from '../../src/model/decoder';
 import { sftLossGraph } from '../../src/train/sft';
 import { newAdapter } from '../../src/model/lora';
 import { LORA } from '../helpers/lora-config';
-import { CHUNK_LOGITS_BYTES, fusedLinearCrossEntropy } from '../../src/engine/linear-cross-entropy';
+import { fusedLinearCrossEntropy } from '../../src/engine/linear-cross-entropy';
+import { CHUNK_LOGITS_BYTES } from '../../src/engine/token-chunks';
 import { grad } from '../../src/engine/autodiff';
+import { fusedLinearLogprobs } from '../../src/engine/linear-logprobs';
+import { parseExperiment } from '../../src/experiment/config';
+import { dpoLossGraph, referenceLogpsGraph } from '../../src/train/dpo-loss';
+import {
+  groupInputs,
+  rolloutGraph as groupRolloutGraph,
+  updateGraph as groupUpdateGraph,
+} from '../../src/train/group-graphs';
+import { rolloutGraph as ppoRolloutGraph, updateGraph as ppoUpdateGraph } from '../../src/train/ppo-graphs';
 import { rewardInputs, rewardParamInputs, rewards } from '../../src/model/reward';
 import { rewardLossGraph } from '../../src/train/reward';
 import { Generator } from '../../src/train/generate';
@@ -495,14 +505,73 @@ test('the fused linear cross-entropy and its gradients run on WebGPU as on CPU, 
     targets: hostTensor('int32', Int32Array.from([3, 0, 7]), [1, 3]),
     mask: hostTensor('float32', Float32Array.from([1, 0, 1]), [1, 3]),
   };
+  await assertSameOnCpuAndGpu(gpu, model, feeds);
+});
+
+/** Every output of `model` on `feeds` the same on WebGPU as on CPU, within PARAM_TOL. */
+async function assertSameOnCpuAndGpu(gpu: Runtime, model: OnnxModel, feeds: Record<string, ort.Tensor>) {
   const outputs = [];
   for (const runtime of [await Runtime.create({ provider: 'cpu' }), gpu]) {
     const program = await runtime.load(model);
     outputs.push(await program.run(feeds));
     await program.release();
   }
-  for (const name of ['loss', 'accuracy', 'dHidden', 'dWeight']) {
+  for (const { name } of model.outputs) {
     const { diff, index } = worstDiff(outputs[0][name].data as Float32Array, outputs[1][name].data as Float32Array);
     assert.ok(diff <= PARAM_TOL, `${name}[${index}] differs by ${diff}`);
   }
+}
+
+test('the fused linear log-probs, their statistics and gradients run on WebGPU as on CPU, in more chunks than tokens', async (t) => {
+  if (!gpu) return t.skip(unavailable);
+  const hidden = input('hidden', 'float32', ['B', 'T', D]),
+    weight = input('weight', 'float32', [V, D]),
+    targets = input('targets', 'int32', ['B', 'T']);
+  const options = { temperature: 0.7, chunks: 5, gradients: 'hidden and weight' as const, entropy: true };
+  const { logprobs, entropy, meanLogit } = fusedLinearLogprobs(hidden, weight, targets, options);
+  const [dHidden, dWeight] = grad(ops.sum(logprobs.mul(ops.cast(targets, 'float32'))), [hidden, weight]);
+  const model = toOnnx({ logprobs, entropy: entropy!, meanLogit, dHidden, dWeight }, 'fused_linear_logprobs');
+  const rng = new Rng(6);
+  const random = (dims: number[]) =>
+    hostTensor(
+      'float32',
+      Float32Array.from({ length: dims.reduce((a, b) => a * b) }, () => rng.normal()),
+      dims,
+    );
+  const feeds = {
+    hidden: random([1, 3, D]),
+    weight: random([V, D]),
+    targets: hostTensor('int32', Int32Array.from([3, 0, 7]), [1, 3]),
+  };
+  await assertSameOnCpuAndGpu(gpu, model, feeds);
+});
+
+test('the RL stages’ graphs with LoRA and the head in chunks load on WebGPU with CPU fallback disabled', async (t) => {
+  if (!gpu) return t.skip(unavailable);
+  const cfg = resizeConfig(presetConfig('tiny-llama'), { nLayer: 1, nEmbd: 32, nHead: 2, nPositions: 16 });
+  const lora = { adapter: newAdapter(LORA, cfg, 'lm', 'test', new Rng(2), 'test') };
+  const value = { adapter: newAdapter(LORA, cfg, 'score', 'test', new Rng(3), 'test') };
+  const tokens = 3 * Math.floor(CHUNK_LOGITS_BYTES / (4 * cfg.vocabSize));
+  const exp = parseExperiment(
+    {
+      model: 'tiny-llama',
+      grpo: { prompts: 'p.jsonl', reward_funcs: ['r.ts'], beta: 0.04, num_iterations: 2 },
+      ppo: { prompts: 'p.jsonl', reward_model: 'rm' },
+    },
+    'test',
+  );
+  const needs = groupInputs('grpo', exp.grpo!);
+  const dpo = { beta: 0.1, loss_type: 'sigmoid' as const, label_smoothing: 0 };
+  const steps = [
+    groupUpdateGraph(cfg, 'grpo', exp.grpo!, needs, lora, tokens),
+    ppoUpdateGraph(cfg, exp.ppo!, { policy: lora, value }, tokens),
+    dpoLossGraph(cfg, dpo, lora, tokens),
+  ];
+  const models = [
+    ...steps.flatMap((g) => stepModels(buildTrainGraph({ ...g, optimizer: adamw(), maxGradNorm: 1 }))),
+    groupRolloutGraph(cfg, 1, needs, { policy: lora, ref: { adapter: lora.adapter } }, tokens)!,
+    ppoRolloutGraph(cfg, 1, { policy: lora, value }, tokens),
+    toOnnx(referenceLogpsGraph(cfg, false, 'ref.', undefined, tokens)),
+  ];
+  for (const model of models) await (await gpu.load(model)).release();
 });
