@@ -16,8 +16,8 @@ import {
   liveProcess,
   recordEvent,
   skippedCheckpoints,
-  watchRun,
 } from '../runs/registry';
+import { watchRun } from '../runs/watched';
 import { LogLine, ProcessOptions, ProcessOutcome, TrainingProcess } from './runner';
 
 export interface RunRequest {

@@ -15,6 +15,7 @@ import { ADAPTER_FILES, CHECKPOINT_FILES, incompleteCheckpoint } from '../model/
 import { STAGE_INFO, stageLabel } from '../shared/stages';
 import { EXPERIMENT_STAGES, ExperimentStage, RunEvent, StageModels, stageModelsSchema } from '../protocol/runner';
 import { CAN_IDENTIFY_PROCESSES, isRecordedProcessAlive, readProcessIdentity } from './process-identity';
+import { isWatchedHere } from './watched';
 
 export const RUN_STATUSES = ['running', 'finished', 'stopped', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -171,7 +172,7 @@ export class RunRegistry {
    * host is watching that process: its watcher writes how the run ended, once it has read it all.
    */
   private checked(record: RunRecord): RunRecord {
-    if (record.status === 'running' && !watchedHere.has(path.resolve(this.dir(record.id))) && !hasLiveProcess(record))
+    if (record.status === 'running' && !isWatchedHere(this.dir(record.id)) && !hasLiveProcess(record))
       this.endUnseen(record);
     return record;
   }
@@ -364,19 +365,6 @@ export function recordEvent(record: RunRecord, event: RunEvent): boolean {
     default:
       return false;
   }
-}
-
-/**
- * Run folders whose training process this host started and still watches. Between the process's
- * exit and the moment its watcher has read its last output and written the record, the record
- * still says running: another reader must not end it as gone meanwhile.
- */
-const watchedHere = new Set<string>();
-
-/** Marks the run in `dir` as watched by this host (true) or no longer (false). */
-export function watchRun(dir: string, watching: boolean): void {
-  if (watching) watchedHere.add(path.resolve(dir));
-  else watchedHere.delete(path.resolve(dir));
 }
 
 /** Whether the process a running record names is still that process (not one that reused its id). */

@@ -11,8 +11,8 @@ import {
   liveProcess,
   runOfCheckpoint,
   skippedCheckpoints,
-  watchRun,
 } from '../../src/runs/registry';
+import { watchRun } from '../../src/runs/watched';
 import { exited, isRunning, startDeafToSigint, startStranger } from '../helpers/processes';
 import { tempDir } from '../helpers/temp';
 
