@@ -14,6 +14,10 @@ import { OnnxModel, toOnnx } from './onnx';
 import { DType, constant, input } from './tensor';
 import { trainingMallocActive } from '../util/training-malloc';
 
+// onnxruntime-node's Linux build carries a telemetry library which, unless this is set before the
+// first session, writes /tmp/mat-debug-<pid>.log in every process that loads it.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 export type Provider = 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
 export type ProviderChoice = Provider | 'auto';
 export const PROVIDERS: ProviderChoice[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
